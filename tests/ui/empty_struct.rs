@@ -1,0 +1,7 @@
+#[grosr::record]
+struct Unit;
+
+#[grosr::task(cuda = "")]
+struct Empty {}
+
+fn main() {}

@@ -1,0 +1,7 @@
+#[grosr::record]
+enum Mode {
+    Fast,
+    Slow,
+}
+
+fn main() {}

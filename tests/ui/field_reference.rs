@@ -1,0 +1,6 @@
+#[grosr::record]
+struct Borrowing {
+    data: &'static [f32],
+}
+
+fn main() {}

@@ -1,0 +1,7 @@
+#[grosr::record]
+struct Sizes {
+    len: usize,
+    delta: isize,
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[grosr::record(cuda = "")]
+struct WithArgs {
+    x: u32,
+}
+
+fn main() {}

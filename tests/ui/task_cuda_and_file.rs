@@ -1,0 +1,6 @@
+#[grosr::task(cuda = "task;", file = "body.cu")]
+struct Both {
+    x: u32,
+}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[grosr::record]
+struct Pair(u32, u32);
+
+fn main() {}
