@@ -1,0 +1,796 @@
+// grosr device runtime: the persistent scheduler's data structures and protocols.
+//
+// This file is embedded in the grosr library and prepended to the generated code (task structs,
+// bodies, dispatch switches) before NVRTC compiles it. README.md beside it describes the
+// host <-> GPU protocol; every ordering below carries a comment saying why it is needed.
+//
+// Vocabulary: a *slot* is one queued task (kind, job, 48-byte record); a *queue* is a ring of
+// slots in device memory, one per SM; a *warp stack* is a small LIFO of slots in shared memory,
+// private to one warp; a *job* is what one host submit started plus everything it spawned.
+#pragma once
+
+typedef unsigned char uint8_t;
+typedef unsigned short uint16_t;
+typedef unsigned int uint32_t;
+typedef unsigned long long uint64_t;
+typedef signed char int8_t;
+typedef short int16_t;
+typedef int int32_t;
+typedef long long int64_t;
+#ifndef offsetof
+#define offsetof(T, f) __builtin_offsetof(T, f)
+#endif
+
+namespace grosr {
+
+// ---- Sizes shared with the host (grosr/src/layout.rs mirrors every struct below) ----------------
+constexpr uint32_t WARP = 32;
+constexpr uint32_t RECORD_WORDS = 12;            // 48-byte records (MAX_RECORD_BYTES)
+constexpr uint32_t STACK_CAP = 32;               // slots in each warp's private stack
+constexpr uint32_t KIND_RANGE = 0xFFFFFFF0u;     // internal: a range of host-submitted records
+constexpr uint32_t NO_KIND = 0xFFFFFFFFu;
+constexpr uint32_t BLOCK_THREADS = 256;          // threads per scheduler block (block-task width)
+constexpr uint32_t WARPS_PER_BLOCK = BLOCK_THREADS / WARP;
+constexpr uint32_t STOP_CHECK_PERIOD = 256;      // loop turns between reads of the stop flag
+
+enum Gran : uint32_t { GROSR_LANE = 0, GROSR_WARP = 1, GROSR_BLOCK = 2, GROSR_NO_GRAN = 3,
+                       GRAN_RANGE = 4 /* internal */ };
+
+__device__ __forceinline__ uint32_t umin(uint32_t a, uint32_t b) { return a < b ? a : b; }
+
+// Error codes; grosr/src/error.rs turns them into grosr::Error variants.
+enum ErrorCode : int32_t {
+    ERR_NONE = 0,
+    ERR_UNKNOWN_KIND = -1,        // a slot named a kind this kernel was not built with
+    ERR_QUEUE_OVERFLOW = -2,      // a spawn found every queue full: the task was dropped
+    ERR_PROTOCOL_STUCK = -3,      // a bounded spin ran out (a slot never filled or freed)
+    ERR_SPAWN_OUTSIDE = -4,       // ctx.spawn in a kernel without a scheduler (baselines)
+    // >= 1: a task called ctx.fail(code)
+};
+
+struct Slot {                     // 64 bytes: one queued task
+    uint32_t seq;                 // ring protocol: i = free for index i, i+1 = holds index i
+    uint32_t kind;
+    uint32_t job;                 // job slot
+    uint32_t aux;                 // unused (keeps words 16-byte aligned)
+    uint32_t words[RECORD_WORDS];
+};
+
+struct alignas(128) Counter { uint32_t value; uint32_t pad[31]; };
+
+struct Queue {                    // header of one SM's ring; slots live in Params::slots
+    Counter size;                 // slots reserved by pushers and not yet released by poppers
+    Counter count;                // published-or-being-published items not yet claimed (int)
+    Counter head;                 // next index to pop
+    Counter tail;                 // next index to push
+};
+
+struct Desc {                     // 32 bytes, mapped host memory: one submitted slice
+    uint64_t records;             // device address of the records (mapped data arena)
+    uint32_t kind;
+    uint32_t count;
+    uint32_t job_slot;
+    uint32_t job_seq;
+    int32_t adjust;               // +1 on the first chunk of a split job, -1 on its last
+    uint32_t seq;                 // written last: index + 1 once the fields above are valid
+};
+
+struct Completion {               // 16 bytes, mapped: one job slot's outcome
+    uint32_t done_seq;            // the job_seq of the last job of this slot that finished
+    int32_t error;
+    uint32_t error_kind;
+    uint32_t pad;
+};
+
+struct HostCtl {                  // mapped host memory, one cache line per writer
+    uint32_t stop;                uint32_t pad0[31];   // host writes 1: kernel exits
+    uint64_t desc_head;           uint32_t pad1[30];   // device: descriptors consumed
+    uint32_t started_blocks;      uint32_t exited_blocks; uint32_t pad2[30];
+    int32_t err_code;  uint32_t err_kind; uint32_t err_job; uint32_t err_detail; uint32_t pad3[28];
+};
+
+struct DevJob {                   // device memory, one per job slot
+    int32_t pending;              // tasks of the job not yet finished (queued, stacked or running)
+    int32_t error;                // first error (0 = none)
+    uint32_t error_kind;
+    uint32_t seq;                 // job_seq of the job now using the slot
+};
+
+struct Params {                   // passed by value to every kernel
+    HostCtl* host;                // mapped
+    Desc* descs;                  // mapped, desc_cap entries
+    uint32_t* desc_done;          // mapped, desc_cap entries: index + 1 once its records were read
+    Completion* completions;      // mapped, job_slots entries
+    DevJob* jobs;                 // device
+    int32_t* desc_reads;          // device, desc_cap entries: records of a descriptor not yet read
+    uint64_t* executed;           // device, one counter per kind
+    Queue* queues;                // device, num_queues
+    Slot* slots;                  // device, num_queues * queue_cap
+    uint32_t* dev_stop;           // device: ingest copies the host's stop flag here
+    int32_t* dev_err;             // device: first runtime error (CAS target)
+    uint64_t desc_start;          // descriptor index to start ingesting at (restart)
+    uint32_t num_queues, queue_cap, desc_cap, job_slots;
+    uint32_t num_kinds, spin_limit;
+};
+
+// ---- Memory-model primitives (PTX, sm_70+) -------------------------------------------------------
+__device__ __forceinline__ uint32_t ld_acquire_sys(const volatile uint32_t* p) {
+    uint32_t v;
+    asm volatile("ld.acquire.sys.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+    return v;
+}
+__device__ __forceinline__ void st_release_sys(volatile uint32_t* p, uint32_t v) {
+    asm volatile("st.release.sys.global.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
+}
+__device__ __forceinline__ void st_release_sys64(volatile uint64_t* p, uint64_t v) {
+    asm volatile("st.release.sys.global.u64 [%0], %1;" ::"l"(p), "l"(v) : "memory");
+}
+__device__ __forceinline__ uint32_t ld_acquire_gpu(const volatile uint32_t* p) {
+    uint32_t v;
+    asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+    return v;
+}
+__device__ __forceinline__ void st_release_gpu(volatile uint32_t* p, uint32_t v) {
+    asm volatile("st.release.gpu.global.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
+}
+__device__ __forceinline__ int32_t atom_add_acq_rel_gpu(int32_t* p, int32_t v) {
+    int32_t old;
+    asm volatile("atom.acq_rel.gpu.global.add.s32 %0, [%1], %2;" : "=r"(old) : "l"(p), "r"(v) : "memory");
+    return old;
+}
+__device__ __forceinline__ uint32_t lane_id() { return threadIdx.x & (WARP - 1); }
+__device__ __forceinline__ uint32_t lanemask_lt() {
+    uint32_t m;
+    asm("mov.u32 %0, %%lanemask_lt;" : "=r"(m));
+    return m;
+}
+__device__ __forceinline__ uint32_t sm_id() {
+    uint32_t s;
+    asm volatile("mov.u32 %0, %%smid;" : "=r"(s));
+    return s;
+}
+__device__ __forceinline__ void named_barrier(uint32_t id) {
+    // bar.sync orders shared-memory accesses of all the block's threads (the mailbox protocol).
+    asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(blockDim.x) : "memory");
+}
+
+// Programmatic Dependent Launch (sm_90+): no-ops unless the launch asked for it.
+__device__ __forceinline__ void pdl_wait() {
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_launch_dependents() {
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+// ---- Errors ---------------------------------------------------------------------------------------
+// Records a runtime-level error once; the host reads HostCtl::err_* (README: "Errors").
+__device__ void report_runtime_error(const Params& p, int32_t code, uint32_t kind, uint32_t detail) {
+    if (atomicCAS(p.dev_err, 0, code) == 0) {   // the first error wins; later ones are dropped
+        p.host->err_kind = kind;
+        p.host->err_detail = detail;
+        __threadfence_system();                 // kind/detail reach the host before the code
+        *(volatile int32_t*)&p.host->err_code = code;
+    }
+}
+
+// Marks a job failed with `code` (first failure wins); the job still completes.
+__device__ void fail_job(const Params& p, uint32_t job, int32_t code, uint32_t kind) {
+    if (atomicCAS(&p.jobs[job].error, 0, code) == 0) p.jobs[job].error_kind = kind;
+}
+
+// Publishes a finished job to the host. Called by the one thread whose update made pending 0.
+__device__ void complete_job(const Params& p, uint32_t job) {
+    DevJob& j = p.jobs[job];
+    volatile Completion* c = &p.completions[job];
+    c->error = *(volatile int32_t*)&j.error;
+    c->error_kind = *(volatile uint32_t*)&j.error_kind;
+    uint32_t seq = *(volatile uint32_t*)&j.seq;
+    j.error = 0;                                 // the slot starts clean for its next job
+    j.error_kind = 0;
+    // Everything the job's tasks wrote (ordered before us by the acq_rel chain on `pending`) and
+    // the error fields must be visible to the host before it sees done_seq.
+    __threadfence_system();
+    st_release_sys(&c->done_seq, seq);
+}
+
+// Adds `delta` to a job's pending count; the update that reaches zero completes the job.
+__device__ void job_add(const Params& p, uint32_t job, int32_t delta) {
+    if (delta == 0) return;
+    // acq_rel: release publishes this warp's task results before the count drops; acquire lets
+    // the completing thread see every other warp's results (they released before their updates).
+    int32_t old = atom_add_acq_rel_gpu(&p.jobs[job].pending, delta);
+    if (old + delta == 0) complete_job(p, job);
+}
+
+// ---- Per-warp state in shared memory ---------------------------------------------------------------
+struct StackEntry { uint32_t kind, job; uint32_t words[RECORD_WORDS]; };
+
+struct WarpState {
+    uint32_t top;                 // entries in use (shared atomics: divergent groups may push)
+    int32_t deferred;             // spawns into this stack not yet added to the job's pending
+    StackEntry stack[STACK_CAP];
+};
+
+struct Mailbox {                  // one block task at a time, run by all warps of the block
+    volatile uint32_t epoch;      // bumped when a task is posted
+    uint32_t busy;                // 1 from post until the poster has accounted for it
+    uint32_t poster;              // warp index of the poster
+    uint32_t kind, job;
+    uint32_t words[RECORD_WORDS];
+};
+
+// ---- The context a task body sees ---------------------------------------------------------------------
+struct Ctx {
+    const Params* p;              // null in the baseline kernels (no scheduler)
+    WarpState* ws;                // this warp's stack; null outside the scheduler
+    uint32_t job;
+    uint32_t kind;
+    uint32_t gran;
+    bool uniform;                 // all tasks of this round share `job`: spawns may defer counting
+    int32_t* status;              // baseline kernels: where ctx.fail writes
+
+    // Index of this thread within the task (0 for lane tasks) and the number of threads in it.
+    __device__ uint32_t lane() const {
+        return gran == GROSR_LANE ? 0u : (gran == GROSR_WARP ? lane_id() : threadIdx.x);
+    }
+    __device__ uint32_t width() const {
+        return gran == GROSR_LANE ? 1u : (gran == GROSR_WARP ? WARP : blockDim.x);
+    }
+    // Fails the task's job with a positive code; the job still completes and Job::wait reports it.
+    __device__ void fail(int32_t code) const {
+        int32_t c = code > 0 ? code : 1;
+        if (p) fail_job(*p, job, c, kind);
+        else if (status) atomicCAS(status, 0, c);
+    }
+    // Spawns a task of a registered type (generated grosr_spawn_<T> helpers call this).
+    template <class T> __device__ void spawn(const T& t);
+};
+
+template <class T> struct KindOf;   // specialised by the generated code for every task type
+
+// Generated by codegen: per-kind tables and dispatch switches.
+__device__ uint32_t kind_gran(uint32_t kind);
+__device__ uint32_t kind_size(uint32_t kind);
+__device__ bool dispatch_lane(Ctx& ctx, uint32_t kind, const uint32_t* words);
+__device__ bool dispatch_warp(Ctx& ctx, uint32_t kind, const uint32_t* words);
+__device__ bool dispatch_block(Ctx& ctx, uint32_t kind, const uint32_t* words);
+
+// ---- Queues: one bounded MPMC ring per SM ----------------------------------------------------------
+// Pushers reserve capacity (size), then indices (tail); poppers claim items (count), then indices
+// (head). One atomic per warp per operation, never a CAS retry loop. Each slot's seq says whose
+// turn it is, so a claimed index waits (boundedly) only for a partner that is mid-write.
+
+__device__ __forceinline__ Slot* slot_at(const Params& p, uint32_t q, uint32_t i) {
+    return &p.slots[(uint64_t)q * p.queue_cap + (i & (p.queue_cap - 1))];
+}
+
+// Waits until *seq == want. Bounded: a partner mid-write finishes in nanoseconds; if it never does,
+// the protocol is broken and we report instead of hanging.
+__device__ bool wait_seq(const Params& p, volatile uint32_t* seq, uint32_t want) {
+    for (uint32_t n = 0; n < p.spin_limit; ++n) {
+        if (ld_acquire_gpu(seq) == want) return true;   // acquire: the slot's contents are ready
+        if (n > 64) __nanosleep(64);
+    }
+    report_runtime_error(p, ERR_PROTOCOL_STUCK, 0, want);
+    return false;
+}
+
+// Pushes one slot per lane of `mask` (the calling, converged lanes) into queue q.
+// Returns false (for all lanes) if q has no room for all of them.
+__device__ bool push_to(const Params& p, uint32_t q, uint32_t mask, uint32_t kind, uint32_t job,
+                        const uint32_t* words) {
+    const uint32_t lane = lane_id(), leader = __ffs(mask) - 1, k = __popc(mask);
+    const uint32_t rank = __popc(mask & lanemask_lt());
+    Queue& Q = p.queues[q];
+    uint32_t base = 0;
+    bool ok = true;
+    if (lane == leader) {
+        // Relaxed is enough for size: it only bounds occupancy; slot seqs carry the data ordering.
+        uint32_t s = atomicAdd(&Q.size.value, k);
+        if (s + k > p.queue_cap) {
+            atomicSub(&Q.size.value, k);
+            ok = false;
+        } else {
+            base = atomicAdd(&Q.tail.value, k);
+        }
+    }
+    ok = __shfl_sync(mask, ok, leader);
+    if (!ok) return false;
+    base = __shfl_sync(mask, base, leader);
+    const uint32_t i = base + rank;
+    Slot* s = slot_at(p, q, i);
+    if (wait_seq(p, &s->seq, i)) {               // the previous lap's popper has released it
+        s->kind = kind;
+        s->job = job;
+        uint4* dst = reinterpret_cast<uint4*>(s->words);
+        const uint4* src = reinterpret_cast<const uint4*>(words);
+        dst[0] = src[0]; dst[1] = src[1]; dst[2] = src[2];
+        // release: the record and header above become visible before the slot reads as full.
+        st_release_gpu(&s->seq, i + 1);
+    }
+    __syncwarp(mask);
+    // Relaxed: count only lets poppers claim; they still wait for each slot's seq (acquire).
+    if (lane == leader) atomicAdd((int32_t*)&Q.count.value, (int32_t)k);
+    return true;
+}
+
+// Pops up to `want` (<= 32) slots from queue q into lanes 0..got-1. All 32 lanes call it.
+__device__ uint32_t pop_from(const Params& p, uint32_t q, uint32_t want, uint32_t& kind,
+                             uint32_t& job, uint32_t* words) {
+    const uint32_t lane = lane_id();
+    Queue& Q = p.queues[q];
+    uint32_t got = 0, base = 0;
+    if (lane == 0 && *(volatile int32_t*)&Q.count.value > 0) {
+        int32_t old = atomicSub((int32_t*)&Q.count.value, (int32_t)want);
+        got = old <= 0 ? 0u : (old >= (int32_t)want ? want : (uint32_t)old);
+        if (got < want) atomicAdd((int32_t*)&Q.count.value, (int32_t)(want - got));  // undo excess
+        if (got) base = atomicAdd(&Q.head.value, got);
+    }
+    got = __shfl_sync(0xffffffffu, got, 0);
+    if (got == 0) return 0;
+    base = __shfl_sync(0xffffffffu, base, 0);
+    if (lane < got) {
+        const uint32_t i = base + lane;
+        Slot* s = slot_at(p, q, i);
+        if (wait_seq(p, &s->seq, i + 1)) {       // the pusher has finished writing index i
+            kind = s->kind;
+            job = s->job;
+            const uint4* src = reinterpret_cast<const uint4*>(s->words);
+            uint4* dst = reinterpret_cast<uint4*>(words);
+            dst[0] = src[0]; dst[1] = src[1]; dst[2] = src[2];
+            // release: our reads of the slot complete before a next-lap pusher may overwrite it.
+            st_release_gpu(&s->seq, i + p.queue_cap);
+        } else {
+            kind = NO_KIND;                       // reported as a runtime error already
+        }
+    }
+    __syncwarp();
+    if (lane == 0) atomicSub(&Q.size.value, got);  // relaxed: capacity bookkeeping only
+    return got;
+}
+
+// Pushes into q, else into the other queues in turn. Accounting is the caller's business.
+__device__ bool push_any(const Params& p, uint32_t q, uint32_t mask, uint32_t kind, uint32_t job,
+                         const uint32_t* words) {
+    for (uint32_t t = 0; t < p.num_queues; ++t) {
+        if (push_to(p, (q + t) % p.num_queues, mask, kind, job, words)) return true;
+    }
+    return false;
+}
+
+__device__ __forceinline__ uint32_t home_queue(const Params& p) { return sm_id() % p.num_queues; }
+
+// ---- Spawning --------------------------------------------------------------------------------------
+__device__ void spawn_words(Ctx& c, uint32_t kind, const uint32_t* words) {
+    const uint32_t mask = __activemask();
+    if (c.p == nullptr) {                        // baseline kernels have no scheduler
+        if (c.status) atomicCAS(c.status, 0, ERR_SPAWN_OUTSIDE);
+        return;
+    }
+    const Params& p = *c.p;
+    const uint32_t lane = lane_id(), leader = __ffs(mask) - 1, k = __popc(mask);
+    const uint32_t rank = __popc(mask & lanemask_lt());
+    WarpState* ws = c.ws;
+    // 1. The warp's own stack: the child runs next on this warp, with no global traffic at all.
+    uint32_t base = STACK_CAP;
+    if (lane == leader) {
+        uint32_t b = atomicAdd(&ws->top, k);     // shared atomic: divergent groups may race here
+        if (b + k <= STACK_CAP) base = b; else atomicSub(&ws->top, k);
+    }
+    base = __shfl_sync(mask, base, leader);
+    // Lanes of different jobs (a mixed lane round) count per job; one atomic per job per call.
+    const uint32_t same_job = __match_any_sync(mask, c.job);
+    const bool job_leader = lane == (uint32_t)(__ffs(same_job) - 1);
+    if (base != STACK_CAP) {
+        StackEntry& e = ws->stack[base + rank];
+        e.kind = kind;
+        e.job = c.job;
+        for (uint32_t w = 0; w < RECORD_WORDS; ++w) e.words[w] = words[w];
+        if (c.uniform) {
+            // The stack is private, so the child cannot finish before this round's account()
+            // adds `deferred`: counting can wait, and a chain of spawns costs no atomics.
+            if (lane == leader) atomicAdd(&ws->deferred, (int32_t)k);
+        } else if (job_leader) {
+            atomicAdd(&p.jobs[c.job].pending, (int32_t)__popc(same_job));
+        }
+        return;
+    }
+    // 2. The SM's queue (or any other): visible to every warp, so count before publishing.
+    if (job_leader) atomicAdd(&p.jobs[c.job].pending, (int32_t)__popc(same_job));
+    if (!push_any(p, home_queue(p), mask, kind, c.job, words)) {
+        // Every queue is full: the task is dropped, but never silently.
+        fail_job(p, c.job, ERR_QUEUE_OVERFLOW, kind);
+        report_runtime_error(p, ERR_QUEUE_OVERFLOW, kind, c.job);
+        if (job_leader) job_add(p, c.job, -(int32_t)__popc(same_job));
+    }
+}
+
+template <class T> __device__ void Ctx::spawn(const T& t) {
+    static_assert(sizeof(T) <= RECORD_WORDS * 4, "grosr: record too large");
+    uint32_t words[RECORD_WORDS] = {0};
+    memcpy(words, &t, sizeof(T));
+    spawn_words(*this, KindOf<T>::value, words);
+}
+
+// ---- Rounds: running tasks and accounting for them -----------------------------------------------
+// Every lane calls account(); `has` lanes executed a task of `kind` for `job` this round.
+__device__ void account(const Params& p, WarpState* ws, bool has, uint32_t kind, uint32_t job,
+                        bool uniform) {
+    const uint32_t lane = lane_id();
+    __syncwarp();                                // bodies' spawns (ws->deferred) are complete
+    const uint32_t done = __ballot_sync(0xffffffffu, has);
+    if (done == 0) return;
+    const uint32_t same_kind = __match_any_sync(0xffffffffu, has ? kind : NO_KIND);
+    if (has && kind < p.num_kinds && lane == (uint32_t)(__ffs(same_kind) - 1))
+        atomicAdd((unsigned long long*)&p.executed[kind], (unsigned long long)__popc(same_kind));
+    // Results of this round must be ordered before the pending decrement (job_add is acq_rel,
+    // but it is issued by one lane; the fence makes the other lanes' writes cumulative).
+    __threadfence();
+    if (uniform) {
+        const int32_t spawned = ws->deferred;
+        __syncwarp();
+        if (lane == (uint32_t)(__ffs(done) - 1)) {
+            ws->deferred = 0;
+            job_add(p, job, spawned - (int32_t)__popc(done));
+        }
+    } else {
+        const uint32_t same_job = __match_any_sync(0xffffffffu, has ? job : NO_KIND);
+        if (has && lane == (uint32_t)(__ffs(same_job) - 1)) job_add(p, job, -(int32_t)__popc(same_job));
+    }
+    __syncwarp();
+}
+
+__device__ void run_lane_round(const Params& p, WarpState* ws, bool has, uint32_t kind,
+                               uint32_t job, const uint32_t* words) {
+    const uint32_t first = __ffs(__ballot_sync(0xffffffffu, has)) - 1;
+    const uint32_t job0 = __shfl_sync(0xffffffffu, job, first & 31);
+    const bool uniform = __all_sync(0xffffffffu, !has || job == job0);
+    if (has) {
+        Ctx c{&p, ws, job, kind, GROSR_LANE, uniform, nullptr};
+        if (!dispatch_lane(c, kind, words)) {
+            fail_job(p, job, ERR_UNKNOWN_KIND, kind);
+            report_runtime_error(p, ERR_UNKNOWN_KIND, kind, job);
+        }
+    }
+    account(p, ws, has, kind, job, uniform);
+}
+
+__device__ void run_warp_task(const Params& p, WarpState* ws, uint32_t kind, uint32_t job,
+                              const uint32_t* words) {
+    Ctx c{&p, ws, job, kind, GROSR_WARP, true, nullptr};
+    if (!dispatch_warp(c, kind, words) && lane_id() == 0) {
+        fail_job(p, job, ERR_UNKNOWN_KIND, kind);
+        report_runtime_error(p, ERR_UNKNOWN_KIND, kind, job);
+    }
+    account(p, ws, lane_id() == 0, kind, job, true);
+}
+
+// Loads one record of `size` bytes (any alignment) into words.
+__device__ void load_record(uint32_t* words, const uint8_t* src, uint32_t size) {
+    for (uint32_t w = 0; w < RECORD_WORDS; ++w) words[w] = 0;
+    if ((size & 3) == 0 && (((uint64_t)src) & 3) == 0) {
+        const volatile uint32_t* s = reinterpret_cast<const volatile uint32_t*>(src);
+        for (uint32_t w = 0; w < size / 4; ++w) words[w] = s[w];
+    } else {
+        uint8_t* d = reinterpret_cast<uint8_t*>(words);
+        const volatile uint8_t* s = src;
+        for (uint32_t b = 0; b < size; ++b) d[b] = s[b];
+    }
+}
+
+// A range of records the host submitted: split it so other warps can steal halves, then run it.
+// Ranges are accounting-neutral: the job's pending count already includes all their records.
+struct Range { uint32_t kind, begin, end, desc; uint64_t base; };
+
+__device__ void range_records_read(const Params& p, uint32_t desc, uint32_t n) {
+    if (lane_id() != 0) return;
+    int32_t* reads = &p.desc_reads[desc & (p.desc_cap - 1)];
+    // Relaxed atomic, then a system-scope release store: our loads of the mapped records have
+    // completed (they were consumed into registers) before the host may reuse the arena space.
+    if (atomicSub(reads, (int32_t)n) == (int32_t)n)
+        st_release_sys(&p.desc_done[desc & (p.desc_cap - 1)], desc + 1);
+}
+
+__device__ void run_range(const Params& p, WarpState* ws, Range r, uint32_t job) {
+    const uint32_t lane = lane_id();
+    const uint32_t gran = kind_gran(r.kind), size = kind_size(r.kind);
+    if (gran == GROSR_NO_GRAN) {
+        if (lane == 0) {
+            fail_job(p, job, ERR_UNKNOWN_KIND, r.kind);
+            report_runtime_error(p, ERR_UNKNOWN_KIND, r.kind, job);
+        }
+        range_records_read(p, r.desc, r.end - r.begin);
+        if (lane == 0) job_add(p, job, -(int32_t)(r.end - r.begin));
+        return;
+    }
+    const uint32_t per = gran == GROSR_LANE ? WARP : 1u;
+    const uint32_t keep = gran == GROSR_LANE ? 8 * WARP : 4u;   // below this, run it here
+    while (r.end - r.begin > keep) {
+        uint32_t mid = r.begin + ((r.end - r.begin) / 2 + per - 1) / per * per;
+        Range right{r.kind, mid, r.end, r.desc, r.base};
+        uint32_t words[RECORD_WORDS] = {0};
+        memcpy(words, &right, sizeof(Range));
+        if (!push_to(p, home_queue(p), 0xffffffffu, KIND_RANGE, job, words)) break;
+        r.end = mid;
+    }
+    const uint8_t* base = reinterpret_cast<const uint8_t*>(r.base);
+    for (uint32_t b = r.begin; b < r.end; b += per) {
+        const uint32_t n = umin(per, r.end - b);
+        uint32_t words[RECORD_WORDS];
+        if (gran == GROSR_LANE) {
+            const bool has = lane < n;
+            if (has) load_record(words, base + (uint64_t)(b + lane) * size, size);
+            __syncwarp();
+            range_records_read(p, r.desc, n);
+            run_lane_round(p, ws, has, r.kind, job, words);
+        } else {
+            load_record(words, base + (uint64_t)b * size, size);
+            __syncwarp();
+            range_records_read(p, r.desc, 1);
+            if (gran == GROSR_WARP) {
+                run_warp_task(p, ws, r.kind, job, words);
+            } else if (lane == 0 && !push_any(p, home_queue(p), 1u, r.kind, job, words)) {
+                // Block tasks reach a block's mailbox through a queue; they are counted already.
+                fail_job(p, job, ERR_QUEUE_OVERFLOW, r.kind);
+                report_runtime_error(p, ERR_QUEUE_OVERFLOW, r.kind, job);
+                job_add(p, job, -1);
+            }
+            __syncwarp();
+        }
+    }
+}
+
+// ---- Ingest: host descriptors -> ranges in the SM queues ------------------------------------------
+// Run by one warp (block 0, warp 0). Returns how many descriptors it took.
+__device__ uint32_t ingest(const Params& p, uint64_t& head, uint32_t& next_queue) {
+    uint32_t taken = 0;
+    for (; taken < 32; ++taken) {
+        volatile Desc* d = &p.descs[head & (p.desc_cap - 1)];
+        uint32_t ready = 0, kind = 0, count = 0, job = 0, job_seq = 0;
+        int32_t adjust = 0;
+        uint64_t records = 0;
+        if (lane_id() == 0) {
+            // acquire (system scope): the host wrote the descriptor's fields before its seq.
+            ready = ld_acquire_sys(&d->seq) == (uint32_t)(head + 1);
+            if (ready) {
+                kind = d->kind; count = d->count; job = d->job_slot; job_seq = d->job_seq;
+                adjust = d->adjust; records = d->records;
+            }
+        }
+        if (!__shfl_sync(0xffffffffu, ready, 0)) break;
+        kind = __shfl_sync(0xffffffffu, kind, 0);
+        count = __shfl_sync(0xffffffffu, count, 0);
+        job = __shfl_sync(0xffffffffu, job, 0);
+        records = __shfl_sync(0xffffffffu, records, 0);
+        Range r{kind, 0, count, (uint32_t)head, records};
+        if (lane_id() == 0) {
+            p.jobs[job].seq = job_seq;
+            p.desc_reads[head & (p.desc_cap - 1)] = (int32_t)count;
+            // Count the records before any of them can run (the push below publishes them).
+            job_add(p, job, (int32_t)count + adjust);
+        }
+        __syncwarp();
+        uint32_t words[RECORD_WORDS] = {0};
+        memcpy(words, &r, sizeof(Range));
+        // Ranges go round-robin over the SM queues so that work starts spread out.
+        if (!push_any(p, next_queue, 0xffffffffu, KIND_RANGE, job, words) && lane_id() == 0) {
+            fail_job(p, job, ERR_QUEUE_OVERFLOW, kind);
+            report_runtime_error(p, ERR_QUEUE_OVERFLOW, kind, job);
+            range_records_read(p, (uint32_t)head, count);
+            job_add(p, job, -(int32_t)count);
+        }
+        next_queue = (next_queue + 1) % p.num_queues;
+        ++head;
+        // release (system scope): our reads of the descriptor are done before the host reuses it.
+        if (lane_id() == 0) st_release_sys64(&p.host->desc_head, head);
+    }
+    return taken;
+}
+
+// ---- The scheduler ------------------------------------------------------------------------------
+__device__ void requeue(const Params& p, WarpState* ws, bool has, uint32_t kind, uint32_t job,
+                        const uint32_t* words) {
+    // Puts already-counted tasks back (block tasks waiting for the mailbox): stack, else queue.
+    const uint32_t m = __ballot_sync(0xffffffffu, has);
+    if (!m) return;
+    uint32_t base = STACK_CAP;
+    if (lane_id() == 0) {
+        uint32_t t = ws->top;
+        if (t + __popc(m) <= STACK_CAP) { base = t; ws->top = t + __popc(m); }
+    }
+    base = __shfl_sync(0xffffffffu, base, 0);
+    if (base != STACK_CAP) {
+        if (has) {
+            StackEntry& e = ws->stack[base + __popc(m & lanemask_lt())];
+            e.kind = kind; e.job = job;
+            for (uint32_t w = 0; w < RECORD_WORDS; ++w) e.words[w] = words[w];
+        }
+    } else if (has) {
+        const uint32_t mask = __activemask();
+        if (!push_any(p, home_queue(p), mask, kind, job, words)) {
+            fail_job(p, job, ERR_QUEUE_OVERFLOW, kind);
+            report_runtime_error(p, ERR_QUEUE_OVERFLOW, kind, job);
+            job_add(p, job, -1);
+        }
+    }
+    __syncwarp();
+}
+
+// Takes up to 32 tasks: own stack first (locality), then the SM's queue, then other SMs' queues.
+__device__ uint32_t take_work(const Params& p, WarpState* ws, uint32_t& kind, uint32_t& job,
+                              uint32_t* words, uint32_t& rng) {
+    const uint32_t lane = lane_id();
+    const uint32_t top = ws->top;
+    if (top > 0) {
+        const uint32_t n = umin(top, WARP);
+        if (lane < n) {
+            const StackEntry& e = ws->stack[top - n + lane];
+            kind = e.kind; job = e.job;
+            for (uint32_t w = 0; w < RECORD_WORDS; ++w) words[w] = e.words[w];
+        }
+        __syncwarp();
+        if (lane == 0) ws->top = top - n;
+        __syncwarp();
+        return n;
+    }
+    const uint32_t home = home_queue(p);
+    uint32_t n = pop_from(p, home, WARP, kind, job, words);
+    if (n) return n;
+    for (uint32_t t = 0; t < 4 && p.num_queues > 1; ++t) {      // steal from random victims
+        rng = rng * 1664525u + 1013904223u;
+        const uint32_t victim = (home + 1 + (rng >> 8) % (p.num_queues - 1)) % p.num_queues;
+        n = pop_from(p, victim, WARP, kind, job, words);
+        if (n) return n;
+    }
+    return 0;
+}
+
+__device__ void process(const Params& p, WarpState* ws, Mailbox& mbox, uint32_t n, uint32_t kind,
+                        uint32_t job, const uint32_t* words) {
+    const uint32_t lane = lane_id(), warp = threadIdx.x / WARP;
+    const bool has = lane < n;
+    const uint32_t gran = !has ? GROSR_NO_GRAN : (kind == KIND_RANGE ? GRAN_RANGE : kind_gran(kind));
+    // Lane tasks (and unknown kinds, which dispatch_lane reports) all at once.
+    const bool lane_task = has && (gran == GROSR_LANE || gran == GROSR_NO_GRAN);
+    if (__any_sync(0xffffffffu, lane_task)) run_lane_round(p, ws, lane_task, kind, job, words);
+    // Warp tasks and ranges one after another, the record broadcast from its lane.
+    uint32_t serial = __ballot_sync(0xffffffffu, has && (gran == GROSR_WARP || gran == GRAN_RANGE));
+    while (serial) {
+        const uint32_t src = __ffs(serial) - 1;
+        serial &= serial - 1;
+        uint32_t k = __shfl_sync(0xffffffffu, kind, src), j = __shfl_sync(0xffffffffu, job, src);
+        uint32_t w[RECORD_WORDS];
+        for (uint32_t i = 0; i < RECORD_WORDS; ++i) w[i] = __shfl_sync(0xffffffffu, words[i], src);
+        if (k == KIND_RANGE) {
+            Range r;
+            memcpy(&r, w, sizeof(Range));
+            run_range(p, ws, r, j);
+        } else {
+            run_warp_task(p, ws, k, j, w);
+        }
+    }
+    // Block tasks: post one to the block's mailbox, keep the others for later.
+    bool block_task = has && gran == GROSR_BLOCK;
+    const uint32_t blocks = __ballot_sync(0xffffffffu, block_task);
+    if (blocks) {
+        const uint32_t src = __ffs(blocks) - 1;
+        uint32_t posted = 0;
+        if (lane == 0) posted = atomicCAS(&mbox.busy, 0u, 1u) == 0u;
+        posted = __shfl_sync(0xffffffffu, posted, 0);
+        if (posted) {
+            if (lane == src) { mbox.kind = kind; mbox.job = job; mbox.poster = warp; }
+            for (uint32_t i = 0; i < RECORD_WORDS; ++i) {
+                uint32_t v = __shfl_sync(0xffffffffu, words[i], src);
+                if (lane == 0) mbox.words[i] = v;
+            }
+            __syncwarp();
+            // Order the mailbox contents before the epoch bump that other warps poll.
+            if (lane == 0) { __threadfence_block(); mbox.epoch = mbox.epoch + 1; }
+            if (lane == src) block_task = false;
+        }
+        requeue(p, ws, block_task, kind, job, words);
+    }
+}
+
+// All warps of the block meet here to run a posted block task, or to exit together.
+// Returns true when the block must exit.
+__device__ bool block_collective(const Params& p, WarpState* ws, Mailbox& mbox,
+                                 volatile uint32_t& blk_stop, uint32_t& my_epoch) {
+    named_barrier(1);
+    // Read both decisions between two barriers: no warp can post or stop while all are here,
+    // so every warp decides alike (a warp that exited alone would leave the others waiting).
+    const bool stop = blk_stop != 0;
+    const bool task = mbox.epoch != my_epoch;
+    if (task) {
+        const uint32_t kind = mbox.kind, job = mbox.job;
+        uint32_t words[RECORD_WORDS];
+        for (uint32_t i = 0; i < RECORD_WORDS; ++i) words[i] = mbox.words[i];
+        // Spawns count immediately here (uniform = false): the poster's decrement below must not
+        // overtake children that other warps put on their own stacks.
+        Ctx c{&p, ws, job, kind, GROSR_BLOCK, false, nullptr};
+        if (!dispatch_block(c, kind, words) && threadIdx.x == 0) {
+            fail_job(p, job, ERR_UNKNOWN_KIND, kind);
+            report_runtime_error(p, ERR_UNKNOWN_KIND, kind, job);
+        }
+        my_epoch = mbox.epoch;
+        __threadfence();                          // the body's writes precede the decrement
+    }
+    named_barrier(1);
+    if (task && threadIdx.x / WARP == mbox.poster && lane_id() == 0) {
+        if (mbox.kind < p.num_kinds) atomicAdd((unsigned long long*)&p.executed[mbox.kind], 1ull);
+        job_add(p, mbox.job, -1);
+        atomicExch(&mbox.busy, 0u);              // from here another block task may be posted
+    }
+    return stop;
+}
+
+__device__ void scheduler(const Params& p) {
+    __shared__ WarpState warp_states[WARPS_PER_BLOCK];
+    __shared__ Mailbox mbox;
+    __shared__ uint32_t blk_stop;
+    const uint32_t lane = lane_id(), warp = threadIdx.x / WARP;
+    WarpState* ws = &warp_states[warp];
+    if (lane == 0) { ws->top = 0; ws->deferred = 0; }
+    if (threadIdx.x == 0) { mbox.epoch = 0; mbox.busy = 0; blk_stop = 0; }
+    __syncthreads();
+    if (threadIdx.x == 0) atomicAdd((uint32_t*)&p.host->started_blocks, 1u);  // host waits for all
+    const bool ingest_warp = blockIdx.x == 0 && warp == 0;
+    uint64_t head = p.desc_start;
+    uint32_t next_queue = 0, my_epoch = 0, idle_ns = 0, turns = 0;
+    uint32_t rng = 0x9E3779B9u * (blockIdx.x * 64 + warp + 1);
+    volatile uint32_t& stop_flag = blk_stop;
+    while (true) {
+        // The stop flag is read every few turns even when busy, so endless work cannot pin us.
+        if (++turns % STOP_CHECK_PERIOD == 0 && *(volatile uint32_t*)p.dev_stop) stop_flag = 1;
+        if (mbox.epoch != my_epoch || stop_flag) {
+            if (block_collective(p, ws, mbox, stop_flag, my_epoch)) break;
+            continue;
+        }
+        if (ingest_warp) {
+            uint32_t stop = 0;
+            // The host's flag is one PCIe read away: look at it every 64th turn only.
+            if (lane == 0 && turns % 64 == 0) stop = *(volatile uint32_t*)&p.host->stop;
+            if (__shfl_sync(0xffffffffu, stop, 0)) {
+                if (lane == 0) *(volatile uint32_t*)p.dev_stop = 1;
+                stop_flag = 1;
+                continue;
+            }
+            if (ingest(p, head, next_queue)) { idle_ns = 0; continue; }
+        } else {
+            uint32_t kind = NO_KIND, job = 0, words[RECORD_WORDS];
+            const uint32_t n = take_work(p, ws, kind, job, words, rng);
+            if (n) {
+                process(p, ws, mbox, n, kind, job, words);
+                idle_ns = 0;
+                continue;
+            }
+        }
+        if (*(volatile uint32_t*)p.dev_stop) { stop_flag = 1; continue; }
+        // Idle: back off so polling does not steal L2 bandwidth from busy warps.
+        idle_ns = idle_ns ? umin(idle_ns * 2, 2048u) : 32u;
+        __nanosleep(ingest_warp ? 32u : idle_ns);
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) atomicAdd((uint32_t*)&p.host->exited_blocks, 1u);
+}
+
+// Prepares the queues: slot i of every ring is free for index i.
+__device__ void init_queues(const Params& p) {
+    const uint64_t total = (uint64_t)p.num_queues * p.queue_cap;
+    for (uint64_t i = blockIdx.x * (uint64_t)blockDim.x + threadIdx.x; i < total;
+         i += (uint64_t)gridDim.x * blockDim.x) {
+        p.slots[i].seq = (uint32_t)(i & (p.queue_cap - 1));
+    }
+}
+
+}  // namespace grosr
+
+// ---- Kernels ------------------------------------------------------------------------------------
+extern "C" __global__ void __launch_bounds__(grosr::BLOCK_THREADS) grosr_scheduler(grosr::Params p) {
+    grosr::scheduler(p);
+}
+extern "C" __global__ void grosr_init(grosr::Params p) { grosr::init_queues(p); }

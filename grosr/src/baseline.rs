@@ -1,0 +1,101 @@
+//! Baseline launches: the same task bodies run as ordinary kernels launched by the host.
+//!
+//! The persistent scheduler holds every SM it was sized for, so a baseline kernel could never
+//! be scheduled beside it: baselines need the runtime stopped (or built with `max_sms` below
+//! the GPU's SM count, leaving SMs free).
+
+use std::ffi::c_void;
+use std::time::Duration;
+
+use cudarc::driver::{result as cu, sys};
+
+use crate::driver::{DeviceMem, Stream};
+use crate::error::{CudaContext as _, Error, Result, from_device_code};
+use crate::record::{DevicePtr, Granularity, Task};
+use crate::runtime::Runtime;
+
+/// Launches `grosr_single_<T>` / `grosr_bulk_<T>` kernels on a stream of their own.
+pub struct Baselines<'rt> {
+    rt: &'rt Runtime,
+    stream: Stream,
+    status: DeviceMem,
+}
+
+impl Runtime {
+    /// Baseline launchers over this runtime's compiled module. Fails while the scheduler holds
+    /// every SM (stop it first, or build it with `max_sms` below the SM count).
+    pub fn baselines(&self) -> Result<Baselines<'_>> {
+        if self.is_running() && self.info().sms_used >= self.info().sm_count {
+            return Err(Error::Config(
+                "baseline kernels cannot run beside a scheduler that holds every SM: call Runtime::stop first".into(),
+            ));
+        }
+        self.gpu().bind()?;
+        Ok(Baselines { rt: self, stream: Stream::new()?, status: DeviceMem::zeroed(4)? })
+    }
+}
+
+fn threads(g: Granularity) -> u32 {
+    match g {
+        Granularity::Lane | Granularity::Warp => 32,
+        Granularity::Block => crate::layout::BLOCK_THREADS,
+    }
+}
+
+impl Baselines<'_> {
+    fn function(&self, prefix: &str, name: &str) -> Result<sys::CUfunction> {
+        self.rt.module().function(&format!("{prefix}_{name}"))
+    }
+
+    /// Launches one task as its own kernel (no synchronisation).
+    pub fn launch_single<T: Task + 'static>(&self, task: &T) -> Result<()> {
+        self.rt.kind_of::<T>()?;
+        let f = self.function("grosr_single", T::C_NAME)?;
+        let mut status = self.status.ptr();
+        let mut args = [task as *const T as *mut c_void, &mut status as *mut u64 as *mut c_void];
+        // SAFETY: the kernel's parameters are (T by value, int32_t*), matching args.
+        unsafe { cu::launch_kernel(f, (1, 1, 1), (threads(T::GRANULARITY), 1, 1), 0, self.stream.0, &mut args) }
+            .call("cuLaunchKernel(grosr_single)")
+    }
+
+    /// Launches one kernel over `n` tasks stored at `tasks` (no synchronisation).
+    pub fn launch_bulk<T: Task + 'static>(&self, tasks: DevicePtr<T>, n: u32) -> Result<()> {
+        self.rt.kind_of::<T>()?;
+        if n == 0 {
+            return Ok(());
+        }
+        let f = self.function("grosr_bulk", T::C_NAME)?;
+        // Task i runs on thread i (lane), warp i (warp) or block i (block) of 256-thread blocks.
+        let block = crate::layout::BLOCK_THREADS;
+        let grid = match T::GRANULARITY {
+            Granularity::Lane => n.div_ceil(block),
+            Granularity::Warp => n.div_ceil(block / 32),
+            Granularity::Block => n,
+        };
+        let (mut ptr, mut count, mut status) = (tasks.addr(), n, self.status.ptr());
+        let mut args = [
+            &mut ptr as *mut u64 as *mut c_void,
+            &mut count as *mut u32 as *mut c_void,
+            &mut status as *mut u64 as *mut c_void,
+        ];
+        // SAFETY: the kernel's parameters are (const T*, uint32_t, int32_t*), matching args.
+        unsafe { cu::launch_kernel(f, (grid, 1, 1), (block, 1, 1), 0, self.stream.0, &mut args) }
+            .call("cuLaunchKernel(grosr_bulk)")
+    }
+
+    /// Waits for every launch so far (at most `timeout`), then reports a task's `ctx.fail`.
+    pub fn sync(&self, timeout: Duration) -> Result<()> {
+        self.stream.wait(timeout, "baseline kernels")?;
+        let mut status = [0i32];
+        self.status.read(&mut status)?;
+        match status[0] {
+            0 => Ok(()),
+            code => Err(from_device_code(code, 0, 0, |_| "a baseline task".into())),
+        }
+    }
+
+    /// The raw stream, for capturing launches into a CUDA graph.
+    pub fn stream(&self) -> sys::CUstream {
+        self.stream.0
+    }
+}

@@ -1,0 +1,159 @@
+//! NVRTC compilation of the generated unit to a CUBIN, cached on disk.
+//!
+//! The cache key is a SHA-256 of the source, the NVRTC version, the target and the options, so
+//! any change to any of them compiles anew; a second start with the same tasks skips NVRTC.
+
+use std::ffi::{CStr, CString, c_char, c_int};
+use std::path::{Path, PathBuf};
+
+use cudarc::nvrtc::{result as nvrtc, sys};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// Options every compile passes (besides the architecture).
+const OPTIONS: &[&str] = &["-std=c++17", "-default-device", "-lineinfo", "-DGROSR=1"];
+
+/// Checks that NVRTC can be loaded, so its absence is an error instead of a panic in cudarc.
+pub fn nvrtc_available() -> Result<()> {
+    // SAFETY: only tries to dlopen the library names cudarc would use.
+    if unsafe { sys::is_culib_present() } { Ok(()) } else { Err(Error::NoNvrtc) }
+}
+
+/// NVRTC's version, `(major, minor)`.
+pub fn nvrtc_version() -> Result<(i32, i32)> {
+    nvrtc_available()?;
+    let (mut major, mut minor): (c_int, c_int) = (0, 0);
+    // SAFETY: two valid out-pointers.
+    let r = unsafe { sys::nvrtcVersion(&mut major, &mut minor) };
+    if r != sys::nvrtcResult::NVRTC_SUCCESS {
+        return Err(Error::Compile { arch: String::new(), log: format!("nvrtcVersion failed: {r:?}") });
+    }
+    Ok((major, minor))
+}
+
+/// A compiled CUBIN and whether it came from the cache.
+pub struct Compiled {
+    /// The CUBIN image.
+    pub cubin: Vec<u8>,
+    /// True when the cache served it.
+    pub cached: bool,
+}
+
+/// Compiles `source` for `sm_<arch>` (e.g. 90), using the cache folder when one is usable.
+pub fn compile_cached(source: &str, arch: u32) -> Result<Compiled> {
+    let version = nvrtc_version()?;
+    let key = cache_key(source, arch, version);
+    let path = cache_dir().map(|d| d.join(format!("{key}.cubin")));
+    if let Some(p) = &path {
+        if let Ok(cubin) = std::fs::read(p) {
+            if !cubin.is_empty() {
+                return Ok(Compiled { cubin, cached: true });
+            }
+        }
+    }
+    let cubin = compile(source, arch)?;
+    if let Some(p) = &path {
+        // A cache that cannot be written only costs the next start a compile.
+        let _ = write_atomically(p, &cubin);
+    }
+    Ok(Compiled { cubin, cached: false })
+}
+
+/// Compiles without the cache. The error carries NVRTC's log (which names the user's files).
+pub fn compile(source: &str, arch: u32) -> Result<Vec<u8>> {
+    nvrtc_available()?;
+    let arch_name = format!("sm_{arch}");
+    let err = |log: String| Error::Compile { arch: arch_name.clone(), log };
+    let src = CString::new(source).map_err(|_| err("the source holds a NUL byte".into()))?;
+    let name = CString::new("grosr_generated.cu").expect("no NUL");
+    let prog = nvrtc::create_program(&src, Some(&name)).map_err(|e| err(format!("{e:?}")))?;
+    let mut options: Vec<String> = OPTIONS.iter().map(|s| s.to_string()).collect();
+    options.push(format!("--gpu-architecture={arch_name}"));
+    // GROSR_PTXAS_VERBOSE=1 prints each kernel's registers, shared memory and spills.
+    let verbose = std::env::var_os("GROSR_PTXAS_VERBOSE").is_some_and(|v| v == "1");
+    if verbose {
+        options.push("--ptxas-options=-v".into());
+    }
+    // SAFETY: prog is live until destroy_program below.
+    let compiled = unsafe { nvrtc::compile_program(prog, &options) };
+    let result = match compiled {
+        Ok(()) => {
+            if verbose {
+                eprintln!("{}", program_log(prog).unwrap_or_default());
+            }
+            cubin_of(prog).map_err(err)
+        }
+        Err(e) => Err(err(program_log(prog).unwrap_or_else(|| format!("{e:?}")))),
+    };
+    // SAFETY: prog came from create_program and is destroyed once.
+    let _ = unsafe { nvrtc::destroy_program(prog) };
+    result
+}
+
+fn cubin_of(prog: sys::nvrtcProgram) -> std::result::Result<Vec<u8>, String> {
+    let mut size = 0usize;
+    // SAFETY: prog compiled successfully; size is a valid out-pointer.
+    let r = unsafe { sys::nvrtcGetCUBINSize(prog, &mut size) };
+    if r != sys::nvrtcResult::NVRTC_SUCCESS || size == 0 {
+        return Err(format!("nvrtcGetCUBINSize failed: {r:?}"));
+    }
+    let mut cubin = vec![0u8; size];
+    // SAFETY: the buffer has the size NVRTC asked for.
+    let r = unsafe { sys::nvrtcGetCUBIN(prog, cubin.as_mut_ptr() as *mut c_char) };
+    if r != sys::nvrtcResult::NVRTC_SUCCESS {
+        return Err(format!("nvrtcGetCUBIN failed: {r:?}"));
+    }
+    Ok(cubin)
+}
+
+fn program_log(prog: sys::nvrtcProgram) -> Option<String> {
+    // SAFETY: prog is live.
+    let log = unsafe { nvrtc::get_program_log(prog) }.ok()?;
+    // SAFETY: NVRTC's log is NUL-terminated.
+    let text = unsafe { CStr::from_ptr(log.as_ptr()) };
+    Some(text.to_string_lossy().trim_end().to_string())
+}
+
+fn cache_key(source: &str, arch: u32, (major, minor): (i32, i32)) -> String {
+    let mut h = Sha256::new();
+    h.update(source.as_bytes());
+    h.update(format!("|sm_{arch}|nvrtc {major}.{minor}|{}", OPTIONS.join(" ")).as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `$GROSR_CACHE_DIR`, else `$XDG_CACHE_HOME/grosr`, else `~/.cache/grosr`; `None` if none is set
+/// or `GROSR_CACHE_DIR` is empty (caching off).
+pub fn cache_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("GROSR_CACHE_DIR") {
+        return (!d.is_empty()).then(|| PathBuf::from(d));
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(d).join("grosr"));
+    }
+    std::env::var_os("HOME").filter(|d| !d.is_empty()).map(|h| PathBuf::from(h).join(".cache/grosr"))
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_changes_with_source_arch_and_version() {
+        let k = cache_key("a", 90, (13, 0));
+        assert_eq!(k.len(), 64);
+        assert_ne!(k, cache_key("b", 90, (13, 0)));
+        assert_ne!(k, cache_key("a", 80, (13, 0)));
+        assert_ne!(k, cache_key("a", 90, (12, 8)));
+        assert_eq!(k, cache_key("a", 90, (13, 0)));
+    }
+}

@@ -1,0 +1,295 @@
+//! The few CUDA driver objects grosr needs, as RAII types over cudarc's `result` layer.
+//!
+//! Every driver call's result is checked and named in the error. Drops ignore failures: they run
+//! when the context may already be faulted, and there is nothing left to recover then.
+
+use std::ffi::{CString, c_void};
+use std::time::{Duration, Instant};
+
+use cudarc::driver::{result as cu, sys};
+
+use crate::error::{CudaContext as _, Error, Result};
+
+/// One GPU with its primary context made current on the calling thread.
+pub struct Gpu {
+    pub(crate) device: sys::CUdevice,
+    pub(crate) ctx: sys::CUcontext,
+    /// Ordinal of the device.
+    pub ordinal: usize,
+    /// The device's name, e.g. "NVIDIA H100 80GB HBM3".
+    pub name: String,
+    /// Streaming multiprocessors.
+    pub sm_count: u32,
+    /// Compute capability as major * 10 + minor (90 for Hopper).
+    pub arch: u32,
+    /// The driver's CUDA version, e.g. 13000.
+    pub driver_version: i32,
+}
+
+// SAFETY: a CUcontext may be made current on any thread; Gpu only holds handles.
+unsafe impl Send for Gpu {}
+// SAFETY: as above; all methods take &self and bind the context before each call.
+unsafe impl Sync for Gpu {}
+
+impl Gpu {
+    /// Loads the driver, initialises it and retains device `ordinal`'s primary context.
+    pub fn open(ordinal: usize) -> Result<Gpu> {
+        // SAFETY: only tries to dlopen libcuda under the names cudarc uses.
+        if !unsafe { sys::is_culib_present() } {
+            return Err(Error::NoDriver);
+        }
+        cu::init().map_err(|e| match crate::error::driver_error_name(e).as_str() {
+            "CUDA_ERROR_NO_DEVICE" => Error::NoDevice("is visible to the driver (check nvidia-smi)".into()),
+            code => Error::Cuda { call: "cuInit", code: code.into() },
+        })?;
+        let count = cu::device::get_count().call("cuDeviceGetCount")?;
+        if count <= 0 {
+            return Err(Error::NoDevice("is visible to the driver (check nvidia-smi)".into()));
+        }
+        if ordinal >= count as usize {
+            return Err(Error::NoDevice(format!("with ordinal {ordinal}: only {count} present")));
+        }
+        let device = cu::device::get(ordinal as i32).call("cuDeviceGet")?;
+        // SAFETY: device is valid.
+        let ctx = unsafe { cu::primary_ctx::retain(device) }.call("cuDevicePrimaryCtxRetain")?;
+        // SAFETY: ctx was just retained.
+        unsafe { cu::ctx::set_current(ctx) }.call("cuCtxSetCurrent")?;
+        let attr = |a| {
+            // SAFETY: device is valid and a is a device attribute.
+            unsafe { cu::device::get_attribute(device, a) }.call("cuDeviceGetAttribute")
+        };
+        use sys::CUdevice_attribute as A;
+        let major = attr(A::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)?;
+        let minor = attr(A::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)?;
+        let sm_count = attr(A::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)? as u32;
+        if attr(A::CU_DEVICE_ATTRIBUTE_COOPERATIVE_LAUNCH)? == 0 {
+            return Err(Error::NoDevice("that supports cooperative launches (needed to keep every block resident)".into()));
+        }
+        let mut driver_version = 0;
+        // SAFETY: valid out-pointer.
+        unsafe { sys::cuDriverGetVersion(&mut driver_version) }.result().call("cuDriverGetVersion")?;
+        let name = cu::device::get_name(device).call("cuDeviceGetName")?;
+        let arch = (major * 10 + minor) as u32;
+        if arch < 70 {
+            return Err(Error::NoDevice(format!("of compute capability 7.0 or newer: {name} is {major}.{minor}")));
+        }
+        Ok(Gpu { device, ctx, ordinal, name, sm_count, arch, driver_version })
+    }
+
+    /// Makes this GPU's context current on the calling thread.
+    pub fn bind(&self) -> Result<()> {
+        // SAFETY: ctx is retained for as long as self lives.
+        unsafe { cu::ctx::set_current(self.ctx) }.call("cuCtxSetCurrent")
+    }
+
+    /// Destroys all allocations and state of the primary context: the only way out of a fault.
+    pub(crate) fn reset(&self) {
+        // SAFETY: device is valid; the caller owns everything that lived in the context.
+        let _ = unsafe { sys::cuDevicePrimaryCtxReset_v2(self.device) };
+    }
+
+    /// Free and total device memory in bytes.
+    pub fn memory_info(&self) -> Result<(usize, usize)> {
+        self.bind()?;
+        cu::mem_get_info().call("cuMemGetInfo")
+    }
+}
+
+impl Drop for Gpu {
+    fn drop(&mut self) {
+        // SAFETY: balances the retain in open.
+        let _ = unsafe { cu::primary_ctx::release(self.device) };
+    }
+}
+
+/// Page-locked host memory mapped into the GPU's address space (never Unified Memory).
+pub struct MappedMem {
+    host: *mut u8,
+    dev: u64,
+    len: usize,
+}
+
+// SAFETY: the memory is plain bytes shared with the GPU; access goes through atomics or is
+// synchronised by the submit protocol (ring.rs).
+unsafe impl Send for MappedMem {}
+// SAFETY: as above.
+unsafe impl Sync for MappedMem {}
+
+impl MappedMem {
+    /// Allocates `len` zeroed bytes, cached on the host (not write-combined), mapped for the GPU.
+    pub fn new(len: usize) -> Result<MappedMem> {
+        let flags = sys::CU_MEMHOSTALLOC_DEVICEMAP | sys::CU_MEMHOSTALLOC_PORTABLE;
+        // SAFETY: a fresh allocation; zeroed below before use.
+        let host = unsafe { cu::malloc_host(len.max(1), flags) }.call("cuMemHostAlloc")? as *mut u8;
+        // SAFETY: host points to len bytes we own.
+        unsafe { std::ptr::write_bytes(host, 0, len) };
+        let mut dev = 0;
+        // SAFETY: host was allocated with DEVICEMAP.
+        let r = unsafe { sys::cuMemHostGetDevicePointer_v2(&mut dev, host as *mut c_void, 0) }.result();
+        if let Err(e) = r {
+            // SAFETY: host came from malloc_host.
+            let _ = unsafe { cu::free_host(host as *mut c_void) };
+            return Err(e).call("cuMemHostGetDevicePointer");
+        }
+        Ok(MappedMem { host, dev, len })
+    }
+    /// The host address.
+    pub fn host(&self) -> *mut u8 {
+        self.host
+    }
+    /// The device address of the same bytes.
+    pub fn device(&self) -> u64 {
+        self.dev
+    }
+    /// Its size in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl Drop for MappedMem {
+    fn drop(&mut self) {
+        // SAFETY: host came from malloc_host and is freed once.
+        let _ = unsafe { cu::free_host(self.host as *mut c_void) };
+    }
+}
+
+/// Device memory, zeroed at allocation.
+pub struct DeviceMem {
+    ptr: u64,
+    len: usize,
+}
+
+impl DeviceMem {
+    /// Allocates `len` zeroed bytes of device memory.
+    pub fn zeroed(len: usize) -> Result<DeviceMem> {
+        // SAFETY: a fresh allocation.
+        let ptr = unsafe { cu::malloc_sync(len.max(1)) }.call("cuMemAlloc")?;
+        let mem = DeviceMem { ptr, len };
+        // SAFETY: ptr holds len bytes.
+        unsafe { cu::memset_d8_sync(ptr, 0, len.max(1)) }.call("cuMemsetD8")?;
+        Ok(mem)
+    }
+    /// Allocates device memory holding a copy of `data`.
+    pub fn from_slice<T: bytemuck::Pod>(data: &[T]) -> Result<DeviceMem> {
+        let mem = DeviceMem::zeroed(std::mem::size_of_val(data))?;
+        if !data.is_empty() {
+            // SAFETY: mem holds exactly size_of_val(data) bytes.
+            unsafe { cu::memcpy_htod_sync(mem.ptr, data) }.call("cuMemcpyHtoD")?;
+        }
+        Ok(mem)
+    }
+    /// The device address.
+    pub fn ptr(&self) -> u64 {
+        self.ptr
+    }
+    /// Its size in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    /// Copies the first `out.len()` elements back to the host (synchronous).
+    pub fn read<T: bytemuck::Pod>(&self, out: &mut [T]) -> Result<()> {
+        if std::mem::size_of_val(out) > self.len {
+            return Err(Error::Config("read past the end of a device buffer".into()));
+        }
+        if out.is_empty() {
+            return Ok(());
+        }
+        // SAFETY: bounds checked above.
+        unsafe { cu::memcpy_dtoh_sync(out, self.ptr) }.call("cuMemcpyDtoH")
+    }
+    /// Copies `data` to the start of the buffer (synchronous).
+    pub fn write<T: bytemuck::Pod>(&self, data: &[T]) -> Result<()> {
+        if std::mem::size_of_val(data) > self.len {
+            return Err(Error::Config("write past the end of a device buffer".into()));
+        }
+        if data.is_empty() {
+            return Ok(());
+        }
+        // SAFETY: bounds checked above.
+        unsafe { cu::memcpy_htod_sync(self.ptr, data) }.call("cuMemcpyHtoD")
+    }
+}
+
+impl Drop for DeviceMem {
+    fn drop(&mut self) {
+        // SAFETY: ptr came from malloc_sync and is freed once.
+        let _ = unsafe { cu::free_sync(self.ptr) };
+    }
+}
+
+/// A non-blocking stream (it never synchronises with the legacy default stream).
+pub struct Stream(pub(crate) sys::CUstream);
+
+// SAFETY: stream handles may be used from any thread with the context current.
+unsafe impl Send for Stream {}
+// SAFETY: as above.
+unsafe impl Sync for Stream {}
+
+impl Stream {
+    /// Creates a stream.
+    pub fn new() -> Result<Stream> {
+        cu::stream::create(cu::stream::StreamKind::NonBlocking).call("cuStreamCreate").map(Stream)
+    }
+    /// `Ok(true)` once all work is done, `Ok(false)` while some runs, `Err` if it faulted.
+    pub fn query(&self) -> Result<bool> {
+        // SAFETY: the stream is live.
+        match unsafe { sys::cuStreamQuery(self.0) } {
+            sys::CUresult::CUDA_SUCCESS => Ok(true),
+            sys::CUresult::CUDA_ERROR_NOT_READY => Ok(false),
+            e => Err(e.result().call("cuStreamQuery").unwrap_err()),
+        }
+    }
+    /// Waits for the stream's work, at most `timeout` (polls, so a hang cannot block forever).
+    pub fn wait(&self, timeout: Duration, what: &'static str) -> Result<()> {
+        let start = Instant::now();
+        loop {
+            if self.query()? {
+                return Ok(());
+            }
+            if start.elapsed() > timeout {
+                return Err(Error::Timeout(timeout, what));
+            }
+            std::thread::yield_now();
+        }
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        // SAFETY: destroyed once.
+        let _ = unsafe { cu::stream::destroy(self.0) };
+    }
+}
+
+/// A loaded CUBIN.
+pub struct Module(sys::CUmodule);
+
+// SAFETY: module handles may be used from any thread with the context current.
+unsafe impl Send for Module {}
+// SAFETY: as above.
+unsafe impl Sync for Module {}
+
+impl Module {
+    /// Loads a CUBIN image.
+    pub fn load(image: &[u8]) -> Result<Module> {
+        // cuModuleLoadData wants a pointer to the image; keep a NUL-terminated copy to be safe.
+        let mut owned = image.to_vec();
+        owned.push(0);
+        // SAFETY: owned is a valid image that outlives the call.
+        unsafe { cu::module::load_data(owned.as_ptr() as *const c_void) }.call("cuModuleLoadData").map(Module)
+    }
+    /// A kernel of the module by its (extern "C") name.
+    pub fn function(&self, name: &str) -> Result<sys::CUfunction> {
+        let c = CString::new(name).map_err(|_| Error::Config(format!("bad kernel name {name:?}")))?;
+        // SAFETY: the module is live.
+        unsafe { cu::module::get_function(self.0, c) }.call("cuModuleGetFunction")
+    }
+}
+
+impl Drop for Module {
+    fn drop(&mut self) {
+        // SAFETY: unloaded once.
+        let _ = unsafe { cu::module::unload(self.0) };
+    }
+}

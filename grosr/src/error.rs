@@ -1,0 +1,122 @@
+//! The one error type of grosr.
+
+use std::time::Duration;
+
+/// Everything that can go wrong in grosr, each variant saying what happened and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The CUDA driver library could not be loaded.
+    #[error(
+        "no CUDA driver found (libcuda.so): install the NVIDIA driver (grosr needs driver 525 or newer) \
+         or add the folder holding libcuda.so to LD_LIBRARY_PATH"
+    )]
+    NoDriver,
+    /// NVRTC, the CUDA run-time compiler, could not be loaded.
+    #[error(
+        "NVRTC not found (libnvrtc.so, libnvrtc.so.13 or libnvrtc.so.12): install the CUDA toolkit 12 or 13, \
+         or `pip install nvidia-cuda-nvrtc`, and add the folder holding it to LD_LIBRARY_PATH"
+    )]
+    NoNvrtc,
+    /// The driver loaded but reports no usable GPU.
+    #[error("no NVIDIA GPU {0}")]
+    NoDevice(String),
+    /// A CUDA driver call failed.
+    #[error("CUDA call {call} failed: {code}")]
+    Cuda {
+        /// The driver function.
+        call: &'static str,
+        /// The driver's error name, e.g. `CUDA_ERROR_OUT_OF_MEMORY`.
+        code: String,
+    },
+    /// NVRTC rejected the generated kernel; the log points at the task body's Rust file and line.
+    #[error("NVRTC could not compile the scheduler for {arch}:\n{log}")]
+    Compile {
+        /// The target, e.g. `sm_90`.
+        arch: String,
+        /// NVRTC's log.
+        log: String,
+    },
+    /// Two registered task types have the same C name.
+    #[error("two task types are both called `{0}` in C: rename one of them")]
+    DuplicateTask(&'static str),
+    /// A task type that was not registered with the runtime's builder.
+    #[error("task type `{0}` is not registered: add `.task::<{0}>()` to the runtime builder")]
+    UnregisteredTask(&'static str),
+    /// A builder setting is out of range.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The persistent kernel could not be made resident.
+    #[error("the scheduler cannot start: {0}")]
+    DoesNotFit(String),
+    /// A wait ran out of time.
+    #[error("timed out after {0:?} waiting for {1}")]
+    Timeout(Duration, &'static str),
+    /// A task of the job called `ctx.fail(code)`.
+    #[error("task `{task}` failed with code {code}")]
+    TaskFailed {
+        /// The task type's name.
+        task: String,
+        /// The code it passed to `ctx.fail`.
+        code: i32,
+    },
+    /// A slot named a task kind the kernel was not built with.
+    #[error("the GPU met a task of unknown kind {0}: a record was corrupted or submitted raw")]
+    UnknownKind(u32),
+    /// Every work queue was full when a task spawned: the spawned task was dropped.
+    #[error(
+        "work queues overflowed while `{0}` tasks were spawned; tasks were dropped: \
+         raise RuntimeBuilder::queue_capacity"
+    )]
+    QueueOverflow(String),
+    /// The device-side protocol stalled (a bounded spin ran out).
+    #[error("the scheduler's queue protocol stalled (detail {0}); the runtime is stopped")]
+    Protocol(u32),
+    /// The GPU faulted (illegal address, trap, ...): the runtime cannot be used any more.
+    #[error("the GPU faulted while running tasks ({0}); drop this Runtime and build a new one")]
+    DeviceFault(String),
+    /// The runtime is stopped: call `start` first.
+    #[error("the runtime is stopped: call Runtime::start to run tasks again")]
+    Stopped,
+    /// A path for the compile cache could not be used (only a warning: compiling goes on).
+    #[error("I/O error: {0}")]
+    Io(String),
+}
+
+/// `Result<T, grosr::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<cudarc::driver::DriverError> for Error {
+    fn from(e: cudarc::driver::DriverError) -> Self {
+        Error::Cuda { call: "driver", code: driver_error_name(e) }
+    }
+}
+
+pub(crate) fn driver_error_name(e: cudarc::driver::DriverError) -> String {
+    match e.error_name() {
+        Ok(name) => name.to_string_lossy().into_owned(),
+        Err(_) => format!("CUresult {}", e.0 as i32),
+    }
+}
+
+/// Adds the name of the failing driver call to a cudarc result.
+pub(crate) trait CudaContext<T> {
+    fn call(self, call: &'static str) -> Result<T>;
+}
+
+impl<T> CudaContext<T> for std::result::Result<T, cudarc::driver::DriverError> {
+    fn call(self, call: &'static str) -> Result<T> {
+        self.map_err(|e| Error::Cuda { call, code: driver_error_name(e) })
+    }
+}
+
+/// Device error codes (cuda/grosr_runtime.cuh `ErrorCode`) as errors; `kind_name` names kinds.
+pub(crate) fn from_device_code(code: i32, kind: u32, detail: u32, kind_name: impl Fn(u32) -> String) -> Error {
+    match code {
+        c if c > 0 => Error::TaskFailed { task: kind_name(kind), code: c },
+        -1 => Error::UnknownKind(kind),
+        -2 => Error::QueueOverflow(kind_name(kind)),
+        -4 => Error::TaskFailed { task: kind_name(kind), code: -4 },
+        _ => Error::Protocol(detail),
+    }
+}

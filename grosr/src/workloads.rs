@@ -1,0 +1,189 @@
+//! The benchmark workloads that `cargo bench` and the report share, each checked for correct
+//! results before it is timed (METHOD: correct first, then warm up, then the median of many).
+
+use std::time::{Duration, Instant};
+
+use crate::baseline::Baselines;
+use crate::buffer::DeviceBuffer;
+use crate::error::{Error, Result};
+use crate::record::DevicePtr;
+use crate::runtime::{Runtime, RuntimeBuilder};
+
+/// The smallest useful task: sets one flag.
+#[grosr::task(granularity = "lane", cuda = r#"
+    task.flags[task.index] = 1u;
+"#)]
+pub struct Tiny {
+    /// Flag array.
+    pub flags: DevicePtr<u32>,
+    /// Which flag.
+    pub index: u32,
+    /// Keeps the record 16 bytes.
+    pub pad: u32,
+}
+
+/// One hop of a dependent chain: spawns the next hop; the last one sets `done`.
+#[grosr::task(granularity = "lane", cuda = r#"
+    if (task.remaining > 0) grosr_spawn_Hop(ctx, Hop{task.remaining - 1, task.hop + 1, task.done});
+    else *task.done = task.hop + 1;
+"#)]
+pub struct Hop {
+    /// Hops still to come.
+    pub remaining: u32,
+    /// This hop's index.
+    pub hop: u32,
+    /// Where the last hop writes the number of hops run.
+    pub done: DevicePtr<u32>,
+}
+
+/// Spreads `count` Tiny tasks over a tree of fan-out 32, all spawned on the GPU.
+#[grosr::task(granularity = "lane", cuda = r#"
+    if (task.count <= 32) {
+        for (uint32_t i = 0; i < task.count; ++i) grosr_spawn_Tiny(ctx, Tiny{task.flags, task.first + i, 0});
+    } else {
+        const uint32_t part = (task.count + 31) / 32;
+        for (uint32_t i = 0; i < 32; ++i) {
+            const uint32_t lo = i * part;
+            if (lo < task.count) {
+                const uint32_t n = task.count - lo < part ? task.count - lo : part;
+                grosr_spawn_Spread(ctx, Spread{task.flags, task.first + lo, n});
+            }
+        }
+    }
+"#)]
+pub struct Spread {
+    /// Flag array.
+    pub flags: DevicePtr<u32>,
+    /// First flag of the range.
+    pub first: u32,
+    /// Flags in the range.
+    pub count: u32,
+}
+
+/// A runtime builder with the workload tasks registered.
+pub fn builder() -> RuntimeBuilder {
+    Runtime::builder().task::<Tiny>().task::<Hop>().task::<Spread>()
+}
+
+/// Median, spread and count of timed samples.
+#[derive(Clone, Copy, Debug)]
+pub struct Stats {
+    /// Median.
+    pub median: Duration,
+    /// Fastest sample.
+    pub min: Duration,
+    /// 90th percentile.
+    pub p90: Duration,
+    /// Samples taken.
+    pub samples: usize,
+}
+
+impl Stats {
+    /// Statistics of `samples` (at least one).
+    pub fn of(mut samples: Vec<Duration>) -> Stats {
+        samples.sort();
+        let n = samples.len().max(1);
+        let at = |q: f64| samples.get(((n - 1) as f64 * q).round() as usize).copied().unwrap_or_default();
+        Stats { median: at(0.5), min: at(0.0), p90: at(0.9), samples: samples.len() }
+    }
+    /// The median in microseconds.
+    pub fn median_us(&self) -> f64 {
+        self.median.as_secs_f64() * 1e6
+    }
+}
+
+/// Runs `f` `warmup` times untimed, then `reps` times timed.
+pub fn measure(warmup: usize, reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<Stats> {
+    for _ in 0..warmup {
+        f()?;
+    }
+    let mut samples = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let t = Instant::now();
+        f()?;
+        samples.push(t.elapsed());
+    }
+    Ok(Stats::of(samples))
+}
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn check_flags(flags: &DeviceBuffer<u32>, n: usize, what: &str) -> Result<()> {
+    let v = flags.to_vec()?;
+    match v[..n].iter().position(|&f| f != 1) {
+        None => Ok(()),
+        Some(i) => Err(Error::Config(format!("{what}: task {i} did not run (result check failed)"))),
+    }
+}
+
+/// Submit one tiny task and wait until the host sees it complete.
+pub fn resident_one_task(rt: &Runtime, warmup: usize, reps: usize) -> Result<Stats> {
+    let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1)?;
+    let task = [Tiny { flags: flags.ptr(), index: 0, pad: 0 }];
+    rt.submit(&task)?.wait_timeout(WAIT)?;
+    check_flags(&flags, 1, "one task")?;
+    measure(warmup, reps, || rt.submit(&task)?.wait_timeout(WAIT))
+}
+
+/// A chain of `hops` dependent tasks spawned on the GPU; the time is for the whole chain.
+pub fn resident_chain(rt: &Runtime, hops: u32, warmup: usize, reps: usize) -> Result<Stats> {
+    let done = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1)?;
+    let task = [Hop { remaining: hops - 1, hop: 0, done: done.ptr() }];
+    rt.submit(&task)?.wait_timeout(WAIT)?;
+    if done.to_vec()?[0] != hops {
+        return Err(Error::Config(format!("chain: {} hops ran, not {hops}", done.to_vec()?[0])));
+    }
+    measure(warmup, reps, || rt.submit(&task)?.wait_timeout(WAIT))
+}
+
+/// `n` independent tiny tasks submitted from the host as one slice.
+pub fn resident_host_tasks(rt: &Runtime, n: u32, warmup: usize, reps: usize) -> Result<Stats> {
+    let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), n as usize)?;
+    let tasks: Vec<Tiny> = (0..n).map(|index| Tiny { flags: flags.ptr(), index, pad: 0 }).collect();
+    rt.submit(&tasks)?.wait_timeout(WAIT)?;
+    check_flags(&flags, n as usize, "host tasks")?;
+    measure(warmup, reps, || rt.submit(&tasks)?.wait_timeout(WAIT))
+}
+
+/// `n` independent tiny tasks spawned on the GPU by a fan-out tree from one submitted task.
+pub fn resident_spawned_tasks(rt: &Runtime, n: u32, warmup: usize, reps: usize) -> Result<Stats> {
+    let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), n as usize)?;
+    let root = [Spread { flags: flags.ptr(), first: 0, count: n }];
+    rt.submit(&root)?.wait_timeout(WAIT)?;
+    check_flags(&flags, n as usize, "spawned tasks")?;
+    measure(warmup, reps, || rt.submit(&root)?.wait_timeout(WAIT))
+}
+
+/// Baseline: launch one tiny task as a kernel and synchronise.
+pub fn launch_sync_one_task(b: &Baselines, gpu_flags: &DeviceBuffer<u32>, warmup: usize, reps: usize) -> Result<Stats> {
+    let task = Tiny { flags: gpu_flags.ptr(), index: 0, pad: 0 };
+    measure(warmup, reps, || {
+        b.launch_single(&task)?;
+        b.sync(WAIT)
+    })
+}
+
+/// Baseline: `n` dependent tiny launches back to back on one stream, one synchronise.
+pub fn launch_chain(b: &Baselines, gpu_flags: &DeviceBuffer<u32>, n: u32, warmup: usize, reps: usize) -> Result<Stats> {
+    let task = Tiny { flags: gpu_flags.ptr(), index: 0, pad: 0 };
+    measure(warmup, reps, || {
+        for _ in 0..n {
+            b.launch_single(&task)?;
+        }
+        b.sync(WAIT)
+    })
+}
+
+/// Baseline: one bulk kernel over `n` tiny tasks already in device memory.
+pub fn bulk_tasks(b: &Baselines, rt: &Runtime, n: u32, warmup: usize, reps: usize) -> Result<Stats> {
+    let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), n as usize)?;
+    let tasks: Vec<Tiny> = (0..n).map(|index| Tiny { flags: flags.ptr(), index, pad: 0 }).collect();
+    let records = DeviceBuffer::from_slice(rt.gpu(), &tasks)?;
+    b.launch_bulk(records.ptr(), n)?;
+    b.sync(WAIT)?;
+    check_flags(&flags, n as usize, "bulk tasks")?;
+    measure(warmup, reps, || {
+        b.launch_bulk(records.ptr(), n)?;
+        b.sync(WAIT)
+    })
+}

@@ -1,0 +1,50 @@
+//! Compiles the generated scheduler of every example and of the test tasks with NVRTC for each
+//! supported architecture. Needs NVRTC but no GPU. Without NVRTC the test says so and passes,
+//! unless GROSR_REQUIRE_NVRTC=1 (as CI sets), when it fails.
+
+mod common;
+#[path = "../examples/quickstart.rs"]
+mod quickstart;
+
+fn units() -> Vec<(&'static str, String)> {
+    vec![
+        ("tests/common", common::builder().source()),
+        ("examples/quickstart", quickstart::builder().source()),
+        ("grosr::workloads", grosr::workloads::builder().source()),
+    ]
+}
+
+#[test]
+fn generated_kernels_compile_for_every_architecture() {
+    if let Err(e) = grosr::compile::nvrtc_available() {
+        assert!(std::env::var("GROSR_REQUIRE_NVRTC").as_deref() != Ok("1"), "GROSR_REQUIRE_NVRTC=1 but {e}");
+        eprintln!("skipping: {e}");
+        return;
+    }
+    for (name, source) in units() {
+        for arch in [75, 80, 90, 100] {
+            let cubin = grosr::compile::compile(&source, arch)
+                .unwrap_or_else(|e| panic!("{name} for sm_{arch}: {e}"));
+            assert!(cubin.len() > 1024, "{name} for sm_{arch}: a {}-byte CUBIN", cubin.len());
+            assert_eq!(&cubin[..4], b"\x7fELF", "{name} for sm_{arch}: not an ELF image");
+        }
+    }
+}
+
+#[test]
+fn an_error_in_a_body_points_at_the_rust_file_and_line() {
+    if grosr::compile::nvrtc_available().is_err() {
+        return;
+    }
+    #[grosr::task(cuda = r#"
+        this_is_not_cuda(task.x);
+    "#)]
+    struct Broken {
+        x: u32,
+    }
+    let line = line!() - 6;
+    let source = grosr::Runtime::builder().task::<Broken>().source();
+    let err = grosr::compile::compile(&source, 90).unwrap_err().to_string();
+    let expect = format!("tests/nvrtc_compile.rs({})", line + 1);
+    assert!(err.contains(&expect) && err.contains("this_is_not_cuda"), "expected {expect} in:\n{err}");
+}
