@@ -33,23 +33,54 @@ fn dispatch(c: &mut Criterion) {
     workloads::resident_host_tasks(&rt, 1 << 20, 1, 1).unwrap();
     workloads::resident_spawned_tasks(&rt, 1 << 20, 1, 1).unwrap();
 
-    let one = [Tiny { flags: flags.ptr(), index: 0, pad: 0 }];
+    let one = [Tiny {
+        flags: flags.ptr(),
+        index: 0,
+        pad: 0,
+    }];
     let hops = 100_000u32;
-    let chain = [Hop { remaining: hops - 1, hop: 0, done: done.ptr() }];
-    let many: Vec<Tiny> = (0..1u32 << 20).map(|index| Tiny { flags: flags.ptr(), index, pad: 0 }).collect();
-    let spread = [Spread { flags: flags.ptr(), first: 0, count: 1 << 20 }];
+    let chain = [Hop {
+        remaining: hops - 1,
+        hop: 0,
+        done: done.ptr(),
+    }];
+    let many: Vec<Tiny> = (0..1u32 << 20)
+        .map(|index| Tiny {
+            flags: flags.ptr(),
+            index,
+            pad: 0,
+        })
+        .collect();
+    let spread = [Spread {
+        flags: flags.ptr(),
+        first: 0,
+        count: 1 << 20,
+    }];
 
     let mut g = c.benchmark_group("one_task");
-    g.bench_function("resident", |b| b.iter_custom(|n| timed(n, || rt.submit(&one).unwrap().wait_timeout(WAIT).unwrap())));
+    g.bench_function("resident", |b| {
+        b.iter_custom(|n| timed(n, || rt.submit(&one).unwrap().wait_timeout(WAIT).unwrap()))
+    });
     g.finish();
     let mut g = c.benchmark_group("chain_100k");
-    g.throughput(Throughput::Elements(hops as u64)).sample_size(10);
-    g.bench_function("resident", |b| b.iter_custom(|n| timed(n, || rt.submit(&chain).unwrap().wait_timeout(WAIT).unwrap())));
+    g.throughput(Throughput::Elements(hops as u64))
+        .sample_size(10);
+    g.bench_function("resident", |b| {
+        b.iter_custom(|n| timed(n, || rt.submit(&chain).unwrap().wait_timeout(WAIT).unwrap()))
+    });
     g.finish();
     let mut g = c.benchmark_group("tasks_1m");
     g.throughput(Throughput::Elements(1 << 20)).sample_size(10);
-    g.bench_function("resident_host", |b| b.iter_custom(|n| timed(n, || rt.submit(&many).unwrap().wait_timeout(WAIT).unwrap())));
-    g.bench_function("resident_spawned", |b| b.iter_custom(|n| timed(n, || rt.submit(&spread).unwrap().wait_timeout(WAIT).unwrap())));
+    g.bench_function("resident_host", |b| {
+        b.iter_custom(|n| timed(n, || rt.submit(&many).unwrap().wait_timeout(WAIT).unwrap()))
+    });
+    g.bench_function("resident_spawned", |b| {
+        b.iter_custom(|n| {
+            timed(n, || {
+                rt.submit(&spread).unwrap().wait_timeout(WAIT).unwrap()
+            })
+        })
+    });
     g.finish();
 
     // Baselines need the SMs the scheduler holds.
@@ -67,7 +98,8 @@ fn dispatch(c: &mut Criterion) {
     });
     g.finish();
     let mut g = c.benchmark_group("chain_100k");
-    g.throughput(Throughput::Elements(hops as u64)).sample_size(10);
+    g.throughput(Throughput::Elements(hops as u64))
+        .sample_size(10);
     g.bench_function("launches", |b| {
         b.iter_custom(|n| {
             timed(n, || {

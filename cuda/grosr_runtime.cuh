@@ -17,8 +17,24 @@ typedef signed char int8_t;
 typedef short int16_t;
 typedef int int32_t;
 typedef long long int64_t;
-#ifndef offsetof
-#define offsetof(T, f) __builtin_offsetof(T, f)
+
+// Layout checks of the generated record structs against Rust. Sizes are always checked; offsets
+// where the compiler has a constant offsetof (NVRTC 13.0 has none; the Rust side then guarantees
+// no padding, so equal sizes in the same order mean equal offsets).
+#if defined(offsetof)
+#define GROSR_OFFSETOF(T, f) offsetof(T, f)
+#elif defined(__has_builtin)
+#if __has_builtin(__builtin_offsetof)
+#define GROSR_OFFSETOF(T, f) __builtin_offsetof(T, f)
+#endif
+#endif
+#ifdef GROSR_OFFSETOF
+#define GROSR_FIELD(T, f, off, size)                                                  \
+    static_assert(sizeof(T::f) == size, "grosr: size of " #T "::" #f " differs from Rust"); \
+    static_assert(GROSR_OFFSETOF(T, f) == off, "grosr: offset of " #T "::" #f " differs from Rust")
+#else
+#define GROSR_FIELD(T, f, off, size) \
+    static_assert(sizeof(T::f) == size, "grosr: size of " #T "::" #f " differs from Rust")
 #endif
 
 namespace grosr {

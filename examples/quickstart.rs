@@ -15,9 +15,12 @@ pub struct Squares {
 }
 
 /// A one-lane task: adds x² to the sum.
-#[grosr::task(granularity = "lane", cuda = r#"
+#[grosr::task(
+    granularity = "lane",
+    cuda = r#"
     atomicAdd(task.sum, (unsigned long long)task.x * task.x);
-"#)]
+"#
+)]
 pub struct Square {
     pub sum: DevicePtr<u64>,
     pub x: u32,
@@ -33,15 +36,26 @@ pub fn builder() -> RuntimeBuilder {
 fn main() -> Result<(), grosr::Error> {
     let rt = builder().build()?;
     let info = rt.info();
-    println!("{} (sm_{}), {} scheduler blocks on {} SMs", info.device, info.arch, info.grid_blocks, info.sms_used);
+    println!(
+        "{} (sm_{}), {} scheduler blocks on {} SMs",
+        info.device, info.arch, info.grid_blocks, info.sms_used
+    );
 
     let n: u64 = 100_000;
     let sum = DeviceBuffer::<u64>::zeroed(rt.gpu(), 1)?;
-    rt.submit(&[Squares { sum: sum.ptr(), first: 1, count: n as u32 }])?.wait()?;
+    rt.submit(&[Squares {
+        sum: sum.ptr(),
+        first: 1,
+        count: n as u32,
+    }])?
+    .wait()?;
 
     let got = sum.to_vec()?[0];
     let expect = n * (n + 1) * (2 * n + 1) / 6;
-    println!("sum of squares 1..={n}: {got} (expected {expect}); {} Square tasks ran", rt.executed::<Square>()?);
+    println!(
+        "sum of squares 1..={n}: {got} (expected {expect}); {} Square tasks ran",
+        rt.executed::<Square>()?
+    );
     if got != expect {
         eprintln!("wrong result");
         std::process::exit(1);

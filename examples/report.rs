@@ -2,8 +2,8 @@
 //! `cargo run --release --example report [-- --quick] [--only NAME]`
 
 use clap::Parser;
-use grosr::workloads::{self, Stats};
 use grosr::DeviceBuffer;
+use grosr::workloads::{self, Stats};
 
 #[derive(Parser)]
 #[command(about = "Runs grosr's workloads under each dispatch strategy and prints the tables")]
@@ -60,10 +60,18 @@ fn run(args: &Args) -> grosr::Result<()> {
     let n = 1u32 << 20;
 
     // Resident figures first, then the scheduler is stopped for the baselines (they need its SMs).
-    let one = wanted("one_task").then(|| workloads::resident_one_task(&rt, warm, reps)).transpose()?;
-    let chain = wanted("chain").then(|| workloads::resident_chain(&rt, hops, big_warm, big_reps)).transpose()?;
-    let host = wanted("host_tasks").then(|| workloads::resident_host_tasks(&rt, n, big_warm, big_reps)).transpose()?;
-    let spawned = wanted("spawned_tasks").then(|| workloads::resident_spawned_tasks(&rt, n, big_warm, big_reps)).transpose()?;
+    let one = wanted("one_task")
+        .then(|| workloads::resident_one_task(&rt, warm, reps))
+        .transpose()?;
+    let chain = wanted("chain")
+        .then(|| workloads::resident_chain(&rt, hops, big_warm, big_reps))
+        .transpose()?;
+    let host = wanted("host_tasks")
+        .then(|| workloads::resident_host_tasks(&rt, n, big_warm, big_reps))
+        .transpose()?;
+    let spawned = wanted("spawned_tasks")
+        .then(|| workloads::resident_spawned_tasks(&rt, n, big_warm, big_reps))
+        .transpose()?;
     rt.stop()?;
     let base = rt.baselines()?;
     let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1)?;
@@ -71,27 +79,74 @@ fn run(args: &Args) -> grosr::Result<()> {
     let per_s = |s: Stats, count: u32| count as f64 / s.median.as_secs_f64();
     if let Some(r) = one {
         let b = workloads::launch_sync_one_task(&base, &flags, warm, reps)?;
-        rows.push(row("one tiny task, submit → host sees completion", "µs", us(r), "launch+sync", us(b), false));
+        rows.push(row(
+            "one tiny task, submit → host sees completion",
+            "µs",
+            us(r),
+            "launch+sync",
+            us(b),
+            false,
+        ));
     }
     if let Some(r) = chain {
         let b = workloads::launch_chain(&base, &flags, hops, big_warm.min(3), big_reps.min(10))?;
-        rows.push(row("chain of 100k dependent tasks, per hop", "µs", us(r) / hops as f64, "launch per hop", us(b) / hops as f64, false));
+        rows.push(row(
+            "chain of 100k dependent tasks, per hop",
+            "µs",
+            us(r) / hops as f64,
+            "launch per hop",
+            us(b) / hops as f64,
+            false,
+        ));
     }
-    let bulk = (host.is_some() || spawned.is_some()).then(|| workloads::bulk_tasks(&base, &rt, n, big_warm, big_reps)).transpose()?;
+    let bulk = (host.is_some() || spawned.is_some())
+        .then(|| workloads::bulk_tasks(&base, &rt, n, big_warm, big_reps))
+        .transpose()?;
     if let (Some(r), Some(b)) = (host, bulk) {
-        rows.push(row("1M tiny tasks submitted by the host", "M tasks/s", per_s(r, n) / 1e6, "one bulk kernel", per_s(b, n) / 1e6, true));
+        rows.push(row(
+            "1M tiny tasks submitted by the host",
+            "M tasks/s",
+            per_s(r, n) / 1e6,
+            "one bulk kernel",
+            per_s(b, n) / 1e6,
+            true,
+        ));
     }
     if let (Some(r), Some(b)) = (spawned, bulk) {
-        rows.push(row("1M tiny tasks spawned on the GPU", "M tasks/s", per_s(r, n) / 1e6, "one bulk kernel", per_s(b, n) / 1e6, true));
+        rows.push(row(
+            "1M tiny tasks spawned on the GPU",
+            "M tasks/s",
+            per_s(r, n) / 1e6,
+            "one bulk kernel",
+            per_s(b, n) / 1e6,
+            true,
+        ));
     }
     drop(base);
-    print_table("Core: the resident scheduler against host launches (medians)", &rows);
+    print_table(
+        "Core: the resident scheduler against host launches (medians)",
+        &rows,
+    );
     write_json(&args.json, &info, &rows);
     Ok(())
 }
 
-fn row(workload: &str, unit: &'static str, resident: f64, baseline_name: &'static str, baseline: f64, higher_is_better: bool) -> Row {
-    Row { workload: workload.into(), unit, resident, baseline_name, baseline, higher_is_better }
+fn row(
+    workload: &str,
+    unit: &'static str,
+    resident: f64,
+    baseline_name: &'static str,
+    baseline: f64,
+    higher_is_better: bool,
+) -> Row {
+    Row {
+        workload: workload.into(),
+        unit,
+        resident,
+        baseline_name,
+        baseline,
+        higher_is_better,
+    }
 }
 
 fn print_table(title: &str, rows: &[Row]) {
@@ -99,8 +154,15 @@ fn print_table(title: &str, rows: &[Row]) {
     println!("| workload | unit | grosr resident | baseline | baseline value | grosr advantage |");
     println!("| --- | --- | ---: | --- | ---: | ---: |");
     for r in rows {
-        let adv = if r.higher_is_better { r.resident / r.baseline } else { r.baseline / r.resident };
-        println!("| {} | {} | {:.3} | {} | {:.3} | {:.2}× |", r.workload, r.unit, r.resident, r.baseline_name, r.baseline, adv);
+        let adv = if r.higher_is_better {
+            r.resident / r.baseline
+        } else {
+            r.baseline / r.resident
+        };
+        println!(
+            "| {} | {} | {:.3} | {} | {:.3} | {:.2}× |",
+            r.workload, r.unit, r.resident, r.baseline_name, r.baseline, adv
+        );
     }
 }
 

@@ -31,7 +31,13 @@ fn a_million_tasks_from_eight_host_threads_each_run_exactly_once() {
                 let mut size = 1 + t * 7;
                 while next < end {
                     let n = size.min(end - next);
-                    let tasks: Vec<Mark> = (next..next + n).map(|index| Mark { flags, index, pad: 0 }).collect();
+                    let tasks: Vec<Mark> = (next..next + n)
+                        .map(|index| Mark {
+                            flags,
+                            index,
+                            pad: 0,
+                        })
+                        .collect();
                     jobs.push(rt.submit(&tasks).unwrap());
                     next += n;
                     size = (size * 3 + 1) % 20_000 + 1;
@@ -43,8 +49,18 @@ fn a_million_tasks_from_eight_host_threads_each_run_exactly_once() {
         }
     });
     let seen = flags.to_vec().unwrap();
-    let wrong: Vec<usize> = seen.iter().enumerate().filter(|(_, c)| **c != 1).map(|(i, _)| i).take(10).collect();
-    assert!(wrong.is_empty(), "tasks not run exactly once, e.g. {:?}", wrong.iter().map(|&i| (i, seen[i])).collect::<Vec<_>>());
+    let wrong: Vec<usize> = seen
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| **c != 1)
+        .map(|(i, _)| i)
+        .take(10)
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "tasks not run exactly once, e.g. {:?}",
+        wrong.iter().map(|&i| (i, seen[i])).collect::<Vec<_>>()
+    );
     assert_eq!(rt.executed::<Mark>().unwrap(), 8 * PER_THREAD as u64);
 }
 
@@ -59,10 +75,21 @@ fn a_recursive_spawn_tree_computes_fibonacci() {
     for n in [1u32, 10, 20, 27] {
         let sum = DeviceBuffer::<u64>::zeroed(rt.gpu(), 1).unwrap();
         let before = rt.executed::<Fib>().unwrap();
-        rt.submit(&[Fib { n, pad: 0, sum: sum.ptr() }]).unwrap().wait_timeout(T).unwrap();
+        rt.submit(&[Fib {
+            n,
+            pad: 0,
+            sum: sum.ptr(),
+        }])
+        .unwrap()
+        .wait_timeout(T)
+        .unwrap();
         assert_eq!(sum.to_vec().unwrap()[0], fib(n as u64), "fib({n})");
         // The call tree of fib(n) has 2 fib(n+1) - 1 nodes.
-        assert_eq!(rt.executed::<Fib>().unwrap() - before, 2 * fib(n as u64 + 1) - 1, "tasks for fib({n})");
+        assert_eq!(
+            rt.executed::<Fib>().unwrap() - before,
+            2 * fib(n as u64 + 1) - 1,
+            "tasks for fib({n})"
+        );
     }
 }
 
@@ -71,7 +98,14 @@ fn a_recursive_spawn_tree_computes_fibonacci() {
 fn a_chain_of_100k_dependent_spawns_runs_every_hop() {
     let rt = new_rt();
     let hops = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
-    rt.submit(&[Chain { remaining: 100_000, pad: 0, hops: hops.ptr() }]).unwrap().wait_timeout(T).unwrap();
+    rt.submit(&[Chain {
+        remaining: 100_000,
+        pad: 0,
+        hops: hops.ptr(),
+    }])
+    .unwrap()
+    .wait_timeout(T)
+    .unwrap();
     assert_eq!(hops.to_vec().unwrap()[0], 100_001);
     assert_eq!(rt.executed::<Chain>().unwrap(), 100_001);
 }
@@ -82,8 +116,20 @@ fn block_tasks_run_on_whole_blocks_from_host_and_from_spawns() {
     let rt = new_rt();
     let n = 200u32;
     let out = DeviceBuffer::<u32>::zeroed(rt.gpu(), 2 * n as usize).unwrap();
-    let direct: Vec<BlockSum> = (0..n).map(|i| BlockSum { out: out.ptr(), base: i, slot: i }).collect();
-    let spawned: Vec<SpawnBlock> = (0..n).map(|i| SpawnBlock { out: out.ptr(), base: 1000 + i, slot: n + i }).collect();
+    let direct: Vec<BlockSum> = (0..n)
+        .map(|i| BlockSum {
+            out: out.ptr(),
+            base: i,
+            slot: i,
+        })
+        .collect();
+    let spawned: Vec<SpawnBlock> = (0..n)
+        .map(|i| SpawnBlock {
+            out: out.ptr(),
+            base: 1000 + i,
+            slot: n + i,
+        })
+        .collect();
     let (a, b) = (rt.submit(&direct).unwrap(), rt.submit(&spawned).unwrap());
     a.wait_timeout(T).unwrap();
     b.wait_timeout(T).unwrap();
@@ -92,7 +138,11 @@ fn block_tasks_run_on_whole_blocks_from_host_and_from_spawns() {
     let got = out.to_vec().unwrap();
     for i in 0..n as usize {
         assert_eq!(got[i], expect(i as u32), "direct block task {i}");
-        assert_eq!(got[n as usize + i], expect(1000 + i as u32), "spawned block task {i}");
+        assert_eq!(
+            got[n as usize + i],
+            expect(1000 + i as u32),
+            "spawned block task {i}"
+        );
     }
     assert_eq!(rt.executed::<BlockSum>().unwrap(), 2 * n as u64);
 }
@@ -101,10 +151,27 @@ fn block_tasks_run_on_whole_blocks_from_host_and_from_spawns() {
 #[ignore = "needs an NVIDIA GPU"]
 fn a_failing_task_fails_its_job_only() {
     let rt = new_rt();
-    let err = rt.submit(&[Failer { code: 7, pad: 0 }]).unwrap().wait_timeout(T).unwrap_err();
-    assert_eq!(err, Error::TaskFailed { task: "Failer".into(), code: 7 });
+    let err = rt
+        .submit(&[Failer { code: 7, pad: 0 }])
+        .unwrap()
+        .wait_timeout(T)
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Error::TaskFailed {
+            task: "Failer".into(),
+            code: 7
+        }
+    );
     let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
-    rt.submit(&[Mark { flags: flags.ptr(), index: 0, pad: 0 }]).unwrap().wait_timeout(T).unwrap();
+    rt.submit(&[Mark {
+        flags: flags.ptr(),
+        index: 0,
+        pad: 0,
+    }])
+    .unwrap()
+    .wait_timeout(T)
+    .unwrap();
     assert_eq!(flags.to_vec().unwrap(), vec![1]);
 }
 
@@ -112,21 +179,47 @@ fn a_failing_task_fails_its_job_only() {
 #[ignore = "needs an NVIDIA GPU"]
 fn an_unknown_kind_is_reported_and_the_runtime_goes_on() {
     let rt = new_rt();
-    let err = rt.submit_raw(999, 8, &[0u8; 16]).unwrap().wait_timeout(T).unwrap_err();
+    let err = rt
+        .submit_raw(999, 8, &[0u8; 16])
+        .unwrap()
+        .wait_timeout(T)
+        .unwrap_err();
     assert_eq!(err, Error::UnknownKind(999));
     let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
-    rt.submit(&[Mark { flags: flags.ptr(), index: 0, pad: 0 }]).unwrap().wait_timeout(T).unwrap();
+    rt.submit(&[Mark {
+        flags: flags.ptr(),
+        index: 0,
+        pad: 0,
+    }])
+    .unwrap()
+    .wait_timeout(T)
+    .unwrap();
     assert_eq!(flags.to_vec().unwrap(), vec![1]);
 }
 
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
 fn overflowing_queues_fail_the_job_loudly_and_the_runtime_goes_on() {
-    let rt = common::builder().queue_capacity(64).max_sms(2).build().unwrap();
-    let err = rt.submit(&[Bomb { depth: 4 }]).unwrap().wait_timeout(T).unwrap_err();
+    let rt = common::builder()
+        .queue_capacity(64)
+        .max_sms(2)
+        .build()
+        .unwrap();
+    let err = rt
+        .submit(&[Bomb { depth: 4 }])
+        .unwrap()
+        .wait_timeout(T)
+        .unwrap_err();
     assert_eq!(err, Error::QueueOverflow("Bomb".into()));
     let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
-    rt.submit(&[Mark { flags: flags.ptr(), index: 0, pad: 0 }]).unwrap().wait_timeout(T).unwrap();
+    rt.submit(&[Mark {
+        flags: flags.ptr(),
+        index: 0,
+        pad: 0,
+    }])
+    .unwrap()
+    .wait_timeout(T)
+    .unwrap();
     assert_eq!(flags.to_vec().unwrap(), vec![1]);
 }
 
@@ -135,12 +228,34 @@ fn overflowing_queues_fail_the_job_loudly_and_the_runtime_goes_on() {
 fn stop_abandons_work_and_start_runs_again() {
     let rt = new_rt();
     let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 2).unwrap();
-    rt.submit(&[Mark { flags: flags.ptr(), index: 0, pad: 0 }]).unwrap().wait_timeout(T).unwrap();
+    rt.submit(&[Mark {
+        flags: flags.ptr(),
+        index: 0,
+        pad: 0,
+    }])
+    .unwrap()
+    .wait_timeout(T)
+    .unwrap();
     rt.stop().unwrap();
     assert!(!rt.is_running());
-    assert_eq!(rt.submit(&[Mark { flags: flags.ptr(), index: 1, pad: 0 }]).err(), Some(Error::Stopped));
+    assert_eq!(
+        rt.submit(&[Mark {
+            flags: flags.ptr(),
+            index: 1,
+            pad: 0
+        }])
+        .err(),
+        Some(Error::Stopped)
+    );
     rt.start().unwrap();
-    rt.submit(&[Mark { flags: flags.ptr(), index: 1, pad: 0 }]).unwrap().wait_timeout(T).unwrap();
+    rt.submit(&[Mark {
+        flags: flags.ptr(),
+        index: 1,
+        pad: 0,
+    }])
+    .unwrap()
+    .wait_timeout(T)
+    .unwrap();
     assert_eq!(flags.to_vec().unwrap(), vec![1, 1]);
 }
 
@@ -156,7 +271,14 @@ fn a_second_runtime_that_cannot_fit_is_refused_and_two_halves_share_the_gpu() {
     let b = common::builder().max_sms(sms - sms / 2).build().unwrap();
     for rt in [&a, &b] {
         let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
-        rt.submit(&[Mark { flags: flags.ptr(), index: 0, pad: 0 }]).unwrap().wait_timeout(T).unwrap();
+        rt.submit(&[Mark {
+            flags: flags.ptr(),
+            index: 0,
+            pad: 0,
+        }])
+        .unwrap()
+        .wait_timeout(T)
+        .unwrap();
         assert_eq!(flags.to_vec().unwrap(), vec![1]);
     }
 }
@@ -167,20 +289,35 @@ fn fault_then_recover(poison: impl FnOnce(&Runtime) -> grosr::Result<()>) {
     assert!(matches!(err, Error::DeviceFault(_)), "{err}");
     // Every later call refuses cleanly instead of hanging.
     let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1);
-    assert!(matches!(rt.submit(&[Trap { really: 0 }]).err(), Some(Error::DeviceFault(_))));
+    assert!(matches!(
+        rt.submit(&[Trap { really: 0 }]).err(),
+        Some(Error::DeviceFault(_))
+    ));
     drop(flags);
     drop(rt);
     // A new runtime starts on a reset context and works.
     let rt = new_rt();
     let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
-    rt.submit(&[Mark { flags: flags.ptr(), index: 0, pad: 0 }]).unwrap().wait_timeout(T).unwrap();
+    rt.submit(&[Mark {
+        flags: flags.ptr(),
+        index: 0,
+        pad: 0,
+    }])
+    .unwrap()
+    .wait_timeout(T)
+    .unwrap();
     assert_eq!(flags.to_vec().unwrap(), vec![1]);
 }
 
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
 fn an_illegal_address_is_a_device_fault_and_a_new_runtime_recovers() {
-    fault_then_recover(|rt| rt.submit(&[Poke { addr: DevicePtr::from_raw(0x10) }])?.wait_timeout(T));
+    fault_then_recover(|rt| {
+        rt.submit(&[Poke {
+            addr: DevicePtr::from_raw(0x10),
+        }])?
+        .wait_timeout(T)
+    });
 }
 
 #[test]
@@ -195,7 +332,13 @@ fn jobs_report_done_and_empty_jobs_are_done_at_once() {
     let rt = new_rt();
     assert!(rt.submit::<Mark>(&[]).unwrap().is_done().unwrap());
     let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
-    let job = rt.submit(&[Mark { flags: flags.ptr(), index: 0, pad: 0 }]).unwrap();
+    let job = rt
+        .submit(&[Mark {
+            flags: flags.ptr(),
+            index: 0,
+            pad: 0,
+        }])
+        .unwrap();
     job.wait_timeout(T).unwrap();
     assert!(job.is_done().unwrap());
 }

@@ -326,25 +326,25 @@ struct Tagged {
     uint8_t flags;
 };
 static_assert(sizeof(Tagged) == 8, \"grosr: C layout of Tagged differs from Rust\");
-static_assert(offsetof(Tagged, value) == 0, \"grosr: offset of Tagged::value differs from Rust\");
-static_assert(offsetof(Tagged, tag) == 4, \"grosr: offset of Tagged::tag differs from Rust\");
-static_assert(offsetof(Tagged, flags) == 7, \"grosr: offset of Tagged::flags differs from Rust\");
+GROSR_FIELD(Tagged, value, 0, 4);
+GROSR_FIELD(Tagged, tag, 4, 3);
+GROSR_FIELD(Tagged, flags, 7, 1);
 struct Pair {
     uint32_t lo;
     uint32_t hi;
 };
 static_assert(sizeof(Pair) == 8, \"grosr: C layout of Pair differs from Rust\");
-static_assert(offsetof(Pair, lo) == 0, \"grosr: offset of Pair::lo differs from Rust\");
-static_assert(offsetof(Pair, hi) == 4, \"grosr: offset of Pair::hi differs from Rust\");
+GROSR_FIELD(Pair, lo, 0, 4);
+GROSR_FIELD(Pair, hi, 4, 4);
 struct Outer {
     float (*m)[4];
     Tagged in;
     Pair pairs[2];
 };
 static_assert(sizeof(Outer) == 32, \"grosr: C layout of Outer differs from Rust\");
-static_assert(offsetof(Outer, m) == 0, \"grosr: offset of Outer::m differs from Rust\");
-static_assert(offsetof(Outer, in) == 8, \"grosr: offset of Outer::in differs from Rust\");
-static_assert(offsetof(Outer, pairs) == 16, \"grosr: offset of Outer::pairs differs from Rust\");
+GROSR_FIELD(Outer, m, 0, 8);
+GROSR_FIELD(Outer, in, 8, 8);
+GROSR_FIELD(Outer, pairs, 16, 16);
 ";
     assert_eq!(defs.source(), expected);
 
@@ -357,8 +357,8 @@ struct Gather {
     Outer outer;
 };
 static_assert(sizeof(Gather) == 40, \"grosr: C layout of Gather differs from Rust\");
-static_assert(offsetof(Gather, out) == 0, \"grosr: offset of Gather::out differs from Rust\");
-static_assert(offsetof(Gather, outer) == 8, \"grosr: offset of Gather::outer differs from Rust\");
+GROSR_FIELD(Gather, out, 0, 8);
+GROSR_FIELD(Gather, outer, 8, 32);
 "
     ));
     assert_eq!(defs.source().matches("struct Outer {").count(), 1);
@@ -381,25 +381,25 @@ struct Node {
     float weight;
 };
 static_assert(sizeof(Node) == 16, \"grosr: C layout of Node differs from Rust\");
-static_assert(offsetof(Node, next) == 0, \"grosr: offset of Node::next differs from Rust\");
-static_assert(offsetof(Node, value) == 8, \"grosr: offset of Node::value differs from Rust\");
-static_assert(offsetof(Node, weight) == 12, \"grosr: offset of Node::weight differs from Rust\");
+GROSR_FIELD(Node, next, 0, 8);
+GROSR_FIELD(Node, value, 8, 4);
+GROSR_FIELD(Node, weight, 12, 4);
 struct AddScalar {
     float *x;
     uint32_t n;
     float a;
 };
 static_assert(sizeof(AddScalar) == 16, \"grosr: C layout of AddScalar differs from Rust\");
-static_assert(offsetof(AddScalar, x) == 0, \"grosr: offset of AddScalar::x differs from Rust\");
-static_assert(offsetof(AddScalar, n) == 8, \"grosr: offset of AddScalar::n differs from Rust\");
-static_assert(offsetof(AddScalar, a) == 12, \"grosr: offset of AddScalar::a differs from Rust\");
+GROSR_FIELD(AddScalar, x, 0, 8);
+GROSR_FIELD(AddScalar, n, 8, 4);
+GROSR_FIELD(AddScalar, a, 12, 4);
 struct PerBlock {
     float (*data)[4];
     uint32_t counts[4];
 };
 static_assert(sizeof(PerBlock) == 24, \"grosr: C layout of PerBlock differs from Rust\");
-static_assert(offsetof(PerBlock, data) == 0, \"grosr: offset of PerBlock::data differs from Rust\");
-static_assert(offsetof(PerBlock, counts) == 8, \"grosr: offset of PerBlock::counts differs from Rust\");
+GROSR_FIELD(PerBlock, data, 0, 8);
+GROSR_FIELD(PerBlock, counts, 8, 16);
 ";
     assert_eq!(defs.source(), expected);
 }

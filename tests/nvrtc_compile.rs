@@ -17,7 +17,10 @@ fn units() -> Vec<(&'static str, String)> {
 #[test]
 fn generated_kernels_compile_for_every_architecture() {
     if let Err(e) = grosr::compile::nvrtc_available() {
-        assert!(std::env::var("GROSR_REQUIRE_NVRTC").as_deref() != Ok("1"), "GROSR_REQUIRE_NVRTC=1 but {e}");
+        assert!(
+            std::env::var("GROSR_REQUIRE_NVRTC").as_deref() != Ok("1"),
+            "GROSR_REQUIRE_NVRTC=1 but {e}"
+        );
         eprintln!("skipping: {e}");
         return;
     }
@@ -25,8 +28,16 @@ fn generated_kernels_compile_for_every_architecture() {
         for arch in [75, 80, 90, 100] {
             let cubin = grosr::compile::compile(&source, arch)
                 .unwrap_or_else(|e| panic!("{name} for sm_{arch}: {e}"));
-            assert!(cubin.len() > 1024, "{name} for sm_{arch}: a {}-byte CUBIN", cubin.len());
-            assert_eq!(&cubin[..4], b"\x7fELF", "{name} for sm_{arch}: not an ELF image");
+            assert!(
+                cubin.len() > 1024,
+                "{name} for sm_{arch}: a {}-byte CUBIN",
+                cubin.len()
+            );
+            assert_eq!(
+                &cubin[..4],
+                b"\x7fELF",
+                "{name} for sm_{arch}: not an ELF image"
+            );
         }
     }
 }
@@ -44,7 +55,12 @@ fn an_error_in_a_body_points_at_the_rust_file_and_line() {
     }
     let line = line!() - 6;
     let source = grosr::Runtime::builder().task::<Broken>().source();
-    let err = grosr::compile::compile(&source, 90).unwrap_err().to_string();
+    let err = grosr::compile::compile(&source, 90)
+        .unwrap_err()
+        .to_string();
     let expect = format!("tests/nvrtc_compile.rs({})", line + 1);
-    assert!(err.contains(&expect) && err.contains("this_is_not_cuda"), "expected {expect} in:\n{err}");
+    assert!(
+        err.contains(&expect) && err.contains("this_is_not_cuda"),
+        "expected {expect} in:\n{err}"
+    );
 }

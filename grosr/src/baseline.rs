@@ -31,7 +31,11 @@ impl Runtime {
             ));
         }
         self.gpu().bind()?;
-        Ok(Baselines { rt: self, stream: Stream::new()?, status: DeviceMem::zeroed(4)? })
+        Ok(Baselines {
+            rt: self,
+            stream: Stream::new()?,
+            status: DeviceMem::zeroed(4)?,
+        })
     }
 }
 
@@ -52,10 +56,22 @@ impl Baselines<'_> {
         self.rt.kind_of::<T>()?;
         let f = self.function("grosr_single", T::C_NAME)?;
         let mut status = self.status.ptr();
-        let mut args = [task as *const T as *mut c_void, &mut status as *mut u64 as *mut c_void];
+        let mut args = [
+            task as *const T as *mut c_void,
+            &mut status as *mut u64 as *mut c_void,
+        ];
         // SAFETY: the kernel's parameters are (T by value, int32_t*), matching args.
-        unsafe { cu::launch_kernel(f, (1, 1, 1), (threads(T::GRANULARITY), 1, 1), 0, self.stream.0, &mut args) }
-            .call("cuLaunchKernel(grosr_single)")
+        unsafe {
+            cu::launch_kernel(
+                f,
+                (1, 1, 1),
+                (threads(T::GRANULARITY), 1, 1),
+                0,
+                self.stream.0,
+                &mut args,
+            )
+        }
+        .call("cuLaunchKernel(grosr_single)")
     }
 
     /// Launches one kernel over `n` tasks stored at `tasks` (no synchronisation).

@@ -25,12 +25,22 @@ impl<T: bytemuck::Pod> DeviceBuffer<T> {
     /// `len` zeroed elements on `gpu`.
     pub fn zeroed(gpu: &Gpu, len: usize) -> Result<Self> {
         gpu.bind()?;
-        Ok(DeviceBuffer { ctx: Context(gpu.ctx), mem: DeviceMem::zeroed(len * size_of::<T>())?, len, _elem: PhantomData })
+        Ok(DeviceBuffer {
+            ctx: Context(gpu.ctx),
+            mem: DeviceMem::zeroed(len * size_of::<T>())?,
+            len,
+            _elem: PhantomData,
+        })
     }
     /// A copy of `data` on `gpu`.
     pub fn from_slice(gpu: &Gpu, data: &[T]) -> Result<Self> {
         gpu.bind()?;
-        Ok(DeviceBuffer { ctx: Context(gpu.ctx), mem: DeviceMem::from_slice(data)?, len: data.len(), _elem: PhantomData })
+        Ok(DeviceBuffer {
+            ctx: Context(gpu.ctx),
+            mem: DeviceMem::from_slice(data)?,
+            len: data.len(),
+            _elem: PhantomData,
+        })
     }
     /// The address of element 0, for task records.
     pub fn ptr(&self) -> DevicePtr<T> {

@@ -72,8 +72,16 @@ pub fn generate(tasks: &[TaskInfo]) -> String {
     out.push_str("\n// ---- Task bodies ----\n");
     for t in tasks {
         let n = t.name;
-        let _ = writeln!(out, "__device__ __forceinline__ void grosr_body_{n}(grosr::Ctx& ctx, const {n}& task) {{");
-        let _ = writeln!(out, "#line {} \"{}\"", t.body.line, escape_path(t.body.file));
+        let _ = writeln!(
+            out,
+            "__device__ __forceinline__ void grosr_body_{n}(grosr::Ctx& ctx, const {n}& task) {{"
+        );
+        let _ = writeln!(
+            out,
+            "#line {} \"{}\"",
+            t.body.line,
+            escape_path(t.body.file)
+        );
         out.push_str(t.body.code);
         out.push('\n');
         push_generated_line(&mut out);
@@ -81,8 +89,12 @@ pub fn generate(tasks: &[TaskInfo]) -> String {
     }
 
     out.push_str("\n// ---- Tables and dispatch ----\n");
-    table(&mut out, "kind_gran", tasks, "grosr::GROSR_NO_GRAN", |t| format!("grosr::{}", t.granularity.c_name()));
-    table(&mut out, "kind_size", tasks, "0u", |t| format!("{}u", t.size));
+    table(&mut out, "kind_gran", tasks, "grosr::GROSR_NO_GRAN", |t| {
+        format!("grosr::{}", t.granularity.c_name())
+    });
+    table(&mut out, "kind_size", tasks, "0u", |t| {
+        format!("{}u", t.size)
+    });
     for (gran, fname) in [
         (Granularity::Lane, "dispatch_lane"),
         (Granularity::Warp, "dispatch_warp"),
@@ -92,7 +104,11 @@ pub fn generate(tasks: &[TaskInfo]) -> String {
             out,
             "__device__ bool grosr::{fname}(grosr::Ctx& ctx, uint32_t kind, const uint32_t* words) {{\n    switch (kind) {{"
         );
-        for (kind, t) in tasks.iter().enumerate().filter(|(_, t)| t.granularity == gran) {
+        for (kind, t) in tasks
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.granularity == gran)
+        {
             let n = t.name;
             let _ = writeln!(
                 out,
@@ -118,8 +134,17 @@ fn escape_path(p: &str) -> String {
     p.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
-fn table(out: &mut String, name: &str, tasks: &[TaskInfo], default: &str, value: impl Fn(&TaskInfo) -> String) {
-    let _ = writeln!(out, "__device__ uint32_t grosr::{name}(uint32_t kind) {{\n    switch (kind) {{");
+fn table(
+    out: &mut String,
+    name: &str,
+    tasks: &[TaskInfo],
+    default: &str,
+    value: impl Fn(&TaskInfo) -> String,
+) {
+    let _ = writeln!(
+        out,
+        "__device__ uint32_t grosr::{name}(uint32_t kind) {{\n    switch (kind) {{"
+    );
     for (kind, t) in tasks.iter().enumerate() {
         let _ = writeln!(out, "    case {kind}u: return {};", value(t));
     }
@@ -130,7 +155,10 @@ fn table(out: &mut String, name: &str, tasks: &[TaskInfo], default: &str, value:
 fn layout_asserts() -> String {
     let mut s = String::new();
     for (c, size) in crate::layout::shared_struct_sizes() {
-        let _ = writeln!(s, "static_assert(sizeof({c}) == {size}, \"grosr: {c} differs from grosr/src/layout.rs\");");
+        let _ = writeln!(
+            s,
+            "static_assert(sizeof({c}) == {size}, \"grosr: {c} differs from grosr/src/layout.rs\");"
+        );
     }
     s
 }
@@ -144,7 +172,10 @@ fn baseline_kernels(out: &mut String, kind: usize, t: &TaskInfo) {
     let gran = t.granularity.c_name();
     let (single_guard, bulk_index) = match t.granularity {
         Granularity::Lane => ("threadIdx.x == 0", "blockIdx.x * blockDim.x + threadIdx.x"),
-        Granularity::Warp => ("threadIdx.x < 32", "(blockIdx.x * blockDim.x + threadIdx.x) / 32"),
+        Granularity::Warp => (
+            "threadIdx.x < 32",
+            "(blockIdx.x * blockDim.x + threadIdx.x) / 32",
+        ),
         Granularity::Block => ("true", "blockIdx.x"),
     };
     let _ = writeln!(
@@ -189,27 +220,45 @@ mod tests {
     unsafe impl Record for Twice {
         const C_NAME: &'static str = "Twice";
         const FIELDS: &'static [Field] = &[
-            Field { name: "x", offset: 0, size: 4, c_decl: <u32 as DeviceType>::c_decl },
-            Field { name: "y", offset: 4, size: 4, c_decl: <u32 as DeviceType>::c_decl },
+            Field {
+                name: "x",
+                offset: 0,
+                size: 4,
+                c_decl: <u32 as DeviceType>::c_decl,
+            },
+            Field {
+                name: "y",
+                offset: 4,
+                size: 4,
+                c_decl: <u32 as DeviceType>::c_decl,
+            },
         ];
         fn field_dependencies(_: &mut CDefinitions) {}
     }
     // SAFETY: 8 bytes, under MAX_RECORD_BYTES.
     unsafe impl Task for Twice {
         const GRANULARITY: Granularity = Granularity::Lane;
-        const BODY: CudaBody = CudaBody { code: "\n    task.y;\n", file: "src/twice.rs", line: 7 };
+        const BODY: CudaBody = CudaBody {
+            code: "\n    task.y;\n",
+            file: "src/twice.rs",
+            line: 7,
+        };
     }
 
     #[test]
     fn unit_has_runtime_structs_bodies_dispatch_and_baselines() {
         let src = generate(&[TaskInfo::of::<Twice>()]);
         assert!(src.contains("struct Twice {\n    uint32_t x;\n    uint32_t y;\n};"));
-        assert!(src.contains("static_assert(offsetof(Twice, y) == 4"));
-        assert!(src.contains("template <> struct grosr::KindOf<Twice> { static constexpr uint32_t value = 0u; };"));
+        assert!(src.contains("GROSR_FIELD(Twice, y, 4, 4)"));
+        assert!(src.contains(
+            "template <> struct grosr::KindOf<Twice> { static constexpr uint32_t value = 0u; };"
+        ));
         assert!(src.contains("#line 7 \"src/twice.rs\"\n\n    task.y;\n"));
         assert!(src.contains("case 0u: { Twice t; memcpy(&t, words, sizeof(Twice)); grosr_body_Twice(ctx, t); return true; }"));
         assert!(src.contains("case 0u: return grosr::GROSR_LANE;"));
-        assert!(src.contains("extern \"C\" __global__ void grosr_single_Twice(Twice task, int32_t* status)"));
+        assert!(src.contains(
+            "extern \"C\" __global__ void grosr_single_Twice(Twice task, int32_t* status)"
+        ));
         assert!(src.contains("extern \"C\" __global__ void grosr_bulk_Twice(const Twice* tasks, uint32_t n, int32_t* status)"));
         assert!(src.contains("static_assert(sizeof(grosr::Params) == 120"));
     }

@@ -17,7 +17,11 @@ const OPTIONS: &[&str] = &["-std=c++17", "-default-device", "-lineinfo", "-DGROS
 /// Checks that NVRTC can be loaded, so its absence is an error instead of a panic in cudarc.
 pub fn nvrtc_available() -> Result<()> {
     // SAFETY: only tries to dlopen the library names cudarc would use.
-    if unsafe { sys::is_culib_present() } { Ok(()) } else { Err(Error::NoNvrtc) }
+    if unsafe { sys::is_culib_present() } {
+        Ok(())
+    } else {
+        Err(Error::NoNvrtc)
+    }
 }
 
 /// NVRTC's version, `(major, minor)`.
@@ -27,7 +31,10 @@ pub fn nvrtc_version() -> Result<(i32, i32)> {
     // SAFETY: two valid out-pointers.
     let r = unsafe { sys::nvrtcVersion(&mut major, &mut minor) };
     if r != sys::nvrtcResult::NVRTC_SUCCESS {
-        return Err(Error::Compile { arch: String::new(), log: format!("nvrtcVersion failed: {r:?}") });
+        return Err(Error::Compile {
+            arch: String::new(),
+            log: format!("nvrtcVersion failed: {r:?}"),
+        });
     }
     Ok((major, minor))
 }
@@ -48,7 +55,10 @@ pub fn compile_cached(source: &str, arch: u32) -> Result<Compiled> {
     if let Some(p) = &path {
         if let Ok(cubin) = std::fs::read(p) {
             if !cubin.is_empty() {
-                return Ok(Compiled { cubin, cached: true });
+                return Ok(Compiled {
+                    cubin,
+                    cached: true,
+                });
             }
         }
     }
@@ -57,14 +67,20 @@ pub fn compile_cached(source: &str, arch: u32) -> Result<Compiled> {
         // A cache that cannot be written only costs the next start a compile.
         let _ = write_atomically(p, &cubin);
     }
-    Ok(Compiled { cubin, cached: false })
+    Ok(Compiled {
+        cubin,
+        cached: false,
+    })
 }
 
 /// Compiles without the cache. The error carries NVRTC's log (which names the user's files).
 pub fn compile(source: &str, arch: u32) -> Result<Vec<u8>> {
     nvrtc_available()?;
     let arch_name = format!("sm_{arch}");
-    let err = |log: String| Error::Compile { arch: arch_name.clone(), log };
+    let err = |log: String| Error::Compile {
+        arch: arch_name.clone(),
+        log,
+    };
     let src = CString::new(source).map_err(|_| err("the source holds a NUL byte".into()))?;
     let name = CString::new("grosr_generated.cu").expect("no NUL");
     let prog = nvrtc::create_program(&src, Some(&name)).map_err(|e| err(format!("{e:?}")))?;
@@ -131,7 +147,9 @@ pub fn cache_dir() -> Option<PathBuf> {
     if let Some(d) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
         return Some(PathBuf::from(d).join("grosr"));
     }
-    std::env::var_os("HOME").filter(|d| !d.is_empty()).map(|h| PathBuf::from(h).join(".cache/grosr"))
+    std::env::var_os("HOME")
+        .filter(|d| !d.is_empty())
+        .map(|h| PathBuf::from(h).join(".cache/grosr"))
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -39,15 +39,24 @@ impl Gpu {
             return Err(Error::NoDriver);
         }
         cu::init().map_err(|e| match crate::error::driver_error_name(e).as_str() {
-            "CUDA_ERROR_NO_DEVICE" => Error::NoDevice("is visible to the driver (check nvidia-smi)".into()),
-            code => Error::Cuda { call: "cuInit", code: code.into() },
+            "CUDA_ERROR_NO_DEVICE" => {
+                Error::NoDevice("is visible to the driver (check nvidia-smi)".into())
+            }
+            code => Error::Cuda {
+                call: "cuInit",
+                code: code.into(),
+            },
         })?;
         let count = cu::device::get_count().call("cuDeviceGetCount")?;
         if count <= 0 {
-            return Err(Error::NoDevice("is visible to the driver (check nvidia-smi)".into()));
+            return Err(Error::NoDevice(
+                "is visible to the driver (check nvidia-smi)".into(),
+            ));
         }
         if ordinal >= count as usize {
-            return Err(Error::NoDevice(format!("with ordinal {ordinal}: only {count} present")));
+            return Err(Error::NoDevice(format!(
+                "with ordinal {ordinal}: only {count} present"
+            )));
         }
         let device = cu::device::get(ordinal as i32).call("cuDeviceGet")?;
         // SAFETY: device is valid.
@@ -63,17 +72,31 @@ impl Gpu {
         let minor = attr(A::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)?;
         let sm_count = attr(A::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)? as u32;
         if attr(A::CU_DEVICE_ATTRIBUTE_COOPERATIVE_LAUNCH)? == 0 {
-            return Err(Error::NoDevice("that supports cooperative launches (needed to keep every block resident)".into()));
+            return Err(Error::NoDevice(
+                "that supports cooperative launches (needed to keep every block resident)".into(),
+            ));
         }
         let mut driver_version = 0;
         // SAFETY: valid out-pointer.
-        unsafe { sys::cuDriverGetVersion(&mut driver_version) }.result().call("cuDriverGetVersion")?;
+        unsafe { sys::cuDriverGetVersion(&mut driver_version) }
+            .result()
+            .call("cuDriverGetVersion")?;
         let name = cu::device::get_name(device).call("cuDeviceGetName")?;
         let arch = (major * 10 + minor) as u32;
         if arch < 70 {
-            return Err(Error::NoDevice(format!("of compute capability 7.0 or newer: {name} is {major}.{minor}")));
+            return Err(Error::NoDevice(format!(
+                "of compute capability 7.0 or newer: {name} is {major}.{minor}"
+            )));
         }
-        Ok(Gpu { device, ctx, ordinal, name, sm_count, arch, driver_version })
+        Ok(Gpu {
+            device,
+            ctx,
+            ordinal,
+            name,
+            sm_count,
+            arch,
+            driver_version,
+        })
     }
 
     /// Makes this GPU's context current on the calling thread.
@@ -125,7 +148,8 @@ impl MappedMem {
         unsafe { std::ptr::write_bytes(host, 0, len) };
         let mut dev = 0;
         // SAFETY: host was allocated with DEVICEMAP.
-        let r = unsafe { sys::cuMemHostGetDevicePointer_v2(&mut dev, host as *mut c_void, 0) }.result();
+        let r =
+            unsafe { sys::cuMemHostGetDevicePointer_v2(&mut dev, host as *mut c_void, 0) }.result();
         if let Err(e) = r {
             // SAFETY: host came from malloc_host.
             let _ = unsafe { cu::free_host(host as *mut c_void) };
@@ -201,7 +225,9 @@ impl DeviceMem {
     /// Copies `data` to the start of the buffer (synchronous).
     pub fn write<T: bytemuck::Pod>(&self, data: &[T]) -> Result<()> {
         if std::mem::size_of_val(data) > self.len {
-            return Err(Error::Config("write past the end of a device buffer".into()));
+            return Err(Error::Config(
+                "write past the end of a device buffer".into(),
+            ));
         }
         if data.is_empty() {
             return Ok(());
@@ -229,7 +255,9 @@ unsafe impl Sync for Stream {}
 impl Stream {
     /// Creates a stream.
     pub fn new() -> Result<Stream> {
-        cu::stream::create(cu::stream::StreamKind::NonBlocking).call("cuStreamCreate").map(Stream)
+        cu::stream::create(cu::stream::StreamKind::NonBlocking)
+            .call("cuStreamCreate")
+            .map(Stream)
     }
     /// `Ok(true)` once all work is done, `Ok(false)` while some runs, `Err` if it faulted.
     pub fn query(&self) -> Result<bool> {
@@ -277,11 +305,14 @@ impl Module {
         let mut owned = image.to_vec();
         owned.push(0);
         // SAFETY: owned is a valid image that outlives the call.
-        unsafe { cu::module::load_data(owned.as_ptr() as *const c_void) }.call("cuModuleLoadData").map(Module)
+        unsafe { cu::module::load_data(owned.as_ptr() as *const c_void) }
+            .call("cuModuleLoadData")
+            .map(Module)
     }
     /// A kernel of the module by its (extern "C") name.
     pub fn function(&self, name: &str) -> Result<sys::CUfunction> {
-        let c = CString::new(name).map_err(|_| Error::Config(format!("bad kernel name {name:?}")))?;
+        let c =
+            CString::new(name).map_err(|_| Error::Config(format!("bad kernel name {name:?}")))?;
         // SAFETY: the module is live.
         unsafe { cu::module::get_function(self.0, c) }.call("cuModuleGetFunction")
     }

@@ -88,7 +88,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl From<cudarc::driver::DriverError> for Error {
     fn from(e: cudarc::driver::DriverError) -> Self {
-        Error::Cuda { call: "driver", code: driver_error_name(e) }
+        Error::Cuda {
+            call: "driver",
+            code: driver_error_name(e),
+        }
     }
 }
 
@@ -106,17 +109,31 @@ pub(crate) trait CudaContext<T> {
 
 impl<T> CudaContext<T> for std::result::Result<T, cudarc::driver::DriverError> {
     fn call(self, call: &'static str) -> Result<T> {
-        self.map_err(|e| Error::Cuda { call, code: driver_error_name(e) })
+        self.map_err(|e| Error::Cuda {
+            call,
+            code: driver_error_name(e),
+        })
     }
 }
 
 /// Device error codes (cuda/grosr_runtime.cuh `ErrorCode`) as errors; `kind_name` names kinds.
-pub(crate) fn from_device_code(code: i32, kind: u32, detail: u32, kind_name: impl Fn(u32) -> String) -> Error {
+pub(crate) fn from_device_code(
+    code: i32,
+    kind: u32,
+    detail: u32,
+    kind_name: impl Fn(u32) -> String,
+) -> Error {
     match code {
-        c if c > 0 => Error::TaskFailed { task: kind_name(kind), code: c },
+        c if c > 0 => Error::TaskFailed {
+            task: kind_name(kind),
+            code: c,
+        },
         -1 => Error::UnknownKind(kind),
         -2 => Error::QueueOverflow(kind_name(kind)),
-        -4 => Error::TaskFailed { task: kind_name(kind), code: -4 },
+        -4 => Error::TaskFailed {
+            task: kind_name(kind),
+            code: -4,
+        },
         _ => Error::Protocol(detail),
     }
 }

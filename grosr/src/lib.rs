@@ -27,6 +27,7 @@ extern crate self as grosr;
 
 #[cfg(not(loom))]
 pub mod baseline;
+mod buffer;
 pub mod codegen;
 pub mod compile;
 pub mod driver;
@@ -36,14 +37,15 @@ pub mod record;
 mod ring;
 #[cfg(not(loom))]
 mod runtime;
-mod buffer;
 #[cfg(not(loom))]
 pub mod workloads;
 
 pub use buffer::DeviceBuffer;
 pub use error::{Error, Result};
 pub use grosr_macros::{record, task};
-pub use record::{CudaBody, DevicePtr, DeviceType, Field, Granularity, MAX_RECORD_BYTES, Record, Task};
+pub use record::{
+    CudaBody, DevicePtr, DeviceType, Field, Granularity, MAX_RECORD_BYTES, Record, Task,
+};
 #[cfg(not(loom))]
 pub use runtime::{Job, Runtime, RuntimeBuilder, RuntimeInfo};
 

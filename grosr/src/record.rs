@@ -116,7 +116,10 @@ pub struct DevicePtr<T> {
 impl<T> DevicePtr<T> {
     /// A pointer from a raw device address.
     pub const fn from_raw(addr: u64) -> Self {
-        DevicePtr { addr, _points_to: PhantomData }
+        DevicePtr {
+            addr,
+            _points_to: PhantomData,
+        }
     }
     /// The null pointer.
     pub const fn null() -> Self {
@@ -132,7 +135,10 @@ impl<T> DevicePtr<T> {
     }
     /// The pointer `count` elements further on (like C pointer arithmetic; wraps, never panics).
     pub const fn add(self, count: u64) -> Self {
-        Self::from_raw(self.addr.wrapping_add(count.wrapping_mul(size_of::<T>() as u64)))
+        Self::from_raw(
+            self.addr
+                .wrapping_add(count.wrapping_mul(size_of::<T>() as u64)),
+        )
     }
 }
 
@@ -166,7 +172,11 @@ unsafe impl<T: 'static> bytemuck::Pod for DevicePtr<T> {}
 // SAFETY: a C pointer is 8 bytes on every 64-bit CUDA target, like the u64 inside.
 unsafe impl<T: DeviceType> DeviceType for DevicePtr<T> {
     fn c_decl(name: &str) -> String {
-        if T::IS_ARRAY { T::c_decl(&format!("(*{name})")) } else { T::c_decl(&format!("*{name}")) }
+        if T::IS_ARRAY {
+            T::c_decl(&format!("(*{name})"))
+        } else {
+            T::c_decl(&format!("*{name}"))
+        }
     }
     fn c_dependencies(defs: &mut CDefinitions) {
         T::c_dependencies(defs);
@@ -241,10 +251,12 @@ impl CDefinitions {
             size_of::<R>()
         );
         for f in R::FIELDS {
+            // GROSR_FIELD (cuda/grosr_runtime.cuh) asserts the field's size, and its offset
+            // where the compiler offers offsetof in constant expressions.
             let _ = writeln!(
                 self.text,
-                "static_assert(offsetof({name}, {}) == {}, \"grosr: offset of {name}::{} differs from Rust\");",
-                f.name, f.offset, f.name
+                "GROSR_FIELD({name}, {}, {}, {});",
+                f.name, f.offset, f.size
             );
         }
     }

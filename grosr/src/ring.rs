@@ -19,6 +19,10 @@ pub(crate) use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
 
+/// A job slot's error when its job was abandoned by the host (stop, or a failed submit); the
+/// GPU never produces it.
+pub(crate) const ABANDONED: i32 = i32::MIN;
+
 /// Alignment of every record slice in the arena.
 pub(crate) const ARENA_ALIGN: u64 = 16;
 
@@ -91,6 +95,9 @@ pub(crate) struct Producer {
     released: u64,
     /// Descriptors whose records still occupy the arena, with the running offset their space ends at.
     in_flight: VecDeque<(u64, u64)>,
+    /// Jobs taken but never published (their submit failed): the host completes them itself
+    /// once their slot's previous job is done, so the slot is not blocked forever.
+    orphans: Vec<JobTicket>,
 }
 
 /// Why a wait stops early: the GPU side is gone.
@@ -99,7 +106,15 @@ pub(crate) type Health<'h> = &'h dyn Fn() -> Result<()>;
 impl Producer {
     /// A producer for a ring whose GPU side starts at descriptor `first_desc` and job `first_job`.
     pub fn new(arena_len: u64, first_desc: u64, first_job: u64) -> Producer {
-        Producer { next_desc: first_desc, next_job: first_job, arena_len, reserved: 0, released: 0, in_flight: VecDeque::new() }
+        Producer {
+            next_desc: first_desc,
+            next_job: first_job,
+            arena_len,
+            reserved: 0,
+            released: 0,
+            in_flight: VecDeque::new(),
+            orphans: Vec::new(),
+        }
     }
 
     /// The next descriptor index (the GPU resumes there after a restart).
@@ -117,45 +132,91 @@ impl Producer {
         (self.arena_len / 4) & !(ARENA_ALIGN - 1)
     }
 
-    /// Takes the next job id once its slot's previous job has completed.
-    pub fn reserve_job(&mut self, ring: &Ring, wait: &mut Waiter, health: Health) -> Result<JobTicket> {
+    /// Takes the next job id. Call [`wait_job_slot`] (without the producer's lock held: the job
+    /// it waits for may belong to a thread that needs the lock to finish submitting) before use.
+    pub fn take_job(&mut self, ring: &Ring) -> JobTicket {
         let slots = ring.completions.len() as u64;
         let id = self.next_job;
-        let ticket = JobTicket { id, slot: (id % slots) as u32, seq: (id / slots + 1) as u32 };
-        let cell = &ring.completions[ticket.slot as usize];
-        // Acquire: pairs with the GPU's release of done_seq; the slot's previous job is over.
-        wait.until(|| cell.done_seq.load(Ordering::Acquire) == ticket.seq.wrapping_sub(1), health, "a free job slot")?;
         self.next_job += 1;
-        Ok(ticket)
+        JobTicket {
+            id,
+            slot: (id % slots) as u32,
+            seq: (id / slots + 1) as u32,
+        }
+    }
+
+    /// Records that `job` will never be published (its submit failed before any descriptor).
+    pub fn orphan(&mut self, job: JobTicket) {
+        self.orphans.push(job);
+    }
+
+    /// Completes, as abandoned, every orphan whose slot has finished the job before it.
+    pub fn settle_orphans(&mut self, ring: &Ring) {
+        self.orphans.retain(|o| {
+            let c = &ring.completions[o.slot as usize];
+            if c.done_seq.load(Ordering::Acquire) != o.seq.wrapping_sub(1) {
+                return true;
+            }
+            c.error.store(ABANDONED, Ordering::Relaxed);
+            // Release: the error is visible before the slot reads as done.
+            c.done_seq.store(o.seq, Ordering::Release);
+            false
+        });
     }
 
     /// Reserves a descriptor and `bytes` of arena space (waiting for the GPU to free either).
-    pub fn reserve_chunk(&mut self, ring: &Ring, bytes: u64, wait: &mut Waiter, health: Health) -> Result<ChunkTicket> {
+    pub fn reserve_chunk(
+        &mut self,
+        ring: &Ring,
+        bytes: u64,
+        wait: &mut Waiter,
+        health: Health,
+    ) -> Result<ChunkTicket> {
         let bytes = bytes.next_multiple_of(ARENA_ALIGN);
         if bytes > self.max_chunk_bytes() {
-            return Err(Error::Config(format!("a chunk of {bytes} B exceeds the arena's limit")));
+            return Err(Error::Config(format!(
+                "a chunk of {bytes} B exceeds the arena's limit"
+            )));
         }
         let cap = ring.descs.len() as u64;
         let desc = self.next_desc;
         // Acquire: pairs with the ingest warp's release of desc_head; it no longer reads slot desc % cap.
-        wait.until(|| ring.desc_head.load(Ordering::Acquire) + cap > desc, health, "a free descriptor")?;
+        wait.until(
+            || ring.desc_head.load(Ordering::Acquire) + cap > desc,
+            health,
+            "a free descriptor",
+        )?;
         // Space never wraps inside a chunk: skip the arena's tail when the chunk does not fit there.
         let pos = self.reserved % self.arena_len;
-        let start = if pos + bytes > self.arena_len { self.reserved + (self.arena_len - pos) } else { self.reserved };
+        let start = if pos + bytes > self.arena_len {
+            self.reserved + (self.arena_len - pos)
+        } else {
+            self.reserved
+        };
         let end = start + bytes;
         loop {
             self.reclaim(ring);
             if end - self.released <= self.arena_len {
                 break;
             }
-            let (front, _) = *self.in_flight.front().expect("arena full implies chunks in flight");
+            let (front, _) = *self
+                .in_flight
+                .front()
+                .expect("arena full implies chunks in flight");
             let cell = &ring.desc_done[(front % cap) as usize];
-            wait.until(|| cell.load(Ordering::Acquire) == (front + 1) as u32, health, "arena space")?;
+            wait.until(
+                || cell.load(Ordering::Acquire) == (front + 1) as u32,
+                health,
+                "arena space",
+            )?;
         }
         self.reserved = end;
         self.in_flight.push_back((desc, end));
         self.next_desc += 1;
-        Ok(ChunkTicket { desc, offset: start % self.arena_len })
+        Ok(ChunkTicket {
+            desc,
+            offset: start % self.arena_len,
+        })
     }
 
     /// Releases the arena space of every leading descriptor whose records the GPU has read.
@@ -170,6 +231,22 @@ impl Producer {
             self.in_flight.pop_front();
         }
     }
+}
+
+/// Waits until the previous job of `job`'s slot has completed, so the slot is `job`'s.
+pub(crate) fn wait_job_slot(
+    ring: &Ring,
+    job: JobTicket,
+    wait: &mut Waiter,
+    health: Health,
+) -> Result<()> {
+    let cell = &ring.completions[job.slot as usize];
+    // Acquire: pairs with the GPU's release of done_seq; the slot's previous job is over.
+    wait.until(
+        || cell.done_seq.load(Ordering::Acquire) == job.seq.wrapping_sub(1),
+        health,
+        "a free job slot",
+    )
 }
 
 /// Publishes descriptor `desc`: fields first, then its seq with a release store, so the ingest
@@ -196,7 +273,10 @@ pub(crate) fn job_outcome(ring: &Ring, job: JobTicket) -> Option<(i32, u32)> {
     if (done.wrapping_sub(job.seq) as i32) < 0 {
         return None;
     }
-    Some((c.error.load(Ordering::Relaxed), c.error_kind.load(Ordering::Relaxed)))
+    Some((
+        c.error.load(Ordering::Relaxed),
+        c.error_kind.load(Ordering::Relaxed),
+    ))
 }
 
 /// Bounded waiting: spins briefly (latency), then yields; checks the deadline and the GPU's health.
@@ -208,11 +288,19 @@ pub(crate) struct Waiter {
 impl Waiter {
     /// A waiter that gives up after `timeout`.
     pub fn new(timeout: std::time::Duration) -> Waiter {
-        Waiter { deadline: std::time::Instant::now().checked_add(timeout), timeout }
+        Waiter {
+            deadline: std::time::Instant::now().checked_add(timeout),
+            timeout,
+        }
     }
 
     /// Waits until `done()` holds.
-    pub fn until(&mut self, mut done: impl FnMut() -> bool, health: Health, what: &'static str) -> Result<()> {
+    pub fn until(
+        &mut self,
+        mut done: impl FnMut() -> bool,
+        health: Health,
+        what: &'static str,
+    ) -> Result<()> {
         let mut turns: u32 = 0;
         while !done() {
             turns = turns.wrapping_add(1);
@@ -264,13 +352,23 @@ mod tests {
             })
         }
         fn ring(&self) -> Ring<'_> {
-            Ring { desc_head: &self.desc_head, descs: &self.descs, desc_done: &self.desc_done, completions: &self.completions }
+            Ring {
+                desc_head: &self.desc_head,
+                descs: &self.descs,
+                desc_done: &self.desc_done,
+                completions: &self.completions,
+            }
         }
     }
 
     /// The GPU's ingest and completion, on a host thread: reads descriptors in order, "runs" each
     /// record by summing it into `sums` (records are u32 values), completes jobs.
-    fn fake_device(shared: Arc<FakeShared>, arena: Arc<Vec<AtomicU32>>, stop: Arc<AtomicBool>, sums: Arc<Vec<AtomicU64>>) {
+    fn fake_device(
+        shared: Arc<FakeShared>,
+        arena: Arc<Vec<AtomicU32>>,
+        stop: Arc<AtomicBool>,
+        sums: Arc<Vec<AtomicU64>>,
+    ) {
         let cap = shared.descs.len() as u64;
         let mut head = 0u64;
         let mut pending = vec![0i64; shared.completions.len()];
@@ -280,34 +378,52 @@ mod tests {
                 std::thread::yield_now();
                 continue;
             }
-            let (records, count) = (d.records.load(Ordering::Relaxed), d.count.load(Ordering::Relaxed));
-            let (slot, seq, adjust) =
-                (d.job_slot.load(Ordering::Relaxed), d.job_seq.load(Ordering::Relaxed), d.adjust.load(Ordering::Relaxed));
+            let (records, count) = (
+                d.records.load(Ordering::Relaxed),
+                d.count.load(Ordering::Relaxed),
+            );
+            let (slot, seq, adjust) = (
+                d.job_slot.load(Ordering::Relaxed),
+                d.job_seq.load(Ordering::Relaxed),
+                d.adjust.load(Ordering::Relaxed),
+            );
             shared.desc_head.store(head + 1, Ordering::Release);
             for i in 0..count as u64 {
                 let v = arena[(records / 4 + i) as usize].load(Ordering::Relaxed);
                 sums[slot as usize].fetch_add(v as u64, Ordering::Relaxed);
             }
             shared.desc_done[(head % cap) as usize].store((head + 1) as u32, Ordering::Release);
-            pending[slot as usize] += count as i64 + adjust as i64;
-            if pending[slot as usize] - (if adjust == 1 { 1 } else { 0 }) == 0 || (adjust <= 0 && pending[slot as usize] == 0) {
-                if pending[slot as usize] == 0 {
-                    shared.completions[slot as usize].done_seq.store(seq, Ordering::Release);
-                }
+            // Count the records in, run them (above), count them out: what remains is the
+            // split-job guard, so the job completes with its last chunk.
+            pending[slot as usize] += count as i64 + adjust as i64 - count as i64;
+            if pending[slot as usize] == 0 {
+                shared.completions[slot as usize]
+                    .done_seq
+                    .store(seq, Ordering::Release);
             }
             head += 1;
         }
     }
 
-    fn submit(producer: &std::sync::Mutex<Producer>, shared: &FakeShared, arena: &[AtomicU32], values: &[u32]) -> JobTicket {
+    fn submit(
+        producer: &std::sync::Mutex<Producer>,
+        shared: &FakeShared,
+        arena: &[AtomicU32],
+        values: &[u32],
+    ) -> JobTicket {
         let ring = shared.ring();
         let ok: Health = &|| Ok(());
         let mut w = Waiter::new(Duration::from_secs(20));
-        let job = producer.lock().unwrap().reserve_job(&ring, &mut w, ok).unwrap();
+        let job = producer.lock().unwrap().take_job(&ring);
+        wait_job_slot(&ring, job, &mut w, ok).unwrap();
         let max = (producer.lock().unwrap().max_chunk_bytes() / 4) as usize;
         let chunks: Vec<&[u32]> = values.chunks(max).collect();
         for (i, chunk) in chunks.iter().enumerate() {
-            let t = producer.lock().unwrap().reserve_chunk(&ring, (chunk.len() * 4) as u64, &mut w, ok).unwrap();
+            let t = producer
+                .lock()
+                .unwrap()
+                .reserve_chunk(&ring, (chunk.len() * 4) as u64, &mut w, ok)
+                .unwrap();
             for (j, v) in chunk.iter().enumerate() {
                 arena[(t.offset / 4) as usize + j].store(*v, Ordering::Relaxed);
             }
@@ -317,7 +433,17 @@ mod tests {
                 (false, true) => -1,
                 (false, false) => 0,
             };
-            publish(&ring, t.desc, DescFields { records: t.offset, kind: 0, count: chunk.len() as u32, job, adjust });
+            publish(
+                &ring,
+                t.desc,
+                DescFields {
+                    records: t.offset,
+                    kind: 0,
+                    count: chunk.len() as u32,
+                    job,
+                    adjust,
+                },
+            );
         }
         job
     }
@@ -326,7 +452,8 @@ mod tests {
     fn many_threads_submit_and_every_record_arrives_once() {
         let shared = FakeShared::new(8, 4);
         let arena_words = 256;
-        let arena: Arc<Vec<AtomicU32>> = Arc::new((0..arena_words).map(|_| AtomicU32::new(0)).collect());
+        let arena: Arc<Vec<AtomicU32>> =
+            Arc::new((0..arena_words).map(|_| AtomicU32::new(0)).collect());
         let producer = std::sync::Mutex::new(Producer::new(arena_words as u64 * 4, 0, 0));
         let stop = Arc::new(AtomicBool::new(false));
         let sums: Arc<Vec<AtomicU64>> = Arc::new((0..4).map(|_| AtomicU64::new(0)).collect());
@@ -348,7 +475,8 @@ mod tests {
                             let job = submit(producer, shared, arena, &values);
                             let ring = shared.ring();
                             let mut w = Waiter::new(Duration::from_secs(20));
-                            w.until(|| job_outcome(&ring, job).is_some(), &|| Ok(()), "job").unwrap();
+                            w.until(|| job_outcome(&ring, job).is_some(), &|| Ok(()), "job")
+                                .unwrap();
                         }
                         expect
                     })
@@ -358,7 +486,10 @@ mod tests {
         });
         stop.store(true, Ordering::Relaxed);
         dev.join().unwrap();
-        assert_eq!(sums.iter().map(|s| s.load(Ordering::Relaxed)).sum::<u64>(), total);
+        assert_eq!(
+            sums.iter().map(|s| s.load(Ordering::Relaxed)).sum::<u64>(),
+            total
+        );
     }
 
     #[test]
@@ -372,18 +503,31 @@ mod tests {
         for _ in 0..2 {
             p.reserve_chunk(&ring, 16, &mut w, ok).unwrap();
         }
-        assert!(matches!(p.reserve_chunk(&ring, 16, &mut w, ok), Err(Error::Timeout(_, "a free descriptor"))));
+        assert!(matches!(
+            p.reserve_chunk(&ring, 16, &mut w, ok),
+            Err(Error::Timeout(_, "a free descriptor"))
+        ));
         let dead: Health = &|| Err(Error::Stopped);
         let mut w = Waiter::new(Duration::from_secs(60));
-        assert_eq!(p.reserve_chunk(&ring, 16, &mut w, dead).unwrap_err(), Error::Stopped);
+        assert_eq!(
+            p.reserve_chunk(&ring, 16, &mut w, dead).unwrap_err(),
+            Error::Stopped
+        );
         // Job slots: slot 0's first job is free; its second needs the first to complete.
         let mut w = Waiter::new(Duration::from_millis(20));
-        let j0 = p.reserve_job(&ring, &mut w, ok).unwrap();
+        let j0 = p.take_job(&ring);
         assert_eq!((j0.slot, j0.seq), (0, 1));
-        p.reserve_job(&ring, &mut w, ok).unwrap();
-        assert!(matches!(p.reserve_job(&ring, &mut w, ok), Err(Error::Timeout(_, "a free job slot"))));
+        wait_job_slot(&ring, j0, &mut w, ok).unwrap();
+        let j1 = p.take_job(&ring);
+        wait_job_slot(&ring, j1, &mut w, ok).unwrap();
+        let j2 = p.take_job(&ring);
+        assert_eq!((j2.slot, j2.seq), (0, 2));
+        assert!(matches!(
+            wait_job_slot(&ring, j2, &mut w, ok),
+            Err(Error::Timeout(_, "a free job slot"))
+        ));
         ring.completions[0].done_seq.store(1, Ordering::Release);
-        assert_eq!(p.reserve_job(&ring, &mut w, ok).unwrap().seq, 2);
+        wait_job_slot(&ring, j2, &mut w, ok).unwrap();
     }
 
     #[test]
@@ -394,7 +538,9 @@ mod tests {
         let ok: Health = &|| Ok(());
         let mut w = Waiter::new(Duration::from_millis(20));
         assert_eq!(p.max_chunk_bytes(), 64);
-        let offsets: Vec<u64> = (0..4).map(|_| p.reserve_chunk(&ring, 48, &mut w, ok).unwrap().offset).collect();
+        let offsets: Vec<u64> = (0..4)
+            .map(|_| p.reserve_chunk(&ring, 48, &mut w, ok).unwrap().offset)
+            .collect();
         assert_eq!(offsets, vec![0, 48, 96, 144]);
         // 192 + 64 = 256 fits exactly; a further 64 must wait for descriptor 0 to be read.
         assert_eq!(p.reserve_chunk(&ring, 64, &mut w, ok).unwrap().offset, 192);
@@ -418,7 +564,12 @@ mod tests {
     #[test]
     fn loom_publish_consume() {
         loom::model(|| {
-            let shared = Arc::new((AtomicU64::new(0), [DescCells::default(), DescCells::default()], [AtomicU32::new(0), AtomicU32::new(0)], [CompletionCells::default()]));
+            let shared = Arc::new((
+                AtomicU64::new(0),
+                [DescCells::default(), DescCells::default()],
+                [AtomicU32::new(0), AtomicU32::new(0)],
+                [CompletionCells::default()],
+            ));
             let dev = {
                 let s = shared.clone();
                 loom::thread::spawn(move || {
@@ -428,19 +579,41 @@ mod tests {
                         while d.seq.load(Ordering::Acquire) != (head + 1) as u32 {
                             loom::thread::yield_now();
                         }
-                        seen.push((d.records.load(Ordering::Relaxed), d.count.load(Ordering::Relaxed)));
+                        seen.push((
+                            d.records.load(Ordering::Relaxed),
+                            d.count.load(Ordering::Relaxed),
+                        ));
                         s.0.store(head + 1, Ordering::Release);
                     }
                     seen
                 })
             };
-            let ring = Ring { desc_head: &shared.0, descs: &shared.1, desc_done: &shared.2, completions: &shared.3 };
+            let ring = Ring {
+                desc_head: &shared.0,
+                descs: &shared.1,
+                desc_done: &shared.2,
+                completions: &shared.3,
+            };
             let mut p = Producer::new(1 << 20, 0, 0);
             let mut w = Waiter::new(std::time::Duration::from_secs(1));
-            let job = JobTicket { id: 0, slot: 0, seq: 1 };
+            let job = JobTicket {
+                id: 0,
+                slot: 0,
+                seq: 1,
+            };
             for i in 0..3u64 {
                 let t = p.reserve_chunk(&ring, 16, &mut w, &|| Ok(())).unwrap();
-                publish(&ring, t.desc, DescFields { records: 100 + i, kind: 0, count: i as u32 + 1, job, adjust: 0 });
+                publish(
+                    &ring,
+                    t.desc,
+                    DescFields {
+                        records: 100 + i,
+                        kind: 0,
+                        count: i as u32 + 1,
+                        job,
+                        adjust: 0,
+                    },
+                );
             }
             assert_eq!(dev.join().unwrap(), vec![(100, 1), (101, 2), (102, 3)]);
         });

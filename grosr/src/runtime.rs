@@ -15,10 +15,9 @@ use crate::driver::{DeviceMem, Gpu, MappedMem, Module, Stream};
 use crate::error::{CudaContext as _, Error, Result, from_device_code};
 use crate::layout::{self, BLOCK_THREADS, Completion, Desc, HostCtl, Params};
 use crate::record::Task;
-use crate::ring::{self, CompletionCells, DescCells, DescFields, JobTicket, Producer, Ring, Waiter};
-
-/// Marks a job slot whose job was abandoned by `stop` (never produced by the GPU).
-const ABANDONED: i32 = i32::MIN;
+use crate::ring::{
+    self, ABANDONED, CompletionCells, DescCells, DescFields, JobTicket, Producer, Ring, Waiter,
+};
 
 /// How the runtime is sized; see the builder's methods for each field.
 #[derive(Clone, Debug)]
@@ -108,10 +107,16 @@ impl RuntimeBuilder {
     pub fn build(self) -> Result<Runtime> {
         let c = &self.config;
         if !c.queue_capacity.is_power_of_two() || c.queue_capacity < 64 {
-            return Err(Error::Config(format!("queue_capacity must be a power of two >= 64, not {}", c.queue_capacity)));
+            return Err(Error::Config(format!(
+                "queue_capacity must be a power of two >= 64, not {}",
+                c.queue_capacity
+            )));
         }
         if c.arena_bytes < 4096 {
-            return Err(Error::Config(format!("arena_bytes must be at least 4096, not {}", c.arena_bytes)));
+            return Err(Error::Config(format!(
+                "arena_bytes must be at least 4096, not {}",
+                c.arena_bytes
+            )));
         }
         if c.max_sms == Some(0) {
             return Err(Error::Config("max_sms must be at least 1".into()));
@@ -127,19 +132,35 @@ impl RuntimeBuilder {
         let source = codegen::generate(&self.tasks);
         let compiled = compile::compile_cached(&source, gpu.arch)?;
         let module = Module::load(&compiled.cubin)?;
-        let kernels = Kernels { scheduler: module.function("grosr_scheduler")?, init: module.function("grosr_init")? };
+        let kernels = Kernels {
+            scheduler: module.function("grosr_scheduler")?,
+            init: module.function("grosr_init")?,
+        };
         // SAFETY: the function exists in the loaded module.
-        let blocks_per_sm = unsafe { cu::occupancy::max_active_block_per_multiprocessor(kernels.scheduler, BLOCK_THREADS as i32, 0) }
-            .call("cuOccupancyMaxActiveBlocksPerMultiprocessor")? as u32;
+        let blocks_per_sm = unsafe {
+            cu::occupancy::max_active_block_per_multiprocessor(
+                kernels.scheduler,
+                BLOCK_THREADS as i32,
+                0,
+            )
+        }
+        .call("cuOccupancyMaxActiveBlocksPerMultiprocessor")? as u32;
         if blocks_per_sm == 0 {
-            return Err(Error::DoesNotFit("the scheduler block needs more registers or shared memory than one SM has".into()));
+            return Err(Error::DoesNotFit(
+                "the scheduler block needs more registers or shared memory than one SM has".into(),
+            ));
         }
         let sms = c.max_sms.unwrap_or(gpu.sm_count).min(gpu.sm_count);
         let claim = SmClaim::new(c.device, sms, gpu.sm_count)?;
         let grid = blocks_per_sm * sms;
         let memory = Memory::new(c, sms, self.tasks.len())?;
         let stream = Stream::new()?;
-        let kinds = self.tasks.iter().enumerate().map(|(k, t)| (t.type_id, k as u32)).collect();
+        let kinds = self
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(k, t)| (t.type_id, k as u32))
+            .collect();
         let producer = Producer::new(c.arena_bytes as u64, 0, 0);
         let rt = Runtime {
             info: RuntimeInfo {
@@ -233,7 +254,16 @@ impl Memory {
             num_kinds: kinds as u32,
             spin_limit: c.spin_limit,
         };
-        Ok(Memory { host, arena, device, params, descs_off, desc_done_off, completions_off, executed_off })
+        Ok(Memory {
+            host,
+            arena,
+            device,
+            params,
+            descs_off,
+            desc_done_off,
+            completions_off,
+            executed_off,
+        })
     }
 
     fn ctl(&self) -> *mut HostCtl {
@@ -249,9 +279,16 @@ impl Memory {
         // the same bytes only with the matching protocol.
         unsafe {
             Ring {
-                desc_head: &*(std::ptr::addr_of_mut!((*self.ctl()).desc_head) as *const ring::AtomicU64),
-                descs: std::slice::from_raw_parts(base.add(self.descs_off) as *const DescCells, p.desc_cap as usize),
-                desc_done: std::slice::from_raw_parts(base.add(self.desc_done_off) as *const ring::AtomicU32, p.desc_cap as usize),
+                desc_head: &*(std::ptr::addr_of_mut!((*self.ctl()).desc_head)
+                    as *const ring::AtomicU64),
+                descs: std::slice::from_raw_parts(
+                    base.add(self.descs_off) as *const DescCells,
+                    p.desc_cap as usize,
+                ),
+                desc_done: std::slice::from_raw_parts(
+                    base.add(self.desc_done_off) as *const ring::AtomicU32,
+                    p.desc_cap as usize,
+                ),
                 completions: std::slice::from_raw_parts(
                     base.add(self.completions_off) as *const CompletionCells,
                     p.job_slots as usize,
@@ -302,7 +339,11 @@ struct SmClaim {
 impl SmClaim {
     fn new(device: usize, sms: u32, total: u32) -> Result<SmClaim> {
         let mut claims = SM_CLAIMS.lock().unwrap_or_else(|e| e.into_inner());
-        let held: u32 = claims.iter().filter(|(d, _)| *d == device).map(|(_, s)| s).sum();
+        let held: u32 = claims
+            .iter()
+            .filter(|(d, _)| *d == device)
+            .map(|(_, s)| s)
+            .sum();
         if held + sms > total {
             return Err(Error::DoesNotFit(format!(
                 "grosr runtimes of this process already occupy {held} of the {total} SMs of device {device}; \
@@ -317,7 +358,10 @@ impl SmClaim {
 impl Drop for SmClaim {
     fn drop(&mut self) {
         let mut claims = SM_CLAIMS.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(i) = claims.iter().position(|&(d, s)| d == self.device && s == self.sms) {
+        if let Some(i) = claims
+            .iter()
+            .position(|&(d, s)| d == self.device && s == self.sms)
+        {
             claims.swap_remove(i);
         }
     }
@@ -365,7 +409,10 @@ impl Runtime {
 
     /// The kind number of `T`, or an error if `T` is not registered.
     pub fn kind_of<T: Task + 'static>(&self) -> Result<u32> {
-        self.kinds.get(&TypeId::of::<T>()).copied().ok_or(Error::UnregisteredTask(T::C_NAME))
+        self.kinds
+            .get(&TypeId::of::<T>())
+            .copied()
+            .ok_or(Error::UnregisteredTask(T::C_NAME))
     }
 
     /// The compiled module (scheduler and baseline kernels).
@@ -385,7 +432,11 @@ impl Runtime {
     }
 
     /// [`submit`](Runtime::submit), waiting at most `timeout` for ring space.
-    pub fn submit_timeout<T: Task + 'static>(&self, records: &[T], timeout: Duration) -> Result<Job<'_>> {
+    pub fn submit_timeout<T: Task + 'static>(
+        &self,
+        records: &[T],
+        timeout: Duration,
+    ) -> Result<Job<'_>> {
         let kind = self.kind_of::<T>()?;
         self.submit_bytes(kind, size_of::<T>(), bytemuck::cast_slice(records), timeout)
     }
@@ -394,18 +445,34 @@ impl Runtime {
     /// handling of corrupt input; use [`submit`](Runtime::submit).
     #[doc(hidden)]
     pub fn submit_raw(&self, kind: u32, record_size: usize, bytes: &[u8]) -> Result<Job<'_>> {
-        if record_size == 0 || record_size > crate::MAX_RECORD_BYTES || bytes.len() % record_size != 0 {
-            return Err(Error::Config(format!("raw records of {record_size} B cannot hold {} B", bytes.len())));
+        if record_size == 0
+            || record_size > crate::MAX_RECORD_BYTES
+            || bytes.len() % record_size != 0
+        {
+            return Err(Error::Config(format!(
+                "raw records of {record_size} B cannot hold {} B",
+                bytes.len()
+            )));
         }
         self.submit_bytes(kind, record_size, bytes, self.config.submit_timeout)
     }
 
-    fn submit_bytes(&self, kind: u32, record_size: usize, bytes: &[u8], timeout: Duration) -> Result<Job<'_>> {
+    fn submit_bytes(
+        &self,
+        kind: u32,
+        record_size: usize,
+        bytes: &[u8],
+        timeout: Duration,
+    ) -> Result<Job<'_>> {
         self.health()?;
         let generation = self.generation.load(StdOrdering::Acquire);
         let count = bytes.len() / record_size;
         if count == 0 {
-            return Ok(Job { rt: self, ticket: None, generation });
+            return Ok(Job {
+                rt: self,
+                ticket: None,
+                generation,
+            });
         }
         let ring = self.memory.ring();
         let health = || self.health();
@@ -414,15 +481,39 @@ impl Runtime {
         let (job, per_chunk) = {
             let mut p = lock();
             let per_chunk = (p.max_chunk_bytes() as usize / record_size).min(u32::MAX as usize);
-            (p.reserve_job(&ring, &mut wait, &health)?, per_chunk)
+            (p.take_job(&ring), per_chunk)
         };
+        // A slot whose previous job was orphaned is freed by settling orphans while we wait.
+        let settle_then_check = || {
+            lock().settle_orphans(&ring);
+            health()
+        };
+        if let Err(e) = ring::wait_job_slot(&ring, job, &mut wait, &settle_then_check) {
+            lock().orphan(job);
+            return Err(e);
+        }
         let chunks = count.div_ceil(per_chunk);
         for (i, chunk) in bytes.chunks(per_chunk * record_size).enumerate() {
-            let t = lock().reserve_chunk(&ring, chunk.len() as u64, &mut wait, &health)?;
+            let t = match lock().reserve_chunk(&ring, chunk.len() as u64, &mut wait, &health) {
+                Ok(t) => t,
+                // Nothing of the job was published yet: its slot is settled later. A job that
+                // failed between chunks keeps its slot until the runtime is restarted (its
+                // published chunks hold the split guard); submit_timeout makes that rare.
+                Err(e) => {
+                    if i == 0 {
+                        lock().orphan(job);
+                    }
+                    return Err(e);
+                }
+            };
             // SAFETY: reserve_chunk handed us [offset, offset + len) of the arena exclusively
             // until the GPU marks this descriptor read, which happens only after publish.
             unsafe {
-                std::ptr::copy_nonoverlapping(chunk.as_ptr(), self.memory.arena.host().add(t.offset as usize), chunk.len());
+                std::ptr::copy_nonoverlapping(
+                    chunk.as_ptr(),
+                    self.memory.arena.host().add(t.offset as usize),
+                    chunk.len(),
+                );
             }
             // A job split over several descriptors holds one extra count from its first chunk to
             // its last, so it cannot complete between chunks.
@@ -440,7 +531,11 @@ impl Runtime {
             };
             ring::publish(&ring, t.desc, fields);
         }
-        Ok(Job { rt: self, ticket: Some(job), generation })
+        Ok(Job {
+            rt: self,
+            ticket: Some(job),
+            generation,
+        })
     }
 
     /// How many tasks of type `T` have run since the runtime was built.
@@ -476,11 +571,19 @@ impl Runtime {
         }
         self.generation.fetch_add(1, StdOrdering::AcqRel);
         // Release: the GPU's ingest warp polls this flag (ld volatile) and tells every block.
-        self.memory.ctl_u32(|c| unsafe { std::ptr::addr_of_mut!((*c).stop) }).store(1, StdOrdering::Release);
+        self.memory
+            .ctl_u32(|c| unsafe { std::ptr::addr_of_mut!((*c).stop) })
+            .store(1, StdOrdering::Release);
         self.gpu.bind()?;
-        match self.stream.wait(Duration::from_secs(10), "the scheduler to exit") {
+        match self
+            .stream
+            .wait(Duration::from_secs(10), "the scheduler to exit")
+        {
             Err(Error::Timeout(..)) => {
-                let e = Error::DeviceFault("the scheduler did not exit within 10 s of stop (a task that never ends?)".into());
+                let e = Error::DeviceFault(
+                    "the scheduler did not exit within 10 s of stop (a task that never ends?)"
+                        .into(),
+                );
                 let _ = self.fault.set(e.clone());
                 Err(e)
             }
@@ -516,7 +619,11 @@ impl Runtime {
         unsafe { cu::memset_d8_sync(m.device.ptr(), 0, m.device.len()) }.call("cuMemsetD8")?;
         abandon_unfinished_jobs(&m.ring(), &producer);
         let next_desc = producer.next_desc();
-        *producer = Producer::new(self.config.arena_bytes as u64, next_desc, producer.next_job());
+        *producer = Producer::new(
+            self.config.arena_bytes as u64,
+            next_desc,
+            producer.next_job(),
+        );
         m.ring().desc_head.store(next_desc, ring::Ordering::Release);
         for field in [
             m.ctl_u32(|c| unsafe { std::ptr::addr_of_mut!((*c).stop) }),
@@ -526,31 +633,60 @@ impl Runtime {
         ] {
             field.store(0, StdOrdering::Release);
         }
-        let mut params = Params { desc_start: next_desc, ..m.params };
+        let mut params = Params {
+            desc_start: next_desc,
+            ..m.params
+        };
         let mut args = [&mut params as *mut Params as *mut c_void];
-        let init_blocks = (m.params.num_queues * m.params.queue_cap).div_ceil(BLOCK_THREADS).min(4096);
+        let init_blocks = (m.params.num_queues * m.params.queue_cap)
+            .div_ceil(BLOCK_THREADS)
+            .min(4096);
         // SAFETY: the kernel takes one Params by value; args points at it for the call.
-        unsafe { cu::launch_kernel(self.kernels.init, (init_blocks, 1, 1), (BLOCK_THREADS, 1, 1), 0, self.stream.0, &mut args) }
-            .call("cuLaunchKernel(grosr_init)")?;
-        self.stream.wait(self.config.start_timeout, "the queues to be initialised")?;
+        unsafe {
+            cu::launch_kernel(
+                self.kernels.init,
+                (init_blocks, 1, 1),
+                (BLOCK_THREADS, 1, 1),
+                0,
+                self.stream.0,
+                &mut args,
+            )
+        }
+        .call("cuLaunchKernel(grosr_init)")?;
+        self.stream
+            .wait(self.config.start_timeout, "the queues to be initialised")?;
         let grid = self.info.grid_blocks;
         // SAFETY: as above; a cooperative launch guarantees every block is resident at once.
         let launched = unsafe {
-            cu::launch_cooperative_kernel(self.kernels.scheduler, (grid, 1, 1), (BLOCK_THREADS, 1, 1), 0, self.stream.0, &mut args)
+            cu::launch_cooperative_kernel(
+                self.kernels.scheduler,
+                (grid, 1, 1),
+                (BLOCK_THREADS, 1, 1),
+                0,
+                self.stream.0,
+                &mut args,
+            )
         };
         if let Err(e) = launched {
             let code = crate::error::driver_error_name(e);
             return Err(if code == "CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE" {
                 Error::DoesNotFit(format!("{grid} blocks cannot all be resident ({code})"))
             } else {
-                Error::Cuda { call: "cuLaunchCooperativeKernel", code }
+                Error::Cuda {
+                    call: "cuLaunchCooperativeKernel",
+                    code,
+                }
             });
         }
         // Every block checks in; if some never become resident (another kernel holds the SMs),
         // refuse rather than run a scheduler that could wait on absent blocks.
         let started = m.ctl_u32(|c| unsafe { std::ptr::addr_of_mut!((*c).started_blocks) });
         let mut wait = Waiter::new(self.config.start_timeout);
-        let waited = wait.until(|| started.load(StdOrdering::Acquire) >= grid, &|| self.stream.query().map(|_| ()), "scheduler blocks");
+        let waited = wait.until(
+            || started.load(StdOrdering::Acquire) >= grid,
+            &|| self.stream.query().map(|_| ()),
+            "scheduler blocks",
+        );
         drop(producer);
         self.running.store(true, StdOrdering::Release);
         if let Err(e) = waited {
@@ -576,9 +712,14 @@ impl Runtime {
             return Err(Error::Stopped);
         }
         // A stalled device protocol stops everything; other device errors belong to their jobs.
-        let code = self.memory.ctl_u32(|c| unsafe { std::ptr::addr_of_mut!((*c).err_code) } as *mut u32).load(StdOrdering::Acquire) as i32;
+        let code = self
+            .memory
+            .ctl_u32(|c| unsafe { std::ptr::addr_of_mut!((*c).err_code) } as *mut u32)
+            .load(StdOrdering::Acquire) as i32;
         if code == -3 {
-            let detail = unsafe { std::ptr::read_volatile(std::ptr::addr_of!((*self.memory.ctl()).err_detail)) };
+            let detail = unsafe {
+                std::ptr::read_volatile(std::ptr::addr_of!((*self.memory.ctl()).err_detail))
+            };
             let _ = self.fault.set(Error::Protocol(detail));
             return Err(Error::Protocol(detail));
         }
@@ -589,13 +730,17 @@ impl Runtime {
                 let e = Error::DeviceFault("the scheduler kernel exited unexpectedly".into());
                 Err(self.fault.get_or_init(|| e).clone())
             }
-            Err(Error::Cuda { code, .. }) => Err(self.fault.get_or_init(|| Error::DeviceFault(code)).clone()),
+            Err(Error::Cuda { code, .. }) => {
+                Err(self.fault.get_or_init(|| Error::DeviceFault(code)).clone())
+            }
             Err(e) => Err(e),
         }
     }
 
     fn kind_name(&self, kind: u32) -> String {
-        self.tasks.get(kind as usize).map_or_else(|| format!("kind {kind}"), |t| t.name.to_string())
+        self.tasks
+            .get(kind as usize)
+            .map_or_else(|| format!("kind {kind}"), |t| t.name.to_string())
     }
 }
 
@@ -660,7 +805,9 @@ impl Job<'_> {
 
     /// Waits at most `timeout`; returns the first error any of the job's tasks reported.
     pub fn wait_timeout(&self, timeout: Duration) -> Result<()> {
-        let Some(ticket) = self.ticket else { return Ok(()) };
+        let Some(ticket) = self.ticket else {
+            return Ok(());
+        };
         let ring = self.rt.memory.ring();
         let health = || {
             if self.rt.generation.load(StdOrdering::Acquire) != self.generation {
@@ -668,12 +815,18 @@ impl Job<'_> {
             }
             self.rt.health()
         };
-        Waiter::new(timeout).until(|| ring::job_outcome(&ring, ticket).is_some(), &health, "the job to finish")?;
+        Waiter::new(timeout).until(
+            || ring::job_outcome(&ring, ticket).is_some(),
+            &health,
+            "the job to finish",
+        )?;
         self.outcome().unwrap_or(Ok(()))
     }
 
     fn outcome(&self) -> Option<Result<()>> {
-        let Some(ticket) = self.ticket else { return Some(Ok(())) };
+        let Some(ticket) = self.ticket else {
+            return Some(Ok(()));
+        };
         let (error, kind) = ring::job_outcome(&self.rt.memory.ring(), ticket)?;
         Some(match error {
             0 => Ok(()),

@@ -10,9 +10,12 @@ use crate::record::DevicePtr;
 use crate::runtime::{Runtime, RuntimeBuilder};
 
 /// The smallest useful task: sets one flag.
-#[grosr::task(granularity = "lane", cuda = r#"
+#[grosr::task(
+    granularity = "lane",
+    cuda = r#"
     task.flags[task.index] = 1u;
-"#)]
+"#
+)]
 pub struct Tiny {
     /// Flag array.
     pub flags: DevicePtr<u32>,
@@ -23,10 +26,13 @@ pub struct Tiny {
 }
 
 /// One hop of a dependent chain: spawns the next hop; the last one sets `done`.
-#[grosr::task(granularity = "lane", cuda = r#"
+#[grosr::task(
+    granularity = "lane",
+    cuda = r#"
     if (task.remaining > 0) grosr_spawn_Hop(ctx, Hop{task.remaining - 1, task.hop + 1, task.done});
     else *task.done = task.hop + 1;
-"#)]
+"#
+)]
 pub struct Hop {
     /// Hops still to come.
     pub remaining: u32,
@@ -37,7 +43,9 @@ pub struct Hop {
 }
 
 /// Spreads `count` Tiny tasks over a tree of fan-out 32, all spawned on the GPU.
-#[grosr::task(granularity = "lane", cuda = r#"
+#[grosr::task(
+    granularity = "lane",
+    cuda = r#"
     if (task.count <= 32) {
         for (uint32_t i = 0; i < task.count; ++i) grosr_spawn_Tiny(ctx, Tiny{task.flags, task.first + i, 0});
     } else {
@@ -50,7 +58,8 @@ pub struct Hop {
             }
         }
     }
-"#)]
+"#
+)]
 pub struct Spread {
     /// Flag array.
     pub flags: DevicePtr<u32>,
@@ -62,7 +71,10 @@ pub struct Spread {
 
 /// A runtime builder with the workload tasks registered.
 pub fn builder() -> RuntimeBuilder {
-    Runtime::builder().task::<Tiny>().task::<Hop>().task::<Spread>()
+    Runtime::builder()
+        .task::<Tiny>()
+        .task::<Hop>()
+        .task::<Spread>()
 }
 
 /// Median, spread and count of timed samples.
@@ -83,8 +95,18 @@ impl Stats {
     pub fn of(mut samples: Vec<Duration>) -> Stats {
         samples.sort();
         let n = samples.len().max(1);
-        let at = |q: f64| samples.get(((n - 1) as f64 * q).round() as usize).copied().unwrap_or_default();
-        Stats { median: at(0.5), min: at(0.0), p90: at(0.9), samples: samples.len() }
+        let at = |q: f64| {
+            samples
+                .get(((n - 1) as f64 * q).round() as usize)
+                .copied()
+                .unwrap_or_default()
+        };
+        Stats {
+            median: at(0.5),
+            min: at(0.0),
+            p90: at(0.9),
+            samples: samples.len(),
+        }
     }
     /// The median in microseconds.
     pub fn median_us(&self) -> f64 {
@@ -112,14 +134,20 @@ fn check_flags(flags: &DeviceBuffer<u32>, n: usize, what: &str) -> Result<()> {
     let v = flags.to_vec()?;
     match v[..n].iter().position(|&f| f != 1) {
         None => Ok(()),
-        Some(i) => Err(Error::Config(format!("{what}: task {i} did not run (result check failed)"))),
+        Some(i) => Err(Error::Config(format!(
+            "{what}: task {i} did not run (result check failed)"
+        ))),
     }
 }
 
 /// Submit one tiny task and wait until the host sees it complete.
 pub fn resident_one_task(rt: &Runtime, warmup: usize, reps: usize) -> Result<Stats> {
     let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1)?;
-    let task = [Tiny { flags: flags.ptr(), index: 0, pad: 0 }];
+    let task = [Tiny {
+        flags: flags.ptr(),
+        index: 0,
+        pad: 0,
+    }];
     rt.submit(&task)?.wait_timeout(WAIT)?;
     check_flags(&flags, 1, "one task")?;
     measure(warmup, reps, || rt.submit(&task)?.wait_timeout(WAIT))
@@ -128,10 +156,17 @@ pub fn resident_one_task(rt: &Runtime, warmup: usize, reps: usize) -> Result<Sta
 /// A chain of `hops` dependent tasks spawned on the GPU; the time is for the whole chain.
 pub fn resident_chain(rt: &Runtime, hops: u32, warmup: usize, reps: usize) -> Result<Stats> {
     let done = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1)?;
-    let task = [Hop { remaining: hops - 1, hop: 0, done: done.ptr() }];
+    let task = [Hop {
+        remaining: hops - 1,
+        hop: 0,
+        done: done.ptr(),
+    }];
     rt.submit(&task)?.wait_timeout(WAIT)?;
     if done.to_vec()?[0] != hops {
-        return Err(Error::Config(format!("chain: {} hops ran, not {hops}", done.to_vec()?[0])));
+        return Err(Error::Config(format!(
+            "chain: {} hops ran, not {hops}",
+            done.to_vec()?[0]
+        )));
     }
     measure(warmup, reps, || rt.submit(&task)?.wait_timeout(WAIT))
 }
@@ -139,7 +174,13 @@ pub fn resident_chain(rt: &Runtime, hops: u32, warmup: usize, reps: usize) -> Re
 /// `n` independent tiny tasks submitted from the host as one slice.
 pub fn resident_host_tasks(rt: &Runtime, n: u32, warmup: usize, reps: usize) -> Result<Stats> {
     let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), n as usize)?;
-    let tasks: Vec<Tiny> = (0..n).map(|index| Tiny { flags: flags.ptr(), index, pad: 0 }).collect();
+    let tasks: Vec<Tiny> = (0..n)
+        .map(|index| Tiny {
+            flags: flags.ptr(),
+            index,
+            pad: 0,
+        })
+        .collect();
     rt.submit(&tasks)?.wait_timeout(WAIT)?;
     check_flags(&flags, n as usize, "host tasks")?;
     measure(warmup, reps, || rt.submit(&tasks)?.wait_timeout(WAIT))
@@ -148,15 +189,28 @@ pub fn resident_host_tasks(rt: &Runtime, n: u32, warmup: usize, reps: usize) -> 
 /// `n` independent tiny tasks spawned on the GPU by a fan-out tree from one submitted task.
 pub fn resident_spawned_tasks(rt: &Runtime, n: u32, warmup: usize, reps: usize) -> Result<Stats> {
     let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), n as usize)?;
-    let root = [Spread { flags: flags.ptr(), first: 0, count: n }];
+    let root = [Spread {
+        flags: flags.ptr(),
+        first: 0,
+        count: n,
+    }];
     rt.submit(&root)?.wait_timeout(WAIT)?;
     check_flags(&flags, n as usize, "spawned tasks")?;
     measure(warmup, reps, || rt.submit(&root)?.wait_timeout(WAIT))
 }
 
 /// Baseline: launch one tiny task as a kernel and synchronise.
-pub fn launch_sync_one_task(b: &Baselines, gpu_flags: &DeviceBuffer<u32>, warmup: usize, reps: usize) -> Result<Stats> {
-    let task = Tiny { flags: gpu_flags.ptr(), index: 0, pad: 0 };
+pub fn launch_sync_one_task(
+    b: &Baselines,
+    gpu_flags: &DeviceBuffer<u32>,
+    warmup: usize,
+    reps: usize,
+) -> Result<Stats> {
+    let task = Tiny {
+        flags: gpu_flags.ptr(),
+        index: 0,
+        pad: 0,
+    };
     measure(warmup, reps, || {
         b.launch_single(&task)?;
         b.sync(WAIT)
@@ -164,8 +218,18 @@ pub fn launch_sync_one_task(b: &Baselines, gpu_flags: &DeviceBuffer<u32>, warmup
 }
 
 /// Baseline: `n` dependent tiny launches back to back on one stream, one synchronise.
-pub fn launch_chain(b: &Baselines, gpu_flags: &DeviceBuffer<u32>, n: u32, warmup: usize, reps: usize) -> Result<Stats> {
-    let task = Tiny { flags: gpu_flags.ptr(), index: 0, pad: 0 };
+pub fn launch_chain(
+    b: &Baselines,
+    gpu_flags: &DeviceBuffer<u32>,
+    n: u32,
+    warmup: usize,
+    reps: usize,
+) -> Result<Stats> {
+    let task = Tiny {
+        flags: gpu_flags.ptr(),
+        index: 0,
+        pad: 0,
+    };
     measure(warmup, reps, || {
         for _ in 0..n {
             b.launch_single(&task)?;
@@ -175,9 +239,21 @@ pub fn launch_chain(b: &Baselines, gpu_flags: &DeviceBuffer<u32>, n: u32, warmup
 }
 
 /// Baseline: one bulk kernel over `n` tiny tasks already in device memory.
-pub fn bulk_tasks(b: &Baselines, rt: &Runtime, n: u32, warmup: usize, reps: usize) -> Result<Stats> {
+pub fn bulk_tasks(
+    b: &Baselines,
+    rt: &Runtime,
+    n: u32,
+    warmup: usize,
+    reps: usize,
+) -> Result<Stats> {
     let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), n as usize)?;
-    let tasks: Vec<Tiny> = (0..n).map(|index| Tiny { flags: flags.ptr(), index, pad: 0 }).collect();
+    let tasks: Vec<Tiny> = (0..n)
+        .map(|index| Tiny {
+            flags: flags.ptr(),
+            index,
+            pad: 0,
+        })
+        .collect();
     let records = DeviceBuffer::from_slice(rt.gpu(), &tasks)?;
     b.launch_bulk(records.ptr(), n)?;
     b.sync(WAIT)?;

@@ -4,9 +4,12 @@
 use grosr::{DevicePtr, RuntimeBuilder};
 
 /// Marks `flags[index]` once: checks each host-submitted task runs exactly once.
-#[grosr::task(granularity = "lane", cuda = r#"
+#[grosr::task(
+    granularity = "lane",
+    cuda = r#"
     atomicAdd(&task.flags[task.index], 1u);
-"#)]
+"#
+)]
 pub struct Mark {
     pub flags: DevicePtr<u32>,
     pub index: u32,
@@ -14,14 +17,17 @@ pub struct Mark {
 }
 
 /// Fibonacci by recursive spawning: leaves add their n into `sum`, so sum = fib(n).
-#[grosr::task(granularity = "lane", cuda = r#"
+#[grosr::task(
+    granularity = "lane",
+    cuda = r#"
     if (task.n < 2) {
         atomicAdd(task.sum, (unsigned long long)task.n);
     } else {
         grosr_spawn_Fib(ctx, Fib{task.n - 1, 0, task.sum});
         grosr_spawn_Fib(ctx, Fib{task.n - 2, 0, task.sum});
     }
-"#)]
+"#
+)]
 pub struct Fib {
     pub n: u32,
     pub pad: u32,
@@ -51,23 +57,31 @@ pub struct Failer {
 }
 
 /// Writes through `addr`: an illegal address when it points nowhere.
-#[grosr::task(granularity = "lane", cuda = r#"
+#[grosr::task(
+    granularity = "lane",
+    cuda = r#"
     *task.addr = 1u;
-"#)]
+"#
+)]
 pub struct Poke {
     pub addr: DevicePtr<u32>,
 }
 
 /// Traps.
-#[grosr::task(granularity = "lane", cuda = r#"
+#[grosr::task(
+    granularity = "lane",
+    cuda = r#"
     if (task.really) __trap();
-"#)]
+"#
+)]
 pub struct Trap {
     pub really: u32,
 }
 
 /// A whole-block task: a block reduction through shared memory, checked by the host.
-#[grosr::task(granularity = "block", cuda = r#"
+#[grosr::task(
+    granularity = "block",
+    cuda = r#"
     __shared__ uint32_t partial[32];
     uint32_t v = task.base + ctx.lane();
     for (int o = 16; o > 0; o /= 2) v += __shfl_down_sync(0xffffffffu, v, o);
@@ -79,7 +93,8 @@ pub struct Trap {
         task.out[task.slot] = s;
     }
     __syncthreads();
-"#)]
+"#
+)]
 pub struct BlockSum {
     pub out: DevicePtr<u32>,
     pub base: u32,
@@ -87,9 +102,12 @@ pub struct BlockSum {
 }
 
 /// Spawns `count` block tasks from one lane each.
-#[grosr::task(granularity = "lane", cuda = r#"
+#[grosr::task(
+    granularity = "lane",
+    cuda = r#"
     grosr_spawn_BlockSum(ctx, BlockSum{task.out, task.base, task.slot});
-"#)]
+"#
+)]
 pub struct SpawnBlock {
     pub out: DevicePtr<u32>,
     pub base: u32,
@@ -97,10 +115,13 @@ pub struct SpawnBlock {
 }
 
 /// Spawns `fanout` Mark tasks from each lane: floods small queues.
-#[grosr::task(granularity = "lane", cuda = r#"
+#[grosr::task(
+    granularity = "lane",
+    cuda = r#"
     for (uint32_t i = 0; i < task.fanout; ++i)
         grosr_spawn_Mark(ctx, Mark{task.flags, task.first + i, 0});
-"#)]
+"#
+)]
 pub struct Flood {
     pub flags: DevicePtr<u32>,
     pub first: u32,
@@ -108,10 +129,13 @@ pub struct Flood {
 }
 
 /// Spawns 32 children per level: live tasks grow far past small queues.
-#[grosr::task(granularity = "lane", cuda = r#"
+#[grosr::task(
+    granularity = "lane",
+    cuda = r#"
     if (task.depth > 0)
         for (uint32_t i = 0; i < 32; ++i) grosr_spawn_Bomb(ctx, Bomb{task.depth - 1});
-"#)]
+"#
+)]
 pub struct Bomb {
     pub depth: u32,
 }
