@@ -530,7 +530,10 @@ __device__ void run_range(const Params& p, WarpState* ws, Range r, uint32_t job)
         Range right{r.kind, mid, r.end, r.desc, r.base};
         uint32_t words[RECORD_WORDS] = {0};
         memcpy(words, &right, sizeof(Range));
-        if (!push_to(p, home_queue(p), 0xffffffffu, KIND_RANGE, job, words)) break;
+        // One slot for the warp: pushed by lane 0 alone (mask 1), not once per lane.
+        uint32_t pushed = 0;
+        if (lane == 0) pushed = push_to(p, home_queue(p), 1u, KIND_RANGE, job, words);
+        if (!__shfl_sync(0xffffffffu, pushed, 0)) break;
         r.end = mid;
     }
     const uint8_t* base = reinterpret_cast<const uint8_t*>(r.base);
@@ -592,13 +595,15 @@ __device__ uint32_t ingest(const Params& p, uint64_t& head, uint32_t& next_queue
         __syncwarp();
         uint32_t words[RECORD_WORDS] = {0};
         memcpy(words, &r, sizeof(Range));
-        // Ranges go round-robin over the SM queues so that work starts spread out.
-        if (!push_any(p, next_queue, 0xffffffffu, KIND_RANGE, job, words) && lane_id() == 0) {
+        // Ranges go round-robin over the SM queues so that work starts spread out. One slot:
+        // lane 0 pushes it alone (mask 1).
+        if (lane_id() == 0 && !push_any(p, next_queue, 1u, KIND_RANGE, job, words)) {
             fail_job(p, job, ERR_QUEUE_OVERFLOW, kind);
             report_runtime_error(p, ERR_QUEUE_OVERFLOW, kind, job);
             range_records_read(p, (uint32_t)head, count);
             job_add(p, job, -(int32_t)count);
         }
+        __syncwarp();
         next_queue = (next_queue + 1) % p.num_queues;
         ++head;
         // release (system scope): our reads of the descriptor are done before the host reuses it.

@@ -178,7 +178,43 @@ impl Drop for MappedMem {
     }
 }
 
-/// Device memory, zeroed at allocation.
+/// The per-thread default stream. Device memory is allocated, copied and freed in stream order
+/// on it: `cuMemAlloc`/`cuMemFree` synchronise the whole device, which would wait forever for
+/// the persistent scheduler kernel.
+fn per_thread_stream() -> sys::CUstream {
+    0x2 as sys::CUstream // CU_STREAM_PER_THREAD
+}
+
+/// Waits for the calling thread's per-thread stream, at most `DEVICE_COPY_TIMEOUT`.
+fn wait_per_thread(what: &'static str) -> Result<()> {
+    wait_stream(per_thread_stream(), DEVICE_COPY_TIMEOUT, what)
+}
+
+/// `Ok(true)` once all of `stream`'s work is done, `Ok(false)` while some runs, `Err` on a fault.
+fn query_stream(stream: sys::CUstream) -> Result<bool> {
+    // SAFETY: the stream is live (or the per-thread default stream).
+    match unsafe { sys::cuStreamQuery(stream) } {
+        sys::CUresult::CUDA_SUCCESS => Ok(true),
+        sys::CUresult::CUDA_ERROR_NOT_READY => Ok(false),
+        e => Err(e.result().call("cuStreamQuery").unwrap_err()),
+    }
+}
+
+/// Polls `stream` until its work is done, at most `timeout`, so a hang cannot block forever.
+fn wait_stream(stream: sys::CUstream, timeout: Duration, what: &'static str) -> Result<()> {
+    let start = Instant::now();
+    while !query_stream(stream)? {
+        if start.elapsed() > timeout {
+            return Err(Error::Timeout(timeout, what));
+        }
+        std::thread::yield_now();
+    }
+    Ok(())
+}
+
+const DEVICE_COPY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Device memory from the stream-ordered allocator, zeroed at allocation.
 pub struct DeviceMem {
     ptr: u64,
     len: usize,
@@ -187,20 +223,19 @@ pub struct DeviceMem {
 impl DeviceMem {
     /// Allocates `len` zeroed bytes of device memory.
     pub fn zeroed(len: usize) -> Result<DeviceMem> {
-        // SAFETY: a fresh allocation.
-        let ptr = unsafe { cu::malloc_sync(len.max(1)) }.call("cuMemAlloc")?;
+        let stream = per_thread_stream();
+        // SAFETY: a fresh stream-ordered allocation.
+        let ptr = unsafe { cu::malloc_async(stream, len.max(1)) }.call("cuMemAllocAsync")?;
         let mem = DeviceMem { ptr, len };
         // SAFETY: ptr holds len bytes.
-        unsafe { cu::memset_d8_sync(ptr, 0, len.max(1)) }.call("cuMemsetD8")?;
+        unsafe { cu::memset_d8_async(ptr, 0, len.max(1), stream) }.call("cuMemsetD8Async")?;
+        wait_per_thread("a device allocation")?;
         Ok(mem)
     }
     /// Allocates device memory holding a copy of `data`.
     pub fn from_slice<T: bytemuck::Pod>(data: &[T]) -> Result<DeviceMem> {
         let mem = DeviceMem::zeroed(std::mem::size_of_val(data))?;
-        if !data.is_empty() {
-            // SAFETY: mem holds exactly size_of_val(data) bytes.
-            unsafe { cu::memcpy_htod_sync(mem.ptr, data) }.call("cuMemcpyHtoD")?;
-        }
+        mem.write(data)?;
         Ok(mem)
     }
     /// The device address.
@@ -211,18 +246,24 @@ impl DeviceMem {
     pub fn len(&self) -> usize {
         self.len
     }
-    /// Copies the first `out.len()` elements back to the host (synchronous).
+    /// Copies the first `out.len()` elements back to the host.
     pub fn read<T: bytemuck::Pod>(&self, out: &mut [T]) -> Result<()> {
-        if std::mem::size_of_val(out) > self.len {
+        self.read_at(0, out)
+    }
+    /// Copies `out.len()` elements starting `offset` bytes in back to the host.
+    pub fn read_at<T: bytemuck::Pod>(&self, offset: usize, out: &mut [T]) -> Result<()> {
+        if offset + std::mem::size_of_val(out) > self.len {
             return Err(Error::Config("read past the end of a device buffer".into()));
         }
         if out.is_empty() {
             return Ok(());
         }
-        // SAFETY: bounds checked above.
-        unsafe { cu::memcpy_dtoh_sync(out, self.ptr) }.call("cuMemcpyDtoH")
+        // SAFETY: bounds checked above; we wait for the copy before `out` can be touched.
+        unsafe { cu::memcpy_dtoh_async(out, self.ptr + offset as u64, per_thread_stream()) }
+            .call("cuMemcpyDtoHAsync")?;
+        wait_per_thread("a device-to-host copy")
     }
-    /// Copies `data` to the start of the buffer (synchronous).
+    /// Copies `data` to the start of the buffer.
     pub fn write<T: bytemuck::Pod>(&self, data: &[T]) -> Result<()> {
         if std::mem::size_of_val(data) > self.len {
             return Err(Error::Config(
@@ -232,15 +273,24 @@ impl DeviceMem {
         if data.is_empty() {
             return Ok(());
         }
-        // SAFETY: bounds checked above.
-        unsafe { cu::memcpy_htod_sync(self.ptr, data) }.call("cuMemcpyHtoD")
+        // SAFETY: bounds checked above; we wait for the copy before `data` can be dropped.
+        unsafe { cu::memcpy_htod_async(self.ptr, data, per_thread_stream()) }
+            .call("cuMemcpyHtoDAsync")?;
+        wait_per_thread("a host-to-device copy")
+    }
+    /// Sets every byte to zero.
+    pub fn clear(&self) -> Result<()> {
+        // SAFETY: ptr holds len bytes.
+        unsafe { cu::memset_d8_async(self.ptr, 0, self.len.max(1), per_thread_stream()) }
+            .call("cuMemsetD8Async")?;
+        wait_per_thread("a device memset")
     }
 }
 
 impl Drop for DeviceMem {
     fn drop(&mut self) {
-        // SAFETY: ptr came from malloc_sync and is freed once.
-        let _ = unsafe { cu::free_sync(self.ptr) };
+        // SAFETY: ptr came from malloc_async and is freed once, in stream order.
+        let _ = unsafe { cu::free_async(self.ptr, per_thread_stream()) };
     }
 }
 
@@ -261,25 +311,11 @@ impl Stream {
     }
     /// `Ok(true)` once all work is done, `Ok(false)` while some runs, `Err` if it faulted.
     pub fn query(&self) -> Result<bool> {
-        // SAFETY: the stream is live.
-        match unsafe { sys::cuStreamQuery(self.0) } {
-            sys::CUresult::CUDA_SUCCESS => Ok(true),
-            sys::CUresult::CUDA_ERROR_NOT_READY => Ok(false),
-            e => Err(e.result().call("cuStreamQuery").unwrap_err()),
-        }
+        query_stream(self.0)
     }
     /// Waits for the stream's work, at most `timeout` (polls, so a hang cannot block forever).
     pub fn wait(&self, timeout: Duration, what: &'static str) -> Result<()> {
-        let start = Instant::now();
-        loop {
-            if self.query()? {
-                return Ok(());
-            }
-            if start.elapsed() > timeout {
-                return Err(Error::Timeout(timeout, what));
-            }
-            std::thread::yield_now();
-        }
+        wait_stream(self.0, timeout, what)
     }
 }
 
@@ -315,6 +351,13 @@ impl Module {
             CString::new(name).map_err(|_| Error::Config(format!("bad kernel name {name:?}")))?;
         // SAFETY: the module is live.
         unsafe { cu::module::get_function(self.0, c) }.call("cuModuleGetFunction")
+    }
+    /// Loads a kernel now. Under lazy loading (CUDA's default) a kernel would otherwise load
+    /// at its first launch, which can wait for the running persistent kernel: forever.
+    pub fn preload(&self, name: &str) -> Result<()> {
+        let f = self.function(name)?;
+        // SAFETY: f is a function of this live module.
+        unsafe { sys::cuFuncLoad(f) }.result().call("cuFuncLoad")
     }
 }
 

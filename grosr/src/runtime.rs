@@ -128,10 +128,20 @@ impl RuntimeBuilder {
             }
         }
         let gpu = Gpu::open(c.device)?;
+        let sms = c.max_sms.unwrap_or(gpu.sm_count).min(gpu.sm_count);
+        // Claim SMs before loading anything: loading a module beside a running scheduler of
+        // this process is what the claim exists to avoid.
+        let claim = SmClaim::new(c.device, sms, gpu.sm_count)?;
         compile::nvrtc_available()?;
         let source = codegen::generate(&self.tasks);
         let compiled = compile::compile_cached(&source, gpu.arch)?;
         let module = Module::load(&compiled.cubin)?;
+        for t in &self.tasks {
+            module.preload(&format!("grosr_single_{}", t.name))?;
+            module.preload(&format!("grosr_bulk_{}", t.name))?;
+        }
+        module.preload("grosr_scheduler")?;
+        module.preload("grosr_init")?;
         let kernels = Kernels {
             scheduler: module.function("grosr_scheduler")?,
             init: module.function("grosr_init")?,
@@ -150,8 +160,6 @@ impl RuntimeBuilder {
                 "the scheduler block needs more registers or shared memory than one SM has".into(),
             ));
         }
-        let sms = c.max_sms.unwrap_or(gpu.sm_count).min(gpu.sm_count);
-        let claim = SmClaim::new(c.device, sms, gpu.sm_count)?;
         let grid = blocks_per_sm * sms;
         let memory = Memory::new(c, sms, self.tasks.len())?;
         let stream = Stream::new()?;
@@ -549,11 +557,9 @@ impl Runtime {
         self.health()?;
         self.gpu.bind()?;
         let mut counts = vec![0u64; self.tasks.len()];
-        if !counts.is_empty() {
-            let src = self.memory.device.ptr() + self.memory.executed_off as u64;
-            // SAFETY: the executed array holds tasks.len() u64s at that offset.
-            unsafe { cu::memcpy_dtoh_sync(&mut counts, src) }.call("cuMemcpyDtoH")?;
-        }
+        self.memory
+            .device
+            .read_at(self.memory.executed_off, &mut counts)?;
         Ok(counts)
     }
 
@@ -615,8 +621,7 @@ impl Runtime {
         let m = &self.memory;
         let mut producer = self.producer.lock().unwrap_or_else(|e| e.into_inner());
         // Fresh device state; queues' slot sequences are set by the init kernel.
-        // SAFETY: the block is ours and no kernel runs now.
-        unsafe { cu::memset_d8_sync(m.device.ptr(), 0, m.device.len()) }.call("cuMemsetD8")?;
+        m.device.clear()?;
         abandon_unfinished_jobs(&m.ring(), &producer);
         let next_desc = producer.next_desc();
         *producer = Producer::new(
