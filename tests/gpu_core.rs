@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use grosr::{DeviceBuffer, DevicePtr, Error, Runtime};
+use grosr::{DeviceBuffer, Error, Runtime};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -301,49 +301,6 @@ fn two_half_runtimes_share_the_gpu() {
     // Stop both before either frees its memory (a free may wait for every running kernel).
     a.stop().unwrap();
     b.stop().unwrap();
-}
-
-fn fault_then_recover(poison: impl FnOnce(&Runtime) -> grosr::Result<()>) {
-    let rt = new_rt();
-    let err = poison(&rt).unwrap_err();
-    assert!(matches!(err, Error::DeviceFault(_)), "{err}");
-    // Every later call refuses cleanly instead of hanging.
-    let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1);
-    assert!(matches!(
-        rt.submit(&[Trap { really: 0 }]).err(),
-        Some(Error::DeviceFault(_))
-    ));
-    drop(flags);
-    drop(rt);
-    // A new runtime starts on a reset context and works.
-    let rt = new_rt();
-    let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
-    rt.submit(&[Mark {
-        flags: flags.ptr(),
-        index: 0,
-        pad: 0,
-    }])
-    .unwrap()
-    .wait_timeout(T)
-    .unwrap();
-    assert_eq!(flags.to_vec().unwrap(), vec![1]);
-}
-
-#[test]
-#[ignore = "needs an NVIDIA GPU"]
-fn an_illegal_address_is_a_device_fault_and_a_new_runtime_recovers() {
-    fault_then_recover(|rt| {
-        rt.submit(&[Poke {
-            addr: DevicePtr::from_raw(0x10),
-        }])?
-        .wait_timeout(T)
-    });
-}
-
-#[test]
-#[ignore = "needs an NVIDIA GPU"]
-fn a_trap_is_a_device_fault_and_a_new_runtime_recovers() {
-    fault_then_recover(|rt| rt.submit(&[Trap { really: 1 }])?.wait_timeout(T));
 }
 
 #[test]

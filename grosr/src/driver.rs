@@ -60,7 +60,17 @@ impl Gpu {
         }
         let device = cu::device::get(ordinal as i32).call("cuDeviceGet")?;
         // SAFETY: device is valid.
-        let ctx = unsafe { cu::primary_ctx::retain(device) }.call("cuDevicePrimaryCtxRetain")?;
+        let ctx = unsafe { cu::primary_ctx::retain(device) }.map_err(|e| {
+            let code = crate::error::driver_error_name(e);
+            if is_sticky(&code) {
+                Error::DeviceFault(format!(
+                    "{code}: an earlier fault left this process's CUDA state unusable; CUDA recovers \
+                     from such faults only in a new process"
+                ))
+            } else {
+                Error::Cuda { call: "cuDevicePrimaryCtxRetain", code }
+            }
+        })?;
         // SAFETY: ctx was just retained.
         unsafe { cu::ctx::set_current(ctx) }.call("cuCtxSetCurrent")?;
         let attr = |a| {
@@ -105,12 +115,6 @@ impl Gpu {
         unsafe { cu::ctx::set_current(self.ctx) }.call("cuCtxSetCurrent")
     }
 
-    /// Destroys all allocations and state of the primary context: the only way out of a fault.
-    pub(crate) fn reset(&self) {
-        // SAFETY: device is valid; the caller owns everything that lived in the context.
-        let _ = unsafe { sys::cuDevicePrimaryCtxReset_v2(self.device) };
-    }
-
     /// Free and total device memory in bytes.
     pub fn memory_info(&self) -> Result<(usize, usize)> {
         self.bind()?;
@@ -123,6 +127,22 @@ impl Drop for Gpu {
         // SAFETY: balances the retain in open.
         let _ = unsafe { cu::primary_ctx::release(self.device) };
     }
+}
+
+/// Errors after which CUDA refuses all further work in this process.
+pub(crate) fn is_sticky(code: &str) -> bool {
+    matches!(
+        code,
+        "CUDA_ERROR_LAUNCH_FAILED"
+            | "CUDA_ERROR_ILLEGAL_ADDRESS"
+            | "CUDA_ERROR_ILLEGAL_INSTRUCTION"
+            | "CUDA_ERROR_MISALIGNED_ADDRESS"
+            | "CUDA_ERROR_INVALID_ADDRESS_SPACE"
+            | "CUDA_ERROR_INVALID_PC"
+            | "CUDA_ERROR_HARDWARE_STACK_ERROR"
+            | "CUDA_ERROR_ASSERT"
+            | "CUDA_ERROR_ECC_UNCORRECTABLE"
+    )
 }
 
 /// Page-locked host memory mapped into the GPU's address space (never Unified Memory).
@@ -227,9 +247,7 @@ impl DeviceMem {
         // SAFETY: a fresh stream-ordered allocation.
         let ptr = unsafe { cu::malloc_async(stream, len.max(1)) }.call("cuMemAllocAsync")?;
         let mem = DeviceMem { ptr, len };
-        // SAFETY: ptr holds len bytes.
-        unsafe { cu::memset_d8_async(ptr, 0, len.max(1), stream) }.call("cuMemsetD8Async")?;
-        wait_per_thread("a device allocation")?;
+        mem.clear()?;
         Ok(mem)
     }
     /// Allocates device memory holding a copy of `data`.
@@ -278,12 +296,21 @@ impl DeviceMem {
             .call("cuMemcpyHtoDAsync")?;
         wait_per_thread("a host-to-device copy")
     }
-    /// Sets every byte to zero.
+    /// Sets every byte to zero. By copies from zeroed host memory, not cuMemset: a memset is a
+    /// kernel, and no kernel can start while the scheduler holds every SM; copies use the copy
+    /// engines.
     pub fn clear(&self) -> Result<()> {
-        // SAFETY: ptr holds len bytes.
-        unsafe { cu::memset_d8_async(self.ptr, 0, self.len.max(1), per_thread_stream()) }
-            .call("cuMemsetD8Async")?;
-        wait_per_thread("a device memset")
+        const CHUNK: usize = 16 << 20;
+        let zeros = vec![0u8; self.len.min(CHUNK)];
+        for start in (0..self.len).step_by(CHUNK) {
+            let n = CHUNK.min(self.len - start);
+            // SAFETY: [start, start + n) lies inside the allocation; we wait before `zeros` drops.
+            unsafe {
+                cu::memcpy_htod_async(self.ptr + start as u64, &zeros[..n], per_thread_stream())
+            }
+            .call("cuMemcpyHtoDAsync")?;
+        }
+        wait_per_thread("zeroing device memory")
     }
 }
 

@@ -72,8 +72,11 @@ pub enum Error {
     /// The device-side protocol stalled (a bounded spin ran out).
     #[error("the scheduler's queue protocol stalled (detail {0}); the runtime is stopped")]
     Protocol(u32),
-    /// The GPU faulted (illegal address, trap, ...): the runtime cannot be used any more.
-    #[error("the GPU faulted while running tasks ({0}); drop this Runtime and build a new one")]
+    /// The GPU faulted (illegal address, trap, ...): the runtime cannot be used any more, and
+    /// CUDA lets no further work run in this process.
+    #[error(
+        "the GPU faulted ({0}); this runtime refuses all work, and CUDA needs a new process to recover"
+    )]
     DeviceFault(String),
     /// The runtime is stopped: call `start` first.
     #[error("the runtime is stopped: call Runtime::start to run tasks again")]

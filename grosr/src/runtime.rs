@@ -777,12 +777,8 @@ impl Drop for Runtime {
             return;
         }
         // SAFETY: the kernel has exited (or the context faulted); nothing uses the memory now,
-        // and it is dropped exactly once, here.
+        // and it is dropped exactly once, here. After a fault the frees fail harmlessly.
         unsafe { std::mem::ManuallyDrop::drop(&mut self.memory) };
-        if self.fault.get().is_some() {
-            // A faulted context is unusable for everyone; reset it so a new Runtime can start.
-            self.gpu.reset();
-        }
     }
 }
 
