@@ -69,7 +69,7 @@ struct Slot {                     // 64 bytes: one queued task
     uint32_t kind;
     uint32_t job;                 // job slot
     uint32_t aux;                 // unused (keeps words 16-byte aligned)
-    uint32_t words[RECORD_WORDS];
+    alignas(16) uint32_t words[RECORD_WORDS];
 };
 
 struct alignas(128) Counter { uint32_t value; uint32_t pad[31]; };
@@ -223,7 +223,7 @@ __device__ void job_add(const Params& p, uint32_t job, int32_t delta) {
 }
 
 // ---- Per-warp state in shared memory ---------------------------------------------------------------
-struct StackEntry { uint32_t kind, job; uint32_t words[RECORD_WORDS]; };
+struct StackEntry { uint32_t kind, job, pad[2]; alignas(16) uint32_t words[RECORD_WORDS]; };
 
 struct WarpState {
     uint32_t top;                 // entries in use (shared atomics: divergent groups may push)
@@ -236,7 +236,7 @@ struct Mailbox {                  // one block task at a time, run by all warps 
     uint32_t busy;                // 1 from post until the poster has accounted for it
     uint32_t poster;              // warp index of the poster
     uint32_t kind, job;
-    uint32_t words[RECORD_WORDS];
+    alignas(16) uint32_t words[RECORD_WORDS];
 };
 
 // ---- The context a task body sees ---------------------------------------------------------------------
@@ -427,7 +427,7 @@ __device__ void spawn_words(Ctx& c, uint32_t kind, const uint32_t* words) {
 
 template <class T> __device__ void Ctx::spawn(const T& t) {
     static_assert(sizeof(T) <= RECORD_WORDS * 4, "grosr: record too large");
-    uint32_t words[RECORD_WORDS] = {0};
+    alignas(16) uint32_t words[RECORD_WORDS] = {0};
     memcpy(words, &t, sizeof(T));
     spawn_words(*this, KindOf<T>::value, words);
 }
@@ -443,17 +443,20 @@ __device__ void account(const Params& p, WarpState* ws, bool has, uint32_t kind,
     const uint32_t same_kind = __match_any_sync(0xffffffffu, has ? kind : NO_KIND);
     if (has && kind < p.num_kinds && lane == (uint32_t)(__ffs(same_kind) - 1))
         atomicAdd((unsigned long long*)&p.executed[kind], (unsigned long long)__popc(same_kind));
-    // Results of this round must be ordered before the pending decrement (job_add is acq_rel,
-    // but it is issued by one lane; the fence makes the other lanes' writes cumulative).
-    __threadfence();
     if (uniform) {
-        const int32_t spawned = ws->deferred;
+        const int32_t delta = ws->deferred - (int32_t)__popc(done);
         __syncwarp();
-        if (lane == (uint32_t)(__ffs(done) - 1)) {
-            ws->deferred = 0;
-            job_add(p, job, spawned - (int32_t)__popc(done));
+        // A round that spawned as many tasks (onto this warp's stack) as it ran changes no count:
+        // a chain of spawns costs no fence and no atomic per hop.
+        if (delta != 0) {
+            // Every lane's results are ordered before the count drops (job_add is issued by one
+            // lane; the fence makes the others' writes cumulative).
+            __threadfence();
+            if (lane == (uint32_t)(__ffs(done) - 1)) job_add(p, job, delta);
         }
+        if (lane == 0) ws->deferred = 0;
     } else {
+        __threadfence();                          // as above
         const uint32_t same_job = __match_any_sync(0xffffffffu, has ? job : NO_KIND);
         if (has && lane == (uint32_t)(__ffs(same_job) - 1)) job_add(p, job, -(int32_t)__popc(same_job));
     }
@@ -528,7 +531,7 @@ __device__ void run_range(const Params& p, WarpState* ws, Range r, uint32_t job)
     while (r.end - r.begin > keep) {
         uint32_t mid = r.begin + ((r.end - r.begin) / 2 + per - 1) / per * per;
         Range right{r.kind, mid, r.end, r.desc, r.base};
-        uint32_t words[RECORD_WORDS] = {0};
+        alignas(16) uint32_t words[RECORD_WORDS] = {0};
         memcpy(words, &right, sizeof(Range));
         // One slot for the warp: pushed by lane 0 alone (mask 1), not once per lane.
         uint32_t pushed = 0;
@@ -539,7 +542,7 @@ __device__ void run_range(const Params& p, WarpState* ws, Range r, uint32_t job)
     const uint8_t* base = reinterpret_cast<const uint8_t*>(r.base);
     for (uint32_t b = r.begin; b < r.end; b += per) {
         const uint32_t n = umin(per, r.end - b);
-        uint32_t words[RECORD_WORDS];
+        alignas(16) uint32_t words[RECORD_WORDS];
         if (gran == GROSR_LANE) {
             const bool has = lane < n;
             if (has) load_record(words, base + (uint64_t)(b + lane) * size, size);
@@ -563,9 +566,32 @@ __device__ void run_range(const Params& p, WarpState* ws, Range r, uint32_t job)
     }
 }
 
+// Moves every entry of the warp's stack to the queues (they are counted already).
+__device__ void requeue_stack(const Params& p, WarpState* ws) {
+    __syncwarp();
+    const uint32_t top = ws->top;
+    for (uint32_t base = 0; base < top; base += WARP) {
+        const uint32_t n = umin(WARP, top - base);
+        if (lane_id() < n) {
+            const StackEntry& e = ws->stack[base + lane_id()];
+            alignas(16) uint32_t words[RECORD_WORDS];
+            for (uint32_t w = 0; w < RECORD_WORDS; ++w) words[w] = e.words[w];
+            const uint32_t mask = __activemask();
+            if (!push_any(p, home_queue(p), mask, e.kind, e.job, words)) {
+                fail_job(p, e.job, ERR_QUEUE_OVERFLOW, e.kind);
+                report_runtime_error(p, ERR_QUEUE_OVERFLOW, e.kind, e.job);
+                job_add(p, e.job, -1);
+            }
+        }
+        __syncwarp();
+    }
+    if (lane_id() == 0) ws->top = 0;
+    __syncwarp();
+}
+
 // ---- Ingest: host descriptors -> ranges in the SM queues ------------------------------------------
 // Run by one warp (block 0, warp 0). Returns how many descriptors it took.
-__device__ uint32_t ingest(const Params& p, uint64_t& head, uint32_t& next_queue) {
+__device__ uint32_t ingest(const Params& p, WarpState* ws, uint64_t& head, uint32_t& next_queue) {
     uint32_t taken = 0;
     for (; taken < 32; ++taken) {
         volatile Desc* d = &p.descs[head & (p.desc_cap - 1)];
@@ -593,7 +619,18 @@ __device__ uint32_t ingest(const Params& p, uint64_t& head, uint32_t& next_queue
             job_add(p, job, (int32_t)count + adjust);
         }
         __syncwarp();
-        uint32_t words[RECORD_WORDS] = {0};
+        const uint32_t gran = kind_gran(kind);
+        if ((gran == GROSR_LANE && count <= WARP) || (gran == GROSR_WARP && count == 1)) {
+            // A small submission runs right here: no queue hop and no sleeping warp to wake,
+            // which is most of a lone task's latency. What it spawned onto this warp's stack
+            // (already counted) moves to the queues, since the ingest warp takes no work.
+            run_range(p, ws, r, job);
+            requeue_stack(p, ws);
+            ++head;
+            if (lane_id() == 0) st_release_sys64(&p.host->desc_head, head);
+            continue;
+        }
+        alignas(16) uint32_t words[RECORD_WORDS] = {0};
         memcpy(words, &r, sizeof(Range));
         // Ranges go round-robin over the SM queues so that work starts spread out. One slot:
         // lane 0 pushes it alone (mask 1).
@@ -684,7 +721,7 @@ __device__ void process(const Params& p, WarpState* ws, Mailbox& mbox, uint32_t 
         const uint32_t src = __ffs(serial) - 1;
         serial &= serial - 1;
         uint32_t k = __shfl_sync(0xffffffffu, kind, src), j = __shfl_sync(0xffffffffu, job, src);
-        uint32_t w[RECORD_WORDS];
+        alignas(16) uint32_t w[RECORD_WORDS];
         for (uint32_t i = 0; i < RECORD_WORDS; ++i) w[i] = __shfl_sync(0xffffffffu, words[i], src);
         if (k == KIND_RANGE) {
             Range r;
@@ -728,7 +765,7 @@ __device__ bool block_collective(const Params& p, WarpState* ws, Mailbox& mbox,
     const bool task = mbox.epoch != my_epoch;
     if (task) {
         const uint32_t kind = mbox.kind, job = mbox.job;
-        uint32_t words[RECORD_WORDS];
+        alignas(16) uint32_t words[RECORD_WORDS];
         for (uint32_t i = 0; i < RECORD_WORDS; ++i) words[i] = mbox.words[i];
         // Spawns count immediately here (uniform = false): the poster's decrement below must not
         // overtake children that other warps put on their own stacks.
@@ -780,7 +817,7 @@ __device__ void scheduler(const Params& p) {
                 stop_flag = 1;
                 continue;
             }
-            if (ingest(p, head, next_queue)) { idle_ns = 0; continue; }
+            if (ingest(p, ws, head, next_queue)) { idle_ns = 0; continue; }
         } else {
             uint32_t kind = NO_KIND, job = 0, words[RECORD_WORDS];
             const uint32_t n = take_work(p, ws, kind, job, words, rng);
@@ -792,7 +829,7 @@ __device__ void scheduler(const Params& p) {
         }
         if (*(volatile uint32_t*)p.dev_stop) { stop_flag = 1; continue; }
         // Idle: back off so polling does not steal L2 bandwidth from busy warps.
-        idle_ns = idle_ns ? umin(idle_ns * 2, 2048u) : 32u;
+        idle_ns = idle_ns ? umin(idle_ns * 2, 1024u) : 32u;
         __nanosleep(ingest_warp ? 32u : idle_ns);
     }
     __syncthreads();

@@ -99,9 +99,13 @@ impl Baselines<'_> {
             .call("cuLaunchKernel(grosr_bulk)")
     }
 
-    /// Waits for every launch so far (at most `timeout`), then reports a task's `ctx.fail`.
+    /// Waits for every launch so far (at most `timeout`), like `cudaStreamSynchronize`.
     pub fn sync(&self, timeout: Duration) -> Result<()> {
-        self.stream.wait(timeout, "baseline kernels")?;
+        self.stream.wait(timeout, "baseline kernels")
+    }
+
+    /// The first `ctx.fail` code any baseline task reported since these launchers were made.
+    pub fn status(&self) -> Result<()> {
         let mut status = [0i32];
         self.status.read(&mut status)?;
         match status[0] {

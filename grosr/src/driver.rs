@@ -223,11 +223,16 @@ fn query_stream(stream: sys::CUstream) -> Result<bool> {
 /// Polls `stream` until its work is done, at most `timeout`, so a hang cannot block forever.
 fn wait_stream(stream: sys::CUstream, timeout: Duration, what: &'static str) -> Result<()> {
     let start = Instant::now();
+    let mut turns = 0u32;
     while !query_stream(stream)? {
-        if start.elapsed() > timeout {
+        turns = turns.saturating_add(1);
+        if turns > 1000 && start.elapsed() > timeout {
             return Err(Error::Timeout(timeout, what));
         }
-        std::thread::yield_now();
+        // Spin first (short kernels), then give the core away.
+        if turns > 1000 {
+            std::thread::yield_now();
+        }
     }
     Ok(())
 }

@@ -708,8 +708,26 @@ impl Runtime {
         Ok(())
     }
 
-    /// `Ok` while the runtime can take work; otherwise the error that stopped it.
+    /// `Ok` while the runtime can take work; otherwise the error that stopped it. Also asks
+    /// the driver whether the kernel still runs (waits call this; submit uses `state`).
     fn health(&self) -> Result<()> {
+        self.state()?;
+        self.gpu.bind()?;
+        match self.stream.query() {
+            Ok(false) => Ok(()),
+            Ok(true) => {
+                let e = Error::DeviceFault("the scheduler kernel exited unexpectedly".into());
+                Err(self.fault.get_or_init(|| e).clone())
+            }
+            Err(Error::Cuda { code, .. }) => {
+                Err(self.fault.get_or_init(|| Error::DeviceFault(code)).clone())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// What the host knows without a driver call: a recorded fault, a stop, a stalled protocol.
+    fn state(&self) -> Result<()> {
         if let Some(e) = self.fault.get() {
             return Err(e.clone());
         }
@@ -728,18 +746,7 @@ impl Runtime {
             let _ = self.fault.set(Error::Protocol(detail));
             return Err(Error::Protocol(detail));
         }
-        self.gpu.bind()?;
-        match self.stream.query() {
-            Ok(false) => Ok(()),
-            Ok(true) => {
-                let e = Error::DeviceFault("the scheduler kernel exited unexpectedly".into());
-                Err(self.fault.get_or_init(|| e).clone())
-            }
-            Err(Error::Cuda { code, .. }) => {
-                Err(self.fault.get_or_init(|| Error::DeviceFault(code)).clone())
-            }
-            Err(e) => Err(e),
-        }
+        Ok(())
     }
 
     fn kind_name(&self, kind: u32) -> String {

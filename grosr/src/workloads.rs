@@ -211,10 +211,12 @@ pub fn launch_sync_one_task(
         index: 0,
         pad: 0,
     };
-    measure(warmup, reps, || {
+    let stats = measure(warmup, reps, || {
         b.launch_single(&task)?;
         b.sync(WAIT)
-    })
+    })?;
+    b.status()?;
+    Ok(stats)
 }
 
 /// Baseline: `n` dependent tiny launches back to back on one stream, one synchronise.
@@ -257,6 +259,7 @@ pub fn bulk_tasks(
     let records = DeviceBuffer::from_slice(rt.gpu(), &tasks)?;
     b.launch_bulk(records.ptr(), n)?;
     b.sync(WAIT)?;
+    b.status()?;
     check_flags(&flags, n as usize, "bulk tasks")?;
     measure(warmup, reps, || {
         b.launch_bulk(records.ptr(), n)?;
