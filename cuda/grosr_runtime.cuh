@@ -207,9 +207,9 @@ __device__ void complete_job(const Params& p, uint32_t job) {
     uint32_t seq = *(volatile uint32_t*)&j.seq;
     j.error = 0;                                 // the slot starts clean for its next job
     j.error_kind = 0;
-    // Everything the job's tasks wrote (ordered before us by the acq_rel chain on `pending`) and
-    // the error fields must be visible to the host before it sees done_seq.
-    __threadfence_system();
+    // Release at system scope, cumulative: everything the job's tasks wrote (ordered before us
+    // by the acq_rel chain on `pending`) and the error fields above are visible to the host
+    // before it sees done_seq.
     st_release_sys(&c->done_seq, seq);
 }
 
@@ -547,12 +547,13 @@ __device__ void run_range(const Params& p, WarpState* ws, Range r, uint32_t job)
             const bool has = lane < n;
             if (has) load_record(words, base + (uint64_t)(b + lane) * size, size);
             __syncwarp();
-            range_records_read(p, r.desc, n);
             run_lane_round(p, ws, has, r.kind, job, words);
+            // After the round, not before: a lone task's completion then reaches the host one
+            // system-scope release earlier; the records were in registers all along.
+            range_records_read(p, r.desc, n);
         } else {
             load_record(words, base + (uint64_t)b * size, size);
             __syncwarp();
-            range_records_read(p, r.desc, 1);
             if (gran == GROSR_WARP) {
                 run_warp_task(p, ws, r.kind, job, words);
             } else if (lane == 0 && !push_any(p, home_queue(p), 1u, r.kind, job, words)) {
@@ -562,6 +563,7 @@ __device__ void run_range(const Params& p, WarpState* ws, Range r, uint32_t job)
                 job_add(p, job, -1);
             }
             __syncwarp();
+            range_records_read(p, r.desc, 1);
         }
     }
 }
@@ -585,6 +587,7 @@ __device__ void requeue_stack(const Params& p, WarpState* ws) {
         }
         __syncwarp();
     }
+    __syncwarp();                                // every lane has read top
     if (lane_id() == 0) ws->top = 0;
     __syncwarp();
 }
@@ -747,7 +750,7 @@ __device__ void process(const Params& p, WarpState* ws, Mailbox& mbox, uint32_t 
             }
             __syncwarp();
             // Order the mailbox contents before the epoch bump that other warps poll.
-            if (lane == 0) { __threadfence_block(); mbox.epoch = mbox.epoch + 1; }
+            if (lane == 0) { __threadfence_block(); atomicAdd((uint32_t*)&mbox.epoch, 1u); }
             if (lane == src) block_task = false;
         }
         requeue(p, ws, block_task, kind, job, words);
@@ -757,11 +760,11 @@ __device__ void process(const Params& p, WarpState* ws, Mailbox& mbox, uint32_t 
 // All warps of the block meet here to run a posted block task, or to exit together.
 // Returns true when the block must exit.
 __device__ bool block_collective(const Params& p, WarpState* ws, Mailbox& mbox,
-                                 volatile uint32_t& blk_stop, uint32_t& my_epoch) {
+                                 uint32_t& blk_stop, uint32_t& my_epoch) {
     named_barrier(1);
     // Read both decisions between two barriers: no warp can post or stop while all are here,
     // so every warp decides alike (a warp that exited alone would leave the others waiting).
-    const bool stop = blk_stop != 0;
+    const bool stop = atomicAdd(&blk_stop, 0u) != 0;
     const bool task = mbox.epoch != my_epoch;
     if (task) {
         const uint32_t kind = mbox.kind, job = mbox.job;
@@ -800,12 +803,14 @@ __device__ void scheduler(const Params& p) {
     uint64_t head = p.desc_start;
     uint32_t next_queue = 0, my_epoch = 0, idle_ns = 0, turns = 0;
     uint32_t rng = 0x9E3779B9u * (blockIdx.x * 64 + warp + 1);
-    volatile uint32_t& stop_flag = blk_stop;
+    // Shared flags polled by every warp go through shared-memory atomics: cheap, and exact
+    // about which write a read sees (a plain flag would be a data race, racecheck says).
+    auto set_stop = [&]() { if (lane == 0) atomicExch(&blk_stop, 1u); __syncwarp(); };
     while (true) {
         // The stop flag is read every few turns even when busy, so endless work cannot pin us.
-        if (++turns % STOP_CHECK_PERIOD == 0 && *(volatile uint32_t*)p.dev_stop) stop_flag = 1;
-        if (mbox.epoch != my_epoch || stop_flag) {
-            if (block_collective(p, ws, mbox, stop_flag, my_epoch)) break;
+        if (++turns % STOP_CHECK_PERIOD == 0 && *(volatile uint32_t*)p.dev_stop) set_stop();
+        if (atomicAdd((uint32_t*)&mbox.epoch, 0u) != my_epoch || atomicAdd(&blk_stop, 0u) != 0) {
+            if (block_collective(p, ws, mbox, blk_stop, my_epoch)) break;
             continue;
         }
         if (ingest_warp) {
@@ -814,7 +819,7 @@ __device__ void scheduler(const Params& p) {
             if (lane == 0 && turns % 64 == 0) stop = *(volatile uint32_t*)&p.host->stop;
             if (__shfl_sync(0xffffffffu, stop, 0)) {
                 if (lane == 0) *(volatile uint32_t*)p.dev_stop = 1;
-                stop_flag = 1;
+                set_stop();
                 continue;
             }
             if (ingest(p, ws, head, next_queue)) { idle_ns = 0; continue; }
@@ -827,7 +832,7 @@ __device__ void scheduler(const Params& p) {
                 continue;
             }
         }
-        if (*(volatile uint32_t*)p.dev_stop) { stop_flag = 1; continue; }
+        if (*(volatile uint32_t*)p.dev_stop) { set_stop(); continue; }
         // Idle: back off so polling does not steal L2 bandwidth from busy warps.
         idle_ns = idle_ns ? umin(idle_ns * 2, 1024u) : 32u;
         __nanosleep(ingest_warp ? 32u : idle_ns);

@@ -322,3 +322,73 @@ fn jobs_report_done_and_empty_jobs_are_done_at_once() {
     job.wait_timeout(T).unwrap();
     assert!(job.is_done().unwrap());
 }
+
+/// Every kind of task in one runtime whose buffers all exist before the scheduler launches:
+/// compute-sanitizer's memcheck only knows allocations made before a kernel starts, so this is
+/// the test to run under it (`compute-sanitizer --tool memcheck|racecheck gpu_core --ignored
+/// --exact mixed_workload_with_buffers_allocated_before_launch`).
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn mixed_workload_with_buffers_allocated_before_launch() {
+    let gpu = grosr::driver::Gpu::open(0).unwrap();
+    let flags = DeviceBuffer::<u32>::zeroed(&gpu, 4096).unwrap();
+    let sum = DeviceBuffer::<u64>::zeroed(&gpu, 1).unwrap();
+    let hops = DeviceBuffer::<u32>::zeroed(&gpu, 1).unwrap();
+    let blocks = DeviceBuffer::<u32>::zeroed(&gpu, 64).unwrap();
+    let rt = new_rt();
+    let marks: Vec<Mark> = (0..4096)
+        .map(|index| Mark {
+            flags: flags.ptr(),
+            index,
+            pad: 0,
+        })
+        .collect();
+    let spawn_blocks: Vec<SpawnBlock> = (0..64)
+        .map(|i| SpawnBlock {
+            out: blocks.ptr(),
+            base: i,
+            slot: i,
+        })
+        .collect();
+    let jobs = [
+        rt.submit(&marks).unwrap(),
+        rt.submit(&[Fib {
+            n: 15,
+            pad: 0,
+            sum: sum.ptr(),
+        }])
+        .unwrap(),
+        rt.submit(&[Chain {
+            remaining: 1000,
+            pad: 0,
+            hops: hops.ptr(),
+        }])
+        .unwrap(),
+        rt.submit(&spawn_blocks).unwrap(),
+    ];
+    for j in &jobs {
+        j.wait_timeout(T).unwrap();
+    }
+    let failed = rt
+        .submit(&[Failer { code: 3, pad: 0 }])
+        .unwrap()
+        .wait_timeout(T);
+    assert_eq!(
+        failed,
+        Err(Error::TaskFailed {
+            task: "Failer".into(),
+            code: 3
+        })
+    );
+    assert!(flags.to_vec().unwrap().iter().all(|&f| f == 1));
+    assert_eq!(sum.to_vec().unwrap()[0], fib(15));
+    assert_eq!(hops.to_vec().unwrap()[0], 1001);
+    let got = blocks.to_vec().unwrap();
+    for (i, g) in got.iter().enumerate() {
+        assert_eq!(
+            *g,
+            (0..256u32).map(|l| i as u32 + l).sum::<u32>(),
+            "block task {i}"
+        );
+    }
+}
