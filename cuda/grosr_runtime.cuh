@@ -766,8 +766,10 @@ __device__ bool block_collective(const Params& p, WarpState* ws, Mailbox& mbox,
     // so every warp decides alike (a warp that exited alone would leave the others waiting).
     const bool stop = atomicAdd(&blk_stop, 0u) != 0;
     const bool task = mbox.epoch != my_epoch;
+    // Copied before the second barrier: once the poster frees the mailbox after it, another
+    // warp may post and overwrite these fields.
+    const uint32_t kind = mbox.kind, job = mbox.job, poster = mbox.poster;
     if (task) {
-        const uint32_t kind = mbox.kind, job = mbox.job;
         alignas(16) uint32_t words[RECORD_WORDS];
         for (uint32_t i = 0; i < RECORD_WORDS; ++i) words[i] = mbox.words[i];
         // Spawns count immediately here (uniform = false): the poster's decrement below must not
@@ -781,9 +783,9 @@ __device__ bool block_collective(const Params& p, WarpState* ws, Mailbox& mbox,
         __threadfence();                          // the body's writes precede the decrement
     }
     named_barrier(1);
-    if (task && threadIdx.x / WARP == mbox.poster && lane_id() == 0) {
-        if (mbox.kind < p.num_kinds) atomicAdd((unsigned long long*)&p.executed[mbox.kind], 1ull);
-        job_add(p, mbox.job, -1);
+    if (task && threadIdx.x / WARP == poster && lane_id() == 0) {
+        if (kind < p.num_kinds) atomicAdd((unsigned long long*)&p.executed[kind], 1ull);
+        job_add(p, job, -1);
         atomicExch(&mbox.busy, 0u);              // from here another block task may be posted
     }
     return stop;
