@@ -189,6 +189,10 @@ impl MappedMem {
     pub fn len(&self) -> usize {
         self.len
     }
+    /// Whether it holds no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
 }
 
 impl Drop for MappedMem {
@@ -268,6 +272,10 @@ impl DeviceMem {
     /// Its size in bytes.
     pub fn len(&self) -> usize {
         self.len
+    }
+    /// Whether it holds no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
     /// Copies the first `out.len()` elements back to the host.
     pub fn read<T: bytemuck::Pod>(&self, out: &mut [T]) -> Result<()> {
