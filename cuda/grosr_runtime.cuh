@@ -417,6 +417,8 @@ __device__ void spawn_words(Ctx& c, uint32_t kind, const uint32_t* words) {
     }
     // 2. The SM's queue (or any other): visible to every warp, so count before publishing.
     if (job_leader) atomicAdd(&p.jobs[c.job].pending, (int32_t)__popc(same_job));
+    // The count precedes the publishing lanes' release stores (warp barrier, then release).
+    __syncwarp(mask);
     if (!push_any(p, home_queue(p), mask, kind, c.job, words)) {
         // Every queue is full: the task is dropped, but never silently.
         fail_job(p, c.job, ERR_QUEUE_OVERFLOW, kind);
@@ -448,15 +450,12 @@ __device__ void account(const Params& p, WarpState* ws, bool has, uint32_t kind,
         __syncwarp();
         // A round that spawned as many tasks (onto this warp's stack) as it ran changes no count:
         // a chain of spawns costs no fence and no atomic per hop.
-        if (delta != 0) {
-            // Every lane's results are ordered before the count drops (job_add is issued by one
-            // lane; the fence makes the others' writes cumulative).
-            __threadfence();
-            if (lane == (uint32_t)(__ffs(done) - 1)) job_add(p, job, delta);
-        }
+        // No fence needed: the __syncwarp above orders every lane's results before the leader's
+        // atom.acq_rel, whose release is cumulative over them.
+        if (delta != 0 && lane == (uint32_t)(__ffs(done) - 1)) job_add(p, job, delta);
         if (lane == 0) ws->deferred = 0;
     } else {
-        __threadfence();                          // as above
+        // As above: the __syncwarp at the top of account() orders the lanes' results first.
         const uint32_t same_job = __match_any_sync(0xffffffffu, has ? job : NO_KIND);
         if (has && lane == (uint32_t)(__ffs(same_job) - 1)) job_add(p, job, -(int32_t)__popc(same_job));
     }
@@ -811,7 +810,9 @@ __device__ void scheduler(const Params& p) {
     while (true) {
         // The stop flag is read every few turns even when busy, so endless work cannot pin us.
         if (++turns % STOP_CHECK_PERIOD == 0 && *(volatile uint32_t*)p.dev_stop) set_stop();
-        if (atomicAdd((uint32_t*)&mbox.epoch, 0u) != my_epoch || atomicAdd(&blk_stop, 0u) != 0) {
+        uint32_t meet = 0;
+        if (lane == 0) meet = atomicAdd((uint32_t*)&mbox.epoch, 0u) != my_epoch || atomicAdd(&blk_stop, 0u) != 0;
+        if (__shfl_sync(0xffffffffu, meet, 0)) {
             if (block_collective(p, ws, mbox, blk_stop, my_epoch)) break;
             continue;
         }
