@@ -44,13 +44,7 @@ fn dispatch(c: &mut Criterion) {
         hop: 0,
         done: done.ptr(),
     }];
-    let many: Vec<Tiny> = (0..1u32 << 20)
-        .map(|index| Tiny {
-            flags: flags.ptr(),
-            index,
-            pad: 0,
-        })
-        .collect();
+    let many = workloads::tiny_tasks(&flags, 1 << 20);
     let spread = [Spread {
         flags: flags.ptr(),
         first: 0,

@@ -10,6 +10,18 @@ use grosr::{DeviceBuffer, Error, Runtime};
 
 const T: Duration = Duration::from_secs(60);
 
+/// Runs one Mark task on `rt` and checks it ran: the runtime is usable.
+fn assert_runtime_runs_tasks(rt: &Runtime) {
+    let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
+    let mark = Mark {
+        flags: flags.ptr(),
+        index: 0,
+        pad: 0,
+    };
+    rt.submit(&[mark]).unwrap().wait_timeout(T).unwrap();
+    assert_eq!(flags.to_vec().unwrap(), vec![1]);
+}
+
 fn new_rt() -> Runtime {
     common::builder().build().expect("runtime")
 }
@@ -163,16 +175,7 @@ fn a_failing_task_fails_its_job_only() {
             code: 7
         }
     );
-    let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
-    rt.submit(&[Mark {
-        flags: flags.ptr(),
-        index: 0,
-        pad: 0,
-    }])
-    .unwrap()
-    .wait_timeout(T)
-    .unwrap();
-    assert_eq!(flags.to_vec().unwrap(), vec![1]);
+    assert_runtime_runs_tasks(&rt);
 }
 
 #[test]
@@ -185,16 +188,7 @@ fn an_unknown_kind_is_reported_and_the_runtime_goes_on() {
         .wait_timeout(T)
         .unwrap_err();
     assert_eq!(err, Error::UnknownKind(999));
-    let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
-    rt.submit(&[Mark {
-        flags: flags.ptr(),
-        index: 0,
-        pad: 0,
-    }])
-    .unwrap()
-    .wait_timeout(T)
-    .unwrap();
-    assert_eq!(flags.to_vec().unwrap(), vec![1]);
+    assert_runtime_runs_tasks(&rt);
 }
 
 #[test]
@@ -211,16 +205,7 @@ fn overflowing_queues_fail_the_job_loudly_and_the_runtime_goes_on() {
         .wait_timeout(T)
         .unwrap_err();
     assert_eq!(err, Error::QueueOverflow("Bomb".into()));
-    let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
-    rt.submit(&[Mark {
-        flags: flags.ptr(),
-        index: 0,
-        pad: 0,
-    }])
-    .unwrap()
-    .wait_timeout(T)
-    .unwrap();
-    assert_eq!(flags.to_vec().unwrap(), vec![1]);
+    assert_runtime_runs_tasks(&rt);
 }
 
 #[test]

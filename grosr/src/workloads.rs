@@ -128,6 +128,17 @@ pub fn measure(warmup: usize, reps: usize, mut f: impl FnMut() -> Result<()>) ->
     Ok(Stats::of(samples))
 }
 
+/// `n` Tiny tasks, task i setting flag i.
+pub fn tiny_tasks(flags: &DeviceBuffer<u32>, n: u32) -> Vec<Tiny> {
+    (0..n)
+        .map(|index| Tiny {
+            flags: flags.ptr(),
+            index,
+            pad: 0,
+        })
+        .collect()
+}
+
 const WAIT: Duration = Duration::from_secs(60);
 
 fn check_flags(flags: &DeviceBuffer<u32>, n: usize, what: &str) -> Result<()> {
@@ -174,13 +185,7 @@ pub fn resident_chain(rt: &Runtime, hops: u32, warmup: usize, reps: usize) -> Re
 /// `n` independent tiny tasks submitted from the host as one slice.
 pub fn resident_host_tasks(rt: &Runtime, n: u32, warmup: usize, reps: usize) -> Result<Stats> {
     let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), n as usize)?;
-    let tasks: Vec<Tiny> = (0..n)
-        .map(|index| Tiny {
-            flags: flags.ptr(),
-            index,
-            pad: 0,
-        })
-        .collect();
+    let tasks = tiny_tasks(&flags, n);
     rt.submit(&tasks)?.wait_timeout(WAIT)?;
     check_flags(&flags, n as usize, "host tasks")?;
     measure(warmup, reps, || rt.submit(&tasks)?.wait_timeout(WAIT))
@@ -249,13 +254,7 @@ pub fn bulk_tasks(
     reps: usize,
 ) -> Result<Stats> {
     let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), n as usize)?;
-    let tasks: Vec<Tiny> = (0..n)
-        .map(|index| Tiny {
-            flags: flags.ptr(),
-            index,
-            pad: 0,
-        })
-        .collect();
+    let tasks = tiny_tasks(&flags, n);
     let records = DeviceBuffer::from_slice(rt.gpu(), &tasks)?;
     b.launch_bulk(records.ptr(), n)?;
     b.sync(WAIT)?;
