@@ -102,7 +102,7 @@ struct HostCtl {                  // mapped host memory, one cache line per writ
     uint32_t stop;                uint32_t pad0[31];   // host writes 1: kernel exits
     uint64_t desc_head;           uint32_t pad1[30];   // device: descriptors consumed
     uint32_t started_blocks;      uint32_t exited_blocks; uint32_t pad2[30];
-    int32_t err_code;  uint32_t err_kind; uint32_t err_job; uint32_t err_detail; uint32_t pad3[28];
+    int32_t err_code;  uint32_t err_detail; uint32_t pad3[30];   // a stalled protocol
 };
 
 struct DevJob {                   // device memory, one per job slot
@@ -183,13 +183,13 @@ __device__ __forceinline__ void pdl_launch_dependents() {
 }
 
 // ---- Errors ---------------------------------------------------------------------------------------
-// Records a runtime-level error once; the host reads HostCtl::err_* (README: "Errors").
-__device__ void report_runtime_error(const Params& p, int32_t code, uint32_t kind, uint32_t detail) {
-    if (atomicCAS(p.dev_err, 0, code) == 0) {   // the first error wins; later ones are dropped
-        p.host->err_kind = kind;
+// Errors of a task (ctx.fail, unknown kind, overflow) fail its job only (fail_job). The runtime-wide
+// slot in HostCtl is kept for the one error that stops everything: a stalled queue protocol.
+__device__ void report_protocol_stall(const Params& p, uint32_t detail) {
+    if (atomicCAS(p.dev_err, 0, ERR_PROTOCOL_STUCK) == 0) {   // the first stall is reported
         p.host->err_detail = detail;
-        __threadfence_system();                 // kind/detail reach the host before the code
-        *(volatile int32_t*)&p.host->err_code = code;
+        __threadfence_system();                 // the detail reaches the host before the code
+        *(volatile int32_t*)&p.host->err_code = ERR_PROTOCOL_STUCK;
     }
 }
 
@@ -291,7 +291,7 @@ __device__ bool wait_seq(const Params& p, volatile uint32_t* seq, uint32_t want)
         if (ld_acquire_gpu(seq) == want) return true;   // acquire: the slot's contents are ready
         if (n > 64) __nanosleep(64);
     }
-    report_runtime_error(p, ERR_PROTOCOL_STUCK, 0, want);
+    report_protocol_stall(p, want);
     return false;
 }
 
@@ -361,7 +361,7 @@ __device__ uint32_t pop_from(const Params& p, uint32_t q, uint32_t want, uint32_
             // release: our reads of the slot complete before a next-lap pusher may overwrite it.
             st_release_gpu(&s->seq, i + p.queue_cap);
         } else {
-            kind = NO_KIND;                       // reported as a runtime error already
+            kind = NO_KIND;                       // the stall is reported already
         }
     }
     __syncwarp();
@@ -379,6 +379,17 @@ __device__ bool push_any(const Params& p, uint32_t q, uint32_t mask, uint32_t ki
 }
 
 __device__ __forceinline__ uint32_t home_queue(const Params& p) { return sm_id() % p.num_queues; }
+
+// Pushes already-counted tasks (one per lane of `mask`) to the SM's queue, else any queue. If
+// every queue is full each task is dropped, but never silently: its job fails with
+// ERR_QUEUE_OVERFLOW and the task is uncounted, so the job still completes.
+__device__ void push_counted(const Params& p, uint32_t mask, uint32_t kind, uint32_t job,
+                             const uint32_t* words) {
+    if (!push_any(p, home_queue(p), mask, kind, job, words)) {
+        fail_job(p, job, ERR_QUEUE_OVERFLOW, kind);
+        job_add(p, job, -1);
+    }
+}
 
 // ---- Spawning --------------------------------------------------------------------------------------
 __device__ void spawn_words(Ctx& c, uint32_t kind, const uint32_t* words) {
@@ -419,12 +430,7 @@ __device__ void spawn_words(Ctx& c, uint32_t kind, const uint32_t* words) {
     if (job_leader) atomicAdd(&p.jobs[c.job].pending, (int32_t)__popc(same_job));
     // The count precedes the publishing lanes' release stores (warp barrier, then release).
     __syncwarp(mask);
-    if (!push_any(p, home_queue(p), mask, kind, c.job, words)) {
-        // Every queue is full: the task is dropped, but never silently.
-        fail_job(p, c.job, ERR_QUEUE_OVERFLOW, kind);
-        report_runtime_error(p, ERR_QUEUE_OVERFLOW, kind, c.job);
-        if (job_leader) job_add(p, c.job, -(int32_t)__popc(same_job));
-    }
+    push_counted(p, mask, kind, c.job, words);
 }
 
 template <class T> __device__ void Ctx::spawn(const T& t) {
@@ -471,7 +477,6 @@ __device__ void run_lane_round(const Params& p, WarpState* ws, bool has, uint32_
         Ctx c{&p, ws, job, kind, GROSR_LANE, uniform, nullptr};
         if (!dispatch_lane(c, kind, words)) {
             fail_job(p, job, ERR_UNKNOWN_KIND, kind);
-            report_runtime_error(p, ERR_UNKNOWN_KIND, kind, job);
         }
     }
     account(p, ws, has, kind, job, uniform);
@@ -482,7 +487,6 @@ __device__ void run_warp_task(const Params& p, WarpState* ws, uint32_t kind, uin
     Ctx c{&p, ws, job, kind, GROSR_WARP, true, nullptr};
     if (!dispatch_warp(c, kind, words) && lane_id() == 0) {
         fail_job(p, job, ERR_UNKNOWN_KIND, kind);
-        report_runtime_error(p, ERR_UNKNOWN_KIND, kind, job);
     }
     account(p, ws, lane_id() == 0, kind, job, true);
 }
@@ -519,7 +523,6 @@ __device__ void run_range(const Params& p, WarpState* ws, Range r, uint32_t job)
     if (gran == GROSR_NO_GRAN) {
         if (lane == 0) {
             fail_job(p, job, ERR_UNKNOWN_KIND, r.kind);
-            report_runtime_error(p, ERR_UNKNOWN_KIND, r.kind, job);
         }
         range_records_read(p, r.desc, r.end - r.begin);
         if (lane == 0) job_add(p, job, -(int32_t)(r.end - r.begin));
@@ -555,11 +558,9 @@ __device__ void run_range(const Params& p, WarpState* ws, Range r, uint32_t job)
             __syncwarp();
             if (gran == GROSR_WARP) {
                 run_warp_task(p, ws, r.kind, job, words);
-            } else if (lane == 0 && !push_any(p, home_queue(p), 1u, r.kind, job, words)) {
+            } else if (lane == 0) {
                 // Block tasks reach a block's mailbox through a queue; they are counted already.
-                fail_job(p, job, ERR_QUEUE_OVERFLOW, r.kind);
-                report_runtime_error(p, ERR_QUEUE_OVERFLOW, r.kind, job);
-                job_add(p, job, -1);
+                push_counted(p, 1u, r.kind, job, words);
             }
             __syncwarp();
             range_records_read(p, r.desc, 1);
@@ -577,12 +578,7 @@ __device__ void requeue_stack(const Params& p, WarpState* ws) {
             const StackEntry& e = ws->stack[base + lane_id()];
             alignas(16) uint32_t words[RECORD_WORDS];
             for (uint32_t w = 0; w < RECORD_WORDS; ++w) words[w] = e.words[w];
-            const uint32_t mask = __activemask();
-            if (!push_any(p, home_queue(p), mask, e.kind, e.job, words)) {
-                fail_job(p, e.job, ERR_QUEUE_OVERFLOW, e.kind);
-                report_runtime_error(p, ERR_QUEUE_OVERFLOW, e.kind, e.job);
-                job_add(p, e.job, -1);
-            }
+            push_counted(p, __activemask(), e.kind, e.job, words);
         }
         __syncwarp();
     }
@@ -638,7 +634,6 @@ __device__ uint32_t ingest(const Params& p, WarpState* ws, uint64_t& head, uint3
         // lane 0 pushes it alone (mask 1).
         if (lane_id() == 0 && !push_any(p, next_queue, 1u, KIND_RANGE, job, words)) {
             fail_job(p, job, ERR_QUEUE_OVERFLOW, kind);
-            report_runtime_error(p, ERR_QUEUE_OVERFLOW, kind, job);
             range_records_read(p, (uint32_t)head, count);
             job_add(p, job, -(int32_t)count);
         }
@@ -670,12 +665,7 @@ __device__ void requeue(const Params& p, WarpState* ws, bool has, uint32_t kind,
             for (uint32_t w = 0; w < RECORD_WORDS; ++w) e.words[w] = words[w];
         }
     } else if (has) {
-        const uint32_t mask = __activemask();
-        if (!push_any(p, home_queue(p), mask, kind, job, words)) {
-            fail_job(p, job, ERR_QUEUE_OVERFLOW, kind);
-            report_runtime_error(p, ERR_QUEUE_OVERFLOW, kind, job);
-            job_add(p, job, -1);
-        }
+        push_counted(p, __activemask(), kind, job, words);
     }
     __syncwarp();
 }
@@ -776,7 +766,6 @@ __device__ bool block_collective(const Params& p, WarpState* ws, Mailbox& mbox,
         Ctx c{&p, ws, job, kind, GROSR_BLOCK, false, nullptr};
         if (!dispatch_block(c, kind, words) && threadIdx.x == 0) {
             fail_job(p, job, ERR_UNKNOWN_KIND, kind);
-            report_runtime_error(p, ERR_UNKNOWN_KIND, kind, job);
         }
         my_epoch = mbox.epoch;
         __threadfence();                          // the body's writes precede the decrement

@@ -47,10 +47,8 @@ pub(crate) struct HostCtl {
     pub exited_blocks: u32,
     pub pad2: [u32; 30],
     pub err_code: i32,
-    pub err_kind: u32,
-    pub err_job: u32,
     pub err_detail: u32,
-    pub pad3: [u32; 28],
+    pub pad3: [u32; 30],
 }
 
 /// One job slot's device state. C: `grosr::DevJob`.
