@@ -13,11 +13,7 @@ const T: Duration = Duration::from_secs(60);
 /// Runs one Mark task on `rt` and checks it ran: the runtime is usable.
 fn assert_runtime_runs_tasks(rt: &Runtime) {
     let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
-    let mark = Mark {
-        flags: flags.ptr(),
-        index: 0,
-        pad: 0,
-    };
+    let mark = mark(&flags, 0);
     rt.submit(&[mark]).unwrap().wait_timeout(T).unwrap();
     assert_eq!(flags.to_vec().unwrap(), vec![1]);
 }
@@ -213,34 +209,18 @@ fn overflowing_queues_fail_the_job_loudly_and_the_runtime_goes_on() {
 fn stop_abandons_work_and_start_runs_again() {
     let rt = new_rt();
     let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 2).unwrap();
-    rt.submit(&[Mark {
-        flags: flags.ptr(),
-        index: 0,
-        pad: 0,
-    }])
-    .unwrap()
-    .wait_timeout(T)
-    .unwrap();
+    rt.submit(&[mark(&flags, 0)])
+        .unwrap()
+        .wait_timeout(T)
+        .unwrap();
     rt.stop().unwrap();
     assert!(!rt.is_running());
-    assert_eq!(
-        rt.submit(&[Mark {
-            flags: flags.ptr(),
-            index: 1,
-            pad: 0
-        }])
-        .err(),
-        Some(Error::Stopped)
-    );
+    assert_eq!(rt.submit(&[mark(&flags, 1)]).err(), Some(Error::Stopped));
     rt.start().unwrap();
-    rt.submit(&[Mark {
-        flags: flags.ptr(),
-        index: 1,
-        pad: 0,
-    }])
-    .unwrap()
-    .wait_timeout(T)
-    .unwrap();
+    rt.submit(&[mark(&flags, 1)])
+        .unwrap()
+        .wait_timeout(T)
+        .unwrap();
     assert_eq!(flags.to_vec().unwrap(), vec![1, 1]);
 }
 
@@ -252,11 +232,7 @@ fn a_second_runtime_that_cannot_fit_is_refused() {
     assert!(matches!(err, Error::DoesNotFit(_)), "{err}");
     let flags = DeviceBuffer::<u32>::zeroed(first.gpu(), 1).unwrap();
     first
-        .submit(&[Mark {
-            flags: flags.ptr(),
-            index: 0,
-            pad: 0,
-        }])
+        .submit(&[mark(&flags, 0)])
         .unwrap()
         .wait_timeout(T)
         .unwrap();
@@ -269,22 +245,13 @@ fn a_capped_scheduler_leaves_sms_for_ordinary_kernels() {
     let sms = grosr::driver::Gpu::open(0).unwrap().sm_count;
     let rt = common::builder().max_sms(sms / 2).build().unwrap();
     let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 2).unwrap();
-    rt.submit(&[Mark {
-        flags: flags.ptr(),
-        index: 0,
-        pad: 0,
-    }])
-    .unwrap()
-    .wait_timeout(T)
-    .unwrap();
+    rt.submit(&[mark(&flags, 0)])
+        .unwrap()
+        .wait_timeout(T)
+        .unwrap();
     // An ordinary kernel (the same task body, host-launched) runs while the scheduler runs.
     let base = rt.baselines().unwrap();
-    base.launch_single(&Mark {
-        flags: flags.ptr(),
-        index: 1,
-        pad: 0,
-    })
-    .unwrap();
+    base.launch_single(&mark(&flags, 1)).unwrap();
     base.sync(T).unwrap();
     base.status().unwrap();
     assert!(rt.is_running());
@@ -297,13 +264,7 @@ fn jobs_report_done_and_empty_jobs_are_done_at_once() {
     let rt = new_rt();
     assert!(rt.submit::<Mark>(&[]).unwrap().is_done().unwrap());
     let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
-    let job = rt
-        .submit(&[Mark {
-            flags: flags.ptr(),
-            index: 0,
-            pad: 0,
-        }])
-        .unwrap();
+    let job = rt.submit(&[mark(&flags, 0)]).unwrap();
     job.wait_timeout(T).unwrap();
     assert!(job.is_done().unwrap());
 }
@@ -321,13 +282,7 @@ fn mixed_workload_with_buffers_allocated_before_launch() {
     let hops = DeviceBuffer::<u32>::zeroed(&gpu, 1).unwrap();
     let blocks = DeviceBuffer::<u32>::zeroed(&gpu, 64).unwrap();
     let rt = new_rt();
-    let marks: Vec<Mark> = (0..4096)
-        .map(|index| Mark {
-            flags: flags.ptr(),
-            index,
-            pad: 0,
-        })
-        .collect();
+    let marks: Vec<Mark> = (0..4096).map(|index| mark(&flags, index)).collect();
     let spawn_blocks: Vec<SpawnBlock> = (0..64)
         .map(|i| SpawnBlock {
             out: blocks.ptr(),

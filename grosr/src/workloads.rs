@@ -211,11 +211,7 @@ pub fn launch_sync_one_task(
     warmup: usize,
     reps: usize,
 ) -> Result<Stats> {
-    let task = Tiny {
-        flags: gpu_flags.ptr(),
-        index: 0,
-        pad: 0,
-    };
+    let task = tiny_tasks(gpu_flags, 1)[0];
     let stats = measure(warmup, reps, || {
         b.launch_single(&task)?;
         b.sync(WAIT)
@@ -232,11 +228,7 @@ pub fn launch_chain(
     warmup: usize,
     reps: usize,
 ) -> Result<Stats> {
-    let task = Tiny {
-        flags: gpu_flags.ptr(),
-        index: 0,
-        pad: 0,
-    };
+    let task = tiny_tasks(gpu_flags, 1)[0];
     measure(warmup, reps, || {
         for _ in 0..n {
             b.launch_single(&task)?;

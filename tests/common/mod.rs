@@ -16,6 +16,15 @@ pub struct Mark {
     pub pad: u32,
 }
 
+/// A Mark task setting `flags[index]`.
+pub fn mark(flags: &grosr::DeviceBuffer<u32>, index: u32) -> Mark {
+    Mark {
+        flags: flags.ptr(),
+        index,
+        pad: 0,
+    }
+}
+
 /// Fibonacci by recursive spawning: leaves add their n into `sum`, so sum = fib(n).
 #[grosr::task(
     granularity = "lane",
