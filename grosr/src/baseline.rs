@@ -99,6 +99,36 @@ impl Baselines<'_> {
             .call("cuLaunchKernel(grosr_bulk)")
     }
 
+    /// Launches kernel `name` of the runtime's module (a task's baseline kernel, or one added
+    /// with [`RuntimeBuilder::cuda`](crate::RuntimeBuilder::cuda)) on the baselines' stream.
+    ///
+    /// # Safety
+    /// `args` must point at one value per kernel parameter, of the parameter's type, alive until
+    /// the call returns; whatever the kernel reads or writes through them must stay valid until
+    /// the launch completes.
+    pub unsafe fn launch(
+        &self,
+        name: &str,
+        grid: u32,
+        block: u32,
+        shared_bytes: u32,
+        args: &mut [*mut c_void],
+    ) -> Result<()> {
+        let f = self.rt.module().function(name)?;
+        // SAFETY: the caller vouches for args (see above).
+        unsafe {
+            cu::launch_kernel(
+                f,
+                (grid, 1, 1),
+                (block, 1, 1),
+                shared_bytes,
+                self.stream.0,
+                args,
+            )
+        }
+        .call("cuLaunchKernel")
+    }
+
     /// Waits for every launch so far (at most `timeout`), like `cudaStreamSynchronize`.
     pub fn sync(&self, timeout: Duration) -> Result<()> {
         self.stream.wait(timeout, "baseline kernels")

@@ -392,6 +392,15 @@ impl Module {
         // SAFETY: the module is live.
         unsafe { cu::module::get_function(self.0, c) }.call("cuModuleGetFunction")
     }
+    /// The device address and size of a `__device__` variable.
+    pub fn global(&self, name: &str) -> Result<(u64, usize)> {
+        let c =
+            CString::new(name).map_err(|_| Error::Config(format!("bad symbol name {name:?}")))?;
+        // SAFETY: the module is loaded and not unloaded while self lives.
+        let (ptr, size) = unsafe { cu::module::get_global(self.0, c) }.call("cuModuleGetGlobal")?;
+        Ok((ptr, size))
+    }
+
     /// Loads a kernel now. Under lazy loading (CUDA's default) a kernel would otherwise load
     /// at its first launch, which can wait for the running persistent kernel: forever.
     pub fn preload(&self, name: &str) -> Result<()> {

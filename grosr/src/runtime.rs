@@ -59,7 +59,16 @@ impl Default for Config {
 #[derive(Default)]
 pub struct RuntimeBuilder {
     tasks: Vec<TaskInfo>,
+    extra: Vec<ExtraCuda>,
     config: Config,
+}
+
+/// CUDA code compiled into the runtime's module after the task bodies (see
+/// [`RuntimeBuilder::cuda`]).
+#[derive(Clone, Debug)]
+struct ExtraCuda {
+    code: String,
+    kernels: Vec<String>,
 }
 
 impl RuntimeBuilder {
@@ -98,9 +107,36 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Adds CUDA code to the runtime's module, after the task bodies: device functions and
+    /// `extern "C" __global__` kernels that may use the task types, spawn helpers and the device
+    /// runtime. `kernels` names the kernels to load eagerly (every kernel you will launch with
+    /// [`Baselines::launch`](crate::baseline::Baselines::launch)): a kernel loaded lazily beside
+    /// the running scheduler could wait for SMs the scheduler never gives back.
+    ///
+    /// ```no_run
+    /// let rt = grosr::Runtime::builder()
+    ///     .cuda(r#"extern "C" __global__ void fill(uint32_t* x, uint32_t n) {
+    ///         uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; if (i < n) x[i] = i; }"#, &["fill"])
+    ///     .build()?;
+    /// # Ok::<(), grosr::Error>(())
+    /// ```
+    pub fn cuda(mut self, code: impl Into<String>, kernels: &[&str]) -> Self {
+        self.extra.push(ExtraCuda {
+            code: code.into(),
+            kernels: kernels.iter().map(|k| k.to_string()).collect(),
+        });
+        self
+    }
+
     /// The CUDA source the runtime would compile (no GPU needed).
     pub fn source(&self) -> String {
-        codegen::generate(&self.tasks)
+        let mut s = codegen::generate(&self.tasks);
+        for (i, e) in self.extra.iter().enumerate() {
+            s.push_str(&format!("\n// ---- Extra CUDA source {i} ----\n"));
+            s.push_str(&e.code);
+            s.push('\n');
+        }
+        s
     }
 
     /// Compiles the scheduler (or loads it from the cache) and launches it on the GPU.
@@ -133,12 +169,15 @@ impl RuntimeBuilder {
         // this process is what the claim exists to avoid.
         let claim = SmClaim::new(c.device, sms, gpu.sm_count)?;
         compile::nvrtc_available()?;
-        let source = codegen::generate(&self.tasks);
+        let source = self.source();
         let compiled = compile::compile_cached(&source, gpu.arch)?;
         let module = Module::load(&compiled.cubin)?;
         for t in &self.tasks {
             module.preload(&format!("grosr_single_{}", t.name))?;
             module.preload(&format!("grosr_bulk_{}", t.name))?;
+        }
+        for k in self.extra.iter().flat_map(|e| &e.kernels) {
+            module.preload(k)?;
         }
         module.preload("grosr_scheduler")?;
         module.preload("grosr_init")?;
@@ -426,6 +465,13 @@ impl Runtime {
     /// The compiled module (scheduler and baseline kernels).
     pub(crate) fn module(&self) -> &Module {
         &self._module
+    }
+
+    /// The device address and size in bytes of a `__device__` variable of the module (one
+    /// declared in [`RuntimeBuilder::cuda`] code, say).
+    pub fn global(&self, name: &str) -> Result<(u64, usize)> {
+        self.gpu.bind()?;
+        self._module.global(name)
     }
 
     /// The GPU this runtime runs on (for allocating task data).

@@ -1,6 +1,8 @@
 //! The benchmark workloads that `cargo bench` and the report share, each checked for correct
 //! results before it is timed (METHOD: correct first, then warm up, then the median of many).
 
+pub mod table;
+
 use std::time::{Duration, Instant};
 
 use crate::baseline::Baselines;
