@@ -44,6 +44,8 @@ constexpr uint32_t WARP = 32;
 constexpr uint32_t RECORD_WORDS = 12;            // 48-byte records (MAX_RECORD_BYTES)
 constexpr uint32_t STACK_CAP = 32;               // slots in each warp's private stack
 constexpr uint32_t KIND_RANGE = 0xFFFFFFF0u;     // internal: a range of host-submitted records
+constexpr uint32_t KIND_GRAPH = 0xFFFFFFF1u;     // host-submitted: launch a resident task graph
+constexpr uint32_t KIND_GRAPH_RANGE = 0xFFFFFFF2u;  // internal: roots of a graph launch to spawn
 constexpr uint32_t NO_KIND = 0xFFFFFFFFu;
 constexpr uint32_t BLOCK_THREADS = 256;          // threads per scheduler block (block-task width)
 constexpr uint32_t WARPS_PER_BLOCK = BLOCK_THREADS / WARP;
@@ -68,7 +70,7 @@ struct Slot {                     // 64 bytes: one queued task
     uint32_t seq;                 // ring protocol: i = free for index i, i+1 = holds index i
     uint32_t kind;
     uint32_t job;                 // job slot
-    uint32_t aux;                 // unused (keeps words 16-byte aligned)
+    uint32_t node;                // graph node + 1 when the task is a node of the job's graph, else 0
     alignas(16) uint32_t words[RECORD_WORDS];
 };
 
@@ -105,11 +107,28 @@ struct HostCtl {                  // mapped host memory, one cache line per writ
     int32_t err_code;  uint32_t err_detail; uint32_t pad3[30];   // a stalled protocol
 };
 
+struct GraphDev;
+
 struct DevJob {                   // device memory, one per job slot
     int32_t pending;              // tasks of the job not yet finished (queued, stacked or running)
     int32_t error;                // first error (0 = none)
     uint32_t error_kind;
     uint32_t seq;                 // job_seq of the job now using the slot
+    const GraphDev* graph;        // the graph a graph launch runs (set at ingest), else stale
+    uint64_t pad;
+};
+
+// A task graph uploaded once (grosr/src/graph/resident.rs): nodes with records, successor lists
+// in CSR form, and per-node counters of predecessors still to finish in the current launch.
+struct GraphDev {                 // device memory, 64 bytes
+    const uint32_t* kinds;        // per node
+    const uint32_t* words;        // per node, RECORD_WORDS words
+    const uint32_t* succ_off;     // nodes + 1 offsets into succ
+    const uint32_t* succ;         // successor node indices
+    const uint32_t* indeg;        // per node: predecessors
+    uint32_t* remaining;          // per node: predecessors not yet finished; back to indeg on release
+    const uint32_t* roots;        // nodes without predecessors
+    uint32_t num_roots, num_nodes;
 };
 
 struct Params {                   // passed by value to every kernel
@@ -223,7 +242,7 @@ __device__ void job_add(const Params& p, uint32_t job, int32_t delta) {
 }
 
 // ---- Per-warp state in shared memory ---------------------------------------------------------------
-struct StackEntry { uint32_t kind, job, pad[2]; alignas(16) uint32_t words[RECORD_WORDS]; };
+struct StackEntry { uint32_t kind, job, node, pad; alignas(16) uint32_t words[RECORD_WORDS]; };
 
 struct WarpState {
     uint32_t top;                 // entries in use (shared atomics: divergent groups may push)
@@ -235,7 +254,7 @@ struct Mailbox {                  // one block task at a time, run by all warps 
     volatile uint32_t epoch;      // bumped when a task is posted
     uint32_t busy;                // 1 from post until the poster has accounted for it
     uint32_t poster;              // warp index of the poster
-    uint32_t kind, job;
+    uint32_t kind, job, node;
     alignas(16) uint32_t words[RECORD_WORDS];
 };
 
@@ -248,6 +267,7 @@ struct Ctx {
     uint32_t gran;
     bool uniform;                 // all tasks of this round share `job`: spawns may defer counting
     int32_t* status;              // baseline kernels: where ctx.fail writes
+    uint32_t node;                // graph node + 1 if this task is a node of the job's graph
 
     // Index of this thread within the task (0 for lane tasks) and the number of threads in it.
     __device__ uint32_t lane() const {
@@ -298,7 +318,7 @@ __device__ bool wait_seq(const Params& p, volatile uint32_t* seq, uint32_t want)
 // Pushes one slot per lane of `mask` (the calling, converged lanes) into queue q.
 // Returns false (for all lanes) if q has no room for all of them.
 __device__ bool push_to(const Params& p, uint32_t q, uint32_t mask, uint32_t kind, uint32_t job,
-                        const uint32_t* words) {
+                        uint32_t node, const uint32_t* words) {
     const uint32_t lane = lane_id(), leader = __ffs(mask) - 1, k = __popc(mask);
     const uint32_t rank = __popc(mask & lanemask_lt());
     Queue& Q = p.queues[q];
@@ -322,6 +342,7 @@ __device__ bool push_to(const Params& p, uint32_t q, uint32_t mask, uint32_t kin
     if (wait_seq(p, &s->seq, i)) {               // the previous lap's popper has released it
         s->kind = kind;
         s->job = job;
+        s->node = node;
         uint4* dst = reinterpret_cast<uint4*>(s->words);
         const uint4* src = reinterpret_cast<const uint4*>(words);
         dst[0] = src[0]; dst[1] = src[1]; dst[2] = src[2];
@@ -336,7 +357,7 @@ __device__ bool push_to(const Params& p, uint32_t q, uint32_t mask, uint32_t kin
 
 // Pops up to `want` (<= 32) slots from queue q into lanes 0..got-1. All 32 lanes call it.
 __device__ uint32_t pop_from(const Params& p, uint32_t q, uint32_t want, uint32_t& kind,
-                             uint32_t& job, uint32_t* words) {
+                             uint32_t& job, uint32_t& node, uint32_t* words) {
     const uint32_t lane = lane_id();
     Queue& Q = p.queues[q];
     uint32_t got = 0, base = 0;
@@ -355,6 +376,7 @@ __device__ uint32_t pop_from(const Params& p, uint32_t q, uint32_t want, uint32_
         if (wait_seq(p, &s->seq, i + 1)) {       // the pusher has finished writing index i
             kind = s->kind;
             job = s->job;
+            node = s->node;
             const uint4* src = reinterpret_cast<const uint4*>(s->words);
             uint4* dst = reinterpret_cast<uint4*>(words);
             dst[0] = src[0]; dst[1] = src[1]; dst[2] = src[2];
@@ -371,9 +393,9 @@ __device__ uint32_t pop_from(const Params& p, uint32_t q, uint32_t want, uint32_
 
 // Pushes into q, else into the other queues in turn. Accounting is the caller's business.
 __device__ bool push_any(const Params& p, uint32_t q, uint32_t mask, uint32_t kind, uint32_t job,
-                         const uint32_t* words) {
+                         uint32_t node, const uint32_t* words) {
     for (uint32_t t = 0; t < p.num_queues; ++t) {
-        if (push_to(p, (q + t) % p.num_queues, mask, kind, job, words)) return true;
+        if (push_to(p, (q + t) % p.num_queues, mask, kind, job, node, words)) return true;
     }
     return false;
 }
@@ -384,15 +406,15 @@ __device__ __forceinline__ uint32_t home_queue(const Params& p) { return sm_id()
 // every queue is full each task is dropped, but never silently: its job fails with
 // ERR_QUEUE_OVERFLOW and the task is uncounted, so the job still completes.
 __device__ void push_counted(const Params& p, uint32_t mask, uint32_t kind, uint32_t job,
-                             const uint32_t* words) {
-    if (!push_any(p, home_queue(p), mask, kind, job, words)) {
+                             uint32_t node, const uint32_t* words) {
+    if (!push_any(p, home_queue(p), mask, kind, job, node, words)) {
         fail_job(p, job, ERR_QUEUE_OVERFLOW, kind);
         job_add(p, job, -1);
     }
 }
 
 // ---- Spawning --------------------------------------------------------------------------------------
-__device__ void spawn_words(Ctx& c, uint32_t kind, const uint32_t* words) {
+__device__ void spawn_words(Ctx& c, uint32_t kind, const uint32_t* words, uint32_t node = 0) {
     const uint32_t mask = __activemask();
     if (c.p == nullptr) {                        // baseline kernels have no scheduler
         if (c.status) atomicCAS(c.status, 0, ERR_SPAWN_OUTSIDE);
@@ -416,6 +438,7 @@ __device__ void spawn_words(Ctx& c, uint32_t kind, const uint32_t* words) {
         StackEntry& e = ws->stack[base + rank];
         e.kind = kind;
         e.job = c.job;
+        e.node = node;
         for (uint32_t w = 0; w < RECORD_WORDS; ++w) e.words[w] = words[w];
         if (c.uniform) {
             // The stack is private, so the child cannot finish before this round's account()
@@ -430,7 +453,7 @@ __device__ void spawn_words(Ctx& c, uint32_t kind, const uint32_t* words) {
     if (job_leader) atomicAdd(&p.jobs[c.job].pending, (int32_t)__popc(same_job));
     // The count precedes the publishing lanes' release stores (warp barrier, then release).
     __syncwarp(mask);
-    push_counted(p, mask, kind, c.job, words);
+    push_counted(p, mask, kind, c.job, node, words);
 }
 
 template <class T> __device__ void Ctx::spawn(const T& t) {
@@ -438,6 +461,68 @@ template <class T> __device__ void Ctx::spawn(const T& t) {
     alignas(16) uint32_t words[RECORD_WORDS] = {0};
     memcpy(words, &t, sizeof(T));
     spawn_words(*this, KindOf<T>::value, words);
+}
+
+// ---- Resident task graphs ------------------------------------------------------------------------------
+// A graph launch is one host-submitted record naming a GraphDev. Its roots are spawned as tasks
+// tagged with their node; when a node's task has run, each successor's `remaining` counter drops,
+// and the update that reaches zero spawns the successor (in the same job). Counters reset to
+// `indeg` as they reach zero, so the next launch finds them ready with no host work.
+
+// Spawns node `node` of graph g (counted like any spawn: onto this warp's stack, else a queue).
+__device__ void spawn_node(Ctx& c, const GraphDev* g, uint32_t node) {
+    alignas(16) uint32_t words[RECORD_WORDS];
+    const uint4* src = reinterpret_cast<const uint4*>(g->words + (uint64_t)node * RECORD_WORDS);
+    uint4* dst = reinterpret_cast<uint4*>(words);
+    dst[0] = src[0]; dst[1] = src[1]; dst[2] = src[2];
+    spawn_words(c, g->kinds[node], words, node + 1);
+}
+
+// Called by every thread of a task (ctx.lane() / ctx.width() split the work) after the body ran
+// and its writes were ordered before this call (the callers' barriers): releases the successors
+// of node c.node - 1 whose last predecessor this was.
+__device__ void release_successors(Ctx& c) {
+    const GraphDev* g = c.p->jobs[c.job].graph;
+    const uint32_t node = c.node - 1;
+    const uint32_t end = g->succ_off[node + 1];
+    for (uint32_t e = g->succ_off[node] + c.lane(); e < end; e += c.width()) {
+        const uint32_t s = g->succ[e];
+        // acq_rel: the release publishes this node's results (ordered before us by the caller's
+        // barrier) to whoever runs s; the acquire of the last decrement sees every other
+        // predecessor's results before s is spawned.
+        if (atom_add_acq_rel_gpu((int32_t*)&g->remaining[s], -1) == 1) {
+            // Plain store: the next launch's decrements come after this job has completed.
+            g->remaining[s] = g->indeg[s];
+            spawn_node(c, g, s);
+        }
+    }
+}
+
+// Spawns the roots [begin, end) of the job's graph; halves are pushed for other warps to take
+// first. The range itself is one counted task of the job (the caller accounts for it).
+struct GraphRange { uint64_t graph; uint32_t begin, end; };
+
+__device__ void run_graph_range(const Params& p, WarpState* ws, GraphRange r, uint32_t job) {
+    const uint32_t lane = lane_id();
+    while (r.end - r.begin > 4 * WARP) {
+        const uint32_t mid = r.begin + (r.end - r.begin) / 2;
+        GraphRange right{r.graph, mid, r.end};
+        alignas(16) uint32_t words[RECORD_WORDS] = {0};
+        memcpy(words, &right, sizeof(GraphRange));
+        if (lane == 0) {
+            // Counted before it is published: the right half is a task of the job until it runs.
+            atomicAdd(&p.jobs[job].pending, 1);
+            push_counted(p, 1u, KIND_GRAPH_RANGE, job, 0u, words);
+        }
+        __syncwarp();
+        r.end = mid;
+    }
+    const GraphDev* g = reinterpret_cast<const GraphDev*>(r.graph);
+    Ctx c{&p, ws, job, KIND_GRAPH_RANGE, GROSR_WARP, true, nullptr};
+    for (uint32_t b = r.begin; b < r.end; b += WARP) {
+        if (b + lane < r.end) spawn_node(c, g, g->roots[b + lane]);
+        __syncwarp();
+    }
 }
 
 // ---- Rounds: running tasks and accounting for them -----------------------------------------------
@@ -469,24 +554,32 @@ __device__ void account(const Params& p, WarpState* ws, bool has, uint32_t kind,
 }
 
 __device__ void run_lane_round(const Params& p, WarpState* ws, bool has, uint32_t kind,
-                               uint32_t job, const uint32_t* words) {
+                               uint32_t job, uint32_t node, const uint32_t* words) {
     const uint32_t first = __ffs(__ballot_sync(0xffffffffu, has)) - 1;
     const uint32_t job0 = __shfl_sync(0xffffffffu, job, first & 31);
     const bool uniform = __all_sync(0xffffffffu, !has || job == job0);
     if (has) {
-        Ctx c{&p, ws, job, kind, GROSR_LANE, uniform, nullptr};
+        Ctx c{&p, ws, job, kind, GROSR_LANE, uniform, nullptr, node};
         if (!dispatch_lane(c, kind, words)) {
             fail_job(p, job, ERR_UNKNOWN_KIND, kind);
         }
+        // A lane task is one thread: its own writes precede its decrements in program order.
+        if (node) release_successors(c);
     }
     account(p, ws, has, kind, job, uniform);
 }
 
 __device__ void run_warp_task(const Params& p, WarpState* ws, uint32_t kind, uint32_t job,
-                              const uint32_t* words) {
-    Ctx c{&p, ws, job, kind, GROSR_WARP, true, nullptr};
+                              uint32_t node, const uint32_t* words) {
+    Ctx c{&p, ws, job, kind, GROSR_WARP, true, nullptr, node};
     if (!dispatch_warp(c, kind, words) && lane_id() == 0) {
         fail_job(p, job, ERR_UNKNOWN_KIND, kind);
+    }
+    if (node) {
+        // Every lane's writes precede every lane's decrements (each release is cumulative over
+        // what the warp barrier ordered before it).
+        __syncwarp();
+        release_successors(c);
     }
     account(p, ws, lane_id() == 0, kind, job, true);
 }
@@ -537,7 +630,7 @@ __device__ void run_range(const Params& p, WarpState* ws, Range r, uint32_t job)
         memcpy(words, &right, sizeof(Range));
         // One slot for the warp: pushed by lane 0 alone (mask 1), not once per lane.
         uint32_t pushed = 0;
-        if (lane == 0) pushed = push_to(p, home_queue(p), 1u, KIND_RANGE, job, words);
+        if (lane == 0) pushed = push_to(p, home_queue(p), 1u, KIND_RANGE, job, 0u, words);
         if (!__shfl_sync(0xffffffffu, pushed, 0)) break;
         r.end = mid;
     }
@@ -549,7 +642,7 @@ __device__ void run_range(const Params& p, WarpState* ws, Range r, uint32_t job)
             const bool has = lane < n;
             if (has) load_record(words, base + (uint64_t)(b + lane) * size, size);
             __syncwarp();
-            run_lane_round(p, ws, has, r.kind, job, words);
+            run_lane_round(p, ws, has, r.kind, job, 0u, words);
             // After the round, not before: a lone task's completion then reaches the host one
             // system-scope release earlier; the records were in registers all along.
             range_records_read(p, r.desc, n);
@@ -557,10 +650,10 @@ __device__ void run_range(const Params& p, WarpState* ws, Range r, uint32_t job)
             load_record(words, base + (uint64_t)b * size, size);
             __syncwarp();
             if (gran == GROSR_WARP) {
-                run_warp_task(p, ws, r.kind, job, words);
+                run_warp_task(p, ws, r.kind, job, 0u, words);
             } else if (lane == 0) {
                 // Block tasks reach a block's mailbox through a queue; they are counted already.
-                push_counted(p, 1u, r.kind, job, words);
+                push_counted(p, 1u, r.kind, job, 0u, words);
             }
             __syncwarp();
             range_records_read(p, r.desc, 1);
@@ -578,7 +671,7 @@ __device__ void requeue_stack(const Params& p, WarpState* ws) {
             const StackEntry& e = ws->stack[base + lane_id()];
             alignas(16) uint32_t words[RECORD_WORDS];
             for (uint32_t w = 0; w < RECORD_WORDS; ++w) words[w] = e.words[w];
-            push_counted(p, __activemask(), e.kind, e.job, words);
+            push_counted(p, __activemask(), e.kind, e.job, e.node, words);
         }
         __syncwarp();
     }
@@ -588,8 +681,60 @@ __device__ void requeue_stack(const Params& p, WarpState* ws) {
 }
 
 // ---- Ingest: host descriptors -> ranges in the SM queues ------------------------------------------
+__device__ uint32_t take_work(const Params& p, WarpState* ws, uint32_t& kind, uint32_t& job,
+                              uint32_t& node, uint32_t* words, uint32_t& rng);
+__device__ void process(const Params& p, WarpState* ws, Mailbox& mbox, uint32_t n, uint32_t kind,
+                        uint32_t job, uint32_t node, const uint32_t* words);
+
+constexpr uint32_t INGEST_DRAIN_ROUNDS = 16;     // rounds the ingest warp runs of its own spawns
+
+// After running a small submission, the ingest warp runs what it spawned onto its own stack for
+// a few rounds (a short chain or a small graph then completes with no queue hop at all), then
+// moves the rest to the queues, since the ingest warp takes no work from them.
+__device__ void drain_stack(const Params& p, WarpState* ws, Mailbox& mbox) {
+    uint32_t rng = 1;
+    for (uint32_t round = 0; round < INGEST_DRAIN_ROUNDS && ws->top > 0; ++round) {
+        uint32_t kind = NO_KIND, job = 0, node = 0, words[RECORD_WORDS];
+        // The stack is non-empty, so take_work takes from it and never touches a queue.
+        const uint32_t n = take_work(p, ws, kind, job, node, words, rng);
+        process(p, ws, mbox, n, kind, job, node, words);
+    }
+    requeue_stack(p, ws);
+}
+
+// A graph launch: the descriptor's one record names the uploaded GraphDev.
+__device__ void ingest_graph(const Params& p, WarpState* ws, Mailbox& mbox, uint32_t job,
+                             uint32_t desc, uint64_t records) {
+    uint64_t graph = 0;
+    uint32_t roots = 0;
+    if (lane_id() == 0) {
+        graph = *reinterpret_cast<const volatile uint64_t*>(records);
+        const GraphDev* g = reinterpret_cast<const GraphDev*>(graph);
+        roots = g->num_roots;
+        // Every node task of the job reads the graph from here; the pushes that publish those
+        // tasks (release) come after this store in program order.
+        p.jobs[job].graph = g;
+    }
+    graph = __shfl_sync(0xffffffffu, graph, 0);
+    roots = __shfl_sync(0xffffffffu, roots, 0);
+    range_records_read(p, desc, 1);
+    alignas(16) uint32_t words[RECORD_WORDS] = {0};
+    GraphRange r{graph, 0, roots};
+    memcpy(words, &r, sizeof(GraphRange));
+    if (roots <= WARP) {
+        // Few roots: spawn them here and run the graph's first rounds on this warp.
+        run_graph_range(p, ws, r, job);
+        account(p, ws, lane_id() == 0, KIND_GRAPH_RANGE, job, true);
+        drain_stack(p, ws, mbox);
+    } else if (lane_id() == 0) {
+        push_counted(p, 1u, KIND_GRAPH_RANGE, job, 0u, words);   // counted at ingest
+    }
+    __syncwarp();
+}
+
 // Run by one warp (block 0, warp 0). Returns how many descriptors it took.
-__device__ uint32_t ingest(const Params& p, WarpState* ws, uint64_t& head, uint32_t& next_queue) {
+__device__ uint32_t ingest(const Params& p, WarpState* ws, Mailbox& mbox, uint64_t& head,
+                           uint32_t& next_queue) {
     uint32_t taken = 0;
     for (; taken < 32; ++taken) {
         volatile Desc* d = &p.descs[head & (p.desc_cap - 1)];
@@ -618,12 +763,17 @@ __device__ uint32_t ingest(const Params& p, WarpState* ws, uint64_t& head, uint3
         }
         __syncwarp();
         const uint32_t gran = kind_gran(kind);
+        if (kind == KIND_GRAPH && count == 1) {
+            ingest_graph(p, ws, mbox, job, (uint32_t)head, records);
+            ++head;
+            if (lane_id() == 0) st_release_sys64(&p.host->desc_head, head);
+            continue;
+        }
         if ((gran == GROSR_LANE && count <= WARP) || (gran == GROSR_WARP && count == 1)) {
             // A small submission runs right here: no queue hop and no sleeping warp to wake,
-            // which is most of a lone task's latency. What it spawned onto this warp's stack
-            // (already counted) moves to the queues, since the ingest warp takes no work.
+            // which is most of a lone task's latency.
             run_range(p, ws, r, job);
-            requeue_stack(p, ws);
+            drain_stack(p, ws, mbox);
             ++head;
             if (lane_id() == 0) st_release_sys64(&p.host->desc_head, head);
             continue;
@@ -632,7 +782,7 @@ __device__ uint32_t ingest(const Params& p, WarpState* ws, uint64_t& head, uint3
         memcpy(words, &r, sizeof(Range));
         // Ranges go round-robin over the SM queues so that work starts spread out. One slot:
         // lane 0 pushes it alone (mask 1).
-        if (lane_id() == 0 && !push_any(p, next_queue, 1u, KIND_RANGE, job, words)) {
+        if (lane_id() == 0 && !push_any(p, next_queue, 1u, KIND_RANGE, job, 0u, words)) {
             fail_job(p, job, ERR_QUEUE_OVERFLOW, kind);
             range_records_read(p, (uint32_t)head, count);
             job_add(p, job, -(int32_t)count);
@@ -648,7 +798,7 @@ __device__ uint32_t ingest(const Params& p, WarpState* ws, uint64_t& head, uint3
 
 // ---- The scheduler ------------------------------------------------------------------------------
 __device__ void requeue(const Params& p, WarpState* ws, bool has, uint32_t kind, uint32_t job,
-                        const uint32_t* words) {
+                        uint32_t node, const uint32_t* words) {
     // Puts already-counted tasks back (block tasks waiting for the mailbox): stack, else queue.
     const uint32_t m = __ballot_sync(0xffffffffu, has);
     if (!m) return;
@@ -661,25 +811,25 @@ __device__ void requeue(const Params& p, WarpState* ws, bool has, uint32_t kind,
     if (base != STACK_CAP) {
         if (has) {
             StackEntry& e = ws->stack[base + __popc(m & lanemask_lt())];
-            e.kind = kind; e.job = job;
+            e.kind = kind; e.job = job; e.node = node;
             for (uint32_t w = 0; w < RECORD_WORDS; ++w) e.words[w] = words[w];
         }
     } else if (has) {
-        push_counted(p, __activemask(), kind, job, words);
+        push_counted(p, __activemask(), kind, job, node, words);
     }
     __syncwarp();
 }
 
 // Takes up to 32 tasks: own stack first (locality), then the SM's queue, then other SMs' queues.
 __device__ uint32_t take_work(const Params& p, WarpState* ws, uint32_t& kind, uint32_t& job,
-                              uint32_t* words, uint32_t& rng) {
+                              uint32_t& node, uint32_t* words, uint32_t& rng) {
     const uint32_t lane = lane_id();
     const uint32_t top = ws->top;
     if (top > 0) {
         const uint32_t n = umin(top, WARP);
         if (lane < n) {
             const StackEntry& e = ws->stack[top - n + lane];
-            kind = e.kind; job = e.job;
+            kind = e.kind; job = e.job; node = e.node;
             for (uint32_t w = 0; w < RECORD_WORDS; ++w) words[w] = e.words[w];
         }
         __syncwarp();
@@ -688,39 +838,46 @@ __device__ uint32_t take_work(const Params& p, WarpState* ws, uint32_t& kind, ui
         return n;
     }
     const uint32_t home = home_queue(p);
-    uint32_t n = pop_from(p, home, WARP, kind, job, words);
+    uint32_t n = pop_from(p, home, WARP, kind, job, node, words);
     if (n) return n;
     for (uint32_t t = 0; t < 4 && p.num_queues > 1; ++t) {      // steal from random victims
         rng = rng * 1664525u + 1013904223u;
         const uint32_t victim = (home + 1 + (rng >> 8) % (p.num_queues - 1)) % p.num_queues;
-        n = pop_from(p, victim, WARP, kind, job, words);
+        n = pop_from(p, victim, WARP, kind, job, node, words);
         if (n) return n;
     }
     return 0;
 }
 
 __device__ void process(const Params& p, WarpState* ws, Mailbox& mbox, uint32_t n, uint32_t kind,
-                        uint32_t job, const uint32_t* words) {
+                        uint32_t job, uint32_t node, const uint32_t* words) {
     const uint32_t lane = lane_id(), warp = threadIdx.x / WARP;
     const bool has = lane < n;
-    const uint32_t gran = !has ? GROSR_NO_GRAN : (kind == KIND_RANGE ? GRAN_RANGE : kind_gran(kind));
+    const bool internal_range = kind == KIND_RANGE || kind == KIND_GRAPH_RANGE;
+    const uint32_t gran = !has ? GROSR_NO_GRAN : (internal_range ? GRAN_RANGE : kind_gran(kind));
     // Lane tasks (and unknown kinds, which dispatch_lane reports) all at once.
     const bool lane_task = has && (gran == GROSR_LANE || gran == GROSR_NO_GRAN);
-    if (__any_sync(0xffffffffu, lane_task)) run_lane_round(p, ws, lane_task, kind, job, words);
+    if (__any_sync(0xffffffffu, lane_task)) run_lane_round(p, ws, lane_task, kind, job, node, words);
     // Warp tasks and ranges one after another, the record broadcast from its lane.
     uint32_t serial = __ballot_sync(0xffffffffu, has && (gran == GROSR_WARP || gran == GRAN_RANGE));
     while (serial) {
         const uint32_t src = __ffs(serial) - 1;
         serial &= serial - 1;
         uint32_t k = __shfl_sync(0xffffffffu, kind, src), j = __shfl_sync(0xffffffffu, job, src);
+        const uint32_t nd = __shfl_sync(0xffffffffu, node, src);
         alignas(16) uint32_t w[RECORD_WORDS];
         for (uint32_t i = 0; i < RECORD_WORDS; ++i) w[i] = __shfl_sync(0xffffffffu, words[i], src);
         if (k == KIND_RANGE) {
             Range r;
             memcpy(&r, w, sizeof(Range));
             run_range(p, ws, r, j);
+        } else if (k == KIND_GRAPH_RANGE) {
+            GraphRange r;
+            memcpy(&r, w, sizeof(GraphRange));
+            run_graph_range(p, ws, r, j);
+            account(p, ws, lane == 0, KIND_GRAPH_RANGE, j, true);
         } else {
-            run_warp_task(p, ws, k, j, w);
+            run_warp_task(p, ws, k, j, nd, w);
         }
     }
     // Block tasks: post one to the block's mailbox, keep the others for later.
@@ -732,7 +889,7 @@ __device__ void process(const Params& p, WarpState* ws, Mailbox& mbox, uint32_t 
         if (lane == 0) posted = atomicCAS(&mbox.busy, 0u, 1u) == 0u;
         posted = __shfl_sync(0xffffffffu, posted, 0);
         if (posted) {
-            if (lane == src) { mbox.kind = kind; mbox.job = job; mbox.poster = warp; }
+            if (lane == src) { mbox.kind = kind; mbox.job = job; mbox.node = node; mbox.poster = warp; }
             for (uint32_t i = 0; i < RECORD_WORDS; ++i) {
                 uint32_t v = __shfl_sync(0xffffffffu, words[i], src);
                 if (lane == 0) mbox.words[i] = v;
@@ -742,7 +899,7 @@ __device__ void process(const Params& p, WarpState* ws, Mailbox& mbox, uint32_t 
             if (lane == 0) { __threadfence_block(); atomicAdd((uint32_t*)&mbox.epoch, 1u); }
             if (lane == src) block_task = false;
         }
-        requeue(p, ws, block_task, kind, job, words);
+        requeue(p, ws, block_task, kind, job, node, words);
     }
 }
 
@@ -757,18 +914,24 @@ __device__ bool block_collective(const Params& p, WarpState* ws, Mailbox& mbox,
     const bool task = mbox.epoch != my_epoch;
     // Copied before the second barrier: once the poster frees the mailbox after it, another
     // warp may post and overwrite these fields.
-    const uint32_t kind = mbox.kind, job = mbox.job, poster = mbox.poster;
+    const uint32_t kind = mbox.kind, job = mbox.job, node = mbox.node, poster = mbox.poster;
     if (task) {
         alignas(16) uint32_t words[RECORD_WORDS];
         for (uint32_t i = 0; i < RECORD_WORDS; ++i) words[i] = mbox.words[i];
         // Spawns count immediately here (uniform = false): the poster's decrement below must not
         // overtake children that other warps put on their own stacks.
-        Ctx c{&p, ws, job, kind, GROSR_BLOCK, false, nullptr};
+        Ctx c{&p, ws, job, kind, GROSR_BLOCK, false, nullptr, node};
         if (!dispatch_block(c, kind, words) && threadIdx.x == 0) {
             fail_job(p, job, ERR_UNKNOWN_KIND, kind);
         }
         my_epoch = mbox.epoch;
         __threadfence();                          // the body's writes precede the decrement
+        if (node) {
+            // Every thread's body writes precede every thread's successor decrements; and the
+            // successors' counts (spawns count at once here) precede the poster's job_add below.
+            named_barrier(2);
+            release_successors(c);
+        }
     }
     named_barrier(1);
     if (task && threadIdx.x / WARP == poster && lane_id() == 0) {
@@ -814,12 +977,12 @@ __device__ void scheduler(const Params& p) {
                 set_stop();
                 continue;
             }
-            if (ingest(p, ws, head, next_queue)) { idle_ns = 0; continue; }
+            if (ingest(p, ws, mbox, head, next_queue)) { idle_ns = 0; continue; }
         } else {
-            uint32_t kind = NO_KIND, job = 0, words[RECORD_WORDS];
-            const uint32_t n = take_work(p, ws, kind, job, words, rng);
+            uint32_t kind = NO_KIND, job = 0, node = 0, words[RECORD_WORDS];
+            const uint32_t n = take_work(p, ws, kind, job, node, words, rng);
             if (n) {
-                process(p, ws, mbox, n, kind, job, words);
+                process(p, ws, mbox, n, kind, job, node, words);
                 idle_ns = 0;
                 continue;
             }

@@ -53,48 +53,78 @@ impl Baselines<'_> {
 
     /// Launches one task as its own kernel (no synchronisation).
     pub fn launch_single<T: Task + 'static>(&self, task: &T) -> Result<()> {
-        self.rt.kind_of::<T>()?;
-        let f = self.function("grosr_single", T::C_NAME)?;
-        let mut status = self.status.ptr();
-        let mut args = [
-            task as *const T as *mut c_void,
-            &mut status as *mut u64 as *mut c_void,
-        ];
-        // SAFETY: the kernel's parameters are (T by value, int32_t*), matching args.
-        unsafe {
-            cu::launch_kernel(
-                f,
-                (1, 1, 1),
-                (threads(T::GRANULARITY), 1, 1),
-                0,
-                self.stream.0,
-                &mut args,
-            )
-        }
-        .call("cuLaunchKernel(grosr_single)")
+        let kind = self.rt.kind_of::<T>()?;
+        self.launch_single_kind(kind, bytemuck::bytes_of(task))
     }
 
     /// Launches one kernel over `n` tasks stored at `tasks` (no synchronisation).
     pub fn launch_bulk<T: Task + 'static>(&self, tasks: DevicePtr<T>, n: u32) -> Result<()> {
-        self.rt.kind_of::<T>()?;
+        let kind = self.rt.kind_of::<T>()?;
+        self.launch_bulk_kind(kind, tasks.addr(), n)
+    }
+
+    /// The single-task kernel of `kind` and its block size.
+    pub(crate) fn single_kernel(&self, kind: u32) -> Result<(sys::CUfunction, u32)> {
+        let t = self.task(kind)?;
+        Ok((
+            self.function("grosr_single", t.name)?,
+            threads(t.granularity),
+        ))
+    }
+
+    /// Where baseline tasks' `ctx.fail` codes land (a kernel parameter).
+    pub(crate) fn status_ptr(&self) -> u64 {
+        self.status.ptr()
+    }
+
+    fn task(&self, kind: u32) -> Result<&crate::codegen::TaskInfo> {
+        self.rt
+            .tasks()
+            .get(kind as usize)
+            .ok_or(Error::UnknownKind(kind))
+    }
+
+    /// [`launch_single`](Baselines::launch_single) of a record given as bytes (at least the
+    /// kind's record size).
+    pub(crate) fn launch_single_kind(&self, kind: u32, record: &[u8]) -> Result<()> {
+        let (f, block) = self.single_kernel(kind)?;
+        if record.len() < self.task(kind)?.size {
+            return Err(Error::Config("record shorter than its task type".into()));
+        }
+        let mut status = self.status.ptr();
+        let mut args = [
+            record.as_ptr() as *mut c_void,
+            &mut status as *mut u64 as *mut c_void,
+        ];
+        // SAFETY: the kernel's parameters are (T by value, int32_t*); `record` holds at least
+        // size_of::<T>() bytes (checked above) and the driver copies them at launch.
+        unsafe { cu::launch_kernel(f, (1, 1, 1), (block, 1, 1), 0, self.stream.0, &mut args) }
+            .call("cuLaunchKernel(grosr_single)")
+    }
+
+    /// [`launch_bulk`](Baselines::launch_bulk) over `n` records of `kind` at device address
+    /// `records`.
+    pub(crate) fn launch_bulk_kind(&self, kind: u32, records: u64, n: u32) -> Result<()> {
+        let t = self.task(kind)?;
         if n == 0 {
             return Ok(());
         }
-        let f = self.function("grosr_bulk", T::C_NAME)?;
+        let f = self.function("grosr_bulk", t.name)?;
         // Task i runs on thread i (lane), warp i (warp) or block i (block) of 256-thread blocks.
         let block = crate::layout::BLOCK_THREADS;
-        let grid = match T::GRANULARITY {
+        let grid = match t.granularity {
             Granularity::Lane => n.div_ceil(block),
             Granularity::Warp => n.div_ceil(block / 32),
             Granularity::Block => n,
         };
-        let (mut ptr, mut count, mut status) = (tasks.addr(), n, self.status.ptr());
+        let (mut ptr, mut count, mut status) = (records, n, self.status.ptr());
         let mut args = [
             &mut ptr as *mut u64 as *mut c_void,
             &mut count as *mut u32 as *mut c_void,
             &mut status as *mut u64 as *mut c_void,
         ];
-        // SAFETY: the kernel's parameters are (const T*, uint32_t, int32_t*), matching args.
+        // SAFETY: the kernel's parameters are (const T*, uint32_t, int32_t*), matching args;
+        // the caller keeps `records` alive until the launch completes.
         unsafe { cu::launch_kernel(f, (grid, 1, 1), (block, 1, 1), 0, self.stream.0, &mut args) }
             .call("cuLaunchKernel(grosr_bulk)")
     }

@@ -296,7 +296,11 @@ impl DeviceMem {
     }
     /// Copies `data` to the start of the buffer.
     pub fn write<T: bytemuck::Pod>(&self, data: &[T]) -> Result<()> {
-        if std::mem::size_of_val(data) > self.len {
+        self.write_at(0, data)
+    }
+    /// Copies `data` into the buffer starting `offset` bytes in.
+    pub fn write_at<T: bytemuck::Pod>(&self, offset: usize, data: &[T]) -> Result<()> {
+        if offset + std::mem::size_of_val(data) > self.len {
             return Err(Error::Config(
                 "write past the end of a device buffer".into(),
             ));
@@ -305,7 +309,7 @@ impl DeviceMem {
             return Ok(());
         }
         // SAFETY: bounds checked above; we wait for the copy before `data` can be dropped.
-        unsafe { cu::memcpy_htod_async(self.ptr, data, per_thread_stream()) }
+        unsafe { cu::memcpy_htod_async(self.ptr + offset as u64, data, per_thread_stream()) }
             .call("cuMemcpyHtoDAsync")?;
         wait_per_thread("a host-to-device copy")
     }

@@ -78,6 +78,9 @@ pub enum Error {
         "the GPU faulted ({0}); this runtime refuses all work, and CUDA needs a new process to recover"
     )]
     DeviceFault(String),
+    /// A task graph has a cycle; the message lists the nodes on it.
+    #[error("the task graph has a cycle: {0}")]
+    Cycle(String),
     /// The runtime is stopped: call `start` first.
     #[error("the runtime is stopped: call Runtime::start to run tasks again")]
     Stopped,

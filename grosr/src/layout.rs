@@ -9,6 +9,11 @@ pub(crate) const RECORD_WORDS: usize = 12;
 pub(crate) const SLOT_BYTES: usize = 64;
 /// Bytes of one queue's header (four counters, one 128-byte line each).
 pub(crate) const QUEUE_HEADER_BYTES: usize = 512;
+/// Kind of a graph launch record (C: `grosr::KIND_GRAPH`).
+pub(crate) const KIND_GRAPH: u32 = 0xFFFF_FFF1;
+/// Bytes of the device-side graph header. C: `grosr::GraphDev`.
+pub(crate) const GRAPH_DEV_BYTES: usize = 64;
+
 /// Threads per scheduler block.
 pub(crate) const BLOCK_THREADS: u32 = 256;
 
@@ -52,7 +57,7 @@ pub(crate) struct HostCtl {
 }
 
 /// One job slot's device state. C: `grosr::DevJob`.
-pub(crate) const DEV_JOB_BYTES: usize = 16;
+pub(crate) const DEV_JOB_BYTES: usize = 32;
 
 /// The scheduler kernel's parameter block, passed by value. C: `grosr::Params`.
 #[repr(C)]
@@ -79,7 +84,7 @@ pub(crate) struct Params {
 }
 
 /// `(C type, Rust size)` of every shared struct, for the generated `static_assert`s.
-pub(crate) fn shared_struct_sizes() -> [(&'static str, usize); 7] {
+pub(crate) fn shared_struct_sizes() -> [(&'static str, usize); 8] {
     [
         ("grosr::Desc", size_of::<Desc>()),
         ("grosr::Completion", size_of::<Completion>()),
@@ -88,6 +93,7 @@ pub(crate) fn shared_struct_sizes() -> [(&'static str, usize); 7] {
         ("grosr::Params", size_of::<Params>()),
         ("grosr::Slot", SLOT_BYTES),
         ("grosr::Queue", QUEUE_HEADER_BYTES),
+        ("grosr::GraphDev", GRAPH_DEV_BYTES),
     ]
 }
 

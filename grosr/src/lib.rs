@@ -34,6 +34,8 @@ pub mod codegen;
 pub mod compile;
 pub mod driver;
 mod error;
+#[cfg(not(loom))]
+pub mod graph;
 mod layout;
 pub mod record;
 mod ring;

@@ -454,6 +454,11 @@ impl Runtime {
         &self.tasks
     }
 
+    /// Kind numbers by task type.
+    pub(crate) fn kind_map(&self) -> &HashMap<TypeId, u32> {
+        &self.kinds
+    }
+
     /// The kind number of `T`, or an error if `T` is not registered.
     pub fn kind_of<T: Task + 'static>(&self) -> Result<u32> {
         self.kinds
@@ -511,7 +516,7 @@ impl Runtime {
         self.submit_bytes(kind, record_size, bytes, self.config.submit_timeout)
     }
 
-    fn submit_bytes(
+    pub(crate) fn submit_bytes(
         &self,
         kind: u32,
         record_size: usize,

@@ -1,6 +1,8 @@
 //! The benchmark workloads that `cargo bench` and the report share, each checked for correct
 //! results before it is timed (METHOD: correct first, then warm up, then the median of many).
 
+pub mod graphs;
+pub mod relu_softmax;
 pub mod table;
 
 use std::time::{Duration, Instant};
@@ -77,6 +79,12 @@ pub fn builder() -> RuntimeBuilder {
         .task::<Tiny>()
         .task::<Hop>()
         .task::<Spread>()
+        .task::<graphs::Ping>()
+        .task::<graphs::Pong>()
+        .task::<graphs::PingSpawn>()
+        .task::<relu_softmax::ReluSoftmax>()
+        .task::<relu_softmax::Relu>()
+        .task::<relu_softmax::Softmax>()
 }
 
 /// Median, spread and count of timed samples.

@@ -1,0 +1,365 @@
+//! Static task graphs: a DAG of task records (any registered types), run under one of five
+//! dispatch strategies from the same task bodies.
+//!
+//! * [`Strategy::Resident`]: uploaded once into the persistent scheduler; the GPU releases each
+//!   node when its last predecessor has run, so a launch costs one submit and no CPU work per task.
+//! * [`Strategy::CudaGraph`] / [`Strategy::CudaGraphPdl`]: one kernel node per task with the
+//!   DAG's edges (the second with Programmatic Dependent Launch edges, sm_90+), instantiated once
+//!   and replayed.
+//! * [`Strategy::Fused`]: one bulk kernel per (topological level, task type).
+//! * [`Strategy::Batched`]: one launch per task on one stream, one synchronize at the end.
+//! * [`Strategy::Sync`]: launch and synchronize per task.
+//!
+//! ```no_run
+//! use grosr::graph::{Strategy, TaskGraph};
+//! # #[grosr::task(cuda = "")] pub struct Step { pub x: grosr::DevicePtr<u32> }
+//! # let rt = grosr::Runtime::builder().task::<Step>().build()?;
+//! # let x = grosr::DeviceBuffer::<u32>::zeroed(rt.gpu(), 1)?;
+//! let mut g = TaskGraph::new();
+//! let a = g.add(Step { x: x.ptr() });
+//! let b = g.add(Step { x: x.ptr() });
+//! g.add_edge(a, b)?;                        // a runs before b
+//! let mut resident = g.prepare(&rt, Strategy::Resident)?;   // uploads once
+//! resident.run(std::time::Duration::from_secs(5))?;         // one submit, no CPU work per task
+//! # Ok::<(), grosr::Error>(())
+//! ```
+
+mod lowered;
+mod resident;
+
+use std::any::TypeId;
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use petgraph::Direction;
+use petgraph::graph::{DiGraph, NodeIndex};
+
+use crate::error::{Error, Result};
+use crate::layout::RECORD_WORDS;
+use crate::record::Task;
+use crate::runtime::Runtime;
+
+pub use resident::ResidentGraph;
+
+/// A node of a [`TaskGraph`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId(u32);
+
+impl NodeId {
+    /// The node's index (nodes are numbered in insertion order).
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// One task record, type-erased: its type, and its bytes padded to a queue slot's record.
+#[derive(Clone, Debug)]
+pub(crate) struct Node {
+    pub type_id: TypeId,
+    pub name: &'static str,
+    pub words: [u32; RECORD_WORDS],
+}
+
+/// One bulk kernel launch of the Fused strategy: every node of one task type on one level.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FusedLaunch {
+    /// The topological level.
+    pub level: usize,
+    /// The task type's name.
+    pub task: &'static str,
+    type_id: TypeId,
+    /// The nodes, in insertion order.
+    pub nodes: Vec<NodeId>,
+}
+
+/// How a [`TaskGraph`] is dispatched. Every strategy runs the same task bodies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Strategy {
+    /// On the persistent scheduler; dependencies resolved on the GPU.
+    Resident,
+    /// A CUDA graph, one kernel node per task, replayed.
+    CudaGraph,
+    /// A CUDA graph whose edges use Programmatic Dependent Launch (sm_90+).
+    CudaGraphPdl,
+    /// One bulk kernel per (topological level, task type).
+    Fused,
+    /// One launch per task, one synchronize at the end.
+    Batched,
+    /// One launch and one synchronize per task.
+    Sync,
+}
+
+impl Strategy {
+    /// Every strategy, Resident first.
+    pub const ALL: [Strategy; 6] = [
+        Strategy::Resident,
+        Strategy::CudaGraph,
+        Strategy::CudaGraphPdl,
+        Strategy::Fused,
+        Strategy::Batched,
+        Strategy::Sync,
+    ];
+
+    /// A short name for tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Resident => "Resident",
+            Strategy::CudaGraph => "CudaGraph",
+            Strategy::CudaGraphPdl => "CudaGraph+PDL",
+            Strategy::Fused => "Fused",
+            Strategy::Batched => "Batched",
+            Strategy::Sync => "Sync",
+        }
+    }
+
+    /// Whether the strategy runs on the scheduler (the others need its SMs: stop it first).
+    pub fn is_resident(self) -> bool {
+        self == Strategy::Resident
+    }
+}
+
+/// A static DAG of tasks: nodes are records of registered task types, edges say "runs before".
+#[derive(Clone, Debug, Default)]
+pub struct TaskGraph {
+    graph: DiGraph<Node, ()>,
+}
+
+impl TaskGraph {
+    /// An empty graph.
+    pub fn new() -> TaskGraph {
+        TaskGraph::default()
+    }
+
+    /// Adds a task; returns its node.
+    pub fn add<T: Task + 'static>(&mut self, task: T) -> NodeId {
+        let mut words = [0u32; RECORD_WORDS];
+        bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..size_of::<T>()]
+            .copy_from_slice(bytemuck::bytes_of(&task));
+        let i = self.graph.add_node(Node {
+            type_id: TypeId::of::<T>(),
+            name: T::C_NAME,
+            words,
+        });
+        NodeId(i.index() as u32)
+    }
+
+    /// Adds the dependency "`before` runs before `after`". Cycles are reported by
+    /// [`validate`](TaskGraph::validate) and [`prepare`](TaskGraph::prepare).
+    pub fn add_edge(&mut self, before: NodeId, after: NodeId) -> Result<()> {
+        let n = self.graph.node_count();
+        for id in [before, after] {
+            if id.index() >= n {
+                return Err(Error::Config(format!(
+                    "node {} is not in this graph of {n} nodes",
+                    id.index()
+                )));
+            }
+        }
+        self.graph.add_edge(
+            NodeIndex::new(before.index()),
+            NodeIndex::new(after.index()),
+            (),
+        );
+        Ok(())
+    }
+
+    /// Nodes in the graph.
+    pub fn node_count(&self) -> usize {
+        self.graph.node_count()
+    }
+
+    /// Edges in the graph.
+    pub fn edge_count(&self) -> usize {
+        self.graph.edge_count()
+    }
+
+    /// A topological order of the nodes, or [`Error::Cycle`] naming the nodes of a cycle.
+    pub fn validate(&self) -> Result<Vec<NodeId>> {
+        match petgraph::algo::toposort(&self.graph, None) {
+            Ok(order) => Ok(order
+                .into_iter()
+                .map(|i| NodeId(i.index() as u32))
+                .collect()),
+            Err(cycle) => Err(Error::Cycle(self.describe_cycle(cycle.node_id()))),
+        }
+    }
+
+    /// The nodes grouped by level: level 0 holds the roots, level k the nodes whose longest path
+    /// from a root has k edges. Every edge goes from a lower level to a higher one. Within a
+    /// level, nodes keep their insertion order.
+    pub fn levels(&self) -> Result<Vec<Vec<NodeId>>> {
+        let order = self.validate()?;
+        let mut level = vec![0usize; self.graph.node_count()];
+        let mut levels: Vec<Vec<NodeId>> = Vec::new();
+        for id in order {
+            let i = NodeIndex::new(id.index());
+            let l = self
+                .graph
+                .neighbors_directed(i, Direction::Incoming)
+                .map(|p| level[p.index()] + 1)
+                .max()
+                .unwrap_or(0);
+            level[id.index()] = l;
+            if levels.len() <= l {
+                levels.resize(l + 1, Vec::new());
+            }
+            levels[l].push(id);
+        }
+        for level in &mut levels {
+            level.sort_unstable(); // insertion order within a level
+        }
+        Ok(levels)
+    }
+
+    /// The Fused strategy's launches, in order: per level, one bulk launch per task type (types
+    /// in order of first appearance in the level).
+    pub fn fused_plan(&self) -> Result<Vec<FusedLaunch>> {
+        let mut launches = Vec::new();
+        for (level, ids) in self.levels()?.into_iter().enumerate() {
+            let first = launches.len();
+            for id in ids {
+                let n = &self.graph[NodeIndex::new(id.index())];
+                match launches[first..]
+                    .iter_mut()
+                    .find(|l: &&mut FusedLaunch| l.type_id == n.type_id)
+                {
+                    Some(l) => l.nodes.push(id),
+                    None => launches.push(FusedLaunch {
+                        level,
+                        task: n.name,
+                        type_id: n.type_id,
+                        nodes: vec![id],
+                    }),
+                }
+            }
+        }
+        Ok(launches)
+    }
+
+    /// Checks the graph against `rt` and prepares it to run under `strategy`: uploads it
+    /// (Resident), instantiates a CUDA graph, or builds the launch plan. Strategies other than
+    /// Resident launch ordinary kernels, so they need the scheduler stopped (`Runtime::stop`).
+    pub fn prepare<'rt>(&self, rt: &'rt Runtime, strategy: Strategy) -> Result<Prepared<'rt>> {
+        let plan = self.plan(rt)?;
+        let inner = match strategy {
+            Strategy::Resident => Inner::Resident(ResidentGraph::upload(rt, &plan)?),
+            other => Inner::Lowered(lowered::Lowered::new(rt, &plan, other)?),
+        };
+        Ok(Prepared { strategy, inner })
+    }
+
+    /// The graph in the form every strategy starts from: kinds resolved, a topological order,
+    /// levels, successor lists and in-degrees.
+    pub(crate) fn plan(&self, rt: &Runtime) -> Result<Plan> {
+        let order = self.validate()?;
+        let fused = self.fused_plan()?;
+        let kinds = rt.kind_map();
+        let mut kind = Vec::with_capacity(self.graph.node_count());
+        for n in self.graph.node_weights() {
+            kind.push(
+                *kinds
+                    .get(&n.type_id)
+                    .ok_or(Error::UnregisteredTask(n.name))?,
+            );
+        }
+        let mut succ_off = Vec::with_capacity(self.graph.node_count() + 1);
+        let mut succ = Vec::with_capacity(self.graph.edge_count());
+        let mut indeg = vec![0u32; self.graph.node_count()];
+        succ_off.push(0u32);
+        for i in self.graph.node_indices() {
+            // petgraph lists a node's edges newest first; keep insertion order for readability.
+            let mut s: Vec<u32> = self
+                .graph
+                .neighbors_directed(i, Direction::Outgoing)
+                .map(|t| t.index() as u32)
+                .collect();
+            s.reverse();
+            for &t in &s {
+                indeg[t as usize] += 1;
+            }
+            succ.extend(s);
+            succ_off.push(succ.len() as u32);
+        }
+        Ok(Plan {
+            nodes: self.graph.node_weights().cloned().collect(),
+            kind,
+            order,
+            fused,
+            succ_off,
+            succ,
+            indeg,
+        })
+    }
+
+    /// "A#1 → B#2 → A#1": one cycle through `start` (which toposort found on a cycle).
+    fn describe_cycle(&self, start: NodeIndex) -> String {
+        let name = |i: NodeIndex| format!("{}#{}", self.graph[i].name, i.index());
+        // Breadth-first from start's successors back to start: the shortest cycle through it.
+        let mut parent: HashMap<NodeIndex, NodeIndex> = HashMap::new();
+        let mut queue = VecDeque::from([start]);
+        while let Some(u) = queue.pop_front() {
+            for v in self.graph.neighbors_directed(u, Direction::Outgoing) {
+                if v == start {
+                    // Walk the parents back from u to start, then close the cycle.
+                    let mut path = vec![u];
+                    let mut at = u;
+                    while at != start {
+                        at = parent[&at];
+                        path.push(at);
+                    }
+                    path.reverse();
+                    path.push(start);
+                    return path.into_iter().map(name).collect::<Vec<_>>().join(" → ");
+                }
+                if let std::collections::hash_map::Entry::Vacant(e) = parent.entry(v) {
+                    if v != start {
+                        e.insert(u);
+                        queue.push_back(v);
+                    }
+                }
+            }
+        }
+        name(start)
+    }
+}
+
+/// A graph checked against a runtime: what every strategy is built from.
+#[derive(Clone, Debug)]
+pub(crate) struct Plan {
+    pub nodes: Vec<Node>,
+    pub kind: Vec<u32>,
+    pub order: Vec<NodeId>,
+    pub fused: Vec<FusedLaunch>,
+    pub succ_off: Vec<u32>,
+    pub succ: Vec<u32>,
+    pub indeg: Vec<u32>,
+}
+
+/// A graph made ready to run under one strategy; [`run`](Prepared::run) it as often as needed.
+pub struct Prepared<'rt> {
+    strategy: Strategy,
+    inner: Inner<'rt>,
+}
+
+enum Inner<'rt> {
+    Resident(ResidentGraph<'rt>),
+    Lowered(lowered::Lowered<'rt>),
+}
+
+impl Prepared<'_> {
+    /// The strategy it was prepared for.
+    pub fn strategy(&self) -> Strategy {
+        self.strategy
+    }
+
+    /// Runs the whole graph once and waits (at most `timeout`) until every task has run.
+    pub fn run(&mut self, timeout: Duration) -> Result<()> {
+        match &mut self.inner {
+            Inner::Resident(g) => g.run(timeout),
+            Inner::Lowered(l) => l.run(timeout),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

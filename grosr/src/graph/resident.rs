@@ -1,0 +1,112 @@
+//! The Resident strategy: a task graph uploaded once into device memory and run by the
+//! persistent scheduler, which releases each node when its last predecessor has run
+//! (cuda/grosr_runtime.cuh, "Resident task graphs"; cuda/README.md describes the protocol).
+
+use std::time::Duration;
+
+use crate::driver::DeviceMem;
+use crate::error::{Error, Result};
+use crate::layout::{GRAPH_DEV_BYTES, KIND_GRAPH, RECORD_WORDS};
+use crate::runtime::{Job, Runtime};
+
+use super::Plan;
+
+/// A task graph living on the GPU, ready to be launched on the scheduler again and again.
+///
+/// A launch is one 16-byte submission; the GPU spawns the roots, and every node whose
+/// predecessors have all run is spawned by the task that finished last among them. The
+/// per-node counters reset themselves as they reach zero, so relaunching needs no upload.
+/// One launch at a time: [`run`](ResidentGraph::run) waits for it.
+pub struct ResidentGraph<'rt> {
+    rt: &'rt Runtime,
+    memory: DeviceMem,
+    /// Byte offsets of the `remaining` counters and of `indeg` inside `memory`.
+    remaining_off: usize,
+    indeg: Vec<u32>,
+    /// A launch that did not finish in time: the counters are in use until it does.
+    unfinished: Option<Job<'rt>>,
+    /// A launch failed (a task dropped on overflow leaves counters short): reset before the next.
+    reset_needed: bool,
+}
+
+impl<'rt> ResidentGraph<'rt> {
+    pub(crate) fn upload(rt: &'rt Runtime, plan: &Plan) -> Result<ResidentGraph<'rt>> {
+        let n = plan.nodes.len();
+        if n > u32::MAX as usize / RECORD_WORDS || plan.succ.len() > u32::MAX as usize {
+            return Err(Error::Config(format!("a graph of {n} nodes is too large")));
+        }
+        let roots: Vec<u32> = (0..n as u32)
+            .filter(|&i| plan.indeg[i as usize] == 0)
+            .collect();
+        let words: Vec<u32> = plan.nodes.iter().flat_map(|node| node.words).collect();
+        // One allocation: the GraphDev header, then each array 16-byte aligned.
+        let arrays: [&[u32]; 7] = [
+            &plan.kind,
+            &words,
+            &plan.succ_off,
+            &plan.succ,
+            &plan.indeg,
+            &plan.indeg, // remaining starts at indeg
+            &roots,
+        ];
+        let mut offsets = [0usize; 7];
+        let mut end = GRAPH_DEV_BYTES;
+        for (i, a) in arrays.iter().enumerate() {
+            offsets[i] = end;
+            end = (end + a.len() * 4).next_multiple_of(16);
+        }
+        let memory = DeviceMem::zeroed(end.max(16))?;
+        let base = memory.ptr();
+        let mut bytes = vec![0u8; end];
+        let mut header = [0u64; 8];
+        for i in 0..7 {
+            header[i] = base + offsets[i] as u64;
+        }
+        header[7] = roots.len() as u64 | (n as u64) << 32; // num_roots, num_nodes
+        bytes[..GRAPH_DEV_BYTES].copy_from_slice(bytemuck::cast_slice(&header));
+        for (i, a) in arrays.iter().enumerate() {
+            bytes[offsets[i]..offsets[i] + a.len() * 4].copy_from_slice(bytemuck::cast_slice(a));
+        }
+        memory.write(&bytes)?;
+        Ok(ResidentGraph {
+            rt,
+            memory,
+            remaining_off: offsets[5],
+            indeg: plan.indeg.clone(),
+            unfinished: None,
+            reset_needed: false,
+        })
+    }
+
+    /// Launches the graph and waits (at most `timeout`) for every node to have run.
+    pub fn run(&mut self, timeout: Duration) -> Result<()> {
+        if let Some(job) = &self.unfinished {
+            if !job.is_done()? {
+                return Err(Error::Config(
+                    "the graph's previous launch has not finished yet".into(),
+                ));
+            }
+            self.unfinished = None;
+            self.reset_needed = true;
+        }
+        if self.reset_needed {
+            self.memory.write_at(self.remaining_off, &self.indeg)?;
+            self.reset_needed = false;
+        }
+        let record = [self.memory.ptr(), 0u64];
+        let job = self
+            .rt
+            .submit_bytes(KIND_GRAPH, 16, bytemuck::cast_slice(&record), timeout)?;
+        match job.wait_timeout(timeout) {
+            Ok(()) => Ok(()),
+            Err(e @ Error::Timeout(..)) => {
+                self.unfinished = Some(job);
+                Err(e)
+            }
+            Err(e) => {
+                self.reset_needed = true;
+                Err(e)
+            }
+        }
+    }
+}

@@ -1,0 +1,386 @@
+//! Task-graph workloads run under every [`Strategy`]: ping-pong (N dependent pairs) and
+//! throughput (N independent tiny tasks), the seed's two experiments, larger.
+
+use std::time::{Duration, Instant};
+
+use crate::buffer::DeviceBuffer;
+use crate::error::{Error, Result};
+use crate::graph::{Prepared, Strategy, TaskGraph};
+use crate::record::DevicePtr;
+use crate::runtime::Runtime;
+
+use super::table::Table;
+use super::{Stats, Tiny, tiny_tasks};
+
+/// Stage 1 of a pair: writes `a[i] = i + 1`.
+#[grosr::task(granularity = "lane", cuda = "task.a[task.i] = task.i + 1u;")]
+pub struct Ping {
+    /// Stage-1 output.
+    pub a: DevicePtr<u32>,
+    /// Stage-2 output.
+    pub b: DevicePtr<u32>,
+    /// The pair.
+    pub i: u32,
+    /// Keeps the record 24 bytes.
+    pub pad: u32,
+}
+
+/// Stage 2 of a pair: reads stage 1's output, so it is wrong if it ran first.
+#[grosr::task(
+    granularity = "lane",
+    cuda = "task.b[task.i] = 2u * task.a[task.i] + 1u;"
+)]
+pub struct Pong {
+    /// Stage-1 output.
+    pub a: DevicePtr<u32>,
+    /// Stage-2 output.
+    pub b: DevicePtr<u32>,
+    /// The pair.
+    pub i: u32,
+    /// Keeps the record 24 bytes.
+    pub pad: u32,
+}
+
+/// Stage 1 that spawns its stage 2 on the GPU (the seed's variant: no graph at all).
+#[grosr::task(
+    granularity = "lane",
+    cuda = r#"
+    task.a[task.i] = task.i + 1u;
+    grosr_spawn_Pong(ctx, Pong{task.a, task.b, task.i, 0u});
+"#
+)]
+pub struct PingSpawn {
+    /// Stage-1 output.
+    pub a: DevicePtr<u32>,
+    /// Stage-2 output.
+    pub b: DevicePtr<u32>,
+    /// The pair.
+    pub i: u32,
+    /// Keeps the record 24 bytes.
+    pub pad: u32,
+}
+
+/// How long and how often to time one strategy.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    /// Untimed runs after the checked one.
+    pub warmup: usize,
+    /// Timed runs at most.
+    pub reps: usize,
+    /// Stop taking samples after this long (at least 3 are taken).
+    pub budget: Duration,
+}
+
+impl Timing {
+    /// Short runs for `--quick`, longer ones otherwise.
+    pub fn new(quick: bool) -> Timing {
+        if quick {
+            Timing {
+                warmup: 2,
+                reps: 30,
+                budget: Duration::from_millis(400),
+            }
+        } else {
+            Timing {
+                warmup: 5,
+                reps: 200,
+                budget: Duration::from_secs(2),
+            }
+        }
+    }
+}
+
+/// Times `f` per `timing`: warm-up runs, then samples until `reps` or the budget (at least 3).
+pub fn measure_within(timing: Timing, mut f: impl FnMut() -> Result<()>) -> Result<Stats> {
+    for _ in 0..timing.warmup {
+        f()?;
+    }
+    let start = Instant::now();
+    let mut samples = Vec::new();
+    while samples.len() < timing.reps.max(3)
+        && (samples.len() < 3 || start.elapsed() < timing.budget)
+    {
+        let t = Instant::now();
+        f()?;
+        samples.push(t.elapsed());
+    }
+    Ok(Stats::of(samples))
+}
+
+/// One strategy's figures for one graph.
+#[derive(Clone, Copy, Debug)]
+pub struct StrategyRun {
+    /// Upload (Resident), instantiation (CUDA graphs) or plan upload (Fused) time.
+    pub prepare: Duration,
+    /// Time of one whole run of the graph.
+    pub run: Stats,
+}
+
+/// What a workload supplies so each strategy can be checked before it is timed.
+pub struct Checks<'a> {
+    /// Called before the checked run: clear outputs, write fresh inputs.
+    pub reset: &'a dyn Fn() -> Result<()>,
+    /// Called after it: fails if any result is wrong.
+    pub check: &'a dyn Fn(Strategy) -> Result<()>,
+}
+
+/// Runs `graph` under each strategy: the scheduler runs for Resident and is stopped for the
+/// others (they get every SM). Each strategy is prepared (timed on its own), run once on fresh
+/// inputs and checked, then timed. A strategy that cannot be prepared here (PDL before sm_90)
+/// gives `Err` in its place; a wrong result is an error for the whole call.
+pub fn compare(
+    rt: &Runtime,
+    graph: &TaskGraph,
+    strategies: &[Strategy],
+    checks: &Checks<'_>,
+    timing: Timing,
+) -> Result<Vec<(Strategy, Result<StrategyRun>)>> {
+    const WAIT: Duration = Duration::from_secs(120);
+    let mut out = Vec::new();
+    for &s in strategies {
+        if s.is_resident() && !rt.is_running() {
+            rt.start()?;
+        } else if !s.is_resident() && rt.is_running() {
+            rt.stop()?;
+        }
+        let t = Instant::now();
+        let mut prepared: Prepared<'_> = match graph.prepare(rt, s) {
+            Ok(p) => p,
+            Err(e @ (Error::Config(_) | Error::Cuda { .. })) => {
+                out.push((s, Err(e)));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let prepare = t.elapsed();
+        (checks.reset)()?;
+        prepared.run(WAIT)?;
+        (checks.check)(s)?;
+        let run = measure_within(timing, || prepared.run(WAIT))?;
+        out.push((s, Ok(StrategyRun { prepare, run })));
+    }
+    Ok(out)
+}
+
+/// The ping-pong graph: `n` pairs Ping → Pong over outputs `a` and `b`.
+pub fn pingpong_graph(a: &DeviceBuffer<u32>, b: &DeviceBuffer<u32>, n: u32) -> Result<TaskGraph> {
+    let mut g = TaskGraph::new();
+    for i in 0..n {
+        let (a, b) = (a.ptr(), b.ptr());
+        let ping = g.add(Ping { a, b, i, pad: 0 });
+        let pong = g.add(Pong { a, b, i, pad: 0 });
+        g.add_edge(ping, pong)?;
+    }
+    Ok(g)
+}
+
+/// Checks that every pair ran in order: `b[i] = 2 (i + 1) + 1`.
+pub fn check_pairs(b: &DeviceBuffer<u32>, n: u32, what: &str) -> Result<()> {
+    let v = b.to_vec()?;
+    match (0..n as usize).find(|&i| v[i] != 2 * (i as u32 + 1) + 1) {
+        None => Ok(()),
+        Some(i) => Err(Error::Config(format!(
+            "{what}: pair {i} gave {} instead of {} (stage 2 ran before stage 1, or not at all)",
+            v[i],
+            2 * (i as u32 + 1) + 1
+        ))),
+    }
+}
+
+/// The throughput graph: `n` independent Tiny tasks.
+pub fn throughput_graph(flags: &DeviceBuffer<u32>, n: u32) -> TaskGraph {
+    let mut g = TaskGraph::new();
+    for t in tiny_tasks(flags, n) {
+        g.add(t);
+    }
+    g
+}
+
+/// Strategies that launch one kernel per task cost ~5–10 µs a task: above this many nodes they
+/// are left out of the tables (and said so), or one report would take an hour.
+pub const MAX_PER_TASK_NODES: usize = 100_000;
+
+fn strategies_for(nodes: usize) -> Vec<Strategy> {
+    Strategy::ALL
+        .into_iter()
+        .filter(|s| {
+            nodes <= MAX_PER_TASK_NODES || matches!(s, Strategy::Resident | Strategy::Fused)
+        })
+        .collect()
+}
+
+fn columns() -> Vec<&'static str> {
+    Strategy::ALL.iter().map(|s| s.name()).collect()
+}
+
+/// Puts a strategy's value in its column; unpreparable strategies become a note.
+fn fill(
+    table: &mut Table,
+    label: &str,
+    runs: &[(Strategy, Result<StrategyRun>)],
+    extra: &[Option<f64>],
+    value: impl Fn(&StrategyRun) -> f64,
+) {
+    let mut values = vec![None; Strategy::ALL.len()];
+    for (s, r) in runs {
+        let col = Strategy::ALL.iter().position(|x| x == s).unwrap_or(0);
+        match r {
+            Ok(run) => values[col] = Some(value(run)),
+            Err(e) => {
+                let note = format!("{} not run: {e}", s.name());
+                if !table.notes.contains(&note) {
+                    table.notes.push(note);
+                }
+            }
+        }
+    }
+    values.extend_from_slice(extra);
+    table.push(label, values);
+}
+
+/// The prepare-cost table entries: per graph size, each strategy's one-off cost.
+fn prepare_row(table: &mut Table, label: &str, runs: &[(Strategy, Result<StrategyRun>)]) {
+    fill(table, label, runs, &[], |r| r.prepare.as_secs_f64() * 1e3);
+}
+
+/// Ping-pong: N dependent pairs under every strategy, and the GPU-spawn variant on Resident.
+/// Returns the per-pair table and the preparation-cost table.
+pub fn pingpong(rt: &Runtime, quick: bool) -> Result<Vec<Table>> {
+    let sizes: &[u32] = &[1, 100, 1_000, 10_000, 50_000];
+    let timing = Timing::new(quick);
+    let mut cols = columns();
+    cols.push("Resident, stage 2 spawned on GPU");
+    let mut table = Table::new(
+        "pingpong",
+        "Ping-pong: N dependent pairs (stage 1 → stage 2), time per pair",
+        "µs per pair",
+        false,
+        &cols,
+    );
+    let mut prep = Table::new(
+        "pingpong_prepare",
+        "Ping-pong: one-off preparation (upload / instantiate / plan), not part of the runs",
+        "ms",
+        false,
+        &columns(),
+    );
+    let n_max = *sizes.last().unwrap_or(&1);
+    let a = DeviceBuffer::<u32>::zeroed(rt.gpu(), n_max as usize)?;
+    let b = DeviceBuffer::<u32>::zeroed(rt.gpu(), n_max as usize)?;
+    for &n in sizes {
+        let g = pingpong_graph(&a, &b, n)?;
+        let reset = || {
+            a.write(&vec![0u32; n as usize])?;
+            b.write(&vec![0u32; n as usize])
+        };
+        let check = |s: Strategy| check_pairs(&b, n, &format!("ping-pong {n} on {}", s.name()));
+        let runs = compare(
+            rt,
+            &g,
+            &strategies_for(g.node_count()),
+            &Checks {
+                reset: &reset,
+                check: &check,
+            },
+            timing,
+        )?;
+        // The seed's variant: stage 1 spawns stage 2; one host submit of n PingSpawn records.
+        rt.start()?;
+        let spawn: Vec<PingSpawn> = (0..n)
+            .map(|i| PingSpawn {
+                a: a.ptr(),
+                b: b.ptr(),
+                i,
+                pad: 0,
+            })
+            .collect();
+        reset()?;
+        rt.submit(&spawn)?.wait_timeout(Duration::from_secs(60))?;
+        check_pairs(&b, n, &format!("ping-pong {n}, GPU spawn"))?;
+        let spawned = measure_within(timing, || {
+            rt.submit(&spawn)?.wait_timeout(Duration::from_secs(60))
+        })?;
+        let per_pair = |s: &Stats| s.median.as_secs_f64() * 1e6 / n as f64;
+        let label = if n == 1 {
+            "1 pair (latency)".to_string()
+        } else {
+            format!("{n} pairs")
+        };
+        fill(
+            &mut table,
+            &label,
+            &runs,
+            &[Some(per_pair(&spawned))],
+            |r| per_pair(&r.run),
+        );
+        prepare_row(&mut prep, &label, &runs);
+    }
+    table.notes.push(format!(
+        "Per-task strategies (CudaGraph, Batched, Sync) run up to {MAX_PER_TASK_NODES} nodes. \
+         Targets: 1 pair on Resident ≥ 4× faster than Sync; ≤ 0.05 µs per pair at 50k pairs."
+    ));
+    Ok(vec![table, prep])
+}
+
+/// Throughput: N independent tiny tasks under every strategy, in M tasks/s.
+pub fn throughput(rt: &Runtime, quick: bool) -> Result<Vec<Table>> {
+    let sizes: &[u32] = &[1_000, 10_000, 50_000, 1 << 20];
+    let timing = Timing::new(quick);
+    let mut cols = columns();
+    cols.push("Resident, host submit (no graph)");
+    let mut table = Table::new(
+        "throughput",
+        "Throughput: N independent tiny tasks",
+        "M tasks/s",
+        true,
+        &cols,
+    );
+    let mut prep = Table::new(
+        "throughput_prepare",
+        "Throughput: one-off preparation (upload / instantiate / plan)",
+        "ms",
+        false,
+        &columns(),
+    );
+    let n_max = *sizes.last().unwrap_or(&1);
+    let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), n_max as usize)?;
+    for &n in sizes {
+        let g = throughput_graph(&flags, n);
+        let reset = || flags.write(&vec![0u32; n as usize]);
+        let check = |s: Strategy| {
+            super::check_flags(
+                &flags,
+                n as usize,
+                &format!("throughput {n} on {}", s.name()),
+            )
+        };
+        let runs = compare(
+            rt,
+            &g,
+            &strategies_for(g.node_count()),
+            &Checks {
+                reset: &reset,
+                check: &check,
+            },
+            timing,
+        )?;
+        rt.start()?;
+        let tasks: Vec<Tiny> = tiny_tasks(&flags, n);
+        reset()?;
+        rt.submit(&tasks)?.wait_timeout(Duration::from_secs(60))?;
+        check(Strategy::Resident)?;
+        let submitted = measure_within(timing, || {
+            rt.submit(&tasks)?.wait_timeout(Duration::from_secs(60))
+        })?;
+        let rate = |s: &Stats| n as f64 / s.median.as_secs_f64() / 1e6;
+        let label = format!("{n} tasks");
+        fill(&mut table, &label, &runs, &[Some(rate(&submitted))], |r| {
+            rate(&r.run)
+        });
+        prepare_row(&mut prep, &label, &runs);
+    }
+    table.notes.push(
+        "Targets: at 50k tasks Resident ≥ 100× CudaGraph; ≥ 200 M tasks/s at 1M tasks.".into(),
+    );
+    Ok(vec![table, prep])
+}

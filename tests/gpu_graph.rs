@@ -1,0 +1,301 @@
+//! Task graphs on a real GPU: every strategy gives the same results on random DAGs of mixed
+//! task types; Resident relaunches without re-upload; errors are reported, not hung on.
+//! Run on the GPU machine with `bash .gpu/run tests` (ignored elsewhere).
+
+use std::time::Duration;
+
+use grosr::graph::{Strategy, TaskGraph};
+use grosr::workloads::graphs::{check_pairs, pingpong_graph};
+use grosr::workloads::relu_softmax::{Matrix, TOLERANCE};
+use grosr::{DeviceBuffer, DevicePtr, Error, Runtime};
+
+const T: Duration = Duration::from_secs(60);
+
+// A node's value (tests/cuda/graph_node.cu): its own salt plus the sum of its predecessors'
+// values, so a node that runs before any predecessor has finished gets a wrong value.
+macro_rules! node_task {
+    ($name:ident, $gran:literal) => {
+        #[grosr::task(granularity = $gran, file = "../tests/cuda/graph_node.cu")]
+        pub struct $name {
+            pub out: DevicePtr<u64>,
+            pub pred_off: DevicePtr<u32>,
+            pub preds: DevicePtr<u32>,
+            pub node: u32,
+            pub pad: u32,
+        }
+    };
+}
+node_task!(LaneNode, "lane");
+node_task!(WarpNode, "warp");
+node_task!(BlockNode, "block");
+
+/// Fails its graph's job with code 7.
+#[grosr::task(granularity = "lane", cuda = "ctx.fail(7);")]
+pub struct FailNode {
+    pub code: u32,
+}
+
+/// Never registered.
+#[grosr::task(granularity = "lane", cuda = "")]
+pub struct Stranger {
+    pub x: u32,
+}
+
+fn runtime() -> Runtime {
+    grosr::workloads::builder()
+        .task::<LaneNode>()
+        .task::<WarpNode>()
+        .task::<BlockNode>()
+        .task::<FailNode>()
+        .build()
+        .expect("runtime")
+}
+
+/// xorshift64*: reproducible random DAGs without a dependency.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// A random DAG over `n` nodes (edges only from lower to higher index, shuffled insertion
+/// order of types) with its device-side predecessor lists and the expected values.
+struct RandomDag {
+    graph: TaskGraph,
+    ids: Vec<grosr::graph::NodeId>,
+    out: DeviceBuffer<u64>,
+    _pred_off: DeviceBuffer<u32>,
+    _preds: DeviceBuffer<u32>,
+    expected: Vec<u64>,
+}
+
+fn random_dag(rt: &Runtime, n: u32, seed: u64) -> RandomDag {
+    let mut rng = Rng(seed | 1);
+    let mut preds: Vec<Vec<u32>> = vec![Vec::new(); n as usize];
+    for v in 1..n {
+        // 0–4 predecessors among the 64 nodes before v, sometimes a far one.
+        for _ in 0..rng.below(5) {
+            let u = if rng.below(8) == 0 {
+                rng.below(v as u64) as u32
+            } else {
+                v - 1 - rng.below(v.min(64) as u64) as u32
+            };
+            if !preds[v as usize].contains(&u) {
+                preds[v as usize].push(u);
+            }
+        }
+    }
+    let mut pred_off = vec![0u32];
+    let mut flat = Vec::new();
+    for p in &preds {
+        flat.extend_from_slice(p);
+        pred_off.push(flat.len() as u32);
+    }
+    flat.push(0); // never empty
+    let out = DeviceBuffer::<u64>::zeroed(rt.gpu(), n as usize).unwrap();
+    let pred_off_d = DeviceBuffer::from_slice(rt.gpu(), &pred_off).unwrap();
+    let preds_d = DeviceBuffer::from_slice(rt.gpu(), &flat).unwrap();
+    let mut expected = vec![0u64; n as usize];
+    for v in 0..n as usize {
+        let sum = preds[v]
+            .iter()
+            .fold(0u64, |s, &u| s.wrapping_add(expected[u as usize]));
+        expected[v] = sum.wrapping_add(0x9E37_79B9_7F4A_7C15u64.wrapping_mul(v as u64 + 1));
+    }
+    let mut graph = TaskGraph::new();
+    let (o, po, pr) = (out.ptr(), pred_off_d.ptr(), preds_d.ptr());
+    let ids: Vec<_> = (0..n)
+        .map(|node| match rng.below(10) {
+            0..=5 => graph.add(LaneNode {
+                out: o,
+                pred_off: po,
+                preds: pr,
+                node,
+                pad: 0,
+            }),
+            6..=8 => graph.add(WarpNode {
+                out: o,
+                pred_off: po,
+                preds: pr,
+                node,
+                pad: 0,
+            }),
+            _ => graph.add(BlockNode {
+                out: o,
+                pred_off: po,
+                preds: pr,
+                node,
+                pad: 0,
+            }),
+        })
+        .collect();
+    for (v, p) in preds.iter().enumerate() {
+        for &u in p {
+            graph.add_edge(ids[u as usize], ids[v]).unwrap();
+        }
+    }
+    RandomDag {
+        graph,
+        ids,
+        out,
+        _pred_off: pred_off_d,
+        _preds: preds_d,
+        expected,
+    }
+}
+
+fn run_checked(rt: &Runtime, dag: &RandomDag, s: Strategy, runs: usize) {
+    if s.is_resident() {
+        rt.start().unwrap();
+    } else {
+        rt.stop().unwrap();
+    }
+    let mut p = dag.graph.prepare(rt, s).unwrap();
+    for run in 0..runs {
+        dag.out.write(&vec![0u64; dag.expected.len()]).unwrap();
+        p.run(T).unwrap();
+        let got = dag.out.to_vec().unwrap();
+        let wrong: Vec<usize> = (0..got.len())
+            .filter(|&i| got[i] != dag.expected[i])
+            .collect();
+        assert!(
+            wrong.is_empty(),
+            "{} run {run}: {} of {} nodes wrong, first {:?}",
+            s.name(),
+            wrong.len(),
+            got.len(),
+            &wrong[..wrong.len().min(8)]
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn every_strategy_computes_the_same_values_on_random_dags_of_mixed_types() {
+    let rt = runtime();
+    for (n, seed) in [(1u32, 1u64), (37, 2), (2000, 3), (5000, 4)] {
+        let dag = random_dag(&rt, n, seed);
+        for s in Strategy::ALL {
+            if s == Strategy::CudaGraphPdl && rt.info().arch < 90 {
+                continue;
+            }
+            run_checked(&rt, &dag, s, 2);
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn a_resident_graph_relaunches_many_times_without_reupload() {
+    let rt = runtime();
+    let dag = random_dag(&rt, 3000, 11);
+    run_checked(&rt, &dag, Strategy::Resident, 20);
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn ping_pong_pairs_run_in_order_on_every_strategy() {
+    let rt = runtime();
+    let n = 3000;
+    let a = DeviceBuffer::<u32>::zeroed(rt.gpu(), n).unwrap();
+    let b = DeviceBuffer::<u32>::zeroed(rt.gpu(), n).unwrap();
+    let g = pingpong_graph(&a, &b, n as u32).unwrap();
+    for s in Strategy::ALL {
+        if s.is_resident() {
+            rt.start().unwrap();
+        } else {
+            rt.stop().unwrap();
+        }
+        let mut p = g.prepare(&rt, s).unwrap();
+        a.write(&vec![0; n]).unwrap();
+        b.write(&vec![0; n]).unwrap();
+        p.run(T).unwrap();
+        check_pairs(&b, n as u32, s.name()).unwrap();
+    }
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn relu_softmax_matches_the_float64_reference_on_every_strategy() {
+    let rt = runtime();
+    for (rows, len) in [(333u32, 256u32), (40, 4096), (1, 32)] {
+        let m = Matrix::new(&rt, rows, len).unwrap();
+        for g in [m.one_task_graph(), m.two_task_graph().unwrap()] {
+            for (i, s) in Strategy::ALL.into_iter().enumerate() {
+                if s.is_resident() {
+                    rt.start().unwrap();
+                } else {
+                    rt.stop().unwrap();
+                }
+                let mut p = g.prepare(&rt, s).unwrap();
+                let x = m.randomize(i as u64 * 7919 + rows as u64).unwrap();
+                p.run(T).unwrap();
+                let e = m.max_relative_error(&x).unwrap();
+                assert!(
+                    e < TOLERANCE,
+                    "{rows}×{len} on {}: relative error {e:e}",
+                    s.name()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn a_failing_node_fails_the_launch_and_the_next_launch_runs_clean() {
+    let rt = runtime();
+    let dag = random_dag(&rt, 200, 5);
+    // The failing node feeds every other node of a copy of the DAG: its failure must not leave
+    // successors' counters short for the next launch.
+    let mut g = dag.graph.clone();
+    let fail = g.add(FailNode { code: 7 });
+    g.add_edge(fail, dag.ids[0]).unwrap();
+    let mut p = g.prepare(&rt, Strategy::Resident).unwrap();
+    for _ in 0..3 {
+        dag.out.write(&vec![0u64; 200]).unwrap();
+        match p.run(T) {
+            Err(Error::TaskFailed { task, code }) => {
+                assert_eq!((task.as_str(), code), ("FailNode", 7));
+            }
+            other => panic!("expected FailNode's failure, got {other:?}"),
+        }
+        // ctx.fail does not stop the graph: every node still ran, in order.
+        assert_eq!(dag.out.to_vec().unwrap(), dag.expected);
+    }
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn cycles_and_unregistered_types_are_refused_before_anything_runs() {
+    let rt = runtime();
+    let mut g = TaskGraph::new();
+    let a = g.add(FailNode { code: 1 });
+    let b = g.add(FailNode { code: 2 });
+    g.add_edge(a, b).unwrap();
+    g.add_edge(b, a).unwrap();
+    for s in Strategy::ALL {
+        match g.prepare(&rt, s) {
+            Err(Error::Cycle(msg)) => assert!(msg.contains("FailNode#0"), "{msg}"),
+            Err(e) => panic!("{}: expected a cycle error, got {e}", s.name()),
+            Ok(_) => panic!("{}: a cyclic graph was prepared", s.name()),
+        }
+    }
+    let mut g = TaskGraph::new();
+    g.add(Stranger { x: 1 });
+    match g.prepare(&rt, Strategy::Resident) {
+        Err(Error::UnregisteredTask(name)) => assert_eq!(name, "Stranger"),
+        Err(e) => panic!("expected UnregisteredTask, got {e}"),
+        Ok(_) => panic!("a graph with an unregistered type was prepared"),
+    }
+    // The runtime is still fine.
+    let dag = random_dag(&rt, 50, 9);
+    run_checked(&rt, &dag, Strategy::Resident, 1);
+}
