@@ -34,7 +34,7 @@ pub fn kronecker_edges(scale: u32, edge_factor: u32, seed: u64) -> Vec<(u32, u32
     let ab = A + B;
     let c_norm = C / (1.0 - ab);
     let a_norm = A / ab;
-    let perm = permutation(n as u32, seed ^ 0x5EED_0F_7E57);
+    let perm = permutation(n as u32, seed ^ 0x005E_ED0F_7E57);
     (0..m)
         .into_par_iter()
         .map(|e| {
