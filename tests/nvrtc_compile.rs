@@ -11,6 +11,7 @@ fn units() -> Vec<(&'static str, String)> {
         ("tests/common", common::builder().source()),
         ("examples/quickstart", quickstart::builder().source()),
         ("grosr::workloads", grosr::workloads::builder().source()),
+        ("grosr::bfs", grosr::bfs::gpu::builder().source()),
     ]
 }
 

@@ -84,6 +84,17 @@ pub enum Error {
     /// The runtime is stopped: call `start` first.
     #[error("the runtime is stopped: call Runtime::start to run tasks again")]
     Stopped,
+    /// An input file (a graph, say) is malformed; `line` is 1-based.
+    #[error("line {line}: {message}")]
+    Parse {
+        /// The 1-based line the problem was found on.
+        line: usize,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A result failed validation (a BFS parent array breaking a Graph500 rule, say).
+    #[error("validation failed: {0}")]
+    Invalid(String),
     /// A path for the compile cache could not be used (only a warning: compiling goes on).
     #[error("I/O error: {0}")]
     Io(String),

@@ -29,6 +29,8 @@ extern crate self as grosr;
 
 #[cfg(not(loom))]
 pub mod baseline;
+#[cfg(not(loom))]
+pub mod bfs;
 mod buffer;
 pub mod codegen;
 pub mod compile;

@@ -1,0 +1,196 @@
+use super::generate::{chain, grid, kronecker, kronecker_edges, sample_roots, star};
+use super::read::{edge_list, matrix_market};
+use super::*;
+use crate::Error;
+
+fn symmetric_sorted_simple(g: &Csr) {
+    for u in 0..g.vertices() {
+        let ns = g.neighbours(u);
+        assert!(
+            ns.windows(2).all(|w| w[0] < w[1]),
+            "{u}'s list not sorted/unique"
+        );
+        for &v in ns {
+            assert_ne!(u, v, "self loop");
+            assert!(g.has_edge(v, u), "{u} – {v} not symmetric");
+        }
+    }
+}
+
+#[test]
+fn kronecker_is_deterministic_and_has_the_graph500_shape() {
+    let a = kronecker_edges(10, 16, 42);
+    assert_eq!(a.len(), 16 << 10);
+    assert_eq!(a, kronecker_edges(10, 16, 42));
+    assert_ne!(a, kronecker_edges(10, 16, 43));
+    let g = kronecker(10, 42);
+    assert_eq!(g.vertices(), 1024);
+    assert!(
+        g.edges() > 8 << 10 && g.edges() <= 16 << 10,
+        "{}",
+        g.edges()
+    );
+    symmetric_sorted_simple(&g);
+    // Skewed: the hub's degree is far above the average.
+    assert!(g.max_degree() > 8 * (2 * g.edges() / 1024));
+}
+
+#[test]
+fn grid_chain_and_star_have_the_expected_edges() {
+    let g = grid(5, 3);
+    assert_eq!((g.vertices(), g.edges()), (15, 4 * 3 + 5 * 2));
+    symmetric_sorted_simple(&g);
+    assert_eq!(g.neighbours(6), &[1, 5, 7, 11]);
+    let c = chain(10);
+    assert_eq!((c.vertices(), c.edges()), (10, 9));
+    let s = star(100);
+    assert_eq!((s.degree(0), s.edges()), (99, 99));
+}
+
+#[test]
+fn csr_drops_self_loops_and_duplicates() {
+    let g = Csr::from_edges(3, &[(0, 1), (1, 0), (0, 1), (2, 2), (1, 2)]);
+    assert_eq!(g.offsets, vec![0, 1, 3, 4]);
+    assert_eq!(g.targets, vec![1, 0, 2, 1]);
+}
+
+#[test]
+fn edge_lists_read_and_malformed_lines_are_named() {
+    let g = edge_list("# comment\n0 1\n\n1 2 0.5\n% other comment\n2 0\n".as_bytes()).unwrap();
+    assert_eq!((g.vertices(), g.edges()), (3, 3));
+    let e = edge_list("0 1\n1 x\n".as_bytes()).unwrap_err();
+    assert!(matches!(e, Error::Parse { line: 2, .. }), "{e}");
+    let e = edge_list("0 1\n7\n".as_bytes()).unwrap_err();
+    assert!(matches!(e, Error::Parse { line: 2, .. }), "{e}");
+    let e = edge_list("-1 1\n".as_bytes()).unwrap_err();
+    assert!(matches!(e, Error::Parse { line: 1, .. }), "{e}");
+    assert_eq!(edge_list("".as_bytes()).unwrap().vertices(), 0);
+}
+
+#[test]
+fn matrix_market_reads_and_malformed_files_are_named() {
+    let mm = "%%MatrixMarket matrix coordinate pattern symmetric\n% c\n4 4 3\n2 1\n3 2\n4 3\n";
+    let g = matrix_market(mm.as_bytes()).unwrap();
+    assert_eq!((g.vertices(), g.edges()), (4, 3));
+    assert!(g.has_edge(0, 1) && g.has_edge(3, 2));
+    let real = "%%MatrixMarket matrix coordinate real general\n3 3 2\n1 2 0.5\n2 3 -1e3\n";
+    assert_eq!(matrix_market(real.as_bytes()).unwrap().edges(), 2);
+    let cases = [
+        ("", 1),
+        ("%%MatrixMarket matrix array real general\n2 2\n1\n", 1),
+        ("hello\n", 1),
+        ("%%MatrixMarket matrix coordinate pattern general\n3 3\n", 2),
+        (
+            "%%MatrixMarket matrix coordinate pattern general\n3 3 1\n0 1\n",
+            3,
+        ),
+        (
+            "%%MatrixMarket matrix coordinate pattern general\n3 3 1\n1 4\n",
+            3,
+        ),
+        (
+            "%%MatrixMarket matrix coordinate pattern general\n3 3 1\n1 2\n2 3\n",
+            4,
+        ),
+        (
+            "%%MatrixMarket matrix coordinate pattern general\n3 3 2\n1 2\n",
+            3,
+        ),
+        (
+            "%%MatrixMarket matrix coordinate pattern general\n3 3 1\n1 b\n",
+            3,
+        ),
+        (
+            "%%MatrixMarket matrix coordinate pattern general\n% only comments\n",
+            2,
+        ),
+    ];
+    for (text, line) in cases {
+        match matrix_market(text.as_bytes()) {
+            Err(Error::Parse { line: l, message }) => {
+                assert_eq!(l, line, "{text:?}: {message}")
+            }
+            other => panic!("{text:?}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn cpu_bfs_levels_on_a_grid_are_manhattan_distances() {
+    let g = grid(7, 5);
+    let (parent, level) = cpu_bfs(&g, 0);
+    for y in 0..5 {
+        for x in 0..7 {
+            assert_eq!(level[(y * 7 + x) as usize], x + y);
+        }
+    }
+    assert_eq!(parent[0], 0);
+    validate(&g, 0, &parent, Some(&level)).unwrap();
+}
+
+fn rule_of(e: Error) -> u32 {
+    let s = e.to_string();
+    let i = s.find("rule ").expect(&s) + 5;
+    s[i..i + 1].parse().unwrap()
+}
+
+#[test]
+fn validator_accepts_bfs_trees_and_rejects_each_broken_rule() {
+    // Two components: a 4×4 grid (0..16) and a chain 16 – 17 – 18.
+    let mut edges: Vec<(u32, u32)> = Vec::new();
+    let gr = grid(4, 4);
+    for u in 0..16 {
+        for &v in gr.neighbours(u) {
+            edges.push((u, v));
+        }
+    }
+    edges.extend([(16, 17), (17, 18)]);
+    let g = Csr::from_edges(19, &edges);
+    let (parent, level) = cpu_bfs(&g, 0);
+    let depth = validate(&g, 0, &parent, Some(&level)).unwrap();
+    assert_eq!(depth, level);
+    assert_eq!(traversed_edges(&g, &depth), 24);
+    validate(&g, 17, &cpu_bfs(&g, 17).0, None).unwrap();
+
+    // 1: a cycle (5 and 6 point at each other).
+    let mut p = parent.clone();
+    p[5] = 6;
+    p[6] = 5;
+    assert_eq!(rule_of(validate(&g, 0, &p, None).unwrap_err()), 1);
+    // 2: reported levels off by one on a tree edge.
+    let mut l = level.clone();
+    l[5] += 1;
+    assert_eq!(rule_of(validate(&g, 0, &parent, Some(&l)).unwrap_err()), 2);
+    // 3: a valid tree of wrong depth: 5 reached via a long path makes an edge span 2 levels.
+    //    Path 0-1-2-6-5 instead of 0-1-5 (or 0-4-5): depth 4, while neighbour 1 has depth 1.
+    let mut p = parent.clone();
+    p[5] = 6;
+    p[6] = 2;
+    assert_eq!(rule_of(validate(&g, 0, &p, None).unwrap_err()), 3);
+    // 4: a reached vertex cut off (15 unreached though its neighbours are reached).
+    let mut p = parent.clone();
+    p[15] = -1;
+    assert_eq!(rule_of(validate(&g, 0, &p, None).unwrap_err()), 4);
+    // 5: a parent that is not a neighbour, one level up: 6 = (2,1) at level 3 under
+    //    8 = (0,2) at level 2.
+    let mut p = parent.clone();
+    p[6] = 8;
+    assert_eq!(rule_of(validate(&g, 0, &p, None).unwrap_err()), 5);
+}
+
+#[test]
+fn roots_have_degree_and_harmonic_mean_is_right() {
+    let mut edges = vec![(0u32, 1u32)];
+    edges.push((5, 6));
+    let g = Csr::from_edges(10, &edges);
+    for r in sample_roots(&g, 8, 3) {
+        assert!(g.degree(r) > 0);
+    }
+    assert!((harmonic_mean(&[1.0, 2.0, 4.0]) - 12.0 / 7.0).abs() < 1e-12);
+}
+
+#[test]
+fn generated_source_has_the_bfs_code() {
+    let s = gpu::builder().source();
+    assert!(s.contains("grosr_bfs_level") && s.contains("struct BfsVisit"));
+}
