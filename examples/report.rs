@@ -1,33 +1,45 @@
 //! grosr's report: every workload under every dispatch strategy on this GPU, side by side.
-//! `cargo run --release --example report [-- --quick] [--only NAME]`
+//!
+//! `cargo run --release --example report [-- --quick] [--only NAME] [--no-torch]`
+//!
+//! Prints Markdown tables (each strategy against Resident, from the same run) under a header
+//! naming the GPU, driver and NVRTC; writes every figure to `grosr-report.json` and one SVG chart
+//! per table into `grosr-report/`. Without a GPU it says what is missing and exits non-zero.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use clap::Parser;
-use grosr::DeviceBuffer;
-use grosr::workloads::{self, Stats};
+use grosr::workloads::relu_softmax::{self, Peer};
+use grosr::workloads::table::Table;
+use grosr::workloads::{self, Stats, graphs};
+use grosr::{DeviceBuffer, Runtime};
+use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser)]
 #[command(about = "Runs grosr's workloads under each dispatch strategy and prints the tables")]
 struct Args {
-    /// Fewer repetitions and smaller sizes (a minute instead of several).
+    /// Fewer repetitions and smaller sizes (a couple of minutes instead of several).
     #[arg(long)]
     quick: bool,
-    /// Only workloads whose name contains this.
+    /// Only sections whose name contains this (core, pingpong, throughput, relu_softmax,
+    /// alloc, bfs).
     #[arg(long)]
     only: Option<String>,
+    /// Skip the PyTorch peer (benches/torch_peer.py).
+    #[arg(long)]
+    no_torch: bool,
     /// Where to write the figures as JSON.
     #[arg(long, default_value = "grosr-report.json")]
-    json: std::path::PathBuf,
+    json: PathBuf,
+    /// Folder for the SVG charts.
+    #[arg(long, default_value = "grosr-report")]
+    plots: PathBuf,
 }
 
-struct Row {
-    workload: String,
-    unit: &'static str,
-    resident: f64,
-    baseline_name: &'static str,
-    baseline: f64,
-    /// true when larger is better (throughput), false for times.
-    higher_is_better: bool,
-}
+/// The sections in the order they run. Sections on the shared runtime come first; `alloc` and
+/// `bfs` build runtimes of their own (one scheduler per process at a time).
+const SECTIONS: [&str; 6] = ["core", "pingpong", "throughput", "relu_softmax", "alloc", "bfs"];
 
 fn main() {
     let args = Args::parse();
@@ -38,151 +50,391 @@ fn main() {
 }
 
 fn run(args: &Args) -> grosr::Result<()> {
-    let rt = workloads::builder().build()?;
-    let info = rt.info().clone();
-    println!("# grosr report");
-    println!(
-        "GPU: {} (sm_{}, {} SMs), driver CUDA {}.{}, NVRTC {}.{}; scheduler: {} blocks × 256 threads",
-        info.device,
-        info.arch,
-        info.sm_count,
-        info.driver_version / 1000,
-        info.driver_version % 1000 / 10,
-        info.nvrtc_version.0,
-        info.nvrtc_version.1,
-        info.grid_blocks
-    );
-    let (warm, reps) = if args.quick { (20, 200) } else { (100, 2000) };
-    let (big_warm, big_reps) = if args.quick { (2, 10) } else { (5, 50) };
-    let wanted = |name: &str| args.only.as_deref().is_none_or(|f| name.contains(f));
-    let mut rows = Vec::new();
-    let hops = 100_000u32;
-    let n = 1u32 << 20;
-
-    // Resident figures first, then the scheduler is stopped for the baselines (they need its SMs).
-    let one = wanted("one_task")
-        .then(|| workloads::resident_one_task(&rt, warm, reps))
-        .transpose()?;
-    let chain = wanted("chain")
-        .then(|| workloads::resident_chain(&rt, hops, big_warm, big_reps))
-        .transpose()?;
-    let host = wanted("host_tasks")
-        .then(|| workloads::resident_host_tasks(&rt, n, big_warm, big_reps))
-        .transpose()?;
-    let spawned = wanted("spawned_tasks")
-        .then(|| workloads::resident_spawned_tasks(&rt, n, big_warm, big_reps))
-        .transpose()?;
-    rt.stop()?;
-    let base = rt.baselines()?;
-    let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1)?;
-    let us = |s: Stats| s.median_us();
-    let per_s = |s: Stats, count: u32| count as f64 / s.median.as_secs_f64();
-    if let Some(r) = one {
-        let b = workloads::launch_sync_one_task(&base, &flags, warm, reps)?;
-        rows.push(row(
-            "one tiny task, submit → host sees completion",
-            "µs",
-            us(r),
-            "launch+sync",
-            us(b),
-            false,
-        ));
+    let wanted: Vec<&str> = SECTIONS
+        .into_iter()
+        .filter(|s| args.only.as_deref().is_none_or(|f| s.contains(f)))
+        .collect();
+    if wanted.is_empty() {
+        return Err(grosr::Error::Config(format!(
+            "--only {:?} matches no section; sections: {}",
+            args.only.as_deref().unwrap_or(""),
+            SECTIONS.join(", ")
+        )));
     }
-    if let Some(r) = chain {
-        let b = workloads::launch_chain(&base, &flags, hops, big_warm.min(3), big_reps.min(10))?;
-        rows.push(row(
-            "chain of 100k dependent tasks, per hop",
-            "µs",
-            us(r) / hops as f64,
-            "launch per hop",
-            us(b) / hops as f64,
-            false,
-        ));
+    let progress = Progress::new(wanted.len());
+    let mut tables: Vec<Table> = Vec::new();
+    let started = Instant::now();
+    let info;
+    {
+        let rt = workloads::builder().build()?;
+        info = rt.info().clone();
+        println!("# grosr report\n");
+        println!(
+            "GPU: {} (sm_{}, {} SMs); driver: CUDA {}.{}; NVRTC {}.{}; scheduler: {} blocks × 256 threads{}\n",
+            info.device,
+            info.arch,
+            info.sm_count,
+            info.driver_version / 1000,
+            info.driver_version % 1000 / 10,
+            info.nvrtc_version.0,
+            info.nvrtc_version.1,
+            info.grid_blocks,
+            if args.quick { "; --quick" } else { "" }
+        );
+        for &s in wanted.iter().filter(|s| !matches!(**s, "alloc" | "bfs")) {
+            progress.start(s);
+            let t = match s {
+                "core" => core(&rt, args.quick)?,
+                "pingpong" => graphs::pingpong(&rt, args.quick)?,
+                "throughput" => graphs::throughput(&rt, args.quick)?,
+                "relu_softmax" => {
+                    let peer = if args.no_torch {
+                        PeerFigures::none("--no-torch")
+                    } else {
+                        progress.note("running benches/torch_peer.py (PyTorch eager and torch.compile)");
+                        PeerFigures::measure(args.quick)
+                    };
+                    let mut t = relu_softmax::report(&rt, args.quick, &|r, l| peer.get(r, l))?;
+                    if let Some(n) = &peer.note {
+                        t[0].notes.push(n.clone());
+                    }
+                    t
+                }
+                _ => unreachable!(),
+            };
+            progress.done(s, &t);
+            tables.extend(t);
+        }
+    } // the shared runtime stops here, before the sections that build their own
+    for &s in wanted.iter().filter(|s| matches!(**s, "alloc" | "bfs")) {
+        progress.start(s);
+        let t = match s {
+            "bfs" => grosr::bfs::report(args.quick)?,
+            _ => unreachable!(),
+        };
+        progress.done(s, &t);
+        tables.extend(t);
     }
-    let bulk = (host.is_some() || spawned.is_some())
-        .then(|| workloads::bulk_tasks(&base, &rt, n, big_warm, big_reps))
-        .transpose()?;
-    if let (Some(r), Some(b)) = (host, bulk) {
-        rows.push(row(
-            "1M tiny tasks submitted by the host",
-            "M tasks/s",
-            per_s(r, n) / 1e6,
-            "one bulk kernel",
-            per_s(b, n) / 1e6,
-            true,
-        ));
+    progress.finish();
+    for t in &tables {
+        println!("{}", t.markdown());
     }
-    if let (Some(r), Some(b)) = (spawned, bulk) {
-        rows.push(row(
-            "1M tiny tasks spawned on the GPU",
-            "M tasks/s",
-            per_s(r, n) / 1e6,
-            "one bulk kernel",
-            per_s(b, n) / 1e6,
-            true,
-        ));
-    }
-    drop(base);
-    print_table(
-        "Core: the resident scheduler against host launches (medians)",
-        &rows,
-    );
-    write_json(&args.json, &info, &rows);
+    println!("report took {:.0} s", started.elapsed().as_secs_f64());
+    write_json(&args.json, &info, args.quick, &tables);
+    write_plots(&args.plots, &tables);
     Ok(())
 }
 
-fn row(
-    workload: &str,
-    unit: &'static str,
-    resident: f64,
-    baseline_name: &'static str,
-    baseline: f64,
-    higher_is_better: bool,
-) -> Row {
-    Row {
-        workload: workload.into(),
-        unit,
-        resident,
-        baseline_name,
-        baseline,
-        higher_is_better,
+/// The core paths: one task's latency, a chain of spawns, 1M tasks from the host and from the
+/// GPU, against host launches of the same bodies.
+fn core(rt: &Runtime, quick: bool) -> grosr::Result<Vec<Table>> {
+    let (warm, reps) = if quick { (20, 200) } else { (100, 2000) };
+    let (big_warm, big_reps) = if quick { (2, 10) } else { (5, 50) };
+    let hops = 100_000u32;
+    let n = 1u32 << 20;
+    if !rt.is_running() {
+        rt.start()?;
     }
+    let one = workloads::resident_one_task(rt, warm, reps)?;
+    let chain = workloads::resident_chain(rt, hops, big_warm, big_reps)?;
+    let host = workloads::resident_host_tasks(rt, n, big_warm, big_reps)?;
+    let spawned = workloads::resident_spawned_tasks(rt, n, big_warm, big_reps)?;
+    rt.stop()?;
+    let (one_b, chain_b, bulk) = {
+        let base = rt.baselines()?;
+        let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1)?;
+        (
+            workloads::launch_sync_one_task(&base, &flags, warm, reps)?,
+            workloads::launch_chain(&base, &flags, hops, big_warm.min(3), big_reps.min(10))?,
+            workloads::bulk_tasks(&base, rt, n, big_warm, big_reps)?,
+        )
+    };
+    rt.start()?;
+    let us = |s: &Stats| s.median_us();
+    let mut lat = Table::new(
+        "core_latency",
+        "Core: dependent work, resident scheduler vs host launches",
+        "µs",
+        false,
+        &["Resident", "host launches"],
+    );
+    lat.push("one tiny task, submit → host sees completion (vs launch + sync)", vec![Some(us(&one)), Some(us(&one_b))]);
+    lat.push(
+        "chain of 100k dependent tasks, per hop (vs one launch per hop)",
+        vec![Some(us(&chain) / hops as f64), Some(us(&chain_b) / hops as f64)],
+    );
+    lat.notes.push("Targets: one task ≤ 5 µs; ≤ 0.3 µs per hop.".into());
+    let rate = |s: &Stats| n as f64 / s.median.as_secs_f64() / 1e6;
+    let mut tput = Table::new(
+        "core_throughput",
+        "Core: 1M independent tiny tasks",
+        "M tasks/s",
+        true,
+        &["Resident", "one bulk kernel"],
+    );
+    tput.push("submitted by the host", vec![Some(rate(&host)), Some(rate(&bulk))]);
+    tput.push("spawned on the GPU (fan-out tree)", vec![Some(rate(&spawned)), Some(rate(&bulk))]);
+    tput.notes.push(
+        "The bulk kernel is the ceiling (no scheduling at all). Targets: ≥ 200 M/s from the host, \
+         ≥ 5000 M/s spawned."
+            .into(),
+    );
+    Ok(vec![lat, tput])
 }
 
-fn print_table(title: &str, rows: &[Row]) {
-    println!("\n## {title}\n");
-    println!("| workload | unit | grosr resident | baseline | baseline value | grosr advantage |");
-    println!("| --- | --- | ---: | --- | ---: | ---: |");
-    for r in rows {
-        let adv = if r.higher_is_better {
-            r.resident / r.baseline
-        } else {
-            r.baseline / r.resident
+/// PyTorch's figures from benches/torch_peer.py, when Python, torch and a GPU are there.
+struct PeerFigures {
+    shapes: Vec<(u32, u32, Peer)>,
+    note: Option<String>,
+}
+
+impl PeerFigures {
+    fn none(why: &str) -> PeerFigures {
+        PeerFigures {
+            shapes: Vec::new(),
+            note: Some(format!("PyTorch peer not run: {why}.")),
+        }
+    }
+
+    fn measure(quick: bool) -> PeerFigures {
+        let script = ["benches/torch_peer.py", concat!(env!("CARGO_MANIFEST_DIR"), "/../benches/torch_peer.py")]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists());
+        let Some(script) = script else {
+            return PeerFigures::none("benches/torch_peer.py not found from the current directory");
         };
-        println!(
-            "| {} | {} | {:.3} | {} | {:.3} | {:.2}× |",
-            r.workload, r.unit, r.resident, r.baseline_name, r.baseline, adv
+        let mut cmd = std::process::Command::new("python3");
+        cmd.arg(&script).stderr(std::process::Stdio::inherit());
+        if quick {
+            cmd.arg("--quick");
+        }
+        let out = match run_with_timeout(cmd, Duration::from_secs(300)) {
+            Ok(o) => o,
+            Err(e) => return PeerFigures::none(&e),
+        };
+        let doc: serde_json::Value = match serde_json::from_slice(&out) {
+            Ok(v) => v,
+            Err(e) => return PeerFigures::none(&format!("unreadable output ({e})")),
+        };
+        if doc["available"] != serde_json::Value::Bool(true) {
+            return PeerFigures::none(doc["reason"].as_str().unwrap_or("unavailable"));
+        }
+        let shapes = doc["shapes"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|s| {
+                        (
+                            s["rows"].as_u64().unwrap_or(0) as u32,
+                            s["len"].as_u64().unwrap_or(0) as u32,
+                            Peer {
+                                eager_us: s["eager_us"].as_f64(),
+                                compiled_us: s["compiled_us"].as_f64(),
+                            },
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut note = format!(
+            "PyTorch {} on {}: softmax(relu(x), -1), host clock around the call and a synchronize, \
+             median (benches/torch_peer.py).",
+            doc["torch"].as_str().unwrap_or("?"),
+            doc["device"].as_str().unwrap_or("?")
         );
+        if let Some(e) = doc["compile_error"].as_str() {
+            note.push_str(&format!(" torch.compile failed: {e}"));
+        }
+        PeerFigures {
+            shapes,
+            note: Some(note),
+        }
+    }
+
+    fn get(&self, rows: u32, len: u32) -> Peer {
+        self.shapes
+            .iter()
+            .find(|(r, l, _)| *r == rows && *l == len)
+            .map(|s| s.2)
+            .unwrap_or_default()
     }
 }
 
-fn write_json(path: &std::path::Path, info: &grosr::RuntimeInfo, rows: &[Row]) {
-    let rows: Vec<_> = rows
+/// Runs `cmd` to completion (stdout captured) or kills it after `timeout`.
+fn run_with_timeout(mut cmd: std::process::Command, timeout: Duration) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("python3 could not be started ({e})"))?;
+    let mut stdout = child.stdout.take().ok_or("no stdout")?;
+    let reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf);
+        buf
+    });
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => break,
+            Ok(Some(status)) => return Err(format!("benches/torch_peer.py exited with {status}")),
+            Ok(None) if Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("benches/torch_peer.py took longer than {timeout:?}"));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(100)),
+            Err(e) => return Err(format!("waiting for python3 failed ({e})")),
+        }
+    }
+    reader.join().map_err(|_| "reading the peer's output failed".to_string())
+}
+
+/// A progress bar over the sections, with a log line per step (the bar is hidden when stderr
+/// is not a terminal; the lines are not).
+struct Progress {
+    bar: ProgressBar,
+    started: Instant,
+}
+
+impl Progress {
+    fn new(sections: usize) -> Progress {
+        let bar = ProgressBar::new(sections as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        Progress {
+            bar,
+            started: Instant::now(),
+        }
+    }
+    fn start(&self, section: &str) {
+        self.bar.set_message(section.to_string());
+        self.note(&format!("{section}: running"));
+    }
+    fn note(&self, line: &str) {
+        let line = format!("[{:6.1} s] {line}", self.started.elapsed().as_secs_f64());
+        if self.bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            self.bar.println(line);
+        }
+    }
+    fn done(&self, section: &str, tables: &[Table]) {
+        self.note(&format!("{section}: done ({} tables)", tables.len()));
+        self.bar.inc(1);
+    }
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+fn write_json(path: &Path, info: &grosr::RuntimeInfo, quick: bool, tables: &[Table]) {
+    let tables: Vec<_> = tables
         .iter()
-        .map(|r| {
+        .map(|t| {
+            let rows: Vec<_> = t
+                .rows
+                .iter()
+                .map(|r| serde_json::json!({ "workload": r.label, "values": r.values }))
+                .collect();
             serde_json::json!({
-                "workload": r.workload, "unit": r.unit, "resident": r.resident,
-                "baseline": r.baseline_name, "baseline_value": r.baseline,
+                "id": t.id, "title": t.title, "unit": t.unit,
+                "higher_is_better": t.higher_is_better,
+                "reference": t.columns.get(t.reference),
+                "columns": t.columns, "rows": rows, "notes": t.notes,
             })
         })
         .collect();
     let doc = serde_json::json!({
         "device": info.device, "arch": info.arch, "sm_count": info.sm_count,
         "driver_version": info.driver_version, "nvrtc": [info.nvrtc_version.0, info.nvrtc_version.1],
-        "core": rows,
+        "quick": quick, "tables": tables,
     });
     match std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap_or_default()) {
-        Ok(()) => println!("\nfigures written to {}", path.display()),
+        Ok(()) => println!("figures written to {}", path.display()),
         Err(e) => eprintln!("could not write {}: {e}", path.display()),
     }
+}
+
+/// One grouped bar chart per table, log scale, one colour per column.
+fn write_plots(dir: &Path, tables: &[Table]) {
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        eprintln!("could not create {}: {e}", dir.display());
+        return;
+    }
+    for t in tables {
+        let path = dir.join(format!("{}.svg", t.id));
+        match plot(&path, t) {
+            Ok(()) => println!("chart written to {}", path.display()),
+            Err(e) => eprintln!("could not draw {}: {e}", path.display()),
+        }
+    }
+}
+
+fn plot(path: &Path, t: &Table) -> Result<(), Box<dyn std::error::Error>> {
+    use plotters::prelude::*;
+    let values: Vec<f64> = t
+        .rows
+        .iter()
+        .flat_map(|r| r.values.iter().flatten().copied())
+        .filter(|v| *v > 0.0 && v.is_finite())
+        .collect();
+    if values.is_empty() {
+        return Ok(());
+    }
+    let lo = values.iter().copied().fold(f64::INFINITY, f64::min) / 2.0;
+    let hi = values.iter().copied().fold(0.0, f64::max) * 2.0;
+    let rows = t.rows.len();
+    let cols = t.columns.len();
+    let root = SVGBackend::new(path, (260 + 150 * rows as u32, 480)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(&t.title, ("sans-serif", 16))
+        .margin(12)
+        .x_label_area_size(60)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..rows as f64, (lo..hi).log_scale())?;
+    let labels: Vec<String> = t
+        .rows
+        .iter()
+        .map(|r| r.label.chars().take(24).collect())
+        .collect();
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(rows * 2 + 1)
+        .x_label_formatter(&|x| {
+            let i = x.floor() as usize;
+            if (x - x.floor() - 0.5).abs() < 0.26 && i < labels.len() {
+                labels[i].clone()
+            } else {
+                String::new()
+            }
+        })
+        .y_desc(&t.unit)
+        .draw()?;
+    let width = 0.8 / cols as f64;
+    for c in 0..cols {
+        let colour = Palette99::pick(c).to_rgba();
+        let bars = t.rows.iter().enumerate().filter_map(|(i, r)| {
+            let v = r.values.get(c).copied().flatten()?;
+            let x0 = i as f64 + 0.1 + c as f64 * width;
+            Some(Rectangle::new([(x0, lo), (x0 + width * 0.9, v)], colour.filled()))
+        });
+        chart
+            .draw_series(bars)?
+            .label(t.columns[c].clone())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], colour.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
 }
