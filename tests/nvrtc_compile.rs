@@ -12,6 +12,11 @@ fn units() -> Vec<(&'static str, String)> {
         ("examples/quickstart", quickstart::builder().source()),
         ("grosr::workloads", grosr::workloads::builder().source()),
         ("grosr::bfs", grosr::bfs::gpu::builder().source()),
+        (
+            "grosr::workloads::alloc",
+            grosr::workloads::alloc::builder(0).source(),
+        ),
+        ("tests/gpu_alloc", common::alloc_builder().source()),
     ]
 }
 
@@ -64,4 +69,21 @@ fn an_error_in_a_body_points_at_the_rust_file_and_line() {
         err.contains(&expect) && err.contains("this_is_not_cuda"),
         "expected {expect} in:\n{err}"
     );
+}
+
+#[test]
+fn every_module_keeps_the_heap_global_that_the_host_fills() {
+    if grosr::compile::nvrtc_available().is_err() {
+        return;
+    }
+    // A module whose kernels never allocate still exports grosr_heap (cuModuleGetGlobal needs it).
+    for source in [
+        grosr::Runtime::builder().source(),
+        grosr::workloads::alloc::builder(0).source(),
+    ] {
+        let cubin = grosr::compile::compile(&source, 90).unwrap();
+        let has = |s: &[u8]| cubin.windows(s.len()).any(|w| w == s);
+        assert!(has(b"grosr_heap\0"), "no grosr_heap symbol");
+        assert!(has(b"grosr_heap_probe\0"));
+    }
 }

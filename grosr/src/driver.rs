@@ -259,6 +259,16 @@ impl DeviceMem {
         mem.clear()?;
         Ok(mem)
     }
+    /// Allocates `len` bytes of device memory whose contents are undefined (the device heap's
+    /// arena: clearing gigabytes by copies would cost the heap's whole init time).
+    pub(crate) fn uninit(len: usize) -> Result<DeviceMem> {
+        // SAFETY: a fresh stream-ordered allocation, never read before it is written.
+        let ptr =
+            unsafe { cu::malloc_async(per_thread_stream(), len.max(1)) }.call("cuMemAllocAsync")?;
+        let mem = DeviceMem { ptr, len };
+        wait_per_thread("a device allocation")?;
+        Ok(mem)
+    }
     /// Allocates device memory holding a copy of `data`.
     pub fn from_slice<T: bytemuck::Pod>(data: &[T]) -> Result<DeviceMem> {
         let mem = DeviceMem::zeroed(std::mem::size_of_val(data))?;
@@ -329,6 +339,20 @@ impl DeviceMem {
         }
         wait_per_thread("zeroing device memory")
     }
+}
+
+/// Copies `data` to device address `dst` (a module global, say) and waits for the copy.
+///
+/// # Safety
+/// `dst` must be valid device memory of at least `size_of_val(data)` bytes in the current
+/// context that no kernel accesses concurrently in a conflicting way.
+pub(crate) unsafe fn write_device<T: bytemuck::Pod>(dst: u64, data: &[T]) -> Result<()> {
+    if data.is_empty() {
+        return Ok(());
+    }
+    // SAFETY: the caller vouches for dst; we wait before `data` can be dropped.
+    unsafe { cu::memcpy_htod_async(dst, data, per_thread_stream()) }.call("cuMemcpyHtoDAsync")?;
+    wait_per_thread("a host-to-device copy")
 }
 
 impl Drop for DeviceMem {

@@ -27,6 +27,7 @@
 
 extern crate self as grosr;
 
+pub mod alloc;
 #[cfg(not(loom))]
 pub mod baseline;
 #[cfg(not(loom))]
@@ -46,6 +47,7 @@ mod runtime;
 #[cfg(not(loom))]
 pub mod workloads;
 
+pub use alloc::{ClassStats, HeapStats};
 pub use buffer::DeviceBuffer;
 pub use error::{Error, Result};
 pub use grosr_macros::{record, task};

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use cudarc::driver::result as cu;
 
+use crate::alloc::{self, DeviceHeap, HeapStats};
 use crate::codegen::{self, TaskInfo};
 use crate::compile;
 use crate::driver::{DeviceMem, Gpu, MappedMem, Module, Stream};
@@ -31,6 +32,7 @@ struct Config {
     submit_timeout: Duration,
     start_timeout: Duration,
     spin_limit: u32,
+    heap_bytes: Option<u64>,
 }
 
 impl Default for Config {
@@ -45,6 +47,7 @@ impl Default for Config {
             submit_timeout: Duration::from_secs(60),
             start_timeout: Duration::from_secs(10),
             spin_limit: 1 << 24,
+            heap_bytes: None,
         }
     }
 }
@@ -104,6 +107,15 @@ impl RuntimeBuilder {
     /// How long `submit` waits for ring space before it fails (default 60 s).
     pub fn submit_timeout(mut self, timeout: Duration) -> Self {
         self.config.submit_timeout = timeout;
+        self
+    }
+
+    /// Bytes of device memory for the device heap (`ctx.alloc` / `ctx.free` in task bodies,
+    /// `grosr::heap_alloc` / `grosr::heap_free` in any kernel of the module), carved once at
+    /// build and kept across stop and start. Default: a quarter of the free device memory, at
+    /// most 4 GiB; 0: no heap (allocations return null). Rounded down to whole 64 KiB slabs.
+    pub fn heap_bytes(mut self, bytes: u64) -> Self {
+        self.config.heap_bytes = Some(bytes);
         self
     }
 
@@ -201,6 +213,7 @@ impl RuntimeBuilder {
         }
         let grid = blocks_per_sm * sms;
         let memory = Memory::new(c, sms, self.tasks.len())?;
+        let heap = build_heap(&gpu, &module, c)?;
         let stream = Stream::new()?;
         let kinds = self
             .tasks
@@ -232,6 +245,7 @@ impl RuntimeBuilder {
             stream,
             kernels,
             memory: std::mem::ManuallyDrop::new(memory),
+            heap: std::mem::ManuallyDrop::new(heap),
             _module: module,
             _claim: claim,
             gpu,
@@ -239,6 +253,26 @@ impl RuntimeBuilder {
         rt.launch()?;
         Ok(rt)
     }
+}
+
+/// Carves the device heap and points the module's `grosr_heap` at it, before any kernel runs.
+fn build_heap(gpu: &Gpu, module: &Module, c: &Config) -> Result<Option<DeviceHeap>> {
+    let (free, _) = gpu.memory_info()?;
+    let bytes = alloc::resolve_heap_bytes(c.heap_bytes, free as u64)?;
+    if bytes == 0 {
+        return Ok(None);
+    }
+    let (addr, size) = module.global("grosr_heap")?;
+    if size != size_of::<alloc::HeapDesc>() {
+        return Err(Error::Config(format!(
+            "grosr_heap is {size} bytes on the device, not {}",
+            size_of::<alloc::HeapDesc>()
+        )));
+    }
+    let heap = DeviceHeap::new(bytes, gpu.sm_count.next_power_of_two(), c.spin_limit)?;
+    // SAFETY: addr is the module's grosr_heap (size checked above); no kernel runs yet.
+    unsafe { crate::driver::write_device(addr, std::slice::from_ref(&heap.desc)) }?;
+    Ok(Some(heap))
 }
 
 struct Kernels {
@@ -433,6 +467,7 @@ pub struct Runtime {
     stream: Stream,
     kernels: Kernels,
     memory: std::mem::ManuallyDrop<Memory>,
+    heap: std::mem::ManuallyDrop<Option<DeviceHeap>>,
     _module: Module,
     _claim: SmClaim,
     gpu: Gpu,
@@ -477,6 +512,43 @@ impl Runtime {
     pub fn global(&self, name: &str) -> Result<(u64, usize)> {
         self.gpu.bind()?;
         self._module.global(name)
+    }
+
+    /// What the device heap holds: bytes and allocations in use per size class, failures.
+    /// Works while the scheduler runs (by copies); an error if the runtime has no heap.
+    pub fn heap_stats(&self) -> Result<HeapStats> {
+        let heap = self.heap()?;
+        self.gpu.bind()?;
+        heap.stats()
+    }
+
+    /// The device heap's size in bytes (0 without a heap).
+    pub fn heap_bytes(&self) -> u64 {
+        self.heap.as_ref().map_or(0, |h| h.bytes())
+    }
+
+    /// How long carving and initialising the heap took at build (allocation included).
+    pub fn heap_init_time(&self) -> Option<Duration> {
+        self.heap.as_ref().map(|h| h.init_time)
+    }
+
+    /// Empties the device heap: every allocation is forgotten (pointers to it dangle). Only
+    /// with the scheduler stopped and no kernel of yours running; returns how long it took.
+    pub fn heap_reset(&self) -> Result<Duration> {
+        let heap = self.heap()?;
+        if self.is_running() {
+            return Err(Error::Config(
+                "heap_reset needs the scheduler stopped: call Runtime::stop first".into(),
+            ));
+        }
+        self.gpu.bind()?;
+        heap.init()
+    }
+
+    fn heap(&self) -> Result<&DeviceHeap> {
+        self.heap
+            .as_ref()
+            .ok_or_else(|| Error::Config("this runtime was built with heap_bytes(0)".into()))
     }
 
     /// The GPU this runtime runs on (for allocating task data).
@@ -837,6 +909,8 @@ impl Drop for Runtime {
         // SAFETY: the kernel has exited (or the context faulted); nothing uses the memory now,
         // and it is dropped exactly once, here. After a fault the frees fail harmlessly.
         unsafe { std::mem::ManuallyDrop::drop(&mut self.memory) };
+        // SAFETY: as above: no kernel runs, and the heap is dropped once, here.
+        unsafe { std::mem::ManuallyDrop::drop(&mut self.heap) };
     }
 }
 

@@ -41,7 +41,7 @@ template <class T> __device__ void bfs_spawn_queued(grosr::Ctx& c, const T& t) {
     // (push_to), which follows this add in program order after the warp barrier.
     if (grosr::lane_id() == leader) atomicAdd(&c.p->jobs[c.job].pending, (int32_t)__popc(mask));
     __syncwarp(mask);
-    grosr::push_counted(*c.p, mask, grosr::KindOf<T>::value, c.job, words);
+    grosr::push_counted(*c.p, mask, grosr::KindOf<T>::value, c.job, 0u, words);
 }
 
 // Spawns BfsVisit tasks for the first `cnt` buffered vertices (all of them when `all`, else

@@ -1,6 +1,7 @@
 //! The benchmark workloads that `cargo bench` and the report share, each checked for correct
 //! results before it is timed (METHOD: correct first, then warm up, then the median of many).
 
+pub mod alloc;
 pub mod graphs;
 pub mod relu_softmax;
 pub mod table;

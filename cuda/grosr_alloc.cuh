@@ -1,0 +1,565 @@
+// grosr device heap: gpu_malloc / gpu_free for tasks and for any kernel of the runtime's module.
+//
+// Embedded after grosr_runtime.cuh (codegen.rs). ALLOCATOR.md beside this file describes the
+// layout and its invariants; every ordering below carries a comment saying why it is needed.
+//
+// In one sentence: the arena is cut into 64 KiB slabs; a slab is free (in the pool), serves one
+// size class (16 B .. 8 KiB, power-of-two slots, a bitmap of taken slots), or is part of a large
+// run (whole slabs, for anything bigger). Each SM keeps a current slab per class. A group of lanes
+// asking for one class reserves its slots with one atomic on the slab's 64-bit word (free count
+// and tag together), then claims bits (one atomic per 32 slots); `free` finds the slab from the
+// address, clears the bits (one atomic per bitmap word per warp) and gives the count back.
+#pragma once
+
+namespace grosr {
+
+constexpr uint32_t HEAP_SLAB_SHIFT = 16;                          // 64 KiB slabs
+constexpr uint64_t HEAP_SLAB_BYTES = 1ull << HEAP_SLAB_SHIFT;
+constexpr uint32_t HEAP_MIN_SHIFT = 4;                            // 16-byte slots, 16-byte alignment
+constexpr uint32_t HEAP_CLASSES = 10;                             // 16, 32, ..., 8192 bytes
+constexpr uint32_t HEAP_LARGE = HEAP_CLASSES;                     // class index of the large tier
+constexpr uint32_t HEAP_BITMAP_WORDS = (1u << (HEAP_SLAB_SHIFT - HEAP_MIN_SHIFT)) / 32;   // 128
+constexpr uint32_t HEAP_NONE = 0xFFFFFFFFu;
+// A slab's word: bits 63..32 = free slots (signed; transiently low while a stale reservation is
+// undone), bits 7..0 = tag (0 = in the pool or inside a large run, 1 + class, 0xFF = large head),
+// bit 8 = attached (some SM's current slab for its class).
+constexpr uint64_t HEAP_TAG_MASK = 0xFFull;
+constexpr uint64_t HEAP_TAG_LARGE = 0xFFull;
+constexpr uint64_t HEAP_ATTACHED = 0x100ull;
+
+struct HeapCounters {             // 640 bytes, device memory; mirrored in grosr/src/alloc.rs
+    int32_t free_slabs;           // slabs in the pool not yet reserved by a taker
+    uint32_t pad0[31];
+    uint32_t large_lock;          // serialises large-run searches (bounded spin)
+    uint32_t pad1[31];
+    int32_t partial_count[16];    // per class: bits set in its partial bitmap (a lower bound)
+    uint32_t pad2[16];
+    unsigned long long failures[16];   // per class, then [HEAP_LARGE]: allocations that got null
+    unsigned long long bad_frees;      // frees of addresses that were not live allocations
+    unsigned long long pad3[15];
+};
+
+struct Heap {                     // 88 bytes, the module global grosr_heap; mirrored in alloc.rs
+    uint8_t* base;                // the arena: slabs * HEAP_SLAB_BYTES bytes
+    unsigned long long* words;    // per slab: count << 32 | attached | tag
+    uint32_t* bitmaps;            // per slab HEAP_BITMAP_WORDS words: bit set = slot taken
+    uint32_t* pool;               // pool_words: bit set = slab free in the pool
+    uint32_t* partial;            // HEAP_CLASSES * pool_words: detached slabs with free slots
+    uint32_t* run;                // per slab: slabs in the large run it heads
+    uint32_t* cur;                // cur_slots * HEAP_CLASSES: current slab (HEAP_NONE = none)
+    uint32_t* hints;              // cur_slots: where the SM last found a pool slab
+    HeapCounters* ctl;
+    uint32_t slabs, pool_words, cur_slots, spin_limit;
+};
+
+}  // namespace grosr
+
+// Filled by the host (Runtime build) before any kernel of the module runs; zero = no heap.
+extern "C" {
+__device__ grosr::Heap grosr_heap;
+}
+
+namespace grosr {
+
+// ---- Primitives ---------------------------------------------------------------------------------
+typedef unsigned long long u64;
+__device__ __forceinline__ u64 atom_add_acq_rel_u64(u64* p, u64 v) {
+    u64 old;
+    asm volatile("atom.acq_rel.gpu.global.add.u64 %0, [%1], %2;" : "=l"(old) : "l"(p), "l"(v) : "memory");
+    return old;
+}
+__device__ __forceinline__ u64 atom_and_acq_rel_u64(u64* p, u64 v) {
+    u64 old;
+    asm volatile("atom.acq_rel.gpu.global.and.b64 %0, [%1], %2;" : "=l"(old) : "l"(p), "l"(v) : "memory");
+    return old;
+}
+__device__ __forceinline__ u64 atom_or_acq_rel_u64(u64* p, u64 v) {
+    u64 old;
+    asm volatile("atom.acq_rel.gpu.global.or.b64 %0, [%1], %2;" : "=l"(old) : "l"(p), "l"(v) : "memory");
+    return old;
+}
+__device__ __forceinline__ u64 atom_cas_acq_rel_u64(u64* p, u64 cmp, u64 v) {
+    u64 old;
+    asm volatile("atom.acq_rel.gpu.global.cas.b64 %0, [%1], %2, %3;"
+                 : "=l"(old) : "l"(p), "l"(cmp), "l"(v) : "memory");
+    return old;
+}
+__device__ __forceinline__ uint32_t atom_or_acquire(uint32_t* p, uint32_t v) {
+    uint32_t old;
+    asm volatile("atom.acquire.gpu.global.or.b32 %0, [%1], %2;" : "=r"(old) : "l"(p), "r"(v) : "memory");
+    return old;
+}
+__device__ __forceinline__ uint32_t atom_or_release(uint32_t* p, uint32_t v) {
+    uint32_t old;
+    asm volatile("atom.release.gpu.global.or.b32 %0, [%1], %2;" : "=r"(old) : "l"(p), "r"(v) : "memory");
+    return old;
+}
+__device__ __forceinline__ uint32_t atom_and_acquire(uint32_t* p, uint32_t v) {
+    uint32_t old;
+    asm volatile("atom.acquire.gpu.global.and.b32 %0, [%1], %2;" : "=r"(old) : "l"(p), "r"(v) : "memory");
+    return old;
+}
+__device__ __forceinline__ uint32_t atom_and_release(uint32_t* p, uint32_t v) {
+    uint32_t old;
+    asm volatile("atom.release.gpu.global.and.b32 %0, [%1], %2;" : "=r"(old) : "l"(p), "r"(v) : "memory");
+    return old;
+}
+__device__ __forceinline__ void red_add_release_s32(int32_t* p, int32_t v) {
+    asm volatile("red.release.gpu.global.add.s32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
+}
+__device__ __forceinline__ u64 ld_relaxed_u64(const u64* p) {
+    u64 v;
+    asm volatile("ld.relaxed.gpu.global.u64 %0, [%1];" : "=l"(v) : "l"(p) : "memory");
+    return v;
+}
+__device__ __forceinline__ uint32_t ld_relaxed_u32(const uint32_t* p) {
+    uint32_t v;
+    asm volatile("ld.relaxed.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+    return v;
+}
+
+__device__ __forceinline__ uint32_t heap_slots(uint32_t c) {
+    return (uint32_t)(HEAP_SLAB_BYTES >> (HEAP_MIN_SHIFT + c));
+}
+__device__ __forceinline__ uint32_t heap_class_of(u64 bytes) {
+    if (bytes <= (1u << HEAP_MIN_SHIFT)) return 0;
+    const uint32_t c = (64u - (uint32_t)__clzll((long long)(bytes - 1))) - HEAP_MIN_SHIFT;
+    return c < HEAP_CLASSES ? c : HEAP_LARGE;
+}
+__device__ __forceinline__ int32_t word_count(u64 w) { return (int32_t)(uint32_t)(w >> 32); }
+__device__ __forceinline__ uint32_t word_tag(u64 w) { return (uint32_t)(w & HEAP_TAG_MASK); }
+
+// ---- Slab life cycle ------------------------------------------------------------------------------
+// A detached slab of class c that has become wholly free goes back to the pool. The CAS succeeds
+// only on exactly (all slots free, tag c, detached): no reservation, attachment or transient undo
+// can be in flight. Whoever's add makes the count full again retries (after_add / detach).
+__device__ void heap_try_retire(const Heap& h, uint32_t s, uint32_t c) {
+    const u64 full = ((u64)heap_slots(c) << 32) | (u64)(c + 1);
+    // acq_rel: acquire makes every free of the slab (and so the data accesses before it) precede
+    // the hand-over; release passes that on to whoever takes the slab from the pool.
+    if (atom_cas_acq_rel_u64(&h.words[s], full, 0ull) != full) return;
+    // release: the slab's word is 0 before its pool bit says it can be taken.
+    atom_or_release(&h.pool[s >> 5], 1u << (s & 31));
+    // release: the pool bit is set before the counter says a slab can be found.
+    red_add_release_s32(&h.ctl->free_slabs, 1);
+}
+
+// Lists a detached slab of class c with free slots, so that any SM can attach it again.
+__device__ void heap_mark_partial(const Heap& h, uint32_t s, uint32_t c) {
+    const uint32_t bit = 1u << (s & 31);
+    // Relaxed: the bitmap is a hint; the slab's word is re-checked by CAS when the bit is taken.
+    if (!(atomicOr(&h.partial[(u64)c * h.pool_words + (s >> 5)], bit) & bit))
+        atomicAdd(&h.ctl->partial_count[c], 1);
+}
+
+// Called after every add of `delta` free slots to slab s (a free, or a reservation given back)
+// that returned `old`. Invariants kept: a detached class slab that is wholly free is retired; one
+// that goes from no free slot to some is listed as partial.
+__device__ void heap_after_add(const Heap& h, uint32_t s, u64 old, int32_t delta) {
+    const uint32_t t = word_tag(old);
+    if (t == 0 || t > HEAP_CLASSES || (old & HEAP_ATTACHED)) return;
+    const uint32_t c = t - 1;
+    const int32_t before = word_count(old), after = before + delta;
+    if (after == (int32_t)heap_slots(c)) heap_try_retire(h, s, c);
+    else if (before <= 0 && after > 0) heap_mark_partial(h, s, c);
+}
+
+// Ends a slab's time as some SM's current slab: retire it if wholly free, list it if it has room.
+// One atomic on the word, so a concurrent free sees either "attached" (and leaves the decision to
+// us) or "detached" (and decides itself from its own result): never neither.
+__device__ void heap_detach(const Heap& h, uint32_t s) {
+    // acq_rel: orders the detach with the frees and reservations on the same word.
+    const u64 old = atom_and_acq_rel_u64(&h.words[s], ~HEAP_ATTACHED);
+    const uint32_t t = word_tag(old);
+    if (t == 0 || t > HEAP_CLASSES) return;
+    const uint32_t c = t - 1;
+    const int32_t n = word_count(old);
+    if (n == (int32_t)heap_slots(c)) heap_try_retire(h, s, c);
+    else if (n > 0) heap_mark_partial(h, s, c);
+}
+
+// Takes one slab from the pool; HEAP_NONE if the pool is empty. The counter is reserved first,
+// so an empty pool costs one load, and a reserved slab is certain to exist.
+__device__ uint32_t heap_take_pool(const Heap& h, uint32_t slot) {
+    int32_t* fs = &h.ctl->free_slabs;
+    if (*(volatile int32_t*)fs <= 0) return HEAP_NONE;
+    if (atomicSub(fs, 1) <= 0) {                 // relaxed: a count; the pool bits carry the order
+        atomicAdd(fs, 1);
+        return HEAP_NONE;
+    }
+    volatile uint32_t* hint = &h.hints[slot];
+    const uint32_t start = *hint % h.pool_words;
+    // Bounded: two passes. A reserved slab's bit is there unless a large search holds it for an
+    // instant; if we still miss it, the reservation goes back and this allocation fails.
+    for (uint32_t i = 0; i < 2 * h.pool_words; ++i) {
+        const uint32_t wi = (start + i) % h.pool_words;
+        uint32_t v = ld_relaxed_u32(&h.pool[wi]);
+        while (v) {
+            const uint32_t b = __ffs(v) - 1;
+            v &= v - 1;
+            // acquire: pairs with the retiring release: the slab's word and bitmap are clean.
+            if (atom_and_acquire(&h.pool[wi], ~(1u << b)) & (1u << b)) {
+                *hint = wi;
+                return wi * 32 + b;
+            }
+        }
+    }
+    atomicAdd(fs, 1);
+    return HEAP_NONE;
+}
+
+// Attaches a listed slab if it is still detached, of class c and not full.
+__device__ bool heap_attach_partial(const Heap& h, uint32_t s, uint32_t c) {
+    u64 w = ld_relaxed_u64(&h.words[s]);
+    for (uint32_t n = 0; n < 64; ++n) {          // bounded: frees may keep changing the count
+        if (word_tag(w) != c + 1 || (w & HEAP_ATTACHED) || word_count(w) <= 0) return false;
+        // acq_rel: a successful attach is ordered with the frees that made room.
+        const u64 seen = atom_cas_acq_rel_u64(&h.words[s], w, w | HEAP_ATTACHED);
+        if (seen == w) return true;
+        w = seen;
+    }
+    heap_mark_partial(h, s, c);                  // gave up: keep it listed for someone else
+    return false;
+}
+
+// Takes a listed partial slab of class c; the counter says "none" without a search.
+__device__ uint32_t heap_take_partial(const Heap& h, uint32_t c, uint32_t slot) {
+    int32_t* cnt = &h.ctl->partial_count[c];
+    const uint32_t start = (uint32_t)(((u64)slot * h.pool_words) / h.cur_slots);
+    uint32_t* bits = &h.partial[(u64)c * h.pool_words];
+    for (uint32_t i = 0; i < h.pool_words && *(volatile int32_t*)cnt > 0; ++i) {
+        const uint32_t wi = (start + i) % h.pool_words;
+        uint32_t v = ld_relaxed_u32(&bits[wi]);
+        while (v) {
+            const uint32_t b = __ffs(v) - 1;
+            v &= v - 1;
+            if (!(atomicAnd(&bits[wi], ~(1u << b)) & (1u << b))) continue;   // another took it
+            atomicSub(cnt, 1);
+            if (heap_attach_partial(h, wi * 32 + b, c)) return wi * 32 + b;
+        }
+    }
+    return HEAP_NONE;
+}
+
+// A new current slab for class c: a listed partial one (reuse before growth), else one from the pool.
+__device__ uint32_t heap_acquire(const Heap& h, uint32_t c, uint32_t slot) {
+    uint32_t s = heap_take_partial(h, c, slot);
+    if (s != HEAP_NONE) return s;
+    s = heap_take_pool(h, slot);
+    // The taker owns a pool slab alone: its word is 0 but for transient reservations that will be
+    // undone, so an add sets count, tag and attachment at once. acq_rel: release publishes the
+    // tag to reservers (acquire) on other SMs.
+    if (s != HEAP_NONE)
+        atom_add_acq_rel_u64(&h.words[s], ((u64)heap_slots(c) << 32) | (u64)(c + 1) | HEAP_ATTACHED);
+    return s;
+}
+
+// Reserves up to `need` slots of slab s for class c. Returns how many (0: dry or not class c).
+__device__ uint32_t heap_try_reserve(const Heap& h, uint32_t s, uint32_t c, uint32_t need,
+                                     uint32_t& cursor) {
+    u64* wp = &h.words[s];
+    const u64 peek = ld_relaxed_u64(wp);         // counters first: a dry slab costs no atomic
+    if (word_tag(peek) != c + 1 || word_count(peek) <= 0) return 0;
+    // acq_rel: acquire pairs with the release of the taker that tagged the slab and of the frees
+    // that made room; release orders a give-back after it.
+    const u64 old = atom_add_acq_rel_u64(wp, (u64)0 - ((u64)need << 32));
+    const int32_t before = word_count(old);
+    const uint32_t got = (word_tag(old) != c + 1 || before <= 0) ? 0u : umin((uint32_t)before, need);
+    if (got < need) {
+        const uint32_t back = need - got;
+        const u64 o2 = atom_add_acq_rel_u64(wp, (u64)back << 32);   // acq_rel: as for a free
+        heap_after_add(h, s, o2, (int32_t)back);
+    }
+    if (got) cursor = (heap_slots(c) - (uint32_t)before) / 32;    // where a bump order would be
+    return got;
+}
+
+// The leader's part of an allocation: a slab and a reservation of `have` slots in it.
+__device__ uint32_t heap_reserve(const Heap& h, uint32_t c, uint32_t need, uint32_t& have,
+                                 uint32_t& cursor) {
+    const uint32_t slot = sm_id() % h.cur_slots;
+    uint32_t* curp = &h.cur[slot * HEAP_CLASSES + c];
+    for (uint32_t t = 0; t < 8; ++t) {           // bounded: each turn replaces a dry slab
+        const uint32_t s = ld_relaxed_u32(curp);
+        if (s != HEAP_NONE) {
+            have = heap_try_reserve(h, s, c, need, cursor);
+            if (have) return s;
+            if (ld_relaxed_u32(curp) != s) continue;   // another warp replaced it already
+        }
+        const uint32_t fresh = heap_acquire(h, c, slot);
+        if (fresh == HEAP_NONE) break;
+        // Relaxed: cur is only a pointer to try; the slab's word decides everything.
+        if (atomicCAS(curp, s, fresh) == s) {
+            if (s != HEAP_NONE) heap_detach(h, s);
+        } else {
+            heap_detach(h, fresh);               // another warp won: ours goes back
+        }
+    }
+    // Last resort before failing: other SMs' current slabs of the class.
+    for (uint32_t j = 0; j < h.cur_slots; ++j) {
+        const uint32_t s = ld_relaxed_u32(&h.cur[j * HEAP_CLASSES + c]);
+        if (s == HEAP_NONE) continue;
+        have = heap_try_reserve(h, s, c, need, cursor);
+        if (have) return s;
+    }
+    have = 0;
+    return HEAP_NONE;
+}
+
+// Claims up to `want` free slots of slab s (reserved already, so they exist). Returns the bits
+// taken in bitmap word `w`; 0 if a bounded search found none.
+__device__ uint32_t heap_claim(const Heap& h, uint32_t s, uint32_t c, uint32_t want,
+                               uint32_t& cursor, uint32_t& w) {
+    const uint32_t slots = heap_slots(c), words = (slots + 31) / 32;
+    const uint32_t valid = slots >= 32 ? 0xFFFFFFFFu : (1u << slots) - 1;
+    uint32_t* bm = &h.bitmaps[(u64)s * HEAP_BITMAP_WORDS];
+    for (uint32_t i = 0; i < 4 * words + 4; ++i) {
+        w = cursor % words;
+        const uint32_t free = ~ld_relaxed_u32(&bm[w]) & valid;
+        if (free) {
+            const uint32_t n = __popc(free);
+            uint32_t take = free;
+            if (n > want) {
+                const uint32_t last = __fns(free, 0, (int)want);    // position of the want-th bit
+                take = free & (last >= 31 ? 0xFFFFFFFFu : ((2u << last) - 1));
+            }
+            // acquire: pairs with the release of the free that cleared these bits: the previous
+            // owner's accesses to the slots happen before ours.
+            const uint32_t got = take & ~atom_or_acquire(&bm[w], take);
+            if (got) return got;
+        }
+        cursor = w + 1;
+    }
+    return 0;
+}
+
+__device__ void heap_give_back(const Heap& h, uint32_t s, uint32_t n) {
+    const u64 old = atom_add_acq_rel_u64(&h.words[s], (u64)n << 32);   // acq_rel: as for a free
+    heap_after_add(h, s, old, (int32_t)n);
+}
+
+// Serves the lanes of `grp` (all asking for class c). Called by every lane of `act` alike.
+__device__ void heap_serve_class(const Heap& h, uint32_t act, uint32_t grp, uint32_t c,
+                                 void*& result) {
+    const uint32_t lane = lane_id(), leader = __ffs(grp) - 1;
+    uint32_t waiting = grp;                      // the same value in every lane of act
+    for (uint32_t round = 0; round < 64 && waiting; ++round) {
+        uint32_t s = HEAP_NONE, have = 0, cursor = 0;
+        if (lane == leader) s = heap_reserve(h, c, __popc(waiting), have, cursor);
+        s = __shfl_sync(act, s, leader);
+        have = __shfl_sync(act, have, leader);
+        if (have == 0) break;                    // out of memory
+        for (uint32_t t = 0; t < 64 && have > 0; ++t) {
+            uint32_t w = 0, got = 0;
+            if (lane == leader) got = heap_claim(h, s, c, have, cursor, w);
+            got = __shfl_sync(act, got, leader);
+            w = __shfl_sync(act, w, leader);
+            if (got == 0) break;
+            const uint32_t n = __popc(got), rank = __popc(waiting & lanemask_lt());
+            const bool mine = ((waiting >> lane) & 1u) && rank < n;
+            if (mine) {
+                const uint32_t slot = w * 32 + __fns(got, 0, (int)rank + 1);
+                result = h.base + ((u64)s << HEAP_SLAB_SHIFT) + ((u64)slot << (HEAP_MIN_SHIFT + c));
+            }
+            waiting &= ~__ballot_sync(act, mine);
+            have -= n;
+        }
+        if (have > 0 && lane == leader) heap_give_back(h, s, have);   // not expected: bounded search
+    }
+    if (waiting && lane == leader) atomicAdd(&h.ctl->failures[c], (unsigned long long)__popc(waiting));
+}
+
+// ---- Large tier: runs of whole slabs -----------------------------------------------------------
+// Claims pool bits [a, a + n) or nothing. Bits another taker got first are left to it.
+__device__ bool heap_claim_run(const Heap& h, uint32_t a, uint32_t n) {
+    for (uint32_t i = a; i < a + n;) {
+        const uint32_t wi = i >> 5, lo = i & 31, cnt = umin(32 - lo, a + n - i);
+        const uint32_t mask = (cnt == 32 ? 0xFFFFFFFFu : ((1u << cnt) - 1)) << lo;
+        // acquire: pairs with the release of whoever put the slabs in the pool.
+        const uint32_t old = atom_and_acquire(&h.pool[wi], ~mask);
+        if ((old & mask) != mask) {
+            // release: our brief hold on the bits ends; put back those we took, then the earlier words.
+            atom_or_release(&h.pool[wi], old & mask);
+            for (uint32_t j = a; j < i;) {
+                const uint32_t wj = j >> 5, lj = j & 31, cj = umin(32 - lj, i - j);
+                atom_or_release(&h.pool[wj], (cj == 32 ? 0xFFFFFFFFu : ((1u << cj) - 1)) << lj);
+                j += cj;
+            }
+            return false;
+        }
+        i += cnt;
+    }
+    return true;
+}
+
+__device__ void* heap_large_alloc(const Heap& h, u64 bytes) {
+    const u64 want = (bytes + HEAP_SLAB_BYTES - 1) >> HEAP_SLAB_SHIFT;
+    int32_t* fs = &h.ctl->free_slabs;
+    if (want > h.slabs || *(volatile int32_t*)fs < (int32_t)want) goto fail;   // counters first
+    {
+        const uint32_t n = (uint32_t)want;
+        if (atomicSub(fs, (int32_t)n) < (int32_t)n) {   // relaxed: a count; bits carry the order
+            atomicAdd(fs, (int32_t)n);
+            goto fail;
+        }
+        // One large search at a time (small takers do not wait for it). Bounded spin.
+        bool locked = false;
+        for (uint32_t t = 0; t < h.spin_limit; ++t) {
+            // acquire: the previous holder's claims are visible before we search.
+            if (atomicCAS(&h.ctl->large_lock, 0u, 1u) == 0u) { __threadfence(); locked = true; break; }
+            __nanosleep(128);
+        }
+        uint32_t found = HEAP_NONE;
+        if (locked) {
+            uint32_t start = 0, len = 0;
+            for (uint32_t i = 0; i < h.slabs && found == HEAP_NONE;) {
+                const uint32_t v = ld_relaxed_u32(&h.pool[i >> 5]) >> (i & 31);
+                if ((i & 31) == 0 && v == 0xFFFFFFFFu && i + 32 <= h.slabs) {
+                    if (len == 0) start = i;
+                    len += 32;
+                    i += 32;
+                } else if ((i & 31) == 0 && v == 0) {
+                    len = 0;
+                    i += 32;
+                } else {
+                    if (v & 1u) { if (len == 0) start = i; ++len; } else { len = 0; }
+                    ++i;
+                }
+                if (len >= n) {
+                    if (heap_claim_run(h, start, n)) found = start;
+                    len = 0;
+                    i = start + 1 > i ? start + 1 : i;
+                }
+            }
+            __threadfence();                     // release (with the exchange): our claims first
+            atomicExch(&h.ctl->large_lock, 0u);
+        }
+        if (found == HEAP_NONE) {
+            atomicAdd(fs, (int32_t)n);
+            goto fail;
+        }
+        h.run[found] = n;
+        // acq_rel: release publishes run[found] to the freer, which reads the tag first.
+        atom_or_acq_rel_u64(&h.words[found], HEAP_TAG_LARGE);
+        return h.base + ((u64)found << HEAP_SLAB_SHIFT);
+    }
+fail:
+    atomicAdd(&h.ctl->failures[HEAP_LARGE], 1ull);
+    return nullptr;
+}
+
+__device__ void heap_large_free(const Heap& h, uint32_t s) {
+    // acq_rel: acquire sees run[s] (published with the tag); clearing the tag (keeping any
+    // transient count) makes a second free of the same run fail here.
+    const u64 old = atom_and_acq_rel_u64(&h.words[s], ~HEAP_TAG_MASK);
+    if (word_tag(old) != HEAP_TAG_LARGE) {
+        atomicAdd(&h.ctl->bad_frees, 1ull);
+        return;
+    }
+    const uint32_t n = h.run[s];
+    for (uint32_t i = s; i < s + n;) {
+        const uint32_t lo = i & 31, cnt = umin(32 - lo, s + n - i);
+        // release: the run's data accesses precede its return to the pool.
+        atom_or_release(&h.pool[i >> 5], (cnt == 32 ? 0xFFFFFFFFu : ((1u << cnt) - 1)) << lo);
+        i += cnt;
+    }
+    red_add_release_s32(&h.ctl->free_slabs, (int32_t)n);   // release: bits before the count
+}
+
+// ---- The API ----------------------------------------------------------------------------------------
+// Allocates `bytes` (16-byte aligned) from the device heap; nullptr if the heap is exhausted (the
+// failure is counted) or bytes == 0. Any subset of a warp's lanes may call it together.
+__device__ void* heap_alloc(u64 bytes) {
+    const Heap& h = grosr_heap;
+    if (bytes == 0 || h.slabs == 0) return nullptr;
+    const uint32_t act = __activemask();
+    const uint32_t lane = lane_id(), cls = heap_class_of(bytes);
+    void* result = nullptr;
+    uint32_t todo = act;                         // the same value in every lane of act
+    while (todo) {
+        const uint32_t src = __ffs(todo) - 1;
+        const uint32_t c = __shfl_sync(act, cls, src);
+        const uint32_t grp = __ballot_sync(act, cls == c) & todo;
+        todo &= ~grp;
+        if (c == HEAP_LARGE) {
+            // One lane at a time: lanes of one warp never wait on each other's lock.
+            for (uint32_t m = grp; m; m &= m - 1) {
+                if (lane == (uint32_t)(__ffs(m) - 1)) result = heap_large_alloc(h, bytes);
+                __syncwarp(act);
+            }
+        } else {
+            heap_serve_class(h, act, grp, c, result);
+        }
+    }
+    // Memory ordering among the lanes: the leader's acquiring claims precede every lane's use.
+    __syncwarp(act);
+    return result;
+}
+
+// Frees what heap_alloc returned (any lane, warp, SM or kernel of the module). nullptr is ignored;
+// an address that is not a live allocation is counted in bad_frees, not trusted.
+__device__ void heap_free(void* p) {
+    const Heap& h = grosr_heap;
+    const uint32_t act = __activemask();
+    const u64 off = (u64)p - (u64)h.base;
+    bool small = false;
+    uint32_t s = 0, c = 0, w = 0, bit = 0;
+    if (p != nullptr) {
+        if ((u64)p < (u64)h.base || off >= ((u64)h.slabs << HEAP_SLAB_SHIFT) || (off & 15)) {
+            atomicAdd(&h.ctl->bad_frees, 1ull);
+        } else {
+            s = (uint32_t)(off >> HEAP_SLAB_SHIFT);
+            const uint32_t t = word_tag(ld_relaxed_u64(&h.words[s]));
+            const u64 in = off & (HEAP_SLAB_BYTES - 1);
+            if (t == HEAP_TAG_LARGE && in == 0) {
+                __threadfence();                 // our accesses to the run precede its release
+                heap_large_free(h, s);
+            } else if (t >= 1 && t <= HEAP_CLASSES && (in & ((16ull << (t - 1)) - 1)) == 0) {
+                small = true;
+                c = t - 1;
+                const uint32_t slot = (uint32_t)(in >> (HEAP_MIN_SHIFT + c));
+                w = slot >> 5;
+                bit = 1u << (slot & 31);
+            } else {
+                atomicAdd(&h.ctl->bad_frees, 1ull);
+            }
+        }
+    }
+    // Memory ordering among the lanes: every lane's accesses to its block precede the leader's
+    // releasing atomic below (release is cumulative over what the barrier ordered before it).
+    __syncwarp(act);
+    const u64 key = small ? (u64)s * HEAP_BITMAP_WORDS + w : ~0ull;
+    const uint32_t grp = __match_any_sync(act, key);
+    if (!small) return;
+#if __CUDA_ARCH__ >= 800
+    const uint32_t bits = __reduce_or_sync(grp, bit);
+#else
+    uint32_t bits = 0;
+    for (uint32_t m = grp; m; m &= m - 1) bits |= __shfl_sync(grp, bit, __ffs(m) - 1);
+#endif
+    if (lane_id() != (uint32_t)(__ffs(grp) - 1)) return;
+    // release: the slots' previous accesses precede their reuse (the claimer's acquire).
+    const uint32_t old = atom_and_release(&h.bitmaps[(u64)s * HEAP_BITMAP_WORDS + w], ~bits);
+    const uint32_t freed = old & bits;
+    if (freed != bits) atomicAdd(&h.ctl->bad_frees, (unsigned long long)__popc(bits & ~freed));
+    if (!freed) return;
+    const int32_t n = __popc(freed);
+    // acq_rel: the cleared bits precede the count that lets a reserver look for them.
+    const u64 o = atom_add_acq_rel_u64(&h.words[s], (u64)n << 32);
+    heap_after_add(h, s, o, n);
+}
+
+template <class T> __device__ __forceinline__ T* heap_alloc_n(u64 n) {
+    return static_cast<T*>(heap_alloc(n * sizeof(T)));
+}
+
+// Ctx members declared in grosr_runtime.cuh.
+__device__ void* Ctx::alloc(unsigned long long bytes) const { return heap_alloc(bytes); }
+__device__ void Ctx::free(void* p) const { heap_free(p); }
+
+}  // namespace grosr
+
+// Keeps grosr_heap in every module (the host looks it up by name) and lets a test read it back.
+extern "C" __global__ void grosr_heap_probe(grosr::Heap* out) {
+    if (threadIdx.x == 0 && blockIdx.x == 0) *out = grosr_heap;
+}

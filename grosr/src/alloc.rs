@@ -1,0 +1,454 @@
+//! The device heap: `ctx.alloc` / `ctx.free` in task bodies, `grosr::heap_alloc` /
+//! `grosr::heap_free` in any kernel of the runtime's module.
+//!
+//! The device side is `cuda/grosr_alloc.cuh`; `cuda/ALLOCATOR.md` describes the layout and its
+//! invariants. This module carves the heap once when the [`Runtime`](crate::Runtime) is built,
+//! (re)initialises it by copies (no kernel has to run beside the scheduler), and decodes its
+//! metadata into [`HeapStats`].
+
+use std::time::{Duration, Instant};
+
+use crate::driver::DeviceMem;
+use crate::error::{Error, Result};
+
+/// log2 of the slab size.
+pub const SLAB_SHIFT: u32 = 16;
+/// Bytes per slab (64 KiB): the unit the pool hands out and the large tier's granule.
+pub const SLAB_BYTES: u64 = 1 << SLAB_SHIFT;
+/// log2 of the smallest slot (16 bytes, which is also the alignment of every allocation).
+pub const MIN_SHIFT: u32 = 4;
+/// Size classes: 16, 32, ..., 8192 bytes. Larger requests are runs of whole slabs.
+pub const CLASSES: usize = 10;
+/// The largest size served from a size class.
+pub const MAX_CLASS_BYTES: u64 = 1 << (MIN_SHIFT as usize + CLASSES - 1);
+const BITMAP_WORDS: usize = (1 << (SLAB_SHIFT - MIN_SHIFT)) / 32;
+const TAG_LARGE: u64 = 0xFF;
+const ATTACHED: u64 = 0x100;
+const NONE: u32 = u32::MAX;
+/// The default heap never takes more than this.
+const DEFAULT_MAX: u64 = 4 << 30;
+
+/// The slot size of class `c` (`c < CLASSES`).
+pub const fn class_size(c: usize) -> u64 {
+    1 << (MIN_SHIFT as usize + c)
+}
+
+/// The size class serving `bytes`: `Some(c)`, or `None` for the large tier (and for 0 bytes,
+/// which allocate nothing).
+pub fn class_of(bytes: u64) -> Option<usize> {
+    if bytes == 0 || bytes > MAX_CLASS_BYTES {
+        return None;
+    }
+    Some((64 - (bytes.max(16) - 1).leading_zeros() - MIN_SHIFT) as usize)
+}
+
+/// Slots per slab of class `c`.
+const fn slots(c: usize) -> u64 {
+    SLAB_BYTES >> (MIN_SHIFT as usize + c)
+}
+
+/// The device's heap descriptor, the module global `grosr_heap`. C: `grosr::Heap`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct HeapDesc {
+    pub base: u64,
+    pub words: u64,
+    pub bitmaps: u64,
+    pub pool: u64,
+    pub partial: u64,
+    pub run: u64,
+    pub cur: u64,
+    pub hints: u64,
+    pub ctl: u64,
+    pub slabs: u32,
+    pub pool_words: u32,
+    pub cur_slots: u32,
+    pub spin_limit: u32,
+}
+
+/// The heap's counters (device memory). C: `grosr::HeapCounters`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct HeapCounters {
+    pub free_slabs: i32,
+    pub pad0: [u32; 31],
+    pub large_lock: u32,
+    pub pad1: [u32; 31],
+    pub partial_count: [i32; 16],
+    pub pad2: [u32; 16],
+    pub failures: [u64; 16],
+    pub bad_frees: u64,
+    pub pad3: [u64; 15],
+}
+
+const _: () = assert!(size_of::<HeapDesc>() == 88);
+const _: () = assert!(size_of::<HeapCounters>() == 640);
+
+/// `(C type, Rust size)` of the heap's shared structs, for the generated `static_assert`s.
+pub(crate) fn shared_struct_sizes() -> [(&'static str, usize); 2] {
+    [
+        ("grosr::Heap", size_of::<HeapDesc>()),
+        ("grosr::HeapCounters", size_of::<HeapCounters>()),
+    ]
+}
+
+/// The heap size a builder setting asks for, given the device's free memory: `None` = the
+/// default (a quarter of free memory, at most 4 GiB); `Some(0)` = no heap. Rounded down to whole
+/// slabs; an explicit size must fit in free memory and hold at least one slab.
+pub(crate) fn resolve_heap_bytes(requested: Option<u64>, free: u64) -> Result<u64> {
+    let round = |b: u64| b >> SLAB_SHIFT << SLAB_SHIFT;
+    match requested {
+        Some(0) => Ok(0),
+        None => Ok(round((free / 4).min(DEFAULT_MAX))),
+        Some(b) if b < SLAB_BYTES => Err(Error::Config(format!(
+            "heap_bytes must be 0 (no heap) or at least one {SLAB_BYTES}-byte slab, not {b}"
+        ))),
+        Some(b) if b >= free => Err(Error::Config(format!(
+            "heap_bytes {b} does not fit in the device's {free} free bytes"
+        ))),
+        Some(b) if b >> SLAB_SHIFT > u32::MAX as u64 / 2 => Err(Error::Config(format!(
+            "heap_bytes {b} is more slabs than the heap can index"
+        ))),
+        Some(b) => Ok(round(b)),
+    }
+}
+
+/// Offsets of the metadata arrays in the heap's metadata allocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct MetaLayout {
+    words: usize,
+    bitmaps: usize,
+    pool: usize,
+    partial: usize,
+    run: usize,
+    cur: usize,
+    hints: usize,
+    total: usize,
+}
+
+impl MetaLayout {
+    fn new(slabs: usize, cur_slots: usize) -> MetaLayout {
+        let pool_words = slabs.div_ceil(32);
+        let a = |x: usize| x.next_multiple_of(128);
+        let words = 1024;
+        let bitmaps = a(words + 8 * slabs);
+        let pool = a(bitmaps + 4 * BITMAP_WORDS * slabs);
+        let partial = a(pool + 4 * pool_words);
+        let run = a(partial + 4 * pool_words * CLASSES);
+        let cur = a(run + 4 * slabs);
+        let hints = a(cur + 4 * cur_slots * CLASSES);
+        let total = a(hints + 4 * cur_slots);
+        MetaLayout {
+            words,
+            bitmaps,
+            pool,
+            partial,
+            run,
+            cur,
+            hints,
+            total,
+        }
+    }
+}
+
+/// The device heap of one runtime: the arena, its metadata and the descriptor the GPU sees.
+pub(crate) struct DeviceHeap {
+    arena: DeviceMem,
+    meta: DeviceMem,
+    layout: MetaLayout,
+    pub(crate) desc: HeapDesc,
+    pub(crate) init_time: Duration,
+}
+
+impl DeviceHeap {
+    /// Allocates a heap of `bytes` (whole slabs) and initialises it.
+    pub(crate) fn new(bytes: u64, cur_slots: u32, spin_limit: u32) -> Result<DeviceHeap> {
+        let t = Instant::now();
+        let slabs = (bytes >> SLAB_SHIFT) as usize;
+        let cur_slots = cur_slots.max(1);
+        let layout = MetaLayout::new(slabs, cur_slots as usize);
+        let arena = DeviceMem::uninit(bytes as usize)?;
+        let meta = DeviceMem::uninit(layout.total)?;
+        let m = meta.ptr();
+        let desc = HeapDesc {
+            base: arena.ptr(),
+            words: m + layout.words as u64,
+            bitmaps: m + layout.bitmaps as u64,
+            pool: m + layout.pool as u64,
+            partial: m + layout.partial as u64,
+            run: m + layout.run as u64,
+            cur: m + layout.cur as u64,
+            hints: m + layout.hints as u64,
+            ctl: m,
+            slabs: slabs as u32,
+            pool_words: slabs.div_ceil(32) as u32,
+            cur_slots,
+            spin_limit,
+        };
+        let mut heap = DeviceHeap {
+            arena,
+            meta,
+            layout,
+            desc,
+            init_time: Duration::ZERO,
+        };
+        heap.init()?;
+        heap.init_time = t.elapsed();
+        Ok(heap)
+    }
+
+    /// Writes the metadata of an empty heap (every slab in the pool). No kernel may use the heap
+    /// meanwhile. Returns how long it took.
+    pub(crate) fn init(&self) -> Result<Duration> {
+        let t = Instant::now();
+        let image = init_image(
+            &self.layout,
+            self.desc.slabs as usize,
+            self.desc.cur_slots as usize,
+        );
+        self.meta.write(&image)?;
+        Ok(t.elapsed())
+    }
+
+    /// The arena's size in bytes.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.arena.len() as u64
+    }
+
+    /// Reads the metadata back and decodes it.
+    pub(crate) fn stats(&self) -> Result<HeapStats> {
+        let slabs = self.desc.slabs as usize;
+        let mut ctl = [0u8; size_of::<HeapCounters>()];
+        self.meta.read_at(0, &mut ctl)?;
+        let ctl: HeapCounters = bytemuck::pod_read_unaligned(&ctl);
+        let mut words = vec![0u64; slabs];
+        self.meta.read_at(self.layout.words, &mut words)?;
+        let mut run = vec![0u32; slabs];
+        self.meta.read_at(self.layout.run, &mut run)?;
+        let mut pool = vec![0u32; slabs.div_ceil(32)];
+        self.meta.read_at(self.layout.pool, &mut pool)?;
+        Ok(decode_stats(&words, &run, &pool, &ctl))
+    }
+}
+
+/// The metadata of an empty heap: counters, every slab in the pool, no current slabs.
+fn init_image(l: &MetaLayout, slabs: usize, cur_slots: usize) -> Vec<u8> {
+    let mut image = vec![0u8; l.total];
+    let ctl = HeapCounters {
+        free_slabs: slabs as i32,
+        ..bytemuck::Zeroable::zeroed()
+    };
+    image[..size_of::<HeapCounters>()].copy_from_slice(bytemuck::bytes_of(&ctl));
+    for s in 0..slabs {
+        image[l.pool + 4 * (s / 32) + (s % 32) / 8] |= 1 << (s % 8);
+    }
+    image[l.cur..l.cur + 4 * cur_slots * CLASSES].fill(0xFF);
+    debug_assert_eq!(
+        u32::from_le_bytes(image[l.cur..l.cur + 4].try_into().unwrap_or_default()),
+        NONE
+    );
+    image
+}
+
+/// One size class (or the large tier) in [`HeapStats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClassStats {
+    /// Slot size in bytes (0 for the large tier).
+    pub size: u64,
+    /// Slabs the class holds (for the large tier: slabs in live runs).
+    pub slabs: u32,
+    /// Of those, slabs that are some SM's current slab.
+    pub attached_slabs: u32,
+    /// Live allocations.
+    pub in_use: u64,
+    /// Bytes of live allocations (slots times slot size; whole slabs for the large tier).
+    pub bytes_in_use: u64,
+    /// Allocations that returned null for lack of memory.
+    pub failures: u64,
+}
+
+/// What the device heap holds, from [`Runtime::heap_stats`](crate::Runtime::heap_stats).
+///
+/// Read while tasks allocate, it is a snapshot of counters that move meanwhile (each one exact
+/// at some instant); read with the GPU idle, it is exact.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HeapStats {
+    /// The arena's size.
+    pub heap_bytes: u64,
+    /// Bytes per slab.
+    pub slab_bytes: u64,
+    /// Slabs in the arena.
+    pub slabs: u32,
+    /// Slabs in the free pool.
+    pub free_slabs: u32,
+    /// Per size class, smallest first (16 B, 32 B, ..., 8 KiB).
+    pub classes: Vec<ClassStats>,
+    /// The large tier (runs of whole slabs, for requests above 8 KiB).
+    pub large: ClassStats,
+    /// Live allocations, all tiers.
+    pub allocations_in_use: u64,
+    /// Bytes of live allocations, all tiers.
+    pub bytes_in_use: u64,
+    /// Allocations that returned null, all tiers.
+    pub failures: u64,
+    /// Frees of addresses that were not live allocations (ignored by the heap).
+    pub bad_frees: u64,
+}
+
+/// Decodes the slab words (count << 32 | attached | tag), large-run lengths, pool bits and
+/// counters into stats.
+pub(crate) fn decode_stats(
+    words: &[u64],
+    run: &[u32],
+    pool: &[u32],
+    ctl: &HeapCounters,
+) -> HeapStats {
+    let mut classes: Vec<ClassStats> = (0..CLASSES)
+        .map(|c| ClassStats {
+            size: class_size(c),
+            failures: ctl.failures[c],
+            ..Default::default()
+        })
+        .collect();
+    let mut large = ClassStats {
+        failures: ctl.failures[CLASSES],
+        ..Default::default()
+    };
+    for (s, &w) in words.iter().enumerate() {
+        let tag = w & 0xFF;
+        if tag == TAG_LARGE {
+            let n = run.get(s).copied().unwrap_or(0);
+            large.slabs += n;
+            large.in_use += 1;
+            large.bytes_in_use += n as u64 * SLAB_BYTES;
+        } else if (1..=CLASSES as u64).contains(&tag) {
+            let c = tag as usize - 1;
+            let free = ((w >> 32) as u32 as i32).clamp(0, slots(c) as i32) as u64;
+            let k = &mut classes[c];
+            k.slabs += 1;
+            k.attached_slabs += (w & ATTACHED != 0) as u32;
+            k.in_use += slots(c) - free;
+            k.bytes_in_use += (slots(c) - free) * class_size(c);
+        }
+    }
+    let slabs = words.len() as u32;
+    let free_slabs = pool.iter().map(|w| w.count_ones()).sum();
+    HeapStats {
+        heap_bytes: slabs as u64 * SLAB_BYTES,
+        slab_bytes: SLAB_BYTES,
+        slabs,
+        free_slabs,
+        allocations_in_use: classes.iter().map(|c| c.in_use).sum::<u64>() + large.in_use,
+        bytes_in_use: classes.iter().map(|c| c.bytes_in_use).sum::<u64>() + large.bytes_in_use,
+        failures: classes.iter().map(|c| c.failures).sum::<u64>() + large.failures,
+        bad_frees: ctl.bad_frees,
+        classes,
+        large,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_classes_are_powers_of_two_from_16_bytes_to_8_kib() {
+        assert_eq!(class_of(0), None);
+        assert_eq!(class_of(1), Some(0));
+        assert_eq!(class_of(16), Some(0));
+        assert_eq!(class_of(17), Some(1));
+        assert_eq!(class_of(64), Some(2));
+        assert_eq!(class_of(65), Some(3));
+        assert_eq!(class_of(4096), Some(8));
+        assert_eq!(class_of(8192), Some(9));
+        assert_eq!(class_of(8193), None);
+        for c in 0..CLASSES {
+            assert_eq!(class_of(class_size(c)), Some(c));
+            assert!(slots(c) >= 8 && slots(c) as usize <= 32 * BITMAP_WORDS);
+        }
+    }
+
+    #[test]
+    fn heap_size_defaults_to_a_quarter_of_free_memory_capped_at_4_gib() {
+        assert_eq!(resolve_heap_bytes(None, 8 << 30), Ok(2 << 30));
+        assert_eq!(resolve_heap_bytes(None, 80 << 30), Ok(4 << 30));
+        assert_eq!(resolve_heap_bytes(None, 1_000_000), Ok(196_608));
+        assert_eq!(resolve_heap_bytes(Some(0), 1 << 30), Ok(0));
+        assert_eq!(
+            resolve_heap_bytes(Some((1 << 20) + 5), 1 << 30),
+            Ok(1 << 20)
+        );
+        assert!(resolve_heap_bytes(Some(100), 1 << 30).is_err());
+        assert!(resolve_heap_bytes(Some(2 << 30), 1 << 30).is_err());
+    }
+
+    #[test]
+    fn metadata_arrays_do_not_overlap_and_are_aligned() {
+        for slabs in [1usize, 31, 32, 33, 65_536] {
+            let l = MetaLayout::new(slabs, 256);
+            let order = [
+                (0, size_of::<HeapCounters>()),
+                (l.words, 8 * slabs),
+                (l.bitmaps, 4 * BITMAP_WORDS * slabs),
+                (l.pool, 4 * slabs.div_ceil(32)),
+                (l.partial, 4 * slabs.div_ceil(32) * CLASSES),
+                (l.run, 4 * slabs),
+                (l.cur, 4 * 256 * CLASSES),
+                (l.hints, 4 * 256),
+            ];
+            for pair in order.windows(2) {
+                assert!(pair[0].0 + pair[0].1 <= pair[1].0, "{slabs}: {pair:?}");
+                assert_eq!(pair[1].0 % 128, 0);
+            }
+            assert!(l.hints + 4 * 256 <= l.total);
+        }
+    }
+
+    #[test]
+    fn an_empty_heap_has_every_slab_in_the_pool_and_no_current_slab() {
+        let l = MetaLayout::new(40, 4);
+        let image = init_image(&l, 40, 4);
+        let ctl: HeapCounters = bytemuck::pod_read_unaligned(&image[..640]);
+        assert_eq!(ctl.free_slabs, 40);
+        let pool: Vec<u32> = image[l.pool..l.pool + 8]
+            .chunks(4)
+            .map(|b| u32::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        assert_eq!(pool, vec![u32::MAX, 0xFF]);
+        assert!(
+            image[l.cur..l.cur + 4 * 4 * CLASSES]
+                .iter()
+                .all(|&b| b == 0xFF)
+        );
+        assert!(image[l.words..l.pool].iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn stats_decode_slab_words_runs_and_counters() {
+        let mut ctl: HeapCounters = bytemuck::Zeroable::zeroed();
+        ctl.failures[2] = 3;
+        ctl.failures[CLASSES] = 1;
+        ctl.bad_frees = 2;
+        let w = |free: i32, tag: u64| ((free as u32 as u64) << 32) | tag;
+        let words = [
+            w(1000, 3 | ATTACHED), // 64 B class, 24 of 1024 slots taken, current
+            w(0, 3),               // 64 B class, full
+            w(-5, 3),              // transiently below zero: counts as full
+            w(0, TAG_LARGE),       // a large run of 2 slabs
+            0,                     // its second slab
+            0,                     // free
+        ];
+        let run = [0, 0, 0, 2, 0, 0];
+        let pool = [0b10_0000];
+        let s = decode_stats(&words, &run, &pool, &ctl);
+        assert_eq!(s.slabs, 6);
+        assert_eq!(s.free_slabs, 1);
+        let c64 = s.classes[2];
+        assert_eq!((c64.size, c64.slabs, c64.attached_slabs), (64, 3, 1));
+        assert_eq!(c64.in_use, 24 + 1024 + 1024);
+        assert_eq!(c64.bytes_in_use, 64 * (24 + 2048));
+        assert_eq!((s.large.slabs, s.large.in_use), (2, 1));
+        assert_eq!(s.bytes_in_use, 64 * 2072 + 2 * SLAB_BYTES);
+        assert_eq!((s.failures, s.bad_frees), (4, 2));
+    }
+}

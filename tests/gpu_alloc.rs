@@ -1,0 +1,197 @@
+//! The device heap on a real GPU: no overlap under churn, mixes and remote frees; out of memory
+//! returns null and the heap recovers; large blocks round-trip; tasks allocate and other tasks
+//! free; host stats agree. Ignored without a GPU.
+
+mod common;
+
+use std::ffi::c_void;
+use std::time::Duration;
+
+use common::*;
+use grosr::workloads::alloc::{self as bench, AllocBench, Allocator, Shape, Sizes};
+use grosr::{DeviceBuffer, Runtime};
+
+const T: Duration = Duration::from_secs(120);
+
+/// Allocates sizes[t] on thread t (t_alloc), then frees block (t * stride) % n on thread t.
+/// Returns (nulls, bad words) after both kernels; the runtime must be stopped.
+fn alloc_then_free(rt: &Runtime, sizes: &[u64], stride: u32, free: bool) -> (u32, u32) {
+    let b = rt.baselines().unwrap();
+    let n = sizes.len() as u32;
+    let sz = DeviceBuffer::from_slice(rt.gpu(), sizes).unwrap();
+    let ptrs = DeviceBuffer::<u64>::zeroed(rt.gpu(), sizes.len()).unwrap();
+    let counts = DeviceBuffer::<u32>::zeroed(rt.gpu(), 2).unwrap();
+    let (mut s, mut n_, mut p) = (sz.ptr().addr(), n, ptrs.ptr().addr());
+    let (mut nulls, mut bad) = (counts.ptr().addr(), counts.ptr().addr() + 4);
+    let mut args = [
+        &mut s as *mut u64 as *mut c_void,
+        &mut n_ as *mut u32 as *mut c_void,
+        &mut p as *mut u64 as *mut c_void,
+        &mut nulls as *mut u64 as *mut c_void,
+        &mut bad as *mut u64 as *mut c_void,
+    ];
+    // SAFETY: t_alloc(const u64*, u32, u64**, u32*, u32*); buffers outlive the sync below.
+    unsafe {
+        b.launch("t_alloc", n.div_ceil(256), 256, 0, &mut args)
+            .unwrap()
+    };
+    b.sync(T).unwrap();
+    if free {
+        let mut st = stride;
+        let mut args = [
+            &mut s as *mut u64 as *mut c_void,
+            &mut n_ as *mut u32 as *mut c_void,
+            &mut p as *mut u64 as *mut c_void,
+            &mut st as *mut u32 as *mut c_void,
+            &mut bad as *mut u64 as *mut c_void,
+        ];
+        // SAFETY: t_free(const u64*, u32, u64**, u32, u32*).
+        unsafe {
+            b.launch("t_free", n.div_ceil(256), 256, 0, &mut args)
+                .unwrap()
+        };
+        b.sync(T).unwrap();
+    }
+    let c = counts.to_vec().unwrap();
+    (c[0], c[1])
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn no_two_live_allocations_overlap_under_churn_mixes_and_remote_frees() {
+    let rt = bench::builder(8 << 30).build().unwrap();
+    let mut b = AllocBench::new(&rt).unwrap();
+    let full = b.full_threads("bench_loop_grosr").unwrap();
+    let shapes = bench::SEED_SHAPES.iter().chain(bench::MORE_SHAPES.iter());
+    for shape in shapes {
+        // run() fails on any overwritten word; every allocation must be served.
+        let out = b.run(Allocator::Grosr, shape, full, 50).unwrap();
+        assert_eq!(out.failed, 0, "{}: {out:?}", shape.name);
+        assert_eq!(out.served, full as u64 * 50, "{}", shape.name);
+    }
+    let (_, out) = b
+        .remote(Allocator::Grosr, &bench::SEED_SHAPES[2], full, 4)
+        .unwrap();
+    assert_eq!(out.failed, 0);
+    let s = rt.heap_stats().unwrap();
+    assert_eq!(s.allocations_in_use, 0, "{s:?}");
+    assert_eq!((s.failures, s.bad_frees), (0, 0));
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn out_of_memory_returns_null_and_the_heap_recovers_after_frees() {
+    let heap = 64u64 << 20;
+    let rt = alloc_builder_with(heap).build().unwrap();
+    rt.stop().unwrap();
+    // Twice the heap in 1 KiB blocks: about half must fail, none may overlap.
+    let n = (2 * heap / 1024) as usize;
+    let sizes = vec![1024u64; n];
+    let (nulls, bad) = alloc_then_free(&rt, &sizes, 1, false);
+    assert_eq!(bad, 0);
+    assert!(
+        nulls as usize >= n / 2 && (nulls as usize) < n * 53 / 100,
+        "{nulls} of {n}"
+    );
+    let s = rt.heap_stats().unwrap();
+    assert_eq!(s.failures, nulls as u64);
+    assert!(s.bytes_in_use >= heap * 95 / 100, "{s:?}");
+    // A request larger than the heap fails at once.
+    let (nulls, _) = alloc_then_free(&rt, &[heap + 1], 1, false);
+    assert_eq!(nulls, 1);
+    // After a reset-free cycle the heap serves the same again: free everything, then refill.
+    rt.heap_reset().unwrap();
+    let (nulls, bad) = alloc_then_free(&rt, &sizes[..n / 2 - 4096], 7, true);
+    assert_eq!((nulls, bad), (0, 0));
+    let s = rt.heap_stats().unwrap();
+    assert_eq!(s.allocations_in_use, 0, "{s:?}");
+    // Every slab is back in the pool but the SMs' current ones (kept attached, empty).
+    let attached: u32 = s.classes.iter().map(|c| c.attached_slabs).sum();
+    assert_eq!(s.free_slabs + attached, s.slabs, "{s:?}");
+    let (nulls, bad) = alloc_then_free(&rt, &sizes[..n / 2 - 4096], 3, true);
+    assert_eq!((nulls, bad), (0, 0));
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn large_allocations_round_trip_up_to_most_of_the_heap() {
+    let heap = 256u64 << 20;
+    let rt = alloc_builder_with(heap).build().unwrap();
+    rt.stop().unwrap();
+    let sizes = [8193u64, 65_536, 65_537, 1 << 20, 3 << 20, 17 << 20];
+    let (nulls, bad) = alloc_then_free(&rt, &sizes, 5, true);
+    assert_eq!((nulls, bad), (0, 0));
+    let s = rt.heap_stats().unwrap();
+    assert_eq!((s.large.in_use, s.free_slabs), (0, s.slabs), "{s:?}");
+    // One block of 90% of the heap, then the whole heap.
+    assert_eq!(alloc_then_free(&rt, &[heap * 9 / 10], 1, true), (0, 0));
+    assert_eq!(alloc_then_free(&rt, &[heap], 1, true), (0, 0));
+    // Small and large together.
+    let mixed: Vec<u64> = (0..4096u64)
+        .map(|i| if i % 64 == 0 { 100_000 } else { 16 + i % 4000 })
+        .collect();
+    assert_eq!(alloc_then_free(&rt, &mixed, 17, true), (0, 0));
+    assert_eq!(rt.heap_stats().unwrap().allocations_in_use, 0);
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn tasks_allocate_and_other_tasks_free_and_host_stats_agree() {
+    let rt = alloc_builder().build().unwrap();
+    let stats = DeviceBuffer::<u32>::zeroed(rt.gpu(), 4).unwrap();
+    let lanes: Vec<AllocLane> = (0..20_000u32)
+        .map(|i| AllocLane {
+            stats: stats.ptr(),
+            words: 4 + i % 300,
+            tag: i << 12,
+        })
+        .collect();
+    let warps: Vec<AllocWarp> = (0..2_000u32)
+        .map(|i| AllocWarp {
+            stats: stats.ptr(),
+            words: 2 + i % 500,
+            tag: i << 12,
+        })
+        .collect();
+    let (a, b) = (rt.submit(&lanes).unwrap(), rt.submit(&warps).unwrap());
+    a.wait_timeout(T).unwrap();
+    b.wait_timeout(T).unwrap();
+    let s = stats.to_vec().unwrap();
+    assert_eq!(
+        s,
+        vec![0, 0, 0, 20_000 + 2_000 * 32],
+        "[nulls, misaligned, changed, frees]"
+    );
+    let h = rt.heap_stats().unwrap();
+    assert_eq!((h.allocations_in_use, h.bytes_in_use), (0, 0), "{h:?}");
+    assert_eq!((h.failures, h.bad_frees), (0, 0));
+
+    // Blocks held by host-visible kernels show up per class.
+    rt.stop().unwrap();
+    let sizes = vec![64u64; 10_000];
+    let (nulls, bad) = alloc_then_free(&rt, &sizes, 1, false);
+    assert_eq!((nulls, bad), (0, 0));
+    let h = rt.heap_stats().unwrap();
+    assert_eq!(h.classes[2].in_use, 10_000, "{h:?}");
+    assert_eq!(h.bytes_in_use, 640_000);
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn the_heap_is_usable_from_a_runtime_without_tasks_and_absent_when_disabled() {
+    let rt = Runtime::builder().heap_bytes(0).build().unwrap();
+    assert_eq!(rt.heap_bytes(), 0);
+    assert!(rt.heap_stats().is_err());
+    drop(rt);
+    let rt = Runtime::builder().build().unwrap();
+    assert!(rt.heap_bytes() > 0);
+    let s = rt.heap_stats().unwrap();
+    assert_eq!((s.free_slabs, s.allocations_in_use), (s.slabs, 0));
+    let _ = Shape {
+        name: "x",
+        sizes: Sizes::Fixed,
+        min: 16,
+        max: 16,
+        outstanding: 1,
+    };
+}
