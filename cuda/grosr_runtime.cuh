@@ -976,6 +976,9 @@ __device__ void scheduler(const Params& p) {
             continue;
         }
         if (ingest_warp) {
+            // Block tasks spawn from all their threads, warp 0 included: what lands on the ingest
+            // warp's own stack goes to the queues, since the ingest warp takes no queued work.
+            if (ws->top > 0) requeue_stack(p, ws);
             uint32_t stop = 0;
             // The host's flag is one PCIe read away: look at it every 64th turn only.
             if (lane == 0 && turns % 64 == 0) stop = *(volatile uint32_t*)&p.host->stop;

@@ -39,7 +39,14 @@ struct Args {
 
 /// The sections in the order they run. Sections on the shared runtime come first; `alloc` and
 /// `bfs` build runtimes of their own (one scheduler per process at a time).
-const SECTIONS: [&str; 6] = ["core", "pingpong", "throughput", "relu_softmax", "alloc", "bfs"];
+const SECTIONS: [&str; 6] = [
+    "core",
+    "pingpong",
+    "throughput",
+    "relu_softmax",
+    "alloc",
+    "bfs",
+];
 
 fn main() {
     let args = Args::parse();
@@ -91,7 +98,9 @@ fn run(args: &Args) -> grosr::Result<()> {
                     let peer = if args.no_torch {
                         PeerFigures::none("--no-torch")
                     } else {
-                        progress.note("running benches/torch_peer.py (PyTorch eager and torch.compile)");
+                        progress.note(
+                            "running benches/torch_peer.py (PyTorch eager and torch.compile)",
+                        );
                         PeerFigures::measure(args.quick)
                     };
                     let mut t = relu_softmax::report(&rt, args.quick, &|r, l| peer.get(r, l))?;
@@ -104,23 +113,26 @@ fn run(args: &Args) -> grosr::Result<()> {
             };
             progress.done(s, &t);
             tables.extend(t);
+            write_json(&args.json, &info, args.quick, &tables);
         }
     } // the shared runtime stops here, before the sections that build their own
     for &s in wanted.iter().filter(|s| matches!(**s, "alloc" | "bfs")) {
         progress.start(s);
         let t = match s {
+            "alloc" => workloads::alloc::report(args.quick)?,
             "bfs" => grosr::bfs::report(args.quick)?,
             _ => unreachable!(),
         };
         progress.done(s, &t);
         tables.extend(t);
+        write_json(&args.json, &info, args.quick, &tables);
     }
     progress.finish();
-    for t in &tables {
-        println!("{}", t.markdown());
-    }
-    println!("report took {:.0} s", started.elapsed().as_secs_f64());
-    write_json(&args.json, &info, args.quick, &tables);
+    println!(
+        "report took {:.0} s; figures in {}",
+        started.elapsed().as_secs_f64(),
+        args.json.display()
+    );
     write_plots(&args.plots, &tables);
     Ok(())
 }
@@ -158,12 +170,19 @@ fn core(rt: &Runtime, quick: bool) -> grosr::Result<Vec<Table>> {
         false,
         &["Resident", "host launches"],
     );
-    lat.push("one tiny task, submit → host sees completion (vs launch + sync)", vec![Some(us(&one)), Some(us(&one_b))]);
+    lat.push(
+        "one tiny task, submit → host sees completion (vs launch + sync)",
+        vec![Some(us(&one)), Some(us(&one_b))],
+    );
     lat.push(
         "chain of 100k dependent tasks, per hop (vs one launch per hop)",
-        vec![Some(us(&chain) / hops as f64), Some(us(&chain_b) / hops as f64)],
+        vec![
+            Some(us(&chain) / hops as f64),
+            Some(us(&chain_b) / hops as f64),
+        ],
     );
-    lat.notes.push("Targets: one task ≤ 5 µs; ≤ 0.3 µs per hop.".into());
+    lat.notes
+        .push("Targets: one task ≤ 5 µs; ≤ 0.3 µs per hop.".into());
     let rate = |s: &Stats| n as f64 / s.median.as_secs_f64() / 1e6;
     let mut tput = Table::new(
         "core_throughput",
@@ -172,8 +191,14 @@ fn core(rt: &Runtime, quick: bool) -> grosr::Result<Vec<Table>> {
         true,
         &["Resident", "one bulk kernel"],
     );
-    tput.push("submitted by the host", vec![Some(rate(&host)), Some(rate(&bulk))]);
-    tput.push("spawned on the GPU (fan-out tree)", vec![Some(rate(&spawned)), Some(rate(&bulk))]);
+    tput.push(
+        "submitted by the host",
+        vec![Some(rate(&host)), Some(rate(&bulk))],
+    );
+    tput.push(
+        "spawned on the GPU (fan-out tree)",
+        vec![Some(rate(&spawned)), Some(rate(&bulk))],
+    );
     tput.notes.push(
         "The bulk kernel is the ceiling (no scheduling at all). Targets: ≥ 200 M/s from the host, \
          ≥ 5000 M/s spawned."
@@ -197,10 +222,13 @@ impl PeerFigures {
     }
 
     fn measure(quick: bool) -> PeerFigures {
-        let script = ["benches/torch_peer.py", concat!(env!("CARGO_MANIFEST_DIR"), "/../benches/torch_peer.py")]
-            .into_iter()
-            .map(PathBuf::from)
-            .find(|p| p.exists());
+        let script = [
+            "benches/torch_peer.py",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../benches/torch_peer.py"),
+        ]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists());
         let Some(script) = script else {
             return PeerFigures::none("benches/torch_peer.py not found from the current directory");
         };
@@ -282,13 +310,17 @@ fn run_with_timeout(mut cmd: std::process::Command, timeout: Duration) -> Result
             Ok(None) if Instant::now() > deadline => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("benches/torch_peer.py took longer than {timeout:?}"));
+                return Err(format!(
+                    "benches/torch_peer.py took longer than {timeout:?}"
+                ));
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(100)),
             Err(e) => return Err(format!("waiting for python3 failed ({e})")),
         }
     }
-    reader.join().map_err(|_| "reading the peer's output failed".to_string())
+    reader
+        .join()
+        .map_err(|_| "reading the peer's output failed".to_string())
 }
 
 /// A progress bar over the sections, with a log line per step (the bar is hidden when stderr
@@ -302,8 +334,10 @@ impl Progress {
     fn new(sections: usize) -> Progress {
         let bar = ProgressBar::new(sections as u64);
         bar.set_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         bar.enable_steady_tick(Duration::from_millis(200));
         Progress {
@@ -323,8 +357,14 @@ impl Progress {
             self.bar.println(line);
         }
     }
+    /// Prints the section's tables at once, so a later failure loses nothing already measured.
     fn done(&self, section: &str, tables: &[Table]) {
         self.note(&format!("{section}: done ({} tables)", tables.len()));
+        self.bar.suspend(|| {
+            for t in tables {
+                println!("{}", t.markdown());
+            }
+        });
         self.bar.inc(1);
     }
     fn finish(&self) {
@@ -354,9 +394,8 @@ fn write_json(path: &Path, info: &grosr::RuntimeInfo, quick: bool, tables: &[Tab
         "driver_version": info.driver_version, "nvrtc": [info.nvrtc_version.0, info.nvrtc_version.1],
         "quick": quick, "tables": tables,
     });
-    match std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap_or_default()) {
-        Ok(()) => println!("figures written to {}", path.display()),
-        Err(e) => eprintln!("could not write {}: {e}", path.display()),
+    if let Err(e) = std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap_or_default()) {
+        eprintln!("could not write {}: {e}", path.display());
     }
 }
 
@@ -423,7 +462,10 @@ fn plot(path: &Path, t: &Table) -> Result<(), Box<dyn std::error::Error>> {
         let bars = t.rows.iter().enumerate().filter_map(|(i, r)| {
             let v = r.values.get(c).copied().flatten()?;
             let x0 = i as f64 + 0.1 + c as f64 * width;
-            Some(Rectangle::new([(x0, lo), (x0 + width * 0.9, v)], colour.filled()))
+            Some(Rectangle::new(
+                [(x0, lo), (x0 + width * 0.9, v)],
+                colour.filled(),
+            ))
         });
         chart
             .draw_series(bars)?
