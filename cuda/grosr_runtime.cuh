@@ -120,15 +120,18 @@ struct DevJob {                   // device memory, one per job slot
 
 // A task graph uploaded once (grosr/src/graph/resident.rs): nodes with records, successor lists
 // in CSR form, and per-node counters of predecessors still to finish in the current launch.
-struct GraphDev {                 // device memory, 64 bytes
+struct GraphDev {                 // device memory, 80 bytes
     const uint32_t* kinds;        // per node
     const uint32_t* words;        // per node, RECORD_WORDS words
     const uint32_t* succ_off;     // nodes + 1 offsets into succ
     const uint32_t* succ;         // successor node indices
     const uint32_t* indeg;        // per node: predecessors
     uint32_t* remaining;          // per node: predecessors not yet finished; back to indeg on release
-    const uint32_t* roots;        // nodes without predecessors
+    const uint32_t* roots;        // nodes without predecessors: lane tasks, then warp, then block
     uint32_t num_roots, num_nodes;
+    uint32_t lane_roots;          // roots[0, lane_roots) are lane tasks
+    uint32_t warp_roots_end;      // roots[lane_roots, warp_roots_end) warp tasks; the rest block
+    uint32_t pad[2];
 };
 
 struct Params {                   // passed by value to every kernel
@@ -505,33 +508,6 @@ __device__ void release_successors(Ctx& c) {
     }
 }
 
-// Spawns the roots [begin, end) of the job's graph; halves are pushed for other warps to take
-// first. The range itself is one counted task of the job (the caller accounts for it).
-struct GraphRange { uint64_t graph; uint32_t begin, end; };
-
-__device__ void run_graph_range(const Params& p, WarpState* ws, GraphRange r, uint32_t job) {
-    const uint32_t lane = lane_id();
-    while (r.end - r.begin > 4 * WARP) {
-        const uint32_t mid = r.begin + (r.end - r.begin) / 2;
-        GraphRange right{r.graph, mid, r.end};
-        alignas(16) uint32_t words[RECORD_WORDS] = {0};
-        memcpy(words, &right, sizeof(GraphRange));
-        if (lane == 0) {
-            // Counted before it is published: the right half is a task of the job until it runs.
-            atomicAdd(&p.jobs[job].pending, 1);
-            push_counted(p, 1u, KIND_GRAPH_RANGE, job, 0u, words);
-        }
-        __syncwarp();
-        r.end = mid;
-    }
-    const GraphDev* g = reinterpret_cast<const GraphDev*>(r.graph);
-    Ctx c{&p, ws, job, KIND_GRAPH_RANGE, GROSR_WARP, true, nullptr};
-    for (uint32_t b = r.begin; b < r.end; b += WARP) {
-        if (b + lane < r.end) spawn_node(c, g, g->roots[b + lane]);
-        __syncwarp();
-    }
-}
-
 // ---- Rounds: running tasks and accounting for them -----------------------------------------------
 // Every lane calls account(); `has` lanes executed a task of `kind` for `job` this round.
 __device__ void account(const Params& p, WarpState* ws, bool has, uint32_t kind, uint32_t job,
@@ -589,6 +565,78 @@ __device__ void run_warp_task(const Params& p, WarpState* ws, uint32_t kind, uin
         release_successors(c);
     }
     account(p, ws, lane_id() == 0, kind, job, true);
+}
+
+// ---- Graph ranges: the roots of a graph launch ----------------------------------------------------
+// A graph range [begin, end) of the roots is one counted task of the job. The warp that takes
+// one pushes halves (counted first) for other warps to steal until little is left, then runs the
+// roots right there: 32 lane roots per round, warp roots one by one (each counted through the
+// round's deferred count just before it runs, so a root costs no queue push and no atomic);
+// block roots are spawned, since they need the block's mailbox. The caller accounts for the range.
+struct GraphRange { uint64_t graph; uint32_t begin, end; };
+
+// Scheduling weight of roots [b, e): lane roots count 1 per 32, warp and block roots 1 each.
+__device__ __forceinline__ uint32_t graph_weight(const GraphDev* g, uint32_t b, uint32_t e) {
+    const uint32_t lane_e = umin(e, g->lane_roots), lanes = lane_e > b ? lane_e - b : 0u;
+    return (lanes + WARP - 1) / WARP + (e - b - lanes);
+}
+
+constexpr uint32_t GRAPH_LEAF_WEIGHT = 4;        // a warp runs at most this much of a range itself
+
+__device__ void run_graph_range(const Params& p, WarpState* ws, GraphRange r, uint32_t job) {
+    const uint32_t lane = lane_id();
+    const GraphDev* g = reinterpret_cast<const GraphDev*>(r.graph);
+    while (graph_weight(g, r.begin, r.end) > GRAPH_LEAF_WEIGHT) {
+        uint32_t mid = r.begin + (r.end - r.begin) / 2;
+        if (mid < g->lane_roots) mid = r.begin + (mid - r.begin + WARP - 1) / WARP * WARP;  // whole rounds
+        if (mid <= r.begin || mid >= r.end) break;
+        GraphRange right{r.graph, mid, r.end};
+        alignas(16) uint32_t words[RECORD_WORDS] = {0};
+        memcpy(words, &right, sizeof(GraphRange));
+        if (lane == 0) {
+            // Counted before it is published: the right half is a task of the job until it runs.
+            atomicAdd(&p.jobs[job].pending, 1);
+            push_counted(p, 1u, KIND_GRAPH_RANGE, job, 0u, words);
+        }
+        __syncwarp();
+        r.end = mid;
+    }
+    uint32_t b = r.begin;
+    // Lane roots: 32 per round, each lane its own node (kinds may differ).
+    for (; b < umin(r.end, g->lane_roots); b += WARP) {
+        const uint32_t n = umin(WARP, umin(r.end, g->lane_roots) - b);
+        const bool has = lane < n;
+        uint32_t node = 0, kind = NO_KIND;
+        alignas(16) uint32_t words[RECORD_WORDS];
+        if (has) {
+            node = g->roots[b + lane];
+            kind = g->kinds[node];
+            const uint4* src = reinterpret_cast<const uint4*>(g->words + (uint64_t)node * RECORD_WORDS);
+            uint4* dst = reinterpret_cast<uint4*>(words);
+            dst[0] = src[0]; dst[1] = src[1]; dst[2] = src[2];
+        }
+        // The round's account() subtracts the n roots it ran: count them there, not here.
+        if (lane == 0) ws->deferred += (int32_t)n;
+        __syncwarp();
+        run_lane_round(p, ws, has, kind, job, node + 1, words);
+    }
+    // Warp roots one by one, the record loaded by all lanes (a broadcast read).
+    for (; b < umin(r.end, g->warp_roots_end); ++b) {
+        const uint32_t node = g->roots[b];
+        alignas(16) uint32_t words[RECORD_WORDS];
+        const uint4* src = reinterpret_cast<const uint4*>(g->words + (uint64_t)node * RECORD_WORDS);
+        uint4* dst = reinterpret_cast<uint4*>(words);
+        dst[0] = src[0]; dst[1] = src[1]; dst[2] = src[2];
+        if (lane == 0) ws->deferred += 1;
+        __syncwarp();
+        run_warp_task(p, ws, g->kinds[node], job, node + 1, words);
+    }
+    // Block roots: spawned (counted by the range's own account()).
+    Ctx c{&p, ws, job, KIND_GRAPH_RANGE, GROSR_WARP, true, nullptr};
+    for (; b < r.end; b += WARP) {
+        if (b + lane < r.end) spawn_node(c, g, g->roots[b + lane]);
+        __syncwarp();
+    }
 }
 
 // Loads one record of `size` bytes (any alignment) into words.
@@ -709,34 +757,51 @@ __device__ void drain_stack(const Params& p, WarpState* ws, Mailbox& mbox) {
     requeue_stack(p, ws);
 }
 
-// A graph launch: the descriptor's one record names the uploaded GraphDev.
+// A graph launch: the descriptor's one record names the uploaded GraphDev. Few roots run right
+// here; more are cut into up to 32 graph ranges that the lanes push to consecutive SM queues at
+// once, so the whole GPU starts on them after one hop.
 __device__ void ingest_graph(const Params& p, WarpState* ws, Mailbox& mbox, uint32_t job,
-                             uint32_t desc, uint64_t records) {
+                             uint32_t desc, uint64_t records, uint32_t& next_queue) {
+    const uint32_t lane = lane_id();
     uint64_t graph = 0;
-    uint32_t roots = 0;
-    if (lane_id() == 0) {
+    uint32_t roots = 0, weight = 0;
+    if (lane == 0) {
         graph = *reinterpret_cast<const volatile uint64_t*>(records);
         const GraphDev* g = reinterpret_cast<const GraphDev*>(graph);
         roots = g->num_roots;
+        weight = graph_weight(g, 0, roots);
         // Every node task of the job reads the graph from here; the pushes that publish those
         // tasks (release) come after this store in program order.
         p.jobs[job].graph = g;
     }
     graph = __shfl_sync(0xffffffffu, graph, 0);
     roots = __shfl_sync(0xffffffffu, roots, 0);
+    weight = __shfl_sync(0xffffffffu, weight, 0);
     range_records_read(p, desc, 1);
-    alignas(16) uint32_t words[RECORD_WORDS] = {0};
-    GraphRange r{graph, 0, roots};
-    memcpy(words, &r, sizeof(GraphRange));
-    if (roots <= WARP) {
-        // Few roots: spawn them here and run the graph's first rounds on this warp.
+    if (weight <= GRAPH_LEAF_WEIGHT) {
+        GraphRange r{graph, 0, roots};
         run_graph_range(p, ws, r, job);
-        account(p, ws, lane_id() == 0, KIND_GRAPH_RANGE, job, true);
+        account(p, ws, lane == 0, KIND_GRAPH_RANGE, job, true);
         drain_stack(p, ws, mbox);
-    } else if (lane_id() == 0) {
-        push_counted(p, 1u, KIND_GRAPH_RANGE, job, 0u, words);   // counted at ingest
+        return;
+    }
+    const uint32_t pieces = umin(umin(WARP, p.num_queues), (weight + GRAPH_LEAF_WEIGHT - 1) / GRAPH_LEAF_WEIGHT);
+    // The launch record was counted as one task; the pieces replace it (counted before pushed).
+    if (lane == 0) atomicAdd(&p.jobs[job].pending, (int32_t)pieces - 1);
+    __syncwarp();
+    if (lane < pieces) {
+        GraphRange r{graph, (uint32_t)((uint64_t)roots * lane / pieces),
+                     (uint32_t)((uint64_t)roots * (lane + 1) / pieces)};
+        alignas(16) uint32_t words[RECORD_WORDS] = {0};
+        memcpy(words, &r, sizeof(GraphRange));
+        // One slot per lane, each to its own queue: the mask names the calling lane alone.
+        if (!push_any(p, (next_queue + lane) % p.num_queues, 1u << lane, KIND_GRAPH_RANGE, job, 0u, words)) {
+            fail_job(p, job, ERR_QUEUE_OVERFLOW, KIND_GRAPH_RANGE);
+            job_add(p, job, -1);
+        }
     }
     __syncwarp();
+    next_queue = (next_queue + pieces) % p.num_queues;
 }
 
 // Run by one warp (block 0, warp 0). Returns how many descriptors it took.
@@ -771,7 +836,7 @@ __device__ uint32_t ingest(const Params& p, WarpState* ws, Mailbox& mbox, uint64
         __syncwarp();
         const uint32_t gran = kind_gran(kind);
         if (kind == KIND_GRAPH && count == 1) {
-            ingest_graph(p, ws, mbox, job, (uint32_t)head, records);
+            ingest_graph(p, ws, mbox, job, (uint32_t)head, records, next_queue);
             ++head;
             if (lane_id() == 0) st_release_sys64(&p.host->desc_head, head);
             continue;

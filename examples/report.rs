@@ -71,6 +71,16 @@ fn run(args: &Args) -> grosr::Result<()> {
     let progress = Progress::new(wanted.len());
     let mut tables: Vec<Table> = Vec::new();
     let started = Instant::now();
+    // PyTorch first, while no scheduler holds the GPU: a persistent kernel of this process would
+    // time-slice with the peer's kernels and inflate its figures by milliseconds.
+    let peer = if !wanted.contains(&"relu_softmax") {
+        PeerFigures::none("section not run")
+    } else if args.no_torch {
+        PeerFigures::none("--no-torch")
+    } else {
+        progress.note("running benches/torch_peer.py (PyTorch eager and torch.compile)");
+        PeerFigures::measure(args.quick)
+    };
     let info;
     {
         let rt = workloads::builder().build()?;
@@ -95,14 +105,6 @@ fn run(args: &Args) -> grosr::Result<()> {
                 "pingpong" => graphs::pingpong(&rt, args.quick)?,
                 "throughput" => graphs::throughput(&rt, args.quick)?,
                 "relu_softmax" => {
-                    let peer = if args.no_torch {
-                        PeerFigures::none("--no-torch")
-                    } else {
-                        progress.note(
-                            "running benches/torch_peer.py (PyTorch eager and torch.compile)",
-                        );
-                        PeerFigures::measure(args.quick)
-                    };
                     let mut t = relu_softmax::report(&rt, args.quick, &|r, l| peer.get(r, l))?;
                     if let Some(n) = &peer.note {
                         t[0].notes.push(n.clone());

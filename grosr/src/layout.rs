@@ -12,7 +12,7 @@ pub(crate) const QUEUE_HEADER_BYTES: usize = 512;
 /// Kind of a graph launch record (C: `grosr::KIND_GRAPH`).
 pub(crate) const KIND_GRAPH: u32 = 0xFFFF_FFF1;
 /// Bytes of the device-side graph header. C: `grosr::GraphDev`.
-pub(crate) const GRAPH_DEV_BYTES: usize = 64;
+pub(crate) const GRAPH_DEV_BYTES: usize = 80;
 
 /// Threads per scheduler block.
 pub(crate) const BLOCK_THREADS: u32 = 256;

@@ -595,7 +595,9 @@ impl Runtime {
         bytes: &[u8],
         timeout: Duration,
     ) -> Result<Job<'_>> {
-        self.health()?;
+        // No driver call on the fast path (a cuStreamQuery costs microseconds): a kernel that
+        // died since the last check is noticed by the bounded waits below and by Job::wait.
+        self.state()?;
         let generation = self.generation.load(StdOrdering::Acquire);
         let count = bytes.len() / record_size;
         if count == 0 {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::driver::DeviceMem;
 use crate::error::{Error, Result};
 use crate::layout::{GRAPH_DEV_BYTES, KIND_GRAPH, RECORD_WORDS};
+use crate::record::Granularity;
 use crate::runtime::{Job, Runtime};
 
 use super::Plan;
@@ -35,11 +36,28 @@ impl<'rt> ResidentGraph<'rt> {
         if n > u32::MAX as usize / RECORD_WORDS || plan.succ.len() > u32::MAX as usize {
             return Err(Error::Config(format!("a graph of {n} nodes is too large")));
         }
-        let roots: Vec<u32> = (0..n as u32)
+        // Roots grouped by granularity (lane, warp, block): a graph range then runs 32 lane roots
+        // per round and warp roots one by one, with no per-root push.
+        let gran = |i: u32| rt.tasks()[plan.kind[i as usize] as usize].granularity;
+        let mut roots: Vec<u32> = (0..n as u32)
             .filter(|&i| plan.indeg[i as usize] == 0)
             .collect();
+        roots.sort_by_key(|&i| match gran(i) {
+            Granularity::Lane => 0,
+            Granularity::Warp => 1,
+            Granularity::Block => 2,
+        });
+        let lane_roots = roots
+            .iter()
+            .filter(|&&i| gran(i) == Granularity::Lane)
+            .count();
+        let warp_roots_end = lane_roots
+            + roots
+                .iter()
+                .filter(|&&i| gran(i) == Granularity::Warp)
+                .count();
         let words: Vec<u32> = plan.nodes.iter().flat_map(|node| node.words).collect();
-        // One allocation: the GraphDev header, then each array 16-byte aligned.
+        // One allocation: the GraphDev header (C: grosr::GraphDev), then each array 16-byte aligned.
         let arrays: [&[u32]; 7] = [
             &plan.kind,
             &words,
@@ -58,11 +76,12 @@ impl<'rt> ResidentGraph<'rt> {
         let memory = DeviceMem::zeroed(end.max(16))?;
         let base = memory.ptr();
         let mut bytes = vec![0u8; end];
-        let mut header = [0u64; 8];
+        let mut header = [0u64; GRAPH_DEV_BYTES / 8];
         for i in 0..7 {
             header[i] = base + offsets[i] as u64;
         }
         header[7] = roots.len() as u64 | (n as u64) << 32; // num_roots, num_nodes
+        header[8] = lane_roots as u64 | (warp_roots_end as u64) << 32;
         bytes[..GRAPH_DEV_BYTES].copy_from_slice(bytemuck::cast_slice(&header));
         for (i, a) in arrays.iter().enumerate() {
             bytes[offsets[i]..offsets[i] + a.len() * 4].copy_from_slice(bytemuck::cast_slice(a));

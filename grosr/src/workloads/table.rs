@@ -144,14 +144,12 @@ impl Table {
 /// Three significant digits, without exponents for the magnitudes a report shows.
 fn format_value(v: f64) -> String {
     let a = v.abs();
-    if a >= 100.0 {
+    if a >= 100.0 || a == 0.0 || !a.is_finite() {
         format!("{v:.0}")
-    } else if a >= 10.0 {
-        format!("{v:.1}")
-    } else if a >= 1.0 {
-        format!("{v:.2}")
     } else {
-        format!("{v:.3}")
+        // Digits after the point so that three significant digits show (0.000123, 0.0456, 1.23).
+        let decimals = (2 - a.log10().floor() as i32).clamp(0, 12) as usize;
+        format!("{v:.decimals$}")
     }
 }
 
@@ -168,5 +166,9 @@ mod tests {
         assert_eq!(t.advantage(0, 2), None);
         let md = t.markdown();
         assert!(md.contains("| row | 200 | 50.0 | – | 4.00× | – |"), "{md}");
+        assert_eq!(format_value(0.000123), "0.000123");
+        assert_eq!(format_value(0.0456), "0.0456");
+        assert_eq!(format_value(1.234), "1.23");
+        assert_eq!(format_value(12.34), "12.3");
     }
 }

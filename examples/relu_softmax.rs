@@ -1,0 +1,122 @@
+//! `y = softmax(relu(x))` row by row, one warp task per row (or ReLU → Softmax, two tasks per row),
+//! under every dispatch strategy, each checked against a float64 CPU reference on fresh random
+//! inputs before it is timed.
+//!
+//! `cargo run --release --example relu_softmax -- --rows 5000 --len 256 [--two-stage] [--quick]`
+
+use clap::Parser;
+use grosr::graph::Strategy;
+use grosr::workloads::graphs::{Checks, Timing, compare};
+use grosr::workloads::relu_softmax::{Matrix, Relu, ReluSoftmax, Softmax, TOLERANCE};
+use grosr::workloads::table::Table;
+use grosr::{Error, Runtime};
+
+#[derive(Parser)]
+#[command(about = "ReLU + Softmax over the rows of a matrix, under every dispatch strategy")]
+struct Args {
+    /// Rows (one task per row).
+    #[arg(long, default_value_t = 5000)]
+    rows: u32,
+    /// Row length.
+    #[arg(long, default_value_t = 256)]
+    len: u32,
+    /// Two tasks per row (ReLU → Softmax) instead of one.
+    #[arg(long)]
+    two_stage: bool,
+    /// Fewer timed runs.
+    #[arg(long)]
+    quick: bool,
+}
+
+fn main() {
+    let args = Args::parse();
+    if let Err(e) = run(&args) {
+        eprintln!("relu_softmax: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: &Args) -> grosr::Result<()> {
+    if args.rows == 0 || args.len == 0 {
+        return Err(Error::Config("--rows and --len must be at least 1".into()));
+    }
+    let rt = Runtime::builder()
+        .task::<ReluSoftmax>()
+        .task::<Relu>()
+        .task::<Softmax>()
+        .build()?;
+    let m = Matrix::new(&rt, args.rows, args.len)?;
+    let graph = if args.two_stage {
+        m.two_task_graph()?
+    } else {
+        m.one_task_graph()
+    };
+    let input = std::cell::RefCell::new(Vec::new());
+    let seed = std::cell::Cell::new(0u64);
+    let reset = || {
+        seed.set(seed.get() + 1);
+        *input.borrow_mut() = m.randomize(seed.get())?;
+        Ok(())
+    };
+    let check = |s: Strategy| {
+        let e = m.max_relative_error(&input.borrow())?;
+        println!("{:>14}: max relative error {e:.2e}", s.name());
+        if e < TOLERANCE {
+            Ok(())
+        } else {
+            Err(Error::Config(format!(
+                "{}: relative error {e:.2e} ≥ {TOLERANCE:.0e}",
+                s.name()
+            )))
+        }
+    };
+    let runs = compare(
+        &rt,
+        &graph,
+        &Strategy::ALL,
+        &Checks {
+            reset: &reset,
+            check: &check,
+        },
+        Timing::new(args.quick),
+    )?;
+    let columns: Vec<&str> = Strategy::ALL.iter().map(|s| s.name()).collect();
+    let mut table = Table::new(
+        "relu_softmax",
+        &format!(
+            "ReLU + Softmax, {} × {}, {} on {}",
+            args.rows,
+            args.len,
+            if args.two_stage {
+                "2 tasks per row"
+            } else {
+                "1 task per row"
+            },
+            rt.info().device
+        ),
+        "µs",
+        false,
+        &columns,
+    );
+    let mut run_us = Vec::new();
+    let mut prep_ms = Vec::new();
+    for (s, r) in &runs {
+        match r {
+            Ok(r) => {
+                run_us.push(Some(r.run.median_us()));
+                prep_ms.push(Some(r.prepare.as_secs_f64() * 1e3));
+            }
+            Err(e) => {
+                table.notes.push(format!("{} not run: {e}", s.name()));
+                run_us.push(None);
+                prep_ms.push(None);
+            }
+        }
+    }
+    table.push("one run (median)", run_us);
+    println!("\n{}", table.markdown());
+    let mut prep = Table::new("prepare", "One-off preparation", "ms", false, &columns);
+    prep.push("upload / instantiate / plan", prep_ms);
+    println!("{}", prep.markdown());
+    Ok(())
+}
