@@ -299,3 +299,20 @@ fn cycles_and_unregistered_types_are_refused_before_anything_runs() {
     let dag = random_dag(&rt, 50, 9);
     run_checked(&rt, &dag, Strategy::Resident, 1);
 }
+
+/// For compute-sanitizer (memcheck only knows allocations made before a kernel starts): the
+/// graph and its buffers are made with the scheduler stopped, then it runs a few launches.
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn a_graph_prepared_while_stopped_runs_clean_under_the_sanitizer() {
+    let rt = runtime();
+    rt.stop().unwrap();
+    let dag = random_dag(&rt, 600, 21);
+    let mut p = dag.graph.prepare(&rt, Strategy::Resident).unwrap();
+    rt.start().unwrap();
+    for _ in 0..3 {
+        dag.out.write(&vec![0u64; dag.expected.len()]).unwrap();
+        p.run(T).unwrap();
+        assert_eq!(dag.out.to_vec().unwrap(), dag.expected);
+    }
+}
