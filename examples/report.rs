@@ -22,8 +22,8 @@ struct Args {
     /// Fewer repetitions and smaller sizes (a couple of minutes instead of several).
     #[arg(long)]
     quick: bool,
-    /// Only sections whose name contains this (core, pingpong, throughput, relu_softmax,
-    /// alloc, bfs).
+    /// Only sections whose name contains one of these comma-separated words (sections: core,
+    /// pingpong, throughput, relu_softmax, alloc, bfs).
     #[arg(long)]
     only: Option<String>,
     /// Skip the PyTorch peer (benches/torch_peer.py).
@@ -59,7 +59,11 @@ fn main() {
 fn run(args: &Args) -> grosr::Result<()> {
     let wanted: Vec<&str> = SECTIONS
         .into_iter()
-        .filter(|s| args.only.as_deref().is_none_or(|f| s.contains(f)))
+        .filter(|s| {
+            args.only
+                .as_deref()
+                .is_none_or(|f| f.split(',').any(|w| !w.is_empty() && s.contains(w.trim())))
+        })
         .collect();
     if wanted.is_empty() {
         return Err(grosr::Error::Config(format!(
