@@ -55,6 +55,7 @@ enum Gran : uint32_t { GROSR_LANE = 0, GROSR_WARP = 1, GROSR_BLOCK = 2, GROSR_NO
                        GRAN_RANGE = 4 /* internal */ };
 
 __device__ __forceinline__ uint32_t umin(uint32_t a, uint32_t b) { return a < b ? a : b; }
+__device__ __forceinline__ uint32_t umax(uint32_t a, uint32_t b) { return a > b ? a : b; }
 
 // Error codes; grosr/src/error.rs turns them into grosr::Error variants.
 enum ErrorCode : int32_t {
@@ -581,7 +582,7 @@ __device__ __forceinline__ uint32_t graph_weight(const GraphDev* g, uint32_t b, 
     return (lanes + WARP - 1) / WARP + (e - b - lanes);
 }
 
-constexpr uint32_t GRAPH_LEAF_WEIGHT = 4;        // a warp runs at most this much of a range itself
+constexpr uint32_t GRAPH_LEAF_WEIGHT = 2;        // a warp runs at most this much of a range itself
 
 __device__ void run_graph_range(const Params& p, WarpState* ws, GraphRange r, uint32_t job) {
     const uint32_t lane = lane_id();
@@ -601,10 +602,13 @@ __device__ void run_graph_range(const Params& p, WarpState* ws, GraphRange r, ui
         __syncwarp();
         r.end = mid;
     }
-    uint32_t b = r.begin;
+    // The range's part of each class: [r.begin, lane_end) lane roots, [lane_end, warp_end) warp
+    // roots, [warp_end, r.end) block roots (any part may be empty).
+    const uint32_t lane_end = umax(r.begin, umin(r.end, g->lane_roots));
+    const uint32_t warp_end = umax(lane_end, umin(r.end, g->warp_roots_end));
     // Lane roots: 32 per round, each lane its own node (kinds may differ).
-    for (; b < umin(r.end, g->lane_roots); b += WARP) {
-        const uint32_t n = umin(WARP, umin(r.end, g->lane_roots) - b);
+    for (uint32_t b = r.begin; b < lane_end; b += WARP) {
+        const uint32_t n = umin(WARP, lane_end - b);
         const bool has = lane < n;
         uint32_t node = 0, kind = NO_KIND;
         alignas(16) uint32_t words[RECORD_WORDS];
@@ -621,7 +625,7 @@ __device__ void run_graph_range(const Params& p, WarpState* ws, GraphRange r, ui
         run_lane_round(p, ws, has, kind, job, node + 1, words);
     }
     // Warp roots one by one, the record loaded by all lanes (a broadcast read).
-    for (; b < umin(r.end, g->warp_roots_end); ++b) {
+    for (uint32_t b = lane_end; b < warp_end; ++b) {
         const uint32_t node = g->roots[b];
         alignas(16) uint32_t words[RECORD_WORDS];
         const uint4* src = reinterpret_cast<const uint4*>(g->words + (uint64_t)node * RECORD_WORDS);
@@ -633,7 +637,7 @@ __device__ void run_graph_range(const Params& p, WarpState* ws, GraphRange r, ui
     }
     // Block roots: spawned (counted by the range's own account()).
     Ctx c{&p, ws, job, KIND_GRAPH_RANGE, GROSR_WARP, true, nullptr};
-    for (; b < r.end; b += WARP) {
+    for (uint32_t b = warp_end; b < r.end; b += WARP) {
         if (b + lane < r.end) spawn_node(c, g, g->roots[b + lane]);
         __syncwarp();
     }
@@ -758,8 +762,8 @@ __device__ void drain_stack(const Params& p, WarpState* ws, Mailbox& mbox) {
 }
 
 // A graph launch: the descriptor's one record names the uploaded GraphDev. Few roots run right
-// here; more are cut into up to 32 graph ranges that the lanes push to consecutive SM queues at
-// once, so the whole GPU starts on them after one hop.
+// here; more are cut into up to one graph range per SM queue, which the lanes push in parallel,
+// so the whole GPU starts on them after one hop.
 __device__ void ingest_graph(const Params& p, WarpState* ws, Mailbox& mbox, uint32_t job,
                              uint32_t desc, uint64_t records, uint32_t& next_queue) {
     const uint32_t lane = lane_id();
@@ -785,17 +789,19 @@ __device__ void ingest_graph(const Params& p, WarpState* ws, Mailbox& mbox, uint
         drain_stack(p, ws, mbox);
         return;
     }
-    const uint32_t pieces = umin(umin(WARP, p.num_queues), (weight + GRAPH_LEAF_WEIGHT - 1) / GRAPH_LEAF_WEIGHT);
+    // One piece per SM queue at most (each then splits among that SM's warps, which look at their
+    // home queue first); the lanes push them in parallel, each slot to its own queue.
+    const uint32_t pieces = umin(p.num_queues, (weight + GRAPH_LEAF_WEIGHT - 1) / GRAPH_LEAF_WEIGHT);
     // The launch record was counted as one task; the pieces replace it (counted before pushed).
     if (lane == 0) atomicAdd(&p.jobs[job].pending, (int32_t)pieces - 1);
     __syncwarp();
-    if (lane < pieces) {
-        GraphRange r{graph, (uint32_t)((uint64_t)roots * lane / pieces),
-                     (uint32_t)((uint64_t)roots * (lane + 1) / pieces)};
+    for (uint32_t piece = lane; piece < pieces; piece += WARP) {
+        GraphRange r{graph, (uint32_t)((uint64_t)roots * piece / pieces),
+                     (uint32_t)((uint64_t)roots * (piece + 1) / pieces)};
         alignas(16) uint32_t words[RECORD_WORDS] = {0};
         memcpy(words, &r, sizeof(GraphRange));
-        // One slot per lane, each to its own queue: the mask names the calling lane alone.
-        if (!push_any(p, (next_queue + lane) % p.num_queues, 1u << lane, KIND_GRAPH_RANGE, job, 0u, words)) {
+        // The mask names the calling lane alone: lanes push to different queues.
+        if (!push_any(p, (next_queue + piece) % p.num_queues, 1u << lane, KIND_GRAPH_RANGE, job, 0u, words)) {
             fail_job(p, job, ERR_QUEUE_OVERFLOW, KIND_GRAPH_RANGE);
             job_add(p, job, -1);
         }
