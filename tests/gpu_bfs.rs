@@ -126,7 +126,7 @@ fn while_graph_matches_the_cpu_on_a_grid_a_kronecker_graph_and_a_chain() {
     eprintln!("linking with {}", lib.display());
     let rt = gpu::builder().build().expect("runtime");
     let sms = rt.info().sms_used;
-    let cases = vec![
+    let cases = [
         {
             let g = grid(64, 64);
             (g, vec![0, 64 * 32 + 17], "grid 64x64")
