@@ -1,5 +1,6 @@
-//! BFS on the resident scheduler against the level-synchronous baseline, validated with the
-//! Graph500 rules: `cargo run --release --example bfs -- --graph kronecker --scale 20`.
+//! BFS on the resident scheduler against the level-synchronous baseline and the CUDA-graph
+//! WHILE-node baseline, validated with the Graph500 rules:
+//! `cargo run --release --example bfs -- --graph kronecker --scale 20 --strategy all`.
 //! `--graph file --file g.mtx` reads a Matrix Market file or an edge list.
 
 use std::path::PathBuf;
@@ -7,6 +8,7 @@ use std::path::PathBuf;
 use clap::{Parser, ValueEnum};
 use grosr::bfs::generate::{chain, grid, kronecker, sample_roots};
 use grosr::bfs::gpu::{self, BfsOptions, DeviceGraph};
+use grosr::bfs::while_graph::{WhileBfs, WhileGraph, WhileRoute, default_grid};
 use grosr::bfs::{BfsRun, Csr, harmonic_mean, read, traversed_edges, validate};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -21,7 +23,12 @@ enum Kind {
 enum Strategy {
     Resident,
     LevelSync,
+    /// The CUDA-graph WHILE-node baseline only.
+    While,
+    /// Resident and level-synchronous.
     Both,
+    /// All three.
+    All,
 }
 
 #[derive(Parser, Debug)]
@@ -76,30 +83,53 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dg = DeviceGraph::upload(&rt, &g, BfsOptions::default())?;
     let mut resident = Vec::new();
     let mut level_sync = Vec::new();
-    if args.strategy != Strategy::LevelSync {
+    let mut while_graph = Vec::new();
+    let s = args.strategy;
+    if matches!(s, Strategy::Resident | Strategy::Both | Strategy::All) {
         for &r in &roots {
             let run = dg.bfs_resident(&rt, r)?;
             resident.push(teps(&g, r, &run)?);
         }
     }
-    if args.strategy != Strategy::Resident {
+    if s != Strategy::Resident {
         rt.stop()?;
-        {
+        let sms = rt.info().sms_used;
+        let stopped = (|| -> Result<(), Box<dyn std::error::Error>> {
             let b = rt.baselines()?;
-            for &r in &roots {
-                let run = dg.bfs_level_sync(&b, rt.info().sms_used, r)?;
-                level_sync.push(teps(&g, r, &run)?);
+            if matches!(s, Strategy::LevelSync | Strategy::Both | Strategy::All) {
+                for &r in &roots {
+                    let run = dg.bfs_level_sync(&b, sms, r)?;
+                    level_sync.push(teps(&g, r, &run)?);
+                }
             }
-        }
+            if matches!(s, Strategy::While | Strategy::All) {
+                // Unavailable (no libcudadevrt.a, an old driver, ...): say why and go on.
+                match WhileBfs::new(&rt, WhileRoute::Auto) {
+                    Ok(w) => {
+                        println!("WHILE graph: {}", w.how());
+                        let wg = WhileGraph::new(&w, &dg, default_grid(sms))?;
+                        for &r in &roots {
+                            let run = wg.bfs(&b, r)?;
+                            while_graph.push(teps(&g, r, &run)?);
+                        }
+                    }
+                    Err(e) => println!("WHILE graph: {e}"),
+                }
+            }
+            Ok(())
+        })();
         rt.start()?;
+        stopped?;
     }
     let (hr, hl) = (harmonic_mean(&resident), harmonic_mean(&level_sync));
+    let hw = harmonic_mean(&while_graph);
     if args.json {
         println!(
             "{}",
             serde_json::json!({
                 "vertices": g.vertices(), "edges": g.edges(), "roots": roots.len(),
                 "resident_gteps": hr / 1e9, "level_sync_gteps": hl / 1e9,
+                "while_graph_gteps": (!while_graph.is_empty()).then_some(hw / 1e9),
             })
         );
     } else {
@@ -109,6 +139,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         if !level_sync.is_empty() {
             println!("level-sync: {:.3} GTEPS (harmonic mean)", hl / 1e9);
+        }
+        if !while_graph.is_empty() {
+            println!("WHILE graph: {:.3} GTEPS (harmonic mean)", hw / 1e9);
         }
         if hr > 0.0 && hl > 0.0 {
             println!("resident / level-sync: {:.2}×", hr / hl);

@@ -1,10 +1,12 @@
 //! BFS on a real GPU: the resident BFS and the level-synchronous baseline on graphs of several
-//! shapes, levels equal to the CPU BFS's, parents valid under the Graph500 rules.
+//! shapes, levels equal to the CPU BFS's, parents valid under the Graph500 rules; and the
+//! CUDA-graph WHILE-node baseline (`while_*`, linked with the toolkit's libcudadevrt.a).
 //! Run on the GPU machine with `cargo test --release --test gpu_bfs -- --ignored`.
 
 use grosr::bfs::generate::{chain, grid, kronecker, sample_roots, star};
 use grosr::bfs::gpu::{self, BfsOptions, DeviceGraph};
-use grosr::bfs::{Csr, cpu_bfs, validate};
+use grosr::bfs::while_graph::{WhileBfs, WhileGraph, WhileRoute, default_grid, find_cudadevrt};
+use grosr::bfs::{BfsRun, Csr, cpu_bfs, validate};
 
 /// Runs both GPU strategies from each root and checks them against the CPU BFS.
 fn check(g: &Csr, roots: &[u32], opts: BfsOptions) {
@@ -93,4 +95,101 @@ fn disconnected_graph_leaves_other_components_unreached() {
     edges.extend((1600..1999).map(|v| (v, v + 1)));
     let g = Csr::from_edges(2100, &edges);
     check(&g, &[5, 1700], BfsOptions::default());
+}
+
+/// Levels equal to the CPU BFS's and Graph500-valid parents.
+fn assert_matches_cpu(g: &Csr, root: u32, what: &str, run: &BfsRun) {
+    let (_, want) = cpu_bfs(g, root);
+    let bad = (0..want.len()).find(|&v| want[v] != run.level[v]);
+    assert!(
+        bad.is_none(),
+        "{what} from {root}: vertex {} has level {} (CPU: {})",
+        bad.unwrap(),
+        run.level[bad.unwrap()],
+        want[bad.unwrap()]
+    );
+    validate(g, root, &run.parent, Some(&run.level))
+        .unwrap_or_else(|e| panic!("{what} from {root}: {e}"));
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn while_graph_matches_the_cpu_on_a_grid_a_kronecker_graph_and_a_chain() {
+    // The only accepted reason to skip: the toolkit's device runtime library is absent.
+    let Some(lib) = find_cudadevrt() else {
+        eprintln!(
+            "skipping: libcudadevrt.a not found (set CUDA_HOME or GROSR_CUDADEVRT); the WHILE \
+             graph's device-runtime link cannot be tested here"
+        );
+        return;
+    };
+    eprintln!("linking with {}", lib.display());
+    let rt = gpu::builder().build().expect("runtime");
+    let sms = rt.info().sms_used;
+    let cases = [
+        {
+            let g = grid(64, 64);
+            (g, vec![0, 64 * 32 + 17], "grid 64x64")
+        },
+        {
+            let g = kronecker(12, 3);
+            let roots = sample_roots(&g, 3, 5);
+            (g, roots, "Kronecker SCALE 12")
+        },
+        (chain(3000), vec![0, 1500], "chain 3000"),
+    ];
+    let uploaded: Vec<DeviceGraph> = cases
+        .iter()
+        .map(|(g, _, _)| DeviceGraph::upload(&rt, g, BfsOptions::default()).unwrap())
+        .collect();
+    rt.stop().unwrap();
+    let runs = (|| -> grosr::Result<Vec<(usize, u32, BfsRun)>> {
+        let w = WhileBfs::new(&rt, WhileRoute::DeviceRuntime)?;
+        eprintln!("WHILE module: {}", w.how());
+        let b = rt.baselines()?;
+        let mut runs = Vec::new();
+        for (i, ((_, roots, _), dg)) in cases.iter().zip(&uploaded).enumerate() {
+            let wg = WhileGraph::new(&w, dg, default_grid(sms))?;
+            for &root in roots {
+                runs.push((i, root, wg.bfs(&b, root)?));
+                // Relaunching the same executable graph from the same root gives the same levels.
+                let again = wg.bfs(&b, root)?;
+                assert_eq!(again.level, runs.last().unwrap().2.level);
+            }
+        }
+        Ok(runs)
+    })();
+    rt.start().unwrap();
+    for (i, root, run) in runs.unwrap() {
+        let (g, _, label) = &cases[i];
+        assert_matches_cpu(g, root, &format!("WHILE graph on {label}"), &run);
+    }
+    // The runtime still runs ordinary work after the WHILE graphs.
+    let again = uploaded[0].bfs_resident(&rt, 0).unwrap();
+    assert_eq!(again.level, cpu_bfs(&cases[0].0, 0).1);
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn while_graph_with_a_small_grid_still_covers_wide_frontiers() {
+    if find_cudadevrt().is_none() {
+        eprintln!("skipping: libcudadevrt.a not found (set CUDA_HOME or GROSR_CUDADEVRT)");
+        return;
+    }
+    let rt = gpu::builder().build().expect("runtime");
+    let g = kronecker(13, 9);
+    let roots = sample_roots(&g, 2, 4);
+    let dg = DeviceGraph::upload(&rt, &g, BfsOptions::default()).unwrap();
+    rt.stop().unwrap();
+    let runs = (|| -> grosr::Result<Vec<(u32, BfsRun)>> {
+        let w = WhileBfs::new(&rt, WhileRoute::DeviceRuntime)?;
+        let b = rt.baselines()?;
+        // One block: every level is a grid-stride loop over the whole frontier.
+        let wg = WhileGraph::new(&w, &dg, 1)?;
+        roots.iter().map(|&r| Ok((r, wg.bfs(&b, r)?))).collect()
+    })();
+    rt.start().unwrap();
+    for (root, run) in runs.unwrap() {
+        assert_matches_cpu(&g, root, "WHILE graph (1 block)", &run);
+    }
 }

@@ -115,3 +115,54 @@ fn every_module_keeps_the_heap_global_that_the_host_fills() {
         assert!(has(b"grosr_heap_probe\0"));
     }
 }
+
+#[test]
+fn the_while_graph_module_compiles_relocatable_and_whole_program() {
+    if let Err(e) = grosr::compile::nvrtc_available() {
+        assert!(
+            std::env::var("GROSR_REQUIRE_NVRTC").as_deref() != Ok("1"),
+            "GROSR_REQUIRE_NVRTC=1 but {e}"
+        );
+        eprintln!("skipping: {e}");
+        return;
+    }
+    use grosr::bfs::while_graph::{self as wg, WHILE_LEVEL_KERNEL, WHILE_NEXT_KERNEL};
+    // ELF e_type: 1 = relocatable (for the driver's linker), 2 = executable (cuModuleLoadData).
+    let e_type = |c: &[u8]| u16::from_le_bytes([c[16], c[17]]);
+    let has = |c: &[u8], s: &str| c.windows(s.len()).any(|w| w == s.as_bytes());
+    for arch in [75, 80, 90, 100] {
+        let rdc = wg::compile_rdc(arch).unwrap_or_else(|e| panic!("-rdc=true for sm_{arch}: {e}"));
+        assert_eq!(&rdc[..4], b"\x7fELF", "sm_{arch}: not an ELF image");
+        assert_eq!(
+            e_type(&rdc),
+            1,
+            "sm_{arch}: -rdc=true should give a relocatable CUBIN"
+        );
+        let direct = wg::compile_direct(arch).unwrap_or_else(|e| panic!("sm_{arch}: {e}"));
+        assert_eq!(
+            e_type(&direct),
+            2,
+            "sm_{arch}: a whole-program CUBIN is executable"
+        );
+        for c in [&rdc, &direct] {
+            for k in [
+                WHILE_LEVEL_KERNEL,
+                WHILE_NEXT_KERNEL,
+                "cudaGraphSetConditional",
+            ] {
+                assert!(has(c, &format!("{k}\0")), "sm_{arch}: no symbol {k}");
+            }
+        }
+    }
+    // Linking needs a GPU context (cuLinkCreate) and the toolkit's libcudadevrt.a: the GPU test
+    // tests/gpu_bfs.rs (while_*) covers it.
+    match wg::find_cudadevrt() {
+        Some(p) => eprintln!(
+            "libcudadevrt.a found at {} (linked by the GPU tests)",
+            p.display()
+        ),
+        None => eprintln!(
+            "libcudadevrt.a not found here: the device-runtime link is only checked on a GPU machine"
+        ),
+    }
+}

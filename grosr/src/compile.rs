@@ -75,6 +75,12 @@ pub fn compile_cached(source: &str, arch: u32) -> Result<Compiled> {
 
 /// Compiles without the cache. The error carries NVRTC's log (which names the user's files).
 pub fn compile(source: &str, arch: u32) -> Result<Vec<u8>> {
+    compile_with(source, arch, &[])
+}
+
+/// [`compile`] with NVRTC options besides the usual ones (e.g. `-rdc=true`, which makes a
+/// relocatable CUBIN for the driver's linker).
+pub fn compile_with(source: &str, arch: u32, extra: &[&str]) -> Result<Vec<u8>> {
     nvrtc_available()?;
     let arch_name = format!("sm_{arch}");
     let err = |log: String| Error::Compile {
@@ -86,6 +92,7 @@ pub fn compile(source: &str, arch: u32) -> Result<Vec<u8>> {
     let prog = nvrtc::create_program(&src, Some(&name)).map_err(|e| err(format!("{e:?}")))?;
     let mut options: Vec<String> = OPTIONS.iter().map(|s| s.to_string()).collect();
     options.push(format!("--gpu-architecture={arch_name}"));
+    options.extend(extra.iter().map(|s| s.to_string()));
     // GROSR_PTXAS_VERBOSE=1 prints each kernel's registers, shared memory and spills.
     let verbose = std::env::var_os("GROSR_PTXAS_VERBOSE").is_some_and(|v| v == "1");
     if verbose {

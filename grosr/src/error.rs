@@ -95,6 +95,10 @@ pub enum Error {
     /// A result failed validation (a BFS parent array breaking a Graph500 rule, say).
     #[error("validation failed: {0}")]
     Invalid(String),
+    /// An optional feature cannot run here (a missing library, an old driver, a failed link):
+    /// the message says why. Reports print it as "not available: ...".
+    #[error("not available: {0}")]
+    Unsupported(String),
     /// A path for the compile cache could not be used (only a warning: compiling goes on).
     #[error("I/O error: {0}")]
     Io(String),

@@ -54,8 +54,9 @@ pub struct BfsEdges {
     pub level: u32,
 }
 
-/// The device code: task bodies' helpers and the level-synchronous kernel.
-pub const BFS_CUDA: &str = include_str!("bfs.cu");
+/// The device code: task bodies' helpers and the level-synchronous kernel (level.cu, which the
+/// WHILE-graph module shares).
+pub const BFS_CUDA: &str = concat!(include_str!("bfs.cu"), "\n", include_str!("level.cu"));
 
 /// The level-synchronous baseline's kernel.
 pub const LEVEL_KERNEL: &str = "grosr_bfs_level";
@@ -108,15 +109,15 @@ const _: () = assert!(size_of::<BfsGraphDev>() == 40);
 
 /// A graph uploaded to the GPU with the per-search state both strategies use.
 pub struct DeviceGraph {
-    n: u32,
-    offsets: DeviceBuffer<u64>,
-    targets: DeviceBuffer<u32>,
+    pub(super) n: u32,
+    pub(super) offsets: DeviceBuffer<u64>,
+    pub(super) targets: DeviceBuffer<u32>,
     /// Per vertex (level << 32) | parent.
-    lp: DeviceBuffer<u64>,
+    pub(super) lp: DeviceBuffer<u64>,
     state: DeviceBuffer<BfsGraphDev>,
-    frontier: [DeviceBuffer<u32>; 2],
+    pub(super) frontier: [DeviceBuffer<u32>; 2],
     counts: DeviceBuffer<u32>,
-    unreached: Vec<u64>,
+    pub(super) unreached: Vec<u64>,
 }
 
 /// One search's result.
@@ -132,7 +133,7 @@ pub struct BfsRun {
     pub depth: u32,
 }
 
-const WAIT: Duration = Duration::from_secs(120);
+pub(super) const WAIT: Duration = Duration::from_secs(120);
 
 impl DeviceGraph {
     /// Copies `g` to the runtime's GPU.
@@ -182,7 +183,7 @@ impl DeviceGraph {
         self.n
     }
 
-    fn check_root(&self, root: u32) -> Result<()> {
+    pub(super) fn check_root(&self, root: u32) -> Result<()> {
         if root >= self.n {
             return Err(Error::Config(format!(
                 "root {root} is not a vertex (the graph has {})",
@@ -193,7 +194,7 @@ impl DeviceGraph {
     }
 
     /// The search's result from the per-vertex words.
-    fn result(&self, time: Duration) -> Result<BfsRun> {
+    pub(super) fn result(&self, time: Duration) -> Result<BfsRun> {
         let lp = self.lp.to_vec()?;
         let mut parent = vec![-1i64; lp.len()];
         let mut level = vec![UNREACHED; lp.len()];

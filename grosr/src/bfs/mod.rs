@@ -33,6 +33,10 @@
 //! runs the same warp expansion as one kernel per level (a vertex is discovered by the
 //! `atomicMin` that finds it unreached) and copies the next frontier's size to the host after
 //! every level.
+//!
+//! The WHILE-graph baseline ([`while_graph`]) keeps that loop on the GPU: one CUDA graph with a
+//! conditional WHILE node around the same expansion and a one-thread kernel that sets the
+//! node's condition (`cudaGraphSetConditional`) from the next frontier's size.
 
 pub mod csr;
 pub mod generate;
@@ -40,6 +44,7 @@ pub mod gpu;
 pub mod read;
 pub mod report;
 pub mod validate;
+pub mod while_graph;
 
 pub use csr::Csr;
 pub use gpu::{BfsOptions, BfsRun, DeviceGraph};
