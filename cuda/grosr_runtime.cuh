@@ -193,6 +193,16 @@ __device__ __forceinline__ void named_barrier(uint32_t id) {
     asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(blockDim.x) : "memory");
 }
 
+// Warp-wide reductions for task bodies of warp granularity: all 32 lanes call, all get the result.
+__device__ __forceinline__ float warp_max(float v) {
+    for (int o = WARP / 2; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int o = WARP / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
 // Programmatic Dependent Launch (sm_90+): no-ops unless the launch asked for it.
 __device__ __forceinline__ void pdl_wait() {
 #if __CUDA_ARCH__ >= 900

@@ -555,3 +555,98 @@ pub fn link(cubin: &[u8], libraries: &[&Path]) -> Result<Vec<u8>> {
     }
     result
 }
+
+/// A CUDA graph and, once instantiated, its executable form; both destroyed on drop.
+pub struct Graph {
+    graph: sys::CUgraph,
+    exec: sys::CUgraphExec,
+}
+
+// SAFETY: graph handles are plain identifiers usable from any thread with the context current.
+unsafe impl Send for Graph {}
+
+impl Graph {
+    /// An empty graph.
+    pub fn new() -> Result<Graph> {
+        let mut graph: sys::CUgraph = std::ptr::null_mut();
+        // SAFETY: out-pointer to a local.
+        unsafe { sys::cuGraphCreate(&mut graph, 0) }
+            .result()
+            .call("cuGraphCreate")?;
+        Ok(Graph {
+            graph,
+            exec: std::ptr::null_mut(),
+        })
+    }
+
+    /// The raw graph, to add nodes to.
+    pub fn raw(&self) -> sys::CUgraph {
+        self.graph
+    }
+
+    /// Instantiates the graph (after every node and edge was added).
+    pub fn instantiate(&mut self) -> Result<()> {
+        let mut exec: sys::CUgraphExec = std::ptr::null_mut();
+        // SAFETY: the graph is live; out-pointer to a local.
+        unsafe { sys::cuGraphInstantiateWithFlags(&mut exec, self.graph, 0) }
+            .result()
+            .call("cuGraphInstantiate")?;
+        self.exec = exec;
+        Ok(())
+    }
+
+    /// Launches the instantiated graph on `stream`.
+    ///
+    /// # Safety
+    /// `stream` must be a live stream of the graph's context.
+    pub unsafe fn launch(&self, stream: sys::CUstream) -> Result<()> {
+        if self.exec.is_null() {
+            return Err(Error::Config("the CUDA graph was not instantiated".into()));
+        }
+        // SAFETY: exec is a live executable graph of this context; the caller's stream is live.
+        unsafe { sys::cuGraphLaunch(self.exec, stream) }
+            .result()
+            .call("cuGraphLaunch")
+    }
+}
+
+impl Drop for Graph {
+    fn drop(&mut self) {
+        // SAFETY: each handle is destroyed once; failures cannot be acted on in a drop.
+        unsafe {
+            if !self.exec.is_null() {
+                let _ = sys::cuGraphExecDestroy(self.exec);
+            }
+            let _ = sys::cuGraphDestroy(self.graph);
+        }
+    }
+}
+
+/// Adds a kernel node running `func` on `grid` blocks of `block` threads, after `deps`, to
+/// `graph` (a [`Graph::raw`] or a body graph a conditional node owns).
+///
+/// # Safety
+/// `graph` must be live and `deps` nodes of it; `args` must hold one pointer per kernel
+/// parameter, to a value of its type (the driver copies the values while adding the node), and
+/// what the kernel reads or writes through them must outlive every launch of the graph.
+pub unsafe fn add_kernel_node(
+    graph: sys::CUgraph,
+    deps: &[sys::CUgraphNode],
+    func: sys::CUfunction,
+    grid: u32,
+    block: u32,
+    args: &mut [*mut c_void],
+) -> Result<sys::CUgraphNode> {
+    // SAFETY: a zeroed parameter block is valid (null kern/ctx/extra mean "use func").
+    let mut params: sys::CUDA_KERNEL_NODE_PARAMS = unsafe { std::mem::zeroed() };
+    params.func = func;
+    (params.gridDimX, params.gridDimY, params.gridDimZ) = (grid, 1, 1);
+    (params.blockDimX, params.blockDimY, params.blockDimZ) = (block, 1, 1);
+    params.kernelParams = args.as_mut_ptr();
+    let mut node: sys::CUgraphNode = std::ptr::null_mut();
+    // SAFETY: the caller vouches for graph, deps and args (see above).
+    unsafe { sys::cuGraphAddKernelNode_v2(&mut node, graph, deps.as_ptr(), deps.len(), &params) }
+        .result()
+        .call("cuGraphAddKernelNode")?;
+    Ok(node)
+}

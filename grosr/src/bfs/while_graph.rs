@@ -31,7 +31,7 @@ use cudarc::driver::sys;
 
 use super::gpu::{BfsRun, DeviceGraph, WAIT};
 use crate::baseline::Baselines;
-use crate::driver::{DeviceMem, Module, Stream};
+use crate::driver::{DeviceMem, Graph, Module, Stream, add_kernel_node};
 use crate::error::{Error, Result};
 use crate::runtime::Runtime;
 
@@ -239,11 +239,13 @@ impl WhileBfs {
                 &mut h as *mut u64 as *mut c_void,
             ];
             // SAFETY: grosr_while_probe(uint32_t*, unsigned long long), matching args.
-            unsafe { add_kernel(body, &[], probe, 1, 32, &mut args) }?;
+            unsafe { add_kernel_node(body, &[], probe, 1, 32, &mut args) }
+                .map_err(as_unsupported)?;
             Ok(())
         })?;
         let stream = Stream::new()?;
-        graph.launch(stream.0)?;
+        // SAFETY: the stream was just created in this context.
+        unsafe { graph.launch(stream.0) }?;
         stream.wait(Duration::from_secs(10), "the WHILE-node self-test")?;
         let mut got = [0u32; 2];
         counter.read(&mut got)?;
@@ -269,44 +271,9 @@ fn unsupported(call: &str, r: sys::CUresult) -> Error {
     Error::Unsupported(format!("{call} failed: {r:?}"))
 }
 
-/// Adds a kernel node with `deps` to `graph`.
-///
-/// # Safety
-/// `args` must hold one pointer per kernel parameter, to a value of its type (the driver copies
-/// the values while adding the node).
-unsafe fn add_kernel(
-    graph: sys::CUgraph,
-    deps: &[sys::CUgraphNode],
-    func: sys::CUfunction,
-    grid: u32,
-    block: u32,
-    args: &mut [*mut c_void],
-) -> Result<sys::CUgraphNode> {
-    // SAFETY: a zeroed parameter block is valid (null kern/ctx/extra mean "use func").
-    let mut params: sys::CUDA_KERNEL_NODE_PARAMS = unsafe { std::mem::zeroed() };
-    params.func = func;
-    params.gridDimX = grid;
-    params.gridDimY = 1;
-    params.gridDimZ = 1;
-    params.blockDimX = block;
-    params.blockDimY = 1;
-    params.blockDimZ = 1;
-    params.kernelParams = args.as_mut_ptr();
-    let mut node: sys::CUgraphNode = std::ptr::null_mut();
-    // SAFETY: the caller vouches for args; deps name nodes of `graph`.
-    let r = unsafe {
-        sys::cuGraphAddKernelNode_v2(&mut node, graph, deps.as_ptr(), deps.len(), &params)
-    };
-    if r != sys::CUresult::CUDA_SUCCESS {
-        return Err(unsupported("cuGraphAddKernelNode (WHILE body)", r));
-    }
-    Ok(node)
-}
-
 /// A graph holding one WHILE node (condition default 1, reset at every launch), instantiated.
 struct CondGraph {
-    graph: sys::CUgraph,
-    exec: sys::CUgraphExec,
+    graph: Graph,
 }
 
 impl CondGraph {
@@ -315,22 +282,15 @@ impl CondGraph {
         ctx: sys::CUcontext,
         body: impl FnOnce(sys::CUgraph, u64) -> Result<()>,
     ) -> Result<CondGraph> {
-        let mut graph: sys::CUgraph = std::ptr::null_mut();
-        // SAFETY: out-pointer to a local.
-        let r = unsafe { sys::cuGraphCreate(&mut graph, 0) };
-        if r != sys::CUresult::CUDA_SUCCESS {
-            return Err(unsupported("cuGraphCreate", r));
-        }
         let mut g = CondGraph {
-            graph,
-            exec: std::ptr::null_mut(),
+            graph: Graph::new().map_err(as_unsupported)?,
         };
         let mut handle: sys::CUgraphConditionalHandle = 0;
         // SAFETY: graph and ctx are live; out-pointer to a local.
         let r = unsafe {
             sys::cuGraphConditionalHandleCreate(
                 &mut handle,
-                g.graph,
+                g.graph.raw(),
                 ctx,
                 1,
                 sys::CU_GRAPH_COND_ASSIGN_DEFAULT,
@@ -354,7 +314,7 @@ impl CondGraph {
         let r = unsafe {
             sys::cuGraphAddNode_v2(
                 &mut node,
-                g.graph,
+                g.graph.raw(),
                 std::ptr::null(),
                 std::ptr::null(),
                 0,
@@ -374,39 +334,21 @@ impl CondGraph {
         // SAFETY: out points at one CUgraph (size 1), valid while the node lives.
         let body_graph = unsafe { *out };
         body(body_graph, handle)?;
-        let mut exec: sys::CUgraphExec = std::ptr::null_mut();
-        // SAFETY: the graph is complete; out-pointer to a local.
-        let r = unsafe { sys::cuGraphInstantiateWithFlags(&mut exec, g.graph, 0) };
-        if r != sys::CUresult::CUDA_SUCCESS {
-            return Err(unsupported("cuGraphInstantiate (WHILE graph)", r));
-        }
-        g.exec = exec;
+        g.graph.instantiate().map_err(as_unsupported)?;
         Ok(g)
     }
 
-    fn launch(&self, stream: sys::CUstream) -> Result<()> {
-        // SAFETY: exec is a live executable graph of this context; the stream is live.
-        let r = unsafe { sys::cuGraphLaunch(self.exec, stream) };
-        if r != sys::CUresult::CUDA_SUCCESS {
-            return Err(Error::Cuda {
-                call: "cuGraphLaunch",
-                code: format!("{r:?}"),
-            });
-        }
-        Ok(())
+    /// # Safety
+    /// `stream` must be a live stream of this context.
+    unsafe fn launch(&self, stream: sys::CUstream) -> Result<()> {
+        // SAFETY: passed on to the caller.
+        unsafe { self.graph.launch(stream) }
     }
 }
 
-impl Drop for CondGraph {
-    fn drop(&mut self) {
-        // SAFETY: each handle is destroyed once; failures cannot be acted on in a drop.
-        unsafe {
-            if !self.exec.is_null() {
-                let _ = sys::cuGraphExecDestroy(self.exec);
-            }
-            let _ = sys::cuGraphDestroy(self.graph);
-        }
-    }
+/// A driver error while building the WHILE graph: this driver cannot run the baseline.
+fn as_unsupported(e: Error) -> Error {
+    Error::Unsupported(format!("{e} (WHILE graph)"))
 }
 
 /// Mirror of `struct BfsWhileState` in while.cu: depth, frontier size, next frontier size,
@@ -455,7 +397,8 @@ impl<'a> WhileGraph<'a> {
             ];
             // SAFETY: grosr_bfs_while_level(const u64*, const u32*, u64*, u32*, u32*,
             // BfsWhileState*), matching args; the buffers outlive the graph (borrowed for 'a).
-            let a = unsafe { add_kernel(body, &[], level, grid, 256, &mut args) }?;
+            let a = unsafe { add_kernel_node(body, &[], level, grid, 256, &mut args) }
+                .map_err(as_unsupported)?;
             let (mut st, mut h, mut limit) = (state.ptr(), handle, dg.n.saturating_add(1));
             let mut args = [
                 &mut st as *mut u64 as *mut c_void,
@@ -463,7 +406,8 @@ impl<'a> WhileGraph<'a> {
                 &mut limit as *mut u32 as *mut c_void,
             ];
             // SAFETY: grosr_bfs_while_next(BfsWhileState*, unsigned long long, uint32_t).
-            unsafe { add_kernel(body, &[a], next, 1, 32, &mut args) }?;
+            unsafe { add_kernel_node(body, &[a], next, 1, 32, &mut args) }
+                .map_err(as_unsupported)?;
             Ok(())
         })?;
         Ok(WhileGraph {
@@ -490,7 +434,8 @@ impl<'a> WhileGraph<'a> {
         dg.frontier[0].write(&[root])?;
         self.state.write(&[0u32, 1, 0, 0])?;
         let t = Instant::now();
-        self.graph.launch(b.stream())?;
+        // SAFETY: the baselines' stream lives as long as b.
+        unsafe { self.graph.launch(b.stream()) }?;
         b.sync(WAIT)?;
         let time = t.elapsed();
         let mut st = [0u32; STATE_WORDS];

@@ -7,7 +7,7 @@ use std::time::Duration;
 use cudarc::driver::sys;
 
 use crate::baseline::Baselines;
-use crate::driver::DeviceMem;
+use crate::driver::{DeviceMem, Graph, add_kernel_node};
 use crate::error::{CudaContext as _, Error, Result};
 use crate::layout::RECORD_WORDS;
 use crate::runtime::Runtime;
@@ -21,7 +21,7 @@ pub(crate) struct Lowered<'rt> {
     /// Fused: one bulk launch per (level, type), in level order: (kind, records address, count).
     bulk: Vec<(u32, u64, u32)>,
     _bulk_records: Option<DeviceMem>,
-    graph: Option<ExecGraph>,
+    graph: Option<Graph>,
     // Declared last: dropped after the graph and the records the launches use.
     base: Baselines<'rt>,
 }
@@ -55,7 +55,7 @@ impl<'rt> Lowered<'rt> {
                         rt.info().arch
                     )));
                 }
-                lowered.graph = Some(ExecGraph::build(&lowered.base, plan, pdl)?);
+                lowered.graph = Some(build_graph(&lowered.base, plan, pdl)?);
             }
         }
         Ok(lowered)
@@ -109,14 +109,12 @@ impl<'rt> Lowered<'rt> {
                 self.base.sync(timeout)?;
             }
             Strategy::CudaGraph | Strategy::CudaGraphPdl => {
-                let exec =
-                    self.graph.as_ref().map(|g| g.exec).ok_or_else(|| {
-                        Error::Config("the CUDA graph was not instantiated".into())
-                    })?;
-                // SAFETY: exec is a live executable graph of this context; the stream is live.
-                unsafe { sys::cuGraphLaunch(exec, self.base.stream()) }
-                    .result()
-                    .call("cuGraphLaunch")?;
+                let graph = self
+                    .graph
+                    .as_ref()
+                    .ok_or_else(|| Error::Config("the CUDA graph was not instantiated".into()))?;
+                // SAFETY: the baselines' stream lives as long as self.base.
+                unsafe { graph.launch(self.base.stream()) }?;
                 self.base.sync(timeout)?;
             }
             Strategy::Resident => unreachable!("Resident graphs are not lowered"),
@@ -125,100 +123,53 @@ impl<'rt> Lowered<'rt> {
     }
 }
 
-/// A CUDA graph with one kernel node per task and the DAG's edges, and its executable form.
-struct ExecGraph {
-    graph: sys::CUgraph,
-    exec: sys::CUgraphExec,
-}
-
-impl ExecGraph {
-    fn build(base: &Baselines<'_>, plan: &Plan, pdl: bool) -> Result<ExecGraph> {
-        let mut graph: sys::CUgraph = std::ptr::null_mut();
-        // SAFETY: out-pointer to a local.
-        unsafe { sys::cuGraphCreate(&mut graph, 0) }
-            .result()
-            .call("cuGraphCreate")?;
-        let mut g = ExecGraph {
-            graph,
-            exec: std::ptr::null_mut(),
-        };
-        let mut status = base.status_ptr();
-        let mut nodes: Vec<sys::CUgraphNode> = Vec::with_capacity(plan.nodes.len());
-        for (i, node) in plan.nodes.iter().enumerate() {
-            let (func, block) = base.single_kernel(plan.kind[i])?;
-            let mut args = [
-                node.words.as_ptr() as *mut c_void,
-                &mut status as *mut u64 as *mut c_void,
-            ];
-            // SAFETY: a zeroed parameter block is valid (null kern/ctx mean "use func").
-            let mut params: sys::CUDA_KERNEL_NODE_PARAMS = unsafe { std::mem::zeroed() };
-            params.func = func;
-            params.gridDimX = 1;
-            params.gridDimY = 1;
-            params.gridDimZ = 1;
-            params.blockDimX = block;
-            params.blockDimY = 1;
-            params.blockDimZ = 1;
-            params.kernelParams = args.as_mut_ptr();
-            let mut n: sys::CUgraphNode = std::ptr::null_mut();
-            // SAFETY: the parameters match grosr_single_<T>(T, int32_t*); the driver copies the
-            // argument values while adding the node.
-            unsafe { sys::cuGraphAddKernelNode_v2(&mut n, g.graph, std::ptr::null(), 0, &params) }
-                .result()
-                .call("cuGraphAddKernelNode")?;
-            nodes.push(n);
-        }
-        let mut from = Vec::with_capacity(plan.succ.len());
-        let mut to = Vec::with_capacity(plan.succ.len());
-        for u in 0..plan.nodes.len() {
-            for &v in &plan.succ[plan.succ_off[u] as usize..plan.succ_off[u + 1] as usize] {
-                from.push(nodes[u]);
-                to.push(nodes[v as usize]);
-            }
-        }
-        if !from.is_empty() {
-            // SAFETY: a zeroed edge is the default (full) dependency.
-            let mut edge: sys::CUgraphEdgeData = unsafe { std::mem::zeroed() };
-            if pdl {
-                // The dependent may launch once the upstream kernel triggers
-                // (griddepcontrol.launch_dependents); its griddepcontrol.wait still waits for the
-                // upstream grid's completion and memory flush.
-                edge.type_ =
-                    sys::CUgraphDependencyType::CU_GRAPH_DEPENDENCY_TYPE_PROGRAMMATIC as u8;
-                edge.from_port = sys::CU_GRAPH_KERNEL_NODE_PORT_PROGRAMMATIC as u8;
-            }
-            let edges = vec![edge; from.len()];
-            // SAFETY: from, to and edges have equal lengths and name nodes of this graph.
-            unsafe {
-                sys::cuGraphAddDependencies_v2(
-                    g.graph,
-                    from.as_ptr(),
-                    to.as_ptr(),
-                    edges.as_ptr(),
-                    from.len(),
-                )
-            }
-            .result()
-            .call("cuGraphAddDependencies")?;
-        }
-        let mut exec: sys::CUgraphExec = std::ptr::null_mut();
-        // SAFETY: graph is complete; out-pointer to a local.
-        unsafe { sys::cuGraphInstantiateWithFlags(&mut exec, g.graph, 0) }
-            .result()
-            .call("cuGraphInstantiate")?;
-        g.exec = exec;
-        Ok(g)
+/// A CUDA graph with one kernel node per task and the DAG's edges, instantiated.
+fn build_graph(base: &Baselines<'_>, plan: &Plan, pdl: bool) -> Result<Graph> {
+    let mut g = Graph::new()?;
+    let mut status = base.status_ptr();
+    let mut nodes: Vec<sys::CUgraphNode> = Vec::with_capacity(plan.nodes.len());
+    for (i, node) in plan.nodes.iter().enumerate() {
+        let (func, block) = base.single_kernel(plan.kind[i])?;
+        let mut args = [
+            node.words.as_ptr() as *mut c_void,
+            &mut status as *mut u64 as *mut c_void,
+        ];
+        // SAFETY: the parameters match grosr_single_<T>(T, int32_t*); the driver copies the
+        // argument values while adding the node; the status word outlives the graph (base).
+        nodes.push(unsafe { add_kernel_node(g.raw(), &[], func, 1, block, &mut args) }?);
     }
-}
-
-impl Drop for ExecGraph {
-    fn drop(&mut self) {
-        // SAFETY: each handle is destroyed once; failures cannot be acted on in a drop.
+    let mut from = Vec::with_capacity(plan.succ.len());
+    let mut to = Vec::with_capacity(plan.succ.len());
+    for u in 0..plan.nodes.len() {
+        for &v in &plan.succ[plan.succ_off[u] as usize..plan.succ_off[u + 1] as usize] {
+            from.push(nodes[u]);
+            to.push(nodes[v as usize]);
+        }
+    }
+    if !from.is_empty() {
+        // SAFETY: a zeroed edge is the default (full) dependency.
+        let mut edge: sys::CUgraphEdgeData = unsafe { std::mem::zeroed() };
+        if pdl {
+            // The dependent may launch once the upstream kernel triggers
+            // (griddepcontrol.launch_dependents); its griddepcontrol.wait still waits for the
+            // upstream grid's completion and memory flush.
+            edge.type_ = sys::CUgraphDependencyType::CU_GRAPH_DEPENDENCY_TYPE_PROGRAMMATIC as u8;
+            edge.from_port = sys::CU_GRAPH_KERNEL_NODE_PORT_PROGRAMMATIC as u8;
+        }
+        let edges = vec![edge; from.len()];
+        // SAFETY: from, to and edges have equal lengths and name nodes of this graph.
         unsafe {
-            if !self.exec.is_null() {
-                let _ = sys::cuGraphExecDestroy(self.exec);
-            }
-            let _ = sys::cuGraphDestroy(self.graph);
+            sys::cuGraphAddDependencies_v2(
+                g.raw(),
+                from.as_ptr(),
+                to.as_ptr(),
+                edges.as_ptr(),
+                from.len(),
+            )
         }
+        .result()
+        .call("cuGraphAddDependencies")?;
     }
+    g.instantiate()?;
+    Ok(g)
 }

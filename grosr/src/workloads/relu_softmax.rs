@@ -13,22 +13,14 @@ use super::table::Table;
 
 /// One row of `y = softmax(relu(x))`, by one warp.
 #[grosr::task(cuda = r#"
-    auto warp_max = [](float v) {
-        for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-        return v;
-    };
-    auto warp_sum = [](float v) {
-        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-        return v;
-    };
     const float* x = task.x + (uint64_t)task.row * task.len;
     float* y = task.y + (uint64_t)task.row * task.len;
     float m = 0.0f;                                   // relu(x) >= 0, so 0 is a lower bound
     for (uint32_t i = ctx.lane(); i < task.len; i += ctx.width()) m = fmaxf(m, x[i]);
-    m = warp_max(m);
+    m = grosr::warp_max(m);
     float s = 0.0f;
     for (uint32_t i = ctx.lane(); i < task.len; i += ctx.width()) s += expf(fmaxf(x[i], 0.0f) - m);
-    const float inv = 1.0f / warp_sum(s);
+    const float inv = 1.0f / grosr::warp_sum(s);
     for (uint32_t i = ctx.lane(); i < task.len; i += ctx.width()) y[i] = expf(fmaxf(x[i], 0.0f) - m) * inv;
 "#)]
 pub struct ReluSoftmax {
@@ -61,21 +53,13 @@ pub struct Relu {
 
 /// Stage 2 of the two-task form: softmax of one row of `y`, in place.
 #[grosr::task(cuda = r#"
-    auto warp_max = [](float v) {
-        for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-        return v;
-    };
-    auto warp_sum = [](float v) {
-        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-        return v;
-    };
     float* y = task.y + (uint64_t)task.row * task.len;
     float m = -3.402823466e38f;
     for (uint32_t i = ctx.lane(); i < task.len; i += ctx.width()) m = fmaxf(m, y[i]);
-    m = warp_max(m);
+    m = grosr::warp_max(m);
     float s = 0.0f;
     for (uint32_t i = ctx.lane(); i < task.len; i += ctx.width()) s += expf(y[i] - m);
-    const float inv = 1.0f / warp_sum(s);
+    const float inv = 1.0f / grosr::warp_sum(s);
     for (uint32_t i = ctx.lane(); i < task.len; i += ctx.width()) y[i] = expf(y[i] - m) * inv;
 "#)]
 pub struct Softmax {
