@@ -5,7 +5,9 @@
 //
 // In one sentence: the arena is cut into 64 KiB slabs; a slab is free (in the pool), serves one
 // size class (16 B .. 8 KiB, power-of-two slots, a bitmap of taken slots), or is part of a large
-// run (whole slabs, for anything bigger). Each SM keeps a current slab per class. A group of lanes
+// run (whole slabs, for anything bigger). Each SM keeps a current slab per class (two entries,
+// by warp parity); when one runs dry exactly one warp swaps in a fresh one while the others
+// wait for it (heap_reserve). A group of lanes
 // asking for one class reserves its slots with one atomic on the slab's 64-bit word (free count
 // and tag together), then claims bits (one atomic per 32 slots); `free` finds the slab from the
 // address, clears the bits (one atomic per bitmap word per warp) and gives the count back.
@@ -20,6 +22,8 @@ constexpr uint32_t HEAP_CLASSES = 10;                             // 16, 32, ...
 constexpr uint32_t HEAP_LARGE = HEAP_CLASSES;                     // class index of the large tier
 constexpr uint32_t HEAP_BITMAP_WORDS = (1u << (HEAP_SLAB_SHIFT - HEAP_MIN_SHIFT)) / 32;   // 128
 constexpr uint32_t HEAP_NONE = 0xFFFFFFFFu;
+constexpr uint32_t HEAP_BUSY = 0xFFFFFFFEu;                      // a current-slab entry being swapped
+constexpr uint32_t HEAP_CUR_PER_SM = 2;                           // current-slab entries per SM and class
 // A slab's word: bits 63..32 = free slots (signed; transiently low while a stale reservation is
 // undone), bits 7..0 = tag (0 = in the pool or inside a large run, 1 + class, 0xFF = large head),
 // bit 8 = attached (some SM's current slab for its class).
@@ -32,8 +36,8 @@ struct HeapCounters {             // 640 bytes, device memory; mirrored in grosr
     uint32_t pad0[31];
     uint32_t large_lock;          // serialises large-run searches (bounded spin)
     uint32_t pad1[31];
-    int32_t partial_count[16];    // per class: bits set in its partial bitmap (a lower bound)
-    uint32_t pad2[16];
+    int32_t partial_count[16];    // per class: bits set in its low list (a lower bound)
+    int32_t roomy_count[16];      // per class: bits set in its roomy list (a lower bound)
     unsigned long long failures[16];   // per class, then [HEAP_LARGE]: allocations that got null
     unsigned long long bad_frees;      // frees of addresses that were not live allocations
     unsigned long long pad3[15];
@@ -44,10 +48,12 @@ struct Heap {                     // 88 bytes, the module global grosr_heap; mir
     unsigned long long* words;    // per slab: count << 32 | attached | tag
     uint32_t* bitmaps;            // per slab HEAP_BITMAP_WORDS words: bit set = slot taken
     uint32_t* pool;               // pool_words: bit set = slab free in the pool
-    uint32_t* partial;            // HEAP_CLASSES * pool_words: detached slabs with free slots
+    uint32_t* partial;            // 2 * HEAP_CLASSES * pool_words: lists of detached slabs with
+                                  // free slots, per class: low (any free), then roomy (>= 1/4)
     uint32_t* run;                // per slab: slabs in the large run it heads
-    uint32_t* cur;                // cur_slots * HEAP_CLASSES: current slab (HEAP_NONE = none)
-    uint32_t* hints;              // cur_slots: where the SM last found a pool slab
+    uint32_t* cur;                // cur_slots * HEAP_CLASSES: current slab (HEAP_NONE = none,
+                                  // HEAP_BUSY = being swapped); HEAP_CUR_PER_SM entries per SM
+    uint32_t* hints;              // cur_slots: where the entry last found a pool slab
     HeapCounters* ctl;
     uint32_t slabs, pool_words, cur_slots, spin_limit;
 };
@@ -104,6 +110,15 @@ __device__ __forceinline__ uint32_t atom_and_release(uint32_t* p, uint32_t v) {
     asm volatile("atom.release.gpu.global.and.b32 %0, [%1], %2;" : "=r"(old) : "l"(p), "r"(v) : "memory");
     return old;
 }
+__device__ __forceinline__ uint32_t atom_cas_acq_rel_u32(uint32_t* p, uint32_t cmp, uint32_t v) {
+    uint32_t old;
+    asm volatile("atom.acq_rel.gpu.global.cas.b32 %0, [%1], %2, %3;"
+                 : "=r"(old) : "l"(p), "r"(cmp), "r"(v) : "memory");
+    return old;
+}
+__device__ __forceinline__ void st_release_u32(uint32_t* p, uint32_t v) {
+    asm volatile("st.release.gpu.global.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
+}
 __device__ __forceinline__ void red_add_release_s32(int32_t* p, int32_t v) {
     asm volatile("red.release.gpu.global.add.s32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
 }
@@ -138,30 +153,46 @@ __device__ void heap_try_retire(const Heap& h, uint32_t s, uint32_t c) {
     // acq_rel: acquire makes every free of the slab (and so the data accesses before it) precede
     // the hand-over; release passes that on to whoever takes the slab from the pool.
     if (atom_cas_acq_rel_u64(&h.words[s], full, 0ull) != full) return;
+    // Unlist it (keeps the lists short for the swappers; a bit set again by a late mark is stale
+    // and dropped by its taker). Relaxed: the lists are hints.
+    for (uint32_t list = c; list < 2 * HEAP_CLASSES; list += HEAP_CLASSES) {
+        uint32_t* word = &h.partial[(u64)list * h.pool_words + (s >> 5)];
+        const uint32_t bit = 1u << (s & 31);
+        if ((ld_relaxed_u32(word) & bit) && (atomicAnd(word, ~bit) & bit))
+            atomicSub(list < HEAP_CLASSES ? &h.ctl->partial_count[c] : &h.ctl->roomy_count[c], 1);
+    }
     // release: the slab's word is 0 before its pool bit says it can be taken.
     atom_or_release(&h.pool[s >> 5], 1u << (s & 31));
     // release: the pool bit is set before the counter says a slab can be found.
     red_add_release_s32(&h.ctl->free_slabs, 1);
 }
 
-// Lists a detached slab of class c with free slots, so that any SM can attach it again.
-__device__ void heap_mark_partial(const Heap& h, uint32_t s, uint32_t c) {
-    const uint32_t bit = 1u << (s & 31);
-    // Relaxed: the bitmap is a hint; the slab's word is re-checked by CAS when the bit is taken.
-    if (!(atomicOr(&h.partial[(u64)c * h.pool_words + (s >> 5)], bit) & bit))
-        atomicAdd(&h.ctl->partial_count[c], 1);
+// Lists a detached slab of class c with free slots, so that any SM can attach it again: in the
+// class's roomy list (at least a quarter of its slots free) or its low list (some free).
+__device__ void heap_mark_listed(const Heap& h, uint32_t s, uint32_t c, bool roomy) {
+    const uint32_t bit = 1u << (s & 31), list = roomy ? HEAP_CLASSES + c : c;
+    int32_t* cnt = roomy ? &h.ctl->roomy_count[c] : &h.ctl->partial_count[c];
+    // Relaxed: the lists are hints; the slab's word is re-checked by CAS when the bit is taken.
+    if (!(atomicOr(&h.partial[(u64)list * h.pool_words + (s >> 5)], bit) & bit))
+        atomicAdd(cnt, 1);                       // relaxed: a count of set bits (a lower bound)
+}
+
+__device__ __forceinline__ int32_t heap_roomy(uint32_t c) {
+    return (int32_t)(heap_slots(c) / 4);        // slots >= 8, so at least 2
 }
 
 // Called after every add of `delta` free slots to slab s (a free, or a reservation given back)
 // that returned `old`. Invariants kept: a detached class slab that is wholly free is retired; one
-// that goes from no free slot to some is listed as partial.
+// that goes from no free slot to some is listed (low), one that reaches a quarter free is listed
+// roomy.
 __device__ void heap_after_add(const Heap& h, uint32_t s, u64 old, int32_t delta) {
     const uint32_t t = word_tag(old);
     if (t == 0 || t > HEAP_CLASSES || (old & HEAP_ATTACHED)) return;
     const uint32_t c = t - 1;
-    const int32_t before = word_count(old), after = before + delta;
+    const int32_t before = word_count(old), after = before + delta, roomy = heap_roomy(c);
     if (after == (int32_t)heap_slots(c)) heap_try_retire(h, s, c);
-    else if (before <= 0 && after > 0) heap_mark_partial(h, s, c);
+    else if (before < roomy && after >= roomy) heap_mark_listed(h, s, c, true);
+    else if (before <= 0 && after > 0) heap_mark_listed(h, s, c, false);
 }
 
 // Ends a slab's time as some SM's current slab: retire it if wholly free, list it if it has room.
@@ -175,7 +206,7 @@ __device__ void heap_detach(const Heap& h, uint32_t s) {
     const uint32_t c = t - 1;
     const int32_t n = word_count(old);
     if (n == (int32_t)heap_slots(c)) heap_try_retire(h, s, c);
-    else if (n > 0) heap_mark_partial(h, s, c);
+    else if (n > 0) heap_mark_listed(h, s, c, n >= heap_roomy(c));
 }
 
 // Takes one slab from the pool; HEAP_NONE if the pool is empty. The counter is reserved first,
@@ -184,7 +215,7 @@ __device__ uint32_t heap_take_pool(const Heap& h, uint32_t slot) {
     int32_t* fs = &h.ctl->free_slabs;
     if (*(volatile int32_t*)fs <= 0) return HEAP_NONE;
     if (atomicSub(fs, 1) <= 0) {                 // relaxed: a count; the pool bits carry the order
-        atomicAdd(fs, 1);
+        atomicAdd(fs, 1);                        // relaxed: as above
         return HEAP_NONE;
     }
     volatile uint32_t* hint = &h.hints[slot];
@@ -204,7 +235,7 @@ __device__ uint32_t heap_take_pool(const Heap& h, uint32_t slot) {
             }
         }
     }
-    atomicAdd(fs, 1);
+    atomicAdd(fs, 1);                            // relaxed: a count, as above
     return HEAP_NONE;
 }
 
@@ -218,40 +249,62 @@ __device__ bool heap_attach_partial(const Heap& h, uint32_t s, uint32_t c) {
         if (seen == w) return true;
         w = seen;
     }
-    heap_mark_partial(h, s, c);                  // gave up: keep it listed for someone else
+    heap_mark_listed(h, s, c, false);            // gave up: keep it listed for someone else
     return false;
 }
 
-// Takes a listed partial slab of class c; the counter says "none" without a search.
-__device__ uint32_t heap_take_partial(const Heap& h, uint32_t c, uint32_t slot) {
-    int32_t* cnt = &h.ctl->partial_count[c];
-    const uint32_t start = (uint32_t)(((u64)slot * h.pool_words) / h.cur_slots);
-    uint32_t* bits = &h.partial[(u64)c * h.pool_words];
-    for (uint32_t i = 0; i < h.pool_words && *(volatile int32_t*)cnt > 0; ++i) {
-        const uint32_t wi = (start + i) % h.pool_words;
-        uint32_t v = ld_relaxed_u32(&bits[wi]);
-        while (v) {
-            const uint32_t b = __ffs(v) - 1;
-            v &= v - 1;
-            if (!(atomicAnd(&bits[wi], ~(1u << b)) & (1u << b))) continue;   // another took it
-            atomicSub(cnt, 1);
-            if (heap_attach_partial(h, wi * 32 + b, c)) return wi * 32 + b;
+// Takes a listed slab of class c from list `list` (c: low, HEAP_CLASSES + c: roomy), looking at
+// no more than `words` bitmap words from `start`, eight loads in flight at a time (out of line:
+// four call sites); the counter
+// says "none" without a search. Stale bits (slab retired, reclassed, attached or full) are
+// dropped on the way.
+__device__ __noinline__ uint32_t heap_take_listed(const Heap& h, uint32_t list, int32_t* cnt,
+                                                  uint32_t c, uint32_t start, uint32_t words) {
+    uint32_t* bits = &h.partial[(u64)list * h.pool_words];
+    words = umin(words, h.pool_words);
+    for (uint32_t i = 0; i < words && *(volatile int32_t*)cnt > 0; i += 8) {
+        uint32_t nz = 0;                         // which of the next eight words have bits
+#pragma unroll
+        for (uint32_t k = 0; k < 8; ++k)         // relaxed: hints, re-checked below
+            if (i + k < words && ld_relaxed_u32(&bits[(start + i + k) % h.pool_words]) != 0u)
+                nz |= 1u << k;
+        while (nz) {
+            const uint32_t wi = (start + i + __ffs(nz) - 1) % h.pool_words;
+            nz &= nz - 1;
+            uint32_t v = ld_relaxed_u32(&bits[wi]);   // relaxed: as above
+            while (v) {
+                const uint32_t b = __ffs(v) - 1;
+                v &= v - 1;
+                // Relaxed: the list is a hint; the attach CAS on the slab's word orders what matters.
+                if (!(atomicAnd(&bits[wi], ~(1u << b)) & (1u << b))) continue;   // another took it
+                atomicSub(cnt, 1);               // relaxed: a count of set bits
+                if (heap_attach_partial(h, wi * 32 + b, c)) return wi * 32 + b;
+            }
         }
     }
     return HEAP_NONE;
 }
 
-// A new current slab for class c: a listed partial one (reuse before growth), else one from the pool.
-__device__ uint32_t heap_acquire(const Heap& h, uint32_t c, uint32_t slot) {
-    uint32_t s = heap_take_partial(h, c, slot);
+// A new slab for class c, attached to the caller: a roomy listed slab near where this SM works
+// (reuse before growth), else a pool slab, else any listed slab of the class (the pool is empty:
+// every free slot must stay reachable). HEAP_NONE only when all of them are empty.
+__device__ __noinline__ uint32_t heap_acquire(const Heap& h, uint32_t c, uint32_t slot) {
+    int32_t* roomy = &h.ctl->roomy_count[c];
+    // Near (and a little behind) where this entry last took pool slabs: likely its own old slabs.
+    const uint32_t start = (*(volatile uint32_t*)&h.hints[slot] + h.pool_words - 4) % h.pool_words;
+    uint32_t s = heap_take_listed(h, HEAP_CLASSES + c, roomy, c, start, 8);
     if (s != HEAP_NONE) return s;
     s = heap_take_pool(h, slot);
-    // The taker owns a pool slab alone: its word is 0 but for transient reservations that will be
-    // undone, so an add sets count, tag and attachment at once. acq_rel: release publishes the
-    // tag to reservers (acquire) on other SMs.
-    if (s != HEAP_NONE)
+    if (s != HEAP_NONE) {
+        // The taker owns a pool slab alone: its word is 0 but for transient reservations that
+        // will be undone, so an add sets count, tag and attachment at once. acq_rel: release
+        // publishes the tag to reservers (acquire) on other SMs.
         atom_add_acq_rel_u64(&h.words[s], ((u64)heap_slots(c) << 32) | (u64)(c + 1) | HEAP_ATTACHED);
-    return s;
+        return s;
+    }
+    s = heap_take_listed(h, HEAP_CLASSES + c, roomy, c, start, h.pool_words);
+    if (s != HEAP_NONE) return s;
+    return heap_take_listed(h, c, &h.ctl->partial_count[c], c, start, h.pool_words);
 }
 
 // Reserves up to `need` slots of slab s for class c. Returns how many (0: dry or not class c).
@@ -274,31 +327,71 @@ __device__ uint32_t heap_try_reserve(const Heap& h, uint32_t s, uint32_t c, uint
     return got;
 }
 
+// The current-slab entry of the calling warp: HEAP_CUR_PER_SM entries per SM (by warp parity),
+// so two swaps of one SM and class can run at once. Only a hint: any entry is correct.
+__device__ __forceinline__ uint32_t heap_cur_slot(const Heap& h) {
+    const uint32_t sub = (threadIdx.x >> 5) & (HEAP_CUR_PER_SM - 1);
+    return (sm_id() * HEAP_CUR_PER_SM + sub) % h.cur_slots;
+}
+
 // The leader's part of an allocation: a slab and a reservation of `have` slots in it.
+//
+// Swap protocol: a warp that finds its current slab dry CASes the entry from that slab to
+// HEAP_BUSY; the one that wins acquires a fresh slab (roomy list, pool, any list), publishes it
+// and then detaches the dry one; the others wait (bounded) until the entry changes and reserve on
+// the new slab. Only one slab per entry is acquired at a time, so the pool counter is never
+// drained by losers of a race, and a failure means every list and the pool were empty.
 __device__ uint32_t heap_reserve(const Heap& h, uint32_t c, uint32_t need, uint32_t& have,
                                  uint32_t& cursor) {
-    const uint32_t slot = sm_id() % h.cur_slots;
+    const uint32_t slot = heap_cur_slot(h);
     uint32_t* curp = &h.cur[slot * HEAP_CLASSES + c];
-    for (uint32_t t = 0; t < 8; ++t) {           // bounded: each turn replaces a dry slab
-        const uint32_t s = ld_relaxed_u32(curp);
+    const uint32_t limit = umin(h.spin_limit, 1u << 20);
+    uint32_t ns = 32, swaps = 0;
+    for (uint32_t t = 0; t < limit && swaps < 16; ++t) {   // bounded: spins and swaps
+        const uint32_t s = ld_relaxed_u32(curp);  // relaxed: a pointer to try; the word decides
+        if (s == HEAP_BUSY) {                    // another warp is swapping: wait for its slab
+            __nanosleep(ns);
+            ns = umin(2 * ns, 256u);       // a swap takes a few atomics: poll often
+            continue;
+        }
         if (s != HEAP_NONE) {
             have = heap_try_reserve(h, s, c, need, cursor);
             if (have) return s;
-            if (ld_relaxed_u32(curp) != s) continue;   // another warp replaced it already
+        }
+        // acq_rel: acquire pairs with the release that published s (so the re-check below sees
+        // its word as tagged and attached); release is not needed but keeps the CAS symmetric.
+        if (atom_cas_acq_rel_u32(curp, s, HEAP_BUSY) != s) continue;   // someone else swaps
+        ++swaps;
+        if (s != HEAP_NONE) {
+            const u64 w = ld_relaxed_u64(&h.words[s]);
+            if (word_tag(w) == c + 1 && word_count(w) > 0) {
+                st_release_u32(curp, s);         // release: as for a publish; frees made room
+                continue;
+            }
         }
         const uint32_t fresh = heap_acquire(h, c, slot);
-        if (fresh == HEAP_NONE) break;
-        // Relaxed: cur is only a pointer to try; the slab's word decides everything.
-        if (atomicCAS(curp, s, fresh) == s) {
-            if (s != HEAP_NONE) heap_detach(h, s);
-        } else {
-            heap_detach(h, fresh);               // another warp won: ours goes back
+        if (fresh == HEAP_NONE) {
+            // Out of slabs: keep the dry slab current (frees refill it) and fall back below.
+            st_release_u32(curp, s);             // release: pairs with the next swapper's CAS
+            break;
         }
+        // release: the fresh slab's tagged word precedes its pointer (the next swapper's acquire).
+        st_release_u32(curp, fresh);
+        if (s != HEAP_NONE) heap_detach(h, s);   // listed or retired if frees made room meanwhile
     }
-    // Last resort before failing: other SMs' current slabs of the class.
+    // A slab of our own for this one request (the wait or the swaps ran out), then detached: it
+    // is listed and serves everyone afterwards.
+    uint32_t s = heap_acquire(h, c, slot);
+    if (s != HEAP_NONE) {
+        have = heap_try_reserve(h, s, c, need, cursor);
+        heap_detach(h, s);
+        if (have) return s;
+    }
+    // Last resort before failing: every entry's current slab of the class (the free slots that
+    // other SMs' current slabs hold are reachable nowhere else).
     for (uint32_t j = 0; j < h.cur_slots; ++j) {
-        const uint32_t s = ld_relaxed_u32(&h.cur[j * HEAP_CLASSES + c]);
-        if (s == HEAP_NONE) continue;
+        s = ld_relaxed_u32(&h.cur[j * HEAP_CLASSES + c]);   // relaxed: a pointer to try
+        if (s == HEAP_NONE || s == HEAP_BUSY) continue;
         have = heap_try_reserve(h, s, c, need, cursor);
         if (have) return s;
     }

@@ -25,6 +25,10 @@ const BITMAP_WORDS: usize = (1 << (SLAB_SHIFT - MIN_SHIFT)) / 32;
 const TAG_LARGE: u64 = 0xFF;
 const ATTACHED: u64 = 0x100;
 const NONE: u32 = u32::MAX;
+/// Current-slab entries per SM and class (C: `HEAP_CUR_PER_SM`).
+const CUR_PER_SM: u32 = 2;
+/// Lists of detached slabs with free slots: per class a low list (any free) and a roomy one.
+const LISTS: usize = 2 * CLASSES;
 /// The default heap never takes more than this.
 const DEFAULT_MAX: u64 = 4 << 30;
 
@@ -75,7 +79,7 @@ pub(crate) struct HeapCounters {
     pub large_lock: u32,
     pub pad1: [u32; 31],
     pub partial_count: [i32; 16],
-    pub pad2: [u32; 16],
+    pub roomy_count: [i32; 16],
     pub failures: [u64; 16],
     pub bad_frees: u64,
     pub pad3: [u64; 15],
@@ -134,7 +138,7 @@ impl MetaLayout {
         let bitmaps = a(words + 8 * slabs);
         let pool = a(bitmaps + 4 * BITMAP_WORDS * slabs);
         let partial = a(pool + 4 * pool_words);
-        let run = a(partial + 4 * pool_words * CLASSES);
+        let run = a(partial + 4 * pool_words * LISTS);
         let cur = a(run + 4 * slabs);
         let hints = a(cur + 4 * cur_slots * CLASSES);
         let total = a(hints + 4 * cur_slots);
@@ -161,11 +165,12 @@ pub(crate) struct DeviceHeap {
 }
 
 impl DeviceHeap {
-    /// Allocates a heap of `bytes` (whole slabs) and initialises it.
-    pub(crate) fn new(bytes: u64, cur_slots: u32, spin_limit: u32) -> Result<DeviceHeap> {
+    /// Allocates a heap of `bytes` (whole slabs) and initialises it; `sm_slots` (at least the
+    /// SM count) times `CUR_PER_SM` current-slab entries per class.
+    pub(crate) fn new(bytes: u64, sm_slots: u32, spin_limit: u32) -> Result<DeviceHeap> {
         let t = Instant::now();
         let slabs = (bytes >> SLAB_SHIFT) as usize;
-        let cur_slots = cur_slots.max(1);
+        let cur_slots = sm_slots.max(1) * CUR_PER_SM;
         let layout = MetaLayout::new(slabs, cur_slots as usize);
         let arena = DeviceMem::uninit(bytes as usize)?;
         let meta = DeviceMem::uninit(layout.total)?;
@@ -369,6 +374,20 @@ mod tests {
     }
 
     #[test]
+    fn host_constants_match_the_device_source() {
+        let src = crate::codegen::ALLOC_SOURCE;
+        for line in [
+            format!("constexpr uint32_t HEAP_SLAB_SHIFT = {SLAB_SHIFT};"),
+            format!("constexpr uint32_t HEAP_MIN_SHIFT = {MIN_SHIFT};"),
+            format!("constexpr uint32_t HEAP_CLASSES = {CLASSES};"),
+            format!("constexpr uint32_t HEAP_CUR_PER_SM = {CUR_PER_SM};"),
+            "int32_t roomy_count[16];".to_string(),
+        ] {
+            assert!(src.contains(&line), "{line}");
+        }
+    }
+
+    #[test]
     fn heap_size_defaults_to_a_quarter_of_free_memory_capped_at_4_gib() {
         assert_eq!(resolve_heap_bytes(None, 8 << 30), Ok(2 << 30));
         assert_eq!(resolve_heap_bytes(None, 80 << 30), Ok(4 << 30));
@@ -391,7 +410,7 @@ mod tests {
                 (l.words, 8 * slabs),
                 (l.bitmaps, 4 * BITMAP_WORDS * slabs),
                 (l.pool, 4 * slabs.div_ceil(32)),
-                (l.partial, 4 * slabs.div_ceil(32) * CLASSES),
+                (l.partial, 4 * slabs.div_ceil(32) * LISTS),
                 (l.run, 4 * slabs),
                 (l.cur, 4 * 256 * CLASSES),
                 (l.hints, 4 * 256),
