@@ -40,6 +40,8 @@ use crate::record::Task;
 use crate::runtime::Runtime;
 
 pub use resident::ResidentGraph;
+#[cfg(test)]
+use resident::{GraphImage, REMAINING};
 
 /// A node of a [`TaskGraph`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -251,17 +253,24 @@ impl TaskGraph {
     /// The graph in the form every strategy starts from: kinds resolved, a topological order,
     /// levels, successor lists and in-degrees.
     pub(crate) fn plan(&self, rt: &Runtime) -> Result<Plan> {
+        let kinds = rt.kind_map();
+        self.plan_with(|n| {
+            kinds
+                .get(&n.type_id)
+                .copied()
+                .ok_or(Error::UnregisteredTask(n.name))
+        })
+    }
+
+    /// [`plan`](TaskGraph::plan) with the kind of each node given by `kind_of`.
+    pub(crate) fn plan_with(&self, kind_of: impl Fn(&Node) -> Result<u32>) -> Result<Plan> {
         let order = self.validate()?;
         let fused = self.fused_plan()?;
-        let kinds = rt.kind_map();
-        let mut kind = Vec::with_capacity(self.graph.node_count());
-        for n in self.graph.node_weights() {
-            kind.push(
-                *kinds
-                    .get(&n.type_id)
-                    .ok_or(Error::UnregisteredTask(n.name))?,
-            );
-        }
+        let kind = self
+            .graph
+            .node_weights()
+            .map(kind_of)
+            .collect::<Result<Vec<u32>>>()?;
         let mut succ_off = Vec::with_capacity(self.graph.node_count() + 1);
         let mut succ = Vec::with_capacity(self.graph.edge_count());
         let mut indeg = vec![0u32; self.graph.node_count()];

@@ -36,61 +36,15 @@ impl<'rt> ResidentGraph<'rt> {
         if n > u32::MAX as usize / RECORD_WORDS || plan.succ.len() > u32::MAX as usize {
             return Err(Error::Config(format!("a graph of {n} nodes is too large")));
         }
-        // Roots grouped by granularity (lane, warp, block): a graph range then runs 32 lane roots
-        // per round and warp roots one by one, with no per-root push.
-        let gran = |i: u32| rt.tasks()[plan.kind[i as usize] as usize].granularity;
-        let mut roots: Vec<u32> = (0..n as u32)
-            .filter(|&i| plan.indeg[i as usize] == 0)
-            .collect();
-        roots.sort_by_key(|&i| match gran(i) {
-            Granularity::Lane => 0,
-            Granularity::Warp => 1,
-            Granularity::Block => 2,
-        });
-        let lane_roots = roots
-            .iter()
-            .filter(|&&i| gran(i) == Granularity::Lane)
-            .count();
-        let warp_roots_end = lane_roots
-            + roots
-                .iter()
-                .filter(|&&i| gran(i) == Granularity::Warp)
-                .count();
-        let words: Vec<u32> = plan.nodes.iter().flat_map(|node| node.words).collect();
-        // One allocation: the GraphDev header (C: grosr::GraphDev), then each array 16-byte aligned.
-        let arrays: [&[u32]; 7] = [
-            &plan.kind,
-            &words,
-            &plan.succ_off,
-            &plan.succ,
-            &plan.indeg,
-            &plan.indeg, // remaining starts at indeg
-            &roots,
-        ];
-        let mut offsets = [0usize; 7];
-        let mut end = GRAPH_DEV_BYTES;
-        for (i, a) in arrays.iter().enumerate() {
-            offsets[i] = end;
-            end = (end + a.len() * 4).next_multiple_of(16);
-        }
-        let memory = DeviceMem::zeroed(end.max(16))?;
-        let base = memory.ptr();
-        let mut bytes = vec![0u8; end];
-        let mut header = [0u64; GRAPH_DEV_BYTES / 8];
-        for i in 0..7 {
-            header[i] = base + offsets[i] as u64;
-        }
-        header[7] = roots.len() as u64 | (n as u64) << 32; // num_roots, num_nodes
-        header[8] = lane_roots as u64 | (warp_roots_end as u64) << 32;
-        bytes[..GRAPH_DEV_BYTES].copy_from_slice(bytemuck::cast_slice(&header));
-        for (i, a) in arrays.iter().enumerate() {
-            bytes[offsets[i]..offsets[i] + a.len() * 4].copy_from_slice(bytemuck::cast_slice(a));
-        }
+        let mut image = GraphImage::new(plan, |kind| rt.tasks()[kind as usize].granularity);
+        let memory = DeviceMem::zeroed(image.bytes.len().max(16))?;
+        image.set_base(memory.ptr());
+        let (bytes, remaining_off) = (image.bytes, image.offsets[REMAINING]);
         memory.write(&bytes)?;
         Ok(ResidentGraph {
             rt,
             memory,
-            remaining_off: offsets[5],
+            remaining_off,
             indeg: plan.indeg.clone(),
             unfinished: None,
             reset_needed: false,
@@ -127,5 +81,73 @@ impl<'rt> ResidentGraph<'rt> {
                 Err(e)
             }
         }
+    }
+}
+
+/// Index of the `remaining` counters in [`GraphImage::offsets`] (the order of `grosr::GraphDev`'s
+/// pointers: kinds, words, succ_off, succ, indeg, remaining, roots).
+pub(crate) const REMAINING: usize = 5;
+
+/// The bytes of a graph in device memory: the `grosr::GraphDev` header, then its arrays (kinds,
+/// records, successor offsets, successors, in-degrees, remaining counters, roots), each 16-byte
+/// aligned. The header's pointers are filled by [`set_base`](GraphImage::set_base).
+#[derive(Debug)]
+pub(crate) struct GraphImage {
+    pub bytes: Vec<u8>,
+    /// Byte offset of each array from the start of the image.
+    pub offsets: [usize; 7],
+}
+
+impl GraphImage {
+    /// Lays `plan` out; `granularity(kind)` groups the roots (lane, then warp, then block), so a
+    /// graph range runs 32 lane roots per round and warp roots one by one, with no push per root.
+    pub fn new(plan: &Plan, granularity: impl Fn(u32) -> Granularity) -> GraphImage {
+        let n = plan.nodes.len();
+        let class = |i: u32| match granularity(plan.kind[i as usize]) {
+            Granularity::Lane => 0,
+            Granularity::Warp => 1,
+            Granularity::Block => 2,
+        };
+        let mut roots: Vec<u32> = (0..n as u32)
+            .filter(|&i| plan.indeg[i as usize] == 0)
+            .collect();
+        roots.sort_by_key(|&i| class(i)); // stable: insertion order within a class
+        let lane_roots = roots.iter().filter(|&&i| class(i) == 0).count();
+        let warp_roots_end = lane_roots + roots.iter().filter(|&&i| class(i) == 1).count();
+        let words: Vec<u32> = plan.nodes.iter().flat_map(|node| node.words).collect();
+        let arrays: [&[u32]; 7] = [
+            &plan.kind,
+            &words,
+            &plan.succ_off,
+            &plan.succ,
+            &plan.indeg,
+            &plan.indeg, // remaining starts at indeg
+            &roots,
+        ];
+        let mut offsets = [0usize; 7];
+        let mut end = GRAPH_DEV_BYTES;
+        for (i, a) in arrays.iter().enumerate() {
+            offsets[i] = end;
+            end = (end + a.len() * 4).next_multiple_of(16);
+        }
+        let mut bytes = vec![0u8; end];
+        for (i, a) in arrays.iter().enumerate() {
+            bytes[offsets[i]..offsets[i] + a.len() * 4].copy_from_slice(bytemuck::cast_slice(a));
+        }
+        // num_roots, num_nodes, lane_roots, warp_roots_end follow the seven pointers.
+        let counts = [
+            roots.len() as u32,
+            n as u32,
+            lane_roots as u32,
+            warp_roots_end as u32,
+        ];
+        bytes[56..72].copy_from_slice(bytemuck::cast_slice(&counts));
+        GraphImage { bytes, offsets }
+    }
+
+    /// Fills the header's pointers for an image copied to device address `base`.
+    pub fn set_base(&mut self, base: u64) {
+        let pointers: Vec<u64> = self.offsets.iter().map(|&o| base + o as u64).collect();
+        self.bytes[..56].copy_from_slice(bytemuck::cast_slice(&pointers));
     }
 }

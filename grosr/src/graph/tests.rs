@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::DevicePtr;
+use crate::record::Granularity;
 
 #[grosr::task(cuda = "")]
 pub struct A {
@@ -143,4 +144,58 @@ fn fused_launches_group_one_type_per_level() {
         (plan[2].level, plan[2].task, plan[2].nodes.clone()),
         (1, "B", vec![last])
     );
+}
+
+#[test]
+fn the_device_image_matches_the_c_layout_of_graph_dev() {
+    // Roots: A#0 (warp), B#1 (lane), A#2 (warp), B#3 (lane); then B#4 after A#0 and B#1.
+    let mut g = TaskGraph::new();
+    let n: Vec<NodeId> = (0..4)
+        .map(|v| {
+            if v % 2 == 0 {
+                g.add(a(v))
+            } else {
+                g.add(B { value: v })
+            }
+        })
+        .collect();
+    let last = g.add(B { value: 4 });
+    g.add_edge(n[0], last).unwrap();
+    g.add_edge(n[1], last).unwrap();
+    let plan = g
+        .plan_with(|n| Ok(if n.name == "A" { 0 } else { 1 }))
+        .unwrap();
+    let gran = |kind: u32| {
+        if kind == 0 {
+            Granularity::Warp
+        } else {
+            Granularity::Lane
+        }
+    };
+    let mut image = GraphImage::new(&plan, gran);
+    image.set_base(0x7000_0000);
+    let word = |off: usize| u32::from_le_bytes(image.bytes[off..off + 4].try_into().unwrap());
+    let ptr = |i: usize| u64::from_le_bytes(image.bytes[8 * i..8 * i + 8].try_into().unwrap());
+    // Seven pointers, each array 16-byte aligned after the 80-byte header.
+    for i in 0..7 {
+        assert_eq!(ptr(i), 0x7000_0000 + image.offsets[i] as u64);
+        assert_eq!(image.offsets[i] % 16, 0);
+        assert!(image.offsets[i] >= crate::layout::GRAPH_DEV_BYTES);
+    }
+    // num_roots, num_nodes, lane_roots, warp_roots_end.
+    assert_eq!([word(56), word(60), word(64), word(68)], [4, 5, 2, 4]);
+    // Roots: the lane ones first, then the warp ones, insertion order within each.
+    let roots: Vec<u32> = (0..4).map(|i| word(image.offsets[6] + 4 * i)).collect();
+    assert_eq!(roots, vec![1, 3, 0, 2]);
+    // remaining starts as the in-degrees; node 4 waits for two predecessors.
+    let remaining: Vec<u32> = (0..5)
+        .map(|i| word(image.offsets[REMAINING] + 4 * i))
+        .collect();
+    assert_eq!(remaining, vec![0, 0, 0, 0, 2]);
+    // Records: node 2's value (an A: after its 8-byte pointer) at word 2 of its 12.
+    assert_eq!(word(image.offsets[1] + 4 * (2 * RECORD_WORDS + 2)), 2);
+    // Successors of node 0 and of node 1: both node 4.
+    let off: Vec<u32> = (0..6).map(|i| word(image.offsets[2] + 4 * i)).collect();
+    assert_eq!(off, vec![0, 1, 2, 2, 2, 2]);
+    assert_eq!([word(image.offsets[3]), word(image.offsets[3] + 4)], [4, 4]);
 }
