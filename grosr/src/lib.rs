@@ -39,6 +39,8 @@ pub mod driver;
 mod error;
 #[cfg(not(loom))]
 pub mod graph;
+#[cfg(all(test, loom))]
+mod graph_release_model;
 mod layout;
 pub mod record;
 mod ring;
