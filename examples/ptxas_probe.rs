@@ -12,6 +12,9 @@ struct Args {
     /// Compute capability, major * 10 + minor.
     #[arg(long, default_value_t = 90)]
     arch: u32,
+    /// Also write the CUBIN here (for nvdisasm).
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
 }
 
 fn main() {
@@ -20,7 +23,15 @@ fn main() {
     unsafe { std::env::set_var("GROSR_PTXAS_VERBOSE", "1") };
     let source = grosr::workloads::builder().source();
     match grosr::compile::compile(&source, args.arch) {
-        Ok(cubin) => println!("sm_{}: {} bytes of CUBIN", args.arch, cubin.len()),
+        Ok(cubin) => {
+            println!("sm_{}: {} bytes of CUBIN", args.arch, cubin.len());
+            if let Some(path) = &args.out {
+                if let Err(e) = std::fs::write(path, &cubin) {
+                    eprintln!("ptxas_probe: cannot write {}: {e}", path.display());
+                    std::process::exit(1);
+                }
+            }
+        }
         Err(e) => {
             eprintln!("ptxas_probe: {e}");
             std::process::exit(1);
