@@ -26,17 +26,7 @@ fn check(g: &Csr, roots: &[u32], opts: BfsOptions) {
     }
     rt.start().unwrap();
     for (root, what, run) in runs {
-        let (_, want) = cpu_bfs(g, root);
-        let bad = (0..want.len()).find(|&v| want[v] != run.level[v]);
-        assert!(
-            bad.is_none(),
-            "{what} from {root}: vertex {} has level {} (CPU: {})",
-            bad.unwrap(),
-            run.level[bad.unwrap()],
-            want[bad.unwrap()]
-        );
-        validate(g, root, &run.parent, Some(&run.level))
-            .unwrap_or_else(|e| panic!("{what} from {root}: {e}"));
+        assert_matches_cpu(g, root, what, &run);
     }
     // The runtime still runs ordinary work after the baselines.
     let again = dg.bfs_resident(&rt, roots[0]).unwrap();

@@ -618,29 +618,20 @@ pub fn report(quick: bool) -> Result<Vec<Table>> {
         success.push(label, s);
         Ok(())
     };
-    for shape in &SEED_SHAPES {
-        row(
-            &mut b,
-            format!("{}, 16 384 threads", shape.name),
-            shape,
-            false,
-        )?;
-    }
-    for shape in &SEED_SHAPES {
-        row(
-            &mut b,
-            format!("{}, full occupancy", shape.name),
-            shape,
-            true,
-        )?;
-    }
-    for shape in &MORE_SHAPES {
-        row(
-            &mut b,
-            format!("{}, full occupancy", shape.name),
-            shape,
-            true,
-        )?;
+    // The seed's three modes at its 16 384 threads, then every mode at full occupancy.
+    let runs = SEED_SHAPES.iter().map(|s| (s, false)).chain(
+        SEED_SHAPES
+            .iter()
+            .chain(MORE_SHAPES.iter())
+            .map(|s| (s, true)),
+    );
+    for (shape, full) in runs {
+        let threads = if full {
+            "full occupancy"
+        } else {
+            "16 384 threads"
+        };
+        row(&mut b, format!("{}, {threads}", shape.name), shape, full)?;
     }
     // Remote frees (a per-thread pool cannot do them).
     let remote_shape = SEED_SHAPES[2];
