@@ -24,6 +24,19 @@ fn a(v: u32) -> A {
     }
 }
 
+/// Nodes 0..count: an A (warp) for even values, a B (lane) for odd ones, valued by their index.
+fn alternating(g: &mut TaskGraph, count: u32) -> Vec<NodeId> {
+    (0..count)
+        .map(|v| {
+            if v % 2 == 0 {
+                g.add(a(v))
+            } else {
+                g.add(B { value: v })
+            }
+        })
+        .collect()
+}
+
 #[test]
 fn a_diamond_has_three_levels_and_a_topological_order() {
     let mut g = TaskGraph::new();
@@ -123,15 +136,7 @@ fn records_are_stored_as_their_bytes() {
 fn fused_launches_group_one_type_per_level() {
     // 3 independent A and 2 B, then one B after all of them: 2 launches on level 0, 1 on level 1.
     let mut g = TaskGraph::new();
-    let first: Vec<NodeId> = (0..5)
-        .map(|v| {
-            if v % 2 == 0 {
-                g.add(a(v))
-            } else {
-                g.add(B { value: v })
-            }
-        })
-        .collect();
+    let first = alternating(&mut g, 5);
     let last = g.add(B { value: 9 });
     for &n in &first {
         g.add_edge(n, last).unwrap();
@@ -150,15 +155,7 @@ fn fused_launches_group_one_type_per_level() {
 fn the_device_image_matches_the_c_layout_of_graph_dev() {
     // Roots: A#0 (warp), B#1 (lane), A#2 (warp), B#3 (lane); then B#4 after A#0 and B#1.
     let mut g = TaskGraph::new();
-    let n: Vec<NodeId> = (0..4)
-        .map(|v| {
-            if v % 2 == 0 {
-                g.add(a(v))
-            } else {
-                g.add(B { value: v })
-            }
-        })
-        .collect();
+    let n = alternating(&mut g, 4);
     let last = g.add(B { value: 4 });
     g.add_edge(n[0], last).unwrap();
     g.add_edge(n[1], last).unwrap();
