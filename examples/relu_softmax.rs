@@ -6,7 +6,8 @@
 
 use clap::Parser;
 use grosr::graph::Strategy;
-use grosr::workloads::graphs::{Checks, Timing, compare};
+use grosr::workloads::Timing;
+use grosr::workloads::graphs::{Checks, compare};
 use grosr::workloads::relu_softmax::{Matrix, Relu, ReluSoftmax, Softmax, TOLERANCE};
 use grosr::workloads::table::Table;
 use grosr::{Error, Runtime};

@@ -10,7 +10,7 @@ use crate::record::DevicePtr;
 use crate::runtime::Runtime;
 
 use super::table::Table;
-use super::{Stats, Tiny, tiny_tasks};
+use super::{Stats, Timing, Tiny, measure_within, tiny_tasks};
 
 /// Stage 1 of a pair: writes `a[i] = i + 1`.
 #[grosr::task(granularity = "lane", cuda = "task.a[task.i] = task.i + 1u;")]
@@ -58,53 +58,6 @@ pub struct PingSpawn {
     pub i: u32,
     /// Keeps the record 24 bytes.
     pub pad: u32,
-}
-
-/// How long and how often to time one strategy.
-#[derive(Clone, Copy, Debug)]
-pub struct Timing {
-    /// Untimed runs after the checked one.
-    pub warmup: usize,
-    /// Timed runs at most.
-    pub reps: usize,
-    /// Stop taking samples after this long (at least 3 are taken).
-    pub budget: Duration,
-}
-
-impl Timing {
-    /// Short runs for `--quick`, longer ones otherwise.
-    pub fn new(quick: bool) -> Timing {
-        if quick {
-            Timing {
-                warmup: 2,
-                reps: 30,
-                budget: Duration::from_millis(400),
-            }
-        } else {
-            Timing {
-                warmup: 5,
-                reps: 200,
-                budget: Duration::from_secs(2),
-            }
-        }
-    }
-}
-
-/// Times `f` per `timing`: warm-up runs, then samples until `reps` or the budget (at least 3).
-pub fn measure_within(timing: Timing, mut f: impl FnMut() -> Result<()>) -> Result<Stats> {
-    for _ in 0..timing.warmup {
-        f()?;
-    }
-    let start = Instant::now();
-    let mut samples = Vec::new();
-    while samples.len() < timing.reps.max(3)
-        && (samples.len() < 3 || start.elapsed() < timing.budget)
-    {
-        let t = Instant::now();
-        f()?;
-        samples.push(t.elapsed());
-    }
-    Ok(Stats::of(samples))
 }
 
 /// One strategy's figures for one graph.

@@ -125,18 +125,61 @@ impl Stats {
     }
 }
 
-/// Runs `f` `warmup` times untimed, then `reps` times timed.
-pub fn measure(warmup: usize, reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<Stats> {
-    for _ in 0..warmup {
+/// How long and how often to time one workload under one strategy.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    /// Untimed runs after the checked one.
+    pub warmup: usize,
+    /// Timed runs at most.
+    pub reps: usize,
+    /// Stop taking samples after this long (at least 3 are taken).
+    pub budget: Duration,
+}
+
+impl Timing {
+    /// Short runs for `--quick`, longer ones otherwise.
+    pub fn new(quick: bool) -> Timing {
+        if quick {
+            Timing {
+                warmup: 2,
+                reps: 30,
+                budget: Duration::from_millis(400),
+            }
+        } else {
+            Timing {
+                warmup: 5,
+                reps: 200,
+                budget: Duration::from_secs(2),
+            }
+        }
+    }
+}
+
+/// Times `f` per `timing`: warm-up runs, then samples until `reps` or the budget (at least 3).
+pub fn measure_within(timing: Timing, mut f: impl FnMut() -> Result<()>) -> Result<Stats> {
+    for _ in 0..timing.warmup {
         f()?;
     }
-    let mut samples = Vec::with_capacity(reps);
-    for _ in 0..reps {
+    let start = Instant::now();
+    let mut samples = Vec::new();
+    while samples.len() < timing.reps.max(3)
+        && (samples.len() < 3 || start.elapsed() < timing.budget)
+    {
         let t = Instant::now();
         f()?;
         samples.push(t.elapsed());
     }
     Ok(Stats::of(samples))
+}
+
+/// Runs `f` `warmup` times untimed, then `reps` times timed (at least 3).
+pub fn measure(warmup: usize, reps: usize, f: impl FnMut() -> Result<()>) -> Result<Stats> {
+    let timing = Timing {
+        warmup,
+        reps,
+        budget: Duration::MAX,
+    };
+    measure_within(timing, f)
 }
 
 /// `n` Tiny tasks, task i setting flag i.

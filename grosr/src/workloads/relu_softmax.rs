@@ -8,7 +8,8 @@ use crate::graph::{Strategy, TaskGraph};
 use crate::record::DevicePtr;
 use crate::runtime::Runtime;
 
-use super::graphs::{Checks, MAX_PER_TASK_NODES, StrategyRun, Timing, compare};
+use super::Timing;
+use super::graphs::{Checks, MAX_PER_TASK_NODES, StrategyRun, compare};
 use super::table::Table;
 
 /// One row of `y = softmax(relu(x))`, by one warp.
