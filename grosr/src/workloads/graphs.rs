@@ -166,8 +166,9 @@ fn columns() -> Vec<&'static str> {
     Strategy::ALL.iter().map(|s| s.name()).collect()
 }
 
-/// Puts a strategy's value in its column; unpreparable strategies become a note.
-fn fill(
+/// Puts a strategy's value in its column (then `extra` columns); strategies that could not be
+/// prepared become one note each.
+pub(crate) fn fill(
     table: &mut Table,
     label: &str,
     runs: &[(Strategy, Result<StrategyRun>)],

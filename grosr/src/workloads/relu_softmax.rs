@@ -9,7 +9,7 @@ use crate::record::DevicePtr;
 use crate::runtime::Runtime;
 
 use super::Timing;
-use super::graphs::{Checks, MAX_PER_TASK_NODES, StrategyRun, compare};
+use super::graphs::{Checks, MAX_PER_TASK_NODES, compare, fill};
 use super::table::Table;
 
 /// One row of `y = softmax(relu(x))`, by one warp.
@@ -251,18 +251,13 @@ pub fn report(rt: &Runtime, quick: bool, peer: &dyn Fn(u32, u32) -> Peer) -> Res
                     "1 task/row"
                 }
             );
-            let mut values = vec![None; Strategy::ALL.len()];
-            for (s, r) in &runs {
-                let col = Strategy::ALL.iter().position(|x| x == s).unwrap_or(0);
-                match r {
-                    Ok(StrategyRun { run, .. }) => values[col] = Some(run.median_us()),
-                    Err(e) => table
-                        .notes
-                        .push(format!("{label}: {} not run: {e}", s.name())),
-                }
-            }
-            values.extend([p.eager_us, p.compiled_us]);
-            table.push(label, values);
+            fill(
+                &mut table,
+                &label,
+                &runs,
+                &[p.eager_us, p.compiled_us],
+                |r| r.run.median_us(),
+            );
         }
     }
     table.notes.push(format!(
