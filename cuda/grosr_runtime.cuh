@@ -37,6 +37,23 @@ typedef long long int64_t;
     static_assert(sizeof(T::f) == size, "grosr: size of " #T "::" #f " differs from Rust")
 #endif
 
+// Latency trace (define GROSR_TRACE, e.g. GROSR_DEFINES=GROSR_TRACE=1): thread 0 of block 0,
+// the ingest warp's lane 0, stamps %globaltimer at the steps of a lone task's path into this
+// array (examples/latency_trace.rs reads it with Runtime::read_global). Off, it costs nothing.
+#ifdef GROSR_TRACE
+__device__ unsigned long long grosr_trace[16];
+#define GROSR_STAMP(i)                                                                  \
+    do {                                                                                \
+        if (blockIdx.x == 0 && threadIdx.x == 0) {                                      \
+            unsigned long long t_;                                                      \
+            asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t_));                      \
+            grosr_trace[i] = t_;                                                        \
+        }                                                                               \
+    } while (0)
+#else
+#define GROSR_STAMP(i) do {} while (0)
+#endif
+
 namespace grosr {
 
 // ---- Sizes shared with the host (grosr/src/layout.rs mirrors every struct below) ----------------
@@ -50,6 +67,16 @@ constexpr uint32_t NO_KIND = 0xFFFFFFFFu;
 constexpr uint32_t BLOCK_THREADS = 256;          // threads per scheduler block (block-task width)
 constexpr uint32_t WARPS_PER_BLOCK = BLOCK_THREADS / WARP;
 constexpr uint32_t STOP_CHECK_PERIOD = 256;      // loop turns between reads of the stop flag
+// Tuning knobs (RuntimeBuilder::define or GROSR_DEFINES override them; 0 hops turns the bypass off).
+#ifndef GROSR_BYPASS_HOPS
+#define GROSR_BYPASS_HOPS 64
+#endif
+#ifndef GROSR_MIN_BLOCKS_PER_SM
+#define GROSR_MIN_BLOCKS_PER_SM 2
+#endif
+constexpr uint32_t BYPASS_HOPS = GROSR_BYPASS_HOPS;   // chained tasks a worker runs in one go (run_held)
+// The same on the ingest warp, which must get back to the host's descriptors soon.
+constexpr uint32_t INGEST_BYPASS_HOPS = BYPASS_HOPS < 8 ? BYPASS_HOPS : 8;
 
 enum Gran : uint32_t { GROSR_LANE = 0, GROSR_WARP = 1, GROSR_BLOCK = 2, GROSR_NO_GRAN = 3,
                        GRAN_RANGE = 4 /* internal */ };
@@ -233,6 +260,7 @@ __device__ void fail_job(const Params& p, uint32_t job, int32_t code, uint32_t k
 
 // Publishes a finished job to the host. Called by the one thread whose update made pending 0.
 __device__ void complete_job(const Params& p, uint32_t job) {
+    GROSR_STAMP(6);
     DevJob& j = p.jobs[job];
     volatile Completion* c = &p.completions[job];
     c->error = *(volatile int32_t*)&j.error;
@@ -244,6 +272,7 @@ __device__ void complete_job(const Params& p, uint32_t job) {
     // by the acq_rel chain on `pending`) and the error fields above are visible to the host
     // before it sees done_seq.
     st_release_sys(&c->done_seq, seq);
+    GROSR_STAMP(7);
 }
 
 // Adds `delta` to a job's pending count; the update that reaches zero completes the job.
@@ -261,7 +290,12 @@ struct StackEntry { uint32_t kind, job, node, pad; alignas(16) uint32_t words[RE
 struct WarpState {
     uint32_t top;                 // entries in use (shared atomics: divergent groups may push)
     int32_t deferred;             // spawns into this stack not yet added to the job's pending
+    uint32_t bypass_hops;         // BYPASS_HOPS, or INGEST_BYPASS_HOPS on the ingest warp
     StackEntry stack[STACK_CAP];
+    // Per lane: the one lane task a lane task spawned, run next by the same lane with no stack,
+    // round or count (scheduler bypass). [RECORD_WORDS] holds its kind, NO_KIND when empty.
+    // 13 words a row: lanes hit distinct banks.
+    uint32_t held[WARP][RECORD_WORDS + 1];
 };
 
 struct Mailbox {                  // one block task at a time, run by all warps of the block
@@ -282,6 +316,7 @@ struct Ctx {
     bool uniform;                 // all tasks of this round share `job`: spawns may defer counting
     int32_t* status;              // baseline kernels: where ctx.fail writes
     uint32_t node;                // graph node + 1 if this task is a node of the job's graph
+    bool hold;                    // a lane task of the scheduler: its first lane-task spawn is held
 
     // Index of this thread within the task (0 for lane tasks) and the number of threads in it.
     __device__ uint32_t lane() const {
@@ -477,10 +512,31 @@ __device__ void spawn_words(Ctx& c, uint32_t kind, const uint32_t* words, uint32
     push_counted(p, mask, kind, c.job, node, words);
 }
 
+// Scheduler bypass: a lane task's first spawn of a lane task is held in the lane's row of
+// ws->held instead of being stacked; run_held runs it on the same lane as soon as its parent
+// returns, uncounted (the parent's count passes to it). A second spawn sends the held task to the
+// stack like any spawn, so tasks that fan out keep their breadth and only chains take the bypass.
+__device__ bool hold_task(Ctx& c, uint32_t kind, const uint32_t* words) {
+    uint32_t* row = c.ws->held[lane_id()];
+    if (row[RECORD_WORDS] == NO_KIND) {
+        for (uint32_t w = 0; w < RECORD_WORDS; ++w) row[w] = words[w];
+        row[RECORD_WORDS] = kind;
+        return true;
+    }
+    c.hold = false;                              // this task fans out: no more holding
+    alignas(16) uint32_t held[RECORD_WORDS];
+    for (uint32_t w = 0; w < RECORD_WORDS; ++w) held[w] = row[w];
+    const uint32_t held_kind = row[RECORD_WORDS];
+    row[RECORD_WORDS] = NO_KIND;
+    spawn_words(c, held_kind, held);
+    return false;
+}
+
 template <class T> __device__ void Ctx::spawn(const T& t) {
     static_assert(sizeof(T) <= RECORD_WORDS * 4, "grosr: record too large");
     alignas(16) uint32_t words[RECORD_WORDS] = {0};
     memcpy(words, &t, sizeof(T));
+    if (KindOf<T>::gran == GROSR_LANE && hold && hold_task(*this, KindOf<T>::value, words)) return;
     spawn_words(*this, KindOf<T>::value, words);
 }
 
@@ -547,35 +603,82 @@ __device__ void account(const Params& p, WarpState* ws, bool has, uint32_t kind,
     __syncwarp();
 }
 
+// Runs, on this lane, the chain of tasks held by the task `c` ran (hold_task), up to
+// ws->bypass_hops of them; a task still held after that is stacked like any spawn. Held tasks
+// are never counted: each takes over its parent's count, which account() settles once for the
+// lane. Their executions are counted per run of equal kinds.
+__device__ void run_held(const Params& p, WarpState* ws, Ctx& c) {
+    uint32_t* row = ws->held[lane_id()];
+    uint32_t run_kind = NO_KIND, run = 0;
+    for (uint32_t hops = 0; row[RECORD_WORDS] != NO_KIND; ++hops) {
+        const uint32_t kind = row[RECORD_WORDS];
+        alignas(16) uint32_t words[RECORD_WORDS];
+        for (uint32_t w = 0; w < RECORD_WORDS; ++w) words[w] = row[w];
+        row[RECORD_WORDS] = NO_KIND;
+        if (hops == ws->bypass_hops) {
+            c.hold = false;
+            spawn_words(c, kind, words);
+            break;
+        }
+        if (kind != run_kind) {
+            if (run) atomicAdd((unsigned long long*)&p.executed[run_kind], (unsigned long long)run);
+            run_kind = kind;
+            run = 0;
+        }
+        ++run;
+        Ctx h{&p, ws, c.job, kind, GROSR_LANE, c.uniform, nullptr, 0u, true};
+        dispatch_lane(h, kind, words);           // held only if its kind is a known lane kind
+    }
+    if (run) atomicAdd((unsigned long long*)&p.executed[run_kind], (unsigned long long)run);
+}
+
 __device__ void run_lane_round(const Params& p, WarpState* ws, bool has, uint32_t kind,
                                uint32_t job, uint32_t node, const uint32_t* words) {
     const uint32_t first = __ffs(__ballot_sync(0xffffffffu, has)) - 1;
     const uint32_t job0 = __shfl_sync(0xffffffffu, job, first & 31);
     const bool uniform = __all_sync(0xffffffffu, !has || job == job0);
     if (has) {
-        Ctx c{&p, ws, job, kind, GROSR_LANE, uniform, nullptr, node};
+        Ctx c{&p, ws, job, kind, GROSR_LANE, uniform, nullptr, node, BYPASS_HOPS > 0};
         if (!dispatch_lane(c, kind, words)) {
             fail_job(p, job, ERR_UNKNOWN_KIND, kind);
         }
+        GROSR_STAMP(5);
         // A lane task is one thread: its own writes precede its decrements in program order.
         if (node) release_successors(c);
+        run_held(p, ws, c);
     }
     account(p, ws, has, kind, job, uniform);
 }
 
+// Runs a warp task; if it stacked exactly one warp task (a chain's next hop), pops and runs that
+// one right away, up to ws->bypass_hops times: the hop skips the take_work/process round trip.
+// The popped task was counted when stacked, exactly as if take_work had popped it.
 __device__ void run_warp_task(const Params& p, WarpState* ws, uint32_t kind, uint32_t job,
                               uint32_t node, const uint32_t* words) {
-    Ctx c{&p, ws, job, kind, GROSR_WARP, true, nullptr, node};
-    if (!dispatch_warp(c, kind, words) && lane_id() == 0) {
-        fail_job(p, job, ERR_UNKNOWN_KIND, kind);
-    }
-    if (node) {
-        // Every lane's writes precede every lane's decrements (each release is cumulative over
-        // what the warp barrier ordered before it).
+    alignas(16) uint32_t cur[RECORD_WORDS];
+    for (uint32_t w = 0; w < RECORD_WORDS; ++w) cur[w] = words[w];
+    for (uint32_t hops = 1;; ++hops) {
+        const uint32_t top = ws->top;            // only this task pushes to the stack meanwhile
+        Ctx c{&p, ws, job, kind, GROSR_WARP, true, nullptr, node};
+        if (!dispatch_warp(c, kind, cur) && lane_id() == 0) {
+            fail_job(p, job, ERR_UNKNOWN_KIND, kind);
+        }
+        if (node) {
+            // Every lane's writes precede every lane's decrements (each release is cumulative over
+            // what the warp barrier ordered before it).
+            __syncwarp();
+            release_successors(c);
+        }
+        account(p, ws, lane_id() == 0, kind, job, true);   // ends with a warp barrier
+        if (hops >= ws->bypass_hops || ws->top != top + 1) return;
+        const StackEntry& e = ws->stack[top];
+        if (kind_gran(e.kind) != GROSR_WARP) return;
+        kind = e.kind; job = e.job; node = e.node;
+        for (uint32_t w = 0; w < RECORD_WORDS; ++w) cur[w] = e.words[w];
+        __syncwarp();                            // every lane has read the entry
+        if (lane_id() == 0) ws->top = top;
         __syncwarp();
-        release_successors(c);
     }
-    account(p, ws, lane_id() == 0, kind, job, true);
 }
 
 // ---- Graph ranges: the roots of a graph launch ----------------------------------------------------
@@ -710,11 +813,13 @@ __device__ void run_range(const Params& p, WarpState* ws, Range r, uint32_t job)
         if (gran == GROSR_LANE) {
             const bool has = lane < n;
             if (has) load_record(words, base + (uint64_t)(b + lane) * size, size);
+            GROSR_STAMP(4);
             __syncwarp();
             run_lane_round(p, ws, has, r.kind, job, 0u, words);
             // After the round, not before: a lone task's completion then reaches the host one
             // system-scope release earlier; the records were in registers all along.
             range_records_read(p, r.desc, n);
+            GROSR_STAMP(8);
         } else {
             load_record(words, base + (uint64_t)b * size, size);
             __syncwarp();
@@ -830,8 +935,17 @@ __device__ uint32_t ingest(const Params& p, WarpState* ws, Mailbox& mbox, uint64
         int32_t adjust = 0;
         uint64_t records = 0;
         if (lane_id() == 0) {
+#ifdef GROSR_TRACE
+            unsigned long long poll_start;
+            asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(poll_start));
+#endif
             // acquire (system scope): the host wrote the descriptor's fields before its seq.
             ready = ld_acquire_sys(&d->seq) == (uint32_t)(head + 1);
+#ifdef GROSR_TRACE
+            if (ready) { grosr_trace[10] = grosr_trace[11]; grosr_trace[0] = poll_start; }
+            else grosr_trace[11] = poll_start;   // the last poll that found nothing
+#endif
+            GROSR_STAMP(1);
             if (ready) {
                 kind = d->kind; count = d->count; job = d->job_slot; job_seq = d->job_seq;
                 adjust = d->adjust; records = d->records;
@@ -842,12 +956,14 @@ __device__ uint32_t ingest(const Params& p, WarpState* ws, Mailbox& mbox, uint64
         count = __shfl_sync(0xffffffffu, count, 0);
         job = __shfl_sync(0xffffffffu, job, 0);
         records = __shfl_sync(0xffffffffu, records, 0);
+        GROSR_STAMP(2);
         Range r{kind, 0, count, (uint32_t)head, records};
         if (lane_id() == 0) {
             p.jobs[job].seq = job_seq;
             p.desc_reads[head & (p.desc_cap - 1)] = (int32_t)count;
             // Count the records before any of them can run (the push below publishes them).
             job_add(p, job, (int32_t)count + adjust);
+            GROSR_STAMP(3);
         }
         __syncwarp();
         const uint32_t gran = kind_gran(kind);
@@ -864,6 +980,7 @@ __device__ uint32_t ingest(const Params& p, WarpState* ws, Mailbox& mbox, uint64
             drain_stack(p, ws, mbox);
             ++head;
             if (lane_id() == 0) st_release_sys64(&p.host->desc_head, head);
+            GROSR_STAMP(9);
             continue;
         }
         alignas(16) uint32_t words[RECORD_WORDS] = {0};
@@ -1036,11 +1153,16 @@ __device__ void scheduler(const Params& p) {
     __shared__ uint32_t blk_stop;
     const uint32_t lane = lane_id(), warp = threadIdx.x / WARP;
     WarpState* ws = &warp_states[warp];
-    if (lane == 0) { ws->top = 0; ws->deferred = 0; }
+    const bool ingest_warp = blockIdx.x == 0 && warp == 0;
+    if (lane == 0) {
+        ws->top = 0;
+        ws->deferred = 0;
+        ws->bypass_hops = ingest_warp ? INGEST_BYPASS_HOPS : BYPASS_HOPS;
+    }
+    ws->held[lane][RECORD_WORDS] = NO_KIND;
     if (threadIdx.x == 0) { mbox.epoch = 0; mbox.busy = 0; blk_stop = 0; }
     __syncthreads();
     if (threadIdx.x == 0) atomicAdd((uint32_t*)&p.host->started_blocks, 1u);  // host waits for all
-    const bool ingest_warp = blockIdx.x == 0 && warp == 0;
     uint64_t head = p.desc_start;
     uint32_t next_queue = 0, my_epoch = 0, idle_ns = 0, turns = 0;
     uint32_t rng = 0x9E3779B9u * (blockIdx.x * 64 + warp + 1);
@@ -1099,7 +1221,7 @@ __device__ void init_queues(const Params& p) {
 }  // namespace grosr
 
 // ---- Kernels ------------------------------------------------------------------------------------
-extern "C" __global__ void __launch_bounds__(grosr::BLOCK_THREADS) grosr_scheduler(grosr::Params p) {
+extern "C" __global__ void __launch_bounds__(grosr::BLOCK_THREADS, GROSR_MIN_BLOCKS_PER_SM) grosr_scheduler(grosr::Params p) {
     grosr::scheduler(p);
 }
 extern "C" __global__ void grosr_init(grosr::Params p) { grosr::init_queues(p); }

@@ -67,10 +67,11 @@ pub fn generate(tasks: &[TaskInfo]) -> String {
 
     out.push_str("\n// ---- Kinds and spawn helpers ----\n");
     for (kind, t) in tasks.iter().enumerate() {
-        let n = t.name;
+        let (n, gran) = (t.name, t.granularity.c_name());
         let _ = writeln!(
             out,
-            "template <> struct grosr::KindOf<{n}> {{ static constexpr uint32_t value = {kind}u; }};\n\
+            "template <> struct grosr::KindOf<{n}> {{ static constexpr uint32_t value = {kind}u; \
+             static constexpr uint32_t gran = grosr::{gran}; }};\n\
              __device__ __forceinline__ void grosr_spawn_{n}(grosr::Ctx& ctx, const {n}& t) {{ ctx.spawn(t); }}"
         );
     }
@@ -258,7 +259,7 @@ mod tests {
         assert!(src.contains("struct Twice {\n    uint32_t x;\n    uint32_t y;\n};"));
         assert!(src.contains("GROSR_FIELD(Twice, y, 4, 4)"));
         assert!(src.contains(
-            "template <> struct grosr::KindOf<Twice> { static constexpr uint32_t value = 0u; };"
+            "template <> struct grosr::KindOf<Twice> { static constexpr uint32_t value = 0u; static constexpr uint32_t gran = grosr::GROSR_LANE; };"
         ));
         assert!(src.contains("#line 7 \"src/twice.rs\"\n\n    task.y;\n"));
         assert!(src.contains("case 0u: { Twice t; memcpy(&t, words, sizeof(Twice)); grosr_body_Twice(ctx, t); return true; }"));

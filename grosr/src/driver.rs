@@ -297,13 +297,8 @@ impl DeviceMem {
         if offset + std::mem::size_of_val(out) > self.len {
             return Err(Error::Config("read past the end of a device buffer".into()));
         }
-        if out.is_empty() {
-            return Ok(());
-        }
-        // SAFETY: bounds checked above; we wait for the copy before `out` can be touched.
-        unsafe { cu::memcpy_dtoh_async(out, self.ptr + offset as u64, per_thread_stream()) }
-            .call("cuMemcpyDtoHAsync")?;
-        wait_per_thread("a device-to-host copy")
+        // SAFETY: bounds checked above.
+        unsafe { read_device(self.ptr + offset as u64, out) }
     }
     /// Copies `data` to the start of the buffer.
     pub fn write<T: bytemuck::Pod>(&self, data: &[T]) -> Result<()> {
@@ -649,4 +644,18 @@ pub unsafe fn add_kernel_node(
         .result()
         .call("cuGraphAddKernelNode")?;
     Ok(node)
+}
+
+/// Copies `out.len()` elements from device address `addr` to the host, on this thread's stream,
+/// and waits for the copy.
+///
+/// # Safety
+/// `addr` must point to at least `size_of_val(out)` bytes of device memory of the bound context.
+pub(crate) unsafe fn read_device<T: bytemuck::Pod>(addr: u64, out: &mut [T]) -> Result<()> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    // SAFETY: the caller vouches for the source; we wait for the copy before `out` is touched.
+    unsafe { cu::memcpy_dtoh_async(out, addr, per_thread_stream()) }.call("cuMemcpyDtoHAsync")?;
+    wait_per_thread("a device-to-host copy")
 }

@@ -63,6 +63,7 @@ impl Default for Config {
 pub struct RuntimeBuilder {
     tasks: Vec<TaskInfo>,
     extra: Vec<ExtraCuda>,
+    defines: Vec<(String, String)>,
     config: Config,
 }
 
@@ -140,9 +141,40 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Defines a preprocessor macro at the top of the module's source (before the runtime), for
+    /// task bodies that use macros and for the runtime's tuning knobs: `GROSR_BYPASS_HOPS`
+    /// (chained tasks a warp runs without a scheduling round, default 64, 0 = off) and
+    /// `GROSR_MIN_BLOCKS_PER_SM` (the scheduler's `__launch_bounds__` minimum, default 2).
+    /// The environment variable `GROSR_DEFINES` (`NAME=VALUE,NAME=VALUE`) adds more, for
+    /// experiments without a rebuild; the builder's own come last and win.
+    ///
+    /// ```
+    /// let src = grosr::Runtime::builder().define("GROSR_BYPASS_HOPS", "0").source();
+    /// assert!(src.starts_with("#define GROSR_BYPASS_HOPS 0\n"));
+    /// ```
+    pub fn define(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.defines.push((name.into(), value.into()));
+        self
+    }
+
     /// The CUDA source the runtime would compile (no GPU needed).
     pub fn source(&self) -> String {
-        let mut s = codegen::generate(&self.tasks);
+        let env = std::env::var("GROSR_DEFINES").unwrap_or_default();
+        let from_env = env.split(',').filter_map(|d| {
+            let (name, value) = d.split_once('=').unwrap_or((d, ""));
+            (!name.trim().is_empty()).then(|| (name.trim().to_string(), value.trim().to_string()))
+        });
+        let mut s = String::new();
+        let mut defined: Vec<(String, String)> = from_env.collect();
+        // The builder's definitions win over the environment's: drop the earlier duplicates.
+        for (name, value) in &self.defines {
+            defined.retain(|(n, _)| n != name);
+            defined.push((name.clone(), value.clone()));
+        }
+        for (name, value) in &defined {
+            s.push_str(&format!("#define {name} {value}\n"));
+        }
+        s.push_str(&codegen::generate(&self.tasks));
         for (i, e) in self.extra.iter().enumerate() {
             s.push_str(&format!("\n// ---- Extra CUDA source {i} ----\n"));
             s.push_str(&e.code);
@@ -512,6 +544,16 @@ impl Runtime {
     pub fn global(&self, name: &str) -> Result<(u64, usize)> {
         self.gpu.bind()?;
         self._module.global(name)
+    }
+
+    /// Copies the `__device__` variable `name` to the host as elements of `T` (as many as fit
+    /// its size); works while the scheduler runs.
+    pub fn read_global<T: bytemuck::Pod>(&self, name: &str) -> Result<Vec<T>> {
+        let (addr, size) = self.global(name)?;
+        let mut out = vec![T::zeroed(); size / std::mem::size_of::<T>().max(1)];
+        // SAFETY: the module owns `size` bytes at `addr`, and out covers at most that many.
+        unsafe { crate::driver::read_device(addr, &mut out) }?;
+        Ok(out)
     }
 
     /// What the device heap holds: bytes and allocations in use per size class, failures.
