@@ -69,10 +69,13 @@ constexpr uint32_t WARPS_PER_BLOCK = BLOCK_THREADS / WARP;
 constexpr uint32_t STOP_CHECK_PERIOD = 256;      // loop turns between reads of the stop flag
 // Tuning knobs (RuntimeBuilder::define or GROSR_DEFINES override them; 0 hops turns the bypass off).
 #ifndef GROSR_BYPASS_HOPS
-#define GROSR_BYPASS_HOPS 64
+#define GROSR_BYPASS_HOPS 128
 #endif
 #ifndef GROSR_MIN_BLOCKS_PER_SM
 #define GROSR_MIN_BLOCKS_PER_SM 2
+#endif
+#ifndef GROSR_SPREAD
+#define GROSR_SPREAD 1
 #endif
 constexpr uint32_t BYPASS_HOPS = GROSR_BYPASS_HOPS;   // chained tasks a worker runs in one go (run_held)
 // The same on the ingest warp, which must get back to the host's descriptors soon.
@@ -185,6 +188,19 @@ __device__ __forceinline__ uint32_t ld_acquire_sys(const volatile uint32_t* p) {
     asm volatile("ld.acquire.sys.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
     return v;
 }
+// Sixteen bytes of mapped host memory in one PCIe read. Relaxed at system scope: callers have
+// synchronised with the host's release already (an acquire load before it in program order).
+__device__ __forceinline__ uint4 ld_relaxed_sys_v4(const void* p) {
+    uint4 v;
+    asm volatile("ld.relaxed.sys.global.v4.u32 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p) : "memory");
+    return v;
+}
+__device__ __forceinline__ uint32_t ld_relaxed_sys(const void* p) {
+    uint32_t v;
+    asm volatile("ld.relaxed.sys.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+    return v;
+}
 __device__ __forceinline__ void st_release_sys(volatile uint32_t* p, uint32_t v) {
     asm volatile("st.release.sys.global.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
 }
@@ -291,6 +307,7 @@ struct WarpState {
     uint32_t top;                 // entries in use (shared atomics: divergent groups may push)
     int32_t deferred;             // spawns into this stack not yet added to the job's pending
     uint32_t bypass_hops;         // BYPASS_HOPS, or INGEST_BYPASS_HOPS on the ingest warp
+    uint32_t spread;              // queued spawns so far: the next goes this many queues on
     StackEntry stack[STACK_CAP];
     // Per lane: the one lane task a lane task spawned, run next by the same lane with no stack,
     // round or count (scheduler bypass). [RECORD_WORDS] holds its kind, NO_KIND when empty.
@@ -458,12 +475,24 @@ __device__ bool push_any(const Params& p, uint32_t q, uint32_t mask, uint32_t ki
 
 __device__ __forceinline__ uint32_t home_queue(const Params& p) { return sm_id() % p.num_queues; }
 
+// The queue for a warp's next queued spawns (the calling lanes, `mask`): with GROSR_SPREAD, each
+// call goes one queue further round from the SM's own, so a burst of children lands on every SM
+// at once instead of waiting on one SM's queue to be found by thieves; else the SM's own.
+__device__ uint32_t spawn_queue(const Params& p, WarpState* ws, uint32_t mask) {
+    const uint32_t home = home_queue(p);
+    if (!GROSR_SPREAD || ws == nullptr) return home;
+    const uint32_t leader = __ffs(mask) - 1;
+    uint32_t k = 0;
+    if (lane_id() == leader) k = atomicAdd(&ws->spread, 1u);   // shared: divergent groups may race
+    return (home + __shfl_sync(mask, k, leader)) % p.num_queues;
+}
+
 // Pushes already-counted tasks (one per lane of `mask`) to the SM's queue, else any queue. If
 // every queue is full each task is dropped, but never silently: its job fails with
 // ERR_QUEUE_OVERFLOW and the task is uncounted, so the job still completes.
-__device__ void push_counted(const Params& p, uint32_t mask, uint32_t kind, uint32_t job,
+__device__ void push_counted(const Params& p, uint32_t q, uint32_t mask, uint32_t kind, uint32_t job,
                              uint32_t node, const uint32_t* words) {
-    if (!push_any(p, home_queue(p), mask, kind, job, node, words)) {
+    if (!push_any(p, q, mask, kind, job, node, words)) {
         fail_job(p, job, ERR_QUEUE_OVERFLOW, kind);
         job_add(p, job, -1);
     }
@@ -509,7 +538,7 @@ __device__ void spawn_words(Ctx& c, uint32_t kind, const uint32_t* words, uint32
     if (job_leader) atomicAdd(&p.jobs[c.job].pending, (int32_t)__popc(same_job));
     // The count precedes the publishing lanes' release stores (warp barrier, then release).
     __syncwarp(mask);
-    push_counted(p, mask, kind, c.job, node, words);
+    push_counted(p, spawn_queue(p, ws, mask), mask, kind, c.job, node, words);
 }
 
 // Scheduler bypass: a lane task's first spawn of a lane task is held in the lane's row of
@@ -612,10 +641,10 @@ __device__ void run_held(const Params& p, WarpState* ws, Ctx& c) {
     uint32_t run_kind = NO_KIND, run = 0;
     for (uint32_t hops = 0; row[RECORD_WORDS] != NO_KIND; ++hops) {
         const uint32_t kind = row[RECORD_WORDS];
-        alignas(16) uint32_t words[RECORD_WORDS];
-        for (uint32_t w = 0; w < RECORD_WORDS; ++w) words[w] = row[w];
         row[RECORD_WORDS] = NO_KIND;
         if (hops == ws->bypass_hops) {
+            alignas(16) uint32_t words[RECORD_WORDS];
+            for (uint32_t w = 0; w < RECORD_WORDS; ++w) words[w] = row[w];
             c.hold = false;
             spawn_words(c, kind, words);
             break;
@@ -627,7 +656,9 @@ __device__ void run_held(const Params& p, WarpState* ws, Ctx& c) {
         }
         ++run;
         Ctx h{&p, ws, c.job, kind, GROSR_LANE, c.uniform, nullptr, 0u, true};
-        dispatch_lane(h, kind, words);           // held only if its kind is a known lane kind
+        // Straight from the row: the dispatch copies the record out before the body runs (and
+        // may hold its own child in the row). Held only if its kind is a known lane kind.
+        dispatch_lane(h, kind, row);
     }
     if (run) atomicAdd((unsigned long long*)&p.executed[run_kind], (unsigned long long)run);
 }
@@ -653,7 +684,7 @@ __device__ void run_lane_round(const Params& p, WarpState* ws, bool has, uint32_
 // Runs a warp task; if it stacked exactly one warp task (a chain's next hop), pops and runs that
 // one right away, up to ws->bypass_hops times: the hop skips the take_work/process round trip.
 // The popped task was counted when stacked, exactly as if take_work had popped it.
-__device__ void run_warp_task(const Params& p, WarpState* ws, uint32_t kind, uint32_t job,
+__device__ __noinline__ void run_warp_task(const Params& p, WarpState* ws, uint32_t kind, uint32_t job,
                               uint32_t node, const uint32_t* words) {
     alignas(16) uint32_t cur[RECORD_WORDS];
     for (uint32_t w = 0; w < RECORD_WORDS; ++w) cur[w] = words[w];
@@ -697,7 +728,7 @@ __device__ __forceinline__ uint32_t graph_weight(const GraphDev* g, uint32_t b, 
 
 constexpr uint32_t GRAPH_LEAF_WEIGHT = 2;        // a warp runs at most this much of a range itself
 
-__device__ void run_graph_range(const Params& p, WarpState* ws, GraphRange r, uint32_t job) {
+__device__ __noinline__ void run_graph_range(const Params& p, WarpState* ws, GraphRange r, uint32_t job) {
     const uint32_t lane = lane_id();
     const GraphDev* g = reinterpret_cast<const GraphDev*>(r.graph);
     while (graph_weight(g, r.begin, r.end) > GRAPH_LEAF_WEIGHT) {
@@ -710,7 +741,7 @@ __device__ void run_graph_range(const Params& p, WarpState* ws, GraphRange r, ui
         if (lane == 0) {
             // Counted before it is published: the right half is a task of the job until it runs.
             atomicAdd(&p.jobs[job].pending, 1);
-            push_counted(p, 1u, KIND_GRAPH_RANGE, job, 0u, words);
+            push_counted(p, home_queue(p), 1u, KIND_GRAPH_RANGE, job, 0u, words);
         }
         __syncwarp();
         r.end = mid;
@@ -756,12 +787,24 @@ __device__ void run_graph_range(const Params& p, WarpState* ws, GraphRange r, ui
     }
 }
 
-// Loads one record of `size` bytes (any alignment) into words.
+// Loads one record of `size` bytes (any alignment) from mapped memory into words. Each load is
+// a PCIe round trip, and the loads of one record are independent: wide ones, issued together.
 __device__ void load_record(uint32_t* words, const uint8_t* src, uint32_t size) {
     for (uint32_t w = 0; w < RECORD_WORDS; ++w) words[w] = 0;
-    if ((size & 3) == 0 && (((uint64_t)src) & 3) == 0) {
-        const volatile uint32_t* s = reinterpret_cast<const volatile uint32_t*>(src);
-        for (uint32_t w = 0; w < size / 4; ++w) words[w] = s[w];
+    if ((size & 15) == 0 && (((uint64_t)src) & 15) == 0) {
+        // 16, 32 or 48-byte records (at multiples of their size in a 16-byte aligned arena).
+        uint4 v[RECORD_WORDS / 4];
+        for (uint32_t q = 0; q < RECORD_WORDS / 4; ++q)
+            if (q * 16 < size) v[q] = ld_relaxed_sys_v4(src + q * 16);
+        for (uint32_t q = 0; q < RECORD_WORDS / 4; ++q)
+            if (q * 16 < size) {
+                words[4 * q] = v[q].x; words[4 * q + 1] = v[q].y;
+                words[4 * q + 2] = v[q].z; words[4 * q + 3] = v[q].w;
+            }
+    } else if ((size & 3) == 0 && (((uint64_t)src) & 3) == 0) {
+        uint32_t v[RECORD_WORDS];
+        for (uint32_t w = 0; w < RECORD_WORDS; ++w) if (w * 4 < size) v[w] = ld_relaxed_sys(src + w * 4);
+        for (uint32_t w = 0; w < RECORD_WORDS; ++w) if (w * 4 < size) words[w] = v[w];
     } else {
         uint8_t* d = reinterpret_cast<uint8_t*>(words);
         const volatile uint8_t* s = src;
@@ -782,7 +825,7 @@ __device__ void range_records_read(const Params& p, uint32_t desc, uint32_t n) {
         st_release_sys(&p.desc_done[desc & (p.desc_cap - 1)], desc + 1);
 }
 
-__device__ void run_range(const Params& p, WarpState* ws, Range r, uint32_t job) {
+__device__ __noinline__ void run_range(const Params& p, WarpState* ws, Range r, uint32_t job) {
     const uint32_t lane = lane_id();
     const uint32_t gran = kind_gran(r.kind), size = kind_size(r.kind);
     if (gran == GROSR_NO_GRAN) {
@@ -827,7 +870,7 @@ __device__ void run_range(const Params& p, WarpState* ws, Range r, uint32_t job)
                 run_warp_task(p, ws, r.kind, job, 0u, words);
             } else if (lane == 0) {
                 // Block tasks reach a block's mailbox through a queue; they are counted already.
-                push_counted(p, 1u, r.kind, job, 0u, words);
+                push_counted(p, home_queue(p), 1u, r.kind, job, 0u, words);
             }
             __syncwarp();
             range_records_read(p, r.desc, 1);
@@ -836,7 +879,7 @@ __device__ void run_range(const Params& p, WarpState* ws, Range r, uint32_t job)
 }
 
 // Moves every entry of the warp's stack to the queues (they are counted already).
-__device__ void requeue_stack(const Params& p, WarpState* ws) {
+__device__ __noinline__ void requeue_stack(const Params& p, WarpState* ws) {
     __syncwarp();
     const uint32_t top = ws->top;
     for (uint32_t base = 0; base < top; base += WARP) {
@@ -845,7 +888,8 @@ __device__ void requeue_stack(const Params& p, WarpState* ws) {
             const StackEntry& e = ws->stack[base + lane_id()];
             alignas(16) uint32_t words[RECORD_WORDS];
             for (uint32_t w = 0; w < RECORD_WORDS; ++w) words[w] = e.words[w];
-            push_counted(p, __activemask(), e.kind, e.job, e.node, words);
+            const uint32_t mask = __activemask();
+            push_counted(p, spawn_queue(p, ws, mask), mask, e.kind, e.job, e.node, words);
         }
         __syncwarp();
     }
@@ -865,7 +909,7 @@ constexpr uint32_t INGEST_DRAIN_ROUNDS = 16;     // rounds the ingest warp runs 
 // After running a small submission, the ingest warp runs what it spawned onto its own stack for
 // a few rounds (a short chain or a small graph then completes with no queue hop at all), then
 // moves the rest to the queues, since the ingest warp takes no work from them.
-__device__ void drain_stack(const Params& p, WarpState* ws, Mailbox& mbox) {
+__device__ __noinline__ void drain_stack(const Params& p, WarpState* ws, Mailbox& mbox) {
     uint32_t rng = 1;
     for (uint32_t round = 0; round < INGEST_DRAIN_ROUNDS && ws->top > 0; ++round) {
         uint32_t kind = NO_KIND, job = 0, node = 0, words[RECORD_WORDS];
@@ -879,7 +923,7 @@ __device__ void drain_stack(const Params& p, WarpState* ws, Mailbox& mbox) {
 // A graph launch: the descriptor's one record names the uploaded GraphDev. Few roots run right
 // here; more are cut into up to one graph range per SM queue, which the lanes push in parallel,
 // so the whole GPU starts on them after one hop.
-__device__ void ingest_graph(const Params& p, WarpState* ws, Mailbox& mbox, uint32_t job,
+__device__ __noinline__ void ingest_graph(const Params& p, WarpState* ws, Mailbox& mbox, uint32_t job,
                              uint32_t desc, uint64_t records, uint32_t& next_queue) {
     const uint32_t lane = lane_id();
     uint64_t graph = 0;
@@ -926,7 +970,7 @@ __device__ void ingest_graph(const Params& p, WarpState* ws, Mailbox& mbox, uint
 }
 
 // Run by one warp (block 0, warp 0). Returns how many descriptors it took.
-__device__ uint32_t ingest(const Params& p, WarpState* ws, Mailbox& mbox, uint64_t& head,
+__device__ __noinline__ uint32_t ingest(const Params& p, WarpState* ws, Mailbox& mbox, uint64_t& head,
                            uint32_t& next_queue) {
     uint32_t taken = 0;
     for (; taken < 32; ++taken) {
@@ -945,10 +989,15 @@ __device__ uint32_t ingest(const Params& p, WarpState* ws, Mailbox& mbox, uint64
             if (ready) { grosr_trace[10] = grosr_trace[11]; grosr_trace[0] = poll_start; }
             else grosr_trace[11] = poll_start;   // the last poll that found nothing
 #endif
-            GROSR_STAMP(1);
             if (ready) {
-                kind = d->kind; count = d->count; job = d->job_slot; job_seq = d->job_seq;
-                adjust = d->adjust; records = d->records;
+                GROSR_STAMP(1);
+                // Both halves in flight at once: one PCIe round trip, not one per field
+                // (ordered after the acquire above, like any later load).
+                const uint4 lo = ld_relaxed_sys_v4(const_cast<const Desc*>(d));
+                const uint4 hi = ld_relaxed_sys_v4(reinterpret_cast<const uint8_t*>(const_cast<const Desc*>(d)) + 16);
+                records = (uint64_t)lo.x | ((uint64_t)lo.y << 32);
+                kind = lo.z; count = lo.w;
+                job = hi.x; job_seq = hi.y; adjust = (int32_t)hi.z;
             }
         }
         if (!__shfl_sync(0xffffffffu, ready, 0)) break;
@@ -961,8 +1010,11 @@ __device__ uint32_t ingest(const Params& p, WarpState* ws, Mailbox& mbox, uint64
         if (lane_id() == 0) {
             p.jobs[job].seq = job_seq;
             p.desc_reads[head & (p.desc_cap - 1)] = (int32_t)count;
-            // Count the records before any of them can run (the push below publishes them).
-            job_add(p, job, (int32_t)count + adjust);
+            // Count the records before any of them can run (the push below publishes them, and
+            // its release orders this add first; this warp's own later updates of the count
+            // follow it in coherence order). A relaxed add with no result: it cannot complete
+            // the job (pending >= 0 before it, and count + adjust >= 0), so nothing waits for it.
+            if (count + adjust != 0) atomicAdd(&p.jobs[job].pending, (int32_t)count + adjust);
             GROSR_STAMP(3);
         }
         __syncwarp();
@@ -1020,7 +1072,7 @@ __device__ void requeue(const Params& p, WarpState* ws, bool has, uint32_t kind,
             for (uint32_t w = 0; w < RECORD_WORDS; ++w) e.words[w] = words[w];
         }
     } else if (has) {
-        push_counted(p, __activemask(), kind, job, node, words);
+        push_counted(p, home_queue(p), __activemask(), kind, job, node, words);
     }
     __syncwarp();
 }
@@ -1110,7 +1162,7 @@ __device__ void process(const Params& p, WarpState* ws, Mailbox& mbox, uint32_t 
 
 // All warps of the block meet here to run a posted block task, or to exit together.
 // Returns true when the block must exit.
-__device__ bool block_collective(const Params& p, WarpState* ws, Mailbox& mbox,
+__device__ __noinline__ bool block_collective(const Params& p, WarpState* ws, Mailbox& mbox,
                                  uint32_t& blk_stop, uint32_t& my_epoch) {
     named_barrier(1);
     // Read both decisions between two barriers: no warp can post or stop while all are here,
@@ -1158,6 +1210,7 @@ __device__ void scheduler(const Params& p) {
         ws->top = 0;
         ws->deferred = 0;
         ws->bypass_hops = ingest_warp ? INGEST_BYPASS_HOPS : BYPASS_HOPS;
+        ws->spread = 0;
     }
     ws->held[lane][RECORD_WORDS] = NO_KIND;
     if (threadIdx.x == 0) { mbox.epoch = 0; mbox.busy = 0; blk_stop = 0; }
@@ -1200,7 +1253,8 @@ __device__ void scheduler(const Params& p) {
                 continue;
             }
         }
-        if (*(volatile uint32_t*)p.dev_stop) { set_stop(); continue; }
+        // The ingest warp itself copies the host's stop flag to dev_stop (above): no need to read it.
+        if (!ingest_warp && *(volatile uint32_t*)p.dev_stop) { set_stop(); continue; }
         // Idle: back off so polling does not steal L2 bandwidth from busy warps.
         idle_ns = idle_ns ? umin(idle_ns * 2, 1024u) : 32u;
         __nanosleep(ingest_warp ? 32u : idle_ns);
