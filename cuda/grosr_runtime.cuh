@@ -334,6 +334,7 @@ struct Ctx {
     int32_t* status;              // baseline kernels: where ctx.fail writes
     uint32_t node;                // graph node + 1 if this task is a node of the job's graph
     bool hold;                    // a lane task of the scheduler: its first lane-task spawn is held
+    uint32_t hops_left;           // held tasks this lane may still run before it stacks the next
 
     // Index of this thread within the task (0 for lane tasks) and the number of threads in it.
     __device__ uint32_t lane() const {
@@ -545,14 +546,16 @@ __device__ void spawn_words(Ctx& c, uint32_t kind, const uint32_t* words, uint32
 // ws->held instead of being stacked; run_held runs it on the same lane as soon as its parent
 // returns, uncounted (the parent's count passes to it). A second spawn sends the held task to the
 // stack like any spawn, so tasks that fan out keep their breadth and only chains take the bypass.
-__device__ bool hold_task(Ctx& c, uint32_t kind, const uint32_t* words) {
+// Holds `t` in the lane's row if it is empty (true); else this task fans out: the held task goes
+// to the stack like any spawn, holding ends for this task, and the caller spawns `t` (false).
+template <class T> __device__ bool hold_task(Ctx& c, const T& t) {
     uint32_t* row = c.ws->held[lane_id()];
     if (row[RECORD_WORDS] == NO_KIND) {
-        for (uint32_t w = 0; w < RECORD_WORDS; ++w) row[w] = words[w];
-        row[RECORD_WORDS] = kind;
+        memcpy(row, &t, sizeof(T));              // only the record's bytes: the reader copies as many
+        row[RECORD_WORDS] = KindOf<T>::value;
         return true;
     }
-    c.hold = false;                              // this task fans out: no more holding
+    c.hold = false;
     alignas(16) uint32_t held[RECORD_WORDS];
     for (uint32_t w = 0; w < RECORD_WORDS; ++w) held[w] = row[w];
     const uint32_t held_kind = row[RECORD_WORDS];
@@ -563,10 +566,29 @@ __device__ bool hold_task(Ctx& c, uint32_t kind, const uint32_t* words) {
 
 template <class T> __device__ void Ctx::spawn(const T& t) {
     static_assert(sizeof(T) <= RECORD_WORDS * 4, "grosr: record too large");
+    if (KindOf<T>::gran == GROSR_LANE && hold && hold_task(*this, t)) return;
     alignas(16) uint32_t words[RECORD_WORDS] = {0};
     memcpy(words, &t, sizeof(T));
-    if (KindOf<T>::gran == GROSR_LANE && hold && hold_task(*this, KindOf<T>::value, words)) return;
     spawn_words(*this, KindOf<T>::value, words);
+}
+
+// The generated lane dispatch runs a held task of its own kind in a tight loop (take_held), so
+// a chain of one task type costs a body and a small copy per hop; run_held takes what is left.
+// Takes the lane's held task into `t` if it is of kind `kind` and the lane has hops left
+// (`hops` counts the loop's takes).
+template <class T> __device__ bool take_held(Ctx& c, uint32_t kind, T& t, uint32_t& hops) {
+    if (!c.hold || c.hops_left == 0) return false;
+    uint32_t* row = c.ws->held[lane_id()];
+    if (row[RECORD_WORDS] != kind) return false;
+    memcpy(&t, row, sizeof(T));
+    row[RECORD_WORDS] = NO_KIND;                 // the body may hold its own child here now
+    --c.hops_left;
+    ++hops;
+    return true;
+}
+// Counts the executions of a take_held loop (the dispatched task itself is counted by account()).
+__device__ __forceinline__ void count_held(const Ctx& c, uint32_t kind, uint32_t hops) {
+    if (hops) atomicAdd((unsigned long long*)&c.p->executed[kind], (unsigned long long)hops);
 }
 
 // ---- Resident task graphs ------------------------------------------------------------------------------
@@ -632,35 +654,29 @@ __device__ void account(const Params& p, WarpState* ws, bool has, uint32_t kind,
     __syncwarp();
 }
 
-// Runs, on this lane, the chain of tasks held by the task `c` ran (hold_task), up to
-// ws->bypass_hops of them; a task still held after that is stacked like any spawn. Held tasks
-// are never counted: each takes over its parent's count, which account() settles once for the
-// lane. Their executions are counted per run of equal kinds.
+// Runs, on this lane, what the generated dispatch's own loop left held: a task of another kind,
+// or one past the lane's hops (ws->bypass_hops a round, shared by both loops), which is stacked
+// like any spawn. Held tasks are never counted: each takes over its parent's count, which
+// account() settles once for the lane. Their executions are counted as they run.
 __device__ void run_held(const Params& p, WarpState* ws, Ctx& c) {
     uint32_t* row = ws->held[lane_id()];
-    uint32_t run_kind = NO_KIND, run = 0;
-    for (uint32_t hops = 0; row[RECORD_WORDS] != NO_KIND; ++hops) {
+    while (row[RECORD_WORDS] != NO_KIND) {
         const uint32_t kind = row[RECORD_WORDS];
         row[RECORD_WORDS] = NO_KIND;
-        if (hops == ws->bypass_hops) {
+        if (c.hops_left == 0) {
             alignas(16) uint32_t words[RECORD_WORDS];
             for (uint32_t w = 0; w < RECORD_WORDS; ++w) words[w] = row[w];
             c.hold = false;
             spawn_words(c, kind, words);
-            break;
+            return;
         }
-        if (kind != run_kind) {
-            if (run) atomicAdd((unsigned long long*)&p.executed[run_kind], (unsigned long long)run);
-            run_kind = kind;
-            run = 0;
-        }
-        ++run;
-        Ctx h{&p, ws, c.job, kind, GROSR_LANE, c.uniform, nullptr, 0u, true};
+        atomicAdd((unsigned long long*)&p.executed[kind], 1ull);
+        Ctx h{&p, ws, c.job, kind, GROSR_LANE, c.uniform, nullptr, 0u, true, c.hops_left - 1};
         // Straight from the row: the dispatch copies the record out before the body runs (and
         // may hold its own child in the row). Held only if its kind is a known lane kind.
         dispatch_lane(h, kind, row);
+        c.hops_left = h.hops_left;
     }
-    if (run) atomicAdd((unsigned long long*)&p.executed[run_kind], (unsigned long long)run);
 }
 
 __device__ void run_lane_round(const Params& p, WarpState* ws, bool has, uint32_t kind,
@@ -669,7 +685,7 @@ __device__ void run_lane_round(const Params& p, WarpState* ws, bool has, uint32_
     const uint32_t job0 = __shfl_sync(0xffffffffu, job, first & 31);
     const bool uniform = __all_sync(0xffffffffu, !has || job == job0);
     if (has) {
-        Ctx c{&p, ws, job, kind, GROSR_LANE, uniform, nullptr, node, BYPASS_HOPS > 0};
+        Ctx c{&p, ws, job, kind, GROSR_LANE, uniform, nullptr, node, BYPASS_HOPS > 0, ws->bypass_hops};
         if (!dispatch_lane(c, kind, words)) {
             fail_job(p, job, ERR_UNKNOWN_KIND, kind);
         }

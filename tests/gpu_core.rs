@@ -120,6 +120,53 @@ fn a_chain_of_100k_dependent_spawns_runs_every_hop() {
 
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
+fn held_lane_chains_of_two_types_run_every_hop_once_and_count_it() {
+    let rt = new_rt();
+    // 40 chains (a lane round and a bit), each longer than a round's bypass hops, so chains
+    // also fall back to the stack; every Tock hop ≡ 0 (mod 3) adds a Mark (fan-out).
+    const CHAINS: u32 = 40;
+    const LEN: u32 = 1000;
+    let hits = DeviceBuffer::<u32>::zeroed(rt.gpu(), (CHAINS * LEN) as usize).unwrap();
+    let before = [
+        rt.executed::<Tick>().unwrap(),
+        rt.executed::<Tock>().unwrap(),
+        rt.executed::<Mark>().unwrap(),
+    ];
+    let roots: Vec<Tick> = (0..CHAINS)
+        .map(|chain| Tick {
+            hits: hits.ptr(),
+            chain,
+            hop: 0,
+            len: LEN,
+            pad: 0,
+        })
+        .collect();
+    rt.submit(&roots).unwrap().wait_timeout(T).unwrap();
+    let hits = hits.to_vec().unwrap();
+    let odd = LEN / 2; // Tock hops: 1, 3, 5, …
+    let marks_per_chain = (0..LEN).filter(|h| h % 2 == 1 && h % 3 == 0).count() as u64;
+    for (i, &h) in hits.iter().enumerate() {
+        let hop = i as u32 % LEN;
+        let want = if hop % 2 == 1 && hop % 3 == 0 { 2 } else { 1 };
+        assert_eq!(h, want, "chain {} hop {hop}", i as u32 / LEN);
+    }
+    let ran = |i: usize, now: u64| now - before[i];
+    assert_eq!(
+        ran(0, rt.executed::<Tick>().unwrap()),
+        (CHAINS * (LEN - odd)) as u64
+    );
+    assert_eq!(
+        ran(1, rt.executed::<Tock>().unwrap()),
+        (CHAINS * odd) as u64
+    );
+    assert_eq!(
+        ran(2, rt.executed::<Mark>().unwrap()),
+        CHAINS as u64 * marks_per_chain
+    );
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
 fn block_tasks_run_on_whole_blocks_from_host_and_from_spawns() {
     let rt = new_rt();
     let n = 200u32;

@@ -117,10 +117,20 @@ pub fn generate(tasks: &[TaskInfo]) -> String {
             .filter(|(_, t)| t.granularity == gran)
         {
             let n = t.name;
-            let _ = writeln!(
-                out,
-                "    case {kind}u: {{ {n} t; memcpy(&t, words, sizeof({n})); grosr_body_{n}(ctx, t); return true; }}"
-            );
+            if gran == Granularity::Lane {
+                // A chain of this type runs right here (scheduler bypass, grosr_runtime.cuh).
+                let _ = writeln!(
+                    out,
+                    "    case {kind}u: {{ {n} t; memcpy(&t, words, sizeof({n})); uint32_t hops = 0;\n        \
+                     do grosr_body_{n}(ctx, t); while (grosr::take_held(ctx, {kind}u, t, hops));\n        \
+                     if (ctx.p) grosr::count_held(ctx, {kind}u, hops); return true; }}"
+                );
+            } else {
+                let _ = writeln!(
+                    out,
+                    "    case {kind}u: {{ {n} t; memcpy(&t, words, sizeof({n})); grosr_body_{n}(ctx, t); return true; }}"
+                );
+            }
         }
         out.push_str("    default: return false;\n    }\n}\n");
     }
@@ -262,7 +272,16 @@ mod tests {
             "template <> struct grosr::KindOf<Twice> { static constexpr uint32_t value = 0u; static constexpr uint32_t gran = grosr::GROSR_LANE; };"
         ));
         assert!(src.contains("#line 7 \"src/twice.rs\"\n\n    task.y;\n"));
-        assert!(src.contains("case 0u: { Twice t; memcpy(&t, words, sizeof(Twice)); grosr_body_Twice(ctx, t); return true; }"));
+        assert!(
+            src.contains(
+                "case 0u: { Twice t; memcpy(&t, words, sizeof(Twice)); uint32_t hops = 0;"
+            )
+        );
+        assert!(
+            src.contains(
+                "do grosr_body_Twice(ctx, t); while (grosr::take_held(ctx, 0u, t, hops));"
+            )
+        );
         assert!(src.contains("case 0u: return grosr::GROSR_LANE;"));
         assert!(src.contains(
             "extern \"C\" __global__ void grosr_single_Twice(Twice task, int32_t* status)"

@@ -56,6 +56,41 @@ pub struct Chain {
     pub hops: DevicePtr<u32>,
 }
 
+/// A lane chain alternating with [`Tock`]: hop `hop` of chain `chain` counts itself in
+/// `hits[chain * len + hop]`, then spawns the next hop (a held task: the scheduler bypass).
+#[grosr::task(
+    granularity = "lane",
+    cuda = r#"
+    atomicAdd(&task.hits[task.chain * task.len + task.hop], 1u);
+    if (task.hop + 1 < task.len) grosr_spawn_Tock(ctx, Tock{task.hits, task.chain, task.hop + 1, task.len, 0});
+"#
+)]
+pub struct Tick {
+    pub hits: DevicePtr<u32>,
+    pub chain: u32,
+    pub hop: u32,
+    pub len: u32,
+    pub pad: u32,
+}
+
+/// The other half of a [`Tick`] chain; every third hop also spawns a [`Mark`] of its chain, so
+/// held chains meet the fan-out path (the second spawn sends the held task to the stack).
+#[grosr::task(
+    granularity = "lane",
+    cuda = r#"
+    atomicAdd(&task.hits[task.chain * task.len + task.hop], 1u);
+    if (task.hop + 1 < task.len) grosr_spawn_Tick(ctx, Tick{task.hits, task.chain, task.hop + 1, task.len, 0});
+    if (task.hop % 3 == 0) grosr_spawn_Mark(ctx, Mark{task.hits, task.chain * task.len + task.hop, 0});
+"#
+)]
+pub struct Tock {
+    pub hits: DevicePtr<u32>,
+    pub chain: u32,
+    pub hop: u32,
+    pub len: u32,
+    pub pad: u32,
+}
+
 /// Fails its job with `code`.
 #[grosr::task(cuda = r#"
     if (ctx.lane() == 0) ctx.fail(task.code);
@@ -162,6 +197,8 @@ pub fn builder() -> RuntimeBuilder {
         .task::<SpawnBlock>()
         .task::<Flood>()
         .task::<Bomb>()
+        .task::<Tick>()
+        .task::<Tock>()
 }
 
 // ---- Device heap (tests/gpu_alloc.rs) ----
