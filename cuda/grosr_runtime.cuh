@@ -40,18 +40,25 @@ typedef long long int64_t;
 // Latency trace (define GROSR_TRACE, e.g. GROSR_DEFINES=GROSR_TRACE=1): thread 0 of block 0,
 // the ingest warp's lane 0, stamps %globaltimer at the steps of a lone task's path into this
 // array (examples/latency_trace.rs reads it with Runtime::read_global). Off, it costs nothing.
+// A graph launch also stamps: [12] ingest_graph entered, [13] its pieces pushed, [14] the first
+// root started and [15] the last root ended (any warp, atomicMin / atomicMax), and the job's
+// completion [6], [7] wherever it happens.
 #ifdef GROSR_TRACE
 __device__ unsigned long long grosr_trace[16];
-#define GROSR_STAMP(i)                                                                  \
-    do {                                                                                \
-        if (blockIdx.x == 0 && threadIdx.x == 0) {                                      \
-            unsigned long long t_;                                                      \
-            asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t_));                      \
-            grosr_trace[i] = t_;                                                        \
-        }                                                                               \
-    } while (0)
+__device__ __forceinline__ unsigned long long grosr_now() {
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    return t;
+}
+#define GROSR_STAMP(i) do { if (blockIdx.x == 0 && threadIdx.x == 0) grosr_trace[i] = grosr_now(); } while (0)
+#define GROSR_STAMP_ANY(i) do { grosr_trace[i] = grosr_now(); } while (0)
+#define GROSR_STAMP_MIN(i) do { if ((threadIdx.x & 31) == 0) atomicMin(&grosr_trace[i], grosr_now()); } while (0)
+#define GROSR_STAMP_MAX(i) do { if ((threadIdx.x & 31) == 0) atomicMax(&grosr_trace[i], grosr_now()); } while (0)
 #else
 #define GROSR_STAMP(i) do {} while (0)
+#define GROSR_STAMP_ANY(i) do {} while (0)
+#define GROSR_STAMP_MIN(i) do {} while (0)
+#define GROSR_STAMP_MAX(i) do {} while (0)
 #endif
 
 namespace grosr {
@@ -276,7 +283,7 @@ __device__ void fail_job(const Params& p, uint32_t job, int32_t code, uint32_t k
 
 // Publishes a finished job to the host. Called by the one thread whose update made pending 0.
 __device__ void complete_job(const Params& p, uint32_t job) {
-    GROSR_STAMP(6);
+    GROSR_STAMP_ANY(6);
     DevJob& j = p.jobs[job];
     volatile Completion* c = &p.completions[job];
     c->error = *(volatile int32_t*)&j.error;
@@ -288,7 +295,7 @@ __device__ void complete_job(const Params& p, uint32_t job) {
     // by the acq_rel chain on `pending`) and the error fields above are visible to the host
     // before it sees done_seq.
     st_release_sys(&c->done_seq, seq);
-    GROSR_STAMP(7);
+    GROSR_STAMP_ANY(7);
 }
 
 // Adds `delta` to a job's pending count; the update that reaches zero completes the job.
@@ -766,6 +773,7 @@ __device__ __noinline__ void run_graph_range(const Params& p, WarpState* ws, Gra
     // roots, [warp_end, r.end) block roots (any part may be empty).
     const uint32_t lane_end = umax(r.begin, umin(r.end, g->lane_roots));
     const uint32_t warp_end = umax(lane_end, umin(r.end, g->warp_roots_end));
+    GROSR_STAMP_MIN(14);
     // Lane roots: 32 per round, each lane its own node (kinds may differ).
     for (uint32_t b = r.begin; b < lane_end; b += WARP) {
         const uint32_t n = umin(WARP, lane_end - b);
@@ -801,6 +809,7 @@ __device__ __noinline__ void run_graph_range(const Params& p, WarpState* ws, Gra
         if (b + lane < r.end) spawn_node(c, g, g->roots[b + lane]);
         __syncwarp();
     }
+    GROSR_STAMP_MAX(15);
 }
 
 // Loads one record of `size` bytes (any alignment) from mapped memory into words. Each load is
@@ -944,6 +953,10 @@ __device__ __noinline__ void ingest_graph(const Params& p, WarpState* ws, Mailbo
     const uint32_t lane = lane_id();
     uint64_t graph = 0;
     uint32_t roots = 0, weight = 0;
+    GROSR_STAMP(12);
+#ifdef GROSR_TRACE
+    if (lane == 0) { grosr_trace[14] = ~0ull; grosr_trace[15] = 0; }   // published by the pushes below
+#endif
     if (lane == 0) {
         graph = *reinterpret_cast<const volatile uint64_t*>(records);
         const GraphDev* g = reinterpret_cast<const GraphDev*>(graph);
@@ -982,6 +995,7 @@ __device__ __noinline__ void ingest_graph(const Params& p, WarpState* ws, Mailbo
         }
     }
     __syncwarp();
+    GROSR_STAMP(13);
     next_queue = (next_queue + pieces) % p.num_queues;
 }
 

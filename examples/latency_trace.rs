@@ -2,12 +2,17 @@
 //! one tiny task at a time, and prints the median of each step the ingest warp stamped with
 //! `%globaltimer` (cuda/grosr_runtime.cuh, `GROSR_STAMP`) beside the host's submit → wait time.
 //!
-//! `cargo run --release --example latency_trace -- [--reps 2000]` (needs a GPU)
+//! With `--relu`, the same for a resident graph launch: ReLU+Softmax 5000 × 256 (one warp task
+//! per row): ingest, fan-out, the roots' run, completion.
+//!
+//! `cargo run --release --example latency_trace -- [--reps 2000] [--relu]` (needs a GPU)
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use grosr::DeviceBuffer;
+use grosr::graph::Strategy;
+use grosr::workloads::relu_softmax::{Matrix, TOLERANCE};
 use grosr::workloads::{self, Tiny};
 
 #[derive(Parser)]
@@ -16,6 +21,9 @@ struct Args {
     /// Timed submissions (after 10% as many untimed ones).
     #[arg(long, default_value_t = 2000)]
     reps: usize,
+    /// Trace a resident ReLU+Softmax graph launch (5000 × 256) instead of one tiny task.
+    #[arg(long)]
+    relu: bool,
 }
 
 /// The stamps' meaning: (from, to, what happens between them).
@@ -37,6 +45,17 @@ const STEPS: &[(usize, usize, &str)] = &[
     (0, 7, "device total: poll start → completion published"),
 ];
 
+/// The steps of a graph launch.
+const GRAPH_STEPS: &[(usize, usize, &str)] = &[
+    (0, 12, "descriptor seen → graph ingest entered"),
+    (12, 13, "pieces pushed to the SM queues"),
+    (13, 14, "→ first root starts (pops and splits)"),
+    (14, 15, "first root start → last root end"),
+    (15, 6, "last root end → job complete"),
+    (6, 7, "completion published (st.release.sys)"),
+    (0, 7, "device total: poll start → completion published"),
+];
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -45,35 +64,65 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn main() -> grosr::Result<()> {
     let args = Args::parse();
     let rt = workloads::builder().define("GROSR_TRACE", "1").build()?;
-    let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1)?;
-    let task = [Tiny {
-        flags: flags.ptr(),
-        index: 0,
-        pad: 0,
-    }];
-    let mut host = Vec::with_capacity(args.reps);
-    let mut steps = vec![Vec::with_capacity(args.reps); STEPS.len()];
-    for rep in 0..args.reps + args.reps / 10 {
-        let t0 = Instant::now();
-        rt.submit(&task)?.wait()?;
-        let total = t0.elapsed().as_secs_f64() * 1e6;
-        let stamps: Vec<u64> = rt.read_global("grosr_trace")?;
-        if rep < args.reps / 10 {
-            continue;
+    let warmup = args.reps / 10;
+    let (host, steps, table) = if args.relu {
+        let m = Matrix::new(&rt, 5000, 256)?;
+        let x = m.randomize(1)?;
+        let mut graph = m.one_task_graph().prepare(&rt, Strategy::Resident)?;
+        graph.run(Duration::from_secs(10))?;
+        let err = m.max_relative_error(&x)?;
+        if err > TOLERANCE {
+            return Err(grosr::Error::Config(format!("wrong softmax: error {err}")));
         }
-        host.push(total);
-        for (i, &(from, to, _)) in STEPS.iter().enumerate() {
-            steps[i].push(stamps[to].wrapping_sub(stamps[from]) as i64 as f64 / 1e3);
+        let (host, steps) = trace(&rt, warmup, args.reps, GRAPH_STEPS, || {
+            graph.run(Duration::from_secs(10))
+        })?;
+        (host, steps, GRAPH_STEPS)
+    } else {
+        let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1)?;
+        let task = [Tiny {
+            flags: flags.ptr(),
+            index: 0,
+            pad: 0,
+        }];
+        let (host, steps) = trace(&rt, warmup, args.reps, STEPS, || rt.submit(&task)?.wait())?;
+        if flags.to_vec()?[0] != 1 {
+            return Err(grosr::Error::Config("the task did not run".into()));
         }
-    }
-    if flags.to_vec()?[0] != 1 {
-        return Err(grosr::Error::Config("the task did not run".into()));
-    }
-    println!("{} ({} submissions)", rt.gpu().name, args.reps);
+        (host, steps, STEPS)
+    };
+    println!("{} ({} launches)", rt.gpu().name, args.reps);
     println!("{:>9}  step", "median µs");
-    for (i, &(_, _, what)) in STEPS.iter().enumerate() {
+    for (i, &(_, _, what)) in table.iter().enumerate() {
         println!("{:>9.3}  {what}", median(steps[i].clone()));
     }
     println!("{:>9.3}  host: submit → wait returns", median(host));
     Ok(())
+}
+
+/// Runs `launch` `warmup + reps` times; returns the host's times and, per step, the device's
+/// (µs), from the stamps each launch left.
+fn trace(
+    rt: &grosr::Runtime,
+    warmup: usize,
+    reps: usize,
+    table: &[(usize, usize, &str)],
+    mut launch: impl FnMut() -> grosr::Result<()>,
+) -> grosr::Result<(Vec<f64>, Vec<Vec<f64>>)> {
+    let mut host = Vec::with_capacity(reps);
+    let mut steps = vec![Vec::with_capacity(reps); table.len()];
+    for rep in 0..warmup + reps {
+        let t0 = Instant::now();
+        launch()?;
+        let total = t0.elapsed().as_secs_f64() * 1e6;
+        let stamps: Vec<u64> = rt.read_global("grosr_trace")?;
+        if rep < warmup {
+            continue;
+        }
+        host.push(total);
+        for (i, &(from, to, _)) in table.iter().enumerate() {
+            steps[i].push(stamps[to].wrapping_sub(stamps[from]) as i64 as f64 / 1e3);
+        }
+    }
+    Ok((host, steps))
 }
