@@ -121,12 +121,15 @@ fn a_chain_of_100k_dependent_spawns_runs_every_hop() {
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
 fn held_lane_chains_of_two_types_run_every_hop_once_and_count_it() {
-    let rt = new_rt();
     // 40 chains (a lane round and a bit), each longer than a round's bypass hops, so chains
     // also fall back to the stack; every Tock hop ≡ 0 (mod 3) adds a Mark (fan-out).
     const CHAINS: u32 = 40;
     const LEN: u32 = 1000;
-    let hits = DeviceBuffer::<u32>::zeroed(rt.gpu(), (CHAINS * LEN) as usize).unwrap();
+    // Allocated before the scheduler starts, so compute-sanitizer can run this test (it flags
+    // a running kernel's accesses to stream-ordered allocations made after its launch).
+    let gpu = grosr::driver::Gpu::open(0).unwrap();
+    let hits = DeviceBuffer::<u32>::zeroed(&gpu, (CHAINS * LEN) as usize).unwrap();
+    let rt = new_rt();
     let before = [
         rt.executed::<Tick>().unwrap(),
         rt.executed::<Tock>().unwrap(),
