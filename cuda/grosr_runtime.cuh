@@ -84,6 +84,9 @@ constexpr uint32_t STOP_CHECK_PERIOD = 256;      // loop turns between reads of 
 #ifndef GROSR_SPREAD
 #define GROSR_SPREAD 1
 #endif
+#ifndef GROSR_FAIR_POP
+#define GROSR_FAIR_POP 0                         // 1: a warp pops its share of a short queue only
+#endif
 constexpr uint32_t BYPASS_HOPS = GROSR_BYPASS_HOPS;   // chained tasks a worker runs in one go (run_held)
 // The same on the ingest warp, which must get back to the host's descriptors soon.
 constexpr uint32_t INGEST_BYPASS_HOPS = BYPASS_HOPS < 8 ? BYPASS_HOPS : 8;
@@ -442,7 +445,14 @@ __device__ uint32_t pop_from(const Params& p, uint32_t q, uint32_t want, uint32_
     const uint32_t lane = lane_id();
     Queue& Q = p.queues[q];
     uint32_t got = 0, base = 0;
-    if (lane == 0 && *(volatile int32_t*)&Q.count.value > 0) {
+    const int32_t seen = lane == 0 ? *(volatile int32_t*)&Q.count.value : 0;
+    if (GROSR_FAIR_POP && seen > 0) {
+        // Experiment: from a short queue take a share (items / warps of the SM's blocks), so that
+        // a few big items (ranges, warp tasks) go to several warps instead of one.
+        const int32_t warps = (int32_t)(gridDim.x * WARPS_PER_BLOCK / p.num_queues);
+        want = umin(want, (uint32_t)max(1, seen / max(1, warps)));
+    }
+    if (lane == 0 && seen > 0) {
         int32_t old = atomicSub((int32_t*)&Q.count.value, (int32_t)want);
         got = old <= 0 ? 0u : (old >= (int32_t)want ? want : (uint32_t)old);
         if (got < want) atomicAdd((int32_t*)&Q.count.value, (int32_t)(want - got));  // undo excess
@@ -749,7 +759,10 @@ __device__ __forceinline__ uint32_t graph_weight(const GraphDev* g, uint32_t b, 
     return (lanes + WARP - 1) / WARP + (e - b - lanes);
 }
 
-constexpr uint32_t GRAPH_LEAF_WEIGHT = 2;        // a warp runs at most this much of a range itself
+#ifndef GROSR_GRAPH_LEAF
+#define GROSR_GRAPH_LEAF 2
+#endif
+constexpr uint32_t GRAPH_LEAF_WEIGHT = GROSR_GRAPH_LEAF;   // a warp runs at most this much of a range itself
 
 __device__ __noinline__ void run_graph_range(const Params& p, WarpState* ws, GraphRange r, uint32_t job) {
     const uint32_t lane = lane_id();
