@@ -52,6 +52,53 @@ impl Default for Config {
     }
 }
 
+/// The `#define` lines that open the module's source: `env`'s (`GROSR_DEFINES`:
+/// `NAME=VALUE,NAME=VALUE`, a bare `NAME` defines it empty), then the builder's own, which win
+/// where both name a macro. A name that is not a C identifier, or a value spanning lines, becomes
+/// an `#error` line instead, so the build fails with NVRTC's message naming it.
+fn define_lines(env: &str, own: &[(String, String)]) -> String {
+    let mut defined: Vec<(String, String)> = env
+        .split(',')
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| {
+            let (name, value) = d.split_once('=').unwrap_or((d, ""));
+            (name.trim().to_string(), value.trim().to_string())
+        })
+        .collect();
+    for (name, value) in own {
+        defined.retain(|(n, _)| n != name);
+        defined.push((name.clone(), value.clone()));
+    }
+    let identifier = |n: &str| {
+        n.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    let mut s = String::new();
+    for (name, value) in &defined {
+        if identifier(name) && !value.contains(['\n', '\r']) {
+            s.push_str(&format!("#define {name} {value}\n"));
+        } else {
+            let shown: String = name
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '_' {
+                        c
+                    } else {
+                        '?'
+                    }
+                })
+                .collect();
+            s.push_str(&format!(
+                "#error grosr cannot define {shown} (GROSR_DEFINES or RuntimeBuilder::define): \
+                 a macro name is a C identifier and its value one line\n"
+            ));
+        }
+    }
+    s
+}
+
 /// Builds a [`Runtime`]: register task types, size it, then [`build`](RuntimeBuilder::build).
 ///
 /// ```no_run
@@ -146,7 +193,8 @@ impl RuntimeBuilder {
     /// (chained tasks a warp runs without a scheduling round, default 64, 0 = off) and
     /// `GROSR_MIN_BLOCKS_PER_SM` (the scheduler's `__launch_bounds__` minimum, default 2).
     /// The environment variable `GROSR_DEFINES` (`NAME=VALUE,NAME=VALUE`) adds more, for
-    /// experiments without a rebuild; the builder's own come last and win.
+    /// experiments without a rebuild; the builder's own come last and win. A name that is not a
+    /// C identifier fails the build with an NVRTC error naming it.
     ///
     /// ```
     /// let src = grosr::Runtime::builder().define("GROSR_BYPASS_HOPS", "0").source();
@@ -160,20 +208,7 @@ impl RuntimeBuilder {
     /// The CUDA source the runtime would compile (no GPU needed).
     pub fn source(&self) -> String {
         let env = std::env::var("GROSR_DEFINES").unwrap_or_default();
-        let from_env = env.split(',').filter_map(|d| {
-            let (name, value) = d.split_once('=').unwrap_or((d, ""));
-            (!name.trim().is_empty()).then(|| (name.trim().to_string(), value.trim().to_string()))
-        });
-        let mut s = String::new();
-        let mut defined: Vec<(String, String)> = from_env.collect();
-        // The builder's definitions win over the environment's: drop the earlier duplicates.
-        for (name, value) in &self.defines {
-            defined.retain(|(n, _)| n != name);
-            defined.push((name.clone(), value.clone()));
-        }
-        for (name, value) in &defined {
-            s.push_str(&format!("#define {name} {value}\n"));
-        }
+        let mut s = define_lines(&env, &self.defines);
         s.push_str(&codegen::generate(&self.tasks));
         for (i, e) in self.extra.iter().enumerate() {
             s.push_str(&format!("\n// ---- Extra CUDA source {i} ----\n"));
@@ -1010,5 +1045,38 @@ impl Job<'_> {
             ABANDONED => Err(Error::Stopped),
             code => Err(from_device_code(code, kind, 0, |k| self.rt.kind_name(k))),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::define_lines;
+
+    fn own(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defines_come_from_the_environment_then_the_builder_which_wins() {
+        let s = define_lines(" A=1, B ,C=x y,", &own(&[("A", "2"), ("D", "")]));
+        assert_eq!(s, "#define B \n#define C x y\n#define A 2\n#define D \n");
+        assert_eq!(define_lines("", &[]), "");
+    }
+
+    #[test]
+    fn a_bad_define_becomes_an_error_line_that_names_it() {
+        for (env, own) in [
+            ("1X=3", own(&[])),
+            ("", own(&[("A B", "1")])),
+            ("", own(&[("V", "a\nb")])),
+        ] {
+            let s = define_lines(env, &own);
+            assert!(s.starts_with("#error grosr cannot define "), "{s}");
+            assert!(!s.contains("#define"), "{s}");
+        }
+        assert!(define_lines("", &own(&[("A B", "")])).contains("define A?B "));
     }
 }
