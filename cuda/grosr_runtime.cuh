@@ -560,9 +560,10 @@ __device__ void spawn_words(Ctx& c, uint32_t kind, const uint32_t* words, uint32
 }
 
 // Scheduler bypass: a lane task's first spawn of a lane task is held in the lane's row of
-// ws->held instead of being stacked; run_held runs it on the same lane as soon as its parent
-// returns, uncounted (the parent's count passes to it). A second spawn sends the held task to the
-// stack like any spawn, so tasks that fan out keep their breadth and only chains take the bypass.
+// ws->held instead of being stacked; as soon as its parent returns, the same lane runs it
+// (the generated dispatch's take_held loop for its own kind, else run_held), uncounted (the
+// parent's count passes to it). A second spawn sends the held task to the stack like any spawn,
+// so tasks that fan out keep their breadth and only chains take the bypass.
 // Holds `t` in the lane's row if it is empty (true); else this task fans out: the held task goes
 // to the stack like any spawn, holding ends for this task, and the caller spawns `t` (false).
 template <class T> __device__ bool hold_task(Ctx& c, const T& t) {
