@@ -178,6 +178,24 @@ fn layout_asserts() -> String {
             "static_assert(sizeof({c}) == {size}, \"grosr: {c} differs from grosr/src/layout.rs\");"
         );
     }
+    use crate::ring::*;
+    let words = [
+        ("DESC_KIND", DESC_KIND),
+        ("DESC_COUNT", DESC_COUNT),
+        ("DESC_JOB_SLOT", DESC_JOB_SLOT),
+        ("DESC_JOB_SEQ", DESC_JOB_SEQ),
+        ("DESC_ADJUST", DESC_ADJUST),
+        ("DESC_RECORDS_LO", DESC_RECORDS_LO),
+        ("DESC_RECORDS_HI", DESC_RECORDS_HI),
+        ("DESC_INLINE", DESC_INLINE),
+        ("DESC_INLINE_FIRST", DESC_INLINE_FIRST),
+    ];
+    for (c, word) in words {
+        let _ = writeln!(
+            s,
+            "static_assert(grosr::{c} == {word}, \"grosr: {c} differs from grosr/src/ring.rs\");"
+        );
+    }
     s
 }
 

@@ -17,17 +17,15 @@ pub(crate) const GRAPH_DEV_BYTES: usize = 80;
 /// Threads per scheduler block.
 pub(crate) const BLOCK_THREADS: u32 = 256;
 
-/// One submitted slice (mapped host memory). C: `grosr::Desc`.
+/// Cells in one descriptor.
+pub(crate) const DESC_CELLS: usize = 32;
+
+/// One submitted slice (mapped host memory): 32 cells of `payload | tag << 32`, each written
+/// with one 8-byte store (cuda/README.md, "Submitting"). C: `grosr::Desc`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Desc {
-    pub records: u64,
-    pub kind: u32,
-    pub count: u32,
-    pub job_slot: u32,
-    pub job_seq: u32,
-    pub adjust: i32,
-    pub seq: u32,
+    pub cells: [u64; DESC_CELLS],
 }
 
 /// One job slot's outcome (mapped). C: `grosr::Completion`.
@@ -98,5 +96,5 @@ pub(crate) fn shared_struct_sizes() -> [(&'static str, usize); 8] {
 }
 
 const _: () = assert!(size_of::<HostCtl>() == 512);
-const _: () = assert!(size_of::<Desc>() == 32);
+const _: () = assert!(size_of::<Desc>() == 256);
 const _: () = assert!(RECORD_WORDS * 4 == crate::record::MAX_RECORD_BYTES);

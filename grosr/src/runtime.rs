@@ -17,7 +17,8 @@ use crate::error::{CudaContext as _, Error, Result, from_device_code};
 use crate::layout::{self, BLOCK_THREADS, Completion, Desc, HostCtl, Params};
 use crate::record::Task;
 use crate::ring::{
-    self, ABANDONED, CompletionCells, DescCells, DescFields, JobTicket, Producer, Ring, Waiter,
+    self, ABANDONED, CompletionCells, DescCells, DescFields, JobTicket, Producer, Records, Ring,
+    Waiter,
 };
 
 /// How the runtime is sized; see the builder's methods for each field.
@@ -702,6 +703,30 @@ impl Runtime {
             lock().orphan(job);
             return Err(e);
         }
+        if bytes.len() <= ring::INLINE_BYTES && record_size % 4 == 0 {
+            // Few small records travel in the descriptor itself: the GPU reads them with the
+            // descriptor in one PCIe round trip, and no arena space is taken or given back.
+            let t = match lock().reserve_inline(&ring, &mut wait, &health) {
+                Ok(t) => t,
+                Err(e) => {
+                    lock().orphan(job);
+                    return Err(e);
+                }
+            };
+            let fields = DescFields {
+                records: Records::Inline(bytes),
+                kind,
+                count: count as u32,
+                job,
+                adjust: 0,
+            };
+            ring::publish(&ring, t.desc, fields);
+            return Ok(Job {
+                rt: self,
+                ticket: Some(job),
+                generation,
+            });
+        }
         let chunks = count.div_ceil(per_chunk);
         for (i, chunk) in bytes.chunks(per_chunk * record_size).enumerate() {
             let t = match lock().reserve_chunk(&ring, chunk.len() as u64, &mut wait, &health) {
@@ -733,7 +758,7 @@ impl Runtime {
                 _ => 0,
             };
             let fields = DescFields {
-                records: self.memory.arena.device() + t.offset,
+                records: Records::Arena(self.memory.arena.device() + t.offset),
                 kind,
                 count: (chunk.len() / record_size) as u32,
                 job,
