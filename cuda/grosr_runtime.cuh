@@ -70,6 +70,7 @@ constexpr uint32_t STACK_CAP = 32;               // slots in each warp's private
 constexpr uint32_t KIND_RANGE = 0xFFFFFFF0u;     // internal: a range of host-submitted records
 constexpr uint32_t KIND_GRAPH = 0xFFFFFFF1u;     // host-submitted: launch a resident task graph
 constexpr uint32_t KIND_GRAPH_RANGE = 0xFFFFFFF2u;  // internal: roots of a graph launch to spawn
+constexpr uint32_t KIND_GRAPH_UNIT = 0xFFFFFFF3u;   // internal: a unit claimed from the graph board
 constexpr uint32_t NO_KIND = 0xFFFFFFFFu;
 constexpr uint32_t BLOCK_THREADS = 256;          // threads per scheduler block (block-task width)
 constexpr uint32_t WARPS_PER_BLOCK = BLOCK_THREADS / WARP;
@@ -86,6 +87,9 @@ constexpr uint32_t STOP_CHECK_PERIOD = 256;      // loop turns between reads of 
 #endif
 #ifndef GROSR_FAIR_POP
 #define GROSR_FAIR_POP 0                         // 1: a warp pops its share of a short queue only
+#endif
+#ifndef GROSR_INLINE_FENCE
+#define GROSR_INLINE_FENCE 0                     // 1: fence.acq_rel.sys after an inline descriptor too
 #endif
 constexpr uint32_t BYPASS_HOPS = GROSR_BYPASS_HOPS;   // chained tasks a worker runs in one go (run_held)
 // The same on the ingest warp, which must get back to the host's descriptors soon.
@@ -124,15 +128,15 @@ struct Queue {                    // header of one SM's ring; slots live in Para
     Counter tail;                 // next index to push
 };
 
-struct Desc {                     // 32 bytes, mapped host memory: one submitted slice
-    uint64_t records;             // device address of the records (mapped data arena)
-    uint32_t kind;
-    uint32_t count;
-    uint32_t job_slot;
-    uint32_t job_seq;
-    int32_t adjust;               // +1 on the first chunk of a split job, -1 on its last
-    uint32_t seq;                 // written last: index + 1 once the fields above are valid
-};
+// One submitted slice, 256 bytes of mapped host memory: 32 cells of `payload | tag << 32`, each
+// written by the host with one 8-byte store, tag = descriptor index + 1. Lane i loads cell i; the
+// warp has the descriptor whole when every cell carries the tag (grosr/src/ring.rs, `publish`).
+constexpr uint32_t DESC_CELLS = 32;
+constexpr uint32_t DESC_KIND = 0, DESC_COUNT = 1, DESC_JOB_SLOT = 2, DESC_JOB_SEQ = 3,
+                   DESC_ADJUST = 4, DESC_RECORDS_LO = 5, DESC_RECORDS_HI = 6,
+                   DESC_INLINE = 7,         // 1: the records are in words DESC_INLINE_FIRST..
+                   DESC_INLINE_FIRST = 8;
+struct Desc { uint64_t cell[DESC_CELLS]; };
 
 struct Completion {               // 16 bytes, mapped: one job slot's outcome
     uint32_t done_seq;            // the job_seq of the last job of this slot that finished
@@ -161,6 +165,12 @@ struct DevJob {                   // device memory, one per job slot
 
 // A task graph uploaded once (grosr/src/graph/resident.rs): nodes with records, successor lists
 // in CSR form, and per-node counters of predecessors still to finish in the current launch.
+// In GraphDev::kinds: the node has no successors. It runs untagged (node 0, like any task), so
+// no successor lookup follows it.
+constexpr uint32_t NODE_LEAF = 0x80000000u;
+__device__ __forceinline__ uint32_t node_kind(uint32_t k) { return k & ~NODE_LEAF; }
+__device__ __forceinline__ uint32_t node_tag(uint32_t node, uint32_t k) { return k & NODE_LEAF ? 0u : node + 1; }
+
 struct GraphDev {                 // device memory, 80 bytes
     const uint32_t* kinds;        // per node
     const uint32_t* words;        // per node, RECORD_WORDS words
@@ -205,6 +215,19 @@ __device__ __forceinline__ uint4 ld_relaxed_sys_v4(const void* p) {
     asm volatile("ld.relaxed.sys.global.v4.u32 {%0, %1, %2, %3}, [%4];"
                  : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p) : "memory");
     return v;
+}
+// One descriptor cell. Relaxed, not acquire: an acquire would hold back the polls after it, and
+// the tags make the cells self-validating (the callers fence where they need more; see ingest).
+__device__ __forceinline__ uint64_t ld_relaxed_sys_u64(const void* p) {
+    uint64_t v;
+    asm volatile("ld.relaxed.sys.global.u64 %0, [%1];" : "=l"(v) : "l"(p) : "memory");
+    return v;
+}
+__device__ __forceinline__ void st_relaxed_sys64(volatile uint64_t* p, uint64_t v) {
+    asm volatile("st.relaxed.sys.global.u64 [%0], %1;" ::"l"(p), "l"(v) : "memory");
+}
+__device__ __forceinline__ void fence_acq_rel_sys() {
+    asm volatile("fence.acq_rel.sys;" ::: "memory");
 }
 __device__ __forceinline__ uint32_t ld_relaxed_sys(const void* p) {
     uint32_t v;
@@ -621,7 +644,8 @@ __device__ void spawn_node(Ctx& c, const GraphDev* g, uint32_t node) {
     const uint4* src = reinterpret_cast<const uint4*>(g->words + (uint64_t)node * RECORD_WORDS);
     uint4* dst = reinterpret_cast<uint4*>(words);
     dst[0] = src[0]; dst[1] = src[1]; dst[2] = src[2];
-    spawn_words(c, g->kinds[node], words, node + 1);
+    const uint32_t k = g->kinds[node];
+    spawn_words(c, node_kind(k), words, node_tag(node, k));
 }
 
 // Called by every thread of a task (ctx.lane() / ctx.width() split the work) after the body ran
@@ -765,6 +789,59 @@ __device__ __forceinline__ uint32_t graph_weight(const GraphDev* g, uint32_t b, 
 #endif
 constexpr uint32_t GRAPH_LEAF_WEIGHT = GROSR_GRAPH_LEAF;   // a warp runs at most this much of a range itself
 
+// Runs roots [begin, end) of g right here. `counted`: the launch counted every root already (the
+// board), so a root's run only takes its count away; otherwise (a range, counted once as a whole)
+// each root is counted through the round's deferred count just before it runs. Block roots are
+// spawned (they need a block's mailbox); the caller's account() settles the range or unit.
+__device__ void run_graph_roots(const Params& p, WarpState* ws, const GraphDev* g, uint32_t begin,
+                                uint32_t end, uint32_t job, bool counted) {
+    const uint32_t lane = lane_id();
+    // The part of each class: [begin, lane_end) lane roots, [lane_end, warp_end) warp
+    // roots, [warp_end, end) block roots (any part may be empty).
+    const uint32_t lane_end = umax(begin, umin(end, g->lane_roots));
+    const uint32_t warp_end = umax(lane_end, umin(end, g->warp_roots_end));
+    GROSR_STAMP_MIN(14);
+    // Lane roots: 32 per round, each lane its own node (kinds may differ).
+    for (uint32_t b = begin; b < lane_end; b += WARP) {
+        const uint32_t n = umin(WARP, lane_end - b);
+        const bool has = lane < n;
+        uint32_t tag = 0, kind = NO_KIND;
+        alignas(16) uint32_t words[RECORD_WORDS];
+        if (has) {
+            const uint32_t node = g->roots[b + lane];
+            const uint32_t k = g->kinds[node];
+            kind = node_kind(k);
+            tag = node_tag(node, k);
+            const uint4* src = reinterpret_cast<const uint4*>(g->words + (uint64_t)node * RECORD_WORDS);
+            uint4* dst = reinterpret_cast<uint4*>(words);
+            dst[0] = src[0]; dst[1] = src[1]; dst[2] = src[2];
+        }
+        // The round's account() subtracts the n roots it ran: count them there, not here.
+        if (lane == 0 && !counted) ws->deferred += (int32_t)n;
+        __syncwarp();
+        run_lane_round(p, ws, has, kind, job, tag, words);
+    }
+    // Warp roots one by one, the record loaded by all lanes (a broadcast read).
+    for (uint32_t b = lane_end; b < warp_end; ++b) {
+        const uint32_t node = g->roots[b];
+        alignas(16) uint32_t words[RECORD_WORDS];
+        const uint4* src = reinterpret_cast<const uint4*>(g->words + (uint64_t)node * RECORD_WORDS);
+        uint4* dst = reinterpret_cast<uint4*>(words);
+        dst[0] = src[0]; dst[1] = src[1]; dst[2] = src[2];
+        const uint32_t k = g->kinds[node];
+        if (lane == 0 && !counted) ws->deferred += 1;
+        __syncwarp();
+        run_warp_task(p, ws, node_kind(k), job, node_tag(node, k), words);
+    }
+    // Block roots: spawned (counted by the range's own account()).
+    Ctx c{&p, ws, job, KIND_GRAPH_RANGE, GROSR_WARP, true, nullptr};
+    for (uint32_t b = warp_end; b < end; b += WARP) {
+        if (b + lane < end) spawn_node(c, g, g->roots[b + lane]);
+        __syncwarp();
+    }
+    GROSR_STAMP_MAX(15);
+}
+
 __device__ __noinline__ void run_graph_range(const Params& p, WarpState* ws, GraphRange r, uint32_t job) {
     const uint32_t lane = lane_id();
     const GraphDev* g = reinterpret_cast<const GraphDev*>(r.graph);
@@ -783,47 +860,105 @@ __device__ __noinline__ void run_graph_range(const Params& p, WarpState* ws, Gra
         __syncwarp();
         r.end = mid;
     }
-    // The range's part of each class: [r.begin, lane_end) lane roots, [lane_end, warp_end) warp
-    // roots, [warp_end, r.end) block roots (any part may be empty).
-    const uint32_t lane_end = umax(r.begin, umin(r.end, g->lane_roots));
-    const uint32_t warp_end = umax(lane_end, umin(r.end, g->warp_roots_end));
-    GROSR_STAMP_MIN(14);
-    // Lane roots: 32 per round, each lane its own node (kinds may differ).
-    for (uint32_t b = r.begin; b < lane_end; b += WARP) {
-        const uint32_t n = umin(WARP, lane_end - b);
-        const bool has = lane < n;
-        uint32_t node = 0, kind = NO_KIND;
-        alignas(16) uint32_t words[RECORD_WORDS];
-        if (has) {
-            node = g->roots[b + lane];
-            kind = g->kinds[node];
-            const uint4* src = reinterpret_cast<const uint4*>(g->words + (uint64_t)node * RECORD_WORDS);
-            uint4* dst = reinterpret_cast<uint4*>(words);
-            dst[0] = src[0]; dst[1] = src[1]; dst[2] = src[2];
+    run_graph_roots(p, ws, g, r.begin, r.end, job, false);
+}
+
+// ---- The graph board: a large launch's roots, claimed by every idle warp -----------------------
+// A launch with more roots than a warp runs alone takes one board entry instead of being cut into
+// ranges: its roots are counted at ingest, and any warp whose own queue is empty claims the next
+// *unit* (32 lane roots, or one warp or block root) with one atomic add on the entry's state.
+// state = job << 44 | units << 22 | next claimed unit. A claim returns the job and the total with
+// the unit, so a claim never reads a field a newer launch may have rewritten; a late claim that
+// lands on a reused entry claims a unit of that newer launch (its roots are counted too) or none.
+// `live` has a bit per entry with units left: set by the ingest warp (the only one that fills
+// entries, and only entries whose bit is clear), cleared by whoever claims an entry's last unit.
+constexpr uint32_t BOARD_ENTRIES = 32;
+constexpr uint32_t BOARD_UNIT_BITS = 22, BOARD_JOB_SHIFT = 44;
+constexpr uint64_t BOARD_UNIT_MASK = (1ull << BOARD_UNIT_BITS) - 1;
+// Claims past the last unit (at most one per warp) must not carry into the units field.
+constexpr uint32_t BOARD_MAX_UNITS = (1u << BOARD_UNIT_BITS) - (1u << 17);
+#ifndef GROSR_GRAPH_BOARD
+#define GROSR_GRAPH_BOARD 1                      // 0: large launches are cut into ranges instead
+#endif
+struct GraphBoard {
+    uint32_t live; uint32_t pad[31];             // its own line: read by every idle warp
+    unsigned long long state[BOARD_ENTRIES];
+};
+__device__ GraphBoard grosr_board;               // zeroed by grosr_init before every start
+
+__device__ __forceinline__ uint64_t atom_add_acq_rel_gpu_u64(unsigned long long* p, uint64_t v) {
+    uint64_t old;
+    asm volatile("atom.acq_rel.gpu.global.add.u64 %0, [%1], %2;" : "=l"(old) : "l"(p), "l"(v) : "memory");
+    return old;
+}
+__device__ __forceinline__ void st_release_gpu_u64(unsigned long long* p, uint64_t v) {
+    asm volatile("st.release.gpu.global.u64 [%0], %1;" ::"l"(p), "l"(v) : "memory");
+}
+
+// Units of a launch: lane roots 32 to a unit, then one per warp or block root.
+__device__ __forceinline__ uint32_t graph_units(const GraphDev* g) {
+    return (g->lane_roots + WARP - 1) / WARP + (g->num_roots - g->lane_roots);
+}
+
+// Offers a launch's roots on the board (lane 0). False if no entry is free or it is too large:
+// the caller cuts it into ranges as before.
+__device__ bool board_offer(const Params& p, const GraphDev* g, uint32_t job, uint32_t roots) {
+    const uint32_t units = graph_units(g);
+    if (!GROSR_GRAPH_BOARD || units >= BOARD_MAX_UNITS || job >= (1u << (64 - BOARD_JOB_SHIFT))) return false;
+    const uint32_t live = *(volatile uint32_t*)&grosr_board.live;
+    if (live == 0xffffffffu) return false;
+    const uint32_t e = __ffs(~live) - 1;
+    // Every root counted now, replacing the launch record's count: a claimed unit's run takes
+    // its roots' counts away, so the job cannot complete while a unit is unclaimed.
+    atomicAdd(&p.jobs[job].pending, (int32_t)roots - 1);
+    // Release: the job's graph pointer and the count above come before any claim of this state.
+    st_release_gpu_u64(&grosr_board.state[e], (uint64_t)job << BOARD_JOB_SHIFT | (uint64_t)units << BOARD_UNIT_BITS);
+    // Relaxed: only a hint; a warp that sees the bit before the state claims nothing (old state).
+    atomicOr(&grosr_board.live, 1u << e);
+    return true;
+}
+
+// Claims a unit from the board entries in `live` (lane 0's value). Returns 1 with lane 0 holding
+// a KIND_GRAPH_UNIT task (words[0] = the unit), else 0.
+__device__ uint32_t board_claim(const Params& p, uint32_t live, uint32_t& kind, uint32_t& job,
+                                uint32_t* words) {
+    live = __shfl_sync(0xffffffffu, live, 0);
+    if (live == 0) return 0;
+    uint32_t got = 0;
+    if (lane_id() == 0) {
+        // Start the search at a bit of its own, so that warps spread over concurrent launches.
+        const uint32_t rot = (blockIdx.x * WARPS_PER_BLOCK + threadIdx.x / WARP) & (BOARD_ENTRIES - 1);
+        const uint32_t turned = rot ? (live >> rot) | (live << (32 - rot)) : live;
+        const uint32_t e = (__ffs(turned) - 1 + rot) & (BOARD_ENTRIES - 1);
+        // acq_rel: acquire pairs with board_offer's release (the job's graph and counts);
+        // release is not needed but the add has no acquire-only form in every PTX version.
+        const uint64_t old = atom_add_acq_rel_gpu_u64(&grosr_board.state[e], 1);
+        const uint32_t unit = (uint32_t)(old & BOARD_UNIT_MASK);
+        const uint32_t units = (uint32_t)((old >> BOARD_UNIT_BITS) & BOARD_UNIT_MASK);
+        if (unit + 1 == units) atomicAnd(&grosr_board.live, ~(1u << e));   // the last unit: no more
+        if (unit < units) {
+            got = 1;
+            kind = KIND_GRAPH_UNIT;
+            job = (uint32_t)(old >> BOARD_JOB_SHIFT);
+            words[0] = unit;
         }
-        // The round's account() subtracts the n roots it ran: count them there, not here.
-        if (lane == 0) ws->deferred += (int32_t)n;
-        __syncwarp();
-        run_lane_round(p, ws, has, kind, job, node + 1, words);
     }
-    // Warp roots one by one, the record loaded by all lanes (a broadcast read).
-    for (uint32_t b = lane_end; b < warp_end; ++b) {
-        const uint32_t node = g->roots[b];
-        alignas(16) uint32_t words[RECORD_WORDS];
-        const uint4* src = reinterpret_cast<const uint4*>(g->words + (uint64_t)node * RECORD_WORDS);
-        uint4* dst = reinterpret_cast<uint4*>(words);
-        dst[0] = src[0]; dst[1] = src[1]; dst[2] = src[2];
-        if (lane == 0) ws->deferred += 1;
-        __syncwarp();
-        run_warp_task(p, ws, g->kinds[node], job, node + 1, words);
+    return __shfl_sync(0xffffffffu, got, 0);
+}
+
+// Runs a claimed unit: its roots were counted at the launch.
+__device__ __noinline__ void run_graph_unit(const Params& p, WarpState* ws, uint32_t job, uint32_t unit) {
+    __syncwarp();   // lane 0's claim acquired the launch; the barrier passes that on to the others
+    const GraphDev* g = *(const GraphDev* volatile*)&p.jobs[job].graph;
+    const uint32_t lane_units = (g->lane_roots + WARP - 1) / WARP;
+    if (unit < lane_units) {
+        run_graph_roots(p, ws, g, unit * WARP, umin(unit * WARP + WARP, g->lane_roots), job, true);
+        return;
     }
-    // Block roots: spawned (counted by the range's own account()).
-    Ctx c{&p, ws, job, KIND_GRAPH_RANGE, GROSR_WARP, true, nullptr};
-    for (uint32_t b = warp_end; b < r.end; b += WARP) {
-        if (b + lane < r.end) spawn_node(c, g, g->roots[b + lane]);
-        __syncwarp();
-    }
-    GROSR_STAMP_MAX(15);
+    const uint32_t root = g->lane_roots + (unit - lane_units);
+    run_graph_roots(p, ws, g, root, root + 1, job, true);
+    // A block root was spawned (and counted): its count from the launch goes now.
+    if (root >= g->warp_roots_end) account(p, ws, lane_id() == 0, KIND_GRAPH_UNIT, job, true);
 }
 
 // Loads one record of `size` bytes (any alignment) from mapped memory into words. Each load is
@@ -963,16 +1098,14 @@ __device__ __noinline__ void drain_stack(const Params& p, WarpState* ws, Mailbox
 // here; more are cut into up to one graph range per SM queue, which the lanes push in parallel,
 // so the whole GPU starts on them after one hop.
 __device__ __noinline__ void ingest_graph(const Params& p, WarpState* ws, Mailbox& mbox, uint32_t job,
-                             uint32_t desc, uint64_t records, uint32_t& next_queue) {
+                             uint64_t graph, uint32_t& next_queue) {
     const uint32_t lane = lane_id();
-    uint64_t graph = 0;
     uint32_t roots = 0, weight = 0;
     GROSR_STAMP(12);
 #ifdef GROSR_TRACE
     if (lane == 0) { grosr_trace[14] = ~0ull; grosr_trace[15] = 0; }   // published by the pushes below
 #endif
     if (lane == 0) {
-        graph = *reinterpret_cast<const volatile uint64_t*>(records);
         const GraphDev* g = reinterpret_cast<const GraphDev*>(graph);
         roots = g->num_roots;
         weight = graph_weight(g, 0, roots);
@@ -980,10 +1113,8 @@ __device__ __noinline__ void ingest_graph(const Params& p, WarpState* ws, Mailbo
         // tasks (release) come after this store in program order.
         p.jobs[job].graph = g;
     }
-    graph = __shfl_sync(0xffffffffu, graph, 0);
     roots = __shfl_sync(0xffffffffu, roots, 0);
     weight = __shfl_sync(0xffffffffu, weight, 0);
-    range_records_read(p, desc, 1);
     if (weight <= GRAPH_LEAF_WEIGHT) {
         GraphRange r{graph, 0, roots};
         run_graph_range(p, ws, r, job);
@@ -991,8 +1122,14 @@ __device__ __noinline__ void ingest_graph(const Params& p, WarpState* ws, Mailbo
         drain_stack(p, ws, mbox);
         return;
     }
-    // One piece per SM queue at most (each then splits among that SM's warps, which look at their
-    // home queue first); the lanes push them in parallel, each slot to its own queue.
+    uint32_t offered = 0;
+    if (lane == 0) offered = board_offer(p, reinterpret_cast<const GraphDev*>(graph), job, roots);
+    if (__shfl_sync(0xffffffffu, offered, 0)) {
+        GROSR_STAMP(13);
+        return;
+    }
+    // No board entry free: one piece per SM queue at most (each then splits among that SM's
+    // warps, which look at their home queue first); the lanes push them in parallel.
     const uint32_t pieces = umin(p.num_queues, (weight + GRAPH_LEAF_WEIGHT - 1) / GRAPH_LEAF_WEIGHT);
     // The launch record was counted as one task; the pieces replace it (counted before pushed).
     if (lane == 0) atomicAdd(&p.jobs[job].pending, (int32_t)pieces - 1);
@@ -1013,47 +1150,104 @@ __device__ __noinline__ void ingest_graph(const Params& p, WarpState* ws, Mailbo
     next_queue = (next_queue + pieces) % p.num_queues;
 }
 
+// Polls descriptor `head`, twice back to back, then goes back to the loop (mailbox, stop flag).
+// Each poll is one PCIe round trip for all 32 cells. (Several polls in flight at once, spaced a
+// third of a round trip apart, were slower: 4.6 against 1.3 µs from the hit's issue to its use.)
+// True if seen whole; `cell` is then this lane's cell.
+__device__ __forceinline__ bool desc_whole(uint64_t cell, uint64_t head) {
+    return __all_sync(0xffffffffu, (uint32_t)(cell >> 32) == (uint32_t)(head + 1));
+}
+__device__ bool poll_desc(const Params& p, uint64_t head, uint64_t& cell) {
+    const uint64_t* src = &p.descs[head & (p.desc_cap - 1)].cell[lane_id()];
+    for (uint32_t poll = 0; poll < 2; ++poll) {
+#ifdef GROSR_TRACE
+        const unsigned long long issued = grosr_now();
+#endif
+        cell = ld_relaxed_sys_u64(src);
+        if (desc_whole(cell, head)) {
+#ifdef GROSR_TRACE
+            if (threadIdx.x == 0) grosr_trace[0] = issued;
+#endif
+            return true;
+        }
+#ifdef GROSR_TRACE
+        if (threadIdx.x == 0) grosr_trace[10] = issued;   // the last poll that found nothing
+#endif
+    }
+    return false;
+}
+
+// Record `first`.. of an inline descriptor into words: lane l holds payload word l.
+__device__ __forceinline__ void inline_record(uint32_t word, uint32_t first, uint32_t size_words,
+                                              uint32_t* words) {
+#pragma unroll
+    for (uint32_t w = 0; w < RECORD_WORDS; ++w) {
+        const uint32_t v = __shfl_sync(0xffffffffu, word, (first + w) & (WARP - 1));
+        words[w] = w < size_words ? v : 0u;
+    }
+}
+
+// Runs the records an inline descriptor carried (counted already): up to 24 lane tasks in one
+// round, or one warp task, right here; several warp tasks, or block tasks, go to a queue.
+__device__ __noinline__ void run_inline(const Params& p, WarpState* ws, uint32_t kind, uint32_t count,
+                                        uint32_t job, uint32_t word, uint32_t& next_queue) {
+    const uint32_t lane = lane_id();
+    const uint32_t gran = kind_gran(kind), size = kind_size(kind);
+    if (gran == GROSR_NO_GRAN || size % 4 != 0 || count * size > (DESC_CELLS - DESC_INLINE_FIRST) * 4) {
+        // An unknown kind (or a size the host could not have sent inline): the job fails.
+        if (lane == 0) {
+            fail_job(p, job, ERR_UNKNOWN_KIND, kind);
+            job_add(p, job, -(int32_t)count);
+        }
+        __syncwarp();
+        return;
+    }
+    const uint32_t sw = size / 4;
+    alignas(16) uint32_t words[RECORD_WORDS];
+    if (gran == GROSR_WARP && count == 1) {
+        inline_record(word, DESC_INLINE_FIRST, sw, words);
+        run_warp_task(p, ws, kind, job, 0u, words);
+        return;
+    }
+    const bool has = lane < count;
+    inline_record(word, DESC_INLINE_FIRST + lane * sw, sw, words);
+    GROSR_STAMP(4);
+    if (gran == GROSR_LANE) {
+        run_lane_round(p, ws, has, kind, job, 0u, words);
+    } else {
+        if (has) push_counted(p, next_queue, __ballot_sync(0xffffffffu, has) , kind, job, 0u, words);
+        __syncwarp();
+        next_queue = (next_queue + 1) % p.num_queues;
+    }
+}
+
 // Run by one warp (block 0, warp 0). Returns how many descriptors it took.
 __device__ __noinline__ uint32_t ingest(const Params& p, WarpState* ws, Mailbox& mbox, uint64_t& head,
                            uint32_t& next_queue) {
+    const uint32_t lane = lane_id();
     uint32_t taken = 0;
     for (; taken < 32; ++taken) {
-        volatile Desc* d = &p.descs[head & (p.desc_cap - 1)];
-        uint32_t ready = 0, kind = 0, count = 0, job = 0, job_seq = 0;
-        int32_t adjust = 0;
-        uint64_t records = 0;
-        if (lane_id() == 0) {
-#ifdef GROSR_TRACE
-            unsigned long long poll_start;
-            asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(poll_start));
-#endif
-            // acquire (system scope): the host wrote the descriptor's fields before its seq.
-            ready = ld_acquire_sys(&d->seq) == (uint32_t)(head + 1);
-#ifdef GROSR_TRACE
-            if (ready) { grosr_trace[10] = grosr_trace[11]; grosr_trace[0] = poll_start; }
-            else grosr_trace[11] = poll_start;   // the last poll that found nothing
-#endif
-            if (ready) {
-                GROSR_STAMP(1);
-                // Both halves in flight at once: one PCIe round trip, not one per field
-                // (ordered after the acquire above, like any later load).
-                const uint4 lo = ld_relaxed_sys_v4(const_cast<const Desc*>(d));
-                const uint4 hi = ld_relaxed_sys_v4(reinterpret_cast<const uint8_t*>(const_cast<const Desc*>(d)) + 16);
-                records = (uint64_t)lo.x | ((uint64_t)lo.y << 32);
-                kind = lo.z; count = lo.w;
-                job = hi.x; job_seq = hi.y; adjust = (int32_t)hi.z;
-            }
-        }
-        if (!__shfl_sync(0xffffffffu, ready, 0)) break;
-        kind = __shfl_sync(0xffffffffu, kind, 0);
-        count = __shfl_sync(0xffffffffu, count, 0);
-        job = __shfl_sync(0xffffffffu, job, 0);
-        records = __shfl_sync(0xffffffffu, records, 0);
+        uint64_t cell = 0;
+        if (!poll_desc(p, head, cell)) break;
+        GROSR_STAMP(1);
+        const uint32_t word = (uint32_t)cell;
+        const uint32_t kind = __shfl_sync(0xffffffffu, word, DESC_KIND);
+        const uint32_t count = __shfl_sync(0xffffffffu, word, DESC_COUNT);
+        const uint32_t job = __shfl_sync(0xffffffffu, word, DESC_JOB_SLOT);
+        const uint32_t job_seq = __shfl_sync(0xffffffffu, word, DESC_JOB_SEQ);
+        const int32_t adjust = (int32_t)__shfl_sync(0xffffffffu, word, DESC_ADJUST);
+        const bool in_desc = __shfl_sync(0xffffffffu, word, DESC_INLINE) == 1;
+        const uint64_t records = (uint64_t)__shfl_sync(0xffffffffu, word, DESC_RECORDS_LO) |
+                                 (uint64_t)__shfl_sync(0xffffffffu, word, DESC_RECORDS_HI) << 32;
         GROSR_STAMP(2);
-        Range r{kind, 0, count, (uint32_t)head, records};
-        if (lane_id() == 0) {
+        if (lane == 0) {
+            // Acquire by fence (the relaxed load of cell 0 saw the host's release store of it):
+            // the records the host copied into the arena before publishing are visible to this
+            // warp, and through its releases (queue pushes) to the warps that run them. Inline
+            // records need none: they came in the cells themselves.
+            if (!in_desc || GROSR_INLINE_FENCE) fence_acq_rel_sys();
             p.jobs[job].seq = job_seq;
-            p.desc_reads[head & (p.desc_cap - 1)] = (int32_t)count;
+            if (!in_desc) p.desc_reads[head & (p.desc_cap - 1)] = (int32_t)count;
             // Count the records before any of them can run (the push below publishes them, and
             // its release orders this add first; this warp's own later updates of the count
             // follow it in coherence order). A relaxed add with no result: it cannot complete
@@ -1062,37 +1256,49 @@ __device__ __noinline__ uint32_t ingest(const Params& p, WarpState* ws, Mailbox&
             GROSR_STAMP(3);
         }
         __syncwarp();
-        const uint32_t gran = kind_gran(kind);
+        const uint64_t desc = head++;
         if (kind == KIND_GRAPH && count == 1) {
-            ingest_graph(p, ws, mbox, job, (uint32_t)head, records, next_queue);
-            ++head;
-            if (lane_id() == 0) st_release_sys64(&p.host->desc_head, head);
-            continue;
-        }
-        if ((gran == GROSR_LANE && count <= WARP) || (gran == GROSR_WARP && count == 1)) {
-            // A small submission runs right here: no queue hop and no sleeping warp to wake,
-            // which is most of a lone task's latency.
-            run_range(p, ws, r, job);
+            uint64_t graph;
+            if (in_desc) {
+                graph = (uint64_t)__shfl_sync(0xffffffffu, word, DESC_INLINE_FIRST) |
+                        (uint64_t)__shfl_sync(0xffffffffu, word, DESC_INLINE_FIRST + 1) << 32;
+            } else {
+                uint32_t lo = 0, hi = 0;
+                if (lane == 0) { lo = ld_relaxed_sys((const void*)records); hi = ld_relaxed_sys((const void*)(records + 4)); }
+                graph = (uint64_t)__shfl_sync(0xffffffffu, lo, 0) | (uint64_t)__shfl_sync(0xffffffffu, hi, 0) << 32;
+                range_records_read(p, (uint32_t)desc, 1);
+            }
+            ingest_graph(p, ws, mbox, job, graph, next_queue);
+        } else if (in_desc) {
+            run_inline(p, ws, kind, count, job, word, next_queue);
+            GROSR_STAMP(8);
             drain_stack(p, ws, mbox);
-            ++head;
-            if (lane_id() == 0) st_release_sys64(&p.host->desc_head, head);
-            GROSR_STAMP(9);
-            continue;
+        } else {
+            Range r{kind, 0, count, (uint32_t)desc, records};
+            const uint32_t gran = kind_gran(kind);
+            if ((gran == GROSR_LANE && count <= WARP) || (gran == GROSR_WARP && count == 1)) {
+                // A small submission runs right here: no queue hop and no sleeping warp to wake.
+                run_range(p, ws, r, job);
+                drain_stack(p, ws, mbox);
+            } else {
+                alignas(16) uint32_t words[RECORD_WORDS] = {0};
+                memcpy(words, &r, sizeof(Range));
+                // Ranges go round-robin over the SM queues so that work starts spread out. One
+                // slot: lane 0 pushes it alone (mask 1).
+                if (lane == 0 && !push_any(p, next_queue, 1u, KIND_RANGE, job, 0u, words)) {
+                    fail_job(p, job, ERR_QUEUE_OVERFLOW, kind);
+                    range_records_read(p, (uint32_t)desc, count);
+                    job_add(p, job, -(int32_t)count);
+                }
+                __syncwarp();
+                next_queue = (next_queue + 1) % p.num_queues;
+            }
         }
-        alignas(16) uint32_t words[RECORD_WORDS] = {0};
-        memcpy(words, &r, sizeof(Range));
-        // Ranges go round-robin over the SM queues so that work starts spread out. One slot:
-        // lane 0 pushes it alone (mask 1).
-        if (lane_id() == 0 && !push_any(p, next_queue, 1u, KIND_RANGE, job, 0u, words)) {
-            fail_job(p, job, ERR_QUEUE_OVERFLOW, kind);
-            range_records_read(p, (uint32_t)head, count);
-            job_add(p, job, -(int32_t)count);
-        }
-        __syncwarp();
-        next_queue = (next_queue + 1) % p.num_queues;
-        ++head;
-        // release (system scope): our reads of the descriptor are done before the host reuses it.
-        if (lane_id() == 0) st_release_sys64(&p.host->desc_head, head);
+        // Relaxed (system scope): the host may now rewrite this descriptor. Our loads of its cells
+        // are done (their values were used above); and a load that saw a later write would have
+        // seen a later tag, so no reordering can hand us a mix.
+        if (lane == 0) st_relaxed_sys64(&p.host->desc_head, head);
+        GROSR_STAMP(9);
     }
     return taken;
 }
@@ -1139,7 +1345,11 @@ __device__ uint32_t take_work(const Params& p, WarpState* ws, uint32_t& kind, ui
         return n;
     }
     const uint32_t home = home_queue(p);
+    // Issued now, used only if the home queue is empty: both loads are in flight together.
+    const uint32_t live = lane == 0 ? *(volatile uint32_t*)&grosr_board.live : 0u;
     uint32_t n = pop_from(p, home, WARP, kind, job, node, words);
+    if (n) return n;
+    n = board_claim(p, live, kind, job, words);
     if (n) return n;
     for (uint32_t t = 0; t < 4 && p.num_queues > 1; ++t) {      // steal from random victims
         rng = rng * 1664525u + 1013904223u;
@@ -1154,7 +1364,7 @@ __device__ void process(const Params& p, WarpState* ws, Mailbox& mbox, uint32_t 
                         uint32_t job, uint32_t node, const uint32_t* words) {
     const uint32_t lane = lane_id(), warp = threadIdx.x / WARP;
     const bool has = lane < n;
-    const bool internal_range = kind == KIND_RANGE || kind == KIND_GRAPH_RANGE;
+    const bool internal_range = kind == KIND_RANGE || kind == KIND_GRAPH_RANGE || kind == KIND_GRAPH_UNIT;
     const uint32_t gran = !has ? GROSR_NO_GRAN : (internal_range ? GRAN_RANGE : kind_gran(kind));
     // Lane tasks (and unknown kinds, which dispatch_lane reports) all at once.
     const bool lane_task = has && (gran == GROSR_LANE || gran == GROSR_NO_GRAN);
@@ -1177,6 +1387,8 @@ __device__ void process(const Params& p, WarpState* ws, Mailbox& mbox, uint32_t 
             memcpy(&r, w, sizeof(GraphRange));
             run_graph_range(p, ws, r, j);
             account(p, ws, lane == 0, KIND_GRAPH_RANGE, j, true);
+        } else if (k == KIND_GRAPH_UNIT) {
+            run_graph_unit(p, ws, j, w[0]);
         } else {
             run_warp_task(p, ws, k, j, nd, w);
         }
@@ -1314,6 +1526,10 @@ __device__ void init_queues(const Params& p) {
          i += (uint64_t)gridDim.x * blockDim.x) {
         p.slots[i].seq = (uint32_t)(i & (p.queue_cap - 1));
     }
+    // A launch abandoned by a stop must not be claimed after the restart.
+    const uint32_t t = blockIdx.x * blockDim.x + threadIdx.x;
+    if (t < BOARD_ENTRIES) grosr_board.state[t] = 0;
+    if (t == 0) grosr_board.live = 0;
 }
 
 }  // namespace grosr

@@ -3,15 +3,16 @@
 //! `%globaltimer` (cuda/grosr_runtime.cuh, `GROSR_STAMP`) beside the host's submit → wait time.
 //!
 //! With `--relu`, the same for a resident graph launch: ReLU+Softmax 5000 × 256 (one warp task
-//! per row): ingest, fan-out, the roots' run, completion.
+//! per row): ingest, fan-out, the roots' run, completion. With `--pair`, one ping-pong pair.
 //!
-//! `cargo run --release --example latency_trace -- [--reps 2000] [--relu]` (needs a GPU)
+//! `cargo run --release --example latency_trace -- [--reps 2000] [--relu | --pair]` (needs a GPU)
 
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use grosr::DeviceBuffer;
 use grosr::graph::Strategy;
+use grosr::workloads::graphs::{check_pairs, pingpong_graph};
 use grosr::workloads::relu_softmax::{Matrix, TOLERANCE};
 use grosr::workloads::{self, Tiny};
 
@@ -24,6 +25,9 @@ struct Args {
     /// Trace a resident ReLU+Softmax graph launch (5000 × 256) instead of one tiny task.
     #[arg(long)]
     relu: bool,
+    /// Trace a resident launch of one ping-pong pair (stage 1 → stage 2) instead.
+    #[arg(long, conflicts_with = "relu")]
+    pair: bool,
 }
 
 /// The stamps' meaning: (from, to, what happens between them).
@@ -31,29 +35,43 @@ const STEPS: &[(usize, usize, &str)] = &[
     (
         10,
         0,
-        "poll period (start of the last empty poll → start of the hit)",
+        "poll period (issue of the last empty poll → issue of the hit)",
     ),
-    (0, 1, "the poll that saw the descriptor (ld.acquire.sys)"),
-    (1, 2, "descriptor fields read"),
-    (2, 3, "job count added (atom.acq_rel)"),
-    (3, 4, "record loaded from mapped memory"),
+    (
+        0,
+        1,
+        "the poll that saw the descriptor whole (32 cells, one round trip)",
+    ),
+    (1, 2, "descriptor fields shuffled out"),
+    (2, 3, "job count added (relaxed, no wait)"),
+    (3, 4, "records gathered (inline: shuffles)"),
     (4, 5, "the task ran"),
     (5, 6, "accounting up to the job's completion"),
     (6, 7, "completion published (st.release.sys)"),
-    (7, 8, "records marked read (st.release.sys)"),
-    (8, 9, "stack drained, desc_head released"),
-    (0, 7, "device total: poll start → completion published"),
+    (7, 8, "round over"),
+    (8, 9, "stack drained, desc_head stored"),
+    (0, 7, "device total: poll issue → completion published"),
 ];
 
 /// The steps of a graph launch.
 const GRAPH_STEPS: &[(usize, usize, &str)] = &[
     (0, 12, "descriptor seen → graph ingest entered"),
-    (12, 13, "pieces pushed to the SM queues"),
-    (13, 14, "→ first root starts (pops and splits)"),
+    (12, 13, "roots offered on the board (or pieces pushed)"),
+    (13, 14, "→ first root starts (claims)"),
     (14, 15, "first root start → last root end"),
     (15, 6, "last root end → job complete"),
     (6, 7, "completion published (st.release.sys)"),
-    (0, 7, "device total: poll start → completion published"),
+    (0, 7, "device total: poll issue → completion published"),
+];
+
+/// The steps of a one-pair graph launch.
+const PAIR_STEPS: &[(usize, usize, &str)] = &[
+    (0, 12, "descriptor seen → graph ingest entered"),
+    (12, 14, "→ the root starts (header, roots, record loaded)"),
+    (14, 15, "root ran, its successor released and stacked"),
+    (15, 6, "→ successor ran, job complete"),
+    (6, 7, "completion published (st.release.sys)"),
+    (0, 7, "device total: poll issue → completion published"),
 ];
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -78,6 +96,15 @@ fn main() -> grosr::Result<()> {
             graph.run(Duration::from_secs(10))
         })?;
         (host, steps, GRAPH_STEPS)
+    } else if args.pair {
+        let a = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1)?;
+        let b = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1)?;
+        let mut graph = pingpong_graph(&a, &b, 1)?.prepare(&rt, Strategy::Resident)?;
+        let (host, steps) = trace(&rt, warmup, args.reps, PAIR_STEPS, || {
+            graph.run(Duration::from_secs(10))
+        })?;
+        check_pairs(&b, 1, "Resident")?;
+        (host, steps, PAIR_STEPS)
     } else {
         let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1)?;
         let task = [Tiny {

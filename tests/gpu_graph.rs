@@ -199,6 +199,33 @@ fn a_resident_graph_relaunches_many_times_without_reupload() {
     run_checked(&rt, &dag, Strategy::Resident, 20);
 }
 
+/// 40 threads relaunch 40 different graphs at once, each with about 120 roots of every
+/// granularity: more large launches in flight than the graph board has entries (32), so launches
+/// take entries, give them back, reuse them, and fall back to ranges when none is free.
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn concurrent_large_launches_all_run_whole_with_the_board_full() {
+    let rt = runtime();
+    let dags: Vec<RandomDag> = (0..40).map(|t| random_dag(&rt, 600, 100 + t)).collect();
+    std::thread::scope(|s| {
+        for (t, dag) in dags.iter().enumerate() {
+            let rt = &rt;
+            s.spawn(move || {
+                let mut p = dag.graph.prepare(rt, Strategy::Resident).unwrap();
+                for run in 0..10 {
+                    dag.out.write(&vec![0u64; dag.expected.len()]).unwrap();
+                    p.run(T).unwrap();
+                    let got = dag.out.to_vec().unwrap();
+                    let wrong = (0..got.len())
+                        .filter(|&i| got[i] != dag.expected[i])
+                        .count();
+                    assert_eq!(wrong, 0, "graph {t} run {run}: {wrong} nodes wrong");
+                }
+            });
+        }
+    });
+}
+
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
 fn ping_pong_pairs_run_in_order_on_every_strategy() {

@@ -98,6 +98,9 @@ pub(crate) struct GraphImage {
     pub offsets: [usize; 7],
 }
 
+/// In `grosr::GraphDev::kinds`: the node has no successors (C: `grosr::NODE_LEAF`).
+pub(crate) const NODE_LEAF: u32 = 0x8000_0000;
+
 impl GraphImage {
     /// Lays `plan` out; `granularity(kind)` groups the roots (lane, then warp, then block), so a
     /// graph range runs 32 lane roots per round and warp roots one by one, with no push per root.
@@ -115,8 +118,16 @@ impl GraphImage {
         let lane_roots = roots.iter().filter(|&&i| class(i) == 0).count();
         let warp_roots_end = lane_roots + roots.iter().filter(|&&i| class(i) == 1).count();
         let words: Vec<u32> = plan.nodes.iter().flat_map(|node| node.words).collect();
+        // A node without successors is marked in its kind, so the GPU runs it untagged and
+        // skips the successor lookup (three dependent loads) after it.
+        let kinds: Vec<u32> = (0..n)
+            .map(|i| {
+                let leaf = plan.succ_off[i] == plan.succ_off[i + 1];
+                plan.kind[i] | if leaf { NODE_LEAF } else { 0 }
+            })
+            .collect();
         let arrays: [&[u32]; 7] = [
-            &plan.kind,
+            &kinds,
             &words,
             &plan.succ_off,
             &plan.succ,

@@ -195,4 +195,8 @@ fn the_device_image_matches_the_c_layout_of_graph_dev() {
     let off: Vec<u32> = (0..6).map(|i| word(image.offsets[2] + 4 * i)).collect();
     assert_eq!(off, vec![0, 1, 2, 2, 2, 2]);
     assert_eq!([word(image.offsets[3]), word(image.offsets[3] + 4)], [4, 4]);
+    // Kinds: A = 0, B = 1; nodes without successors (2, 3, 4) carry the leaf bit.
+    let kinds: Vec<u32> = (0..5).map(|i| word(image.offsets[0] + 4 * i)).collect();
+    let leaf = super::resident::NODE_LEAF;
+    assert_eq!(kinds, vec![0, 1, leaf, 1 | leaf, 1 | leaf]);
 }
