@@ -872,6 +872,7 @@ __device__ __noinline__ void run_graph_range(const Params& p, WarpState* ws, Gra
 // lands on a reused entry claims a unit of that newer launch (its roots are counted too) or none.
 // `live` has a bit per entry with units left: set by the ingest warp (the only one that fills
 // entries, and only entries whose bit is clear), cleared by whoever claims an entry's last unit.
+// A warp claims once per look at `live`, so claims past the last unit stay below one per warp.
 constexpr uint32_t BOARD_ENTRIES = 32;
 constexpr uint32_t BOARD_UNIT_BITS = 22, BOARD_JOB_SHIFT = 44;
 constexpr uint64_t BOARD_UNIT_MASK = (1ull << BOARD_UNIT_BITS) - 1;
@@ -911,10 +912,14 @@ __device__ bool board_offer(const Params& p, const GraphDev* g, uint32_t job, ui
     // Every root counted now, replacing the launch record's count: a claimed unit's run takes
     // its roots' counts away, so the job cannot complete while a unit is unclaimed.
     atomicAdd(&p.jobs[job].pending, (int32_t)roots - 1);
-    // Release: the job's graph pointer and the count above come before any claim of this state.
-    st_release_gpu_u64(&grosr_board.state[e], (uint64_t)job << BOARD_JOB_SHIFT | (uint64_t)units << BOARD_UNIT_BITS);
-    // Relaxed: only a hint; a warp that sees the bit before the state claims nothing (old state).
+    // The bit goes up before the state: a warp that sees it early claims from the old,
+    // exhausted state (nothing). The other order could lose the bit's clearing: late claims
+    // from the entry's previous launch may take every unit, the last one included, before the
+    // bit is set, and a bit that stays up sends every idle warp's add to an exhausted entry.
     atomicOr(&grosr_board.live, 1u << e);
+    // Release: the job's graph pointer, the count and the bit above come before any claim of
+    // this state, so the claim of the last unit clears the bit after it was set.
+    st_release_gpu_u64(&grosr_board.state[e], (uint64_t)job << BOARD_JOB_SHIFT | (uint64_t)units << BOARD_UNIT_BITS);
     return true;
 }
 

@@ -214,7 +214,7 @@ fn concurrent_large_launches_all_run_whole_with_the_board_full() {
                 let mut p = dag.graph.prepare(rt, Strategy::Resident).unwrap();
                 for run in 0..10 {
                     dag.out.write(&vec![0u64; dag.expected.len()]).unwrap();
-                    p.run(T).unwrap();
+                    p.run(Duration::from_secs(20)).unwrap();
                     let got = dag.out.to_vec().unwrap();
                     let wrong = (0..got.len())
                         .filter(|&i| got[i] != dag.expected[i])
