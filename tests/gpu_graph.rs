@@ -201,29 +201,72 @@ fn a_resident_graph_relaunches_many_times_without_reupload() {
 
 /// 40 threads relaunch 40 different graphs at once, each with about 120 roots of every
 /// granularity: more large launches in flight than the graph board has entries (32), so launches
-/// take entries, give them back, reuse them, and fall back to ranges when none is free.
+/// take entries, give them back, reuse them, and fall back to ranges when none is free. A
+/// watchdog bounds the whole test: past it, the runtime is stopped (every wait then returns) and
+/// the failure names the step each unfinished thread was in.
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
 fn concurrent_large_launches_all_run_whole_with_the_board_full() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const STEPS: [&str; 5] = ["prepare", "write", "run", "read", "done"];
     let rt = runtime();
     let dags: Vec<RandomDag> = (0..40).map(|t| random_dag(&rt, 600, 100 + t)).collect();
-    std::thread::scope(|s| {
-        for (t, dag) in dags.iter().enumerate() {
-            let rt = &rt;
-            s.spawn(move || {
-                let mut p = dag.graph.prepare(rt, Strategy::Resident).unwrap();
-                for run in 0..10 {
-                    dag.out.write(&vec![0u64; dag.expected.len()]).unwrap();
-                    p.run(Duration::from_secs(20)).unwrap();
-                    let got = dag.out.to_vec().unwrap();
-                    let wrong = (0..got.len())
-                        .filter(|&i| got[i] != dag.expected[i])
-                        .count();
-                    assert_eq!(wrong, 0, "graph {t} run {run}: {wrong} nodes wrong");
-                }
-            });
+    // Per thread: step * 100 + run.
+    let progress: Vec<AtomicUsize> = dags.iter().map(|_| AtomicUsize::new(0)).collect();
+    let results: Vec<Result<(), String>> = std::thread::scope(|s| {
+        let threads: Vec<_> = dags
+            .iter()
+            .zip(&progress)
+            .enumerate()
+            .map(|(t, (dag, at))| {
+                let rt = &rt;
+                s.spawn(move || -> Result<(), String> {
+                    let err = |e: Error| format!("graph {t}: {e}");
+                    let mut p = dag.graph.prepare(rt, Strategy::Resident).map_err(err)?;
+                    for run in 0..10 {
+                        at.store(100 + run, Ordering::Relaxed);
+                        dag.out
+                            .write(&vec![0u64; dag.expected.len()])
+                            .map_err(err)?;
+                        at.store(200 + run, Ordering::Relaxed);
+                        p.run(Duration::from_secs(20)).map_err(err)?;
+                        at.store(300 + run, Ordering::Relaxed);
+                        let got = dag.out.to_vec().map_err(err)?;
+                        let wrong = (0..got.len())
+                            .filter(|&i| got[i] != dag.expected[i])
+                            .count();
+                        if wrong != 0 {
+                            return Err(format!("graph {t} run {run}: {wrong} nodes wrong"));
+                        }
+                    }
+                    at.store(400, Ordering::Relaxed);
+                    Ok(())
+                })
+            })
+            .collect();
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while threads.iter().any(|h| !h.is_finished()) {
+            if std::time::Instant::now() > deadline {
+                let stuck: Vec<String> = (0..threads.len())
+                    .filter(|&t| !threads[t].is_finished())
+                    .map(|t| {
+                        let at = progress[t].load(Ordering::Relaxed);
+                        format!("graph {t}: {} (run {})", STEPS[at / 100], at % 100)
+                    })
+                    .collect();
+                let _ = rt.stop();
+                panic!("unfinished after 120 s: {stuck:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
+        threads.into_iter().map(|h| h.join().unwrap()).collect()
     });
+    let failed: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of 40 failed: {failed:?}",
+        failed.len()
+    );
 }
 
 #[test]

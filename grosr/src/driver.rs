@@ -231,12 +231,13 @@ fn wait_stream(stream: sys::CUstream, timeout: Duration, what: &'static str) -> 
     let mut turns = 0u32;
     while !query_stream(stream)? {
         turns = turns.saturating_add(1);
-        if turns > 1000 && start.elapsed() > timeout {
+        if turns > 100 && start.elapsed() > timeout {
             return Err(Error::Timeout(timeout, what));
         }
-        // Spin first (short kernels), then give the core away.
-        if turns > 1000 {
-            std::thread::yield_now();
+        // Query back to back first (small copies), then every 20 µs: each query is a driver
+        // call, and many threads querying without pause queue on the driver's lock.
+        if turns > 100 {
+            std::thread::sleep(Duration::from_micros(20));
         }
     }
     Ok(())

@@ -32,6 +32,8 @@ pub mod alloc;
 pub mod baseline;
 #[cfg(not(loom))]
 pub mod bfs;
+#[cfg(all(test, loom))]
+mod board_model;
 mod buffer;
 pub mod codegen;
 pub mod compile;
