@@ -210,9 +210,13 @@ fn per_thread_stream() -> sys::CUstream {
     0x2 as sys::CUstream // CU_STREAM_PER_THREAD
 }
 
-/// Waits for the calling thread's per-thread stream, at most `DEVICE_COPY_TIMEOUT`.
+/// Waits for the calling thread's per-thread stream (copies), at most `DEVICE_COPY_TIMEOUT`.
+/// Queries back to back first (small copies), then every 20 µs: each query is a driver call,
+/// and many threads querying without pause queue on the driver's lock.
 fn wait_per_thread(what: &'static str) -> Result<()> {
-    wait_stream(per_thread_stream(), DEVICE_COPY_TIMEOUT, what)
+    poll_stream(per_thread_stream(), DEVICE_COPY_TIMEOUT, what, 100, || {
+        std::thread::sleep(Duration::from_micros(20))
+    })
 }
 
 /// `Ok(true)` once all of `stream`'s work is done, `Ok(false)` while some runs, `Err` on a fault.
@@ -226,18 +230,30 @@ fn query_stream(stream: sys::CUstream) -> Result<bool> {
 }
 
 /// Polls `stream` until its work is done, at most `timeout`, so a hang cannot block forever.
+/// Spins first (short kernels), then gives the core away. No sleeping: the baselines'
+/// launch-and-wait times go through here.
 fn wait_stream(stream: sys::CUstream, timeout: Duration, what: &'static str) -> Result<()> {
+    poll_stream(stream, timeout, what, 1000, std::thread::yield_now)
+}
+
+/// Queries `stream` until its work is done: `spin` queries back to back, then `pause()` between
+/// queries; gives up after `timeout`.
+fn poll_stream(
+    stream: sys::CUstream,
+    timeout: Duration,
+    what: &'static str,
+    spin: u32,
+    pause: impl Fn(),
+) -> Result<()> {
     let start = Instant::now();
     let mut turns = 0u32;
     while !query_stream(stream)? {
         turns = turns.saturating_add(1);
-        if turns > 100 && start.elapsed() > timeout {
-            return Err(Error::Timeout(timeout, what));
-        }
-        // Query back to back first (small copies), then every 20 µs: each query is a driver
-        // call, and many threads querying without pause queue on the driver's lock.
-        if turns > 100 {
-            std::thread::sleep(Duration::from_micros(20));
+        if turns > spin {
+            if start.elapsed() > timeout {
+                return Err(Error::Timeout(timeout, what));
+            }
+            pause();
         }
     }
     Ok(())
