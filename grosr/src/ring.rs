@@ -46,6 +46,12 @@ pub(crate) const DESC_INLINE_FIRST: usize = 8;
 /// The most record bytes a descriptor carries inline.
 pub(crate) const INLINE_BYTES: usize = (DESC_CELLS - DESC_INLINE_FIRST) * 4;
 
+/// Whether a job of `bytes` of records of `record_size` bytes travels inline in its descriptor:
+/// it fits, and records are whole 32-bit words (the GPU shuffles them out word by word).
+pub(crate) fn travels_inline(bytes: usize, record_size: usize) -> bool {
+    bytes <= INLINE_BYTES && record_size % 4 == 0
+}
+
 /// A descriptor as atomics; same layout as `layout::Desc` / C `grosr::Desc`. Each cell is
 /// `payload | tag << 32` with `tag = index + 1` and is written by one 8-byte store, so the GPU,
 /// which loads all cells at once (one PCIe round trip), knows the descriptor is whole when every
@@ -616,6 +622,20 @@ mod tests {
         assert_eq!(
             sums.iter().map(|s| s.load(Ordering::Relaxed)).sum::<u64>(),
             total
+        );
+    }
+
+    #[test]
+    fn small_jobs_of_whole_words_travel_inline_and_others_through_the_arena() {
+        assert_eq!(INLINE_BYTES, 96);
+        assert!(travels_inline(16, 16), "a graph launch");
+        assert!(travels_inline(96, 48), "two 48-byte records");
+        assert!(travels_inline(24 * 4, 4), "24 one-word records");
+        assert!(!travels_inline(97 + 3, 4), "past the cells");
+        assert!(!travels_inline(144, 48), "three 48-byte records");
+        assert!(
+            !travels_inline(6, 6),
+            "records of 6 bytes are not whole words"
         );
     }
 

@@ -703,7 +703,7 @@ impl Runtime {
             lock().orphan(job);
             return Err(e);
         }
-        if bytes.len() <= ring::INLINE_BYTES && record_size % 4 == 0 {
+        if ring::travels_inline(bytes.len(), record_size) {
             // Few small records travel in the descriptor itself: the GPU reads them with the
             // descriptor in one PCIe round trip, and no arena space is taken or given back.
             let t = match lock().reserve_inline(&ring, &mut wait, &health) {
