@@ -680,6 +680,56 @@ mod tests {
     }
 
     #[test]
+    fn forty_threads_of_small_jobs_all_arrive_with_few_descriptors_and_job_slots() {
+        // Mostly inline jobs (as graph launches are), more threads than descriptors or job
+        // slots: reservations, slot waits and the in-order device must never deadlock.
+        let shared = FakeShared::new(16, 8);
+        let arena_words = 1024;
+        let arena: Arc<Vec<AtomicU32>> =
+            Arc::new((0..arena_words).map(|_| AtomicU32::new(0)).collect());
+        let producer = std::sync::Mutex::new(Producer::new(arena_words as u64 * 4, 0, 0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let sums: Arc<Vec<AtomicU64>> = Arc::new((0..8).map(|_| AtomicU64::new(0)).collect());
+        let dev = {
+            let (s, a, st, su) = (shared.clone(), arena.clone(), stop.clone(), sums.clone());
+            std::thread::spawn(move || fake_device(s, a, st, su))
+        };
+        let total: u64 = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..40u32)
+                .map(|t| {
+                    let (shared, arena, producer) = (&shared, &arena, &producer);
+                    s.spawn(move || {
+                        let mut expect = 0u64;
+                        for j in 0..25u32 {
+                            // 1..=24 values inline, sometimes 40 through the arena.
+                            let n = if (t + j) % 7 == 0 {
+                                40
+                            } else {
+                                1 + (t * 5 + j) % 24
+                            };
+                            let values: Vec<u32> = (0..n).map(|i| i + t + j).collect();
+                            expect += values.iter().map(|&v| v as u64).sum::<u64>();
+                            let job = submit(producer, shared, arena, &values);
+                            let ring = shared.ring();
+                            let mut w = Waiter::new(Duration::from_secs(20));
+                            w.until(|| job_outcome(&ring, job).is_some(), &|| Ok(()), "job")
+                                .unwrap();
+                        }
+                        expect
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        stop.store(true, Ordering::Relaxed);
+        dev.join().unwrap();
+        assert_eq!(
+            sums.iter().map(|s| s.load(Ordering::Relaxed)).sum::<u64>(),
+            total
+        );
+    }
+
+    #[test]
     fn a_stalled_device_makes_submit_time_out_and_health_errors_end_waits() {
         let shared = FakeShared::new(2, 2);
         let ring = shared.ring();
