@@ -203,11 +203,6 @@ struct Params {                   // passed by value to every kernel
 };
 
 // ---- Memory-model primitives (PTX, sm_70+) -------------------------------------------------------
-__device__ __forceinline__ uint32_t ld_acquire_sys(const volatile uint32_t* p) {
-    uint32_t v;
-    asm volatile("ld.acquire.sys.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
-    return v;
-}
 // Sixteen bytes of mapped host memory in one PCIe read. Relaxed at system scope: callers have
 // synchronised with the host's release already (an acquire load before it in program order).
 __device__ __forceinline__ uint4 ld_relaxed_sys_v4(const void* p) {
