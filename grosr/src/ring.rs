@@ -581,29 +581,35 @@ mod tests {
         job
     }
 
-    #[test]
-    fn many_threads_submit_and_every_record_arrives_once() {
-        let shared = FakeShared::new(8, 4);
-        let arena_words = 256;
+    /// `threads` host threads submit `jobs` jobs each (values `values(thread, job)`) through a
+    /// ring of `descs` descriptors and `slots` job slots, waiting for each, while a host thread
+    /// stands in for the GPU; every value must arrive exactly once.
+    fn submit_from_threads(
+        descs: usize,
+        slots: usize,
+        arena_words: usize,
+        threads: u32,
+        jobs: u32,
+        values: impl Fn(u32, u32) -> Vec<u32> + Sync,
+    ) {
+        let shared = FakeShared::new(descs, slots);
         let arena: Arc<Vec<AtomicU32>> =
             Arc::new((0..arena_words).map(|_| AtomicU32::new(0)).collect());
         let producer = std::sync::Mutex::new(Producer::new(arena_words as u64 * 4, 0, 0));
         let stop = Arc::new(AtomicBool::new(false));
-        let sums: Arc<Vec<AtomicU64>> = Arc::new((0..4).map(|_| AtomicU64::new(0)).collect());
+        let sums: Arc<Vec<AtomicU64>> = Arc::new((0..slots).map(|_| AtomicU64::new(0)).collect());
         let dev = {
             let (s, a, st, su) = (shared.clone(), arena.clone(), stop.clone(), sums.clone());
             std::thread::spawn(move || fake_device(s, a, st, su))
         };
-        // 4 threads × 50 jobs of up to 300 values (several chunks each: the arena holds 256 words).
         let total: u64 = std::thread::scope(|s| {
-            let hs: Vec<_> = (0..4u32)
+            let hs: Vec<_> = (0..threads)
                 .map(|t| {
-                    let (shared, arena, producer) = (&shared, &arena, &producer);
+                    let (shared, arena, producer, values) = (&shared, &arena, &producer, &values);
                     s.spawn(move || {
                         let mut expect = 0u64;
-                        for j in 0..50u32 {
-                            let n = 1 + (t * 37 + j * 11) % 300;
-                            let values: Vec<u32> = (0..n).map(|i| i + t + 1).collect();
+                        for j in 0..jobs {
+                            let values = values(t, j);
                             expect += values.iter().map(|&v| v as u64).sum::<u64>();
                             let job = submit(producer, shared, arena, &values);
                             let ring = shared.ring();
@@ -623,6 +629,16 @@ mod tests {
             sums.iter().map(|s| s.load(Ordering::Relaxed)).sum::<u64>(),
             total
         );
+    }
+
+    #[test]
+    fn many_threads_submit_and_every_record_arrives_once() {
+        // 4 threads × 50 jobs of up to 300 values (several chunks each: the arena holds 256 words).
+        submit_from_threads(8, 4, 256, 4, 50, |t, j| {
+            (0..1 + (t * 37 + j * 11) % 300)
+                .map(|i| i + t + 1)
+                .collect()
+        });
     }
 
     #[test]
@@ -683,50 +699,15 @@ mod tests {
     fn forty_threads_of_small_jobs_all_arrive_with_few_descriptors_and_job_slots() {
         // Mostly inline jobs (as graph launches are), more threads than descriptors or job
         // slots: reservations, slot waits and the in-order device must never deadlock.
-        let shared = FakeShared::new(16, 8);
-        let arena_words = 1024;
-        let arena: Arc<Vec<AtomicU32>> =
-            Arc::new((0..arena_words).map(|_| AtomicU32::new(0)).collect());
-        let producer = std::sync::Mutex::new(Producer::new(arena_words as u64 * 4, 0, 0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let sums: Arc<Vec<AtomicU64>> = Arc::new((0..8).map(|_| AtomicU64::new(0)).collect());
-        let dev = {
-            let (s, a, st, su) = (shared.clone(), arena.clone(), stop.clone(), sums.clone());
-            std::thread::spawn(move || fake_device(s, a, st, su))
-        };
-        let total: u64 = std::thread::scope(|s| {
-            let hs: Vec<_> = (0..40u32)
-                .map(|t| {
-                    let (shared, arena, producer) = (&shared, &arena, &producer);
-                    s.spawn(move || {
-                        let mut expect = 0u64;
-                        for j in 0..25u32 {
-                            // 1..=24 values inline, sometimes 40 through the arena.
-                            let n = if (t + j) % 7 == 0 {
-                                40
-                            } else {
-                                1 + (t * 5 + j) % 24
-                            };
-                            let values: Vec<u32> = (0..n).map(|i| i + t + j).collect();
-                            expect += values.iter().map(|&v| v as u64).sum::<u64>();
-                            let job = submit(producer, shared, arena, &values);
-                            let ring = shared.ring();
-                            let mut w = Waiter::new(Duration::from_secs(20));
-                            w.until(|| job_outcome(&ring, job).is_some(), &|| Ok(()), "job")
-                                .unwrap();
-                        }
-                        expect
-                    })
-                })
-                .collect();
-            hs.into_iter().map(|h| h.join().unwrap()).sum()
+        submit_from_threads(16, 8, 1024, 40, 25, |t, j| {
+            // 1..=24 values inline, sometimes 40 through the arena.
+            let n = if (t + j) % 7 == 0 {
+                40
+            } else {
+                1 + (t * 5 + j) % 24
+            };
+            (0..n).map(|i| i + t + j).collect()
         });
-        stop.store(true, Ordering::Relaxed);
-        dev.join().unwrap();
-        assert_eq!(
-            sums.iter().map(|s| s.load(Ordering::Relaxed)).sum::<u64>(),
-            total
-        );
     }
 
     #[test]
