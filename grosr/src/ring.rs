@@ -411,8 +411,9 @@ impl Waiter {
         what: &'static str,
     ) -> Result<()> {
         let mut turns: u32 = 0;
+        // Read the clock only once the wait outlasts its spin: most waits end before.
         #[cfg(not(loom))]
-        let mut next_check = std::time::Instant::now();
+        let mut next_check: Option<std::time::Instant> = None;
         while !done() {
             turns = turns.wrapping_add(1);
             #[cfg(loom)]
@@ -427,8 +428,8 @@ impl Waiter {
                 // many waiting threads do not queue on the driver's lock (and slow the copies
                 // and launches of the threads that are working).
                 let now = std::time::Instant::now();
-                if now >= next_check {
-                    next_check = now + HEALTH_PERIOD;
+                if next_check.is_none_or(|t| now >= t) {
+                    next_check = Some(now + HEALTH_PERIOD);
                     health()?;
                     if self.deadline.is_some_and(|d| now > d) {
                         return Err(Error::Timeout(self.timeout, what));
