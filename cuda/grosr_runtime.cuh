@@ -1104,8 +1104,8 @@ __device__ __noinline__ void drain_stack(const Params& p, WarpState* ws, Mailbox
 }
 
 // A graph launch: the descriptor's one record names the uploaded GraphDev. Few roots run right
-// here; more are cut into up to one graph range per SM queue, which the lanes push in parallel,
-// so the whole GPU starts on them after one hop.
+// here; more go on the graph board, where idle warps claim them; if the board is full, they are
+// cut into up to one graph range per SM queue, which the lanes push in parallel.
 __device__ __noinline__ void ingest_graph(const Params& p, WarpState* ws, Mailbox& mbox, uint32_t job,
                              uint64_t graph, uint32_t& next_queue) {
     const uint32_t lane = lane_id();
