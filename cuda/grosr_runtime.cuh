@@ -938,8 +938,8 @@ __device__ uint32_t board_claim(const Params& p, uint32_t live, uint32_t& kind, 
         const uint32_t rot = (blockIdx.x * WARPS_PER_BLOCK + threadIdx.x / WARP) & (BOARD_ENTRIES - 1);
         const uint32_t turned = rot ? (live >> rot) | (live << (32 - rot)) : live;
         const uint32_t e = (__ffs(turned) - 1 + rot) & (BOARD_ENTRIES - 1);
-        // acq_rel: acquire pairs with board_offer's release (the job's graph and counts);
-        // release is not needed but the add has no acquire-only form in every PTX version.
+        // Acquire pairs with board_offer's release (the job's graph and counts). The release
+        // half is not needed (atom.acquire would do); acq_rel is what was measured.
         const uint64_t old = atom_add_acq_rel_gpu_u64(&grosr_board.state[e], 1);
         const uint32_t unit = (uint32_t)(old & BOARD_UNIT_MASK);
         const uint32_t units = (uint32_t)((old >> BOARD_UNIT_BITS) & BOARD_UNIT_MASK);
