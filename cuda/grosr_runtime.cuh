@@ -778,7 +778,7 @@ __device__ __noinline__ void run_warp_task(const Params& p, WarpState* ws, uint3
 // one pushes halves (counted first) for other warps to steal until little is left, then runs the
 // roots right there: 32 lane roots per round, warp roots one by one (each counted through the
 // round's deferred count just before it runs, so a root costs no queue push and no atomic);
-// block roots are spawned, since they need the block's mailbox. The caller accounts for the range.
+// block roots are spawned, since they need the block's mailbox. The range settles its own count.
 struct GraphRange { uint64_t graph; uint32_t begin, end; };
 
 // Scheduling weight of roots [b, e): lane roots count 1 per 32, warp and block roots 1 each.
@@ -863,7 +863,20 @@ __device__ __noinline__ void run_graph_range(const Params& p, WarpState* ws, Gra
         __syncwarp();
         r.end = mid;
     }
+    // The range's own count goes with its first round's: that round's account() adds
+    // deferred - executed once, so a root that spawns one successor changes no count at all
+    // (before, the round added +1 and the range's own account -1: two atomics in a row).
+    if (lane == 0) ws->deferred -= 1;
+    __syncwarp();
     run_graph_roots(p, ws, g, r.begin, r.end, job, false);
+    // What no round took (block roots' spawns, or the -1 if no round ran) is settled here.
+    __syncwarp();
+    if (lane == 0) {
+        const int32_t d = ws->deferred;
+        ws->deferred = 0;
+        if (d != 0) job_add(p, job, d);
+    }
+    __syncwarp();
 }
 
 // ---- The graph board: a large launch's roots, claimed by every idle warp -----------------------
@@ -1126,8 +1139,7 @@ __device__ __noinline__ void ingest_graph(const Params& p, WarpState* ws, Mailbo
     weight = __shfl_sync(0xffffffffu, weight, 0);
     if (weight <= GRAPH_LEAF_WEIGHT) {
         GraphRange r{graph, 0, roots};
-        run_graph_range(p, ws, r, job);
-        account(p, ws, lane == 0, KIND_GRAPH_RANGE, job, true);
+        run_graph_range(p, ws, r, job);   // accounts for itself
         drain_stack(p, ws, mbox);
         return;
     }
@@ -1394,8 +1406,7 @@ __device__ void process(const Params& p, WarpState* ws, Mailbox& mbox, uint32_t 
         } else if (k == KIND_GRAPH_RANGE) {
             GraphRange r;
             memcpy(&r, w, sizeof(GraphRange));
-            run_graph_range(p, ws, r, j);
-            account(p, ws, lane == 0, KIND_GRAPH_RANGE, j, true);
+            run_graph_range(p, ws, r, j);   // accounts for itself
         } else if (k == KIND_GRAPH_UNIT) {
             run_graph_unit(p, ws, j, w[0]);
         } else {
