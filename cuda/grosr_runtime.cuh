@@ -1236,7 +1236,9 @@ __device__ __noinline__ void run_inline(const Params& p, WarpState* ws, uint32_t
     if (gran == GROSR_LANE) {
         run_lane_round(p, ws, has, kind, job, 0u, words);
     } else {
-        if (has) push_counted(p, next_queue, __ballot_sync(0xffffffffu, has) , kind, job, 0u, words);
+        // The mask first, by all lanes (a ballot inside the branch would leave lanes out).
+        const uint32_t mask = __ballot_sync(0xffffffffu, has);
+        if (has) push_counted(p, next_queue, mask, kind, job, 0u, words);
         __syncwarp();
         next_queue = (next_queue + 1) % p.num_queues;
     }
