@@ -338,6 +338,8 @@ struct WarpState {
     int32_t deferred;             // spawns into this stack not yet added to the job's pending
     uint32_t bypass_hops;         // BYPASS_HOPS, or INGEST_BYPASS_HOPS on the ingest warp
     uint32_t spread;              // queued spawns so far: the next goes this many queues on
+    uint32_t graph_job;           // ingest warp, while it runs a small launch itself: its job ...
+    const GraphDev* graph;        // ... and graph, so releases skip the DevJob::graph load
     StackEntry stack[STACK_CAP];
     // Per lane: the one lane task a lane task spawned, run next by the same lane with no stack,
     // round or count (scheduler bypass). [RECORD_WORDS] holds its kind, NO_KIND when empty.
@@ -650,7 +652,7 @@ __device__ void spawn_node(Ctx& c, const GraphDev* g, uint32_t node) {
 // of node c.node - 1 whose last predecessor this was.
 __device__ void release_successors(Ctx& c) {
     GROSR_STAMP(16);
-    const GraphDev* g = c.p->jobs[c.job].graph;
+    const GraphDev* g = c.ws && c.ws->graph_job == c.job ? c.ws->graph : c.p->jobs[c.job].graph;
     const uint32_t node = c.node - 1;
     const uint32_t end = g->succ_off[node + 1];
     // (The stamps wait for the loads they follow through a use of their value.)
@@ -778,7 +780,7 @@ __device__ __noinline__ void run_warp_task(const Params& p, WarpState* ws, uint3
 // one pushes halves (counted first) for other warps to steal until little is left, then runs the
 // roots right there: 32 lane roots per round, warp roots one by one (each counted through the
 // round's deferred count just before it runs, so a root costs no queue push and no atomic);
-// block roots are spawned, since they need the block's mailbox. The caller accounts for the range.
+// block roots are spawned, since they need the block's mailbox. The range settles its own count.
 struct GraphRange { uint64_t graph; uint32_t begin, end; };
 
 // Scheduling weight of roots [b, e): lane roots count 1 per 32, warp and block roots 1 each.
@@ -863,7 +865,20 @@ __device__ __noinline__ void run_graph_range(const Params& p, WarpState* ws, Gra
         __syncwarp();
         r.end = mid;
     }
+    // The range's own count goes with its first round's: that round's account() adds
+    // deferred - executed once, so a root that spawns one successor changes no count at all
+    // (before, the round added +1 and the range's own account -1: two atomics in a row).
+    if (lane == 0) ws->deferred -= 1;
+    __syncwarp();
     run_graph_roots(p, ws, g, r.begin, r.end, job, false);
+    // What no round took (block roots' spawns, or the -1 if no round ran) is settled here.
+    __syncwarp();
+    if (lane == 0) {
+        const int32_t d = ws->deferred;
+        ws->deferred = 0;
+        if (d != 0) job_add(p, job, d);
+    }
+    __syncwarp();
 }
 
 // ---- The graph board: a large launch's roots, claimed by every idle warp -----------------------
@@ -1103,17 +1118,63 @@ __device__ __noinline__ void drain_stack(const Params& p, WarpState* ws, Mailbox
     requeue_stack(p, ws);
 }
 
+// Runs a small launch right here on the ingest warp, with the graph cached in the warp's state for
+// the releases of the tasks it runs meanwhile (all of this job: its stack was empty before).
+__device__ void run_launch_here(const Params& p, WarpState* ws, Mailbox& mbox, uint32_t job,
+                                const GraphDev* g, uint32_t root_tag, uint32_t root_kind,
+                                const uint32_t* root_words) {
+    const uint32_t lane = lane_id();
+    if (lane == 0) { ws->graph = g; ws->graph_job = job; }
+    __syncwarp();
+    if (root_tag != 0) {
+        // The launch carried its only root: it runs on the launch record's count, with no load
+        // of the graph's header, roots or records first.
+        const uint32_t node = root_tag - 1, kind = node_kind(root_kind), tag = node_tag(node, root_kind);
+        GROSR_STAMP_MIN(14);
+        const uint32_t gran = kind_gran(kind);
+        if (gran == GROSR_LANE) {
+            run_lane_round(p, ws, lane == 0, kind, job, tag, root_words);
+        } else if (gran == GROSR_WARP) {
+            run_warp_task(p, ws, kind, job, tag, root_words);
+        } else {
+            // A block root needs a block's mailbox: spawned (counted), the record's count goes.
+            Ctx c{&p, ws, job, KIND_GRAPH_RANGE, GROSR_WARP, true, nullptr};
+            if (lane == 0) spawn_words(c, kind, root_words, tag);
+            account(p, ws, lane == 0, KIND_GRAPH_RANGE, job, true);
+        }
+        GROSR_STAMP_MAX(15);
+    } else {
+        GraphRange r{(uint64_t)g, 0, g->num_roots};
+        run_graph_range(p, ws, r, job);   // accounts for itself
+    }
+    drain_stack(p, ws, mbox);
+    __syncwarp();
+    if (lane == 0) ws->graph_job = NO_KIND;
+    __syncwarp();
+}
+
 // A graph launch: the descriptor's one record names the uploaded GraphDev. Few roots run right
 // here; more go on the graph board, where idle warps claim them; if the board is full, they are
 // cut into up to one graph range per SM queue, which the lanes push in parallel.
+// `root_tag` (node + 1, else 0), `root_kind` and `root_words`: a launch of a graph with one root
+// carries that root (grosr/src/graph/resident.rs), so it starts without a load of the graph.
 __device__ __noinline__ void ingest_graph(const Params& p, WarpState* ws, Mailbox& mbox, uint32_t job,
-                             uint64_t graph, uint32_t& next_queue) {
+                             uint64_t graph, uint32_t root_tag, uint32_t root_kind,
+                             const uint32_t* root_words, uint32_t& next_queue) {
     const uint32_t lane = lane_id();
     uint32_t roots = 0, weight = 0;
     GROSR_STAMP(12);
 #ifdef GROSR_TRACE
     if (lane == 0) { grosr_trace[14] = ~0ull; grosr_trace[15] = 0; }   // published by the pushes below
 #endif
+    if (root_tag != 0) {
+        // Every node task of the job reads the graph from DevJob::graph (the other warps); the
+        // pushes that publish those tasks (release) come after this store in program order.
+        if (lane == 0) p.jobs[job].graph = reinterpret_cast<const GraphDev*>(graph);
+        run_launch_here(p, ws, mbox, job, reinterpret_cast<const GraphDev*>(graph), root_tag,
+                        root_kind, root_words);
+        return;
+    }
     if (lane == 0) {
         const GraphDev* g = reinterpret_cast<const GraphDev*>(graph);
         roots = g->num_roots;
@@ -1125,10 +1186,7 @@ __device__ __noinline__ void ingest_graph(const Params& p, WarpState* ws, Mailbo
     roots = __shfl_sync(0xffffffffu, roots, 0);
     weight = __shfl_sync(0xffffffffu, weight, 0);
     if (weight <= GRAPH_LEAF_WEIGHT) {
-        GraphRange r{graph, 0, roots};
-        run_graph_range(p, ws, r, job);
-        account(p, ws, lane == 0, KIND_GRAPH_RANGE, job, true);
-        drain_stack(p, ws, mbox);
+        run_launch_here(p, ws, mbox, job, reinterpret_cast<const GraphDev*>(graph), 0u, 0u, root_words);
         return;
     }
     uint32_t offered = 0;
@@ -1270,16 +1328,23 @@ __device__ __noinline__ uint32_t ingest(const Params& p, WarpState* ws, Mailbox&
         const uint64_t desc = head++;
         if (kind == KIND_GRAPH && count == 1) {
             uint64_t graph;
+            // A launch record: graph address, then (a one-root graph) the root's node + 1, its
+            // kind and its record; the arena form (never sent by this host) has the address only.
+            uint32_t root_tag = 0, root_kind = 0;
+            alignas(16) uint32_t root_words[RECORD_WORDS] = {0};
             if (in_desc) {
                 graph = (uint64_t)__shfl_sync(0xffffffffu, word, DESC_INLINE_FIRST) |
                         (uint64_t)__shfl_sync(0xffffffffu, word, DESC_INLINE_FIRST + 1) << 32;
+                root_tag = __shfl_sync(0xffffffffu, word, DESC_INLINE_FIRST + 2);
+                root_kind = __shfl_sync(0xffffffffu, word, DESC_INLINE_FIRST + 3);
+                inline_record(word, DESC_INLINE_FIRST + 4, RECORD_WORDS, root_words);
             } else {
                 uint32_t lo = 0, hi = 0;
                 if (lane == 0) { lo = ld_relaxed_sys((const void*)records); hi = ld_relaxed_sys((const void*)(records + 4)); }
                 graph = (uint64_t)__shfl_sync(0xffffffffu, lo, 0) | (uint64_t)__shfl_sync(0xffffffffu, hi, 0) << 32;
                 range_records_read(p, (uint32_t)desc, 1);
             }
-            ingest_graph(p, ws, mbox, job, graph, next_queue);
+            ingest_graph(p, ws, mbox, job, graph, root_tag, root_kind, root_words, next_queue);
         } else if (in_desc) {
             run_inline(p, ws, kind, count, job, word, next_queue);
             GROSR_STAMP(8);
@@ -1396,8 +1461,7 @@ __device__ void process(const Params& p, WarpState* ws, Mailbox& mbox, uint32_t 
         } else if (k == KIND_GRAPH_RANGE) {
             GraphRange r;
             memcpy(&r, w, sizeof(GraphRange));
-            run_graph_range(p, ws, r, j);
-            account(p, ws, lane == 0, KIND_GRAPH_RANGE, j, true);
+            run_graph_range(p, ws, r, j);   // accounts for itself
         } else if (k == KIND_GRAPH_UNIT) {
             run_graph_unit(p, ws, j, w[0]);
         } else {
@@ -1478,6 +1542,7 @@ __device__ void scheduler(const Params& p) {
         ws->deferred = 0;
         ws->bypass_hops = ingest_warp ? INGEST_BYPASS_HOPS : BYPASS_HOPS;
         ws->spread = 0;
+        ws->graph_job = NO_KIND;
     }
     ws->held[lane][RECORD_WORDS] = NO_KIND;
     if (threadIdx.x == 0) { mbox.epoch = 0; mbox.busy = 0; blk_stop = 0; }

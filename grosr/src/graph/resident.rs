@@ -14,7 +14,8 @@ use super::Plan;
 
 /// A task graph living on the GPU, ready to be launched on the scheduler again and again.
 ///
-/// A launch is one 16-byte submission; the GPU spawns the roots, and every node whose
+/// A launch is one small submission (the graph's address; for a graph with one root, that root's
+/// node, kind and record too, so the GPU starts it without a load); the GPU spawns the roots, and every node whose
 /// predecessors have all run is spawned by the task that finished last among them. The
 /// per-node counters reset themselves as they reach zero, so relaunching needs no upload.
 /// One launch at a time: [`run`](ResidentGraph::run) waits for it.
@@ -28,6 +29,9 @@ pub struct ResidentGraph<'rt> {
     unfinished: Option<Job<'rt>>,
     /// A launch failed (a task dropped on overflow leaves counters short): reset before the next.
     reset_needed: bool,
+    /// The launch record (C: read by `ingest` for `KIND_GRAPH`): the graph's address, then the
+    /// only root's node + 1 (0 if the graph has several roots), its kind word and its record.
+    launch: Vec<u32>,
 }
 
 impl<'rt> ResidentGraph<'rt> {
@@ -41,6 +45,7 @@ impl<'rt> ResidentGraph<'rt> {
         image.set_base(memory.ptr());
         let (bytes, remaining_off) = (image.bytes, image.offsets[REMAINING]);
         memory.write(&bytes)?;
+        let launch = launch_record(plan, memory.ptr());
         Ok(ResidentGraph {
             rt,
             memory,
@@ -48,6 +53,7 @@ impl<'rt> ResidentGraph<'rt> {
             indeg: plan.indeg.clone(),
             unfinished: None,
             reset_needed: false,
+            launch,
         })
     }
 
@@ -66,10 +72,10 @@ impl<'rt> ResidentGraph<'rt> {
             self.memory.write_at(self.remaining_off, &self.indeg)?;
             self.reset_needed = false;
         }
-        let record = [self.memory.ptr(), 0u64];
+        let bytes: &[u8] = bytemuck::cast_slice(&self.launch);
         let job = self
             .rt
-            .submit_bytes(KIND_GRAPH, 16, bytemuck::cast_slice(&record), timeout)?;
+            .submit_bytes(KIND_GRAPH, bytes.len(), bytes, timeout)?;
         match job.wait_timeout(timeout) {
             Ok(()) => Ok(()),
             Err(e @ Error::Timeout(..)) => {
@@ -101,6 +107,27 @@ pub(crate) struct GraphImage {
 /// In `grosr::GraphDev::kinds`: the node has no successors (C: `grosr::NODE_LEAF`).
 pub(crate) const NODE_LEAF: u32 = 0x8000_0000;
 
+/// Node `i`'s word in `GraphDev::kinds`: its kind, with [`NODE_LEAF`] if it has no successors
+/// (the GPU then runs it untagged and skips the successor lookup after it).
+fn kind_word(plan: &Plan, i: usize) -> u32 {
+    let leaf = plan.succ_off[i] == plan.succ_off[i + 1];
+    plan.kind[i] | if leaf { NODE_LEAF } else { 0 }
+}
+
+/// The words of a launch of the graph at `graph`: its address; then, if it has exactly one root,
+/// that root's node + 1, kind word and record (else zeros), so the GPU starts it at once.
+pub(crate) fn launch_record(plan: &Plan, graph: u64) -> Vec<u32> {
+    let mut roots = (0..plan.nodes.len()).filter(|&i| plan.indeg[i] == 0);
+    let mut w = vec![graph as u32, (graph >> 32) as u32, 0, 0];
+    w.extend([0u32; RECORD_WORDS]);
+    if let (Some(r), None) = (roots.next(), roots.next()) {
+        w[2] = r as u32 + 1;
+        w[3] = kind_word(plan, r);
+        w[4..].copy_from_slice(&plan.nodes[r].words);
+    }
+    w
+}
+
 impl GraphImage {
     /// Lays `plan` out; `granularity(kind)` groups the roots (lane, then warp, then block), so a
     /// graph range runs 32 lane roots per round and warp roots one by one, with no push per root.
@@ -120,12 +147,7 @@ impl GraphImage {
         let words: Vec<u32> = plan.nodes.iter().flat_map(|node| node.words).collect();
         // A node without successors is marked in its kind, so the GPU runs it untagged and
         // skips the successor lookup (three dependent loads) after it.
-        let kinds: Vec<u32> = (0..n)
-            .map(|i| {
-                let leaf = plan.succ_off[i] == plan.succ_off[i + 1];
-                plan.kind[i] | if leaf { NODE_LEAF } else { 0 }
-            })
-            .collect();
+        let kinds: Vec<u32> = (0..n).map(|i| kind_word(plan, i)).collect();
         let arrays: [&[u32]; 7] = [
             &kinds,
             &words,

@@ -200,3 +200,27 @@ fn the_device_image_matches_the_c_layout_of_graph_dev() {
     let leaf = super::resident::NODE_LEAF;
     assert_eq!(kinds, vec![0, 1, leaf, 1 | leaf, 1 | leaf]);
 }
+
+#[test]
+fn a_one_root_launch_carries_its_root_and_a_many_root_launch_only_the_address() {
+    let leaf = super::resident::NODE_LEAF;
+    let kinds = |n: &Node| Ok(if n.name == "A" { 0 } else { 1 });
+    // B#0 → B#1: one root, node 0, not a leaf; its record's first word is its value.
+    let mut g = TaskGraph::new();
+    let first = g.add(B { value: 7 });
+    let second = g.add(B { value: 8 });
+    g.add_edge(first, second).unwrap();
+    let w = super::resident::launch_record(&g.plan_with(kinds).unwrap(), 0x12_3456_7890);
+    assert_eq!(w.len(), 4 + RECORD_WORDS);
+    assert_eq!(&w[..5], &[0x3456_7890, 0x12, 1, 1, 7]);
+    // A lone node: the root is also a leaf.
+    let mut g = TaskGraph::new();
+    g.add(a(5));
+    let w = super::resident::launch_record(&g.plan_with(kinds).unwrap(), 0x40);
+    assert_eq!(&w[..4], &[0x40, 0, 1, leaf]);
+    // Two roots: only the address.
+    let mut g = TaskGraph::new();
+    alternating(&mut g, 2);
+    let w = super::resident::launch_record(&g.plan_with(kinds).unwrap(), 0x40);
+    assert!(w[2..].iter().all(|&x| x == 0), "{w:?}");
+}
