@@ -37,6 +37,7 @@ mod board_model;
 mod buffer;
 pub mod codegen;
 pub mod compile;
+mod copy_streams;
 pub mod driver;
 mod error;
 #[cfg(not(loom))]

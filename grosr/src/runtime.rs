@@ -12,6 +12,7 @@ use cudarc::driver::result as cu;
 use crate::alloc::{self, DeviceHeap, HeapStats};
 use crate::codegen::{self, TaskInfo};
 use crate::compile;
+use crate::copy_streams::{self, CopyStreams};
 use crate::driver::{DeviceMem, Gpu, MappedMem, Module, Stream};
 use crate::error::{CudaContext as _, Error, Result, from_device_code};
 use crate::layout::{self, BLOCK_THREADS, Completion, Desc, HostCtl, Params};
@@ -803,6 +804,8 @@ impl Runtime {
             return Ok(());
         }
         self.generation.fetch_add(1, StdOrdering::AcqRel);
+        // Dropped at the end of this function, once the kernel has exited (or been waited for).
+        let _copy_streams = copy_streams::leave(self.gpu.ctx);
         // Release: the GPU's ingest warp polls this flag (ld volatile) and tells every block.
         self.memory
             .ctl_u32(|c| unsafe { std::ptr::addr_of_mut!((*c).stop) })
@@ -931,6 +934,16 @@ impl Runtime {
                 )),
                 e => e,
             });
+        }
+        // From now on the context's copies go through streams seen to pass the scheduler
+        // (copy_streams.rs); any 4 device bytes serve as the probe's source.
+        match CopyStreams::probe(m.device.ptr()) {
+            Ok(streams) => copy_streams::enter(self.gpu.ctx, streams),
+            Err(e) => {
+                drop(_guard);
+                let _ = self.stop();
+                return Err(e);
+            }
         }
         Ok(())
     }
