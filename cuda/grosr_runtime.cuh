@@ -73,6 +73,7 @@ constexpr uint32_t KIND_RANGE = 0xFFFFFFF0u;     // internal: a range of host-su
 constexpr uint32_t KIND_GRAPH = 0xFFFFFFF1u;     // host-submitted: launch a resident task graph
 constexpr uint32_t KIND_GRAPH_RANGE = 0xFFFFFFF2u;  // internal: roots of a graph launch to spawn
 constexpr uint32_t KIND_GRAPH_UNIT = 0xFFFFFFF3u;   // internal: a unit claimed from the graph board
+constexpr uint32_t KIND_GRAPH_SMALL = 0xFFFFFFF4u;  // host-submitted: a whole small graph, inline
 constexpr uint32_t NO_KIND = 0xFFFFFFFFu;
 constexpr uint32_t BLOCK_THREADS = 256;          // threads per scheduler block (block-task width)
 constexpr uint32_t WARPS_PER_BLOCK = BLOCK_THREADS / WARP;
@@ -1254,6 +1255,44 @@ __device__ __forceinline__ void inline_record(uint32_t word, uint32_t first, uin
     }
 }
 
+// A small graph's launch carries the whole graph in its descriptor (grosr/src/graph/resident.rs,
+// `small_launch`): cell DESC_INLINE_FIRST holds n, the next n cells one word per node (kind in
+// bits 0-15, level in 16-23, the cell of its record in 24-31), then the records. The host orders
+// the nodes by level (longest path from a root), lane nodes before warp nodes within a level, and
+// counted the job as n tasks. The warp runs it level by level, a level's lane nodes in one round:
+// a node runs after all of its predecessors (earlier levels) have returned, as in a graph launch,
+// with no graph in memory, no counter and no queue. Tags are 0: no successor is released.
+__device__ __noinline__ void run_small_graph(const Params& p, WarpState* ws, uint32_t job, uint32_t word) {
+    const uint32_t lane = lane_id();
+    const uint32_t n = __shfl_sync(0xffffffffu, word, DESC_INLINE_FIRST);
+    const uint32_t first = DESC_INLINE_FIRST + 1;   // node 0's word
+    for (uint32_t i = 0; i < n;) {
+        const uint32_t level = __shfl_sync(0xffffffffu, word, first + i) >> 16 & 0xFFu;
+        // Lane l looks at node i + l; its level's nodes are a prefix of the lanes.
+        const uint32_t me = umin(i + lane, n - 1);
+        const uint32_t nw = __shfl_sync(0xffffffffu, word, (first + me) & (WARP - 1));
+        const bool mine = i + lane < n && (nw >> 16 & 0xFFu) == level;
+        const uint32_t kind = nw & 0xFFFFu;
+        const uint32_t gran = kind_gran(kind);
+        alignas(16) uint32_t words[RECORD_WORDS];
+        inline_record(word, nw >> 24, mine ? kind_size(kind) / 4 : 0u, words);
+        // Unknown kinds go to the lane round, whose dispatch fails the job with their kind.
+        const bool lane_node = mine && gran != GROSR_WARP;
+        if (__any_sync(0xffffffffu, lane_node)) run_lane_round(p, ws, lane_node, kind, job, 0u, words);
+        uint32_t warp_nodes = __ballot_sync(0xffffffffu, mine && gran == GROSR_WARP);
+        while (warp_nodes) {
+            const uint32_t src = __ffs(warp_nodes) - 1;
+            warp_nodes &= warp_nodes - 1;
+            alignas(16) uint32_t w[RECORD_WORDS];
+            for (uint32_t k = 0; k < RECORD_WORDS; ++k) w[k] = __shfl_sync(0xffffffffu, words[k], src);
+            run_warp_task(p, ws, __shfl_sync(0xffffffffu, kind, src), job, 0u, w);
+        }
+        // account() ended each round with a warp barrier: this level's writes are ordered
+        // before the next level's reads.
+        i += __popc(__ballot_sync(0xffffffffu, mine));
+    }
+}
+
 // Runs the records an inline descriptor carried (counted already): up to 24 lane tasks in one
 // round, or one warp task, right here; several warp tasks, or block tasks, go to a queue.
 __device__ __noinline__ void run_inline(const Params& p, WarpState* ws, uint32_t kind, uint32_t count,
@@ -1345,6 +1384,9 @@ __device__ __noinline__ uint32_t ingest(const Params& p, WarpState* ws, Mailbox&
                 range_records_read(p, (uint32_t)desc, 1);
             }
             ingest_graph(p, ws, mbox, job, graph, root_tag, root_kind, root_words, next_queue);
+        } else if (kind == KIND_GRAPH_SMALL && in_desc) {
+            run_small_graph(p, ws, job, word);
+            drain_stack(p, ws, mbox);
         } else if (in_desc) {
             run_inline(p, ws, kind, count, job, word, next_queue);
             GROSR_STAMP(8);

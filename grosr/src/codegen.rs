@@ -196,6 +196,16 @@ fn layout_asserts() -> String {
             "static_assert(grosr::{c} == {word}, \"grosr: {c} differs from grosr/src/ring.rs\");"
         );
     }
+    use crate::layout::{KIND_GRAPH, KIND_GRAPH_SMALL};
+    for (c, value) in [
+        ("KIND_GRAPH", KIND_GRAPH),
+        ("KIND_GRAPH_SMALL", KIND_GRAPH_SMALL),
+    ] {
+        let _ = writeln!(
+            s,
+            "static_assert(grosr::{c} == {value}u, \"grosr: {c} differs from grosr/src/layout.rs\");"
+        );
+    }
     s
 }
 

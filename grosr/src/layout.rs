@@ -11,6 +11,8 @@ pub(crate) const SLOT_BYTES: usize = 64;
 pub(crate) const QUEUE_HEADER_BYTES: usize = 512;
 /// Kind of a graph launch record (C: `grosr::KIND_GRAPH`).
 pub(crate) const KIND_GRAPH: u32 = 0xFFFF_FFF1;
+/// Kind of a small graph's launch, which carries the whole graph (C: `grosr::KIND_GRAPH_SMALL`).
+pub(crate) const KIND_GRAPH_SMALL: u32 = 0xFFFF_FFF4;
 /// Bytes of the device-side graph header. C: `grosr::GraphDev`.
 pub(crate) const GRAPH_DEV_BYTES: usize = 80;
 

@@ -648,7 +648,13 @@ impl Runtime {
         timeout: Duration,
     ) -> Result<Job<'_>> {
         let kind = self.kind_of::<T>()?;
-        self.submit_bytes(kind, size_of::<T>(), bytemuck::cast_slice(records), timeout)
+        self.submit_bytes(
+            kind,
+            size_of::<T>(),
+            bytemuck::cast_slice(records),
+            0,
+            timeout,
+        )
     }
 
     /// Submits raw records of kind `kind` (`record_size` bytes each). For tests of the GPU's
@@ -664,14 +670,17 @@ impl Runtime {
                 bytes.len()
             )));
         }
-        self.submit_bytes(kind, record_size, bytes, self.config.submit_timeout)
+        self.submit_bytes(kind, record_size, bytes, 0, self.config.submit_timeout)
     }
 
+    /// Submits `bytes` as records of `record_size` bytes; the job counts `extra` tasks more than
+    /// records (a small graph's launch is one record that runs as several tasks).
     pub(crate) fn submit_bytes(
         &self,
         kind: u32,
         record_size: usize,
         bytes: &[u8],
+        extra: u32,
         timeout: Duration,
     ) -> Result<Job<'_>> {
         // No driver call on the fast path (a cuStreamQuery costs microseconds): a kernel that
@@ -719,7 +728,7 @@ impl Runtime {
                 kind,
                 count: count as u32,
                 job,
-                adjust: 0,
+                adjust: extra as i32,
             };
             ring::publish(&ring, t.desc, fields);
             return Ok(Job {
@@ -757,7 +766,7 @@ impl Runtime {
                 (true, false) => 1,
                 (false, true) => -1,
                 _ => 0,
-            };
+            } + if i == 0 { extra as i32 } else { 0 };
             let fields = DescFields {
                 records: Records::Arena(self.memory.arena.device() + t.offset),
                 kind,

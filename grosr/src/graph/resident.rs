@@ -4,10 +4,12 @@
 
 use std::time::Duration;
 
+use crate::codegen::TaskInfo;
 use crate::driver::DeviceMem;
 use crate::error::{Error, Result};
-use crate::layout::{GRAPH_DEV_BYTES, KIND_GRAPH, RECORD_WORDS};
+use crate::layout::{GRAPH_DEV_BYTES, KIND_GRAPH, KIND_GRAPH_SMALL, RECORD_WORDS};
 use crate::record::Granularity;
+use crate::ring::{DESC_INLINE_FIRST, INLINE_BYTES};
 use crate::runtime::{Job, Runtime};
 
 use super::Plan;
@@ -15,9 +17,11 @@ use super::Plan;
 /// A task graph living on the GPU, ready to be launched on the scheduler again and again.
 ///
 /// A launch is one small submission (the graph's address; for a graph with one root, that root's
-/// node, kind and record too, so the GPU starts it without a load); the GPU spawns the roots, and every node whose
-/// predecessors have all run is spawned by the task that finished last among them. The
-/// per-node counters reset themselves as they reach zero, so relaunching needs no upload.
+/// node, kind and record too, so the GPU starts it without a load); the GPU spawns the roots,
+/// and every node whose predecessors have all run is spawned by the task that finished last among
+/// them. The per-node counters reset themselves as they reach zero, so relaunching needs no
+/// upload. A graph whose records fit in one descriptor travels whole instead and runs level by
+/// level on the warp that receives it ([`small_launch`]).
 /// One launch at a time: [`run`](ResidentGraph::run) waits for it.
 pub struct ResidentGraph<'rt> {
     rt: &'rt Runtime,
@@ -30,8 +34,13 @@ pub struct ResidentGraph<'rt> {
     /// A launch failed (a task dropped on overflow leaves counters short): reset before the next.
     reset_needed: bool,
     /// The launch record (C: read by `ingest` for `KIND_GRAPH`): the graph's address, then the
-    /// only root's node + 1 (0 if the graph has several roots), its kind word and its record.
+    /// only root's node + 1 (0 if the graph has several roots), its kind word and its record;
+    /// or, for a small graph, the whole graph (`KIND_GRAPH_SMALL`).
     launch: Vec<u32>,
+    /// `KIND_GRAPH` or `KIND_GRAPH_SMALL`.
+    launch_kind: u32,
+    /// Tasks the launch counts beyond its one record (a small graph's nodes but one).
+    launch_extra: u32,
 }
 
 impl<'rt> ResidentGraph<'rt> {
@@ -45,7 +54,10 @@ impl<'rt> ResidentGraph<'rt> {
         image.set_base(memory.ptr());
         let (bytes, remaining_off) = (image.bytes, image.offsets[REMAINING]);
         memory.write(&bytes)?;
-        let launch = launch_record(plan, memory.ptr());
+        let (launch, launch_kind, launch_extra) = match small_launch(plan, rt.tasks()) {
+            Some(words) => (words, KIND_GRAPH_SMALL, n as u32 - 1),
+            None => (launch_record(plan, memory.ptr()), KIND_GRAPH, 0),
+        };
         Ok(ResidentGraph {
             rt,
             memory,
@@ -54,6 +66,8 @@ impl<'rt> ResidentGraph<'rt> {
             unfinished: None,
             reset_needed: false,
             launch,
+            launch_kind,
+            launch_extra,
         })
     }
 
@@ -73,9 +87,10 @@ impl<'rt> ResidentGraph<'rt> {
             self.reset_needed = false;
         }
         let bytes: &[u8] = bytemuck::cast_slice(&self.launch);
+        let (kind, extra) = (self.launch_kind, self.launch_extra);
         let job = self
             .rt
-            .submit_bytes(KIND_GRAPH, bytes.len(), bytes, timeout)?;
+            .submit_bytes(kind, bytes.len(), bytes, extra, timeout)?;
         match job.wait_timeout(timeout) {
             Ok(()) => Ok(()),
             Err(e @ Error::Timeout(..)) => {
@@ -126,6 +141,56 @@ pub(crate) fn launch_record(plan: &Plan, graph: u64) -> Vec<u32> {
         w[4..].copy_from_slice(&plan.nodes[r].words);
     }
     w
+}
+
+/// The launch of a small graph, which carries the graph itself (C: `run_small_graph`): the
+/// node count, a word per node (kind, level, first cell of its record), then the records. Nodes
+/// are in level order (longest path from a root), lane nodes first within a level, so the GPU
+/// runs a level's lane nodes in one round. `None` if it does not fit in one descriptor's
+/// [`INLINE_BYTES`], or has a block node (which needs a whole block, not the receiving warp).
+pub(crate) fn small_launch(plan: &Plan, tasks: &[TaskInfo]) -> Option<Vec<u32>> {
+    let n = plan.nodes.len();
+    if n == 0 || 4 * (1 + n) > INLINE_BYTES {
+        return None;
+    }
+    let info: Vec<&TaskInfo> = (0..n)
+        .map(|i| tasks.get(plan.kind[i] as usize))
+        .collect::<Option<_>>()?;
+    let fits = |i: usize| {
+        let t = info[i];
+        plan.kind[i] <= 0xFFFF && t.size % 4 == 0 && t.granularity != Granularity::Block
+    };
+    let record_bytes: usize = info.iter().map(|t| t.size).sum();
+    if 4 * (1 + n) + record_bytes > INLINE_BYTES || !(0..n).all(fits) {
+        return None;
+    }
+    // Kahn's order gives each node its level: one more than its deepest predecessor's.
+    let mut level = vec![0u32; n];
+    let mut left = plan.indeg.clone();
+    let mut ready: Vec<usize> = (0..n).filter(|&i| left[i] == 0).collect();
+    while let Some(u) = ready.pop() {
+        for &s in &plan.succ[plan.succ_off[u] as usize..plan.succ_off[u + 1] as usize] {
+            let s = s as usize;
+            level[s] = level[s].max(level[u] + 1);
+            left[s] -= 1;
+            if left[s] == 0 {
+                ready.push(s);
+            }
+        }
+    }
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&i| (level[i], info[i].granularity != Granularity::Lane));
+    let mut words = vec![n as u32];
+    let mut records = Vec::new();
+    let mut cell = DESC_INLINE_FIRST + 1 + n;
+    for &i in &order {
+        let size_words = info[i].size / 4;
+        words.push(plan.kind[i] | level[i] << 16 | (cell as u32) << 24);
+        records.extend_from_slice(&plan.nodes[i].words[..size_words]);
+        cell += size_words;
+    }
+    words.extend(records);
+    Some(words)
 }
 
 impl GraphImage {
