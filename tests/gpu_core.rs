@@ -382,3 +382,91 @@ fn mixed_workload_with_buffers_allocated_before_launch() {
         );
     }
 }
+
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn copies_from_many_new_threads_finish_while_the_scheduler_runs() {
+    // Each new thread would copy on a per-thread stream of its own; 64 of them are more than the
+    // GPU has hardware queues, so some would share the scheduler's and wait behind it for ever.
+    let rt = new_rt();
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        let threads: Vec<_> = (0..64u32)
+            .map(|t| {
+                let (rt, done) = (&rt, &done);
+                s.spawn(move || {
+                    let data: Vec<u32> = (0..1000).map(|i| i * 64 + t).collect();
+                    let buf = DeviceBuffer::from_slice(rt.gpu(), &data).unwrap();
+                    assert_eq!(buf.to_vec().unwrap(), data, "thread {t}");
+                    assert_runtime_runs_tasks(rt);
+                    done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                })
+            })
+            .collect();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while threads.iter().any(|h| !h.is_finished()) {
+            if std::time::Instant::now() > deadline {
+                let _ = rt.stop(); // lets stuck copies finish, so the scope can end
+                panic!(
+                    "{} of 64 threads unfinished after 30 s",
+                    64 - done.load(std::sync::atomic::Ordering::Relaxed)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+    assert_eq!(done.into_inner(), 64);
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn spawn_bursts_past_the_stack_run_every_task_exactly_once() {
+    // Rounds of 32 lane (or warp) tasks spawning 32 each overflow the warp's stack: the rest go
+    // out as spawn ranges. Eight jobs at once also mix jobs within rounds (no ranges there).
+    let rt = new_rt();
+    const PER_JOB: u32 = 1 << 17;
+    let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 16 * PER_JOB as usize).unwrap();
+    for round in 0..3u32 {
+        flags.write(&vec![0; 16 * PER_JOB as usize]).unwrap();
+        let lane_jobs: Vec<Vec<Flood>> = (0..8)
+            .map(|j| {
+                (0..PER_JOB / 32)
+                    .map(|i| Flood {
+                        flags: flags.ptr(),
+                        first: j * PER_JOB + i * 32,
+                        fanout: 32,
+                    })
+                    .collect()
+            })
+            .collect();
+        let warp_jobs: Vec<Vec<WarpFlood>> = (8..16)
+            .map(|j| {
+                (0..PER_JOB / 1024)
+                    .map(|i| WarpFlood {
+                        flags: flags.ptr(),
+                        first: j * PER_JOB + i * 1024,
+                        fanout: 32,
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut jobs = Vec::new();
+        for (l, w) in lane_jobs.iter().zip(&warp_jobs) {
+            jobs.push(rt.submit(l).unwrap());
+            jobs.push(rt.submit(w).unwrap());
+        }
+        for j in &jobs {
+            j.wait_timeout(T).unwrap();
+        }
+        let got = flags.to_vec().unwrap();
+        let wrong: Vec<usize> = (0..got.len()).filter(|&i| got[i] != 1).collect();
+        assert!(
+            wrong.is_empty(),
+            "round {round}: {} of {} flags not 1, first {:?} = {:?}",
+            wrong.len(),
+            got.len(),
+            &wrong[..wrong.len().min(4)],
+            wrong.iter().take(4).map(|&i| got[i]).collect::<Vec<_>>()
+        );
+    }
+}

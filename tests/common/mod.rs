@@ -172,6 +172,20 @@ pub struct Flood {
     pub fanout: u32,
 }
 
+/// A warp task whose every lane spawns `fanout` Mark tasks (flags first + lane * fanout + i).
+#[grosr::task(
+    granularity = "warp",
+    cuda = r#"
+    for (uint32_t i = 0; i < task.fanout; ++i)
+        grosr_spawn_Mark(ctx, Mark{task.flags, task.first + ctx.lane() * task.fanout + i, 0});
+"#
+)]
+pub struct WarpFlood {
+    pub flags: DevicePtr<u32>,
+    pub first: u32,
+    pub fanout: u32,
+}
+
 /// Spawns 32 children per level: live tasks grow far past small queues.
 #[grosr::task(
     granularity = "lane",
@@ -196,6 +210,7 @@ pub fn builder() -> RuntimeBuilder {
         .task::<BlockSum>()
         .task::<SpawnBlock>()
         .task::<Flood>()
+        .task::<WarpFlood>()
         .task::<Bomb>()
         .task::<Tick>()
         .task::<Tock>()
