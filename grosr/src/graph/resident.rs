@@ -21,7 +21,7 @@ use super::Plan;
 /// and every node whose predecessors have all run is spawned by the task that finished last among
 /// them. The per-node counters reset themselves as they reach zero, so relaunching needs no
 /// upload. A graph whose records fit in one descriptor travels whole instead and runs level by
-/// level on the warp that receives it ([`small_launch`]).
+/// level on the warp that receives it.
 /// One launch at a time: [`run`](ResidentGraph::run) waits for it.
 pub struct ResidentGraph<'rt> {
     rt: &'rt Runtime,
