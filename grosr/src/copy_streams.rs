@@ -139,7 +139,9 @@ pub(crate) fn leave(ctx: sys::CUcontext) -> Option<Arc<CopyStreams>> {
 
 /// Runs `f` with a stream on which copies and allocations in the current context cannot wait
 /// behind a resident scheduler: one of its copy streams, held alone while `f` runs, else the
-/// calling thread's per-thread stream. `f` enqueues its work and waits for it.
+/// calling thread's per-thread stream. `f` enqueues its work and waits for it; it must not ask
+/// for a copy stream again (nor drop a `DeviceMem`, whose free asks for one): the lock is not
+/// reentrant.
 pub(crate) fn on_copy_stream<R>(f: impl FnOnce(sys::CUstream) -> Result<R>) -> Result<R> {
     if RESIDENT_COUNT.load(Ordering::Acquire) == 0 {
         return f(per_thread_stream());

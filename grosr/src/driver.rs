@@ -272,24 +272,32 @@ pub struct DeviceMem {
 impl DeviceMem {
     /// Allocates `len` zeroed bytes of device memory.
     pub fn zeroed(len: usize) -> Result<DeviceMem> {
-        on_copy_stream(|stream| {
-            // SAFETY: a fresh stream-ordered allocation.
-            let ptr = unsafe { cu::malloc_async(stream, len.max(1)) }.call("cuMemAllocAsync")?;
-            let mem = DeviceMem { ptr, len };
-            mem.clear_on(stream)?;
-            Ok(mem)
-        })
+        let ptr = on_copy_stream(|stream| Self::alloc_on(stream, len, true))?;
+        Ok(DeviceMem { ptr, len })
     }
     /// Allocates `len` bytes of device memory whose contents are undefined (the device heap's
     /// arena: clearing gigabytes by copies would cost the heap's whole init time).
     pub(crate) fn uninit(len: usize) -> Result<DeviceMem> {
-        on_copy_stream(|stream| {
-            // SAFETY: a fresh stream-ordered allocation, never read before it is written.
-            let ptr = unsafe { cu::malloc_async(stream, len.max(1)) }.call("cuMemAllocAsync")?;
-            let mem = DeviceMem { ptr, len };
-            wait_copy(stream, "a device allocation")?;
-            Ok(mem)
-        })
+        let ptr = on_copy_stream(|stream| Self::alloc_on(stream, len, false))?;
+        Ok(DeviceMem { ptr, len })
+    }
+    /// Allocates `len` bytes on `stream` (zeroed if `zero`) and waits. On failure the memory is
+    /// freed right here on the same stream: a `DeviceMem` dropped while the caller holds a copy
+    /// stream would ask for a copy stream again.
+    fn alloc_on(stream: sys::CUstream, len: usize, zero: bool) -> Result<u64> {
+        // SAFETY: a fresh stream-ordered allocation, never read before it is written.
+        let ptr = unsafe { cu::malloc_async(stream, len.max(1)) }.call("cuMemAllocAsync")?;
+        let ready = if zero {
+            clear_on(ptr, len, stream)
+        } else {
+            wait_copy(stream, "a device allocation")
+        };
+        if let Err(e) = ready {
+            // SAFETY: ptr came from malloc_async just above and is freed once.
+            let _ = unsafe { cu::free_async(ptr, stream) };
+            return Err(e);
+        }
+        Ok(ptr)
     }
     /// Allocates device memory holding a copy of `data`.
     pub fn from_slice<T: bytemuck::Pod>(data: &[T]) -> Result<DeviceMem> {
@@ -342,19 +350,22 @@ impl DeviceMem {
     /// kernel, and no kernel can start while the scheduler holds every SM; copies use the copy
     /// engines.
     pub fn clear(&self) -> Result<()> {
-        on_copy_stream(|stream| self.clear_on(stream))
+        on_copy_stream(|stream| clear_on(self.ptr, self.len, stream))
     }
-    fn clear_on(&self, stream: sys::CUstream) -> Result<()> {
-        const CHUNK: usize = 16 << 20;
-        let zeros = vec![0u8; self.len.min(CHUNK)];
-        for start in (0..self.len).step_by(CHUNK) {
-            let n = CHUNK.min(self.len - start);
-            // SAFETY: [start, start + n) lies inside the allocation; we wait before `zeros` drops.
-            unsafe { cu::memcpy_htod_async(self.ptr + start as u64, &zeros[..n], stream) }
-                .call("cuMemcpyHtoDAsync")?;
-        }
-        wait_copy(stream, "zeroing device memory")
+}
+
+/// Zeroes `len` bytes at device address `ptr` by copies on `stream`, and waits.
+fn clear_on(ptr: u64, len: usize, stream: sys::CUstream) -> Result<()> {
+    const CHUNK: usize = 16 << 20;
+    let zeros = vec![0u8; len.min(CHUNK)];
+    for start in (0..len).step_by(CHUNK) {
+        let n = CHUNK.min(len - start);
+        // SAFETY: [start, start + n) lies inside the allocation (the caller's); we wait before
+        // `zeros` drops.
+        unsafe { cu::memcpy_htod_async(ptr + start as u64, &zeros[..n], stream) }
+            .call("cuMemcpyHtoDAsync")?;
     }
+    wait_copy(stream, "zeroing device memory")
 }
 
 /// Copies `data` to device address `dst` (a module global, say) and waits for the copy.
