@@ -252,7 +252,7 @@ pub fn resident_host_tasks(rt: &Runtime, n: u32, warmup: usize, reps: usize) -> 
 }
 
 /// The fan-outs the report and `cargo bench` measure spawned tasks with.
-pub const SPREAD_FANOUTS: [u32; 3] = [32, 8, 4];
+pub const SPREAD_FANOUTS: [u32; 4] = [32, 16, 8, 4];
 
 /// `n` independent tiny tasks spawned on the GPU by a tree of fan-out `fanout` from one
 /// submitted task.
