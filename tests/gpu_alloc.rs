@@ -61,6 +61,7 @@ fn alloc_then_free(rt: &Runtime, sizes: &[u64], stride: u32, free: bool) -> (u32
 fn no_two_live_allocations_overlap_under_churn_mixes_and_remote_frees() {
     let rt = bench::builder(8 << 30).build().unwrap();
     let mut b = AllocBench::new(&rt).unwrap();
+    b.set_check_stride(bench::DENSE_CHECK).unwrap(); // every 16 bytes of every block
     let full = b.full_threads("bench_loop_grosr").unwrap();
     let shapes = bench::SEED_SHAPES.iter().chain(bench::MORE_SHAPES.iter());
     for shape in shapes {

@@ -1,10 +1,13 @@
 //! The device-heap benchmark: grosr's heap against CUDA's device `malloc`/`free` and a
 //! per-thread pool sub-allocator, in one process, on the same shapes.
 //!
-//! Every thread loops: pick a size, allocate, write a pattern over the block (every 8 bytes up to
-//! 256 B, every 64 bytes and the last word above), and before freeing check it: two live blocks
-//! that overlapped would overwrite each other's pattern, so any mismatch fails the run. The
-//! benchmark kernels run with the scheduler stopped, so they get every SM.
+//! Every thread loops: pick a size, allocate, write a pattern over the block (16-byte words every
+//! `check_stride` bytes, and the block's last whole 16 bytes), and before freeing check it: two
+//! live blocks that overlapped would overwrite each other's pattern, so any mismatch fails the
+//! run. The GPU tests check every 16 bytes of every block ([`DENSE_CHECK`]); the report checks a
+//! word per [`BENCH_CHECK_STRIDE`] bytes, so that the harness's own loads and stores do not cap
+//! what it measures (the per-thread pool, which does no allocator work, shows that ceiling).
+//! The benchmark kernels run with the scheduler stopped, so they get every SM.
 
 use std::ffi::c_void;
 use std::time::{Duration, Instant};
@@ -22,10 +25,11 @@ use crate::workloads::{Stats, measure};
 pub const BENCH_CUDA: &str = r#"
 namespace grosr_bench {
 struct Args {                      // mirrored by BenchArgs in grosr/src/workloads/alloc.rs
-    unsigned long long* counters;  // [0] allocations served, [1] null returns, [2] mismatches
+    unsigned long long* counters;  // [0] allocations served, [1] null returns, [2] mismatches,
+                                   // [3] blocks outside grosr's arena
     uint8_t* pool;                 // per-thread pool regions
     unsigned long long pool_per_thread;
-    uint32_t pool_slot, iters, outstanding, kind, min_size, max_size, seed, pad;
+    uint32_t pool_slot, iters, outstanding, kind, min_size, max_size, seed, check_stride;
 };
 __device__ __forceinline__ uint32_t hash(uint32_t x) {
     x ^= x >> 16; x *= 0x7feb352du; x ^= x >> 15; x *= 0x846ca68bu; x ^= x >> 16; return x;
@@ -49,17 +53,26 @@ __device__ uint32_t size_of(const Args& a, uint32_t t, uint32_t i) {
 __device__ __forceinline__ unsigned long long tag_of(uint32_t t, uint32_t i) {
     return ((unsigned long long)(t + 1) << 32) | (i + 1);
 }
-__device__ void write(uint8_t* p, uint32_t n, unsigned long long tag) {
-    const uint32_t stride = n <= 256 ? 8 : 64, last = (n - 8) & ~7u;
-    for (uint32_t o = 0; o + 8 <= n; o += stride) *(volatile unsigned long long*)(p + o) = tag ^ o;
-    *(volatile unsigned long long*)(p + last) = tag ^ last;
+// A block's pattern: 16-byte words at offsets 0, stride, 2 stride, ... and at its last whole 16
+// bytes (n >= 16). Volatile: the check must read memory, not what the compiler remembers writing.
+__device__ __forceinline__ void st_pair(uint8_t* p, unsigned long long x, unsigned long long y) {
+    asm volatile("st.volatile.global.v2.u64 [%0], {%1, %2};" ::"l"(p), "l"(x), "l"(y) : "memory");
 }
-__device__ uint32_t check(const uint8_t* p, uint32_t n, unsigned long long tag) {
-    const uint32_t stride = n <= 256 ? 8 : 64, last = (n - 8) & ~7u;
+__device__ __forceinline__ uint32_t pair_differs(const uint8_t* p, unsigned long long x, unsigned long long y) {
+    unsigned long long u, v;
+    asm volatile("ld.volatile.global.v2.u64 {%0, %1}, [%2];" : "=l"(u), "=l"(v) : "l"(p) : "memory");
+    return (u != x) + (v != y);
+}
+__device__ void write(const Args& a, uint8_t* p, uint32_t n, unsigned long long tag) {
+    const uint32_t last = (n - 16) & ~15u;
+    for (uint32_t o = 0; o < last; o += a.check_stride) st_pair(p + o, tag ^ o, ~tag ^ o);
+    st_pair(p + last, tag ^ last, ~tag ^ last);
+}
+__device__ uint32_t check(const Args& a, const uint8_t* p, uint32_t n, unsigned long long tag) {
+    const uint32_t last = (n - 16) & ~15u;
     uint32_t bad = 0;
-    for (uint32_t o = 0; o + 8 <= n; o += stride) bad += *(const volatile unsigned long long*)(p + o) != (tag ^ o);
-    bad += *(const volatile unsigned long long*)(p + last) != (tag ^ last);
-    return bad;
+    for (uint32_t o = 0; o < last; o += a.check_stride) bad += pair_differs(p + o, tag ^ o, ~tag ^ o);
+    return bad + pair_differs(p + last, tag ^ last, ~tag ^ last);
 }
 __device__ void count(const Args& a, unsigned long long ok, unsigned long long fail, unsigned long long bad) {
     if (ok) atomicAdd(&a.counters[0], ok);
@@ -67,9 +80,19 @@ __device__ void count(const Args& a, unsigned long long ok, unsigned long long f
     if (bad) atomicAdd(&a.counters[2], bad);
 }
 
+// A block that does not lie wholly inside the heap's arena is never written: it is counted in
+// counters[3] (the run fails) and treated as a null return.
+__device__ void* in_arena(void* p, uint32_t n, unsigned long long* wild) {
+    const grosr::Heap& h = grosr_heap;
+    const unsigned long long lo = (unsigned long long)h.base, q = (unsigned long long)p;
+    if (p == nullptr || (q >= lo && q + n <= lo + ((unsigned long long)h.slabs << grosr::HEAP_SLAB_SHIFT))) return p;
+    atomicAdd(wild, 1ull);
+    return nullptr;
+}
 struct Grosr {
-    __device__ Grosr(const Args&, uint32_t) {}
-    __device__ void* alloc(uint32_t n) { return grosr::heap_alloc(n); }
+    unsigned long long* wild;
+    __device__ Grosr(const Args& a, uint32_t) : wild(&a.counters[3]) {}
+    __device__ void* alloc(uint32_t n) { return in_arena(grosr::heap_alloc(n), n, wild); }
     __device__ void release(void* p) { grosr::heap_free(p); }
 };
 struct Cuda {
@@ -104,17 +127,17 @@ template <class A> __device__ void loop(const Args& a) {
     for (uint32_t i = 0; i < a.iters; ++i) {
         const uint32_t k = i % a.outstanding;
         if (ring[k]) {
-            bad += check(ring[k], sizes[k], tag_of(t, i - a.outstanding));
+            bad += check(a, ring[k], sizes[k], tag_of(t, i - a.outstanding));
             al.release(ring[k]);
             ring[k] = nullptr;
         }
         const uint32_t n = size_of(a, t, i);
         uint8_t* p = (uint8_t*)al.alloc(n);
-        if (p) { write(p, n, tag_of(t, i)); ring[k] = p; sizes[k] = n; ++ok; } else { ++fail; }
+        if (p) { write(a, p, n, tag_of(t, i)); ring[k] = p; sizes[k] = n; ++ok; } else { ++fail; }
     }
     for (uint32_t i = a.iters > a.outstanding ? a.iters - a.outstanding : 0; i < a.iters; ++i) {
         const uint32_t k = i % a.outstanding;
-        if (ring[k]) { bad += check(ring[k], sizes[k], tag_of(t, i)); al.release(ring[k]); }
+        if (ring[k]) { bad += check(a, ring[k], sizes[k], tag_of(t, i)); al.release(ring[k]); }
     }
     count(a, ok, fail, bad);
 }
@@ -126,7 +149,7 @@ template <class A> __device__ void remote_alloc(const Args& a, uint8_t** ptrs, u
     A al(a, t);
     const uint32_t sz = size_of(a, t, round);
     uint8_t* p = (uint8_t*)al.alloc(sz);
-    if (p) write(p, sz, tag_of(t, round));
+    if (p) write(a, p, sz, tag_of(t, round));
     ptrs[t] = p;
     count(a, p != nullptr, p == nullptr, 0);
 }
@@ -137,35 +160,46 @@ template <class A> __device__ void remote_free(const Args& a, uint8_t** ptrs, ui
     const uint32_t j = (uint32_t)(((unsigned long long)t * 1000003ull) % n);
     uint8_t* p = ptrs[j];
     if (!p) return;
-    const uint32_t bad = check(p, size_of(a, j, round), tag_of(j, round));
+    const uint32_t bad = check(a, p, size_of(a, j, round), tag_of(j, round));
     al.release(p);
     count(a, 0, 0, bad);
 }
 }  // namespace grosr_bench
 
-extern "C" __global__ void bench_loop_grosr(grosr_bench::Args a) { grosr_bench::loop<grosr_bench::Grosr>(a); }
-extern "C" __global__ void bench_loop_cuda(grosr_bench::Args a) { grosr_bench::loop<grosr_bench::Cuda>(a); }
-extern "C" __global__ void bench_loop_pool(grosr_bench::Args a) { grosr_bench::loop<grosr_bench::Pool>(a); }
-extern "C" __global__ void bench_remote_alloc_grosr(grosr_bench::Args a, uint8_t** p, uint32_t n, uint32_t r) {
+// Every benchmark kernel runs at the GPU's full thread occupancy (2048 threads per SM, as the
+// published full-occupancy figures do): 8 blocks of 256 per SM, so at most 32 registers a thread.
+#ifndef GROSR_BENCH_MIN_BLOCKS
+#define GROSR_BENCH_MIN_BLOCKS 8
+#endif
+#if GROSR_BENCH_MIN_BLOCKS > 0
+#define BENCH_BOUNDS __launch_bounds__(256, GROSR_BENCH_MIN_BLOCKS)
+#else
+#define BENCH_BOUNDS __launch_bounds__(256)   // GROSR_BENCH_MIN_BLOCKS=0: registers as needed
+#endif
+
+extern "C" __global__ void BENCH_BOUNDS bench_loop_grosr(grosr_bench::Args a) { grosr_bench::loop<grosr_bench::Grosr>(a); }
+extern "C" __global__ void BENCH_BOUNDS bench_loop_cuda(grosr_bench::Args a) { grosr_bench::loop<grosr_bench::Cuda>(a); }
+extern "C" __global__ void BENCH_BOUNDS bench_loop_pool(grosr_bench::Args a) { grosr_bench::loop<grosr_bench::Pool>(a); }
+extern "C" __global__ void BENCH_BOUNDS bench_remote_alloc_grosr(grosr_bench::Args a, uint8_t** p, uint32_t n, uint32_t r) {
     grosr_bench::remote_alloc<grosr_bench::Grosr>(a, p, n, r);
 }
-extern "C" __global__ void bench_remote_free_grosr(grosr_bench::Args a, uint8_t** p, uint32_t n, uint32_t r) {
+extern "C" __global__ void BENCH_BOUNDS bench_remote_free_grosr(grosr_bench::Args a, uint8_t** p, uint32_t n, uint32_t r) {
     grosr_bench::remote_free<grosr_bench::Grosr>(a, p, n, r);
 }
-extern "C" __global__ void bench_remote_alloc_cuda(grosr_bench::Args a, uint8_t** p, uint32_t n, uint32_t r) {
+extern "C" __global__ void BENCH_BOUNDS bench_remote_alloc_cuda(grosr_bench::Args a, uint8_t** p, uint32_t n, uint32_t r) {
     grosr_bench::remote_alloc<grosr_bench::Cuda>(a, p, n, r);
 }
-extern "C" __global__ void bench_remote_free_cuda(grosr_bench::Args a, uint8_t** p, uint32_t n, uint32_t r) {
+extern "C" __global__ void BENCH_BOUNDS bench_remote_free_cuda(grosr_bench::Args a, uint8_t** p, uint32_t n, uint32_t r) {
     grosr_bench::remote_free<grosr_bench::Cuda>(a, p, n, r);
 }
 // Out-of-memory round: each thread allocates min_size blocks until null, chaining them through
 // their first word (block: next pointer, then its tag); bench_oom_free walks, checks and frees.
-extern "C" __global__ void bench_oom_fill(grosr_bench::Args a, uint8_t** heads) {
+extern "C" __global__ void BENCH_BOUNDS bench_oom_fill(grosr_bench::Args a, uint8_t** heads) {
     const uint32_t t = blockIdx.x * blockDim.x + threadIdx.x;
     uint8_t* head = nullptr;
     unsigned long long n = 0;
     for (; n < a.iters; ++n) {
-        uint8_t* p = (uint8_t*)grosr::heap_alloc(a.min_size);
+        uint8_t* p = (uint8_t*)grosr_bench::in_arena(grosr::heap_alloc(a.min_size), a.min_size, &a.counters[3]);
         if (!p) break;
         ((uint8_t* volatile*)p)[0] = head;
         ((volatile unsigned long long*)p)[1] = grosr_bench::tag_of(t, 0);
@@ -174,7 +208,7 @@ extern "C" __global__ void bench_oom_fill(grosr_bench::Args a, uint8_t** heads) 
     heads[t] = head;
     grosr_bench::count(a, n, n < a.iters, 0);
 }
-extern "C" __global__ void bench_oom_free(grosr_bench::Args a, uint8_t** heads) {
+extern "C" __global__ void BENCH_BOUNDS bench_oom_free(grosr_bench::Args a, uint8_t** heads) {
     const uint32_t t = blockIdx.x * blockDim.x + threadIdx.x;
     uint8_t* p = heads[t];
     unsigned long long bad = 0;
@@ -215,7 +249,7 @@ struct BenchArgs {
     min_size: u32,
     max_size: u32,
     seed: u32,
-    pad: u32,
+    check_stride: u32,
 }
 
 /// The three allocators compared.
@@ -288,6 +322,12 @@ impl Outcome {
 const WAIT: Duration = Duration::from_secs(120);
 const BLOCK: u32 = 256;
 
+/// Bytes between the checked 16-byte words of a block in the report and `cargo bench`: a block
+/// of up to 256 B gets its first and last 16 bytes written and checked, a 4 KiB block 17 words.
+pub const BENCH_CHECK_STRIDE: u32 = 256;
+/// Every 16 bytes of every block written and checked: what the GPU tests use.
+pub const DENSE_CHECK: u32 = 16;
+
 /// Launchers of the benchmark kernels on a runtime built by [`builder`] (scheduler stopped).
 pub struct AllocBench<'rt> {
     rt: &'rt Runtime,
@@ -295,6 +335,7 @@ pub struct AllocBench<'rt> {
     counters: DeviceMem,
     pool: Option<DeviceMem>,
     ptrs: Option<DeviceMem>,
+    check_stride: u32,
 }
 
 /// A runtime builder with the benchmark kernels and a heap of `heap_bytes`.
@@ -324,7 +365,26 @@ impl<'rt> AllocBench<'rt> {
             counters: DeviceMem::zeroed(64)?,
             pool: None,
             ptrs: None,
+            check_stride: BENCH_CHECK_STRIDE,
         })
+    }
+
+    /// Sets how densely blocks are written and checked: a 16-byte word every `stride` bytes
+    /// (a multiple of 16; [`DENSE_CHECK`] covers every byte) and each block's last 16 bytes.
+    pub fn set_check_stride(&mut self, stride: u32) -> Result<()> {
+        if stride == 0 || stride % 16 != 0 {
+            return Err(Error::Config(format!(
+                "check stride {stride} must be a positive multiple of 16 bytes"
+            )));
+        }
+        self.check_stride = stride;
+        Ok(())
+    }
+
+    /// Blocks of 256 threads per SM the benchmark kernels are built for (`GROSR_BENCH_MIN_BLOCKS`,
+    /// default 8: the GPU's 2048 threads per SM), as the occupancy API reports for the loop kernel.
+    pub fn min_blocks(&self) -> Result<u32> {
+        Ok(self.full_threads("bench_loop_grosr")? / self.rt.info().sm_count.max(1) / BLOCK)
     }
 
     /// Threads of a full-occupancy grid of `kernel` (resident blocks per SM × SMs × 256).
@@ -361,14 +421,20 @@ impl<'rt> AllocBench<'rt> {
             min_size: shape.min.max(16),
             max_size: shape.max.max(shape.min.max(16)),
             seed: 0x5EED,
-            pad: 0,
+            check_stride: self.check_stride,
         })
     }
 
     fn outcome(&self, what: &str) -> Result<Outcome> {
         self.base.sync(WAIT)?;
-        let mut c = [0u64; 3];
+        let mut c = [0u64; 4];
         self.counters.read(&mut c)?;
+        if c[3] != 0 {
+            return Err(Error::Config(format!(
+                "{what}: {} allocations returned blocks outside the heap's arena",
+                c[3]
+            )));
+        }
         if c[2] != 0 {
             return Err(Error::Config(format!(
                 "{what}: {} words of live allocations were overwritten (overlapping allocations)",
@@ -648,13 +714,18 @@ pub fn report(quick: bool) -> Result<Vec<Table>> {
     rate.notes.push(format!(
         "Same process, same GPU ({}). grosr and the pool: {seed_iters} iterations per thread, median of {reps}; \
          CUDA malloc: {cuda_seed_iters} iterations (16 384 threads) or {cuda_full_iters} (full occupancy), one run \
-         (it is three orders of magnitude slower). Full occupancy = the occupancy API's grid for each kernel. \
-         grosr heap {} MiB, CUDA malloc heap {} MiB. Every allocation is written and checked. \
+         (it is three orders of magnitude slower). Full occupancy = the occupancy API's grid for each kernel \
+         (built for 8 blocks of 256 threads per SM, as many threads as the GPU holds; grosr's loop kernel gets {}). grosr heap {} MiB, CUDA malloc heap {} MiB. \
+         Every allocation is written and checked: 16-byte words {} bytes apart and the block's last 16 bytes \
+         (the GPU tests check every 16 bytes); the per-thread pool does no allocator work, so its column is the \
+         harness's own ceiling. \
          Targets (H200): full occupancy churn 64 B ≥ 4500, 16 outstanding ≥ 6200, mixed 64–512 B ≥ 1600, \
          mixed 16–4096 B ≥ 1000 M allocs/s, each ≥ 1000× CUDA malloc.",
         rt.info().device,
+        b.min_blocks()?,
         heap >> 20,
-        cuda_heap >> 20
+        cuda_heap >> 20,
+        BENCH_CHECK_STRIDE
     ));
 
     let mut oom = Table::new(
