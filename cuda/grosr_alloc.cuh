@@ -41,6 +41,13 @@ constexpr uint32_t HEAP_RUN_SCAN = 64;
 // A warp that finds its entry being swapped first tries to reserve on a listed (roomy) slab
 // without attaching it, up to this many times per allocation, before it sleeps [0].
 constexpr uint32_t HEAP_BUSY_PEEKS = 4;
+// A warp whose lanes ask for several classes serves them side by side (heap_serve_classes)
+// [false: one class after another, heap_serve_class].
+constexpr bool HEAP_PARALLEL_CLASSES = true;
+// The first reservation on the entry's current slab loads the slab's word before its atomic
+// [true]. Without, an allocation's chain is one L2 round trip shorter; a dry slab (once per
+// cap / 32 warp reservations) costs an undo. Later attempts (the swap loop) always look first.
+constexpr bool HEAP_FAST_PEEK = false;
 static_assert(HEAP_CUR_ACTIVE >= 1 && HEAP_CUR_ACTIVE <= HEAP_CUR_PER_SM &&
               (HEAP_CUR_ACTIVE & (HEAP_CUR_ACTIVE - 1)) == 0, "HEAP_CUR_ACTIVE: a power of two");
 static_assert(HEAP_RUN_MAX >= 1 && HEAP_RUN_MAX <= 32 && (HEAP_RUN_MAX & (HEAP_RUN_MAX - 1)) == 0,
@@ -406,13 +413,18 @@ struct HeapTake {
     uint32_t s, have, cursor, cap;
 };
 
-// Reserves up to `need` slots of slab s for class c (have 0: dry or not class c).
+// Reserves up to `need` slots of slab s for class c (have 0: dry or not class c). PEEK: load the
+// word first, so that a dry slab costs no atomic (without: one round trip less when it has room,
+// an undo when it is dry).
+template <bool PEEK = true>
 __device__ __forceinline__ HeapTake heap_try_reserve(const Heap& h, uint32_t s, uint32_t c,
                                                      uint32_t need) {
     HeapTake r = {s, 0u, 0u, 0u};
     u64* wp = &h.words[s];
-    const u64 peek = ld_relaxed_u64(wp);         // counters first: a dry slab costs no atomic
-    if (word_tag(peek) != c + 1 || word_count(peek) <= 0) return r;
+    if (PEEK) {
+        const u64 peek = ld_relaxed_u64(wp);     // counters first: a dry slab costs no atomic
+        if (word_tag(peek) != c + 1 || word_count(peek) <= 0) return r;
+    }
     // acq_rel: acquire pairs with the release of the taker that tagged the slab and of the frees
     // that made room; release orders a give-back after it.
     const u64 old = atom_add_acq_rel_u64(wp, (u64)0 - ((u64)need << 32));
@@ -566,7 +578,7 @@ __device__ __forceinline__ HeapTake heap_reserve(const Heap& h, uint32_t c, uint
     const uint32_t slot = heap_cur_slot(h);
     const uint32_t s = ld_relaxed_u32(&h.cur[slot * HEAP_CLASSES + c]);   // relaxed: a pointer to try
     if (s < h.slabs) {
-        const HeapTake r = heap_try_reserve(h, s, c, need);
+        const HeapTake r = heap_try_reserve<HEAP_FAST_PEEK>(h, s, c, need);
         if (r.have) return r;
     }
     return heap_reserve_slow(h, c, need, slot);
@@ -633,6 +645,53 @@ __device__ void heap_serve_class(const Heap& h, uint32_t act, uint32_t grp, uint
         if (have > 0 && lane == leader) heap_give_back(h, s, have);   // not expected: bounded search
     }
     if (waiting && lane == leader) atomicAdd(&h.ctl->failures[c], (unsigned long long)__popc(waiting));
+}
+
+// Serves every lane of `act` whose class `cls` is a size class, all classes side by side: the
+// lanes of one class form a group (__match_any_sync) whose leader reserves and claims for it, as
+// in heap_serve_class, but the leaders of different classes run the same steps together, so
+// their loads and atomics are issued by the same instructions and their latencies overlap: a
+// warp asking for k classes waits for about one chain of atomics instead of k. Called by every
+// lane of `act` alike (the loops' conditions are warp-uniform; the group values come from the
+// leader by shuffles).
+__device__ void heap_serve_classes(const Heap& h, uint32_t act, uint32_t cls, void*& result) {
+    const uint32_t lane = lane_id();
+    const uint32_t grp = __match_any_sync(act, cls), leader = __ffs(grp) - 1;
+    uint32_t waiting = cls < HEAP_LARGE ? grp : 0u;   // the same value in every lane of a group
+    uint32_t failed = 0;                          // lanes of the group the heap had nothing for
+    for (uint32_t round = 0; round < 64 && __any_sync(act, waiting != 0); ++round) {
+        HeapTake r = {HEAP_NONE, 0u, 0u, 0u};
+        if (lane == leader && waiting) r = heap_reserve(h, cls, __popc(waiting));
+        const uint32_t s = __shfl_sync(act, r.s, leader);
+        uint32_t have = __shfl_sync(act, r.have, leader), cursor = r.cursor;
+        if (have == 0) {                         // out of memory (or a group already served)
+            failed |= waiting;
+            waiting = 0;
+        }
+        for (uint32_t t = 0; t < 64 && __any_sync(act, have > 0); ++t) {
+            uint32_t w = 0, got = 0;
+            if (lane == leader && have > 0) got = heap_claim(h, s, r.cap, have, cursor, w);
+            got = __shfl_sync(act, got, leader);
+            w = __shfl_sync(act, w, leader);
+            const uint32_t n = __popc(got), rank = __popc(waiting & lanemask_lt());
+            const bool mine = ((waiting >> lane) & 1u) && rank < n;
+            if (mine) {
+                const uint32_t slot = w * 32 + __fns(got, 0, (int)rank + 1);
+                result = h.base + ((u64)s << HEAP_SLAB_SHIFT) + ((u64)slot << (HEAP_MIN_SHIFT + cls));
+            }
+            waiting &= ~__ballot_sync(act, mine);
+            if (got == 0) {                      // not expected: a bounded search found nothing
+                if (have > 0 && lane == leader) heap_give_back(h, s, have);
+                have = 0;
+            } else {
+                have -= n;
+            }
+        }
+        if (have > 0 && lane == leader) heap_give_back(h, s, have);   // not expected, as above
+    }
+    failed |= waiting;
+    if (failed && lane == leader)                // relaxed: a statistic
+        atomicAdd(&h.ctl->failures[cls], (unsigned long long)__popc(failed));
 }
 
 // ---- Large tier: runs of whole slabs -----------------------------------------------------------
@@ -741,6 +800,18 @@ __device__ void* heap_alloc(u64 bytes) {
     const uint32_t act = __activemask();
     const uint32_t lane = lane_id(), cls = heap_class_of(bytes);
     void* result = nullptr;
+    if (HEAP_PARALLEL_CLASSES) {
+        // Large requests first, one lane at a time: lanes of one warp never wait on each other's
+        // lock. Then every size class at once.
+        for (uint32_t m = __ballot_sync(act, cls == HEAP_LARGE); m; m &= m - 1) {
+            if (lane == (uint32_t)(__ffs(m) - 1)) result = heap_large_alloc(h, bytes);
+            __syncwarp(act);
+        }
+        heap_serve_classes(h, act, cls, result);
+        // Memory ordering among the lanes: the leaders' acquiring claims precede every lane's use.
+        __syncwarp(act);
+        return result;
+    }
     uint32_t todo = act;                         // the same value in every lane of act
     while (todo) {
         const uint32_t src = __ffs(todo) - 1;
