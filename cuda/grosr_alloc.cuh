@@ -48,6 +48,18 @@ constexpr bool HEAP_PARALLEL_CLASSES = true;
 // [true]. Without, an allocation's chain is one L2 round trip shorter; a dry slab (once per
 // cap / 32 warp reservations) costs an undo. Later attempts (the swap loop) always look first.
 constexpr bool HEAP_FAST_PEEK = false;
+// A claim that wants every free slot a bitmap word can hold (32 lanes, or a class with fewer slots
+// per slab) first ORs the whole word without loading it [false].
+constexpr bool HEAP_CLAIM_BLIND = true;
+// Before a request fails, wholly free current slabs of every entry and class go back to the pool
+// and the request tries once more (heap_reclaim) [false: current slabs are never given back].
+constexpr bool HEAP_RECLAIM = true;
+// A class run is taken only while the pool holds at least 1/HEAP_RUN_POOL_FRACTION of the heap
+// (near out-of-memory the classes take single slabs: less parked in current runs).
+constexpr uint32_t HEAP_RUN_POOL_FRACTION = 8;
+// Entries heap_reclaim loads at a time (more: fewer round trips, more registers for every kernel
+// that allocates, since the out-of-line callee's registers count).
+constexpr uint32_t HEAP_RECLAIM_BATCH = 4;
 static_assert(HEAP_CUR_ACTIVE >= 1 && HEAP_CUR_ACTIVE <= HEAP_CUR_PER_SM &&
               (HEAP_CUR_ACTIVE & (HEAP_CUR_ACTIVE - 1)) == 0, "HEAP_CUR_ACTIVE: a power of two");
 static_assert(HEAP_RUN_MAX >= 1 && HEAP_RUN_MAX <= 32 && (HEAP_RUN_MAX & (HEAP_RUN_MAX - 1)) == 0,
@@ -67,7 +79,8 @@ struct HeapCounters {             // 640 bytes, device memory; mirrored in grosr
     int32_t free_slabs;           // slabs in the pool not yet reserved by a taker
     uint32_t pad0[31];
     uint32_t large_lock;          // serialises large-run searches (bounded spin)
-    uint32_t pad1[31];
+    uint32_t reclaim_lock;        // one heap_reclaim scan at a time (try-lock: others skip it)
+    uint32_t pad1[30];
     int32_t partial_count[16];    // per class: bits set in its low list (a lower bound)
     int32_t roomy_count[16];      // per class: bits set in its roomy list (a lower bound)
     unsigned long long failures[16];   // per class, then [HEAP_LARGE]: allocations that got null
@@ -292,7 +305,7 @@ __device__ uint32_t heap_take_pool(const Heap& h, uint32_t slot) {
 // pool word: one atomic claims it, one gives it back, and a freer finds the head by masking.
 __device__ uint32_t heap_take_pool_run(const Heap& h, uint32_t slot, uint32_t n) {
     int32_t* fs = &h.ctl->free_slabs;
-    if (*(volatile int32_t*)fs < (int32_t)n) return HEAP_NONE;
+    if (*(volatile int32_t*)fs < (int32_t)umax(n, h.slabs / HEAP_RUN_POOL_FRACTION)) return HEAP_NONE;
     if (atomicSub(fs, (int32_t)n) < (int32_t)n) {   // relaxed: a count; the pool bits carry the order
         atomicAdd(fs, (int32_t)n);               // relaxed: as above
         return HEAP_NONE;
@@ -453,6 +466,14 @@ __device__ __forceinline__ uint32_t heap_cur_slot(const Heap& h) {
     return (sm_id() * HEAP_CUR_PER_SM + (w & (HEAP_CUR_ACTIVE - 1))) % h.cur_slots;
 }
 
+// Entries that can be in use: those of SM ids below %nsmid (an upper bound of %smid), so the
+// scans below skip the entries of SM slots the GPU does not have (sm_slots is a power of two).
+__device__ __forceinline__ uint32_t heap_live_entries(const Heap& h) {
+    uint32_t n;
+    asm("mov.u32 %0, %%nsmid;" : "=r"(n));
+    return umin(h.cur_slots, n * HEAP_CUR_PER_SM);
+}
+
 // While the entry is being swapped: a reservation on a roomy listed slab near the entry's pool
 // hint, without taking its list bit or attaching it (the slab's word decides, as for a stale
 // pointer; the slab stays listed for the swappers). At most four slabs are tried.
@@ -483,12 +504,13 @@ __device__ __forceinline__ HeapTake heap_peek_listed(const Heap& h, uint32_t c, 
 // together; only a slab with room costs an atomic.
 __device__ __noinline__ HeapTake heap_reserve_any_current(const Heap& h, uint32_t c, uint32_t need) {
     HeapTake r = {HEAP_NONE, 0u, 0u, 0u};
-    for (uint32_t j = 0; j < h.cur_slots; j += 8) {
+    const uint32_t live = heap_live_entries(h);
+    for (uint32_t j = 0; j < live; j += 8) {
         uint32_t e[8];
         u64 w[8];
 #pragma unroll
         for (uint32_t k = 0; k < 8; ++k)         // relaxed: pointers to try
-            e[k] = j + k < h.cur_slots ? ld_relaxed_u32(&h.cur[(j + k) * HEAP_CLASSES + c]) : HEAP_NONE;
+            e[k] = j + k < live ? ld_relaxed_u32(&h.cur[(j + k) * HEAP_CLASSES + c]) : HEAP_NONE;
 #pragma unroll
         for (uint32_t k = 0; k < 8; ++k)         // relaxed: a peek, as in heap_try_reserve
             w[k] = (e[k] < h.slabs) ? ld_relaxed_u64(&h.words[e[k]]) : 0ull;
@@ -507,6 +529,48 @@ __device__ __noinline__ HeapTake heap_reserve_any_current(const Heap& h, uint32_
     }
     r.s = HEAP_NONE;
     return r;
+}
+
+// The pool and the lists are empty: give back every current slab (any entry, any class) that is
+// wholly free, so that memory parked in the entries of classes no longer in use serves the
+// others (with 8 entries per SM, and runs, the entries could otherwise hold a small heap). An
+// entry is taken away from its slab by a CAS to HEAP_NONE, so exactly one of it and a swapper
+// detaches the slab; the next warp of the entry acquires anew. HEAP_RECLAIM_BATCH entries and
+// their words are loaded together; only a wholly free attached slab costs atomics. Returns how
+// many were taken away.
+__device__ __noinline__ uint32_t heap_reclaim(const Heap& h) {
+    uint32_t n = 0;
+    // One scan at a time; a request that finds one running fails as it would have without it.
+    // acq_rel: acquire sees the previous scan's detaches; release (on unlock) passes ours on.
+    if (*(volatile uint32_t*)&h.ctl->reclaim_lock != 0u ||
+        atom_cas_acq_rel_u32(&h.ctl->reclaim_lock, 0u, 1u) != 0u)
+        return 0;
+    const uint32_t entries = heap_live_entries(h) * HEAP_CLASSES;
+    for (uint32_t j = 0; j < entries; j += HEAP_RECLAIM_BATCH) {
+        uint32_t e[HEAP_RECLAIM_BATCH];
+        u64 w[HEAP_RECLAIM_BATCH];
+#pragma unroll
+        for (uint32_t k = 0; k < HEAP_RECLAIM_BATCH; ++k)   // relaxed: pointers to try; the CAS decides
+            e[k] = j + k < entries ? ld_relaxed_u32(&h.cur[j + k]) : HEAP_NONE;
+#pragma unroll
+        for (uint32_t k = 0; k < HEAP_RECLAIM_BATCH; ++k)   // relaxed: a peek; the retire CAS decides
+            w[k] = (e[k] < h.slabs) ? ld_relaxed_u64(&h.words[e[k]]) : 0ull;
+#pragma unroll
+        for (uint32_t k = 0; k < HEAP_RECLAIM_BATCH; ++k) {
+            const uint32_t t = word_tag(w[k]);
+            if (t == 0 || t > HEAP_CLASSES || !(w[k] & HEAP_ATTACHED) ||
+                word_count(w[k]) != (int32_t)heap_cap(t - 1, w[k]))
+                continue;
+            // acq_rel: acquire pairs with the publish of e[k]; release orders nothing but keeps
+            // the CAS symmetric with the swappers'. Winning it makes us the slab's detacher.
+            if (atom_cas_acq_rel_u32(&h.cur[j + k], e[k], HEAP_NONE) == e[k]) {
+                heap_detach(h, e[k]);            // retired if still wholly free, else listed
+                ++n;
+            }
+        }
+    }
+    st_release_u32(&h.ctl->reclaim_lock, 0u);   // release: our detaches before the unlock
+    return n;
 }
 
 // The leader's part of an allocation when its current slab could not serve it. Inline: as an
@@ -562,14 +626,19 @@ __device__ __forceinline__ HeapTake heap_reserve_slow(const Heap& h, uint32_t c,
         if (s != HEAP_NONE) heap_detach(h, s);   // listed or retired if frees made room meanwhile
     }
     // A slab of our own for this one request (the wait or the swaps ran out), then detached: it
-    // is listed and serves everyone afterwards.
-    const uint32_t s = heap_acquire(h, c, slot);
-    if (s != HEAP_NONE) {
-        r = heap_try_reserve(h, s, c, need);
-        heap_detach(h, s);
-        if (r.have) return r;
+    // is listed and serves everyone afterwards. Failing that, the current slabs of the class,
+    // then wholly free current slabs of any class given back (HEAP_RECLAIM) and one more try.
+    for (uint32_t pass = 0; pass < 2; ++pass) {
+        const uint32_t s = heap_acquire(h, c, slot);
+        if (s != HEAP_NONE) {
+            r = heap_try_reserve(h, s, c, need);
+            heap_detach(h, s);
+            if (r.have) return r;
+        }
+        r = heap_reserve_any_current(h, c, need);
+        if (r.have || !HEAP_RECLAIM || pass > 0 || heap_reclaim(h) == 0) return r;
     }
-    return heap_reserve_any_current(h, c, need);
+    return r;
 }
 
 // The leader's part of an allocation: a reservation on the entry's current slab (inline, the
@@ -591,8 +660,18 @@ __device__ uint32_t heap_claim(const Heap& h, uint32_t s, uint32_t slots, uint32
     const uint32_t words = (slots + 31) / 32;
     const uint32_t valid = slots >= 32 ? 0xFFFFFFFFu : (1u << slots) - 1;
     uint32_t* bm = &h.bitmaps[(u64)s * HEAP_BITMAP_WORDS];
+    // All of a word's free slots are wanted (a full warp, or a class with few slots): the first
+    // try takes them with no look at the word (one round trip less); got <= valid <= want.
+    const bool blind = HEAP_CLAIM_BLIND && want >= (uint32_t)__popc(valid);
     for (uint32_t i = 0; i < 4 * words + 4; ++i) {
         w = cursor % words;
+        if (blind && i == 0) {
+            // acquire: as below.
+            const uint32_t got = valid & ~atom_or_acquire(&bm[w], valid);
+            if (got) return got;
+            cursor = w + 1;
+            continue;
+        }
         const uint32_t free = ~ld_relaxed_u32(&bm[w]) & valid;
         if (free) {
             const uint32_t n = __popc(free);
