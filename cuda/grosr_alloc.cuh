@@ -28,32 +28,37 @@ constexpr uint32_t HEAP_BUSY = 0xFFFFFFFEu;                      // a current-sl
 constexpr uint32_t HEAP_CUR_PER_SM = 8;                           // current-slab entries per SM and class
 
 // ---- Switches (A/B of the speed changes; the old behaviour in brackets) ---------------------------
+// GROSR_HEAP_CLASSIC=1 (RuntimeBuilder::define or GROSR_DEFINES) turns every switch below back to
+// the old behaviour at once, for an A/B in one run; the host's layout is the same either way.
+#ifndef GROSR_HEAP_CLASSIC
+#define GROSR_HEAP_CLASSIC 0
+#endif
 // Entries of its HEAP_CUR_PER_SM that an SM uses (power of two, <= HEAP_CUR_PER_SM) [2].
-constexpr uint32_t HEAP_CUR_ACTIVE = 8;
+constexpr uint32_t HEAP_CUR_ACTIVE = GROSR_HEAP_CLASSIC ? 2 : 8;
 // Key the entry by the warp's slot on the SM (%warpid) [false: warp index in the block].
-constexpr bool HEAP_CUR_BY_WARPID = true;
+constexpr bool HEAP_CUR_BY_WARPID = !GROSR_HEAP_CLASSIC;
 // Classes with fewer slots per slab than this take aligned runs of slabs with (about) this many
 // slots [0: no runs]. At most HEAP_RUN_MAX slabs (a power of two <= 32) per run.
-constexpr uint32_t HEAP_RUN_SLOTS = 256;
+constexpr uint32_t HEAP_RUN_SLOTS = GROSR_HEAP_CLASSIC ? 0 : 256;
 constexpr uint32_t HEAP_RUN_MAX = 16;
 // Pool words a run search looks at (from the entry's hint) before taking a single slab instead.
 constexpr uint32_t HEAP_RUN_SCAN = 64;
 // A warp that finds its entry being swapped first tries to reserve on a listed (roomy) slab
 // without attaching it, up to this many times per allocation, before it sleeps [0].
-constexpr uint32_t HEAP_BUSY_PEEKS = 4;
+constexpr uint32_t HEAP_BUSY_PEEKS = GROSR_HEAP_CLASSIC ? 0 : 4;
 // A warp whose lanes ask for several classes serves them side by side (heap_serve_classes)
 // [false: one class after another, heap_serve_class].
-constexpr bool HEAP_PARALLEL_CLASSES = true;
+constexpr bool HEAP_PARALLEL_CLASSES = !GROSR_HEAP_CLASSIC;
 // The first reservation on the entry's current slab loads the slab's word before its atomic
 // [true]. Without, an allocation's chain is one L2 round trip shorter; a dry slab (once per
 // cap / 32 warp reservations) costs an undo. Later attempts (the swap loop) always look first.
-constexpr bool HEAP_FAST_PEEK = false;
+constexpr bool HEAP_FAST_PEEK = GROSR_HEAP_CLASSIC;
 // A claim that wants every free slot a bitmap word can hold (32 lanes, or a class with fewer slots
 // per slab) first ORs the whole word without loading it [false].
-constexpr bool HEAP_CLAIM_BLIND = true;
+constexpr bool HEAP_CLAIM_BLIND = !GROSR_HEAP_CLASSIC;
 // Before a request fails, wholly free current slabs of every entry and class go back to the pool
 // and the request tries once more (heap_reclaim) [false: current slabs are never given back].
-constexpr bool HEAP_RECLAIM = true;
+constexpr bool HEAP_RECLAIM = !GROSR_HEAP_CLASSIC;
 // A class run is taken only while the pool holds at least 1/HEAP_RUN_POOL_FRACTION of the heap
 // (near out-of-memory the classes take single slabs: less parked in current runs).
 constexpr uint32_t HEAP_RUN_POOL_FRACTION = 8;

@@ -405,7 +405,7 @@ mod tests {
             format!("constexpr uint32_t HEAP_MIN_SHIFT = {MIN_SHIFT};"),
             format!("constexpr uint32_t HEAP_CLASSES = {CLASSES};"),
             format!("constexpr uint32_t HEAP_CUR_PER_SM = {CUR_PER_SM};"),
-            format!("constexpr uint32_t HEAP_RUN_SLOTS = {RUN_SLOTS};"),
+            format!("constexpr uint32_t HEAP_RUN_SLOTS = GROSR_HEAP_CLASSIC ? 0 : {RUN_SLOTS};"),
             format!("constexpr uint32_t HEAP_RUN_MAX = {RUN_MAX};"),
             format!("constexpr uint32_t HEAP_TAG_INNER = {TAG_INNER:#X}u;"),
             format!("constexpr uint64_t HEAP_RUN = {RUN:#X}ull;"),
