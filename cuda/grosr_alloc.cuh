@@ -65,6 +65,13 @@ constexpr uint32_t HEAP_RUN_POOL_FRACTION = 8;
 // Entries heap_reclaim loads at a time (more: fewer round trips, more registers for every kernel
 // that allocates, since the out-of-line callee's registers count).
 constexpr uint32_t HEAP_RECLAIM_BATCH = 4;
+// Ctx::alloc (task bodies) calls one out-of-line copy of heap_alloc instead of inlining it
+// [false]. The scheduler dispatches every task type from several places, so a module with
+// allocating tasks inlined the allocator 16 times into grosr_scheduler and drain_stack; with this
+// series' larger heap_alloc that doubled NVRTC's time for tests/gpu_alloc's module (44 -> 82 s
+// on a 2-core CI box, ptxas almost all of it; 24 s outlined). grosr::heap_alloc (the benchmark,
+// user kernels) stays inline.
+constexpr bool HEAP_CTX_OUTLINE = !GROSR_HEAP_CLASSIC;
 static_assert(HEAP_CUR_ACTIVE >= 1 && HEAP_CUR_ACTIVE <= HEAP_CUR_PER_SM &&
               (HEAP_CUR_ACTIVE & (HEAP_CUR_ACTIVE - 1)) == 0, "HEAP_CUR_ACTIVE: a power of two");
 static_assert(HEAP_RUN_MAX >= 1 && HEAP_RUN_MAX <= 32 && (HEAP_RUN_MAX & (HEAP_RUN_MAX - 1)) == 0,
@@ -980,8 +987,13 @@ template <class T> __device__ __forceinline__ T* heap_alloc_n(u64 n) {
     return static_cast<T*>(heap_alloc(n * sizeof(T)));
 }
 
+// One copy for every task body (HEAP_CTX_OUTLINE): called by the same lanes as heap_alloc.
+__device__ __noinline__ void* heap_alloc_outlined(u64 bytes) { return heap_alloc(bytes); }
+
 // Ctx members declared in grosr_runtime.cuh.
-__device__ void* Ctx::alloc(unsigned long long bytes) const { return heap_alloc(bytes); }
+__device__ void* Ctx::alloc(unsigned long long bytes) const {
+    return HEAP_CTX_OUTLINE ? heap_alloc_outlined(bytes) : heap_alloc(bytes);
+}
 __device__ void Ctx::free(void* p) const { heap_free(p); }
 
 }  // namespace grosr
