@@ -808,59 +808,68 @@ __device__ bool heap_claim_run(const Heap& h, uint32_t a, uint32_t n) {
     return true;
 }
 
+// Reserves n slabs from free_slabs and takes a run of n consecutive pool slabs; HEAP_NONE (the
+// reservation given back) if the pool has none.
+__device__ uint32_t heap_large_take(const Heap& h, uint32_t n) {
+    int32_t* fs = &h.ctl->free_slabs;
+    if (*(volatile int32_t*)fs < (int32_t)n) return HEAP_NONE;   // counters first
+    if (atomicSub(fs, (int32_t)n) < (int32_t)n) {   // relaxed: a count; bits carry the order
+        atomicAdd(fs, (int32_t)n);               // relaxed: as above
+        return HEAP_NONE;
+    }
+    // One large search at a time (small takers do not wait for it). Bounded spin.
+    bool locked = false;
+    for (uint32_t t = 0; t < h.spin_limit; ++t) {
+        // acquire: the previous holder's claims are visible before we search.
+        if (atomicCAS(&h.ctl->large_lock, 0u, 1u) == 0u) { __threadfence(); locked = true; break; }
+        __nanosleep(128);
+    }
+    uint32_t found = HEAP_NONE;
+    if (locked) {
+        uint32_t start = 0, len = 0;
+        for (uint32_t i = 0; i < h.slabs && found == HEAP_NONE;) {
+            const uint32_t v = ld_relaxed_u32(&h.pool[i >> 5]) >> (i & 31);
+            if ((i & 31) == 0 && v == 0xFFFFFFFFu && i + 32 <= h.slabs) {
+                if (len == 0) start = i;
+                len += 32;
+                i += 32;
+            } else if ((i & 31) == 0 && v == 0) {
+                len = 0;
+                i += 32;
+            } else {
+                if (v & 1u) { if (len == 0) start = i; ++len; } else { len = 0; }
+                ++i;
+            }
+            if (len >= n) {
+                if (heap_claim_run(h, start, n)) found = start;
+                len = 0;
+                i = start + 1 > i ? start + 1 : i;
+            }
+        }
+        __threadfence();                         // release (with the exchange): our claims first
+        atomicExch(&h.ctl->large_lock, 0u);      // the unlock (ordered by the fence above)
+    }
+    if (found == HEAP_NONE) atomicAdd(fs, (int32_t)n);   // relaxed: a count, as above
+    return found;
+}
+
 __device__ void* heap_large_alloc(const Heap& h, u64 bytes) {
     const u64 want = (bytes + HEAP_SLAB_BYTES - 1) >> HEAP_SLAB_SHIFT;
-    int32_t* fs = &h.ctl->free_slabs;
-    if (want > h.slabs || *(volatile int32_t*)fs < (int32_t)want) goto fail;   // counters first
-    {
+    if (want <= h.slabs) {
         const uint32_t n = (uint32_t)want;
-        if (atomicSub(fs, (int32_t)n) < (int32_t)n) {   // relaxed: a count; bits carry the order
-            atomicAdd(fs, (int32_t)n);
-            goto fail;
+        uint32_t found = heap_large_take(h, n);
+        // Wholly free slabs (runs) parked as current slabs of the entries count for nothing here
+        // unless given back: with 8 entries per SM and class runs they can hold most of a small
+        // heap, so a large request that finds no room reclaims them and tries once more.
+        if (found == HEAP_NONE && HEAP_RECLAIM && heap_reclaim(h) != 0) found = heap_large_take(h, n);
+        if (found != HEAP_NONE) {
+            h.run[found] = n;
+            // acq_rel: release publishes run[found] to the freer, which reads the tag first.
+            atom_or_acq_rel_u64(&h.words[found], HEAP_TAG_LARGE);
+            return h.base + ((u64)found << HEAP_SLAB_SHIFT);
         }
-        // One large search at a time (small takers do not wait for it). Bounded spin.
-        bool locked = false;
-        for (uint32_t t = 0; t < h.spin_limit; ++t) {
-            // acquire: the previous holder's claims are visible before we search.
-            if (atomicCAS(&h.ctl->large_lock, 0u, 1u) == 0u) { __threadfence(); locked = true; break; }
-            __nanosleep(128);
-        }
-        uint32_t found = HEAP_NONE;
-        if (locked) {
-            uint32_t start = 0, len = 0;
-            for (uint32_t i = 0; i < h.slabs && found == HEAP_NONE;) {
-                const uint32_t v = ld_relaxed_u32(&h.pool[i >> 5]) >> (i & 31);
-                if ((i & 31) == 0 && v == 0xFFFFFFFFu && i + 32 <= h.slabs) {
-                    if (len == 0) start = i;
-                    len += 32;
-                    i += 32;
-                } else if ((i & 31) == 0 && v == 0) {
-                    len = 0;
-                    i += 32;
-                } else {
-                    if (v & 1u) { if (len == 0) start = i; ++len; } else { len = 0; }
-                    ++i;
-                }
-                if (len >= n) {
-                    if (heap_claim_run(h, start, n)) found = start;
-                    len = 0;
-                    i = start + 1 > i ? start + 1 : i;
-                }
-            }
-            __threadfence();                     // release (with the exchange): our claims first
-            atomicExch(&h.ctl->large_lock, 0u);
-        }
-        if (found == HEAP_NONE) {
-            atomicAdd(fs, (int32_t)n);
-            goto fail;
-        }
-        h.run[found] = n;
-        // acq_rel: release publishes run[found] to the freer, which reads the tag first.
-        atom_or_acq_rel_u64(&h.words[found], HEAP_TAG_LARGE);
-        return h.base + ((u64)found << HEAP_SLAB_SHIFT);
     }
-fail:
-    atomicAdd(&h.ctl->failures[HEAP_LARGE], 1ull);
+    atomicAdd(&h.ctl->failures[HEAP_LARGE], 1ull);   // relaxed: a statistic
     return nullptr;
 }
 
