@@ -31,7 +31,9 @@ fn dispatch(c: &mut Criterion) {
     workloads::resident_one_task(&rt, 1, 1).unwrap();
     workloads::resident_chain(&rt, 1000, 1, 1).unwrap();
     workloads::resident_host_tasks(&rt, 1 << 20, 1, 1).unwrap();
-    workloads::resident_spawned_tasks(&rt, 1 << 20, 1, 1).unwrap();
+    for fanout in workloads::SPREAD_FANOUTS {
+        workloads::resident_spawned_tasks(&rt, 1 << 20, fanout, 1, 1).unwrap();
+    }
 
     let one = [Tiny {
         flags: flags.ptr(),
@@ -45,11 +47,15 @@ fn dispatch(c: &mut Criterion) {
         done: done.ptr(),
     }];
     let many = workloads::tiny_tasks(&flags, 1 << 20);
-    let spread = [Spread {
-        flags: flags.ptr(),
-        first: 0,
-        count: 1 << 20,
-    }];
+    let spread = |fanout| {
+        [Spread {
+            flags: flags.ptr(),
+            first: 0,
+            count: 1 << 20,
+            fanout,
+            pad: 0,
+        }]
+    };
 
     let mut g = c.benchmark_group("one_task");
     g.bench_function("resident", |b| {
@@ -68,13 +74,12 @@ fn dispatch(c: &mut Criterion) {
     g.bench_function("resident_host", |b| {
         b.iter_custom(|n| timed(n, || rt.submit(&many).unwrap().wait_timeout(WAIT).unwrap()))
     });
-    g.bench_function("resident_spawned", |b| {
-        b.iter_custom(|n| {
-            timed(n, || {
-                rt.submit(&spread).unwrap().wait_timeout(WAIT).unwrap()
-            })
-        })
-    });
+    for fanout in workloads::SPREAD_FANOUTS {
+        let root = spread(fanout);
+        g.bench_function(format!("resident_spawned_fanout{fanout}"), |b| {
+            b.iter_custom(|n| timed(n, || rt.submit(&root).unwrap().wait_timeout(WAIT).unwrap()))
+        });
+    }
     g.finish();
 
     // Baselines need the SMs the scheduler holds.

@@ -37,6 +37,32 @@ typedef long long int64_t;
     static_assert(sizeof(T::f) == size, "grosr: size of " #T "::" #f " differs from Rust")
 #endif
 
+// Latency trace (define GROSR_TRACE, e.g. GROSR_DEFINES=GROSR_TRACE=1): thread 0 of block 0,
+// the ingest warp's lane 0, stamps %globaltimer at the steps of a lone task's path into this
+// array (examples/latency_trace.rs reads it with Runtime::read_global). Off, it costs nothing.
+// A graph launch also stamps: [12] ingest_graph entered, [13] its pieces pushed, [14] the first
+// root started and [15] the last root ended (any warp, atomicMin / atomicMax), and the job's
+// completion [6], [7] wherever it happens. A node's successor release on the ingest warp stamps
+// [16]–[20] (entered, offsets loaded, successor loaded, decremented, spawned), and the ingest
+// warp's drain [21] when it took the next task from its stack.
+#ifdef GROSR_TRACE
+__device__ unsigned long long grosr_trace[24];
+__device__ __forceinline__ unsigned long long grosr_now() {
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    return t;
+}
+#define GROSR_STAMP(i) do { if (blockIdx.x == 0 && threadIdx.x == 0) grosr_trace[i] = grosr_now(); } while (0)
+#define GROSR_STAMP_ANY(i) do { grosr_trace[i] = grosr_now(); } while (0)
+#define GROSR_STAMP_MIN(i) do { if ((threadIdx.x & 31) == 0) atomicMin(&grosr_trace[i], grosr_now()); } while (0)
+#define GROSR_STAMP_MAX(i) do { if ((threadIdx.x & 31) == 0) atomicMax(&grosr_trace[i], grosr_now()); } while (0)
+#else
+#define GROSR_STAMP(i) do {} while (0)
+#define GROSR_STAMP_ANY(i) do {} while (0)
+#define GROSR_STAMP_MIN(i) do {} while (0)
+#define GROSR_STAMP_MAX(i) do {} while (0)
+#endif
+
 namespace grosr {
 
 // ---- Sizes shared with the host (grosr/src/layout.rs mirrors every struct below) ----------------
@@ -46,10 +72,31 @@ constexpr uint32_t STACK_CAP = 32;               // slots in each warp's private
 constexpr uint32_t KIND_RANGE = 0xFFFFFFF0u;     // internal: a range of host-submitted records
 constexpr uint32_t KIND_GRAPH = 0xFFFFFFF1u;     // host-submitted: launch a resident task graph
 constexpr uint32_t KIND_GRAPH_RANGE = 0xFFFFFFF2u;  // internal: roots of a graph launch to spawn
+constexpr uint32_t KIND_GRAPH_UNIT = 0xFFFFFFF3u;   // internal: a unit claimed from the graph board
+constexpr uint32_t KIND_GRAPH_SMALL = 0xFFFFFFF4u;  // host-submitted: a whole small graph, inline
 constexpr uint32_t NO_KIND = 0xFFFFFFFFu;
 constexpr uint32_t BLOCK_THREADS = 256;          // threads per scheduler block (block-task width)
 constexpr uint32_t WARPS_PER_BLOCK = BLOCK_THREADS / WARP;
 constexpr uint32_t STOP_CHECK_PERIOD = 256;      // loop turns between reads of the stop flag
+// Tuning knobs (RuntimeBuilder::define or GROSR_DEFINES override them; 0 hops turns the bypass off).
+#ifndef GROSR_BYPASS_HOPS
+#define GROSR_BYPASS_HOPS 128
+#endif
+#ifndef GROSR_MIN_BLOCKS_PER_SM
+#define GROSR_MIN_BLOCKS_PER_SM 2
+#endif
+#ifndef GROSR_SPREAD
+#define GROSR_SPREAD 1
+#endif
+#ifndef GROSR_FAIR_POP
+#define GROSR_FAIR_POP 0                         // 1: a warp pops its share of a short queue only
+#endif
+#ifndef GROSR_INLINE_FENCE
+#define GROSR_INLINE_FENCE 0                     // 1: fence.acq_rel.sys after an inline descriptor too
+#endif
+constexpr uint32_t BYPASS_HOPS = GROSR_BYPASS_HOPS;   // chained tasks a worker runs in one go (run_held)
+// The same on the ingest warp, which must get back to the host's descriptors soon.
+constexpr uint32_t INGEST_BYPASS_HOPS = BYPASS_HOPS < 8 ? BYPASS_HOPS : 8;
 
 enum Gran : uint32_t { GROSR_LANE = 0, GROSR_WARP = 1, GROSR_BLOCK = 2, GROSR_NO_GRAN = 3,
                        GRAN_RANGE = 4 /* internal */ };
@@ -84,15 +131,15 @@ struct Queue {                    // header of one SM's ring; slots live in Para
     Counter tail;                 // next index to push
 };
 
-struct Desc {                     // 32 bytes, mapped host memory: one submitted slice
-    uint64_t records;             // device address of the records (mapped data arena)
-    uint32_t kind;
-    uint32_t count;
-    uint32_t job_slot;
-    uint32_t job_seq;
-    int32_t adjust;               // +1 on the first chunk of a split job, -1 on its last
-    uint32_t seq;                 // written last: index + 1 once the fields above are valid
-};
+// One submitted slice, 256 bytes of mapped host memory: 32 cells of `payload | tag << 32`, each
+// written by the host with one 8-byte store, tag = descriptor index + 1. Lane i loads cell i; the
+// warp has the descriptor whole when every cell carries the tag (grosr/src/ring.rs, `publish`).
+constexpr uint32_t DESC_CELLS = 32;
+constexpr uint32_t DESC_KIND = 0, DESC_COUNT = 1, DESC_JOB_SLOT = 2, DESC_JOB_SEQ = 3,
+                   DESC_ADJUST = 4, DESC_RECORDS_LO = 5, DESC_RECORDS_HI = 6,
+                   DESC_INLINE = 7,         // 1: the records are in words DESC_INLINE_FIRST..
+                   DESC_INLINE_FIRST = 8;
+struct Desc { uint64_t cell[DESC_CELLS]; };
 
 struct Completion {               // 16 bytes, mapped: one job slot's outcome
     uint32_t done_seq;            // the job_seq of the last job of this slot that finished
@@ -121,6 +168,12 @@ struct DevJob {                   // device memory, one per job slot
 
 // A task graph uploaded once (grosr/src/graph/resident.rs): nodes with records, successor lists
 // in CSR form, and per-node counters of predecessors still to finish in the current launch.
+// In GraphDev::kinds: the node has no successors. It runs untagged (node 0, like any task), so
+// no successor lookup follows it.
+constexpr uint32_t NODE_LEAF = 0x80000000u;
+__device__ __forceinline__ uint32_t node_kind(uint32_t k) { return k & ~NODE_LEAF; }
+__device__ __forceinline__ uint32_t node_tag(uint32_t node, uint32_t k) { return k & NODE_LEAF ? 0u : node + 1; }
+
 struct GraphDev {                 // device memory, 80 bytes
     const uint32_t* kinds;        // per node
     const uint32_t* words;        // per node, RECORD_WORDS words
@@ -153,9 +206,30 @@ struct Params {                   // passed by value to every kernel
 };
 
 // ---- Memory-model primitives (PTX, sm_70+) -------------------------------------------------------
-__device__ __forceinline__ uint32_t ld_acquire_sys(const volatile uint32_t* p) {
+// Sixteen bytes of mapped host memory in one PCIe read. Relaxed at system scope: callers have
+// synchronised with the host's release already (an acquire load before it in program order).
+__device__ __forceinline__ uint4 ld_relaxed_sys_v4(const void* p) {
+    uint4 v;
+    asm volatile("ld.relaxed.sys.global.v4.u32 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p) : "memory");
+    return v;
+}
+// One descriptor cell. Relaxed, not acquire: an acquire would hold back the polls after it, and
+// the tags make the cells self-validating (the callers fence where they need more; see ingest).
+__device__ __forceinline__ uint64_t ld_relaxed_sys_u64(const void* p) {
+    uint64_t v;
+    asm volatile("ld.relaxed.sys.global.u64 %0, [%1];" : "=l"(v) : "l"(p) : "memory");
+    return v;
+}
+__device__ __forceinline__ void st_relaxed_sys64(volatile uint64_t* p, uint64_t v) {
+    asm volatile("st.relaxed.sys.global.u64 [%0], %1;" ::"l"(p), "l"(v) : "memory");
+}
+__device__ __forceinline__ void fence_acq_rel_sys() {
+    asm volatile("fence.acq_rel.sys;" ::: "memory");
+}
+__device__ __forceinline__ uint32_t ld_relaxed_sys(const void* p) {
     uint32_t v;
-    asm volatile("ld.acquire.sys.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+    asm volatile("ld.relaxed.sys.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
     return v;
 }
 __device__ __forceinline__ void st_release_sys(volatile uint32_t* p, uint32_t v) {
@@ -233,6 +307,7 @@ __device__ void fail_job(const Params& p, uint32_t job, int32_t code, uint32_t k
 
 // Publishes a finished job to the host. Called by the one thread whose update made pending 0.
 __device__ void complete_job(const Params& p, uint32_t job) {
+    GROSR_STAMP_ANY(6);
     DevJob& j = p.jobs[job];
     volatile Completion* c = &p.completions[job];
     c->error = *(volatile int32_t*)&j.error;
@@ -244,6 +319,7 @@ __device__ void complete_job(const Params& p, uint32_t job) {
     // by the acq_rel chain on `pending`) and the error fields above are visible to the host
     // before it sees done_seq.
     st_release_sys(&c->done_seq, seq);
+    GROSR_STAMP_ANY(7);
 }
 
 // Adds `delta` to a job's pending count; the update that reaches zero completes the job.
@@ -261,7 +337,15 @@ struct StackEntry { uint32_t kind, job, node, pad; alignas(16) uint32_t words[RE
 struct WarpState {
     uint32_t top;                 // entries in use (shared atomics: divergent groups may push)
     int32_t deferred;             // spawns into this stack not yet added to the job's pending
+    uint32_t bypass_hops;         // BYPASS_HOPS, or INGEST_BYPASS_HOPS on the ingest warp
+    uint32_t spread;              // queued spawns so far: the next goes this many queues on
+    uint32_t graph_job;           // ingest warp, while it runs a small launch itself: its job ...
+    const GraphDev* graph;        // ... and graph, so releases skip the DevJob::graph load
     StackEntry stack[STACK_CAP];
+    // Per lane: the one lane task a lane task spawned, run next by the same lane with no stack,
+    // round or count (scheduler bypass). [RECORD_WORDS] holds its kind, NO_KIND when empty.
+    // 13 words a row: lanes hit distinct banks.
+    uint32_t held[WARP][RECORD_WORDS + 1];
 };
 
 struct Mailbox {                  // one block task at a time, run by all warps of the block
@@ -282,6 +366,8 @@ struct Ctx {
     bool uniform;                 // all tasks of this round share `job`: spawns may defer counting
     int32_t* status;              // baseline kernels: where ctx.fail writes
     uint32_t node;                // graph node + 1 if this task is a node of the job's graph
+    bool hold;                    // a lane task of the scheduler: its first lane-task spawn is held
+    uint32_t hops_left;           // held tasks this lane may still run before it stacks the next
 
     // Index of this thread within the task (0 for lane tasks) and the number of threads in it.
     __device__ uint32_t lane() const {
@@ -382,7 +468,14 @@ __device__ uint32_t pop_from(const Params& p, uint32_t q, uint32_t want, uint32_
     const uint32_t lane = lane_id();
     Queue& Q = p.queues[q];
     uint32_t got = 0, base = 0;
-    if (lane == 0 && *(volatile int32_t*)&Q.count.value > 0) {
+    const int32_t seen = lane == 0 ? *(volatile int32_t*)&Q.count.value : 0;
+    if (GROSR_FAIR_POP && seen > 0) {
+        // Experiment: from a short queue take a share (items / warps of the SM's blocks), so that
+        // a few big items (ranges, warp tasks) go to several warps instead of one.
+        const int32_t warps = (int32_t)(gridDim.x * WARPS_PER_BLOCK / p.num_queues);
+        want = umin(want, (uint32_t)max(1, seen / max(1, warps)));
+    }
+    if (lane == 0 && seen > 0) {
         int32_t old = atomicSub((int32_t*)&Q.count.value, (int32_t)want);
         got = old <= 0 ? 0u : (old >= (int32_t)want ? want : (uint32_t)old);
         if (got < want) atomicAdd((int32_t*)&Q.count.value, (int32_t)(want - got));  // undo excess
@@ -423,12 +516,24 @@ __device__ bool push_any(const Params& p, uint32_t q, uint32_t mask, uint32_t ki
 
 __device__ __forceinline__ uint32_t home_queue(const Params& p) { return sm_id() % p.num_queues; }
 
+// The queue for a warp's next queued spawns (the calling lanes, `mask`): with GROSR_SPREAD, each
+// call goes one queue further round from the SM's own, so a burst of children lands on every SM
+// at once instead of waiting on one SM's queue to be found by thieves; else the SM's own.
+__device__ uint32_t spawn_queue(const Params& p, WarpState* ws, uint32_t mask) {
+    const uint32_t home = home_queue(p);
+    if (!GROSR_SPREAD || ws == nullptr) return home;
+    const uint32_t leader = __ffs(mask) - 1;
+    uint32_t k = 0;
+    if (lane_id() == leader) k = atomicAdd(&ws->spread, 1u);   // shared: divergent groups may race
+    return (home + __shfl_sync(mask, k, leader)) % p.num_queues;
+}
+
 // Pushes already-counted tasks (one per lane of `mask`) to the SM's queue, else any queue. If
 // every queue is full each task is dropped, but never silently: its job fails with
 // ERR_QUEUE_OVERFLOW and the task is uncounted, so the job still completes.
-__device__ void push_counted(const Params& p, uint32_t mask, uint32_t kind, uint32_t job,
+__device__ void push_counted(const Params& p, uint32_t q, uint32_t mask, uint32_t kind, uint32_t job,
                              uint32_t node, const uint32_t* words) {
-    if (!push_any(p, home_queue(p), mask, kind, job, node, words)) {
+    if (!push_any(p, q, mask, kind, job, node, words)) {
         fail_job(p, job, ERR_QUEUE_OVERFLOW, kind);
         job_add(p, job, -1);
     }
@@ -474,14 +579,57 @@ __device__ void spawn_words(Ctx& c, uint32_t kind, const uint32_t* words, uint32
     if (job_leader) atomicAdd(&p.jobs[c.job].pending, (int32_t)__popc(same_job));
     // The count precedes the publishing lanes' release stores (warp barrier, then release).
     __syncwarp(mask);
-    push_counted(p, mask, kind, c.job, node, words);
+    push_counted(p, spawn_queue(p, ws, mask), mask, kind, c.job, node, words);
+}
+
+// Scheduler bypass: a lane task's first spawn of a lane task is held in the lane's row of
+// ws->held instead of being stacked; as soon as its parent returns, the same lane runs it
+// (the generated dispatch's take_held loop for its own kind, else run_held), uncounted (the
+// parent's count passes to it). A second spawn sends the held task to the stack like any spawn,
+// so tasks that fan out keep their breadth and only chains take the bypass.
+// Holds `t` in the lane's row if it is empty (true); else this task fans out: the held task goes
+// to the stack like any spawn, holding ends for this task, and the caller spawns `t` (false).
+template <class T> __device__ bool hold_task(Ctx& c, const T& t) {
+    uint32_t* row = c.ws->held[lane_id()];
+    if (row[RECORD_WORDS] == NO_KIND) {
+        memcpy(row, &t, sizeof(T));              // only the record's bytes: the reader copies as many
+        row[RECORD_WORDS] = KindOf<T>::value;
+        return true;
+    }
+    c.hold = false;
+    alignas(16) uint32_t held[RECORD_WORDS];
+    for (uint32_t w = 0; w < RECORD_WORDS; ++w) held[w] = row[w];
+    const uint32_t held_kind = row[RECORD_WORDS];
+    row[RECORD_WORDS] = NO_KIND;
+    spawn_words(c, held_kind, held);
+    return false;
 }
 
 template <class T> __device__ void Ctx::spawn(const T& t) {
     static_assert(sizeof(T) <= RECORD_WORDS * 4, "grosr: record too large");
+    if (KindOf<T>::gran == GROSR_LANE && hold && hold_task(*this, t)) return;
     alignas(16) uint32_t words[RECORD_WORDS] = {0};
     memcpy(words, &t, sizeof(T));
     spawn_words(*this, KindOf<T>::value, words);
+}
+
+// The generated lane dispatch runs a held task of its own kind in a tight loop (take_held), so
+// a chain of one task type costs a body and a small copy per hop; run_held takes what is left.
+// Takes the lane's held task into `t` if it is of kind `kind` and the lane has hops left
+// (`hops` counts the loop's takes).
+template <class T> __device__ bool take_held(Ctx& c, uint32_t kind, T& t, uint32_t& hops) {
+    if (!c.hold || c.hops_left == 0) return false;
+    uint32_t* row = c.ws->held[lane_id()];
+    if (row[RECORD_WORDS] != kind) return false;
+    memcpy(&t, row, sizeof(T));
+    row[RECORD_WORDS] = NO_KIND;                 // the body may hold its own child here now
+    --c.hops_left;
+    ++hops;
+    return true;
+}
+// Counts the executions of a take_held loop (the dispatched task itself is counted by account()).
+__device__ __forceinline__ void count_held(const Ctx& c, uint32_t kind, uint32_t hops) {
+    if (hops) atomicAdd((unsigned long long*)&c.p->executed[kind], (unsigned long long)hops);
 }
 
 // ---- Resident task graphs ------------------------------------------------------------------------------
@@ -496,25 +644,32 @@ __device__ void spawn_node(Ctx& c, const GraphDev* g, uint32_t node) {
     const uint4* src = reinterpret_cast<const uint4*>(g->words + (uint64_t)node * RECORD_WORDS);
     uint4* dst = reinterpret_cast<uint4*>(words);
     dst[0] = src[0]; dst[1] = src[1]; dst[2] = src[2];
-    spawn_words(c, g->kinds[node], words, node + 1);
+    const uint32_t k = g->kinds[node];
+    spawn_words(c, node_kind(k), words, node_tag(node, k));
 }
 
 // Called by every thread of a task (ctx.lane() / ctx.width() split the work) after the body ran
 // and its writes were ordered before this call (the callers' barriers): releases the successors
 // of node c.node - 1 whose last predecessor this was.
 __device__ void release_successors(Ctx& c) {
-    const GraphDev* g = c.p->jobs[c.job].graph;
+    GROSR_STAMP(16);
+    const GraphDev* g = c.ws && c.ws->graph_job == c.job ? c.ws->graph : c.p->jobs[c.job].graph;
     const uint32_t node = c.node - 1;
     const uint32_t end = g->succ_off[node + 1];
+    // (The stamps wait for the loads they follow through a use of their value.)
+    if (end != ~0u) GROSR_STAMP(17);
     for (uint32_t e = g->succ_off[node] + c.lane(); e < end; e += c.width()) {
         const uint32_t s = g->succ[e];
+        if (s != ~0u) GROSR_STAMP(18);
         // acq_rel: the release publishes this node's results (ordered before us by the caller's
         // barrier) to whoever runs s; the acquire of the last decrement sees every other
         // predecessor's results before s is spawned.
         if (atom_add_acq_rel_gpu((int32_t*)&g->remaining[s], -1) == 1) {
+            GROSR_STAMP(19);
             // Plain store: the next launch's decrements come after this job has completed.
             g->remaining[s] = g->indeg[s];
             spawn_node(c, g, s);
+            GROSR_STAMP(20);
         }
     }
 }
@@ -547,35 +702,78 @@ __device__ void account(const Params& p, WarpState* ws, bool has, uint32_t kind,
     __syncwarp();
 }
 
+// Runs, on this lane, what the generated dispatch's own loop left held: a task of another kind,
+// or one past the lane's hops (ws->bypass_hops a round, shared by both loops), which is stacked
+// like any spawn. Held tasks are never counted: each takes over its parent's count, which
+// account() settles once for the lane. Their executions are counted as they run.
+__device__ void run_held(const Params& p, WarpState* ws, Ctx& c) {
+    uint32_t* row = ws->held[lane_id()];
+    while (row[RECORD_WORDS] != NO_KIND) {
+        const uint32_t kind = row[RECORD_WORDS];
+        row[RECORD_WORDS] = NO_KIND;
+        if (c.hops_left == 0) {
+            alignas(16) uint32_t words[RECORD_WORDS];
+            for (uint32_t w = 0; w < RECORD_WORDS; ++w) words[w] = row[w];
+            c.hold = false;
+            spawn_words(c, kind, words);
+            return;
+        }
+        atomicAdd((unsigned long long*)&p.executed[kind], 1ull);
+        Ctx h{&p, ws, c.job, kind, GROSR_LANE, c.uniform, nullptr, 0u, true, c.hops_left - 1};
+        // Straight from the row: the dispatch copies the record out before the body runs (and
+        // may hold its own child in the row). Held only if its kind is a known lane kind.
+        dispatch_lane(h, kind, row);
+        c.hops_left = h.hops_left;
+    }
+}
+
 __device__ void run_lane_round(const Params& p, WarpState* ws, bool has, uint32_t kind,
                                uint32_t job, uint32_t node, const uint32_t* words) {
     const uint32_t first = __ffs(__ballot_sync(0xffffffffu, has)) - 1;
     const uint32_t job0 = __shfl_sync(0xffffffffu, job, first & 31);
     const bool uniform = __all_sync(0xffffffffu, !has || job == job0);
     if (has) {
-        Ctx c{&p, ws, job, kind, GROSR_LANE, uniform, nullptr, node};
+        Ctx c{&p, ws, job, kind, GROSR_LANE, uniform, nullptr, node, BYPASS_HOPS > 0, ws->bypass_hops};
         if (!dispatch_lane(c, kind, words)) {
             fail_job(p, job, ERR_UNKNOWN_KIND, kind);
         }
+        GROSR_STAMP(5);
         // A lane task is one thread: its own writes precede its decrements in program order.
         if (node) release_successors(c);
+        run_held(p, ws, c);
     }
     account(p, ws, has, kind, job, uniform);
 }
 
-__device__ void run_warp_task(const Params& p, WarpState* ws, uint32_t kind, uint32_t job,
+// Runs a warp task; if it stacked exactly one warp task (a chain's next hop), pops and runs that
+// one right away, up to ws->bypass_hops times: the hop skips the take_work/process round trip.
+// The popped task was counted when stacked, exactly as if take_work had popped it.
+__device__ __noinline__ void run_warp_task(const Params& p, WarpState* ws, uint32_t kind, uint32_t job,
                               uint32_t node, const uint32_t* words) {
-    Ctx c{&p, ws, job, kind, GROSR_WARP, true, nullptr, node};
-    if (!dispatch_warp(c, kind, words) && lane_id() == 0) {
-        fail_job(p, job, ERR_UNKNOWN_KIND, kind);
-    }
-    if (node) {
-        // Every lane's writes precede every lane's decrements (each release is cumulative over
-        // what the warp barrier ordered before it).
+    alignas(16) uint32_t cur[RECORD_WORDS];
+    for (uint32_t w = 0; w < RECORD_WORDS; ++w) cur[w] = words[w];
+    for (uint32_t hops = 1;; ++hops) {
+        const uint32_t top = ws->top;            // only this task pushes to the stack meanwhile
+        Ctx c{&p, ws, job, kind, GROSR_WARP, true, nullptr, node};
+        if (!dispatch_warp(c, kind, cur) && lane_id() == 0) {
+            fail_job(p, job, ERR_UNKNOWN_KIND, kind);
+        }
+        if (node) {
+            // Every lane's writes precede every lane's decrements (each release is cumulative over
+            // what the warp barrier ordered before it).
+            __syncwarp();
+            release_successors(c);
+        }
+        account(p, ws, lane_id() == 0, kind, job, true);   // ends with a warp barrier
+        if (hops >= ws->bypass_hops || ws->top != top + 1) return;
+        const StackEntry& e = ws->stack[top];
+        if (kind_gran(e.kind) != GROSR_WARP) return;
+        kind = e.kind; job = e.job; node = e.node;
+        for (uint32_t w = 0; w < RECORD_WORDS; ++w) cur[w] = e.words[w];
+        __syncwarp();                            // every lane has read the entry
+        if (lane_id() == 0) ws->top = top;
         __syncwarp();
-        release_successors(c);
     }
-    account(p, ws, lane_id() == 0, kind, job, true);
 }
 
 // ---- Graph ranges: the roots of a graph launch ----------------------------------------------------
@@ -583,7 +781,7 @@ __device__ void run_warp_task(const Params& p, WarpState* ws, uint32_t kind, uin
 // one pushes halves (counted first) for other warps to steal until little is left, then runs the
 // roots right there: 32 lane roots per round, warp roots one by one (each counted through the
 // round's deferred count just before it runs, so a root costs no queue push and no atomic);
-// block roots are spawned, since they need the block's mailbox. The caller accounts for the range.
+// block roots are spawned, since they need the block's mailbox. The range settles its own count.
 struct GraphRange { uint64_t graph; uint32_t begin, end; };
 
 // Scheduling weight of roots [b, e): lane roots count 1 per 32, warp and block roots 1 each.
@@ -592,9 +790,65 @@ __device__ __forceinline__ uint32_t graph_weight(const GraphDev* g, uint32_t b, 
     return (lanes + WARP - 1) / WARP + (e - b - lanes);
 }
 
-constexpr uint32_t GRAPH_LEAF_WEIGHT = 2;        // a warp runs at most this much of a range itself
+#ifndef GROSR_GRAPH_LEAF
+#define GROSR_GRAPH_LEAF 2
+#endif
+constexpr uint32_t GRAPH_LEAF_WEIGHT = GROSR_GRAPH_LEAF;   // a warp runs at most this much of a range itself
 
-__device__ void run_graph_range(const Params& p, WarpState* ws, GraphRange r, uint32_t job) {
+// Runs roots [begin, end) of g right here. `counted`: the launch counted every root already (the
+// board), so a root's run only takes its count away; otherwise (a range, counted once as a whole)
+// each root is counted through the round's deferred count just before it runs. Block roots are
+// spawned (they need a block's mailbox); the caller's account() settles the range or unit.
+__device__ void run_graph_roots(const Params& p, WarpState* ws, const GraphDev* g, uint32_t begin,
+                                uint32_t end, uint32_t job, bool counted) {
+    const uint32_t lane = lane_id();
+    // The part of each class: [begin, lane_end) lane roots, [lane_end, warp_end) warp
+    // roots, [warp_end, end) block roots (any part may be empty).
+    const uint32_t lane_end = umax(begin, umin(end, g->lane_roots));
+    const uint32_t warp_end = umax(lane_end, umin(end, g->warp_roots_end));
+    GROSR_STAMP_MIN(14);
+    // Lane roots: 32 per round, each lane its own node (kinds may differ).
+    for (uint32_t b = begin; b < lane_end; b += WARP) {
+        const uint32_t n = umin(WARP, lane_end - b);
+        const bool has = lane < n;
+        uint32_t tag = 0, kind = NO_KIND;
+        alignas(16) uint32_t words[RECORD_WORDS];
+        if (has) {
+            const uint32_t node = g->roots[b + lane];
+            const uint32_t k = g->kinds[node];
+            kind = node_kind(k);
+            tag = node_tag(node, k);
+            const uint4* src = reinterpret_cast<const uint4*>(g->words + (uint64_t)node * RECORD_WORDS);
+            uint4* dst = reinterpret_cast<uint4*>(words);
+            dst[0] = src[0]; dst[1] = src[1]; dst[2] = src[2];
+        }
+        // The round's account() subtracts the n roots it ran: count them there, not here.
+        if (lane == 0 && !counted) ws->deferred += (int32_t)n;
+        __syncwarp();
+        run_lane_round(p, ws, has, kind, job, tag, words);
+    }
+    // Warp roots one by one, the record loaded by all lanes (a broadcast read).
+    for (uint32_t b = lane_end; b < warp_end; ++b) {
+        const uint32_t node = g->roots[b];
+        alignas(16) uint32_t words[RECORD_WORDS];
+        const uint4* src = reinterpret_cast<const uint4*>(g->words + (uint64_t)node * RECORD_WORDS);
+        uint4* dst = reinterpret_cast<uint4*>(words);
+        dst[0] = src[0]; dst[1] = src[1]; dst[2] = src[2];
+        const uint32_t k = g->kinds[node];
+        if (lane == 0 && !counted) ws->deferred += 1;
+        __syncwarp();
+        run_warp_task(p, ws, node_kind(k), job, node_tag(node, k), words);
+    }
+    // Block roots: spawned (counted by the range's own account()).
+    Ctx c{&p, ws, job, KIND_GRAPH_RANGE, GROSR_WARP, true, nullptr};
+    for (uint32_t b = warp_end; b < end; b += WARP) {
+        if (b + lane < end) spawn_node(c, g, g->roots[b + lane]);
+        __syncwarp();
+    }
+    GROSR_STAMP_MAX(15);
+}
+
+__device__ __noinline__ void run_graph_range(const Params& p, WarpState* ws, GraphRange r, uint32_t job) {
     const uint32_t lane = lane_id();
     const GraphDev* g = reinterpret_cast<const GraphDev*>(r.graph);
     while (graph_weight(g, r.begin, r.end) > GRAPH_LEAF_WEIGHT) {
@@ -607,58 +861,148 @@ __device__ void run_graph_range(const Params& p, WarpState* ws, GraphRange r, ui
         if (lane == 0) {
             // Counted before it is published: the right half is a task of the job until it runs.
             atomicAdd(&p.jobs[job].pending, 1);
-            push_counted(p, 1u, KIND_GRAPH_RANGE, job, 0u, words);
+            push_counted(p, home_queue(p), 1u, KIND_GRAPH_RANGE, job, 0u, words);
         }
         __syncwarp();
         r.end = mid;
     }
-    // The range's part of each class: [r.begin, lane_end) lane roots, [lane_end, warp_end) warp
-    // roots, [warp_end, r.end) block roots (any part may be empty).
-    const uint32_t lane_end = umax(r.begin, umin(r.end, g->lane_roots));
-    const uint32_t warp_end = umax(lane_end, umin(r.end, g->warp_roots_end));
-    // Lane roots: 32 per round, each lane its own node (kinds may differ).
-    for (uint32_t b = r.begin; b < lane_end; b += WARP) {
-        const uint32_t n = umin(WARP, lane_end - b);
-        const bool has = lane < n;
-        uint32_t node = 0, kind = NO_KIND;
-        alignas(16) uint32_t words[RECORD_WORDS];
-        if (has) {
-            node = g->roots[b + lane];
-            kind = g->kinds[node];
-            const uint4* src = reinterpret_cast<const uint4*>(g->words + (uint64_t)node * RECORD_WORDS);
-            uint4* dst = reinterpret_cast<uint4*>(words);
-            dst[0] = src[0]; dst[1] = src[1]; dst[2] = src[2];
-        }
-        // The round's account() subtracts the n roots it ran: count them there, not here.
-        if (lane == 0) ws->deferred += (int32_t)n;
-        __syncwarp();
-        run_lane_round(p, ws, has, kind, job, node + 1, words);
+    // The range's own count goes with its first round's: that round's account() adds
+    // deferred - executed once, so a root that spawns one successor changes no count at all
+    // (before, the round added +1 and the range's own account -1: two atomics in a row).
+    if (lane == 0) ws->deferred -= 1;
+    __syncwarp();
+    run_graph_roots(p, ws, g, r.begin, r.end, job, false);
+    // What no round took (block roots' spawns, or the -1 if no round ran) is settled here.
+    __syncwarp();
+    if (lane == 0) {
+        const int32_t d = ws->deferred;
+        ws->deferred = 0;
+        if (d != 0) job_add(p, job, d);
     }
-    // Warp roots one by one, the record loaded by all lanes (a broadcast read).
-    for (uint32_t b = lane_end; b < warp_end; ++b) {
-        const uint32_t node = g->roots[b];
-        alignas(16) uint32_t words[RECORD_WORDS];
-        const uint4* src = reinterpret_cast<const uint4*>(g->words + (uint64_t)node * RECORD_WORDS);
-        uint4* dst = reinterpret_cast<uint4*>(words);
-        dst[0] = src[0]; dst[1] = src[1]; dst[2] = src[2];
-        if (lane == 0) ws->deferred += 1;
-        __syncwarp();
-        run_warp_task(p, ws, g->kinds[node], job, node + 1, words);
-    }
-    // Block roots: spawned (counted by the range's own account()).
-    Ctx c{&p, ws, job, KIND_GRAPH_RANGE, GROSR_WARP, true, nullptr};
-    for (uint32_t b = warp_end; b < r.end; b += WARP) {
-        if (b + lane < r.end) spawn_node(c, g, g->roots[b + lane]);
-        __syncwarp();
-    }
+    __syncwarp();
 }
 
-// Loads one record of `size` bytes (any alignment) into words.
+// ---- The graph board: a large launch's roots, claimed by every idle warp -----------------------
+// A launch with more roots than a warp runs alone takes one board entry instead of being cut into
+// ranges: its roots are counted at ingest, and any warp whose own queue is empty claims the next
+// *unit* (32 lane roots, or one warp or block root) with one atomic add on the entry's state.
+// state = job << 44 | units << 22 | next claimed unit. A claim returns the job and the total with
+// the unit, so a claim never reads a field a newer launch may have rewritten; a late claim that
+// lands on a reused entry claims a unit of that newer launch (its roots are counted too) or none.
+// `live` has a bit per entry with units left: set by the ingest warp (the only one that fills
+// entries, and only entries whose bit is clear), cleared by whoever claims an entry's last unit.
+// A warp claims once per look at `live`, so claims past the last unit stay below one per warp.
+constexpr uint32_t BOARD_ENTRIES = 32;
+constexpr uint32_t BOARD_UNIT_BITS = 22, BOARD_JOB_SHIFT = 44;
+constexpr uint64_t BOARD_UNIT_MASK = (1ull << BOARD_UNIT_BITS) - 1;
+// Claims past the last unit (at most one per warp) must not carry into the units field.
+constexpr uint32_t BOARD_MAX_UNITS = (1u << BOARD_UNIT_BITS) - (1u << 17);
+#ifndef GROSR_GRAPH_BOARD
+#define GROSR_GRAPH_BOARD 1                      // 0: large launches are cut into ranges instead
+#endif
+struct GraphBoard {
+    uint32_t live; uint32_t pad[31];             // its own line: read by every idle warp
+    unsigned long long state[BOARD_ENTRIES];
+};
+__device__ GraphBoard grosr_board;               // zeroed by grosr_init before every start
+
+__device__ __forceinline__ uint64_t atom_add_acq_rel_gpu_u64(unsigned long long* p, uint64_t v) {
+    uint64_t old;
+    asm volatile("atom.acq_rel.gpu.global.add.u64 %0, [%1], %2;" : "=l"(old) : "l"(p), "l"(v) : "memory");
+    return old;
+}
+__device__ __forceinline__ void st_release_gpu_u64(unsigned long long* p, uint64_t v) {
+    asm volatile("st.release.gpu.global.u64 [%0], %1;" ::"l"(p), "l"(v) : "memory");
+}
+
+// Units of a launch: lane roots 32 to a unit, then one per warp or block root.
+__device__ __forceinline__ uint32_t graph_units(const GraphDev* g) {
+    return (g->lane_roots + WARP - 1) / WARP + (g->num_roots - g->lane_roots);
+}
+
+// Offers a launch's roots on the board (lane 0). False if no entry is free or it is too large:
+// the caller cuts it into ranges as before.
+__device__ bool board_offer(const Params& p, const GraphDev* g, uint32_t job, uint32_t roots) {
+    const uint32_t units = graph_units(g);
+    if (!GROSR_GRAPH_BOARD || units >= BOARD_MAX_UNITS || job >= (1u << (64 - BOARD_JOB_SHIFT))) return false;
+    const uint32_t live = *(volatile uint32_t*)&grosr_board.live;
+    if (live == 0xffffffffu) return false;
+    const uint32_t e = __ffs(~live) - 1;
+    // Every root counted now, replacing the launch record's count: a claimed unit's run takes
+    // its roots' counts away, so the job cannot complete while a unit is unclaimed.
+    atomicAdd(&p.jobs[job].pending, (int32_t)roots - 1);
+    // The bit goes up before the state: a warp that sees it early claims from the old,
+    // exhausted state (nothing). The other order could lose the bit's clearing: late claims
+    // from the entry's previous launch may take every unit, the last one included, before the
+    // bit is set, and a bit that stays up sends every idle warp's add to an exhausted entry.
+    atomicOr(&grosr_board.live, 1u << e);
+    // Release: the job's graph pointer, the count and the bit above come before any claim of
+    // this state, so the claim of the last unit clears the bit after it was set.
+    st_release_gpu_u64(&grosr_board.state[e], (uint64_t)job << BOARD_JOB_SHIFT | (uint64_t)units << BOARD_UNIT_BITS);
+    return true;
+}
+
+// Claims a unit from the board entries in `live` (lane 0's value). Returns 1 with lane 0 holding
+// a KIND_GRAPH_UNIT task (words[0] = the unit), else 0.
+__device__ uint32_t board_claim(const Params& p, uint32_t live, uint32_t& kind, uint32_t& job,
+                                uint32_t* words) {
+    live = __shfl_sync(0xffffffffu, live, 0);
+    if (live == 0) return 0;
+    uint32_t got = 0;
+    if (lane_id() == 0) {
+        // Start the search at a bit of its own, so that warps spread over concurrent launches.
+        const uint32_t rot = (blockIdx.x * WARPS_PER_BLOCK + threadIdx.x / WARP) & (BOARD_ENTRIES - 1);
+        const uint32_t turned = rot ? (live >> rot) | (live << (32 - rot)) : live;
+        const uint32_t e = (__ffs(turned) - 1 + rot) & (BOARD_ENTRIES - 1);
+        // Acquire pairs with board_offer's release (the job's graph and counts). The release
+        // half is not needed (atom.acquire would do); acq_rel is what was measured.
+        const uint64_t old = atom_add_acq_rel_gpu_u64(&grosr_board.state[e], 1);
+        const uint32_t unit = (uint32_t)(old & BOARD_UNIT_MASK);
+        const uint32_t units = (uint32_t)((old >> BOARD_UNIT_BITS) & BOARD_UNIT_MASK);
+        if (unit + 1 == units) atomicAnd(&grosr_board.live, ~(1u << e));   // the last unit: no more
+        if (unit < units) {
+            got = 1;
+            kind = KIND_GRAPH_UNIT;
+            job = (uint32_t)(old >> BOARD_JOB_SHIFT);
+            words[0] = unit;
+        }
+    }
+    return __shfl_sync(0xffffffffu, got, 0);
+}
+
+// Runs a claimed unit: its roots were counted at the launch.
+__device__ __noinline__ void run_graph_unit(const Params& p, WarpState* ws, uint32_t job, uint32_t unit) {
+    __syncwarp();   // lane 0's claim acquired the launch; the barrier passes that on to the others
+    const GraphDev* g = *(const GraphDev* volatile*)&p.jobs[job].graph;
+    const uint32_t lane_units = (g->lane_roots + WARP - 1) / WARP;
+    if (unit < lane_units) {
+        run_graph_roots(p, ws, g, unit * WARP, umin(unit * WARP + WARP, g->lane_roots), job, true);
+        return;
+    }
+    const uint32_t root = g->lane_roots + (unit - lane_units);
+    run_graph_roots(p, ws, g, root, root + 1, job, true);
+    // A block root was spawned (and counted): its count from the launch goes now.
+    if (root >= g->warp_roots_end) account(p, ws, lane_id() == 0, KIND_GRAPH_UNIT, job, true);
+}
+
+// Loads one record of `size` bytes (any alignment) from mapped memory into words. Each load is
+// a PCIe round trip, and the loads of one record are independent: wide ones, issued together.
 __device__ void load_record(uint32_t* words, const uint8_t* src, uint32_t size) {
     for (uint32_t w = 0; w < RECORD_WORDS; ++w) words[w] = 0;
-    if ((size & 3) == 0 && (((uint64_t)src) & 3) == 0) {
-        const volatile uint32_t* s = reinterpret_cast<const volatile uint32_t*>(src);
-        for (uint32_t w = 0; w < size / 4; ++w) words[w] = s[w];
+    if ((size & 15) == 0 && (((uint64_t)src) & 15) == 0) {
+        // 16, 32 or 48-byte records (at multiples of their size in a 16-byte aligned arena).
+        uint4 v[RECORD_WORDS / 4];
+        for (uint32_t q = 0; q < RECORD_WORDS / 4; ++q)
+            if (q * 16 < size) v[q] = ld_relaxed_sys_v4(src + q * 16);
+        for (uint32_t q = 0; q < RECORD_WORDS / 4; ++q)
+            if (q * 16 < size) {
+                words[4 * q] = v[q].x; words[4 * q + 1] = v[q].y;
+                words[4 * q + 2] = v[q].z; words[4 * q + 3] = v[q].w;
+            }
+    } else if ((size & 3) == 0 && (((uint64_t)src) & 3) == 0) {
+        uint32_t v[RECORD_WORDS];
+        for (uint32_t w = 0; w < RECORD_WORDS; ++w) if (w * 4 < size) v[w] = ld_relaxed_sys(src + w * 4);
+        for (uint32_t w = 0; w < RECORD_WORDS; ++w) if (w * 4 < size) words[w] = v[w];
     } else {
         uint8_t* d = reinterpret_cast<uint8_t*>(words);
         const volatile uint8_t* s = src;
@@ -679,7 +1023,7 @@ __device__ void range_records_read(const Params& p, uint32_t desc, uint32_t n) {
         st_release_sys(&p.desc_done[desc & (p.desc_cap - 1)], desc + 1);
 }
 
-__device__ void run_range(const Params& p, WarpState* ws, Range r, uint32_t job) {
+__device__ __noinline__ void run_range(const Params& p, WarpState* ws, Range r, uint32_t job) {
     const uint32_t lane = lane_id();
     const uint32_t gran = kind_gran(r.kind), size = kind_size(r.kind);
     if (gran == GROSR_NO_GRAN) {
@@ -710,11 +1054,13 @@ __device__ void run_range(const Params& p, WarpState* ws, Range r, uint32_t job)
         if (gran == GROSR_LANE) {
             const bool has = lane < n;
             if (has) load_record(words, base + (uint64_t)(b + lane) * size, size);
+            GROSR_STAMP(4);
             __syncwarp();
             run_lane_round(p, ws, has, r.kind, job, 0u, words);
             // After the round, not before: a lone task's completion then reaches the host one
             // system-scope release earlier; the records were in registers all along.
             range_records_read(p, r.desc, n);
+            GROSR_STAMP(8);
         } else {
             load_record(words, base + (uint64_t)b * size, size);
             __syncwarp();
@@ -722,7 +1068,7 @@ __device__ void run_range(const Params& p, WarpState* ws, Range r, uint32_t job)
                 run_warp_task(p, ws, r.kind, job, 0u, words);
             } else if (lane == 0) {
                 // Block tasks reach a block's mailbox through a queue; they are counted already.
-                push_counted(p, 1u, r.kind, job, 0u, words);
+                push_counted(p, home_queue(p), 1u, r.kind, job, 0u, words);
             }
             __syncwarp();
             range_records_read(p, r.desc, 1);
@@ -731,7 +1077,7 @@ __device__ void run_range(const Params& p, WarpState* ws, Range r, uint32_t job)
 }
 
 // Moves every entry of the warp's stack to the queues (they are counted already).
-__device__ void requeue_stack(const Params& p, WarpState* ws) {
+__device__ __noinline__ void requeue_stack(const Params& p, WarpState* ws) {
     __syncwarp();
     const uint32_t top = ws->top;
     for (uint32_t base = 0; base < top; base += WARP) {
@@ -740,7 +1086,8 @@ __device__ void requeue_stack(const Params& p, WarpState* ws) {
             const StackEntry& e = ws->stack[base + lane_id()];
             alignas(16) uint32_t words[RECORD_WORDS];
             for (uint32_t w = 0; w < RECORD_WORDS; ++w) words[w] = e.words[w];
-            push_counted(p, __activemask(), e.kind, e.job, e.node, words);
+            const uint32_t mask = __activemask();
+            push_counted(p, spawn_queue(p, ws, mask), mask, e.kind, e.job, e.node, words);
         }
         __syncwarp();
     }
@@ -760,27 +1107,76 @@ constexpr uint32_t INGEST_DRAIN_ROUNDS = 16;     // rounds the ingest warp runs 
 // After running a small submission, the ingest warp runs what it spawned onto its own stack for
 // a few rounds (a short chain or a small graph then completes with no queue hop at all), then
 // moves the rest to the queues, since the ingest warp takes no work from them.
-__device__ void drain_stack(const Params& p, WarpState* ws, Mailbox& mbox) {
+__device__ __noinline__ void drain_stack(const Params& p, WarpState* ws, Mailbox& mbox) {
     uint32_t rng = 1;
     for (uint32_t round = 0; round < INGEST_DRAIN_ROUNDS && ws->top > 0; ++round) {
         uint32_t kind = NO_KIND, job = 0, node = 0, words[RECORD_WORDS];
         // The stack is non-empty, so take_work takes from it and never touches a queue.
         const uint32_t n = take_work(p, ws, kind, job, node, words, rng);
+        GROSR_STAMP(21);
         process(p, ws, mbox, n, kind, job, node, words);
     }
     requeue_stack(p, ws);
 }
 
-// A graph launch: the descriptor's one record names the uploaded GraphDev. Few roots run right
-// here; more are cut into up to one graph range per SM queue, which the lanes push in parallel,
-// so the whole GPU starts on them after one hop.
-__device__ void ingest_graph(const Params& p, WarpState* ws, Mailbox& mbox, uint32_t job,
-                             uint32_t desc, uint64_t records, uint32_t& next_queue) {
+// Runs a small launch right here on the ingest warp, with the graph cached in the warp's state for
+// the releases of the tasks it runs meanwhile (all of this job: its stack was empty before).
+__device__ void run_launch_here(const Params& p, WarpState* ws, Mailbox& mbox, uint32_t job,
+                                const GraphDev* g, uint32_t root_tag, uint32_t root_kind,
+                                const uint32_t* root_words) {
     const uint32_t lane = lane_id();
-    uint64_t graph = 0;
+    if (lane == 0) { ws->graph = g; ws->graph_job = job; }
+    __syncwarp();
+    if (root_tag != 0) {
+        // The launch carried its only root: it runs on the launch record's count, with no load
+        // of the graph's header, roots or records first.
+        const uint32_t node = root_tag - 1, kind = node_kind(root_kind), tag = node_tag(node, root_kind);
+        GROSR_STAMP_MIN(14);
+        const uint32_t gran = kind_gran(kind);
+        if (gran == GROSR_LANE) {
+            run_lane_round(p, ws, lane == 0, kind, job, tag, root_words);
+        } else if (gran == GROSR_WARP) {
+            run_warp_task(p, ws, kind, job, tag, root_words);
+        } else {
+            // A block root needs a block's mailbox: spawned (counted), the record's count goes.
+            Ctx c{&p, ws, job, KIND_GRAPH_RANGE, GROSR_WARP, true, nullptr};
+            if (lane == 0) spawn_words(c, kind, root_words, tag);
+            account(p, ws, lane == 0, KIND_GRAPH_RANGE, job, true);
+        }
+        GROSR_STAMP_MAX(15);
+    } else {
+        GraphRange r{(uint64_t)g, 0, g->num_roots};
+        run_graph_range(p, ws, r, job);   // accounts for itself
+    }
+    drain_stack(p, ws, mbox);
+    __syncwarp();
+    if (lane == 0) ws->graph_job = NO_KIND;
+    __syncwarp();
+}
+
+// A graph launch: the descriptor's one record names the uploaded GraphDev. Few roots run right
+// here; more go on the graph board, where idle warps claim them; if the board is full, they are
+// cut into up to one graph range per SM queue, which the lanes push in parallel.
+// `root_tag` (node + 1, else 0), `root_kind` and `root_words`: a launch of a graph with one root
+// carries that root (grosr/src/graph/resident.rs), so it starts without a load of the graph.
+__device__ __noinline__ void ingest_graph(const Params& p, WarpState* ws, Mailbox& mbox, uint32_t job,
+                             uint64_t graph, uint32_t root_tag, uint32_t root_kind,
+                             const uint32_t* root_words, uint32_t& next_queue) {
+    const uint32_t lane = lane_id();
     uint32_t roots = 0, weight = 0;
+    GROSR_STAMP(12);
+#ifdef GROSR_TRACE
+    if (lane == 0) { grosr_trace[14] = ~0ull; grosr_trace[15] = 0; }   // published by the pushes below
+#endif
+    if (root_tag != 0) {
+        // Every node task of the job reads the graph from DevJob::graph (the other warps); the
+        // pushes that publish those tasks (release) come after this store in program order.
+        if (lane == 0) p.jobs[job].graph = reinterpret_cast<const GraphDev*>(graph);
+        run_launch_here(p, ws, mbox, job, reinterpret_cast<const GraphDev*>(graph), root_tag,
+                        root_kind, root_words);
+        return;
+    }
     if (lane == 0) {
-        graph = *reinterpret_cast<const volatile uint64_t*>(records);
         const GraphDev* g = reinterpret_cast<const GraphDev*>(graph);
         roots = g->num_roots;
         weight = graph_weight(g, 0, roots);
@@ -788,19 +1184,20 @@ __device__ void ingest_graph(const Params& p, WarpState* ws, Mailbox& mbox, uint
         // tasks (release) come after this store in program order.
         p.jobs[job].graph = g;
     }
-    graph = __shfl_sync(0xffffffffu, graph, 0);
     roots = __shfl_sync(0xffffffffu, roots, 0);
     weight = __shfl_sync(0xffffffffu, weight, 0);
-    range_records_read(p, desc, 1);
     if (weight <= GRAPH_LEAF_WEIGHT) {
-        GraphRange r{graph, 0, roots};
-        run_graph_range(p, ws, r, job);
-        account(p, ws, lane == 0, KIND_GRAPH_RANGE, job, true);
-        drain_stack(p, ws, mbox);
+        run_launch_here(p, ws, mbox, job, reinterpret_cast<const GraphDev*>(graph), 0u, 0u, root_words);
         return;
     }
-    // One piece per SM queue at most (each then splits among that SM's warps, which look at their
-    // home queue first); the lanes push them in parallel, each slot to its own queue.
+    uint32_t offered = 0;
+    if (lane == 0) offered = board_offer(p, reinterpret_cast<const GraphDev*>(graph), job, roots);
+    if (__shfl_sync(0xffffffffu, offered, 0)) {
+        GROSR_STAMP(13);
+        return;
+    }
+    // No board entry free: one piece per SM queue at most (each then splits among that SM's
+    // warps, which look at their home queue first); the lanes push them in parallel.
     const uint32_t pieces = umin(p.num_queues, (weight + GRAPH_LEAF_WEIGHT - 1) / GRAPH_LEAF_WEIGHT);
     // The launch record was counted as one task; the pieces replace it (counted before pushed).
     if (lane == 0) atomicAdd(&p.jobs[job].pending, (int32_t)pieces - 1);
@@ -817,69 +1214,209 @@ __device__ void ingest_graph(const Params& p, WarpState* ws, Mailbox& mbox, uint
         }
     }
     __syncwarp();
+    GROSR_STAMP(13);
     next_queue = (next_queue + pieces) % p.num_queues;
 }
 
-// Run by one warp (block 0, warp 0). Returns how many descriptors it took.
-__device__ uint32_t ingest(const Params& p, WarpState* ws, Mailbox& mbox, uint64_t& head,
-                           uint32_t& next_queue) {
-    uint32_t taken = 0;
-    for (; taken < 32; ++taken) {
-        volatile Desc* d = &p.descs[head & (p.desc_cap - 1)];
-        uint32_t ready = 0, kind = 0, count = 0, job = 0, job_seq = 0;
-        int32_t adjust = 0;
-        uint64_t records = 0;
-        if (lane_id() == 0) {
-            // acquire (system scope): the host wrote the descriptor's fields before its seq.
-            ready = ld_acquire_sys(&d->seq) == (uint32_t)(head + 1);
-            if (ready) {
-                kind = d->kind; count = d->count; job = d->job_slot; job_seq = d->job_seq;
-                adjust = d->adjust; records = d->records;
-            }
+// Polls descriptor `head`, twice back to back, then goes back to the loop (mailbox, stop flag).
+// Each poll is one PCIe round trip for all 32 cells. (Several polls in flight at once, spaced a
+// third of a round trip apart, were slower: 4.6 against 1.3 µs from the hit's issue to its use.)
+// True if seen whole; `cell` is then this lane's cell.
+__device__ __forceinline__ bool desc_whole(uint64_t cell, uint64_t head) {
+    return __all_sync(0xffffffffu, (uint32_t)(cell >> 32) == (uint32_t)(head + 1));
+}
+__device__ bool poll_desc(const Params& p, uint64_t head, uint64_t& cell) {
+    const uint64_t* src = &p.descs[head & (p.desc_cap - 1)].cell[lane_id()];
+    for (uint32_t poll = 0; poll < 2; ++poll) {
+#ifdef GROSR_TRACE
+        const unsigned long long issued = grosr_now();
+#endif
+        cell = ld_relaxed_sys_u64(src);
+        if (desc_whole(cell, head)) {
+#ifdef GROSR_TRACE
+            if (threadIdx.x == 0) grosr_trace[0] = issued;
+#endif
+            return true;
         }
-        if (!__shfl_sync(0xffffffffu, ready, 0)) break;
-        kind = __shfl_sync(0xffffffffu, kind, 0);
-        count = __shfl_sync(0xffffffffu, count, 0);
-        job = __shfl_sync(0xffffffffu, job, 0);
-        records = __shfl_sync(0xffffffffu, records, 0);
-        Range r{kind, 0, count, (uint32_t)head, records};
-        if (lane_id() == 0) {
-            p.jobs[job].seq = job_seq;
-            p.desc_reads[head & (p.desc_cap - 1)] = (int32_t)count;
-            // Count the records before any of them can run (the push below publishes them).
-            job_add(p, job, (int32_t)count + adjust);
-        }
-        __syncwarp();
+#ifdef GROSR_TRACE
+        if (threadIdx.x == 0) grosr_trace[10] = issued;   // the last poll that found nothing
+#endif
+    }
+    return false;
+}
+
+// Record `first`.. of an inline descriptor into words: lane l holds payload word l.
+__device__ __forceinline__ void inline_record(uint32_t word, uint32_t first, uint32_t size_words,
+                                              uint32_t* words) {
+#pragma unroll
+    for (uint32_t w = 0; w < RECORD_WORDS; ++w) {
+        const uint32_t v = __shfl_sync(0xffffffffu, word, (first + w) & (WARP - 1));
+        words[w] = w < size_words ? v : 0u;
+    }
+}
+
+// A small graph's launch carries the whole graph in its descriptor (grosr/src/graph/resident.rs,
+// `small_launch`): cell DESC_INLINE_FIRST holds n, the next n cells one word per node (kind in
+// bits 0-15, level in 16-23, the cell of its record in 24-31), then the records. The host orders
+// the nodes by level (longest path from a root), lane nodes before warp nodes within a level, and
+// counted the job as n tasks. The warp runs it level by level, a level's lane nodes in one round:
+// a node runs after all of its predecessors (earlier levels) have returned, as in a graph launch,
+// with no graph in memory, no counter and no queue. Tags are 0: no successor is released.
+__device__ __noinline__ void run_small_graph(const Params& p, WarpState* ws, uint32_t job, uint32_t word) {
+    const uint32_t lane = lane_id();
+    const uint32_t n = __shfl_sync(0xffffffffu, word, DESC_INLINE_FIRST);
+    const uint32_t first = DESC_INLINE_FIRST + 1;   // node 0's word
+    for (uint32_t i = 0; i < n;) {
+        const uint32_t level = __shfl_sync(0xffffffffu, word, first + i) >> 16 & 0xFFu;
+        // Lane l looks at node i + l; its level's nodes are a prefix of the lanes.
+        const uint32_t me = umin(i + lane, n - 1);
+        const uint32_t nw = __shfl_sync(0xffffffffu, word, (first + me) & (WARP - 1));
+        const bool mine = i + lane < n && (nw >> 16 & 0xFFu) == level;
+        const uint32_t kind = nw & 0xFFFFu;
         const uint32_t gran = kind_gran(kind);
-        if (kind == KIND_GRAPH && count == 1) {
-            ingest_graph(p, ws, mbox, job, (uint32_t)head, records, next_queue);
-            ++head;
-            if (lane_id() == 0) st_release_sys64(&p.host->desc_head, head);
-            continue;
+        alignas(16) uint32_t words[RECORD_WORDS];
+        inline_record(word, nw >> 24, mine ? kind_size(kind) / 4 : 0u, words);
+        // Unknown kinds go to the lane round, whose dispatch fails the job with their kind.
+        const bool lane_node = mine && gran != GROSR_WARP;
+        if (__any_sync(0xffffffffu, lane_node)) run_lane_round(p, ws, lane_node, kind, job, 0u, words);
+        uint32_t warp_nodes = __ballot_sync(0xffffffffu, mine && gran == GROSR_WARP);
+        while (warp_nodes) {
+            const uint32_t src = __ffs(warp_nodes) - 1;
+            warp_nodes &= warp_nodes - 1;
+            alignas(16) uint32_t w[RECORD_WORDS];
+            for (uint32_t k = 0; k < RECORD_WORDS; ++k) w[k] = __shfl_sync(0xffffffffu, words[k], src);
+            run_warp_task(p, ws, __shfl_sync(0xffffffffu, kind, src), job, 0u, w);
         }
-        if ((gran == GROSR_LANE && count <= WARP) || (gran == GROSR_WARP && count == 1)) {
-            // A small submission runs right here: no queue hop and no sleeping warp to wake,
-            // which is most of a lone task's latency.
-            run_range(p, ws, r, job);
-            drain_stack(p, ws, mbox);
-            ++head;
-            if (lane_id() == 0) st_release_sys64(&p.host->desc_head, head);
-            continue;
-        }
-        alignas(16) uint32_t words[RECORD_WORDS] = {0};
-        memcpy(words, &r, sizeof(Range));
-        // Ranges go round-robin over the SM queues so that work starts spread out. One slot:
-        // lane 0 pushes it alone (mask 1).
-        if (lane_id() == 0 && !push_any(p, next_queue, 1u, KIND_RANGE, job, 0u, words)) {
-            fail_job(p, job, ERR_QUEUE_OVERFLOW, kind);
-            range_records_read(p, (uint32_t)head, count);
+        // account() ended each round with a warp barrier: this level's writes are ordered
+        // before the next level's reads.
+        i += __popc(__ballot_sync(0xffffffffu, mine));
+    }
+}
+
+// Runs the records an inline descriptor carried (counted already): up to 24 lane tasks in one
+// round, or one warp task, right here; several warp tasks, or block tasks, go to a queue.
+__device__ __noinline__ void run_inline(const Params& p, WarpState* ws, uint32_t kind, uint32_t count,
+                                        uint32_t job, uint32_t word, uint32_t& next_queue) {
+    const uint32_t lane = lane_id();
+    const uint32_t gran = kind_gran(kind), size = kind_size(kind);
+    if (gran == GROSR_NO_GRAN || size % 4 != 0 || count * size > (DESC_CELLS - DESC_INLINE_FIRST) * 4) {
+        // An unknown kind (or a size the host could not have sent inline): the job fails.
+        if (lane == 0) {
+            fail_job(p, job, ERR_UNKNOWN_KIND, kind);
             job_add(p, job, -(int32_t)count);
         }
         __syncwarp();
+        return;
+    }
+    const uint32_t sw = size / 4;
+    alignas(16) uint32_t words[RECORD_WORDS];
+    if (gran == GROSR_WARP && count == 1) {
+        inline_record(word, DESC_INLINE_FIRST, sw, words);
+        run_warp_task(p, ws, kind, job, 0u, words);
+        return;
+    }
+    const bool has = lane < count;
+    inline_record(word, DESC_INLINE_FIRST + lane * sw, sw, words);
+    GROSR_STAMP(4);
+    if (gran == GROSR_LANE) {
+        run_lane_round(p, ws, has, kind, job, 0u, words);
+    } else {
+        // The mask first, by all lanes (a ballot inside the branch would leave lanes out).
+        const uint32_t mask = __ballot_sync(0xffffffffu, has);
+        if (has) push_counted(p, next_queue, mask, kind, job, 0u, words);
+        __syncwarp();
         next_queue = (next_queue + 1) % p.num_queues;
-        ++head;
-        // release (system scope): our reads of the descriptor are done before the host reuses it.
-        if (lane_id() == 0) st_release_sys64(&p.host->desc_head, head);
+    }
+}
+
+// Run by one warp (block 0, warp 0). Returns how many descriptors it took.
+__device__ __noinline__ uint32_t ingest(const Params& p, WarpState* ws, Mailbox& mbox, uint64_t& head,
+                           uint32_t& next_queue) {
+    const uint32_t lane = lane_id();
+    uint32_t taken = 0;
+    for (; taken < 32; ++taken) {
+        uint64_t cell = 0;
+        if (!poll_desc(p, head, cell)) break;
+        GROSR_STAMP(1);
+        const uint32_t word = (uint32_t)cell;
+        const uint32_t kind = __shfl_sync(0xffffffffu, word, DESC_KIND);
+        const uint32_t count = __shfl_sync(0xffffffffu, word, DESC_COUNT);
+        const uint32_t job = __shfl_sync(0xffffffffu, word, DESC_JOB_SLOT);
+        const uint32_t job_seq = __shfl_sync(0xffffffffu, word, DESC_JOB_SEQ);
+        const int32_t adjust = (int32_t)__shfl_sync(0xffffffffu, word, DESC_ADJUST);
+        const bool in_desc = __shfl_sync(0xffffffffu, word, DESC_INLINE) == 1;
+        const uint64_t records = (uint64_t)__shfl_sync(0xffffffffu, word, DESC_RECORDS_LO) |
+                                 (uint64_t)__shfl_sync(0xffffffffu, word, DESC_RECORDS_HI) << 32;
+        GROSR_STAMP(2);
+        if (lane == 0) {
+            // Acquire by fence (the relaxed load of cell 0 saw the host's release store of it):
+            // the records the host copied into the arena before publishing are visible to this
+            // warp, and through its releases (queue pushes) to the warps that run them. Inline
+            // records need none: they came in the cells themselves.
+            if (!in_desc || GROSR_INLINE_FENCE) fence_acq_rel_sys();
+            p.jobs[job].seq = job_seq;
+            if (!in_desc) p.desc_reads[head & (p.desc_cap - 1)] = (int32_t)count;
+            // Count the records before any of them can run (the push below publishes them, and
+            // its release orders this add first; this warp's own later updates of the count
+            // follow it in coherence order). A relaxed add with no result: it cannot complete
+            // the job (pending >= 0 before it, and count + adjust >= 0), so nothing waits for it.
+            if (count + adjust != 0) atomicAdd(&p.jobs[job].pending, (int32_t)count + adjust);
+            GROSR_STAMP(3);
+        }
+        __syncwarp();
+        const uint64_t desc = head++;
+        if (kind == KIND_GRAPH && count == 1) {
+            uint64_t graph;
+            // A launch record: graph address, then (a one-root graph) the root's node + 1, its
+            // kind and its record; the arena form (never sent by this host) has the address only.
+            uint32_t root_tag = 0, root_kind = 0;
+            alignas(16) uint32_t root_words[RECORD_WORDS] = {0};
+            if (in_desc) {
+                graph = (uint64_t)__shfl_sync(0xffffffffu, word, DESC_INLINE_FIRST) |
+                        (uint64_t)__shfl_sync(0xffffffffu, word, DESC_INLINE_FIRST + 1) << 32;
+                root_tag = __shfl_sync(0xffffffffu, word, DESC_INLINE_FIRST + 2);
+                root_kind = __shfl_sync(0xffffffffu, word, DESC_INLINE_FIRST + 3);
+                inline_record(word, DESC_INLINE_FIRST + 4, RECORD_WORDS, root_words);
+            } else {
+                uint32_t lo = 0, hi = 0;
+                if (lane == 0) { lo = ld_relaxed_sys((const void*)records); hi = ld_relaxed_sys((const void*)(records + 4)); }
+                graph = (uint64_t)__shfl_sync(0xffffffffu, lo, 0) | (uint64_t)__shfl_sync(0xffffffffu, hi, 0) << 32;
+                range_records_read(p, (uint32_t)desc, 1);
+            }
+            ingest_graph(p, ws, mbox, job, graph, root_tag, root_kind, root_words, next_queue);
+        } else if (kind == KIND_GRAPH_SMALL && in_desc) {
+            run_small_graph(p, ws, job, word);
+            drain_stack(p, ws, mbox);
+        } else if (in_desc) {
+            run_inline(p, ws, kind, count, job, word, next_queue);
+            GROSR_STAMP(8);
+            drain_stack(p, ws, mbox);
+        } else {
+            Range r{kind, 0, count, (uint32_t)desc, records};
+            const uint32_t gran = kind_gran(kind);
+            if ((gran == GROSR_LANE && count <= WARP) || (gran == GROSR_WARP && count == 1)) {
+                // A small submission runs right here: no queue hop and no sleeping warp to wake.
+                run_range(p, ws, r, job);
+                drain_stack(p, ws, mbox);
+            } else {
+                alignas(16) uint32_t words[RECORD_WORDS] = {0};
+                memcpy(words, &r, sizeof(Range));
+                // Ranges go round-robin over the SM queues so that work starts spread out. One
+                // slot: lane 0 pushes it alone (mask 1).
+                if (lane == 0 && !push_any(p, next_queue, 1u, KIND_RANGE, job, 0u, words)) {
+                    fail_job(p, job, ERR_QUEUE_OVERFLOW, kind);
+                    range_records_read(p, (uint32_t)desc, count);
+                    job_add(p, job, -(int32_t)count);
+                }
+                __syncwarp();
+                next_queue = (next_queue + 1) % p.num_queues;
+            }
+        }
+        // Relaxed (system scope): the host may now rewrite this descriptor. Our loads of its cells
+        // are done (their values were used above); and a load that saw a later write would have
+        // seen a later tag, so no reordering can hand us a mix.
+        if (lane == 0) st_relaxed_sys64(&p.host->desc_head, head);
+        GROSR_STAMP(9);
     }
     return taken;
 }
@@ -903,7 +1440,7 @@ __device__ void requeue(const Params& p, WarpState* ws, bool has, uint32_t kind,
             for (uint32_t w = 0; w < RECORD_WORDS; ++w) e.words[w] = words[w];
         }
     } else if (has) {
-        push_counted(p, __activemask(), kind, job, node, words);
+        push_counted(p, home_queue(p), __activemask(), kind, job, node, words);
     }
     __syncwarp();
 }
@@ -926,7 +1463,11 @@ __device__ uint32_t take_work(const Params& p, WarpState* ws, uint32_t& kind, ui
         return n;
     }
     const uint32_t home = home_queue(p);
+    // Issued now, used only if the home queue is empty: both loads are in flight together.
+    const uint32_t live = lane == 0 ? *(volatile uint32_t*)&grosr_board.live : 0u;
     uint32_t n = pop_from(p, home, WARP, kind, job, node, words);
+    if (n) return n;
+    n = board_claim(p, live, kind, job, words);
     if (n) return n;
     for (uint32_t t = 0; t < 4 && p.num_queues > 1; ++t) {      // steal from random victims
         rng = rng * 1664525u + 1013904223u;
@@ -941,7 +1482,7 @@ __device__ void process(const Params& p, WarpState* ws, Mailbox& mbox, uint32_t 
                         uint32_t job, uint32_t node, const uint32_t* words) {
     const uint32_t lane = lane_id(), warp = threadIdx.x / WARP;
     const bool has = lane < n;
-    const bool internal_range = kind == KIND_RANGE || kind == KIND_GRAPH_RANGE;
+    const bool internal_range = kind == KIND_RANGE || kind == KIND_GRAPH_RANGE || kind == KIND_GRAPH_UNIT;
     const uint32_t gran = !has ? GROSR_NO_GRAN : (internal_range ? GRAN_RANGE : kind_gran(kind));
     // Lane tasks (and unknown kinds, which dispatch_lane reports) all at once.
     const bool lane_task = has && (gran == GROSR_LANE || gran == GROSR_NO_GRAN);
@@ -962,8 +1503,9 @@ __device__ void process(const Params& p, WarpState* ws, Mailbox& mbox, uint32_t 
         } else if (k == KIND_GRAPH_RANGE) {
             GraphRange r;
             memcpy(&r, w, sizeof(GraphRange));
-            run_graph_range(p, ws, r, j);
-            account(p, ws, lane == 0, KIND_GRAPH_RANGE, j, true);
+            run_graph_range(p, ws, r, j);   // accounts for itself
+        } else if (k == KIND_GRAPH_UNIT) {
+            run_graph_unit(p, ws, j, w[0]);
         } else {
             run_warp_task(p, ws, k, j, nd, w);
         }
@@ -993,7 +1535,7 @@ __device__ void process(const Params& p, WarpState* ws, Mailbox& mbox, uint32_t 
 
 // All warps of the block meet here to run a posted block task, or to exit together.
 // Returns true when the block must exit.
-__device__ bool block_collective(const Params& p, WarpState* ws, Mailbox& mbox,
+__device__ __noinline__ bool block_collective(const Params& p, WarpState* ws, Mailbox& mbox,
                                  uint32_t& blk_stop, uint32_t& my_epoch) {
     named_barrier(1);
     // Read both decisions between two barriers: no warp can post or stop while all are here,
@@ -1036,11 +1578,18 @@ __device__ void scheduler(const Params& p) {
     __shared__ uint32_t blk_stop;
     const uint32_t lane = lane_id(), warp = threadIdx.x / WARP;
     WarpState* ws = &warp_states[warp];
-    if (lane == 0) { ws->top = 0; ws->deferred = 0; }
+    const bool ingest_warp = blockIdx.x == 0 && warp == 0;
+    if (lane == 0) {
+        ws->top = 0;
+        ws->deferred = 0;
+        ws->bypass_hops = ingest_warp ? INGEST_BYPASS_HOPS : BYPASS_HOPS;
+        ws->spread = 0;
+        ws->graph_job = NO_KIND;
+    }
+    ws->held[lane][RECORD_WORDS] = NO_KIND;
     if (threadIdx.x == 0) { mbox.epoch = 0; mbox.busy = 0; blk_stop = 0; }
     __syncthreads();
     if (threadIdx.x == 0) atomicAdd((uint32_t*)&p.host->started_blocks, 1u);  // host waits for all
-    const bool ingest_warp = blockIdx.x == 0 && warp == 0;
     uint64_t head = p.desc_start;
     uint32_t next_queue = 0, my_epoch = 0, idle_ns = 0, turns = 0;
     uint32_t rng = 0x9E3779B9u * (blockIdx.x * 64 + warp + 1);
@@ -1078,7 +1627,8 @@ __device__ void scheduler(const Params& p) {
                 continue;
             }
         }
-        if (*(volatile uint32_t*)p.dev_stop) { set_stop(); continue; }
+        // The ingest warp itself copies the host's stop flag to dev_stop (above): no need to read it.
+        if (!ingest_warp && *(volatile uint32_t*)p.dev_stop) { set_stop(); continue; }
         // Idle: back off so polling does not steal L2 bandwidth from busy warps.
         idle_ns = idle_ns ? umin(idle_ns * 2, 1024u) : 32u;
         __nanosleep(ingest_warp ? 32u : idle_ns);
@@ -1094,12 +1644,16 @@ __device__ void init_queues(const Params& p) {
          i += (uint64_t)gridDim.x * blockDim.x) {
         p.slots[i].seq = (uint32_t)(i & (p.queue_cap - 1));
     }
+    // A launch abandoned by a stop must not be claimed after the restart.
+    const uint32_t t = blockIdx.x * blockDim.x + threadIdx.x;
+    if (t < BOARD_ENTRIES) grosr_board.state[t] = 0;
+    if (t == 0) grosr_board.live = 0;
 }
 
 }  // namespace grosr
 
 // ---- Kernels ------------------------------------------------------------------------------------
-extern "C" __global__ void __launch_bounds__(grosr::BLOCK_THREADS) grosr_scheduler(grosr::Params p) {
+extern "C" __global__ void __launch_bounds__(grosr::BLOCK_THREADS, GROSR_MIN_BLOCKS_PER_SM) grosr_scheduler(grosr::Params p) {
     grosr::scheduler(p);
 }
 extern "C" __global__ void grosr_init(grosr::Params p) { grosr::init_queues(p); }

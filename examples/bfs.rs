@@ -10,6 +10,7 @@ use grosr::bfs::generate::{chain, grid, kronecker, sample_roots};
 use grosr::bfs::gpu::{self, BfsOptions, DeviceGraph};
 use grosr::bfs::while_graph::{WhileBfs, WhileGraph, WhileRoute, default_grid};
 use grosr::bfs::{BfsRun, Csr, harmonic_mean, read, traversed_edges, validate};
+use grosr::workloads::table::format_value;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Kind {
@@ -135,13 +136,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         println!("all {} searches valid (Graph500 rules)", roots.len());
         if !resident.is_empty() {
-            println!("resident:   {:.3} GTEPS (harmonic mean)", hr / 1e9);
+            println!(
+                "resident:   {} GTEPS (harmonic mean)",
+                format_value(hr / 1e9)
+            );
         }
         if !level_sync.is_empty() {
-            println!("level-sync: {:.3} GTEPS (harmonic mean)", hl / 1e9);
+            println!(
+                "level-sync: {} GTEPS (harmonic mean)",
+                format_value(hl / 1e9)
+            );
         }
         if !while_graph.is_empty() {
-            println!("WHILE graph: {:.3} GTEPS (harmonic mean)", hw / 1e9);
+            println!(
+                "WHILE graph: {} GTEPS (harmonic mean)",
+                format_value(hw / 1e9)
+            );
+        }
+        if hr > 0.0 && hw > 0.0 {
+            println!("resident / WHILE graph: {:.2}×", hr / hw);
         }
         if hr > 0.0 && hl > 0.0 {
             println!("resident / level-sync: {:.2}×", hr / hl);

@@ -120,6 +120,56 @@ fn a_chain_of_100k_dependent_spawns_runs_every_hop() {
 
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
+fn held_lane_chains_of_two_types_run_every_hop_once_and_count_it() {
+    // 40 chains (a lane round and a bit), each longer than a round's bypass hops, so chains
+    // also fall back to the stack; every Tock hop ≡ 0 (mod 3) adds a Mark (fan-out).
+    const CHAINS: u32 = 40;
+    const LEN: u32 = 1000;
+    // Allocated before the scheduler starts, so compute-sanitizer can run this test (it flags
+    // a running kernel's accesses to stream-ordered allocations made after its launch).
+    let gpu = grosr::driver::Gpu::open(0).unwrap();
+    let hits = DeviceBuffer::<u32>::zeroed(&gpu, (CHAINS * LEN) as usize).unwrap();
+    let rt = new_rt();
+    let before = [
+        rt.executed::<Tick>().unwrap(),
+        rt.executed::<Tock>().unwrap(),
+        rt.executed::<Mark>().unwrap(),
+    ];
+    let roots: Vec<Tick> = (0..CHAINS)
+        .map(|chain| Tick {
+            hits: hits.ptr(),
+            chain,
+            hop: 0,
+            len: LEN,
+            pad: 0,
+        })
+        .collect();
+    rt.submit(&roots).unwrap().wait_timeout(T).unwrap();
+    let hits = hits.to_vec().unwrap();
+    let odd = LEN / 2; // Tock hops: 1, 3, 5, …
+    let marks_per_chain = (0..LEN).filter(|h| h % 2 == 1 && h % 3 == 0).count() as u64;
+    for (i, &h) in hits.iter().enumerate() {
+        let hop = i as u32 % LEN;
+        let want = if hop % 2 == 1 && hop % 3 == 0 { 2 } else { 1 };
+        assert_eq!(h, want, "chain {} hop {hop}", i as u32 / LEN);
+    }
+    let ran = |i: usize, now: u64| now - before[i];
+    assert_eq!(
+        ran(0, rt.executed::<Tick>().unwrap()),
+        (CHAINS * (LEN - odd)) as u64
+    );
+    assert_eq!(
+        ran(1, rt.executed::<Tock>().unwrap()),
+        (CHAINS * odd) as u64
+    );
+    assert_eq!(
+        ran(2, rt.executed::<Mark>().unwrap()),
+        CHAINS as u64 * marks_per_chain
+    );
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
 fn block_tasks_run_on_whole_blocks_from_host_and_from_spawns() {
     let rt = new_rt();
     let n = 200u32;
@@ -329,6 +379,95 @@ fn mixed_workload_with_buffers_allocated_before_launch() {
             *g,
             (0..256u32).map(|l| i as u32 + l).sum::<u32>(),
             "block task {i}"
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn copies_from_many_new_threads_finish_while_the_scheduler_runs() {
+    // Each new thread would copy on a per-thread stream of its own: with 40 such threads, copies
+    // stopped finishing while the scheduler ran (session 6), so copies go through the runtime's
+    // copy streams (grosr/src/copy_streams.rs). A stuck copy fails the test, it does not hang it.
+    let rt = new_rt();
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        let threads: Vec<_> = (0..64u32)
+            .map(|t| {
+                let (rt, done) = (&rt, &done);
+                s.spawn(move || {
+                    let data: Vec<u32> = (0..1000).map(|i| i * 64 + t).collect();
+                    let buf = DeviceBuffer::from_slice(rt.gpu(), &data).unwrap();
+                    assert_eq!(buf.to_vec().unwrap(), data, "thread {t}");
+                    assert_runtime_runs_tasks(rt);
+                    done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                })
+            })
+            .collect();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while threads.iter().any(|h| !h.is_finished()) {
+            if std::time::Instant::now() > deadline {
+                let _ = rt.stop(); // lets stuck copies finish, so the scope can end
+                panic!(
+                    "{} of 64 threads unfinished after 30 s",
+                    64 - done.load(std::sync::atomic::Ordering::Relaxed)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+    assert_eq!(done.into_inner(), 64);
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn spawn_bursts_past_the_stack_run_every_task_exactly_once() {
+    // Rounds of 32 lane (or warp) tasks spawning 32 each overflow the warp's stack: the rest go
+    // out as spawn ranges. Eight jobs at once also mix jobs within rounds (no ranges there).
+    let rt = new_rt();
+    const PER_JOB: u32 = 1 << 17;
+    let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 16 * PER_JOB as usize).unwrap();
+    for round in 0..3u32 {
+        flags.write(&vec![0; 16 * PER_JOB as usize]).unwrap();
+        let lane_jobs: Vec<Vec<Flood>> = (0..8)
+            .map(|j| {
+                (0..PER_JOB / 32)
+                    .map(|i| Flood {
+                        flags: flags.ptr(),
+                        first: j * PER_JOB + i * 32,
+                        fanout: 32,
+                    })
+                    .collect()
+            })
+            .collect();
+        let warp_jobs: Vec<Vec<WarpFlood>> = (8..16)
+            .map(|j| {
+                (0..PER_JOB / 1024)
+                    .map(|i| WarpFlood {
+                        flags: flags.ptr(),
+                        first: j * PER_JOB + i * 1024,
+                        fanout: 32,
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut jobs = Vec::new();
+        for (l, w) in lane_jobs.iter().zip(&warp_jobs) {
+            jobs.push(rt.submit(l).unwrap());
+            jobs.push(rt.submit(w).unwrap());
+        }
+        for j in &jobs {
+            j.wait_timeout(T).unwrap();
+        }
+        let got = flags.to_vec().unwrap();
+        let wrong: Vec<usize> = (0..got.len()).filter(|&i| got[i] != 1).collect();
+        assert!(
+            wrong.is_empty(),
+            "round {round}: {} of {} flags not 1, first {:?} = {:?}",
+            wrong.len(),
+            got.len(),
+            &wrong[..wrong.len().min(4)],
+            wrong.iter().take(4).map(|&i| got[i]).collect::<Vec<_>>()
         );
     }
 }

@@ -29,6 +29,21 @@ node_task!(LaneNode, "lane");
 node_task!(WarpNode, "warp");
 node_task!(BlockNode, "block");
 
+// Nodes of small graphs (16-byte records, so up to 4 travel in one launch descriptor): node in
+// bits 0-7 of `node_preds`, a bit per predecessor above (tests/cuda/tiny_node.cu).
+macro_rules! tiny_task {
+    ($name:ident, $gran:literal) => {
+        #[grosr::task(granularity = $gran, file = "../tests/cuda/tiny_node.cu")]
+        pub struct $name {
+            pub out: DevicePtr<u64>,
+            pub node_preds: u32,
+            pub pad: u32,
+        }
+    };
+}
+tiny_task!(TinyLane, "lane");
+tiny_task!(TinyWarp, "warp");
+
 /// Fails its graph's job with code 7.
 #[grosr::task(granularity = "lane", cuda = "ctx.fail(7);")]
 pub struct FailNode {
@@ -47,6 +62,8 @@ fn runtime() -> Runtime {
         .task::<WarpNode>()
         .task::<BlockNode>()
         .task::<FailNode>()
+        .task::<TinyLane>()
+        .task::<TinyWarp>()
         .build()
         .expect("runtime")
 }
@@ -151,6 +168,54 @@ fn random_dag(rt: &Runtime, n: u32, seed: u64) -> RandomDag {
     }
 }
 
+/// A random DAG of `n` ≤ 4 tiny lane and warp nodes: small enough to launch whole in one
+/// descriptor, so Resident runs it level by level on the warp that receives it.
+fn tiny_dag(rt: &Runtime, n: u32, seed: u64) -> RandomDag {
+    let mut rng = Rng(seed | 1);
+    let out = DeviceBuffer::<u64>::zeroed(rt.gpu(), n as usize).unwrap();
+    let mut graph = TaskGraph::new();
+    let mut expected = vec![0u64; n as usize];
+    let mut ids = Vec::new();
+    let mut preds_of = Vec::new();
+    for v in 0..n {
+        let preds = (0..v)
+            .filter(|_| rng.below(2) == 0)
+            .fold(0u32, |m, u| m | 1 << u);
+        expected[v as usize] = (0..v).filter(|u| preds >> u & 1 == 1).fold(
+            0x9E37_79B9_7F4A_7C15u64.wrapping_mul(v as u64 + 1),
+            |s, u| s.wrapping_add(expected[u as usize]),
+        );
+        let node_preds = v | preds << 8;
+        ids.push(if rng.below(3) == 0 {
+            graph.add(TinyWarp {
+                out: out.ptr(),
+                node_preds,
+                pad: 0,
+            })
+        } else {
+            graph.add(TinyLane {
+                out: out.ptr(),
+                node_preds,
+                pad: 0,
+            })
+        });
+        preds_of.push(preds);
+    }
+    for (v, &preds) in preds_of.iter().enumerate() {
+        for u in (0..v).filter(|u| preds >> u & 1 == 1) {
+            graph.add_edge(ids[u], ids[v]).unwrap();
+        }
+    }
+    RandomDag {
+        graph,
+        ids,
+        out,
+        _pred_off: DeviceBuffer::zeroed(rt.gpu(), 1).unwrap(),
+        _preds: DeviceBuffer::zeroed(rt.gpu(), 1).unwrap(),
+        expected,
+    }
+}
+
 fn run_checked(rt: &Runtime, dag: &RandomDag, s: Strategy, runs: usize) {
     if s.is_resident() {
         rt.start().unwrap();
@@ -193,10 +258,106 @@ fn every_strategy_computes_the_same_values_on_random_dags_of_mixed_types() {
 
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
+fn small_graphs_run_whole_on_one_warp_in_dependency_order() {
+    let rt = runtime();
+    for seed in 0..200u64 {
+        let dag = tiny_dag(&rt, 1 + (seed % 4) as u32, seed);
+        run_checked(&rt, &dag, Strategy::Resident, 3);
+    }
+    // A failing node fails the launch; its successors still run, and the next launch too.
+    let dag = tiny_dag(&rt, 3, 99);
+    let mut g = dag.graph.clone();
+    let fail = g.add(FailNode { code: 7 });
+    g.add_edge(fail, dag.ids[0]).unwrap();
+    let mut p = g.prepare(&rt, Strategy::Resident).unwrap();
+    for _ in 0..3 {
+        dag.out.write(&[0u64; 3]).unwrap();
+        match p.run(T) {
+            Err(Error::TaskFailed { task, code }) => {
+                assert_eq!((task.as_str(), code), ("FailNode", 7));
+            }
+            other => panic!("expected FailNode's failure, got {other:?}"),
+        }
+        assert_eq!(dag.out.to_vec().unwrap(), dag.expected);
+    }
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
 fn a_resident_graph_relaunches_many_times_without_reupload() {
     let rt = runtime();
     let dag = random_dag(&rt, 3000, 11);
     run_checked(&rt, &dag, Strategy::Resident, 20);
+}
+
+/// 40 threads relaunch 40 different graphs at once, each with about 120 roots of every
+/// granularity: more large launches in flight than the graph board has entries (32), so launches
+/// take entries, give them back, reuse them, and fall back to ranges when none is free. A
+/// watchdog bounds the whole test: past it, the runtime is stopped (every wait then returns) and
+/// the failure names the step each unfinished thread was in.
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn concurrent_large_launches_all_run_whole_with_the_board_full() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const STEPS: [&str; 5] = ["prepare", "write", "run", "read", "done"];
+    let rt = runtime();
+    let dags: Vec<RandomDag> = (0..40).map(|t| random_dag(&rt, 600, 100 + t)).collect();
+    // Per thread: step * 100 + run.
+    let progress: Vec<AtomicUsize> = dags.iter().map(|_| AtomicUsize::new(0)).collect();
+    let results: Vec<Result<(), String>> = std::thread::scope(|s| {
+        let threads: Vec<_> = dags
+            .iter()
+            .zip(&progress)
+            .enumerate()
+            .map(|(t, (dag, at))| {
+                let rt = &rt;
+                s.spawn(move || -> Result<(), String> {
+                    let err = |e: Error| format!("graph {t}: {e}");
+                    let mut p = dag.graph.prepare(rt, Strategy::Resident).map_err(err)?;
+                    for run in 0..10 {
+                        at.store(100 + run, Ordering::Relaxed);
+                        dag.out
+                            .write(&vec![0u64; dag.expected.len()])
+                            .map_err(err)?;
+                        at.store(200 + run, Ordering::Relaxed);
+                        p.run(Duration::from_secs(20)).map_err(err)?;
+                        at.store(300 + run, Ordering::Relaxed);
+                        let got = dag.out.to_vec().map_err(err)?;
+                        let wrong = (0..got.len())
+                            .filter(|&i| got[i] != dag.expected[i])
+                            .count();
+                        if wrong != 0 {
+                            return Err(format!("graph {t} run {run}: {wrong} nodes wrong"));
+                        }
+                    }
+                    at.store(400, Ordering::Relaxed);
+                    Ok(())
+                })
+            })
+            .collect();
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while threads.iter().any(|h| !h.is_finished()) {
+            if std::time::Instant::now() > deadline {
+                let stuck: Vec<String> = (0..threads.len())
+                    .filter(|&t| !threads[t].is_finished())
+                    .map(|t| {
+                        let at = progress[t].load(Ordering::Relaxed);
+                        format!("graph {t}: {} (run {})", STEPS[at / 100], at % 100)
+                    })
+                    .collect();
+                let _ = rt.stop();
+                panic!("unfinished after 120 s: {stuck:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        threads.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let failed: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of 40 failed: {failed:?}",
+        failed.len()
+    );
 }
 
 #[test]
@@ -307,12 +468,18 @@ fn cycles_and_unregistered_types_are_refused_before_anything_runs() {
 fn a_graph_prepared_while_stopped_runs_clean_under_the_sanitizer() {
     let rt = runtime();
     rt.stop().unwrap();
-    let dag = random_dag(&rt, 600, 21);
-    let mut p = dag.graph.prepare(&rt, Strategy::Resident).unwrap();
+    // A large graph, and a small one (it travels whole in its launch descriptor).
+    let dags = [random_dag(&rt, 600, 21), tiny_dag(&rt, 4, 22)];
+    let mut prepared: Vec<_> = dags
+        .iter()
+        .map(|d| d.graph.prepare(&rt, Strategy::Resident).unwrap())
+        .collect();
     rt.start().unwrap();
     for _ in 0..3 {
-        dag.out.write(&vec![0u64; dag.expected.len()]).unwrap();
-        p.run(T).unwrap();
-        assert_eq!(dag.out.to_vec().unwrap(), dag.expected);
+        for (dag, p) in dags.iter().zip(&mut prepared) {
+            dag.out.write(&vec![0u64; dag.expected.len()]).unwrap();
+            p.run(T).unwrap();
+            assert_eq!(dag.out.to_vec().unwrap(), dag.expected);
+        }
     }
 }

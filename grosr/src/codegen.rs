@@ -67,10 +67,11 @@ pub fn generate(tasks: &[TaskInfo]) -> String {
 
     out.push_str("\n// ---- Kinds and spawn helpers ----\n");
     for (kind, t) in tasks.iter().enumerate() {
-        let n = t.name;
+        let (n, gran) = (t.name, t.granularity.c_name());
         let _ = writeln!(
             out,
-            "template <> struct grosr::KindOf<{n}> {{ static constexpr uint32_t value = {kind}u; }};\n\
+            "template <> struct grosr::KindOf<{n}> {{ static constexpr uint32_t value = {kind}u; \
+             static constexpr uint32_t gran = grosr::{gran}; }};\n\
              __device__ __forceinline__ void grosr_spawn_{n}(grosr::Ctx& ctx, const {n}& t) {{ ctx.spawn(t); }}"
         );
     }
@@ -116,10 +117,20 @@ pub fn generate(tasks: &[TaskInfo]) -> String {
             .filter(|(_, t)| t.granularity == gran)
         {
             let n = t.name;
-            let _ = writeln!(
-                out,
-                "    case {kind}u: {{ {n} t; memcpy(&t, words, sizeof({n})); grosr_body_{n}(ctx, t); return true; }}"
-            );
+            if gran == Granularity::Lane {
+                // A chain of this type runs right here (scheduler bypass, grosr_runtime.cuh).
+                let _ = writeln!(
+                    out,
+                    "    case {kind}u: {{ {n} t; memcpy(&t, words, sizeof({n})); uint32_t hops = 0;\n        \
+                     do grosr_body_{n}(ctx, t); while (grosr::take_held(ctx, {kind}u, t, hops));\n        \
+                     if (ctx.p) grosr::count_held(ctx, {kind}u, hops); return true; }}"
+                );
+            } else {
+                let _ = writeln!(
+                    out,
+                    "    case {kind}u: {{ {n} t; memcpy(&t, words, sizeof({n})); grosr_body_{n}(ctx, t); return true; }}"
+                );
+            }
         }
         out.push_str("    default: return false;\n    }\n}\n");
     }
@@ -165,6 +176,34 @@ fn layout_asserts() -> String {
         let _ = writeln!(
             s,
             "static_assert(sizeof({c}) == {size}, \"grosr: {c} differs from grosr/src/layout.rs\");"
+        );
+    }
+    use crate::ring::*;
+    let words = [
+        ("DESC_KIND", DESC_KIND),
+        ("DESC_COUNT", DESC_COUNT),
+        ("DESC_JOB_SLOT", DESC_JOB_SLOT),
+        ("DESC_JOB_SEQ", DESC_JOB_SEQ),
+        ("DESC_ADJUST", DESC_ADJUST),
+        ("DESC_RECORDS_LO", DESC_RECORDS_LO),
+        ("DESC_RECORDS_HI", DESC_RECORDS_HI),
+        ("DESC_INLINE", DESC_INLINE),
+        ("DESC_INLINE_FIRST", DESC_INLINE_FIRST),
+    ];
+    for (c, word) in words {
+        let _ = writeln!(
+            s,
+            "static_assert(grosr::{c} == {word}, \"grosr: {c} differs from grosr/src/ring.rs\");"
+        );
+    }
+    use crate::layout::{KIND_GRAPH, KIND_GRAPH_SMALL};
+    for (c, value) in [
+        ("KIND_GRAPH", KIND_GRAPH),
+        ("KIND_GRAPH_SMALL", KIND_GRAPH_SMALL),
+    ] {
+        let _ = writeln!(
+            s,
+            "static_assert(grosr::{c} == {value}u, \"grosr: {c} differs from grosr/src/layout.rs\");"
         );
     }
     s
@@ -258,10 +297,19 @@ mod tests {
         assert!(src.contains("struct Twice {\n    uint32_t x;\n    uint32_t y;\n};"));
         assert!(src.contains("GROSR_FIELD(Twice, y, 4, 4)"));
         assert!(src.contains(
-            "template <> struct grosr::KindOf<Twice> { static constexpr uint32_t value = 0u; };"
+            "template <> struct grosr::KindOf<Twice> { static constexpr uint32_t value = 0u; static constexpr uint32_t gran = grosr::GROSR_LANE; };"
         ));
         assert!(src.contains("#line 7 \"src/twice.rs\"\n\n    task.y;\n"));
-        assert!(src.contains("case 0u: { Twice t; memcpy(&t, words, sizeof(Twice)); grosr_body_Twice(ctx, t); return true; }"));
+        assert!(
+            src.contains(
+                "case 0u: { Twice t; memcpy(&t, words, sizeof(Twice)); uint32_t hops = 0;"
+            )
+        );
+        assert!(
+            src.contains(
+                "do grosr_body_Twice(ctx, t); while (grosr::take_held(ctx, 0u, t, hops));"
+            )
+        );
         assert!(src.contains("case 0u: return grosr::GROSR_LANE;"));
         assert!(src.contains(
             "extern \"C\" __global__ void grosr_single_Twice(Twice task, int32_t* status)"

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use cudarc::driver::{result as cu, sys};
 
+use crate::copy_streams::on_copy_stream;
 use crate::error::{CudaContext as _, Error, Result};
 
 /// One GPU with its primary context made current on the calling thread.
@@ -203,20 +204,25 @@ impl Drop for MappedMem {
     }
 }
 
-/// The per-thread default stream. Device memory is allocated, copied and freed in stream order
-/// on it: `cuMemAlloc`/`cuMemFree` synchronise the whole device, which would wait forever for
-/// the persistent scheduler kernel.
-fn per_thread_stream() -> sys::CUstream {
+/// The per-thread default stream. With no scheduler running, device memory is allocated, copied
+/// and freed in stream order on it: `cuMemAlloc`/`cuMemFree` synchronise the whole device, which
+/// would wait forever for the persistent scheduler kernel. While one runs, the copy streams of
+/// crate::copy_streams take its place.
+pub(crate) fn per_thread_stream() -> sys::CUstream {
     0x2 as sys::CUstream // CU_STREAM_PER_THREAD
 }
 
-/// Waits for the calling thread's per-thread stream, at most `DEVICE_COPY_TIMEOUT`.
-fn wait_per_thread(what: &'static str) -> Result<()> {
-    wait_stream(per_thread_stream(), DEVICE_COPY_TIMEOUT, what)
+/// Waits for a copy stream (copies), at most `DEVICE_COPY_TIMEOUT`.
+/// Queries back to back first (small copies), then every 20 µs: each query is a driver call,
+/// and many threads querying without pause queue on the driver's lock.
+fn wait_copy(stream: sys::CUstream, what: &'static str) -> Result<()> {
+    poll_stream(stream, DEVICE_COPY_TIMEOUT, what, 100, || {
+        std::thread::sleep(Duration::from_micros(20))
+    })
 }
 
 /// `Ok(true)` once all of `stream`'s work is done, `Ok(false)` while some runs, `Err` on a fault.
-fn query_stream(stream: sys::CUstream) -> Result<bool> {
+pub(crate) fn query_stream(stream: sys::CUstream) -> Result<bool> {
     // SAFETY: the stream is live (or the per-thread default stream).
     match unsafe { sys::cuStreamQuery(stream) } {
         sys::CUresult::CUDA_SUCCESS => Ok(true),
@@ -226,17 +232,30 @@ fn query_stream(stream: sys::CUstream) -> Result<bool> {
 }
 
 /// Polls `stream` until its work is done, at most `timeout`, so a hang cannot block forever.
+/// Spins first (short kernels), then gives the core away. No sleeping: the baselines'
+/// launch-and-wait times go through here.
 fn wait_stream(stream: sys::CUstream, timeout: Duration, what: &'static str) -> Result<()> {
+    poll_stream(stream, timeout, what, 1000, std::thread::yield_now)
+}
+
+/// Queries `stream` until its work is done: `spin` queries back to back, then `pause()` between
+/// queries; gives up after `timeout`.
+fn poll_stream(
+    stream: sys::CUstream,
+    timeout: Duration,
+    what: &'static str,
+    spin: u32,
+    pause: impl Fn(),
+) -> Result<()> {
     let start = Instant::now();
     let mut turns = 0u32;
     while !query_stream(stream)? {
         turns = turns.saturating_add(1);
-        if turns > 1000 && start.elapsed() > timeout {
-            return Err(Error::Timeout(timeout, what));
-        }
-        // Spin first (short kernels), then give the core away.
-        if turns > 1000 {
-            std::thread::yield_now();
+        if turns > spin {
+            if start.elapsed() > timeout {
+                return Err(Error::Timeout(timeout, what));
+            }
+            pause();
         }
     }
     Ok(())
@@ -253,22 +272,32 @@ pub struct DeviceMem {
 impl DeviceMem {
     /// Allocates `len` zeroed bytes of device memory.
     pub fn zeroed(len: usize) -> Result<DeviceMem> {
-        let stream = per_thread_stream();
-        // SAFETY: a fresh stream-ordered allocation.
-        let ptr = unsafe { cu::malloc_async(stream, len.max(1)) }.call("cuMemAllocAsync")?;
-        let mem = DeviceMem { ptr, len };
-        mem.clear()?;
-        Ok(mem)
+        let ptr = on_copy_stream(|stream| Self::alloc_on(stream, len, true))?;
+        Ok(DeviceMem { ptr, len })
     }
     /// Allocates `len` bytes of device memory whose contents are undefined (the device heap's
     /// arena: clearing gigabytes by copies would cost the heap's whole init time).
     pub(crate) fn uninit(len: usize) -> Result<DeviceMem> {
+        let ptr = on_copy_stream(|stream| Self::alloc_on(stream, len, false))?;
+        Ok(DeviceMem { ptr, len })
+    }
+    /// Allocates `len` bytes on `stream` (zeroed if `zero`) and waits. On failure the memory is
+    /// freed right here on the same stream: a `DeviceMem` dropped while the caller holds a copy
+    /// stream would ask for a copy stream again.
+    fn alloc_on(stream: sys::CUstream, len: usize, zero: bool) -> Result<u64> {
         // SAFETY: a fresh stream-ordered allocation, never read before it is written.
-        let ptr =
-            unsafe { cu::malloc_async(per_thread_stream(), len.max(1)) }.call("cuMemAllocAsync")?;
-        let mem = DeviceMem { ptr, len };
-        wait_per_thread("a device allocation")?;
-        Ok(mem)
+        let ptr = unsafe { cu::malloc_async(stream, len.max(1)) }.call("cuMemAllocAsync")?;
+        let ready = if zero {
+            clear_on(ptr, len, stream)
+        } else {
+            wait_copy(stream, "a device allocation")
+        };
+        if let Err(e) = ready {
+            // SAFETY: ptr came from malloc_async just above and is freed once.
+            let _ = unsafe { cu::free_async(ptr, stream) };
+            return Err(e);
+        }
+        Ok(ptr)
     }
     /// Allocates device memory holding a copy of `data`.
     pub fn from_slice<T: bytemuck::Pod>(data: &[T]) -> Result<DeviceMem> {
@@ -297,13 +326,8 @@ impl DeviceMem {
         if offset + std::mem::size_of_val(out) > self.len {
             return Err(Error::Config("read past the end of a device buffer".into()));
         }
-        if out.is_empty() {
-            return Ok(());
-        }
-        // SAFETY: bounds checked above; we wait for the copy before `out` can be touched.
-        unsafe { cu::memcpy_dtoh_async(out, self.ptr + offset as u64, per_thread_stream()) }
-            .call("cuMemcpyDtoHAsync")?;
-        wait_per_thread("a device-to-host copy")
+        // SAFETY: bounds checked above.
+        unsafe { read_device(self.ptr + offset as u64, out) }
     }
     /// Copies `data` to the start of the buffer.
     pub fn write<T: bytemuck::Pod>(&self, data: &[T]) -> Result<()> {
@@ -319,27 +343,29 @@ impl DeviceMem {
         if data.is_empty() {
             return Ok(());
         }
-        // SAFETY: bounds checked above; we wait for the copy before `data` can be dropped.
-        unsafe { cu::memcpy_htod_async(self.ptr + offset as u64, data, per_thread_stream()) }
-            .call("cuMemcpyHtoDAsync")?;
-        wait_per_thread("a host-to-device copy")
+        // SAFETY: bounds checked above.
+        unsafe { write_device(self.ptr + offset as u64, data) }
     }
     /// Sets every byte to zero. By copies from zeroed host memory, not cuMemset: a memset is a
     /// kernel, and no kernel can start while the scheduler holds every SM; copies use the copy
     /// engines.
     pub fn clear(&self) -> Result<()> {
-        const CHUNK: usize = 16 << 20;
-        let zeros = vec![0u8; self.len.min(CHUNK)];
-        for start in (0..self.len).step_by(CHUNK) {
-            let n = CHUNK.min(self.len - start);
-            // SAFETY: [start, start + n) lies inside the allocation; we wait before `zeros` drops.
-            unsafe {
-                cu::memcpy_htod_async(self.ptr + start as u64, &zeros[..n], per_thread_stream())
-            }
-            .call("cuMemcpyHtoDAsync")?;
-        }
-        wait_per_thread("zeroing device memory")
+        on_copy_stream(|stream| clear_on(self.ptr, self.len, stream))
     }
+}
+
+/// Zeroes `len` bytes at device address `ptr` by copies on `stream`, and waits.
+fn clear_on(ptr: u64, len: usize, stream: sys::CUstream) -> Result<()> {
+    const CHUNK: usize = 16 << 20;
+    let zeros = vec![0u8; len.min(CHUNK)];
+    for start in (0..len).step_by(CHUNK) {
+        let n = CHUNK.min(len - start);
+        // SAFETY: [start, start + n) lies inside the allocation (the caller's); we wait before
+        // `zeros` drops.
+        unsafe { cu::memcpy_htod_async(ptr + start as u64, &zeros[..n], stream) }
+            .call("cuMemcpyHtoDAsync")?;
+    }
+    wait_copy(stream, "zeroing device memory")
 }
 
 /// Copies `data` to device address `dst` (a module global, say) and waits for the copy.
@@ -351,15 +377,19 @@ pub(crate) unsafe fn write_device<T: bytemuck::Pod>(dst: u64, data: &[T]) -> Res
     if data.is_empty() {
         return Ok(());
     }
-    // SAFETY: the caller vouches for dst; we wait before `data` can be dropped.
-    unsafe { cu::memcpy_htod_async(dst, data, per_thread_stream()) }.call("cuMemcpyHtoDAsync")?;
-    wait_per_thread("a host-to-device copy")
+    on_copy_stream(|stream| {
+        // SAFETY: the caller vouches for dst; we wait before `data` can be dropped.
+        unsafe { cu::memcpy_htod_async(dst, data, stream) }.call("cuMemcpyHtoDAsync")?;
+        wait_copy(stream, "a host-to-device copy")
+    })
 }
 
 impl Drop for DeviceMem {
     fn drop(&mut self) {
-        // SAFETY: ptr came from malloc_async and is freed once, in stream order.
-        let _ = unsafe { cu::free_async(self.ptr, per_thread_stream()) };
+        let _ = on_copy_stream(|stream| {
+            // SAFETY: ptr came from malloc_async and is freed once, in stream order.
+            unsafe { cu::free_async(self.ptr, stream) }.call("cuMemFreeAsync")
+        });
     }
 }
 
@@ -649,4 +679,20 @@ pub unsafe fn add_kernel_node(
         .result()
         .call("cuGraphAddKernelNode")?;
     Ok(node)
+}
+
+/// Copies `out.len()` elements from device address `addr` to the host, on this thread's stream,
+/// and waits for the copy.
+///
+/// # Safety
+/// `addr` must point to at least `size_of_val(out)` bytes of device memory of the bound context.
+pub(crate) unsafe fn read_device<T: bytemuck::Pod>(addr: u64, out: &mut [T]) -> Result<()> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    on_copy_stream(|stream| {
+        // SAFETY: the caller vouches for the source; we wait for the copy before `out` is touched.
+        unsafe { cu::memcpy_dtoh_async(out, addr, stream) }.call("cuMemcpyDtoHAsync")?;
+        wait_copy(stream, "a device-to-host copy")
+    })
 }

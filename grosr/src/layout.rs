@@ -11,23 +11,23 @@ pub(crate) const SLOT_BYTES: usize = 64;
 pub(crate) const QUEUE_HEADER_BYTES: usize = 512;
 /// Kind of a graph launch record (C: `grosr::KIND_GRAPH`).
 pub(crate) const KIND_GRAPH: u32 = 0xFFFF_FFF1;
+/// Kind of a small graph's launch, which carries the whole graph (C: `grosr::KIND_GRAPH_SMALL`).
+pub(crate) const KIND_GRAPH_SMALL: u32 = 0xFFFF_FFF4;
 /// Bytes of the device-side graph header. C: `grosr::GraphDev`.
 pub(crate) const GRAPH_DEV_BYTES: usize = 80;
 
 /// Threads per scheduler block.
 pub(crate) const BLOCK_THREADS: u32 = 256;
 
-/// One submitted slice (mapped host memory). C: `grosr::Desc`.
+/// Cells in one descriptor.
+pub(crate) const DESC_CELLS: usize = 32;
+
+/// One submitted slice (mapped host memory): 32 cells of `payload | tag << 32`, each written
+/// with one 8-byte store (cuda/README.md, "Submitting"). C: `grosr::Desc`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Desc {
-    pub records: u64,
-    pub kind: u32,
-    pub count: u32,
-    pub job_slot: u32,
-    pub job_seq: u32,
-    pub adjust: i32,
-    pub seq: u32,
+    pub cells: [u64; DESC_CELLS],
 }
 
 /// One job slot's outcome (mapped). C: `grosr::Completion`.
@@ -98,5 +98,5 @@ pub(crate) fn shared_struct_sizes() -> [(&'static str, usize); 8] {
 }
 
 const _: () = assert!(size_of::<HostCtl>() == 512);
-const _: () = assert!(size_of::<Desc>() == 32);
+const _: () = assert!(size_of::<Desc>() == 256);
 const _: () = assert!(RECORD_WORDS * 4 == crate::record::MAX_RECORD_BYTES);

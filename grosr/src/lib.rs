@@ -32,9 +32,12 @@ pub mod alloc;
 pub mod baseline;
 #[cfg(not(loom))]
 pub mod bfs;
+#[cfg(all(test, loom))]
+mod board_model;
 mod buffer;
 pub mod codegen;
 pub mod compile;
+mod copy_streams;
 pub mod driver;
 mod error;
 #[cfg(not(loom))]

@@ -12,12 +12,14 @@ use cudarc::driver::result as cu;
 use crate::alloc::{self, DeviceHeap, HeapStats};
 use crate::codegen::{self, TaskInfo};
 use crate::compile;
+use crate::copy_streams::{self, CopyStreams};
 use crate::driver::{DeviceMem, Gpu, MappedMem, Module, Stream};
 use crate::error::{CudaContext as _, Error, Result, from_device_code};
 use crate::layout::{self, BLOCK_THREADS, Completion, Desc, HostCtl, Params};
 use crate::record::Task;
 use crate::ring::{
-    self, ABANDONED, CompletionCells, DescCells, DescFields, JobTicket, Producer, Ring, Waiter,
+    self, ABANDONED, CompletionCells, DescCells, DescFields, JobTicket, Producer, Records, Ring,
+    Waiter,
 };
 
 /// How the runtime is sized; see the builder's methods for each field.
@@ -52,6 +54,53 @@ impl Default for Config {
     }
 }
 
+/// The `#define` lines that open the module's source: `env`'s (`GROSR_DEFINES`:
+/// `NAME=VALUE,NAME=VALUE`, a bare `NAME` defines it empty), then the builder's own, which win
+/// where both name a macro. A name that is not a C identifier, or a value spanning lines, becomes
+/// an `#error` line instead, so the build fails with NVRTC's message naming it.
+fn define_lines(env: &str, own: &[(String, String)]) -> String {
+    let mut defined: Vec<(String, String)> = env
+        .split(',')
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| {
+            let (name, value) = d.split_once('=').unwrap_or((d, ""));
+            (name.trim().to_string(), value.trim().to_string())
+        })
+        .collect();
+    for (name, value) in own {
+        defined.retain(|(n, _)| n != name);
+        defined.push((name.clone(), value.clone()));
+    }
+    let identifier = |n: &str| {
+        n.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    let mut s = String::new();
+    for (name, value) in &defined {
+        if identifier(name) && !value.contains(['\n', '\r']) {
+            s.push_str(&format!("#define {name} {value}\n"));
+        } else {
+            let shown: String = name
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '_' {
+                        c
+                    } else {
+                        '?'
+                    }
+                })
+                .collect();
+            s.push_str(&format!(
+                "#error grosr cannot define {shown} (GROSR_DEFINES or RuntimeBuilder::define): \
+                 a macro name is a C identifier and its value one line\n"
+            ));
+        }
+    }
+    s
+}
+
 /// Builds a [`Runtime`]: register task types, size it, then [`build`](RuntimeBuilder::build).
 ///
 /// ```no_run
@@ -63,6 +112,7 @@ impl Default for Config {
 pub struct RuntimeBuilder {
     tasks: Vec<TaskInfo>,
     extra: Vec<ExtraCuda>,
+    defines: Vec<(String, String)>,
     config: Config,
 }
 
@@ -140,9 +190,28 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Defines a preprocessor macro at the top of the module's source (before the runtime), for
+    /// task bodies that use macros and for the runtime's tuning knobs: `GROSR_BYPASS_HOPS`
+    /// (chained tasks a warp runs without a scheduling round, default 64, 0 = off) and
+    /// `GROSR_MIN_BLOCKS_PER_SM` (the scheduler's `__launch_bounds__` minimum, default 2).
+    /// The environment variable `GROSR_DEFINES` (`NAME=VALUE,NAME=VALUE`) adds more, for
+    /// experiments without a rebuild; the builder's own come last and win. A name that is not a
+    /// C identifier fails the build with an NVRTC error naming it.
+    ///
+    /// ```
+    /// let src = grosr::Runtime::builder().define("GROSR_BYPASS_HOPS", "0").source();
+    /// assert!(src.starts_with("#define GROSR_BYPASS_HOPS 0\n"));
+    /// ```
+    pub fn define(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.defines.push((name.into(), value.into()));
+        self
+    }
+
     /// The CUDA source the runtime would compile (no GPU needed).
     pub fn source(&self) -> String {
-        let mut s = codegen::generate(&self.tasks);
+        let env = std::env::var("GROSR_DEFINES").unwrap_or_default();
+        let mut s = define_lines(&env, &self.defines);
+        s.push_str(&codegen::generate(&self.tasks));
         for (i, e) in self.extra.iter().enumerate() {
             s.push_str(&format!("\n// ---- Extra CUDA source {i} ----\n"));
             s.push_str(&e.code);
@@ -514,6 +583,16 @@ impl Runtime {
         self._module.global(name)
     }
 
+    /// Copies the `__device__` variable `name` to the host as elements of `T` (as many as fit
+    /// its size); works while the scheduler runs.
+    pub fn read_global<T: bytemuck::Pod>(&self, name: &str) -> Result<Vec<T>> {
+        let (addr, size) = self.global(name)?;
+        let mut out = vec![T::zeroed(); size / std::mem::size_of::<T>().max(1)];
+        // SAFETY: the module owns `size` bytes at `addr`, and out covers at most that many.
+        unsafe { crate::driver::read_device(addr, &mut out) }?;
+        Ok(out)
+    }
+
     /// What the device heap holds: bytes and allocations in use per size class, failures.
     /// Works while the scheduler runs (by copies); an error if the runtime has no heap.
     pub fn heap_stats(&self) -> Result<HeapStats> {
@@ -569,7 +648,13 @@ impl Runtime {
         timeout: Duration,
     ) -> Result<Job<'_>> {
         let kind = self.kind_of::<T>()?;
-        self.submit_bytes(kind, size_of::<T>(), bytemuck::cast_slice(records), timeout)
+        self.submit_bytes(
+            kind,
+            size_of::<T>(),
+            bytemuck::cast_slice(records),
+            0,
+            timeout,
+        )
     }
 
     /// Submits raw records of kind `kind` (`record_size` bytes each). For tests of the GPU's
@@ -585,14 +670,17 @@ impl Runtime {
                 bytes.len()
             )));
         }
-        self.submit_bytes(kind, record_size, bytes, self.config.submit_timeout)
+        self.submit_bytes(kind, record_size, bytes, 0, self.config.submit_timeout)
     }
 
+    /// Submits `bytes` as records of `record_size` bytes; the job counts `extra` tasks more than
+    /// records (a small graph's launch is one record that runs as several tasks).
     pub(crate) fn submit_bytes(
         &self,
         kind: u32,
         record_size: usize,
         bytes: &[u8],
+        extra: u32,
         timeout: Duration,
     ) -> Result<Job<'_>> {
         // No driver call on the fast path (a cuStreamQuery costs microseconds): a kernel that
@@ -625,6 +713,30 @@ impl Runtime {
             lock().orphan(job);
             return Err(e);
         }
+        if ring::travels_inline(bytes.len(), record_size) {
+            // Few small records travel in the descriptor itself: the GPU reads them with the
+            // descriptor in one PCIe round trip, and no arena space is taken or given back.
+            let t = match lock().reserve_inline(&ring, &mut wait, &health) {
+                Ok(t) => t,
+                Err(e) => {
+                    lock().orphan(job);
+                    return Err(e);
+                }
+            };
+            let fields = DescFields {
+                records: Records::Inline(bytes),
+                kind,
+                count: count as u32,
+                job,
+                adjust: extra as i32,
+            };
+            ring::publish(&ring, t.desc, fields);
+            return Ok(Job {
+                rt: self,
+                ticket: Some(job),
+                generation,
+            });
+        }
         let chunks = count.div_ceil(per_chunk);
         for (i, chunk) in bytes.chunks(per_chunk * record_size).enumerate() {
             let t = match lock().reserve_chunk(&ring, chunk.len() as u64, &mut wait, &health) {
@@ -654,9 +766,9 @@ impl Runtime {
                 (true, false) => 1,
                 (false, true) => -1,
                 _ => 0,
-            };
+            } + if i == 0 { extra as i32 } else { 0 };
             let fields = DescFields {
-                records: self.memory.arena.device() + t.offset,
+                records: Records::Arena(self.memory.arena.device() + t.offset),
                 kind,
                 count: (chunk.len() / record_size) as u32,
                 job,
@@ -701,6 +813,8 @@ impl Runtime {
             return Ok(());
         }
         self.generation.fetch_add(1, StdOrdering::AcqRel);
+        // Dropped at the end of this function, once the kernel has exited (or been waited for).
+        let _copy_streams = copy_streams::leave(self.gpu.ctx);
         // Release: the GPU's ingest warp polls this flag (ld volatile) and tells every block.
         self.memory
             .ctl_u32(|c| unsafe { std::ptr::addr_of_mut!((*c).stop) })
@@ -829,6 +943,16 @@ impl Runtime {
                 )),
                 e => e,
             });
+        }
+        // From now on the context's copies go through streams seen to pass the scheduler
+        // (copy_streams.rs); any 4 device bytes serve as the probe's source.
+        match CopyStreams::probe(m.device.ptr()) {
+            Ok(streams) => copy_streams::enter(self.gpu.ctx, streams),
+            Err(e) => {
+                drop(_guard);
+                let _ = self.stop();
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -968,5 +1092,38 @@ impl Job<'_> {
             ABANDONED => Err(Error::Stopped),
             code => Err(from_device_code(code, kind, 0, |k| self.rt.kind_name(k))),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::define_lines;
+
+    fn own(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defines_come_from_the_environment_then_the_builder_which_wins() {
+        let s = define_lines(" A=1, B ,C=x y,", &own(&[("A", "2"), ("D", "")]));
+        assert_eq!(s, "#define B \n#define C x y\n#define A 2\n#define D \n");
+        assert_eq!(define_lines("", &[]), "");
+    }
+
+    #[test]
+    fn a_bad_define_becomes_an_error_line_that_names_it() {
+        for (env, own) in [
+            ("1X=3", own(&[])),
+            ("", own(&[("A B", "1")])),
+            ("", own(&[("V", "a\nb")])),
+        ] {
+            let s = define_lines(env, &own);
+            assert!(s.starts_with("#error grosr cannot define "), "{s}");
+            assert!(!s.contains("#define"), "{s}");
+        }
+        assert!(define_lines("", &own(&[("A B", "")])).contains("define A?B "));
     }
 }

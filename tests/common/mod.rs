@@ -56,6 +56,41 @@ pub struct Chain {
     pub hops: DevicePtr<u32>,
 }
 
+/// A lane chain alternating with [`Tock`]: hop `hop` of chain `chain` counts itself in
+/// `hits[chain * len + hop]`, then spawns the next hop (a held task: the scheduler bypass).
+#[grosr::task(
+    granularity = "lane",
+    cuda = r#"
+    atomicAdd(&task.hits[task.chain * task.len + task.hop], 1u);
+    if (task.hop + 1 < task.len) grosr_spawn_Tock(ctx, Tock{task.hits, task.chain, task.hop + 1, task.len, 0});
+"#
+)]
+pub struct Tick {
+    pub hits: DevicePtr<u32>,
+    pub chain: u32,
+    pub hop: u32,
+    pub len: u32,
+    pub pad: u32,
+}
+
+/// The other half of a [`Tick`] chain; every third hop also spawns a [`Mark`] of its chain, so
+/// held chains meet the fan-out path (the second spawn sends the held task to the stack).
+#[grosr::task(
+    granularity = "lane",
+    cuda = r#"
+    atomicAdd(&task.hits[task.chain * task.len + task.hop], 1u);
+    if (task.hop + 1 < task.len) grosr_spawn_Tick(ctx, Tick{task.hits, task.chain, task.hop + 1, task.len, 0});
+    if (task.hop % 3 == 0) grosr_spawn_Mark(ctx, Mark{task.hits, task.chain * task.len + task.hop, 0});
+"#
+)]
+pub struct Tock {
+    pub hits: DevicePtr<u32>,
+    pub chain: u32,
+    pub hop: u32,
+    pub len: u32,
+    pub pad: u32,
+}
+
 /// Fails its job with `code`.
 #[grosr::task(cuda = r#"
     if (ctx.lane() == 0) ctx.fail(task.code);
@@ -137,6 +172,20 @@ pub struct Flood {
     pub fanout: u32,
 }
 
+/// A warp task whose every lane spawns `fanout` Mark tasks (flags first + lane * fanout + i).
+#[grosr::task(
+    granularity = "warp",
+    cuda = r#"
+    for (uint32_t i = 0; i < task.fanout; ++i)
+        grosr_spawn_Mark(ctx, Mark{task.flags, task.first + ctx.lane() * task.fanout + i, 0});
+"#
+)]
+pub struct WarpFlood {
+    pub flags: DevicePtr<u32>,
+    pub first: u32,
+    pub fanout: u32,
+}
+
 /// Spawns 32 children per level: live tasks grow far past small queues.
 #[grosr::task(
     granularity = "lane",
@@ -161,7 +210,10 @@ pub fn builder() -> RuntimeBuilder {
         .task::<BlockSum>()
         .task::<SpawnBlock>()
         .task::<Flood>()
+        .task::<WarpFlood>()
         .task::<Bomb>()
+        .task::<Tick>()
+        .task::<Tock>()
 }
 
 // ---- Device heap (tests/gpu_alloc.rs) ----

@@ -29,8 +29,8 @@ __device__ __forceinline__ unsigned long long bfs_load(const unsigned long long*
     return *(const volatile unsigned long long*)p;
 }
 
-// Like ctx.spawn, but straight into the SM's queue instead of the warp's private stack, so idle
-// warps (of any SM, by stealing) can take the child. Counted before it is published, exactly
+// Like ctx.spawn, but straight into a queue (grosr::spawn_queue: spread over the SMs) instead
+// of the warp's private stack, so idle warps anywhere can take the child. Counted before it is published, exactly
 // as grosr::spawn_words does for queue pushes.
 template <class T> __device__ void bfs_spawn_queued(grosr::Ctx& c, const T& t) {
     alignas(16) uint32_t words[grosr::RECORD_WORDS] = {0};
@@ -41,7 +41,8 @@ template <class T> __device__ void bfs_spawn_queued(grosr::Ctx& c, const T& t) {
     // (push_to), which follows this add in program order after the warp barrier.
     if (grosr::lane_id() == leader) atomicAdd(&c.p->jobs[c.job].pending, (int32_t)__popc(mask));
     __syncwarp(mask);
-    grosr::push_counted(*c.p, mask, grosr::KindOf<T>::value, c.job, 0u, words);
+    grosr::push_counted(*c.p, grosr::spawn_queue(*c.p, c.ws, mask), mask, grosr::KindOf<T>::value,
+                        c.job, 0u, words);
 }
 
 // Spawns BfsVisit tasks for the first `cnt` buffered vertices (all of them when `all`, else

@@ -71,7 +71,6 @@ pub fn report(quick: bool) -> Result<Vec<Table>> {
         true,
         &["grosr", "level-sync", "WHILE graph", "CPU"],
     );
-    table.reference = 1;
     let mut notes = vec![format!(
         "Device: {} ({} SMs). Kronecker SCALE {scale} generated in {:.1} s. Roots (degree ≥ 1): \
          {kron_roots} Kronecker, {grid_roots} grid, {chain_roots} chain; CPU column: a sequential \

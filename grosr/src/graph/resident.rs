@@ -4,19 +4,24 @@
 
 use std::time::Duration;
 
+use crate::codegen::TaskInfo;
 use crate::driver::DeviceMem;
 use crate::error::{Error, Result};
-use crate::layout::{GRAPH_DEV_BYTES, KIND_GRAPH, RECORD_WORDS};
+use crate::layout::{GRAPH_DEV_BYTES, KIND_GRAPH, KIND_GRAPH_SMALL, RECORD_WORDS};
 use crate::record::Granularity;
+use crate::ring::{DESC_INLINE_FIRST, INLINE_BYTES};
 use crate::runtime::{Job, Runtime};
 
 use super::Plan;
 
 /// A task graph living on the GPU, ready to be launched on the scheduler again and again.
 ///
-/// A launch is one 16-byte submission; the GPU spawns the roots, and every node whose
-/// predecessors have all run is spawned by the task that finished last among them. The
-/// per-node counters reset themselves as they reach zero, so relaunching needs no upload.
+/// A launch is one small submission (the graph's address; for a graph with one root, that root's
+/// node, kind and record too, so the GPU starts it without a load); the GPU spawns the roots,
+/// and every node whose predecessors have all run is spawned by the task that finished last among
+/// them. The per-node counters reset themselves as they reach zero, so relaunching needs no
+/// upload. A graph whose records fit in one descriptor travels whole instead and runs level by
+/// level on the warp that receives it.
 /// One launch at a time: [`run`](ResidentGraph::run) waits for it.
 pub struct ResidentGraph<'rt> {
     rt: &'rt Runtime,
@@ -28,6 +33,14 @@ pub struct ResidentGraph<'rt> {
     unfinished: Option<Job<'rt>>,
     /// A launch failed (a task dropped on overflow leaves counters short): reset before the next.
     reset_needed: bool,
+    /// The launch record (C: read by `ingest` for `KIND_GRAPH`): the graph's address, then the
+    /// only root's node + 1 (0 if the graph has several roots), its kind word and its record;
+    /// or, for a small graph, the whole graph (`KIND_GRAPH_SMALL`).
+    launch: Vec<u32>,
+    /// `KIND_GRAPH` or `KIND_GRAPH_SMALL`.
+    launch_kind: u32,
+    /// Tasks the launch counts beyond its one record (a small graph's nodes but one).
+    launch_extra: u32,
 }
 
 impl<'rt> ResidentGraph<'rt> {
@@ -41,6 +54,10 @@ impl<'rt> ResidentGraph<'rt> {
         image.set_base(memory.ptr());
         let (bytes, remaining_off) = (image.bytes, image.offsets[REMAINING]);
         memory.write(&bytes)?;
+        let (launch, launch_kind, launch_extra) = match small_launch(plan, rt.tasks()) {
+            Some(words) => (words, KIND_GRAPH_SMALL, n as u32 - 1),
+            None => (launch_record(plan, memory.ptr()), KIND_GRAPH, 0),
+        };
         Ok(ResidentGraph {
             rt,
             memory,
@@ -48,6 +65,9 @@ impl<'rt> ResidentGraph<'rt> {
             indeg: plan.indeg.clone(),
             unfinished: None,
             reset_needed: false,
+            launch,
+            launch_kind,
+            launch_extra,
         })
     }
 
@@ -66,10 +86,11 @@ impl<'rt> ResidentGraph<'rt> {
             self.memory.write_at(self.remaining_off, &self.indeg)?;
             self.reset_needed = false;
         }
-        let record = [self.memory.ptr(), 0u64];
+        let bytes: &[u8] = bytemuck::cast_slice(&self.launch);
+        let (kind, extra) = (self.launch_kind, self.launch_extra);
         let job = self
             .rt
-            .submit_bytes(KIND_GRAPH, 16, bytemuck::cast_slice(&record), timeout)?;
+            .submit_bytes(kind, bytes.len(), bytes, extra, timeout)?;
         match job.wait_timeout(timeout) {
             Ok(()) => Ok(()),
             Err(e @ Error::Timeout(..)) => {
@@ -98,6 +119,80 @@ pub(crate) struct GraphImage {
     pub offsets: [usize; 7],
 }
 
+/// In `grosr::GraphDev::kinds`: the node has no successors (C: `grosr::NODE_LEAF`).
+pub(crate) const NODE_LEAF: u32 = 0x8000_0000;
+
+/// Node `i`'s word in `GraphDev::kinds`: its kind, with [`NODE_LEAF`] if it has no successors
+/// (the GPU then runs it untagged and skips the successor lookup after it).
+fn kind_word(plan: &Plan, i: usize) -> u32 {
+    let leaf = plan.succ_off[i] == plan.succ_off[i + 1];
+    plan.kind[i] | if leaf { NODE_LEAF } else { 0 }
+}
+
+/// The words of a launch of the graph at `graph`: its address; then, if it has exactly one root,
+/// that root's node + 1, kind word and record (else zeros), so the GPU starts it at once.
+pub(crate) fn launch_record(plan: &Plan, graph: u64) -> Vec<u32> {
+    let mut roots = (0..plan.nodes.len()).filter(|&i| plan.indeg[i] == 0);
+    let mut w = vec![graph as u32, (graph >> 32) as u32, 0, 0];
+    w.extend([0u32; RECORD_WORDS]);
+    if let (Some(r), None) = (roots.next(), roots.next()) {
+        w[2] = r as u32 + 1;
+        w[3] = kind_word(plan, r);
+        w[4..].copy_from_slice(&plan.nodes[r].words);
+    }
+    w
+}
+
+/// The launch of a small graph, which carries the graph itself (C: `run_small_graph`): the
+/// node count, a word per node (kind, level, first cell of its record), then the records. Nodes
+/// are in level order (longest path from a root), lane nodes first within a level, so the GPU
+/// runs a level's lane nodes in one round. `None` if it does not fit in one descriptor's
+/// [`INLINE_BYTES`], or has a block node (which needs a whole block, not the receiving warp).
+pub(crate) fn small_launch(plan: &Plan, tasks: &[TaskInfo]) -> Option<Vec<u32>> {
+    let n = plan.nodes.len();
+    if n == 0 || 4 * (1 + n) > INLINE_BYTES {
+        return None;
+    }
+    let info: Vec<&TaskInfo> = (0..n)
+        .map(|i| tasks.get(plan.kind[i] as usize))
+        .collect::<Option<_>>()?;
+    let fits = |i: usize| {
+        let t = info[i];
+        plan.kind[i] <= 0xFFFF && t.size % 4 == 0 && t.granularity != Granularity::Block
+    };
+    let record_bytes: usize = info.iter().map(|t| t.size).sum();
+    if 4 * (1 + n) + record_bytes > INLINE_BYTES || !(0..n).all(fits) {
+        return None;
+    }
+    // Kahn's order gives each node its level: one more than its deepest predecessor's.
+    let mut level = vec![0u32; n];
+    let mut left = plan.indeg.clone();
+    let mut ready: Vec<usize> = (0..n).filter(|&i| left[i] == 0).collect();
+    while let Some(u) = ready.pop() {
+        for &s in &plan.succ[plan.succ_off[u] as usize..plan.succ_off[u + 1] as usize] {
+            let s = s as usize;
+            level[s] = level[s].max(level[u] + 1);
+            left[s] -= 1;
+            if left[s] == 0 {
+                ready.push(s);
+            }
+        }
+    }
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&i| (level[i], info[i].granularity != Granularity::Lane));
+    let mut words = vec![n as u32];
+    let mut records = Vec::new();
+    let mut cell = DESC_INLINE_FIRST + 1 + n;
+    for &i in &order {
+        let size_words = info[i].size / 4;
+        words.push(plan.kind[i] | level[i] << 16 | (cell as u32) << 24);
+        records.extend_from_slice(&plan.nodes[i].words[..size_words]);
+        cell += size_words;
+    }
+    words.extend(records);
+    Some(words)
+}
+
 impl GraphImage {
     /// Lays `plan` out; `granularity(kind)` groups the roots (lane, then warp, then block), so a
     /// graph range runs 32 lane roots per round and warp roots one by one, with no push per root.
@@ -115,8 +210,11 @@ impl GraphImage {
         let lane_roots = roots.iter().filter(|&&i| class(i) == 0).count();
         let warp_roots_end = lane_roots + roots.iter().filter(|&&i| class(i) == 1).count();
         let words: Vec<u32> = plan.nodes.iter().flat_map(|node| node.words).collect();
+        // A node without successors is marked in its kind, so the GPU runs it untagged and
+        // skips the successor lookup (three dependent loads) after it.
+        let kinds: Vec<u32> = (0..n).map(|i| kind_word(plan, i)).collect();
         let arrays: [&[u32]; 7] = [
-            &plan.kind,
+            &kinds,
             &words,
             &plan.succ_off,
             &plan.succ,

@@ -195,4 +195,82 @@ fn the_device_image_matches_the_c_layout_of_graph_dev() {
     let off: Vec<u32> = (0..6).map(|i| word(image.offsets[2] + 4 * i)).collect();
     assert_eq!(off, vec![0, 1, 2, 2, 2, 2]);
     assert_eq!([word(image.offsets[3]), word(image.offsets[3] + 4)], [4, 4]);
+    // Kinds: A = 0, B = 1; nodes without successors (2, 3, 4) carry the leaf bit.
+    let kinds: Vec<u32> = (0..5).map(|i| word(image.offsets[0] + 4 * i)).collect();
+    let leaf = super::resident::NODE_LEAF;
+    assert_eq!(kinds, vec![0, 1, leaf, 1 | leaf, 1 | leaf]);
+}
+
+#[test]
+fn a_one_root_launch_carries_its_root_and_a_many_root_launch_only_the_address() {
+    let leaf = super::resident::NODE_LEAF;
+    let kinds = |n: &Node| Ok(if n.name == "A" { 0 } else { 1 });
+    // B#0 → B#1: one root, node 0, not a leaf; its record's first word is its value.
+    let mut g = TaskGraph::new();
+    let first = g.add(B { value: 7 });
+    let second = g.add(B { value: 8 });
+    g.add_edge(first, second).unwrap();
+    let w = super::resident::launch_record(&g.plan_with(kinds).unwrap(), 0x12_3456_7890);
+    assert_eq!(w.len(), 4 + RECORD_WORDS);
+    assert_eq!(&w[..5], &[0x3456_7890, 0x12, 1, 1, 7]);
+    // A lone node: the root is also a leaf.
+    let mut g = TaskGraph::new();
+    g.add(a(5));
+    let w = super::resident::launch_record(&g.plan_with(kinds).unwrap(), 0x40);
+    assert_eq!(&w[..4], &[0x40, 0, 1, leaf]);
+    // Two roots: only the address.
+    let mut g = TaskGraph::new();
+    alternating(&mut g, 2);
+    let w = super::resident::launch_record(&g.plan_with(kinds).unwrap(), 0x40);
+    assert!(w[2..].iter().all(|&x| x == 0), "{w:?}");
+}
+
+#[grosr::task(granularity = "block", cuda = "")]
+pub struct C {
+    pub value: u32,
+}
+
+#[test]
+fn a_small_graph_travels_whole_in_level_order_with_lane_nodes_first() {
+    use super::resident::small_launch;
+    use crate::codegen::TaskInfo;
+    let tasks = [
+        TaskInfo::of::<A>(),
+        TaskInfo::of::<B>(),
+        TaskInfo::of::<C>(),
+    ];
+    let kinds = |n: &Node| Ok(["A", "B", "C"].iter().position(|&x| x == n.name).unwrap() as u32);
+    // The diamond, added bottom first: level 0 the A on top; level 1 the B, then the A (lane
+    // nodes first); level 2 the B at the bottom.
+    let mut g = TaskGraph::new();
+    let bottom = g.add(B { value: 3 });
+    let right = g.add(a(2));
+    let left = g.add(B { value: 1 });
+    let top = g.add(a(0));
+    for (u, v) in [(top, left), (top, right), (left, bottom), (right, bottom)] {
+        g.add_edge(u, v).unwrap();
+    }
+    let w = small_launch(&g.plan_with(kinds).unwrap(), &tasks).expect("60 bytes fit");
+    let node = |kind: u32, level: u32, cell: u32| kind | level << 16 | cell << 24;
+    // Records start at cell 8 + 1 + 4 = 13: A is 4 words, B one.
+    assert_eq!(
+        &w[..5],
+        &[
+            4,
+            node(0, 0, 13),
+            node(1, 1, 17),
+            node(0, 1, 18),
+            node(1, 2, 22)
+        ]
+    );
+    assert_eq!(&w[5..], &[0, 0, 0, 0, 1, 0, 0, 2, 0, 3]);
+    // Too many records for one descriptor, or a block node: not small.
+    let mut g = TaskGraph::new();
+    alternating(&mut g, 9);
+    assert!(small_launch(&g.plan_with(kinds).unwrap(), &tasks).is_none());
+    let mut g = TaskGraph::new();
+    let b = g.add(B { value: 1 });
+    let c = g.add(C { value: 2 });
+    g.add_edge(b, c).unwrap();
+    assert!(small_launch(&g.plan_with(kinds).unwrap(), &tasks).is_none());
 }

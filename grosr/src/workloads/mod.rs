@@ -47,19 +47,21 @@ pub struct Hop {
     pub done: DevicePtr<u32>,
 }
 
-/// Spreads `count` Tiny tasks over a tree of fan-out 32, all spawned on the GPU.
+/// Spreads `count` Tiny tasks over a tree of fan-out `fanout` (at least 2), all spawned on the
+/// GPU: each task spawns up to `fanout` children, the leaves one Tiny per flag.
 #[grosr::task(
     granularity = "lane",
     cuda = r#"
-    if (task.count <= 32) {
+    const uint32_t fanout = task.fanout < 2u ? 2u : task.fanout;
+    if (task.count <= fanout) {
         for (uint32_t i = 0; i < task.count; ++i) grosr_spawn_Tiny(ctx, Tiny{task.flags, task.first + i, 0});
     } else {
-        const uint32_t part = (task.count + 31) / 32;
-        for (uint32_t i = 0; i < 32; ++i) {
+        const uint32_t part = (task.count + fanout - 1) / fanout;
+        for (uint32_t i = 0; i < fanout; ++i) {
             const uint32_t lo = i * part;
             if (lo < task.count) {
                 const uint32_t n = task.count - lo < part ? task.count - lo : part;
-                grosr_spawn_Spread(ctx, Spread{task.flags, task.first + lo, n});
+                grosr_spawn_Spread(ctx, Spread{task.flags, task.first + lo, n, fanout, 0});
             }
         }
     }
@@ -72,6 +74,10 @@ pub struct Spread {
     pub first: u32,
     /// Flags in the range.
     pub count: u32,
+    /// Children per task.
+    pub fanout: u32,
+    /// Keeps the record 24 bytes.
+    pub pad: u32,
 }
 
 /// A runtime builder with the workload tasks registered.
@@ -245,13 +251,25 @@ pub fn resident_host_tasks(rt: &Runtime, n: u32, warmup: usize, reps: usize) -> 
     measure(warmup, reps, || rt.submit(&tasks)?.wait_timeout(WAIT))
 }
 
-/// `n` independent tiny tasks spawned on the GPU by a fan-out tree from one submitted task.
-pub fn resident_spawned_tasks(rt: &Runtime, n: u32, warmup: usize, reps: usize) -> Result<Stats> {
+/// The fan-outs the report and `cargo bench` measure spawned tasks with.
+pub const SPREAD_FANOUTS: [u32; 3] = [32, 8, 4];
+
+/// `n` independent tiny tasks spawned on the GPU by a tree of fan-out `fanout` from one
+/// submitted task.
+pub fn resident_spawned_tasks(
+    rt: &Runtime,
+    n: u32,
+    fanout: u32,
+    warmup: usize,
+    reps: usize,
+) -> Result<Stats> {
     let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), n as usize)?;
     let root = [Spread {
         flags: flags.ptr(),
         first: 0,
         count: n,
+        fanout,
+        pad: 0,
     }];
     rt.submit(&root)?.wait_timeout(WAIT)?;
     check_flags(&flags, n as usize, "spawned tasks")?;

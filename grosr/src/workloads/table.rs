@@ -142,7 +142,7 @@ impl Table {
 }
 
 /// Three significant digits, without exponents for the magnitudes a report shows.
-fn format_value(v: f64) -> String {
+pub fn format_value(v: f64) -> String {
     let a = v.abs();
     if a >= 100.0 || a == 0.0 || !a.is_finite() {
         format!("{v:.0}")

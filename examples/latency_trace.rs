@@ -1,0 +1,169 @@
+//! Where a lone task's latency goes: builds the workloads' runtime with `GROSR_TRACE`, submits
+//! one tiny task at a time, and prints the median of each step the ingest warp stamped with
+//! `%globaltimer` (cuda/grosr_runtime.cuh, `GROSR_STAMP`) beside the host's submit → wait time.
+//!
+//! With `--relu`, the same for a resident graph launch: ReLU+Softmax 5000 × 256 (one warp task
+//! per row): ingest, fan-out, the roots' run, completion. With `--pair`, one ping-pong pair.
+//!
+//! `cargo run --release --example latency_trace -- [--reps 2000] [--relu | --pair]` (needs a GPU)
+
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use grosr::DeviceBuffer;
+use grosr::graph::Strategy;
+use grosr::workloads::graphs::{check_pairs, pingpong_graph};
+use grosr::workloads::relu_softmax::{Matrix, TOLERANCE};
+use grosr::workloads::{self, Tiny};
+
+#[derive(Parser)]
+#[command(about = "per-step latency of one task, submit to completion")]
+struct Args {
+    /// Timed submissions (after 10% as many untimed ones).
+    #[arg(long, default_value_t = 2000)]
+    reps: usize,
+    /// Trace a resident ReLU+Softmax graph launch (5000 × 256) instead of one tiny task.
+    #[arg(long)]
+    relu: bool,
+    /// Trace a resident launch of one ping-pong pair (stage 1 → stage 2) instead.
+    #[arg(long, conflicts_with = "relu")]
+    pair: bool,
+}
+
+/// The stamps' meaning: (from, to, what happens between them).
+const STEPS: &[(usize, usize, &str)] = &[
+    (
+        10,
+        0,
+        "poll period (issue of the last empty poll → issue of the hit)",
+    ),
+    (
+        0,
+        1,
+        "the poll that saw the descriptor whole (32 cells, one round trip)",
+    ),
+    (1, 2, "descriptor fields shuffled out"),
+    (2, 3, "job count added (relaxed, no wait)"),
+    (3, 4, "records gathered (inline: shuffles)"),
+    (4, 5, "the task ran"),
+    (5, 6, "accounting up to the job's completion"),
+    (6, 7, "completion published (st.release.sys)"),
+    (7, 8, "round over"),
+    (8, 9, "stack drained, desc_head stored"),
+    (0, 7, "device total: poll issue → completion published"),
+];
+
+/// The steps of a graph launch.
+const GRAPH_STEPS: &[(usize, usize, &str)] = &[
+    (0, 12, "descriptor seen → graph ingest entered"),
+    (12, 13, "roots offered on the board (or pieces pushed)"),
+    (13, 14, "→ first root starts (claims)"),
+    (14, 15, "first root start → last root end"),
+    (15, 6, "last root end → job complete"),
+    (6, 7, "completion published (st.release.sys)"),
+    (0, 7, "device total: poll issue → completion published"),
+];
+
+/// The steps of a one-pair graph launch (both stages run on the ingest warp).
+const PAIR_STEPS: &[(usize, usize, &str)] = &[
+    (0, 12, "descriptor seen → graph ingest entered"),
+    (12, 14, "→ the root starts (header, roots, record loaded)"),
+    (14, 16, "root body ran"),
+    (16, 17, "release: job's graph, successor offsets loaded"),
+    (17, 18, "release: successor index loaded"),
+    (
+        18,
+        19,
+        "release: successor's counter decremented (atom.acq_rel)",
+    ),
+    (19, 20, "release: successor's record loaded and stacked"),
+    (
+        20,
+        21,
+        "→ successor taken from the stack (root's round ends)",
+    ),
+    (21, 5, "successor body ran"),
+    (5, 6, "accounting up to the job's completion"),
+    (6, 7, "completion published (st.release.sys)"),
+    (0, 7, "device total: poll issue → completion published"),
+];
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() -> grosr::Result<()> {
+    let args = Args::parse();
+    let rt = workloads::builder().define("GROSR_TRACE", "1").build()?;
+    let warmup = args.reps / 10;
+    let (host, steps, table) = if args.relu {
+        let m = Matrix::new(&rt, 5000, 256)?;
+        let x = m.randomize(1)?;
+        let mut graph = m.one_task_graph().prepare(&rt, Strategy::Resident)?;
+        graph.run(Duration::from_secs(10))?;
+        let err = m.max_relative_error(&x)?;
+        if err > TOLERANCE {
+            return Err(grosr::Error::Config(format!("wrong softmax: error {err}")));
+        }
+        let (host, steps) = trace(&rt, warmup, args.reps, GRAPH_STEPS, || {
+            graph.run(Duration::from_secs(10))
+        })?;
+        (host, steps, GRAPH_STEPS)
+    } else if args.pair {
+        let a = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1)?;
+        let b = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1)?;
+        let mut graph = pingpong_graph(&a, &b, 1)?.prepare(&rt, Strategy::Resident)?;
+        let (host, steps) = trace(&rt, warmup, args.reps, PAIR_STEPS, || {
+            graph.run(Duration::from_secs(10))
+        })?;
+        check_pairs(&b, 1, "Resident")?;
+        (host, steps, PAIR_STEPS)
+    } else {
+        let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1)?;
+        let task = [Tiny {
+            flags: flags.ptr(),
+            index: 0,
+            pad: 0,
+        }];
+        let (host, steps) = trace(&rt, warmup, args.reps, STEPS, || rt.submit(&task)?.wait())?;
+        if flags.to_vec()?[0] != 1 {
+            return Err(grosr::Error::Config("the task did not run".into()));
+        }
+        (host, steps, STEPS)
+    };
+    println!("{} ({} launches)", rt.gpu().name, args.reps);
+    println!("{:>9}  step", "median µs");
+    for (i, &(_, _, what)) in table.iter().enumerate() {
+        println!("{:>9.3}  {what}", median(steps[i].clone()));
+    }
+    println!("{:>9.3}  host: submit → wait returns", median(host));
+    Ok(())
+}
+
+/// Runs `launch` `warmup + reps` times; returns the host's times and, per step, the device's
+/// (µs), from the stamps each launch left.
+fn trace(
+    rt: &grosr::Runtime,
+    warmup: usize,
+    reps: usize,
+    table: &[(usize, usize, &str)],
+    mut launch: impl FnMut() -> grosr::Result<()>,
+) -> grosr::Result<(Vec<f64>, Vec<Vec<f64>>)> {
+    let mut host = Vec::with_capacity(reps);
+    let mut steps = vec![Vec::with_capacity(reps); table.len()];
+    for rep in 0..warmup + reps {
+        let t0 = Instant::now();
+        launch()?;
+        let total = t0.elapsed().as_secs_f64() * 1e6;
+        let stamps: Vec<u64> = rt.read_global("grosr_trace")?;
+        if rep < warmup {
+            continue;
+        }
+        host.push(total);
+        for (i, &(from, to, _)) in table.iter().enumerate() {
+            steps[i].push(stamps[to].wrapping_sub(stamps[from]) as i64 as f64 / 1e3);
+        }
+    }
+    Ok((host, steps))
+}
