@@ -42,9 +42,9 @@ typedef long long int64_t;
 // array (examples/latency_trace.rs reads it with Runtime::read_global). Off, it costs nothing.
 // A graph launch also stamps: [12] ingest_graph entered, [13] its pieces pushed, [14] the first
 // root started and [15] the last root ended (any warp, atomicMin / atomicMax), and the job's
-// completion [6], [7] wherever it happens. A node's successor release on the ingest warp stamps
-// [16]–[20] (entered, offsets loaded, successor loaded, decremented, spawned), and the ingest
-// warp's drain [21] when it took the next task from its stack.
+// completion [6], [7] wherever it happens. A small graph stamps [12] when the ingest warp enters
+// it and [15] when its last level starts. (Session 6 notes keep the figures of the stamps a
+// one-pair launch had before small graphs: the successor release, step by step.)
 #ifdef GROSR_TRACE
 __device__ unsigned long long grosr_trace[24];
 __device__ __forceinline__ unsigned long long grosr_now() {
@@ -652,24 +652,18 @@ __device__ void spawn_node(Ctx& c, const GraphDev* g, uint32_t node) {
 // and its writes were ordered before this call (the callers' barriers): releases the successors
 // of node c.node - 1 whose last predecessor this was.
 __device__ void release_successors(Ctx& c) {
-    GROSR_STAMP(16);
     const GraphDev* g = c.ws && c.ws->graph_job == c.job ? c.ws->graph : c.p->jobs[c.job].graph;
     const uint32_t node = c.node - 1;
     const uint32_t end = g->succ_off[node + 1];
-    // (The stamps wait for the loads they follow through a use of their value.)
-    if (end != ~0u) GROSR_STAMP(17);
     for (uint32_t e = g->succ_off[node] + c.lane(); e < end; e += c.width()) {
         const uint32_t s = g->succ[e];
-        if (s != ~0u) GROSR_STAMP(18);
         // acq_rel: the release publishes this node's results (ordered before us by the caller's
         // barrier) to whoever runs s; the acquire of the last decrement sees every other
         // predecessor's results before s is spawned.
         if (atom_add_acq_rel_gpu((int32_t*)&g->remaining[s], -1) == 1) {
-            GROSR_STAMP(19);
             // Plain store: the next launch's decrements come after this job has completed.
             g->remaining[s] = g->indeg[s];
             spawn_node(c, g, s);
-            GROSR_STAMP(20);
         }
     }
 }
@@ -1113,7 +1107,6 @@ __device__ __noinline__ void drain_stack(const Params& p, WarpState* ws, Mailbox
         uint32_t kind = NO_KIND, job = 0, node = 0, words[RECORD_WORDS];
         // The stack is non-empty, so take_work takes from it and never touches a queue.
         const uint32_t n = take_work(p, ws, kind, job, node, words, rng);
-        GROSR_STAMP(21);
         process(p, ws, mbox, n, kind, job, node, words);
     }
     requeue_stack(p, ws);
@@ -1266,7 +1259,9 @@ __device__ __noinline__ void run_small_graph(const Params& p, WarpState* ws, uin
     const uint32_t lane = lane_id();
     const uint32_t n = __shfl_sync(0xffffffffu, word, DESC_INLINE_FIRST);
     const uint32_t first = DESC_INLINE_FIRST + 1;   // node 0's word
+    GROSR_STAMP(12);
     for (uint32_t i = 0; i < n;) {
+        GROSR_STAMP(15);                             // the last level's start remains
         const uint32_t level = __shfl_sync(0xffffffffu, word, first + i) >> 16 & 0xFFu;
         // Lane l looks at node i + l; its level's nodes are a prefix of the lanes.
         const uint32_t me = umin(i + lane, n - 1);

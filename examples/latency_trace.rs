@@ -64,25 +64,12 @@ const GRAPH_STEPS: &[(usize, usize, &str)] = &[
     (0, 7, "device total: poll issue → completion published"),
 ];
 
-/// The steps of a one-pair graph launch (both stages run on the ingest warp).
+/// The steps of a one-pair graph launch: a small graph, carried whole by its launch descriptor
+/// and run level by level on the ingest warp (`run_small_graph`).
 const PAIR_STEPS: &[(usize, usize, &str)] = &[
-    (0, 12, "descriptor seen → graph ingest entered"),
-    (12, 14, "→ the root starts (header, roots, record loaded)"),
-    (14, 16, "root body ran"),
-    (16, 17, "release: job's graph, successor offsets loaded"),
-    (17, 18, "release: successor index loaded"),
-    (
-        18,
-        19,
-        "release: successor's counter decremented (atom.acq_rel)",
-    ),
-    (19, 20, "release: successor's record loaded and stacked"),
-    (
-        20,
-        21,
-        "→ successor taken from the stack (root's round ends)",
-    ),
-    (21, 5, "successor body ran"),
+    (0, 12, "poll issue → small graph entered"),
+    (12, 15, "stage 1 ran and was accounted (level 0)"),
+    (15, 5, "stage 2 ran (level 1)"),
     (5, 6, "accounting up to the job's completion"),
     (6, 7, "completion published (st.release.sys)"),
     (0, 7, "device total: poll issue → completion published"),

@@ -423,39 +423,39 @@ fn copies_from_many_new_threads_finish_while_the_scheduler_runs() {
 #[ignore = "needs an NVIDIA GPU"]
 fn spawn_bursts_past_the_stack_run_every_task_exactly_once() {
     // Rounds of 32 lane (or warp) tasks spawning 32 each overflow the warp's stack: the rest go
-    // out as spawn ranges. Eight jobs at once also mix jobs within rounds (no ranges there).
+    // to the queues. Sixteen jobs at once also mix jobs within rounds.
     let rt = new_rt();
     const PER_JOB: u32 = 1 << 17;
     let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 16 * PER_JOB as usize).unwrap();
+    let f = flags.ptr();
     for round in 0..3u32 {
         flags.write(&vec![0; 16 * PER_JOB as usize]).unwrap();
-        let lane_jobs: Vec<Vec<Flood>> = (0..8)
+        // Jobs 0-7: lane tasks spawning 32 Marks each; jobs 8-15: warp tasks whose 32 lanes do.
+        let jobs: Vec<_> = (0..16u32)
             .map(|j| {
-                (0..PER_JOB / 32)
-                    .map(|i| Flood {
-                        flags: flags.ptr(),
-                        first: j * PER_JOB + i * 32,
-                        fanout: 32,
-                    })
-                    .collect()
+                let firsts = |per: u32| (0..PER_JOB / per).map(move |i| j * PER_JOB + i * per);
+                if j < 8 {
+                    let tasks: Vec<Flood> = firsts(32)
+                        .map(|first| Flood {
+                            flags: f,
+                            first,
+                            fanout: 32,
+                        })
+                        .collect();
+                    rt.submit(&tasks)
+                } else {
+                    let tasks: Vec<WarpFlood> = firsts(1024)
+                        .map(|first| WarpFlood {
+                            flags: f,
+                            first,
+                            fanout: 32,
+                        })
+                        .collect();
+                    rt.submit(&tasks)
+                }
+                .unwrap()
             })
             .collect();
-        let warp_jobs: Vec<Vec<WarpFlood>> = (8..16)
-            .map(|j| {
-                (0..PER_JOB / 1024)
-                    .map(|i| WarpFlood {
-                        flags: flags.ptr(),
-                        first: j * PER_JOB + i * 1024,
-                        fanout: 32,
-                    })
-                    .collect()
-            })
-            .collect();
-        let mut jobs = Vec::new();
-        for (l, w) in lane_jobs.iter().zip(&warp_jobs) {
-            jobs.push(rt.submit(l).unwrap());
-            jobs.push(rt.submit(w).unwrap());
-        }
         for j in &jobs {
             j.wait_timeout(T).unwrap();
         }

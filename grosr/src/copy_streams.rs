@@ -22,17 +22,17 @@ use crate::error::{CudaContext as _, Error, Result};
 
 /// Streams opened per scheduler start; each probe that finishes adds one to the pool.
 const CANDIDATES: usize = 12;
-/// Streams kept for copies (the rest are closed, or parked if their probe is stuck).
+/// Streams kept for copies (the others are parked until the scheduler stops).
 const KEEP: usize = 4;
-/// How long probes may take. A copy on a free queue takes microseconds; one behind the
-/// scheduler never finishes, so this is only waited out when fewer than `KEEP` probes finish.
+/// How long probes may take. A copy takes microseconds; one that waits behind the scheduler
+/// never finishes, so this is only waited out when fewer than `KEEP` probes finish.
 const PROBE_WAIT: Duration = Duration::from_millis(20);
 
 /// The copy streams of one running scheduler.
 pub(crate) struct CopyStreams {
     usable: Vec<Mutex<Stream>>,
-    /// Streams whose probe never finished (they share the scheduler's queue): their probe still
-    /// waits to write into `probe`, so both live until the scheduler has stopped.
+    /// Streams not kept: their probe may still be waiting to write into `probe`, so both live
+    /// until the scheduler has stopped (see Drop).
     parked: Vec<Stream>,
     probe: Option<MappedMem>,
 }
@@ -41,38 +41,45 @@ impl CopyStreams {
     /// Opens streams in the current context and keeps those whose probe copy from device
     /// address `src` (4 readable bytes) finishes while the scheduler runs.
     pub(crate) fn probe(src: u64) -> Result<CopyStreams> {
-        let probe = MappedMem::new(4 * CANDIDATES)?;
-        let mut waiting = Vec::with_capacity(CANDIDATES);
+        // Built first, so that an early return drops it through Drop, which keeps the probe's
+        // memory alive for any copy still in flight.
+        let mut streams = CopyStreams {
+            usable: Vec::new(),
+            parked: Vec::with_capacity(CANDIDATES),
+            probe: Some(MappedMem::new(4 * CANDIDATES)?),
+        };
+        let probe = streams
+            .probe
+            .as_ref()
+            .map_or(std::ptr::null_mut(), |m| m.host());
         for i in 0..CANDIDATES {
             let stream = Stream::new()?;
-            // SAFETY: `probe` holds 4 bytes per candidate and outlives the copy (it is only
-            // freed once every parked stream has drained, see Drop).
-            let dst = unsafe { std::slice::from_raw_parts_mut(probe.host().add(4 * i), 4) };
+            // SAFETY: `probe` holds 4 bytes per candidate and outlives the copy (Drop frees it
+            // only once every parked stream has drained).
+            let dst = unsafe { std::slice::from_raw_parts_mut(probe.add(4 * i), 4) };
             // SAFETY: pinned destination, `src` readable per the caller.
             unsafe { cu::memcpy_dtoh_async(dst, src, stream.0) }.call("cuMemcpyDtoHAsync")?;
-            waiting.push(stream);
+            streams.parked.push(stream);
         }
-        let mut usable = Vec::new();
         let start = Instant::now();
-        while !waiting.is_empty() && usable.len() < KEEP && start.elapsed() < PROBE_WAIT {
+        while !streams.parked.is_empty()
+            && streams.usable.len() < KEEP
+            && start.elapsed() < PROBE_WAIT
+        {
             let mut i = 0;
-            while i < waiting.len() {
-                if query_stream(waiting[i].0)? {
-                    usable.push(Mutex::new(waiting.swap_remove(i)));
+            while i < streams.parked.len() {
+                if query_stream(streams.parked[i].0)? {
+                    let done = streams.parked.swap_remove(i);
+                    streams.usable.push(Mutex::new(done));
                 } else {
                     i += 1;
                 }
             }
         }
-        let streams = CopyStreams {
-            usable,
-            parked: waiting,
-            probe: Some(probe),
-        };
         if streams.usable.is_empty() {
             return Err(Error::Config(format!(
-                "no stream of {CANDIDATES} could copy while the scheduler ran: all share its \
-                 hardware queue (is CUDA_DEVICE_MAX_CONNECTIONS set to 1? leave it unset or ≥ 2)"
+                "none of {CANDIDATES} streams finished a 4-byte copy within {PROBE_WAIT:?} of the \
+                 scheduler's start: copies would wait until it stops"
             )));
         }
         Ok(streams)
@@ -96,8 +103,9 @@ impl CopyStreams {
 
 impl Drop for CopyStreams {
     fn drop(&mut self) {
-        // Dropped after the scheduler stopped: the parked probes can finish now. If one does not,
-        // its destination must outlive it, so the page-locked memory is leaked, not freed.
+        // Dropped after the scheduler stopped, so parked probes can finish now (or after a
+        // failed probe, while it still runs). A probe that does not finish may still write into
+        // its destination, so then the page-locked memory is leaked, not freed.
         let deadline = Instant::now() + Duration::from_secs(1);
         let drained = self.parked.iter().all(|s| {
             loop {
