@@ -7,7 +7,7 @@
 // size class (16 B .. 8 KiB, power-of-two slots, a bitmap of taken slots), or is part of a large
 // run (whole slabs, for anything bigger). The classes of 512 B and up take aligned runs of slabs
 // (a "class run": one word and bitmap, HEAP_RUN_SLOTS slots) so that a slab lasts. Each SM keeps
-// a current slab per class in HEAP_CUR_ACTIVE entries keyed by the warp's slot on the SM; when
+// a current slab per class in up to 8 entries keyed by the warp's slot on the SM; when
 // one runs dry exactly one warp swaps in a fresh one while the others of the entry reserve on a
 // listed slab or wait for it (heap_reserve). A group of lanes
 // asking for one class reserves its slots with one atomic on the slab's 64-bit word (free count
@@ -33,8 +33,9 @@ constexpr uint32_t HEAP_CUR_PER_SM = 8;                           // current-sla
 #ifndef GROSR_HEAP_CLASSIC
 #define GROSR_HEAP_CLASSIC 0
 #endif
-// Entries of its HEAP_CUR_PER_SM that an SM uses (power of two, <= HEAP_CUR_PER_SM) [2].
-constexpr uint32_t HEAP_CUR_ACTIVE = GROSR_HEAP_CLASSIC ? 2 : 8;
+// Entries of its HEAP_CUR_PER_SM that an SM uses: Heap::cur_active, which the host scales with
+// the heap (8 for a large heap, fewer for a small one, so that the entries' current slabs of one
+// class never hold more than an eighth of the heap) [2].
 // Key the entry by the warp's slot on the SM (%warpid) [false: warp index in the block].
 constexpr bool HEAP_CUR_BY_WARPID = !GROSR_HEAP_CLASSIC;
 // Classes with fewer slots per slab than this take aligned runs of slabs with (about) this many
@@ -72,8 +73,6 @@ constexpr uint32_t HEAP_RECLAIM_BATCH = 4;
 // on a 2-core CI box, ptxas almost all of it; 24 s outlined). grosr::heap_alloc (the benchmark,
 // user kernels) stays inline.
 constexpr bool HEAP_CTX_OUTLINE = !GROSR_HEAP_CLASSIC;
-static_assert(HEAP_CUR_ACTIVE >= 1 && HEAP_CUR_ACTIVE <= HEAP_CUR_PER_SM &&
-              (HEAP_CUR_ACTIVE & (HEAP_CUR_ACTIVE - 1)) == 0, "HEAP_CUR_ACTIVE: a power of two");
 static_assert(HEAP_RUN_MAX >= 1 && HEAP_RUN_MAX <= 32 && (HEAP_RUN_MAX & (HEAP_RUN_MAX - 1)) == 0,
               "HEAP_RUN_MAX: a power of two <= 32 (a run lies in one pool word)");
 static_assert(HEAP_RUN_SLOTS <= 4096, "a run's slots fit its head's bitmap");
@@ -100,7 +99,7 @@ struct HeapCounters {             // 640 bytes, device memory; mirrored in grosr
     unsigned long long pad3[15];
 };
 
-struct Heap {                     // 88 bytes, the module global grosr_heap; mirrored in alloc.rs
+struct Heap {                     // 96 bytes, the module global grosr_heap; mirrored in alloc.rs
     uint8_t* base;                // the arena: slabs * HEAP_SLAB_BYTES bytes
     unsigned long long* words;    // per slab: count << 32 | attached | tag
     uint32_t* bitmaps;            // per slab HEAP_BITMAP_WORDS words: bit set = slot taken
@@ -113,6 +112,8 @@ struct Heap {                     // 88 bytes, the module global grosr_heap; mir
     uint32_t* hints;              // cur_slots: where the entry last found a pool slab
     HeapCounters* ctl;
     uint32_t slabs, pool_words, cur_slots, spin_limit;
+    uint32_t cur_active;          // entries per SM in use: a power of two <= HEAP_CUR_PER_SM
+    uint32_t pad;
 };
 
 }  // namespace grosr
@@ -467,7 +468,7 @@ __device__ __forceinline__ HeapTake heap_try_reserve(const Heap& h, uint32_t s, 
     return r;
 }
 
-// The current-slab entry of the calling warp: HEAP_CUR_ACTIVE of the SM's HEAP_CUR_PER_SM
+// The current-slab entry of the calling warp: one of the SM's cur_active entries (of HEAP_CUR_PER_SM),
 // entries, keyed by the warp's slot on the SM (%warpid; it may change under preemption, which
 // only costs locality), so that few warps share an entry and several swaps of one SM and class
 // run at once. Only a hint: any entry is correct.
@@ -475,7 +476,8 @@ __device__ __forceinline__ uint32_t heap_cur_slot(const Heap& h) {
     uint32_t w;
     if (HEAP_CUR_BY_WARPID) asm volatile("mov.u32 %0, %%warpid;" : "=r"(w));
     else w = threadIdx.x >> 5;
-    return (sm_id() * HEAP_CUR_PER_SM + (w & (HEAP_CUR_ACTIVE - 1))) % h.cur_slots;
+    const uint32_t active = GROSR_HEAP_CLASSIC ? 2u : h.cur_active;   // a power of two, >= 1
+    return (sm_id() * HEAP_CUR_PER_SM + (w & (active - 1))) % h.cur_slots;
 }
 
 // Entries that can be in use: those of SM ids below %nsmid (an upper bound of %smid), so the

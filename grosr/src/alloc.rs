@@ -84,6 +84,8 @@ pub(crate) struct HeapDesc {
     pub pool_words: u32,
     pub cur_slots: u32,
     pub spin_limit: u32,
+    pub cur_active: u32,
+    pub pad: u32,
 }
 
 /// The heap's counters (device memory). C: `grosr::HeapCounters`.
@@ -102,7 +104,7 @@ pub(crate) struct HeapCounters {
     pub pad3: [u64; 15],
 }
 
-const _: () = assert!(size_of::<HeapDesc>() == 88);
+const _: () = assert!(size_of::<HeapDesc>() == 96);
 const _: () = assert!(size_of::<HeapCounters>() == 640);
 
 /// `(C type, Rust size)` of the heap's shared structs, for the generated `static_assert`s.
@@ -111,6 +113,17 @@ pub(crate) fn shared_struct_sizes() -> [(&'static str, usize); 2] {
         ("grosr::Heap", size_of::<HeapDesc>()),
         ("grosr::HeapCounters", size_of::<HeapCounters>()),
     ]
+}
+
+/// Current-slab entries each SM uses: the largest power of two up to `CUR_PER_SM` for which one
+/// current slab per entry, over `sm_slots` SMs, stays within an eighth of the heap's `slabs`. More
+/// entries spread a busy SM's warps over more slabs; in a small heap they would park most of it.
+fn cur_active(slabs: u64, sm_slots: u32) -> u32 {
+    let mut a = CUR_PER_SM;
+    while a > 1 && sm_slots as u64 * a as u64 * 8 > slabs {
+        a /= 2;
+    }
+    a
 }
 
 /// The heap size a builder setting asks for, given the device's free memory: `None` = the
@@ -206,6 +219,8 @@ impl DeviceHeap {
             pool_words: slabs.div_ceil(32) as u32,
             cur_slots,
             spin_limit,
+            cur_active: cur_active(slabs as u64, sm_slots.max(1)),
+            pad: 0,
         };
         let mut heap = DeviceHeap {
             arena,
@@ -379,6 +394,21 @@ mod tests {
     /// `TAG_INNER + class`: a slab inside a class run, not its head (C: `HEAP_TAG_INNER`);
     /// `decode_stats` counts it with the head.
     const TAG_INNER: u64 = 0xE0;
+
+    #[test]
+    fn small_heaps_use_fewer_current_slab_entries_per_sm() {
+        // 256 SM slots: 8 GiB = 131 072 slabs keeps all 8; 256 MiB = 4096 slabs gets 2; 64 MiB
+        // (1024 slabs, fewer than the SMs' 8 entries would hold) gets 1.
+        assert_eq!(cur_active(131_072, 256), 8);
+        assert_eq!(cur_active(4096, 256), 2);
+        assert_eq!(cur_active(1024, 256), 1);
+        assert_eq!(cur_active(1, 1), 1);
+        for slabs in [1u64, 100, 5000, 1 << 20] {
+            let a = cur_active(slabs, 132);
+            assert!(a.is_power_of_two() && a <= CUR_PER_SM);
+            assert!(a == 1 || 132 * a as u64 * 8 <= slabs);
+        }
+    }
 
     #[test]
     fn size_classes_are_powers_of_two_from_16_bytes_to_8_kib() {
