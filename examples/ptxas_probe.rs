@@ -2,7 +2,8 @@
 //! says of every kernel: registers, stack, spills, shared memory. For watching register pressure
 //! in the scheduler as device code changes.
 //!
-//! `cargo run --release --example ptxas_probe -- [--arch 90]` (NVRTC on the library path)
+//! `cargo run --release --example ptxas_probe -- [--arch 90] [--alloc]` (NVRTC on the library
+//! path; `--alloc`: the allocator benchmark's module instead)
 
 use clap::Parser;
 
@@ -15,13 +16,38 @@ struct Args {
     /// Also write the CUBIN here (for nvdisasm).
     #[arg(long)]
     out: Option<std::path::PathBuf>,
+    /// Probe the allocator benchmark's module (bench_* kernels: the device heap inlined) instead.
+    #[arg(long)]
+    alloc: bool,
+    /// Write the module's source here instead of compiling it (to edit constexpr switches).
+    #[arg(long)]
+    dump: Option<std::path::PathBuf>,
+    /// Compile this source file instead of a generated module (e.g. an edited --dump).
+    #[arg(long)]
+    source: Option<std::path::PathBuf>,
 }
 
 fn main() {
     let args = Args::parse();
     // SAFETY: set before any other thread exists; compile() reads it.
     unsafe { std::env::set_var("GROSR_PTXAS_VERBOSE", "1") };
-    let source = grosr::workloads::builder().source();
+    let source = if let Some(path) = &args.source {
+        std::fs::read_to_string(path).unwrap_or_else(|e| {
+            eprintln!("ptxas_probe: cannot read {}: {e}", path.display());
+            std::process::exit(1);
+        })
+    } else if args.alloc {
+        grosr::workloads::alloc::builder(0).source()
+    } else {
+        grosr::workloads::builder().source()
+    };
+    if let Some(path) = &args.dump {
+        if let Err(e) = std::fs::write(path, &source) {
+            eprintln!("ptxas_probe: cannot write {}: {e}", path.display());
+            std::process::exit(1);
+        }
+        return;
+    }
     match grosr::compile::compile(&source, args.arch) {
         Ok(cubin) => {
             println!("sm_{}: {} bytes of CUBIN", args.arch, cubin.len());

@@ -24,9 +24,16 @@ pub const MAX_CLASS_BYTES: u64 = 1 << (MIN_SHIFT as usize + CLASSES - 1);
 const BITMAP_WORDS: usize = (1 << (SLAB_SHIFT - MIN_SHIFT)) / 32;
 const TAG_LARGE: u64 = 0xFF;
 const ATTACHED: u64 = 0x100;
+/// The head of a class run: its count and bitmap serve the whole run (C: `HEAP_RUN`).
+const RUN: u64 = 0x200;
 const NONE: u32 = u32::MAX;
 /// Current-slab entries per SM and class (C: `HEAP_CUR_PER_SM`).
-const CUR_PER_SM: u32 = 2;
+const CUR_PER_SM: u32 = 8;
+/// Classes with fewer slots per slab take aligned runs of slabs with this many slots (C:
+/// `HEAP_RUN_SLOTS`; 0 = no runs) ...
+const RUN_SLOTS: u64 = 256;
+/// ... of at most this many slabs (C: `HEAP_RUN_MAX`).
+const RUN_MAX: u64 = 16;
 /// Lists of detached slabs with free slots: per class a low list (any free) and a roomy one.
 const LISTS: usize = 2 * CLASSES;
 /// The default heap never takes more than this.
@@ -51,6 +58,15 @@ const fn slots(c: usize) -> u64 {
     SLAB_BYTES >> (MIN_SHIFT as usize + c)
 }
 
+/// Slabs in a run of class `c` (1: the class takes single slabs). C: `heap_run_len`.
+fn run_len(c: usize) -> u64 {
+    if slots(c) >= RUN_SLOTS {
+        1
+    } else {
+        (RUN_SLOTS / slots(c)).min(RUN_MAX)
+    }
+}
+
 /// The device's heap descriptor, the module global `grosr_heap`. C: `grosr::Heap`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
@@ -68,6 +84,8 @@ pub(crate) struct HeapDesc {
     pub pool_words: u32,
     pub cur_slots: u32,
     pub spin_limit: u32,
+    pub cur_active: u32,
+    pub pad: u32,
 }
 
 /// The heap's counters (device memory). C: `grosr::HeapCounters`.
@@ -77,7 +95,8 @@ pub(crate) struct HeapCounters {
     pub free_slabs: i32,
     pub pad0: [u32; 31],
     pub large_lock: u32,
-    pub pad1: [u32; 31],
+    pub reclaim_lock: u32,
+    pub pad1: [u32; 30],
     pub partial_count: [i32; 16],
     pub roomy_count: [i32; 16],
     pub failures: [u64; 16],
@@ -85,7 +104,7 @@ pub(crate) struct HeapCounters {
     pub pad3: [u64; 15],
 }
 
-const _: () = assert!(size_of::<HeapDesc>() == 88);
+const _: () = assert!(size_of::<HeapDesc>() == 96);
 const _: () = assert!(size_of::<HeapCounters>() == 640);
 
 /// `(C type, Rust size)` of the heap's shared structs, for the generated `static_assert`s.
@@ -94,6 +113,17 @@ pub(crate) fn shared_struct_sizes() -> [(&'static str, usize); 2] {
         ("grosr::Heap", size_of::<HeapDesc>()),
         ("grosr::HeapCounters", size_of::<HeapCounters>()),
     ]
+}
+
+/// Current-slab entries each SM uses: the largest power of two up to `CUR_PER_SM` for which one
+/// current slab per entry, over `sm_slots` SMs, stays within an eighth of the heap's `slabs`. More
+/// entries spread a busy SM's warps over more slabs; in a small heap they would park most of it.
+fn cur_active(slabs: u64, sm_slots: u32) -> u32 {
+    let mut a = CUR_PER_SM;
+    while a > 1 && sm_slots as u64 * a as u64 * 8 > slabs {
+        a /= 2;
+    }
+    a
 }
 
 /// The heap size a builder setting asks for, given the device's free memory: `None` = the
@@ -189,6 +219,8 @@ impl DeviceHeap {
             pool_words: slabs.div_ceil(32) as u32,
             cur_slots,
             spin_limit,
+            cur_active: cur_active(slabs as u64, sm_slots.max(1)),
+            pad: 0,
         };
         let mut heap = DeviceHeap {
             arena,
@@ -300,8 +332,8 @@ pub struct HeapStats {
     pub bad_frees: u64,
 }
 
-/// Decodes the slab words (count << 32 | attached | tag), large-run lengths, pool bits and
-/// counters into stats.
+/// Decodes the slab words (count << 32 | run | attached | tag), large-run lengths, pool bits and
+/// counters into stats. A class run counts as its slabs, its head's word as all its slots.
 pub(crate) fn decode_stats(
     words: &[u64],
     run: &[u32],
@@ -328,13 +360,16 @@ pub(crate) fn decode_stats(
             large.bytes_in_use += n as u64 * SLAB_BYTES;
         } else if (1..=CLASSES as u64).contains(&tag) {
             let c = tag as usize - 1;
-            let free = ((w >> 32) as u32 as i32).clamp(0, slots(c) as i32) as u64;
+            let n = if w & RUN != 0 { run_len(c) } else { 1 };
+            let cap = slots(c) * n;
+            let free = ((w >> 32) as u32 as i32).clamp(0, cap as i32) as u64;
             let k = &mut classes[c];
-            k.slabs += 1;
-            k.attached_slabs += (w & ATTACHED != 0) as u32;
-            k.in_use += slots(c) - free;
-            k.bytes_in_use += (slots(c) - free) * class_size(c);
+            k.slabs += n as u32;
+            k.attached_slabs += if w & ATTACHED != 0 { n as u32 } else { 0 };
+            k.in_use += cap - free;
+            k.bytes_in_use += (cap - free) * class_size(c);
         }
+        // 0xE0 + class (inside a class run, C: HEAP_TAG_INNER): counted with the run's head.
     }
     let slabs = words.len() as u32;
     let free_slabs = pool.iter().map(|w| w.count_ones()).sum();
@@ -355,6 +390,25 @@ pub(crate) fn decode_stats(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `TAG_INNER + class`: a slab inside a class run, not its head (C: `HEAP_TAG_INNER`);
+    /// `decode_stats` counts it with the head.
+    const TAG_INNER: u64 = 0xE0;
+
+    #[test]
+    fn small_heaps_use_fewer_current_slab_entries_per_sm() {
+        // 256 SM slots: 8 GiB = 131 072 slabs keeps all 8; 256 MiB = 4096 slabs gets 2; 64 MiB
+        // (1024 slabs, fewer than the SMs' 8 entries would hold) gets 1.
+        assert_eq!(cur_active(131_072, 256), 8);
+        assert_eq!(cur_active(4096, 256), 2);
+        assert_eq!(cur_active(1024, 256), 1);
+        assert_eq!(cur_active(1, 1), 1);
+        for slabs in [1u64, 100, 5000, 1 << 20] {
+            let a = cur_active(slabs, 132);
+            assert!(a.is_power_of_two() && a <= CUR_PER_SM);
+            assert!(a == 1 || 132 * a as u64 * 8 <= slabs);
+        }
+    }
 
     #[test]
     fn size_classes_are_powers_of_two_from_16_bytes_to_8_kib() {
@@ -381,6 +435,10 @@ mod tests {
             format!("constexpr uint32_t HEAP_MIN_SHIFT = {MIN_SHIFT};"),
             format!("constexpr uint32_t HEAP_CLASSES = {CLASSES};"),
             format!("constexpr uint32_t HEAP_CUR_PER_SM = {CUR_PER_SM};"),
+            format!("constexpr uint32_t HEAP_RUN_SLOTS = GROSR_HEAP_CLASSIC ? 0 : {RUN_SLOTS};"),
+            format!("constexpr uint32_t HEAP_RUN_MAX = {RUN_MAX};"),
+            format!("constexpr uint32_t HEAP_TAG_INNER = {TAG_INNER:#X}u;"),
+            format!("constexpr uint64_t HEAP_RUN = {RUN:#X}ull;"),
             "int32_t roomy_count[16];".to_string(),
         ] {
             assert!(src.contains(&line), "{line}");
@@ -469,5 +527,22 @@ mod tests {
         assert_eq!((s.large.slabs, s.large.in_use), (2, 1));
         assert_eq!(s.bytes_in_use, 64 * 2072 + 2 * SLAB_BYTES);
         assert_eq!((s.failures, s.bad_frees), (4, 2));
+    }
+
+    #[test]
+    fn a_class_run_counts_as_its_slabs_and_its_slots() {
+        let ctl: HeapCounters = bytemuck::Zeroable::zeroed();
+        let c = 8; // 4 KiB: 16 slots per slab, runs of 16 slabs with 256 slots
+        assert_eq!((run_len(c), run_len(2), run_len(5)), (16, 1, 2));
+        assert_eq!(run_len(CLASSES - 1), RUN_MAX);
+        let n = run_len(c) as usize;
+        let mut words = vec![TAG_INNER + c as u64; n + 1];
+        words[0] = (250u64 << 32) | RUN | ATTACHED | (c as u64 + 1);
+        words[n] = 0;
+        let s = decode_stats(&words, &vec![0; n + 1], &[1 << n], &ctl);
+        let k = s.classes[c];
+        assert_eq!((k.slabs, k.attached_slabs, k.in_use), (16, 16, 6));
+        assert_eq!(s.free_slabs + k.attached_slabs, s.slabs);
+        assert_eq!(s.bytes_in_use, 6 * 4096);
     }
 }
