@@ -166,10 +166,12 @@ template <class A> __device__ void remote_free(const Args& a, uint8_t** ptrs, ui
 }
 }  // namespace grosr_bench
 
-// Every benchmark kernel runs at the GPU's full thread occupancy (2048 threads per SM, as the
-// published full-occupancy figures do): 8 blocks of 256 per SM, so at most 32 registers a thread.
+// Every benchmark kernel is built for at least 4 resident blocks of 256 per SM (at most 64
+// registers a thread). At 8 (all 2048 threads of an SM, 32 registers) grosr's allocation path
+// spills and runs slower: H200, same run, 8 against 4: churn 11.6 against 13.3 G/s, mixed 64-512 B
+// 4.4 against 8.4. GROSR_DEFINES=GROSR_BENCH_MIN_BLOCKS=8 (or =0, no bound) builds them otherwise.
 #ifndef GROSR_BENCH_MIN_BLOCKS
-#define GROSR_BENCH_MIN_BLOCKS 8
+#define GROSR_BENCH_MIN_BLOCKS 4
 #endif
 #if GROSR_BENCH_MIN_BLOCKS > 0
 #define BENCH_BOUNDS __launch_bounds__(256, GROSR_BENCH_MIN_BLOCKS)
@@ -381,8 +383,8 @@ impl<'rt> AllocBench<'rt> {
         Ok(())
     }
 
-    /// Blocks of 256 threads per SM the benchmark kernels are built for (`GROSR_BENCH_MIN_BLOCKS`,
-    /// default 8: the GPU's 2048 threads per SM), as the occupancy API reports for the loop kernel.
+    /// Blocks of 256 threads per SM that grosr's loop kernel keeps resident, as the occupancy API
+    /// reports (kernels are built for at least `GROSR_BENCH_MIN_BLOCKS`, default 4).
     pub fn min_blocks(&self) -> Result<u32> {
         Ok(self.full_threads("bench_loop_grosr")? / self.rt.info().sm_count.max(1) / BLOCK)
     }
@@ -715,7 +717,7 @@ pub fn report(quick: bool) -> Result<Vec<Table>> {
         "Same process, same GPU ({}). grosr and the pool: {seed_iters} iterations per thread, median of {reps}; \
          CUDA malloc: {cuda_seed_iters} iterations (16 384 threads) or {cuda_full_iters} (full occupancy), one run \
          (it is three orders of magnitude slower). Full occupancy = the occupancy API's grid for each kernel \
-         (built for 8 blocks of 256 threads per SM, as many threads as the GPU holds; grosr's loop kernel gets {}). grosr heap {} MiB, CUDA malloc heap {} MiB. \
+         (each built for at least 4 blocks of 256 threads per SM; grosr's loop kernel gets {}). grosr heap {} MiB, CUDA malloc heap {} MiB. \
          Every allocation is written and checked: 16-byte words {} bytes apart and the block's last 16 bytes \
          (the GPU tests check every 16 bytes); the per-thread pool does no allocator work, so its column is the \
          harness's own ceiling. \
