@@ -68,7 +68,11 @@ namespace grosr {
 // ---- Sizes shared with the host (grosr/src/layout.rs mirrors every struct below) ----------------
 constexpr uint32_t WARP = 32;
 constexpr uint32_t RECORD_WORDS = 12;            // 48-byte records (MAX_RECORD_BYTES)
-constexpr uint32_t STACK_CAP = 32;               // slots in each warp's private stack
+#ifndef GROSR_STACK_CAP
+#define GROSR_STACK_CAP 32                       // for A/B runs: 64 still fits 48 KB of static smem
+#endif
+constexpr uint32_t STACK_CAP = GROSR_STACK_CAP;  // slots in each warp's private stack
+static_assert(STACK_CAP >= WARP, "a warp's stack takes a whole round of spawns");
 constexpr uint32_t KIND_RANGE = 0xFFFFFFF0u;     // internal: a range of host-submitted records
 constexpr uint32_t KIND_GRAPH = 0xFFFFFFF1u;     // host-submitted: launch a resident task graph
 constexpr uint32_t KIND_GRAPH_RANGE = 0xFFFFFFF2u;  // internal: roots of a graph launch to spawn
@@ -1096,7 +1100,11 @@ __device__ uint32_t take_work(const Params& p, WarpState* ws, uint32_t& kind, ui
 __device__ void process(const Params& p, WarpState* ws, Mailbox& mbox, uint32_t n, uint32_t kind,
                         uint32_t job, uint32_t node, const uint32_t* words);
 
-constexpr uint32_t INGEST_DRAIN_ROUNDS = 16;     // rounds the ingest warp runs of its own spawns
+#ifndef GROSR_INGEST_DRAIN_ROUNDS
+#define GROSR_INGEST_DRAIN_ROUNDS 16
+#endif
+// Rounds the ingest warp runs of its own spawns (a define for A/B runs).
+constexpr uint32_t INGEST_DRAIN_ROUNDS = GROSR_INGEST_DRAIN_ROUNDS;
 
 // After running a small submission, the ingest warp runs what it spawned onto its own stack for
 // a few rounds (a short chain or a small graph then completes with no queue hop at all), then

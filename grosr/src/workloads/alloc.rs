@@ -26,7 +26,7 @@ pub const BENCH_CUDA: &str = r#"
 namespace grosr_bench {
 struct Args {                      // mirrored by BenchArgs in grosr/src/workloads/alloc.rs
     unsigned long long* counters;  // [0] allocations served, [1] null returns, [2] mismatches,
-                                   // [3] blocks outside grosr's arena
+                                   // [3] blocks outside grosr's arena, [4..6] GROSR_BENCH_PROFILE
     uint8_t* pool;                 // per-thread pool regions
     unsigned long long pool_per_thread;
     uint32_t pool_slot, iters, outstanding, kind, min_size, max_size, seed, check_stride;
@@ -116,6 +116,28 @@ struct Pool {
     __device__ void release(void* p) { used &= ~(1u << (uint32_t)(((uint8_t*)p - region) / slot)); }
 };
 
+// GROSR_BENCH_PROFILE=1: each loop thread times (clock64) its allocations, frees and pattern
+// writes and checks, and the warps add the sums to counters[4..6], so a slow shape shows whether
+// the allocator or the harness's memory traffic takes the time. Off: no clock reads at all.
+#ifndef GROSR_BENCH_PROFILE
+#define GROSR_BENCH_PROFILE 0
+#endif
+struct Split {
+    unsigned long long alloc = 0, release = 0, pattern = 0, t = 0;
+    __device__ void start() { if (GROSR_BENCH_PROFILE) t = clock64(); }
+    __device__ void lap(unsigned long long& into) {
+        if (GROSR_BENCH_PROFILE) { const unsigned long long now = clock64(); into += now - t; t = now; }
+    }
+    __device__ void add_to(const Args& a) {   // every lane of a full warp calls it
+        if (!GROSR_BENCH_PROFILE) return;
+        unsigned long long v[3] = {alloc, release, pattern};
+        for (uint32_t i = 0; i < 3; ++i) {
+            for (uint32_t d = 16; d > 0; d /= 2) v[i] += __shfl_down_sync(0xffffffffu, v[i], d);
+            if ((threadIdx.x & 31) == 0) atomicAdd(&a.counters[4 + i], v[i]);
+        }
+    }
+};
+
 // Each thread keeps a ring of `outstanding` blocks: check and free the oldest, allocate anew.
 template <class A> __device__ void loop(const Args& a) {
     const uint32_t t = blockIdx.x * blockDim.x + threadIdx.x;
@@ -124,22 +146,30 @@ template <class A> __device__ void loop(const Args& a) {
     uint32_t sizes[16];
     for (uint32_t k = 0; k < 16; ++k) ring[k] = nullptr;
     unsigned long long ok = 0, fail = 0, bad = 0;
+    Split sp;
     for (uint32_t i = 0; i < a.iters; ++i) {
         const uint32_t k = i % a.outstanding;
         if (ring[k]) {
+            sp.start();
             bad += check(a, ring[k], sizes[k], tag_of(t, i - a.outstanding));
+            sp.lap(sp.pattern);
             al.release(ring[k]);
+            sp.lap(sp.release);
             ring[k] = nullptr;
         }
         const uint32_t n = size_of(a, t, i);
+        sp.start();
         uint8_t* p = (uint8_t*)al.alloc(n);
+        sp.lap(sp.alloc);
         if (p) { write(a, p, n, tag_of(t, i)); ring[k] = p; sizes[k] = n; ++ok; } else { ++fail; }
+        sp.lap(sp.pattern);
     }
     for (uint32_t i = a.iters > a.outstanding ? a.iters - a.outstanding : 0; i < a.iters; ++i) {
         const uint32_t k = i % a.outstanding;
         if (ring[k]) { bad += check(a, ring[k], sizes[k], tag_of(t, i)); al.release(ring[k]); }
     }
     count(a, ok, fail, bad);
+    sp.add_to(a);
 }
 
 // Remote frees: thread t allocates ptrs[t]; in the next kernel thread t frees a permuted slot.
@@ -312,6 +342,10 @@ pub struct Outcome {
     pub served: u64,
     /// Allocations that returned null.
     pub failed: u64,
+    /// Clock cycles the loop kernel's threads spent allocating, freeing, and writing and checking
+    /// blocks, summed over threads: zero unless built with `GROSR_BENCH_PROFILE=1`
+    /// (`GROSR_DEFINES`).
+    pub split: [u64; 3],
 }
 
 impl Outcome {
@@ -429,7 +463,7 @@ impl<'rt> AllocBench<'rt> {
 
     fn outcome(&self, what: &str) -> Result<Outcome> {
         self.base.sync(WAIT)?;
-        let mut c = [0u64; 4];
+        let mut c = [0u64; 7];
         self.counters.read(&mut c)?;
         if c[3] != 0 {
             return Err(Error::Config(format!(
@@ -446,6 +480,7 @@ impl<'rt> AllocBench<'rt> {
         Ok(Outcome {
             served: c[0],
             failed: c[1],
+            split: [c[4], c[5], c[6]],
         })
     }
 
@@ -665,6 +700,7 @@ pub fn report(quick: bool) -> Result<Vec<Table>> {
         Allocator::CudaMalloc,
         Allocator::ThreadPool,
     ];
+    let mut splits = Vec::new();
     let mut row = |b: &mut AllocBench, label: String, shape: &Shape, full: bool| -> Result<()> {
         let (mut r, mut s) = (Vec::new(), Vec::new());
         for a in allocators {
@@ -679,6 +715,16 @@ pub fn report(quick: bool) -> Result<Vec<Table>> {
                 _ => (seed_iters, warm, reps),
             };
             let (v, out) = b.rate(a, shape, threads, iters, w, n)?;
+            if out.split.iter().any(|&c| c > 0) {
+                let per = |c: u64| c as f64 / (out.served + out.failed).max(1) as f64;
+                splits.push(format!(
+                    "{label} ({}): clocks per allocation: allocate {:.0}, free {:.0}, write + check {:.0}",
+                    a.suffix(),
+                    per(out.split[0]),
+                    per(out.split[1]),
+                    per(out.split[2])
+                ));
+            }
             r.push(Some(v / 1e6));
             s.push(Some(out.success_pct()));
         }
@@ -713,6 +759,7 @@ pub fn report(quick: bool) -> Result<Vec<Table>> {
         label,
         vec![Some(go.success_pct()), Some(co.success_pct()), None],
     );
+    rate.notes.extend(splits);
     rate.notes.push(format!(
         "Same process, same GPU ({}). grosr and the pool: {seed_iters} iterations per thread, median of {reps}; \
          CUDA malloc: {cuda_seed_iters} iterations (16 384 threads) or {cuda_full_iters} (full occupancy), one run \
