@@ -45,13 +45,30 @@ typedef long long int64_t;
 // completion [6], [7] wherever it happens. A small graph stamps [12] when the ingest warp enters
 // it and [15] when its last level starts. (Session 6 notes keep the figures of the stamps a
 // one-pair launch had before small graphs: the successor release, step by step.)
+// A spawn tree (latency_trace --spawn) stamps the first and last start of each level l < 12 in
+// [16 + l] and [28 + l] (GROSR_TRACE_LEVEL; level 0, the root, clears them first).
 #ifdef GROSR_TRACE
-__device__ unsigned long long grosr_trace[24];
+__device__ unsigned long long grosr_trace[40];
 __device__ __forceinline__ unsigned long long grosr_now() {
     unsigned long long t;
     asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
     return t;
 }
+// One lane per warp stamps, and only when it moves a bound: a level of 10^6 tasks makes a few
+// thousand atomics, not a million. Relaxed (plain loads and atomics): stamps, not data.
+__device__ void grosr_trace_level(uint32_t level) {
+    if (level >= 12) return;
+    const unsigned long long now = grosr_now();
+    if (level == 0) {                            // the root runs alone, before any other level
+        for (uint32_t i = 16; i < 40; ++i) grosr_trace[i] = i < 28 ? ~0ull : 0ull;
+        __threadfence();                         // cleared before the root's children are spawned
+    }
+    if ((threadIdx.x & 31u) != (uint32_t)(__ffs(__activemask()) - 1)) return;
+    volatile unsigned long long* t = grosr_trace;
+    if (now < t[16 + level]) atomicMin(&grosr_trace[16 + level], now);
+    if (now > t[28 + level]) atomicMax(&grosr_trace[28 + level], now);
+}
+#define GROSR_TRACE_LEVEL(l) grosr_trace_level(l)
 #define GROSR_STAMP(i) do { if (blockIdx.x == 0 && threadIdx.x == 0) grosr_trace[i] = grosr_now(); } while (0)
 #define GROSR_STAMP_ANY(i) do { grosr_trace[i] = grosr_now(); } while (0)
 #define GROSR_STAMP_MIN(i) do { if ((threadIdx.x & 31) == 0) atomicMin(&grosr_trace[i], grosr_now()); } while (0)
@@ -61,6 +78,7 @@ __device__ __forceinline__ unsigned long long grosr_now() {
 #define GROSR_STAMP_ANY(i) do {} while (0)
 #define GROSR_STAMP_MIN(i) do {} while (0)
 #define GROSR_STAMP_MAX(i) do {} while (0)
+#define GROSR_TRACE_LEVEL(l) do {} while (0)
 #endif
 
 namespace grosr {
@@ -94,6 +112,15 @@ constexpr uint32_t STOP_CHECK_PERIOD = 256;      // loop turns between reads of 
 #endif
 #ifndef GROSR_FAIR_POP
 #define GROSR_FAIR_POP 0                         // 1: a warp pops its share of a short queue only
+#endif
+#ifndef GROSR_IDLE_MAX_NS
+#define GROSR_IDLE_MAX_NS 1024                   // longest back-off of an idle warp between polls
+#endif
+#ifndef GROSR_STEALS
+#define GROSR_STEALS 4                           // random victims an idle warp tries per turn
+#endif
+#ifndef GROSR_OWED_COUNTS
+#define GROSR_OWED_COUNTS 1                      // 0: every uniform round settles its job count at once
 #endif
 #ifndef GROSR_INLINE_FENCE
 #define GROSR_INLINE_FENCE 0                     // 1: fence.acq_rel.sys after an inline descriptor too
@@ -343,6 +370,9 @@ struct WarpState {
     int32_t deferred;             // spawns into this stack not yet added to the job's pending
     uint32_t bypass_hops;         // BYPASS_HOPS, or INGEST_BYPASS_HOPS on the ingest warp
     uint32_t spread;              // queued spawns so far: the next goes this many queues on
+    int32_t owed;                 // decrements of job owed_job's pending not yet applied (owe_ok)
+    uint32_t owed_job;
+    uint32_t owe_ok;              // 0 on the ingest warp: it settles every round at once
     uint32_t graph_job;           // ingest warp, while it runs a small launch itself: its job ...
     const GraphDev* graph;        // ... and graph, so releases skip the DevJob::graph load
     StackEntry stack[STACK_CAP];
@@ -351,6 +381,34 @@ struct WarpState {
     // 13 words a row: lanes hit distinct banks.
     uint32_t held[WARP][RECORD_WORDS + 1];
 };
+
+// Owed counts: a warp that runs uniform rounds does not decrement its job's pending count each
+// round (every warp doing so makes that one counter the hottest address on the GPU); it owes the
+// decrements (ws->owed) and pays children it spawns into the queues out of them (spawn_words).
+// The stored count is then the true count plus what warps owe, never less, so a job completes
+// only once every owed decrement is applied. A warp settles before it looks for work away from
+// its own stack and home queue, before a round of another job, and before it exits: a job's
+// completion waits at most for its last warps to find their home queues empty.
+// Applies the warp's owed decrements. Called by all 32 lanes of the warp, converged.
+__device__ void settle_owed(const Params& p, WarpState* ws) {
+    // The warp barrier orders every lane's earlier results before the leader's release (job_add).
+    __syncwarp();
+    if (lane_id() == 0 && ws->owed != 0) {
+        job_add(p, ws->owed_job, -ws->owed);
+        ws->owed = 0;
+    }
+    __syncwarp();
+}
+
+// Pays for k queued children of `job` out of the warp's owed decrements if it owes that many
+// (true); else the caller counts them on the job. Any lane; shared atomics (divergent groups).
+__device__ bool pay_from_owed(WarpState* ws, uint32_t job, int32_t k) {
+    if (!ws->owe_ok || ws->owed_job != job) return false;
+    const int32_t old = atomicSub(&ws->owed, k);
+    if (old >= k) return true;
+    atomicAdd(&ws->owed, k);                     // not enough: undo (a racing payer may fall back too)
+    return false;
+}
 
 struct Mailbox {                  // one block task at a time, run by all warps of the block
     volatile uint32_t epoch;      // bumped when a task is posted
@@ -579,8 +637,10 @@ __device__ void spawn_words(Ctx& c, uint32_t kind, const uint32_t* words, uint32
         }
         return;
     }
-    // 2. The SM's queue (or any other): visible to every warp, so count before publishing.
-    if (job_leader) atomicAdd(&p.jobs[c.job].pending, (int32_t)__popc(same_job));
+    // 2. The SM's queue (or any other): visible to every warp, so count before publishing (or
+    // pay out of what this warp owes the job: the stored count already covers them then).
+    if (job_leader && !(c.uniform && pay_from_owed(ws, c.job, (int32_t)__popc(same_job))))
+        atomicAdd(&p.jobs[c.job].pending, (int32_t)__popc(same_job));
     // The count precedes the publishing lanes' release stores (warp barrier, then release).
     __syncwarp(mask);
     push_counted(p, spawn_queue(p, ws, mask), mask, kind, c.job, node, words);
@@ -690,7 +750,19 @@ __device__ void account(const Params& p, WarpState* ws, bool has, uint32_t kind,
         // a chain of spawns costs no fence and no atomic per hop.
         // No fence needed: the __syncwarp above orders every lane's results before the leader's
         // atom.acq_rel, whose release is cumulative over them.
-        if (delta != 0 && lane == (uint32_t)(__ffs(done) - 1)) job_add(p, job, delta);
+        if (lane == (uint32_t)(__ffs(done) - 1)) {
+            if (ws->owe_ok) {
+                // Owe the round's net decrements (see settle_owed); another job's debt is paid
+                // first. More children than debt: the excess is counted now.
+                if (ws->owed != 0 && ws->owed_job != job) job_add(p, ws->owed_job, -ws->owed);
+                const int32_t owed = (ws->owed_job == job ? ws->owed : 0) - delta;
+                ws->owed_job = job;
+                ws->owed = owed < 0 ? 0 : owed;
+                if (owed < 0) job_add(p, job, -owed);
+            } else if (delta != 0) {
+                job_add(p, job, delta);
+            }
+        }
         if (lane == 0) ws->deferred = 0;
     } else {
         // As above: the __syncwarp at the top of account() orders the lanes' results first.
@@ -1470,9 +1542,10 @@ __device__ uint32_t take_work(const Params& p, WarpState* ws, uint32_t& kind, ui
     const uint32_t live = lane == 0 ? *(volatile uint32_t*)&grosr_board.live : 0u;
     uint32_t n = pop_from(p, home, WARP, kind, job, node, words);
     if (n) return n;
+    settle_owed(p, ws);                          // the home queue is dry: pay what we owe first
     n = board_claim(p, live, kind, job, words);
     if (n) return n;
-    for (uint32_t t = 0; t < 4 && p.num_queues > 1; ++t) {      // steal from random victims
+    for (uint32_t t = 0; t < GROSR_STEALS && p.num_queues > 1; ++t) {   // steal from random victims
         rng = rng * 1664525u + 1013904223u;
         const uint32_t victim = (home + 1 + (rng >> 8) % (p.num_queues - 1)) % p.num_queues;
         n = pop_from(p, victim, WARP, kind, job, node, words);
@@ -1587,6 +1660,9 @@ __device__ void scheduler(const Params& p) {
         ws->deferred = 0;
         ws->bypass_hops = ingest_warp ? INGEST_BYPASS_HOPS : BYPASS_HOPS;
         ws->spread = 0;
+        ws->owed = 0;
+        ws->owed_job = 0;
+        ws->owe_ok = GROSR_OWED_COUNTS && !ingest_warp;
         ws->graph_job = NO_KIND;
     }
     ws->held[lane][RECORD_WORDS] = NO_KIND;
@@ -1633,9 +1709,10 @@ __device__ void scheduler(const Params& p) {
         // The ingest warp itself copies the host's stop flag to dev_stop (above): no need to read it.
         if (!ingest_warp && *(volatile uint32_t*)p.dev_stop) { set_stop(); continue; }
         // Idle: back off so polling does not steal L2 bandwidth from busy warps.
-        idle_ns = idle_ns ? umin(idle_ns * 2, 1024u) : 32u;
+        idle_ns = idle_ns ? umin(idle_ns * 2, (uint32_t)GROSR_IDLE_MAX_NS) : 32u;
         __nanosleep(ingest_warp ? 32u : idle_ns);
     }
+    settle_owed(p, ws);
     __syncthreads();
     if (threadIdx.x == 0) atomicAdd((uint32_t*)&p.host->exited_blocks, 1u);
 }
