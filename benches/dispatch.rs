@@ -53,7 +53,7 @@ fn dispatch(c: &mut Criterion) {
             first: 0,
             count: 1 << 20,
             fanout,
-            pad: 0,
+            depth: 0,
         }]
     };
 

@@ -4,8 +4,10 @@
 //!
 //! With `--relu`, the same for a resident graph launch: ReLU+Softmax 5000 × 256 (one warp task
 //! per row): ingest, fan-out, the roots' run, completion. With `--pair`, one ping-pong pair.
+//! With `--spawn F`, the timeline of 1M tiny tasks spawned by a tree of fan-out F.
 //!
-//! `cargo run --release --example latency_trace -- [--reps 2000] [--relu | --pair]` (needs a GPU)
+//! `cargo run --release --example latency_trace -- [--reps 2000] [--relu | --pair | --spawn 8]`
+//! (needs a GPU)
 
 use std::time::{Duration, Instant};
 
@@ -28,6 +30,10 @@ struct Args {
     /// Trace a resident launch of one ping-pong pair (stage 1 → stage 2) instead.
     #[arg(long, conflicts_with = "relu")]
     pair: bool,
+    /// Trace 1M tiny tasks spawned by a tree of this fan-out instead: when each level of the
+    /// tree starts and stops starting (the report's "spawned on the GPU" row).
+    #[arg(long, conflicts_with_all = ["relu", "pair"])]
+    spawn: Option<u32>,
 }
 
 /// The stamps' meaning: (from, to, what happens between them).
@@ -84,6 +90,9 @@ fn main() -> grosr::Result<()> {
     let args = Args::parse();
     let rt = workloads::builder().define("GROSR_TRACE", "1").build()?;
     let warmup = args.reps / 10;
+    if let Some(fanout) = args.spawn {
+        return spawn_levels(&rt, fanout, warmup, args.reps);
+    }
     let (host, steps, table) = if args.relu {
         let m = Matrix::new(&rt, 5000, 256)?;
         let x = m.randomize(1)?;
@@ -153,4 +162,63 @@ fn trace(
         }
     }
     Ok((host, steps))
+}
+
+/// The spawn tree's timeline: per level, when its first and its last task started (µs after the
+/// root started; median over `reps` launches), then the host's submit → wait.
+fn spawn_levels(rt: &grosr::Runtime, fanout: u32, warmup: usize, reps: usize) -> grosr::Result<()> {
+    const N: u32 = 1 << 20;
+    let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), N as usize)?;
+    let root = [workloads::Spread {
+        flags: flags.ptr(),
+        first: 0,
+        count: N,
+        fanout,
+        depth: 0,
+    }];
+    let (mut host, mut first, mut last) = (Vec::new(), vec![Vec::new(); 12], vec![Vec::new(); 12]);
+    for rep in 0..warmup + reps {
+        let t0 = Instant::now();
+        rt.submit(&root)?.wait_timeout(Duration::from_secs(10))?;
+        let total = t0.elapsed().as_secs_f64() * 1e6;
+        let stamps: Vec<u64> = rt.read_global("grosr_trace")?;
+        if rep < warmup {
+            continue;
+        }
+        host.push(total);
+        for l in 0..12 {
+            if stamps[28 + l] != 0 {
+                first[l].push(stamps[16 + l].wrapping_sub(stamps[16]) as i64 as f64 / 1e3);
+                last[l].push(stamps[28 + l].wrapping_sub(stamps[16]) as i64 as f64 / 1e3);
+            }
+        }
+    }
+    let set = flags.to_vec()?.iter().filter(|&&f| f == 1).count();
+    if set != N as usize {
+        return Err(grosr::Error::Config(format!("{set} of {N} tiny tasks ran")));
+    }
+    println!(
+        "{} ({reps} launches of 1M tiny tasks, tree of fan-out {fanout})",
+        rt.gpu().name
+    );
+    println!(
+        "{:>5}  {:>14}  {:>14}",
+        "level", "first start µs", "last start µs"
+    );
+    for l in 0..12 {
+        if !first[l].is_empty() {
+            let name = if l == 11 {
+                "tiny".to_string()
+            } else {
+                l.to_string()
+            };
+            println!(
+                "{name:>5}  {:>14.2}  {:>14.2}",
+                median(first[l].clone()),
+                median(last[l].clone())
+            );
+        }
+    }
+    println!("host: submit → wait returns {:.2} µs", median(host));
+    Ok(())
 }

@@ -25,10 +25,50 @@ struct Args {
     /// Compile this source file instead of a generated module (e.g. an edited --dump).
     #[arg(long)]
     source: Option<std::path::PathBuf>,
+    /// Compile the report's modules (workloads, allocator benchmark, BFS, latency_trace's) into the disk cache
+    /// (`GROSR_CACHE_DIR`) instead: a GPU machine given that folder skips NVRTC (same NVRTC
+    /// version, `GROSR_DEFINES` and arch).
+    #[arg(long)]
+    warm_cache: bool,
+    /// With --warm-cache: only these modules (workloads, alloc, bfs, traced), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
 }
 
 fn main() {
     let args = Args::parse();
+    if args.warm_cache {
+        let modules = [
+            ("workloads", grosr::workloads::builder()),
+            ("alloc", grosr::workloads::alloc::builder(0)),
+            ("bfs", grosr::bfs::gpu::builder()),
+            (
+                "traced workloads (latency_trace)",
+                grosr::workloads::builder().define("GROSR_TRACE", "1"),
+            ),
+        ];
+        let wanted = |name: &str| {
+            args.only.is_empty() || args.only.iter().any(|w| name.starts_with(w.as_str()))
+        };
+        for (name, builder) in modules.into_iter().filter(|(n, _)| wanted(n)) {
+            match grosr::compile::compile_cached(&builder.source(), args.arch) {
+                Ok(c) => println!(
+                    "{name}: sm_{} {}",
+                    args.arch,
+                    if c.cached {
+                        "already cached"
+                    } else {
+                        "compiled"
+                    }
+                ),
+                Err(e) => {
+                    eprintln!("ptxas_probe: {name}: {e}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        return;
+    }
     // SAFETY: set before any other thread exists; compile() reads it.
     unsafe { std::env::set_var("GROSR_PTXAS_VERBOSE", "1") };
     let source = if let Some(path) = &args.source {

@@ -18,6 +18,7 @@ use crate::runtime::{Runtime, RuntimeBuilder};
 #[grosr::task(
     granularity = "lane",
     cuda = r#"
+    GROSR_TRACE_LEVEL(11);
     task.flags[task.index] = 1u;
 "#
 )]
@@ -52,6 +53,7 @@ pub struct Hop {
 #[grosr::task(
     granularity = "lane",
     cuda = r#"
+    GROSR_TRACE_LEVEL(task.depth);
     const uint32_t fanout = task.fanout < 2u ? 2u : task.fanout;
     if (task.count <= fanout) {
         for (uint32_t i = 0; i < task.count; ++i) grosr_spawn_Tiny(ctx, Tiny{task.flags, task.first + i, 0});
@@ -61,7 +63,7 @@ pub struct Hop {
             const uint32_t lo = i * part;
             if (lo < task.count) {
                 const uint32_t n = task.count - lo < part ? task.count - lo : part;
-                grosr_spawn_Spread(ctx, Spread{task.flags, task.first + lo, n, fanout, 0});
+                grosr_spawn_Spread(ctx, Spread{task.flags, task.first + lo, n, fanout, task.depth + 1});
             }
         }
     }
@@ -76,8 +78,8 @@ pub struct Spread {
     pub count: u32,
     /// Children per task.
     pub fanout: u32,
-    /// Keeps the record 24 bytes.
-    pub pad: u32,
+    /// Level in the tree (the root: 0).
+    pub depth: u32,
 }
 
 /// A runtime builder with the workload tasks registered.
@@ -269,7 +271,7 @@ pub fn resident_spawned_tasks(
         first: 0,
         count: n,
         fanout,
-        pad: 0,
+        depth: 0,
     }];
     rt.submit(&root)?.wait_timeout(WAIT)?;
     check_flags(&flags, n as usize, "spawned tasks")?;
