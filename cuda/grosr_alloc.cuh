@@ -24,7 +24,7 @@ constexpr uint32_t HEAP_CLASSES = 10;                             // 16, 32, ...
 constexpr uint32_t HEAP_LARGE = HEAP_CLASSES;                     // class index of the large tier
 constexpr uint32_t HEAP_BITMAP_WORDS = (1u << (HEAP_SLAB_SHIFT - HEAP_MIN_SHIFT)) / 32;   // 128
 constexpr uint32_t HEAP_NONE = 0xFFFFFFFFu;
-constexpr uint32_t HEAP_BUSY = 0xFFFFFFFEu;                      // a current-slab entry being swapped
+constexpr uint32_t HEAP_BUSY = 0xFFFFFE00u;   // | the swapper's %warpid: a current-slab entry being swapped
 constexpr uint32_t HEAP_CUR_PER_SM = 8;                           // current-slab entries per SM and class
 
 // ---- Switches (A/B of the speed changes; the old behaviour in brackets) ---------------------------
@@ -39,9 +39,16 @@ constexpr uint32_t HEAP_CUR_PER_SM = 8;                           // current-sla
 // Key the entry by the warp's slot on the SM (%warpid) [false: warp index in the block].
 constexpr bool HEAP_CUR_BY_WARPID = !GROSR_HEAP_CLASSIC;
 // Classes with fewer slots per slab than this take aligned runs of slabs with (about) this many
-// slots [0: no runs]. At most HEAP_RUN_MAX slabs (a power of two <= 32) per run.
-constexpr uint32_t HEAP_RUN_SLOTS = GROSR_HEAP_CLASSIC ? 0 : 256;
-constexpr uint32_t HEAP_RUN_MAX = 16;
+// slots [0: no runs]. At most HEAP_RUN_MAX slabs (a power of two <= 32) per run. (Defines for
+// A/B runs; the host's heap_stats mirrors the defaults: RUN_SLOTS and RUN_MAX in alloc.rs.)
+#ifndef GROSR_HEAP_RUN_SLOTS
+#define GROSR_HEAP_RUN_SLOTS 256
+#endif
+#ifndef GROSR_HEAP_RUN_MAX
+#define GROSR_HEAP_RUN_MAX 16
+#endif
+constexpr uint32_t HEAP_RUN_SLOTS = GROSR_HEAP_CLASSIC ? 0 : GROSR_HEAP_RUN_SLOTS;
+constexpr uint32_t HEAP_RUN_MAX = GROSR_HEAP_RUN_MAX;
 // Pool words a run search looks at (from the entry's hint) before taking a single slab instead.
 constexpr uint32_t HEAP_RUN_SCAN = 64;
 // A warp that finds its entry being swapped first tries to reserve on a listed (roomy) slab
@@ -108,7 +115,7 @@ struct Heap {                     // 96 bytes, the module global grosr_heap; mir
                                   // free slots, per class: low (any free), then roomy (>= 1/4)
     uint32_t* run;                // per slab: slabs in the large run it heads
     uint32_t* cur;                // cur_slots * HEAP_CLASSES: current slab (HEAP_NONE = none,
-                                  // HEAP_BUSY = being swapped); HEAP_CUR_PER_SM entries per SM
+                                  // HEAP_BUSY | warp = being swapped); HEAP_CUR_PER_SM entries per SM
     uint32_t* hints;              // cur_slots: where the entry last found a pool slab
     HeapCounters* ctl;
     uint32_t slabs, pool_words, cur_slots, spin_limit;
@@ -596,15 +603,22 @@ __device__ __noinline__ uint32_t heap_reclaim(const Heap& h) {
 // (heap_peek_listed), then wait (bounded) until the entry changes and reserve on the new slab.
 // Only one slab per entry is acquired at a time, so the pool counter is never drained by losers
 // of a race, and a failure means every list and the pool were empty.
+// The busy mark names the swapper's warp slot on the SM (%warpid; the entry is this SM's). Lanes
+// of one warp that call heap_alloc apart (divergent task bodies) may meet here as swapper and
+// waiter: the waiter then takes a slab of its own instead of waiting, since its warp's scheduler
+// need not run the swapper's lanes while it spins.
 __device__ __forceinline__ HeapTake heap_reserve_slow(const Heap& h, uint32_t c, uint32_t need,
                                                    uint32_t slot) {
     uint32_t* curp = &h.cur[slot * HEAP_CLASSES + c];
     const uint32_t limit = umin(h.spin_limit, 1u << 20);
-    uint32_t ns = 32, swaps = 0, peeks = 0;
+    uint32_t ns = 32, swaps = 0, peeks = 0, me;
+    asm volatile("mov.u32 %0, %%warpid;" : "=r"(me));
+    me |= HEAP_BUSY;
     HeapTake r;
     for (uint32_t t = 0; t < limit && swaps < 16; ++t) {   // bounded: spins and swaps
         const uint32_t s = ld_relaxed_u32(curp);  // relaxed: a pointer to try; the word decides
-        if (s == HEAP_BUSY) {                    // another warp is swapping
+        if (s == me) break;                      // our own warp swaps it: no waiting (above)
+        if ((s & ~0xFFu) == HEAP_BUSY) {         // another warp is swapping
             if (peeks < HEAP_BUSY_PEEKS) {       // a listed slab instead of waiting
                 ++peeks;
                 r = heap_peek_listed(h, c, slot, need);
@@ -620,7 +634,7 @@ __device__ __forceinline__ HeapTake heap_reserve_slow(const Heap& h, uint32_t c,
         }
         // acq_rel: acquire pairs with the release that published s (so the re-check below sees
         // its word as tagged and attached); release is not needed but keeps the CAS symmetric.
-        if (atom_cas_acq_rel_u32(curp, s, HEAP_BUSY) != s) continue;   // someone else swaps
+        if (atom_cas_acq_rel_u32(curp, s, me) != s) continue;   // someone else swaps
         ++swaps;
         if (s != HEAP_NONE) {
             const u64 w = ld_relaxed_u64(&h.words[s]);
@@ -655,16 +669,18 @@ __device__ __forceinline__ HeapTake heap_reserve_slow(const Heap& h, uint32_t c,
     return r;
 }
 
-// The leader's part of an allocation: a reservation on the entry's current slab (inline, the
-// common case), else the swap protocol above.
+// The leader's fast part of an allocation: a reservation on the entry's current slab (have 0:
+// none, the swap protocol above must serve it).
+__device__ __forceinline__ HeapTake heap_reserve_fast(const Heap& h, uint32_t c, uint32_t need) {
+    const uint32_t s = ld_relaxed_u32(&h.cur[heap_cur_slot(h) * HEAP_CLASSES + c]);   // relaxed: a pointer to try
+    if (s < h.slabs) return heap_try_reserve<HEAP_FAST_PEEK>(h, s, c, need);
+    return HeapTake{s, 0u, 0u, 0u};
+}
+
+// The leader's part of an allocation: the fast part, else the swap protocol.
 __device__ __forceinline__ HeapTake heap_reserve(const Heap& h, uint32_t c, uint32_t need) {
-    const uint32_t slot = heap_cur_slot(h);
-    const uint32_t s = ld_relaxed_u32(&h.cur[slot * HEAP_CLASSES + c]);   // relaxed: a pointer to try
-    if (s < h.slabs) {
-        const HeapTake r = heap_try_reserve<HEAP_FAST_PEEK>(h, s, c, need);
-        if (r.have) return r;
-    }
-    return heap_reserve_slow(h, c, need, slot);
+    const HeapTake r = heap_reserve_fast(h, c, need);
+    return r.have ? r : heap_reserve_slow(h, c, need, heap_cur_slot(h));
 }
 
 // Claims up to `want` free slots of slab s (reserved already, so they exist). Returns the bits
@@ -754,7 +770,17 @@ __device__ void heap_serve_classes(const Heap& h, uint32_t act, uint32_t cls, vo
     uint32_t failed = 0;                          // lanes of the group the heap had nothing for
     for (uint32_t round = 0; round < 64 && __any_sync(act, waiting != 0); ++round) {
         HeapTake r = {HEAP_NONE, 0u, 0u, 0u};
-        if (lane == leader && waiting) r = heap_reserve(h, cls, __popc(waiting));
+        if (lane == leader && waiting) r = heap_reserve_fast(h, cls, __popc(waiting));
+        // The swap protocol one leader at a time, the others waiting at the warp barrier: a
+        // leader that waits (bounded) for another warp's swap must not share the warp with a
+        // leader that holds a swap itself, or each warp's scheduler could keep running its
+        // waiting lane while the other's swapper starves: with parallel classes, mixed 16-4096 B
+        // runs built with GROSR_BENCH_PROFILE did not finish in minutes (H200, session 8).
+        for (uint32_t slow = __ballot_sync(act, lane == leader && waiting && !r.have); slow;
+             slow &= slow - 1) {
+            if (lane == (uint32_t)(__ffs(slow) - 1)) r = heap_reserve_slow(h, cls, __popc(waiting), heap_cur_slot(h));
+            __syncwarp(act);
+        }
         const uint32_t s = __shfl_sync(act, r.s, leader);
         uint32_t have = __shfl_sync(act, r.have, leader), cursor = r.cursor;
         if (have == 0) {                         // out of memory (or a group already served)
