@@ -125,7 +125,7 @@ fn run(args: &Args) -> grosr::Result<()> {
     for &s in wanted.iter().filter(|s| matches!(**s, "alloc" | "bfs")) {
         progress.start(s);
         let t = match s {
-            "alloc" => workloads::alloc::report(args.quick)?,
+            "alloc" => workloads::alloc::report(args.quick, &|l| progress.note(l))?,
             "bfs" => grosr::bfs::report(args.quick)?,
             _ => unreachable!(),
         };

@@ -53,8 +53,15 @@ __device__ uint32_t size_of(const Args& a, uint32_t t, uint32_t i) {
 __device__ __forceinline__ unsigned long long tag_of(uint32_t t, uint32_t i) {
     return ((unsigned long long)(t + 1) << 32) | (i + 1);
 }
-// A block's pattern: 16-byte words at offsets 0, stride, 2 stride, ... and at its last whole 16
-// bytes (n >= 16). Volatile: the check must read memory, not what the compiler remembers writing.
+// A block's pattern: words at offsets 0, stride, 2 stride, ... and at its last whole word
+// (n >= 16). A word is 16 bytes, or with GROSR_BENCH_WORD=32 a whole 32-byte sector where the
+// block has one (an experiment: L2 evicts a partly written sector by a read-modify-write of DRAM;
+// H200, session 8, a word every 256 B: the pool gained on 16-4096 B, 1.64 against 1.12 G/s,
+// grosr did not, 0.50 against 0.55). Volatile: the check must read memory, not what the
+// compiler remembers writing.
+#ifndef GROSR_BENCH_WORD
+#define GROSR_BENCH_WORD 16
+#endif
 __device__ __forceinline__ void st_pair(uint8_t* p, unsigned long long x, unsigned long long y) {
     asm volatile("st.volatile.global.v2.u64 [%0], {%1, %2};" ::"l"(p), "l"(x), "l"(y) : "memory");
 }
@@ -63,16 +70,20 @@ __device__ __forceinline__ uint32_t pair_differs(const uint8_t* p, unsigned long
     asm volatile("ld.volatile.global.v2.u64 {%0, %1}, [%2];" : "=l"(u), "=l"(v) : "l"(p) : "memory");
     return (u != x) + (v != y);
 }
+__device__ __forceinline__ uint32_t word_of(uint32_t n) { return GROSR_BENCH_WORD == 32 && n >= 32 ? 32u : 16u; }
 __device__ void write(const Args& a, uint8_t* p, uint32_t n, unsigned long long tag) {
-    const uint32_t last = (n - 16) & ~15u;
-    for (uint32_t o = 0; o < last; o += a.check_stride) st_pair(p + o, tag ^ o, ~tag ^ o);
-    st_pair(p + last, tag ^ last, ~tag ^ last);
+    const uint32_t w = word_of(n), last = (n - w) & ~(w - 1);
+    for (uint32_t o = 0; o < last; o += a.check_stride)
+        for (uint32_t k = 0; k < w; k += 16) st_pair(p + o + k, tag ^ (o + k), ~tag ^ (o + k));
+    for (uint32_t k = 0; k < w; k += 16) st_pair(p + last + k, tag ^ (last + k), ~tag ^ (last + k));
 }
 __device__ uint32_t check(const Args& a, const uint8_t* p, uint32_t n, unsigned long long tag) {
-    const uint32_t last = (n - 16) & ~15u;
+    const uint32_t w = word_of(n), last = (n - w) & ~(w - 1);
     uint32_t bad = 0;
-    for (uint32_t o = 0; o < last; o += a.check_stride) bad += pair_differs(p + o, tag ^ o, ~tag ^ o);
-    return bad + pair_differs(p + last, tag ^ last, ~tag ^ last);
+    for (uint32_t o = 0; o < last; o += a.check_stride)
+        for (uint32_t k = 0; k < w; k += 16) bad += pair_differs(p + o + k, tag ^ (o + k), ~tag ^ (o + k));
+    for (uint32_t k = 0; k < w; k += 16) bad += pair_differs(p + last + k, tag ^ (last + k), ~tag ^ (last + k));
+    return bad;
 }
 __device__ void count(const Args& a, unsigned long long ok, unsigned long long fail, unsigned long long bad) {
     if (ok) atomicAdd(&a.counters[0], ok);
@@ -358,9 +369,14 @@ impl Outcome {
 const WAIT: Duration = Duration::from_secs(120);
 const BLOCK: u32 = 256;
 
-/// Bytes between the checked 16-byte words of a block in the report and `cargo bench`: a block
-/// of up to 256 B gets its first and last 16 bytes written and checked, a 4 KiB block 17 words.
-pub const BENCH_CHECK_STRIDE: u32 = 256;
+/// Bytes between the checked 16-byte words of a block in the report and `cargo bench`: so far
+/// apart that every block gets its first and last 16 bytes written and checked, and no more (what
+/// an allocator benchmark can afford: a denser pattern's own memory traffic caps the rate, as
+/// the per-thread pool, which does no allocator work, shows under [`FILLED_CHECK_STRIDE`]).
+pub const BENCH_CHECK_STRIDE: u32 = 1 << 30;
+/// A 16-byte word every 256 bytes: the report's second table, blocks used more as a task that
+/// fills them would (a 4 KiB block: 17 words).
+pub const FILLED_CHECK_STRIDE: u32 = 256;
 /// Every 16 bytes of every block written and checked: what the GPU tests use.
 pub const DENSE_CHECK: u32 = 16;
 
@@ -663,9 +679,11 @@ pub const MORE_SHAPES: [Shape; 3] = [
 
 /// The report's allocator section: builds its own runtime (8 GiB heap, or less where memory is
 /// short; CUDA's malloc heap raised to 6 GiB), runs every shape on the three allocators, and
-/// returns the tables (throughput, success, usable heap, init time). `quick` cuts iterations
-/// and repetitions (about 15 s instead of about 60 s).
-pub fn report(quick: bool) -> Result<Vec<Table>> {
+/// returns the tables (throughput, success, the shapes with large blocks under a denser pattern,
+/// usable heap, init time). `quick` cuts iterations and repetitions (about 15 s instead of about
+/// 60 s). `step` hears of each row as it is measured (a progress line). `GROSR_BENCH_CHECK_STRIDE` (bytes, a multiple of 16) replaces
+/// [`BENCH_CHECK_STRIDE`], to see how much the harness's own memory traffic weighs.
+pub fn report(quick: bool, step: &dyn Fn(&str)) -> Result<Vec<Table>> {
     let gpu = Gpu::open(0)?;
     let (free, _) = gpu.memory_info()?;
     let free = free as u64;
@@ -674,6 +692,15 @@ pub fn report(quick: bool) -> Result<Vec<Table>> {
     set_cuda_malloc_heap(&gpu, cuda_heap as usize)?;
     let rt = builder(heap).build()?;
     let mut b = AllocBench::new(&rt)?;
+    let stride = match std::env::var("GROSR_BENCH_CHECK_STRIDE") {
+        Ok(v) => v.parse().map_err(|_| {
+            Error::Config(format!(
+                "GROSR_BENCH_CHECK_STRIDE={v:?} is not a number of bytes"
+            ))
+        })?,
+        Err(_) => BENCH_CHECK_STRIDE,
+    };
+    b.set_check_stride(stride)?;
     let cold = rt.heap_init_time().unwrap_or_default();
 
     let (warm, reps) = if quick { (1, 3) } else { (2, 7) };
@@ -715,6 +742,11 @@ pub fn report(quick: bool) -> Result<Vec<Table>> {
                 _ => (seed_iters, warm, reps),
             };
             let (v, out) = b.rate(a, shape, threads, iters, w, n)?;
+            step(&format!(
+                "{label} ({}): {:.1} M allocs/s",
+                a.suffix(),
+                v / 1e6
+            ));
             if out.split.iter().any(|&c| c > 0) {
                 let per = |c: u64| c as f64 / (out.served + out.failed).max(1) as f64;
                 splits.push(format!(
@@ -753,20 +785,52 @@ pub fn report(quick: bool) -> Result<Vec<Table>> {
     let rounds = if quick { 4 } else { 20 };
     let (g, go) = b.remote(Allocator::Grosr, &remote_shape, threads, rounds)?;
     let (c, co) = b.remote(Allocator::CudaMalloc, &remote_shape, threads, 1)?;
+    step("remote frees: done");
     let label = "remote frees, mixed 64–512 B, full occupancy".to_string();
     rate.push(label.clone(), vec![Some(g / 1e6), Some(c / 1e6), None]);
     success.push(
         label,
         vec![Some(go.success_pct()), Some(co.success_pct()), None],
     );
+    // The shapes with large blocks again, a word every 256 B: the harness's traffic now weighs.
+    b.set_check_stride(FILLED_CHECK_STRIDE)?;
+    let mut filled = Table::new(
+        "alloc_rate_filled",
+        "Device allocators, large blocks more filled: a 16-byte word every 256 B written and checked",
+        "M allocs/s",
+        true,
+        &["grosr", "per-thread pool"],
+    );
+    for shape in SEED_SHAPES[2..].iter().chain(MORE_SHAPES.iter()) {
+        let mut r = Vec::new();
+        for a in [Allocator::Grosr, Allocator::ThreadPool] {
+            let threads = b.full_threads(&format!("bench_loop_{}", a.suffix()))?;
+            let (v, _) = b.rate(a, shape, threads, seed_iters, warm, reps)?;
+            step(&format!(
+                "{}, every 256 B ({}): {:.1} M allocs/s",
+                shape.name,
+                a.suffix(),
+                v / 1e6
+            ));
+            r.push(Some(v / 1e6));
+        }
+        filled.push(format!("{}, full occupancy", shape.name), r);
+    }
+    filled.notes.push(
+        "Same shapes and runs as the first table but for the pattern. The pool's column is the \
+         harness's own ceiling; the pool reuses one slot per thread, while an allocator hands out \
+         blocks spread over its slabs."
+            .into(),
+    );
+    b.set_check_stride(stride)?;
     rate.notes.extend(splits);
     rate.notes.push(format!(
         "Same process, same GPU ({}). grosr and the pool: {seed_iters} iterations per thread, median of {reps}; \
          CUDA malloc: {cuda_seed_iters} iterations (16 384 threads) or {cuda_full_iters} (full occupancy), one run \
          (it is three orders of magnitude slower). Full occupancy = the occupancy API's grid for each kernel \
          (each built for at least 4 blocks of 256 threads per SM; grosr's loop kernel gets {}). grosr heap {} MiB, CUDA malloc heap {} MiB. \
-         Every allocation is written and checked: 16-byte words {} bytes apart and the block's last 16 bytes \
-         (the GPU tests check every 16 bytes); the per-thread pool does no allocator work, so its column is the \
+         Every allocation is written and checked: {} (the GPU tests check every 16 bytes of every block; the \
+         last table, a word every 256 B); the per-thread pool does no allocator work, so its column is the \
          harness's own ceiling. \
          Targets (H200): full occupancy churn 64 B ≥ 4500, 16 outstanding ≥ 6200, mixed 64–512 B ≥ 1600, \
          mixed 16–4096 B ≥ 1000 M allocs/s, each ≥ 1000× CUDA malloc.",
@@ -774,7 +838,11 @@ pub fn report(quick: bool) -> Result<Vec<Table>> {
         b.min_blocks()?,
         heap >> 20,
         cuda_heap >> 20,
-        BENCH_CHECK_STRIDE
+        if stride == BENCH_CHECK_STRIDE {
+            "the block's first and last 16 bytes".to_string()
+        } else {
+            format!("16-byte words {stride} bytes apart and the block's last 16 bytes")
+        }
     ));
 
     let mut oom = Table::new(
@@ -788,6 +856,9 @@ pub fn report(quick: bool) -> Result<Vec<Table>> {
     for size in [64u32, 1024] {
         rt.heap_reset()?;
         let (share, after) = b.oom_round(size, threads)?;
+        step(&format!(
+            "out-of-memory round, {size} B: {share:.1}% usable"
+        ));
         oom.push(
             format!("{size} B blocks"),
             vec![
@@ -824,5 +895,5 @@ pub fn report(quick: bool) -> Result<Vec<Table>> {
     ));
     drop(b);
     drop(gpu);
-    Ok(vec![rate, success, oom, init])
+    Ok(vec![rate, success, filled, oom, init])
 }
