@@ -45,6 +45,8 @@ pub mod graph;
 #[cfg(all(test, loom))]
 mod graph_release_model;
 mod layout;
+#[cfg(all(test, loom))]
+mod owed_counts_model;
 pub mod record;
 mod ring;
 #[cfg(not(loom))]
