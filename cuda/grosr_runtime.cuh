@@ -69,6 +69,18 @@ __device__ void grosr_trace_level(uint32_t level) {
     if (now > t[28 + level]) atomicMax(&grosr_trace[28 + level], now);
 }
 #define GROSR_TRACE_LEVEL(l) grosr_trace_level(l)
+// Per worker warp (block * 8 + warp, < 8192), running sums the host reads before and after a
+// launch (latency_trace --spawn): where a warp's time goes round by round. Each warp adds to its
+// own row only (no contention, plain adds by one lane; lanes of one warp that push apart may
+// race on the push slots: a trace, not a count). Slots: GROSR_WT_*.
+__device__ unsigned long long grosr_warp_trace[8192][16];
+enum : unsigned { GROSR_WT_STACK_ROUNDS, GROSR_WT_STACK_TAKE_NS, GROSR_WT_QUEUE_ROUNDS, GROSR_WT_QUEUE_TAKE_NS,
+                  GROSR_WT_PROCESS_NS, GROSR_WT_DRY_TAKES, GROSR_WT_DRY_TAKE_NS, GROSR_WT_PUSHES,
+                  GROSR_WT_PUSH_NS };
+__device__ __forceinline__ void grosr_warp_add(uint32_t slot, unsigned long long v) {
+    const uint32_t w = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+    if (w < 8192) grosr_warp_trace[w][slot] += v;
+}
 #define GROSR_STAMP(i) do { if (blockIdx.x == 0 && threadIdx.x == 0) grosr_trace[i] = grosr_now(); } while (0)
 #define GROSR_STAMP_ANY(i) do { grosr_trace[i] = grosr_now(); } while (0)
 #define GROSR_STAMP_MIN(i) do { if ((threadIdx.x & 31) == 0) atomicMin(&grosr_trace[i], grosr_now()); } while (0)
@@ -493,6 +505,9 @@ __device__ bool push_to(const Params& p, uint32_t q, uint32_t mask, uint32_t kin
     Queue& Q = p.queues[q];
     uint32_t base = 0;
     bool ok = true;
+#ifdef GROSR_TRACE
+    const unsigned long long traced = grosr_now();
+#endif
     if (lane == leader) {
         // Relaxed is enough for size: it only bounds occupancy; slot seqs carry the data ordering.
         uint32_t s = atomicAdd(&Q.size.value, k);
@@ -521,6 +536,9 @@ __device__ bool push_to(const Params& p, uint32_t q, uint32_t mask, uint32_t kin
     __syncwarp(mask);
     // Relaxed: count only lets poppers claim; they still wait for each slot's seq (acquire).
     if (lane == leader) atomicAdd((int32_t*)&Q.count.value, (int32_t)k);
+#ifdef GROSR_TRACE
+    if (lane == leader) { grosr_warp_add(GROSR_WT_PUSHES, 1); grosr_warp_add(GROSR_WT_PUSH_NS, grosr_now() - traced); }
+#endif
     return true;
 }
 
@@ -1699,9 +1717,24 @@ __device__ void scheduler(const Params& p) {
             if (ingest(p, ws, mbox, head, next_queue)) { idle_ns = 0; continue; }
         } else {
             uint32_t kind = NO_KIND, job = 0, node = 0, words[RECORD_WORDS];
+#ifdef GROSR_TRACE
+            const bool from_stack = ws->top > 0;
+            const unsigned long long t0 = grosr_now();
+#endif
             const uint32_t n = take_work(p, ws, kind, job, node, words, rng);
+#ifdef GROSR_TRACE
+            const unsigned long long t1 = grosr_now();
+            if (lane == 0 && n == 0) { grosr_warp_add(GROSR_WT_DRY_TAKES, 1); grosr_warp_add(GROSR_WT_DRY_TAKE_NS, t1 - t0); }
+#endif
             if (n) {
                 process(p, ws, mbox, n, kind, job, node, words);
+#ifdef GROSR_TRACE
+                if (lane == 0) {
+                    grosr_warp_add(from_stack ? GROSR_WT_STACK_ROUNDS : GROSR_WT_QUEUE_ROUNDS, 1);
+                    grosr_warp_add(from_stack ? GROSR_WT_STACK_TAKE_NS : GROSR_WT_QUEUE_TAKE_NS, t1 - t0);
+                    grosr_warp_add(GROSR_WT_PROCESS_NS, grosr_now() - t1);
+                }
+#endif
                 idle_ns = 0;
                 continue;
             }

@@ -177,15 +177,21 @@ fn spawn_levels(rt: &grosr::Runtime, fanout: u32, warmup: usize, reps: usize) ->
         depth: 0,
     }];
     let (mut host, mut first, mut last) = (Vec::new(), vec![Vec::new(); 12], vec![Vec::new(); 12]);
+    let mut warp_sums = [0u64; WARP_SLOTS];
     for rep in 0..warmup + reps {
+        let before = warp_totals(rt)?;
         let t0 = Instant::now();
         rt.submit(&root)?.wait_timeout(Duration::from_secs(10))?;
         let total = t0.elapsed().as_secs_f64() * 1e6;
         let stamps: Vec<u64> = rt.read_global("grosr_trace")?;
+        let after = warp_totals(rt)?;
         if rep < warmup {
             continue;
         }
         host.push(total);
+        for (sum, (a, b)) in warp_sums.iter_mut().zip(after.iter().zip(before)) {
+            *sum += a.wrapping_sub(b);
+        }
         for l in 0..12 {
             if stamps[28 + l] != 0 {
                 first[l].push(stamps[16 + l].wrapping_sub(stamps[16]) as i64 as f64 / 1e3);
@@ -219,6 +225,58 @@ fn spawn_levels(rt: &grosr::Runtime, fanout: u32, warmup: usize, reps: usize) ->
             );
         }
     }
-    println!("host: submit → wait returns {:.2} µs", median(host));
+    let host_us = median(host);
+    println!("host: submit → wait returns {host_us:.2} µs");
+    // Worker warps' time, summed over them, per launch (GROSR_WT_* in cuda/grosr_runtime.cuh).
+    let per = |slot: usize| warp_sums[slot] as f64 / reps.max(1) as f64;
+    let mean_us = |ns: usize, n: usize| per(ns) / per(n).max(1.0) / 1e3;
+    let rounds = per(0) + per(2);
+    let workers = (rt.info().grid_blocks * 8).saturating_sub(1) as f64;
+    println!("worker warps ({workers}), per launch:");
+    println!(
+        "  rounds from the warp's stack {:>9.0}, take {:.3} µs each",
+        per(0),
+        mean_us(1, 0)
+    );
+    println!(
+        "  rounds from queues / board   {:>9.0}, take {:.3} µs each",
+        per(2),
+        mean_us(3, 2)
+    );
+    println!(
+        "  a round's run (process)      {:>9} {:.3} µs each",
+        "",
+        per(4) / rounds.max(1.0) / 1e3
+    );
+    println!(
+        "  dry takes (nothing found)    {:>9.0}, {:.3} µs each",
+        per(5),
+        mean_us(6, 5)
+    );
+    println!(
+        "  queue pushes                 {:>9.0}, {:.3} µs each",
+        per(7),
+        mean_us(8, 7)
+    );
+    println!(
+        "  share of warp time running rounds: {:.0}% (process time / (host time × warps))",
+        100.0 * per(4) / 1e3 / (host_us * workers).max(1.0)
+    );
     Ok(())
+}
+
+/// Slots per warp of `grosr_warp_trace`, and those the trace fills.
+const WARP_ROW: usize = 16;
+const WARP_SLOTS: usize = 9;
+
+/// `grosr_warp_trace` summed over warps, per slot (running totals).
+fn warp_totals(rt: &grosr::Runtime) -> grosr::Result<[u64; WARP_SLOTS]> {
+    let rows: Vec<u64> = rt.read_global("grosr_warp_trace")?;
+    let mut sums = [0u64; WARP_SLOTS];
+    for row in rows.chunks(WARP_ROW) {
+        for (sum, v) in sums.iter_mut().zip(row) {
+            *sum = sum.wrapping_add(*v);
+        }
+    }
+    Ok(sums)
 }
