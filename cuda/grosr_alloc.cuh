@@ -73,6 +73,15 @@ constexpr uint32_t HEAP_RUN_POOL_FRACTION = 8;
 // Entries heap_reclaim loads at a time (more: fewer round trips, more registers for every kernel
 // that allocates, since the out-of-line callee's registers count).
 constexpr uint32_t HEAP_RECLAIM_BATCH = 4;
+// GROSR_HEAP_SLOW_COUNTS=1 counts the slow paths' events in HeapCounters::slow (a relaxed atomic
+// each; HeapStats::slow_paths on the host), for diagnosis. Off: no code at all.
+#ifndef GROSR_HEAP_SLOW_COUNTS
+#define GROSR_HEAP_SLOW_COUNTS 0
+#endif
+enum : uint32_t { HEAP_SLOW_SWAPS, HEAP_SLOW_BUSY_SLEEPS, HEAP_SLOW_OWN_WARP, HEAP_SLOW_FALLBACKS,
+                  HEAP_SLOW_PRIVATE_SLABS, HEAP_SLOW_ANY_CURRENT, HEAP_SLOW_RECLAIMS };
+#define HEAP_COUNT_SLOW(h, i) \
+    do { if (GROSR_HEAP_SLOW_COUNTS) atomicAdd(&(h).ctl->slow[i], 1ull); } while (0)
 // Ctx::alloc (task bodies) calls one out-of-line copy of heap_alloc instead of inlining it
 // [false]. The scheduler dispatches every task type from several places, so a module with
 // allocating tasks inlined the allocator 16 times into grosr_scheduler and drain_stack; with this
@@ -103,7 +112,8 @@ struct HeapCounters {             // 640 bytes, device memory; mirrored in grosr
     int32_t roomy_count[16];      // per class: bits set in its roomy list (a lower bound)
     unsigned long long failures[16];   // per class, then [HEAP_LARGE]: allocations that got null
     unsigned long long bad_frees;      // frees of addresses that were not live allocations
-    unsigned long long pad3[15];
+    unsigned long long slow[8];        // GROSR_HEAP_SLOW_COUNTS=1: slow-path events (HEAP_SLOW_*)
+    unsigned long long pad3[7];
 };
 
 struct Heap {                     // 96 bytes, the module global grosr_heap; mirrored in alloc.rs
@@ -525,6 +535,7 @@ __device__ __forceinline__ HeapTake heap_peek_listed(const Heap& h, uint32_t c, 
 // together; only a slab with room costs an atomic.
 __device__ __noinline__ HeapTake heap_reserve_any_current(const Heap& h, uint32_t c, uint32_t need) {
     HeapTake r = {HEAP_NONE, 0u, 0u, 0u};
+    HEAP_COUNT_SLOW(h, HEAP_SLOW_ANY_CURRENT);
     const uint32_t live = heap_live_entries(h);
     for (uint32_t j = 0; j < live; j += 8) {
         uint32_t e[8];
@@ -566,6 +577,7 @@ __device__ __noinline__ uint32_t heap_reclaim(const Heap& h) {
     if (*(volatile uint32_t*)&h.ctl->reclaim_lock != 0u ||
         atom_cas_acq_rel_u32(&h.ctl->reclaim_lock, 0u, 1u) != 0u)
         return 0;
+    HEAP_COUNT_SLOW(h, HEAP_SLOW_RECLAIMS);
     const uint32_t entries = heap_live_entries(h) * HEAP_CLASSES;
     for (uint32_t j = 0; j < entries; j += HEAP_RECLAIM_BATCH) {
         uint32_t e[HEAP_RECLAIM_BATCH];
@@ -617,13 +629,17 @@ __device__ __forceinline__ HeapTake heap_reserve_slow(const Heap& h, uint32_t c,
     HeapTake r;
     for (uint32_t t = 0; t < limit && swaps < 16; ++t) {   // bounded: spins and swaps
         const uint32_t s = ld_relaxed_u32(curp);  // relaxed: a pointer to try; the word decides
-        if (s == me) break;                      // our own warp swaps it: no waiting (above)
+        if (s == me) {                           // our own warp swaps it: no waiting (above)
+            HEAP_COUNT_SLOW(h, HEAP_SLOW_OWN_WARP);
+            break;
+        }
         if ((s & ~0xFFu) == HEAP_BUSY) {         // another warp is swapping
             if (peeks < HEAP_BUSY_PEEKS) {       // a listed slab instead of waiting
                 ++peeks;
                 r = heap_peek_listed(h, c, slot, need);
                 if (r.have) return r;
             }
+            HEAP_COUNT_SLOW(h, HEAP_SLOW_BUSY_SLEEPS);
             __nanosleep(ns);                     // wait for its slab
             ns = umin(2 * ns, 256u);       // a swap takes a few atomics: poll often
             continue;
@@ -636,6 +652,7 @@ __device__ __forceinline__ HeapTake heap_reserve_slow(const Heap& h, uint32_t c,
         // its word as tagged and attached); release is not needed but keeps the CAS symmetric.
         if (atom_cas_acq_rel_u32(curp, s, me) != s) continue;   // someone else swaps
         ++swaps;
+        HEAP_COUNT_SLOW(h, HEAP_SLOW_SWAPS);
         if (s != HEAP_NONE) {
             const u64 w = ld_relaxed_u64(&h.words[s]);
             if (word_tag(w) == c + 1 && word_count(w) > 0) {
@@ -656,9 +673,11 @@ __device__ __forceinline__ HeapTake heap_reserve_slow(const Heap& h, uint32_t c,
     // A slab of our own for this one request (the wait or the swaps ran out), then detached: it
     // is listed and serves everyone afterwards. Failing that, the current slabs of the class,
     // then wholly free current slabs of any class given back (HEAP_RECLAIM) and one more try.
+    HEAP_COUNT_SLOW(h, HEAP_SLOW_FALLBACKS);
     for (uint32_t pass = 0; pass < 2; ++pass) {
         const uint32_t s = heap_acquire(h, c, slot);
         if (s != HEAP_NONE) {
+            HEAP_COUNT_SLOW(h, HEAP_SLOW_PRIVATE_SLABS);
             r = heap_try_reserve(h, s, c, need);
             heap_detach(h, s);
             if (r.have) return r;

@@ -101,7 +101,8 @@ pub(crate) struct HeapCounters {
     pub roomy_count: [i32; 16],
     pub failures: [u64; 16],
     pub bad_frees: u64,
-    pub pad3: [u64; 15],
+    pub slow: [u64; 8],
+    pub pad3: [u64; 7],
 }
 
 const _: () = assert!(size_of::<HeapDesc>() == 96);
@@ -330,6 +331,65 @@ pub struct HeapStats {
     pub failures: u64,
     /// Frees of addresses that were not live allocations (ignored by the heap).
     pub bad_frees: u64,
+    /// How often allocations took the slow paths: all zero unless the module was built with
+    /// `GROSR_HEAP_SLOW_COUNTS=1` (a diagnosis switch; `RuntimeBuilder::define` or
+    /// `GROSR_DEFINES`).
+    pub slow_paths: SlowPaths,
+}
+
+/// Slow-path events of the device heap since it was set up (C: `HEAP_SLOW_*`), counted only in
+/// a module built with `GROSR_HEAP_SLOW_COUNTS=1`. cuda/ALLOCATOR.md describes the paths.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SlowPaths {
+    /// Swaps of a current slab won (the winner acquires a fresh slab).
+    pub swaps: u64,
+    /// Sleeps of warps waiting for another warp's swap.
+    pub busy_sleeps: u64,
+    /// Waits skipped because the swapper was the waiter's own warp.
+    pub own_warp: u64,
+    /// Requests that left the swap protocol for the fallbacks (wait or swaps ran out, own
+    /// warp, nothing to acquire).
+    pub fallbacks: u64,
+    /// Slabs acquired in a fallback for one request.
+    pub private_slabs: u64,
+    /// Scans of every entry's current slab of a class.
+    pub any_current_scans: u64,
+    /// Scans that gave wholly free current slabs back (`heap_reclaim`).
+    pub reclaim_scans: u64,
+}
+
+impl SlowPaths {
+    fn from_counters(c: &[u64; 8]) -> SlowPaths {
+        SlowPaths {
+            swaps: c[0],
+            busy_sleeps: c[1],
+            own_warp: c[2],
+            fallbacks: c[3],
+            private_slabs: c[4],
+            any_current_scans: c[5],
+            reclaim_scans: c[6],
+        }
+    }
+
+    /// Events since `earlier` (counters only grow until the heap is reset).
+    pub fn since(&self, earlier: &SlowPaths) -> SlowPaths {
+        SlowPaths {
+            swaps: self.swaps.wrapping_sub(earlier.swaps),
+            busy_sleeps: self.busy_sleeps.wrapping_sub(earlier.busy_sleeps),
+            own_warp: self.own_warp.wrapping_sub(earlier.own_warp),
+            fallbacks: self.fallbacks.wrapping_sub(earlier.fallbacks),
+            private_slabs: self.private_slabs.wrapping_sub(earlier.private_slabs),
+            any_current_scans: self
+                .any_current_scans
+                .wrapping_sub(earlier.any_current_scans),
+            reclaim_scans: self.reclaim_scans.wrapping_sub(earlier.reclaim_scans),
+        }
+    }
+
+    /// Whether any event was counted.
+    pub fn any(&self) -> bool {
+        *self != SlowPaths::default()
+    }
 }
 
 /// Decodes the slab words (count << 32 | run | attached | tag), large-run lengths, pool bits and
@@ -382,6 +442,7 @@ pub(crate) fn decode_stats(
         bytes_in_use: classes.iter().map(|c| c.bytes_in_use).sum::<u64>() + large.bytes_in_use,
         failures: classes.iter().map(|c| c.failures).sum::<u64>() + large.failures,
         bad_frees: ctl.bad_frees,
+        slow_paths: SlowPaths::from_counters(&ctl.slow),
         classes,
         large,
     }
@@ -440,6 +501,7 @@ mod tests {
             format!("constexpr uint32_t HEAP_TAG_INNER = {TAG_INNER:#X}u;"),
             format!("constexpr uint64_t HEAP_RUN = {RUN:#X}ull;"),
             "int32_t roomy_count[16];".to_string(),
+            "unsigned long long slow[8];".to_string(),
         ] {
             assert!(src.contains(&line), "{line}");
         }
@@ -506,6 +568,7 @@ mod tests {
         ctl.failures[2] = 3;
         ctl.failures[CLASSES] = 1;
         ctl.bad_frees = 2;
+        ctl.slow = [5, 4, 3, 2, 1, 7, 6, 0];
         let w = |free: i32, tag: u64| ((free as u32 as u64) << 32) | tag;
         let words = [
             w(1000, 3 | ATTACHED), // 64 B class, 24 of 1024 slots taken, current
@@ -527,6 +590,16 @@ mod tests {
         assert_eq!((s.large.slabs, s.large.in_use), (2, 1));
         assert_eq!(s.bytes_in_use, 64 * 2072 + 2 * SLAB_BYTES);
         assert_eq!((s.failures, s.bad_frees), (4, 2));
+        let slow = s.slow_paths;
+        assert_eq!((slow.swaps, slow.busy_sleeps, slow.own_warp), (5, 4, 3));
+        assert_eq!((slow.fallbacks, slow.private_slabs), (2, 1));
+        assert_eq!((slow.any_current_scans, slow.reclaim_scans), (7, 6));
+        let earlier = SlowPaths {
+            swaps: 1,
+            ..SlowPaths::default()
+        };
+        assert_eq!(slow.since(&earlier).swaps, 4);
+        assert!(slow.any() && !SlowPaths::default().any());
     }
 
     #[test]

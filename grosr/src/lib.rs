@@ -54,7 +54,7 @@ mod runtime;
 #[cfg(not(loom))]
 pub mod workloads;
 
-pub use alloc::{ClassStats, HeapStats};
+pub use alloc::{ClassStats, HeapStats, SlowPaths};
 pub use buffer::DeviceBuffer;
 pub use error::{Error, Result};
 pub use grosr_macros::{record, task};

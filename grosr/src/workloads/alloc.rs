@@ -741,7 +741,13 @@ pub fn report(quick: bool, step: &dyn Fn(&str)) -> Result<Vec<Table>> {
                 (Allocator::CudaMalloc, true) => (cuda_full_iters, 0, 1),
                 _ => (seed_iters, warm, reps),
             };
+            let slow_before = rt.heap_stats()?.slow_paths;
             let (v, out) = b.rate(a, shape, threads, iters, w, n)?;
+            let slow = rt.heap_stats()?.slow_paths.since(&slow_before);
+            if slow.any() {
+                // Only in a module built with GROSR_HEAP_SLOW_COUNTS=1.
+                splits.push(format!("{label} ({}), all runs: {slow:?}", a.suffix()));
+            }
             step(&format!(
                 "{label} ({}): {:.1} M allocs/s",
                 a.suffix(),
