@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use cudarc::driver::{result as cu, sys};
 
+use crate::alloc::SlowPaths;
 use crate::baseline::Baselines;
 use crate::driver::{DeviceMem, Gpu};
 use crate::error::{CudaContext as _, Error, Result};
@@ -728,6 +729,12 @@ pub fn report(quick: bool, step: &dyn Fn(&str)) -> Result<Vec<Table>> {
         Allocator::ThreadPool,
     ];
     let mut splits = Vec::new();
+    // Slow-path counts exist only in a module built with GROSR_HEAP_SLOW_COUNTS=1 (by
+    // GROSR_DEFINES here, since this section builds its own runtime).
+    let count_slow = std::env::var("GROSR_DEFINES").is_ok_and(|d| {
+        d.split(',')
+            .any(|kv| kv.trim() == "GROSR_HEAP_SLOW_COUNTS=1")
+    });
     let mut row = |b: &mut AllocBench, label: String, shape: &Shape, full: bool| -> Result<()> {
         let (mut r, mut s) = (Vec::new(), Vec::new());
         for a in allocators {
@@ -741,12 +748,16 @@ pub fn report(quick: bool, step: &dyn Fn(&str)) -> Result<Vec<Table>> {
                 (Allocator::CudaMalloc, true) => (cuda_full_iters, 0, 1),
                 _ => (seed_iters, warm, reps),
             };
-            let slow_before = rt.heap_stats()?.slow_paths;
+            let count_slow = count_slow && a == Allocator::Grosr;
+            let slow_before = if count_slow {
+                rt.heap_stats()?.slow_paths
+            } else {
+                SlowPaths::default()
+            };
             let (v, out) = b.rate(a, shape, threads, iters, w, n)?;
-            let slow = rt.heap_stats()?.slow_paths.since(&slow_before);
-            if slow.any() {
-                // Only in a module built with GROSR_HEAP_SLOW_COUNTS=1.
-                splits.push(format!("{label} ({}), all runs: {slow:?}", a.suffix()));
+            if count_slow {
+                let slow = rt.heap_stats()?.slow_paths.since(&slow_before);
+                splits.push(format!("{label} (grosr), all runs: {slow:?}"));
             }
             step(&format!(
                 "{label} ({}): {:.1} M allocs/s",
