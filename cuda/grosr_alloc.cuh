@@ -79,9 +79,32 @@ constexpr uint32_t HEAP_RECLAIM_BATCH = 4;
 #define GROSR_HEAP_SLOW_COUNTS 0
 #endif
 enum : uint32_t { HEAP_SLOW_SWAPS, HEAP_SLOW_BUSY_SLEEPS, HEAP_SLOW_OWN_WARP, HEAP_SLOW_FALLBACKS,
-                  HEAP_SLOW_PRIVATE_SLABS, HEAP_SLOW_ANY_CURRENT, HEAP_SLOW_RECLAIMS };
+                  HEAP_SLOW_PRIVATE_SLABS, HEAP_SLOW_ANY_CURRENT, HEAP_SLOW_RECLAIMS,
+                  HEAP_SLOW_WAIT_TIMEOUTS, HEAP_SLOW_WAIT_NS, HEAP_SLOW_LONGEST_WAIT_NS,
+                  HEAP_SLOW_CUT_SHORT, HEAP_SLOW_CUT_STATE };
 #define HEAP_COUNT_SLOW(h, i) \
     do { if (GROSR_HEAP_SLOW_COUNTS) atomicAdd(&(h).ctl->slow[i], 1ull); } while (0)
+// A waiter's time for another warp's swap: summed, and the longest (relaxed: statistics).
+#define HEAP_COUNT_WAIT(h, ns)                                                      \
+    do {                                                                            \
+        if (GROSR_HEAP_SLOW_COUNTS) {                                               \
+            atomicAdd(&(h).ctl->slow[HEAP_SLOW_WAIT_NS], (ns));                     \
+            atomicMax(&(h).ctl->slow[HEAP_SLOW_LONGEST_WAIT_NS], (ns));             \
+        }                                                                           \
+    } while (0)
+// A warp waits at most this long (ns, %globaltimer) for another warp's swap of its entry before
+// it goes on with the SM's next entry (heap_reserve_slow) [0: only the spin bound, 2^20 sleeps
+// of <= 256 ns]. A swap takes microseconds; H200, session 9, slow-path counts: the longest
+// wait reached 4.8 ms in the drifting mix.
+#ifndef GROSR_HEAP_SWAP_WAIT_NS
+#define GROSR_HEAP_SWAP_WAIT_NS 20000
+#endif
+// The swap protocol of one request gives up after this long (ns) and goes to the fallbacks, which
+// may fail the request: a bound on an allocation's time, far above any swap (they take
+// microseconds; near out of memory a swap's list scans take up to about a millisecond).
+#ifndef GROSR_HEAP_SLOW_MAX_NS
+#define GROSR_HEAP_SLOW_MAX_NS 50000000
+#endif
 // Ctx::alloc (task bodies) calls one out-of-line copy of heap_alloc instead of inlining it
 // [false]. The scheduler dispatches every task type from several places, so a module with
 // allocating tasks inlined the allocator 16 times into grosr_scheduler and drain_stack; with this
@@ -112,8 +135,8 @@ struct HeapCounters {             // 640 bytes, device memory; mirrored in grosr
     int32_t roomy_count[16];      // per class: bits set in its roomy list (a lower bound)
     unsigned long long failures[16];   // per class, then [HEAP_LARGE]: allocations that got null
     unsigned long long bad_frees;      // frees of addresses that were not live allocations
-    unsigned long long slow[8];        // GROSR_HEAP_SLOW_COUNTS=1: slow-path events (HEAP_SLOW_*)
-    unsigned long long pad3[7];
+    unsigned long long slow[12];       // GROSR_HEAP_SLOW_COUNTS=1: slow-path events (HEAP_SLOW_*)
+    unsigned long long pad3[3];
 };
 
 struct Heap {                     // 96 bytes, the module global grosr_heap; mirrored in alloc.rs
@@ -208,6 +231,11 @@ __device__ __forceinline__ uint32_t ld_relaxed_u32(const uint32_t* p) {
     return v;
 }
 
+__device__ __forceinline__ u64 heap_now() {    // ns; for bounded waits and statistics
+    u64 t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    return t;
+}
 __device__ __forceinline__ uint32_t heap_slots(uint32_t c) {
     return (uint32_t)(HEAP_SLAB_BYTES >> (HEAP_MIN_SHIFT + c));
 }
@@ -626,23 +654,68 @@ __device__ __forceinline__ HeapTake heap_reserve_slow(const Heap& h, uint32_t c,
     uint32_t ns = 32, swaps = 0, peeks = 0, me;
     asm volatile("mov.u32 %0, %%warpid;" : "=r"(me));
     me |= HEAP_BUSY;
+    u64 waited_since = 0;                        // %globaltimer when this wait began (0: none)
+    const u64 entered = heap_now();
+    uint32_t moves = 0;                          // neighbour entries gone on to (below)
+    bool patient = false;                        // no entry left to go on with: wait it out
     HeapTake r;
-    for (uint32_t t = 0; t < limit && swaps < 16; ++t) {   // bounded: spins and swaps
-        const uint32_t s = ld_relaxed_u32(curp);  // relaxed: a pointer to try; the word decides
-        if (s == me) {                           // our own warp swaps it: no waiting (above)
-            HEAP_COUNT_SLOW(h, HEAP_SLOW_OWN_WARP);
+    for (uint32_t t = 0; t < limit && swaps < 16; ++t) {   // bounded: spins, swaps and time
+        if (heap_now() - entered > GROSR_HEAP_SLOW_MAX_NS) {
+            HEAP_COUNT_SLOW(h, HEAP_SLOW_CUT_SHORT);
+            if (GROSR_HEAP_SLOW_COUNTS)          // relaxed: a statistic (the last one cut short)
+                atomicExch(&h.ctl->slow[HEAP_SLOW_CUT_STATE],
+                           ((u64)t << 32) | (swaps << 16) | (moves << 8) | peeks);
             break;
         }
-        if ((s & ~0xFFu) == HEAP_BUSY) {         // another warp is swapping
+        const uint32_t s = ld_relaxed_u32(curp);  // relaxed: a pointer to try; the word decides
+        // Our own warp swaps this entry (no waiting, above), or another warp's swap outlasts
+        // the wait: go on with the SM's next entry in use (any entry is correct; this one is
+        // local and likely has a slab) instead of taking a whole slab for this one request.
+        bool move = false;
+        if (s == me) {
+            HEAP_COUNT_SLOW(h, HEAP_SLOW_OWN_WARP);
+            move = true;
+        } else if ((s & ~0xFFu) == HEAP_BUSY) {  // another warp is swapping
             if (peeks < HEAP_BUSY_PEEKS) {       // a listed slab instead of waiting
                 ++peeks;
                 r = heap_peek_listed(h, c, slot, need);
                 if (r.have) return r;
             }
+            if (GROSR_HEAP_SWAP_WAIT_NS || GROSR_HEAP_SLOW_COUNTS) {
+                const u64 now = heap_now();
+                if (waited_since == 0) waited_since = now;
+                if (GROSR_HEAP_SWAP_WAIT_NS && !patient && now - waited_since > GROSR_HEAP_SWAP_WAIT_NS) {
+                    HEAP_COUNT_SLOW(h, HEAP_SLOW_WAIT_TIMEOUTS);
+                    HEAP_COUNT_WAIT(h, now - waited_since);
+                    waited_since = 0;
+                    move = true;
+                }
+            }
+        }
+        if (move) {
+            const uint32_t active = h.cur_active;   // a power of two; the SM's entries are aligned
+            if (moves + 1 < active) {
+                ++moves;
+                slot = (slot & ~(active - 1)) | ((slot + 1) & (active - 1));
+                curp = &h.cur[slot * HEAP_CLASSES + c];
+                ns = 32;
+                continue;
+            }
+            // Every entry of the SM tried. Our own warp's swap: fall back below (we cannot wait
+            // for it). Another warp's slow swap: wait for it after all (going without would
+            // fail requests near out of memory, where every swap is slow).
+            if (s == me) break;
+            patient = true;
+        }
+        if ((s & ~0xFFu) == HEAP_BUSY) {
             HEAP_COUNT_SLOW(h, HEAP_SLOW_BUSY_SLEEPS);
             __nanosleep(ns);                     // wait for its slab
             ns = umin(2 * ns, 256u);       // a swap takes a few atomics: poll often
             continue;
+        }
+        if (waited_since) {                      // the wait is over: the swap published
+            HEAP_COUNT_WAIT(h, heap_now() - waited_since);
+            waited_since = 0;
         }
         if (s != HEAP_NONE) {
             r = heap_try_reserve(h, s, c, need);
@@ -670,6 +743,7 @@ __device__ __forceinline__ HeapTake heap_reserve_slow(const Heap& h, uint32_t c,
         st_release_u32(curp, fresh);
         if (s != HEAP_NONE) heap_detach(h, s);   // listed or retired if frees made room meanwhile
     }
+    if (waited_since) HEAP_COUNT_WAIT(h, heap_now() - waited_since);
     // A slab of our own for this one request (the wait or the swaps ran out), then detached: it
     // is listed and serves everyone afterwards. Failing that, the current slabs of the class,
     // then wholly free current slabs of any class given back (HEAP_RECLAIM) and one more try.

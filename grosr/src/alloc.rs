@@ -101,8 +101,8 @@ pub(crate) struct HeapCounters {
     pub roomy_count: [i32; 16],
     pub failures: [u64; 16],
     pub bad_frees: u64,
-    pub slow: [u64; 8],
-    pub pad3: [u64; 7],
+    pub slow: [u64; 12],
+    pub pad3: [u64; 3],
 }
 
 const _: () = assert!(size_of::<HeapDesc>() == 96);
@@ -356,10 +356,23 @@ pub struct SlowPaths {
     pub any_current_scans: u64,
     /// Scans that gave wholly free current slabs back (`heap_reclaim`).
     pub reclaim_scans: u64,
+    /// Waits for another warp's swap that ran past `GROSR_HEAP_SWAP_WAIT_NS` (the waiter then
+    /// took a slab of its own).
+    pub wait_timeouts: u64,
+    /// Nanoseconds warps spent waiting for other warps' swaps, summed.
+    pub wait_ns: u64,
+    /// The longest such wait in nanoseconds since the heap was set up ([`SlowPaths::since`]
+    /// keeps it as is: a maximum cannot be taken apart).
+    pub longest_wait_ns: u64,
+    /// Requests whose swap protocol ran past `GROSR_HEAP_SLOW_MAX_NS` and went to the fallbacks.
+    pub cut_short: u64,
+    /// Where the last such request was (C: iterations << 32 | swaps << 16 | moves << 8 | peeks;
+    /// kept as is by [`SlowPaths::since`]).
+    pub cut_state: u64,
 }
 
 impl SlowPaths {
-    fn from_counters(c: &[u64; 8]) -> SlowPaths {
+    fn from_counters(c: &[u64; 12]) -> SlowPaths {
         SlowPaths {
             swaps: c[0],
             busy_sleeps: c[1],
@@ -368,6 +381,11 @@ impl SlowPaths {
             private_slabs: c[4],
             any_current_scans: c[5],
             reclaim_scans: c[6],
+            wait_timeouts: c[7],
+            wait_ns: c[8],
+            longest_wait_ns: c[9],
+            cut_short: c[10],
+            cut_state: c[11],
         }
     }
 
@@ -383,6 +401,11 @@ impl SlowPaths {
                 .any_current_scans
                 .wrapping_sub(earlier.any_current_scans),
             reclaim_scans: self.reclaim_scans.wrapping_sub(earlier.reclaim_scans),
+            wait_timeouts: self.wait_timeouts.wrapping_sub(earlier.wait_timeouts),
+            wait_ns: self.wait_ns.wrapping_sub(earlier.wait_ns),
+            longest_wait_ns: self.longest_wait_ns,
+            cut_short: self.cut_short.wrapping_sub(earlier.cut_short),
+            cut_state: self.cut_state,
         }
     }
 
@@ -501,7 +524,7 @@ mod tests {
             format!("constexpr uint32_t HEAP_TAG_INNER = {TAG_INNER:#X}u;"),
             format!("constexpr uint64_t HEAP_RUN = {RUN:#X}ull;"),
             "int32_t roomy_count[16];".to_string(),
-            "unsigned long long slow[8];".to_string(),
+            "unsigned long long slow[12];".to_string(),
         ] {
             assert!(src.contains(&line), "{line}");
         }
@@ -568,7 +591,7 @@ mod tests {
         ctl.failures[2] = 3;
         ctl.failures[CLASSES] = 1;
         ctl.bad_frees = 2;
-        ctl.slow = [5, 4, 3, 2, 1, 7, 6, 0];
+        ctl.slow = [5, 4, 3, 2, 1, 7, 6, 9, 800, 300, 2, 77];
         let w = |free: i32, tag: u64| ((free as u32 as u64) << 32) | tag;
         let words = [
             w(1000, 3 | ATTACHED), // 64 B class, 24 of 1024 slots taken, current
@@ -594,11 +617,23 @@ mod tests {
         assert_eq!((slow.swaps, slow.busy_sleeps, slow.own_warp), (5, 4, 3));
         assert_eq!((slow.fallbacks, slow.private_slabs), (2, 1));
         assert_eq!((slow.any_current_scans, slow.reclaim_scans), (7, 6));
+        assert_eq!(
+            (slow.wait_timeouts, slow.wait_ns, slow.longest_wait_ns),
+            (9, 800, 300)
+        );
+        assert_eq!((slow.cut_short, slow.cut_state), (2, 77));
         let earlier = SlowPaths {
             swaps: 1,
+            wait_ns: 100,
+            longest_wait_ns: 200,
             ..SlowPaths::default()
         };
-        assert_eq!(slow.since(&earlier).swaps, 4);
+        let since = slow.since(&earlier);
+        assert_eq!((since.swaps, since.wait_ns), (4, 700));
+        assert_eq!(
+            since.longest_wait_ns, 300,
+            "a maximum is kept, not subtracted"
+        );
         assert!(slow.any() && !SlowPaths::default().any());
     }
 

@@ -27,9 +27,11 @@ pub const BENCH_CUDA: &str = r#"
 namespace grosr_bench {
 struct Args {                      // mirrored by BenchArgs in grosr/src/workloads/alloc.rs
     unsigned long long* counters;  // [0] allocations served, [1] null returns, [2] mismatches,
-                                   // [3] blocks outside grosr's arena, [4..6] GROSR_BENCH_PROFILE
+                                   // [3] blocks outside grosr's arena, [4..6] GROSR_BENCH_PROFILE,
+                                   // [7] loop threads stopped by budget_ns
     uint8_t* pool;                 // per-thread pool regions
     unsigned long long pool_per_thread;
+    unsigned long long budget_ns;  // a loop thread stops after this long (a run that stalls ends)
     uint32_t pool_slot, iters, outstanding, kind, min_size, max_size, seed, check_stride;
 };
 __device__ __forceinline__ uint32_t hash(uint32_t x) {
@@ -159,7 +161,15 @@ template <class A> __device__ void loop(const Args& a) {
     for (uint32_t k = 0; k < 16; ++k) ring[k] = nullptr;
     unsigned long long ok = 0, fail = 0, bad = 0;
     Split sp;
-    for (uint32_t i = 0; i < a.iters; ++i) {
+    const unsigned long long began = grosr::heap_now();
+    uint32_t iters = a.iters;
+    for (uint32_t i = 0; i < iters; ++i) {
+        // Every 16th iteration: past the budget, stop (the host reports the run as stalled).
+        if ((i & 15) == 15 && grosr::heap_now() - began > a.budget_ns) {
+            atomicAdd(&a.counters[7], 1ull);
+            iters = i;
+            break;
+        }
         const uint32_t k = i % a.outstanding;
         if (ring[k]) {
             sp.start();
@@ -176,7 +186,7 @@ template <class A> __device__ void loop(const Args& a) {
         if (p) { write(a, p, n, tag_of(t, i)); ring[k] = p; sizes[k] = n; ++ok; } else { ++fail; }
         sp.lap(sp.pattern);
     }
-    for (uint32_t i = a.iters > a.outstanding ? a.iters - a.outstanding : 0; i < a.iters; ++i) {
+    for (uint32_t i = iters > a.outstanding ? iters - a.outstanding : 0; i < iters; ++i) {
         const uint32_t k = i % a.outstanding;
         if (ring[k]) { bad += check(a, ring[k], sizes[k], tag_of(t, i)); al.release(ring[k]); }
     }
@@ -286,6 +296,7 @@ struct BenchArgs {
     counters: u64,
     pool: u64,
     pool_per_thread: u64,
+    budget_ns: u64,
     pool_slot: u32,
     iters: u32,
     outstanding: u32,
@@ -368,6 +379,10 @@ impl Outcome {
 }
 
 const WAIT: Duration = Duration::from_secs(120);
+/// How long a loop kernel's thread may run before it stops: runs take milliseconds, so a run
+/// that reaches this has stalled, and the host reports it with the heap's slow-path counts
+/// instead of waiting.
+const LOOP_BUDGET: Duration = Duration::from_secs(10);
 const BLOCK: u32 = 256;
 
 /// Bytes between the checked 16-byte words of a block in the report and `cargo bench`: so far
@@ -467,6 +482,7 @@ impl<'rt> AllocBench<'rt> {
             counters: self.counters.ptr(),
             pool,
             pool_per_thread: per_thread,
+            budget_ns: LOOP_BUDGET.as_nanos() as u64,
             pool_slot: slot,
             iters,
             outstanding: shape.outstanding.clamp(1, 16),
@@ -480,8 +496,16 @@ impl<'rt> AllocBench<'rt> {
 
     fn outcome(&self, what: &str) -> Result<Outcome> {
         self.base.sync(WAIT)?;
-        let mut c = [0u64; 7];
+        let mut c = [0u64; 8];
         self.counters.read(&mut c)?;
+        if c[7] != 0 {
+            let heap = self.rt.heap_stats()?;
+            return Err(Error::Config(format!(
+                "{what}: {} threads stopped after {LOOP_BUDGET:?} (a stall); heap: {} of {} \
+                 slabs free, {} allocations in use; slow paths since setup: {:?}",
+                c[7], heap.free_slabs, heap.slabs, heap.allocations_in_use, heap.slow_paths
+            )));
+        }
         if c[3] != 0 {
             return Err(Error::Config(format!(
                 "{what}: {} allocations returned blocks outside the heap's arena",
@@ -757,7 +781,9 @@ pub fn report(quick: bool, step: &dyn Fn(&str)) -> Result<Vec<Table>> {
             let (v, out) = b.rate(a, shape, threads, iters, w, n)?;
             if count_slow {
                 let slow = rt.heap_stats()?.slow_paths.since(&slow_before);
-                splits.push(format!("{label} (grosr), all runs: {slow:?}"));
+                let line = format!("{label} (grosr), all runs: {slow:?}");
+                step(&line); // now: a later row may not finish
+                splits.push(line);
             }
             step(&format!(
                 "{label} ({}): {:.1} M allocs/s",
