@@ -383,6 +383,9 @@ const WAIT: Duration = Duration::from_secs(120);
 /// that reaches this has stalled, and the host reports it with the heap's slow-path counts
 /// instead of waiting.
 const LOOP_BUDGET: Duration = Duration::from_secs(10);
+/// A run still going after this long prints the heap's state (at most [`STALL_NOTICES`] times).
+const STALL_NOTICE: Duration = Duration::from_secs(4);
+const STALL_NOTICES: usize = 4;
 const BLOCK: u32 = 256;
 
 /// Bytes between the checked 16-byte words of a block in the report and `cargo bench`: so far
@@ -495,7 +498,32 @@ impl<'rt> AllocBench<'rt> {
     }
 
     fn outcome(&self, what: &str) -> Result<Outcome> {
+        // Runs take milliseconds. One still running after a notice period prints the heap's
+        // state, read on the copy stream beside it (slow-path counts that move: a slow loop;
+        // that do not: a thread stuck elsewhere), a few times, then is waited out.
+        for _ in 0..STALL_NOTICES {
+            match self.base.sync(STALL_NOTICE) {
+                Err(Error::Timeout(..)) => {
+                    let heap = self.rt.heap_stats()?;
+                    eprintln!(
+                        "{what}: still running after {STALL_NOTICE:?}; heap: {} of {} slabs \
+                         free, {} allocations in use, {} failures; slow paths: {:?}",
+                        heap.free_slabs,
+                        heap.slabs,
+                        heap.allocations_in_use,
+                        heap.failures,
+                        heap.slow_paths
+                    );
+                }
+                r => return r.and_then(|()| self.counted(what)),
+            }
+        }
         self.base.sync(WAIT)?;
+        self.counted(what)
+    }
+
+    /// The counters of a finished run, checked.
+    fn counted(&self, what: &str) -> Result<Outcome> {
         let mut c = [0u64; 8];
         self.counters.read(&mut c)?;
         if c[7] != 0 {
