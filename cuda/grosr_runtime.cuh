@@ -502,6 +502,27 @@ __device__ __forceinline__ Slot* slot_at(const Params& p, uint32_t q, uint32_t i
     return &p.slots[(uint64_t)q * p.queue_cap + (i & (p.queue_cap - 1))];
 }
 
+// A task into a slot the caller owns (its seq read the slot's index), and one out of a slot the
+// caller claimed (its seq read index + 1). The callers publish with the seq.
+__device__ __forceinline__ void write_slot(Slot* s, uint32_t kind, uint32_t job, uint32_t node,
+                                           const uint32_t* words) {
+    s->kind = kind;
+    s->job = job;
+    s->node = node;
+    uint4* dst = reinterpret_cast<uint4*>(s->words);
+    const uint4* src = reinterpret_cast<const uint4*>(words);
+    dst[0] = src[0]; dst[1] = src[1]; dst[2] = src[2];
+}
+__device__ __forceinline__ void read_slot(const Slot* s, uint32_t& kind, uint32_t& job,
+                                          uint32_t& node, uint32_t* words) {
+    kind = s->kind;
+    job = s->job;
+    node = s->node;
+    const uint4* src = reinterpret_cast<const uint4*>(s->words);
+    uint4* dst = reinterpret_cast<uint4*>(words);
+    dst[0] = src[0]; dst[1] = src[1]; dst[2] = src[2];
+}
+
 // Waits until *seq == want. Bounded: a partner mid-write finishes in nanoseconds; if it never does,
 // the protocol is broken and we report instead of hanging.
 __device__ bool wait_seq(const Params& p, volatile uint32_t* seq, uint32_t want) {
@@ -541,12 +562,7 @@ __device__ bool push_to(const Params& p, uint32_t q, uint32_t mask, uint32_t kin
     const uint32_t i = base + rank;
     Slot* s = slot_at(p, q, i);
     if (wait_seq(p, &s->seq, i)) {               // the previous lap's popper has released it
-        s->kind = kind;
-        s->job = job;
-        s->node = node;
-        uint4* dst = reinterpret_cast<uint4*>(s->words);
-        const uint4* src = reinterpret_cast<const uint4*>(words);
-        dst[0] = src[0]; dst[1] = src[1]; dst[2] = src[2];
+        write_slot(s, kind, job, node, words);
         // release: the record and header above become visible before the slot reads as full.
         st_release_gpu(&s->seq, i + 1);
     }
@@ -590,12 +606,7 @@ __device__ uint32_t pop_from(const Params& p, uint32_t q, uint32_t want, uint32_
         const uint32_t i = base + lane;
         Slot* s = slot_at(p, q, i);
         if (wait_seq(p, &s->seq, i + 1)) {       // the pusher has finished writing index i
-            kind = s->kind;
-            job = s->job;
-            node = s->node;
-            const uint4* src = reinterpret_cast<const uint4*>(s->words);
-            uint4* dst = reinterpret_cast<uint4*>(words);
-            dst[0] = src[0]; dst[1] = src[1]; dst[2] = src[2];
+            read_slot(s, kind, job, node, words);
             // release: our reads of the slot complete before a next-lap pusher may overwrite it.
             st_release_gpu(&s->seq, i + p.queue_cap);
         } else {
@@ -607,12 +618,7 @@ __device__ uint32_t pop_from(const Params& p, uint32_t q, uint32_t want, uint32_
         Slot* s = slot_at(p, q, i);
         StackEntry& e = ws->stack[lane];
         if (wait_seq(p, &s->seq, i + 1)) {       // as above
-            e.kind = s->kind;
-            e.job = s->job;
-            e.node = s->node;
-            const uint4* src = reinterpret_cast<const uint4*>(s->words);
-            uint4* dst = reinterpret_cast<uint4*>(e.words);
-            dst[0] = src[0]; dst[1] = src[1]; dst[2] = src[2];
+            read_slot(s, e.kind, e.job, e.node, e.words);
             st_release_gpu(&s->seq, i + p.queue_cap);   // release: as above
         } else {
             e.kind = NO_KIND;                     // as above
@@ -717,14 +723,8 @@ __device__ bool outbox_put(const Params& p, WarpState* ws, uint32_t kind, uint32
     }
     const uint32_t i = ws->ob_base + ws->ob_used + lane_id();
     Slot* s = slot_at(p, ws->ob_q, i);
-    if (ws->ob_free || wait_seq(p, &s->seq, i)) {   // as in push_to, unless known free
-        s->kind = kind;
-        s->job = job;
-        s->node = node;
-        uint4* dst = reinterpret_cast<uint4*>(s->words);
-        const uint4* src = reinterpret_cast<const uint4*>(words);
-        dst[0] = src[0]; dst[1] = src[1]; dst[2] = src[2];
-    }
+    if (ws->ob_free || wait_seq(p, &s->seq, i))   // as in push_to, unless known free
+        write_slot(s, kind, job, node, words);
     __syncwarp();                                // every lane has read ob_used
     if (lane_id() == 0) ws->ob_used += WARP;
     __syncwarp();
