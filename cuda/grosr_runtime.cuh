@@ -711,10 +711,12 @@ __device__ bool outbox_reserve(const Params& p, WarpState* ws, uint32_t n) {
     return true;
 }
 
-// Writes one slot per lane (a whole warp's spawn, already counted) at the outbox's next 32 slots:
-// lane l's slot is ob_base + ob_used + l. Publishes nothing. False if no queue has room for a
-// reservation (the caller pushes as usual). All 32 lanes call it, converged.
 __device__ void outbox_flush(const Params& p, WarpState* ws);
+
+// Writes one slot per lane (a whole warp's spawn, already counted) at the outbox's next 32 slots:
+// lane l's slot is ob_base + ob_used + l, published later by outbox_flush (here only when the
+// reservation is full, before the next). False if no queue has room for a reservation (the
+// caller pushes as usual). All 32 lanes call it, converged.
 __device__ bool outbox_put(const Params& p, WarpState* ws, uint32_t kind, uint32_t job,
                            uint32_t node, const uint32_t* words) {
     if (ws->ob_used + WARP > ws->ob_cap) {       // warp-uniform: shared, written by lane 0 only
