@@ -26,6 +26,10 @@ pub struct Gpu {
     pub arch: u32,
     /// The driver's CUDA version, e.g. 13000.
     pub driver_version: i32,
+    /// Bytes of shared memory an SM has at most (the rest of its L1/shared storage is L1).
+    pub(crate) smem_per_sm: u32,
+    /// Bytes of shared memory the system reserves per resident block.
+    pub(crate) smem_reserved_per_block: u32,
 }
 
 // SAFETY: a CUcontext may be made current on any thread; Gpu only holds handles.
@@ -83,6 +87,9 @@ impl Gpu {
         let major = attr(A::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)?;
         let minor = attr(A::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)?;
         let sm_count = attr(A::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)? as u32;
+        let smem_per_sm = attr(A::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_MULTIPROCESSOR)? as u32;
+        let smem_reserved_per_block =
+            attr(A::CU_DEVICE_ATTRIBUTE_RESERVED_SHARED_MEMORY_PER_BLOCK)? as u32;
         if attr(A::CU_DEVICE_ATTRIBUTE_COOPERATIVE_LAUNCH)? == 0 {
             return Err(Error::NoDevice(
                 "that supports cooperative launches (needed to keep every block resident)".into(),
@@ -108,6 +115,8 @@ impl Gpu {
             sm_count,
             arch,
             driver_version,
+            smem_per_sm,
+            smem_reserved_per_block,
         })
     }
 
