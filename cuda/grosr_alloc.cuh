@@ -105,6 +105,16 @@ enum : uint32_t { HEAP_SLOW_SWAPS, HEAP_SLOW_BUSY_SLEEPS, HEAP_SLOW_OWN_WARP, HE
 #ifndef GROSR_HEAP_SLOW_MAX_NS
 #define GROSR_HEAP_SLOW_MAX_NS 50000000
 #endif
+// heap_alloc and heap_free aggregate a warp's requests (shuffles, votes, warp barriers) only
+// when all 32 lanes call together; lanes of a partial warp are served one by one with no
+// warp-synchronous step at all [0: aggregate any __activemask() group]. H200, session 10: lane
+// tasks whose lanes allocate different numbers of times (tests/gpu_alloc.rs) hung with 0, as
+// did the benchmark's profile build when lanes done with their loop waited in a full-warp
+// shuffle: lanes waiting in a full-warp barrier or shuffle and lanes running the heap's
+// partial-mask warp operations must not meet.
+#ifndef GROSR_HEAP_WHOLE_WARPS
+#define GROSR_HEAP_WHOLE_WARPS 1
+#endif
 // Ctx::alloc (task bodies) calls one out-of-line copy of heap_alloc instead of inlining it
 // [false]. The scheduler dispatches every task type from several places, so a module with
 // allocating tasks inlined the allocator 16 times into grosr_scheduler and drain_stack; with this
@@ -1012,14 +1022,52 @@ __device__ void heap_large_free(const Heap& h, uint32_t s) {
     red_add_release_s32(&h.ctl->free_slabs, (int32_t)n);   // release: bits before the count
 }
 
+// Serves one lane alone: the leader's steps of heap_serve_classes for a group of one, with no
+// warp-synchronous step (see GROSR_HEAP_WHOLE_WARPS).
+__device__ __noinline__ void* heap_alloc_alone(const Heap& h, u64 bytes, uint32_t cls) {
+    if (cls == HEAP_LARGE) return heap_large_alloc(h, bytes);
+    for (uint32_t round = 0; round < 64; ++round) {
+        const HeapTake r = heap_reserve(h, cls, 1);
+        if (r.have == 0) break;                  // out of memory
+        uint32_t cursor = r.cursor;
+        for (uint32_t t = 0; t < 64; ++t) {
+            uint32_t w = 0;
+            const uint32_t got = heap_claim(h, r.s, r.cap, 1, cursor, w);
+            if (got == 0) break;
+            // got holds exactly one slot (want 1): ours, claimed with acquire.
+            const uint32_t slot = w * 32 + __ffs(got) - 1;
+            return h.base + ((u64)r.s << HEAP_SLAB_SHIFT) + ((u64)slot << (HEAP_MIN_SHIFT + cls));
+        }
+        heap_give_back(h, r.s, 1);               // not expected: a bounded search found nothing
+    }
+    atomicAdd(&h.ctl->failures[cls], 1ull);      // relaxed: a statistic
+    return nullptr;
+}
+
+// Clears `bits` (slots of slab s, bitmap word w) and counts them free. One lane: the leader of
+// the lanes that free in that word together, or a lane alone.
+__device__ void heap_free_bits(const Heap& h, uint32_t s, uint32_t w, uint32_t bits) {
+    // release: the slots' previous accesses precede their reuse (the claimer's acquire).
+    const uint32_t old = atom_and_release(&h.bitmaps[(u64)s * HEAP_BITMAP_WORDS + w], ~bits);
+    const uint32_t freed = old & bits;
+    if (freed != bits) atomicAdd(&h.ctl->bad_frees, (unsigned long long)__popc(bits & ~freed));
+    if (!freed) return;
+    const int32_t n = __popc(freed);
+    // acq_rel: the cleared bits precede the count that lets a reserver look for them.
+    const u64 o = atom_add_acq_rel_u64(&h.words[s], (u64)n << 32);
+    heap_after_add(h, s, o, n);
+}
+
 // ---- The API ----------------------------------------------------------------------------------------
 // Allocates `bytes` (16-byte aligned) from the device heap; nullptr if the heap is exhausted (the
-// failure is counted) or bytes == 0. Any subset of a warp's lanes may call it together.
+// failure is counted) or bytes == 0. Any subset of a warp's lanes may call it together; a whole
+// warp's requests are served together (one atomic per class), a partial warp's one by one.
 __device__ void* heap_alloc(u64 bytes) {
     const Heap& h = grosr_heap;
     if (bytes == 0 || h.slabs == 0) return nullptr;
     const uint32_t act = __activemask();
     const uint32_t lane = lane_id(), cls = heap_class_of(bytes);
+    if (GROSR_HEAP_WHOLE_WARPS && act != 0xFFFFFFFFu) return heap_alloc_alone(h, bytes, cls);
     void* result = nullptr;
     if (HEAP_PARALLEL_CLASSES) {
         // Large requests first, one lane at a time: lanes of one warp never wait on each other's
@@ -1089,6 +1137,10 @@ __device__ void heap_free(void* p) {
             }
         }
     }
+    if (GROSR_HEAP_WHOLE_WARPS && act != 0xFFFFFFFFu) {   // a lane alone (see heap_alloc)
+        if (small) heap_free_bits(h, s, w, bit);
+        return;
+    }
     // Memory ordering among the lanes: every lane's accesses to its block precede the leader's
     // releasing atomic below (release is cumulative over what the barrier ordered before it).
     __syncwarp(act);
@@ -1101,16 +1153,7 @@ __device__ void heap_free(void* p) {
     uint32_t bits = 0;
     for (uint32_t m = grp; m; m &= m - 1) bits |= __shfl_sync(grp, bit, __ffs(m) - 1);
 #endif
-    if (lane_id() != (uint32_t)(__ffs(grp) - 1)) return;
-    // release: the slots' previous accesses precede their reuse (the claimer's acquire).
-    const uint32_t old = atom_and_release(&h.bitmaps[(u64)s * HEAP_BITMAP_WORDS + w], ~bits);
-    const uint32_t freed = old & bits;
-    if (freed != bits) atomicAdd(&h.ctl->bad_frees, (unsigned long long)__popc(bits & ~freed));
-    if (!freed) return;
-    const int32_t n = __popc(freed);
-    // acq_rel: the cleared bits precede the count that lets a reserver look for them.
-    const u64 o = atom_add_acq_rel_u64(&h.words[s], (u64)n << 32);
-    heap_after_add(h, s, o, n);
+    if (lane_id() == (uint32_t)(__ffs(grp) - 1)) heap_free_bits(h, s, w, bits);
 }
 
 template <class T> __device__ __forceinline__ T* heap_alloc_n(u64 n) {

@@ -476,7 +476,8 @@ struct Ctx {
     // Spawns a task of a registered type (generated grosr_spawn_<T> helpers call this).
     template <class T> __device__ void spawn(const T& t);
     // The device heap (grosr_alloc.cuh): 16-byte aligned, nullptr when exhausted; any task,
-    // warp or SM may free what another allocated.
+    // warp or SM may free what another allocated. A whole warp's calls are served together,
+    // a partial warp's lane by lane (GROSR_HEAP_WHOLE_WARPS).
     __device__ void* alloc(unsigned long long bytes) const;
     __device__ void free(void* p) const;
     template <class T> __device__ T* alloc_n(unsigned long long n) const {

@@ -276,6 +276,24 @@ pub struct AllocWarp {
     pub tag: u32,
 }
 
+/// Allocates, fills, checks and frees blocks one after another (tests/cuda/alloc_rounds.cu): the
+/// lanes of one warp run different numbers of rounds, so lanes that are done wait in the
+/// scheduler's warp barrier while others are still inside `ctx.alloc` / `ctx.free`.
+#[grosr::task(granularity = "lane", file = "../tests/cuda/alloc_rounds.cu")]
+pub struct AllocRounds {
+    pub stats: DevicePtr<u32>,
+    pub rounds: u32,
+    pub tag: u32,
+}
+
+/// [`AllocRounds`] as a warp task: each lane runs `rounds + lane % 5` rounds.
+#[grosr::task(granularity = "warp", file = "../tests/cuda/alloc_rounds.cu")]
+pub struct AllocRoundsWarp {
+    pub stats: DevicePtr<u32>,
+    pub rounds: u32,
+    pub tag: u32,
+}
+
 /// Kernels for the heap tests: allocate sizes[t] bytes per thread (writing a pattern every 4 KiB
 /// and at the end), then check and free them, possibly from other threads.
 pub const ALLOC_TEST_CUDA: &str = r#"
@@ -313,6 +331,8 @@ pub fn alloc_builder_with(heap: u64) -> RuntimeBuilder {
         .task::<AllocLane>()
         .task::<FreeBlock>()
         .task::<AllocWarp>()
+        .task::<AllocRounds>()
+        .task::<AllocRoundsWarp>()
         .heap_bytes(heap)
         .cuda(ALLOC_TEST_CUDA, &["t_alloc", "t_free"])
 }

@@ -142,17 +142,24 @@ struct Split {
     __device__ void lap(unsigned long long& into) {
         if (GROSR_BENCH_PROFILE) { const unsigned long long now = clock64(); into += now - t; t = now; }
     }
-    __device__ void add_to(const Args& a) {   // every lane of a full warp calls it
+    // Per thread, no warp-synchronous step: lanes that finish their loop early must not wait in
+    // a full-warp shuffle while others are still allocating (H200: with a __shfl_down_sync
+    // reduction here the drifting row stalled for good with half a warp's blocks live, session
+    // 9; without it every row finishes, session 10; see GROSR_HEAP_WHOLE_WARPS).
+    __device__ void add_to(const Args& a) {
         if (!GROSR_BENCH_PROFILE) return;
-        unsigned long long v[3] = {alloc, release, pattern};
-        for (uint32_t i = 0; i < 3; ++i) {
-            for (uint32_t d = 16; d > 0; d /= 2) v[i] += __shfl_down_sync(0xffffffffu, v[i], d);
-            if ((threadIdx.x & 31) == 0) atomicAdd(&a.counters[4 + i], v[i]);
-        }
+        const unsigned long long v[3] = {alloc, release, pattern};
+        for (uint32_t i = 0; i < 3; ++i)
+            if (v[i]) atomicAdd(&a.counters[4 + i], v[i]);
     }
 };
 
 // Each thread keeps a ring of `outstanding` blocks: check and free the oldest, allocate anew.
+// Every lane of the grid runs the loop the same number of times, and the warp meets before each
+// free and each allocation (__syncwarp): a warp that left the last call apart would otherwise go
+// on apart (independent thread scheduling does not reconverge it), and grosr's heap serves a
+// partial warp's lanes one by one (GROSR_HEAP_WHOLE_WARPS) where a whole warp's are served
+// together. The same for all three allocators.
 template <class A> __device__ void loop(const Args& a) {
     const uint32_t t = blockIdx.x * blockDim.x + threadIdx.x;
     A al(a, t);
@@ -164,22 +171,29 @@ template <class A> __device__ void loop(const Args& a) {
     const unsigned long long began = grosr::heap_now();
     uint32_t iters = a.iters;
     for (uint32_t i = 0; i < iters; ++i) {
-        // Every 16th iteration: past the budget, stop (the host reports the run as stalled).
-        if ((i & 15) == 15 && grosr::heap_now() - began > a.budget_ns) {
+        // Every 16th iteration: past the budget, the whole warp stops (the host reports the run
+        // as stalled).
+        if ((i & 15) == 15 && __any_sync(0xffffffffu, grosr::heap_now() - began > a.budget_ns)) {
             atomicAdd(&a.counters[7], 1ull);
             iters = i;
             break;
         }
         const uint32_t k = i % a.outstanding;
-        if (ring[k]) {
+        uint8_t* old = ring[k];
+        if (old) {
             sp.start();
-            bad += check(a, ring[k], sizes[k], tag_of(t, i - a.outstanding));
+            bad += check(a, old, sizes[k], tag_of(t, i - a.outstanding));
             sp.lap(sp.pattern);
-            al.release(ring[k]);
+        }
+        __syncwarp();
+        if (old) {
+            sp.start();
+            al.release(old);
             sp.lap(sp.release);
             ring[k] = nullptr;
         }
         const uint32_t n = size_of(a, t, i);
+        __syncwarp();
         sp.start();
         uint8_t* p = (uint8_t*)al.alloc(n);
         sp.lap(sp.alloc);
