@@ -470,12 +470,12 @@ pub struct RuntimeInfo {
 }
 
 /// Resident scheduler blocks per SM (the occupancy API), after asking the driver to give the
-/// scheduler's SMs only the shared memory that many blocks need, leaving the rest to L1 (the default splits the storage about evenly): worker
-/// warps spill registers and keep records in local memory, which L1 caches. H200, session 10,
-/// 1M spawned tasks, fan-out 8: 4827 and 4809 M/s with a 25% carveout against 4758 and 4748
-/// with the driver's choice; 3658 and 3709 with 100% (all shared). `GROSR_SMEM_CARVEOUT`
-/// (percent) overrides it for experiments. Should fewer blocks fit then, the driver's split is
-/// restored.
+/// scheduler's SMs only the shared memory that many blocks need and the rest to L1 (its own
+/// choice splits the storage about evenly): worker warps spill registers and keep records in
+/// local memory, which L1 caches. H200, session 10, 1M spawned tasks, fan-out 8: 4810 and 4842
+/// M/s with the computed carveout (27%) against 4772 and 4766 with the driver's choice; 3658
+/// and 3709 with 100% (all shared). `GROSR_SMEM_CARVEOUT` (percent) overrides it for
+/// experiments. Should fewer blocks fit then, the driver's choice is restored.
 fn occupancy_preferring_l1(scheduler: cudarc::driver::sys::CUfunction, gpu: &Gpu) -> Result<u32> {
     use cudarc::driver::sys::CUfunction_attribute as F;
     // SAFETY (all calls below): the function exists in the loaded module; attributes are ints.
