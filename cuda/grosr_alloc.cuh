@@ -30,6 +30,7 @@ constexpr uint32_t HEAP_CUR_PER_SM = 8;                           // current-sla
 // ---- Switches (A/B of the speed changes; the old behaviour in brackets) ---------------------------
 // GROSR_HEAP_CLASSIC=1 (RuntimeBuilder::define or GROSR_DEFINES) turns every switch below back to
 // the old behaviour at once, for an A/B in one run; the host's layout is the same either way.
+// (Classes are served side by side either way: the old one-class-at-a-time loop is gone.)
 #ifndef GROSR_HEAP_CLASSIC
 #define GROSR_HEAP_CLASSIC 0
 #endif
@@ -54,9 +55,6 @@ constexpr uint32_t HEAP_RUN_SCAN = 64;
 // A warp that finds its entry being swapped first tries to reserve on a listed (roomy) slab
 // without attaching it, up to this many times per allocation, before it sleeps [0].
 constexpr uint32_t HEAP_BUSY_PEEKS = GROSR_HEAP_CLASSIC ? 0 : 4;
-// A warp whose lanes ask for several classes serves them side by side (heap_serve_classes)
-// [false: one class after another, heap_serve_class].
-constexpr bool HEAP_PARALLEL_CLASSES = !GROSR_HEAP_CLASSIC;
 // The first reservation on the entry's current slab loads the slab's word before its atomic
 // [true]. Without, an allocation's chain is one L2 round trip shorter; a dry slab (once per
 // cap / 32 warp reservations) costs an undo. Later attempts (the swap loop) always look first.
@@ -828,42 +826,12 @@ __device__ void heap_give_back(const Heap& h, uint32_t s, uint32_t n) {
     heap_after_add(h, s, old, (int32_t)n);
 }
 
-// Serves the lanes of `grp` (all asking for class c). Called by every lane of `act` alike.
-__device__ void heap_serve_class(const Heap& h, uint32_t act, uint32_t grp, uint32_t c,
-                                 void*& result) {
-    const uint32_t lane = lane_id(), leader = __ffs(grp) - 1;
-    uint32_t waiting = grp;                      // the same value in every lane of act
-    for (uint32_t round = 0; round < 64 && waiting; ++round) {
-        HeapTake r = {HEAP_NONE, 0u, 0u, 0u};
-        if (lane == leader) r = heap_reserve(h, c, __popc(waiting));
-        const uint32_t s = __shfl_sync(act, r.s, leader);
-        uint32_t have = __shfl_sync(act, r.have, leader), cursor = r.cursor;
-        if (have == 0) break;                    // out of memory
-        for (uint32_t t = 0; t < 64 && have > 0; ++t) {
-            uint32_t w = 0, got = 0;
-            if (lane == leader) got = heap_claim(h, s, r.cap, have, cursor, w);
-            got = __shfl_sync(act, got, leader);
-            w = __shfl_sync(act, w, leader);
-            if (got == 0) break;
-            const uint32_t n = __popc(got), rank = __popc(waiting & lanemask_lt());
-            const bool mine = ((waiting >> lane) & 1u) && rank < n;
-            if (mine) {
-                const uint32_t slot = w * 32 + __fns(got, 0, (int)rank + 1);
-                result = h.base + ((u64)s << HEAP_SLAB_SHIFT) + ((u64)slot << (HEAP_MIN_SHIFT + c));
-            }
-            waiting &= ~__ballot_sync(act, mine);
-            have -= n;
-        }
-        if (have > 0 && lane == leader) heap_give_back(h, s, have);   // not expected: bounded search
-    }
-    if (waiting && lane == leader) atomicAdd(&h.ctl->failures[c], (unsigned long long)__popc(waiting));
-}
-
 // Serves every lane of `act` whose class `cls` is a size class, all classes side by side: the
-// lanes of one class form a group (__match_any_sync) whose leader reserves and claims for it, as
-// in heap_serve_class, but the leaders of different classes run the same steps together, so
-// their loads and atomics are issued by the same instructions and their latencies overlap: a
-// warp asking for k classes waits for about one chain of atomics instead of k. Called by every
+// lanes of one class form a group (__match_any_sync) whose leader reserves and claims for it,
+// and the leaders of different classes run the same steps together, so their loads and atomics
+// are issued by the same instructions and their latencies overlap: a warp asking for k classes
+// waits for about one chain of atomics instead of k (one class after another, as the heap did
+// until session 6, waited for k). Called by every
 // lane of `act` alike (the loops' conditions are warp-uniform; the group values come from the
 // leader by shuffles).
 __device__ void heap_serve_classes(const Heap& h, uint32_t act, uint32_t cls, void*& result) {
@@ -1069,35 +1037,14 @@ __device__ void* heap_alloc(u64 bytes) {
     const uint32_t lane = lane_id(), cls = heap_class_of(bytes);
     if (GROSR_HEAP_WHOLE_WARPS && act != 0xFFFFFFFFu) return heap_alloc_alone(h, bytes, cls);
     void* result = nullptr;
-    if (HEAP_PARALLEL_CLASSES) {
-        // Large requests first, one lane at a time: lanes of one warp never wait on each other's
-        // lock. Then every size class at once.
-        for (uint32_t m = __ballot_sync(act, cls == HEAP_LARGE); m; m &= m - 1) {
-            if (lane == (uint32_t)(__ffs(m) - 1)) result = heap_large_alloc(h, bytes);
-            __syncwarp(act);
-        }
-        heap_serve_classes(h, act, cls, result);
-        // Memory ordering among the lanes: the leaders' acquiring claims precede every lane's use.
+    // Large requests first, one lane at a time: lanes of one warp never wait on each other's
+    // lock. Then every size class at once.
+    for (uint32_t m = __ballot_sync(act, cls == HEAP_LARGE); m; m &= m - 1) {
+        if (lane == (uint32_t)(__ffs(m) - 1)) result = heap_large_alloc(h, bytes);
         __syncwarp(act);
-        return result;
     }
-    uint32_t todo = act;                         // the same value in every lane of act
-    while (todo) {
-        const uint32_t src = __ffs(todo) - 1;
-        const uint32_t c = __shfl_sync(act, cls, src);
-        const uint32_t grp = __ballot_sync(act, cls == c) & todo;
-        todo &= ~grp;
-        if (c == HEAP_LARGE) {
-            // One lane at a time: lanes of one warp never wait on each other's lock.
-            for (uint32_t m = grp; m; m &= m - 1) {
-                if (lane == (uint32_t)(__ffs(m) - 1)) result = heap_large_alloc(h, bytes);
-                __syncwarp(act);
-            }
-        } else {
-            heap_serve_class(h, act, grp, c, result);
-        }
-    }
-    // Memory ordering among the lanes: the leader's acquiring claims precede every lane's use.
+    heap_serve_classes(h, act, cls, result);
+    // Memory ordering among the lanes: the leaders' acquiring claims precede every lane's use.
     __syncwarp(act);
     return result;
 }
