@@ -831,9 +831,8 @@ __device__ void heap_give_back(const Heap& h, uint32_t s, uint32_t n) {
 // and the leaders of different classes run the same steps together, so their loads and atomics
 // are issued by the same instructions and their latencies overlap: a warp asking for k classes
 // waits for about one chain of atomics instead of k (one class after another, as the heap did
-// until session 6, waited for k). Called by every
-// lane of `act` alike (the loops' conditions are warp-uniform; the group values come from the
-// leader by shuffles).
+// until session 6, waited for k). Called by every lane of `act` alike (the loops' conditions
+// are warp-uniform; the group values come from the leader by shuffles).
 __device__ void heap_serve_classes(const Heap& h, uint32_t act, uint32_t cls, void*& result) {
     const uint32_t lane = lane_id();
     const uint32_t grp = __match_any_sync(act, cls), leader = __ffs(grp) - 1;
