@@ -46,7 +46,7 @@ typedef long long int64_t;
 // it and [15] when its last level starts. (Session 6 notes keep the figures of the stamps a
 // one-pair launch had before small graphs: the successor release, step by step.)
 // A spawn tree (latency_trace --spawn) stamps the first and last start of each level l < 12 in
-// [16 + l] and [28 + l] (GROSR_TRACE_LEVEL; level 0, the root, clears them first).
+// [16 + l] and [28 + l] (GROSR_TRACE_LEVEL; the host resets them before each launch).
 #ifdef GROSR_TRACE
 __device__ unsigned long long grosr_trace[40];
 __device__ __forceinline__ unsigned long long grosr_now() {
@@ -54,32 +54,45 @@ __device__ __forceinline__ unsigned long long grosr_now() {
     asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
     return t;
 }
-// One lane per warp stamps, and only when it moves a bound: a level of 10^6 tasks makes a few
-// thousand atomics, not a million. Relaxed (plain loads and atomics): stamps, not data.
+// A spawn tree's timeline (latency_trace --spawn), in 4.096 µs buckets of %globaltimer kept
+// as a ring of 128 (524 µs; the host zeroes it before a launch and unwraps it from the root's
+// start): [0] tiny tasks (level 11) started, [1] other tasks started, [2] worker warps' dry
+// takes. Relaxed reductions with no result: the trace adds no round trip to what it times.
+constexpr unsigned GROSR_HIST_BUCKETS = 128, GROSR_HIST_SHIFT = 12;
+__device__ unsigned int grosr_hist[3][GROSR_HIST_BUCKETS];
+__device__ __forceinline__ void grosr_hist_add(unsigned row, unsigned n) {
+    atomicAdd(&grosr_hist[row][(grosr_now() >> GROSR_HIST_SHIFT) % GROSR_HIST_BUCKETS], n);
+}
+// Thread 0 of block 0 (the ingest warp's lane 0) from a spawn tree's root on: the first 64 of
+// its steps, each `time << 8 | step` (latency_trace --spawn prints them). Plain stores. Steps:
+// 1 lane round, 2 bodies ran, 3 held tasks ran, 4 accounted, 5 take_work, 6 took the stack,
+// 7 spawn_words, 8 stacked, 9 push, 10 pushed, 11 account, 12 Ctx::spawn.
+__shared__ unsigned grosr_seq_n;
+__device__ unsigned long long grosr_seq[64];
+#define GROSR_SEQ(id) do { if (blockIdx.x == 0 && threadIdx.x == 0 && grosr_seq_n < 64) grosr_seq[grosr_seq_n++] = grosr_now() << 8 | (id); } while (0)
+// The first and last start of each level l < 12 go to [16 + l] and [28 + l], which the host
+// resets before a launch: one lane per warp round, one reduction each (no loads: no round trip).
 __device__ void grosr_trace_level(uint32_t level) {
     if (level >= 12) return;
     const unsigned long long now = grosr_now();
-    if (level == 0) {                            // the root runs alone, before any other level
-        for (uint32_t i = 16; i < 40; ++i) grosr_trace[i] = i < 28 ? ~0ull : 0ull;
-        __threadfence();                         // cleared before the root's children are spawned
-    }
-    if ((threadIdx.x & 31u) != (uint32_t)(__ffs(__activemask()) - 1)) return;
-    volatile unsigned long long* t = grosr_trace;
-    if (now < t[16 + level]) atomicMin(&grosr_trace[16 + level], now);
-    if (now > t[28 + level]) atomicMax(&grosr_trace[28 + level], now);
+    const uint32_t active = __activemask();
+    if ((threadIdx.x & 31u) != (uint32_t)(__ffs(active) - 1)) return;
+    if (level == 0 && blockIdx.x == 0 && threadIdx.x == 0) grosr_seq_n = 0;
+    atomicMin(&grosr_trace[16 + level], now);
+    atomicMax(&grosr_trace[28 + level], now);
+    grosr_hist_add(level == 11 ? 0u : 1u, __popc(active));
 }
 #define GROSR_TRACE_LEVEL(l) grosr_trace_level(l)
 // Per worker warp (block * 8 + warp, < 8192), running sums the host reads before and after a
 // launch (latency_trace --spawn): where a warp's time goes round by round. Each warp adds to its
-// own row only (no contention, plain adds by one lane; lanes of one warp that push apart may
-// race on the push slots: a trace, not a count). Slots: GROSR_WT_*.
+// own row only. Slots: GROSR_WT_*.
 __device__ unsigned long long grosr_warp_trace[8192][16];
 enum : unsigned { GROSR_WT_STACK_ROUNDS, GROSR_WT_STACK_TAKE_NS, GROSR_WT_QUEUE_ROUNDS, GROSR_WT_QUEUE_TAKE_NS,
                   GROSR_WT_PROCESS_NS, GROSR_WT_DRY_TAKES, GROSR_WT_DRY_TAKE_NS, GROSR_WT_PUSHES,
                   GROSR_WT_PUSH_NS };
 __device__ __forceinline__ void grosr_warp_add(uint32_t slot, unsigned long long v) {
     const uint32_t w = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
-    if (w < 8192) grosr_warp_trace[w][slot] += v;
+    if (w < 8192) atomicAdd(&grosr_warp_trace[w][slot], v);   // a reduction: no round trip
 }
 #define GROSR_STAMP(i) do { if (blockIdx.x == 0 && threadIdx.x == 0) grosr_trace[i] = grosr_now(); } while (0)
 #define GROSR_STAMP_ANY(i) do { grosr_trace[i] = grosr_now(); } while (0)
@@ -91,6 +104,7 @@ __device__ __forceinline__ void grosr_warp_add(uint32_t slot, unsigned long long
 #define GROSR_STAMP_MIN(i) do {} while (0)
 #define GROSR_STAMP_MAX(i) do {} while (0)
 #define GROSR_TRACE_LEVEL(l) do {} while (0)
+#define GROSR_SEQ(id) do {} while (0)
 #endif
 
 namespace grosr {
@@ -547,6 +561,7 @@ __device__ bool push_to(const Params& p, uint32_t q, uint32_t mask, uint32_t kin
 #ifdef GROSR_TRACE
     const unsigned long long traced = grosr_now();
 #endif
+    GROSR_SEQ(9);
     if (lane == leader) {
         // Relaxed is enough for size: it only bounds occupancy; slot seqs carry the data ordering.
         uint32_t s = atomicAdd(&Q.size.value, k);
@@ -573,6 +588,7 @@ __device__ bool push_to(const Params& p, uint32_t q, uint32_t mask, uint32_t kin
 #ifdef GROSR_TRACE
     if (lane == leader) { grosr_warp_add(GROSR_WT_PUSHES, 1); grosr_warp_add(GROSR_WT_PUSH_NS, grosr_now() - traced); }
 #endif
+    GROSR_SEQ(10);
     return true;
 }
 
@@ -773,6 +789,7 @@ __device__ void spawn_words(Ctx& c, uint32_t kind, const uint32_t* words, uint32
     const uint32_t lane = lane_id(), leader = __ffs(mask) - 1, k = __popc(mask);
     const uint32_t rank = __popc(mask & lanemask_lt());
     WarpState* ws = c.ws;
+    GROSR_SEQ(7);
     // 1. The warp's own stack: the child runs next on this warp, with no global traffic at all.
     uint32_t base = STACK_CAP;
     if (lane == leader) {
@@ -796,6 +813,7 @@ __device__ void spawn_words(Ctx& c, uint32_t kind, const uint32_t* words, uint32
         } else if (job_leader) {
             atomicAdd(&p.jobs[c.job].pending, (int32_t)__popc(same_job));
         }
+        GROSR_SEQ(8);
         return;
     }
     // 2. The SM's queue (or any other): visible to every warp, so count before publishing (or
@@ -834,6 +852,7 @@ template <class T> __device__ bool hold_task(Ctx& c, const T& t) {
 
 template <class T> __device__ void Ctx::spawn(const T& t) {
     static_assert(sizeof(T) <= RECORD_WORDS * 4, "grosr: record too large");
+    GROSR_SEQ(12);
     if (KindOf<T>::gran == GROSR_LANE && hold && hold_task(*this, t)) return;
     alignas(16) uint32_t words[RECORD_WORDS] = {0};
     memcpy(words, &t, sizeof(T));
@@ -901,6 +920,7 @@ __device__ void account(const Params& p, WarpState* ws, bool has, uint32_t kind,
                         bool uniform) {
     const uint32_t lane = lane_id();
     __syncwarp();                                // bodies' spawns (ws->deferred) are complete
+    GROSR_SEQ(11);
     const uint32_t done = __ballot_sync(0xffffffffu, has);
     if (done == 0) return;
     const uint32_t same_kind = __match_any_sync(0xffffffffu, has ? kind : NO_KIND);
@@ -965,6 +985,7 @@ __device__ void run_lane_round(const Params& p, WarpState* ws, bool has, uint32_
     const uint32_t first = __ffs(__ballot_sync(0xffffffffu, has)) - 1;
     const uint32_t job0 = __shfl_sync(0xffffffffu, job, first & 31);
     const bool uniform = __all_sync(0xffffffffu, !has || job == job0);
+    GROSR_SEQ(1);
     if (GROSR_OUTBOX && lane_id() == 0) { ws->ob_on = 1; ws->ob_next = WARP; }
     __syncwarp();
     if (has) {
@@ -973,9 +994,11 @@ __device__ void run_lane_round(const Params& p, WarpState* ws, bool has, uint32_
             fail_job(p, job, ERR_UNKNOWN_KIND, kind);
         }
         GROSR_STAMP(5);
+        GROSR_SEQ(2);
         // A lane task is one thread: its own writes precede its decrements in program order.
         if (node) release_successors(c);
         run_held(p, ws, c);
+        GROSR_SEQ(3);
     }
     if (GROSR_OUTBOX) {
         __syncwarp();
@@ -983,6 +1006,7 @@ __device__ void run_lane_round(const Params& p, WarpState* ws, bool has, uint32_
         if (lane_id() == 0) ws->ob_on = 0;
     }
     account(p, ws, has, kind, job, uniform);
+    GROSR_SEQ(4);
 }
 
 // Runs a warp task; if it stacked exactly one warp task (a chain's next hop), pops and runs that
@@ -1694,6 +1718,7 @@ __device__ void requeue(const Params& p, WarpState* ws, bool has, uint32_t kind,
 __device__ uint32_t take_work(const Params& p, WarpState* ws, uint32_t& kind, uint32_t& job,
                               uint32_t& node, uint32_t* words, uint32_t& rng) {
     const uint32_t lane = lane_id();
+    GROSR_SEQ(5);
     const uint32_t top = ws->top;
     if (top > 0) {
         const uint32_t n = umin(top, WARP);
@@ -1705,6 +1730,7 @@ __device__ uint32_t take_work(const Params& p, WarpState* ws, uint32_t& kind, ui
         __syncwarp();
         if (lane == 0) ws->top = top - n;
         __syncwarp();
+        GROSR_SEQ(6);
         return n;
     }
     const uint32_t home = home_queue(p);
@@ -1840,6 +1866,9 @@ __device__ void scheduler(const Params& p) {
     }
     ws->held[lane][RECORD_WORDS] = NO_KIND;
     if (threadIdx.x == 0) { mbox.epoch = 0; mbox.busy = 0; blk_stop = 0; }
+#ifdef GROSR_TRACE
+    if (threadIdx.x == 0) grosr_seq_n = 64;      // until a spawn tree's root starts
+#endif
     __syncthreads();
     if (threadIdx.x == 0) atomicAdd((uint32_t*)&p.host->started_blocks, 1u);  // host waits for all
     uint64_t head = p.desc_start;
@@ -1879,7 +1908,7 @@ __device__ void scheduler(const Params& p) {
             const uint32_t n = take_work(p, ws, kind, job, node, words, rng);
 #ifdef GROSR_TRACE
             const unsigned long long t1 = grosr_now();
-            if (lane == 0 && n == 0) { grosr_warp_add(GROSR_WT_DRY_TAKES, 1); grosr_warp_add(GROSR_WT_DRY_TAKE_NS, t1 - t0); }
+            if (lane == 0 && n == 0) { grosr_warp_add(GROSR_WT_DRY_TAKES, 1); grosr_warp_add(GROSR_WT_DRY_TAKE_NS, t1 - t0); grosr_hist_add(2, 1); }
 #endif
             if (n) {
                 process(p, ws, mbox, n, kind, job, node, words);

@@ -178,17 +178,35 @@ fn spawn_levels(rt: &grosr::Runtime, fanout: u32, warmup: usize, reps: usize) ->
     }];
     let (mut host, mut first, mut last) = (Vec::new(), vec![Vec::new(); 12], vec![Vec::new(); 12]);
     let mut warp_sums = [0u64; WARP_SLOTS];
+    let mut hist = vec![0u64; 3 * HIST_BUCKETS];
     for rep in 0..warmup + reps {
+        // The device only lowers the first starts, raises the last ones and adds to the ring.
+        let mut reset: Vec<u64> = rt.read_global("grosr_trace")?;
+        reset[16..28].fill(u64::MAX);
+        reset[28..40].fill(0);
+        rt.write_global("grosr_trace", &reset)?;
+        rt.write_global("grosr_seq", &[0u64; 64])?;
         let before = warp_totals(rt)?;
+        // Zeroed just before the launch and read just after it: the ring (524 µs) then holds
+        // little of the idle time around the launch.
+        rt.write_global("grosr_hist", &[0u32; 3 * HIST_BUCKETS])?;
         let t0 = Instant::now();
         rt.submit(&root)?.wait_timeout(Duration::from_secs(10))?;
         let total = t0.elapsed().as_secs_f64() * 1e6;
         let stamps: Vec<u64> = rt.read_global("grosr_trace")?;
+        let h: Vec<u32> = rt.read_global("grosr_hist")?;
         let after = warp_totals(rt)?;
         if rep < warmup {
             continue;
         }
         host.push(total);
+        // The ring's bucket of the root's start comes first.
+        let start = ((stamps[16] >> HIST_SHIFT) % HIST_BUCKETS as u64) as usize;
+        for (row, sums) in hist.chunks_mut(HIST_BUCKETS).enumerate() {
+            for (i, sum) in sums.iter_mut().enumerate() {
+                *sum += u64::from(h[row * HIST_BUCKETS + (start + i) % HIST_BUCKETS]);
+            }
+        }
         for (sum, (a, b)) in warp_sums.iter_mut().zip(after.iter().zip(before)) {
             *sum += a.wrapping_sub(b);
         }
@@ -227,6 +245,8 @@ fn spawn_levels(rt: &grosr::Runtime, fanout: u32, warmup: usize, reps: usize) ->
     }
     let host_us = median(host);
     println!("host: submit → wait returns {host_us:.2} µs");
+    print_timeline(&hist, reps, host_us);
+    print_root_steps(rt)?;
     // Worker warps' time, summed over them, per launch (GROSR_WT_* in cuda/grosr_runtime.cuh).
     let per = |slot: usize| warp_sums[slot] as f64 / reps.max(1) as f64;
     let mean_us = |ns: usize, n: usize| per(ns) / per(n).max(1.0) / 1e3;
@@ -262,6 +282,68 @@ fn spawn_levels(rt: &grosr::Runtime, fanout: u32, warmup: usize, reps: usize) ->
         "  share of warp time running rounds: {:.0}% (process time / (host time × warps))",
         100.0 * per(4) / 1e3 / (host_us * workers).max(1.0)
     );
+    Ok(())
+}
+
+/// Buckets of `grosr_hist` per row, and the width of one: 2^HIST_SHIFT ns (cuda/grosr_runtime.cuh).
+const HIST_BUCKETS: usize = 128;
+const HIST_SHIFT: u32 = 12;
+const HIST_BUCKET_US: f64 = (1u64 << HIST_SHIFT) as f64 / 1e3;
+
+/// The tree's timeline per launch: tasks started and worker warps' dry takes per bucket, up to
+/// the host's median time.
+fn print_timeline(hist: &[u64], reps: usize, host_us: f64) {
+    let per = |v: u64| v as f64 / reps.max(1) as f64;
+    println!(
+        "timeline per launch (buckets of {HIST_BUCKET_US} µs; the first holds the root's start):"
+    );
+    println!(
+        "{:>8}  {:>10}  {:>10}  {:>10}",
+        "from µs", "tiny", "other", "dry takes"
+    );
+    let last = ((host_us / HIST_BUCKET_US) as usize + 1).min(HIST_BUCKETS);
+    for b in 0..last {
+        let (tiny, other, dry) = (hist[b], hist[HIST_BUCKETS + b], hist[2 * HIST_BUCKETS + b]);
+        println!(
+            "{:>8.1}  {:>10.0}  {:>10.0}  {:>10.0}",
+            b as f64 * HIST_BUCKET_US,
+            per(tiny),
+            per(other),
+            per(dry)
+        );
+    }
+}
+
+/// The last launch's first steps on the ingest warp's lane 0 from the root's start
+/// (`grosr_seq`: `time << 8 | step`, the time's low 56 bits; steps: GROSR_SEQ in
+/// cuda/grosr_runtime.cuh).
+fn print_root_steps(rt: &grosr::Runtime) -> grosr::Result<()> {
+    const STEPS: [&str; 13] = [
+        "?",
+        "lane round",
+        "bodies ran",
+        "held ran",
+        "accounted",
+        "take_work",
+        "took stack",
+        "spawn_words",
+        "stacked",
+        "push",
+        "pushed",
+        "account",
+        "ctx.spawn",
+    ];
+    let seq: Vec<u64> = rt.read_global("grosr_seq")?;
+    let stamps: Vec<u64> = rt.read_global("grosr_trace")?;
+    println!("the root's warp, step by step (µs from the root's start):");
+    let mut line = String::new();
+    for &e in seq.iter().take_while(|&&e| e != 0) {
+        // The shift dropped the timer's top 8 bits: compare the low 56.
+        let at = ((e >> 8) as i64 - (stamps[16] & ((1 << 56) - 1)) as i64) as f64 / 1e3;
+        let step = STEPS.get((e & 0xFF) as usize).copied().unwrap_or("?");
+        line.push_str(&format!("{at:.2} {step}; "));
+    }
+    println!("{line}");
     Ok(())
 }
 

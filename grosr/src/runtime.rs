@@ -640,6 +640,21 @@ impl Runtime {
         Ok(out)
     }
 
+    /// Copies `data` over the start of the `__device__` variable `name` (an error if it does not
+    /// fit); works while the scheduler runs. For diagnostics, such as resetting a trace's
+    /// counters between launches: the scheduler's own variables are not for overwriting.
+    pub fn write_global<T: bytemuck::Pod>(&self, name: &str, data: &[T]) -> Result<()> {
+        let (addr, size) = self.global(name)?;
+        if std::mem::size_of_val(data) > size {
+            return Err(Error::Config(format!(
+                "{name} holds {size} bytes, not {}",
+                std::mem::size_of_val(data)
+            )));
+        }
+        // SAFETY: the module owns `size` bytes at `addr`, and data covers at most that many.
+        unsafe { crate::driver::write_device(addr, data) }
+    }
+
     /// What the device heap holds: bytes and allocations in use per size class, failures.
     /// Works while the scheduler runs (by copies); an error if the runtime has no heap.
     pub fn heap_stats(&self) -> Result<HeapStats> {
