@@ -722,7 +722,7 @@ __device__ bool outbox_reserve(const Params& p, WarpState* ws, uint32_t n) {
     free = __all_sync(0xffffffffu, free);
     if (lane == 0) {
         ws->ob_q = q; ws->ob_base = base; ws->ob_cap = n; ws->ob_used = 0; ws->ob_free = free;
-        ws->ob_next = umin(2 * n, umin(OUTBOX_MAX, p.queue_cap / 16));
+        ws->ob_next = umax(WARP, umin(2 * n, umin(OUTBOX_MAX, p.queue_cap / 16 / WARP * WARP)));
     }
     __syncwarp();
     return true;
@@ -1844,10 +1844,16 @@ __device__ __noinline__ bool block_collective(const Params& p, WarpState* ws, Ma
     return stop;
 }
 
-__device__ void scheduler(const Params& p) {
+__device__ void scheduler(const Params& kernel_params) {
     __shared__ WarpState warp_states[WARPS_PER_BLOCK];
     __shared__ Mailbox mbox;
     __shared__ uint32_t blk_stop;
+    // The parameters, one copy per block. Everything below takes their address (Ctx::p, the
+    // out-of-line paths), and the address of a kernel parameter makes the compiler copy it into
+    // every thread's local memory: 120 bytes a thread, 60 KB of each SM's L1, read on every hop.
+    __shared__ Params block_params;
+    if (threadIdx.x == 0) block_params = kernel_params;
+    const Params& p = block_params;              // read after the __syncthreads below
     const uint32_t lane = lane_id(), warp = threadIdx.x / WARP;
     WarpState* ws = &warp_states[warp];
     const bool ingest_warp = blockIdx.x == 0 && warp == 0;
