@@ -393,6 +393,14 @@ __device__ void complete_job(const Params& p, uint32_t job) {
 // Adds `delta` to a job's pending count; the update that reaches zero completes the job.
 __device__ void job_add(const Params& p, uint32_t job, int32_t delta) {
     if (delta == 0) return;
+    if (delta > 0) {
+        // Relaxed, with no result to wait for: a rise cannot complete the job (the count is never
+        // below zero), and the tasks it counts reach other warps only through release stores
+        // (queue pushes) that come after it, or run on this warp, whose later updates of the
+        // count follow it in coherence order.
+        atomicAdd(&p.jobs[job].pending, delta);
+        return;
+    }
     // acq_rel: release publishes this warp's task results before the count drops; acquire lets
     // the completing thread see every other warp's results (they released before their updates).
     int32_t old = atom_add_acq_rel_gpu(&p.jobs[job].pending, delta);
@@ -798,7 +806,8 @@ __device__ void spawn_words(Ctx& c, uint32_t kind, const uint32_t* words, uint32
     }
     base = __shfl_sync(mask, base, leader);
     // Lanes of different jobs (a mixed lane round) count per job; one atomic per job per call.
-    const uint32_t same_job = __match_any_sync(mask, c.job);
+    // A uniform round's lanes share one job: no match instruction then.
+    const uint32_t same_job = c.uniform ? mask : __match_any_sync(mask, c.job);
     const bool job_leader = lane == (uint32_t)(__ffs(same_job) - 1);
     if (base != STACK_CAP) {
         StackEntry& e = ws->stack[base + rank];
@@ -923,7 +932,10 @@ __device__ void account(const Params& p, WarpState* ws, bool has, uint32_t kind,
     GROSR_SEQ(11);
     const uint32_t done = __ballot_sync(0xffffffffu, has);
     if (done == 0) return;
-    const uint32_t same_kind = __match_any_sync(0xffffffffu, has ? kind : NO_KIND);
+    // Lanes of one kind (the usual round) need no match instruction.
+    const uint32_t kind0 = __shfl_sync(0xffffffffu, kind, __ffs(done) - 1);
+    const uint32_t same_kind = __all_sync(0xffffffffu, !has || kind == kind0)
+                                   ? done : __match_any_sync(0xffffffffu, has ? kind : NO_KIND);
     if (has && kind < p.num_kinds && lane == (uint32_t)(__ffs(same_kind) - 1))
         atomicAdd((unsigned long long*)&p.executed[kind], (unsigned long long)__popc(same_kind));
     if (uniform) {

@@ -6,23 +6,27 @@
 //! children it later queues out of that debt instead of counting them, and settles the rest (one
 //! acq_rel subtraction) when its home queue is dry. The stored count is then the true count plus
 //! every warp's debt, so the job must complete exactly once, after every task ran, with every
-//! task's result visible to the completing warp. Here two one-lane warps run a root task that
-//! queues two children, one of which queues a grandchild; loom explores the interleavings and
-//! flags any data race on the results (a relaxed settle fails this model).
+//! task's result visible to the completing warp. A warp's first children go onto its private
+//! stack, counted when the round ends: the net rise (more stacked than ran) is a relaxed add, a
+//! fall is owed. Here two one-lane warps run a root task with three children (two stacked, one
+//! queued), one of which has a child of its own; loom explores the interleavings and flags any
+//! data race on the results (a relaxed settle fails this model).
 
 use loom::cell::UnsafeCell;
 use loom::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 use loom::sync::{Arc, Mutex};
 
-/// Tasks of the tree: 0 queues 1 and 2, 1 queues 3.
-const TASKS: usize = 4;
+/// Tasks of the tree: 0 spawns 1, 2 and 4, 1 spawns 3.
+const TASKS: usize = 5;
 fn children(task: usize) -> &'static [usize] {
     match task {
-        0 => &[1, 2],
+        0 => &[1, 2, 4],
         1 => &[3],
         _ => &[],
     }
 }
+/// Entries of a warp's private stack (STACK_CAP on the GPU).
+const STACK_CAP: usize = 2;
 
 struct Job {
     pending: AtomicI32,
@@ -33,16 +37,24 @@ struct Job {
     done: AtomicBool,
 }
 
-/// A worker warp: runs queued tasks, owes their decrements, settles when the queue is dry.
+/// A worker warp: runs its stack's tasks, else queued ones; counts stacked children when the
+/// round ends, owes decrements, settles when its stack and the queue are dry.
 fn warp(job: &Job) {
     let mut owed = 0i32;
+    let mut stack: Vec<usize> = Vec::new();
     loop {
-        let task = job.queue.lock().unwrap().pop();
+        let task = stack.pop().or_else(|| job.queue.lock().unwrap().pop());
         if let Some(t) = task {
             // SAFETY (loom-checked): each task writes only its own result, once.
             job.results[t].with_mut(|r| unsafe { *r = t as u32 + 1 });
             job.executed.fetch_add(1, Ordering::Relaxed);
+            let mut deferred = 0i32;
             for &c in children(t) {
+                if stack.len() < STACK_CAP {
+                    stack.push(c); // private: counted when the round ends
+                    deferred += 1;
+                    continue;
+                }
                 if owed >= 1 {
                     owed -= 1; // paid out of the debt: the stored count already covers it
                 } else {
@@ -51,7 +63,13 @@ fn warp(job: &Job) {
                 }
                 job.queue.lock().unwrap().push(c);
             }
-            owed += 1; // the round's decrement for the task that ran, owed
+            // The round's end: the task that ran is owed; a net rise is counted at once, relaxed
+            // as on the GPU (a rise cannot complete the job; this warp runs what it counts).
+            owed -= deferred - 1;
+            if owed < 0 {
+                job.pending.fetch_add(-owed, Ordering::Relaxed);
+                owed = 0;
+            }
             continue;
         }
         if owed > 0 {
