@@ -133,6 +133,15 @@ impl Gpu {
     }
 }
 
+impl Gpu {
+    /// Retains the primary context once more, never to be released: for a kernel that never
+    /// ends, whose context must outlive every handle (releasing the last would wait for it).
+    pub(crate) fn keep_context(&self) {
+        // SAFETY: a retain with no matching release; the context lives until the process ends.
+        let _ = unsafe { cu::primary_ctx::retain(self.device) };
+    }
+}
+
 impl Drop for Gpu {
     fn drop(&mut self) {
         // SAFETY: balances the retain in open.

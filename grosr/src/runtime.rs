@@ -307,7 +307,7 @@ impl RuntimeBuilder {
             kernels,
             memory: std::mem::ManuallyDrop::new(memory),
             heap: std::mem::ManuallyDrop::new(heap),
-            _module: module,
+            _module: std::mem::ManuallyDrop::new(module),
             _claim: claim,
             gpu,
         };
@@ -579,12 +579,13 @@ pub struct Runtime {
     generation: StdAtomicU32,
     fault: OnceLock<Error>,
     lifecycle: Mutex<()>,
-    // Field order is drop order: the stream and memory go before the context (gpu).
+    // Field order is drop order: the stream goes before the context (gpu); memory, heap and
+    // module go in Drop first, or are leaked there while the kernel still runs.
     stream: Stream,
     kernels: Kernels,
     memory: std::mem::ManuallyDrop<Memory>,
     heap: std::mem::ManuallyDrop<Option<DeviceHeap>>,
-    _module: Module,
+    _module: std::mem::ManuallyDrop<Module>,
     _claim: SmClaim,
     gpu: Gpu,
 }
@@ -887,6 +888,9 @@ impl Runtime {
             .wait(Duration::from_secs(10), "the scheduler to exit")
         {
             Err(Error::Timeout(..)) => {
+                // The kernel still runs: freeing the copy streams' page-locked probe would wait
+                // for it (cuMemFreeHost synchronises the context), so they are leaked.
+                std::mem::forget(_copy_streams);
                 let e = Error::DeviceFault(
                     "the scheduler did not exit within 10 s of stop (a task that never ends?)"
                         .into(),
@@ -1093,7 +1097,12 @@ impl Drop for Runtime {
         // and the kernel still uses the memory, so it must be leaked rather than freed. A faulted
         // context answers the query with an error: no kernel runs in it any more.
         if !self.stream.query().unwrap_or(true) {
-            eprintln!("grosr: the scheduler did not stop; its memory is leaked");
+            // So are the module and the context: unloading the one or releasing the other
+            // would wait for the kernel, which never ends.
+            eprintln!(
+                "grosr: the scheduler did not stop; its memory, module and context are leaked"
+            );
+            self.gpu.keep_context();
             return;
         }
         // SAFETY: the kernel has exited (or the context faulted); nothing uses the memory now,
@@ -1101,6 +1110,8 @@ impl Drop for Runtime {
         unsafe { std::mem::ManuallyDrop::drop(&mut self.memory) };
         // SAFETY: as above: no kernel runs, and the heap is dropped once, here.
         unsafe { std::mem::ManuallyDrop::drop(&mut self.heap) };
+        // SAFETY: as above; dropped once, here, before the context it lives in (a field below).
+        unsafe { std::mem::ManuallyDrop::drop(&mut self._module) };
     }
 }
 
