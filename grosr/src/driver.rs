@@ -131,9 +131,7 @@ impl Gpu {
         self.bind()?;
         cu::mem_get_info().call("cuMemGetInfo")
     }
-}
 
-impl Gpu {
     /// Retains the primary context once more, never to be released: for a kernel that never
     /// ends, whose context must outlive every handle (releasing the last would wait for it).
     pub(crate) fn keep_context(&self) {
