@@ -3,11 +3,11 @@
 
 use std::time::{Duration, Instant};
 
-use crate::buffer::DeviceBuffer;
-use crate::error::{Error, Result};
-use crate::graph::{Prepared, Strategy, TaskGraph};
-use crate::record::DevicePtr;
-use crate::runtime::Runtime;
+use crate::{Error, Result};
+use grosr::DeviceBuffer;
+use grosr::DevicePtr;
+use grosr::Runtime;
+use grosr::graph::{Prepared, Strategy, TaskGraph};
 
 use super::table::Table;
 use super::{Stats, Timing, Tiny, measure_within, tiny_tasks};
@@ -99,11 +99,11 @@ pub fn compare(
         let t = Instant::now();
         let mut prepared: Prepared<'_> = match graph.prepare(rt, s) {
             Ok(p) => p,
-            Err(e @ (Error::Config(_) | Error::Cuda { .. })) => {
-                out.push((s, Err(e)));
+            Err(e @ (grosr::Error::Config(_) | grosr::Error::Cuda { .. })) => {
+                out.push((s, Err(e.into())));
                 continue;
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         };
         let prepare = t.elapsed();
         (checks.reset)()?;
@@ -132,7 +132,7 @@ pub fn check_pairs(b: &DeviceBuffer<u32>, n: u32, what: &str) -> Result<()> {
     let v = b.to_vec()?;
     match (0..n as usize).find(|&i| v[i] != 2 * (i as u32 + 1) + 1) {
         None => Ok(()),
-        Some(i) => Err(Error::Config(format!(
+        Some(i) => Err(Error::Invalid(format!(
             "{what}: pair {i} gave {} instead of {} (stage 2 ran before stage 1, or not at all)",
             v[i],
             2 * (i as u32 + 1) + 1
@@ -225,7 +225,7 @@ pub fn pingpong(rt: &Runtime, quick: bool) -> Result<Vec<Table>> {
         let g = pingpong_graph(&a, &b, n)?;
         let reset = || {
             a.write(&vec![0u32; n as usize])?;
-            b.write(&vec![0u32; n as usize])
+            Ok(b.write(&vec![0u32; n as usize])?)
         };
         let check = |s: Strategy| check_pairs(&b, n, &format!("ping-pong {n} on {}", s.name()));
         let runs = compare(
@@ -300,7 +300,7 @@ pub fn throughput(rt: &Runtime, quick: bool) -> Result<Vec<Table>> {
     let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), n_max as usize)?;
     for &n in sizes {
         let g = throughput_graph(&flags, n);
-        let reset = || flags.write(&vec![0u32; n as usize]);
+        let reset = || Ok(flags.write(&vec![0u32; n as usize])?);
         let check = |s: Strategy| {
             super::check_flags(
                 &flags,

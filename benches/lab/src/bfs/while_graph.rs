@@ -18,7 +18,7 @@
 //!   the module (how NVRTC users without a toolkit, such as cuda-python's tests, call it).
 //!
 //! Either way a self-test graph (a WHILE loop that must run exactly 3 times) runs before any
-//! search relies on the node, and every failure is an [`Error::Unsupported`] saying why.
+//! search relies on the node, and every failure is an [`grosr::Error::Unsupported`] saying why.
 //! Everything here needs the scheduler stopped ([`Runtime::stop`]), like the level-synchronous
 //! baseline: module loading, graph instantiation and launches would otherwise wait for SMs the
 //! persistent kernel never gives back.
@@ -30,10 +30,10 @@ use std::time::{Duration, Instant};
 use cudarc::driver::sys;
 
 use super::gpu::{BfsRun, DeviceGraph, WAIT};
-use crate::baseline::Baselines;
-use crate::driver::{DeviceMem, Graph, Module, Stream, add_kernel_node};
-use crate::error::{Error, Result};
-use crate::runtime::Runtime;
+use crate::{CallName as _, Error, Result};
+use grosr::Runtime;
+use grosr::unstable::Baselines;
+use grosr::unstable::{DeviceMem, Graph, Module, add_kernel_node};
 
 /// The WHILE module's CUDA source: the integer typedefs, the shared level expansion
 /// (`level.cu`) and the WHILE kernels (`while.cu`).
@@ -121,12 +121,16 @@ pub fn find_cudadevrt() -> Option<PathBuf> {
 
 /// The WHILE module as a relocatable CUBIN (`-rdc=true`), before linking.
 pub fn compile_rdc(arch: u32) -> Result<Vec<u8>> {
-    crate::compile::compile_with(WHILE_CUDA, arch, RDC_OPTIONS)
+    Ok(grosr::unstable::compile_with(
+        WHILE_CUDA,
+        arch,
+        RDC_OPTIONS,
+    )?)
 }
 
 /// The WHILE module as a whole-program CUBIN (the direct route).
 pub fn compile_direct(arch: u32) -> Result<Vec<u8>> {
-    crate::compile::compile(WHILE_CUDA, arch)
+    Ok(grosr::unstable::compile(WHILE_CUDA, arch)?)
 }
 
 /// The loaded, self-tested WHILE module.
@@ -139,24 +143,29 @@ pub struct WhileBfs {
 impl WhileBfs {
     /// Compiles, links (per `route`), loads and self-tests the WHILE module. The scheduler must
     /// not hold every SM (call [`Runtime::stop`] first). Any failure is an error saying why,
-    /// mostly [`Error::Unsupported`].
+    /// mostly [`grosr::Error::Unsupported`].
     pub fn new(rt: &Runtime, route: WhileRoute) -> Result<WhileBfs> {
         if rt.is_running() && rt.info().sms_used >= rt.info().sm_count {
-            return Err(Error::Config(
+            return Err(grosr::Error::Config(
                 "the WHILE-graph BFS cannot run beside a scheduler that holds every SM: call \
                  Runtime::stop first"
                     .into(),
-            ));
+            )
+            .into());
         }
         let gpu = rt.gpu();
         if gpu.driver_version < MIN_DRIVER {
-            return Err(Error::Unsupported(format!(
+            return Err(unsupported_because(format!(
                 "conditional WHILE nodes need a CUDA 12.4 driver; this one is CUDA {}.{}",
                 gpu.driver_version / 1000,
                 gpu.driver_version % 1000 / 10
             )));
         }
         gpu.bind()?;
+        // The context grosr just made current: the conditional handles are created in it.
+        let ctx = cudarc::driver::result::ctx::get_current()
+            .call("cuCtxGetCurrent")?
+            .ok_or_else(|| unsupported_because("no CUDA context is current"))?;
         let arch = gpu.arch;
         let w = match route {
             WhileRoute::DeviceRuntime => Self::linked(arch)?,
@@ -166,7 +175,7 @@ impl WhileBfs {
                 Err(linked) => match Self::direct(arch) {
                     Ok((module, how)) => (module, format!("{how} ({linked})")),
                     Err(direct) => {
-                        return Err(Error::Unsupported(format!(
+                        return Err(unsupported_because(format!(
                             "{}; and the whole-program CUBIN: {}",
                             reason(&linked),
                             reason(&direct)
@@ -179,12 +188,8 @@ impl WhileBfs {
         for k in [WHILE_LEVEL_KERNEL, WHILE_NEXT_KERNEL, WHILE_PROBE_KERNEL] {
             module.preload(k)?;
         }
-        let w = WhileBfs {
-            module,
-            ctx: gpu.ctx,
-            how,
-        };
-        w.self_test()?;
+        let w = WhileBfs { module, ctx, how };
+        w.self_test(&rt.baselines()?)?;
         Ok(w)
     }
 
@@ -195,16 +200,16 @@ impl WhileBfs {
 
     fn linked(arch: u32) -> Result<(Module, String)> {
         let lib = find_cudadevrt().ok_or_else(|| {
-            Error::Unsupported(
+            unsupported_because(
                 "libcudadevrt.a (the CUDA toolkit's device runtime, which defines \
                  cudaGraphSetConditional) was not found: set CUDA_HOME or GROSR_CUDADEVRT"
-                    .into(),
+                    .to_string(),
             )
         })?;
         let rdc = compile_rdc(arch)?;
-        let image = crate::driver::link(&rdc, &[&lib])?;
+        let image = grosr::unstable::link(&rdc, &[&lib])?;
         let module = Module::load(&image).map_err(|e| {
-            Error::Unsupported(format!("the linked WHILE module did not load: {e}"))
+            unsupported_because(format!("the linked WHILE module did not load: {e}"))
         })?;
         Ok((
             module,
@@ -218,7 +223,7 @@ impl WhileBfs {
     fn direct(arch: u32) -> Result<(Module, String)> {
         let cubin = compile_direct(arch)?;
         let module = Module::load(&cubin).map_err(|e| {
-            Error::Unsupported(format!(
+            unsupported_because(format!(
                 "the driver did not resolve cudaGraphSetConditional in a whole-program CUBIN: {e}"
             ))
         })?;
@@ -228,8 +233,8 @@ impl WhileBfs {
         ))
     }
 
-    /// Runs a WHILE loop whose body must run exactly 3 times.
-    fn self_test(&self) -> Result<()> {
+    /// Runs a WHILE loop whose body must run exactly 3 times, on the baselines' stream.
+    fn self_test(&self, b: &Baselines) -> Result<()> {
         let counter = DeviceMem::from_slice(&[3u32, 0])?;
         let probe = self.module.function(WHILE_PROBE_KERNEL)?;
         let graph = CondGraph::new(self.ctx, |body, handle| {
@@ -243,14 +248,13 @@ impl WhileBfs {
                 .map_err(as_unsupported)?;
             Ok(())
         })?;
-        let stream = Stream::new()?;
-        // SAFETY: the stream was just created in this context.
-        unsafe { graph.launch(stream.0) }?;
-        stream.wait(Duration::from_secs(10), "the WHILE-node self-test")?;
+        // SAFETY: the baselines' stream belongs to this context.
+        unsafe { graph.launch(b.stream()) }?;
+        b.sync(Duration::from_secs(10))?;
         let mut got = [0u32; 2];
         counter.read(&mut got)?;
         if got != [0, 3] {
-            return Err(Error::Unsupported(format!(
+            return Err(unsupported_because(format!(
                 "the WHILE-node self-test ran its body {} times (expected 3; counter {})",
                 got[1], got[0]
             )));
@@ -259,16 +263,21 @@ impl WhileBfs {
     }
 }
 
-/// The reason inside an [`Error::Unsupported`], else the error's text.
+/// The reason inside an [`grosr::Error::Unsupported`], else the error's text.
 fn reason(e: &Error) -> String {
     match e {
-        Error::Unsupported(r) => r.clone(),
+        Error::Grosr(grosr::Error::Unsupported(r)) => r.clone(),
         e => e.to_string(),
     }
 }
 
+/// grosr's "not available" error: this machine cannot run the WHILE-graph baseline.
+fn unsupported_because(why: impl Into<String>) -> Error {
+    grosr::Error::Unsupported(why.into()).into()
+}
+
 fn unsupported(call: &str, r: sys::CUresult) -> Error {
-    Error::Unsupported(format!("{call} failed: {r:?}"))
+    unsupported_because(format!("{call} failed: {r:?}"))
 }
 
 /// A graph holding one WHILE node (condition default 1, reset at every launch), instantiated.
@@ -327,8 +336,8 @@ impl CondGraph {
         // SAFETY: the driver filled phGraph_out with `size` (1) body graphs owned by the node.
         let out = unsafe { params.__bindgen_anon_1.conditional.phGraph_out };
         if out.is_null() {
-            return Err(Error::Unsupported(
-                "cuGraphAddNode returned no WHILE body graph".into(),
+            return Err(unsupported_because(
+                "cuGraphAddNode returned no WHILE body graph",
             ));
         }
         // SAFETY: out points at one CUgraph (size 1), valid while the node lives.
@@ -342,13 +351,13 @@ impl CondGraph {
     /// `stream` must be a live stream of this context.
     unsafe fn launch(&self, stream: sys::CUstream) -> Result<()> {
         // SAFETY: passed on to the caller.
-        unsafe { self.graph.launch(stream) }
+        Ok(unsafe { self.graph.launch(stream) }?)
     }
 }
 
 /// A driver error while building the WHILE graph: this driver cannot run the baseline.
-fn as_unsupported(e: Error) -> Error {
-    Error::Unsupported(format!("{e} (WHILE graph)"))
+fn as_unsupported(e: grosr::Error) -> Error {
+    unsupported_because(format!("{e} (WHILE graph)"))
 }
 
 /// Mirror of `struct BfsWhileState` in while.cu: depth, frontier size, next frontier size,

@@ -2,11 +2,11 @@
 //! per row (warp reductions), or a two-task DAG per row (ReLU → Softmax), under every strategy,
 //! checked against a float64 CPU reference on fresh random inputs.
 
-use crate::buffer::DeviceBuffer;
-use crate::error::{Error, Result};
-use crate::graph::{Strategy, TaskGraph};
-use crate::record::DevicePtr;
-use crate::runtime::Runtime;
+use crate::{Error, Result};
+use grosr::DeviceBuffer;
+use grosr::DevicePtr;
+use grosr::Runtime;
+use grosr::graph::{Strategy, TaskGraph};
 
 use super::Timing;
 use super::graphs::{Checks, MAX_PER_TASK_NODES, compare, fill};
@@ -215,7 +215,7 @@ pub fn report(rt: &Runtime, quick: bool, peer: &dyn Fn(u32, u32) -> Peer) -> Res
                 if e < TOLERANCE {
                     Ok(())
                 } else {
-                    Err(Error::Config(format!(
+                    Err(Error::Invalid(format!(
                         "ReLU+Softmax {rows}×{len} on {}: relative error {e:.2e} ≥ {TOLERANCE:.0e}",
                         s.name()
                     )))

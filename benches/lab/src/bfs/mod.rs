@@ -23,7 +23,7 @@
 //! The host submits one root `BfsVisit` (flagged: it writes the root's word, level 0, its own
 //! parent). A vertex is re-expanded every time its level drops, so when no task is left the
 //! levels are a fixpoint of `level[v] = min over neighbours u of level[u] + 1`: exact BFS
-//! levels. Termination is the scheduler's job accounting: [`Job::wait`](crate::Job::wait)
+//! levels. Termination is the scheduler's job accounting: [`Job::wait`](grosr::Job::wait)
 //! returns when the root task and everything it spawned have run, with no CPU work per level.
 //! The parent half of the final word was written by the `atomicMin` that set the final level,
 //! from a neighbour u whose level was then L = level − 1; u's final level is at most L, and

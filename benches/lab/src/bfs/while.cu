@@ -1,5 +1,5 @@
 // grosr BFS: the CUDA-graph WHILE-node baseline (its own module, not the scheduler's; see
-// grosr/src/bfs/while_graph.rs). Follows level.cu in the unit. The graph is
+// benches/lab/src/bfs/while_graph.rs). Follows level.cu in the unit. The graph is
 //   WHILE(handle) { grosr_bfs_while_level  ->  grosr_bfs_while_next }
 // with the handle's default value 1 (the body runs at least once per launch). Everything a level
 // needs that changes from level to level lives in a BfsWhileState in device memory, since a

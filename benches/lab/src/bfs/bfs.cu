@@ -1,5 +1,5 @@
-// grosr BFS: device code (grosr/src/bfs/gpu.rs adds it with RuntimeBuilder::cuda).
-// Protocol (see grosr/src/bfs/mod.rs): one 64-bit word per vertex, (level << 32) | parent,
+// grosr BFS: device code (benches/lab/src/bfs/gpu.rs adds it with RuntimeBuilder::cuda).
+// Protocol (see benches/lab/src/bfs/mod.rs): one 64-bit word per vertex, (level << 32) | parent,
 // lowered with atomicMin. BfsVisit tasks expand up to 9 vertices; BfsEdges tasks expand a slice
 // of one high-degree vertex's list. Every vertex whose level a task lowers goes into a new
 // BfsVisit task; the job ends (Job::wait) when no task is left: the levels are then a fixpoint,
@@ -14,7 +14,7 @@ struct BfsGraph {
     uint32_t edge_chunk;          // edges per BfsEdges task
     uint32_t local_limit;         // a task discovering <= this many keeps them on its warp
 };
-static_assert(sizeof(BfsGraph) == 40, "grosr: BfsGraph differs from grosr/src/bfs/gpu.rs");
+static_assert(sizeof(BfsGraph) == 40, "grosr: BfsGraph differs from benches/lab/src/bfs/gpu.rs");
 
 constexpr unsigned long long BFS_INF = 0xFFFFFFFFFFFFFFFFull;
 constexpr uint32_t BFS_VISIT_MAX = 9;            // vertices per BfsVisit record (48 bytes)

@@ -8,11 +8,11 @@ use cudarc::driver::result as cu;
 
 use super::csr::Csr;
 use super::validate::UNREACHED;
-use crate::baseline::Baselines;
-use crate::buffer::DeviceBuffer;
-use crate::error::{CudaContext as _, Error, Result};
-use crate::record::DevicePtr;
-use crate::runtime::{Runtime, RuntimeBuilder};
+use crate::{CallName as _, Error, Result};
+use grosr::DeviceBuffer;
+use grosr::DevicePtr;
+use grosr::unstable::Baselines;
+use grosr::{Runtime, RuntimeBuilder};
 
 /// Expands up to 9 vertices with one warp; spawns tasks for the vertices whose level it lowers.
 /// `graph` points at the search's `BfsGraph` (device code); `count` is the number of vertices,
@@ -143,12 +143,12 @@ impl DeviceGraph {
     pub fn upload(rt: &Runtime, g: &Csr, opts: BfsOptions) -> Result<DeviceGraph> {
         let n = g.vertices();
         if n == 0 {
-            return Err(Error::Config("BFS needs a graph with vertices".into()));
+            return Err(grosr::Error::Config("BFS needs a graph with vertices".into()).into());
         }
         if g.max_degree() > u32::MAX as u64 / 2 {
-            return Err(Error::Config(
-                "a vertex degree above 2^31 is not supported".into(),
-            ));
+            return Err(
+                grosr::Error::Config("a vertex degree above 2^31 is not supported".into()).into(),
+            );
         }
         let gpu = rt.gpu();
         let offsets = DeviceBuffer::from_slice(gpu, &g.offsets)?;
@@ -188,10 +188,11 @@ impl DeviceGraph {
 
     pub(super) fn check_root(&self, root: u32) -> Result<()> {
         if root >= self.n {
-            return Err(Error::Config(format!(
+            return Err(grosr::Error::Config(format!(
                 "root {root} is not a vertex (the graph has {})",
                 self.n
-            )));
+            ))
+            .into());
         }
         Ok(())
     }

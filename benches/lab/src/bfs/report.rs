@@ -7,8 +7,8 @@ use super::generate;
 use super::gpu::{self, BfsOptions, BfsRun, DeviceGraph};
 use super::validate::{cpu_bfs, harmonic_mean, traversed_edges, validate};
 use super::while_graph::{WhileBfs, WhileGraph, WhileRoute, default_grid};
-use crate::error::{Error, Result};
 use crate::workloads::table::Table;
+use crate::{Error, Result};
 
 struct Case {
     label: String,
@@ -102,7 +102,7 @@ pub fn report(quick: bool) -> Result<Vec<Table>> {
         })();
         if while_mod.is_none() {
             while_mod = Some(WhileBfs::new(&rt, WhileRoute::Auto).map_err(|e| match e {
-                Error::Unsupported(_) => e.to_string(),
+                Error::Grosr(grosr::Error::Unsupported(_)) => e.to_string(),
                 e => format!("not available: {e}"),
             }));
         }
@@ -124,7 +124,9 @@ pub fn report(quick: bool) -> Result<Vec<Table>> {
         let while_graph = match while_run {
             Some(Ok(v)) => Some(v),
             // An invalid result or a fault is a failure like any other GPU run's.
-            Some(Err(e @ (Error::Invalid(_) | Error::DeviceFault(_)))) => return Err(e),
+            Some(Err(e @ (Error::Invalid(_) | Error::Grosr(grosr::Error::DeviceFault(_))))) => {
+                return Err(e);
+            }
             Some(Err(e)) => {
                 notes.push(format!("WHILE graph, {}: failed: {e}.", case.label));
                 None

@@ -8,11 +8,11 @@ pub mod table;
 
 use std::time::{Duration, Instant};
 
-use crate::baseline::Baselines;
-use crate::buffer::DeviceBuffer;
-use crate::error::{Error, Result};
-use crate::record::DevicePtr;
-use crate::runtime::{Runtime, RuntimeBuilder};
+use crate::{Error, Result};
+use grosr::DeviceBuffer;
+use grosr::DevicePtr;
+use grosr::unstable::Baselines;
+use grosr::{Runtime, RuntimeBuilder};
 
 /// The smallest useful task: sets one flag.
 #[grosr::task(
@@ -164,7 +164,10 @@ impl Timing {
 }
 
 /// Times `f` per `timing`: warm-up runs, then samples until `reps` or the budget (at least 3).
-pub fn measure_within(timing: Timing, mut f: impl FnMut() -> Result<()>) -> Result<Stats> {
+pub fn measure_within<E>(
+    timing: Timing,
+    mut f: impl FnMut() -> std::result::Result<(), E>,
+) -> std::result::Result<Stats, E> {
     for _ in 0..timing.warmup {
         f()?;
     }
@@ -181,7 +184,11 @@ pub fn measure_within(timing: Timing, mut f: impl FnMut() -> Result<()>) -> Resu
 }
 
 /// Runs `f` `warmup` times untimed, then `reps` times timed (at least 3).
-pub fn measure(warmup: usize, reps: usize, f: impl FnMut() -> Result<()>) -> Result<Stats> {
+pub fn measure<E>(
+    warmup: usize,
+    reps: usize,
+    f: impl FnMut() -> std::result::Result<(), E>,
+) -> std::result::Result<Stats, E> {
     let timing = Timing {
         warmup,
         reps,
@@ -207,7 +214,7 @@ fn check_flags(flags: &DeviceBuffer<u32>, n: usize, what: &str) -> Result<()> {
     let v = flags.to_vec()?;
     match v[..n].iter().position(|&f| f != 1) {
         None => Ok(()),
-        Some(i) => Err(Error::Config(format!(
+        Some(i) => Err(Error::Invalid(format!(
             "{what}: task {i} did not run (result check failed)"
         ))),
     }
@@ -223,7 +230,9 @@ pub fn resident_one_task(rt: &Runtime, warmup: usize, reps: usize) -> Result<Sta
     }];
     rt.submit(&task)?.wait_timeout(WAIT)?;
     check_flags(&flags, 1, "one task")?;
-    measure(warmup, reps, || rt.submit(&task)?.wait_timeout(WAIT))
+    Ok(measure(warmup, reps, || {
+        rt.submit(&task)?.wait_timeout(WAIT)
+    })?)
 }
 
 /// A chain of `hops` dependent tasks spawned on the GPU; the time is for the whole chain.
@@ -236,12 +245,14 @@ pub fn resident_chain(rt: &Runtime, hops: u32, warmup: usize, reps: usize) -> Re
     }];
     rt.submit(&task)?.wait_timeout(WAIT)?;
     if done.to_vec()?[0] != hops {
-        return Err(Error::Config(format!(
+        return Err(Error::Invalid(format!(
             "chain: {} hops ran, not {hops}",
             done.to_vec()?[0]
         )));
     }
-    measure(warmup, reps, || rt.submit(&task)?.wait_timeout(WAIT))
+    Ok(measure(warmup, reps, || {
+        rt.submit(&task)?.wait_timeout(WAIT)
+    })?)
 }
 
 /// `n` independent tiny tasks submitted from the host as one slice.
@@ -250,7 +261,9 @@ pub fn resident_host_tasks(rt: &Runtime, n: u32, warmup: usize, reps: usize) -> 
     let tasks = tiny_tasks(&flags, n);
     rt.submit(&tasks)?.wait_timeout(WAIT)?;
     check_flags(&flags, n as usize, "host tasks")?;
-    measure(warmup, reps, || rt.submit(&tasks)?.wait_timeout(WAIT))
+    Ok(measure(warmup, reps, || {
+        rt.submit(&tasks)?.wait_timeout(WAIT)
+    })?)
 }
 
 /// The fan-outs the report and `cargo bench` measure spawned tasks with.
@@ -275,7 +288,9 @@ pub fn resident_spawned_tasks(
     }];
     rt.submit(&root)?.wait_timeout(WAIT)?;
     check_flags(&flags, n as usize, "spawned tasks")?;
-    measure(warmup, reps, || rt.submit(&root)?.wait_timeout(WAIT))
+    Ok(measure(warmup, reps, || {
+        rt.submit(&root)?.wait_timeout(WAIT)
+    })?)
 }
 
 /// Baseline: launch one tiny task as a kernel and synchronise.
@@ -303,12 +318,12 @@ pub fn launch_chain(
     reps: usize,
 ) -> Result<Stats> {
     let task = tiny_tasks(gpu_flags, 1)[0];
-    measure(warmup, reps, || {
+    Ok(measure(warmup, reps, || {
         for _ in 0..n {
             b.launch_single(&task)?;
         }
         b.sync(WAIT)
-    })
+    })?)
 }
 
 /// Baseline: one bulk kernel over `n` tiny tasks already in device memory.
@@ -326,8 +341,8 @@ pub fn bulk_tasks(
     b.sync(WAIT)?;
     b.status()?;
     check_flags(&flags, n as usize, "bulk tasks")?;
-    measure(warmup, reps, || {
+    Ok(measure(warmup, reps, || {
         b.launch_bulk(records.ptr(), n)?;
         b.sync(WAIT)
-    })
+    })?)
 }

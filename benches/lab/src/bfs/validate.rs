@@ -3,7 +3,7 @@
 use rayon::prelude::*;
 
 use super::csr::Csr;
-use crate::error::{Error, Result};
+use crate::{Error, Result};
 
 /// Level of a vertex the search did not reach.
 pub const UNREACHED: u32 = u32::MAX;

@@ -5,7 +5,7 @@ use std::io::BufRead;
 use std::path::Path;
 
 use super::csr::Csr;
-use crate::error::{Error, Result};
+use crate::{Error, Result};
 
 fn parse_err(line: usize, message: impl Into<String>) -> Error {
     Error::Parse {
@@ -139,12 +139,16 @@ pub fn file(path: &Path) -> Result<Csr> {
     let open = || {
         std::fs::File::open(path)
             .map(std::io::BufReader::new)
-            .map_err(|e| Error::Io(format!("{}: {e}", path.display())))
+            .map_err(|source| Error::Io {
+                path: path.to_path_buf(),
+                source,
+            })
     };
     let mut first = String::new();
-    open()?
-        .read_line(&mut first)
-        .map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+    open()?.read_line(&mut first).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mtx = first
         .trim_start()
         .to_ascii_lowercase()

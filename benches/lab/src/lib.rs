@@ -1,0 +1,12 @@
+//! grosr's benchmark lab: the workloads that `cargo bench` and the `report` example time, the
+//! device-heap benchmark, breadth-first search on the GPU and its baselines, and the report
+//! tables. Not published: it builds on `grosr::unstable`, which makes no stability promise.
+#![warn(missing_docs)]
+
+pub mod bfs;
+mod defines;
+mod error;
+pub mod workloads;
+
+pub use defines::env_defines;
+pub use error::{CallName, Error, Result};
