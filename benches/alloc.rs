@@ -2,10 +2,10 @@
 //! pool, same process, same shapes (the report's allocator section runs the full set).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use grosr::workloads::alloc::{self as bench, AllocBench, Allocator};
+use grosr_lab::workloads::alloc::{self as bench, AllocBench, Allocator};
 
 fn alloc(c: &mut Criterion) {
-    let gpu = match grosr::driver::Gpu::open(0) {
+    let gpu = match grosr::Gpu::open(0) {
         Ok(g) => g,
         Err(e) => {
             eprintln!("alloc bench skipped: {e}");

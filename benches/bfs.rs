@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use grosr::bfs::generate::{chain, grid, kronecker, sample_roots};
-use grosr::bfs::gpu::{self, BfsOptions, DeviceGraph};
-use grosr::bfs::{Csr, validate};
+use grosr_lab::bfs::generate::{chain, grid, kronecker, sample_roots};
+use grosr_lab::bfs::gpu::{self, BfsOptions, DeviceGraph};
+use grosr_lab::bfs::{Csr, validate};
 
 fn bfs(c: &mut Criterion) {
     let rt = match gpu::builder().build() {
@@ -27,7 +27,7 @@ fn bfs(c: &mut Criterion) {
         let root = sample_roots(g, 1, 7)[0];
         let run = dg.bfs_resident(&rt, root).unwrap();
         let depth = validate(g, root, &run.parent, Some(&run.level)).unwrap();
-        let edges = grosr::bfs::traversed_edges(g, &depth);
+        let edges = grosr_lab::bfs::traversed_edges(g, &depth);
         let mut group = c.benchmark_group(format!("bfs_{name}"));
         group.throughput(Throughput::Elements(edges));
         group.measurement_time(Duration::from_secs(5));

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use grosr::DeviceBuffer;
-use grosr::workloads::{self, Hop, Spread, Tiny};
+use grosr_lab::workloads::{self, Hop, Spread, Tiny};
 
 fn timed(iters: u64, mut f: impl FnMut()) -> Duration {
     let t = Instant::now();

@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use grosr::graph::{Strategy, TaskGraph};
-use grosr::workloads::graphs::{Checks, check_pairs, pingpong_graph, throughput_graph};
-use grosr::workloads::relu_softmax::{Matrix, TOLERANCE};
-use grosr::{DeviceBuffer, Error, Runtime, workloads};
+use grosr::{DeviceBuffer, Runtime};
+use grosr_lab::workloads::graphs::{Checks, check_pairs, pingpong_graph, throughput_graph};
+use grosr_lab::workloads::relu_softmax::{Matrix, TOLERANCE};
+use grosr_lab::{Error, workloads};
 
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -48,7 +49,7 @@ fn group(
             }
         };
         if let Err(e) = (checks.reset)()
-            .and_then(|()| p.run(WAIT))
+            .and_then(|()| Ok(p.run(WAIT)?))
             .and_then(|()| (checks.check)(s))
         {
             panic!("{name}/{}: {e}", s.name());
@@ -78,7 +79,7 @@ fn graphs(c: &mut Criterion) {
         let a = DeviceBuffer::<u32>::zeroed(rt.gpu(), n as usize).unwrap();
         let b = DeviceBuffer::<u32>::zeroed(rt.gpu(), n as usize).unwrap();
         let g = pingpong_graph(&a, &b, n).unwrap();
-        let reset = || b.write(&vec![0u32; n as usize]);
+        let reset = || Ok(b.write(&vec![0u32; n as usize])?);
         let check = |s: Strategy| check_pairs(&b, n, s.name());
         let checks = Checks {
             reset: &reset,
@@ -92,9 +93,9 @@ fn graphs(c: &mut Criterion) {
     let check = |_: Strategy| {
         let ok = flags.to_vec()?.iter().all(|&f| f == 1);
         ok.then_some(())
-            .ok_or_else(|| Error::Config("a task did not run".into()))
+            .ok_or_else(|| Error::Invalid("a task did not run".into()))
     };
-    let reset = || flags.write(&vec![0u32; n as usize]);
+    let reset = || Ok(flags.write(&vec![0u32; n as usize])?);
     let checks = Checks {
         reset: &reset,
         check: &check,
@@ -108,7 +109,10 @@ fn graphs(c: &mut Criterion) {
         if e < TOLERANCE {
             Ok(())
         } else {
-            Err(Error::Config(format!("{}: relative error {e:e}", s.name())))
+            Err(Error::Invalid(format!(
+                "{}: relative error {e:e}",
+                s.name()
+            )))
         }
     };
     let seed = std::cell::Cell::new(0u64);

@@ -6,11 +6,11 @@
 use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
-use grosr::bfs::generate::{chain, grid, kronecker, sample_roots};
-use grosr::bfs::gpu::{self, BfsOptions, DeviceGraph};
-use grosr::bfs::while_graph::{WhileBfs, WhileGraph, WhileRoute, default_grid};
-use grosr::bfs::{BfsRun, Csr, harmonic_mean, read, traversed_edges, validate};
-use grosr::workloads::table::format_value;
+use grosr_lab::bfs::generate::{chain, grid, kronecker, sample_roots};
+use grosr_lab::bfs::gpu::{self, BfsOptions, DeviceGraph};
+use grosr_lab::bfs::while_graph::{WhileBfs, WhileGraph, WhileRoute, default_grid};
+use grosr_lab::bfs::{BfsRun, Csr, harmonic_mean, read, traversed_edges, validate};
+use grosr_lab::workloads::table::format_value;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Kind {
@@ -58,7 +58,7 @@ struct Args {
     json: bool,
 }
 
-fn teps(g: &Csr, root: u32, run: &BfsRun) -> grosr::Result<f64> {
+fn teps(g: &Csr, root: u32, run: &BfsRun) -> grosr_lab::Result<f64> {
     let depth = validate(g, root, &run.parent, Some(&run.level))?;
     Ok(traversed_edges(g, &depth) as f64 / run.time.as_secs_f64().max(1e-9))
 }

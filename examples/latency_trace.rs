@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use grosr::DeviceBuffer;
 use grosr::graph::Strategy;
-use grosr::workloads::graphs::{check_pairs, pingpong_graph};
-use grosr::workloads::relu_softmax::{Matrix, TOLERANCE};
-use grosr::workloads::{self, Tiny};
+use grosr_lab::workloads::graphs::{check_pairs, pingpong_graph};
+use grosr_lab::workloads::relu_softmax::{Matrix, TOLERANCE};
+use grosr_lab::workloads::{self, Tiny};
 
 #[derive(Parser)]
 #[command(about = "per-step latency of one task, submit to completion")]
@@ -86,12 +86,12 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn main() -> grosr::Result<()> {
+fn main() -> grosr_lab::Result<()> {
     let args = Args::parse();
     let rt = workloads::builder().define("GROSR_TRACE", "1").build()?;
     let warmup = args.reps / 10;
     if let Some(fanout) = args.spawn {
-        return spawn_levels(&rt, fanout, warmup, args.reps);
+        return Ok(spawn_levels(&rt, fanout, warmup, args.reps)?);
     }
     let (host, steps, table) = if args.relu {
         let m = Matrix::new(&rt, 5000, 256)?;
@@ -100,7 +100,9 @@ fn main() -> grosr::Result<()> {
         graph.run(Duration::from_secs(10))?;
         let err = m.max_relative_error(&x)?;
         if err > TOLERANCE {
-            return Err(grosr::Error::Config(format!("wrong softmax: error {err}")));
+            return Err(grosr_lab::Error::Invalid(format!(
+                "wrong softmax: error {err}"
+            )));
         }
         let (host, steps) = trace(&rt, warmup, args.reps, GRAPH_STEPS, || {
             graph.run(Duration::from_secs(10))
@@ -124,7 +126,7 @@ fn main() -> grosr::Result<()> {
         }];
         let (host, steps) = trace(&rt, warmup, args.reps, STEPS, || rt.submit(&task)?.wait())?;
         if flags.to_vec()?[0] != 1 {
-            return Err(grosr::Error::Config("the task did not run".into()));
+            return Err(grosr_lab::Error::Invalid("the task did not run".into()));
         }
         (host, steps, STEPS)
     };

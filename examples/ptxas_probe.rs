@@ -39,19 +39,19 @@ fn main() {
     let args = Args::parse();
     if args.warm_cache {
         let modules = [
-            ("workloads", grosr::workloads::builder()),
-            ("alloc", grosr::workloads::alloc::builder(0)),
-            ("bfs", grosr::bfs::gpu::builder()),
+            ("workloads", grosr_lab::workloads::builder()),
+            ("alloc", grosr_lab::workloads::alloc::builder(0)),
+            ("bfs", grosr_lab::bfs::gpu::builder()),
             (
                 "traced workloads (latency_trace)",
-                grosr::workloads::builder().define("GROSR_TRACE", "1"),
+                grosr_lab::workloads::builder().define("GROSR_TRACE", "1"),
             ),
         ];
         let wanted = |name: &str| {
             args.only.is_empty() || args.only.iter().any(|w| name.starts_with(w.as_str()))
         };
         for (name, builder) in modules.into_iter().filter(|(n, _)| wanted(n)) {
-            match grosr::compile::compile_cached(&builder.source(), args.arch) {
+            match grosr::unstable::compile_cached(&builder.source(), args.arch) {
                 Ok(c) => println!(
                     "{name}: sm_{} {}",
                     args.arch,
@@ -77,9 +77,9 @@ fn main() {
             std::process::exit(1);
         })
     } else if args.alloc {
-        grosr::workloads::alloc::builder(0).source()
+        grosr_lab::workloads::alloc::builder(0).source()
     } else {
-        grosr::workloads::builder().source()
+        grosr_lab::workloads::builder().source()
     };
     if let Some(path) = &args.dump {
         if let Err(e) = std::fs::write(path, &source) {
@@ -88,7 +88,7 @@ fn main() {
         }
         return;
     }
-    match grosr::compile::compile(&source, args.arch) {
+    match grosr::unstable::compile(&source, args.arch) {
         Ok(cubin) => {
             println!("sm_{}: {} bytes of CUBIN", args.arch, cubin.len());
             if let Some(path) = &args.out {

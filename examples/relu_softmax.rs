@@ -5,12 +5,13 @@
 //! `cargo run --release --example relu_softmax -- --rows 5000 --len 256 [--two-stage] [--quick]`
 
 use clap::Parser;
+use grosr::Runtime;
 use grosr::graph::Strategy;
-use grosr::workloads::Timing;
-use grosr::workloads::graphs::{Checks, compare};
-use grosr::workloads::relu_softmax::{Matrix, Relu, ReluSoftmax, Softmax, TOLERANCE};
-use grosr::workloads::table::Table;
-use grosr::{Error, Runtime};
+use grosr_lab::Error;
+use grosr_lab::workloads::Timing;
+use grosr_lab::workloads::graphs::{Checks, compare};
+use grosr_lab::workloads::relu_softmax::{Matrix, Relu, ReluSoftmax, Softmax, TOLERANCE};
+use grosr_lab::workloads::table::Table;
 
 #[derive(Parser)]
 #[command(about = "ReLU + Softmax over the rows of a matrix, under every dispatch strategy")]
@@ -37,9 +38,9 @@ fn main() {
     }
 }
 
-fn run(args: &Args) -> grosr::Result<()> {
+fn run(args: &Args) -> grosr_lab::Result<()> {
     if args.rows == 0 || args.len == 0 {
-        return Err(Error::Config("--rows and --len must be at least 1".into()));
+        return Err(grosr::Error::Config("--rows and --len must be at least 1".into()).into());
     }
     let rt = Runtime::builder()
         .task::<ReluSoftmax>()
@@ -65,7 +66,7 @@ fn run(args: &Args) -> grosr::Result<()> {
         if e < TOLERANCE {
             Ok(())
         } else {
-            Err(Error::Config(format!(
+            Err(Error::Invalid(format!(
                 "{}: relative error {e:.2e} ≥ {TOLERANCE:.0e}",
                 s.name()
             )))

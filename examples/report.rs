@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use grosr::workloads::relu_softmax::{self, Peer};
-use grosr::workloads::table::Table;
-use grosr::workloads::{self, Stats, graphs};
 use grosr::{DeviceBuffer, Runtime};
+use grosr_lab::workloads::relu_softmax::{self, Peer};
+use grosr_lab::workloads::table::Table;
+use grosr_lab::workloads::{self, Stats, graphs};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser)]
@@ -56,7 +56,7 @@ fn main() {
     }
 }
 
-fn run(args: &Args) -> grosr::Result<()> {
+fn run(args: &Args) -> grosr_lab::Result<()> {
     let wanted: Vec<&str> = SECTIONS
         .into_iter()
         .filter(|s| {
@@ -70,7 +70,8 @@ fn run(args: &Args) -> grosr::Result<()> {
             "--only {:?} matches no section; sections: {}",
             args.only.as_deref().unwrap_or(""),
             SECTIONS.join(", ")
-        )));
+        ))
+        .into());
     }
     let progress = Progress::new(wanted.len());
     let mut tables: Vec<Table> = Vec::new();
@@ -126,7 +127,7 @@ fn run(args: &Args) -> grosr::Result<()> {
         progress.start(s);
         let t = match s {
             "alloc" => workloads::alloc::report(args.quick, &|l| progress.note(l))?,
-            "bfs" => grosr::bfs::report(args.quick)?,
+            "bfs" => grosr_lab::bfs::report(args.quick)?,
             _ => unreachable!(),
         };
         progress.done(s, &t);
@@ -145,7 +146,7 @@ fn run(args: &Args) -> grosr::Result<()> {
 
 /// The core paths: one task's latency, a chain of spawns, 1M tasks from the host and from the
 /// GPU, against host launches of the same bodies.
-fn core(rt: &Runtime, quick: bool) -> grosr::Result<Vec<Table>> {
+fn core(rt: &Runtime, quick: bool) -> grosr_lab::Result<Vec<Table>> {
     let (warm, reps) = if quick { (20, 200) } else { (100, 2000) };
     let (big_warm, big_reps) = if quick { (2, 10) } else { (5, 50) };
     let hops = 100_000u32;
@@ -164,7 +165,7 @@ fn core(rt: &Runtime, quick: bool) -> grosr::Result<Vec<Table>> {
                 workloads::resident_spawned_tasks(rt, n, f, big_warm, big_reps)?,
             ))
         })
-        .collect::<grosr::Result<_>>()?;
+        .collect::<grosr_lab::Result<_>>()?;
     rt.stop()?;
     let (one_b, chain_b, bulk) = {
         let base = rt.baselines()?;

@@ -3,14 +3,15 @@
 //! free; host stats agree; lanes that leave the heap at different times all finish. Ignored
 //! without a GPU.
 
-mod common;
+#[path = "common/heap.rs"]
+mod heap;
 
 use std::ffi::c_void;
 use std::time::Duration;
 
-use common::*;
-use grosr::workloads::alloc::{self as bench, AllocBench, Allocator, Shape, Sizes};
 use grosr::{DeviceBuffer, Runtime, Task};
+use grosr_lab::workloads::alloc::{self as bench, AllocBench, Allocator, Shape, Sizes};
+use heap::*;
 
 const T: Duration = Duration::from_secs(120);
 
@@ -164,7 +165,7 @@ fn run_and_check<L: Task + 'static, W: Task + 'static>(
 fn tasks_allocate_and_other_tasks_free_and_host_stats_agree() {
     // The buffer is allocated before the scheduler starts: compute-sanitizer's memcheck flags a
     // running kernel's accesses to allocations made after its launch.
-    let gpu = grosr::driver::Gpu::open(0).unwrap();
+    let gpu = grosr::Gpu::open(0).unwrap();
     let stats = DeviceBuffer::<u32>::zeroed(&gpu, 4).unwrap();
     let rt = alloc_builder().build().unwrap();
     let lanes: Vec<AllocLane> = (0..20_000u32)
@@ -200,7 +201,7 @@ fn lanes_that_allocate_different_numbers_of_times_all_finish() {
     // different times and wait in the scheduler's warp barrier (account) while others still
     // allocate with a partial warp; likewise the lanes of a warp task. A mask mix-up between
     // the heap's warp operations and the scheduler's would hang here (bounded by T).
-    let gpu = grosr::driver::Gpu::open(0).unwrap();
+    let gpu = grosr::Gpu::open(0).unwrap();
     let stats = DeviceBuffer::<u32>::zeroed(&gpu, 4).unwrap();
     let rt = alloc_builder().build().unwrap();
     let lanes: Vec<AllocRounds> = (0..100_000u32)

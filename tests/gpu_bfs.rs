@@ -3,10 +3,10 @@
 //! CUDA-graph WHILE-node baseline (`while_*`, linked with the toolkit's libcudadevrt.a).
 //! Run on the GPU machine with `cargo test --release --test gpu_bfs -- --ignored`.
 
-use grosr::bfs::generate::{chain, grid, kronecker, sample_roots, star};
-use grosr::bfs::gpu::{self, BfsOptions, DeviceGraph};
-use grosr::bfs::while_graph::{WhileBfs, WhileGraph, WhileRoute, default_grid, find_cudadevrt};
-use grosr::bfs::{BfsRun, Csr, cpu_bfs, validate};
+use grosr_lab::bfs::generate::{chain, grid, kronecker, sample_roots, star};
+use grosr_lab::bfs::gpu::{self, BfsOptions, DeviceGraph};
+use grosr_lab::bfs::while_graph::{WhileBfs, WhileGraph, WhileRoute, default_grid, find_cudadevrt};
+use grosr_lab::bfs::{BfsRun, Csr, cpu_bfs, validate};
 
 /// Runs both GPU strategies from each root and checks them against the CPU BFS.
 fn check(g: &Csr, roots: &[u32], opts: BfsOptions) {
@@ -133,7 +133,7 @@ fn while_graph_matches_the_cpu_on_a_grid_a_kronecker_graph_and_a_chain() {
         .map(|(g, _, _)| DeviceGraph::upload(&rt, g, BfsOptions::default()).unwrap())
         .collect();
     rt.stop().unwrap();
-    let runs = (|| -> grosr::Result<Vec<(usize, u32, BfsRun)>> {
+    let runs = (|| -> grosr_lab::Result<Vec<(usize, u32, BfsRun)>> {
         let w = WhileBfs::new(&rt, WhileRoute::DeviceRuntime)?;
         eprintln!("WHILE module: {}", w.how());
         let b = rt.baselines()?;
@@ -171,7 +171,7 @@ fn while_graph_with_a_small_grid_still_covers_wide_frontiers() {
     let roots = sample_roots(&g, 2, 4);
     let dg = DeviceGraph::upload(&rt, &g, BfsOptions::default()).unwrap();
     rt.stop().unwrap();
-    let runs = (|| -> grosr::Result<Vec<(u32, BfsRun)>> {
+    let runs = (|| -> grosr_lab::Result<Vec<(u32, BfsRun)>> {
         let w = WhileBfs::new(&rt, WhileRoute::DeviceRuntime)?;
         let b = rt.baselines()?;
         // One block: every level is a grid-stride loop over the whole frontier.

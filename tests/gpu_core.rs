@@ -127,7 +127,7 @@ fn held_lane_chains_of_two_types_run_every_hop_once_and_count_it() {
     const LEN: u32 = 1000;
     // Allocated before the scheduler starts, so compute-sanitizer can run this test (it flags
     // a running kernel's accesses to stream-ordered allocations made after its launch).
-    let gpu = grosr::driver::Gpu::open(0).unwrap();
+    let gpu = grosr::Gpu::open(0).unwrap();
     let hits = DeviceBuffer::<u32>::zeroed(&gpu, (CHAINS * LEN) as usize).unwrap();
     let rt = new_rt();
     let before = [
@@ -292,7 +292,7 @@ fn a_second_runtime_that_cannot_fit_is_refused() {
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
 fn a_capped_scheduler_leaves_sms_for_ordinary_kernels() {
-    let sms = grosr::driver::Gpu::open(0).unwrap().sm_count;
+    let sms = grosr::Gpu::open(0).unwrap().sm_count;
     let rt = common::builder().max_sms(sms / 2).build().unwrap();
     let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 2).unwrap();
     rt.submit(&[mark(&flags, 0)])
@@ -326,7 +326,7 @@ fn jobs_report_done_and_empty_jobs_are_done_at_once() {
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
 fn mixed_workload_with_buffers_allocated_before_launch() {
-    let gpu = grosr::driver::Gpu::open(0).unwrap();
+    let gpu = grosr::Gpu::open(0).unwrap();
     let flags = DeviceBuffer::<u32>::zeroed(&gpu, 4096).unwrap();
     let sum = DeviceBuffer::<u64>::zeroed(&gpu, 1).unwrap();
     let hops = DeviceBuffer::<u32>::zeroed(&gpu, 1).unwrap();

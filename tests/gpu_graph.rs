@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use grosr::graph::{Strategy, TaskGraph};
-use grosr::workloads::graphs::{check_pairs, pingpong_graph};
-use grosr::workloads::relu_softmax::{Matrix, TOLERANCE};
 use grosr::{DeviceBuffer, DevicePtr, Error, Runtime};
+use grosr_lab::workloads::graphs::{check_pairs, pingpong_graph};
+use grosr_lab::workloads::relu_softmax::{Matrix, TOLERANCE};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -15,7 +15,7 @@ const T: Duration = Duration::from_secs(60);
 // values, so a node that runs before any predecessor has finished gets a wrong value.
 macro_rules! node_task {
     ($name:ident, $gran:literal) => {
-        #[grosr::task(granularity = $gran, file = "../tests/cuda/graph_node.cu")]
+        #[grosr::task(granularity = $gran, file = "../../tests/cuda/graph_node.cu")]
         pub struct $name {
             pub out: DevicePtr<u64>,
             pub pred_off: DevicePtr<u32>,
@@ -33,7 +33,7 @@ node_task!(BlockNode, "block");
 // bits 0-7 of `node_preds`, a bit per predecessor above (tests/cuda/tiny_node.cu).
 macro_rules! tiny_task {
     ($name:ident, $gran:literal) => {
-        #[grosr::task(granularity = $gran, file = "../tests/cuda/tiny_node.cu")]
+        #[grosr::task(granularity = $gran, file = "../../tests/cuda/tiny_node.cu")]
         pub struct $name {
             pub out: DevicePtr<u64>,
             pub node_preds: u32,
@@ -57,7 +57,7 @@ pub struct Stranger {
 }
 
 fn runtime() -> Runtime {
-    grosr::workloads::builder()
+    grosr_lab::workloads::builder()
         .task::<LaneNode>()
         .task::<WarpNode>()
         .task::<BlockNode>()

@@ -5,9 +5,9 @@
 //! module that loads must give exact levels.
 //! `cargo test --release --test gpu_while_direct -- --ignored --nocapture`.
 
-use grosr::bfs::gpu::{self, BfsOptions, DeviceGraph};
-use grosr::bfs::while_graph::{WhileBfs, WhileGraph, WhileRoute, default_grid};
-use grosr::bfs::{cpu_bfs, generate, validate};
+use grosr_lab::bfs::gpu::{self, BfsOptions, DeviceGraph};
+use grosr_lab::bfs::while_graph::{WhileBfs, WhileGraph, WhileRoute, default_grid};
+use grosr_lab::bfs::{cpu_bfs, generate, validate};
 
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
@@ -17,10 +17,10 @@ fn while_graph_direct_route_works_or_says_why_not() {
     let root = generate::sample_roots(&g, 1, 3)[0];
     let dg = DeviceGraph::upload(&rt, &g, BfsOptions::default()).unwrap();
     rt.stop().unwrap();
-    let run = (|| -> grosr::Result<Option<grosr::bfs::BfsRun>> {
+    let run = (|| -> grosr_lab::Result<Option<grosr_lab::bfs::BfsRun>> {
         let w = match WhileBfs::new(&rt, WhileRoute::Direct) {
             Ok(w) => w,
-            Err(e @ grosr::Error::Unsupported(_)) => {
+            Err(e @ grosr_lab::Error::Grosr(grosr::Error::Unsupported(_))) => {
                 eprintln!("direct route: {e}");
                 return Ok(None);
             }

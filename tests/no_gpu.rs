@@ -5,14 +5,14 @@ use grosr::Error;
 
 #[test]
 fn a_missing_driver_or_gpu_is_an_error_that_says_what_to_install() {
-    match grosr::driver::Gpu::open(0) {
+    match grosr::Gpu::open(0) {
         Err(Error::NoDriver) => {
             let msg = Error::NoDriver.to_string();
             assert!(
                 msg.contains("libcuda.so") && msg.contains("install"),
                 "{msg}"
             );
-            let err = grosr::workloads::builder()
+            let err = grosr_lab::workloads::builder()
                 .build()
                 .err()
                 .expect("no driver, no runtime");
@@ -26,7 +26,7 @@ fn a_missing_driver_or_gpu_is_an_error_that_says_what_to_install() {
 
 #[test]
 fn a_missing_nvrtc_is_an_error_that_says_what_to_install() {
-    match grosr::compile::nvrtc_available() {
+    match grosr::unstable::nvrtc_available() {
         Err(e) => {
             assert_eq!(e, Error::NoNvrtc);
             assert!(
@@ -34,7 +34,7 @@ fn a_missing_nvrtc_is_an_error_that_says_what_to_install() {
                 "{e}"
             );
         }
-        Ok(()) => assert!(grosr::compile::nvrtc_version().unwrap().0 >= 12),
+        Ok(()) => assert!(grosr::unstable::nvrtc_version().unwrap().0 >= 12),
     }
 }
 
@@ -42,11 +42,14 @@ fn a_missing_nvrtc_is_an_error_that_says_what_to_install() {
 fn the_builder_rejects_bad_settings_before_touching_the_gpu() {
     for (builder, what) in [
         (
-            grosr::workloads::builder().queue_capacity(1000),
+            grosr_lab::workloads::builder().queue_capacity(1000),
             "queue_capacity",
         ),
-        (grosr::workloads::builder().arena_bytes(16), "arena_bytes"),
-        (grosr::workloads::builder().max_sms(0), "max_sms"),
+        (
+            grosr_lab::workloads::builder().arena_bytes(16),
+            "arena_bytes",
+        ),
+        (grosr_lab::workloads::builder().max_sms(0), "max_sms"),
     ] {
         match builder.build() {
             Err(Error::Config(msg)) => assert!(msg.contains(what), "{msg}"),

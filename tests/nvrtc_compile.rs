@@ -3,6 +3,8 @@
 //! unless GROSR_REQUIRE_NVRTC=1 (as CI sets), when it fails.
 
 mod common;
+#[path = "common/heap.rs"]
+mod heap;
 #[path = "../examples/quickstart.rs"]
 mod quickstart;
 
@@ -10,19 +12,22 @@ fn units() -> Vec<(&'static str, String)> {
     vec![
         ("tests/common", common::builder().source()),
         ("examples/quickstart", quickstart::builder().source()),
-        ("grosr::workloads", grosr::workloads::builder().source()),
-        ("grosr::bfs", grosr::bfs::gpu::builder().source()),
         (
-            "grosr::workloads::alloc",
-            grosr::workloads::alloc::builder(0).source(),
+            "grosr_lab::workloads",
+            grosr_lab::workloads::builder().source(),
         ),
-        ("tests/gpu_alloc", common::alloc_builder().source()),
+        ("grosr_lab::bfs", grosr_lab::bfs::gpu::builder().source()),
+        (
+            "grosr_lab::workloads::alloc",
+            grosr_lab::workloads::alloc::builder(0).source(),
+        ),
+        ("tests/gpu_alloc", heap::alloc_builder().source()),
     ]
 }
 
 #[test]
 fn generated_kernels_compile_for_every_supported_architecture() {
-    if let Err(e) = grosr::compile::nvrtc_available() {
+    if let Err(e) = grosr::unstable::nvrtc_available() {
         assert!(
             std::env::var("GROSR_REQUIRE_NVRTC").as_deref() != Ok("1"),
             "GROSR_REQUIRE_NVRTC=1 but {e}"
@@ -37,7 +42,7 @@ fn generated_kernels_compile_for_every_supported_architecture() {
     let jobs: Vec<(&str, String, u32)> = units()
         .into_iter()
         .flat_map(|(name, source)| {
-            let archs: &[u32] = if name == "grosr::workloads" {
+            let archs: &[u32] = if name == "grosr_lab::workloads" {
                 &[75, 80, 90, 100]
             } else {
                 &[90]
@@ -58,7 +63,7 @@ fn generated_kernels_compile_for_every_supported_architecture() {
                     let Some((name, source, arch)) = jobs.get(i) else {
                         break;
                     };
-                    let cubin = grosr::compile::compile(source, *arch)
+                    let cubin = grosr::unstable::compile(source, *arch)
                         .unwrap_or_else(|e| panic!("{name} for sm_{arch}: {e}"));
                     assert!(
                         cubin.len() > 1024,
@@ -78,7 +83,7 @@ fn generated_kernels_compile_for_every_supported_architecture() {
 
 #[test]
 fn an_error_in_a_body_points_at_the_rust_file_and_line() {
-    if grosr::compile::nvrtc_available().is_err() {
+    if grosr::unstable::nvrtc_available().is_err() {
         return;
     }
     #[grosr::task(cuda = r#"
@@ -89,7 +94,7 @@ fn an_error_in_a_body_points_at_the_rust_file_and_line() {
     }
     let line = line!() - 6;
     let source = grosr::Runtime::builder().task::<Broken>().source();
-    let err = grosr::compile::compile(&source, 90)
+    let err = grosr::unstable::compile(&source, 90)
         .unwrap_err()
         .to_string();
     let expect = format!("tests/nvrtc_compile.rs({})", line + 1);
@@ -101,15 +106,15 @@ fn an_error_in_a_body_points_at_the_rust_file_and_line() {
 
 #[test]
 fn every_module_keeps_the_heap_global_that_the_host_fills() {
-    if grosr::compile::nvrtc_available().is_err() {
+    if grosr::unstable::nvrtc_available().is_err() {
         return;
     }
     // A module whose kernels never allocate still exports grosr_heap (cuModuleGetGlobal needs it).
     for source in [
         grosr::Runtime::builder().source(),
-        grosr::workloads::alloc::builder(0).source(),
+        grosr_lab::workloads::alloc::builder(0).source(),
     ] {
-        let cubin = grosr::compile::compile(&source, 90).unwrap();
+        let cubin = grosr::unstable::compile(&source, 90).unwrap();
         let has = |s: &[u8]| cubin.windows(s.len()).any(|w| w == s);
         assert!(has(b"grosr_heap\0"), "no grosr_heap symbol");
         assert!(has(b"grosr_heap_probe\0"));
@@ -118,7 +123,7 @@ fn every_module_keeps_the_heap_global_that_the_host_fills() {
 
 #[test]
 fn the_while_graph_module_compiles_relocatable_and_whole_program() {
-    if let Err(e) = grosr::compile::nvrtc_available() {
+    if let Err(e) = grosr::unstable::nvrtc_available() {
         assert!(
             std::env::var("GROSR_REQUIRE_NVRTC").as_deref() != Ok("1"),
             "GROSR_REQUIRE_NVRTC=1 but {e}"
@@ -126,7 +131,7 @@ fn the_while_graph_module_compiles_relocatable_and_whole_program() {
         eprintln!("skipping: {e}");
         return;
     }
-    use grosr::bfs::while_graph::{self as wg, WHILE_LEVEL_KERNEL, WHILE_NEXT_KERNEL};
+    use grosr_lab::bfs::while_graph::{self as wg, WHILE_LEVEL_KERNEL, WHILE_NEXT_KERNEL};
     // ELF e_type: 1 = relocatable (for the driver's linker), 2 = executable (cuModuleLoadData).
     let e_type = |c: &[u8]| u16::from_le_bytes([c[16], c[17]]);
     let has = |c: &[u8], s: &str| c.windows(s.len()).any(|w| w == s.as_bytes());
