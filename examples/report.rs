@@ -390,28 +390,28 @@ impl Progress {
     }
 }
 
+/// The JSON file: the GPU and toolchain, then every table so far.
+#[derive(serde::Serialize)]
+struct ReportFile<'a> {
+    device: &'a str,
+    arch: u32,
+    sm_count: u32,
+    driver_version: i32,
+    nvrtc: (i32, i32),
+    quick: bool,
+    tables: &'a [Table],
+}
+
 fn write_json(path: &Path, info: &grosr::RuntimeInfo, quick: bool, tables: &[Table]) {
-    let tables: Vec<_> = tables
-        .iter()
-        .map(|t| {
-            let rows: Vec<_> = t
-                .rows
-                .iter()
-                .map(|r| serde_json::json!({ "workload": r.label, "values": r.values }))
-                .collect();
-            serde_json::json!({
-                "id": t.id, "title": t.title, "unit": t.unit,
-                "higher_is_better": t.higher_is_better,
-                "reference": t.columns.get(t.reference),
-                "columns": t.columns, "rows": rows, "notes": t.notes,
-            })
-        })
-        .collect();
-    let doc = serde_json::json!({
-        "device": info.device, "arch": info.arch, "sm_count": info.sm_count,
-        "driver_version": info.driver_version, "nvrtc": [info.nvrtc_version.0, info.nvrtc_version.1],
-        "quick": quick, "tables": tables,
-    });
+    let doc = ReportFile {
+        device: &info.device,
+        arch: info.arch,
+        sm_count: info.sm_count,
+        driver_version: info.driver_version,
+        nvrtc: info.nvrtc_version,
+        quick,
+        tables,
+    };
     if let Err(e) = std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap_or_default()) {
         eprintln!("could not write {}: {e}", path.display());
     }

@@ -3,16 +3,18 @@
 
 use std::fmt::Write as _;
 
+use serde::Serialize;
+
 /// One table of the report.
 ///
 /// ```
-/// use grosr::workloads::table::Table;
+/// use grosr_lab::workloads::table::Table;
 /// let mut t = Table::new("pingpong", "Ping-pong", "µs", false, &["Resident", "Sync"]);
 /// t.push("1 pair", vec![Some(4.0), Some(18.0)]);
 /// assert_eq!(t.advantage(0, 1), Some(4.5));  // Resident is 4.5× faster than Sync
 /// assert!(t.markdown().contains("4.50×"));
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Table {
     /// Short name (for `--only` and the JSON file).
     pub id: String,
@@ -33,9 +35,10 @@ pub struct Table {
 }
 
 /// One row: a workload and its value per column (`None`: not run, or not applicable).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize)]
 pub struct TableRow {
     /// The workload.
+    #[serde(rename = "workload")]
     pub label: String,
     /// One value per column.
     pub values: Vec<Option<f64>>,
