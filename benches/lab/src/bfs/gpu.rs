@@ -62,9 +62,10 @@ pub const BFS_CUDA: &str = concat!(include_str!("bfs.cu"), "\n", include_str!("l
 pub const LEVEL_KERNEL: &str = "grosr_bfs_level";
 
 /// A runtime builder with the BFS tasks and the baseline kernel registered (queues of 16384
-/// slots per SM: a Kronecker frontier is wide).
+/// slots per SM: a Kronecker frontier is wide), after the environment's
+/// [`GROSR_DEFINES`](crate::env_defines).
 pub fn builder() -> RuntimeBuilder {
-    Runtime::builder()
+    crate::env_defines(Runtime::builder())
         .task::<BfsVisit>()
         .task::<BfsEdges>()
         .queue_capacity(16384)

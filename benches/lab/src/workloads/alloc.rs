@@ -159,9 +159,10 @@ pub struct AllocBench<'rt> {
     check_stride: u32,
 }
 
-/// A runtime builder with the benchmark kernels and a heap of `heap_bytes`.
+/// A runtime builder with the benchmark kernels and a heap of `heap_bytes`, after the
+/// environment's [`GROSR_DEFINES`](crate::env_defines).
 pub fn builder(heap_bytes: u64) -> RuntimeBuilder {
-    Runtime::builder()
+    crate::env_defines(Runtime::builder())
         .heap_bytes(heap_bytes)
         .cuda(BENCH_CUDA, BENCH_KERNELS)
 }

@@ -82,9 +82,10 @@ pub struct Spread {
     pub depth: u32,
 }
 
-/// A runtime builder with the workload tasks registered.
+/// A runtime builder with the workload tasks registered, after the environment's
+/// [`GROSR_DEFINES`](crate::env_defines).
 pub fn builder() -> RuntimeBuilder {
-    Runtime::builder()
+    crate::env_defines(Runtime::builder())
         .task::<Tiny>()
         .task::<Hop>()
         .task::<Spread>()
