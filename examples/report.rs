@@ -242,7 +242,8 @@ impl PeerFigures {
     fn measure(quick: bool) -> PeerFigures {
         let script = [
             "benches/torch_peer.py",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/../benches/torch_peer.py"),
+            // The lab's manifest is benches/lab/Cargo.toml.
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../torch_peer.py"),
         ]
         .into_iter()
         .map(PathBuf::from)
