@@ -4,13 +4,11 @@
 use std::ffi::c_void;
 use std::time::{Duration, Instant};
 
-use cudarc::driver::result as cu;
-
 use super::csr::Csr;
 use super::validate::UNREACHED;
 use crate::baseline::Baselines;
 use crate::buffer::DeviceBuffer;
-use crate::error::{CudaContext as _, Error, Result};
+use crate::error::{Error, Result};
 use crate::record::DevicePtr;
 use crate::runtime::{Runtime, RuntimeBuilder};
 
@@ -276,8 +274,7 @@ impl DeviceGraph {
             let mut host = [0u32];
             let at = self.counts.ptr().addr() + 4 * ((depth + 1) & 1) as u64;
             // SAFETY: `at` is inside `counts`; we wait for the copy before reading `host`.
-            unsafe { cu::memcpy_dtoh_async(&mut host, at, b.stream()) }
-                .call("cuMemcpyDtoHAsync")?;
+            unsafe { b.stream().read_async(at, &mut host) }?;
             b.sync(WAIT)?;
             n = host[0];
             depth += 1;

@@ -139,12 +139,12 @@ pub fn file(path: &Path) -> Result<Csr> {
     let open = || {
         std::fs::File::open(path)
             .map(std::io::BufReader::new)
-            .map_err(|e| Error::Io(format!("{}: {e}", path.display())))
+            .map_err(|e| Error::io(format!("opening {}", path.display()), e))
     };
     let mut first = String::new();
     open()?
         .read_line(&mut first)
-        .map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
     let mtx = first
         .trim_start()
         .to_ascii_lowercase()

@@ -31,7 +31,7 @@ use cudarc::driver::sys;
 
 use super::gpu::{BfsRun, DeviceGraph, WAIT};
 use crate::baseline::Baselines;
-use crate::driver::{DeviceMem, Graph, Module, Stream, add_kernel_node};
+use crate::driver::{Context, DeviceMem, Graph, Module, Stream, add_kernel_node};
 use crate::error::{Error, Result};
 use crate::runtime::Runtime;
 
@@ -132,7 +132,7 @@ pub fn compile_direct(arch: u32) -> Result<Vec<u8>> {
 /// The loaded, self-tested WHILE module.
 pub struct WhileBfs {
     module: Module,
-    ctx: sys::CUcontext,
+    ctx: Context,
     how: String,
 }
 
@@ -159,11 +159,11 @@ impl WhileBfs {
         gpu.bind()?;
         let arch = gpu.arch;
         let w = match route {
-            WhileRoute::DeviceRuntime => Self::linked(arch)?,
-            WhileRoute::Direct => Self::direct(arch)?,
-            WhileRoute::Auto => match Self::linked(arch) {
+            WhileRoute::DeviceRuntime => Self::linked(gpu.context(), arch)?,
+            WhileRoute::Direct => Self::direct(gpu.context(), arch)?,
+            WhileRoute::Auto => match Self::linked(gpu.context(), arch) {
                 Ok(m) => m,
-                Err(linked) => match Self::direct(arch) {
+                Err(linked) => match Self::direct(gpu.context(), arch) {
                     Ok((module, how)) => (module, format!("{how} ({linked})")),
                     Err(direct) => {
                         return Err(Error::Unsupported(format!(
@@ -181,7 +181,7 @@ impl WhileBfs {
         }
         let w = WhileBfs {
             module,
-            ctx: gpu.ctx,
+            ctx: gpu.context().clone(),
             how,
         };
         w.self_test()?;
@@ -193,7 +193,7 @@ impl WhileBfs {
         &self.how
     }
 
-    fn linked(arch: u32) -> Result<(Module, String)> {
+    fn linked(ctx: &Context, arch: u32) -> Result<(Module, String)> {
         let lib = find_cudadevrt().ok_or_else(|| {
             Error::Unsupported(
                 "libcudadevrt.a (the CUDA toolkit's device runtime, which defines \
@@ -202,8 +202,8 @@ impl WhileBfs {
             )
         })?;
         let rdc = compile_rdc(arch)?;
-        let image = crate::driver::link(&rdc, &[&lib])?;
-        let module = Module::load(&image).map_err(|e| {
+        let image = crate::driver::link(ctx, &rdc, &[&lib])?;
+        let module = Module::load(ctx, &image).map_err(|e| {
             Error::Unsupported(format!("the linked WHILE module did not load: {e}"))
         })?;
         Ok((
@@ -215,9 +215,9 @@ impl WhileBfs {
         ))
     }
 
-    fn direct(arch: u32) -> Result<(Module, String)> {
+    fn direct(ctx: &Context, arch: u32) -> Result<(Module, String)> {
         let cubin = compile_direct(arch)?;
-        let module = Module::load(&cubin).map_err(|e| {
+        let module = Module::load(ctx, &cubin).map_err(|e| {
             Error::Unsupported(format!(
                 "the driver did not resolve cudaGraphSetConditional in a whole-program CUBIN: {e}"
             ))
@@ -230,22 +230,21 @@ impl WhileBfs {
 
     /// Runs a WHILE loop whose body must run exactly 3 times.
     fn self_test(&self) -> Result<()> {
-        let counter = DeviceMem::from_slice(&[3u32, 0])?;
+        let counter = DeviceMem::from_slice(&self.ctx, &[3u32, 0])?;
         let probe = self.module.function(WHILE_PROBE_KERNEL)?;
-        let graph = CondGraph::new(self.ctx, |body, handle| {
+        let graph = CondGraph::new(&self.ctx, |body, handle| {
             let (mut c, mut h) = (counter.ptr(), handle);
             let mut args = [
                 &mut c as *mut u64 as *mut c_void,
                 &mut h as *mut u64 as *mut c_void,
             ];
             // SAFETY: grosr_while_probe(uint32_t*, unsigned long long), matching args.
-            unsafe { add_kernel_node(body, &[], probe, 1, 32, &mut args) }
+            unsafe { add_kernel_node(body, &[], probe.raw(), 1, 32, &mut args) }
                 .map_err(as_unsupported)?;
             Ok(())
         })?;
-        let stream = Stream::new()?;
-        // SAFETY: the stream was just created in this context.
-        unsafe { graph.launch(stream.0) }?;
+        let stream = Stream::new(&self.ctx)?;
+        graph.launch(&stream)?;
         stream.wait(Duration::from_secs(10), "the WHILE-node self-test")?;
         let mut got = [0u32; 2];
         counter.read(&mut got)?;
@@ -278,12 +277,9 @@ struct CondGraph {
 
 impl CondGraph {
     /// Builds the graph; `body(body_graph, handle)` fills the WHILE node's body.
-    fn new(
-        ctx: sys::CUcontext,
-        body: impl FnOnce(sys::CUgraph, u64) -> Result<()>,
-    ) -> Result<CondGraph> {
+    fn new(ctx: &Context, body: impl FnOnce(sys::CUgraph, u64) -> Result<()>) -> Result<CondGraph> {
         let mut g = CondGraph {
-            graph: Graph::new().map_err(as_unsupported)?,
+            graph: Graph::new(ctx).map_err(as_unsupported)?,
         };
         let mut handle: sys::CUgraphConditionalHandle = 0;
         // SAFETY: graph and ctx are live; out-pointer to a local.
@@ -291,7 +287,7 @@ impl CondGraph {
             sys::cuGraphConditionalHandleCreate(
                 &mut handle,
                 g.graph.raw(),
-                ctx,
+                ctx.raw(),
                 1,
                 sys::CU_GRAPH_COND_ASSIGN_DEFAULT,
             )
@@ -307,7 +303,7 @@ impl CondGraph {
             type_: sys::CUgraphConditionalNodeType::CU_GRAPH_COND_TYPE_WHILE,
             size: 1,
             phGraph_out: std::ptr::null_mut(),
-            ctx,
+            ctx: ctx.raw(),
         };
         let mut node: sys::CUgraphNode = std::ptr::null_mut();
         // SAFETY: params is a complete conditional node description; no dependencies.
@@ -338,11 +334,8 @@ impl CondGraph {
         Ok(g)
     }
 
-    /// # Safety
-    /// `stream` must be a live stream of this context.
-    unsafe fn launch(&self, stream: sys::CUstream) -> Result<()> {
-        // SAFETY: passed on to the caller.
-        unsafe { self.graph.launch(stream) }
+    fn launch(&self, stream: &Stream) -> Result<()> {
+        self.graph.launch(stream)
     }
 }
 
@@ -375,11 +368,11 @@ impl<'a> WhileGraph<'a> {
     /// Builds and instantiates the WHILE graph over `dg`'s buffers, the level kernel on `grid`
     /// blocks of 256 threads ([`default_grid`]). The scheduler must be stopped.
     pub fn new(w: &'a WhileBfs, dg: &'a DeviceGraph, grid: u32) -> Result<WhileGraph<'a>> {
-        let state = DeviceMem::zeroed(STATE_WORDS * 4)?;
+        let state = DeviceMem::zeroed(&w.ctx, STATE_WORDS * 4)?;
         let level = w.module.function(WHILE_LEVEL_KERNEL)?;
         let next = w.module.function(WHILE_NEXT_KERNEL)?;
         let grid = grid.max(1);
-        let graph = CondGraph::new(w.ctx, |body, handle| {
+        let graph = CondGraph::new(&w.ctx, |body, handle| {
             let (mut offsets, mut targets, mut lp) = (
                 dg.offsets.ptr().addr(),
                 dg.targets.ptr().addr(),
@@ -397,7 +390,7 @@ impl<'a> WhileGraph<'a> {
             ];
             // SAFETY: grosr_bfs_while_level(const u64*, const u32*, u64*, u32*, u32*,
             // BfsWhileState*), matching args; the buffers outlive the graph (borrowed for 'a).
-            let a = unsafe { add_kernel_node(body, &[], level, grid, 256, &mut args) }
+            let a = unsafe { add_kernel_node(body, &[], level.raw(), grid, 256, &mut args) }
                 .map_err(as_unsupported)?;
             let (mut st, mut h, mut limit) = (state.ptr(), handle, dg.n.saturating_add(1));
             let mut args = [
@@ -406,7 +399,7 @@ impl<'a> WhileGraph<'a> {
                 &mut limit as *mut u32 as *mut c_void,
             ];
             // SAFETY: grosr_bfs_while_next(BfsWhileState*, unsigned long long, uint32_t).
-            unsafe { add_kernel_node(body, &[a], next, 1, 32, &mut args) }
+            unsafe { add_kernel_node(body, &[a], next.raw(), 1, 32, &mut args) }
                 .map_err(as_unsupported)?;
             Ok(())
         })?;
@@ -434,8 +427,7 @@ impl<'a> WhileGraph<'a> {
         dg.frontier[0].write(&[root])?;
         self.state.write(&[0u32, 1, 0, 0])?;
         let t = Instant::now();
-        // SAFETY: the baselines' stream lives as long as b.
-        unsafe { self.graph.launch(b.stream()) }?;
+        self.graph.launch(b.stream())?;
         b.sync(WAIT)?;
         let time = t.elapsed();
         let mut st = [0u32; STATE_WORDS];
