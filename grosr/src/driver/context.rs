@@ -1,6 +1,6 @@
 //! A shared handle to one GPU's primary context, which every driver object holds.
 
-use std::sync::{Arc, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 
 use cudarc::driver::{result as cu, sys};
 
@@ -8,7 +8,9 @@ use super::stream::Stream;
 use crate::error::{CudaContext as _, Result};
 
 /// A GPU's retained primary context, shared by [`Gpu`](super::Gpu) and every object made in it.
-/// Cloning is cheap (an `Arc`); the context is released when the last clone drops.
+/// Cloning is cheap (an `Arc`); the context is released when the last clone drops. Every `Gpu`
+/// of one device shares one `Context`: memory made through one is routed like memory made
+/// through another while a scheduler runs (two `Gpu::open(0)` share one primary context).
 #[derive(Clone)]
 pub struct Context(Arc<Primary>);
 
@@ -37,15 +39,39 @@ pub(crate) trait CopyStreamPool: Send + Sync {
 /// would wait forever for the persistent scheduler kernel.
 const PER_THREAD_STREAM: sys::CUstream = 0x2 as sys::CUstream; // CU_STREAM_PER_THREAD
 
+/// The live contexts, at most one per device (see [`Context::primary`]).
+static LIVE: Mutex<Vec<Weak<Primary>>> = Mutex::new(Vec::new());
+
 impl Context {
-    /// Takes over one retain of `device`'s primary context `raw` (released on the last drop).
-    pub(super) fn new(raw: sys::CUcontext, device: sys::CUdevice, ordinal: usize) -> Context {
-        Context(Arc::new(Primary {
+    /// The handle of `device`'s primary context: the live one if any, else a new one holding
+    /// the retain made here (released when its last clone drops). Retains either way, so that
+    /// a context an earlier fault left unusable is reported here (the retain fails).
+    pub(super) fn primary(
+        device: sys::CUdevice,
+        ordinal: usize,
+    ) -> std::result::Result<Context, cudarc::driver::DriverError> {
+        let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY: device is a valid device handle; the retain is balanced below or in
+        // Primary's drop.
+        let raw = unsafe { cu::primary_ctx::retain(device) }?;
+        live.retain(|p| p.strong_count() > 0);
+        if let Some(p) = live
+            .iter()
+            .filter_map(Weak::upgrade)
+            .find(|p| p.device == device)
+        {
+            // SAFETY: balances the retain above; the live handle holds its own.
+            let _ = unsafe { cu::primary_ctx::release(device) };
+            return Ok(Context(p));
+        }
+        let p = Arc::new(Primary {
             raw,
             device,
             ordinal,
             copy_streams: RwLock::new(None),
-        }))
+        });
+        live.push(Arc::downgrade(&p));
+        Ok(Context(p))
     }
 
     /// Makes the context current on the calling thread (a no-op when it already is).
@@ -120,7 +146,7 @@ impl Context {
 
 impl Drop for Primary {
     fn drop(&mut self) {
-        // SAFETY: balances the retain Gpu::open handed over in Context::new.
+        // SAFETY: balances the retain in Context::primary.
         let _ = unsafe { cu::primary_ctx::release(self.device) };
     }
 }

@@ -54,8 +54,7 @@ impl Gpu {
             )));
         }
         let device = cu::device::get(ordinal as i32).call("cuDeviceGet")?;
-        // SAFETY: device is valid.
-        let raw = unsafe { cu::primary_ctx::retain(device) }.map_err(|e| {
+        let ctx = Context::primary(device, ordinal).map_err(|e| {
             if is_sticky(e.0) {
                 Error::DeviceFault(format!(
                     "{}: an earlier fault left this process's CUDA state unusable; CUDA recovers \
@@ -69,8 +68,6 @@ impl Gpu {
                 }
             }
         })?;
-        // From here on an early return releases the retain (Context's drop).
-        let ctx = Context::new(raw, device, ordinal);
         ctx.bind()?;
         let attr = |a| {
             // SAFETY: device is valid and a is a device attribute.
