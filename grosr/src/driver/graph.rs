@@ -115,6 +115,63 @@ impl Graph {
         .call("cuGraphAddDependencies")
     }
 
+    /// Adds a conditional WHILE node (no dependencies) whose condition starts at 1 at every
+    /// launch; a kernel of its body ends the loop with `cudaGraphSetConditional(handle, 0)`.
+    /// Needs a CUDA 12.4 driver or newer.
+    pub fn add_while(&mut self) -> Result<WhileBody<'_>> {
+        self.ctx.bind()?;
+        let mut handle: sys::CUgraphConditionalHandle = 0;
+        // SAFETY: the graph and its context are live; out-pointer to a local.
+        unsafe {
+            sys::cuGraphConditionalHandleCreate(
+                &mut handle,
+                self.graph,
+                self.ctx.raw(),
+                1,
+                sys::CU_GRAPH_COND_ASSIGN_DEFAULT,
+            )
+        }
+        .result()
+        .call("cuGraphConditionalHandleCreate")?;
+        // SAFETY: a zeroed CUgraphNodeParams is valid; the conditional member is set below.
+        let mut params: sys::CUgraphNodeParams = unsafe { std::mem::zeroed() };
+        params.type_ = sys::CUgraphNodeType::CU_GRAPH_NODE_TYPE_CONDITIONAL;
+        params.__bindgen_anon_1.conditional = sys::CUDA_CONDITIONAL_NODE_PARAMS {
+            handle,
+            type_: sys::CUgraphConditionalNodeType::CU_GRAPH_COND_TYPE_WHILE,
+            size: 1,
+            phGraph_out: std::ptr::null_mut(),
+            ctx: self.ctx.raw(),
+        };
+        let mut node: sys::CUgraphNode = std::ptr::null_mut();
+        // SAFETY: params is a complete conditional node description; no dependencies.
+        unsafe {
+            sys::cuGraphAddNode_v2(
+                &mut node,
+                self.graph,
+                std::ptr::null(),
+                std::ptr::null(),
+                0,
+                &mut params,
+            )
+        }
+        .result()
+        .call("cuGraphAddNode(conditional WHILE)")?;
+        // SAFETY: the node was added, so the driver filled the conditional member's output.
+        let out = unsafe { params.__bindgen_anon_1.conditional.phGraph_out };
+        if out.is_null() {
+            return Err(Error::Unsupported(
+                "cuGraphAddNode returned no WHILE body graph".into(),
+            ));
+        }
+        Ok(WhileBody {
+            // SAFETY: out points at `size` (1) body graphs, owned by the node (so by self).
+            graph: unsafe { *out },
+            handle,
+            parent: self,
+        })
+    }
+
     /// Instantiates the graph (after every node and edge was added).
     pub fn instantiate(&mut self) -> Result<()> {
         self.ctx.bind()?;
@@ -143,6 +200,39 @@ impl Graph {
         unsafe { sys::cuGraphLaunch(self.exec, stream.raw()) }
             .result()
             .call("cuGraphLaunch")
+    }
+}
+
+/// The body of a WHILE node ([`Graph::add_while`]), owned by its graph.
+#[derive(Debug)]
+pub struct WhileBody<'g> {
+    graph: sys::CUgraph,
+    handle: sys::CUgraphConditionalHandle,
+    parent: &'g mut Graph,
+}
+
+impl WhileBody<'_> {
+    /// The loop's condition handle, for the body's `cudaGraphSetConditional`.
+    pub fn handle(&self) -> u64 {
+        self.handle
+    }
+
+    /// Adds a kernel node to the body, as [`Graph::add_kernel`] does to a graph.
+    ///
+    /// # Safety
+    /// As for [`Graph::add_kernel`].
+    pub unsafe fn add_kernel(
+        &mut self,
+        deps: &[sys::CUgraphNode],
+        f: &Function<'_>,
+        grid: u32,
+        block: u32,
+        args: impl KernelArgs,
+    ) -> Result<sys::CUgraphNode> {
+        self.parent.ctx.bind()?;
+        // SAFETY: the body graph lives as long as its parent, borrowed here; the rest is the
+        // caller's.
+        unsafe { add_kernel_node(self.graph, deps, f.raw(), grid, block, args) }
     }
 }
 

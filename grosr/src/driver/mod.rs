@@ -22,7 +22,7 @@ pub use args::{KernelArg, KernelArgs, RecordArg};
 pub use context::Context;
 pub(crate) use context::CopyStreamPool;
 pub use gpu::Gpu;
-pub use graph::{Dependency, Graph, add_kernel_node};
+pub use graph::{Dependency, Graph, WhileBody, add_kernel_node};
 pub use link::link;
 pub use mapped::MappedMem;
 pub use memory::DeviceMem;
