@@ -232,3 +232,47 @@ pub(crate) fn from_device_code(
         _ => Error::Protocol(detail),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_driver_error_keeps_its_result_and_is_named_without_a_driver() {
+        let e = Error::Cuda {
+            call: "cuMemAllocAsync",
+            code: CUresult::CUDA_ERROR_OUT_OF_MEMORY,
+        };
+        assert_eq!(
+            e.to_string(),
+            "CUDA call cuMemAllocAsync failed: CUDA_ERROR_OUT_OF_MEMORY"
+        );
+        assert!(matches!(
+            e,
+            Error::Cuda {
+                code: CUresult::CUDA_ERROR_OUT_OF_MEMORY,
+                ..
+            }
+        ));
+        assert!(is_sticky(CUresult::CUDA_ERROR_LAUNCH_TIMEOUT));
+        assert!(is_sticky(CUresult::CUDA_ERROR_ILLEGAL_ADDRESS));
+        assert!(!is_sticky(CUresult::CUDA_ERROR_OUT_OF_MEMORY));
+    }
+
+    #[test]
+    fn an_io_error_keeps_its_source_and_says_what_was_done() {
+        use std::error::Error as _;
+        let e = Error::io(
+            "reading graph.mtx",
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+        );
+        assert_eq!(e.to_string(), "reading graph.mtx: no such file");
+        let source = e.source().expect("the io::Error");
+        assert_eq!(source.to_string(), "no such file");
+        assert_eq!(e.clone(), e);
+        assert_ne!(
+            e,
+            Error::io("reading graph.mtx", std::io::ErrorKind::Other.into())
+        );
+    }
+}

@@ -66,7 +66,7 @@ impl DeviceMem {
     }
     /// Copies `out.len()` elements starting `offset` bytes in back to the host.
     pub fn read_at<T: bytemuck::Pod>(&self, offset: usize, out: &mut [T]) -> Result<()> {
-        self.check_range(offset, std::mem::size_of_val(out), "read")?;
+        check_range(offset, std::mem::size_of_val(out), self.len, "read")?;
         // SAFETY: [offset, offset + size_of_val(out)) lies inside this allocation (checked).
         unsafe { read_device(&self.ctx, self.ptr + offset as u64, out) }
     }
@@ -76,19 +76,9 @@ impl DeviceMem {
     }
     /// Copies `data` into the buffer starting `offset` bytes in.
     pub fn write_at<T: bytemuck::Pod>(&self, offset: usize, data: &[T]) -> Result<()> {
-        self.check_range(offset, std::mem::size_of_val(data), "write")?;
+        check_range(offset, std::mem::size_of_val(data), self.len, "write")?;
         // SAFETY: [offset, offset + size_of_val(data)) lies inside this allocation (checked).
         unsafe { write_device(&self.ctx, self.ptr + offset as u64, data) }
-    }
-    /// An error unless `len` bytes from `offset` lie inside the buffer (without overflowing).
-    fn check_range(&self, offset: usize, len: usize, what: &str) -> Result<()> {
-        match offset.checked_add(len) {
-            Some(end) if end <= self.len => Ok(()),
-            _ => Err(Error::Config(format!(
-                "{what} of {len} bytes at offset {offset} past the end of a {}-byte device buffer",
-                self.len
-            ))),
-        }
     }
     /// Sets every byte to zero. By copies from zeroed host memory, not cuMemset: a memset is a
     /// kernel, and no kernel can start while the scheduler holds every SM; copies use the copy
@@ -115,6 +105,17 @@ impl std::fmt::Debug for DeviceMem {
             .field("len", &self.len)
             .field("ordinal", &self.ctx.ordinal())
             .finish()
+    }
+}
+
+/// An error unless `len` bytes from `offset` lie inside a buffer of `size` bytes (an offset
+/// near `usize::MAX` must not wrap around).
+fn check_range(offset: usize, len: usize, size: usize, what: &str) -> Result<()> {
+    match offset.checked_add(len) {
+        Some(end) if end <= size => Ok(()),
+        _ => Err(Error::Config(format!(
+            "{what} of {len} bytes at offset {offset} past the end of a {size}-byte device buffer"
+        ))),
     }
 }
 
@@ -197,4 +198,18 @@ pub(crate) unsafe fn read_device<T: bytemuck::Pod>(
         unsafe { cu::memcpy_dtoh_async(out, src, stream) }.call("cuMemcpyDtoHAsync")?;
         wait_copy(stream, "a device-to-host copy")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_range;
+
+    #[test]
+    fn ranges_past_the_end_are_refused_without_wrapping() {
+        assert!(check_range(0, 16, 16, "read").is_ok());
+        assert!(check_range(16, 0, 16, "read").is_ok());
+        assert!(check_range(8, 16, 16, "read").is_err());
+        assert!(check_range(17, 0, 16, "write").is_err());
+        assert!(check_range(usize::MAX, 2, 16, "write").is_err());
+    }
 }
