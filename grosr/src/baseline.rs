@@ -45,7 +45,7 @@ fn threads(g: Granularity) -> u32 {
 }
 
 impl Baselines<'_> {
-    fn function(&self, prefix: &str, name: &str) -> Result<Function<'_>> {
+    fn function(&self, prefix: &str, name: &str) -> Result<Function> {
         self.rt.module().function(&format!("{prefix}_{name}"))
     }
 
@@ -62,7 +62,7 @@ impl Baselines<'_> {
     }
 
     /// The single-task kernel of `kind` and its block size.
-    pub(crate) fn single_kernel(&self, kind: u32) -> Result<(Function<'_>, u32)> {
+    pub(crate) fn single_kernel(&self, kind: u32) -> Result<(Function, u32)> {
         let t = self.task(kind)?;
         Ok((
             self.function("grosr_single", t.name)?,

@@ -65,7 +65,7 @@ impl Graph {
     pub unsafe fn add_kernel(
         &mut self,
         deps: &[sys::CUgraphNode],
-        f: &Function<'_>,
+        f: &Function,
         grid: u32,
         block: u32,
         args: impl KernelArgs,
@@ -224,7 +224,7 @@ impl WhileBody<'_> {
     pub unsafe fn add_kernel(
         &mut self,
         deps: &[sys::CUgraphNode],
-        f: &Function<'_>,
+        f: &Function,
         grid: u32,
         block: u32,
         args: impl KernelArgs,

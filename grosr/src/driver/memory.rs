@@ -30,7 +30,7 @@ impl DeviceMem {
     }
     /// Allocates `len` bytes of device memory whose contents are undefined (the device heap's
     /// arena: clearing gigabytes by copies would cost the heap's whole init time).
-    pub(crate) fn uninit(ctx: &Context, len: usize) -> Result<DeviceMem> {
+    pub fn uninit(ctx: &Context, len: usize) -> Result<DeviceMem> {
         let ptr = ctx.on_copy_stream(|stream| alloc_on(stream, len, false))?;
         Ok(DeviceMem {
             ptr,

@@ -1,22 +1,26 @@
 //! Loaded CUBIN modules and their kernels.
 
 use std::ffi::{CString, c_void};
+use std::sync::Arc;
 
 use cudarc::driver::{result as cu, sys};
 
 use super::context::Context;
 use crate::error::{CudaContext as _, Error, Result};
 
-/// A loaded CUBIN.
-pub struct Module {
+/// A loaded CUBIN. Unloaded when it and every [`Function`] of it have dropped.
+pub struct Module(Arc<Loaded>);
+
+/// The module handle, shared with its functions.
+struct Loaded {
     raw: sys::CUmodule,
     ctx: Context,
 }
 
 // SAFETY: module handles may be used from any thread; every use binds the module's context.
-unsafe impl Send for Module {}
+unsafe impl Send for Loaded {}
 // SAFETY: as above.
-unsafe impl Sync for Module {}
+unsafe impl Sync for Loaded {}
 
 impl Module {
     /// Loads a CUBIN image into `ctx`.
@@ -28,34 +32,37 @@ impl Module {
         // SAFETY: owned is a valid image that outlives the call.
         let raw = unsafe { cu::module::load_data(owned.as_ptr() as *const c_void) }
             .call("cuModuleLoadData")?;
-        Ok(Module {
+        Ok(Module(Arc::new(Loaded {
             raw,
             ctx: ctx.clone(),
-        })
+        })))
     }
 
     /// The context the module is loaded in.
     pub fn context(&self) -> &Context {
-        &self.ctx
+        &self.0.ctx
     }
 
-    /// A kernel of the module by its (extern "C") name.
-    pub fn function(&self, name: &str) -> Result<Function<'_>> {
+    /// A kernel of the module by its (extern "C") name; it keeps the module loaded.
+    pub fn function(&self, name: &str) -> Result<Function> {
         let c =
             CString::new(name).map_err(|_| Error::Config(format!("bad kernel name {name:?}")))?;
-        self.ctx.bind()?;
+        self.0.ctx.bind()?;
         // SAFETY: the module is loaded while self lives.
-        let raw = unsafe { cu::module::get_function(self.raw, c) }.call("cuModuleGetFunction")?;
-        Ok(Function { raw, module: self })
+        let raw = unsafe { cu::module::get_function(self.0.raw, c) }.call("cuModuleGetFunction")?;
+        Ok(Function {
+            raw,
+            module: Arc::clone(&self.0),
+        })
     }
 
     /// The device address and size of a `__device__` variable.
     pub fn global(&self, name: &str) -> Result<(u64, usize)> {
         let c =
             CString::new(name).map_err(|_| Error::Config(format!("bad symbol name {name:?}")))?;
-        self.ctx.bind()?;
+        self.0.ctx.bind()?;
         // SAFETY: the module is loaded and not unloaded while self lives.
-        unsafe { cu::module::get_global(self.raw, c) }.call("cuModuleGetGlobal")
+        unsafe { cu::module::get_global(self.0.raw, c) }.call("cuModuleGetGlobal")
     }
 
     /// Loads a kernel now. Under lazy loading (CUDA's default) a kernel would otherwise load
@@ -69,7 +76,7 @@ impl Module {
     }
 }
 
-impl Drop for Module {
+impl Drop for Loaded {
     fn drop(&mut self) {
         let _ = self.ctx.bind();
         // SAFETY: unloaded once.
@@ -80,23 +87,30 @@ impl Drop for Module {
 impl std::fmt::Debug for Module {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Module")
-            .field("raw", &self.raw)
-            .field("ordinal", &self.ctx.ordinal())
+            .field("raw", &self.0.raw)
+            .field("ordinal", &self.0.ctx.ordinal())
+            .field("functions", &(Arc::strong_count(&self.0) - 1))
             .finish()
     }
 }
 
-/// A kernel of a loaded [`Module`] (launch it with [`Stream::launch`](super::Stream::launch)).
-#[derive(Clone, Copy)]
-pub struct Function<'m> {
+/// A kernel of a loaded [`Module`], which it keeps loaded (launch it with
+/// [`Stream::launch`](super::Stream::launch)).
+#[derive(Clone)]
+pub struct Function {
     raw: sys::CUfunction,
-    module: &'m Module,
+    module: Arc<Loaded>,
 }
 
-impl Function<'_> {
+// SAFETY: function handles may be used from any thread; every use binds the module's context.
+unsafe impl Send for Function {}
+// SAFETY: as above.
+unsafe impl Sync for Function {}
+
+impl Function {
     /// The raw function, for the driver calls of this module.
-    // merge: pub(super) once runtime/ and workloads/ use Function's methods (and the runtime's
-    // kernels are kept as Function, not raw handles).
+    // merge: pub(super) once runtime/ keeps its kernels as Function and launches them with
+    // Stream::launch/launch_cooperative, and bfs/while_graph.rs uses Graph::add_while.
     pub(crate) fn raw(&self) -> sys::CUfunction {
         self.raw
     }
@@ -110,7 +124,7 @@ impl Function<'_> {
     /// fit on one SM at once.
     pub fn occupancy(&self, block: u32, dynamic_smem: usize) -> Result<u32> {
         self.module.ctx.bind()?;
-        // SAFETY: the function belongs to a module loaded while self borrows it.
+        // SAFETY: the function's module stays loaded while self holds it.
         unsafe {
             cu::occupancy::max_active_block_per_multiprocessor(self.raw, block as i32, dynamic_smem)
         }
@@ -148,7 +162,7 @@ impl Function<'_> {
     }
 }
 
-impl std::fmt::Debug for Function<'_> {
+impl std::fmt::Debug for Function {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Function").field("raw", &self.raw).finish()
     }

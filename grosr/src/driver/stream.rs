@@ -63,7 +63,7 @@ impl Stream {
     /// reads or writes through them must stay valid until the launch completes.
     pub unsafe fn launch(
         &self,
-        f: &Function<'_>,
+        f: &Function,
         grid: u32,
         block: u32,
         shared_bytes: u32,
@@ -71,7 +71,7 @@ impl Stream {
     ) -> Result<()> {
         self.ctx.bind()?;
         let mut ptrs = args.pointers();
-        // SAFETY: the caller vouches for the arguments; f belongs to a live module.
+        // SAFETY: the caller vouches for the arguments; f keeps its module loaded.
         unsafe {
             cu::launch_kernel(
                 f.raw(),
@@ -92,7 +92,7 @@ impl Stream {
     /// As for [`launch`](Self::launch).
     pub unsafe fn launch_cooperative(
         &self,
-        f: &Function<'_>,
+        f: &Function,
         grid: u32,
         block: u32,
         shared_bytes: u32,
