@@ -1,6 +1,6 @@
 //! Streams for the host's copies and stream-ordered allocations while a scheduler is resident.
 //!
-//! What was seen (H200, session 6): with 40 threads copying on their own per-thread streams while
+//! What was seen on an H200: with 40 threads copying on their own per-thread streams while
 //! the scheduler ran, copies stopped finishing until the scheduler stopped (gpu_graph's
 //! concurrency test); routed through a few runtime streams, one copy at a time on each, the same
 //! test passes, and so do 64 new threads copying at once (gpu_core). The driver does not say
