@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::driver::DeviceMem;
+use crate::driver::{Context, DeviceMem};
 use crate::error::{Error, Result};
 
 /// log2 of the slab size.
@@ -187,6 +187,7 @@ impl MetaLayout {
 }
 
 /// The device heap of one runtime: the arena, its metadata and the descriptor the GPU sees.
+#[derive(Debug)]
 pub(crate) struct DeviceHeap {
     arena: DeviceMem,
     meta: DeviceMem,
@@ -196,15 +197,20 @@ pub(crate) struct DeviceHeap {
 }
 
 impl DeviceHeap {
-    /// Allocates a heap of `bytes` (whole slabs) and initialises it; `sm_slots` (at least the
-    /// SM count) times `CUR_PER_SM` current-slab entries per class.
-    pub(crate) fn new(bytes: u64, sm_slots: u32, spin_limit: u32) -> Result<DeviceHeap> {
+    /// Allocates a heap of `bytes` (whole slabs) in `ctx` and initialises it; `sm_slots` (at
+    /// least the SM count) times `CUR_PER_SM` current-slab entries per class.
+    pub(crate) fn new(
+        ctx: &Context,
+        bytes: u64,
+        sm_slots: u32,
+        spin_limit: u32,
+    ) -> Result<DeviceHeap> {
         let t = Instant::now();
         let slabs = (bytes >> SLAB_SHIFT) as usize;
         let cur_slots = sm_slots.max(1) * CUR_PER_SM;
         let layout = MetaLayout::new(slabs, cur_slots as usize);
-        let arena = DeviceMem::uninit(bytes as usize)?;
-        let meta = DeviceMem::uninit(layout.total)?;
+        let arena = DeviceMem::uninit(ctx, bytes as usize)?;
+        let meta = DeviceMem::uninit(ctx, layout.total)?;
         let m = meta.ptr();
         let desc = HeapDesc {
             base: arena.ptr(),

@@ -7,10 +7,8 @@
 use std::ffi::c_void;
 use std::time::Duration;
 
-use cudarc::driver::{result as cu, sys};
-
-use crate::driver::{DeviceMem, Stream};
-use crate::error::{CudaContext as _, Error, Result, from_device_code};
+use crate::driver::{DeviceMem, Function, KernelArgs, RecordArg, Stream};
+use crate::error::{Error, Result, from_device_code};
 use crate::record::{DevicePtr, Granularity, Task};
 use crate::runtime::Runtime;
 
@@ -30,11 +28,11 @@ impl Runtime {
                 "baseline kernels cannot run beside a scheduler that holds every SM: call Runtime::stop first".into(),
             ));
         }
-        self.gpu().bind()?;
+        let ctx = self.gpu().context();
         Ok(Baselines {
             rt: self,
-            stream: Stream::new()?,
-            status: DeviceMem::zeroed(4)?,
+            stream: Stream::new(ctx)?,
+            status: DeviceMem::zeroed(ctx, 4)?,
         })
     }
 }
@@ -47,7 +45,7 @@ fn threads(g: Granularity) -> u32 {
 }
 
 impl Baselines<'_> {
-    fn function(&self, prefix: &str, name: &str) -> Result<sys::CUfunction> {
+    fn function(&self, prefix: &str, name: &str) -> Result<Function> {
         self.rt.module().function(&format!("{prefix}_{name}"))
     }
 
@@ -64,7 +62,7 @@ impl Baselines<'_> {
     }
 
     /// The single-task kernel of `kind` and its block size.
-    pub(crate) fn single_kernel(&self, kind: u32) -> Result<(sys::CUfunction, u32)> {
+    pub(crate) fn single_kernel(&self, kind: u32) -> Result<(Function, u32)> {
         let t = self.task(kind)?;
         Ok((
             self.function("grosr_single", t.name)?,
@@ -91,15 +89,13 @@ impl Baselines<'_> {
         if record.len() < self.task(kind)?.size {
             return Err(Error::Config("record shorter than its task type".into()));
         }
-        let mut status = self.status.ptr();
-        let mut args = [
-            record.as_ptr() as *mut c_void,
-            &mut status as *mut u64 as *mut c_void,
-        ];
+        let status = self.status.ptr();
         // SAFETY: the kernel's parameters are (T by value, int32_t*); `record` holds at least
         // size_of::<T>() bytes (checked above) and the driver copies them at launch.
-        unsafe { cu::launch_kernel(f, (1, 1, 1), (block, 1, 1), 0, self.stream.0, &mut args) }
-            .call("cuLaunchKernel(grosr_single)")
+        unsafe {
+            self.stream
+                .launch(&f, 1, block, 0, (RecordArg(record), &status))
+        }
     }
 
     /// [`launch_bulk`](Baselines::launch_bulk) over `n` records of `kind` at device address
@@ -117,46 +113,52 @@ impl Baselines<'_> {
             Granularity::Warp => n.div_ceil(block / 32),
             Granularity::Block => n,
         };
-        let (mut ptr, mut count, mut status) = (records, n, self.status.ptr());
-        let mut args = [
-            &mut ptr as *mut u64 as *mut c_void,
-            &mut count as *mut u32 as *mut c_void,
-            &mut status as *mut u64 as *mut c_void,
-        ];
+        let status = self.status.ptr();
         // SAFETY: the kernel's parameters are (const T*, uint32_t, int32_t*), matching args;
         // the caller keeps `records` alive until the launch completes.
-        unsafe { cu::launch_kernel(f, (grid, 1, 1), (block, 1, 1), 0, self.stream.0, &mut args) }
-            .call("cuLaunchKernel(grosr_bulk)")
+        unsafe {
+            self.stream
+                .launch(&f, grid, block, 0, (&records, &n, &status))
+        }
     }
 
     /// Launches kernel `name` of the runtime's module (a task's baseline kernel, or one added
-    /// with [`RuntimeBuilder::cuda`](crate::RuntimeBuilder::cuda)) on the baselines' stream.
+    /// with [`RuntimeBuilder::cuda`](crate::RuntimeBuilder::cuda)) on the baselines' stream,
+    /// with `args` a tuple of references, one per kernel parameter: `(&ptr, &n)`.
     ///
     /// # Safety
-    /// `args` must point at one value per kernel parameter, of the parameter's type, alive until
-    /// the call returns; whatever the kernel reads or writes through them must stay valid until
-    /// the launch completes.
-    pub unsafe fn launch(
+    /// `args` must match the kernel's parameters in number and type; whatever the kernel reads
+    /// or writes through them must stay valid until the launch completes.
+    pub unsafe fn launch_with(
         &self,
         name: &str,
         grid: u32,
         block: u32,
         shared_bytes: u32,
-        args: &mut [*mut c_void],
+        args: impl KernelArgs,
     ) -> Result<()> {
         let f = self.rt.module().function(name)?;
         // SAFETY: the caller vouches for args (see above).
-        unsafe {
-            cu::launch_kernel(
-                f,
-                (grid, 1, 1),
-                (block, 1, 1),
-                shared_bytes,
-                self.stream.0,
-                args,
-            )
-        }
-        .call("cuLaunchKernel")
+        unsafe { self.stream.launch(&f, grid, block, shared_bytes, args) }
+    }
+
+    /// [`launch_with`](Self::launch_with) with the pointer array built by hand.
+    ///
+    /// # Safety
+    /// `args` must point at one value per kernel parameter, of the parameter's type, alive until
+    /// the call returns; whatever the kernel reads or writes through them must stay valid until
+    /// the launch completes.
+    // merge: remove once bfs/gpu.rs, workloads/alloc.rs and tests/gpu_alloc.rs call launch_with.
+    pub unsafe fn launch<const N: usize>(
+        &self,
+        name: &str,
+        grid: u32,
+        block: u32,
+        shared_bytes: u32,
+        args: &mut [*mut c_void; N],
+    ) -> Result<()> {
+        // SAFETY: passed on from the caller.
+        unsafe { self.launch_with(name, grid, block, shared_bytes, args) }
     }
 
     /// Waits for every launch so far (at most `timeout`), like `cudaStreamSynchronize`.
@@ -174,8 +176,17 @@ impl Baselines<'_> {
         }
     }
 
-    /// The raw stream, for capturing launches into a CUDA graph.
-    pub fn stream(&self) -> sys::CUstream {
-        self.stream.0
+    /// The stream the baselines launch on (to launch a CUDA graph on, say).
+    pub fn stream(&self) -> &Stream {
+        &self.stream
+    }
+}
+
+impl std::fmt::Debug for Baselines<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Baselines")
+            .field("stream", &self.stream)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
     }
 }

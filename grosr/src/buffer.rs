@@ -3,10 +3,13 @@
 use std::marker::PhantomData;
 
 use crate::driver::{DeviceMem, Gpu};
-use crate::error::{CudaContext as _, Result};
+use crate::error::Result;
 use crate::record::DevicePtr;
 
 /// An array of `T` in GPU memory, freed on drop. Task records point into it with [`ptr`](Self::ptr).
+///
+/// It holds a handle of its GPU's context, which it makes current for each copy and for the
+/// free, so any thread may use or drop it, and the context outlives it.
 ///
 /// ```no_run
 /// # fn demo(rt: &grosr::Runtime) -> grosr::Result<()> {
@@ -15,7 +18,6 @@ use crate::record::DevicePtr;
 /// # Ok(()) }
 /// ```
 pub struct DeviceBuffer<T: bytemuck::Pod> {
-    ctx: Context,
     mem: DeviceMem,
     len: usize,
     _elem: PhantomData<T>,
@@ -24,20 +26,19 @@ pub struct DeviceBuffer<T: bytemuck::Pod> {
 impl<T: bytemuck::Pod> DeviceBuffer<T> {
     /// `len` zeroed elements on `gpu`.
     pub fn zeroed(gpu: &Gpu, len: usize) -> Result<Self> {
-        gpu.bind()?;
+        let bytes = len.checked_mul(size_of::<T>()).ok_or_else(|| {
+            crate::Error::Config(format!("{len} elements of {} bytes", size_of::<T>()))
+        })?;
         Ok(DeviceBuffer {
-            ctx: Context(gpu.ctx),
-            mem: DeviceMem::zeroed(len * size_of::<T>())?,
+            mem: DeviceMem::zeroed(gpu.context(), bytes)?,
             len,
             _elem: PhantomData,
         })
     }
     /// A copy of `data` on `gpu`.
     pub fn from_slice(gpu: &Gpu, data: &[T]) -> Result<Self> {
-        gpu.bind()?;
         Ok(DeviceBuffer {
-            ctx: Context(gpu.ctx),
-            mem: DeviceMem::from_slice(data)?,
+            mem: DeviceMem::from_slice(gpu.context(), data)?,
             len: data.len(),
             _elem: PhantomData,
         })
@@ -58,28 +59,21 @@ impl<T: bytemuck::Pod> DeviceBuffer<T> {
     /// wait for the job that writes them first).
     pub fn to_vec(&self) -> Result<Vec<T>> {
         let mut out = vec![T::zeroed(); self.len];
-        self.ctx.bind()?;
         self.mem.read(&mut out)?;
         Ok(out)
     }
     /// Overwrites the first `data.len()` elements.
     pub fn write(&self, data: &[T]) -> Result<()> {
-        self.ctx.bind()?;
         self.mem.write(data)
     }
 }
 
-/// The context a buffer was allocated in, made current before each copy (any thread may copy).
-struct Context(cudarc::driver::sys::CUcontext);
-
-// SAFETY: a context handle may be made current on any thread.
-unsafe impl Send for Context {}
-// SAFETY: as above; binding is per thread.
-unsafe impl Sync for Context {}
-
-impl Context {
-    fn bind(&self) -> Result<()> {
-        // SAFETY: the context is the runtime's primary context, retained while its Gpu lives.
-        unsafe { cudarc::driver::result::ctx::set_current(self.0) }.call("cuCtxSetCurrent")
+impl<T: bytemuck::Pod> std::fmt::Debug for DeviceBuffer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceBuffer")
+            .field("elem", &std::any::type_name::<T>())
+            .field("len", &self.len)
+            .field("mem", &self.mem)
+            .finish()
     }
 }

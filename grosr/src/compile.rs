@@ -47,6 +47,15 @@ pub struct Compiled {
     pub cached: bool,
 }
 
+impl std::fmt::Debug for Compiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compiled")
+            .field("cubin_bytes", &self.cubin.len())
+            .field("cached", &self.cached)
+            .finish()
+    }
+}
+
 /// Compiles `source` for `sm_<arch>` (e.g. 90), using the cache folder when one is usable.
 pub fn compile_cached(source: &str, arch: u32) -> Result<Compiled> {
     let version = nvrtc_version()?;

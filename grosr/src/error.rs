@@ -1,9 +1,12 @@
 //! The one error type of grosr.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use cudarc::driver::sys::CUresult;
+
 /// Everything that can go wrong in grosr, each variant saying what happened and what to do.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The CUDA driver library could not be loaded.
@@ -22,12 +25,12 @@ pub enum Error {
     #[error("no NVIDIA GPU {0}")]
     NoDevice(String),
     /// A CUDA driver call failed.
-    #[error("CUDA call {call} failed: {code}")]
+    #[error("CUDA call {call} failed: {}", result_name(*code))]
     Cuda {
         /// The driver function.
         call: &'static str,
-        /// The driver's error name, e.g. `CUDA_ERROR_OUT_OF_MEMORY`.
-        code: String,
+        /// The driver's result, e.g. `CUresult::CUDA_ERROR_OUT_OF_MEMORY`.
+        code: CUresult,
     },
     /// NVRTC rejected the generated kernel; the log points at the task body's Rust file and line.
     #[error("NVRTC could not compile the scheduler for {arch}:\n{log}")]
@@ -99,9 +102,66 @@ pub enum Error {
     /// the message says why. Reports print it as "not available: ...".
     #[error("not available: {0}")]
     Unsupported(String),
-    /// A path for the compile cache could not be used (only a warning: compiling goes on).
-    #[error("I/O error: {0}")]
-    Io(String),
+    /// A file could not be read or written.
+    #[error("{action}: {source}")]
+    Io {
+        /// What was being done, naming the path, e.g. `reading graph.mtx`.
+        action: String,
+        /// The operating system's error (in an `Arc`, since `Error` is `Clone`).
+        source: Arc<std::io::Error>,
+    },
+}
+
+/// By value, except that [`Error::Io`]'s sources compare by their kind and message
+/// (`std::io::Error` has no equality).
+impl PartialEq for Error {
+    fn eq(&self, other: &Self) -> bool {
+        use Error as E;
+        match self {
+            E::NoDriver => matches!(other, E::NoDriver),
+            E::NoNvrtc => matches!(other, E::NoNvrtc),
+            E::NoDevice(a) => matches!(other, E::NoDevice(b) if a == b),
+            E::Cuda { call, code } => {
+                matches!(other, E::Cuda { call: c, code: k } if call == c && code == k)
+            }
+            E::Compile { arch, log } => {
+                matches!(other, E::Compile { arch: a, log: l } if arch == a && log == l)
+            }
+            E::DuplicateTask(a) => matches!(other, E::DuplicateTask(b) if a == b),
+            E::UnregisteredTask(a) => matches!(other, E::UnregisteredTask(b) if a == b),
+            E::Config(a) => matches!(other, E::Config(b) if a == b),
+            E::DoesNotFit(a) => matches!(other, E::DoesNotFit(b) if a == b),
+            E::Timeout(d, w) => matches!(other, E::Timeout(e, x) if d == e && w == x),
+            E::TaskFailed { task, code } => {
+                matches!(other, E::TaskFailed { task: t, code: c } if task == t && code == c)
+            }
+            E::UnknownKind(a) => matches!(other, E::UnknownKind(b) if a == b),
+            E::QueueOverflow(a) => matches!(other, E::QueueOverflow(b) if a == b),
+            E::Protocol(a) => matches!(other, E::Protocol(b) if a == b),
+            E::DeviceFault(a) => matches!(other, E::DeviceFault(b) if a == b),
+            E::Cycle(a) => matches!(other, E::Cycle(b) if a == b),
+            E::Stopped => matches!(other, E::Stopped),
+            E::Parse { line, message } => {
+                matches!(other, E::Parse { line: l, message: m } if line == l && message == m)
+            }
+            E::Invalid(a) => matches!(other, E::Invalid(b) if a == b),
+            E::Unsupported(a) => matches!(other, E::Unsupported(b) if a == b),
+            E::Io { action, source } => matches!(other, E::Io { action: a, source: s }
+                if action == a && source.kind() == s.kind() && source.to_string() == s.to_string()),
+        }
+    }
+}
+
+impl Eq for Error {}
+
+impl Error {
+    /// An [`Error::Io`]: `action` says what was being done and names the path.
+    pub fn io(action: impl Into<String>, source: std::io::Error) -> Error {
+        Error::Io {
+            action: action.into(),
+            source: Arc::new(source),
+        }
+    }
 }
 
 /// `Result<T, grosr::Error>`.
@@ -111,16 +171,33 @@ impl From<cudarc::driver::DriverError> for Error {
     fn from(e: cudarc::driver::DriverError) -> Self {
         Error::Cuda {
             call: "driver",
-            code: driver_error_name(e),
+            code: e.0,
         }
     }
 }
 
-pub(crate) fn driver_error_name(e: cudarc::driver::DriverError) -> String {
-    match e.error_name() {
-        Ok(name) => name.to_string_lossy().into_owned(),
-        Err(_) => format!("CUresult {}", e.0 as i32),
-    }
+/// The driver's name of a result, e.g. `CUDA_ERROR_OUT_OF_MEMORY` (the enum's variant names are
+/// the driver's own, so naming one needs no driver call).
+pub(crate) fn result_name(code: CUresult) -> String {
+    format!("{code:?}")
+}
+
+/// Errors after which CUDA refuses all further work in this process.
+pub(crate) fn is_sticky(code: CUresult) -> bool {
+    use CUresult as R;
+    matches!(
+        code,
+        R::CUDA_ERROR_LAUNCH_FAILED
+            | R::CUDA_ERROR_LAUNCH_TIMEOUT
+            | R::CUDA_ERROR_ILLEGAL_ADDRESS
+            | R::CUDA_ERROR_ILLEGAL_INSTRUCTION
+            | R::CUDA_ERROR_MISALIGNED_ADDRESS
+            | R::CUDA_ERROR_INVALID_ADDRESS_SPACE
+            | R::CUDA_ERROR_INVALID_PC
+            | R::CUDA_ERROR_HARDWARE_STACK_ERROR
+            | R::CUDA_ERROR_ASSERT
+            | R::CUDA_ERROR_ECC_UNCORRECTABLE
+    )
 }
 
 /// Adds the name of the failing driver call to a cudarc result.
@@ -130,10 +207,7 @@ pub(crate) trait CudaContext<T> {
 
 impl<T> CudaContext<T> for std::result::Result<T, cudarc::driver::DriverError> {
     fn call(self, call: &'static str) -> Result<T> {
-        self.map_err(|e| Error::Cuda {
-            call,
-            code: driver_error_name(e),
-        })
+        self.map_err(|e| Error::Cuda { call, code: e.0 })
     }
 }
 
@@ -156,5 +230,49 @@ pub(crate) fn from_device_code(
             code: -4,
         },
         _ => Error::Protocol(detail),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_driver_error_keeps_its_result_and_is_named_without_a_driver() {
+        let e = Error::Cuda {
+            call: "cuMemAllocAsync",
+            code: CUresult::CUDA_ERROR_OUT_OF_MEMORY,
+        };
+        assert_eq!(
+            e.to_string(),
+            "CUDA call cuMemAllocAsync failed: CUDA_ERROR_OUT_OF_MEMORY"
+        );
+        assert!(matches!(
+            e,
+            Error::Cuda {
+                code: CUresult::CUDA_ERROR_OUT_OF_MEMORY,
+                ..
+            }
+        ));
+        assert!(is_sticky(CUresult::CUDA_ERROR_LAUNCH_TIMEOUT));
+        assert!(is_sticky(CUresult::CUDA_ERROR_ILLEGAL_ADDRESS));
+        assert!(!is_sticky(CUresult::CUDA_ERROR_OUT_OF_MEMORY));
+    }
+
+    #[test]
+    fn an_io_error_keeps_its_source_and_says_what_was_done() {
+        use std::error::Error as _;
+        let e = Error::io(
+            "reading graph.mtx",
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+        );
+        assert_eq!(e.to_string(), "reading graph.mtx: no such file");
+        let source = e.source().expect("the io::Error");
+        assert_eq!(source.to_string(), "no such file");
+        assert_eq!(e.clone(), e);
+        assert_ne!(
+            e,
+            Error::io("reading graph.mtx", std::io::ErrorKind::Other.into())
+        );
     }
 }

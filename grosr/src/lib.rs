@@ -78,9 +78,12 @@ pub mod unstable {
     pub use crate::compile::{
         compile, compile_cached, compile_with, nvrtc_available, nvrtc_version,
     };
-    pub use crate::driver::{DeviceMem, Graph, Module, add_kernel_node, link};
+    pub use crate::driver::{
+        Context, Dependency, DeviceMem, Function, Graph, KernelArgs, Module, RecordArg, Stream,
+        WhileBody, link,
+    };
 
-    use crate::{Result, Runtime};
+    use crate::{Gpu, Runtime};
 
     /// The runtime's compiled module: its scheduler, baseline and extra (`RuntimeBuilder::cuda`)
     /// kernels.
@@ -88,9 +91,9 @@ pub mod unstable {
         rt.module()
     }
 
-    /// `len` bytes of device memory with undefined contents (clearing gigabytes costs seconds).
-    pub fn device_mem_uninit(len: usize) -> Result<DeviceMem> {
-        DeviceMem::uninit(len)
+    /// The GPU's context, which the driver objects above are made in.
+    pub fn context(gpu: &Gpu) -> &Context {
+        gpu.context()
     }
 }
 

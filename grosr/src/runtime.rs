@@ -13,7 +13,7 @@ use crate::alloc::{self, DeviceHeap, HeapStats};
 use crate::codegen::{self, TaskInfo};
 use crate::compile;
 use crate::copy_streams::{self, CopyStreams};
-use crate::driver::{DeviceMem, Gpu, MappedMem, Module, Stream};
+use crate::driver::{Context, DeviceMem, Gpu, MappedMem, Module, Stream};
 use crate::error::{CudaContext as _, Error, Result, from_device_code};
 use crate::layout::{self, BLOCK_THREADS, Completion, Desc, HostCtl, Params};
 use crate::record::Task;
@@ -252,7 +252,7 @@ impl RuntimeBuilder {
         compile::nvrtc_available()?;
         let source = self.source();
         let compiled = compile::compile_cached(&source, gpu.arch)?;
-        let module = Module::load(&compiled.cubin)?;
+        let module = Module::load(gpu.context(), &compiled.cubin)?;
         for t in &self.tasks {
             module.preload(&format!("grosr_single_{}", t.name))?;
             module.preload(&format!("grosr_bulk_{}", t.name))?;
@@ -263,8 +263,8 @@ impl RuntimeBuilder {
         module.preload("grosr_scheduler")?;
         module.preload("grosr_init")?;
         let kernels = Kernels {
-            scheduler: module.function("grosr_scheduler")?,
-            init: module.function("grosr_init")?,
+            scheduler: module.function("grosr_scheduler")?.raw(),
+            init: module.function("grosr_init")?.raw(),
         };
         let blocks_per_sm = occupancy_preferring_l1(kernels.scheduler, &gpu)?;
         if blocks_per_sm == 0 {
@@ -273,9 +273,9 @@ impl RuntimeBuilder {
             ));
         }
         let grid = blocks_per_sm * sms;
-        let memory = Memory::new(c, sms, self.tasks.len())?;
+        let memory = Memory::new(gpu.context(), c, sms, self.tasks.len())?;
         let heap = build_heap(&gpu, &module, c)?;
-        let stream = Stream::new()?;
+        let stream = Stream::new(gpu.context())?;
         let kinds = self
             .tasks
             .iter()
@@ -330,9 +330,14 @@ fn build_heap(gpu: &Gpu, module: &Module, c: &Config) -> Result<Option<DeviceHea
             size_of::<alloc::HeapDesc>()
         )));
     }
-    let heap = DeviceHeap::new(bytes, gpu.sm_count.next_power_of_two(), c.spin_limit)?;
+    let heap = DeviceHeap::new(
+        gpu.context(),
+        bytes,
+        gpu.sm_count.next_power_of_two(),
+        c.spin_limit,
+    )?;
     // SAFETY: addr is the module's grosr_heap (size checked above); no kernel runs yet.
-    unsafe { crate::driver::write_device(addr, std::slice::from_ref(&heap.desc)) }?;
+    unsafe { crate::driver::write_device(gpu.context(), addr, std::slice::from_ref(&heap.desc)) }?;
     Ok(Some(heap))
 }
 
@@ -359,13 +364,13 @@ struct Memory {
 }
 
 impl Memory {
-    fn new(c: &Config, queues: u32, kinds: usize) -> Result<Memory> {
+    fn new(ctx: &Context, c: &Config, queues: u32, kinds: usize) -> Result<Memory> {
         let (dc, js) = (c.desc_capacity as usize, c.job_slots as usize);
         let descs_off = size_of::<HostCtl>();
         let desc_done_off = descs_off + dc * size_of::<Desc>();
         let completions_off = (desc_done_off + dc * 4).next_multiple_of(16);
-        let host = MappedMem::new(completions_off + js * size_of::<Completion>())?;
-        let arena = MappedMem::new(c.arena_bytes)?;
+        let host = MappedMem::new(ctx, completions_off + js * size_of::<Completion>())?;
+        let arena = MappedMem::new(ctx, c.arena_bytes)?;
         // Device block: jobs | desc_reads | executed | stop, err | queues | slots.
         let jobs_off = 0;
         let reads_off = js * layout::DEV_JOB_BYTES;
@@ -374,7 +379,7 @@ impl Memory {
         let queues_off = (flags_off + 128).next_multiple_of(512);
         let slots_off = queues_off + queues as usize * layout::QUEUE_HEADER_BYTES;
         let total = slots_off + queues as usize * c.queue_capacity as usize * layout::SLOT_BYTES;
-        let device = DeviceMem::zeroed(total)?;
+        let device = DeviceMem::zeroed(ctx, total)?;
         let (h, d) = (host.device(), device.ptr());
         let params = Params {
             host: h,
@@ -637,7 +642,7 @@ impl Runtime {
         let (addr, size) = self.global(name)?;
         let mut out = vec![T::zeroed(); size / std::mem::size_of::<T>().max(1)];
         // SAFETY: the module owns `size` bytes at `addr`, and out covers at most that many.
-        unsafe { crate::driver::read_device(addr, &mut out) }?;
+        unsafe { crate::driver::read_device(self.gpu.context(), addr, &mut out) }?;
         Ok(out)
     }
 
@@ -653,7 +658,7 @@ impl Runtime {
             )));
         }
         // SAFETY: the module owns `size` bytes at `addr`, and data covers at most that many.
-        unsafe { crate::driver::write_device(addr, data) }
+        unsafe { crate::driver::write_device(self.gpu.context(), addr, data) }
     }
 
     /// What the device heap holds: bytes and allocations in use per size class, failures.
@@ -877,7 +882,7 @@ impl Runtime {
         }
         self.generation.fetch_add(1, StdOrdering::AcqRel);
         // Dropped at the end of this function, once the kernel has exited (or been waited for).
-        let _copy_streams = copy_streams::leave(self.gpu.ctx);
+        let _copy_streams = copy_streams::leave(self.gpu.context());
         // Release: the GPU's ingest warp polls this flag (ld volatile) and tells every block.
         self.memory
             .ctl_u32(|c| unsafe { std::ptr::addr_of_mut!((*c).stop) })
@@ -958,7 +963,7 @@ impl Runtime {
                 (init_blocks, 1, 1),
                 (BLOCK_THREADS, 1, 1),
                 0,
-                self.stream.0,
+                self.stream.raw(),
                 &mut args,
             )
         }
@@ -973,20 +978,21 @@ impl Runtime {
                 (grid, 1, 1),
                 (BLOCK_THREADS, 1, 1),
                 0,
-                self.stream.0,
+                self.stream.raw(),
                 &mut args,
             )
         };
         if let Err(e) = launched {
-            let code = crate::error::driver_error_name(e);
-            return Err(if code == "CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE" {
-                Error::DoesNotFit(format!("{grid} blocks cannot all be resident ({code})"))
-            } else {
-                Error::Cuda {
-                    call: "cuLaunchCooperativeKernel",
-                    code,
-                }
-            });
+            return Err(
+                if e.0 == cudarc::driver::sys::CUresult::CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE {
+                    Error::DoesNotFit(format!("{grid} blocks cannot all be resident ({:?})", e.0))
+                } else {
+                    Error::Cuda {
+                        call: "cuLaunchCooperativeKernel",
+                        code: e.0,
+                    }
+                },
+            );
         }
         // Every block checks in; if some never become resident (another kernel holds the SMs),
         // refuse rather than run a scheduler that could wait on absent blocks.
@@ -1012,8 +1018,8 @@ impl Runtime {
         }
         // From now on the context's copies go through streams seen to pass the scheduler
         // (copy_streams.rs); any 4 device bytes serve as the probe's source.
-        match CopyStreams::probe(m.device.ptr()) {
-            Ok(streams) => copy_streams::enter(self.gpu.ctx, streams),
+        match CopyStreams::probe(&m.device) {
+            Ok(streams) => copy_streams::enter(self.gpu.context(), streams),
             Err(e) => {
                 drop(_guard);
                 let _ = self.stop();
@@ -1034,9 +1040,10 @@ impl Runtime {
                 let e = Error::DeviceFault("the scheduler kernel exited unexpectedly".into());
                 Err(self.fault.get_or_init(|| e).clone())
             }
-            Err(Error::Cuda { code, .. }) => {
-                Err(self.fault.get_or_init(|| Error::DeviceFault(code)).clone())
-            }
+            Err(Error::Cuda { code, .. }) => Err(self
+                .fault
+                .get_or_init(|| Error::DeviceFault(format!("{code:?}")))
+                .clone()),
             Err(e) => Err(e),
         }
     }

@@ -1,52 +1,74 @@
 //! The host-launched strategies: a task graph lowered to the launches a CUDA user would write,
 //! all from the generated `grosr_single_<T>` / `grosr_bulk_<T>` kernels (the task bodies).
 
-use std::ffi::c_void;
 use std::time::Duration;
 
-use cudarc::driver::sys;
-
 use crate::baseline::Baselines;
-use crate::driver::{DeviceMem, Graph, add_kernel_node};
-use crate::error::{CudaContext as _, Error, Result};
+use crate::driver::{Dependency, DeviceMem, Graph, RecordArg};
+use crate::error::{Error, Result};
 use crate::layout::RECORD_WORDS;
 use crate::runtime::Runtime;
 
 use super::{Plan, Strategy};
 
-pub(crate) struct Lowered<'rt> {
-    strategy: Strategy,
-    /// Nodes in topological order: (kind, record words). Sync and Batched launch these.
-    singles: Vec<(u32, [u32; RECORD_WORDS])>,
-    /// Fused: one bulk launch per (level, type), in level order: (kind, records address, count).
-    bulk: Vec<(u32, u64, u32)>,
-    _bulk_records: Option<DeviceMem>,
-    graph: Option<Graph>,
-    // Declared last: dropped after the graph and the records the launches use.
-    base: Baselines<'rt>,
+/// A task graph ready to run as host launches, one variant per way of launching. In each, the
+/// baselines come last: dropped after the graph and the records the launches use.
+pub(crate) enum Lowered<'rt> {
+    /// Sync and Batched: one launch per node, in topological order; `sync_each` waits after
+    /// every launch (Sync) instead of once at the end (Batched).
+    Singles {
+        /// (kind, record words) per node.
+        nodes: Vec<(u32, [u32; RECORD_WORDS])>,
+        sync_each: bool,
+        base: Baselines<'rt>,
+    },
+    /// Fused: one bulk launch per (level, type), in level order.
+    Fused {
+        launches: Vec<BulkLaunch>,
+        /// The records the launches read.
+        _records: DeviceMem,
+        base: Baselines<'rt>,
+    },
+    /// CudaGraph and CudaGraphPdl: one instantiated CUDA graph.
+    CudaGraph { graph: Graph, base: Baselines<'rt> },
+}
+
+/// One bulk kernel of the Fused strategy: `count` records of task kind `kind` at `records`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BulkLaunch {
+    kind: u32,
+    records: u64,
+    count: u32,
 }
 
 impl<'rt> Lowered<'rt> {
     pub(crate) fn new(rt: &'rt Runtime, plan: &Plan, strategy: Strategy) -> Result<Lowered<'rt>> {
         let base = rt.baselines()?;
-        let mut lowered = Lowered {
-            strategy,
-            singles: Vec::new(),
-            bulk: Vec::new(),
-            _bulk_records: None,
-            graph: None,
-            base,
+        let singles = || {
+            plan.order
+                .iter()
+                .map(|id| (plan.kind[id.index()], plan.nodes[id.index()].words))
+                .collect()
         };
-        match strategy {
-            Strategy::Resident => unreachable!("Resident graphs are not lowered"),
-            Strategy::Sync | Strategy::Batched => {
-                lowered.singles = plan
-                    .order
-                    .iter()
-                    .map(|id| (plan.kind[id.index()], plan.nodes[id.index()].words))
-                    .collect();
+        Ok(match strategy {
+            Strategy::Resident => {
+                return Err(Error::Config(
+                    "Resident graphs run on the scheduler, not as host launches".into(),
+                ));
             }
-            Strategy::Fused => lowered.build_fused(rt, plan)?,
+            Strategy::Sync | Strategy::Batched => Lowered::Singles {
+                nodes: singles(),
+                sync_each: strategy == Strategy::Sync,
+                base,
+            },
+            Strategy::Fused => {
+                let (launches, records) = build_fused(rt, plan)?;
+                Lowered::Fused {
+                    launches,
+                    _records: records,
+                    base,
+                }
+            }
             Strategy::CudaGraph | Strategy::CudaGraphPdl => {
                 let pdl = strategy == Strategy::CudaGraphPdl;
                 if pdl && rt.info().arch < 90 {
@@ -55,88 +77,115 @@ impl<'rt> Lowered<'rt> {
                         rt.info().arch
                     )));
                 }
-                lowered.graph = Some(build_graph(&lowered.base, plan, pdl)?);
+                Lowered::CudaGraph {
+                    graph: build_graph(rt, &base, plan, pdl)?,
+                    base,
+                }
             }
-        }
-        Ok(lowered)
-    }
-
-    /// Packs each (level, type) group's records contiguously, at the type's own size.
-    fn build_fused(&mut self, rt: &Runtime, plan: &Plan) -> Result<()> {
-        let mut bytes: Vec<u8> = Vec::new();
-        let mut groups: Vec<(u32, usize, u32)> = Vec::new(); // kind, byte offset, count
-        for launch in &plan.fused {
-            let k = plan.kind[launch.nodes[0].index()];
-            let size = rt.tasks()[k as usize].size;
-            // Records of the generated structs are at most 16-byte aligned.
-            bytes.resize(bytes.len().next_multiple_of(16), 0);
-            let start = bytes.len();
-            for id in &launch.nodes {
-                let words: &[u8] = bytemuck::cast_slice(&plan.nodes[id.index()].words);
-                bytes.extend_from_slice(&words[..size]);
-            }
-            groups.push((k, start, launch.nodes.len() as u32));
-        }
-        let mem = DeviceMem::from_slice(&bytes)?;
-        self.bulk = groups
-            .into_iter()
-            .map(|(k, off, n)| (k, mem.ptr() + off as u64, n))
-            .collect();
-        self._bulk_records = Some(mem);
-        Ok(())
+        })
     }
 
     pub(crate) fn run(&mut self, timeout: Duration) -> Result<()> {
-        match self.strategy {
-            Strategy::Sync => {
-                for (kind, words) in &self.singles {
-                    self.base
-                        .launch_single_kind(*kind, bytemuck::cast_slice(words))?;
-                    self.base.sync(timeout)?;
+        let base = match self {
+            Lowered::Singles {
+                nodes,
+                sync_each,
+                base,
+            } => {
+                for (kind, words) in nodes.iter() {
+                    base.launch_single_kind(*kind, bytemuck::cast_slice(words))?;
+                    if *sync_each {
+                        base.sync(timeout)?;
+                    }
                 }
-            }
-            Strategy::Batched => {
-                for (kind, words) in &self.singles {
-                    self.base
-                        .launch_single_kind(*kind, bytemuck::cast_slice(words))?;
+                if !*sync_each {
+                    base.sync(timeout)?;
                 }
-                self.base.sync(timeout)?;
+                base
             }
-            Strategy::Fused => {
-                for &(kind, ptr, n) in &self.bulk {
-                    self.base.launch_bulk_kind(kind, ptr, n)?;
+            Lowered::Fused { launches, base, .. } => {
+                for l in launches.iter() {
+                    base.launch_bulk_kind(l.kind, l.records, l.count)?;
                 }
-                self.base.sync(timeout)?;
+                base.sync(timeout)?;
+                base
             }
-            Strategy::CudaGraph | Strategy::CudaGraphPdl => {
-                let graph = self
-                    .graph
-                    .as_ref()
-                    .ok_or_else(|| Error::Config("the CUDA graph was not instantiated".into()))?;
-                // SAFETY: the baselines' stream lives as long as self.base.
-                unsafe { graph.launch(self.base.stream()) }?;
-                self.base.sync(timeout)?;
+            Lowered::CudaGraph { graph, base } => {
+                graph.launch(base.stream())?;
+                base.sync(timeout)?;
+                base
             }
-            Strategy::Resident => unreachable!("Resident graphs are not lowered"),
-        }
-        self.base.status()
+        };
+        base.status()
     }
 }
 
+impl std::fmt::Debug for Lowered<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Lowered::Singles {
+                nodes, sync_each, ..
+            } => f
+                .debug_struct("Singles")
+                .field("nodes", &nodes.len())
+                .field("sync_each", sync_each)
+                .finish_non_exhaustive(),
+            Lowered::Fused {
+                launches, _records, ..
+            } => f
+                .debug_struct("Fused")
+                .field("launches", &launches.len())
+                .field("records", _records)
+                .finish_non_exhaustive(),
+            Lowered::CudaGraph { graph, .. } => f
+                .debug_struct("CudaGraph")
+                .field("graph", graph)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// Packs each (level, type) group's records contiguously, at the type's own size: the bulk
+/// launches and the device memory holding the records.
+fn build_fused(rt: &Runtime, plan: &Plan) -> Result<(Vec<BulkLaunch>, DeviceMem)> {
+    let mut bytes: Vec<u8> = Vec::new();
+    let mut groups: Vec<(u32, usize, u32)> = Vec::new(); // kind, byte offset, count
+    for launch in &plan.fused {
+        let k = plan.kind[launch.nodes[0].index()];
+        let size = rt.tasks()[k as usize].size;
+        // Records of the generated structs are at most 16-byte aligned.
+        bytes.resize(bytes.len().next_multiple_of(16), 0);
+        let start = bytes.len();
+        for id in &launch.nodes {
+            let words: &[u8] = bytemuck::cast_slice(&plan.nodes[id.index()].words);
+            bytes.extend_from_slice(&words[..size]);
+        }
+        groups.push((k, start, launch.nodes.len() as u32));
+    }
+    let mem = DeviceMem::from_slice(rt.gpu().context(), &bytes)?;
+    let launches = groups
+        .into_iter()
+        .map(|(kind, off, count)| BulkLaunch {
+            kind,
+            records: mem.ptr() + off as u64,
+            count,
+        })
+        .collect();
+    Ok((launches, mem))
+}
+
 /// A CUDA graph with one kernel node per task and the DAG's edges, instantiated.
-fn build_graph(base: &Baselines<'_>, plan: &Plan, pdl: bool) -> Result<Graph> {
-    let mut g = Graph::new()?;
-    let mut status = base.status_ptr();
-    let mut nodes: Vec<sys::CUgraphNode> = Vec::with_capacity(plan.nodes.len());
+fn build_graph(rt: &Runtime, base: &Baselines<'_>, plan: &Plan, pdl: bool) -> Result<Graph> {
+    let mut g = Graph::new(rt.gpu().context())?;
+    let status = base.status_ptr();
+    let mut nodes = Vec::with_capacity(plan.nodes.len());
     for (i, node) in plan.nodes.iter().enumerate() {
         let (func, block) = base.single_kernel(plan.kind[i])?;
-        let mut args = [
-            node.words.as_ptr() as *mut c_void,
-            &mut status as *mut u64 as *mut c_void,
-        ];
-        // SAFETY: the parameters match grosr_single_<T>(T, int32_t*); the driver copies the
-        // argument values while adding the node; the status word outlives the graph (base).
-        nodes.push(unsafe { add_kernel_node(g.raw(), &[], func, 1, block, &mut args) }?);
+        let record = RecordArg(bytemuck::cast_slice(&node.words));
+        // SAFETY: the parameters match grosr_single_<T>(T, int32_t*), the record holding at
+        // least size_of::<T>() bytes; the driver copies the argument values while adding the
+        // node; the status word outlives the graph (base).
+        nodes.push(unsafe { g.add_kernel(&[], &func, 1, block, (record, &status)) }?);
     }
     let mut from = Vec::with_capacity(plan.succ.len());
     let mut to = Vec::with_capacity(plan.succ.len());
@@ -146,30 +195,14 @@ fn build_graph(base: &Baselines<'_>, plan: &Plan, pdl: bool) -> Result<Graph> {
             to.push(nodes[v as usize]);
         }
     }
-    if !from.is_empty() {
-        // SAFETY: a zeroed edge is the default (full) dependency.
-        let mut edge: sys::CUgraphEdgeData = unsafe { std::mem::zeroed() };
-        if pdl {
-            // The dependent may launch once the upstream kernel triggers
-            // (griddepcontrol.launch_dependents); its griddepcontrol.wait still waits for the
-            // upstream grid's completion and memory flush.
-            edge.type_ = sys::CUgraphDependencyType::CU_GRAPH_DEPENDENCY_TYPE_PROGRAMMATIC as u8;
-            edge.from_port = sys::CU_GRAPH_KERNEL_NODE_PORT_PROGRAMMATIC as u8;
-        }
-        let edges = vec![edge; from.len()];
-        // SAFETY: from, to and edges have equal lengths and name nodes of this graph.
-        unsafe {
-            sys::cuGraphAddDependencies_v2(
-                g.raw(),
-                from.as_ptr(),
-                to.as_ptr(),
-                edges.as_ptr(),
-                from.len(),
-            )
-        }
-        .result()
-        .call("cuGraphAddDependencies")?;
-    }
+    // PDL: a dependent may launch once its upstream kernel triggers; it still waits for the
+    // upstream grid's completion and memory flush (Dependency::Programmatic).
+    let kind = if pdl {
+        Dependency::Programmatic
+    } else {
+        Dependency::Full
+    };
+    g.add_dependencies(&from, &to, kind)?;
     g.instantiate()?;
     Ok(g)
 }

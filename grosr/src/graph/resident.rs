@@ -50,7 +50,7 @@ impl<'rt> ResidentGraph<'rt> {
             return Err(Error::Config(format!("a graph of {n} nodes is too large")));
         }
         let mut image = GraphImage::new(plan, |kind| rt.tasks()[kind as usize].granularity);
-        let memory = DeviceMem::zeroed(image.bytes.len().max(16))?;
+        let memory = DeviceMem::zeroed(rt.gpu().context(), image.bytes.len().max(16))?;
         image.set_base(memory.ptr());
         let (bytes, remaining_off) = (image.bytes, image.offsets[REMAINING]);
         memory.write(&bytes)?;

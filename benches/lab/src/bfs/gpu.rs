@@ -4,11 +4,9 @@
 use std::ffi::c_void;
 use std::time::{Duration, Instant};
 
-use cudarc::driver::result as cu;
-
 use super::csr::Csr;
 use super::validate::UNREACHED;
-use crate::{CallName as _, Error, Result};
+use crate::{Error, Result};
 use grosr::DeviceBuffer;
 use grosr::DevicePtr;
 use grosr::unstable::Baselines;
@@ -278,8 +276,7 @@ impl DeviceGraph {
             let mut host = [0u32];
             let at = self.counts.ptr().addr() + 4 * ((depth + 1) & 1) as u64;
             // SAFETY: `at` is inside `counts`; we wait for the copy before reading `host`.
-            unsafe { cu::memcpy_dtoh_async(&mut host, at, b.stream()) }
-                .call("cuMemcpyDtoHAsync")?;
+            unsafe { b.stream().read_async(at, &mut host) }?;
             b.sync(WAIT)?;
             n = host[0];
             depth += 1;

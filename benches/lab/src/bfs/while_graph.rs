@@ -23,17 +23,13 @@
 //! baseline: module loading, graph instantiation and launches would otherwise wait for SMs the
 //! persistent kernel never gives back.
 
-use std::ffi::c_void;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use cudarc::driver::sys;
-
 use super::gpu::{BfsRun, DeviceGraph, WAIT};
-use crate::{CallName as _, Error, Result};
+use crate::{Error, Result};
 use grosr::Runtime;
-use grosr::unstable::Baselines;
-use grosr::unstable::{DeviceMem, Graph, Module, add_kernel_node};
+use grosr::unstable::{Baselines, Context, DeviceMem, Graph, Module, Stream, WhileBody};
 
 /// The WHILE module's CUDA source: the integer typedefs, the shared level expansion
 /// (`level.cu`) and the WHILE kernels (`while.cu`).
@@ -136,7 +132,7 @@ pub fn compile_direct(arch: u32) -> Result<Vec<u8>> {
 /// The loaded, self-tested WHILE module.
 pub struct WhileBfs {
     module: Module,
-    ctx: sys::CUcontext,
+    ctx: Context,
     how: String,
 }
 
@@ -161,18 +157,14 @@ impl WhileBfs {
                 gpu.driver_version % 1000 / 10
             )));
         }
-        gpu.bind()?;
-        // The context grosr just made current: the conditional handles are created in it.
-        let ctx = cudarc::driver::result::ctx::get_current()
-            .call("cuCtxGetCurrent")?
-            .ok_or_else(|| unsupported_because("no CUDA context is current"))?;
+        let ctx = grosr::unstable::context(gpu).clone();
         let arch = gpu.arch;
         let w = match route {
-            WhileRoute::DeviceRuntime => Self::linked(arch)?,
-            WhileRoute::Direct => Self::direct(arch)?,
-            WhileRoute::Auto => match Self::linked(arch) {
+            WhileRoute::DeviceRuntime => Self::linked(&ctx, arch)?,
+            WhileRoute::Direct => Self::direct(&ctx, arch)?,
+            WhileRoute::Auto => match Self::linked(&ctx, arch) {
                 Ok(m) => m,
-                Err(linked) => match Self::direct(arch) {
+                Err(linked) => match Self::direct(&ctx, arch) {
                     Ok((module, how)) => (module, format!("{how} ({linked})")),
                     Err(direct) => {
                         return Err(unsupported_because(format!(
@@ -189,7 +181,7 @@ impl WhileBfs {
             module.preload(k)?;
         }
         let w = WhileBfs { module, ctx, how };
-        w.self_test(&rt.baselines()?)?;
+        w.self_test()?;
         Ok(w)
     }
 
@@ -198,7 +190,7 @@ impl WhileBfs {
         &self.how
     }
 
-    fn linked(arch: u32) -> Result<(Module, String)> {
+    fn linked(ctx: &Context, arch: u32) -> Result<(Module, String)> {
         let lib = find_cudadevrt().ok_or_else(|| {
             unsupported_because(
                 "libcudadevrt.a (the CUDA toolkit's device runtime, which defines \
@@ -207,8 +199,8 @@ impl WhileBfs {
             )
         })?;
         let rdc = compile_rdc(arch)?;
-        let image = grosr::unstable::link(&rdc, &[&lib])?;
-        let module = Module::load(&image).map_err(|e| {
+        let image = grosr::unstable::link(ctx, &rdc, &[&lib])?;
+        let module = Module::load(ctx, &image).map_err(|e| {
             unsupported_because(format!("the linked WHILE module did not load: {e}"))
         })?;
         Ok((
@@ -220,9 +212,9 @@ impl WhileBfs {
         ))
     }
 
-    fn direct(arch: u32) -> Result<(Module, String)> {
+    fn direct(ctx: &Context, arch: u32) -> Result<(Module, String)> {
         let cubin = compile_direct(arch)?;
-        let module = Module::load(&cubin).map_err(|e| {
+        let module = Module::load(ctx, &cubin).map_err(|e| {
             unsupported_because(format!(
                 "the driver did not resolve cudaGraphSetConditional in a whole-program CUBIN: {e}"
             ))
@@ -233,24 +225,19 @@ impl WhileBfs {
         ))
     }
 
-    /// Runs a WHILE loop whose body must run exactly 3 times, on the baselines' stream.
-    fn self_test(&self, b: &Baselines) -> Result<()> {
-        let counter = DeviceMem::from_slice(&[3u32, 0])?;
+    /// Runs a WHILE loop whose body must run exactly 3 times.
+    fn self_test(&self) -> Result<()> {
+        let counter = DeviceMem::from_slice(&self.ctx, &[3u32, 0])?;
         let probe = self.module.function(WHILE_PROBE_KERNEL)?;
-        let graph = CondGraph::new(self.ctx, |body, handle| {
-            let (mut c, mut h) = (counter.ptr(), handle);
-            let mut args = [
-                &mut c as *mut u64 as *mut c_void,
-                &mut h as *mut u64 as *mut c_void,
-            ];
-            // SAFETY: grosr_while_probe(uint32_t*, unsigned long long), matching args.
-            unsafe { add_kernel_node(body, &[], probe, 1, 32, &mut args) }
-                .map_err(as_unsupported)?;
+        let graph = CondGraph::new(&self.ctx, |body| {
+            let (c, h) = (counter.ptr(), body.handle());
+            // SAFETY: grosr_while_probe(uint32_t*, unsigned long long), matching the arguments.
+            unsafe { body.add_kernel(&[], &probe, 1, 32, (&c, &h)) }.map_err(as_unsupported)?;
             Ok(())
         })?;
-        // SAFETY: the baselines' stream belongs to this context.
-        unsafe { graph.launch(b.stream()) }?;
-        b.sync(Duration::from_secs(10))?;
+        let stream = Stream::new(&self.ctx)?;
+        graph.launch(&stream)?;
+        stream.wait(Duration::from_secs(10), "the WHILE-node self-test")?;
         let mut got = [0u32; 2];
         counter.read(&mut got)?;
         if got != [0, 3] {
@@ -276,82 +263,26 @@ fn unsupported_because(why: impl Into<String>) -> Error {
     grosr::Error::Unsupported(why.into()).into()
 }
 
-fn unsupported(call: &str, r: sys::CUresult) -> Error {
-    unsupported_because(format!("{call} failed: {r:?}"))
-}
-
 /// A graph holding one WHILE node (condition default 1, reset at every launch), instantiated.
 struct CondGraph {
     graph: Graph,
 }
 
 impl CondGraph {
-    /// Builds the graph; `body(body_graph, handle)` fills the WHILE node's body.
+    /// Builds the graph; `body` fills the WHILE node's body.
     fn new(
-        ctx: sys::CUcontext,
-        body: impl FnOnce(sys::CUgraph, u64) -> Result<()>,
+        ctx: &Context,
+        body: impl FnOnce(&mut WhileBody<'_>) -> Result<()>,
     ) -> Result<CondGraph> {
-        let mut g = CondGraph {
-            graph: Graph::new().map_err(as_unsupported)?,
-        };
-        let mut handle: sys::CUgraphConditionalHandle = 0;
-        // SAFETY: graph and ctx are live; out-pointer to a local.
-        let r = unsafe {
-            sys::cuGraphConditionalHandleCreate(
-                &mut handle,
-                g.graph.raw(),
-                ctx,
-                1,
-                sys::CU_GRAPH_COND_ASSIGN_DEFAULT,
-            )
-        };
-        if r != sys::CUresult::CUDA_SUCCESS {
-            return Err(unsupported("cuGraphConditionalHandleCreate", r));
-        }
-        // SAFETY: a zeroed CUgraphNodeParams is valid; the conditional member is set below.
-        let mut params: sys::CUgraphNodeParams = unsafe { std::mem::zeroed() };
-        params.type_ = sys::CUgraphNodeType::CU_GRAPH_NODE_TYPE_CONDITIONAL;
-        params.__bindgen_anon_1.conditional = sys::CUDA_CONDITIONAL_NODE_PARAMS {
-            handle,
-            type_: sys::CUgraphConditionalNodeType::CU_GRAPH_COND_TYPE_WHILE,
-            size: 1,
-            phGraph_out: std::ptr::null_mut(),
-            ctx,
-        };
-        let mut node: sys::CUgraphNode = std::ptr::null_mut();
-        // SAFETY: params is a complete conditional node description; no dependencies.
-        let r = unsafe {
-            sys::cuGraphAddNode_v2(
-                &mut node,
-                g.graph.raw(),
-                std::ptr::null(),
-                std::ptr::null(),
-                0,
-                &mut params,
-            )
-        };
-        if r != sys::CUresult::CUDA_SUCCESS {
-            return Err(unsupported("cuGraphAddNode(conditional WHILE)", r));
-        }
-        // SAFETY: the driver filled phGraph_out with `size` (1) body graphs owned by the node.
-        let out = unsafe { params.__bindgen_anon_1.conditional.phGraph_out };
-        if out.is_null() {
-            return Err(unsupported_because(
-                "cuGraphAddNode returned no WHILE body graph",
-            ));
-        }
-        // SAFETY: out points at one CUgraph (size 1), valid while the node lives.
-        let body_graph = unsafe { *out };
-        body(body_graph, handle)?;
-        g.graph.instantiate().map_err(as_unsupported)?;
-        Ok(g)
+        let mut graph = Graph::new(ctx).map_err(as_unsupported)?;
+        let mut w = graph.add_while().map_err(as_unsupported)?;
+        body(&mut w)?;
+        graph.instantiate().map_err(as_unsupported)?;
+        Ok(CondGraph { graph })
     }
 
-    /// # Safety
-    /// `stream` must be a live stream of this context.
-    unsafe fn launch(&self, stream: sys::CUstream) -> Result<()> {
-        // SAFETY: passed on to the caller.
-        Ok(unsafe { self.graph.launch(stream) }?)
+    fn launch(&self, stream: &Stream) -> Result<()> {
+        Ok(self.graph.launch(stream)?)
     }
 }
 
@@ -384,38 +315,34 @@ impl<'a> WhileGraph<'a> {
     /// Builds and instantiates the WHILE graph over `dg`'s buffers, the level kernel on `grid`
     /// blocks of 256 threads ([`default_grid`]). The scheduler must be stopped.
     pub fn new(w: &'a WhileBfs, dg: &'a DeviceGraph, grid: u32) -> Result<WhileGraph<'a>> {
-        let state = DeviceMem::zeroed(STATE_WORDS * 4)?;
+        let state = DeviceMem::zeroed(&w.ctx, STATE_WORDS * 4)?;
         let level = w.module.function(WHILE_LEVEL_KERNEL)?;
         let next = w.module.function(WHILE_NEXT_KERNEL)?;
         let grid = grid.max(1);
-        let graph = CondGraph::new(w.ctx, |body, handle| {
-            let (mut offsets, mut targets, mut lp) = (
+        let graph = CondGraph::new(&w.ctx, |body| {
+            let (offsets, targets, lp) = (
                 dg.offsets.ptr().addr(),
                 dg.targets.ptr().addr(),
                 dg.lp.ptr().addr(),
             );
-            let (mut f0, mut f1) = (dg.frontier[0].ptr().addr(), dg.frontier[1].ptr().addr());
-            let mut st = state.ptr();
-            let mut args = [
-                &mut offsets as *mut u64 as *mut c_void,
-                &mut targets as *mut u64 as *mut c_void,
-                &mut lp as *mut u64 as *mut c_void,
-                &mut f0 as *mut u64 as *mut c_void,
-                &mut f1 as *mut u64 as *mut c_void,
-                &mut st as *mut u64 as *mut c_void,
-            ];
+            let (f0, f1) = (dg.frontier[0].ptr().addr(), dg.frontier[1].ptr().addr());
+            let st = state.ptr();
             // SAFETY: grosr_bfs_while_level(const u64*, const u32*, u64*, u32*, u32*,
-            // BfsWhileState*), matching args; the buffers outlive the graph (borrowed for 'a).
-            let a = unsafe { add_kernel_node(body, &[], level, grid, 256, &mut args) }
-                .map_err(as_unsupported)?;
-            let (mut st, mut h, mut limit) = (state.ptr(), handle, dg.n.saturating_add(1));
-            let mut args = [
-                &mut st as *mut u64 as *mut c_void,
-                &mut h as *mut u64 as *mut c_void,
-                &mut limit as *mut u32 as *mut c_void,
-            ];
+            // BfsWhileState*), matching the arguments; the buffers outlive the graph (borrowed
+            // for 'a).
+            let a = unsafe {
+                body.add_kernel(
+                    &[],
+                    &level,
+                    grid,
+                    256,
+                    (&offsets, &targets, &lp, &f0, &f1, &st),
+                )
+            }
+            .map_err(as_unsupported)?;
+            let (h, limit) = (body.handle(), dg.n.saturating_add(1));
             // SAFETY: grosr_bfs_while_next(BfsWhileState*, unsigned long long, uint32_t).
-            unsafe { add_kernel_node(body, &[a], next, 1, 32, &mut args) }
+            unsafe { body.add_kernel(&[a], &next, 1, 32, (&st, &h, &limit)) }
                 .map_err(as_unsupported)?;
             Ok(())
         })?;
@@ -443,8 +370,7 @@ impl<'a> WhileGraph<'a> {
         dg.frontier[0].write(&[root])?;
         self.state.write(&[0u32, 1, 0, 0])?;
         let t = Instant::now();
-        // SAFETY: the baselines' stream lives as long as b.
-        unsafe { self.graph.launch(b.stream()) }?;
+        self.graph.launch(b.stream())?;
         b.sync(WAIT)?;
         let time = t.elapsed();
         let mut st = [0u32; STATE_WORDS];

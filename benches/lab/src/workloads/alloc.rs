@@ -12,11 +12,9 @@
 use std::ffi::c_void;
 use std::time::{Duration, Instant};
 
-use cudarc::driver::{result as cu, sys};
-
 use crate::workloads::table::Table;
 use crate::workloads::{Stats, measure};
-use crate::{CallName as _, Error, Result};
+use crate::{Error, Result};
 use grosr::Gpu;
 use grosr::SlowPaths;
 use grosr::unstable::Baselines;
@@ -170,11 +168,7 @@ pub fn builder(heap_bytes: u64) -> RuntimeBuilder {
 /// Raises CUDA's device-malloc heap limit of `gpu`'s context. Call it before building a
 /// runtime on that GPU (the limit cannot change beside a running kernel).
 pub fn set_cuda_malloc_heap(gpu: &Gpu, bytes: usize) -> Result<()> {
-    gpu.bind()?;
-    // SAFETY: the context is current; the limit is a plain value.
-    unsafe { sys::cuCtxSetLimit(sys::CUlimit::CU_LIMIT_MALLOC_HEAP_SIZE, bytes) }
-        .result()
-        .call("cuCtxSetLimit(CU_LIMIT_MALLOC_HEAP_SIZE)")
+    Ok(gpu.set_malloc_heap_size(bytes)?)
 }
 
 impl<'rt> AllocBench<'rt> {
@@ -184,7 +178,7 @@ impl<'rt> AllocBench<'rt> {
         Ok(AllocBench {
             rt,
             base: rt.baselines()?,
-            counters: DeviceMem::zeroed(64)?,
+            counters: DeviceMem::zeroed(grosr::unstable::context(rt.gpu()), 64)?,
             pool: None,
             ptrs: None,
             check_stride: BENCH_CHECK_STRIDE,
@@ -213,11 +207,8 @@ impl<'rt> AllocBench<'rt> {
     /// Threads of a full-occupancy grid of `kernel` (resident blocks per SM × SMs × 256).
     pub fn full_threads(&self, kernel: &str) -> Result<u32> {
         let f = grosr::unstable::module(self.rt).function(kernel)?;
-        // SAFETY: f is a function of the runtime's live module.
-        let per_sm =
-            unsafe { cu::occupancy::max_active_block_per_multiprocessor(f, BLOCK as i32, 0) }
-                .call("cuOccupancyMaxActiveBlocksPerMultiprocessor")?;
-        Ok(per_sm.max(1) as u32 * self.rt.info().sm_count * BLOCK)
+        let per_sm = f.occupancy(BLOCK, 0)?;
+        Ok(per_sm.max(1) * self.rt.info().sm_count * BLOCK)
     }
 
     fn args(&mut self, shape: &Shape, iters: u32, threads: u32, a: Allocator) -> Result<BenchArgs> {
@@ -229,7 +220,10 @@ impl<'rt> AllocBench<'rt> {
             let need = (per_thread * threads as u64) as usize;
             if self.pool.as_ref().is_none_or(|p| p.len() < need) {
                 self.pool = None;
-                self.pool = Some(grosr::unstable::device_mem_uninit(need)?);
+                self.pool = Some(DeviceMem::uninit(
+                    grosr::unstable::context(self.rt.gpu()),
+                    need,
+                )?);
             }
             pool = self.pool.as_ref().map_or(0, |p| p.ptr());
         }
@@ -391,7 +385,10 @@ impl<'rt> AllocBench<'rt> {
     fn ensure_ptrs(&mut self, n: usize) -> Result<()> {
         if self.ptrs.as_ref().is_none_or(|p| p.len() < 8 * n) {
             self.ptrs = None;
-            self.ptrs = Some(DeviceMem::zeroed(8 * n)?);
+            self.ptrs = Some(DeviceMem::zeroed(
+                grosr::unstable::context(self.rt.gpu()),
+                8 * n,
+            )?);
         }
         Ok(())
     }

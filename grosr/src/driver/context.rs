@@ -1,0 +1,162 @@
+//! A shared handle to one GPU's primary context, which every driver object holds.
+
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
+
+use cudarc::driver::{result as cu, sys};
+
+use super::stream::Stream;
+use crate::error::{CudaContext as _, Result};
+
+/// A GPU's retained primary context, shared by [`Gpu`](super::Gpu) and every object made in it.
+/// Cloning is cheap (an `Arc`); the context is released when the last clone drops. Every `Gpu`
+/// of one device shares one `Context`: memory made through one is routed like memory made
+/// through another while a scheduler runs (two `Gpu::open(0)` share one primary context).
+#[derive(Clone)]
+pub struct Context(Arc<Primary>);
+
+struct Primary {
+    raw: sys::CUcontext,
+    device: sys::CUdevice,
+    ordinal: usize,
+    /// While a scheduler is resident: the streams this context's copies and allocations use
+    /// instead of the per-thread stream (crate::copy_streams says why).
+    copy_streams: RwLock<Option<Arc<dyn CopyStreamPool>>>,
+}
+
+// SAFETY: a CUcontext may be made current on any thread; Primary only holds handles and a lock.
+unsafe impl Send for Primary {}
+// SAFETY: as above; binding is per thread.
+unsafe impl Sync for Primary {}
+
+/// Streams that pass a resident scheduler (crate::copy_streams picks them).
+pub(crate) trait CopyStreamPool: Send + Sync {
+    /// One of the streams, held alone until the guard drops.
+    fn hold(&self) -> MutexGuard<'_, Stream>;
+}
+
+/// The per-thread default stream. With no scheduler running, device memory is allocated, copied
+/// and freed in stream order on it: `cuMemAlloc`/`cuMemFree` synchronise the whole device, which
+/// would wait forever for the persistent scheduler kernel.
+const PER_THREAD_STREAM: sys::CUstream = 0x2 as sys::CUstream; // CU_STREAM_PER_THREAD
+
+/// The live contexts, at most one per device (see [`Context::primary`]).
+static LIVE: Mutex<Vec<Weak<Primary>>> = Mutex::new(Vec::new());
+
+impl Context {
+    /// The handle of `device`'s primary context: the live one if any, else a new one holding
+    /// the retain made here (released when its last clone drops). Retains either way, so that
+    /// a context an earlier fault left unusable is reported here (the retain fails).
+    pub(super) fn primary(
+        device: sys::CUdevice,
+        ordinal: usize,
+    ) -> std::result::Result<Context, cudarc::driver::DriverError> {
+        let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY: device is a valid device handle; the retain is balanced below or in
+        // Primary's drop.
+        let raw = unsafe { cu::primary_ctx::retain(device) }?;
+        live.retain(|p| p.strong_count() > 0);
+        if let Some(p) = live
+            .iter()
+            .filter_map(Weak::upgrade)
+            .find(|p| p.device == device)
+        {
+            // SAFETY: balances the retain above; the live handle holds its own.
+            let _ = unsafe { cu::primary_ctx::release(device) };
+            return Ok(Context(p));
+        }
+        let p = Arc::new(Primary {
+            raw,
+            device,
+            ordinal,
+            copy_streams: RwLock::new(None),
+        });
+        live.push(Arc::downgrade(&p));
+        Ok(Context(p))
+    }
+
+    /// Makes the context current on the calling thread (a no-op when it already is).
+    pub fn bind(&self) -> Result<()> {
+        if cu::ctx::get_current().call("cuCtxGetCurrent")? == Some(self.0.raw) {
+            return Ok(());
+        }
+        // SAFETY: the context is retained while self lives.
+        unsafe { cu::ctx::set_current(self.0.raw) }.call("cuCtxSetCurrent")
+    }
+
+    /// The device's ordinal.
+    pub fn ordinal(&self) -> usize {
+        self.0.ordinal
+    }
+
+    /// The raw context, for driver calls that name it.
+    pub(crate) fn raw(&self) -> sys::CUcontext {
+        self.0.raw
+    }
+
+    /// Binds the context and runs `f` with a stream on which copies and allocations cannot wait
+    /// behind a resident scheduler: one of the copy streams, held alone while `f` runs, else the
+    /// calling thread's per-thread stream. `f` enqueues its work and waits for it; it must not
+    /// ask for a copy stream again (nor drop a `DeviceMem`, whose free asks for one): the lock
+    /// is not reentrant.
+    pub(crate) fn on_copy_stream<R>(
+        &self,
+        f: impl FnOnce(sys::CUstream) -> Result<R>,
+    ) -> Result<R> {
+        self.bind()?;
+        let pool = self
+            .0
+            .copy_streams
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        match pool {
+            Some(pool) => {
+                let stream = pool.hold();
+                f(stream.raw())
+            }
+            None => f(PER_THREAD_STREAM),
+        }
+    }
+
+    /// Routes this context's copies through `pool` until [`unroute_copies`](Self::unroute_copies).
+    pub(crate) fn route_copies(&self, pool: Arc<dyn CopyStreamPool>) {
+        *self
+            .0
+            .copy_streams
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(pool);
+    }
+
+    /// Ends the routing; returns the pool, to be dropped once the scheduler has stopped.
+    pub(crate) fn unroute_copies(&self) -> Option<Arc<dyn CopyStreamPool>> {
+        self.0
+            .copy_streams
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    /// Retains the primary context once more, never to be released: for a kernel that never
+    /// ends, whose context must outlive every handle (releasing the last would wait for it).
+    pub(super) fn leak(&self) {
+        // SAFETY: a retain with no matching release; the context lives until the process ends.
+        let _ = unsafe { cu::primary_ctx::retain(self.0.device) };
+    }
+}
+
+impl Drop for Primary {
+    fn drop(&mut self) {
+        // SAFETY: balances the retain in Context::primary.
+        let _ = unsafe { cu::primary_ctx::release(self.device) };
+    }
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("ordinal", &self.0.ordinal)
+            .field("raw", &self.0.raw)
+            .field("handles", &Arc::strong_count(&self.0))
+            .finish()
+    }
+}

@@ -1,0 +1,159 @@
+//! Opening a GPU: the driver, the device's attributes and its primary context.
+
+use cudarc::driver::{result as cu, sys};
+
+use super::context::Context;
+use crate::error::{CudaContext as _, Error, Result, is_sticky, result_name};
+
+/// One GPU with its primary context made current on the calling thread.
+pub struct Gpu {
+    ctx: Context,
+    /// Ordinal of the device.
+    pub ordinal: usize,
+    /// The device's name, e.g. "NVIDIA H100 80GB HBM3".
+    pub name: String,
+    /// Streaming multiprocessors.
+    pub sm_count: u32,
+    /// Compute capability as major * 10 + minor (90 for Hopper).
+    pub arch: u32,
+    /// The driver's CUDA version, e.g. 13000.
+    pub driver_version: i32,
+    /// Bytes of shared memory an SM has at most (the rest of its L1/shared storage is L1).
+    pub(crate) smem_per_sm: u32,
+    /// Bytes of shared memory the system reserves per resident block.
+    pub(crate) smem_reserved_per_block: u32,
+}
+
+impl Gpu {
+    /// Loads the driver, initialises it and retains device `ordinal`'s primary context.
+    /// [`Error::NoDriver`] without a driver: every other driver object is made from a `Gpu`'s
+    /// [`Context`], so none of them can meet cudarc's panic for a missing library.
+    pub fn open(ordinal: usize) -> Result<Gpu> {
+        // SAFETY: only tries to dlopen libcuda under the names cudarc uses.
+        if !unsafe { sys::is_culib_present() } {
+            return Err(Error::NoDriver);
+        }
+        cu::init().map_err(|e| match e.0 {
+            sys::CUresult::CUDA_ERROR_NO_DEVICE => {
+                Error::NoDevice("is visible to the driver (check nvidia-smi)".into())
+            }
+            code => Error::Cuda {
+                call: "cuInit",
+                code,
+            },
+        })?;
+        let count = cu::device::get_count().call("cuDeviceGetCount")?;
+        if count <= 0 {
+            return Err(Error::NoDevice(
+                "is visible to the driver (check nvidia-smi)".into(),
+            ));
+        }
+        if ordinal >= count as usize {
+            return Err(Error::NoDevice(format!(
+                "with ordinal {ordinal}: only {count} present"
+            )));
+        }
+        let device = cu::device::get(ordinal as i32).call("cuDeviceGet")?;
+        let ctx = Context::primary(device, ordinal).map_err(|e| {
+            if is_sticky(e.0) {
+                Error::DeviceFault(format!(
+                    "{}: an earlier fault left this process's CUDA state unusable; CUDA recovers \
+                     from such faults only in a new process",
+                    result_name(e.0)
+                ))
+            } else {
+                Error::Cuda {
+                    call: "cuDevicePrimaryCtxRetain",
+                    code: e.0,
+                }
+            }
+        })?;
+        ctx.bind()?;
+        let attr = |a| {
+            // SAFETY: device is valid and a is a device attribute.
+            unsafe { cu::device::get_attribute(device, a) }.call("cuDeviceGetAttribute")
+        };
+        use sys::CUdevice_attribute as A;
+        let major = attr(A::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)?;
+        let minor = attr(A::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)?;
+        let sm_count = attr(A::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)? as u32;
+        let smem_per_sm = attr(A::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_MULTIPROCESSOR)? as u32;
+        let smem_reserved_per_block =
+            attr(A::CU_DEVICE_ATTRIBUTE_RESERVED_SHARED_MEMORY_PER_BLOCK)? as u32;
+        if attr(A::CU_DEVICE_ATTRIBUTE_COOPERATIVE_LAUNCH)? == 0 {
+            return Err(Error::NoDevice(
+                "that supports cooperative launches (needed to keep every block resident)".into(),
+            ));
+        }
+        let mut driver_version = 0;
+        // SAFETY: valid out-pointer.
+        unsafe { sys::cuDriverGetVersion(&mut driver_version) }
+            .result()
+            .call("cuDriverGetVersion")?;
+        let name = cu::device::get_name(device).call("cuDeviceGetName")?;
+        let arch = (major * 10 + minor) as u32;
+        if arch < 70 {
+            return Err(Error::NoDevice(format!(
+                "of compute capability 7.0 or newer: {name} is {major}.{minor}"
+            )));
+        }
+        Ok(Gpu {
+            ctx,
+            ordinal,
+            name,
+            sm_count,
+            arch,
+            driver_version,
+            smem_per_sm,
+            smem_reserved_per_block,
+        })
+    }
+
+    /// The GPU's context, from which its memory, streams and modules are made.
+    pub(crate) fn context(&self) -> &Context {
+        &self.ctx
+    }
+
+    /// Makes this GPU's context current on the calling thread.
+    // merge: remove once runtime/, graph/mod.rs and the lab no longer bind by hand (every
+    // driver object binds its own context now).
+    pub fn bind(&self) -> Result<()> {
+        self.ctx.bind()
+    }
+
+    /// Free and total device memory in bytes.
+    pub fn memory_info(&self) -> Result<(usize, usize)> {
+        self.ctx.bind()?;
+        cu::mem_get_info().call("cuMemGetInfo")
+    }
+
+    /// Sets CUDA's device-malloc heap limit (`malloc` in kernels) of this GPU's context. Only
+    /// before any kernel that uses it runs: the limit cannot change beside a running kernel.
+    pub fn set_malloc_heap_size(&self, bytes: usize) -> Result<()> {
+        self.ctx.bind()?;
+        // SAFETY: the context is current; the limit is a plain value.
+        unsafe { sys::cuCtxSetLimit(sys::CUlimit::CU_LIMIT_MALLOC_HEAP_SIZE, bytes) }
+            .result()
+            .call("cuCtxSetLimit(CU_LIMIT_MALLOC_HEAP_SIZE)")
+    }
+
+    /// Keeps the primary context alive until the process ends: for a kernel that never ends,
+    /// whose context must outlive every handle (releasing the last would wait for it).
+    pub(crate) fn keep_context(&self) {
+        self.ctx.leak();
+    }
+}
+
+impl std::fmt::Debug for Gpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gpu")
+            .field("ordinal", &self.ordinal)
+            .field("name", &self.name)
+            .field("sm_count", &self.sm_count)
+            .field("arch", &self.arch)
+            .field("driver_version", &self.driver_version)
+            .field("smem_per_sm", &self.smem_per_sm)
+            .field("smem_reserved_per_block", &self.smem_reserved_per_block)
+            .finish_non_exhaustive()
+    }
+}
