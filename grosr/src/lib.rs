@@ -62,7 +62,7 @@ pub use record::{
     CudaBody, DevicePtr, DeviceType, Field, Granularity, MAX_RECORD_BYTES, Record, Task,
 };
 #[cfg(not(loom))]
-pub use runtime::{Job, Runtime, RuntimeBuilder, RuntimeInfo};
+pub use runtime::{Job, Runtime, RuntimeBuilder, RuntimeInfo, Tuning};
 
 /// What the macros' expansions name; not part of the public API.
 #[doc(hidden)]

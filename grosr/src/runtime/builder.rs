@@ -18,6 +18,7 @@ use crate::ring::Producer;
 use super::memory::Memory;
 use super::occupancy::occupancy_preferring_l1;
 use super::sm_claim::SmClaim;
+use super::tuning::{DIAGNOSTICS, Tuning, define_lines};
 use super::{Kernels, Runtime, RuntimeInfo};
 
 /// How the runtime is sized; see the builder's methods for each field.
@@ -33,6 +34,8 @@ pub(super) struct Config {
     pub(super) start_timeout: Duration,
     pub(super) spin_limit: u32,
     pub(super) heap_bytes: Option<u64>,
+    pub(super) tuning: Tuning,
+    pub(super) diagnostics: bool,
 }
 
 impl Default for Config {
@@ -48,55 +51,10 @@ impl Default for Config {
             start_timeout: Duration::from_secs(10),
             spin_limit: 1 << 24,
             heap_bytes: None,
+            tuning: Tuning::default(),
+            diagnostics: false,
         }
     }
-}
-
-/// The `#define` lines that open the module's source: `env`'s (`GROSR_DEFINES`:
-/// `NAME=VALUE,NAME=VALUE`, a bare `NAME` defines it empty), then the builder's own, which win
-/// where both name a macro. A name that is not a C identifier, or a value spanning lines, becomes
-/// an `#error` line instead, so the build fails with NVRTC's message naming it.
-fn define_lines(env: &str, own: &[(String, String)]) -> String {
-    let mut defined: Vec<(String, String)> = env
-        .split(',')
-        .filter(|d| !d.trim().is_empty())
-        .map(|d| {
-            let (name, value) = d.split_once('=').unwrap_or((d, ""));
-            (name.trim().to_string(), value.trim().to_string())
-        })
-        .collect();
-    for (name, value) in own {
-        defined.retain(|(n, _)| n != name);
-        defined.push((name.clone(), value.clone()));
-    }
-    let identifier = |n: &str| {
-        n.chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-    };
-    let mut s = String::new();
-    for (name, value) in &defined {
-        if identifier(name) && !value.contains(['\n', '\r']) {
-            s.push_str(&format!("#define {name} {value}\n"));
-        } else {
-            let shown: String = name
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || c == '_' {
-                        c
-                    } else {
-                        '?'
-                    }
-                })
-                .collect();
-            s.push_str(&format!(
-                "#error grosr cannot define {shown} (GROSR_DEFINES or RuntimeBuilder::define): \
-                 a macro name is a C identifier and its value one line\n"
-            ));
-        }
-    }
-    s
 }
 
 /// Builds a [`Runtime`]: register task types, size it, then [`build`](RuntimeBuilder::build).
@@ -106,7 +64,7 @@ fn define_lines(env: &str, own: &[(String, String)]) -> String {
 /// let rt = grosr::Runtime::builder().task::<Hello>().max_sms(16).build()?;
 /// # Ok::<(), grosr::Error>(())
 /// ```
-#[derive(Default)]
+#[derive(Default, Debug)]
 pub struct RuntimeBuilder {
     tasks: Vec<TaskInfo>,
     extra: Vec<ExtraCuda>,
@@ -188,17 +146,29 @@ impl RuntimeBuilder {
         self
     }
 
+    /// The scheduler's and the heap's [`Tuning`] (default: [`Tuning::default`]); checked at
+    /// [`build`](RuntimeBuilder::build).
+    pub fn tuning(mut self, tuning: Tuning) -> Self {
+        self.config.tuning = tuning;
+        self
+    }
+
+    /// Compiles in the diagnostics (default off): the scheduler's latency trace (`GROSR_TRACE`)
+    /// and the heap's slow-path counts (`GROSR_HEAP_SLOW_COUNTS`, in
+    /// [`HeapStats`](crate::HeapStats)). They cost time; [`RuntimeInfo::diagnostics`] reports them.
+    pub fn diagnostics(mut self, on: bool) -> Self {
+        self.config.diagnostics = on;
+        self
+    }
+
     /// Defines a preprocessor macro at the top of the module's source (before the runtime), for
-    /// task bodies that use macros and for the runtime's tuning knobs: `GROSR_BYPASS_HOPS`
-    /// (chained tasks a warp runs without a scheduling round, default 64, 0 = off) and
-    /// `GROSR_MIN_BLOCKS_PER_SM` (the scheduler's `__launch_bounds__` minimum, default 2).
-    /// The environment variable `GROSR_DEFINES` (`NAME=VALUE,NAME=VALUE`) adds more, for
-    /// experiments without a rebuild; the builder's own come last and win. A name that is not a
-    /// C identifier fails the build with an NVRTC error naming it.
+    /// task bodies and [`cuda`](RuntimeBuilder::cuda) code that use macros. The scheduler's own
+    /// settings go through [`tuning`](RuntimeBuilder::tuning); a define of the same name wins
+    /// over them. A name that is not a C identifier fails the build with an NVRTC error naming it.
     ///
     /// ```
-    /// let src = grosr::Runtime::builder().define("GROSR_BYPASS_HOPS", "0").source();
-    /// assert!(src.starts_with("#define GROSR_BYPASS_HOPS 0\n"));
+    /// let src = grosr::Runtime::builder().define("MY_SCALE", "3").source();
+    /// assert!(src.starts_with("#define MY_SCALE 3\n"));
     /// ```
     pub fn define(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.defines.push((name.into(), value.into()));
@@ -207,8 +177,11 @@ impl RuntimeBuilder {
 
     /// The CUDA source the runtime would compile (no GPU needed).
     pub fn source(&self) -> String {
-        let env = std::env::var("GROSR_DEFINES").unwrap_or_default();
-        let mut s = define_lines(&env, &self.defines);
+        let mut settings = self.config.tuning.defines();
+        if self.config.diagnostics {
+            settings.extend(DIAGNOSTICS.map(|(n, v)| (n.to_string(), v.to_string())));
+        }
+        let mut s = define_lines(&settings, &self.defines);
         s.push_str(&codegen::generate(&self.tasks));
         for (i, e) in self.extra.iter().enumerate() {
             s.push_str(&format!("\n// ---- Extra CUDA source {i} ----\n"));
@@ -236,6 +209,7 @@ impl RuntimeBuilder {
         if c.max_sms == Some(0) {
             return Err(Error::Config("max_sms must be at least 1".into()));
         }
+        c.tuning.validate()?;
         let mut names = HashMap::new();
         for t in &self.tasks {
             if names.insert(t.name, t.type_id).is_some() {
@@ -264,7 +238,8 @@ impl RuntimeBuilder {
             scheduler: module.function("grosr_scheduler")?,
             init: module.function("grosr_init")?,
         };
-        let blocks_per_sm = occupancy_preferring_l1(kernels.scheduler, &gpu)?;
+        let blocks_per_sm =
+            occupancy_preferring_l1(kernels.scheduler, &gpu, c.tuning.smem_carveout)?;
         if blocks_per_sm == 0 {
             return Err(Error::DoesNotFit(
                 "the scheduler block needs more registers or shared memory than one SM has".into(),
@@ -292,6 +267,8 @@ impl RuntimeBuilder {
                 driver_version: gpu.driver_version,
                 nvrtc_version: compile::nvrtc_version()?,
                 compiled_from_cache: compiled.cached,
+                tuning: c.tuning,
+                diagnostics: c.diagnostics,
             },
             tasks: self.tasks,
             kinds,
@@ -332,37 +309,4 @@ fn build_heap(gpu: &Gpu, module: &Module, c: &Config) -> Result<Option<DeviceHea
     // SAFETY: addr is the module's grosr_heap (size checked above); no kernel runs yet.
     unsafe { crate::driver::write_device(addr, std::slice::from_ref(&heap.desc)) }?;
     Ok(Some(heap))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::define_lines;
-
-    fn own(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn defines_come_from_the_environment_then_the_builder_which_wins() {
-        let s = define_lines(" A=1, B ,C=x y,", &own(&[("A", "2"), ("D", "")]));
-        assert_eq!(s, "#define B \n#define C x y\n#define A 2\n#define D \n");
-        assert_eq!(define_lines("", &[]), "");
-    }
-
-    #[test]
-    fn a_bad_define_becomes_an_error_line_that_names_it() {
-        for (env, own) in [
-            ("1X=3", own(&[])),
-            ("", own(&[("A B", "1")])),
-            ("", own(&[("V", "a\nb")])),
-        ] {
-            let s = define_lines(env, &own);
-            assert!(s.starts_with("#error grosr cannot define "), "{s}");
-            assert!(!s.contains("#define"), "{s}");
-        }
-        assert!(define_lines("", &own(&[("A B", "")])).contains("define A?B "));
-    }
 }

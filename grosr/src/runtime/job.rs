@@ -16,6 +16,15 @@ pub struct Job<'rt> {
     pub(super) generation: u32,
 }
 
+impl std::fmt::Debug for Job<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job")
+            .field("ticket", &self.ticket)
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Job<'_> {
     /// Whether the job has finished (successfully or not).
     pub fn is_done(&self) -> Result<bool> {

@@ -12,6 +12,7 @@ mod memory;
 mod occupancy;
 mod sm_claim;
 mod submit;
+mod tuning;
 
 use std::any::TypeId;
 use std::collections::HashMap;
@@ -31,6 +32,7 @@ pub use builder::RuntimeBuilder;
 pub use job::Job;
 use memory::Memory;
 use sm_claim::SmClaim;
+pub use tuning::Tuning;
 
 /// Facts about a running runtime, for reports.
 #[derive(Clone, Debug)]
@@ -53,6 +55,10 @@ pub struct RuntimeInfo {
     pub nvrtc_version: (i32, i32),
     /// Whether the CUBIN came from the disk cache.
     pub compiled_from_cache: bool,
+    /// The settings compiled in.
+    pub tuning: Tuning,
+    /// Whether the diagnostics are compiled in ([`RuntimeBuilder::diagnostics`]).
+    pub diagnostics: bool,
 }
 
 /// A persistent task scheduler running on one GPU.
@@ -210,6 +216,18 @@ impl Runtime {
         self.tasks
             .get(kind as usize)
             .map_or_else(|| format!("kind {kind}"), |t| t.name.to_string())
+    }
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tasks: Vec<&str> = self.tasks.iter().map(|t| t.name).collect();
+        f.debug_struct("Runtime")
+            .field("info", &self.info)
+            .field("tasks", &tasks)
+            .field("running", &self.is_running())
+            .field("fault", &self.fault.get())
+            .finish_non_exhaustive()
     }
 }
 

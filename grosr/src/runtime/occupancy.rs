@@ -11,11 +11,12 @@ use crate::layout::BLOCK_THREADS;
 /// choice splits the storage about evenly): worker warps spill registers and keep records in
 /// local memory, which L1 caches. H200, session 10, 1M spawned tasks, fan-out 8: 4810 and 4842
 /// M/s with the computed carveout (27%) against 4772 and 4766 with the driver's choice; 3658
-/// and 3709 with 100% (all shared). `GROSR_SMEM_CARVEOUT` (percent) overrides it for
-/// experiments. Should fewer blocks fit then, the driver's choice is restored.
+/// and 3709 with 100% (all shared). `forced` ([`Tuning::smem_carveout`](super::Tuning::smem_carveout), percent) overrides it.
+/// Should fewer blocks fit with the computed carveout, the driver's choice is restored.
 pub(super) fn occupancy_preferring_l1(
     scheduler: cudarc::driver::sys::CUfunction,
     gpu: &Gpu,
+    forced: Option<u8>,
 ) -> Result<u32> {
     use cudarc::driver::sys::CUfunction_attribute as F;
     // SAFETY (all calls below): the function exists in the loaded module; attributes are ints.
@@ -37,11 +38,8 @@ pub(super) fn occupancy_preferring_l1(
         .map(|b| b as u32)
     };
     let blocks = occupancy()?;
-    let forced = std::env::var("GROSR_SMEM_CARVEOUT")
-        .ok()
-        .and_then(|v| v.trim().parse::<i32>().ok());
     let pct = match forced {
-        Some(pct) => pct,
+        Some(pct) => pct.into(),
         None if blocks == 0 || gpu.smem_per_sm == 0 => return Ok(blocks),
         None => {
             let static_smem = unsafe {
