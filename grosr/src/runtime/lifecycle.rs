@@ -9,7 +9,7 @@ use cudarc::driver::result as cu;
 use crate::copy_streams::{self, CopyStreams};
 use crate::error::{CudaContext as _, Error, Result};
 use crate::layout::{BLOCK_THREADS, Params};
-use crate::ring::{self, ABANDONED, Producer, Ring, Waiter};
+use crate::ring::Waiter;
 
 use super::Runtime;
 
@@ -78,14 +78,7 @@ impl Runtime {
         let mut producer = self.producer.lock().unwrap_or_else(|e| e.into_inner());
         // Fresh device state; queues' slot sequences are set by the init kernel.
         m.device.clear()?;
-        abandon_unfinished_jobs(&m.ring(), &producer);
-        let next_desc = producer.next_desc();
-        *producer = Producer::new(
-            self.config.arena_bytes as u64,
-            next_desc,
-            producer.next_job(),
-        );
-        m.ring().desc_head.store(next_desc, ring::Ordering::Release);
+        let next_desc = producer.restart(&m.ring());
         for field in [
             m.ctl_u32(|c| unsafe { std::ptr::addr_of_mut!((*c).stop) }),
             m.ctl_u32(|c| unsafe { std::ptr::addr_of_mut!((*c).started_blocks) }),
@@ -213,24 +206,6 @@ impl Runtime {
             return Err(Error::Protocol(detail));
         }
         Ok(())
-    }
-}
-
-/// After a stop, marks every job slot whose latest job never completed as abandoned, so waits
-/// on those jobs end and their slots can be reused.
-fn abandon_unfinished_jobs(ring: &Ring, producer: &Producer) {
-    let slots = ring.completions.len() as u64;
-    let next = producer.next_job();
-    for (s, c) in ring.completions.iter().enumerate() {
-        let s = s as u64;
-        if next <= s {
-            continue;
-        }
-        let latest = ((next - 1 - s) / slots + 1) as u32;
-        if c.done_seq.load(ring::Ordering::Acquire) != latest {
-            c.error.store(ABANDONED, ring::Ordering::Relaxed);
-            c.done_seq.store(latest, ring::Ordering::Release);
-        }
     }
 }
 

@@ -1,11 +1,12 @@
-//! Submitting records: the runtime's side of the ring (ring.rs holds the protocol's cells).
+//! Submitting records: the runtime's side of the ring (the ring module runs the protocol).
 
 use std::sync::atomic::Ordering as StdOrdering;
 use std::time::Duration;
 
+use crate::driver::MappedMem;
 use crate::error::{Error, Result};
 use crate::record::Task;
-use crate::ring::{self, DescFields, Records, Waiter};
+use crate::ring::{self, Submission, Waiter};
 
 use super::{Job, Runtime};
 
@@ -23,13 +24,12 @@ impl Runtime {
         timeout: Duration,
     ) -> Result<Job<'_>> {
         let kind = self.kind_of::<T>()?;
-        self.submit_bytes(
+        let submission = Submission::Records {
             kind,
-            size_of::<T>(),
-            bytemuck::cast_slice(records),
-            0,
-            timeout,
-        )
+            record_size: size_of::<T>(),
+            bytes: bytemuck::cast_slice(records),
+        };
+        self.submit_with(submission, timeout)
     }
 
     /// Submits raw records of kind `kind` (`record_size` bytes each). For tests of the GPU's
@@ -45,116 +45,47 @@ impl Runtime {
                 bytes.len()
             )));
         }
-        self.submit_bytes(kind, record_size, bytes, 0, self.config.submit_timeout)
+        let submission = Submission::Records {
+            kind,
+            record_size,
+            bytes,
+        };
+        self.submit_with(submission, self.config.submit_timeout)
     }
 
-    /// Submits `bytes` as records of `record_size` bytes; the job counts `extra` tasks more than
-    /// records (a small graph's launch is one record that runs as several tasks).
-    pub(crate) fn submit_bytes(
-        &self,
-        kind: u32,
-        record_size: usize,
-        bytes: &[u8],
-        extra: u32,
-        timeout: Duration,
-    ) -> Result<Job<'_>> {
+    /// Submits `submission` as one job (ring.rs runs the protocol), waiting at most `timeout`.
+    pub(crate) fn submit_with(&self, submission: Submission, timeout: Duration) -> Result<Job<'_>> {
         // No driver call on the fast path (a cuStreamQuery costs microseconds): a kernel that
-        // died since the last check is noticed by the bounded waits below and by Job::wait.
+        // died since the last check is noticed by the bounded waits and by Job::wait.
         self.state()?;
         let generation = self.generation.load(StdOrdering::Acquire);
-        let count = bytes.len() / record_size;
-        if count == 0 {
-            return Ok(Job {
-                rt: self,
-                ticket: None,
-                generation,
-            });
-        }
-        let ring = self.memory.ring();
         let health = || self.health();
-        let mut wait = Waiter::new(timeout);
-        let lock = || self.producer.lock().unwrap_or_else(|e| e.into_inner());
-        let (job, per_chunk) = {
-            let mut p = lock();
-            let per_chunk = (p.max_chunk_bytes() as usize / record_size).min(u32::MAX as usize);
-            (p.take_job(&ring), per_chunk)
-        };
-        // A slot whose previous job was orphaned is freed by settling orphans while we wait.
-        let settle_then_check = || {
-            lock().settle_orphans(&ring);
-            health()
-        };
-        if let Err(e) = ring::wait_job_slot(&ring, job, &mut wait, &settle_then_check) {
-            lock().orphan(job);
-            return Err(e);
-        }
-        if ring::travels_inline(bytes.len(), record_size) {
-            // Few small records travel in the descriptor itself: the GPU reads them with the
-            // descriptor in one PCIe round trip, and no arena space is taken or given back.
-            let t = match lock().reserve_inline(&ring, &mut wait, &health) {
-                Ok(t) => t,
-                Err(e) => {
-                    lock().orphan(job);
-                    return Err(e);
-                }
-            };
-            let fields = DescFields {
-                records: Records::Inline(bytes),
-                kind,
-                count: count as u32,
-                job,
-                adjust: extra as i32,
-            };
-            ring::publish(&ring, t.desc, fields);
-            return Ok(Job {
-                rt: self,
-                ticket: Some(job),
-                generation,
-            });
-        }
-        let chunks = count.div_ceil(per_chunk);
-        for (i, chunk) in bytes.chunks(per_chunk * record_size).enumerate() {
-            let t = match lock().reserve_chunk(&ring, chunk.len() as u64, &mut wait, &health) {
-                Ok(t) => t,
-                // Nothing of the job was published yet: its slot is settled later. A job that
-                // failed between chunks keeps its slot until the runtime is restarted (its
-                // published chunks hold the split guard); submit_timeout makes that rare.
-                Err(e) => {
-                    if i == 0 {
-                        lock().orphan(job);
-                    }
-                    return Err(e);
-                }
-            };
-            // SAFETY: reserve_chunk handed us [offset, offset + len) of the arena exclusively
-            // until the GPU marks this descriptor read, which happens only after publish.
-            unsafe {
-                std::ptr::copy_nonoverlapping(
-                    chunk.as_ptr(),
-                    self.memory.arena.host().add(t.offset as usize),
-                    chunk.len(),
-                );
-            }
-            // A job split over several descriptors holds one extra count from its first chunk to
-            // its last, so it cannot complete between chunks.
-            let adjust = match (i == 0, i + 1 == chunks) {
-                (true, false) => 1,
-                (false, true) => -1,
-                _ => 0,
-            } + if i == 0 { extra as i32 } else { 0 };
-            let fields = DescFields {
-                records: Records::Arena(self.memory.arena.device() + t.offset),
-                kind,
-                count: (chunk.len() / record_size) as u32,
-                job,
-                adjust,
-            };
-            ring::publish(&ring, t.desc, fields);
-        }
+        let ticket = ring::submit(
+            &self.producer,
+            &self.memory.ring(),
+            &self.memory.arena,
+            submission,
+            &mut Waiter::new(timeout),
+            &health,
+        )?;
         Ok(Job {
             rt: self,
-            ticket: Some(job),
+            ticket,
             generation,
         })
+    }
+}
+
+impl ring::Arena for MappedMem {
+    unsafe fn copy_in(&self, offset: u64, bytes: &[u8]) -> u64 {
+        // SAFETY: the caller guarantees the range lies inside this mapping and is its own.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                self.host().add(offset as usize),
+                bytes.len(),
+            );
+        }
+        self.device() + offset
     }
 }
