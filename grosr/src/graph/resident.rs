@@ -7,9 +7,9 @@ use std::time::Duration;
 use crate::codegen::TaskInfo;
 use crate::driver::DeviceMem;
 use crate::error::{Error, Result};
-use crate::layout::{GRAPH_DEV_BYTES, RECORD_WORDS};
+use crate::layout::{DESC_INLINE_FIRST, GraphDev, RECORD_WORDS};
 use crate::record::Granularity;
-use crate::ring::{DESC_INLINE_FIRST, INLINE_BYTES, Submission};
+use crate::ring::{INLINE_BYTES, Submission};
 use crate::runtime::{Job, Runtime};
 
 use super::Plan;
@@ -122,7 +122,7 @@ impl<'rt> ResidentGraph<'rt> {
 /// pointers: kinds, words, succ_off, succ, indeg, remaining, roots).
 pub(crate) const REMAINING: usize = 5;
 
-/// The bytes of a graph in device memory: the `grosr::GraphDev` header, then its arrays (kinds,
+/// The bytes of a graph in device memory: the [`GraphDev`] header, then its arrays (kinds,
 /// records, successor offsets, successors, in-degrees, remaining counters, roots), each 16-byte
 /// aligned. The header's pointers are filled by [`set_base`](GraphImage::set_base).
 #[derive(Debug)]
@@ -236,7 +236,7 @@ impl GraphImage {
             &roots,
         ];
         let mut offsets = [0usize; 7];
-        let mut end = GRAPH_DEV_BYTES;
+        let mut end = size_of::<GraphDev>();
         for (i, a) in arrays.iter().enumerate() {
             offsets[i] = end;
             end = (end + a.len() * 4).next_multiple_of(16);
@@ -245,20 +245,39 @@ impl GraphImage {
         for (i, a) in arrays.iter().enumerate() {
             bytes[offsets[i]..offsets[i] + a.len() * 4].copy_from_slice(bytemuck::cast_slice(a));
         }
-        // num_roots, num_nodes, lane_roots, warp_roots_end follow the seven pointers.
-        let counts = [
-            roots.len() as u32,
-            n as u32,
-            lane_roots as u32,
-            warp_roots_end as u32,
-        ];
-        bytes[56..72].copy_from_slice(bytemuck::cast_slice(&counts));
-        GraphImage { bytes, offsets }
+        let mut image = GraphImage { bytes, offsets };
+        image.set_header(GraphDev {
+            num_roots: roots.len() as u32,
+            num_nodes: n as u32,
+            lane_roots: lane_roots as u32,
+            warp_roots_end: warp_roots_end as u32,
+            ..GraphDev::default()
+        });
+        image
+    }
+
+    /// The header as it stands in the image.
+    pub fn header(&self) -> GraphDev {
+        bytemuck::pod_read_unaligned(&self.bytes[..size_of::<GraphDev>()])
+    }
+
+    fn set_header(&mut self, header: GraphDev) {
+        self.bytes[..size_of::<GraphDev>()].copy_from_slice(bytemuck::bytes_of(&header));
     }
 
     /// Fills the header's pointers for an image copied to device address `base`.
     pub fn set_base(&mut self, base: u64) {
-        let pointers: Vec<u64> = self.offsets.iter().map(|&o| base + o as u64).collect();
-        self.bytes[..56].copy_from_slice(bytemuck::cast_slice(&pointers));
+        let [kinds, words, succ_off, succ, indeg, remaining, roots] =
+            self.offsets.map(|o| base + o as u64);
+        self.set_header(GraphDev {
+            kinds,
+            words,
+            succ_off,
+            succ,
+            indeg,
+            remaining,
+            roots,
+            ..self.header()
+        });
     }
 }

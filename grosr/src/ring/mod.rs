@@ -79,17 +79,10 @@ pub(crate) const DESC_CELLS: usize = crate::layout::DESC_CELLS;
 #[cfg(loom)]
 pub(crate) const DESC_CELLS: usize = 9;
 
-/// Payload word of each descriptor field (C: `grosr::DESC_*`). Words from [`DESC_INLINE_FIRST`]
-/// on carry the records themselves when [`DESC_INLINE`] is 1.
-pub(crate) const DESC_KIND: usize = 0;
-pub(crate) const DESC_COUNT: usize = 1;
-pub(crate) const DESC_JOB_SLOT: usize = 2;
-pub(crate) const DESC_JOB_SEQ: usize = 3;
-pub(crate) const DESC_ADJUST: usize = 4;
-pub(crate) const DESC_RECORDS_LO: usize = 5;
-pub(crate) const DESC_RECORDS_HI: usize = 6;
-pub(crate) const DESC_INLINE: usize = 7;
-pub(crate) const DESC_INLINE_FIRST: usize = 8;
+pub(crate) use crate::layout::{
+    DESC_ADJUST, DESC_COUNT, DESC_INLINE, DESC_INLINE_FIRST, DESC_JOB_SEQ, DESC_JOB_SLOT,
+    DESC_KIND, DESC_RECORDS_HI, DESC_RECORDS_LO,
+};
 /// The most record bytes a descriptor carries inline.
 pub(crate) const INLINE_BYTES: usize = (DESC_CELLS - DESC_INLINE_FIRST) * 4;
 
@@ -99,19 +92,20 @@ pub(crate) fn travels_inline(bytes: usize, record_size: usize) -> bool {
     bytes <= INLINE_BYTES && record_size % 4 == 0
 }
 
-/// A descriptor as atomics; same layout as `layout::Desc` / C `grosr::Desc`. Each cell is
-/// `payload | tag << 32` with `tag = index + 1` and is written by one 8-byte store, so the GPU,
-/// which loads all cells at once (one PCIe round trip), knows the descriptor is whole when every
-/// cell carries the tag: no separate flag to poll first, no second round trip for the fields.
+/// A descriptor as atomics; same layout as `layout::Desc` / C `grosr::Desc` (asserted below).
+/// Each cell is `payload | tag << 32` with `tag = index + 1` and is written by one 8-byte store,
+/// so the GPU, which loads all cells at once (one PCIe round trip), knows the descriptor is whole
+/// when every cell carries the tag: no separate flag to poll first, no second round trip for the
+/// fields.
 #[repr(C)]
 pub(crate) struct DescCells {
-    pub cells: [AtomicU64; DESC_CELLS],
+    pub cell: [AtomicU64; DESC_CELLS],
 }
 
 impl Default for DescCells {
     fn default() -> DescCells {
         DescCells {
-            cells: std::array::from_fn(|_| AtomicU64::new(0)),
+            cell: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 }
@@ -121,7 +115,7 @@ impl DescCells {
     #[cfg(test)]
     pub fn read(&self, tag: u32) -> Option<[u32; DESC_CELLS]> {
         let mut words = [0u32; DESC_CELLS];
-        for (w, c) in words.iter_mut().zip(&self.cells) {
+        for (w, c) in words.iter_mut().zip(&self.cell) {
             // Acquire: pairs with the publisher's release; records in the arena come before it.
             let v = c.load(Ordering::Acquire);
             if (v >> 32) as u32 != tag {
@@ -133,7 +127,7 @@ impl DescCells {
     }
 }
 
-/// A job slot's completion as atomics; same layout as `layout::Completion`.
+/// A job slot's completion as atomics; same layout as `layout::Completion` (asserted below).
 #[repr(C)]
 #[derive(Default)]
 pub(crate) struct CompletionCells {
@@ -142,6 +136,19 @@ pub(crate) struct CompletionCells {
     pub error_kind: AtomicU32,
     pub pad: AtomicU32,
 }
+
+// The atomic views lie over the mapped C structs: same size, same offsets (under loom the
+// atomics are loom's, and descriptors shorter).
+#[cfg(not(loom))]
+const _: () = {
+    use crate::layout::{Completion, Desc};
+    use std::mem::{offset_of, size_of};
+    assert!(size_of::<DescCells>() == size_of::<Desc>());
+    assert!(size_of::<CompletionCells>() == size_of::<Completion>());
+    assert!(offset_of!(CompletionCells, done_seq) == offset_of!(Completion, done_seq));
+    assert!(offset_of!(CompletionCells, error) == offset_of!(Completion, error));
+    assert!(offset_of!(CompletionCells, error_kind) == offset_of!(Completion, error_kind));
+};
 
 /// The mapped cells the protocol uses.
 pub(crate) struct Ring<'a> {
@@ -218,7 +225,7 @@ pub(crate) fn publish(ring: &Ring, desc: u64, f: DescFields) {
     });
     let d = &ring.descs[(desc % ring.descs.len() as u64) as usize];
     let tag = ((desc + 1) as u32 as u64) << 32;
-    for (cell, word) in d.cells.iter().zip(f.words()) {
+    for (cell, word) in d.cell.iter().zip(f.words()) {
         // Release: orders the arena's records (and, on x86, the cells before it) first.
         cell.store(tag | word as u64, Ordering::Release);
     }

@@ -196,7 +196,7 @@ fn a_descriptor_reads_whole_only_when_every_cell_carries_its_tag() {
     );
     assert_eq!(ring.descs[0].read(1), None, "an older lap's tag");
     // A cell still holding the previous lap (a publish the GPU saw half of) is not whole.
-    ring.descs[0].cells[DESC_CELLS - 1].store(1 << 32, Ordering::Relaxed);
+    ring.descs[0].cell[DESC_CELLS - 1].store(1 << 32, Ordering::Relaxed);
     assert_eq!(ring.descs[0].read(3), None);
     // An arena descriptor carries the address and no inline flag.
     let f = DescFields {

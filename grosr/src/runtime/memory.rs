@@ -2,7 +2,7 @@
 
 use crate::driver::{DeviceMem, MappedMem};
 use crate::error::Result;
-use crate::layout::{self, Completion, Desc, HostCtl, Params};
+use crate::layout::{Completion, Desc, DevJob, HostCtl, Params, Queue, Slot};
 use crate::ring::{self, CompletionCells, DescCells, Ring};
 
 use super::builder::Config;
@@ -29,12 +29,12 @@ impl Memory {
         let arena = MappedMem::new(c.arena_bytes)?;
         // Device block: jobs | desc_reads | executed | stop, err | queues | slots.
         let jobs_off = 0;
-        let reads_off = js * layout::DEV_JOB_BYTES;
+        let reads_off = js * size_of::<DevJob>();
         let executed_off = (reads_off + dc * 4).next_multiple_of(8);
         let flags_off = (executed_off + kinds.max(1) * 8).next_multiple_of(128);
         let queues_off = (flags_off + 128).next_multiple_of(512);
-        let slots_off = queues_off + queues as usize * layout::QUEUE_HEADER_BYTES;
-        let total = slots_off + queues as usize * c.queue_capacity as usize * layout::SLOT_BYTES;
+        let slots_off = queues_off + queues as usize * size_of::<Queue>();
+        let total = slots_off + queues as usize * c.queue_capacity as usize * size_of::<Slot>();
         let device = DeviceMem::zeroed(total)?;
         let (h, d) = (host.device(), device.ptr());
         let params = Params {
@@ -78,7 +78,7 @@ impl Memory {
         let p = self.params;
         let base = self.host.host();
         // SAFETY: the offsets were laid out in `new` inside one live allocation; each array has
-        // the length given and the atomics' layout of the C structs (ring.rs); the GPU accesses
+        // the length given and the atomics' layout of the C structs (asserted in ring); the GPU accesses
         // the same bytes only with the matching protocol.
         unsafe {
             Ring {

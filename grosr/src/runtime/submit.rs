@@ -53,7 +53,7 @@ impl Runtime {
         self.submit_with(submission, self.config.submit_timeout)
     }
 
-    /// Submits `submission` as one job (ring.rs runs the protocol), waiting at most `timeout`.
+    /// Submits `submission` as one job (the ring module runs the protocol), waiting at most `timeout`.
     pub(crate) fn submit_with(&self, submission: Submission, timeout: Duration) -> Result<Job<'_>> {
         // No driver call on the fast path (a cuStreamQuery costs microseconds): a kernel that
         // died since the last check is noticed by the bounded waits and by Job::wait.
