@@ -1,4 +1,4 @@
-//! Loom models of the submission protocol: the production [`submit`] against a host thread that
+//! Loom models of the submission protocol: the production [`submit()`] against a host thread that
 //! stands in for the GPU's ingest warp.
 
 use super::*;

@@ -1,5 +1,5 @@
 //! The host side of the host → GPU submission protocol, whole: reservation, chunking, the split
-//! guard, orphans and job slots ([`submit`]), on cells that a unit test, a loom model and the
+//! guard, orphans and job slots ([`submit()`]), on cells that a unit test, a loom model and the
 //! runtime all run the same code on (cuda/README.md, "Submitting", gives the GPU's side).
 //!
 //! # The cells, who writes them, with which ordering
@@ -20,7 +20,7 @@
 //!   the host reads `done_seq` (**acquire**), then the error. The host writes a slot itself, the
 //!   same way, for a job it abandons ([`ABANDONED`]: an orphan, or a job cut off by a stop).
 //!
-//! # One submission ([`submit`])
+//! # One submission ([`submit()`])
 //!
 //! 1. Under the producer's mutex: take the next job id: slot `id % job_slots`, sequence
 //!    `id / job_slots + 1` ([`Producer::take_job`]).
@@ -40,7 +40,7 @@
 //!    runtime restarts ([`Producer::restart`] abandons every unfinished job).
 //!
 //! The cells are atomics (std, or loom's under `cfg(loom)`, where `loom_model` model-checks
-//! [`submit`] against a host thread standing in for the GPU).
+//! [`submit()`] against a host thread standing in for the GPU).
 
 mod producer;
 mod submit;
