@@ -278,7 +278,7 @@ fn stop_abandons_work_and_start_runs_again() {
 #[ignore = "needs an NVIDIA GPU"]
 fn a_second_runtime_that_cannot_fit_is_refused() {
     let first = new_rt();
-    let err = common::builder().build().err().expect("the GPU is full");
+    let err = common::builder().build().expect_err("the GPU is full");
     assert!(matches!(err, Error::DoesNotFit(_)), "{err}");
     let flags = DeviceBuffer::<u32>::zeroed(first.gpu(), 1).unwrap();
     first

@@ -43,8 +43,7 @@ fn fault_in_this_process(kind: &str) {
     drop(rt);
     let again = common::builder()
         .build()
-        .err()
-        .expect("CUDA refuses work after a fault");
+        .expect_err("CUDA refuses work after a fault");
     assert!(
         matches!(again, Error::DeviceFault(_)),
         "build after fault: {again}"

@@ -14,8 +14,7 @@ fn a_missing_driver_or_gpu_is_an_error_that_says_what_to_install() {
             );
             let err = grosr_lab::workloads::builder()
                 .build()
-                .err()
-                .expect("no driver, no runtime");
+                .expect_err("no driver, no runtime");
             assert_eq!(err, Error::NoDriver);
         }
         Err(Error::NoDevice(what)) => assert!(!what.is_empty()),

@@ -168,18 +168,43 @@ fn table(
     let _ = writeln!(out, "    default: return {default};\n    }}\n}}");
 }
 
-/// `static_assert`s that the C runtime's shared structs have the sizes the Rust side assumes.
+/// `static_assert`s that the C runtime's shared structs have the size and every field the offset
+/// that their Rust mirrors have (layout.rs; the heap's alloc.rs by size), and its shared constants
+/// the values the Rust side uses.
 fn layout_asserts() -> String {
-    let mut s = String::new();
-    let heap = crate::alloc::shared_struct_sizes();
-    for (c, size) in crate::layout::shared_struct_sizes().into_iter().chain(heap) {
+    use crate::layout::*;
+    // NVRTC has no offsetof; its front end folds a member's address off a null base
+    // (`__INTADDR__`) to a constant instead.
+    let mut s = String::from(
+        "#ifdef GROSR_OFFSETOF\n\
+         #define GROSR_LAYOUT_OFFSETOF(T, f) GROSR_OFFSETOF(T, f)\n\
+         #else\n\
+         #define GROSR_LAYOUT_OFFSETOF(T, f) ((unsigned long long)__INTADDR__(&(((T*)0)->f)))\n\
+         #endif\n",
+    );
+    for st in shared_structs() {
+        let (c, size) = (st.c_name, st.size);
         let _ = writeln!(
             s,
             "static_assert(sizeof({c}) == {size}, \"grosr: {c} differs from grosr/src/layout.rs\");"
         );
+        for (f, offset) in st.fields {
+            let _ = writeln!(
+                s,
+                "static_assert(GROSR_LAYOUT_OFFSETOF({c}, {f}) == {offset}, \
+                 \"grosr: {c}::{f} differs from grosr/src/layout.rs\");"
+            );
+        }
     }
-    use crate::ring::*;
+    s.push_str("#undef GROSR_LAYOUT_OFFSETOF\n");
+    for (c, size) in crate::alloc::shared_struct_sizes() {
+        let _ = writeln!(
+            s,
+            "static_assert(sizeof({c}) == {size}, \"grosr: {c} differs from grosr/src/alloc.rs\");"
+        );
+    }
     let words = [
+        ("DESC_CELLS", DESC_CELLS),
         ("DESC_KIND", DESC_KIND),
         ("DESC_COUNT", DESC_COUNT),
         ("DESC_JOB_SLOT", DESC_JOB_SLOT),
@@ -189,14 +214,15 @@ fn layout_asserts() -> String {
         ("DESC_RECORDS_HI", DESC_RECORDS_HI),
         ("DESC_INLINE", DESC_INLINE),
         ("DESC_INLINE_FIRST", DESC_INLINE_FIRST),
+        ("RECORD_WORDS", RECORD_WORDS),
+        ("BLOCK_THREADS", BLOCK_THREADS as usize),
     ];
     for (c, word) in words {
         let _ = writeln!(
             s,
-            "static_assert(grosr::{c} == {word}, \"grosr: {c} differs from grosr/src/ring.rs\");"
+            "static_assert(grosr::{c} == {word}, \"grosr: {c} differs from grosr/src/layout.rs\");"
         );
     }
-    use crate::layout::{KIND_GRAPH, KIND_GRAPH_SMALL};
     for (c, value) in [
         ("KIND_GRAPH", KIND_GRAPH),
         ("KIND_GRAPH_SMALL", KIND_GRAPH_SMALL),

@@ -68,7 +68,7 @@ pub use record::{
     CudaBody, DevicePtr, DeviceType, Field, Granularity, MAX_RECORD_BYTES, Record, Task,
 };
 #[cfg(not(loom))]
-pub use runtime::{Job, Runtime, RuntimeBuilder, RuntimeInfo};
+pub use runtime::{Job, Runtime, RuntimeBuilder, RuntimeInfo, Tuning};
 
 /// Internals for grosr's own benchmark lab (`benches/lab`) and tests, behind the cargo feature
 /// `unstable`. No stability promise: anything here may change or go in any release.

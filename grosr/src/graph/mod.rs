@@ -243,17 +243,11 @@ impl TaskGraph {
     /// Resident launch ordinary kernels, so they need the scheduler stopped (`Runtime::stop`).
     pub fn prepare<'rt>(&self, rt: &'rt Runtime, strategy: Strategy) -> Result<Prepared<'rt>> {
         let plan = self.plan(rt)?;
-        // The calling thread may be new to the GPU: make the runtime's context current on it.
-        rt.gpu().bind()?;
         let inner = match strategy {
             Strategy::Resident => Inner::Resident(ResidentGraph::upload(rt, &plan)?),
             other => Inner::Lowered(lowered::Lowered::new(rt, &plan, other)?),
         };
-        Ok(Prepared {
-            rt,
-            strategy,
-            inner,
-        })
+        Ok(Prepared { strategy, inner })
     }
 
     /// The graph in the form every strategy starts from: kinds resolved, a topological order,
@@ -352,7 +346,6 @@ pub(crate) struct Plan {
 
 /// A graph made ready to run under one strategy; [`run`](Prepared::run) it as often as needed.
 pub struct Prepared<'rt> {
-    rt: &'rt Runtime,
     strategy: Strategy,
     inner: Inner<'rt>,
 }
@@ -370,7 +363,6 @@ impl Prepared<'_> {
 
     /// Runs the whole graph once and waits (at most `timeout`) until every task has run.
     pub fn run(&mut self, timeout: Duration) -> Result<()> {
-        self.rt.gpu().bind()?;
         match &mut self.inner {
             Inner::Resident(g) => g.run(timeout),
             Inner::Lowered(l) => l.run(timeout),

@@ -7,9 +7,9 @@ use std::time::Duration;
 use crate::codegen::TaskInfo;
 use crate::driver::DeviceMem;
 use crate::error::{Error, Result};
-use crate::layout::{GRAPH_DEV_BYTES, KIND_GRAPH, KIND_GRAPH_SMALL, RECORD_WORDS};
+use crate::layout::{DESC_INLINE_FIRST, GraphDev, RECORD_WORDS};
 use crate::record::Granularity;
-use crate::ring::{DESC_INLINE_FIRST, INLINE_BYTES};
+use crate::ring::{INLINE_BYTES, Submission};
 use crate::runtime::{Job, Runtime};
 
 use super::Plan;
@@ -33,14 +33,30 @@ pub struct ResidentGraph<'rt> {
     unfinished: Option<Job<'rt>>,
     /// A launch failed (a task dropped on overflow leaves counters short): reset before the next.
     reset_needed: bool,
-    /// The launch record (C: read by `ingest` for `KIND_GRAPH`): the graph's address, then the
-    /// only root's node + 1 (0 if the graph has several roots), its kind word and its record;
-    /// or, for a small graph, the whole graph (`KIND_GRAPH_SMALL`).
-    launch: Vec<u32>,
-    /// `KIND_GRAPH` or `KIND_GRAPH_SMALL`.
-    launch_kind: u32,
-    /// Tasks the launch counts beyond its one record (a small graph's nodes but one).
-    launch_extra: u32,
+    /// What each launch submits.
+    launch: Launch,
+}
+
+/// A graph's launch record.
+#[derive(Debug)]
+enum Launch {
+    /// Read by `ingest` for `KIND_GRAPH`: the graph's address, then the only root's node + 1 (0
+    /// if the graph has several roots), its kind word and its record ([`launch_record`]).
+    Resident(Vec<u32>),
+    /// The whole graph, `nodes` nodes, in one record (`KIND_GRAPH_SMALL`, [`small_launch`]).
+    Small { graph: Vec<u32>, nodes: u32 },
+}
+
+impl Launch {
+    fn submission(&self) -> Submission<'_> {
+        match self {
+            Launch::Resident(record) => Submission::Graph { record },
+            Launch::Small { graph, nodes } => Submission::SmallGraph {
+                graph,
+                nodes: *nodes,
+            },
+        }
+    }
 }
 
 impl<'rt> ResidentGraph<'rt> {
@@ -54,9 +70,12 @@ impl<'rt> ResidentGraph<'rt> {
         image.set_base(memory.ptr());
         let (bytes, remaining_off) = (image.bytes, image.offsets[REMAINING]);
         memory.write(&bytes)?;
-        let (launch, launch_kind, launch_extra) = match small_launch(plan, rt.tasks()) {
-            Some(words) => (words, KIND_GRAPH_SMALL, n as u32 - 1),
-            None => (launch_record(plan, memory.ptr()), KIND_GRAPH, 0),
+        let launch = match small_launch(plan, rt.tasks()) {
+            Some(graph) => Launch::Small {
+                graph,
+                nodes: n as u32,
+            },
+            None => Launch::Resident(launch_record(plan, memory.ptr())),
         };
         Ok(ResidentGraph {
             rt,
@@ -66,8 +85,6 @@ impl<'rt> ResidentGraph<'rt> {
             unfinished: None,
             reset_needed: false,
             launch,
-            launch_kind,
-            launch_extra,
         })
     }
 
@@ -86,11 +103,7 @@ impl<'rt> ResidentGraph<'rt> {
             self.memory.write_at(self.remaining_off, &self.indeg)?;
             self.reset_needed = false;
         }
-        let bytes: &[u8] = bytemuck::cast_slice(&self.launch);
-        let (kind, extra) = (self.launch_kind, self.launch_extra);
-        let job = self
-            .rt
-            .submit_bytes(kind, bytes.len(), bytes, extra, timeout)?;
+        let job = self.rt.submit_with(self.launch.submission(), timeout)?;
         match job.wait_timeout(timeout) {
             Ok(()) => Ok(()),
             Err(e @ Error::Timeout(..)) => {
@@ -109,7 +122,7 @@ impl<'rt> ResidentGraph<'rt> {
 /// pointers: kinds, words, succ_off, succ, indeg, remaining, roots).
 pub(crate) const REMAINING: usize = 5;
 
-/// The bytes of a graph in device memory: the `grosr::GraphDev` header, then its arrays (kinds,
+/// The bytes of a graph in device memory: the [`GraphDev`] header, then its arrays (kinds,
 /// records, successor offsets, successors, in-degrees, remaining counters, roots), each 16-byte
 /// aligned. The header's pointers are filled by [`set_base`](GraphImage::set_base).
 #[derive(Debug)]
@@ -223,7 +236,7 @@ impl GraphImage {
             &roots,
         ];
         let mut offsets = [0usize; 7];
-        let mut end = GRAPH_DEV_BYTES;
+        let mut end = size_of::<GraphDev>();
         for (i, a) in arrays.iter().enumerate() {
             offsets[i] = end;
             end = (end + a.len() * 4).next_multiple_of(16);
@@ -232,20 +245,39 @@ impl GraphImage {
         for (i, a) in arrays.iter().enumerate() {
             bytes[offsets[i]..offsets[i] + a.len() * 4].copy_from_slice(bytemuck::cast_slice(a));
         }
-        // num_roots, num_nodes, lane_roots, warp_roots_end follow the seven pointers.
-        let counts = [
-            roots.len() as u32,
-            n as u32,
-            lane_roots as u32,
-            warp_roots_end as u32,
-        ];
-        bytes[56..72].copy_from_slice(bytemuck::cast_slice(&counts));
-        GraphImage { bytes, offsets }
+        let mut image = GraphImage { bytes, offsets };
+        image.set_header(GraphDev {
+            num_roots: roots.len() as u32,
+            num_nodes: n as u32,
+            lane_roots: lane_roots as u32,
+            warp_roots_end: warp_roots_end as u32,
+            ..GraphDev::default()
+        });
+        image
+    }
+
+    /// The header as it stands in the image.
+    pub fn header(&self) -> GraphDev {
+        bytemuck::pod_read_unaligned(&self.bytes[..size_of::<GraphDev>()])
+    }
+
+    fn set_header(&mut self, header: GraphDev) {
+        self.bytes[..size_of::<GraphDev>()].copy_from_slice(bytemuck::bytes_of(&header));
     }
 
     /// Fills the header's pointers for an image copied to device address `base`.
     pub fn set_base(&mut self, base: u64) {
-        let pointers: Vec<u64> = self.offsets.iter().map(|&o| base + o as u64).collect();
-        self.bytes[..56].copy_from_slice(bytemuck::cast_slice(&pointers));
+        let [kinds, words, succ_off, succ, indeg, remaining, roots] =
+            self.offsets.map(|o| base + o as u64);
+        self.set_header(GraphDev {
+            kinds,
+            words,
+            succ_off,
+            succ,
+            indeg,
+            remaining,
+            roots,
+            ..self.header()
+        });
     }
 }

@@ -177,10 +177,16 @@ fn the_device_image_matches_the_c_layout_of_graph_dev() {
     for i in 0..7 {
         assert_eq!(ptr(i), 0x7000_0000 + image.offsets[i] as u64);
         assert_eq!(image.offsets[i] % 16, 0);
-        assert!(image.offsets[i] >= crate::layout::GRAPH_DEV_BYTES);
+        assert!(image.offsets[i] >= size_of::<crate::layout::GraphDev>());
     }
     // num_roots, num_nodes, lane_roots, warp_roots_end.
     assert_eq!([word(56), word(60), word(64), word(68)], [4, 5, 2, 4]);
+    let h = image.header();
+    assert_eq!(
+        (h.num_roots, h.num_nodes, h.lane_roots, h.warp_roots_end),
+        (4, 5, 2, 4)
+    );
+    assert_eq!((h.kinds, h.roots), (ptr(0), ptr(6)));
     // Roots: the lane ones first, then the warp ones, insertion order within each.
     let roots: Vec<u32> = (0..4).map(|i| word(image.offsets[6] + 4 * i)).collect();
     assert_eq!(roots, vec![1, 3, 0, 2]);

@@ -1,0 +1,366 @@
+use super::producer::wait_job_slot;
+use super::wait::Health;
+use super::*;
+use crate::error::Error;
+use crate::layout::KIND_GRAPH_SMALL;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+/// Host memory laid out like the mapped block, for a thread that stands in for the GPU.
+struct FakeShared {
+    desc_head: AtomicU64,
+    descs: Vec<DescCells>,
+    desc_done: Vec<AtomicU32>,
+    completions: Vec<CompletionCells>,
+}
+
+impl FakeShared {
+    fn new(descs: usize, jobs: usize) -> Arc<FakeShared> {
+        Arc::new(FakeShared {
+            desc_head: AtomicU64::new(0),
+            descs: (0..descs).map(|_| DescCells::default()).collect(),
+            desc_done: (0..descs).map(|_| AtomicU32::new(0)).collect(),
+            completions: (0..jobs).map(|_| CompletionCells::default()).collect(),
+        })
+    }
+    fn ring(&self) -> Ring<'_> {
+        Ring {
+            desc_head: &self.desc_head,
+            descs: &self.descs,
+            desc_done: &self.desc_done,
+            completions: &self.completions,
+        }
+    }
+}
+
+/// The GPU's ingest and completion, on a host thread: reads descriptors in order, "runs" each
+/// record by summing it into `sums` (records are u32 values), completes jobs.
+fn fake_device(
+    shared: Arc<FakeShared>,
+    arena: Arc<HostArena>,
+    stop: Arc<AtomicBool>,
+    sums: Arc<Vec<AtomicU64>>,
+) {
+    let cap = shared.descs.len() as u64;
+    let mut head = 0u64;
+    let mut pending = vec![0i64; shared.completions.len()];
+    while !stop.load(Ordering::Relaxed) {
+        let Some(w) = shared.descs[(head % cap) as usize].read((head + 1) as u32) else {
+            std::thread::yield_now();
+            continue;
+        };
+        let (count, slot, seq) = (w[DESC_COUNT], w[DESC_JOB_SLOT], w[DESC_JOB_SEQ]);
+        let adjust = w[DESC_ADJUST] as i32;
+        let records = w[DESC_RECORDS_LO] as u64 | (w[DESC_RECORDS_HI] as u64) << 32;
+        let inline = w[DESC_INLINE] == 1;
+        shared.desc_head.store(head + 1, Ordering::Release);
+        for i in 0..count as usize {
+            let v = if inline {
+                w[DESC_INLINE_FIRST + i]
+            } else {
+                arena.word(records as usize / 4 + i)
+            };
+            sums[slot as usize].fetch_add(v as u64, Ordering::Relaxed);
+        }
+        if !inline {
+            shared.desc_done[(head % cap) as usize].store((head + 1) as u32, Ordering::Release);
+        }
+        // Count the records in, run them (above), count them out: what remains is the
+        // split-job guard, so the job completes with its last chunk.
+        pending[slot as usize] += count as i64 + adjust as i64 - count as i64;
+        if pending[slot as usize] == 0 {
+            shared.completions[slot as usize]
+                .done_seq
+                .store(seq, Ordering::Release);
+        }
+        head += 1;
+    }
+}
+
+/// Submits `values` as one-word records through the production protocol ([`submit`]).
+fn submit_values(
+    producer: &Mutex<Producer>,
+    shared: &FakeShared,
+    arena: &HostArena,
+    values: &[u32],
+) -> JobTicket {
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let records = Submission::Records {
+        kind: 0,
+        record_size: 4,
+        bytes: &bytes,
+    };
+    let mut w = Waiter::new(Duration::from_secs(20));
+    submit(producer, &shared.ring(), arena, records, &mut w, &|| Ok(()))
+        .unwrap()
+        .expect("a job with records")
+}
+
+/// `threads` host threads submit `jobs` jobs each (values `values(thread, job)`) through a
+/// ring of `descs` descriptors and `slots` job slots, waiting for each, while a host thread
+/// stands in for the GPU; every value must arrive exactly once.
+fn submit_from_threads(
+    descs: usize,
+    slots: usize,
+    arena_words: usize,
+    threads: u32,
+    jobs: u32,
+    values: impl Fn(u32, u32) -> Vec<u32> + Sync,
+) {
+    let shared = FakeShared::new(descs, slots);
+    let arena = Arc::new(HostArena::new(arena_words));
+    let producer = Mutex::new(Producer::new(arena_words as u64 * 4, 0, 0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let sums: Arc<Vec<AtomicU64>> = Arc::new((0..slots).map(|_| AtomicU64::new(0)).collect());
+    let dev = {
+        let (s, a, st, su) = (shared.clone(), arena.clone(), stop.clone(), sums.clone());
+        std::thread::spawn(move || fake_device(s, a, st, su))
+    };
+    let total: u64 = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..threads)
+            .map(|t| {
+                let (shared, arena, producer, values) = (&shared, &arena, &producer, &values);
+                s.spawn(move || {
+                    let mut expect = 0u64;
+                    for j in 0..jobs {
+                        let values = values(t, j);
+                        expect += values.iter().map(|&v| v as u64).sum::<u64>();
+                        let job = submit_values(producer, shared, arena, &values);
+                        let ring = shared.ring();
+                        let mut w = Waiter::new(Duration::from_secs(20));
+                        w.until(|| job_outcome(&ring, job).is_some(), &|| Ok(()), "job")
+                            .unwrap();
+                    }
+                    expect
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    stop.store(true, Ordering::Relaxed);
+    dev.join().unwrap();
+    assert_eq!(
+        sums.iter().map(|s| s.load(Ordering::Relaxed)).sum::<u64>(),
+        total
+    );
+}
+
+#[test]
+fn many_threads_submit_and_every_record_arrives_once() {
+    // 4 threads × 50 jobs of up to 300 values (several chunks each: the arena holds 256 words).
+    submit_from_threads(8, 4, 256, 4, 50, |t, j| {
+        (0..1 + (t * 37 + j * 11) % 300)
+            .map(|i| i + t + 1)
+            .collect()
+    });
+}
+
+#[test]
+fn small_jobs_of_whole_words_travel_inline_and_others_through_the_arena() {
+    assert_eq!(INLINE_BYTES, 96);
+    assert!(travels_inline(16, 16), "a graph launch");
+    assert!(travels_inline(96, 48), "two 48-byte records");
+    assert!(travels_inline(24 * 4, 4), "24 one-word records");
+    assert!(!travels_inline(97 + 3, 4), "past the cells");
+    assert!(!travels_inline(144, 48), "three 48-byte records");
+    assert!(
+        !travels_inline(6, 6),
+        "records of 6 bytes are not whole words"
+    );
+}
+
+#[test]
+fn a_descriptor_reads_whole_only_when_every_cell_carries_its_tag() {
+    let shared = FakeShared::new(2, 1);
+    let ring = shared.ring();
+    let job = JobTicket {
+        id: 0,
+        slot: 0,
+        seq: 1,
+    };
+    let record: Vec<u8> = (1..=12u8).collect();
+    let fields = DescFields {
+        records: Records::Inline(&record),
+        kind: 3,
+        count: 1,
+        job,
+        adjust: 0,
+    };
+    publish(&ring, 2, fields);
+    let w = ring.descs[0].read(3).expect("published whole");
+    assert_eq!(w, fields.words());
+    assert_eq!(
+        (w[DESC_KIND], w[DESC_INLINE], w[DESC_INLINE_FIRST + 2]),
+        (3, 1, u32::from_le_bytes([9, 10, 11, 12]))
+    );
+    assert_eq!(ring.descs[0].read(1), None, "an older lap's tag");
+    // A cell still holding the previous lap (a publish the GPU saw half of) is not whole.
+    ring.descs[0].cell[DESC_CELLS - 1].store(1 << 32, Ordering::Relaxed);
+    assert_eq!(ring.descs[0].read(3), None);
+    // An arena descriptor carries the address and no inline flag.
+    let f = DescFields {
+        records: Records::Arena(0x1234_5678_9abc),
+        ..fields
+    };
+    let w = f.words();
+    assert_eq!(
+        (w[DESC_RECORDS_LO], w[DESC_RECORDS_HI], w[DESC_INLINE]),
+        (0x5678_9abc, 0x1234, 0)
+    );
+}
+
+#[test]
+fn forty_threads_of_small_jobs_all_arrive_with_few_descriptors_and_job_slots() {
+    // Mostly inline jobs (as graph launches are), more threads than descriptors or job
+    // slots: reservations, slot waits and the in-order device must never deadlock.
+    submit_from_threads(16, 8, 1024, 40, 25, |t, j| {
+        // 1..=24 values inline, sometimes 40 through the arena.
+        let n = if (t + j) % 7 == 0 {
+            40
+        } else {
+            1 + (t * 5 + j) % 24
+        };
+        (0..n).map(|i| i + t + j).collect()
+    });
+}
+
+#[test]
+fn a_stalled_device_makes_submit_time_out_and_health_errors_end_waits() {
+    let shared = FakeShared::new(2, 2);
+    let ring = shared.ring();
+    let mut p = Producer::new(1024, 0, 0);
+    let ok: Health = &|| Ok(());
+    let mut w = Waiter::new(Duration::from_millis(50));
+    // Two descriptors fit; the third waits for a device that never consumes: a timeout.
+    for _ in 0..2 {
+        p.reserve_chunk(&ring, 16, &mut w, ok).unwrap();
+    }
+    assert!(matches!(
+        p.reserve_chunk(&ring, 16, &mut w, ok),
+        Err(Error::Timeout(_, "a free descriptor"))
+    ));
+    let dead: Health = &|| Err(Error::Stopped);
+    let mut w = Waiter::new(Duration::from_secs(60));
+    assert_eq!(
+        p.reserve_chunk(&ring, 16, &mut w, dead).unwrap_err(),
+        Error::Stopped
+    );
+    // Job slots: slot 0's first job is free; its second needs the first to complete.
+    let mut w = Waiter::new(Duration::from_millis(20));
+    let j0 = p.take_job(&ring);
+    assert_eq!((j0.slot, j0.seq), (0, 1));
+    wait_job_slot(&ring, j0, &mut w, ok).unwrap();
+    let j1 = p.take_job(&ring);
+    wait_job_slot(&ring, j1, &mut w, ok).unwrap();
+    let j2 = p.take_job(&ring);
+    assert_eq!((j2.slot, j2.seq), (0, 2));
+    assert!(matches!(
+        wait_job_slot(&ring, j2, &mut w, ok),
+        Err(Error::Timeout(_, "a free job slot"))
+    ));
+    ring.completions[0].done_seq.store(1, Ordering::Release);
+    wait_job_slot(&ring, j2, &mut w, ok).unwrap();
+}
+
+#[test]
+fn arena_space_is_reused_only_after_the_device_read_it_and_never_wraps_inside_a_chunk() {
+    let shared = FakeShared::new(16, 2);
+    let ring = shared.ring();
+    let mut p = Producer::new(256, 0, 0);
+    let ok: Health = &|| Ok(());
+    let mut w = Waiter::new(Duration::from_millis(20));
+    assert_eq!(p.max_chunk_bytes(), 64);
+    let offsets: Vec<u64> = (0..4)
+        .map(|_| p.reserve_chunk(&ring, 48, &mut w, ok).unwrap().offset)
+        .collect();
+    assert_eq!(offsets, vec![0, 48, 96, 144]);
+    // 192 + 64 = 256 fits exactly; a further 64 must wait for descriptor 0 to be read.
+    assert_eq!(p.reserve_chunk(&ring, 64, &mut w, ok).unwrap().offset, 192);
+    assert!(p.reserve_chunk(&ring, 64, &mut w, ok).is_err());
+    ring.desc_done[0].store(1, Ordering::Release);
+    // 48 bytes free at the start but 64 needed: still waits (no wrap inside a chunk).
+    assert!(p.reserve_chunk(&ring, 64, &mut w, ok).is_err());
+    ring.desc_done[1].store(2, Ordering::Release);
+    assert_eq!(p.reserve_chunk(&ring, 64, &mut w, ok).unwrap().offset, 0);
+}
+
+#[test]
+fn a_split_job_holds_the_guard_from_its_first_chunk_to_its_last() {
+    // 40 one-word records, chunks of at most 16 (a quarter of 256 bytes): 16, 16, 8.
+    let shared = FakeShared::new(4, 1);
+    let arena = HostArena::new(64);
+    let producer = Mutex::new(Producer::new(256, 0, 0));
+    let values: Vec<u32> = (1..=40).collect();
+    let job = submit_values(&producer, &shared, &arena, &values);
+    let ring = shared.ring();
+    let words: Vec<[u32; DESC_CELLS]> = (0..3)
+        .map(|d| ring.descs[d].read(d as u32 + 1).expect("published"))
+        .collect();
+    let fields = |w: &[u32; DESC_CELLS]| (w[DESC_COUNT], w[DESC_ADJUST] as i32, w[DESC_JOB_SEQ]);
+    assert_eq!(
+        words.iter().map(fields).collect::<Vec<_>>(),
+        vec![(16, 1, job.seq), (16, 0, job.seq), (8, -1, job.seq)]
+    );
+    let third = words[2][DESC_RECORDS_LO] as usize / 4;
+    assert_eq!((arena.word(third), arena.word(third + 7)), (33, 40));
+}
+
+#[test]
+fn a_small_graph_launch_is_one_inline_record_that_counts_its_nodes() {
+    let shared = FakeShared::new(2, 1);
+    let producer = Mutex::new(Producer::new(256, 0, 0));
+    let graph = [3u32, 7, 8, 9];
+    let launch = Submission::SmallGraph {
+        graph: &graph,
+        nodes: 3,
+    };
+    let mut w = Waiter::new(Duration::from_secs(1));
+    let arena = HostArena::new(64);
+    submit(
+        &producer,
+        &shared.ring(),
+        &arena,
+        launch,
+        &mut w,
+        &|| Ok(()),
+    )
+    .unwrap();
+    let w = shared.descs[0].read(1).expect("published");
+    assert_eq!(
+        (w[DESC_KIND], w[DESC_COUNT], w[DESC_ADJUST], w[DESC_INLINE]),
+        (KIND_GRAPH_SMALL, 1, 2, 1)
+    );
+    assert_eq!(w[DESC_INLINE_FIRST..DESC_INLINE_FIRST + 4], graph);
+}
+
+#[test]
+fn a_submit_that_times_out_on_its_slot_leaves_an_orphan_that_is_settled_later() {
+    let shared = FakeShared::new(4, 1);
+    let arena = HostArena::new(64);
+    let producer = Mutex::new(Producer::new(256, 0, 0));
+    let first = submit_values(&producer, &shared, &arena, &[1]);
+    let bytes = 2u32.to_le_bytes();
+    let second = Submission::Records {
+        kind: 0,
+        record_size: 4,
+        bytes: &bytes,
+    };
+    let ring = shared.ring();
+    let mut w = Waiter::new(Duration::from_millis(20));
+    // One job slot, its first job still running: the second times out and becomes an orphan.
+    assert!(matches!(
+        submit(&producer, &ring, &arena, second, &mut w, &|| Ok(())),
+        Err(Error::Timeout(_, "a free job slot"))
+    ));
+    // The first completes; the next submit's wait settles the orphan (abandoned) and goes on.
+    ring.completions[0]
+        .done_seq
+        .store(first.seq, Ordering::Release);
+    let mut w = Waiter::new(Duration::from_secs(1));
+    let third = submit(&producer, &ring, &arena, second, &mut w, &|| Ok(()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(third.seq, first.seq + 2);
+    assert_eq!(ring.completions[0].error.load(Ordering::Relaxed), ABANDONED);
+}

@@ -1,0 +1,317 @@
+//! [`RuntimeBuilder`]: what the runtime runs and how it is sized, the module's source, and
+//! `build`, which compiles, sizes and launches the scheduler.
+
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32 as StdAtomicU32};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use crate::alloc::{self, DeviceHeap};
+use crate::codegen::{self, TaskInfo};
+use crate::compile;
+use crate::driver::{Gpu, Module, Stream};
+use crate::error::{Error, Result};
+use crate::record::Task;
+use crate::ring::Producer;
+
+use super::memory::Memory;
+use super::occupancy::occupancy_preferring_l1;
+use super::sm_claim::SmClaim;
+use super::tuning::{DIAGNOSTICS, Tuning, define_lines};
+use super::{Kernels, Runtime, RuntimeInfo};
+
+/// How the runtime is sized; see the builder's methods for each field.
+#[derive(Clone, Debug)]
+pub(super) struct Config {
+    pub(super) device: usize,
+    pub(super) max_sms: Option<u32>,
+    pub(super) queue_capacity: u32,
+    pub(super) arena_bytes: usize,
+    pub(super) desc_capacity: u32,
+    pub(super) job_slots: u32,
+    pub(super) submit_timeout: Duration,
+    pub(super) start_timeout: Duration,
+    pub(super) spin_limit: u32,
+    pub(super) heap_bytes: Option<u64>,
+    pub(super) tuning: Tuning,
+    pub(super) diagnostics: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            device: 0,
+            max_sms: None,
+            queue_capacity: 8192,
+            arena_bytes: 64 << 20,
+            desc_capacity: 4096,
+            job_slots: 4096,
+            submit_timeout: Duration::from_secs(60),
+            start_timeout: Duration::from_secs(10),
+            spin_limit: 1 << 24,
+            heap_bytes: None,
+            tuning: Tuning::default(),
+            diagnostics: false,
+        }
+    }
+}
+
+/// Builds a [`Runtime`]: register task types, size it, then [`build`](RuntimeBuilder::build).
+///
+/// ```no_run
+/// # #[grosr::task(cuda = "task.out[0] = 1;")] pub struct Hello { pub out: grosr::DevicePtr<u32> }
+/// let rt = grosr::Runtime::builder().task::<Hello>().max_sms(16).build()?;
+/// # Ok::<(), grosr::Error>(())
+/// ```
+#[derive(Default, Debug)]
+pub struct RuntimeBuilder {
+    tasks: Vec<TaskInfo>,
+    extra: Vec<ExtraCuda>,
+    defines: Vec<(String, String)>,
+    config: Config,
+}
+
+/// CUDA code compiled into the runtime's module after the task bodies (see
+/// [`RuntimeBuilder::cuda`]).
+#[derive(Clone, Debug)]
+struct ExtraCuda {
+    code: String,
+    kernels: Vec<String>,
+}
+
+impl RuntimeBuilder {
+    /// Registers task type `T`; kinds are numbered in registration order. Registering a type
+    /// twice is harmless.
+    pub fn task<T: Task + 'static>(mut self) -> Self {
+        if !self.tasks.iter().any(|t| t.type_id == TypeId::of::<T>()) {
+            self.tasks.push(TaskInfo::of::<T>());
+        }
+        self
+    }
+    /// The GPU to run on (default 0).
+    pub fn device(mut self, ordinal: usize) -> Self {
+        self.config.device = ordinal;
+        self
+    }
+    /// Caps the SMs the scheduler occupies, leaving the rest to ordinary kernels (default: all).
+    /// The grid is `blocks per SM × max_sms` blocks; the hardware places them.
+    pub fn max_sms(mut self, sms: u32) -> Self {
+        self.config.max_sms = Some(sms);
+        self
+    }
+    /// Slots in each SM's work queue, a power of two (default 8192; 64 bytes each).
+    pub fn queue_capacity(mut self, slots: u32) -> Self {
+        self.config.queue_capacity = slots;
+        self
+    }
+    /// Bytes of page-locked mapped memory that carry submitted records (default 64 MiB).
+    pub fn arena_bytes(mut self, bytes: usize) -> Self {
+        self.config.arena_bytes = bytes;
+        self
+    }
+    /// How long `submit` waits for ring space before it fails (default 60 s).
+    pub fn submit_timeout(mut self, timeout: Duration) -> Self {
+        self.config.submit_timeout = timeout;
+        self
+    }
+
+    /// Bytes of device memory for the device heap (`ctx.alloc` / `ctx.free` in task bodies,
+    /// `grosr::heap_alloc` / `grosr::heap_free` in any kernel of the module), carved once at
+    /// build and kept across stop and start. Default: a quarter of the free device memory, at
+    /// most 4 GiB; 0: no heap (allocations return null). Rounded down to whole 64 KiB slabs.
+    pub fn heap_bytes(mut self, bytes: u64) -> Self {
+        self.config.heap_bytes = Some(bytes);
+        self
+    }
+
+    /// Adds CUDA code to the runtime's module, after the task bodies: device functions and
+    /// `extern "C" __global__` kernels that may use the task types, spawn helpers and the device
+    /// runtime. `kernels` names the kernels to load eagerly (every kernel you will launch with
+    /// [`Baselines::launch`](crate::baseline::Baselines::launch)): a kernel loaded lazily beside
+    /// the running scheduler could wait for SMs the scheduler never gives back.
+    ///
+    /// ```no_run
+    /// let rt = grosr::Runtime::builder()
+    ///     .cuda(r#"extern "C" __global__ void fill(uint32_t* x, uint32_t n) {
+    ///         uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; if (i < n) x[i] = i; }"#, &["fill"])
+    ///     .build()?;
+    /// # Ok::<(), grosr::Error>(())
+    /// ```
+    pub fn cuda(mut self, code: impl Into<String>, kernels: &[&str]) -> Self {
+        self.extra.push(ExtraCuda {
+            code: code.into(),
+            kernels: kernels.iter().map(|k| k.to_string()).collect(),
+        });
+        self
+    }
+
+    /// The scheduler's and the heap's [`Tuning`] (default: [`Tuning::default`]); checked at
+    /// [`build`](RuntimeBuilder::build).
+    pub fn tuning(mut self, tuning: Tuning) -> Self {
+        self.config.tuning = tuning;
+        self
+    }
+
+    /// Compiles in the diagnostics (default off): the scheduler's latency trace (`GROSR_TRACE`)
+    /// and the heap's slow-path counts (`GROSR_HEAP_SLOW_COUNTS`, in
+    /// [`HeapStats`](crate::HeapStats)). They cost time; [`RuntimeInfo::diagnostics`] reports them.
+    pub fn diagnostics(mut self, on: bool) -> Self {
+        self.config.diagnostics = on;
+        self
+    }
+
+    /// Defines a preprocessor macro at the top of the module's source (before the runtime), for
+    /// task bodies and [`cuda`](RuntimeBuilder::cuda) code that use macros. The scheduler's own
+    /// settings go through [`tuning`](RuntimeBuilder::tuning); a define of the same name wins
+    /// over them. A name that is not a C identifier fails the build with an NVRTC error naming it.
+    ///
+    /// ```
+    /// let src = grosr::Runtime::builder().define("MY_SCALE", "3").source();
+    /// assert!(src.starts_with("#define MY_SCALE 3\n"));
+    /// ```
+    pub fn define(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.defines.push((name.into(), value.into()));
+        self
+    }
+
+    /// The CUDA source the runtime would compile (no GPU needed).
+    pub fn source(&self) -> String {
+        let mut settings = self.config.tuning.defines();
+        if self.config.diagnostics {
+            settings.extend(DIAGNOSTICS.map(|(n, v)| (n.to_string(), v.to_string())));
+        }
+        let mut s = define_lines(&settings, &self.defines);
+        s.push_str(&codegen::generate(&self.tasks));
+        for (i, e) in self.extra.iter().enumerate() {
+            s.push_str(&format!("\n// ---- Extra CUDA source {i} ----\n"));
+            s.push_str(&e.code);
+            s.push('\n');
+        }
+        s
+    }
+
+    /// Compiles the scheduler (or loads it from the cache) and launches it on the GPU.
+    pub fn build(self) -> Result<Runtime> {
+        let c = &self.config;
+        if !c.queue_capacity.is_power_of_two() || c.queue_capacity < 64 {
+            return Err(Error::Config(format!(
+                "queue_capacity must be a power of two >= 64, not {}",
+                c.queue_capacity
+            )));
+        }
+        if c.arena_bytes < 4096 {
+            return Err(Error::Config(format!(
+                "arena_bytes must be at least 4096, not {}",
+                c.arena_bytes
+            )));
+        }
+        if c.max_sms == Some(0) {
+            return Err(Error::Config("max_sms must be at least 1".into()));
+        }
+        c.tuning.validate()?;
+        let mut names = HashMap::new();
+        for t in &self.tasks {
+            if names.insert(t.name, t.type_id).is_some() {
+                return Err(Error::DuplicateTask(t.name));
+            }
+        }
+        let gpu = Gpu::open(c.device)?;
+        let sms = c.max_sms.unwrap_or(gpu.sm_count).min(gpu.sm_count);
+        // Claim SMs before loading anything: loading a module beside a running scheduler of
+        // this process is what the claim exists to avoid.
+        let claim = SmClaim::new(c.device, sms, gpu.sm_count)?;
+        compile::nvrtc_available()?;
+        let source = self.source();
+        let compiled = compile::compile_cached(&source, gpu.arch)?;
+        let module = Module::load(gpu.context(), &compiled.cubin)?;
+        for t in &self.tasks {
+            module.preload(&format!("grosr_single_{}", t.name))?;
+            module.preload(&format!("grosr_bulk_{}", t.name))?;
+        }
+        for k in self.extra.iter().flat_map(|e| &e.kernels) {
+            module.preload(k)?;
+        }
+        module.preload("grosr_scheduler")?;
+        module.preload("grosr_init")?;
+        let kernels = Kernels {
+            scheduler: module.function("grosr_scheduler")?,
+            init: module.function("grosr_init")?,
+        };
+        let blocks_per_sm =
+            occupancy_preferring_l1(&kernels.scheduler, &gpu, c.tuning.smem_carveout)?;
+        if blocks_per_sm == 0 {
+            return Err(Error::DoesNotFit(
+                "the scheduler block needs more registers or shared memory than one SM has".into(),
+            ));
+        }
+        let grid = blocks_per_sm * sms;
+        let memory = Memory::new(gpu.context(), c, sms, self.tasks.len())?;
+        let heap = build_heap(&gpu, &module, c)?;
+        let stream = Stream::new(gpu.context())?;
+        let kinds = self
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(k, t)| (t.type_id, k as u32))
+            .collect();
+        let producer = Producer::new(c.arena_bytes as u64, 0, 0);
+        let rt = Runtime {
+            info: RuntimeInfo {
+                device: gpu.name.clone(),
+                arch: gpu.arch,
+                sm_count: gpu.sm_count,
+                sms_used: sms,
+                blocks_per_sm,
+                grid_blocks: grid,
+                driver_version: gpu.driver_version,
+                nvrtc_version: compile::nvrtc_version()?,
+                compiled_from_cache: compiled.cached,
+                tuning: c.tuning,
+                diagnostics: c.diagnostics,
+            },
+            tasks: self.tasks,
+            kinds,
+            config: self.config,
+            producer: Mutex::new(producer),
+            running: AtomicBool::new(false),
+            generation: StdAtomicU32::new(0),
+            fault: OnceLock::new(),
+            lifecycle: Mutex::new(()),
+            stream,
+            kernels,
+            memory: std::mem::ManuallyDrop::new(memory),
+            heap: std::mem::ManuallyDrop::new(heap),
+            _module: std::mem::ManuallyDrop::new(module),
+            _claim: claim,
+            gpu,
+        };
+        rt.launch()?;
+        Ok(rt)
+    }
+}
+
+/// Carves the device heap and points the module's `grosr_heap` at it, before any kernel runs.
+fn build_heap(gpu: &Gpu, module: &Module, c: &Config) -> Result<Option<DeviceHeap>> {
+    let (free, _) = gpu.memory_info()?;
+    let bytes = alloc::resolve_heap_bytes(c.heap_bytes, free as u64)?;
+    if bytes == 0 {
+        return Ok(None);
+    }
+    let (addr, size) = module.global("grosr_heap")?;
+    if size != size_of::<alloc::HeapDesc>() {
+        return Err(Error::Config(format!(
+            "grosr_heap is {size} bytes on the device, not {}",
+            size_of::<alloc::HeapDesc>()
+        )));
+    }
+    let heap = DeviceHeap::new(
+        gpu.context(),
+        bytes,
+        gpu.sm_count.next_power_of_two(),
+        c.spin_limit,
+    )?;
+    // SAFETY: addr is the module's grosr_heap (size checked above); no kernel runs yet.
+    unsafe { crate::driver::write_device(gpu.context(), addr, std::slice::from_ref(&heap.desc)) }?;
+    Ok(Some(heap))
+}

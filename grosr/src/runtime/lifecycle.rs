@@ -1,0 +1,228 @@
+//! Launching, stopping and restarting the scheduler kernel; its health; dropping the runtime.
+
+use std::sync::atomic::Ordering as StdOrdering;
+use std::time::Duration;
+
+use crate::copy_streams::{self, CopyStreams};
+use crate::error::{Error, Result};
+use crate::layout::{BLOCK_THREADS, Params};
+use crate::ring::Waiter;
+
+use super::Runtime;
+
+impl Runtime {
+    /// Whether the kernel is running.
+    pub fn is_running(&self) -> bool {
+        self.running.load(StdOrdering::Acquire)
+    }
+
+    /// Stops the kernel (jobs still running are abandoned: waiting on them returns
+    /// [`Error::Stopped`]). Waits at most 10 s for it to exit.
+    pub fn stop(&self) -> Result<()> {
+        let _guard = self.lifecycle.lock().unwrap_or_else(|e| e.into_inner());
+        if !self.running.swap(false, StdOrdering::AcqRel) {
+            return Ok(());
+        }
+        self.generation.fetch_add(1, StdOrdering::AcqRel);
+        // Dropped at the end of this function, once the kernel has exited (or been waited for).
+        let _copy_streams = copy_streams::leave(self.gpu.context());
+        // Release: the GPU's ingest warp polls this flag (ld volatile) and tells every block.
+        self.memory
+            .ctl_u32(|c| unsafe { std::ptr::addr_of_mut!((*c).stop) })
+            .store(1, StdOrdering::Release);
+        match self
+            .stream
+            .wait(Duration::from_secs(10), "the scheduler to exit")
+        {
+            Err(Error::Timeout(..)) => {
+                // The kernel still runs: freeing the copy streams' page-locked probe would wait
+                // for it (cuMemFreeHost synchronises the context), so they are leaked.
+                std::mem::forget(_copy_streams);
+                let e = Error::DeviceFault(
+                    "the scheduler did not exit within 10 s of stop (a task that never ends?)"
+                        .into(),
+                );
+                let _ = self.fault.set(e.clone());
+                Err(e)
+            }
+            Err(e) => {
+                let _ = self.fault.set(Error::DeviceFault(e.to_string()));
+                Err(self.fault.get().cloned().unwrap_or(e))
+            }
+            Ok(()) => Ok(()),
+        }
+    }
+
+    /// Starts the kernel again after [`stop`](Runtime::stop).
+    pub fn start(&self) -> Result<()> {
+        {
+            let _guard = self.lifecycle.lock().unwrap_or_else(|e| e.into_inner());
+            if self.running.load(StdOrdering::Acquire) {
+                return Ok(());
+            }
+        }
+        self.launch()
+    }
+
+    pub(super) fn launch(&self) -> Result<()> {
+        let _guard = self.lifecycle.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = self.fault.get() {
+            return Err(e.clone());
+        }
+        let m = &self.memory;
+        let mut producer = self.producer.lock().unwrap_or_else(|e| e.into_inner());
+        // Fresh device state; queues' slot sequences are set by the init kernel.
+        m.device.clear()?;
+        let next_desc = producer.restart(&m.ring());
+        for field in [
+            m.ctl_u32(|c| unsafe { std::ptr::addr_of_mut!((*c).stop) }),
+            m.ctl_u32(|c| unsafe { std::ptr::addr_of_mut!((*c).started_blocks) }),
+            m.ctl_u32(|c| unsafe { std::ptr::addr_of_mut!((*c).exited_blocks) }),
+            m.ctl_u32(|c| unsafe { std::ptr::addr_of_mut!((*c).err_code) } as *mut u32),
+        ] {
+            field.store(0, StdOrdering::Release);
+        }
+        let params = Params {
+            desc_start: next_desc,
+            ..m.params
+        };
+        let init_blocks = (m.params.num_queues * m.params.queue_cap)
+            .div_ceil(BLOCK_THREADS)
+            .min(4096);
+        // SAFETY: grosr_init takes one Params by value, and every address in it lives as long as
+        // the runtime.
+        unsafe {
+            self.stream.launch(
+                &self.kernels.init,
+                init_blocks,
+                BLOCK_THREADS,
+                0,
+                (&params,),
+            )
+        }?;
+        self.stream
+            .wait(self.config.start_timeout, "the queues to be initialised")?;
+        let grid = self.info.grid_blocks;
+        // SAFETY: as above; a cooperative launch guarantees every block is resident at once.
+        let launched = unsafe {
+            self.stream.launch_cooperative(
+                &self.kernels.scheduler,
+                grid,
+                BLOCK_THREADS,
+                0,
+                (&params,),
+            )
+        };
+        match launched {
+            Err(Error::Cuda { code, .. })
+                if code
+                    == cudarc::driver::sys::CUresult::CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE =>
+            {
+                return Err(Error::DoesNotFit(format!(
+                    "{grid} blocks cannot all be resident ({code:?})"
+                )));
+            }
+            launched => launched?,
+        }
+        // Every block checks in; if some never become resident (another kernel holds the SMs),
+        // refuse rather than run a scheduler that could wait on absent blocks.
+        let started = m.ctl_u32(|c| unsafe { std::ptr::addr_of_mut!((*c).started_blocks) });
+        let mut wait = Waiter::new(self.config.start_timeout);
+        let waited = wait.until(
+            || started.load(StdOrdering::Acquire) >= grid,
+            &|| self.stream.query().map(|_| ()),
+            "scheduler blocks",
+        );
+        drop(producer);
+        self.running.store(true, StdOrdering::Release);
+        if let Err(e) = waited {
+            let n = started.load(StdOrdering::Acquire);
+            drop(_guard);
+            let _ = self.stop();
+            return Err(match e {
+                Error::Timeout(..) => Error::DoesNotFit(format!(
+                    "only {n} of {grid} scheduler blocks became resident: another kernel or runtime holds the GPU"
+                )),
+                e => e,
+            });
+        }
+        // From now on the context's copies go through streams seen to pass the scheduler
+        // (copy_streams.rs); any 4 device bytes serve as the probe's source.
+        match CopyStreams::probe(&m.device) {
+            Ok(streams) => copy_streams::enter(self.gpu.context(), streams),
+            Err(e) => {
+                drop(_guard);
+                let _ = self.stop();
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// `Ok` while the runtime can take work; otherwise the error that stopped it. Also asks
+    /// the driver whether the kernel still runs (waits call this; submit uses `state`).
+    pub(super) fn health(&self) -> Result<()> {
+        self.state()?;
+        match self.stream.query() {
+            Ok(false) => Ok(()),
+            Ok(true) => {
+                let e = Error::DeviceFault("the scheduler kernel exited unexpectedly".into());
+                Err(self.fault.get_or_init(|| e).clone())
+            }
+            Err(Error::Cuda { code, .. }) => Err(self
+                .fault
+                .get_or_init(|| Error::DeviceFault(format!("{code:?}")))
+                .clone()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// What the host knows without a driver call: a recorded fault, a stop, a stalled protocol.
+    pub(super) fn state(&self) -> Result<()> {
+        if let Some(e) = self.fault.get() {
+            return Err(e.clone());
+        }
+        if !self.running.load(StdOrdering::Acquire) {
+            return Err(Error::Stopped);
+        }
+        // A stalled device protocol stops everything; other device errors belong to their jobs.
+        let code = self
+            .memory
+            .ctl_u32(|c| unsafe { std::ptr::addr_of_mut!((*c).err_code) } as *mut u32)
+            .load(StdOrdering::Acquire) as i32;
+        if code == -3 {
+            let detail = unsafe {
+                std::ptr::read_volatile(std::ptr::addr_of!((*self.memory.ctl()).err_detail))
+            };
+            let _ = self.fault.set(Error::Protocol(detail));
+            return Err(Error::Protocol(detail));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        let _ = self.stop();
+        // Whether the kernel still runs decides, not how stop() went: after an explicit stop()
+        // that timed out (a task that never returns), this stop() returns that fault at once,
+        // and the kernel still uses the memory, so it must be leaked rather than freed. A faulted
+        // context answers the query with an error: no kernel runs in it any more.
+        if !self.stream.query().unwrap_or(true) {
+            // So are the module and the context: unloading the one or releasing the other
+            // would wait for the kernel, which never ends.
+            eprintln!(
+                "grosr: the scheduler did not stop; its memory, module and context are leaked"
+            );
+            self.gpu.keep_context();
+            return;
+        }
+        // SAFETY: the kernel has exited (or the context faulted); nothing uses the memory now,
+        // and it is dropped exactly once, here. After a fault the frees fail harmlessly.
+        unsafe { std::mem::ManuallyDrop::drop(&mut self.memory) };
+        // SAFETY: as above: no kernel runs, and the heap is dropped once, here.
+        unsafe { std::mem::ManuallyDrop::drop(&mut self.heap) };
+        // SAFETY: as above; dropped once, here, before the context it lives in (a field below).
+        unsafe { std::mem::ManuallyDrop::drop(&mut self._module) };
+    }
+}

@@ -1,0 +1,108 @@
+//! Where the runtime's arrays live: the mapped host block, the arena and the device block.
+
+use crate::driver::{Context, DeviceMem, MappedMem};
+use crate::error::Result;
+use crate::layout::{Completion, Desc, DevJob, HostCtl, Params, Queue, Slot};
+use crate::ring::{self, CompletionCells, DescCells, Ring};
+
+use super::builder::Config;
+
+/// The mapped host block and the device block, and where each array lives in them.
+pub(super) struct Memory {
+    host: MappedMem,
+    pub(super) arena: MappedMem,
+    pub(super) device: DeviceMem,
+    pub(super) params: Params,
+    descs_off: usize,
+    desc_done_off: usize,
+    completions_off: usize,
+    pub(super) executed_off: usize,
+}
+
+impl Memory {
+    pub(super) fn new(ctx: &Context, c: &Config, queues: u32, kinds: usize) -> Result<Memory> {
+        let (dc, js) = (c.desc_capacity as usize, c.job_slots as usize);
+        let descs_off = size_of::<HostCtl>();
+        let desc_done_off = descs_off + dc * size_of::<Desc>();
+        let completions_off = (desc_done_off + dc * 4).next_multiple_of(16);
+        let host = MappedMem::new(ctx, completions_off + js * size_of::<Completion>())?;
+        let arena = MappedMem::new(ctx, c.arena_bytes)?;
+        // Device block: jobs | desc_reads | executed | stop, err | queues | slots.
+        let jobs_off = 0;
+        let reads_off = js * size_of::<DevJob>();
+        let executed_off = (reads_off + dc * 4).next_multiple_of(8);
+        let flags_off = (executed_off + kinds.max(1) * 8).next_multiple_of(128);
+        let queues_off = (flags_off + 128).next_multiple_of(512);
+        let slots_off = queues_off + queues as usize * size_of::<Queue>();
+        let total = slots_off + queues as usize * c.queue_capacity as usize * size_of::<Slot>();
+        let device = DeviceMem::zeroed(ctx, total)?;
+        let (h, d) = (host.device(), device.ptr());
+        let params = Params {
+            host: h,
+            descs: h + descs_off as u64,
+            desc_done: h + desc_done_off as u64,
+            completions: h + completions_off as u64,
+            jobs: d + jobs_off as u64,
+            desc_reads: d + reads_off as u64,
+            executed: d + executed_off as u64,
+            queues: d + queues_off as u64,
+            slots: d + slots_off as u64,
+            dev_stop: d + flags_off as u64,
+            dev_err: d + flags_off as u64 + 4,
+            desc_start: 0,
+            num_queues: queues,
+            queue_cap: c.queue_capacity,
+            desc_cap: c.desc_capacity,
+            job_slots: c.job_slots,
+            num_kinds: kinds as u32,
+            spin_limit: c.spin_limit,
+        };
+        Ok(Memory {
+            host,
+            arena,
+            device,
+            params,
+            descs_off,
+            desc_done_off,
+            completions_off,
+            executed_off,
+        })
+    }
+
+    pub(super) fn ctl(&self) -> *mut HostCtl {
+        self.host.host() as *mut HostCtl
+    }
+
+    /// The submission cells as atomics over the mapped memory.
+    pub(super) fn ring(&self) -> Ring<'_> {
+        let p = self.params;
+        let base = self.host.host();
+        // SAFETY: the offsets were laid out in `new` inside one live allocation; each array has
+        // the length given and the atomics' layout of the C structs (asserted in ring); the GPU accesses
+        // the same bytes only with the matching protocol.
+        unsafe {
+            Ring {
+                desc_head: &*(std::ptr::addr_of_mut!((*self.ctl()).desc_head)
+                    as *const ring::AtomicU64),
+                descs: std::slice::from_raw_parts(
+                    base.add(self.descs_off) as *const DescCells,
+                    p.desc_cap as usize,
+                ),
+                desc_done: std::slice::from_raw_parts(
+                    base.add(self.desc_done_off) as *const ring::AtomicU32,
+                    p.desc_cap as usize,
+                ),
+                completions: std::slice::from_raw_parts(
+                    base.add(self.completions_off) as *const CompletionCells,
+                    p.job_slots as usize,
+                ),
+            }
+        }
+    }
+
+    /// An atomic view of one 32-bit field of the control block.
+    pub(super) fn ctl_u32(&self, field: impl FnOnce(*mut HostCtl) -> *mut u32) -> &ring::AtomicU32 {
+        // SAFETY: the field lies inside the live mapped allocation and is 4-byte aligned.
+        unsafe { &*(field(self.ctl()) as *const ring::AtomicU32) }
+    }
+}

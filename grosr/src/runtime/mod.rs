@@ -1,0 +1,234 @@
+//! The resident runtime: builds the scheduler kernel, keeps it running, takes submissions.
+//!
+//! Read top-down: `builder` (what to run and how big; compile and launch), `memory` (where the
+//! shared arrays live), `occupancy` and `sm_claim` (how many blocks on which SMs), `lifecycle`
+//! (start, stop, health, drop), `submit` (records onto the ring) and `job` (waiting for a
+//! submission).
+
+mod builder;
+mod job;
+mod lifecycle;
+mod memory;
+mod occupancy;
+mod sm_claim;
+mod submit;
+mod tuning;
+
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32 as StdAtomicU32};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use crate::alloc::{DeviceHeap, HeapStats};
+use crate::codegen::TaskInfo;
+use crate::driver::{Function, Gpu, Module, Stream};
+use crate::error::{Error, Result};
+use crate::record::Task;
+use crate::ring::Producer;
+
+use builder::Config;
+pub use builder::RuntimeBuilder;
+pub use job::Job;
+use memory::Memory;
+use sm_claim::SmClaim;
+pub use tuning::Tuning;
+
+/// Facts about a running runtime, for reports.
+#[derive(Clone, Debug)]
+pub struct RuntimeInfo {
+    /// The GPU's name.
+    pub device: String,
+    /// Compute capability, major * 10 + minor.
+    pub arch: u32,
+    /// SMs on the GPU.
+    pub sm_count: u32,
+    /// SMs the scheduler was sized for.
+    pub sms_used: u32,
+    /// Resident scheduler blocks per SM (occupancy API).
+    pub blocks_per_sm: u32,
+    /// Blocks in the persistent grid.
+    pub grid_blocks: u32,
+    /// The driver's CUDA version (e.g. 13000).
+    pub driver_version: i32,
+    /// NVRTC's version.
+    pub nvrtc_version: (i32, i32),
+    /// Whether the CUBIN came from the disk cache.
+    pub compiled_from_cache: bool,
+    /// The settings compiled in.
+    pub tuning: Tuning,
+    /// Whether the diagnostics are compiled in ([`RuntimeBuilder::diagnostics`]).
+    pub diagnostics: bool,
+}
+
+/// A persistent task scheduler running on one GPU.
+///
+/// Built by [`Runtime::builder`]. Many threads may [`submit`](Runtime::submit) at once; each
+/// submission is a [`Job`] that completes when its tasks and everything they spawned have run.
+/// Dropping the runtime stops the kernel and frees everything.
+pub struct Runtime {
+    info: RuntimeInfo,
+    tasks: Vec<TaskInfo>,
+    kinds: HashMap<TypeId, u32>,
+    config: Config,
+    producer: Mutex<Producer>,
+    running: AtomicBool,
+    generation: StdAtomicU32,
+    fault: OnceLock<Error>,
+    lifecycle: Mutex<()>,
+    // Field order is drop order: the stream goes before the context (gpu); memory, heap and
+    // module go in Drop first, or are leaked there while the kernel still runs.
+    stream: Stream,
+    kernels: Kernels,
+    memory: std::mem::ManuallyDrop<Memory>,
+    heap: std::mem::ManuallyDrop<Option<DeviceHeap>>,
+    _module: std::mem::ManuallyDrop<Module>,
+    _claim: SmClaim,
+    gpu: Gpu,
+}
+
+impl Runtime {
+    /// A builder with no task types and default sizes.
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder::default()
+    }
+
+    /// Facts about the GPU and the scheduler's size.
+    pub fn info(&self) -> &RuntimeInfo {
+        &self.info
+    }
+
+    /// The registered task types in kind order.
+    pub fn tasks(&self) -> &[TaskInfo] {
+        &self.tasks
+    }
+
+    /// Kind numbers by task type.
+    pub(crate) fn kind_map(&self) -> &HashMap<TypeId, u32> {
+        &self.kinds
+    }
+
+    /// The kind number of `T`, or an error if `T` is not registered.
+    pub fn kind_of<T: Task + 'static>(&self) -> Result<u32> {
+        self.kinds
+            .get(&TypeId::of::<T>())
+            .copied()
+            .ok_or(Error::UnregisteredTask(T::C_NAME))
+    }
+
+    /// The compiled module (scheduler and baseline kernels).
+    pub(crate) fn module(&self) -> &Module {
+        &self._module
+    }
+
+    /// The device address and size in bytes of a `__device__` variable of the module (one
+    /// declared in [`RuntimeBuilder::cuda`] code, say).
+    pub fn global(&self, name: &str) -> Result<(u64, usize)> {
+        self._module.global(name)
+    }
+
+    /// Copies the `__device__` variable `name` to the host as elements of `T` (as many as fit
+    /// its size); works while the scheduler runs.
+    pub fn read_global<T: bytemuck::Pod>(&self, name: &str) -> Result<Vec<T>> {
+        let (addr, size) = self.global(name)?;
+        let mut out = vec![T::zeroed(); size / std::mem::size_of::<T>().max(1)];
+        // SAFETY: the module owns `size` bytes at `addr`, and out covers at most that many.
+        unsafe { crate::driver::read_device(self.gpu.context(), addr, &mut out) }?;
+        Ok(out)
+    }
+
+    /// Copies `data` over the start of the `__device__` variable `name` (an error if it does not
+    /// fit); works while the scheduler runs. For diagnostics, such as resetting a trace's
+    /// counters between launches: the scheduler's own variables are not for overwriting.
+    pub fn write_global<T: bytemuck::Pod>(&self, name: &str, data: &[T]) -> Result<()> {
+        let (addr, size) = self.global(name)?;
+        if std::mem::size_of_val(data) > size {
+            return Err(Error::Config(format!(
+                "{name} holds {size} bytes, not {}",
+                std::mem::size_of_val(data)
+            )));
+        }
+        // SAFETY: the module owns `size` bytes at `addr`, and data covers at most that many.
+        unsafe { crate::driver::write_device(self.gpu.context(), addr, data) }
+    }
+
+    /// What the device heap holds: bytes and allocations in use per size class, failures.
+    /// Works while the scheduler runs (by copies); an error if the runtime has no heap.
+    pub fn heap_stats(&self) -> Result<HeapStats> {
+        let heap = self.heap()?;
+        heap.stats()
+    }
+
+    /// The device heap's size in bytes (0 without a heap).
+    pub fn heap_bytes(&self) -> u64 {
+        self.heap.as_ref().map_or(0, |h| h.bytes())
+    }
+
+    /// How long carving and initialising the heap took at build (allocation included).
+    pub fn heap_init_time(&self) -> Option<Duration> {
+        self.heap.as_ref().map(|h| h.init_time)
+    }
+
+    /// Empties the device heap: every allocation is forgotten (pointers to it dangle). Only
+    /// with the scheduler stopped and no kernel of yours running; returns how long it took.
+    pub fn heap_reset(&self) -> Result<Duration> {
+        let heap = self.heap()?;
+        if self.is_running() {
+            return Err(Error::Config(
+                "heap_reset needs the scheduler stopped: call Runtime::stop first".into(),
+            ));
+        }
+        heap.init()
+    }
+
+    fn heap(&self) -> Result<&DeviceHeap> {
+        self.heap
+            .as_ref()
+            .ok_or_else(|| Error::Config("this runtime was built with heap_bytes(0)".into()))
+    }
+
+    /// The GPU this runtime runs on (for allocating task data).
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+
+    /// How many tasks of type `T` have run since the runtime was built.
+    pub fn executed<T: Task + 'static>(&self) -> Result<u64> {
+        let kind = self.kind_of::<T>()? as usize;
+        Ok(self.executed_all()?[kind])
+    }
+
+    /// Tasks run per kind (in registration order).
+    pub fn executed_all(&self) -> Result<Vec<u64>> {
+        self.health()?;
+        let mut counts = vec![0u64; self.tasks.len()];
+        self.memory
+            .device
+            .read_at(self.memory.executed_off, &mut counts)?;
+        Ok(counts)
+    }
+
+    fn kind_name(&self, kind: u32) -> String {
+        self.tasks
+            .get(kind as usize)
+            .map_or_else(|| format!("kind {kind}"), |t| t.name.to_string())
+    }
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tasks: Vec<&str> = self.tasks.iter().map(|t| t.name).collect();
+        f.debug_struct("Runtime")
+            .field("info", &self.info)
+            .field("tasks", &tasks)
+            .field("running", &self.is_running())
+            .field("fault", &self.fault.get())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The scheduler's kernels, loaded eagerly at build.
+struct Kernels {
+    scheduler: Function,
+    init: Function,
+}

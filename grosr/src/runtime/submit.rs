@@ -1,0 +1,91 @@
+//! Submitting records: the runtime's side of the ring (the ring module runs the protocol).
+
+use std::sync::atomic::Ordering as StdOrdering;
+use std::time::Duration;
+
+use crate::driver::MappedMem;
+use crate::error::{Error, Result};
+use crate::record::Task;
+use crate::ring::{self, Submission, Waiter};
+
+use super::{Job, Runtime};
+
+impl Runtime {
+    /// Submits `records` as one job and returns at once; waits only while the ring is full
+    /// (at most the builder's `submit_timeout`).
+    pub fn submit<T: Task + 'static>(&self, records: &[T]) -> Result<Job<'_>> {
+        self.submit_timeout(records, self.config.submit_timeout)
+    }
+
+    /// [`submit`](Runtime::submit), waiting at most `timeout` for ring space.
+    pub fn submit_timeout<T: Task + 'static>(
+        &self,
+        records: &[T],
+        timeout: Duration,
+    ) -> Result<Job<'_>> {
+        let kind = self.kind_of::<T>()?;
+        let submission = Submission::Records {
+            kind,
+            record_size: size_of::<T>(),
+            bytes: bytemuck::cast_slice(records),
+        };
+        self.submit_with(submission, timeout)
+    }
+
+    /// Submits raw records of kind `kind` (`record_size` bytes each). For tests of the GPU's
+    /// handling of corrupt input; use [`submit`](Runtime::submit).
+    #[doc(hidden)]
+    pub fn submit_raw(&self, kind: u32, record_size: usize, bytes: &[u8]) -> Result<Job<'_>> {
+        if record_size == 0
+            || record_size > crate::MAX_RECORD_BYTES
+            || bytes.len() % record_size != 0
+        {
+            return Err(Error::Config(format!(
+                "raw records of {record_size} B cannot hold {} B",
+                bytes.len()
+            )));
+        }
+        let submission = Submission::Records {
+            kind,
+            record_size,
+            bytes,
+        };
+        self.submit_with(submission, self.config.submit_timeout)
+    }
+
+    /// Submits `submission` as one job (the ring module runs the protocol), waiting at most `timeout`.
+    pub(crate) fn submit_with(&self, submission: Submission, timeout: Duration) -> Result<Job<'_>> {
+        // No driver call on the fast path (a cuStreamQuery costs microseconds): a kernel that
+        // died since the last check is noticed by the bounded waits and by Job::wait.
+        self.state()?;
+        let generation = self.generation.load(StdOrdering::Acquire);
+        let health = || self.health();
+        let ticket = ring::submit(
+            &self.producer,
+            &self.memory.ring(),
+            &self.memory.arena,
+            submission,
+            &mut Waiter::new(timeout),
+            &health,
+        )?;
+        Ok(Job {
+            rt: self,
+            ticket,
+            generation,
+        })
+    }
+}
+
+impl ring::Arena for MappedMem {
+    unsafe fn copy_in(&self, offset: u64, bytes: &[u8]) -> u64 {
+        // SAFETY: the caller guarantees the range lies inside this mapping and is its own.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                self.host().add(offset as usize),
+                bytes.len(),
+            );
+        }
+        self.device() + offset
+    }
+}
