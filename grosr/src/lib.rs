@@ -21,7 +21,7 @@
 //! assert_eq!(sum.to_vec()?[0], 5050);
 //! # Ok::<(), grosr::Error>(())
 //! ```
-#![warn(missing_docs)]
+#![warn(missing_docs, missing_debug_implementations)]
 // Under loom only the ring protocol is built and model-checked; the rest is idle there.
 #![cfg_attr(loom, allow(dead_code, unused_imports))]
 // Without the `unstable` feature, the internals only grosr's lab uses look dead; the workspace

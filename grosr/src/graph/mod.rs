@@ -350,6 +350,17 @@ pub struct Prepared<'rt> {
     inner: Inner<'rt>,
 }
 
+impl std::fmt::Debug for Prepared<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("Prepared");
+        d.field("strategy", &self.strategy);
+        if let Inner::Resident(g) = &self.inner {
+            d.field("resident", g);
+        }
+        d.finish_non_exhaustive()
+    }
+}
+
 enum Inner<'rt> {
     Resident(ResidentGraph<'rt>),
     Lowered(lowered::Lowered<'rt>),

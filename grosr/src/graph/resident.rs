@@ -37,6 +37,18 @@ pub struct ResidentGraph<'rt> {
     launch: Launch,
 }
 
+impl std::fmt::Debug for ResidentGraph<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResidentGraph")
+            .field("nodes", &self.indeg.len())
+            .field("device_bytes", &self.memory.len())
+            .field("launch_in_flight", &self.unfinished.is_some())
+            .field("reset_needed", &self.reset_needed)
+            .field("launch", &self.launch)
+            .finish()
+    }
+}
+
 /// A graph's launch record.
 #[derive(Debug)]
 enum Launch {
