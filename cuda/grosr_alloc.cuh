@@ -27,73 +27,52 @@ constexpr uint32_t HEAP_NONE = 0xFFFFFFFFu;
 constexpr uint32_t HEAP_BUSY = 0xFFFFFE00u;   // | the swapper's %warpid: a current-slab entry being swapped
 constexpr uint32_t HEAP_CUR_PER_SM = 8;                           // current-slab entries per SM and class
 
-// ---- Switches (A/B of the speed changes; the old behaviour in brackets) ---------------------------
-// GROSR_HEAP_CLASSIC=1 (RuntimeBuilder::define or GROSR_DEFINES) turns every switch below back to
-// the old behaviour at once, for an A/B in one run; the host's layout is the same either way.
-// (Classes are served side by side either way: the old one-class-at-a-time loop is gone.)
-#ifndef GROSR_HEAP_CLASSIC
-#define GROSR_HEAP_CLASSIC 0
-#endif
+// ---- Sizes and bounds ------------------------------------------------------------------------------
 // Entries of its HEAP_CUR_PER_SM that an SM uses: Heap::cur_active, which the host scales with
 // the heap (8 for a large heap, fewer for a small one, so that the entries' current slabs of one
-// class never hold more than an eighth of the heap) [2].
-// Key the entry by the warp's slot on the SM (%warpid) [false: warp index in the block].
-constexpr bool HEAP_CUR_BY_WARPID = !GROSR_HEAP_CLASSIC;
+// class never hold more than an eighth of the heap). An entry is keyed by the warp's slot on the
+// SM (%warpid).
 // Classes with fewer slots per slab than this take aligned runs of slabs with (about) this many
-// slots [0: no runs]. At most HEAP_RUN_MAX slabs (a power of two <= 32) per run. (Defines for
-// A/B runs; the host's heap_stats mirrors the defaults: RUN_SLOTS and RUN_MAX in alloc.rs.)
-#ifndef GROSR_HEAP_RUN_SLOTS
-#define GROSR_HEAP_RUN_SLOTS 256
-#endif
-#ifndef GROSR_HEAP_RUN_MAX
-#define GROSR_HEAP_RUN_MAX 16
-#endif
-constexpr uint32_t HEAP_RUN_SLOTS = GROSR_HEAP_CLASSIC ? 0 : GROSR_HEAP_RUN_SLOTS;
-constexpr uint32_t HEAP_RUN_MAX = GROSR_HEAP_RUN_MAX;
+// slots. At most HEAP_RUN_MAX slabs (a power of two <= 32) per run. The host's heap_stats mirrors
+// both (RUN_SLOTS and RUN_MAX in alloc.rs).
+constexpr uint32_t HEAP_RUN_SLOTS = 256;
+constexpr uint32_t HEAP_RUN_MAX = 16;
 // Pool words a run search looks at (from the entry's hint) before taking a single slab instead.
 constexpr uint32_t HEAP_RUN_SCAN = 64;
 // A warp that finds its entry being swapped first tries to reserve on a listed (roomy) slab
-// without attaching it, up to this many times per allocation, before it sleeps [0].
-constexpr uint32_t HEAP_BUSY_PEEKS = GROSR_HEAP_CLASSIC ? 0 : 4;
-// The first reservation on the entry's current slab loads the slab's word before its atomic
-// [true]. Without, an allocation's chain is one L2 round trip shorter; a dry slab (once per
-// cap / 32 warp reservations) costs an undo. Later attempts (the swap loop) always look first.
-constexpr bool HEAP_FAST_PEEK = GROSR_HEAP_CLASSIC;
-// A claim that wants every free slot a bitmap word can hold (32 lanes, or a class with fewer slots
-// per slab) first ORs the whole word without loading it [false].
-constexpr bool HEAP_CLAIM_BLIND = !GROSR_HEAP_CLASSIC;
-// Before a request fails, wholly free current slabs of every entry and class go back to the pool
-// and the request tries once more (heap_reclaim) [false: current slabs are never given back].
-constexpr bool HEAP_RECLAIM = !GROSR_HEAP_CLASSIC;
+// without attaching it, up to this many times per allocation, before it sleeps.
+constexpr uint32_t HEAP_BUSY_PEEKS = 4;
 // A class run is taken only while the pool holds at least 1/HEAP_RUN_POOL_FRACTION of the heap
 // (near out-of-memory the classes take single slabs: less parked in current runs).
 constexpr uint32_t HEAP_RUN_POOL_FRACTION = 8;
 // Entries heap_reclaim loads at a time (more: fewer round trips, more registers for every kernel
 // that allocates, since the out-of-line callee's registers count).
 constexpr uint32_t HEAP_RECLAIM_BATCH = 4;
-// GROSR_HEAP_SLOW_COUNTS=1 counts the slow paths' events in HeapCounters::slow (a relaxed atomic
-// each; HeapStats::slow_paths on the host), for diagnosis. Off: no code at all.
-#ifndef GROSR_HEAP_SLOW_COUNTS
-#define GROSR_HEAP_SLOW_COUNTS 0
+// With GROSR_HEAP_SLOW_COUNTS defined (a diagnostic), the slow paths count their events in
+// HeapCounters::slow (a relaxed atomic each; HeapStats::slow_paths on the host). Off: no code at all.
+#ifdef GROSR_HEAP_SLOW_COUNTS
+constexpr bool HEAP_SLOW_COUNTS = true;
+#else
+constexpr bool HEAP_SLOW_COUNTS = false;
 #endif
 enum : uint32_t { HEAP_SLOW_SWAPS, HEAP_SLOW_BUSY_SLEEPS, HEAP_SLOW_OWN_WARP, HEAP_SLOW_FALLBACKS,
                   HEAP_SLOW_PRIVATE_SLABS, HEAP_SLOW_ANY_CURRENT, HEAP_SLOW_RECLAIMS,
                   HEAP_SLOW_WAIT_TIMEOUTS, HEAP_SLOW_WAIT_NS, HEAP_SLOW_LONGEST_WAIT_NS,
                   HEAP_SLOW_CUT_SHORT, HEAP_SLOW_CUT_STATE };
 #define HEAP_COUNT_SLOW(h, i) \
-    do { if (GROSR_HEAP_SLOW_COUNTS) atomicAdd(&(h).ctl->slow[i], 1ull); } while (0)
+    do { if (HEAP_SLOW_COUNTS) atomicAdd(&(h).ctl->slow[i], 1ull); } while (0)
 // A waiter's time for another warp's swap: summed, and the longest (relaxed: statistics).
 #define HEAP_COUNT_WAIT(h, ns)                                                      \
     do {                                                                            \
-        if (GROSR_HEAP_SLOW_COUNTS) {                                               \
+        if (HEAP_SLOW_COUNTS) {                                               \
             atomicAdd(&(h).ctl->slow[HEAP_SLOW_WAIT_NS], (ns));                     \
             atomicMax(&(h).ctl->slow[HEAP_SLOW_LONGEST_WAIT_NS], (ns));             \
         }                                                                           \
     } while (0)
 // A warp waits at most this long (ns, %globaltimer) for another warp's swap of its entry before
-// it goes on with the SM's next entry (heap_reserve_slow) [0: only the spin bound, 2^20 sleeps
-// of <= 256 ns]. A swap takes microseconds; H200, session 9, slow-path counts: the longest
-// wait reached 4.8 ms in the drifting mix.
+// it goes on with the SM's next entry (heap_reserve_slow); 0: only the spin bound, 2^20 sleeps
+// of <= 256 ns. A swap takes microseconds, but on the H200 the slow-path counts showed waits of
+// up to 4.8 ms in the drifting mix.
 #ifndef GROSR_HEAP_SWAP_WAIT_NS
 #define GROSR_HEAP_SWAP_WAIT_NS 20000
 #endif
@@ -105,21 +84,11 @@ enum : uint32_t { HEAP_SLOW_SWAPS, HEAP_SLOW_BUSY_SLEEPS, HEAP_SLOW_OWN_WARP, HE
 #endif
 // heap_alloc and heap_free aggregate a warp's requests (shuffles, votes, warp barriers) only
 // when all 32 lanes call together; lanes of a partial warp are served one by one with no
-// warp-synchronous step at all [0: aggregate any __activemask() group]. H200, session 10: lane
-// tasks whose lanes allocate different numbers of times (tests/gpu_alloc.rs) hung with 0, as
-// did the benchmark's profile build when lanes done with their loop waited in a full-warp
-// shuffle: lanes waiting in a full-warp barrier or shuffle and lanes running the heap's
-// partial-mask warp operations must not meet.
-#ifndef GROSR_HEAP_WHOLE_WARPS
-#define GROSR_HEAP_WHOLE_WARPS 1
-#endif
-// Ctx::alloc (task bodies) calls one out-of-line copy of heap_alloc instead of inlining it
-// [false]. The scheduler dispatches every task type from several places, so a module with
-// allocating tasks inlined the allocator 16 times into grosr_scheduler and drain_stack; with this
-// series' larger heap_alloc that doubled NVRTC's time for tests/gpu_alloc's module (44 -> 82 s
-// on a 2-core CI box, ptxas almost all of it; 24 s outlined). grosr::heap_alloc (the benchmark,
-// user kernels) stays inline.
-constexpr bool HEAP_CTX_OUTLINE = !GROSR_HEAP_CLASSIC;
+// warp-synchronous step at all. Aggregating any __activemask() group deadlocks (H200): lane
+// tasks whose lanes allocate different numbers of times (tests/gpu_alloc.rs) hung, as did the
+// benchmark's profile build when lanes done with their loop waited in a full-warp shuffle:
+// lanes waiting in a full-warp barrier or shuffle and lanes running the heap's partial-mask
+// warp operations must not meet.
 static_assert(HEAP_RUN_MAX >= 1 && HEAP_RUN_MAX <= 32 && (HEAP_RUN_MAX & (HEAP_RUN_MAX - 1)) == 0,
               "HEAP_RUN_MAX: a power of two <= 32 (a run lies in one pool word)");
 static_assert(HEAP_RUN_SLOTS <= 4096, "a run's slots fit its head's bitmap");
@@ -143,7 +112,7 @@ struct HeapCounters {             // 640 bytes, device memory; mirrored in grosr
     int32_t roomy_count[16];      // per class: bits set in its roomy list (a lower bound)
     unsigned long long failures[16];   // per class, then [HEAP_LARGE]: allocations that got null
     unsigned long long bad_frees;      // frees of addresses that were not live allocations
-    unsigned long long slow[12];       // GROSR_HEAP_SLOW_COUNTS=1: slow-path events (HEAP_SLOW_*)
+    unsigned long long slow[12];       // GROSR_HEAP_SLOW_COUNTS: slow-path events (HEAP_SLOW_*)
     unsigned long long pad3[3];
 };
 
@@ -527,9 +496,8 @@ __device__ __forceinline__ HeapTake heap_try_reserve(const Heap& h, uint32_t s, 
 // run at once. Only a hint: any entry is correct.
 __device__ __forceinline__ uint32_t heap_cur_slot(const Heap& h) {
     uint32_t w;
-    if (HEAP_CUR_BY_WARPID) asm volatile("mov.u32 %0, %%warpid;" : "=r"(w));
-    else w = threadIdx.x >> 5;
-    const uint32_t active = GROSR_HEAP_CLASSIC ? 2u : h.cur_active;   // a power of two, >= 1
+    asm volatile("mov.u32 %0, %%warpid;" : "=r"(w));
+    const uint32_t active = h.cur_active;        // a power of two, >= 1
     return (sm_id() * HEAP_CUR_PER_SM + (w & (active - 1))) % h.cur_slots;
 }
 
@@ -670,7 +638,7 @@ __device__ __forceinline__ HeapTake heap_reserve_slow(const Heap& h, uint32_t c,
     for (uint32_t t = 0; t < limit && swaps < 16; ++t) {   // bounded: spins, swaps and time
         if (heap_now() - entered > GROSR_HEAP_SLOW_MAX_NS) {
             HEAP_COUNT_SLOW(h, HEAP_SLOW_CUT_SHORT);
-            if (GROSR_HEAP_SLOW_COUNTS)          // relaxed: a statistic (the last one cut short)
+            if (HEAP_SLOW_COUNTS)          // relaxed: a statistic (the last one cut short)
                 atomicExch(&h.ctl->slow[HEAP_SLOW_CUT_STATE],
                            ((u64)t << 32) | (swaps << 16) | (moves << 8) | peeks);
             break;
@@ -689,7 +657,7 @@ __device__ __forceinline__ HeapTake heap_reserve_slow(const Heap& h, uint32_t c,
                 r = heap_peek_listed(h, c, slot, need);
                 if (r.have) return r;
             }
-            if (GROSR_HEAP_SWAP_WAIT_NS || GROSR_HEAP_SLOW_COUNTS) {
+            if (GROSR_HEAP_SWAP_WAIT_NS || HEAP_SLOW_COUNTS) {
                 const u64 now = heap_now();
                 if (waited_since == 0) waited_since = now;
                 if (GROSR_HEAP_SWAP_WAIT_NS && !patient && now - waited_since > GROSR_HEAP_SWAP_WAIT_NS) {
@@ -754,7 +722,7 @@ __device__ __forceinline__ HeapTake heap_reserve_slow(const Heap& h, uint32_t c,
     if (waited_since) HEAP_COUNT_WAIT(h, heap_now() - waited_since);
     // A slab of our own for this one request (the wait or the swaps ran out), then detached: it
     // is listed and serves everyone afterwards. Failing that, the current slabs of the class,
-    // then wholly free current slabs of any class given back (HEAP_RECLAIM) and one more try.
+    // then wholly free current slabs of any class given back (heap_reclaim) and one more try.
     HEAP_COUNT_SLOW(h, HEAP_SLOW_FALLBACKS);
     for (uint32_t pass = 0; pass < 2; ++pass) {
         const uint32_t s = heap_acquire(h, c, slot);
@@ -765,16 +733,18 @@ __device__ __forceinline__ HeapTake heap_reserve_slow(const Heap& h, uint32_t c,
             if (r.have) return r;
         }
         r = heap_reserve_any_current(h, c, need);
-        if (r.have || !HEAP_RECLAIM || pass > 0 || heap_reclaim(h) == 0) return r;
+        if (r.have || pass > 0 || heap_reclaim(h) == 0) return r;
     }
     return r;
 }
 
 // The leader's fast part of an allocation: a reservation on the entry's current slab (have 0:
-// none, the swap protocol above must serve it).
+// none, the swap protocol above must serve it). No peek at the slab's word first: the chain is
+// one L2 round trip shorter, and a dry slab (once per cap / 32 warp reservations) costs an undo.
+// Later attempts (the swap loop) always look first.
 __device__ __forceinline__ HeapTake heap_reserve_fast(const Heap& h, uint32_t c, uint32_t need) {
     const uint32_t s = ld_relaxed_u32(&h.cur[heap_cur_slot(h) * HEAP_CLASSES + c]);   // relaxed: a pointer to try
-    if (s < h.slabs) return heap_try_reserve<HEAP_FAST_PEEK>(h, s, c, need);
+    if (s < h.slabs) return heap_try_reserve<false>(h, s, c, need);
     return HeapTake{s, 0u, 0u, 0u};
 }
 
@@ -793,7 +763,7 @@ __device__ uint32_t heap_claim(const Heap& h, uint32_t s, uint32_t slots, uint32
     uint32_t* bm = &h.bitmaps[(u64)s * HEAP_BITMAP_WORDS];
     // All of a word's free slots are wanted (a full warp, or a class with few slots): the first
     // try takes them with no look at the word (one round trip less); got <= valid <= want.
-    const bool blind = HEAP_CLAIM_BLIND && want >= (uint32_t)__popc(valid);
+    const bool blind = want >= (uint32_t)__popc(valid);
     for (uint32_t i = 0; i < 4 * words + 4; ++i) {
         w = cursor % words;
         if (blind && i == 0) {
@@ -830,8 +800,7 @@ __device__ void heap_give_back(const Heap& h, uint32_t s, uint32_t n) {
 // lanes of one class form a group (__match_any_sync) whose leader reserves and claims for it,
 // and the leaders of different classes run the same steps together, so their loads and atomics
 // are issued by the same instructions and their latencies overlap: a warp asking for k classes
-// waits for about one chain of atomics instead of k (one class after another, as the heap did
-// until session 6, waited for k). Called by every lane of `act` alike (the loops' conditions
+// waits for about one chain of atomics instead of k (one class after another waited for k). Called by every lane of `act` alike (the loops' conditions
 // are warp-uniform; the group values come from the leader by shuffles).
 __device__ void heap_serve_classes(const Heap& h, uint32_t act, uint32_t cls, void*& result) {
     const uint32_t lane = lane_id();
@@ -845,7 +814,7 @@ __device__ void heap_serve_classes(const Heap& h, uint32_t act, uint32_t cls, vo
         // leader that waits (bounded) for another warp's swap must not share the warp with a
         // leader that holds a swap itself, or each warp's scheduler could keep running its
         // waiting lane while the other's swapper starves: with parallel classes, mixed 16-4096 B
-        // runs built with GROSR_BENCH_PROFILE did not finish in minutes (H200, session 8).
+        // runs built with the benchmark's profile option did not finish in minutes (H200).
         for (uint32_t slow = __ballot_sync(act, lane == leader && waiting && !r.have); slow;
              slow &= slow - 1) {
             if (lane == (uint32_t)(__ffs(slow) - 1)) r = heap_reserve_slow(h, cls, __popc(waiting), heap_cur_slot(h));
@@ -959,7 +928,7 @@ __device__ void* heap_large_alloc(const Heap& h, u64 bytes) {
         // Wholly free slabs (runs) parked as current slabs of the entries count for nothing here
         // unless given back: with 8 entries per SM and class runs they can hold most of a small
         // heap, so a large request that finds no room reclaims them and tries once more.
-        if (found == HEAP_NONE && HEAP_RECLAIM && heap_reclaim(h) != 0) found = heap_large_take(h, n);
+        if (found == HEAP_NONE && heap_reclaim(h) != 0) found = heap_large_take(h, n);
         if (found != HEAP_NONE) {
             h.run[found] = n;
             // acq_rel: release publishes run[found] to the freer, which reads the tag first.
@@ -990,7 +959,7 @@ __device__ void heap_large_free(const Heap& h, uint32_t s) {
 }
 
 // Serves one lane alone: the leader's steps of heap_serve_classes for a group of one, with no
-// warp-synchronous step (see GROSR_HEAP_WHOLE_WARPS).
+// warp-synchronous step (see heap_alloc).
 __device__ __noinline__ void* heap_alloc_alone(const Heap& h, u64 bytes, uint32_t cls) {
     if (cls == HEAP_LARGE) return heap_large_alloc(h, bytes);
     for (uint32_t round = 0; round < 64; ++round) {
@@ -1034,7 +1003,8 @@ __device__ void* heap_alloc(u64 bytes) {
     if (bytes == 0 || h.slabs == 0) return nullptr;
     const uint32_t act = __activemask();
     const uint32_t lane = lane_id(), cls = heap_class_of(bytes);
-    if (GROSR_HEAP_WHOLE_WARPS && act != 0xFFFFFFFFu) return heap_alloc_alone(h, bytes, cls);
+    // A partial warp: lane by lane (see the whole-warp note at the top).
+    if (act != 0xFFFFFFFFu) return heap_alloc_alone(h, bytes, cls);
     void* result = nullptr;
     // Large requests first, one lane at a time: lanes of one warp never wait on each other's
     // lock. Then every size class at once.
@@ -1083,7 +1053,7 @@ __device__ void heap_free(void* p) {
             }
         }
     }
-    if (GROSR_HEAP_WHOLE_WARPS && act != 0xFFFFFFFFu) {   // a lane alone (see heap_alloc)
+    if (act != 0xFFFFFFFFu) {                    // a lane alone (see heap_alloc)
         if (small) heap_free_bits(h, s, w, bit);
         return;
     }
@@ -1106,13 +1076,15 @@ template <class T> __device__ __forceinline__ T* heap_alloc_n(u64 n) {
     return static_cast<T*>(heap_alloc(n * sizeof(T)));
 }
 
-// One copy for every task body (HEAP_CTX_OUTLINE): called by the same lanes as heap_alloc.
+// Ctx::alloc (task bodies) calls one out-of-line copy of heap_alloc instead of inlining it. The
+// scheduler dispatches every task type from several places, so a module with allocating tasks
+// inlined the allocator 16 times into grosr_scheduler and drain_stack, which doubled NVRTC's time
+// for tests/gpu_alloc's module (44 -> 82 s on a 2-core CI box, ptxas almost all of it; 24 s
+// outlined). grosr::heap_alloc (the benchmark, user kernels) stays inline.
 __device__ __noinline__ void* heap_alloc_outlined(u64 bytes) { return heap_alloc(bytes); }
 
 // Ctx members declared in grosr_runtime.cuh.
-__device__ void* Ctx::alloc(unsigned long long bytes) const {
-    return HEAP_CTX_OUTLINE ? heap_alloc_outlined(bytes) : heap_alloc(bytes);
-}
+__device__ void* Ctx::alloc(unsigned long long bytes) const { return heap_alloc_outlined(bytes); }
 __device__ void Ctx::free(void* p) const { heap_free(p); }
 
 }  // namespace grosr

@@ -37,14 +37,13 @@ typedef long long int64_t;
     static_assert(sizeof(T::f) == size, "grosr: size of " #T "::" #f " differs from Rust")
 #endif
 
-// Latency trace (define GROSR_TRACE, e.g. GROSR_DEFINES=GROSR_TRACE=1): thread 0 of block 0,
+// Latency trace (define GROSR_TRACE; the builder's diagnostics setting does): thread 0 of block 0,
 // the ingest warp's lane 0, stamps %globaltimer at the steps of a lone task's path into this
 // array (examples/latency_trace.rs reads it with Runtime::read_global). Off, it costs nothing.
 // A graph launch also stamps: [12] ingest_graph entered, [13] its pieces pushed, [14] the first
 // root started and [15] the last root ended (any warp, atomicMin / atomicMax), and the job's
 // completion [6], [7] wherever it happens. A small graph stamps [12] when the ingest warp enters
-// it and [15] when its last level starts. (Session 6 notes keep the figures of the stamps a
-// one-pair launch had before small graphs: the successor release, step by step.)
+// it and [15] when its last level starts.
 // A spawn tree (latency_trace --spawn) stamps the first and last start of each level l < 12 in
 // [16 + l] and [28 + l] (GROSR_TRACE_LEVEL; the host resets them before each launch).
 #ifdef GROSR_TRACE
@@ -112,33 +111,23 @@ namespace grosr {
 // ---- Sizes shared with the host (grosr/src/layout.rs mirrors every struct below) ----------------
 constexpr uint32_t WARP = 32;
 constexpr uint32_t RECORD_WORDS = 12;            // 48-byte records (MAX_RECORD_BYTES)
-#ifndef GROSR_STACK_CAP
-#define GROSR_STACK_CAP 32                       // for A/B runs: 64 still fits 48 KB of static smem
-#endif
-constexpr uint32_t STACK_CAP = GROSR_STACK_CAP;  // slots in each warp's private stack
+constexpr uint32_t STACK_CAP = 32;               // slots in each warp's private stack
 static_assert(STACK_CAP >= WARP, "a warp's stack takes a whole round of spawns");
 constexpr uint32_t KIND_RANGE = 0xFFFFFFF0u;     // internal: a range of host-submitted records
 constexpr uint32_t KIND_GRAPH = 0xFFFFFFF1u;     // host-submitted: launch a resident task graph
 constexpr uint32_t KIND_GRAPH_RANGE = 0xFFFFFFF2u;  // internal: roots of a graph launch to spawn
 constexpr uint32_t KIND_GRAPH_UNIT = 0xFFFFFFF3u;   // internal: a unit claimed from the graph board
 constexpr uint32_t KIND_GRAPH_SMALL = 0xFFFFFFF4u;  // host-submitted: a whole small graph, inline
-constexpr uint32_t KIND_NOP = 0xFFFFFFF5u;       // internal: a queue slot an outbox did not fill
 constexpr uint32_t NO_KIND = 0xFFFFFFFFu;
 constexpr uint32_t BLOCK_THREADS = 256;          // threads per scheduler block (block-task width)
 constexpr uint32_t WARPS_PER_BLOCK = BLOCK_THREADS / WARP;
 constexpr uint32_t STOP_CHECK_PERIOD = 256;      // loop turns between reads of the stop flag
-// Tuning knobs (RuntimeBuilder::define or GROSR_DEFINES override them; 0 hops turns the bypass off).
+// Tuning (the builder's Tuning settings define these; the defaults below otherwise).
 #ifndef GROSR_BYPASS_HOPS
-#define GROSR_BYPASS_HOPS 128
+#define GROSR_BYPASS_HOPS 128                    // 0 turns the scheduler bypass off
 #endif
 #ifndef GROSR_MIN_BLOCKS_PER_SM
 #define GROSR_MIN_BLOCKS_PER_SM 2
-#endif
-#ifndef GROSR_SPREAD
-#define GROSR_SPREAD 1
-#endif
-#ifndef GROSR_FAIR_POP
-#define GROSR_FAIR_POP 0                         // 1: a warp pops its share of a short queue only
 #endif
 #ifndef GROSR_IDLE_MAX_NS
 #define GROSR_IDLE_MAX_NS 1024                   // longest back-off of an idle warp between polls
@@ -146,22 +135,6 @@ constexpr uint32_t STOP_CHECK_PERIOD = 256;      // loop turns between reads of 
 #ifndef GROSR_STEALS
 #define GROSR_STEALS 4                           // random victims an idle warp tries per turn
 #endif
-#ifndef GROSR_OWED_COUNTS
-#define GROSR_OWED_COUNTS 1                      // 0: every uniform round settles its job count at once
-#endif
-#ifndef GROSR_POP_EXTRA
-#define GROSR_POP_EXTRA 0                        // a pop from a busy queue also fills the empty stack
-#endif
-#ifndef GROSR_OUTBOX
-#define GROSR_OUTBOX 0                           // 1: a lane round's queued spawns go out together
-#endif
-#ifndef GROSR_INLINE_FENCE
-#define GROSR_INLINE_FENCE 0                     // 1: fence.acq_rel.sys after an inline descriptor too
-#endif
-// Tasks a warp whose stack is empty pops beyond its round from a queue that holds at least a
-// round more: they go onto its stack, so one pop's chain of atomics serves two rounds. Off by
-// default: H200, session 9, 1M spawned fan-out 8: 4128 M/s at 32 against 4744 at 0.
-constexpr uint32_t POP_EXTRA = GROSR_POP_EXTRA < STACK_CAP ? GROSR_POP_EXTRA : STACK_CAP;
 constexpr uint32_t BYPASS_HOPS = GROSR_BYPASS_HOPS;   // chained tasks a worker runs in one go (run_held)
 // The same on the ingest warp, which must get back to the host's descriptors soon.
 constexpr uint32_t INGEST_BYPASS_HOPS = BYPASS_HOPS < 8 ? BYPASS_HOPS : 8;
@@ -420,12 +393,7 @@ struct WarpState {
     uint32_t owe_ok;              // 0 on the ingest warp: it settles every round at once
     uint32_t graph_job;           // ingest warp, while it runs a small launch itself: its job ...
     const GraphDev* graph;        // ... and graph, so releases skip the DevJob::graph load
-    // The outbox (a lane round's queued spawns, see outbox_put): queue slots [ob_base, ob_base +
-    // ob_cap) of queue ob_q are reserved, ob_used of them written and not yet published.
-    uint32_t ob_on;               // 1 while a lane round runs: whole-warp spawns use the outbox
-    uint32_t ob_q, ob_base, ob_cap, ob_used;
-    uint32_t ob_next;             // slots the next reservation takes (doubles within a round)
-    uint32_t ob_free;             // 1: every reserved slot was free when reserved (no seq waits)
+    uint32_t pad[7];              // keeps `stack` at byte 80, the layout every figure was taken with
     StackEntry stack[STACK_CAP];
     // Per lane: the one lane task a lane task spawned, run next by the same lane with no stack,
     // round or count (scheduler bypass). [RECORD_WORDS] holds its kind, NO_KIND when empty.
@@ -499,7 +467,7 @@ struct Ctx {
     template <class T> __device__ void spawn(const T& t);
     // The device heap (grosr_alloc.cuh): 16-byte aligned, nullptr when exhausted; any task,
     // warp or SM may free what another allocated. A whole warp's calls are served together,
-    // a partial warp's lane by lane (GROSR_HEAP_WHOLE_WARPS).
+    // a partial warp's lane by lane.
     __device__ void* alloc(unsigned long long bytes) const;
     __device__ void free(void* p) const;
     template <class T> __device__ T* alloc_n(unsigned long long n) const {
@@ -601,23 +569,13 @@ __device__ bool push_to(const Params& p, uint32_t q, uint32_t mask, uint32_t kin
 }
 
 // Pops up to `want` (<= 32) slots from queue q into lanes 0..got-1; returns got. All 32 lanes
-// call it. With `ws` (the warp's stack, empty) and POP_EXTRA, a queue that holds at least
-// want + POP_EXTRA items gives up to POP_EXTRA more, which go onto the stack (counted tasks, as
-// requeue() puts there): the next take_work finds them without a pop.
+// call it.
 __device__ uint32_t pop_from(const Params& p, uint32_t q, uint32_t want, uint32_t& kind,
-                             uint32_t& job, uint32_t& node, uint32_t* words,
-                             WarpState* ws = nullptr) {
+                             uint32_t& job, uint32_t& node, uint32_t* words) {
     const uint32_t lane = lane_id();
     Queue& Q = p.queues[q];
     uint32_t got = 0, base = 0;
     const int32_t seen = lane == 0 ? *(volatile int32_t*)&Q.count.value : 0;
-    if (GROSR_FAIR_POP && seen > 0) {
-        // Experiment: from a short queue take a share (items / warps of the SM's blocks), so that
-        // a few big items (ranges, warp tasks) go to several warps instead of one.
-        const int32_t warps = (int32_t)(gridDim.x * WARPS_PER_BLOCK / p.num_queues);
-        want = umin(want, (uint32_t)max(1, seen / max(1, warps)));
-    }
-    if (POP_EXTRA && ws != nullptr && seen >= (int32_t)(want + POP_EXTRA)) want += POP_EXTRA;
     if (lane == 0 && seen > 0) {
         int32_t old = atomicSub((int32_t*)&Q.count.value, (int32_t)want);
         got = old <= 0 ? 0u : (old >= (int32_t)want ? want : (uint32_t)old);
@@ -638,22 +596,10 @@ __device__ uint32_t pop_from(const Params& p, uint32_t q, uint32_t want, uint32_
             kind = NO_KIND;                       // the stall is reported already
         }
     }
-    if (POP_EXTRA && lane + WARP < got) {        // the extra items, onto the (empty) stack
-        const uint32_t i = base + WARP + lane;
-        Slot* s = slot_at(p, q, i);
-        StackEntry& e = ws->stack[lane];
-        if (wait_seq(p, &s->seq, i + 1)) {       // as above
-            read_slot(s, e.kind, e.job, e.node, e.words);
-            st_release_gpu(&s->seq, i + p.queue_cap);   // release: as above
-        } else {
-            e.kind = NO_KIND;                     // as above
-        }
-    }
-    __syncwarp();                                // the stack entries precede the new top
-    if (POP_EXTRA && lane == 0 && got > WARP) ws->top = got - WARP;
+    __syncwarp();                                // every lane has freed its slot before the room returns
     if (lane == 0) atomicSub(&Q.size.value, got);  // relaxed: capacity bookkeeping only
     __syncwarp();
-    return umin(got, WARP);
+    return got;
 }
 
 // Pushes into q, else into the other queues in turn. Accounting is the caller's business.
@@ -667,12 +613,12 @@ __device__ bool push_any(const Params& p, uint32_t q, uint32_t mask, uint32_t ki
 
 __device__ __forceinline__ uint32_t home_queue(const Params& p) { return sm_id() % p.num_queues; }
 
-// The queue for a warp's next queued spawns (the calling lanes, `mask`): with GROSR_SPREAD, each
-// call goes one queue further round from the SM's own, so a burst of children lands on every SM
-// at once instead of waiting on one SM's queue to be found by thieves; else the SM's own.
+// The queue for a warp's next queued spawns (the calling lanes, `mask`): each call goes one
+// queue further round from the SM's own, so a burst of children lands on every SM at once
+// instead of waiting on one SM's queue to be found by thieves.
 __device__ uint32_t spawn_queue(const Params& p, WarpState* ws, uint32_t mask) {
     const uint32_t home = home_queue(p);
-    if (!GROSR_SPREAD || ws == nullptr) return home;
+    if (ws == nullptr) return home;
     const uint32_t leader = __ffs(mask) - 1;
     uint32_t k = 0;
     if (lane_id() == leader) k = atomicAdd(&ws->spread, 1u);   // shared: divergent groups may race
@@ -688,102 +634,6 @@ __device__ void push_counted(const Params& p, uint32_t q, uint32_t mask, uint32_
         fail_job(p, job, ERR_QUEUE_OVERFLOW, kind);
         job_add(p, job, -1);
     }
-}
-
-// ---- The outbox: a lane round's queued spawns, published together ---------------------------------
-// A lane round whose tasks fan out spawns many children one call after another; pushed one call
-// at a time, each costs a chain of four round trips to L2 (size, tail, the slot's seq, the
-// release), and the round's own children on the stack wait for all of them. Instead, whole-warp
-// spawns of a lane round go to a reservation of queue slots that grows by doubling (32, 64, ...,
-// so a round of k pushes makes about log2 k reservations, and none is left over when every call
-// is a whole warp's), are written without fences, and are published when the round ends
-// (outbox_flush): one fence per lane, the seqs, one count add. Slots a round did not fill are
-// published as KIND_NOP, which poppers drop (they were never counted for any job).
-// Off by default (GROSR_OUTBOX): H200, session 9, 1M spawned: fan-out 32 gained 15%, fan-out 8
-// lost 6% (its children become visible later); cuda/README.md has the figures.
-constexpr uint32_t OUTBOX_MAX = 256;            // largest reservation (queue_cap >= 64 slots)
-
-// Reserves n slots (a multiple of 32) in the next spawn queue with room; false if none has room.
-// All 32 lanes call it, converged, with the outbox empty.
-__device__ bool outbox_reserve(const Params& p, WarpState* ws, uint32_t n) {
-    const uint32_t lane = lane_id();
-    uint32_t q = spawn_queue(p, ws, 0xffffffffu), base = 0, ok = 0;
-    if (lane == 0) {
-        for (uint32_t t = 0; t < p.num_queues && !ok; ++t, q = (q + 1) % p.num_queues) {
-            Queue& Q = p.queues[q];
-            // Relaxed, as in push_to: size bounds occupancy; the slots' seqs order the data.
-            if (atomicAdd(&Q.size.value, n) + n > p.queue_cap) { atomicSub(&Q.size.value, n); continue; }
-            base = atomicAdd(&Q.tail.value, n);
-            ok = 1;
-            break;
-        }
-    }
-    ok = __shfl_sync(0xffffffffu, ok, 0);
-    if (!ok) return false;
-    q = __shfl_sync(0xffffffffu, q, 0);
-    base = __shfl_sync(0xffffffffu, base, 0);
-    // Lane l writes slots base + l + 32 j. A slot whose seq already reads its index stays free
-    // until we publish it (no one else may write index i), so one look now spares the writes
-    // their waits. Acquire: the previous lap's popper's reads precede our writes.
-    bool free = true;
-    for (uint32_t j = lane; j < n; j += WARP) free &= ld_acquire_gpu(&slot_at(p, q, base + j)->seq) == base + j;
-    free = __all_sync(0xffffffffu, free);
-    if (lane == 0) {
-        ws->ob_q = q; ws->ob_base = base; ws->ob_cap = n; ws->ob_used = 0; ws->ob_free = free;
-        ws->ob_next = umax(WARP, umin(2 * n, umin(OUTBOX_MAX, p.queue_cap / 16 / WARP * WARP)));
-    }
-    __syncwarp();
-    return true;
-}
-
-__device__ void outbox_flush(const Params& p, WarpState* ws);
-
-// Writes one slot per lane (a whole warp's spawn, already counted) at the outbox's next 32 slots:
-// lane l's slot is ob_base + ob_used + l, published later by outbox_flush (here only when the
-// reservation is full, before the next). False if no queue has room for a reservation (the
-// caller pushes as usual). All 32 lanes call it, converged.
-__device__ bool outbox_put(const Params& p, WarpState* ws, uint32_t kind, uint32_t job,
-                           uint32_t node, const uint32_t* words) {
-    if (ws->ob_used + WARP > ws->ob_cap) {       // warp-uniform: shared, written by lane 0 only
-        outbox_flush(p, ws);
-        if (!outbox_reserve(p, ws, ws->ob_next)) return false;
-    }
-    const uint32_t i = ws->ob_base + ws->ob_used + lane_id();
-    Slot* s = slot_at(p, ws->ob_q, i);
-    if (ws->ob_free || wait_seq(p, &s->seq, i))   // as in push_to, unless known free
-        write_slot(s, kind, job, node, words);
-    __syncwarp();                                // every lane has read ob_used
-    if (lane_id() == 0) ws->ob_used += WARP;
-    __syncwarp();
-    return true;
-}
-
-// Publishes the outbox: unused slots become KIND_NOP, then every lane releases the slots it
-// wrote and the leader adds them all to the queue's count. All 32 lanes call it, converged.
-__device__ void outbox_flush(const Params& p, WarpState* ws) {
-    const uint32_t cap = ws->ob_cap, used = ws->ob_used, base = ws->ob_base, q = ws->ob_q;
-    if (cap == 0) return;
-    const uint32_t lane = lane_id();
-    for (uint32_t j = used + lane; j < cap; j += WARP) {
-        Slot* s = slot_at(p, q, base + j);
-        if (ws->ob_free || wait_seq(p, &s->seq, base + j)) s->kind = KIND_NOP;
-    }
-    // Release: this lane's slot writes (records above and in outbox_put) precede its seqs. One
-    // fence for all of them; the seq stores after it are then release stores in effect.
-    __threadfence();
-    for (uint32_t j = lane; j < cap; j += WARP) {
-        Slot* s = slot_at(p, q, base + j);
-        // A slot whose wait ran out (a protocol stall, reported) was not written: left unpublished.
-        if (ws->ob_free || ld_acquire_gpu(&s->seq) == base + j) *(volatile uint32_t*)&s->seq = base + j + 1;
-    }
-    __syncwarp();                                // every lane has read the outbox's fields
-    // Relaxed, as in push_to: count lets poppers claim; they wait for each seq (acquire).
-    if (lane == 0) {
-        atomicAdd((int32_t*)&p.queues[q].count.value, (int32_t)cap);
-        ws->ob_cap = 0;
-        ws->ob_used = 0;
-    }
-    __syncwarp();
 }
 
 // ---- Spawning --------------------------------------------------------------------------------------
@@ -831,8 +681,6 @@ __device__ void spawn_words(Ctx& c, uint32_t kind, const uint32_t* words, uint32
         atomicAdd(&p.jobs[c.job].pending, (int32_t)__popc(same_job));
     // The count precedes the publishing lanes' release stores (warp barrier, then release).
     __syncwarp(mask);
-    if (GROSR_OUTBOX && mask == 0xffffffffu && ws->ob_on && outbox_put(p, ws, kind, c.job, node, words))
-        return;
     push_counted(p, spawn_queue(p, ws, mask), mask, kind, c.job, node, words);
 }
 
@@ -998,8 +846,6 @@ __device__ void run_lane_round(const Params& p, WarpState* ws, bool has, uint32_
     const uint32_t job0 = __shfl_sync(0xffffffffu, job, first & 31);
     const bool uniform = __all_sync(0xffffffffu, !has || job == job0);
     GROSR_SEQ(1);
-    if (GROSR_OUTBOX && lane_id() == 0) { ws->ob_on = 1; ws->ob_next = WARP; }
-    __syncwarp();
     if (has) {
         Ctx c{&p, ws, job, kind, GROSR_LANE, uniform, nullptr, node, BYPASS_HOPS > 0, ws->bypass_hops};
         if (!dispatch_lane(c, kind, words)) {
@@ -1011,11 +857,6 @@ __device__ void run_lane_round(const Params& p, WarpState* ws, bool has, uint32_
         if (node) release_successors(c);
         run_held(p, ws, c);
         GROSR_SEQ(3);
-    }
-    if (GROSR_OUTBOX) {
-        __syncwarp();
-        outbox_flush(p, ws);                     // the round's queued children, visible now
-        if (lane_id() == 0) ws->ob_on = 0;
     }
     account(p, ws, has, kind, job, uniform);
     GROSR_SEQ(4);
@@ -1066,10 +907,7 @@ __device__ __forceinline__ uint32_t graph_weight(const GraphDev* g, uint32_t b, 
     return (lanes + WARP - 1) / WARP + (e - b - lanes);
 }
 
-#ifndef GROSR_GRAPH_LEAF
-#define GROSR_GRAPH_LEAF 2
-#endif
-constexpr uint32_t GRAPH_LEAF_WEIGHT = GROSR_GRAPH_LEAF;   // a warp runs at most this much of a range itself
+constexpr uint32_t GRAPH_LEAF_WEIGHT = 2;   // a warp runs at most this much of a range itself
 
 // Runs roots [begin, end) of g right here. `counted`: the launch counted every root already (the
 // board), so a root's run only takes its count away; otherwise (a range, counted once as a whole)
@@ -1173,9 +1011,6 @@ constexpr uint32_t BOARD_UNIT_BITS = 22, BOARD_JOB_SHIFT = 44;
 constexpr uint64_t BOARD_UNIT_MASK = (1ull << BOARD_UNIT_BITS) - 1;
 // Claims past the last unit (at most one per warp) must not carry into the units field.
 constexpr uint32_t BOARD_MAX_UNITS = (1u << BOARD_UNIT_BITS) - (1u << 17);
-#ifndef GROSR_GRAPH_BOARD
-#define GROSR_GRAPH_BOARD 1                      // 0: large launches are cut into ranges instead
-#endif
 struct GraphBoard {
     uint32_t live; uint32_t pad[31];             // its own line: read by every idle warp
     unsigned long long state[BOARD_ENTRIES];
@@ -1200,7 +1035,7 @@ __device__ __forceinline__ uint32_t graph_units(const GraphDev* g) {
 // the caller cuts it into ranges as before.
 __device__ bool board_offer(const Params& p, const GraphDev* g, uint32_t job, uint32_t roots) {
     const uint32_t units = graph_units(g);
-    if (!GROSR_GRAPH_BOARD || units >= BOARD_MAX_UNITS || job >= (1u << (64 - BOARD_JOB_SHIFT))) return false;
+    if (units >= BOARD_MAX_UNITS || job >= (1u << (64 - BOARD_JOB_SHIFT))) return false;
     const uint32_t live = *(volatile uint32_t*)&grosr_board.live;
     if (live == 0xffffffffu) return false;
     const uint32_t e = __ffs(~live) - 1;
@@ -1378,11 +1213,8 @@ __device__ uint32_t take_work(const Params& p, WarpState* ws, uint32_t& kind, ui
 __device__ void process(const Params& p, WarpState* ws, Mailbox& mbox, uint32_t n, uint32_t kind,
                         uint32_t job, uint32_t node, const uint32_t* words);
 
-#ifndef GROSR_INGEST_DRAIN_ROUNDS
-#define GROSR_INGEST_DRAIN_ROUNDS 16
-#endif
-// Rounds the ingest warp runs of its own spawns (a define for A/B runs).
-constexpr uint32_t INGEST_DRAIN_ROUNDS = GROSR_INGEST_DRAIN_ROUNDS;
+// Rounds the ingest warp runs of its own spawns.
+constexpr uint32_t INGEST_DRAIN_ROUNDS = 16;
 
 // After running a small submission, the ingest warp runs what it spawned onto its own stack for
 // a few rounds (a short chain or a small graph then completes with no queue hop at all), then
@@ -1634,7 +1466,7 @@ __device__ __noinline__ uint32_t ingest(const Params& p, WarpState* ws, Mailbox&
             // the records the host copied into the arena before publishing are visible to this
             // warp, and through its releases (queue pushes) to the warps that run them. Inline
             // records need none: they came in the cells themselves.
-            if (!in_desc || GROSR_INLINE_FENCE) fence_acq_rel_sys();
+            if (!in_desc) fence_acq_rel_sys();
             p.jobs[job].seq = job_seq;
             if (!in_desc) p.desc_reads[head & (p.desc_cap - 1)] = (int32_t)count;
             // Count the records before any of them can run (the push below publishes them, and
@@ -1748,7 +1580,7 @@ __device__ uint32_t take_work(const Params& p, WarpState* ws, uint32_t& kind, ui
     const uint32_t home = home_queue(p);
     // Issued now, used only if the home queue is empty: both loads are in flight together.
     const uint32_t live = lane == 0 ? *(volatile uint32_t*)&grosr_board.live : 0u;
-    uint32_t n = pop_from(p, home, WARP, kind, job, node, words, ws);   // the stack is empty
+    uint32_t n = pop_from(p, home, WARP, kind, job, node, words);
     if (n) return n;
     settle_owed(p, ws);                          // the home queue is dry: pay what we owe first
     n = board_claim(p, live, kind, job, words);
@@ -1756,7 +1588,7 @@ __device__ uint32_t take_work(const Params& p, WarpState* ws, uint32_t& kind, ui
     for (uint32_t t = 0; t < GROSR_STEALS && p.num_queues > 1; ++t) {   // steal from random victims
         rng = rng * 1664525u + 1013904223u;
         const uint32_t victim = (home + 1 + (rng >> 8) % (p.num_queues - 1)) % p.num_queues;
-        n = pop_from(p, victim, WARP, kind, job, node, words, ws);
+        n = pop_from(p, victim, WARP, kind, job, node, words);
         if (n) return n;
     }
     return 0;
@@ -1765,7 +1597,7 @@ __device__ uint32_t take_work(const Params& p, WarpState* ws, uint32_t& kind, ui
 __device__ void process(const Params& p, WarpState* ws, Mailbox& mbox, uint32_t n, uint32_t kind,
                         uint32_t job, uint32_t node, const uint32_t* words) {
     const uint32_t lane = lane_id(), warp = threadIdx.x / WARP;
-    const bool has = lane < n && kind != KIND_NOP;   // an outbox's unused slot: no task
+    const bool has = lane < n;
     const bool internal_range = kind == KIND_RANGE || kind == KIND_GRAPH_RANGE || kind == KIND_GRAPH_UNIT;
     const uint32_t gran = !has ? GROSR_NO_GRAN : (internal_range ? GRAN_RANGE : kind_gran(kind));
     // Lane tasks (and unknown kinds, which dispatch_lane reports) all at once.
@@ -1876,11 +1708,8 @@ __device__ void scheduler(const Params& kernel_params) {
         ws->spread = 0;
         ws->owed = 0;
         ws->owed_job = 0;
-        ws->owe_ok = GROSR_OWED_COUNTS && !ingest_warp;
+        ws->owe_ok = !ingest_warp;
         ws->graph_job = NO_KIND;
-        ws->ob_on = 0;
-        ws->ob_cap = 0;
-        ws->ob_used = 0;
     }
     ws->held[lane][RECORD_WORDS] = NO_KIND;
     if (threadIdx.x == 0) { mbox.epoch = 0; mbox.busy = 0; blk_stop = 0; }
