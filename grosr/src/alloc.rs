@@ -513,7 +513,7 @@ mod tests {
 
     #[test]
     fn host_constants_match_the_device_source() {
-        let src = crate::codegen::ALLOC_SOURCE;
+        let src = crate::codegen::device_source("grosr_heap_layout.cuh");
         for line in [
             format!("constexpr uint32_t HEAP_SLAB_SHIFT = {SLAB_SHIFT};"),
             format!("constexpr uint32_t HEAP_MIN_SHIFT = {MIN_SHIFT};"),
