@@ -30,7 +30,7 @@ __device__ void release_successors(Ctx& c) {
         // acq_rel: the release publishes this node's results (ordered before us by the caller's
         // barrier) to whoever runs s; the acquire of the last decrement sees every other
         // predecessor's results before s is spawned.
-        if (atom_add_acq_rel_gpu((int32_t*)&g->remaining[s], -1) == 1) {
+        if (atom_add_acq_rel_gpu_s32((int32_t*)&g->remaining[s], -1) == 1) {
             // Plain store: the next launch's decrements come after this job has completed.
             g->remaining[s] = g->indeg[s];
             spawn_node(c, g, s);

@@ -16,12 +16,12 @@ __device__ uint32_t heap_claim(const Heap& h, uint32_t s, uint32_t slots, uint32
         w = cursor % words;
         if (blind && i == 0) {
             // acquire: as below.
-            const uint32_t got = valid & ~atom_or_acquire(&bm[w], valid);
+            const uint32_t got = valid & ~atom_or_acquire_gpu_b32(&bm[w], valid);
             if (got) return got;
             cursor = w + 1;
             continue;
         }
-        const uint32_t free = ~ld_relaxed_u32(&bm[w]) & valid;
+        const uint32_t free = ~ld_relaxed_gpu_u32(&bm[w]) & valid;
         if (free) {
             const uint32_t n = __popc(free);
             uint32_t take = free;
@@ -31,7 +31,7 @@ __device__ uint32_t heap_claim(const Heap& h, uint32_t s, uint32_t slots, uint32
             }
             // acquire: pairs with the release of the free that cleared these bits: the previous
             // owner's accesses to the slots happen before ours.
-            const uint32_t got = take & ~atom_or_acquire(&bm[w], take);
+            const uint32_t got = take & ~atom_or_acquire_gpu_b32(&bm[w], take);
             if (got) return got;
         }
         cursor = w + 1;
@@ -40,7 +40,7 @@ __device__ uint32_t heap_claim(const Heap& h, uint32_t s, uint32_t slots, uint32
 }
 
 __device__ void heap_give_back(const Heap& h, uint32_t s, uint32_t n) {
-    const u64 old = atom_add_acq_rel_u64(&h.words[s], (u64)n << 32);   // acq_rel: as for a free
+    const u64 old = atom_add_acq_rel_gpu_u64(&h.words[s], (u64)n << 32);   // acq_rel: as for a free
     heap_after_add(h, s, old, (int32_t)n);
 }
 
@@ -107,13 +107,13 @@ __device__ bool heap_claim_run(const Heap& h, uint32_t a, uint32_t n) {
         const uint32_t wi = i >> 5, lo = i & 31, cnt = umin(32 - lo, a + n - i);
         const uint32_t mask = (cnt == 32 ? 0xFFFFFFFFu : ((1u << cnt) - 1)) << lo;
         // acquire: pairs with the release of whoever put the slabs in the pool.
-        const uint32_t old = atom_and_acquire(&h.pool[wi], ~mask);
+        const uint32_t old = atom_and_acquire_gpu_b32(&h.pool[wi], ~mask);
         if ((old & mask) != mask) {
             // release: our brief hold on the bits ends; put back those we took, then the earlier words.
-            atom_or_release(&h.pool[wi], old & mask);
+            atom_or_release_gpu_b32(&h.pool[wi], old & mask);
             for (uint32_t j = a; j < i;) {
                 const uint32_t wj = j >> 5, lj = j & 31, cj = umin(32 - lj, i - j);
-                atom_or_release(&h.pool[wj], (cj == 32 ? 0xFFFFFFFFu : ((1u << cj) - 1)) << lj);
+                atom_or_release_gpu_b32(&h.pool[wj], (cj == 32 ? 0xFFFFFFFFu : ((1u << cj) - 1)) << lj);
                 j += cj;
             }
             return false;
@@ -143,7 +143,7 @@ __device__ uint32_t heap_large_take(const Heap& h, uint32_t n) {
     if (locked) {
         uint32_t start = 0, len = 0;
         for (uint32_t i = 0; i < h.slabs && found == HEAP_NONE;) {
-            const uint32_t v = ld_relaxed_u32(&h.pool[i >> 5]) >> (i & 31);
+            const uint32_t v = ld_relaxed_gpu_u32(&h.pool[i >> 5]) >> (i & 31);
             if ((i & 31) == 0 && v == 0xFFFFFFFFu && i + 32 <= h.slabs) {
                 if (len == 0) start = i;
                 len += 32;
@@ -180,7 +180,7 @@ __device__ void* heap_large_alloc(const Heap& h, u64 bytes) {
         if (found != HEAP_NONE) {
             h.run[found] = n;
             // acq_rel: release publishes run[found] to the freer, which reads the tag first.
-            atom_or_acq_rel_u64(&h.words[found], HEAP_TAG_LARGE);
+            atom_or_acq_rel_gpu_b64(&h.words[found], HEAP_TAG_LARGE);
             return h.base + ((u64)found << HEAP_SLAB_SHIFT);
         }
     }
@@ -191,7 +191,7 @@ __device__ void* heap_large_alloc(const Heap& h, u64 bytes) {
 __device__ void heap_large_free(const Heap& h, uint32_t s) {
     // acq_rel: acquire sees run[s] (published with the tag); clearing the tag (keeping any
     // transient count) makes a second free of the same run fail here.
-    const u64 old = atom_and_acq_rel_u64(&h.words[s], ~HEAP_TAG_MASK);
+    const u64 old = atom_and_acq_rel_gpu_b64(&h.words[s], ~HEAP_TAG_MASK);
     if (word_tag(old) != HEAP_TAG_LARGE) {
         atomicAdd(&h.ctl->bad_frees, 1ull);
         return;
@@ -200,10 +200,10 @@ __device__ void heap_large_free(const Heap& h, uint32_t s) {
     for (uint32_t i = s; i < s + n;) {
         const uint32_t lo = i & 31, cnt = umin(32 - lo, s + n - i);
         // release: the run's data accesses precede its return to the pool.
-        atom_or_release(&h.pool[i >> 5], (cnt == 32 ? 0xFFFFFFFFu : ((1u << cnt) - 1)) << lo);
+        atom_or_release_gpu_b32(&h.pool[i >> 5], (cnt == 32 ? 0xFFFFFFFFu : ((1u << cnt) - 1)) << lo);
         i += cnt;
     }
-    red_add_release_s32(&h.ctl->free_slabs, (int32_t)n);   // release: bits before the count
+    red_add_release_gpu_s32(&h.ctl->free_slabs, (int32_t)n);   // release: bits before the count
 }
 
 // Serves one lane alone: the leader's steps of heap_serve_classes for a group of one, with no
@@ -232,13 +232,13 @@ __device__ __noinline__ void* heap_alloc_alone(const Heap& h, u64 bytes, uint32_
 // the lanes that free in that word together, or a lane alone.
 __device__ void heap_free_bits(const Heap& h, uint32_t s, uint32_t w, uint32_t bits) {
     // release: the slots' previous accesses precede their reuse (the claimer's acquire).
-    const uint32_t old = atom_and_release(&h.bitmaps[(u64)s * HEAP_BITMAP_WORDS + w], ~bits);
+    const uint32_t old = atom_and_release_gpu_b32(&h.bitmaps[(u64)s * HEAP_BITMAP_WORDS + w], ~bits);
     const uint32_t freed = old & bits;
     if (freed != bits) atomicAdd(&h.ctl->bad_frees, (unsigned long long)__popc(bits & ~freed));
     if (!freed) return;
     const int32_t n = __popc(freed);
     // acq_rel: the cleared bits precede the count that lets a reserver look for them.
-    const u64 o = atom_add_acq_rel_u64(&h.words[s], (u64)n << 32);
+    const u64 o = atom_add_acq_rel_gpu_u64(&h.words[s], (u64)n << 32);
     heap_after_add(h, s, o, n);
 }
 
@@ -246,13 +246,17 @@ __device__ void heap_free_bits(const Heap& h, uint32_t s, uint32_t w, uint32_t b
 // Allocates `bytes` (16-byte aligned) from the device heap; nullptr if the heap is exhausted (the
 // failure is counted) or bytes == 0. Any subset of a warp's lanes may call it together; a whole
 // warp's requests are served together (one atomic per class), a partial warp's one by one.
+// Whole warps only: aggregating any __activemask() group deadlocked (H200): lane tasks whose
+// lanes allocate different numbers of times (tests/gpu_alloc.rs) hung, as did the benchmark's
+// profile build when lanes done with their loop waited in a full-warp shuffle: lanes waiting in
+// a full-warp barrier or shuffle and lanes running the heap's partial-mask warp operations must
+// not meet.
 __device__ void* heap_alloc(u64 bytes) {
     const Heap& h = grosr_heap;
     if (bytes == 0 || h.slabs == 0) return nullptr;
     const uint32_t act = __activemask();
     const uint32_t lane = lane_id(), cls = heap_class_of(bytes);
-    // A partial warp: lane by lane (see the whole-warp note at the top).
-    if (act != 0xFFFFFFFFu) return heap_alloc_alone(h, bytes, cls);
+    if (act != 0xFFFFFFFFu) return heap_alloc_alone(h, bytes, cls);   // a partial warp: lane by lane
     void* result = nullptr;
     // Large requests first, one lane at a time: lanes of one warp never wait on each other's
     // lock. Then every size class at once.
@@ -279,12 +283,12 @@ __device__ void heap_free(void* p) {
             atomicAdd(&h.ctl->bad_frees, 1ull);
         } else {
             s = (uint32_t)(off >> HEAP_SLAB_SHIFT);
-            uint32_t t = word_tag(ld_relaxed_u64(&h.words[s]));
+            uint32_t t = word_tag(ld_relaxed_gpu_u64(&h.words[s]));
             if (t >= HEAP_TAG_INNER && t < HEAP_TAG_INNER + HEAP_CLASSES) {
                 // Inside a class run: its head (runs are aligned) holds the word and bitmap. The
                 // run is not retired while this block is live, so the tags read are its own.
                 s &= ~(heap_run_len(t - HEAP_TAG_INNER) - 1);
-                t = word_tag(ld_relaxed_u64(&h.words[s]));
+                t = word_tag(ld_relaxed_gpu_u64(&h.words[s]));
             }
             const u64 in = off - ((u64)s << HEAP_SLAB_SHIFT);
             if (t == HEAP_TAG_LARGE && in == 0) {
@@ -331,7 +335,7 @@ template <class T> __device__ __forceinline__ T* heap_alloc_n(u64 n) {
 // outlined). grosr::heap_alloc (the benchmark, user kernels) stays inline.
 __device__ __noinline__ void* heap_alloc_outlined(u64 bytes) { return heap_alloc(bytes); }
 
-// Ctx members declared in grosr_runtime.cuh.
+// Ctx members declared in grosr_warp.cuh.
 __device__ void* Ctx::alloc(unsigned long long bytes) const { return heap_alloc_outlined(bytes); }
 __device__ void Ctx::free(void* p) const { heap_free(p); }
 

@@ -1,7 +1,8 @@
 // grosr device heap: gpu_malloc / gpu_free for tasks and for any kernel of the runtime's module.
-//
-// Embedded after the scheduler (codegen.rs). ALLOCATOR.md beside this file describes the
-// layout and its invariants; every ordering below carries a comment saying why it is needed.
+// Four files, embedded after the scheduler (codegen.rs): this one (sizes, the structs the host
+// mirrors), grosr_heap_slabs.cuh, grosr_heap_reserve.cuh and grosr_heap.cuh (the API).
+// ALLOCATOR.md beside them describes the layout and its invariants; every ordering in them
+// carries a comment saying why it is needed.
 //
 // In one sentence: the arena is cut into 64 KiB slabs; a slab is free (in the pool), serves one
 // size class (16 B .. 8 KiB, power-of-two slots, a bitmap of taken slots), or is part of a large
@@ -13,6 +14,7 @@
 // asking for one class reserves its slots with one atomic on the slab's 64-bit word (free count
 // and tag together), then claims bits (one atomic per 32 slots); `free` finds the slab from the
 // address, clears the bits (one atomic per bitmap word per warp) and gives the count back.
+
 namespace grosr {
 
 constexpr uint32_t HEAP_SLAB_SHIFT = 16;                          // 64 KiB slabs
@@ -80,13 +82,6 @@ enum : uint32_t { HEAP_SLOW_SWAPS, HEAP_SLOW_BUSY_SLEEPS, HEAP_SLOW_OWN_WARP, HE
 #ifndef GROSR_HEAP_SLOW_MAX_NS
 #define GROSR_HEAP_SLOW_MAX_NS 50000000
 #endif
-// heap_alloc and heap_free aggregate a warp's requests (shuffles, votes, warp barriers) only
-// when all 32 lanes call together; lanes of a partial warp are served one by one with no
-// warp-synchronous step at all. Aggregating any __activemask() group deadlocks (H200): lane
-// tasks whose lanes allocate different numbers of times (tests/gpu_alloc.rs) hung, as did the
-// benchmark's profile build when lanes done with their loop waited in a full-warp shuffle:
-// lanes waiting in a full-warp barrier or shuffle and lanes running the heap's partial-mask
-// warp operations must not meet.
 static_assert(HEAP_RUN_MAX >= 1 && HEAP_RUN_MAX <= 32 && (HEAP_RUN_MAX & (HEAP_RUN_MAX - 1)) == 0,
               "HEAP_RUN_MAX: a power of two <= 32 (a run lies in one pool word)");
 static_assert(HEAP_RUN_SLOTS <= 4096, "a run's slots fit its head's bitmap");
@@ -140,77 +135,8 @@ __device__ grosr::Heap grosr_heap;
 
 namespace grosr {
 
-// ---- Primitives ---------------------------------------------------------------------------------
 typedef unsigned long long u64;
-__device__ __forceinline__ u64 atom_add_acq_rel_u64(u64* p, u64 v) {
-    u64 old;
-    asm volatile("atom.acq_rel.gpu.global.add.u64 %0, [%1], %2;" : "=l"(old) : "l"(p), "l"(v) : "memory");
-    return old;
-}
-__device__ __forceinline__ u64 atom_and_acq_rel_u64(u64* p, u64 v) {
-    u64 old;
-    asm volatile("atom.acq_rel.gpu.global.and.b64 %0, [%1], %2;" : "=l"(old) : "l"(p), "l"(v) : "memory");
-    return old;
-}
-__device__ __forceinline__ u64 atom_or_acq_rel_u64(u64* p, u64 v) {
-    u64 old;
-    asm volatile("atom.acq_rel.gpu.global.or.b64 %0, [%1], %2;" : "=l"(old) : "l"(p), "l"(v) : "memory");
-    return old;
-}
-__device__ __forceinline__ u64 atom_cas_acq_rel_u64(u64* p, u64 cmp, u64 v) {
-    u64 old;
-    asm volatile("atom.acq_rel.gpu.global.cas.b64 %0, [%1], %2, %3;"
-                 : "=l"(old) : "l"(p), "l"(cmp), "l"(v) : "memory");
-    return old;
-}
-__device__ __forceinline__ uint32_t atom_or_acquire(uint32_t* p, uint32_t v) {
-    uint32_t old;
-    asm volatile("atom.acquire.gpu.global.or.b32 %0, [%1], %2;" : "=r"(old) : "l"(p), "r"(v) : "memory");
-    return old;
-}
-__device__ __forceinline__ uint32_t atom_or_release(uint32_t* p, uint32_t v) {
-    uint32_t old;
-    asm volatile("atom.release.gpu.global.or.b32 %0, [%1], %2;" : "=r"(old) : "l"(p), "r"(v) : "memory");
-    return old;
-}
-__device__ __forceinline__ uint32_t atom_and_acquire(uint32_t* p, uint32_t v) {
-    uint32_t old;
-    asm volatile("atom.acquire.gpu.global.and.b32 %0, [%1], %2;" : "=r"(old) : "l"(p), "r"(v) : "memory");
-    return old;
-}
-__device__ __forceinline__ uint32_t atom_and_release(uint32_t* p, uint32_t v) {
-    uint32_t old;
-    asm volatile("atom.release.gpu.global.and.b32 %0, [%1], %2;" : "=r"(old) : "l"(p), "r"(v) : "memory");
-    return old;
-}
-__device__ __forceinline__ uint32_t atom_cas_acq_rel_u32(uint32_t* p, uint32_t cmp, uint32_t v) {
-    uint32_t old;
-    asm volatile("atom.acq_rel.gpu.global.cas.b32 %0, [%1], %2, %3;"
-                 : "=r"(old) : "l"(p), "r"(cmp), "r"(v) : "memory");
-    return old;
-}
-__device__ __forceinline__ void st_release_u32(uint32_t* p, uint32_t v) {
-    asm volatile("st.release.gpu.global.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
-}
-__device__ __forceinline__ void red_add_release_s32(int32_t* p, int32_t v) {
-    asm volatile("red.release.gpu.global.add.s32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
-}
-__device__ __forceinline__ u64 ld_relaxed_u64(const u64* p) {
-    u64 v;
-    asm volatile("ld.relaxed.gpu.global.u64 %0, [%1];" : "=l"(v) : "l"(p) : "memory");
-    return v;
-}
-__device__ __forceinline__ uint32_t ld_relaxed_u32(const uint32_t* p) {
-    uint32_t v;
-    asm volatile("ld.relaxed.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
-    return v;
-}
 
-__device__ __forceinline__ u64 heap_now() {    // ns; for bounded waits and statistics
-    u64 t;
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-    return t;
-}
 __device__ __forceinline__ uint32_t heap_slots(uint32_t c) {
     return (uint32_t)(HEAP_SLAB_BYTES >> (HEAP_MIN_SHIFT + c));
 }

@@ -17,17 +17,17 @@ __device__ __forceinline__ HeapTake heap_try_reserve(const Heap& h, uint32_t s, 
     HeapTake r = {s, 0u, 0u, 0u};
     u64* wp = &h.words[s];
     if (PEEK) {
-        const u64 peek = ld_relaxed_u64(wp);     // counters first: a dry slab costs no atomic
+        const u64 peek = ld_relaxed_gpu_u64(wp);     // counters first: a dry slab costs no atomic
         if (word_tag(peek) != c + 1 || word_count(peek) <= 0) return r;
     }
     // acq_rel: acquire pairs with the release of the taker that tagged the slab and of the frees
     // that made room; release orders a give-back after it.
-    const u64 old = atom_add_acq_rel_u64(wp, (u64)0 - ((u64)need << 32));
+    const u64 old = atom_add_acq_rel_gpu_u64(wp, (u64)0 - ((u64)need << 32));
     const int32_t before = word_count(old);
     r.have = (word_tag(old) != c + 1 || before <= 0) ? 0u : umin((uint32_t)before, need);
     if (r.have < need) {
         const uint32_t back = need - r.have;
-        const u64 o2 = atom_add_acq_rel_u64(wp, (u64)back << 32);   // acq_rel: as for a free
+        const u64 o2 = atom_add_acq_rel_gpu_u64(wp, (u64)back << 32);   // acq_rel: as for a free
         heap_after_add(h, s, o2, (int32_t)back);
     }
     if (r.have) {
@@ -42,8 +42,7 @@ __device__ __forceinline__ HeapTake heap_try_reserve(const Heap& h, uint32_t s, 
 // only costs locality), so that few warps share an entry and several swaps of one SM and class
 // run at once. Only a hint: any entry is correct.
 __device__ __forceinline__ uint32_t heap_cur_slot(const Heap& h) {
-    uint32_t w;
-    asm volatile("mov.u32 %0, %%warpid;" : "=r"(w));
+    const uint32_t w = warp_slot();
     const uint32_t active = h.cur_active;        // a power of two, >= 1
     return (sm_id() * HEAP_CUR_PER_SM + (w & (active - 1))) % h.cur_slots;
 }
@@ -51,9 +50,7 @@ __device__ __forceinline__ uint32_t heap_cur_slot(const Heap& h) {
 // Entries that can be in use: those of SM ids below %nsmid (an upper bound of %smid), so the
 // scans below skip the entries of SM slots the GPU does not have (sm_slots is a power of two).
 __device__ __forceinline__ uint32_t heap_live_entries(const Heap& h) {
-    uint32_t n;
-    asm("mov.u32 %0, %%nsmid;" : "=r"(n));
-    return umin(h.cur_slots, n * HEAP_CUR_PER_SM);
+    return umin(h.cur_slots, sm_id_bound() * HEAP_CUR_PER_SM);
 }
 
 // While the entry is being swapped: a reservation on a roomy listed slab near the entry's pool
@@ -69,11 +66,11 @@ __device__ __forceinline__ HeapTake heap_peek_listed(const Heap& h, uint32_t c, 
     uint32_t nz = 0;                             // which of the next eight words have bits
 #pragma unroll
     for (uint32_t k = 0; k < 8; ++k)             // relaxed: hints, the word decides
-        if (k < pw && ld_relaxed_u32(&bits[(start + k) % pw]) != 0u) nz |= 1u << k;
+        if (k < pw && ld_relaxed_gpu_u32(&bits[(start + k) % pw]) != 0u) nz |= 1u << k;
     for (uint32_t tries = 0; nz && tries < 4;) {
         const uint32_t wi = (start + __ffs(nz) - 1) % pw;
         nz &= nz - 1;
-        for (uint32_t v = ld_relaxed_u32(&bits[wi]); v && tries < 4; v &= v - 1, ++tries) {   // relaxed: as above
+        for (uint32_t v = ld_relaxed_gpu_u32(&bits[wi]); v && tries < 4; v &= v - 1, ++tries) {   // relaxed: as above
             r = heap_try_reserve(h, wi * 32 + __ffs(v) - 1, c, need);
             if (r.have) return r;
         }
@@ -93,10 +90,10 @@ __device__ __noinline__ HeapTake heap_reserve_any_current(const Heap& h, uint32_
         u64 w[8];
 #pragma unroll
         for (uint32_t k = 0; k < 8; ++k)         // relaxed: pointers to try
-            e[k] = j + k < live ? ld_relaxed_u32(&h.cur[(j + k) * HEAP_CLASSES + c]) : HEAP_NONE;
+            e[k] = j + k < live ? ld_relaxed_gpu_u32(&h.cur[(j + k) * HEAP_CLASSES + c]) : HEAP_NONE;
 #pragma unroll
         for (uint32_t k = 0; k < 8; ++k)         // relaxed: a peek, as in heap_try_reserve
-            w[k] = (e[k] < h.slabs) ? ld_relaxed_u64(&h.words[e[k]]) : 0ull;
+            w[k] = (e[k] < h.slabs) ? ld_relaxed_gpu_u64(&h.words[e[k]]) : 0ull;
         uint32_t room = 0;
 #pragma unroll
         for (uint32_t k = 0; k < 8; ++k)
@@ -126,7 +123,7 @@ __device__ __noinline__ uint32_t heap_reclaim(const Heap& h) {
     // One scan at a time; a request that finds one running fails as it would have without it.
     // acq_rel: acquire sees the previous scan's detaches; release (on unlock) passes ours on.
     if (*(volatile uint32_t*)&h.ctl->reclaim_lock != 0u ||
-        atom_cas_acq_rel_u32(&h.ctl->reclaim_lock, 0u, 1u) != 0u)
+        atom_cas_acq_rel_gpu_b32(&h.ctl->reclaim_lock, 0u, 1u) != 0u)
         return 0;
     HEAP_COUNT_SLOW(h, HEAP_SLOW_RECLAIMS);
     const uint32_t entries = heap_live_entries(h) * HEAP_CLASSES;
@@ -135,10 +132,10 @@ __device__ __noinline__ uint32_t heap_reclaim(const Heap& h) {
         u64 w[HEAP_RECLAIM_BATCH];
 #pragma unroll
         for (uint32_t k = 0; k < HEAP_RECLAIM_BATCH; ++k)   // relaxed: pointers to try; the CAS decides
-            e[k] = j + k < entries ? ld_relaxed_u32(&h.cur[j + k]) : HEAP_NONE;
+            e[k] = j + k < entries ? ld_relaxed_gpu_u32(&h.cur[j + k]) : HEAP_NONE;
 #pragma unroll
         for (uint32_t k = 0; k < HEAP_RECLAIM_BATCH; ++k)   // relaxed: a peek; the retire CAS decides
-            w[k] = (e[k] < h.slabs) ? ld_relaxed_u64(&h.words[e[k]]) : 0ull;
+            w[k] = (e[k] < h.slabs) ? ld_relaxed_gpu_u64(&h.words[e[k]]) : 0ull;
 #pragma unroll
         for (uint32_t k = 0; k < HEAP_RECLAIM_BATCH; ++k) {
             const uint32_t t = word_tag(w[k]);
@@ -147,13 +144,13 @@ __device__ __noinline__ uint32_t heap_reclaim(const Heap& h) {
                 continue;
             // acq_rel: acquire pairs with the publish of e[k]; release orders nothing but keeps
             // the CAS symmetric with the swappers'. Winning it makes us the slab's detacher.
-            if (atom_cas_acq_rel_u32(&h.cur[j + k], e[k], HEAP_NONE) == e[k]) {
+            if (atom_cas_acq_rel_gpu_b32(&h.cur[j + k], e[k], HEAP_NONE) == e[k]) {
                 heap_detach(h, e[k]);            // retired if still wholly free, else listed
                 ++n;
             }
         }
     }
-    st_release_u32(&h.ctl->reclaim_lock, 0u);   // release: our detaches before the unlock
+    st_release_gpu_u32(&h.ctl->reclaim_lock, 0u);   // release: our detaches before the unlock
     return n;
 }
 
@@ -174,23 +171,22 @@ __device__ __forceinline__ HeapTake heap_reserve_slow(const Heap& h, uint32_t c,
                                                    uint32_t slot) {
     uint32_t* curp = &h.cur[slot * HEAP_CLASSES + c];
     const uint32_t limit = umin(h.spin_limit, 1u << 20);
-    uint32_t ns = 32, swaps = 0, peeks = 0, me;
-    asm volatile("mov.u32 %0, %%warpid;" : "=r"(me));
-    me |= HEAP_BUSY;
+    uint32_t ns = 32, swaps = 0, peeks = 0;
+    const uint32_t me = HEAP_BUSY | warp_slot();
     u64 waited_since = 0;                        // %globaltimer when this wait began (0: none)
-    const u64 entered = heap_now();
+    const u64 entered = globaltimer();
     uint32_t moves = 0;                          // neighbour entries gone on to (below)
     bool patient = false;                        // no entry left to go on with: wait it out
     HeapTake r;
     for (uint32_t t = 0; t < limit && swaps < 16; ++t) {   // bounded: spins, swaps and time
-        if (heap_now() - entered > GROSR_HEAP_SLOW_MAX_NS) {
+        if (globaltimer() - entered > GROSR_HEAP_SLOW_MAX_NS) {
             HEAP_COUNT_SLOW(h, HEAP_SLOW_CUT_SHORT);
             if (HEAP_SLOW_COUNTS)          // relaxed: a statistic (the last one cut short)
                 atomicExch(&h.ctl->slow[HEAP_SLOW_CUT_STATE],
                            ((u64)t << 32) | (swaps << 16) | (moves << 8) | peeks);
             break;
         }
-        const uint32_t s = ld_relaxed_u32(curp);  // relaxed: a pointer to try; the word decides
+        const uint32_t s = ld_relaxed_gpu_u32(curp);  // relaxed: a pointer to try; the word decides
         // Our own warp swaps this entry (no waiting, above), or another warp's swap outlasts
         // the wait: go on with the SM's next entry in use (any entry is correct; this one is
         // local and likely has a slab) instead of taking a whole slab for this one request.
@@ -205,7 +201,7 @@ __device__ __forceinline__ HeapTake heap_reserve_slow(const Heap& h, uint32_t c,
                 if (r.have) return r;
             }
             if (GROSR_HEAP_SWAP_WAIT_NS || HEAP_SLOW_COUNTS) {
-                const u64 now = heap_now();
+                const u64 now = globaltimer();
                 if (waited_since == 0) waited_since = now;
                 if (GROSR_HEAP_SWAP_WAIT_NS && !patient && now - waited_since > GROSR_HEAP_SWAP_WAIT_NS) {
                     HEAP_COUNT_SLOW(h, HEAP_SLOW_WAIT_TIMEOUTS);
@@ -237,7 +233,7 @@ __device__ __forceinline__ HeapTake heap_reserve_slow(const Heap& h, uint32_t c,
             continue;
         }
         if (waited_since) {                      // the wait is over: the swap published
-            HEAP_COUNT_WAIT(h, heap_now() - waited_since);
+            HEAP_COUNT_WAIT(h, globaltimer() - waited_since);
             waited_since = 0;
         }
         if (s != HEAP_NONE) {
@@ -246,27 +242,27 @@ __device__ __forceinline__ HeapTake heap_reserve_slow(const Heap& h, uint32_t c,
         }
         // acq_rel: acquire pairs with the release that published s (so the re-check below sees
         // its word as tagged and attached); release is not needed but keeps the CAS symmetric.
-        if (atom_cas_acq_rel_u32(curp, s, me) != s) continue;   // someone else swaps
+        if (atom_cas_acq_rel_gpu_b32(curp, s, me) != s) continue;   // someone else swaps
         ++swaps;
         HEAP_COUNT_SLOW(h, HEAP_SLOW_SWAPS);
         if (s != HEAP_NONE) {
-            const u64 w = ld_relaxed_u64(&h.words[s]);
+            const u64 w = ld_relaxed_gpu_u64(&h.words[s]);
             if (word_tag(w) == c + 1 && word_count(w) > 0) {
-                st_release_u32(curp, s);         // release: as for a publish; frees made room
+                st_release_gpu_u32(curp, s);         // release: as for a publish; frees made room
                 continue;
             }
         }
         const uint32_t fresh = heap_acquire(h, c, slot);
         if (fresh == HEAP_NONE) {
             // Out of slabs: keep the dry slab current (frees refill it) and fall back below.
-            st_release_u32(curp, s);             // release: pairs with the next swapper's CAS
+            st_release_gpu_u32(curp, s);             // release: pairs with the next swapper's CAS
             break;
         }
         // release: the fresh slab's tagged word precedes its pointer (the next swapper's acquire).
-        st_release_u32(curp, fresh);
+        st_release_gpu_u32(curp, fresh);
         if (s != HEAP_NONE) heap_detach(h, s);   // listed or retired if frees made room meanwhile
     }
-    if (waited_since) HEAP_COUNT_WAIT(h, heap_now() - waited_since);
+    if (waited_since) HEAP_COUNT_WAIT(h, globaltimer() - waited_since);
     // A slab of our own for this one request (the wait or the swaps ran out), then detached: it
     // is listed and serves everyone afterwards. Failing that, the current slabs of the class,
     // then wholly free current slabs of any class given back (heap_reclaim) and one more try.
@@ -290,7 +286,7 @@ __device__ __forceinline__ HeapTake heap_reserve_slow(const Heap& h, uint32_t c,
 // one L2 round trip shorter, and a dry slab (once per cap / 32 warp reservations) costs an undo.
 // Later attempts (the swap loop) always look first.
 __device__ __forceinline__ HeapTake heap_reserve_fast(const Heap& h, uint32_t c, uint32_t need) {
-    const uint32_t s = ld_relaxed_u32(&h.cur[heap_cur_slot(h) * HEAP_CLASSES + c]);   // relaxed: a pointer to try
+    const uint32_t s = ld_relaxed_gpu_u32(&h.cur[heap_cur_slot(h) * HEAP_CLASSES + c]);   // relaxed: a pointer to try
     if (s < h.slabs) return heap_try_reserve<false>(h, s, c, need);
     return HeapTake{s, 0u, 0u, 0u};
 }

@@ -11,13 +11,13 @@ __device__ void heap_try_retire(const Heap& h, uint32_t s, uint32_t c, u64 run) 
     const u64 full = ((u64)heap_cap(c, run) << 32) | run | (u64)(c + 1);
     // acq_rel: acquire makes every free of the slab (and so the data accesses before it) precede
     // the hand-over; release passes that on to whoever takes the slab from the pool.
-    if (atom_cas_acq_rel_u64(&h.words[s], full, 0ull) != full) return;
+    if (atom_cas_acq_rel_gpu_b64(&h.words[s], full, 0ull) != full) return;
     // Unlist it (keeps the lists short for the swappers; a bit set again by a late mark is stale
     // and dropped by its taker). Relaxed: the lists are hints.
     for (uint32_t list = c; list < 2 * HEAP_CLASSES; list += HEAP_CLASSES) {
         uint32_t* word = &h.partial[(u64)list * h.pool_words + (s >> 5)];
         const uint32_t bit = 1u << (s & 31);
-        if ((ld_relaxed_u32(word) & bit) && (atomicAnd(word, ~bit) & bit))
+        if ((ld_relaxed_gpu_u32(word) & bit) && (atomicAnd(word, ~bit) & bit))
             atomicSub(list < HEAP_CLASSES ? &h.ctl->partial_count[c] : &h.ctl->roomy_count[c], 1);
     }
     const uint32_t n = run ? heap_run_len(c) : 1u;
@@ -26,9 +26,9 @@ __device__ void heap_try_retire(const Heap& h, uint32_t s, uint32_t c, u64 run) 
     for (uint32_t i = 1; i < n; ++i) atomicAnd(&h.words[s + i], ~HEAP_TAG_MASK);
     // release: the words are clean before the pool bits say the slabs can be taken. A run is
     // aligned inside one pool word, so one atomic puts it all back.
-    atom_or_release(&h.pool[s >> 5], (n == 32 ? 0xFFFFFFFFu : ((1u << n) - 1)) << (s & 31));
+    atom_or_release_gpu_b32(&h.pool[s >> 5], (n == 32 ? 0xFFFFFFFFu : ((1u << n) - 1)) << (s & 31));
     // release: the pool bits are set before the counter says slabs can be found.
-    red_add_release_s32(&h.ctl->free_slabs, (int32_t)n);
+    red_add_release_gpu_s32(&h.ctl->free_slabs, (int32_t)n);
 }
 
 // Lists a detached slab of class c with free slots, so that any SM can attach it again: in the
@@ -64,7 +64,7 @@ __device__ void heap_after_add(const Heap& h, uint32_t s, u64 old, int32_t delta
 // us) or "detached" (and decides itself from its own result): never neither.
 __device__ void heap_detach(const Heap& h, uint32_t s) {
     // acq_rel: orders the detach with the frees and reservations on the same word.
-    const u64 old = atom_and_acq_rel_u64(&h.words[s], ~HEAP_ATTACHED);
+    const u64 old = atom_and_acq_rel_gpu_b64(&h.words[s], ~HEAP_ATTACHED);
     const uint32_t t = word_tag(old);
     if (t == 0 || t > HEAP_CLASSES) return;
     const uint32_t c = t - 1, cap = heap_cap(c, old);
@@ -88,12 +88,12 @@ __device__ uint32_t heap_take_pool(const Heap& h, uint32_t slot) {
     // instant; if we still miss it, the reservation goes back and this allocation fails.
     for (uint32_t i = 0; i < 2 * h.pool_words; ++i) {
         const uint32_t wi = (start + i) % h.pool_words;
-        uint32_t v = ld_relaxed_u32(&h.pool[wi]);
+        uint32_t v = ld_relaxed_gpu_u32(&h.pool[wi]);
         while (v) {
             const uint32_t b = __ffs(v) - 1;
             v &= v - 1;
             // acquire: pairs with the retiring release: the slab's word and bitmap are clean.
-            if (atom_and_acquire(&h.pool[wi], ~(1u << b)) & (1u << b)) {
+            if (atom_and_acquire_gpu_b32(&h.pool[wi], ~(1u << b)) & (1u << b)) {
                 *hint = wi;
                 return wi * 32 + b;
             }
@@ -122,20 +122,20 @@ __device__ uint32_t heap_take_pool_run(const Heap& h, uint32_t slot, uint32_t n)
     const uint32_t words = umin(HEAP_RUN_SCAN, h.pool_words);
     for (uint32_t i = 0; i < words; ++i) {
         const uint32_t wi = (start + i) % h.pool_words;
-        uint32_t m = ld_relaxed_u32(&h.pool[wi]);   // relaxed: a hint; the claim below decides
+        uint32_t m = ld_relaxed_gpu_u32(&h.pool[wi]);   // relaxed: a hint; the claim below decides
         for (uint32_t k = 1; k < n; k <<= 1) m &= m >> k;   // bit i: bits i .. i+n-1 all set
         m &= align;
         while (m) {
             const uint32_t b = __ffs(m) - 1;
             m &= m - 1;
             // acquire: pairs with the retiring release: the slabs' words and bitmaps are clean.
-            const uint32_t old = atom_and_acquire(&h.pool[wi], ~(group << b));
+            const uint32_t old = atom_and_acquire_gpu_b32(&h.pool[wi], ~(group << b));
             if ((old & (group << b)) == (group << b)) {
                 *hint = wi;
                 return wi * 32 + b;
             }
             // release: put back the bits we took (keeps the chain from their retirer intact).
-            if (old & (group << b)) atom_or_release(&h.pool[wi], old & (group << b));
+            if (old & (group << b)) atom_or_release_gpu_b32(&h.pool[wi], old & (group << b));
         }
     }
     atomicAdd(fs, (int32_t)n);                   // relaxed: a count, as above
@@ -144,11 +144,11 @@ __device__ uint32_t heap_take_pool_run(const Heap& h, uint32_t slot, uint32_t n)
 
 // Attaches a listed slab if it is still detached, of class c and not full.
 __device__ bool heap_attach_partial(const Heap& h, uint32_t s, uint32_t c) {
-    u64 w = ld_relaxed_u64(&h.words[s]);
+    u64 w = ld_relaxed_gpu_u64(&h.words[s]);
     for (uint32_t n = 0; n < 64; ++n) {          // bounded: frees may keep changing the count
         if (word_tag(w) != c + 1 || (w & HEAP_ATTACHED) || word_count(w) <= 0) return false;
         // acq_rel: a successful attach is ordered with the frees that made room.
-        const u64 seen = atom_cas_acq_rel_u64(&h.words[s], w, w | HEAP_ATTACHED);
+        const u64 seen = atom_cas_acq_rel_gpu_b64(&h.words[s], w, w | HEAP_ATTACHED);
         if (seen == w) return true;
         w = seen;
     }
@@ -169,12 +169,12 @@ __device__ __noinline__ uint32_t heap_take_listed(const Heap& h, uint32_t list, 
         uint32_t nz = 0;                         // which of the next eight words have bits
 #pragma unroll
         for (uint32_t k = 0; k < 8; ++k)         // relaxed: hints, re-checked below
-            if (i + k < words && ld_relaxed_u32(&bits[(start + i + k) % h.pool_words]) != 0u)
+            if (i + k < words && ld_relaxed_gpu_u32(&bits[(start + i + k) % h.pool_words]) != 0u)
                 nz |= 1u << k;
         while (nz) {
             const uint32_t wi = (start + i + __ffs(nz) - 1) % h.pool_words;
             nz &= nz - 1;
-            uint32_t v = ld_relaxed_u32(&bits[wi]);   // relaxed: as above
+            uint32_t v = ld_relaxed_gpu_u32(&bits[wi]);   // relaxed: as above
             while (v) {
                 const uint32_t b = __ffs(v) - 1;
                 v &= v - 1;
@@ -206,7 +206,7 @@ __device__ __noinline__ uint32_t heap_acquire(const Heap& h, uint32_t c, uint32_
             // release below publishes them with it, before any block of the run is handed out.
             for (uint32_t i = 1; i < n; ++i) atomicAdd(&h.words[s + i], (u64)(HEAP_TAG_INNER + c));
             // acq_rel: as for a single slab below.
-            atom_add_acq_rel_u64(&h.words[s], ((u64)(heap_slots(c) * n) << 32) | (u64)(c + 1) |
+            atom_add_acq_rel_gpu_u64(&h.words[s], ((u64)(heap_slots(c) * n) << 32) | (u64)(c + 1) |
                                                   HEAP_ATTACHED | HEAP_RUN);
             return s;
         }
@@ -216,7 +216,7 @@ __device__ __noinline__ uint32_t heap_acquire(const Heap& h, uint32_t c, uint32_
         // The taker owns a pool slab alone: its word is 0 but for transient reservations that
         // will be undone, so an add sets count, tag and attachment at once. acq_rel: release
         // publishes the tag to reservers (acquire) on other SMs.
-        atom_add_acq_rel_u64(&h.words[s], ((u64)heap_slots(c) << 32) | (u64)(c + 1) | HEAP_ATTACHED);
+        atom_add_acq_rel_gpu_u64(&h.words[s], ((u64)heap_slots(c) << 32) | (u64)(c + 1) | HEAP_ATTACHED);
         return s;
     }
     s = heap_take_listed(h, HEAP_CLASSES + c, roomy, c, start, h.pool_words);

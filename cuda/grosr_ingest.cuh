@@ -18,7 +18,7 @@ __device__ void load_record(uint32_t* words, const uint8_t* src, uint32_t size) 
             }
     } else if ((size & 3) == 0 && (((uint64_t)src) & 3) == 0) {
         uint32_t v[RECORD_WORDS];
-        for (uint32_t w = 0; w < RECORD_WORDS; ++w) if (w * 4 < size) v[w] = ld_relaxed_sys(src + w * 4);
+        for (uint32_t w = 0; w < RECORD_WORDS; ++w) if (w * 4 < size) v[w] = ld_relaxed_sys_u32(src + w * 4);
         for (uint32_t w = 0; w < RECORD_WORDS; ++w) if (w * 4 < size) words[w] = v[w];
     } else {
         uint8_t* d = reinterpret_cast<uint8_t*>(words);
@@ -37,7 +37,7 @@ __device__ void range_records_read(const Params& p, uint32_t desc, uint32_t n) {
     // Relaxed atomic, then a system-scope release store: our loads of the mapped records have
     // completed (they were consumed into registers) before the host may reuse the arena space.
     if (atomicSub(reads, (int32_t)n) == (int32_t)n)
-        st_release_sys(&p.desc_done[desc & (p.desc_cap - 1)], desc + 1);
+        st_release_sys_u32(&p.desc_done[desc & (p.desc_cap - 1)], desc + 1);
 }
 
 __device__ __noinline__ void run_range(const Params& p, WarpState* ws, Range r, uint32_t job) {
@@ -246,7 +246,7 @@ __device__ bool poll_desc(const Params& p, uint64_t head, uint64_t& cell) {
     const uint64_t* src = &p.descs[head & (p.desc_cap - 1)].cell[lane_id()];
     for (uint32_t poll = 0; poll < 2; ++poll) {
 #ifdef GROSR_TRACE
-        const unsigned long long issued = grosr_now();
+        const unsigned long long issued = globaltimer();
 #endif
         cell = ld_relaxed_sys_u64(src);
         if (desc_whole(cell, head)) {
@@ -398,7 +398,7 @@ __device__ __noinline__ uint32_t ingest(const Params& p, WarpState* ws, Mailbox&
                 inline_record(word, DESC_INLINE_FIRST + 4, RECORD_WORDS, root_words);
             } else {
                 uint32_t lo = 0, hi = 0;
-                if (lane == 0) { lo = ld_relaxed_sys((const void*)records); hi = ld_relaxed_sys((const void*)(records + 4)); }
+                if (lane == 0) { lo = ld_relaxed_sys_u32((const void*)records); hi = ld_relaxed_sys_u32((const void*)(records + 4)); }
                 graph = (uint64_t)__shfl_sync(0xffffffffu, lo, 0) | (uint64_t)__shfl_sync(0xffffffffu, hi, 0) << 32;
                 range_records_read(p, (uint32_t)desc, 1);
             }
@@ -434,7 +434,7 @@ __device__ __noinline__ uint32_t ingest(const Params& p, WarpState* ws, Mailbox&
         // Relaxed (system scope): the host may now rewrite this descriptor. Our loads of its cells
         // are done (their values were used above); and a load that saw a later write would have
         // seen a later tag, so no reordering can hand us a mix.
-        if (lane == 0) st_relaxed_sys64(&p.host->desc_head, head);
+        if (lane == 0) st_relaxed_sys_u64(&p.host->desc_head, head);
         GROSR_STAMP(9);
     }
     return taken;

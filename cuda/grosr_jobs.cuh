@@ -31,7 +31,7 @@ __device__ void complete_job(const Params& p, uint32_t job) {
     // Release at system scope, cumulative: everything the job's tasks wrote (ordered before us
     // by the acq_rel chain on `pending`) and the error fields above are visible to the host
     // before it sees done_seq.
-    st_release_sys(&c->done_seq, seq);
+    st_release_sys_u32(&c->done_seq, seq);
     GROSR_STAMP_ANY(7);
 }
 
@@ -48,7 +48,7 @@ __device__ void job_add(const Params& p, uint32_t job, int32_t delta) {
     }
     // acq_rel: release publishes this warp's task results before the count drops; acquire lets
     // the completing thread see every other warp's results (they released before their updates).
-    int32_t old = atom_add_acq_rel_gpu(&p.jobs[job].pending, delta);
+    int32_t old = atom_add_acq_rel_gpu_s32(&p.jobs[job].pending, delta);
     if (old + delta == 0) complete_job(p, job);
 }
 

@@ -36,7 +36,7 @@ __device__ __forceinline__ void read_slot(const Slot* s, uint32_t& kind, uint32_
 // the protocol is broken and we report instead of hanging.
 __device__ bool wait_seq(const Params& p, volatile uint32_t* seq, uint32_t want) {
     for (uint32_t n = 0; n < p.spin_limit; ++n) {
-        if (ld_acquire_gpu(seq) == want) return true;   // acquire: the slot's contents are ready
+        if (ld_acquire_gpu_u32(seq) == want) return true;   // acquire: the slot's contents are ready
         if (n > 64) __nanosleep(64);
     }
     report_protocol_stall(p, want);
@@ -53,7 +53,7 @@ __device__ bool push_to(const Params& p, uint32_t q, uint32_t mask, uint32_t kin
     uint32_t base = 0;
     bool ok = true;
 #ifdef GROSR_TRACE
-    const unsigned long long traced = grosr_now();
+    const unsigned long long traced = globaltimer();
 #endif
     GROSR_SEQ(9);
     if (lane == leader) {
@@ -74,13 +74,13 @@ __device__ bool push_to(const Params& p, uint32_t q, uint32_t mask, uint32_t kin
     if (wait_seq(p, &s->seq, i)) {               // the previous lap's popper has released it
         write_slot(s, kind, job, node, words);
         // release: the record and header above become visible before the slot reads as full.
-        st_release_gpu(&s->seq, i + 1);
+        st_release_gpu_u32(&s->seq, i + 1);
     }
     __syncwarp(mask);
     // Relaxed: count only lets poppers claim; they still wait for each slot's seq (acquire).
     if (lane == leader) atomicAdd((int32_t*)&Q.count.value, (int32_t)k);
 #ifdef GROSR_TRACE
-    if (lane == leader) { grosr_warp_add(GROSR_WT_PUSHES, 1); grosr_warp_add(GROSR_WT_PUSH_NS, grosr_now() - traced); }
+    if (lane == leader) { grosr_warp_add(GROSR_WT_PUSHES, 1); grosr_warp_add(GROSR_WT_PUSH_NS, globaltimer() - traced); }
 #endif
     GROSR_SEQ(10);
     return true;
@@ -109,7 +109,7 @@ __device__ uint32_t pop_from(const Params& p, uint32_t q, uint32_t want, uint32_
         if (wait_seq(p, &s->seq, i + 1)) {       // the pusher has finished writing index i
             read_slot(s, kind, job, node, words);
             // release: our reads of the slot complete before a next-lap pusher may overwrite it.
-            st_release_gpu(&s->seq, i + p.queue_cap);
+            st_release_gpu_u32(&s->seq, i + p.queue_cap);
         } else {
             kind = NO_KIND;                       // the stall is reported already
         }

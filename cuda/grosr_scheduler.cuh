@@ -218,11 +218,11 @@ __device__ void scheduler(const Params& kernel_params) {
             uint32_t kind = NO_KIND, job = 0, node = 0, words[RECORD_WORDS];
 #ifdef GROSR_TRACE
             const bool from_stack = ws->top > 0;
-            const unsigned long long t0 = grosr_now();
+            const unsigned long long t0 = globaltimer();
 #endif
             const uint32_t n = take_work(p, ws, kind, job, node, words, rng);
 #ifdef GROSR_TRACE
-            const unsigned long long t1 = grosr_now();
+            const unsigned long long t1 = globaltimer();
             if (lane == 0 && n == 0) { grosr_warp_add(GROSR_WT_DRY_TAKES, 1); grosr_warp_add(GROSR_WT_DRY_TAKE_NS, t1 - t0); grosr_hist_add(2, 1); }
 #endif
             if (n) {
@@ -231,7 +231,7 @@ __device__ void scheduler(const Params& kernel_params) {
                 if (lane == 0) {
                     grosr_warp_add(from_stack ? GROSR_WT_STACK_ROUNDS : GROSR_WT_QUEUE_ROUNDS, 1);
                     grosr_warp_add(from_stack ? GROSR_WT_STACK_TAKE_NS : GROSR_WT_QUEUE_TAKE_NS, t1 - t0);
-                    grosr_warp_add(GROSR_WT_PROCESS_NS, grosr_now() - t1);
+                    grosr_warp_add(GROSR_WT_PROCESS_NS, globaltimer() - t1);
                 }
 #endif
                 idle_ns = 0;

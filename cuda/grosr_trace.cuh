@@ -11,11 +11,6 @@
 // [16 + l] and [28 + l] (GROSR_TRACE_LEVEL; the host resets them before each launch).
 #ifdef GROSR_TRACE
 __device__ unsigned long long grosr_trace[40];
-__device__ __forceinline__ unsigned long long grosr_now() {
-    unsigned long long t;
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-    return t;
-}
 // A spawn tree's timeline (latency_trace --spawn), in 4.096 µs buckets of %globaltimer kept
 // as a ring of 128 (524 µs; the host zeroes it before a launch and unwraps it from the root's
 // start): [0] tiny tasks (level 11) started, [1] other tasks started, [2] worker warps' dry
@@ -23,7 +18,7 @@ __device__ __forceinline__ unsigned long long grosr_now() {
 constexpr unsigned GROSR_HIST_BUCKETS = 128, GROSR_HIST_SHIFT = 12;
 __device__ unsigned int grosr_hist[3][GROSR_HIST_BUCKETS];
 __device__ __forceinline__ void grosr_hist_add(unsigned row, unsigned n) {
-    atomicAdd(&grosr_hist[row][(grosr_now() >> GROSR_HIST_SHIFT) % GROSR_HIST_BUCKETS], n);
+    atomicAdd(&grosr_hist[row][(grosr::globaltimer() >> GROSR_HIST_SHIFT) % GROSR_HIST_BUCKETS], n);
 }
 // Thread 0 of block 0 (the ingest warp's lane 0) from a spawn tree's root on: the first 64 of
 // its steps, each `time << 8 | step` (latency_trace --spawn prints them). Plain stores. Steps:
@@ -31,12 +26,12 @@ __device__ __forceinline__ void grosr_hist_add(unsigned row, unsigned n) {
 // 7 spawn_words, 8 stacked, 9 push, 10 pushed, 11 account, 12 Ctx::spawn.
 __shared__ unsigned grosr_seq_n;
 __device__ unsigned long long grosr_seq[64];
-#define GROSR_SEQ(id) do { if (blockIdx.x == 0 && threadIdx.x == 0 && grosr_seq_n < 64) grosr_seq[grosr_seq_n++] = grosr_now() << 8 | (id); } while (0)
+#define GROSR_SEQ(id) do { if (blockIdx.x == 0 && threadIdx.x == 0 && grosr_seq_n < 64) grosr_seq[grosr_seq_n++] = grosr::globaltimer() << 8 | (id); } while (0)
 // The first and last start of each level l < 12 go to [16 + l] and [28 + l], which the host
 // resets before a launch: one lane per warp round, one reduction each (no loads: no round trip).
 __device__ void grosr_trace_level(uint32_t level) {
     if (level >= 12) return;
-    const unsigned long long now = grosr_now();
+    const unsigned long long now = grosr::globaltimer();
     const uint32_t active = __activemask();
     if ((threadIdx.x & 31u) != (uint32_t)(__ffs(active) - 1)) return;
     if (level == 0 && blockIdx.x == 0 && threadIdx.x == 0) grosr_seq_n = 0;
@@ -56,10 +51,10 @@ __device__ __forceinline__ void grosr_warp_add(uint32_t slot, unsigned long long
     const uint32_t w = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
     if (w < 8192) atomicAdd(&grosr_warp_trace[w][slot], v);   // a reduction: no round trip
 }
-#define GROSR_STAMP(i) do { if (blockIdx.x == 0 && threadIdx.x == 0) grosr_trace[i] = grosr_now(); } while (0)
-#define GROSR_STAMP_ANY(i) do { grosr_trace[i] = grosr_now(); } while (0)
-#define GROSR_STAMP_MIN(i) do { if ((threadIdx.x & 31) == 0) atomicMin(&grosr_trace[i], grosr_now()); } while (0)
-#define GROSR_STAMP_MAX(i) do { if ((threadIdx.x & 31) == 0) atomicMax(&grosr_trace[i], grosr_now()); } while (0)
+#define GROSR_STAMP(i) do { if (blockIdx.x == 0 && threadIdx.x == 0) grosr_trace[i] = grosr::globaltimer(); } while (0)
+#define GROSR_STAMP_ANY(i) do { grosr_trace[i] = grosr::globaltimer(); } while (0)
+#define GROSR_STAMP_MIN(i) do { if ((threadIdx.x & 31) == 0) atomicMin(&grosr_trace[i], grosr::globaltimer()); } while (0)
+#define GROSR_STAMP_MAX(i) do { if ((threadIdx.x & 31) == 0) atomicMax(&grosr_trace[i], grosr::globaltimer()); } while (0)
 #else
 #define GROSR_STAMP(i) do {} while (0)
 #define GROSR_STAMP_ANY(i) do {} while (0)

@@ -88,7 +88,7 @@ struct Ctx {
     }
     // Spawns a task of a registered type (generated grosr_spawn_<T> helpers call this).
     template <class T> __device__ void spawn(const T& t);
-    // The device heap (grosr_alloc.cuh): 16-byte aligned, nullptr when exhausted; any task,
+    // The device heap (grosr_heap*.cuh): 16-byte aligned, nullptr when exhausted; any task,
     // warp or SM may free what another allocated. A whole warp's calls are served together,
     // a partial warp's lane by lane.
     __device__ void* alloc(unsigned long long bytes) const;

@@ -168,12 +168,12 @@ template <class A> __device__ void loop(const Args& a) {
     for (uint32_t k = 0; k < 16; ++k) ring[k] = nullptr;
     unsigned long long ok = 0, fail = 0, bad = 0;
     Split sp;
-    const unsigned long long began = grosr::heap_now();
+    const unsigned long long began = grosr::globaltimer();
     uint32_t iters = a.iters;
     for (uint32_t i = 0; i < iters; ++i) {
         // Every 16th iteration: past the budget, the whole warp stops (the host reports the run
         // as stalled).
-        if ((i & 15) == 15 && __any_sync(0xffffffffu, grosr::heap_now() - began > a.budget_ns)) {
+        if ((i & 15) == 15 && __any_sync(0xffffffffu, grosr::globaltimer() - began > a.budget_ns)) {
             atomicAdd(&a.counters[7], 1ull);
             iters = i;
             break;
