@@ -117,7 +117,7 @@ __device__ uint32_t pop_from(const Params& p, uint32_t q, uint32_t want, uint32_
     __syncwarp();                                // every lane has freed its slot before the room returns
     if (lane == 0) atomicSub(&Q.size.value, got);  // relaxed: capacity bookkeeping only
     __syncwarp();
-    return got;
+    return umin(got, WARP);                      // at most a round (got <= want <= WARP)
 }
 
 // Pushes into q, else into the other queues in turn. Accounting is the caller's business.

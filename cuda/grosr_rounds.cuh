@@ -77,6 +77,9 @@ __device__ void run_lane_round(const Params& p, WarpState* ws, bool has, uint32_
     const uint32_t job0 = __shfl_sync(0xffffffffu, job, first & 31);
     const bool uniform = __all_sync(0xffffffffu, !has || job == job0);
     GROSR_SEQ(1);
+    // Not needed for ordering (the votes above converged the warp), but without it ptxas
+    // schedules the scheduler loop differently, and every figure was measured with it.
+    __syncwarp();
     if (has) {
         Ctx c{&p, ws, job, kind, GROSR_LANE, uniform, nullptr, node, BYPASS_HOPS > 0, ws->bypass_hops};
         if (!dispatch_lane(c, kind, words)) {

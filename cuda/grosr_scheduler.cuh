@@ -65,7 +65,7 @@ __device__ uint32_t take_work(const Params& p, WarpState* ws, uint32_t& kind, ui
 __device__ void process(const Params& p, WarpState* ws, Mailbox& mbox, uint32_t n, uint32_t kind,
                         uint32_t job, uint32_t node, const uint32_t* words) {
     const uint32_t lane = lane_id(), warp = threadIdx.x / WARP;
-    const bool has = lane < n;
+    const bool has = lane < n && kind != KIND_NOP;   // see KIND_NOP
     const bool internal_range = kind == KIND_RANGE || kind == KIND_GRAPH_RANGE || kind == KIND_GRAPH_UNIT;
     const uint32_t gran = !has ? GROSR_NO_GRAN : (internal_range ? GRAN_RANGE : kind_gran(kind));
     // Lane tasks (and unknown kinds, which dispatch_lane reports) all at once.
