@@ -152,7 +152,7 @@ pub fn generate(tasks: &[TaskInfo]) -> String {
         {
             let n = t.name;
             if gran == Granularity::Lane {
-                // A chain of this type runs right here (scheduler bypass, grosr_runtime.cuh).
+                // A chain of this type runs right here (scheduler bypass, grosr_spawn.cuh).
                 let _ = writeln!(
                     out,
                     "    case {kind}u: {{ {n} t; memcpy(&t, words, sizeof({n})); uint32_t hops = 0;\n        \
