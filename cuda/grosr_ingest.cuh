@@ -114,6 +114,7 @@ __device__ __noinline__ void requeue_stack(const Params& p, WarpState* ws) {
 }
 
 // ---- Ingest: host descriptors -> ranges in the SM queues ------------------------------------------
+// The scheduler's steps (grosr_scheduler.cuh), which drain_stack runs on the ingest warp's stack.
 __device__ uint32_t take_work(const Params& p, WarpState* ws, uint32_t& kind, uint32_t& job,
                               uint32_t& node, uint32_t* words, uint32_t& rng);
 __device__ void process(const Params& p, WarpState* ws, Mailbox& mbox, uint32_t n, uint32_t kind,
