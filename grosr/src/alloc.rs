@@ -519,14 +519,14 @@ mod tests {
 
     #[test]
     fn host_constants_match_the_device_source() {
-        let src = crate::codegen::ALLOC_SOURCE;
+        let src = crate::codegen::device_source("grosr_heap_layout.cuh");
         for line in [
             format!("constexpr uint32_t HEAP_SLAB_SHIFT = {SLAB_SHIFT};"),
             format!("constexpr uint32_t HEAP_MIN_SHIFT = {MIN_SHIFT};"),
             format!("constexpr uint32_t HEAP_CLASSES = {CLASSES};"),
             format!("constexpr uint32_t HEAP_CUR_PER_SM = {CUR_PER_SM};"),
-            format!("#define GROSR_HEAP_RUN_SLOTS {RUN_SLOTS}"),
-            format!("#define GROSR_HEAP_RUN_MAX {RUN_MAX}"),
+            format!("constexpr uint32_t HEAP_RUN_SLOTS = {RUN_SLOTS};"),
+            format!("constexpr uint32_t HEAP_RUN_MAX = {RUN_MAX};"),
             format!("constexpr uint32_t HEAP_TAG_INNER = {TAG_INNER:#X}u;"),
             format!("constexpr uint64_t HEAP_RUN = {RUN:#X}ull;"),
             "int32_t roomy_count[16];".to_string(),

@@ -120,8 +120,8 @@ struct Split {
     }
     // Per thread, no warp-synchronous step: lanes that finish their loop early must not wait in
     // a full-warp shuffle while others are still allocating (H200: with a __shfl_down_sync
-    // reduction here the drifting row stalled for good with half a warp's blocks live, session
-    // 9; without it every row finishes, session 10; see GROSR_HEAP_WHOLE_WARPS).
+    // reduction here the drifting row stalled for good with half a warp's blocks live; without
+    // it every row finishes).
     __device__ void add_to(const Args& a) {
         if (!GROSR_BENCH_PROFILE) return;
         const unsigned long long v[3] = {alloc, release, pattern};
@@ -134,8 +134,7 @@ struct Split {
 // Every lane of the grid runs the loop the same number of times, and the warp meets before each
 // free and each allocation (__syncwarp): a warp that left the last call apart would otherwise go
 // on apart (independent thread scheduling does not reconverge it), and grosr's heap serves a
-// partial warp's lanes one by one (GROSR_HEAP_WHOLE_WARPS) where a whole warp's are served
-// together. The same for all three allocators.
+// partial warp's lanes one by one where a whole warp's are served together (cuda/ALLOCATOR.md). The same for all three allocators.
 template <class A> __device__ void loop(const Args& a) {
     const uint32_t t = blockIdx.x * blockDim.x + threadIdx.x;
     A al(a, t);
@@ -144,12 +143,12 @@ template <class A> __device__ void loop(const Args& a) {
     for (uint32_t k = 0; k < 16; ++k) ring[k] = nullptr;
     unsigned long long ok = 0, fail = 0, bad = 0;
     Split sp;
-    const unsigned long long began = grosr::heap_now();
+    const unsigned long long began = grosr::globaltimer();
     uint32_t iters = a.iters;
     for (uint32_t i = 0; i < iters; ++i) {
         // Every 16th iteration: past the budget, the whole warp stops (the host reports the run
         // as stalled).
-        if ((i & 15) == 15 && __any_sync(0xffffffffu, grosr::heap_now() - began > a.budget_ns)) {
+        if ((i & 15) == 15 && __any_sync(0xffffffffu, grosr::globaltimer() - began > a.budget_ns)) {
             atomicAdd(&a.counters[7], 1ull);
             iters = i;
             break;

@@ -1,0 +1,41 @@
+// Resident task graphs: a finished node releases its successors.
+
+namespace grosr {
+
+// ---- Resident task graphs ------------------------------------------------------------------------------
+// A graph launch is one host-submitted record naming a GraphDev. Its roots are spawned as tasks
+// tagged with their node; when a node's task has run, each successor's `remaining` counter drops,
+// and the update that reaches zero spawns the successor (in the same job). Counters reset to
+// `indeg` as they reach zero, so the next launch finds them ready with no host work.
+
+// Spawns node `node` of graph g (counted like any spawn: onto this warp's stack, else a queue).
+__device__ void spawn_node(Ctx& c, const GraphDev* g, uint32_t node) {
+    alignas(16) uint32_t words[RECORD_WORDS];
+    const uint4* src = reinterpret_cast<const uint4*>(g->words + (uint64_t)node * RECORD_WORDS);
+    uint4* dst = reinterpret_cast<uint4*>(words);
+    dst[0] = src[0]; dst[1] = src[1]; dst[2] = src[2];
+    const uint32_t k = g->kinds[node];
+    spawn_words(c, node_kind(k), words, node_tag(node, k));
+}
+
+// Called by every thread of a task (ctx.lane() / ctx.width() split the work) after the body ran
+// and its writes were ordered before this call (the callers' barriers): releases the successors
+// of node c.node - 1 whose last predecessor this was.
+__device__ void release_successors(Ctx& c) {
+    const GraphDev* g = c.ws && c.ws->graph_job == c.job ? c.ws->graph : c.p->jobs[c.job].graph;
+    const uint32_t node = c.node - 1;
+    const uint32_t end = g->succ_off[node + 1];
+    for (uint32_t e = g->succ_off[node] + c.lane(); e < end; e += c.width()) {
+        const uint32_t s = g->succ[e];
+        // acq_rel: the release publishes this node's results (ordered before us by the caller's
+        // barrier) to whoever runs s; the acquire of the last decrement sees every other
+        // predecessor's results before s is spawned.
+        if (atom_add_acq_rel_gpu_s32((int32_t*)&g->remaining[s], -1) == 1) {
+            // Plain store: the next launch's decrements come after this job has completed.
+            g->remaining[s] = g->indeg[s];
+            spawn_node(c, g, s);
+        }
+    }
+}
+
+}  // namespace grosr

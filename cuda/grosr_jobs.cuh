@@ -1,0 +1,55 @@
+// Job accounting: a job's pending count, its errors, and its completion record for the host.
+
+namespace grosr {
+
+// ---- Errors ---------------------------------------------------------------------------------------
+// Errors of a task (ctx.fail, unknown kind, overflow) fail its job only (fail_job). The runtime-wide
+// slot in HostCtl is kept for the one error that stops everything: a stalled queue protocol.
+__device__ void report_protocol_stall(const Params& p, uint32_t detail) {
+    if (atomicCAS(p.dev_err, 0, ERR_PROTOCOL_STUCK) == 0) {   // the first stall is reported
+        p.host->err_detail = detail;
+        __threadfence_system();                 // the detail reaches the host before the code
+        *(volatile int32_t*)&p.host->err_code = ERR_PROTOCOL_STUCK;
+    }
+}
+
+// Marks a job failed with `code` (first failure wins); the job still completes.
+__device__ void fail_job(const Params& p, uint32_t job, int32_t code, uint32_t kind) {
+    if (atomicCAS(&p.jobs[job].error, 0, code) == 0) p.jobs[job].error_kind = kind;
+}
+
+// Publishes a finished job to the host. Called by the one thread whose update made pending 0.
+__device__ void complete_job(const Params& p, uint32_t job) {
+    GROSR_STAMP_ANY(6);
+    DevJob& j = p.jobs[job];
+    volatile Completion* c = &p.completions[job];
+    c->error = *(volatile int32_t*)&j.error;
+    c->error_kind = *(volatile uint32_t*)&j.error_kind;
+    uint32_t seq = *(volatile uint32_t*)&j.seq;
+    j.error = 0;                                 // the slot starts clean for its next job
+    j.error_kind = 0;
+    // Release at system scope, cumulative: everything the job's tasks wrote (ordered before us
+    // by the acq_rel chain on `pending`) and the error fields above are visible to the host
+    // before it sees done_seq.
+    st_release_sys_u32(&c->done_seq, seq);
+    GROSR_STAMP_ANY(7);
+}
+
+// Adds `delta` to a job's pending count; the update that reaches zero completes the job.
+__device__ void job_add(const Params& p, uint32_t job, int32_t delta) {
+    if (delta == 0) return;
+    if (delta > 0) {
+        // Relaxed, with no result to wait for: a rise cannot complete the job (the count is never
+        // below zero), and the tasks it counts reach other warps only through release stores
+        // (queue pushes) that come after it, or run on this warp, whose later updates of the
+        // count follow it in coherence order.
+        atomicAdd(&p.jobs[job].pending, delta);
+        return;
+    }
+    // acq_rel: release publishes this warp's task results before the count drops; acquire lets
+    // the completing thread see every other warp's results (they released before their updates).
+    int32_t old = atom_add_acq_rel_gpu_s32(&p.jobs[job].pending, delta);
+    if (old + delta == 0) complete_job(p, job);
+}
+
+}  // namespace grosr

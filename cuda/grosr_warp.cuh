@@ -1,0 +1,120 @@
+// Per-warp state in shared memory (the warp's stack, owed counts, held tasks), the block's
+// mailbox, and the context a task body sees (Ctx).
+
+namespace grosr {
+
+// ---- Per-warp state in shared memory ---------------------------------------------------------------
+struct StackEntry { uint32_t kind, job, node, pad; alignas(16) uint32_t words[RECORD_WORDS]; };
+
+struct WarpState {
+    uint32_t top;                 // entries in use (shared atomics: divergent groups may push)
+    int32_t deferred;             // spawns into this stack not yet added to the job's pending
+    uint32_t bypass_hops;         // BYPASS_HOPS, or INGEST_BYPASS_HOPS on the ingest warp
+    uint32_t spread;              // queued spawns so far: the next goes this many queues on
+    int32_t owed;                 // decrements of job owed_job's pending not yet applied (owe_ok)
+    uint32_t owed_job;
+    uint32_t owe_ok;              // 0 on the ingest warp: it settles every round at once
+    uint32_t graph_job;           // ingest warp, while it runs a small launch itself: its job ...
+    const GraphDev* graph;        // ... and graph, so releases skip the DevJob::graph load
+    uint32_t pad[7];              // keeps `stack` at byte 80, the layout every figure was taken with
+    StackEntry stack[STACK_CAP];
+    // Per lane: the one lane task a lane task spawned, run next by the same lane with no stack,
+    // round or count (scheduler bypass). [RECORD_WORDS] holds its kind, NO_KIND when empty.
+    // 13 words a row: lanes hit distinct banks.
+    uint32_t held[WARP][RECORD_WORDS + 1];
+};
+
+// Owed counts: a warp that runs uniform rounds does not decrement its job's pending count each
+// round (every warp doing so makes that one counter the hottest address on the GPU); it owes the
+// decrements (ws->owed) and pays children it spawns into the queues out of them (spawn_words).
+// The stored count is then the true count plus what warps owe, never less, so a job completes
+// only once every owed decrement is applied. A warp settles before it looks for work away from
+// its own stack and home queue, before a round of another job, and before it exits: a job's
+// completion waits at most for its last warps to find their home queues empty.
+// Applies the warp's owed decrements. Called by all 32 lanes of the warp, converged.
+__device__ void settle_owed(const Params& p, WarpState* ws) {
+    // The warp barrier orders every lane's earlier results before the leader's release (job_add).
+    __syncwarp();
+    if (lane_id() == 0 && ws->owed != 0) {
+        job_add(p, ws->owed_job, -ws->owed);
+        ws->owed = 0;
+    }
+    __syncwarp();
+}
+
+// Pays for k queued children of `job` out of the warp's owed decrements if it owes that many
+// (true); else the caller counts them on the job. Any lane; shared atomics (divergent groups).
+__device__ bool pay_from_owed(WarpState* ws, uint32_t job, int32_t k) {
+    if (!ws->owe_ok || ws->owed_job != job) return false;
+    const int32_t old = atomicSub(&ws->owed, k);
+    if (old >= k) return true;
+    atomicAdd(&ws->owed, k);                     // not enough: undo (a racing payer may fall back too)
+    return false;
+}
+
+struct Mailbox {                  // one block task at a time, run by all warps of the block
+    volatile uint32_t epoch;      // bumped when a task is posted
+    uint32_t busy;                // 1 from post until the poster has accounted for it
+    uint32_t poster;              // warp index of the poster
+    uint32_t kind, job, node;
+    alignas(16) uint32_t words[RECORD_WORDS];
+};
+
+// ---- The context a task body sees ---------------------------------------------------------------------
+struct Ctx {
+    const Params* p;              // null in the baseline kernels (no scheduler)
+    WarpState* ws;                // this warp's stack; null outside the scheduler
+    uint32_t job;
+    uint32_t kind;
+    uint32_t gran;
+    bool uniform;                 // all tasks of this round share `job`: spawns may defer counting
+    int32_t* status;              // baseline kernels: where ctx.fail writes
+    uint32_t node;                // graph node + 1 if this task is a node of the job's graph
+    bool hold;                    // a lane task of the scheduler: its first lane-task spawn is held
+    uint32_t hops_left;           // held tasks this lane may still run before it stacks the next
+
+    // Index of this thread within the task (0 for lane tasks) and the number of threads in it.
+    __device__ uint32_t lane() const {
+        return gran == GROSR_LANE ? 0u : (gran == GROSR_WARP ? lane_id() : threadIdx.x);
+    }
+    __device__ uint32_t width() const {
+        return gran == GROSR_LANE ? 1u : (gran == GROSR_WARP ? WARP : blockDim.x);
+    }
+    // Fails the task's job with a positive code; the job still completes and Job::wait reports it.
+    __device__ void fail(int32_t code) const {
+        int32_t c = code > 0 ? code : 1;
+        if (p) fail_job(*p, job, c, kind);
+        else if (status) atomicCAS(status, 0, c);
+    }
+    // Spawns a task of a registered type (generated grosr_spawn_<T> helpers call this).
+    template <class T> __device__ void spawn(const T& t);
+    // The device heap (grosr_heap*.cuh): 16-byte aligned, nullptr when exhausted; any task,
+    // warp or SM may free what another allocated. A whole warp's calls are served together,
+    // a partial warp's lane by lane.
+    __device__ void* alloc(unsigned long long bytes) const;
+    __device__ void free(void* p) const;
+    template <class T> __device__ T* alloc_n(unsigned long long n) const {
+        return static_cast<T*>(alloc(n * sizeof(T)));
+    }
+};
+
+template <class T> struct KindOf;   // specialised by the generated code for every task type
+
+// Generated by codegen: per-kind tables and dispatch switches.
+__device__ uint32_t kind_gran(uint32_t kind);
+__device__ uint32_t kind_size(uint32_t kind);
+__device__ bool dispatch_lane(Ctx& ctx, uint32_t kind, const uint32_t* words);
+__device__ bool dispatch_warp(Ctx& ctx, uint32_t kind, const uint32_t* words);
+__device__ bool dispatch_block(Ctx& ctx, uint32_t kind, const uint32_t* words);
+
+// Warp-wide reductions for task bodies of warp granularity: all 32 lanes call, all get the result.
+__device__ __forceinline__ float warp_max(float v) {
+    for (int o = WARP / 2; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int o = WARP / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+}  // namespace grosr
