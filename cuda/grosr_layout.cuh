@@ -66,7 +66,7 @@ struct Queue {                    // header of one SM's ring; slots live in Para
 
 // One submitted slice, 256 bytes of mapped host memory: 32 cells of `payload | tag << 32`, each
 // written by the host with one 8-byte store, tag = descriptor index + 1. Lane i loads cell i; the
-// warp has the descriptor whole when every cell carries the tag (grosr/src/ring.rs, `publish`).
+// warp has the descriptor whole when every cell carries the tag (grosr/src/ring/mod.rs, `publish`).
 constexpr uint32_t DESC_CELLS = 32;
 constexpr uint32_t DESC_KIND = 0, DESC_COUNT = 1, DESC_JOB_SLOT = 2, DESC_JOB_SEQ = 3,
                    DESC_ADJUST = 4, DESC_RECORDS_LO = 5, DESC_RECORDS_HI = 6,

@@ -387,7 +387,7 @@ fn mixed_workload_with_buffers_allocated_before_launch() {
 #[ignore = "needs an NVIDIA GPU"]
 fn copies_from_many_new_threads_finish_while_the_scheduler_runs() {
     // Each new thread would copy on a per-thread stream of its own: with 40 such threads, copies
-    // stopped finishing while the scheduler ran (session 6), so copies go through the runtime's
+    // stopped finishing while the scheduler ran (H200), so copies go through the runtime's
     // copy streams (grosr/src/copy_streams.rs). A stuck copy fails the test, it does not hang it.
     let rt = new_rt();
     let done = std::sync::atomic::AtomicUsize::new(0);

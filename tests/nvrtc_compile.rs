@@ -171,3 +171,37 @@ fn the_while_graph_module_compiles_relocatable_and_whole_program() {
         ),
     }
 }
+
+/// Fills the compile cache (`GROSR_CACHE_DIR`) with every unit above for one architecture
+/// (`GROSR_FILL_ARCH`, default 90), a unit per core at once, so a GPU machine handed that folder
+/// skips NVRTC. Not a check: run it on purpose (`-- --ignored fill_the_compile_cache`).
+#[test]
+#[ignore = "fills the compile cache for a GPU run"]
+fn fill_the_compile_cache() {
+    if grosr::unstable::nvrtc_available().is_err() {
+        return;
+    }
+    let arch = std::env::var("GROSR_FILL_ARCH")
+        .ok()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(90);
+    let units = units();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                while let Some((name, source)) =
+                    units.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                {
+                    let c = grosr::unstable::compile_cached(source, arch)
+                        .unwrap_or_else(|e| panic!("{name} for sm_{arch}: {e}"));
+                    eprintln!(
+                        "{name}: sm_{arch} {}",
+                        if c.cached { "cached" } else { "compiled" }
+                    );
+                }
+            });
+        }
+    });
+}

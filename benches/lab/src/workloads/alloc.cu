@@ -35,7 +35,7 @@ __device__ __forceinline__ unsigned long long tag_of(uint32_t t, uint32_t i) {
 // A block's pattern: words at offsets 0, stride, 2 stride, ... and at its last whole word
 // (n >= 16). A word is 16 bytes, or with GROSR_BENCH_WORD=32 a whole 32-byte sector where the
 // block has one (an experiment: L2 evicts a partly written sector by a read-modify-write of DRAM;
-// H200, session 8, a word every 256 B: the pool gained on 16-4096 B, 1.64 against 1.12 G/s,
+// H200, a word every 256 B: the pool gained on 16-4096 B, 1.64 against 1.12 G/s,
 // grosr did not, 0.50 against 0.55). Volatile: the check must read memory, not what the
 // compiler remembers writing.
 #ifndef GROSR_BENCH_WORD
