@@ -1,6 +1,6 @@
 //! Where a lone task's latency goes: builds the workloads' runtime with `GROSR_TRACE`, submits
 //! one tiny task at a time, and prints the median of each step the ingest warp stamped with
-//! `%globaltimer` (cuda/grosr_runtime.cuh, `GROSR_STAMP`) beside the host's submit → wait time.
+//! `%globaltimer` (cuda/grosr_trace.cuh, `GROSR_STAMP`) beside the host's submit → wait time.
 //!
 //! With `--relu`, the same for a resident graph launch: ReLU+Softmax 5000 × 256 (one warp task
 //! per row): ingest, fan-out, the roots' run, completion. With `--pair`, one ping-pong pair.
@@ -88,7 +88,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() -> grosr_lab::Result<()> {
     let args = Args::parse();
-    let rt = workloads::builder().define("GROSR_TRACE", "1").build()?;
+    let rt = workloads::builder().diagnostics(true).build()?;
     let warmup = args.reps / 10;
     if let Some(fanout) = args.spawn {
         return Ok(spawn_levels(&rt, fanout, warmup, args.reps)?);
@@ -249,7 +249,7 @@ fn spawn_levels(rt: &grosr::Runtime, fanout: u32, warmup: usize, reps: usize) ->
     println!("host: submit → wait returns {host_us:.2} µs");
     print_timeline(&hist, reps, host_us);
     print_root_steps(rt)?;
-    // Worker warps' time, summed over them, per launch (GROSR_WT_* in cuda/grosr_runtime.cuh).
+    // Worker warps' time, summed over them, per launch (GROSR_WT_* in cuda/grosr_trace.cuh).
     let per = |slot: usize| warp_sums[slot] as f64 / reps.max(1) as f64;
     let mean_us = |ns: usize, n: usize| per(ns) / per(n).max(1.0) / 1e3;
     let rounds = per(0) + per(2);
@@ -287,7 +287,7 @@ fn spawn_levels(rt: &grosr::Runtime, fanout: u32, warmup: usize, reps: usize) ->
     Ok(())
 }
 
-/// Buckets of `grosr_hist` per row, and the width of one: 2^HIST_SHIFT ns (cuda/grosr_runtime.cuh).
+/// Buckets of `grosr_hist` per row, and the width of one: 2^HIST_SHIFT ns (cuda/grosr_trace.cuh).
 const HIST_BUCKETS: usize = 128;
 const HIST_SHIFT: u32 = 12;
 const HIST_BUCKET_US: f64 = (1u64 << HIST_SHIFT) as f64 / 1e3;
@@ -318,7 +318,7 @@ fn print_timeline(hist: &[u64], reps: usize, host_us: f64) {
 
 /// The last launch's first steps on the ingest warp's lane 0 from the root's start
 /// (`grosr_seq`: `time << 8 | step`, the time's low 56 bits; steps: GROSR_SEQ in
-/// cuda/grosr_runtime.cuh).
+/// cuda/grosr_trace.cuh).
 fn print_root_steps(rt: &grosr::Runtime) -> grosr::Result<()> {
     const STEPS: [&str; 13] = [
         "?",

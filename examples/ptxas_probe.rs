@@ -44,7 +44,7 @@ fn main() {
             ("bfs", grosr_lab::bfs::gpu::builder()),
             (
                 "traced workloads (latency_trace)",
-                grosr_lab::workloads::builder().define("GROSR_TRACE", "1"),
+                grosr_lab::workloads::builder().diagnostics(true),
             ),
         ];
         let wanted = |name: &str| {

@@ -3,6 +3,8 @@
 //! unless GROSR_REQUIRE_NVRTC=1 (as CI sets), when it fails.
 
 mod common;
+#[path = "common/graph.rs"]
+mod graph;
 #[path = "common/heap.rs"]
 mod heap;
 #[path = "../examples/quickstart.rs"]
@@ -22,6 +24,7 @@ fn units() -> Vec<(&'static str, String)> {
             grosr_lab::workloads::alloc::builder(0).source(),
         ),
         ("tests/gpu_alloc", heap::alloc_builder().source()),
+        ("tests/gpu_graph", graph::builder().source()),
     ]
 }
 

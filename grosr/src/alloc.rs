@@ -1,7 +1,7 @@
 //! The device heap: `ctx.alloc` / `ctx.free` in task bodies, `grosr::heap_alloc` /
 //! `grosr::heap_free` in any kernel of the runtime's module.
 //!
-//! The device side is `cuda/grosr_alloc.cuh`; `cuda/ALLOCATOR.md` describes the layout and its
+//! The device side is `cuda/grosr_heap*.cuh`; `cuda/ALLOCATOR.md` describes the layout and its
 //! invariants. This module carves the heap once when the [`Runtime`](crate::Runtime) is built,
 //! (re)initialises it by copies (no kernel has to run beside the scheduler), and decodes its
 //! metadata into [`HeapStats`].
@@ -19,8 +19,6 @@ pub const SLAB_BYTES: u64 = 1 << SLAB_SHIFT;
 pub const MIN_SHIFT: u32 = 4;
 /// Size classes: 16, 32, ..., 8192 bytes. Larger requests are runs of whole slabs.
 pub const CLASSES: usize = 10;
-/// The largest size served from a size class.
-pub const MAX_CLASS_BYTES: u64 = 1 << (MIN_SHIFT as usize + CLASSES - 1);
 const BITMAP_WORDS: usize = (1 << (SLAB_SHIFT - MIN_SHIFT)) / 32;
 const TAG_LARGE: u64 = 0xFF;
 const ATTACHED: u64 = 0x100;
@@ -42,15 +40,6 @@ const DEFAULT_MAX: u64 = 4 << 30;
 /// The slot size of class `c` (`c < CLASSES`).
 pub const fn class_size(c: usize) -> u64 {
     1 << (MIN_SHIFT as usize + c)
-}
-
-/// The size class serving `bytes`: `Some(c)`, or `None` for the large tier (and for 0 bytes,
-/// which allocate nothing).
-pub fn class_of(bytes: u64) -> Option<usize> {
-    if bytes == 0 || bytes > MAX_CLASS_BYTES {
-        return None;
-    }
-    Some((64 - (bytes.max(16) - 1).leading_zeros() - MIN_SHIFT) as usize)
 }
 
 /// Slots per slab of class `c`.
@@ -501,18 +490,8 @@ mod tests {
     }
 
     #[test]
-    fn size_classes_are_powers_of_two_from_16_bytes_to_8_kib() {
-        assert_eq!(class_of(0), None);
-        assert_eq!(class_of(1), Some(0));
-        assert_eq!(class_of(16), Some(0));
-        assert_eq!(class_of(17), Some(1));
-        assert_eq!(class_of(64), Some(2));
-        assert_eq!(class_of(65), Some(3));
-        assert_eq!(class_of(4096), Some(8));
-        assert_eq!(class_of(8192), Some(9));
-        assert_eq!(class_of(8193), None);
+    fn every_class_has_at_least_8_slots_and_its_bitmap_fits() {
         for c in 0..CLASSES {
-            assert_eq!(class_of(class_size(c)), Some(c));
             assert!(slots(c) >= 8 && slots(c) as usize <= 32 * BITMAP_WORDS);
         }
     }

@@ -1,4 +1,4 @@
-//! A loom model of the graph board (cuda/grosr_runtime.cuh, `board_offer` / `board_claim`;
+//! A loom model of the graph board (cuda/grosr_graph_launch.cuh, `board_offer` / `board_claim`;
 //! cuda/README.md, "Resident task graphs").
 //!
 //! The ingest warp offers a launch's roots on a board entry: it counts them, sets the entry's

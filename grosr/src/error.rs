@@ -211,7 +211,7 @@ impl<T> CudaContext<T> for std::result::Result<T, cudarc::driver::DriverError> {
     }
 }
 
-/// Device error codes (cuda/grosr_runtime.cuh `ErrorCode`) as errors; `kind_name` names kinds.
+/// Device error codes (cuda/grosr_layout.cuh `ErrorCode`) as errors; `kind_name` names kinds.
 pub(crate) fn from_device_code(
     code: i32,
     kind: u32,

@@ -1,4 +1,4 @@
-//! A loom model of the resident graph's release protocol (cuda/grosr_runtime.cuh,
+//! A loom model of the resident graph's release protocol (cuda/grosr_graph_release.cuh,
 //! `release_successors`; cuda/README.md, "Resident task graphs").
 //!
 //! Predecessors finishing on different warps each decrement their successor's `remaining`

@@ -1,5 +1,5 @@
 //! Rust mirrors of the structs and constants that the host and the GPU share
-//! (cuda/grosr_runtime.cuh), the one place the Rust side spells their layout.
+//! (cuda/grosr_layout.cuh), the one place the Rust side spells their layout.
 //!
 //! The generated CUDA asserts each C struct's size and every field's offset against the values
 //! here (`codegen::layout_asserts`, from [`shared_structs`]), so a change on one side without the

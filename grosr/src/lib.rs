@@ -30,9 +30,6 @@
 
 extern crate self as grosr;
 
-// Issue 17: `class_of` and `MAX_CLASS_BYTES` were public and now serve only this module's tests
-// (alloc.rs's owner deletes or gates them; then this expectation goes too).
-#[cfg_attr(not(test), expect(dead_code))]
 mod alloc;
 #[cfg(not(loom))]
 mod baseline;
@@ -42,9 +39,6 @@ mod buffer;
 mod codegen;
 mod compile;
 mod copy_streams;
-// Issue 17: `MappedMem::len`/`is_empty` were public and are unused now (driver.rs's owner deletes
-// them; then this expectation goes too).
-#[expect(dead_code)]
 mod driver;
 mod error;
 #[cfg(not(loom))]

@@ -1,4 +1,4 @@
-//! A loom model of owed job counts (cuda/grosr_runtime.cuh, `account`, `pay_from_owed`,
+//! A loom model of owed job counts (cuda/grosr_warp.cuh and grosr_spawn.cuh, `account`, `pay_from_owed`,
 //! `settle_owed`; cuda/README.md, "Job accounting and completion").
 //!
 //! A job's `pending` counts its tasks; the update that makes it zero completes the job. A worker

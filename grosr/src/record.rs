@@ -251,7 +251,7 @@ impl CDefinitions {
             size_of::<R>()
         );
         for f in R::FIELDS {
-            // GROSR_FIELD (cuda/grosr_runtime.cuh) asserts the field's size, and its offset
+            // GROSR_FIELD (cuda/grosr_layout.cuh) asserts the field's size, and its offset
             // where the compiler offers offsetof in constant expressions.
             let _ = writeln!(
                 self.text,

@@ -16,7 +16,7 @@ pub struct MappedMem {
 }
 
 // SAFETY: the memory is plain bytes shared with the GPU; access goes through atomics or is
-// synchronised by the submit protocol (ring.rs).
+// synchronised by the submit protocol (ring/).
 unsafe impl Send for MappedMem {}
 // SAFETY: as above.
 unsafe impl Sync for MappedMem {}
@@ -54,14 +54,6 @@ impl MappedMem {
     /// The device address of the same bytes.
     pub fn device(&self) -> u64 {
         self.dev
-    }
-    /// Its size in bytes.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-    /// Whether it holds no bytes.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 }
 

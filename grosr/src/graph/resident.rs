@@ -1,6 +1,6 @@
 //! The Resident strategy: a task graph uploaded once into device memory and run by the
 //! persistent scheduler, which releases each node when its last predecessor has run
-//! (cuda/grosr_runtime.cuh, "Resident task graphs"; cuda/README.md describes the protocol).
+//! (cuda/grosr_graph_release.cuh, "Resident task graphs"; cuda/README.md describes the protocol).
 
 use std::time::Duration;
 

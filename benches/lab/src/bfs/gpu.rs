@@ -69,7 +69,10 @@ pub fn builder() -> RuntimeBuilder {
         .queue_capacity(16384)
         // Traversal waits on memory: 32 warps per SM hide more of it than the default 16 (at 64
         // registers a thread; measured on an H200, Kronecker SCALE 20: 9.99 GTEPS against 9.02).
-        .define("GROSR_MIN_BLOCKS_PER_SM", "4")
+        .tuning(grosr::Tuning {
+            min_blocks_per_sm: 4,
+            ..grosr::Tuning::default()
+        })
         .cuda(BFS_CUDA, &[LEVEL_KERNEL])
 }
 
