@@ -6,7 +6,6 @@
 #[path = "common/heap.rs"]
 mod heap;
 
-use std::ffi::c_void;
 use std::time::Duration;
 
 use grosr::{DeviceBuffer, Runtime, Task};
@@ -23,34 +22,31 @@ fn alloc_then_free(rt: &Runtime, sizes: &[u64], stride: u32, free: bool) -> (u32
     let sz = DeviceBuffer::from_slice(rt.gpu(), sizes).unwrap();
     let ptrs = DeviceBuffer::<u64>::zeroed(rt.gpu(), sizes.len()).unwrap();
     let counts = DeviceBuffer::<u32>::zeroed(rt.gpu(), 2).unwrap();
-    let (mut s, mut n_, mut p) = (sz.ptr().addr(), n, ptrs.ptr().addr());
-    let (mut nulls, mut bad) = (counts.ptr().addr(), counts.ptr().addr() + 4);
-    let mut args = [
-        &mut s as *mut u64 as *mut c_void,
-        &mut n_ as *mut u32 as *mut c_void,
-        &mut p as *mut u64 as *mut c_void,
-        &mut nulls as *mut u64 as *mut c_void,
-        &mut bad as *mut u64 as *mut c_void,
-    ];
+    let (s, p) = (sz.ptr().addr(), ptrs.ptr().addr());
+    let (nulls, bad) = (counts.ptr().addr(), counts.ptr().addr() + 4);
     // SAFETY: t_alloc(const u64*, u32, u64**, u32*, u32*); buffers outlive the sync below.
     unsafe {
-        b.launch("t_alloc", n.div_ceil(256), 256, 0, &mut args)
-            .unwrap()
+        b.launch_with(
+            "t_alloc",
+            n.div_ceil(256),
+            256,
+            0,
+            (&s, &n, &p, &nulls, &bad),
+        )
+        .unwrap()
     };
     b.sync(T).unwrap();
     if free {
-        let mut st = stride;
-        let mut args = [
-            &mut s as *mut u64 as *mut c_void,
-            &mut n_ as *mut u32 as *mut c_void,
-            &mut p as *mut u64 as *mut c_void,
-            &mut st as *mut u32 as *mut c_void,
-            &mut bad as *mut u64 as *mut c_void,
-        ];
         // SAFETY: t_free(const u64*, u32, u64**, u32, u32*).
         unsafe {
-            b.launch("t_free", n.div_ceil(256), 256, 0, &mut args)
-                .unwrap()
+            b.launch_with(
+                "t_free",
+                n.div_ceil(256),
+                256,
+                0,
+                (&s, &n, &p, &stride, &bad),
+            )
+            .unwrap()
         };
         b.sync(T).unwrap();
     }

@@ -4,17 +4,21 @@
 
 mod common;
 
-use std::process::Command;
-use std::time::Duration;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use common::*;
 use grosr::{DevicePtr, Error};
 
 const T: Duration = Duration::from_secs(60);
+/// How long a child may take: its runtime's build (an uncached compile included), the fault and
+/// every check after it.
+const CHILD_LIMIT: Duration = Duration::from_secs(300);
 
 /// In the child: fault, then check every call refuses cleanly and a new runtime is refused too.
 fn fault_in_this_process(kind: &str) {
     let rt = common::builder().build().expect("runtime");
+    eprintln!("fault child: built");
     let job = match kind {
         "trap" => rt.submit(&[Trap { really: 1 }]).unwrap(),
         _ => rt
@@ -23,7 +27,9 @@ fn fault_in_this_process(kind: &str) {
             }])
             .unwrap(),
     };
+    eprintln!("fault child: submitted");
     let err = job.wait_timeout(T).unwrap_err();
+    eprintln!("fault child: waited: {err}");
     assert!(matches!(err, Error::DeviceFault(_)), "wait: {err}");
     assert!(
         matches!(
@@ -40,7 +46,9 @@ fn fault_in_this_process(kind: &str) {
         matches!(job.is_done(), Err(Error::DeviceFault(_))),
         "is_done after fault"
     );
+    eprintln!("fault child: every call refused");
     drop(rt);
+    eprintln!("fault child: dropped");
     let again = common::builder()
         .build()
         .expect_err("CUDA refuses work after a fault");
@@ -60,7 +68,7 @@ fn run_child(kind: &str) {
     }
     let exe = std::env::current_exe().unwrap();
     let test = format!("{kind}_faults_are_reported_and_refused_cleanly");
-    let out = Command::new(exe)
+    let mut child = Command::new(exe)
         .args([
             "--ignored",
             "--exact",
@@ -69,12 +77,41 @@ fn run_child(kind: &str) {
             "--test-threads=1",
         ])
         .env("GROSR_FAULT", kind)
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    // Both pipes drain on threads of their own, so a chatty child cannot block on a full pipe,
+    // and the wait below is bounded: a child that hangs fails the test with what it printed.
+    let read = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_string(&mut text);
+            }
+            text
+        })
+    };
+    let out = read(child.stdout.take().map(|p| Box::new(p) as _));
+    let err = read(child.stderr.take().map(|p| Box::new(p) as _));
+    let deadline = Instant::now() + CHILD_LIMIT;
+    let status = loop {
+        match child.try_wait().unwrap() {
+            Some(status) => break Some(status),
+            None if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            None => std::thread::sleep(Duration::from_millis(50)),
+        }
+    };
+    let text = out.join().unwrap() + &err.join().unwrap();
+    let Some(status) = status else {
+        panic!("child for {kind} still ran after {CHILD_LIMIT:?}:\n{text}");
+    };
     assert!(
-        out.status.success() && text.contains("GROSR_FAULT_CHECKED"),
+        status.success() && text.contains("GROSR_FAULT_CHECKED"),
         "child for {kind} failed:\n{text}"
     );
 }

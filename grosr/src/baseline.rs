@@ -4,7 +4,6 @@
 //! be scheduled beside it: baselines need the runtime stopped (or built with `max_sms` below
 //! the GPU's SM count, leaving SMs free).
 
-use std::ffi::c_void;
 use std::time::Duration;
 
 use crate::driver::{DeviceMem, Function, KernelArgs, RecordArg, Stream};
@@ -140,25 +139,6 @@ impl Baselines<'_> {
         let f = self.rt.module().function(name)?;
         // SAFETY: the caller vouches for args (see above).
         unsafe { self.stream.launch(&f, grid, block, shared_bytes, args) }
-    }
-
-    /// [`launch_with`](Self::launch_with) with the pointer array built by hand.
-    ///
-    /// # Safety
-    /// `args` must point at one value per kernel parameter, of the parameter's type, alive until
-    /// the call returns; whatever the kernel reads or writes through them must stay valid until
-    /// the launch completes.
-    // merge: remove once bfs/gpu.rs, workloads/alloc.rs and tests/gpu_alloc.rs call launch_with.
-    pub unsafe fn launch<const N: usize>(
-        &self,
-        name: &str,
-        grid: u32,
-        block: u32,
-        shared_bytes: u32,
-        args: &mut [*mut c_void; N],
-    ) -> Result<()> {
-        // SAFETY: passed on from the caller.
-        unsafe { self.launch_with(name, grid, block, shared_bytes, args) }
     }
 
     /// Waits for every launch so far (at most `timeout`), like `cudaStreamSynchronize`.

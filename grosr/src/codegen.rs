@@ -181,8 +181,21 @@ fn push_generated_line(out: &mut String) {
     let _ = writeln!(out, "#line {line} \"grosr_generated.cu\"");
 }
 
+/// `p` as a C string literal's contents, with `dir/..` steps removed: a file reached through
+/// two crates' manifests (`grosr/../tests/x.rs`, `benches/lab/../../tests/x.rs`) names itself
+/// one way, so NVRTC's messages read plainly and the same module has one compile cache entry.
 fn escape_path(p: &str) -> String {
-    p.replace('\\', "\\\\").replace('"', "\\\"")
+    let mut parts: Vec<&str> = Vec::new();
+    for part in p.split('/') {
+        match part {
+            ".." if parts.last().is_some_and(|l| !l.is_empty() && *l != "..") => {
+                parts.pop();
+            }
+            "." => {}
+            part => parts.push(part),
+        }
+    }
+    parts.join("/").replace('\\', "\\\\").replace('"', "\\\"")
 }
 
 fn table(
@@ -390,5 +403,20 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn body_paths_lose_their_parent_steps_so_one_file_has_one_name() {
+        assert_eq!(
+            escape_path("grosr/../tests/common/mod.rs"),
+            "tests/common/mod.rs"
+        );
+        assert_eq!(
+            escape_path("benches/lab/../../tests/common/mod.rs"),
+            "tests/common/mod.rs"
+        );
+        assert_eq!(escape_path("/w/benches/lab/../../t.cu"), "/w/t.cu");
+        assert_eq!(escape_path("../x/./y.rs"), "../x/y.rs");
+        assert_eq!(escape_path("a\\\"b.rs"), "a\\\\\\\"b.rs");
     }
 }

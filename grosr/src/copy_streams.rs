@@ -110,14 +110,17 @@ impl Drop for CopyStreams {
     fn drop(&mut self) {
         // Dropped after the scheduler stopped, so parked probes can finish now (or after a
         // failed probe, while it still runs). A probe that does not finish may still write into
-        // its destination, so then the page-locked memory is leaked, not freed.
+        // its destination, so then the page-locked memory is leaked, not freed. A stream that
+        // answers with an error belongs to a faulted context, which runs nothing any more: its
+        // probe is over (and leaking the memory would keep the faulted context retained, so a
+        // new runtime would be built in it instead of being refused).
         let deadline = Instant::now() + Duration::from_secs(1);
         let drained = self.parked.iter().all(|s| {
             loop {
                 match s.query() {
                     Ok(false) if Instant::now() < deadline => std::thread::yield_now(),
                     Ok(done) => break done,
-                    Err(_) => break false,
+                    Err(_) => break true,
                 }
             }
         });

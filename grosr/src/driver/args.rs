@@ -68,16 +68,6 @@ tuple_args!(6: A 0, B 1, C 2, D 3, E 4, F 5);
 tuple_args!(7: A 0, B 1, C 2, D 3, E 4, F 5, G 6);
 tuple_args!(8: A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7);
 
-/// A pointer array built by hand.
-// merge: remove once bfs/, workloads/ and tests/gpu_alloc.rs pass tuples (they build these
-// arrays with `&mut x as *mut u64 as *mut c_void`).
-impl<const N: usize> KernelArgs for &mut [*mut c_void; N] {
-    type Pointers = [*mut c_void; N];
-    fn pointers(&self) -> Self::Pointers {
-        **self
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -114,13 +114,6 @@ impl Gpu {
         &self.ctx
     }
 
-    /// Makes this GPU's context current on the calling thread.
-    // merge: remove once runtime/, graph/mod.rs and the lab no longer bind by hand (every
-    // driver object binds its own context now).
-    pub fn bind(&self) -> Result<()> {
-        self.ctx.bind()
-    }
-
     /// Free and total device memory in bytes.
     pub fn memory_info(&self) -> Result<(usize, usize)> {
         self.ctx.bind()?;

@@ -267,8 +267,7 @@ impl std::fmt::Debug for Graph {
 /// `graph` must be live and `deps` nodes of it; `args` must match the kernel's parameters (the
 /// driver copies the values while adding the node), and what the kernel reads or writes
 /// through them must outlive every launch of the graph.
-// merge: pub(super) once bfs/while_graph.rs builds its WHILE body through a driver method.
-pub unsafe fn add_kernel_node(
+unsafe fn add_kernel_node(
     graph: sys::CUgraph,
     deps: &[sys::CUgraphNode],
     func: sys::CUfunction,

@@ -109,9 +109,7 @@ unsafe impl Sync for Function {}
 
 impl Function {
     /// The raw function, for the driver calls of this module.
-    // merge: pub(super) once runtime/ keeps its kernels as Function and launches them with
-    // Stream::launch/launch_cooperative, and bfs/while_graph.rs uses Graph::add_while.
-    pub(crate) fn raw(&self) -> sys::CUfunction {
+    pub(super) fn raw(&self) -> sys::CUfunction {
         self.raw
     }
 

@@ -1,7 +1,6 @@
 //! BFS on the GPU: on the resident scheduler (tasks create the frontier's work), and the
 //! level-synchronous baseline (one kernel launch per level, the frontier size read back).
 
-use std::ffi::c_void;
 use std::time::{Duration, Instant};
 
 use super::csr::Csr;
@@ -254,28 +253,20 @@ impl DeviceGraph {
         while n > 0 {
             let warps = n.div_ceil(32);
             let grid = warps.div_ceil(8).clamp(1, sms.max(1) * 16);
-            let (mut offsets, mut targets, mut lp) = (
+            let (offsets, targets, lp) = (
                 self.offsets.ptr().addr(),
                 self.targets.ptr().addr(),
                 self.lp.ptr().addr(),
             );
-            let mut frontier = self.frontier[(depth & 1) as usize].ptr().addr();
-            let mut next = self.frontier[((depth + 1) & 1) as usize].ptr().addr();
-            let mut counts = self.counts.ptr().addr();
-            let (mut count, mut d) = (n, depth);
-            let mut args = [
-                &mut offsets as *mut u64 as *mut c_void,
-                &mut targets as *mut u64 as *mut c_void,
-                &mut lp as *mut u64 as *mut c_void,
-                &mut frontier as *mut u64 as *mut c_void,
-                &mut count as *mut u32 as *mut c_void,
-                &mut next as *mut u64 as *mut c_void,
-                &mut counts as *mut u64 as *mut c_void,
-                &mut d as *mut u32 as *mut c_void,
-            ];
+            let frontier = self.frontier[(depth & 1) as usize].ptr().addr();
+            let next = self.frontier[((depth + 1) & 1) as usize].ptr().addr();
+            let counts = self.counts.ptr().addr();
+            let args = (
+                &offsets, &targets, &lp, &frontier, &n, &next, &counts, &depth,
+            );
             // SAFETY: the kernel's parameters are (const u64*, const u32*, u64*, const u32*,
             // u32, u32*, u32*, u32), matching args; the buffers outlive the sync below.
-            unsafe { b.launch(LEVEL_KERNEL, grid, 256, 0, &mut args)? };
+            unsafe { b.launch_with(LEVEL_KERNEL, grid, 256, 0, args)? };
             let mut host = [0u32];
             let at = self.counts.ptr().addr() + 4 * ((depth + 1) & 1) as u64;
             // SAFETY: `at` is inside `counts`; we wait for the copy before reading `host`.

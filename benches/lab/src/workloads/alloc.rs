@@ -9,7 +9,6 @@
 //! what it measures (the per-thread pool, which does no allocator work, shows that ceiling).
 //! The benchmark kernels run with the scheduler stopped, so they get every SM.
 
-use std::ffi::c_void;
 use std::time::{Duration, Instant};
 
 use crate::workloads::table::Table;
@@ -310,14 +309,13 @@ impl<'rt> AllocBench<'rt> {
         threads: u32,
         iters: u32,
     ) -> Result<Outcome> {
-        let mut args = self.args(shape, iters, threads, a)?;
+        let args = self.args(shape, iters, threads, a)?;
         let name = format!("bench_loop_{}", a.suffix());
-        let mut p = [&mut args as *mut BenchArgs as *mut c_void];
         // SAFETY: the kernel takes one Args by value (BenchArgs mirrors it); the counters and the
         // pool outlive the launch (we sync in outcome).
         unsafe {
             self.base
-                .launch(&name, threads.div_ceil(BLOCK), BLOCK, 0, &mut p)?
+                .launch_with(&name, threads.div_ceil(BLOCK), BLOCK, 0, (&args,))?
         };
         self.outcome(&format!("{} {}", a.suffix(), shape.name))
     }
@@ -355,25 +353,23 @@ impl<'rt> AllocBench<'rt> {
                 grosr::Error::Config("a per-thread pool cannot free remotely".into()).into(),
             );
         }
-        let mut args = self.args(shape, rounds, threads, a)?;
+        let args = self.args(shape, rounds, threads, a)?;
         self.ensure_ptrs(threads as usize)?;
         let ptrs = self.ptrs.as_ref().map_or(0, |p| p.ptr());
         let t = Instant::now();
         for round in 0..rounds {
             for kernel in ["bench_remote_alloc_", "bench_remote_free_"] {
-                let (mut ptr, mut n, mut r) = (ptrs, threads, round);
-                let mut p = [
-                    &mut args as *mut BenchArgs as *mut c_void,
-                    &mut ptr as *mut u64 as *mut c_void,
-                    &mut n as *mut u32 as *mut c_void,
-                    &mut r as *mut u32 as *mut c_void,
-                ];
                 let name = format!("{kernel}{}", a.suffix());
                 // SAFETY: (Args, uint8_t**, uint32_t, uint32_t) as the kernels declare; the
                 // pointer array has `threads` entries and outlives the launches.
                 unsafe {
-                    self.base
-                        .launch(&name, threads.div_ceil(BLOCK), BLOCK, 0, &mut p)?
+                    self.base.launch_with(
+                        &name,
+                        threads.div_ceil(BLOCK),
+                        BLOCK,
+                        0,
+                        (&args, &ptrs, &threads, &round),
+                    )?
                 };
             }
         }
@@ -404,17 +400,16 @@ impl<'rt> AllocBench<'rt> {
             max: size,
             outstanding: 1,
         };
-        let mut args = self.args(&shape, u32::MAX, threads, Allocator::Grosr)?;
+        let args = self.args(&shape, u32::MAX, threads, Allocator::Grosr)?;
         self.ensure_ptrs(threads as usize)?;
-        let mut heads = self.ptrs.as_ref().map_or(0, |p| p.ptr());
+        let heads = self.ptrs.as_ref().map_or(0, |p| p.ptr());
         let grid = threads.div_ceil(BLOCK);
         for kernel in ["bench_oom_fill", "bench_oom_free"] {
-            let mut p = [
-                &mut args as *mut BenchArgs as *mut c_void,
-                &mut heads as *mut u64 as *mut c_void,
-            ];
             // SAFETY: (Args, uint8_t**) as declared; heads has one entry per thread.
-            unsafe { self.base.launch(kernel, grid, BLOCK, 0, &mut p)? };
+            unsafe {
+                self.base
+                    .launch_with(kernel, grid, BLOCK, 0, (&args, &heads))?
+            };
             if kernel == "bench_oom_fill" {
                 self.base.sync(WAIT)?;
             }
