@@ -87,17 +87,6 @@ pub enum Error {
     /// The runtime is stopped: call `start` first.
     #[error("the runtime is stopped: call Runtime::start to run tasks again")]
     Stopped,
-    /// An input file (a graph, say) is malformed; `line` is 1-based.
-    #[error("line {line}: {message}")]
-    Parse {
-        /// The 1-based line the problem was found on.
-        line: usize,
-        /// What is wrong with it.
-        message: String,
-    },
-    /// A result failed validation (a BFS parent array breaking a Graph500 rule, say).
-    #[error("validation failed: {0}")]
-    Invalid(String),
     /// An optional feature cannot run here (a missing library, an old driver, a failed link):
     /// the message says why. Reports print it as "not available: ...".
     #[error("not available: {0}")]
@@ -141,10 +130,6 @@ impl PartialEq for Error {
             E::DeviceFault(a) => matches!(other, E::DeviceFault(b) if a == b),
             E::Cycle(a) => matches!(other, E::Cycle(b) if a == b),
             E::Stopped => matches!(other, E::Stopped),
-            E::Parse { line, message } => {
-                matches!(other, E::Parse { line: l, message: m } if line == l && message == m)
-            }
-            E::Invalid(a) => matches!(other, E::Invalid(b) if a == b),
             E::Unsupported(a) => matches!(other, E::Unsupported(b) if a == b),
             E::Io { action, source } => matches!(other, E::Io { action: a, source: s }
                 if action == a && source.kind() == s.kind() && source.to_string() == s.to_string()),
