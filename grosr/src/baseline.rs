@@ -20,7 +20,10 @@ pub struct Baselines<'rt> {
 
 impl Runtime {
     /// Baseline launchers over this runtime's compiled module. Fails while the scheduler holds
-    /// every SM (stop it first, or build it with `max_sms` below the SM count).
+    /// every SM (stop it first, or build it with `max_sms` below the SM count). Not part of the
+    /// user API: the graph strategies use it, and grosr's lab and tests (whose launchers type,
+    /// `unstable::Baselines`, needs the `unstable` feature).
+    #[doc(hidden)]
     pub fn baselines(&self) -> Result<Baselines<'_>> {
         if self.is_running() && self.info().sms_used >= self.info().sm_count {
             return Err(Error::Config(

@@ -27,7 +27,7 @@ pub struct Gpu {
 impl Gpu {
     /// Loads the driver, initialises it and retains device `ordinal`'s primary context.
     /// [`Error::NoDriver`] without a driver: every other driver object is made from a `Gpu`'s
-    /// [`Context`], so none of them can meet cudarc's panic for a missing library.
+    /// context handle, so none of them can meet cudarc's panic for a missing library.
     pub fn open(ordinal: usize) -> Result<Gpu> {
         // SAFETY: only tries to dlopen libcuda under the names cudarc uses.
         if !unsafe { sys::is_culib_present() } {

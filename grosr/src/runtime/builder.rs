@@ -127,9 +127,9 @@ impl RuntimeBuilder {
 
     /// Adds CUDA code to the runtime's module, after the task bodies: device functions and
     /// `extern "C" __global__` kernels that may use the task types, spawn helpers and the device
-    /// runtime. `kernels` names the kernels to load eagerly (every kernel you will launch with
-    /// [`Baselines::launch`](crate::baseline::Baselines::launch)): a kernel loaded lazily beside
-    /// the running scheduler could wait for SMs the scheduler never gives back.
+    /// runtime. `kernels` names the kernels to load eagerly (every kernel that will be launched:
+    /// grosr's lab launches them through the `unstable` feature's baselines): a kernel loaded
+    /// lazily beside the running scheduler could wait for SMs the scheduler never gives back.
     ///
     /// ```no_run
     /// let rt = grosr::Runtime::builder()
