@@ -11,8 +11,11 @@
 //!   in one 8-byte store with **release** ([`publish`]), after the records were copied. The GPU's
 //!   ingest warp consumes descriptors in index order and takes one whole when every cell carries
 //!   the tag `i + 1` (acquire): no flag to poll, and a cell of an older lap just means "not yet".
-//! - `desc_head`: written by the GPU (**release**) once it has loaded descriptor `i`'s cells; the
-//!   host reuses slot `i % cap` only after reading `desc_head > i` (**acquire**).
+//! - `desc_head`: written by the GPU with a **relaxed** system-scope store once it has loaded and
+//!   used descriptor `i`'s cells (no release is needed: the values were used before the store, and
+//!   a load that had seen a later write would have seen a later tag; cuda/README.md, "Ingesting");
+//!   the host reuses slot `i % cap` only after reading `desc_head > i` (**acquire**). The unit and
+//!   loom stand-ins for the GPU store it with release, a stronger protocol than the device's.
 //! - `desc_done[i % cap]`: written `i + 1` by the GPU (**release**) once it has read the arena
 //!   records of descriptor `i`; the host gives the arena space back only after reading it
 //!   (**acquire**). Inline descriptors take no arena space and get no `desc_done`.

@@ -3,7 +3,7 @@
 use super::producer::{Producer, wait_job_slot};
 use super::wait::{Health, Waiter};
 use super::{DescFields, JobTicket, Mutex, Records, Ring, publish, travels_inline};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::layout::{KIND_GRAPH, KIND_GRAPH_SMALL};
 
 /// What one submission carries; each becomes one job.
@@ -57,7 +57,8 @@ impl<'b> Submission<'b> {
             },
             Submission::Graph { record } => one_record(KIND_GRAPH, record, 0),
             Submission::SmallGraph { graph, nodes } => {
-                one_record(KIND_GRAPH_SMALL, graph, nodes - 1)
+                // A small graph has at least one node (the runtime builds none without).
+                one_record(KIND_GRAPH_SMALL, graph, nodes.saturating_sub(1))
             }
         }
     }
@@ -92,6 +93,11 @@ pub(crate) fn submit(
         bytes,
         extra,
     } = submission.wire();
+    if record_size == 0 {
+        return Err(Error::Config(
+            "records of 0 bytes cannot be submitted".into(),
+        ));
+    }
     let count = bytes.len() / record_size;
     if count == 0 {
         return Ok(None);
@@ -102,6 +108,12 @@ pub(crate) fn submit(
     let (job, per_chunk) = {
         let mut p = lock();
         let per_chunk = (p.max_chunk_bytes() as usize / record_size).min(u32::MAX as usize);
+        if per_chunk == 0 {
+            return Err(Error::Config(format!(
+                "a {record_size}-byte record is larger than an arena chunk ({} bytes)",
+                p.max_chunk_bytes()
+            )));
+        }
         (p.take_job(ring), per_chunk)
     };
     // A slot whose previous job was orphaned is freed by settling orphans while we wait.

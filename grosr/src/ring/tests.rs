@@ -364,3 +364,25 @@ fn a_submit_that_times_out_on_its_slot_leaves_an_orphan_that_is_settled_later() 
     assert_eq!(third.seq, first.seq + 2);
     assert_eq!(ring.completions[0].error.load(Ordering::Relaxed), ABANDONED);
 }
+
+#[test]
+fn records_of_no_bytes_or_larger_than_a_chunk_are_refused_before_a_job_is_taken() {
+    let shared = FakeShared::new(2, 1);
+    let arena = HostArena::new(256);
+    let producer = Mutex::new(Producer::new(256, 0, 0));
+    let ring = shared.ring();
+    let big = [0u8; 512];
+    for (record_size, bytes) in [(0, &big[..4]), (512, &big[..])] {
+        let records = Submission::Records {
+            kind: 0,
+            record_size,
+            bytes,
+        };
+        let mut w = Waiter::new(Duration::from_secs(1));
+        let e = submit(&producer, &ring, &arena, records, &mut w, &|| Ok(())).unwrap_err();
+        assert!(matches!(e, Error::Config(_)), "{record_size} B: {e}");
+    }
+    // No job slot was taken or orphaned: the next job is the first.
+    let first = submit_values(&producer, &shared, &arena, &[1]);
+    assert_eq!(first.seq, 1);
+}

@@ -76,8 +76,9 @@ pub struct Runtime {
     generation: StdAtomicU32,
     fault: OnceLock<Error>,
     lifecycle: Mutex<()>,
-    // Field order is drop order: the stream goes before the context (gpu); memory, heap and
-    // module go in Drop first, or are leaked there while the kernel still runs.
+    // Every driver object holds its context, so the context outlives them in any drop order.
+    // Memory, heap and module are dropped in Drop once the kernel has exited, or leaked there
+    // while it still runs (the module unloads when its last holder, it or `kernels`, goes).
     stream: Stream,
     kernels: Kernels,
     memory: std::mem::ManuallyDrop<Memory>,
