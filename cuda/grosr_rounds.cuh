@@ -78,7 +78,7 @@ __device__ void run_lane_round(const Params& p, WarpState* ws, bool has, uint32_
     const bool uniform = __all_sync(0xffffffffu, !has || job == job0);
     GROSR_SEQ(1);
     // Not needed for ordering (the votes above converged the warp), but without it ptxas
-    // schedules the scheduler loop differently, and every figure was measured with it.
+    // schedules the scheduler loop differently (see KIND_NOP); the difference is unmeasured.
     __syncwarp();
     if (has) {
         Ctx c{&p, ws, job, kind, GROSR_LANE, uniform, nullptr, node, BYPASS_HOPS > 0, ws->bypass_hops};

@@ -16,7 +16,7 @@ struct WarpState {
     uint32_t owe_ok;              // 0 on the ingest warp: it settles every round at once
     uint32_t graph_job;           // ingest warp, while it runs a small launch itself: its job ...
     const GraphDev* graph;        // ... and graph, so releases skip the DevJob::graph load
-    uint32_t pad[7];              // keeps `stack` at byte 80, the layout every figure was taken with
+    uint32_t pad[7];              // keeps `stack` at byte 80 (its shared-memory banks unchanged)
     StackEntry stack[STACK_CAP];
     // Per lane: the one lane task a lane task spawned, run next by the same lane with no stack,
     // round or count (scheduler bypass). [RECORD_WORDS] holds its kind, NO_KIND when empty.
