@@ -163,8 +163,11 @@ impl RuntimeBuilder {
 
     /// Defines a preprocessor macro at the top of the module's source (before the runtime), for
     /// task bodies and [`cuda`](RuntimeBuilder::cuda) code that use macros. The scheduler's own
-    /// settings go through [`tuning`](RuntimeBuilder::tuning); a define of the same name wins
-    /// over them. A name that is not a C identifier fails the build with an NVRTC error naming it.
+    /// settings go through [`tuning`](RuntimeBuilder::tuning) and
+    /// [`diagnostics`](RuntimeBuilder::diagnostics): a define of one of their macros
+    /// (`GROSR_BYPASS_HOPS`, `GROSR_TRACE`, ...) fails the build with an error saying which
+    /// setting to use. A name that is not a C identifier fails the build with an NVRTC error
+    /// naming it.
     ///
     /// ```
     /// let src = grosr::Runtime::builder().define("MY_SCALE", "3").source();
@@ -210,6 +213,15 @@ impl RuntimeBuilder {
             return Err(Error::Config("max_sms must be at least 1".into()));
         }
         c.tuning.validate()?;
+        if let Some((name, _)) = self
+            .defines
+            .iter()
+            .find(|(n, _)| Tuning::MACROS.contains(&n.as_str()))
+        {
+            return Err(Error::Config(format!(
+                "{name} is a setting of RuntimeBuilder::tuning (or ::diagnostics), not a define"
+            )));
+        }
         let mut names = HashMap::new();
         for t in &self.tasks {
             if names.insert(t.name, t.type_id).is_some() {

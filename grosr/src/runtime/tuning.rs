@@ -84,6 +84,20 @@ impl Tuning {
         )
     }
 
+    /// The macros that the tuning and the diagnostics own: a
+    /// [`define`](crate::RuntimeBuilder::define) of one of them is refused at build, so that
+    /// [`RuntimeInfo`](crate::RuntimeInfo) always says what the module was built with.
+    pub(super) const MACROS: [&str; 8] = [
+        "GROSR_MIN_BLOCKS_PER_SM",
+        "GROSR_BYPASS_HOPS",
+        "GROSR_IDLE_MAX_NS",
+        "GROSR_STEALS",
+        "GROSR_HEAP_SWAP_WAIT_NS",
+        "GROSR_HEAP_SLOW_MAX_NS",
+        "GROSR_TRACE",
+        "GROSR_HEAP_SLOW_COUNTS",
+    ];
+
     /// `(macro, value)` for every field that differs from its default (the carveout is set
     /// through the driver, not the source).
     pub(super) fn defines(&self) -> Vec<(String, String)> {
@@ -269,6 +283,68 @@ mod tests {
                 Err(Error::Config(m)) => assert!(m.contains(field), "{m}"),
                 other => panic!("{field}: {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn rust_defaults_are_the_device_sources_defaults() {
+        // A default emits no #define, so the device header's own default is what runs: the two
+        // must agree or RuntimeInfo::tuning would report a value the module does not use.
+        let default_of = |file: &str, name: &str| -> u64 {
+            let src = crate::codegen::device_source(file);
+            let line = src
+                .lines()
+                .find_map(|l| l.trim().strip_prefix(&format!("#define {name} ")))
+                .unwrap_or_else(|| panic!("{file} defines no default for {name}"));
+            let value = line.split_whitespace().next().unwrap_or_default();
+            value
+                .parse()
+                .unwrap_or_else(|_| panic!("{name}'s default {value:?}"))
+        };
+        let d = Tuning::default();
+        for (file, name, rust) in [
+            (
+                "grosr_config.cuh",
+                "GROSR_MIN_BLOCKS_PER_SM",
+                d.min_blocks_per_sm.into(),
+            ),
+            (
+                "grosr_config.cuh",
+                "GROSR_BYPASS_HOPS",
+                d.bypass_hops.into(),
+            ),
+            (
+                "grosr_config.cuh",
+                "GROSR_IDLE_MAX_NS",
+                d.idle_max_ns.into(),
+            ),
+            ("grosr_config.cuh", "GROSR_STEALS", d.steals.into()),
+            (
+                "grosr_heap_layout.cuh",
+                "GROSR_HEAP_SWAP_WAIT_NS",
+                d.heap_swap_wait_ns,
+            ),
+            (
+                "grosr_heap_layout.cuh",
+                "GROSR_HEAP_SLOW_MAX_NS",
+                d.heap_slow_max_ns,
+            ),
+        ] {
+            assert_eq!(default_of(file, name), rust, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_define_of_a_tuning_macro_is_refused_with_the_setting_to_use() {
+        for name in Tuning::MACROS {
+            let e = crate::Runtime::builder()
+                .define(name, "1")
+                .build()
+                .unwrap_err();
+            assert!(
+                matches!(&e, Error::Config(m) if m.starts_with(name) && m.contains("tuning")),
+                "{name}: {e}"
+            );
         }
     }
 }

@@ -528,12 +528,9 @@ pub fn report(quick: bool, step: &dyn Fn(&str)) -> Result<Vec<Table>> {
         Allocator::ThreadPool,
     ];
     let mut splits = Vec::new();
-    // Slow-path counts exist only in a module built with GROSR_HEAP_SLOW_COUNTS=1 (by
-    // GROSR_DEFINES here, since this section builds its own runtime).
-    let count_slow = std::env::var("GROSR_DEFINES").is_ok_and(|d| {
-        d.split(',')
-            .any(|kv| kv.trim() == "GROSR_HEAP_SLOW_COUNTS=1")
-    });
+    // Slow-path counts exist only in a diagnostics build (GROSR_DEFINES=GROSR_HEAP_SLOW_COUNTS
+    // here, since this section builds its own runtime).
+    let count_slow = rt.info().diagnostics;
     let mut row = |b: &mut AllocBench, label: String, shape: &Shape, full: bool| -> Result<()> {
         let (mut r, mut s) = (Vec::new(), Vec::new());
         for a in allocators {
