@@ -380,12 +380,17 @@ __device__ __noinline__ uint32_t ingest(const Params& p, WarpState* ws, Mailbox&
             // its release orders this add first; this warp's own later updates of the count
             // follow it in coherence order). A relaxed add with no result: it cannot complete
             // the job (pending >= 0 before it, and count + adjust >= 0), so nothing waits for it.
-            if (count + adjust != 0) atomicAdd(&p.jobs[job].pending, (int32_t)count + adjust);
+            // A close (no records, adjust -1: the host gave up on a split job between chunks)
+            // lowers the count and may complete the job: job_add, acq_rel like any task's end.
+            if (count == 0) job_add(p, job, adjust);
+            else if (count + adjust != 0) atomicAdd(&p.jobs[job].pending, (int32_t)count + adjust);
             GROSR_STAMP(3);
         }
         __syncwarp();
         const uint64_t desc = head++;
-        if (kind == KIND_GRAPH && count == 1) {
+        if (count == 0) {
+            // A close carries nothing to run (the host sends it inline: no arena, no desc_done).
+        } else if (kind == KIND_GRAPH && count == 1) {
             uint64_t graph;
             // A launch record: graph address, then (a one-root graph) the root's node + 1, its
             // kind and its record; the arena form (never sent by this host) has the address only.

@@ -28,6 +28,7 @@ const PROBE_WAIT: Duration = Duration::from_millis(20);
 
 /// The copy streams of one running scheduler.
 pub(crate) struct CopyStreams {
+    ctx: Context,
     usable: Vec<Mutex<Stream>>,
     /// Streams not kept: their probe may still be waiting to write into `probe`, so both live
     /// until the scheduler has stopped (see Drop).
@@ -36,58 +37,58 @@ pub(crate) struct CopyStreams {
 }
 
 impl CopyStreams {
-    /// Opens streams in `src`'s context and keeps those whose probe copy from `src` (its first
-    /// 4 bytes) finishes while the scheduler runs.
-    pub(crate) fn probe(src: &DeviceMem) -> Result<CopyStreams> {
+    /// No streams yet: [`probe`](Self::probe) opens them.
+    pub(crate) fn new(ctx: &Context) -> CopyStreams {
+        CopyStreams {
+            ctx: ctx.clone(),
+            usable: Vec::new(),
+            parked: Vec::with_capacity(CANDIDATES),
+            probe: None,
+        }
+    }
+
+    /// Opens streams and keeps those whose probe copy from `src` (its first 4 bytes) finishes
+    /// while the scheduler runs. On an error, drop `self` only once the scheduler has stopped:
+    /// a probe copy may still wait behind it (Drop then waits for it, or leaks its memory).
+    pub(crate) fn probe(&mut self, src: &DeviceMem) -> Result<()> {
         if src.len() < 4 {
             return Err(Error::Config(
                 "the copy streams' probe needs 4 device bytes".into(),
             ));
         }
-        let ctx = src.context();
-        // Built first, so that an early return drops it through Drop, which keeps the probe's
-        // memory alive for any copy still in flight.
-        let mut streams = CopyStreams {
-            usable: Vec::new(),
-            parked: Vec::with_capacity(CANDIDATES),
-            probe: Some(MappedMem::new(ctx, 4 * CANDIDATES)?),
-        };
-        let probe = streams
+        let probe = self
             .probe
-            .as_ref()
-            .map_or(std::ptr::null_mut(), |m| m.host());
+            .insert(MappedMem::new(&self.ctx, 4 * CANDIDATES)?)
+            .host();
         for i in 0..CANDIDATES {
-            let stream = Stream::new(ctx)?;
+            let stream = Stream::new(&self.ctx)?;
             // SAFETY: `probe` holds 4 bytes per candidate and outlives the copy (Drop frees it
             // only once every parked stream has drained).
             let dst = unsafe { std::slice::from_raw_parts_mut(probe.add(4 * i), 4) };
             // SAFETY: pinned destination; `src` holds at least 4 bytes (checked above) of the
             // stream's context.
             unsafe { stream.read_async(src.ptr(), dst) }?;
-            streams.parked.push(stream);
+            self.parked.push(stream);
         }
         let start = Instant::now();
-        while !streams.parked.is_empty()
-            && streams.usable.len() < KEEP
-            && start.elapsed() < PROBE_WAIT
-        {
+        while !self.parked.is_empty() && self.usable.len() < KEEP && start.elapsed() < PROBE_WAIT {
             let mut i = 0;
-            while i < streams.parked.len() {
-                if streams.parked[i].query()? {
-                    let done = streams.parked.swap_remove(i);
-                    streams.usable.push(Mutex::new(done));
+            while i < self.parked.len() {
+                if self.parked[i].query()? {
+                    let done = self.parked.swap_remove(i);
+                    self.usable.push(Mutex::new(done));
                 } else {
                     i += 1;
                 }
             }
         }
-        if streams.usable.is_empty() {
+        if self.usable.is_empty() {
             return Err(Error::Config(format!(
                 "none of {CANDIDATES} streams finished a 4-byte copy within {PROBE_WAIT:?} of the \
                  scheduler's start: copies would wait until it stops"
             )));
         }
-        Ok(streams)
+        Ok(())
     }
 }
 
@@ -108,8 +109,7 @@ impl CopyStreamPool for CopyStreams {
 
 impl Drop for CopyStreams {
     fn drop(&mut self) {
-        // Dropped after the scheduler stopped, so parked probes can finish now (or after a
-        // failed probe, while it still runs). A probe that does not finish may still write into
+        // Dropped after the scheduler stopped, so parked probes can finish now. A probe that does not finish may still write into
         // its destination, so then the page-locked memory is leaked, not freed. A stream that
         // answers with an error belongs to a faulted context, which runs nothing any more: its
         // probe is over (and leaking the memory would keep the faulted context retained, so a
@@ -139,14 +139,15 @@ impl std::fmt::Debug for CopyStreams {
     }
 }
 
-/// Routes the copies of context `ctx` through `streams` until [`leave`] is called.
-pub(crate) fn enter(ctx: &Context, streams: CopyStreams) {
-    ctx.route_copies(Arc::new(streams));
+/// Routes the copies of context `ctx` through `streams`, those of scheduler `id`, until
+/// [`leave`] is called.
+pub(crate) fn enter(ctx: &Context, id: u64, streams: CopyStreams) {
+    ctx.route_copies(id, Arc::new(streams));
 }
 
-/// Ends the routing of context `ctx`'s copies; returns its streams, to be dropped once the
-/// scheduler has stopped (copies still running hold their own reference). Until then they
-/// hold a handle of the context, which therefore stays retained.
-pub(crate) fn leave(ctx: &Context) -> Option<Arc<dyn CopyStreamPool>> {
-    ctx.unroute_copies()
+/// Ends the routing of context `ctx`'s copies through scheduler `id`'s streams; returns them,
+/// to be dropped once the scheduler has stopped (copies still running hold their own
+/// reference). Until then they hold a handle of the context, which therefore stays retained.
+pub(crate) fn leave(ctx: &Context, id: u64) -> Option<Arc<dyn CopyStreamPool>> {
+    ctx.unroute_copies(id)
 }

@@ -87,6 +87,13 @@ pub enum Error {
     /// The runtime is stopped: call `start` first.
     #[error("the runtime is stopped: call Runtime::start to run tasks again")]
     Stopped,
+    /// A job finished long ago: its completion slot has been reused by thousands of later
+    /// jobs, and whether it failed is no longer known. Wait for jobs before submitting
+    /// thousands more, or keep the first wait's result.
+    #[error(
+        "the job finished, but its outcome is no longer known: thousands of later jobs have          reused its completion slot since (wait for a job sooner, or keep its first result)"
+    )]
+    OutcomeForgotten,
     /// An optional feature cannot run here (a missing library, an old driver, a failed link):
     /// the message says why. Reports print it as "not available: ...".
     #[error("not available: {0}")]
@@ -130,6 +137,7 @@ impl PartialEq for Error {
             E::DeviceFault(a) => matches!(other, E::DeviceFault(b) if a == b),
             E::Cycle(a) => matches!(other, E::Cycle(b) if a == b),
             E::Stopped => matches!(other, E::Stopped),
+            E::OutcomeForgotten => matches!(other, E::OutcomeForgotten),
             E::Unsupported(a) => matches!(other, E::Unsupported(b) if a == b),
             E::Io { action, source } => matches!(other, E::Io { action: a, source: s }
                 if action == a && source.kind() == s.kind() && source.to_string() == s.to_string()),

@@ -1,5 +1,6 @@
 //! A shared handle to one GPU's primary context, which every driver object holds.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 
 use cudarc::driver::{result as cu, sys};
@@ -18,9 +19,14 @@ struct Primary {
     raw: sys::CUcontext,
     device: sys::CUdevice,
     ordinal: usize,
-    /// While a scheduler is resident: the streams this context's copies and allocations use
-    /// instead of the per-thread stream (crate::copy_streams says why).
-    copy_streams: RwLock<Option<Arc<dyn CopyStreamPool>>>,
+    /// While schedulers are resident: the streams this context's copies and allocations use
+    /// instead of the per-thread stream (crate::copy_streams says why), by scheduler, newest
+    /// last; copies use the newest (its streams were seen to pass every scheduler then running).
+    copy_streams: RwLock<Vec<(u64, Arc<dyn CopyStreamPool>)>>,
+    /// The running schedulers' jobs, and the device memory whose free waits for them.
+    frees: Mutex<Frees>,
+    /// Whether `frees` holds memory waiting to be freed (checked without the lock).
+    frees_waiting: AtomicBool,
 }
 
 // SAFETY: a CUcontext may be made current on any thread; Primary only holds handles and a lock.
@@ -32,6 +38,24 @@ unsafe impl Sync for Primary {}
 pub(crate) trait CopyStreamPool: Send + Sync {
     /// One of the streams, held alone until the guard drops.
     fn hold(&self) -> MutexGuard<'_, Stream>;
+}
+
+/// A running scheduler's jobs, as device memory sees them: memory dropped while jobs submitted
+/// before the drop may still run is freed only once they have finished, so that safe code
+/// cannot free what a task still uses (`crate::runtime` implements it over its ring).
+pub(crate) trait JobFence: Send {
+    /// A mark above every job submitted so far.
+    fn mark(&mut self) -> u64;
+    /// Whether every job below `mark` has finished.
+    fn passed(&mut self, mark: u64) -> bool;
+}
+
+/// Device memory waiting for jobs, and the fences of the schedulers running them.
+#[derive(Default)]
+struct Frees {
+    fences: Vec<(u64, Box<dyn JobFence>)>,
+    /// Device addresses, each with the marks (by fence) its free waits for.
+    waiting: Vec<(u64, Vec<(u64, u64)>)>,
 }
 
 /// The per-thread default stream. With no scheduler running, device memory is allocated, copied
@@ -68,7 +92,9 @@ impl Context {
             raw,
             device,
             ordinal,
-            copy_streams: RwLock::new(None),
+            copy_streams: RwLock::new(Vec::new()),
+            frees: Mutex::new(Frees::default()),
+            frees_waiting: AtomicBool::new(false),
         });
         live.push(Arc::downgrade(&p));
         Ok(Context(p))
@@ -108,7 +134,8 @@ impl Context {
             .copy_streams
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .clone();
+            .last()
+            .map(|(_, pool)| pool.clone());
         match pool {
             Some(pool) => {
                 let stream = pool.hold();
@@ -118,22 +145,113 @@ impl Context {
         }
     }
 
-    /// Routes this context's copies through `pool` until [`unroute_copies`](Self::unroute_copies).
-    pub(crate) fn route_copies(&self, pool: Arc<dyn CopyStreamPool>) {
-        *self
-            .0
-            .copy_streams
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = Some(pool);
-    }
-
-    /// Ends the routing; returns the pool, to be dropped once the scheduler has stopped.
-    pub(crate) fn unroute_copies(&self) -> Option<Arc<dyn CopyStreamPool>> {
+    /// Routes this context's copies through `pool`, the streams of scheduler `id`, until
+    /// [`unroute_copies`](Self::unroute_copies).
+    pub(crate) fn route_copies(&self, id: u64, pool: Arc<dyn CopyStreamPool>) {
         self.0
             .copy_streams
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .take()
+            .push((id, pool));
+    }
+
+    /// Ends the routing through scheduler `id`'s streams; returns them, to be dropped once the
+    /// scheduler has stopped.
+    pub(crate) fn unroute_copies(&self, id: u64) -> Option<Arc<dyn CopyStreamPool>> {
+        let mut pools = self
+            .0
+            .copy_streams
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        let at = pools.iter().position(|(i, _)| *i == id)?;
+        Some(pools.remove(at).1)
+    }
+
+    fn frees(&self) -> MutexGuard<'_, Frees> {
+        self.0.frees.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes frees of this context's device memory wait for scheduler `id`'s jobs, from now
+    /// until [`unfence`](Self::unfence).
+    pub(crate) fn fence(&self, id: u64, fence: Box<dyn JobFence>) {
+        self.frees().fences.push((id, fence));
+    }
+
+    /// Ends the waiting for scheduler `id`'s jobs (its kernel has exited: none runs any more)
+    /// and frees what waited only for them.
+    pub(crate) fn unfence(&self, id: u64) {
+        let mut frees = self.frees();
+        frees.fences.retain(|(i, _)| *i != id);
+        for (_, marks) in &mut frees.waiting {
+            marks.retain(|(i, _)| *i != id);
+        }
+        self.free_passed(&mut frees);
+    }
+
+    /// Forgets the memory waiting for scheduler `id` without freeing it: its kernel never ended
+    /// and may use any of it.
+    pub(crate) fn leak_waiting(&self, id: u64) {
+        let mut frees = self.frees();
+        frees.fences.retain(|(i, _)| *i != id);
+        frees
+            .waiting
+            .retain(|(_, marks)| marks.iter().all(|(i, _)| *i != id));
+    }
+
+    /// Frees device memory at `ptr` (from `cuMemAllocAsync` in this context) once every job
+    /// submitted so far has finished: now, if none may still run.
+    pub(crate) fn free_device(&self, ptr: u64) {
+        let mut frees = self.frees();
+        let marks: Vec<(u64, u64)> = frees
+            .fences
+            .iter_mut()
+            .filter_map(|(id, fence)| {
+                let mark = fence.mark();
+                (!fence.passed(mark)).then_some((*id, mark))
+            })
+            .collect();
+        if marks.is_empty() {
+            self.free_now(ptr);
+        } else {
+            frees.waiting.push((ptr, marks));
+            self.0.frees_waiting.store(true, Ordering::Relaxed);
+        }
+        self.free_passed(&mut frees);
+    }
+
+    /// Frees the waiting memory whose jobs have finished (cheap when none waits).
+    pub(crate) fn free_finished(&self) {
+        // Relaxed: a stale answer only defers the frees to a later call.
+        if self.0.frees_waiting.load(Ordering::Relaxed) {
+            self.free_passed(&mut self.frees());
+        }
+    }
+
+    fn free_passed(&self, frees: &mut Frees) {
+        let Frees { fences, waiting } = frees;
+        waiting.retain_mut(|(ptr, marks)| {
+            marks.retain(|&(id, mark)| {
+                fences
+                    .iter_mut()
+                    .find(|(i, _)| *i == id)
+                    .is_some_and(|(_, fence)| !fence.passed(mark))
+            });
+            if marks.is_empty() {
+                self.free_now(*ptr);
+            }
+            !marks.is_empty()
+        });
+        self.0
+            .frees_waiting
+            .store(!waiting.is_empty(), Ordering::Relaxed);
+    }
+
+    fn free_now(&self, ptr: u64) {
+        let _ = self.on_copy_stream(|stream| {
+            // SAFETY: ptr came from cuMemAllocAsync in this context and is freed once, here,
+            // in stream order; no job that may use it still runs.
+            unsafe { cu::free_async(ptr, stream) }.call("cuMemFreeAsync")
+        });
     }
 
     /// Retains the primary context once more, never to be released: for a kernel that never

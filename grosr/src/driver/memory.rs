@@ -21,6 +21,7 @@ pub struct DeviceMem {
 impl DeviceMem {
     /// Allocates `len` zeroed bytes of device memory in `ctx`.
     pub fn zeroed(ctx: &Context, len: usize) -> Result<DeviceMem> {
+        ctx.free_finished();
         let ptr = ctx.on_copy_stream(|stream| alloc_on(stream, len, true))?;
         Ok(DeviceMem {
             ptr,
@@ -31,6 +32,7 @@ impl DeviceMem {
     /// Allocates `len` bytes of device memory whose contents are undefined (the device heap's
     /// arena: clearing gigabytes by copies would cost the heap's whole init time).
     pub fn uninit(ctx: &Context, len: usize) -> Result<DeviceMem> {
+        ctx.free_finished();
         let ptr = ctx.on_copy_stream(|stream| alloc_on(stream, len, false))?;
         Ok(DeviceMem {
             ptr,
@@ -91,10 +93,8 @@ impl DeviceMem {
 
 impl Drop for DeviceMem {
     fn drop(&mut self) {
-        let _ = self.ctx.on_copy_stream(|stream| {
-            // SAFETY: ptr came from malloc_async and is freed once, in stream order.
-            unsafe { cu::free_async(self.ptr, stream) }.call("cuMemFreeAsync")
-        });
+        // Once the jobs submitted before this drop have finished (at once if none runs).
+        self.ctx.free_device(self.ptr);
     }
 }
 

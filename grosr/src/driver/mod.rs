@@ -20,7 +20,7 @@ mod stream;
 
 pub use args::{KernelArgs, RecordArg};
 pub use context::Context;
-pub(crate) use context::CopyStreamPool;
+pub(crate) use context::{CopyStreamPool, JobFence};
 pub use gpu::Gpu;
 pub use graph::{Dependency, Graph};
 // The lab's WHILE-graph BFS is their only user.

@@ -1,4 +1,4 @@
-//! Loom models of the submission protocol: the production [`submit()`] against a host thread that
+//! Loom models of the submission protocol: the production [`Submitter::submit`] against a host thread that
 //! stands in for the GPU's ingest warp.
 
 use super::*;
@@ -59,7 +59,7 @@ fn ingest(s: &Shared, n: u64) -> Vec<(u32, Vec<u32>)> {
     seen
 }
 
-fn submit_words(producer: &Mutex<Producer>, s: &Shared, words: &[u32]) -> JobTicket {
+fn submit_words(producer: &Submitter, s: &Shared, words: &[u32]) -> JobTicket {
     let bytes: Vec<u8> = words.iter().flat_map(|v| v.to_le_bytes()).collect();
     let records = Submission::Records {
         kind: 0,
@@ -67,7 +67,8 @@ fn submit_words(producer: &Mutex<Producer>, s: &Shared, words: &[u32]) -> JobTic
         bytes: &bytes,
     };
     let mut w = Waiter::new(std::time::Duration::from_secs(1));
-    submit(producer, &s.ring(), &s.arena, records, &mut w, &|| Ok(()))
+    producer
+        .submit(&s.ring(), &s.arena, records, &mut w, &|| Ok(()))
         .unwrap()
         .unwrap()
 }
@@ -80,13 +81,14 @@ fn loom_submit_consume() {
     // Two preemptions cover both; more make a model of 9 cells a publish run for hours.
     let mut model = loom::model::Builder::new();
     model.preemption_bound = Some(2);
+    model.max_branches = 100_000;
     model.check(|| {
         let shared = Shared::new();
         let dev = {
             let s = shared.clone();
             loom::thread::spawn(move || ingest(&s, 2))
         };
-        let producer = Mutex::new(Producer::new(64, 0, 0));
+        let producer = Submitter::new(64);
         submit_words(&producer, &shared, &[5, 6]);
         submit_words(&producer, &shared, &[7]);
         assert_eq!(dev.join().unwrap(), vec![(0, vec![5, 6]), (1, vec![7])]);
@@ -99,9 +101,10 @@ fn loom_submit_consume() {
 fn loom_two_producers() {
     let mut model = loom::model::Builder::new();
     model.preemption_bound = Some(2);
+    model.max_branches = 100_000;
     model.check(|| {
         let shared = Shared::new();
-        let producer = Arc::new(Mutex::new(Producer::new(64, 0, 0)));
+        let producer = Arc::new(Submitter::new(64));
         let dev = {
             let s = shared.clone();
             loom::thread::spawn(move || ingest(&s, 2))

@@ -1,5 +1,5 @@
 //! The host side of the host → GPU submission protocol, whole: reservation, chunking, the split
-//! guard, orphans and job slots ([`submit()`]), on cells that a unit test, a loom model and the
+//! guard, orphans, closes, job slots and restarts ([`Submitter`]), on cells that a unit test, a loom model and the
 //! runtime all run the same code on (cuda/README.md, "Submitting", gives the GPU's side).
 //!
 //! # The cells, who writes them, with which ordering
@@ -20,15 +20,18 @@
 //!   records of descriptor `i`; the host gives the arena space back only after reading it
 //!   (**acquire**). Inline descriptors take no arena space and get no `desc_done`.
 //! - `completions[slot]`: the GPU writes `error`, `error_kind`, then `done_seq = seq` (**release**);
-//!   the host reads `done_seq` (**acquire**), then the error. The host writes a slot itself, the
+//!   the host reads `done_seq` (**acquire**), the error, then `done_seq` again (a seqlock: the
+//!   slot's next job may complete meanwhile; see `outcome`). The host writes a slot itself, the
 //!   same way, for a job it abandons ([`ABANDONED`]: an orphan, or a job cut off by a stop).
 //!
-//! # One submission ([`submit()`])
+//! # One submission ([`Submitter::submit`])
 //!
 //! 1. Under the producer's mutex: take the next job id: slot `id % job_slots`, sequence
-//!    `id / job_slots + 1` ([`Producer::take_job`]).
+//!    `id / job_slots + 1`, and the producer's epoch ([`Producer::take_job`]).
 //! 2. Without the mutex (the slot's previous job may belong to a thread that needs it to finish
-//!    submitting): wait until the slot's `done_seq` is `seq - 1`, settling orphans meanwhile.
+//!    submitting): wait until the slot's `done_seq` is `seq - 1`, settling what failed submits
+//!    left meanwhile (below). Then copy the previous job's failure, if any, into the history of
+//!    failed jobs (`outcome`): a handle that looks late finds its own outcome there.
 //! 3. At most [`INLINE_BYTES`] of whole-word records travel inline: under the mutex reserve a
 //!    descriptor, outside it publish the records in the descriptor's cells.
 //! 4. Otherwise chunks of at most a quarter of the arena: per chunk, under the mutex reserve a
@@ -38,13 +41,25 @@
 //!    the job's count on the GPU cannot reach zero between chunks. A graph launch's tasks beyond
 //!    its one record ride on the first descriptor's `adjust` too.
 //! 5. A submit that fails before its first publish leaves an **orphan**: the host completes it as
-//!    abandoned once its slot's previous job is done, so the slot is not blocked forever. One that
-//!    fails between chunks keeps its slot (its published chunks hold the split guard) until the
-//!    runtime restarts ([`Producer::restart`] abandons every unfinished job).
+//!    abandoned once its slot's previous job is done. One that fails between chunks is owed a
+//!    **close**: a descriptor of no records and `adjust = -1`, published by the next submit or
+//!    slot wait that finds a descriptor free; the GPU then completes the job once the tasks it
+//!    did publish have run. Either way its slot is not blocked for good.
+//!
+//! # Restart ([`Submitter::restart`])
+//!
+//! A stop abandons the jobs in flight; the next start makes the ring ready for a fresh kernel.
+//! Holding the mutex, it first waits (bounded) until no reservation is being copied: otherwise
+//! the restarted producer would hand the same arena bytes to a new submitter, or a late publish
+//! would land in a descriptor the new kernel is already past. It then completes every unfinished
+//! job as abandoned (recording each in the history), and starts a new epoch: a job of an earlier
+//! epoch gets no descriptor any more (its submit ends with [`Error::Stopped`](crate::Error)), nor
+//! does a slot wait of one (its slot reads done past it).
 //!
 //! The cells are atomics (std, or loom's under `cfg(loom)`, where `loom_model` model-checks
-//! [`submit()`] against a host thread standing in for the GPU).
+//! [`Submitter::submit`] against a host thread standing in for the GPU).
 
+mod outcome;
 mod producer;
 mod submit;
 mod wait;
@@ -55,18 +70,21 @@ mod loom_model;
 mod tests;
 
 #[cfg(loom)]
-pub(crate) use loom::sync::Mutex;
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering, fence};
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
+pub(crate) use loom::sync::{Mutex, MutexGuard};
 #[cfg(not(loom))]
-pub(crate) use std::sync::Mutex;
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering, fence};
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
+pub(crate) use std::sync::{Mutex, MutexGuard};
 
+pub(crate) use outcome::Outcome;
+pub(crate) use outcome::finished;
+#[cfg(test)]
 pub(crate) use producer::Producer;
 #[cfg(test)]
 pub(crate) use submit::HostArena;
-pub(crate) use submit::{Arena, Submission, submit};
+pub(crate) use submit::{Arena, Submission, Submitter};
 pub(crate) use wait::Waiter;
 
 /// A job slot's error when its job was abandoned by the host (stop, or a failed submit); the
@@ -163,12 +181,14 @@ pub(crate) struct Ring<'a> {
     pub completions: &'a [CompletionCells],
 }
 
-/// A job's identity: slot `id % job_slots`, completion sequence `id / job_slots + 1`.
+/// A job's identity: slot `id % job_slots`, completion sequence `id / job_slots + 1`, and the
+/// producer's epoch when it was taken (a restart starts a new one).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct JobTicket {
     pub id: u64,
     pub slot: u32,
     pub seq: u32,
+    pub epoch: u32,
 }
 
 /// Where a descriptor's records are.
@@ -232,19 +252,4 @@ pub(crate) fn publish(ring: &Ring, desc: u64, f: DescFields) {
         // Release: orders the arena's records (and, on x86, the cells before it) first.
         cell.store(tag | word as u64, Ordering::Release);
     }
-}
-
-/// The outcome of a finished job: `(error, error_kind)`, `None` while it runs.
-pub(crate) fn job_outcome(ring: &Ring, job: JobTicket) -> Option<(i32, u32)> {
-    let c = &ring.completions[job.slot as usize];
-    // Acquire: pairs with the GPU's st.release.sys of done_seq (error fields written before it).
-    let done = c.done_seq.load(Ordering::Acquire);
-    // Sequences wrap; "done" means the slot has reached this job or a later one.
-    if (done.wrapping_sub(job.seq) as i32) < 0 {
-        return None;
-    }
-    Some((
-        c.error.load(Ordering::Relaxed),
-        c.error_kind.load(Ordering::Relaxed),
-    ))
 }

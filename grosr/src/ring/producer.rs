@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 
+use super::outcome::FailedJobs;
 use super::wait::{Health, Waiter};
 use super::{ABANDONED, ARENA_ALIGN, JobTicket, Ordering, Ring};
 use crate::error::{Error, Result};
@@ -28,6 +29,11 @@ pub(crate) struct Producer {
     /// Jobs taken but never published (their submit failed): the host completes them itself
     /// once their slot's previous job is done, so the slot is not blocked forever.
     orphans: Vec<JobTicket>,
+    /// Split jobs whose submit failed between chunks: each still holds its split guard on the
+    /// GPU and gets a close (a descriptor of no records and `adjust = -1`) when one is free.
+    closes: Vec<JobTicket>,
+    /// Raised by every restart; jobs of an earlier epoch get no descriptor any more.
+    epoch: u32,
 }
 
 impl Producer {
@@ -41,14 +47,33 @@ impl Producer {
             released: 0,
             in_flight: VecDeque::new(),
             orphans: Vec::new(),
+            closes: Vec::new(),
+            epoch: 0,
         }
     }
 
-    /// Makes the producer and the ring ready for a restarted GPU side: every job slot whose
-    /// latest job never completed is completed as abandoned (so waits on those jobs end and the
-    /// slots can be reused), reservations and orphans are forgotten, and `desc_head` points at
-    /// the next descriptor. Returns that index, where the GPU resumes.
-    pub fn restart(&mut self, ring: &Ring) -> u64 {
+    /// Job ids taken so far.
+    pub fn jobs_taken(&self) -> u64 {
+        self.next_job
+    }
+
+    /// An error unless `job` belongs to the current epoch (no restart since it was taken).
+    fn current(&self, job: JobTicket) -> Result<()> {
+        if job.epoch == self.epoch {
+            Ok(())
+        } else {
+            Err(Error::Stopped)
+        }
+    }
+
+    /// Makes the producer and the ring ready for a restarted GPU side, which resumes at the
+    /// returned descriptor index. Call with no reservation being copied (`Submitter::restart`
+    /// waits for that). Every job taken that never completed is completed as abandoned: its
+    /// slot reads done at the slot's latest job (so waits end and the slots can be reused) and
+    /// each abandoned job is recorded in `failures` (a handle reading its slot late must not
+    /// take the latest job's outcome for its own). Reservations, orphans and closes are
+    /// forgotten, and jobs taken before now get no descriptor any more (a new epoch).
+    pub fn restart(&mut self, ring: &Ring, failures: &mut FailedJobs) -> u64 {
         let slots = ring.completions.len() as u64;
         let next = self.next_job;
         for (s, c) in ring.completions.iter().enumerate() {
@@ -56,14 +81,29 @@ impl Producer {
             if next <= s {
                 continue;
             }
-            let latest = ((next - 1 - s) / slots + 1) as u32;
-            if c.done_seq.load(Ordering::Acquire) != latest {
-                c.error.store(ABANDONED, Ordering::Relaxed);
-                // Release: the error is visible before the slot reads as done.
-                c.done_seq.store(latest, Ordering::Release);
+            // The slot's latest job: its id and sequence.
+            let latest_id = (next - 1 - s) / slots * slots + s;
+            let latest = (latest_id / slots + 1) as u32;
+            let done = c.done_seq.load(Ordering::Acquire);
+            let behind = latest.wrapping_sub(done);
+            if behind == 0 || behind > u32::MAX / 2 {
+                continue;
             }
+            // Jobs done+1..=latest of this slot: one runs (or waits for ring space), the others
+            // wait for the slot. Their ids, newest first, down to the slot's first job.
+            for k in 0..u64::from(behind).min(super::outcome::REMEMBERED as u64) {
+                match latest_id.checked_sub(k * slots) {
+                    Some(id) => failures.record(id, ABANDONED, 0),
+                    None => break,
+                }
+            }
+            c.error.store(ABANDONED, Ordering::Relaxed);
+            // Release: the error is visible before the slot reads as done.
+            c.done_seq.store(latest, Ordering::Release);
         }
+        let epoch = self.epoch.wrapping_add(1);
         *self = Producer::new(self.arena_len, self.next_desc, self.next_job);
+        self.epoch = epoch;
         // Before the kernel launch that reads it (the launch orders host writes before it).
         ring.desc_head.store(self.next_desc, Ordering::Release);
         self.next_desc
@@ -84,12 +124,43 @@ impl Producer {
             id,
             slot: (id % slots) as u32,
             seq: (id / slots + 1) as u32,
+            epoch: self.epoch,
         }
     }
 
     /// Records that `job` will never be published (its submit failed before any descriptor).
+    /// A job of an earlier epoch was completed by the restart already.
     pub fn orphan(&mut self, job: JobTicket) {
-        self.orphans.push(job);
+        if self.current(job).is_ok() {
+            self.orphans.push(job);
+        }
+    }
+
+    /// Records that split job `job` failed between chunks: it needs a close.
+    pub fn owe_close(&mut self, job: JobTicket) {
+        if self.current(job).is_ok() {
+            self.closes.push(job);
+        }
+    }
+
+    /// Whether orphans or closes wait to be settled.
+    pub fn owes_settling(&self) -> bool {
+        !self.orphans.is_empty() || !self.closes.is_empty()
+    }
+
+    /// Reserves a descriptor for each owed close while one is free now (no waiting); the
+    /// caller publishes them.
+    pub fn take_closes(&mut self, ring: &Ring) -> Vec<(u64, JobTicket)> {
+        let cap = ring.descs.len() as u64;
+        let mut taken = Vec::new();
+        // Acquire: as in wait_desc.
+        while !self.closes.is_empty()
+            && ring.desc_head.load(Ordering::Acquire) + cap > self.next_desc
+        {
+            taken.push((self.next_desc, self.closes.remove(0)));
+            self.next_desc += 1;
+        }
+        taken
     }
 
     /// Completes, as abandoned, every orphan whose slot has finished the job before it.
@@ -106,13 +177,16 @@ impl Producer {
         });
     }
 
-    /// Reserves a descriptor whose records travel inline (waiting for the GPU to free one).
+    /// Reserves a descriptor for `job` whose records travel inline (waiting for the GPU to free
+    /// one).
     pub fn reserve_inline(
         &mut self,
         ring: &Ring,
+        job: JobTicket,
         wait: &mut Waiter,
         health: Health,
     ) -> Result<ChunkTicket> {
+        self.current(job)?;
         let desc = self.wait_desc(ring, wait, health)?;
         self.next_desc += 1;
         Ok(ChunkTicket { desc, offset: 0 })
@@ -132,14 +206,17 @@ impl Producer {
         Ok(desc)
     }
 
-    /// Reserves a descriptor and `bytes` of arena space (waiting for the GPU to free either).
+    /// Reserves a descriptor and `bytes` of arena space for `job` (waiting for the GPU to free
+    /// either).
     pub fn reserve_chunk(
         &mut self,
         ring: &Ring,
+        job: JobTicket,
         bytes: u64,
         wait: &mut Waiter,
         health: Health,
     ) -> Result<ChunkTicket> {
+        self.current(job)?;
         let bytes = bytes.next_multiple_of(ARENA_ALIGN);
         if bytes > self.max_chunk_bytes() {
             return Err(Error::Config(format!(
@@ -196,6 +273,7 @@ impl Producer {
 }
 
 /// Waits until the previous job of `job`'s slot has completed, so the slot is `job`'s.
+/// [`Error::Stopped`] if a restart completed `job` itself meanwhile (as abandoned).
 pub(crate) fn wait_job_slot(
     ring: &Ring,
     job: JobTicket,
@@ -203,10 +281,19 @@ pub(crate) fn wait_job_slot(
     health: Health,
 ) -> Result<()> {
     let cell = &ring.completions[job.slot as usize];
-    // Acquire: pairs with the GPU's release of done_seq; the slot's previous job is over.
+    let mut abandoned = false;
     wait.until(
-        || cell.done_seq.load(Ordering::Acquire) == job.seq.wrapping_sub(1),
+        || {
+            // Acquire: pairs with the GPU's release of done_seq; the slot's previous job is over.
+            let done = cell.done_seq.load(Ordering::Acquire);
+            abandoned = done.wrapping_sub(job.seq) as i32 >= 0;
+            abandoned || done == job.seq.wrapping_sub(1)
+        },
         health,
         "a free job slot",
-    )
+    )?;
+    if abandoned {
+        return Err(Error::Stopped);
+    }
+    Ok(())
 }

@@ -1,8 +1,13 @@
-//! One submission, start to end (the module doc's "One submission" lists the steps).
+//! The host's side of the ring and one submission, start to end (the module doc's "One
+//! submission" lists the steps).
 
+use super::outcome::{FailedJobs, Outcome, finished, read_slot};
 use super::producer::{Producer, wait_job_slot};
 use super::wait::{Health, Waiter};
-use super::{DescFields, JobTicket, Mutex, Records, Ring, publish, travels_inline};
+use super::{
+    AtomicBool, AtomicU32, AtomicU64, DescFields, JobTicket, Mutex, MutexGuard, Ordering, Records,
+    Ring, publish, travels_inline,
+};
 use crate::error::{Error, Result};
 use crate::layout::{KIND_GRAPH, KIND_GRAPH_SMALL};
 
@@ -76,112 +81,284 @@ pub(crate) trait Arena {
     unsafe fn copy_in(&self, offset: u64, bytes: &[u8]) -> u64;
 }
 
-/// Submits `submission` as one job: takes a job slot, waits for it, reserves descriptors (and
-/// arena space), copies and publishes. `None` for a submission without records (nothing to
-/// wait for). Waits at most as long as `wait` allows, ending early when `health` fails.
-pub(crate) fn submit(
-    producer: &Mutex<Producer>,
-    ring: &Ring,
-    arena: &impl Arena,
-    submission: Submission,
-    wait: &mut Waiter,
-    health: Health,
-) -> Result<Option<JobTicket>> {
-    let Wire {
-        kind,
-        record_size,
-        bytes,
-        extra,
-    } = submission.wire();
-    if record_size == 0 {
-        return Err(Error::Config(
-            "records of 0 bytes cannot be submitted".into(),
-        ));
-    }
-    let count = bytes.len() / record_size;
-    if count == 0 {
-        return Ok(None);
-    }
-    // Each call locks for one step and unlocks at once: the waits between the steps run without
-    // the mutex, and no guard may outlive its statement (a second lock() would deadlock).
-    let lock = || producer.lock().unwrap_or_else(|e| e.into_inner());
-    let (job, per_chunk) = {
-        let mut p = lock();
-        let per_chunk = (p.max_chunk_bytes() as usize / record_size).min(u32::MAX as usize);
-        if per_chunk == 0 {
-            return Err(Error::Config(format!(
-                "a {record_size}-byte record is larger than an arena chunk ({} bytes)",
-                p.max_chunk_bytes()
-            )));
+/// The host's side of the ring, shared by every submitting thread: the producer's bookkeeping
+/// behind its mutex, the reservations being copied, and the failures of jobs whose slots have
+/// moved on.
+#[derive(Debug)]
+pub(crate) struct Submitter {
+    producer: Mutex<Producer>,
+    /// Descriptors reserved and not yet published (their records are being copied): raised
+    /// under the producer's mutex, lowered after the publish. A restart waits, holding the
+    /// mutex, until none is left, so no submitter copies into arena space the restart hands out
+    /// again, nor publishes a descriptor the restarted GPU side is past.
+    copying: AtomicU32,
+    /// Whether orphans or closes may be waiting to be settled (the submit path's check before
+    /// it tries the mutex; set and cleared under the mutex).
+    unsettled: AtomicBool,
+    failures: Mutex<FailedJobs>,
+    /// `Producer::jobs_taken`, readable without the mutex (which a waiting submitter may hold).
+    jobs_taken: AtomicU64,
+}
+
+/// How long a restart waits for submitters to finish copying what they reserved (a copy is at
+/// most a quarter of the arena: milliseconds).
+#[cfg(not(loom))]
+const COPY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+#[cfg(loom)]
+const COPY_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl Submitter {
+    /// A submitter for a ring whose GPU side starts at descriptor 0 and job 0, with an arena of
+    /// `arena_len` bytes.
+    pub fn new(arena_len: u64) -> Submitter {
+        Submitter {
+            producer: Mutex::new(Producer::new(arena_len, 0, 0)),
+            copying: AtomicU32::new(0),
+            unsettled: AtomicBool::new(false),
+            failures: Mutex::new(FailedJobs::default()),
+            jobs_taken: AtomicU64::new(0),
         }
-        (p.take_job(ring), per_chunk)
-    };
-    // A slot whose previous job was orphaned is freed by settling orphans while we wait.
-    let settle_then_check = || {
-        lock().settle_orphans(ring);
-        health()
-    };
-    let slot_free = wait_job_slot(ring, job, wait, &settle_then_check);
-    if let Err(e) = slot_free {
-        lock().orphan(job);
-        return Err(e);
     }
-    if travels_inline(bytes.len(), record_size) {
-        // Few small records travel in the descriptor itself: the GPU reads them with the
-        // descriptor in one PCIe round trip, and no arena space is taken or given back.
-        let reserved = lock().reserve_inline(ring, wait, health);
-        let t = match reserved {
-            Ok(t) => t,
-            Err(e) => {
-                lock().orphan(job);
-                return Err(e);
+
+    fn lock(&self) -> MutexGuard<'_, Producer> {
+        self.producer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `reserve` under the producer's mutex; what it reserves counts as being copied
+    /// until [`published`](Self::published).
+    fn reserve<T>(&self, reserve: impl FnOnce(&mut Producer) -> Result<T>) -> Result<T> {
+        let mut p = self.lock();
+        let reserved = reserve(&mut p)?;
+        // Relaxed: raised under the mutex, which a restart holds while it reads the count.
+        self.copying.fetch_add(1, Ordering::Relaxed);
+        Ok(reserved)
+    }
+
+    /// One reservation has been published.
+    fn published(&self) {
+        // Release: a restart that reads the count lower sees the publish done.
+        self.copying.fetch_sub(1, Ordering::Release);
+    }
+
+    /// Job ids taken so far: every job submitted before this call has an id below it.
+    pub fn jobs_taken(&self) -> u64 {
+        // Acquire: pairs with the store in `submit`; a job submitted before (in happens-before
+        // order) is counted.
+        self.jobs_taken.load(Ordering::Acquire)
+    }
+
+    /// Makes the ring ready for a restarted GPU side (see [`Producer::restart`]) once no
+    /// reservation is being copied; returns the descriptor index it resumes at.
+    pub fn restart(&self, ring: &Ring) -> Result<u64> {
+        let mut p = self.lock();
+        // Acquire: pairs with `published`; while the mutex is held no reservation is added.
+        Waiter::new(COPY_WAIT).until(
+            || self.copying.load(Ordering::Acquire) == 0,
+            &|| Ok(()),
+            "submitters to finish copying records",
+        )?;
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(p.restart(ring, &mut failures))
+    }
+
+    /// What became of `job`: `None` while it runs.
+    pub fn outcome(&self, ring: &Ring, job: JobTicket) -> Option<Outcome> {
+        if finished(ring, job)?
+            && let Some((error, kind)) = read_slot(ring, job)
+        {
+            return Some(Outcome::Finished(error, kind));
+        }
+        // The slot has moved on; the job's failure was recorded before its successor took the
+        // slot (the successor's publish, and so its completion, came after the record).
+        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        Some(failures.lookup(job.id))
+    }
+
+    /// Settles what failed submits left: completes orphans whose slot is free, and publishes
+    /// the closes owed for split jobs that failed between chunks, as far as descriptors are
+    /// free now. Skipped when another thread holds the mutex (it may be waiting for the GPU;
+    /// every submit and every job-slot wait retries).
+    fn settle(&self, ring: &Ring) {
+        // Relaxed: a stale `false` only defers the work to the next call.
+        if !self.unsettled.load(Ordering::Relaxed) {
+            return;
+        }
+        let closes = match self.producer.try_lock() {
+            Ok(mut p) => {
+                p.settle_orphans(ring);
+                let closes = p.take_closes(ring);
+                self.unsettled.store(p.owes_settling(), Ordering::Relaxed);
+                // Relaxed: as in `reserve`.
+                self.copying
+                    .fetch_add(closes.len() as u32, Ordering::Relaxed);
+                closes
             }
+            Err(_) => return,
         };
-        let fields = DescFields {
-            records: Records::Inline(bytes),
-            kind,
-            count: count as u32,
-            job,
-            adjust: extra as i32,
-        };
-        publish(ring, t.desc, fields);
-        return Ok(Some(job));
+        for (desc, job) in closes {
+            // A close carries no records; its -1 releases the split guard of the job's first
+            // chunk, so the job completes once the tasks it did publish have run.
+            let fields = DescFields {
+                records: Records::Inline(&[]),
+                kind: 0,
+                count: 0,
+                job,
+                adjust: -1,
+            };
+            publish(ring, desc, fields);
+            self.published();
+        }
     }
-    let chunks = count.div_ceil(per_chunk);
-    for (i, chunk) in bytes.chunks(per_chunk * record_size).enumerate() {
-        let reserved = lock().reserve_chunk(ring, chunk.len() as u64, wait, health);
-        let t = match reserved {
-            Ok(t) => t,
-            // Nothing of the job was published yet: its slot is settled later. A job that
-            // failed between chunks keeps its slot until the runtime is restarted (its
-            // published chunks hold the split guard); submit_timeout makes that rare.
-            Err(e) => {
-                if i == 0 {
-                    lock().orphan(job);
+
+    /// Submits `submission` as one job: takes a job slot, waits for it, reserves descriptors
+    /// (and arena space), copies and publishes. `None` for a submission without records
+    /// (nothing to wait for). Waits at most as long as `wait` allows, ending early when
+    /// `health` fails.
+    pub fn submit(
+        &self,
+        ring: &Ring,
+        arena: &impl Arena,
+        submission: Submission,
+        wait: &mut Waiter,
+        health: Health,
+    ) -> Result<Option<JobTicket>> {
+        let Wire {
+            kind,
+            record_size,
+            bytes,
+            extra,
+        } = submission.wire();
+        if record_size == 0 {
+            return Err(Error::Config(
+                "records of 0 bytes cannot be submitted".into(),
+            ));
+        }
+        let count = bytes.len() / record_size;
+        if count == 0 {
+            return Ok(None);
+        }
+        self.settle(ring);
+        // Each lock is for one step, released at once: the waits between the steps run without
+        // the mutex, and no guard may outlive its statement (a second lock() would deadlock).
+        let (job, per_chunk) = {
+            let mut p = self.lock();
+            let per_chunk = (p.max_chunk_bytes() as usize / record_size).min(u32::MAX as usize);
+            if per_chunk == 0 {
+                return Err(Error::Config(format!(
+                    "a {record_size}-byte record is larger than an arena chunk ({} bytes)",
+                    p.max_chunk_bytes()
+                )));
+            }
+            let job = p.take_job(ring);
+            // Release: see `jobs_taken`.
+            self.jobs_taken.store(p.jobs_taken(), Ordering::Release);
+            (job, per_chunk)
+        };
+        // A slot whose previous job was orphaned, or is owed a close, is freed by settling
+        // while we wait.
+        let settle_then_check = || {
+            self.settle(ring);
+            health()
+        };
+        if let Err(e) = wait_job_slot(ring, job, wait, &settle_then_check) {
+            self.failed(job, false);
+            return Err(e);
+        }
+        self.remember_previous_failure(ring, job);
+        if travels_inline(bytes.len(), record_size) {
+            // Few small records travel in the descriptor itself: the GPU reads them with the
+            // descriptor in one PCIe round trip, and no arena space is taken or given back.
+            let t = match self.reserve(|p| p.reserve_inline(ring, job, wait, health)) {
+                Ok(t) => t,
+                Err(e) => {
+                    self.failed(job, false);
+                    return Err(e);
                 }
-                return Err(e);
-            }
-        };
-        // SAFETY: reserve_chunk handed us [offset, offset + len) of the arena exclusively
-        // until the GPU marks this descriptor read, which happens only after publish.
-        let records = unsafe { arena.copy_in(t.offset, chunk) };
-        // A job split over several descriptors holds one extra count from its first chunk to
-        // its last, so it cannot complete between chunks.
-        let adjust = match (i == 0, i + 1 == chunks) {
-            (true, false) => 1,
-            (false, true) => -1,
-            _ => 0,
-        } + if i == 0 { extra as i32 } else { 0 };
-        let fields = DescFields {
-            records: Records::Arena(records),
-            kind,
-            count: (chunk.len() / record_size) as u32,
-            job,
-            adjust,
-        };
-        publish(ring, t.desc, fields);
+            };
+            let fields = DescFields {
+                records: Records::Inline(bytes),
+                kind,
+                count: count as u32,
+                job,
+                adjust: extra as i32,
+            };
+            publish(ring, t.desc, fields);
+            self.published();
+            return Ok(Some(job));
+        }
+        let chunks = count.div_ceil(per_chunk);
+        for (i, chunk) in bytes.chunks(per_chunk * record_size).enumerate() {
+            let reserved =
+                self.reserve(|p| p.reserve_chunk(ring, job, chunk.len() as u64, wait, health));
+            let t = match reserved {
+                Ok(t) => t,
+                // Nothing of the job was published yet: an orphan, settled later. A job that
+                // failed between chunks holds its split guard on the GPU: it is owed a close.
+                Err(e) => {
+                    self.failed(job, i > 0);
+                    return Err(e);
+                }
+            };
+            // SAFETY: reserve_chunk handed us [offset, offset + len) of the arena exclusively
+            // until the GPU marks this descriptor read, which happens only after publish; a
+            // restart waits for our publish before it hands the arena out again.
+            let records = unsafe { arena.copy_in(t.offset, chunk) };
+            // A job split over several descriptors holds one extra count from its first chunk
+            // to its last, so it cannot complete between chunks.
+            let adjust = match (i == 0, i + 1 == chunks) {
+                (true, false) => 1,
+                (false, true) => -1,
+                _ => 0,
+            } + if i == 0 { extra as i32 } else { 0 };
+            let fields = DescFields {
+                records: Records::Arena(records),
+                kind,
+                count: (chunk.len() / record_size) as u32,
+                job,
+                adjust,
+            };
+            publish(ring, t.desc, fields);
+            self.published();
+        }
+        Ok(Some(job))
     }
-    Ok(Some(job))
+
+    /// Records that `job`'s submit failed: an orphan if nothing of it was published, else
+    /// (`published`: a split job with chunks out) owed a close.
+    fn failed(&self, job: JobTicket, published: bool) {
+        let mut p = self.lock();
+        if published {
+            p.owe_close(job);
+        } else {
+            p.orphan(job);
+        }
+        self.unsettled.store(p.owes_settling(), Ordering::Relaxed);
+    }
+
+    /// Copies the failure of the job that had `job`'s slot before it, if it failed, into the
+    /// history: `job` will overwrite the slot. Called once the slot is `job`'s.
+    fn remember_previous_failure(&self, ring: &Ring, job: JobTicket) {
+        let slots = ring.completions.len() as u64;
+        let Some(previous) = job.id.checked_sub(slots) else {
+            return;
+        };
+        let c = &ring.completions[job.slot as usize];
+        // Relaxed: wait_job_slot's acquire of done_seq ordered these after the GPU's writes.
+        let error = c.error.load(Ordering::Relaxed);
+        if error != 0 {
+            let kind = c.error_kind.load(Ordering::Relaxed);
+            self.failures
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .record(previous, error, kind);
+        }
+    }
+
+    /// The producer, for tests that drive it step by step.
+    #[cfg(test)]
+    pub fn producer(&self) -> MutexGuard<'_, Producer> {
+        self.lock()
+    }
 }
 
 /// Host memory standing in for the mapped arena, in words (tests and loom): the address a

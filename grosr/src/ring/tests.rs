@@ -1,3 +1,4 @@
+use super::outcome::finished;
 use super::producer::wait_job_slot;
 use super::wait::Health;
 use super::*;
@@ -80,7 +81,7 @@ fn fake_device(
 
 /// Submits `values` as one-word records through the production protocol ([`submit`]).
 fn submit_values(
-    producer: &Mutex<Producer>,
+    producer: &Submitter,
     shared: &FakeShared,
     arena: &HostArena,
     values: &[u32],
@@ -92,7 +93,8 @@ fn submit_values(
         bytes: &bytes,
     };
     let mut w = Waiter::new(Duration::from_secs(20));
-    submit(producer, &shared.ring(), arena, records, &mut w, &|| Ok(()))
+    producer
+        .submit(&shared.ring(), arena, records, &mut w, &|| Ok(()))
         .unwrap()
         .expect("a job with records")
 }
@@ -110,7 +112,7 @@ fn submit_from_threads(
 ) {
     let shared = FakeShared::new(descs, slots);
     let arena = Arc::new(HostArena::new(arena_words));
-    let producer = Mutex::new(Producer::new(arena_words as u64 * 4, 0, 0));
+    let producer = Submitter::new(arena_words as u64 * 4);
     let stop = Arc::new(AtomicBool::new(false));
     let sums: Arc<Vec<AtomicU64>> = Arc::new((0..slots).map(|_| AtomicU64::new(0)).collect());
     let dev = {
@@ -129,7 +131,7 @@ fn submit_from_threads(
                         let job = submit_values(producer, shared, arena, &values);
                         let ring = shared.ring();
                         let mut w = Waiter::new(Duration::from_secs(20));
-                        w.until(|| job_outcome(&ring, job).is_some(), &|| Ok(()), "job")
+                        w.until(|| finished(&ring, job).is_some(), &|| Ok(()), "job")
                             .unwrap();
                     }
                     expect
@@ -178,6 +180,7 @@ fn a_descriptor_reads_whole_only_when_every_cell_carries_its_tag() {
         id: 0,
         slot: 0,
         seq: 1,
+        epoch: 0,
     };
     let record: Vec<u8> = (1..=12u8).collect();
     let fields = DescFields {
@@ -230,25 +233,26 @@ fn a_stalled_device_makes_submit_time_out_and_health_errors_end_waits() {
     let shared = FakeShared::new(2, 2);
     let ring = shared.ring();
     let mut p = Producer::new(1024, 0, 0);
+    let job = p.take_job(&ring);
     let ok: Health = &|| Ok(());
     let mut w = Waiter::new(Duration::from_millis(50));
     // Two descriptors fit; the third waits for a device that never consumes: a timeout.
     for _ in 0..2 {
-        p.reserve_chunk(&ring, 16, &mut w, ok).unwrap();
+        p.reserve_chunk(&ring, job, 16, &mut w, ok).unwrap();
     }
     assert!(matches!(
-        p.reserve_chunk(&ring, 16, &mut w, ok),
+        p.reserve_chunk(&ring, job, 16, &mut w, ok),
         Err(Error::Timeout(_, "a free descriptor"))
     ));
     let dead: Health = &|| Err(Error::Stopped);
     let mut w = Waiter::new(Duration::from_secs(60));
     assert_eq!(
-        p.reserve_chunk(&ring, 16, &mut w, dead).unwrap_err(),
+        p.reserve_chunk(&ring, job, 16, &mut w, dead).unwrap_err(),
         Error::Stopped
     );
     // Job slots: slot 0's first job is free; its second needs the first to complete.
     let mut w = Waiter::new(Duration::from_millis(20));
-    let j0 = p.take_job(&ring);
+    let j0 = job;
     assert_eq!((j0.slot, j0.seq), (0, 1));
     wait_job_slot(&ring, j0, &mut w, ok).unwrap();
     let j1 = p.take_job(&ring);
@@ -268,21 +272,28 @@ fn arena_space_is_reused_only_after_the_device_read_it_and_never_wraps_inside_a_
     let shared = FakeShared::new(16, 2);
     let ring = shared.ring();
     let mut p = Producer::new(256, 0, 0);
+    let job = p.take_job(&ring);
     let ok: Health = &|| Ok(());
     let mut w = Waiter::new(Duration::from_millis(20));
     assert_eq!(p.max_chunk_bytes(), 64);
     let offsets: Vec<u64> = (0..4)
-        .map(|_| p.reserve_chunk(&ring, 48, &mut w, ok).unwrap().offset)
+        .map(|_| p.reserve_chunk(&ring, job, 48, &mut w, ok).unwrap().offset)
         .collect();
     assert_eq!(offsets, vec![0, 48, 96, 144]);
     // 192 + 64 = 256 fits exactly; a further 64 must wait for descriptor 0 to be read.
-    assert_eq!(p.reserve_chunk(&ring, 64, &mut w, ok).unwrap().offset, 192);
-    assert!(p.reserve_chunk(&ring, 64, &mut w, ok).is_err());
+    assert_eq!(
+        p.reserve_chunk(&ring, job, 64, &mut w, ok).unwrap().offset,
+        192
+    );
+    assert!(p.reserve_chunk(&ring, job, 64, &mut w, ok).is_err());
     ring.desc_done[0].store(1, Ordering::Release);
     // 48 bytes free at the start but 64 needed: still waits (no wrap inside a chunk).
-    assert!(p.reserve_chunk(&ring, 64, &mut w, ok).is_err());
+    assert!(p.reserve_chunk(&ring, job, 64, &mut w, ok).is_err());
     ring.desc_done[1].store(2, Ordering::Release);
-    assert_eq!(p.reserve_chunk(&ring, 64, &mut w, ok).unwrap().offset, 0);
+    assert_eq!(
+        p.reserve_chunk(&ring, job, 64, &mut w, ok).unwrap().offset,
+        0
+    );
 }
 
 #[test]
@@ -290,7 +301,7 @@ fn a_split_job_holds_the_guard_from_its_first_chunk_to_its_last() {
     // 40 one-word records, chunks of at most 16 (a quarter of 256 bytes): 16, 16, 8.
     let shared = FakeShared::new(4, 1);
     let arena = HostArena::new(64);
-    let producer = Mutex::new(Producer::new(256, 0, 0));
+    let producer = Submitter::new(256);
     let values: Vec<u32> = (1..=40).collect();
     let job = submit_values(&producer, &shared, &arena, &values);
     let ring = shared.ring();
@@ -309,7 +320,7 @@ fn a_split_job_holds_the_guard_from_its_first_chunk_to_its_last() {
 #[test]
 fn a_small_graph_launch_is_one_inline_record_that_counts_its_nodes() {
     let shared = FakeShared::new(2, 1);
-    let producer = Mutex::new(Producer::new(256, 0, 0));
+    let producer = Submitter::new(256);
     let graph = [3u32, 7, 8, 9];
     let launch = Submission::SmallGraph {
         graph: &graph,
@@ -317,15 +328,9 @@ fn a_small_graph_launch_is_one_inline_record_that_counts_its_nodes() {
     };
     let mut w = Waiter::new(Duration::from_secs(1));
     let arena = HostArena::new(64);
-    submit(
-        &producer,
-        &shared.ring(),
-        &arena,
-        launch,
-        &mut w,
-        &|| Ok(()),
-    )
-    .unwrap();
+    producer
+        .submit(&shared.ring(), &arena, launch, &mut w, &|| Ok(()))
+        .unwrap();
     let w = shared.descs[0].read(1).expect("published");
     assert_eq!(
         (w[DESC_KIND], w[DESC_COUNT], w[DESC_ADJUST], w[DESC_INLINE]),
@@ -338,7 +343,7 @@ fn a_small_graph_launch_is_one_inline_record_that_counts_its_nodes() {
 fn a_submit_that_times_out_on_its_slot_leaves_an_orphan_that_is_settled_later() {
     let shared = FakeShared::new(4, 1);
     let arena = HostArena::new(64);
-    let producer = Mutex::new(Producer::new(256, 0, 0));
+    let producer = Submitter::new(256);
     let first = submit_values(&producer, &shared, &arena, &[1]);
     let bytes = 2u32.to_le_bytes();
     let second = Submission::Records {
@@ -350,7 +355,7 @@ fn a_submit_that_times_out_on_its_slot_leaves_an_orphan_that_is_settled_later() 
     let mut w = Waiter::new(Duration::from_millis(20));
     // One job slot, its first job still running: the second times out and becomes an orphan.
     assert!(matches!(
-        submit(&producer, &ring, &arena, second, &mut w, &|| Ok(())),
+        producer.submit(&ring, &arena, second, &mut w, &|| Ok(())),
         Err(Error::Timeout(_, "a free job slot"))
     ));
     // The first completes; the next submit's wait settles the orphan (abandoned) and goes on.
@@ -358,7 +363,8 @@ fn a_submit_that_times_out_on_its_slot_leaves_an_orphan_that_is_settled_later() 
         .done_seq
         .store(first.seq, Ordering::Release);
     let mut w = Waiter::new(Duration::from_secs(1));
-    let third = submit(&producer, &ring, &arena, second, &mut w, &|| Ok(()))
+    let third = producer
+        .submit(&ring, &arena, second, &mut w, &|| Ok(()))
         .unwrap()
         .unwrap();
     assert_eq!(third.seq, first.seq + 2);
@@ -369,7 +375,7 @@ fn a_submit_that_times_out_on_its_slot_leaves_an_orphan_that_is_settled_later() 
 fn records_of_no_bytes_or_larger_than_a_chunk_are_refused_before_a_job_is_taken() {
     let shared = FakeShared::new(2, 1);
     let arena = HostArena::new(256);
-    let producer = Mutex::new(Producer::new(256, 0, 0));
+    let producer = Submitter::new(256);
     let ring = shared.ring();
     let big = [0u8; 512];
     for (record_size, bytes) in [(0, &big[..4]), (512, &big[..])] {
@@ -379,10 +385,210 @@ fn records_of_no_bytes_or_larger_than_a_chunk_are_refused_before_a_job_is_taken(
             bytes,
         };
         let mut w = Waiter::new(Duration::from_secs(1));
-        let e = submit(&producer, &ring, &arena, records, &mut w, &|| Ok(())).unwrap_err();
+        let e = producer
+            .submit(&ring, &arena, records, &mut w, &|| Ok(()))
+            .unwrap_err();
         assert!(matches!(e, Error::Config(_)), "{record_size} B: {e}");
     }
     // No job slot was taken or orphaned: the next job is the first.
     let first = submit_values(&producer, &shared, &arena, &[1]);
     assert_eq!(first.seq, 1);
+}
+
+/// Completes `job` in its slot as the GPU would, with `error`.
+fn complete(ring: &Ring, job: JobTicket, error: i32) {
+    let c = &ring.completions[job.slot as usize];
+    c.error.store(error, Ordering::Relaxed);
+    c.done_seq.store(job.seq, Ordering::Release);
+}
+
+fn one_word(v: &[u8; 4]) -> Submission<'_> {
+    Submission::Records {
+        kind: 0,
+        record_size: 4,
+        bytes: v,
+    }
+}
+
+#[test]
+fn a_late_look_at_a_job_finds_its_own_outcome_not_that_of_its_slots_next_job() {
+    // One job slot: every job reuses it, as job 4096 + n reuses job n's slot in the runtime.
+    let shared = FakeShared::new(8, 1);
+    let ring = shared.ring();
+    let arena = HostArena::new(64);
+    let s = Submitter::new(256);
+    let mut w = Waiter::new(Duration::from_secs(1));
+    let mut submit = || {
+        s.submit(&ring, &arena, one_word(&[1, 0, 0, 0]), &mut w, &|| Ok(()))
+            .unwrap()
+            .unwrap()
+    };
+    let failed = submit();
+    assert_eq!(s.outcome(&ring, failed), None, "still running");
+    complete(&ring, failed, 5);
+    let good = submit();
+    complete(&ring, good, 0);
+    let last = submit();
+    complete(&ring, last, 7);
+    assert_eq!(s.outcome(&ring, failed), Some(Outcome::Finished(5, 0)));
+    assert_eq!(s.outcome(&ring, good), Some(Outcome::Finished(0, 0)));
+    assert_eq!(s.outcome(&ring, last), Some(Outcome::Finished(7, 0)));
+}
+
+#[test]
+fn a_split_job_that_fails_between_chunks_is_closed_so_its_slot_frees() {
+    // Two descriptors, one job slot, chunks of 16 words: a 40-word job needs three
+    // descriptors, and the device is not consuming yet: the third reservation times out.
+    let shared = FakeShared::new(2, 1);
+    let arena = Arc::new(HostArena::new(64));
+    let s = Submitter::new(256);
+    let values: Vec<u8> = (1..=40u32).flat_map(|v| v.to_le_bytes()).collect();
+    let split = Submission::Records {
+        kind: 0,
+        record_size: 4,
+        bytes: &values,
+    };
+    let mut w = Waiter::new(Duration::from_millis(30));
+    let ring = shared.ring();
+    let e = s
+        .submit(&ring, &*arena, split, &mut w, &|| Ok(()))
+        .unwrap_err();
+    assert!(matches!(e, Error::Timeout(_, "a free descriptor")), "{e}");
+    // The device now consumes the two published chunks (holding the split guard) and whatever
+    // comes next; the next job lands in the same slot and must not wait forever.
+    let stop = Arc::new(AtomicBool::new(false));
+    let sums: Arc<Vec<AtomicU64>> = Arc::new(vec![AtomicU64::new(0)]);
+    let dev = {
+        let (sh, a, st, su) = (shared.clone(), arena.clone(), stop.clone(), sums.clone());
+        std::thread::spawn(move || fake_device(sh, a, st, su))
+    };
+    let mut w = Waiter::new(Duration::from_secs(5));
+    let next = s
+        .submit(&ring, &*arena, one_word(&[9, 0, 0, 0]), &mut w, &|| Ok(()))
+        .unwrap()
+        .unwrap();
+    w.until(
+        || finished(&ring, next).is_some(),
+        &|| Ok(()),
+        "the next job",
+    )
+    .unwrap();
+    stop.store(true, Ordering::Relaxed);
+    dev.join().unwrap();
+    // The close is descriptor 2: no records, adjust -1, the failed job's sequence.
+    let close = ring.descs[0].read(3).expect("the close");
+    assert_eq!(
+        (
+            close[DESC_COUNT],
+            close[DESC_ADJUST] as i32,
+            close[DESC_JOB_SEQ]
+        ),
+        (0, -1, 1)
+    );
+    // The records the failed job did publish ran (1..=32), then the next job's 9.
+    assert_eq!(sums[0].load(Ordering::Relaxed), (1..=32).sum::<u64>() + 9);
+}
+
+/// An arena whose copies wait until `go` is set, announcing themselves in `copying`.
+struct SlowArena {
+    inner: HostArena,
+    copying: AtomicBool,
+    go: AtomicBool,
+}
+
+impl Arena for SlowArena {
+    unsafe fn copy_in(&self, offset: u64, bytes: &[u8]) -> u64 {
+        self.copying.store(true, Ordering::Release);
+        while !self.go.load(Ordering::Acquire) {
+            std::thread::yield_now();
+        }
+        // SAFETY: the caller's reservation, passed on.
+        unsafe { self.inner.copy_in(offset, bytes) }
+    }
+}
+
+#[test]
+fn a_restart_waits_for_copies_in_flight_and_cuts_off_the_rest_of_their_jobs() {
+    let shared = FakeShared::new(8, 2);
+    let s = Submitter::new(256);
+    let arena = SlowArena {
+        inner: HostArena::new(64),
+        copying: AtomicBool::new(false),
+        go: AtomicBool::new(false),
+    };
+    let values: Vec<u8> = (1..=40u32).flat_map(|v| v.to_le_bytes()).collect();
+    let restarted = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let copier = scope.spawn(|| {
+            let split = Submission::Records {
+                kind: 0,
+                record_size: 4,
+                bytes: &values,
+            };
+            let mut w = Waiter::new(Duration::from_secs(5));
+            s.submit(&shared.ring(), &arena, split, &mut w, &|| Ok(()))
+        });
+        while !arena.copying.load(Ordering::Acquire) {
+            std::thread::yield_now();
+        }
+        let restart = scope.spawn(|| {
+            let next = s.restart(&shared.ring());
+            restarted.store(true, Ordering::Release);
+            next
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        let waited = !restarted.load(Ordering::Acquire);
+        // Let the copy finish before asserting: a failed assertion must not leave it waiting.
+        arena.go.store(true, Ordering::Release);
+        assert!(waited, "the restart must wait for the copy in flight");
+        // The copy's first chunk was published before the restart; its next chunk belongs to
+        // a cut-off job: refused, not published into the restarted ring.
+        assert_eq!(copier.join().unwrap().unwrap_err(), Error::Stopped);
+        assert_eq!(
+            restart.join().unwrap().unwrap(),
+            1,
+            "resumes after descriptor 0"
+        );
+    });
+    let ring = shared.ring();
+    assert_eq!(
+        ring.descs[1].cell[0].load(Ordering::Relaxed),
+        0,
+        "nothing after"
+    );
+    // The cut-off job reads as abandoned, and a job of the new epoch gets fresh space.
+    let cut = JobTicket {
+        id: 0,
+        slot: 0,
+        seq: 1,
+        epoch: 0,
+    };
+    assert_eq!(s.outcome(&ring, cut), Some(Outcome::Finished(ABANDONED, 0)));
+    let mut p = s.producer();
+    let job = p.take_job(&ring);
+    assert_eq!((job.id, job.epoch), (1, 1));
+    let mut w = Waiter::new(Duration::from_millis(20));
+    let t = p.reserve_chunk(&ring, job, 16, &mut w, &|| Ok(())).unwrap();
+    assert_eq!((t.desc, t.offset), (1, 0));
+}
+
+#[test]
+fn a_job_waiting_for_its_slot_across_a_restart_is_told_stopped() {
+    let shared = FakeShared::new(8, 1);
+    let ring = shared.ring();
+    let s = Submitter::new(256);
+    let (first, second) = {
+        let mut p = s.producer();
+        (p.take_job(&ring), p.take_job(&ring))
+    };
+    s.restart(&ring).unwrap();
+    let mut w = Waiter::new(Duration::from_secs(5));
+    assert_eq!(
+        wait_job_slot(&ring, second, &mut w, &|| Ok(())).unwrap_err(),
+        Error::Stopped
+    );
+    // Both read as abandoned, the older one too (its slot has moved past it).
+    for job in [first, second] {
+        assert_eq!(s.outcome(&ring, job), Some(Outcome::Finished(ABANDONED, 0)));
+    }
 }

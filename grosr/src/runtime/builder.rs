@@ -3,8 +3,8 @@
 
 use std::any::TypeId;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32 as StdAtomicU32};
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU32 as StdAtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::alloc::{self, DeviceHeap};
@@ -13,7 +13,7 @@ use crate::compile;
 use crate::driver::{Gpu, Module, Stream};
 use crate::error::{Error, Result};
 use crate::record::Task;
-use crate::ring::Producer;
+use crate::ring::Submitter;
 
 use super::memory::Memory;
 use super::occupancy::occupancy_preferring_l1;
@@ -267,7 +267,8 @@ impl RuntimeBuilder {
             .enumerate()
             .map(|(k, t)| (t.type_id, k as u32))
             .collect();
-        let producer = Producer::new(c.arena_bytes as u64, 0, 0);
+        let submitter = Arc::new(Submitter::new(c.arena_bytes as u64));
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         let rt = Runtime {
             info: RuntimeInfo {
                 device: gpu.name.clone(),
@@ -285,7 +286,8 @@ impl RuntimeBuilder {
             tasks: self.tasks,
             kinds,
             config: self.config,
-            producer: Mutex::new(producer),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            submitter,
             running: AtomicBool::new(false),
             generation: StdAtomicU32::new(0),
             fault: OnceLock::new(),

@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering as StdOrdering;
 use std::time::Duration;
 
 use crate::error::{Error, Result, from_device_code};
-use crate::ring::{self, ABANDONED, JobTicket, Waiter};
+use crate::ring::{self, ABANDONED, JobTicket, Outcome, Waiter};
 
 use super::Runtime;
 
@@ -52,22 +52,29 @@ impl Job<'_> {
             self.rt.health()
         };
         Waiter::new(timeout).until(
-            || ring::job_outcome(&ring, ticket).is_some(),
+            || ring::finished(&ring, ticket).is_some(),
             &health,
             "the job to finish",
         )?;
+        // Memory dropped while this job ran may be freed now.
+        self.rt.gpu.context().free_finished();
         self.outcome().unwrap_or(Ok(()))
     }
 
+    /// The job's outcome once it has finished; its own also after its slot was reused.
     fn outcome(&self) -> Option<Result<()>> {
         let Some(ticket) = self.ticket else {
             return Some(Ok(()));
         };
-        let (error, kind) = ring::job_outcome(&self.rt.memory.ring(), ticket)?;
-        Some(match error {
-            0 => Ok(()),
-            ABANDONED => Err(Error::Stopped),
-            code => Err(from_device_code(code, kind, 0, |k| self.rt.kind_name(k))),
-        })
+        Some(
+            match self.rt.submitter.outcome(&self.rt.memory.ring(), ticket)? {
+                Outcome::Finished(0, _) => Ok(()),
+                Outcome::Finished(ABANDONED, _) => Err(Error::Stopped),
+                Outcome::Finished(code, kind) => {
+                    Err(from_device_code(code, kind, 0, |k| self.rt.kind_name(k)))
+                }
+                Outcome::Forgotten => Err(Error::OutcomeForgotten),
+            },
+        )
     }
 }

@@ -5,10 +5,12 @@ use std::time::Duration;
 
 use crate::copy_streams::{self, CopyStreams};
 use crate::error::{Error, Result};
-use crate::layout::{BLOCK_THREADS, Params};
+use crate::layout::{BLOCK_THREADS, HostCtl, Params};
 use crate::ring::Waiter;
+use std::mem::offset_of;
 
 use super::Runtime;
+use super::fence::RingFence;
 
 impl Runtime {
     /// Whether the kernel is running.
@@ -25,10 +27,10 @@ impl Runtime {
         }
         self.generation.fetch_add(1, StdOrdering::AcqRel);
         // Dropped at the end of this function, once the kernel has exited (or been waited for).
-        let _copy_streams = copy_streams::leave(self.gpu.context());
+        let _copy_streams = copy_streams::leave(self.gpu.context(), self.id);
         // Release: the GPU's ingest warp polls this flag (ld volatile) and tells every block.
         self.memory
-            .ctl_u32(|c| unsafe { std::ptr::addr_of_mut!((*c).stop) })
+            .ctl_u32(offset_of!(HostCtl, stop))
             .store(1, StdOrdering::Release);
         match self
             .stream
@@ -46,10 +48,16 @@ impl Runtime {
                 Err(e)
             }
             Err(e) => {
+                // The context faulted: no kernel runs in it any more.
+                self.gpu.context().unfence(self.id);
                 let _ = self.fault.set(Error::DeviceFault(e.to_string()));
                 Err(self.fault.get().cloned().unwrap_or(e))
             }
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                // No job runs any more: memory dropped meanwhile is freed now.
+                self.gpu.context().unfence(self.id);
+                Ok(())
+            }
         }
     }
 
@@ -70,15 +78,14 @@ impl Runtime {
             return Err(e.clone());
         }
         let m = &self.memory;
-        let mut producer = self.producer.lock().unwrap_or_else(|e| e.into_inner());
         // Fresh device state; queues' slot sequences are set by the init kernel.
         m.device.clear()?;
-        let next_desc = producer.restart(&m.ring());
+        let next_desc = self.submitter.restart(&m.ring())?;
         for field in [
-            m.ctl_u32(|c| unsafe { std::ptr::addr_of_mut!((*c).stop) }),
-            m.ctl_u32(|c| unsafe { std::ptr::addr_of_mut!((*c).started_blocks) }),
-            m.ctl_u32(|c| unsafe { std::ptr::addr_of_mut!((*c).exited_blocks) }),
-            m.ctl_u32(|c| unsafe { std::ptr::addr_of_mut!((*c).err_code) } as *mut u32),
+            m.ctl_u32(offset_of!(HostCtl, stop)),
+            m.ctl_u32(offset_of!(HostCtl, started_blocks)),
+            m.ctl_u32(offset_of!(HostCtl, exited_blocks)),
+            m.ctl_u32(offset_of!(HostCtl, err_code)),
         ] {
             field.store(0, StdOrdering::Release);
         }
@@ -124,16 +131,23 @@ impl Runtime {
             }
             launched => launched?,
         }
+        // From now until the kernel has exited, frees of device memory wait for its jobs.
+        self.gpu.context().fence(
+            self.id,
+            Box::new(RingFence::new(
+                self.submitter.clone(),
+                self.memory.ring().completions,
+            )),
+        );
         // Every block checks in; if some never become resident (another kernel holds the SMs),
         // refuse rather than run a scheduler that could wait on absent blocks.
-        let started = m.ctl_u32(|c| unsafe { std::ptr::addr_of_mut!((*c).started_blocks) });
+        let started = m.ctl_u32(offset_of!(HostCtl, started_blocks));
         let mut wait = Waiter::new(self.config.start_timeout);
         let waited = wait.until(
             || started.load(StdOrdering::Acquire) >= grid,
             &|| self.stream.query().map(|_| ()),
             "scheduler blocks",
         );
-        drop(producer);
         self.running.store(true, StdOrdering::Release);
         if let Err(e) = waited {
             let n = started.load(StdOrdering::Acquire);
@@ -148,11 +162,14 @@ impl Runtime {
         }
         // From now on the context's copies go through streams seen to pass the scheduler
         // (copy_streams.rs); any 4 device bytes serve as the probe's source.
-        match CopyStreams::probe(&m.device) {
-            Ok(streams) => copy_streams::enter(self.gpu.context(), streams),
+        let mut streams = CopyStreams::new(self.gpu.context());
+        match streams.probe(&m.device) {
+            Ok(()) => copy_streams::enter(self.gpu.context(), self.id, streams),
             Err(e) => {
                 drop(_guard);
                 let _ = self.stop();
+                // Only now: a probe copy still waiting behind the kernel has ended with it.
+                drop(streams);
                 return Err(e);
             }
         }
@@ -188,12 +205,14 @@ impl Runtime {
         // A stalled device protocol stops everything; other device errors belong to their jobs.
         let code = self
             .memory
-            .ctl_u32(|c| unsafe { std::ptr::addr_of_mut!((*c).err_code) } as *mut u32)
+            .ctl_u32(offset_of!(HostCtl, err_code))
             .load(StdOrdering::Acquire) as i32;
         if code == -3 {
-            let detail = unsafe {
-                std::ptr::read_volatile(std::ptr::addr_of!((*self.memory.ctl()).err_detail))
-            };
+            // Acquire above: the GPU wrote the detail before the code (a system fence between).
+            let detail = self
+                .memory
+                .ctl_u32(offset_of!(HostCtl, err_detail))
+                .load(StdOrdering::Relaxed);
             let _ = self.fault.set(Error::Protocol(detail));
             return Err(Error::Protocol(detail));
         }
@@ -210,13 +229,16 @@ impl Drop for Runtime {
         // context answers the query with an error: no kernel runs in it any more.
         if !self.stream.query().unwrap_or(true) {
             // So are the module and the context: unloading the one or releasing the other
-            // would wait for the kernel, which never ends.
+            // would wait for the kernel, which never ends; and so is the memory that waits
+            // for its jobs.
             eprintln!(
                 "grosr: the scheduler did not stop; its memory, module and context are leaked"
             );
+            self.gpu.context().leak_waiting(self.id);
             self.gpu.keep_context();
             return;
         }
+        self.gpu.context().unfence(self.id);
         // SAFETY: the kernel has exited (or the context faulted); nothing uses the memory now,
         // and it is dropped exactly once, here. After a fault the frees fail harmlessly.
         unsafe { std::mem::ManuallyDrop::drop(&mut self.memory) };

@@ -69,7 +69,7 @@ impl Memory {
         })
     }
 
-    pub(super) fn ctl(&self) -> *mut HostCtl {
+    fn ctl(&self) -> *mut HostCtl {
         self.host.host() as *mut HostCtl
     }
 
@@ -78,8 +78,8 @@ impl Memory {
         let p = self.params;
         let base = self.host.host();
         // SAFETY: the offsets were laid out in `new` inside one live allocation; each array has
-        // the length given and the atomics' layout of the C structs (asserted in ring); the GPU accesses
-        // the same bytes only with the matching protocol.
+        // the length given and the atomics' layout of the C structs (asserted in ring); the GPU
+        // accesses the same bytes only with the matching protocol.
         unsafe {
             Ring {
                 desc_head: &*(std::ptr::addr_of_mut!((*self.ctl()).desc_head)
@@ -100,9 +100,17 @@ impl Memory {
         }
     }
 
-    /// An atomic view of one 32-bit field of the control block.
-    pub(super) fn ctl_u32(&self, field: impl FnOnce(*mut HostCtl) -> *mut u32) -> &ring::AtomicU32 {
-        // SAFETY: the field lies inside the live mapped allocation and is 4-byte aligned.
-        unsafe { &*(field(self.ctl()) as *const ring::AtomicU32) }
+    /// An atomic view of the 32-bit field of the control block at byte `offset`
+    /// (`offset_of!(HostCtl, field)` of a `u32` or `i32` field).
+    pub(super) fn ctl_u32(&self, offset: usize) -> &ring::AtomicU32 {
+        assert!(
+            offset % 4 == 0 && offset + 4 <= size_of::<HostCtl>(),
+            "a 32-bit field of HostCtl"
+        );
+        // SAFETY: the control block lies at the start of the live mapped allocation, which
+        // outlives `self`'s borrow; the field is inside it (asserted) and 4-byte aligned (the
+        // allocation is page-aligned); host and GPU access it only atomically (the GPU with
+        // volatile or atomic 32-bit accesses), so an atomic view is sound.
+        unsafe { &*((self.ctl() as *mut u8).add(offset) as *const ring::AtomicU32) }
     }
 }

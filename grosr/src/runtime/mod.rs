@@ -6,6 +6,7 @@
 //! submission).
 
 mod builder;
+mod fence;
 mod job;
 mod lifecycle;
 mod memory;
@@ -17,7 +18,7 @@ mod tuning;
 use std::any::TypeId;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32 as StdAtomicU32};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::alloc::{DeviceHeap, HeapStats};
@@ -25,7 +26,7 @@ use crate::codegen::TaskInfo;
 use crate::driver::{Function, Gpu, Module, Stream};
 use crate::error::{Error, Result};
 use crate::record::Task;
-use crate::ring::Producer;
+use crate::ring::Submitter;
 
 use builder::Config;
 pub use builder::RuntimeBuilder;
@@ -71,7 +72,9 @@ pub struct Runtime {
     tasks: Vec<TaskInfo>,
     kinds: HashMap<TypeId, u32>,
     config: Config,
-    producer: Mutex<Producer>,
+    /// This runtime among the context's schedulers (copy streams, fences).
+    id: u64,
+    submitter: Arc<Submitter>,
     running: AtomicBool,
     generation: StdAtomicU32,
     fault: OnceLock<Error>,

@@ -60,8 +60,7 @@ impl Runtime {
         self.state()?;
         let generation = self.generation.load(StdOrdering::Acquire);
         let health = || self.health();
-        let ticket = ring::submit(
-            &self.producer,
+        let ticket = self.submitter.submit(
             &self.memory.ring(),
             &self.memory.arena,
             submission,
