@@ -66,8 +66,8 @@ fn teps(g: &Csr, root: u32, run: &BfsRun) -> grosr_lab::Result<f64> {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let g = match args.graph {
-        Kind::Kronecker => kronecker(args.scale, 1),
-        Kind::Grid => grid(args.size, args.size),
+        Kind::Kronecker => kronecker(args.scale, 1)?,
+        Kind::Grid => grid(args.size, args.size)?,
         Kind::Chain => chain(args.size),
         Kind::File => {
             let path = args.file.as_ref().ok_or("--graph file needs --file PATH")?;

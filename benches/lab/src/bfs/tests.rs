@@ -19,11 +19,11 @@ fn symmetric_sorted_simple(g: &Csr) {
 
 #[test]
 fn kronecker_is_deterministic_and_has_the_graph500_shape() {
-    let a = kronecker_edges(10, 16, 42);
+    let a = kronecker_edges(10, 16, 42).unwrap();
     assert_eq!(a.len(), 16 << 10);
-    assert_eq!(a, kronecker_edges(10, 16, 42));
-    assert_ne!(a, kronecker_edges(10, 16, 43));
-    let g = kronecker(10, 42);
+    assert_eq!(a, kronecker_edges(10, 16, 42).unwrap());
+    assert_ne!(a, kronecker_edges(10, 16, 43).unwrap());
+    let g = kronecker(10, 42).unwrap();
     assert_eq!(g.vertices(), 1024);
     assert!(
         g.edges() > 8 << 10 && g.edges() <= 16 << 10,
@@ -37,7 +37,7 @@ fn kronecker_is_deterministic_and_has_the_graph500_shape() {
 
 #[test]
 fn grid_chain_and_star_have_the_expected_edges() {
-    let g = grid(5, 3);
+    let g = grid(5, 3).unwrap();
     assert_eq!((g.vertices(), g.edges()), (15, 4 * 3 + 5 * 2));
     symmetric_sorted_simple(&g);
     assert_eq!(g.neighbours(6), &[1, 5, 7, 11]);
@@ -50,8 +50,8 @@ fn grid_chain_and_star_have_the_expected_edges() {
 #[test]
 fn csr_drops_self_loops_and_duplicates() {
     let g = Csr::from_edges(3, &[(0, 1), (1, 0), (0, 1), (2, 2), (1, 2)]);
-    assert_eq!(g.offsets, vec![0, 1, 3, 4]);
-    assert_eq!(g.targets, vec![1, 0, 2, 1]);
+    assert_eq!(g.offsets(), [0, 1, 3, 4]);
+    assert_eq!(g.targets(), [1, 0, 2, 1]);
 }
 
 #[test]
@@ -117,8 +117,8 @@ fn matrix_market_reads_and_malformed_files_are_named() {
 
 #[test]
 fn cpu_bfs_levels_on_a_grid_are_manhattan_distances() {
-    let g = grid(7, 5);
-    let (parent, level) = cpu_bfs(&g, 0);
+    let g = grid(7, 5).unwrap();
+    let (parent, level) = cpu_bfs(&g, 0).unwrap();
     for y in 0..5 {
         for x in 0..7 {
             assert_eq!(level[(y * 7 + x) as usize], x + y);
@@ -138,7 +138,7 @@ fn rule_of(e: Error) -> u32 {
 fn validator_accepts_bfs_trees_and_rejects_each_broken_rule() {
     // Two components: a 4×4 grid (0..16) and a chain 16 – 17 – 18.
     let mut edges: Vec<(u32, u32)> = Vec::new();
-    let gr = grid(4, 4);
+    let gr = grid(4, 4).unwrap();
     for u in 0..16 {
         for &v in gr.neighbours(u) {
             edges.push((u, v));
@@ -146,11 +146,11 @@ fn validator_accepts_bfs_trees_and_rejects_each_broken_rule() {
     }
     edges.extend([(16, 17), (17, 18)]);
     let g = Csr::from_edges(19, &edges);
-    let (parent, level) = cpu_bfs(&g, 0);
+    let (parent, level) = cpu_bfs(&g, 0).unwrap();
     let depth = validate(&g, 0, &parent, Some(&level)).unwrap();
     assert_eq!(depth, level);
     assert_eq!(traversed_edges(&g, &depth), 24);
-    validate(&g, 17, &cpu_bfs(&g, 17).0, None).unwrap();
+    validate(&g, 17, &cpu_bfs(&g, 17).unwrap().0, None).unwrap();
 
     // 1: a cycle (5 and 6 point at each other).
     let mut p = parent.clone();
@@ -193,4 +193,59 @@ fn roots_have_degree_and_harmonic_mean_is_right() {
 fn generated_source_has_the_bfs_code() {
     let s = gpu::builder().source();
     assert!(s.contains("grosr_bfs_level") && s.contains("struct BfsVisit"));
+}
+
+// D9: `Csr` had public fields: `Csr { offsets: [5, 0], .. }.degree(0)` overflowed, a target
+// past the last vertex went to the GPU unchecked.
+#[test]
+fn csr_new_enforces_the_csr_rules() {
+    let graph_err = |offsets: Vec<u64>, targets: Vec<u32>| match Csr::new(offsets, targets) {
+        Err(Error::Graph(m)) => m,
+        other => panic!("expected a malformed-graph error, got {other:?}"),
+    };
+    assert!(graph_err(vec![5, 0], vec![]).contains("start at 5"));
+    assert!(graph_err(vec![0, 2, 1], vec![1, 0]).contains("decrease at vertex 1"));
+    assert!(graph_err(vec![], vec![]).contains("no offsets"));
+    assert!(graph_err(vec![0, 1, 1], vec![1, 0]).contains("2 targets"));
+    assert!(graph_err(vec![0, 1, 2], vec![7, 0]).contains("not a vertex"));
+    assert!(graph_err(vec![0, 1, 2], vec![0, 1]).contains("self loop"));
+    assert!(graph_err(vec![0, 2, 3, 4], vec![2, 1, 0, 0]).contains("sorted"));
+    assert!(graph_err(vec![0, 1, 1], vec![1]).contains("in 0's list only"));
+    // What `from_edges` builds passes, and round-trips.
+    let g = kronecker(8, 2).unwrap();
+    let (offsets, targets) = g.clone().into_parts();
+    assert_eq!(Csr::new(offsets, targets).unwrap(), g);
+    let empty = Csr::new(vec![0], vec![]).unwrap();
+    assert_eq!((empty.vertices(), empty.max_degree()), (0, 0));
+    // Vertices past the end have no edges rather than a panic.
+    assert_eq!((g.neighbours(u32::MAX), g.degree(256)), (&[][..], 0));
+    assert!(!g.has_edge(1000, 0));
+}
+
+// D9: `cpu_bfs(g, root ≥ n)` indexed out of bounds.
+#[test]
+fn cpu_bfs_and_validate_refuse_a_root_that_is_not_a_vertex() {
+    let g = chain(4);
+    for root in [4, u32::MAX] {
+        let e = cpu_bfs(&g, root).unwrap_err();
+        assert!(e.to_string().contains("is not a vertex"), "{e}");
+        let e = validate(&g, root, &[0, 0, 1, 2], None).unwrap_err();
+        assert!(e.to_string().contains("is not a vertex"), "{e}");
+    }
+    // A depth array too short for the graph counts the rest as unreached.
+    assert_eq!(traversed_edges(&g, &[]), 0);
+    assert_eq!(traversed_edges(&g, &[0, 1, 2, 3]), 3);
+}
+
+// D4: the generators asserted (`--scale 32` and `--graph grid --size 70000` panicked).
+#[test]
+fn generators_refuse_sizes_beyond_32_bit_ids() {
+    for e in [
+        kronecker(32, 1).unwrap_err(),
+        kronecker_edges(40, 16, 1).unwrap_err(),
+        grid(70_000, 70_000).unwrap_err(),
+    ] {
+        assert!(e.to_string().contains("32"), "{e}");
+    }
+    assert_eq!(grid(65_536, 0).unwrap().vertices(), 0);
 }
