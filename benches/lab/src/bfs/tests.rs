@@ -1,5 +1,7 @@
+use std::io::Read;
+
 use super::generate::{chain, grid, kronecker, kronecker_edges, sample_roots, star};
-use super::read::{edge_list, matrix_market};
+use super::read::{self, edge_list, matrix_market};
 use super::*;
 use crate::Error;
 
@@ -193,6 +195,137 @@ fn roots_have_degree_and_harmonic_mean_is_right() {
 fn generated_source_has_the_bfs_code() {
     let s = gpu::builder().source();
     assert!(s.contains("grosr_bfs_level") && s.contains("struct BfsVisit"));
+}
+
+fn parse_line(r: Result<Csr, Error>) -> (usize, String) {
+    match r {
+        Err(Error::Parse { line, message }) => (line, message),
+        other => panic!("expected a parse error, got {other:?}"),
+    }
+}
+
+// D2: a vertex id sized the graph, so 13 bytes could ask for 32 GiB.
+#[test]
+fn edge_list_ids_beyond_what_the_file_can_hold_are_refused_naming_the_line() {
+    for text in ["0 4294967294\n", "0 268435456\n"] {
+        let (line, message) = parse_line(edge_list(text.as_bytes()));
+        assert_eq!(line, 1, "{message}");
+        assert!(message.contains("renumber"), "{message}");
+    }
+    // The line of the largest id, not the last line.
+    let text = "# c\n0 1\n5 9999999\n1 2\n";
+    assert_eq!(parse_line(edge_list(text.as_bytes())).0, 3);
+    // Sparse but small ids stay as they are.
+    let g = edge_list("0 9\n".as_bytes()).unwrap();
+    assert_eq!((g.vertices(), g.edges()), (10, 1));
+    assert!(g.has_edge(9, 0));
+    // The bound grows with the file: 3000 edges (about 30 kB) may name 50 000 vertices.
+    let mut big: String = (0..3000).map(|i| format!("{i} {}\n", i + 1)).collect();
+    big.push_str("0 49999\n");
+    assert_eq!(edge_list(big.as_bytes()).unwrap().vertices(), 50_000);
+}
+
+// D2: a Matrix Market size line was trusted: `4294967294 1 0` allocated 32 GiB and
+// `3 3 1000000000000` reserved 2 GiB before reading a single entry.
+#[test]
+fn matrix_market_size_lines_are_claims_checked_against_the_file() {
+    let head = "%%MatrixMarket matrix coordinate pattern general\n";
+    let (line, message) = parse_line(matrix_market(format!("{head}4294967294 1 0\n").as_bytes()));
+    assert_eq!(line, 2, "{message}");
+    assert!(message.contains("4294967294 × 1"), "{message}");
+    let (line, message) = parse_line(matrix_market(
+        format!("{head}3 3 1000000000000\n").as_bytes(),
+    ));
+    assert_eq!(line, 2, "{message}");
+    assert!(message.contains("cannot fit"), "{message}");
+    // A possible count is still checked against the entries that follow.
+    let (line, message) = parse_line(matrix_market(format!("{head}3 3 9\n1 2\n").as_bytes()));
+    assert_eq!(line, 3, "{message}");
+    assert!(message.contains("1 of the 9"), "{message}");
+}
+
+// D3: lines were unbounded (`/dev/zero` grew one line until the allocation failed).
+#[test]
+fn overlong_lines_are_refused_at_the_bound() {
+    let endless = std::io::repeat(b'7').take(8 << 20);
+    let (line, message) = parse_line(edge_list(std::io::BufReader::new(endless)));
+    assert_eq!(line, 1);
+    assert!(message.contains("longer than 65536 bytes"), "{message}");
+    let mut text = "%%MatrixMarket matrix coordinate pattern general\n%".to_string();
+    text.push_str(&"x".repeat(read::MAX_LINE));
+    assert_eq!(parse_line(matrix_market(text.as_bytes())).0, 2);
+    if std::path::Path::new("/dev/zero").exists() {
+        assert_eq!(parse_line(read::file("/dev/zero".as_ref())).0, 1);
+    }
+}
+
+fn edges_text(n: u32) -> String {
+    (0..n).map(|i| format!("{i} {}\n", i + 1)).collect()
+}
+
+fn temp_path(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("grosr-lab-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// Runs `f` on another thread, failing if it takes more than 10 s (a blocked open or read).
+fn within_10_s<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(f()));
+    rx.recv_timeout(std::time::Duration::from_secs(10))
+        .unwrap_or_else(|_| panic!("{what} still blocked after 10 s"))
+}
+
+// D3: `read::file` opened the path twice; through a pipe's path (`/dev/stdin`) the second open
+// read on after the first 8 KiB the sniffing had consumed: 3959 of 5000 edges, no error.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_pipe_given_by_path_is_read_whole() {
+    use std::os::fd::AsRawFd;
+    let src = temp_path("pipe-source.txt");
+    std::fs::write(&src, edges_text(5000)).unwrap();
+    let mut cat = std::process::Command::new("cat")
+        .arg(&src)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("cat");
+    let pipe = cat.stdout.take().unwrap();
+    let path = format!("/proc/self/fd/{}", pipe.as_raw_fd());
+    let g = within_10_s("reading a pipe", move || read::file(path.as_ref()));
+    drop(pipe);
+    cat.wait().unwrap();
+    let g = g.unwrap();
+    assert_eq!((g.vertices(), g.edges()), (5001, 5000));
+}
+
+// D3: a FIFO's writer was consumed by the sniffing open; the second open then waited for a
+// writer that never came.
+#[cfg(unix)]
+#[test]
+fn a_fifo_is_opened_once() {
+    let fifo = temp_path("graph.fifo");
+    let _ = std::fs::remove_file(&fifo);
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo failed");
+    let w = fifo.clone();
+    // Opening for writing waits for the reader; the writer closes after one pass.
+    let writer = std::thread::spawn(move || std::fs::write(w, edges_text(3000)));
+    let r = fifo.clone();
+    let g = within_10_s("reading a FIFO", move || read::file(&r)).unwrap();
+    writer.join().unwrap().unwrap();
+    std::fs::remove_file(&fifo).unwrap();
+    assert_eq!((g.vertices(), g.edges()), (3001, 3000));
+}
+
+#[test]
+fn the_format_is_sniffed_from_the_first_line_of_any_reader() {
+    let mm = "  %%matrixmarket matrix coordinate pattern symmetric\n3 3 2\n2 1\n3 2\n";
+    assert_eq!(read::graph(mm.as_bytes()).unwrap().edges(), 2);
+    let el = "% a comment first\n0 1\n1 2\n2 3\n";
+    assert_eq!(read::graph(el.as_bytes()).unwrap().edges(), 3);
+    assert_eq!(read::graph("".as_bytes()).unwrap().vertices(), 0);
+    assert_eq!(parse_line(read::graph(&b"0 1\n\xff 2\n"[..])).0, 2);
 }
 
 // D9: `Csr` had public fields: `Csr { offsets: [5, 0], .. }.degree(0)` overflowed, a target
