@@ -382,3 +382,89 @@ fn generators_refuse_sizes_beyond_32_bit_ids() {
     }
     assert_eq!(grid(65_536, 0).unwrap().vertices(), 0);
 }
+
+fn bfs_args(line: &str) -> Result<args::BfsArgs, clap::Error> {
+    args::BfsArgs::parse_from(std::iter::once("bfs").chain(line.split_whitespace()))
+}
+
+// D4: out-of-range values panicked (`--scale 32`, `--graph grid --size 70000`,
+// `--roots 18446744073709551615`), allocated tens of GiB (`--scale 28`,
+// `--graph chain --size 4294967295`) or said the wrong thing (`--roots 0`).
+#[test]
+fn bfs_args_refuse_every_value_beyond_its_bound() {
+    for (line, says) in [
+        ("--scale 32", "not in 1..=26"),
+        ("--scale 40", "not in 1..=26"),
+        ("--scale 28", "not in 1..=26"),
+        ("--scale 31", "not in 1..=26"),
+        ("--scale 0", "not in 1..=26"),
+        ("--graph grid --size 70000", "above 8192"),
+        ("--graph grid --size 8193", "above 8192"),
+        ("--graph chain --size 4294967295", "not in 2..=67108864"),
+        ("--roots 18446744073709551615", "too large"),
+        ("--roots 65537", "not in 1..=65536"),
+        ("--roots 0", "not in 1..=65536"),
+    ] {
+        let e = bfs_args(line).expect_err(line);
+        assert!(e.to_string().contains(says), "{line}: {e}");
+        assert_ne!(e.exit_code(), 0, "{line}");
+    }
+    let ok = bfs_args("--scale 26 --roots 65536").unwrap();
+    assert_eq!(
+        (ok.graph, ok.roots),
+        (args::GraphSpec::Kronecker { scale: 26 }, 65536)
+    );
+    let ok = bfs_args("--graph grid --size 8192").unwrap();
+    assert_eq!(ok.graph, args::GraphSpec::Grid { side: 8192 });
+    let ok = bfs_args("--graph chain --size 67108864").unwrap();
+    assert_eq!(ok.graph, args::GraphSpec::Chain { n: 1 << 26 });
+}
+
+// D4: `--file F` without `--graph file` ran the Kronecker default instead.
+#[test]
+fn bfs_args_file_implies_graph_file_and_unused_settings_are_refused() {
+    let a = bfs_args("--file g.mtx").unwrap();
+    assert_eq!(a.graph, args::GraphSpec::File("g.mtx".into()));
+    let a = bfs_args("--graph file --file -").unwrap();
+    assert_eq!(a.graph, args::GraphSpec::File("-".into()));
+    for (line, says) in [
+        (
+            "--graph kronecker --file g.mtx",
+            "--file is only for --graph file",
+        ),
+        (
+            "--graph grid --file g.mtx",
+            "--file is only for --graph file",
+        ),
+        ("--graph file", "needs --file"),
+        (
+            "--file g.mtx --scale 10",
+            "--scale is only for --graph kronecker",
+        ),
+        (
+            "--graph chain --scale 10",
+            "--scale is only for --graph kronecker",
+        ),
+        ("--size 100", "--size is only for --graph grid or chain"),
+    ] {
+        let e = bfs_args(line).expect_err(line);
+        assert!(e.to_string().contains(says), "{line}: {e}");
+    }
+    let d = bfs_args("").unwrap();
+    assert_eq!(
+        (d.graph, d.roots, d.strategy, d.json),
+        (
+            args::GraphSpec::Kronecker { scale: 20 },
+            16,
+            args::Strategy::Both,
+            false
+        )
+    );
+    let s = bfs_args("--strategy while").unwrap().strategy;
+    assert_eq!(
+        (s.resident(), s.level_sync(), s.while_graph()),
+        (false, false, true)
+    );
+    let grid = bfs_args("--graph grid --size 16").unwrap().graph;
+    assert_eq!(grid.build().unwrap().vertices(), 256);
+}
