@@ -18,8 +18,8 @@ fn bfs(c: &mut Criterion) {
     };
     let sms = rt.info().sms_used;
     let graphs: Vec<(&str, Csr)> = vec![
-        ("kronecker_s18", kronecker(18, 1)),
-        ("grid_1024", grid(1024, 1024)),
+        ("kronecker_s18", kronecker(18, 1).unwrap()),
+        ("grid_1024", grid(1024, 1024).unwrap()),
         ("chain_100k", chain(100_000)),
     ];
     for (name, g) in &graphs {

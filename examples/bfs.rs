@@ -1,83 +1,37 @@
 //! BFS on the resident scheduler against the level-synchronous baseline and the CUDA-graph
 //! WHILE-node baseline, validated with the Graph500 rules:
 //! `cargo run --release --example bfs -- --graph kronecker --scale 20 --strategy all`.
-//! `--graph file --file g.mtx` reads a Matrix Market file or an edge list.
+//! `--file g.mtx` reads a Matrix Market file or an edge list (`--file -`: standard input).
+//! The arguments and their bounds: `--help`, and `grosr_lab::bfs::args`.
 
-use std::path::PathBuf;
+use std::process::ExitCode;
 
-use clap::{Parser, ValueEnum};
-use grosr_lab::bfs::generate::{chain, grid, kronecker, sample_roots};
+use grosr_lab::bfs::args::BfsArgs;
+use grosr_lab::bfs::generate::sample_roots;
 use grosr_lab::bfs::gpu::{self, BfsOptions, DeviceGraph};
 use grosr_lab::bfs::while_graph::{WhileBfs, WhileGraph, WhileRoute, default_grid};
-use grosr_lab::bfs::{BfsRun, Csr, harmonic_mean, read, traversed_edges, validate};
+use grosr_lab::bfs::{BfsRun, Csr, harmonic_mean, traversed_edges, validate};
 use grosr_lab::workloads::table::format_value;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Kind {
-    Kronecker,
-    Grid,
-    Chain,
-    File,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Strategy {
-    Resident,
-    LevelSync,
-    /// The CUDA-graph WHILE-node baseline only.
-    While,
-    /// Resident and level-synchronous.
-    Both,
-    /// All three.
-    All,
-}
-
-#[derive(Parser, Debug)]
-#[command(about = "BFS on grosr's resident scheduler, validated (Graph500 rules)")]
-struct Args {
-    /// Which graph.
-    #[arg(long, value_enum, default_value = "kronecker")]
-    graph: Kind,
-    /// Kronecker SCALE (2^SCALE vertices, edge factor 16).
-    #[arg(long, default_value_t = 20)]
-    scale: u32,
-    /// Grid side (side × side) or chain length.
-    #[arg(long, default_value_t = 1024)]
-    size: u32,
-    /// Graph file for --graph file (Matrix Market, or `u v` lines).
-    #[arg(long)]
-    file: Option<PathBuf>,
-    /// Searches, from random roots of degree ≥ 1.
-    #[arg(long, default_value_t = 16)]
-    roots: usize,
-    /// Which GPU strategy to run.
-    #[arg(long, value_enum, default_value = "both")]
-    strategy: Strategy,
-    /// Print the result as JSON.
-    #[arg(long)]
-    json: bool,
-}
 
 fn teps(g: &Csr, root: u32, run: &BfsRun) -> grosr_lab::Result<f64> {
     let depth = validate(g, root, &run.parent, Some(&run.level))?;
     Ok(traversed_edges(g, &depth) as f64 / run.time.as_secs_f64().max(1e-9))
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = Args::parse();
-    let g = match args.graph {
-        Kind::Kronecker => kronecker(args.scale, 1),
-        Kind::Grid => grid(args.size, args.size),
-        Kind::Chain => chain(args.size),
-        Kind::File => {
-            let path = args.file.as_ref().ok_or("--graph file needs --file PATH")?;
-            read::file(path)?
-        }
-    };
+fn main() -> ExitCode {
+    // Bad arguments: clap's message with the usage, exit status 2.
+    let args = BfsArgs::parse_from(std::env::args_os()).unwrap_or_else(|e| e.exit());
+    grosr_lab::cli::exit("bfs", run(&args))
+}
+
+fn run(args: &BfsArgs) -> grosr_lab::Result<()> {
+    let g = args.graph.build()?;
     println!("graph: {} vertices, {} edges", g.vertices(), g.edges());
     let roots = sample_roots(&g, args.roots, 7);
     if roots.is_empty() {
-        return Err("the graph has no vertex of degree ≥ 1".into());
+        return Err(grosr_lab::Error::Graph(
+            "no vertex has an edge: there is nothing to search".into(),
+        ));
     }
     let rt = gpu::builder().build()?;
     println!("{} ({} SMs)", rt.info().device, rt.info().sms_used);
@@ -86,24 +40,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut level_sync = Vec::new();
     let mut while_graph = Vec::new();
     let s = args.strategy;
-    if matches!(s, Strategy::Resident | Strategy::Both | Strategy::All) {
+    if s.resident() {
         for &r in &roots {
             let run = dg.bfs_resident(&rt, r)?;
             resident.push(teps(&g, r, &run)?);
         }
     }
-    if s != Strategy::Resident {
+    if s.level_sync() || s.while_graph() {
         rt.stop()?;
         let sms = rt.info().sms_used;
-        let stopped = (|| -> Result<(), Box<dyn std::error::Error>> {
+        let stopped = (|| -> grosr_lab::Result<()> {
             let b = rt.baselines()?;
-            if matches!(s, Strategy::LevelSync | Strategy::Both | Strategy::All) {
+            if s.level_sync() {
                 for &r in &roots {
                     let run = dg.bfs_level_sync(&b, sms, r)?;
                     level_sync.push(teps(&g, r, &run)?);
                 }
             }
-            if matches!(s, Strategy::While | Strategy::All) {
+            if s.while_graph() {
                 // Unavailable (no libcudadevrt.a, an old driver, ...): say why and go on.
                 match WhileBfs::new(&rt, WhileRoute::Auto) {
                     Ok(w) => {

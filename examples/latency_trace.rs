@@ -9,6 +9,7 @@
 //! `cargo run --release --example latency_trace -- [--reps 2000] [--relu | --pair | --spawn 8]`
 //! (needs a GPU)
 
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -21,9 +22,9 @@ use grosr_lab::workloads::{self, Tiny};
 #[derive(Parser)]
 #[command(about = "per-step latency of one task, submit to completion")]
 struct Args {
-    /// Timed submissions (after 10% as many untimed ones).
-    #[arg(long, default_value_t = 2000)]
-    reps: usize,
+    /// Timed submissions, 1..=1000000 (after 10% as many untimed ones).
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    reps: u32,
     /// Trace a resident ReLU+Softmax graph launch (5000 × 256) instead of one tiny task.
     #[arg(long)]
     relu: bool,
@@ -31,8 +32,8 @@ struct Args {
     #[arg(long, conflicts_with = "relu")]
     pair: bool,
     /// Trace 1M tiny tasks spawned by a tree of this fan-out instead: when each level of the
-    /// tree starts and stops starting (the report's "spawned on the GPU" row).
-    #[arg(long, conflicts_with_all = ["relu", "pair"])]
+    /// tree starts and stops starting (the report's "spawned on the GPU" row); 2..=1024.
+    #[arg(long, conflicts_with_all = ["relu", "pair"], value_parser = clap::value_parser!(u32).range(2..=1024))]
     spawn: Option<u32>,
 }
 
@@ -86,12 +87,17 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn main() -> grosr_lab::Result<()> {
+fn main() -> ExitCode {
     let args = Args::parse();
+    grosr_lab::cli::exit("latency_trace", run(&args))
+}
+
+fn run(args: &Args) -> grosr_lab::Result<()> {
     let rt = workloads::builder().diagnostics(true).build()?;
-    let warmup = args.reps / 10;
+    let reps = args.reps as usize;
+    let warmup = reps / 10;
     if let Some(fanout) = args.spawn {
-        return Ok(spawn_levels(&rt, fanout, warmup, args.reps)?);
+        return Ok(spawn_levels(&rt, fanout, warmup, reps)?);
     }
     let (host, steps, table) = if args.relu {
         let m = Matrix::new(&rt, 5000, 256)?;
@@ -104,7 +110,7 @@ fn main() -> grosr_lab::Result<()> {
                 "wrong softmax: error {err}"
             )));
         }
-        let (host, steps) = trace(&rt, warmup, args.reps, GRAPH_STEPS, || {
+        let (host, steps) = trace(&rt, warmup, reps, GRAPH_STEPS, || {
             graph.run(Duration::from_secs(10))
         })?;
         (host, steps, GRAPH_STEPS)
@@ -112,7 +118,7 @@ fn main() -> grosr_lab::Result<()> {
         let a = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1)?;
         let b = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1)?;
         let mut graph = pingpong_graph(&a, &b, 1)?.prepare(&rt, Strategy::Resident)?;
-        let (host, steps) = trace(&rt, warmup, args.reps, PAIR_STEPS, || {
+        let (host, steps) = trace(&rt, warmup, reps, PAIR_STEPS, || {
             graph.run(Duration::from_secs(10))
         })?;
         check_pairs(&b, 1, "Resident")?;
@@ -124,13 +130,13 @@ fn main() -> grosr_lab::Result<()> {
             index: 0,
             pad: 0,
         }];
-        let (host, steps) = trace(&rt, warmup, args.reps, STEPS, || rt.submit(&task)?.wait())?;
+        let (host, steps) = trace(&rt, warmup, reps, STEPS, || rt.submit(&task)?.wait())?;
         if flags.to_vec()?[0] != 1 {
             return Err(grosr_lab::Error::Invalid("the task did not run".into()));
         }
         (host, steps, STEPS)
     };
-    println!("{} ({} launches)", rt.gpu().name, args.reps);
+    println!("{} ({reps} launches)", rt.gpu().name);
     println!("{:>9}  step", "median µs");
     for (i, &(_, _, what)) in table.iter().enumerate() {
         println!("{:>9.3}  {what}", median(steps[i].clone()));

@@ -5,6 +5,9 @@
 //! `cargo run --release --example ptxas_probe -- [--arch 90] [--alloc]` (NVRTC on the library
 //! path; `--alloc`: the allocator benchmark's module instead)
 
+use std::path::Path;
+use std::process::ExitCode;
+
 use clap::Parser;
 
 #[derive(Parser)]
@@ -35,8 +38,19 @@ struct Args {
     only: Vec<String>,
 }
 
-fn main() {
+fn main() -> ExitCode {
     let args = Args::parse();
+    grosr_lab::cli::exit("ptxas_probe", run(&args))
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> grosr_lab::Error + '_ {
+    |source| grosr_lab::Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn run(args: &Args) -> grosr_lab::Result<()> {
     if args.warm_cache {
         let modules = [
             ("workloads", grosr_lab::workloads::builder()),
@@ -51,56 +65,36 @@ fn main() {
             args.only.is_empty() || args.only.iter().any(|w| name.starts_with(w.as_str()))
         };
         for (name, builder) in modules.into_iter().filter(|(n, _)| wanted(n)) {
-            match grosr::unstable::compile_cached(&builder.source(), args.arch) {
-                Ok(c) => println!(
-                    "{name}: sm_{} {}",
-                    args.arch,
-                    if c.cached {
-                        "already cached"
-                    } else {
-                        "compiled"
-                    }
-                ),
-                Err(e) => {
-                    eprintln!("ptxas_probe: {name}: {e}");
-                    std::process::exit(1);
+            let c = grosr::unstable::compile_cached(&builder.source(), args.arch)
+                .inspect_err(|_| eprintln!("ptxas_probe: the {name} module does not compile:"))?;
+            println!(
+                "{name}: sm_{} {}",
+                args.arch,
+                if c.cached {
+                    "already cached"
+                } else {
+                    "compiled"
                 }
-            }
+            );
         }
-        return;
+        return Ok(());
     }
     // SAFETY: set before any other thread exists; compile() reads it.
     unsafe { std::env::set_var("GROSR_PTXAS_VERBOSE", "1") };
     let source = if let Some(path) = &args.source {
-        std::fs::read_to_string(path).unwrap_or_else(|e| {
-            eprintln!("ptxas_probe: cannot read {}: {e}", path.display());
-            std::process::exit(1);
-        })
+        std::fs::read_to_string(path).map_err(io(path))?
     } else if args.alloc {
         grosr_lab::workloads::alloc::builder(0).source()
     } else {
         grosr_lab::workloads::builder().source()
     };
     if let Some(path) = &args.dump {
-        if let Err(e) = std::fs::write(path, &source) {
-            eprintln!("ptxas_probe: cannot write {}: {e}", path.display());
-            std::process::exit(1);
-        }
-        return;
+        return std::fs::write(path, &source).map_err(io(path));
     }
-    match grosr::unstable::compile(&source, args.arch) {
-        Ok(cubin) => {
-            println!("sm_{}: {} bytes of CUBIN", args.arch, cubin.len());
-            if let Some(path) = &args.out {
-                if let Err(e) = std::fs::write(path, &cubin) {
-                    eprintln!("ptxas_probe: cannot write {}: {e}", path.display());
-                    std::process::exit(1);
-                }
-            }
-        }
-        Err(e) => {
-            eprintln!("ptxas_probe: {e}");
-            std::process::exit(1);
-        }
+    let cubin = grosr::unstable::compile(&source, args.arch)?;
+    println!("sm_{}: {} bytes of CUBIN", args.arch, cubin.len());
+    if let Some(path) = &args.out {
+        std::fs::write(path, &cubin).map_err(io(path))?;
     }
+    Ok(())
 }

@@ -1,6 +1,8 @@
 //! Two task types, one spawning the other on the GPU:
 //! `cargo run --release --example quickstart`.
 
+use std::process::ExitCode;
+
 use grosr::{DeviceBuffer, DevicePtr, Runtime, RuntimeBuilder};
 
 /// A warp-wide task: its 32 lanes spawn one `Square` per number in [first, first + count).
@@ -33,7 +35,27 @@ pub fn builder() -> RuntimeBuilder {
 }
 
 #[allow(dead_code)]
-fn main() -> Result<(), grosr::Error> {
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // The message, then each cause it does not already quote.
+            let mut text = e.to_string();
+            let mut source = e.source();
+            while let Some(s) = source {
+                if !text.contains(&s.to_string()) {
+                    text += &format!("\n  caused by: {s}");
+                }
+                source = s.source();
+            }
+            eprintln!("quickstart: {text}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[allow(dead_code)]
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     let rt = builder().build()?;
     let info = rt.info();
     println!(
@@ -57,8 +79,7 @@ fn main() -> Result<(), grosr::Error> {
         rt.executed::<Square>()?
     );
     if got != expect {
-        eprintln!("wrong result");
-        std::process::exit(1);
+        return Err(format!("wrong result: {got}, expected {expect}").into());
     }
     Ok(())
 }

@@ -4,6 +4,8 @@
 //!
 //! `cargo run --release --example relu_softmax -- --rows 5000 --len 256 [--two-stage] [--quick]`
 
+use std::process::ExitCode;
+
 use clap::Parser;
 use grosr::Runtime;
 use grosr::graph::Strategy;
@@ -16,10 +18,10 @@ use grosr_lab::workloads::table::Table;
 #[derive(Parser)]
 #[command(about = "ReLU + Softmax over the rows of a matrix, under every dispatch strategy")]
 struct Args {
-    /// Rows (one task per row).
+    /// Rows (one task per row), at least 1; rows × len at most 2^28 (1 GiB per matrix).
     #[arg(long, default_value_t = 5000)]
     rows: u32,
-    /// Row length.
+    /// Row length, at least 1.
     #[arg(long, default_value_t = 256)]
     len: u32,
     /// Two tasks per row (ReLU → Softmax) instead of one.
@@ -30,17 +32,24 @@ struct Args {
     quick: bool,
 }
 
-fn main() {
+fn main() -> ExitCode {
     let args = Args::parse();
-    if let Err(e) = run(&args) {
-        eprintln!("relu_softmax: {e}");
-        std::process::exit(1);
-    }
+    grosr_lab::cli::exit("relu_softmax", run(&args))
 }
+
+/// The largest matrix, in elements: the host keeps copies of it as well.
+const MAX_ELEMENTS: u64 = 1 << 28;
 
 fn run(args: &Args) -> grosr_lab::Result<()> {
     if args.rows == 0 || args.len == 0 {
         return Err(grosr::Error::Config("--rows and --len must be at least 1".into()).into());
+    }
+    if args.rows as u64 * args.len as u64 > MAX_ELEMENTS {
+        return Err(grosr::Error::Config(format!(
+            "--rows × --len is {}, above 2^28",
+            args.rows as u64 * args.len as u64
+        ))
+        .into());
     }
     let rt = Runtime::builder()
         .task::<ReluSoftmax>()

@@ -7,6 +7,7 @@
 //! per table into `grosr-report/`. Without a GPU it says what is missing and exits non-zero.
 
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -48,12 +49,9 @@ const SECTIONS: [&str; 6] = [
     "bfs",
 ];
 
-fn main() {
+fn main() -> ExitCode {
     let args = Args::parse();
-    if let Err(e) = run(&args) {
-        eprintln!("report: {e}");
-        std::process::exit(1);
-    }
+    grosr_lab::cli::exit("report", run(&args))
 }
 
 fn run(args: &Args) -> grosr_lab::Result<()> {

@@ -4,6 +4,7 @@
 //!
 //! `cargo run --release --example stuck_task` (a GPU; run it under `timeout`)
 
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use grosr::{DeviceBuffer, DevicePtr, Runtime};
@@ -22,7 +23,34 @@ pub struct Stuck {
     pub pad: u64,
 }
 
-fn main() -> grosr::Result<()> {
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // The message, then each cause it does not already quote.
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                if !text.contains(&s.to_string()) {
+                    text += &format!("\n  caused by: {s}");
+                }
+                source = s.source();
+            }
+            eprintln!("stuck_task: {text}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// "ok", or the error's message.
+fn outcome(r: grosr::Result<()>) -> String {
+    match r {
+        Ok(()) => "ok".into(),
+        Err(e) => format!("error: {e}"),
+    }
+}
+
+fn run() -> grosr::Result<()> {
     let start = Instant::now();
     let step = |what: &str| eprintln!("[{:7.2} s] {what}", start.elapsed().as_secs_f64());
     step("building the runtime");
@@ -35,11 +63,11 @@ fn main() -> grosr::Result<()> {
     }])?;
     step("waiting 1 s for it");
     step(&format!(
-        "wait: {:?}",
-        job.wait_timeout(Duration::from_secs(1))
+        "wait: {}",
+        outcome(job.wait_timeout(Duration::from_secs(1)))
     ));
     step("stopping the scheduler");
-    step(&format!("stop: {:?}", rt.stop()));
+    step(&format!("stop: {}", outcome(rt.stop())));
     step("dropping the job and the runtime");
     drop(job);
     drop(rt);

@@ -30,20 +30,20 @@ fn check(g: &Csr, roots: &[u32], opts: BfsOptions) {
     }
     // The runtime still runs ordinary work after the baselines.
     let again = dg.bfs_resident(&rt, roots[0]).unwrap();
-    assert_eq!(again.level, cpu_bfs(g, roots[0]).1);
+    assert_eq!(again.level, cpu_bfs(g, roots[0]).unwrap().1);
 }
 
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
 fn kronecker_scale_14() {
-    let g = kronecker(14, 3);
+    let g = kronecker(14, 3).unwrap();
     check(&g, &sample_roots(&g, 4, 1), BfsOptions::default());
 }
 
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
 fn kronecker_with_tiny_edge_chunks_exercises_bfs_edges_tasks() {
-    let g = kronecker(12, 5);
+    let g = kronecker(12, 5).unwrap();
     let opts = BfsOptions {
         big: 32,
         edge_chunk: 32,
@@ -55,7 +55,7 @@ fn kronecker_with_tiny_edge_chunks_exercises_bfs_edges_tasks() {
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
 fn grid_256() {
-    let g = grid(256, 256);
+    let g = grid(256, 256).unwrap();
     check(&g, &[0, 256 * 128 + 77], BfsOptions::default());
 }
 
@@ -78,7 +78,7 @@ fn star_with_one_huge_degree_vertex() {
 fn disconnected_graph_leaves_other_components_unreached() {
     // A grid, a chain and isolated vertices side by side.
     let mut edges = Vec::new();
-    let gr = grid(40, 40);
+    let gr = grid(40, 40).unwrap();
     for u in 0..gr.vertices() {
         edges.extend(gr.neighbours(u).iter().map(|&v| (u, v)));
     }
@@ -89,7 +89,7 @@ fn disconnected_graph_leaves_other_components_unreached() {
 
 /// Levels equal to the CPU BFS's and Graph500-valid parents.
 fn assert_matches_cpu(g: &Csr, root: u32, what: &str, run: &BfsRun) {
-    let (_, want) = cpu_bfs(g, root);
+    let (_, want) = cpu_bfs(g, root).unwrap();
     let bad = (0..want.len()).find(|&v| want[v] != run.level[v]);
     assert!(
         bad.is_none(),
@@ -118,11 +118,11 @@ fn while_graph_matches_the_cpu_on_a_grid_a_kronecker_graph_and_a_chain() {
     let sms = rt.info().sms_used;
     let cases = [
         {
-            let g = grid(64, 64);
+            let g = grid(64, 64).unwrap();
             (g, vec![0, 64 * 32 + 17], "grid 64x64")
         },
         {
-            let g = kronecker(12, 3);
+            let g = kronecker(12, 3).unwrap();
             let roots = sample_roots(&g, 3, 5);
             (g, roots, "Kronecker SCALE 12")
         },
@@ -156,7 +156,7 @@ fn while_graph_matches_the_cpu_on_a_grid_a_kronecker_graph_and_a_chain() {
     }
     // The runtime still runs ordinary work after the WHILE graphs.
     let again = uploaded[0].bfs_resident(&rt, 0).unwrap();
-    assert_eq!(again.level, cpu_bfs(&cases[0].0, 0).1);
+    assert_eq!(again.level, cpu_bfs(&cases[0].0, 0).unwrap().1);
 }
 
 #[test]
@@ -167,7 +167,7 @@ fn while_graph_with_a_small_grid_still_covers_wide_frontiers() {
         return;
     }
     let rt = gpu::builder().build().expect("runtime");
-    let g = kronecker(13, 9);
+    let g = kronecker(13, 9).unwrap();
     let roots = sample_roots(&g, 2, 4);
     let dg = DeviceGraph::upload(&rt, &g, BfsOptions::default()).unwrap();
     rt.stop().unwrap();

@@ -13,7 +13,7 @@ use grosr_lab::bfs::{cpu_bfs, generate, validate};
 #[ignore = "needs an NVIDIA GPU"]
 fn while_graph_direct_route_works_or_says_why_not() {
     let rt = gpu::builder().build().expect("runtime");
-    let g = generate::kronecker(11, 2);
+    let g = generate::kronecker(11, 2).unwrap();
     let root = generate::sample_roots(&g, 1, 3)[0];
     let dg = DeviceGraph::upload(&rt, &g, BfsOptions::default()).unwrap();
     rt.stop().unwrap();
@@ -33,7 +33,7 @@ fn while_graph_direct_route_works_or_says_why_not() {
     })();
     rt.start().unwrap();
     if let Some(run) = run.unwrap() {
-        assert_eq!(run.level, cpu_bfs(&g, root).1);
+        assert_eq!(run.level, cpu_bfs(&g, root).unwrap().1);
         validate(&g, root, &run.parent, Some(&run.level)).unwrap();
     }
 }

@@ -23,6 +23,10 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
+    /// A graph breaks the rules of [`Csr`](crate::bfs::Csr) (offsets that decrease or do not end
+    /// at the number of targets, a target that is not a vertex, an edge stored one way only, ...).
+    #[error("malformed graph: {0}")]
+    Graph(String),
     /// A result failed validation (a BFS parent array breaking a Graph500 rule, a task that did
     /// not run, say).
     #[error("validation failed: {0}")]

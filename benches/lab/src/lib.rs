@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod bfs;
+pub mod cli;
 mod defines;
 mod error;
 pub mod workloads;

@@ -3,6 +3,14 @@
 use rayon::prelude::*;
 
 use super::csr::Csr;
+use crate::Result;
+
+/// The largest Kronecker SCALE: 2^31 vertices still have 32-bit ids (with u32::MAX free).
+pub const MAX_SCALE: u32 = 31;
+
+fn too_large(what: String) -> crate::Error {
+    grosr::Error::Config(what).into()
+}
 
 /// splitmix64: a small, fast, well-mixed PRNG step (public domain, Vigna).
 pub fn splitmix64(state: &mut u64) -> u64 {
@@ -27,15 +35,20 @@ const C: f64 = 0.19;
 /// initiator probabilities A = 0.57, B = 0.19, C = 0.19 (D = 0.05), vertex labels permuted at
 /// random (as Graph500 does, so vertex 0 is not the hub). Each edge has its own PRNG stream
 /// (seeded from `seed` and its index), so the result does not depend on the thread count.
-pub fn kronecker_edges(scale: u32, edge_factor: u32, seed: u64) -> Vec<(u32, u32)> {
-    assert!(scale <= 31, "SCALE above 31 does not fit u32 vertex ids");
+/// A SCALE above [`MAX_SCALE`] is an error.
+pub fn kronecker_edges(scale: u32, edge_factor: u32, seed: u64) -> Result<Vec<(u32, u32)>> {
+    if scale > MAX_SCALE {
+        return Err(too_large(format!(
+            "Kronecker SCALE {scale} is above {MAX_SCALE}: the vertex ids would not fit 32 bits"
+        )));
+    }
     let n = 1u64 << scale;
     let m = n * edge_factor as u64;
     let ab = A + B;
     let c_norm = C / (1.0 - ab);
     let a_norm = A / ab;
     let perm = permutation(n as u32, seed ^ 0x005E_ED0F_7E57);
-    (0..m)
+    Ok((0..m)
         .into_par_iter()
         .map(|e| {
             let mut s = seed ^ e.wrapping_mul(0xD1B5_4A32_D192_ED03);
@@ -49,7 +62,7 @@ pub fn kronecker_edges(scale: u32, edge_factor: u32, seed: u64) -> Vec<(u32, u32
             }
             (perm[u as usize], perm[v as usize])
         })
-        .collect()
+        .collect())
 }
 
 /// A random permutation of 0..n (Fisher-Yates with splitmix64).
@@ -63,15 +76,22 @@ pub fn permutation(n: u32, seed: u64) -> Vec<u32> {
     p
 }
 
-/// The Graph500 Kronecker graph (edge factor 16) in CSR form.
-pub fn kronecker(scale: u32, seed: u64) -> Csr {
-    Csr::from_edges(1 << scale, &kronecker_edges(scale, 16, seed))
+/// The Graph500 Kronecker graph (edge factor 16) in CSR form; a SCALE above [`MAX_SCALE`] is
+/// an error.
+pub fn kronecker(scale: u32, seed: u64) -> Result<Csr> {
+    let edges = kronecker_edges(scale, 16, seed)?;
+    Ok(Csr::from_edges(1 << scale, &edges))
 }
 
-/// A `width` × `height` 4-neighbour grid; vertex (x, y) is `y * width + x`.
-pub fn grid(width: u32, height: u32) -> Csr {
+/// A `width` × `height` 4-neighbour grid; vertex (x, y) is `y * width + x`. More than
+/// `u32::MAX` vertices is an error.
+pub fn grid(width: u32, height: u32) -> Result<Csr> {
     let n = width as u64 * height as u64;
-    assert!(n <= u32::MAX as u64, "grid too large for u32 vertex ids");
+    if n > u32::MAX as u64 {
+        return Err(too_large(format!(
+            "a {width} × {height} grid has {n} vertices, more than 32-bit ids can name"
+        )));
+    }
     let edges: Vec<(u32, u32)> = (0..height)
         .into_par_iter()
         .flat_map_iter(|y| {
@@ -83,7 +103,7 @@ pub fn grid(width: u32, height: u32) -> Csr {
             })
         })
         .collect();
-    Csr::from_edges(n as u32, &edges)
+    Ok(Csr::from_edges(n as u32, &edges))
 }
 
 /// A path 0 – 1 – … – (n − 1): diameter n − 1, the worst case for per-level launches.
@@ -98,7 +118,8 @@ pub fn star(n: u32) -> Csr {
     Csr::from_edges(n, &edges)
 }
 
-/// `roots` vertices of degree ≥ 1, drawn with a seeded PRNG (distinct while enough exist).
+/// `roots` vertices of degree ≥ 1, drawn with a seeded PRNG (distinct while enough exist);
+/// none if no vertex has an edge.
 pub fn sample_roots(g: &Csr, roots: usize, seed: u64) -> Vec<u32> {
     let n = g.vertices();
     let candidates: Vec<u32> = (0..n).filter(|&v| g.degree(v) > 0).collect();
@@ -106,7 +127,8 @@ pub fn sample_roots(g: &Csr, roots: usize, seed: u64) -> Vec<u32> {
         return Vec::new();
     }
     let mut s = seed;
-    let mut out = Vec::with_capacity(roots);
+    // Reserved for the distinct ones only: `roots` is the caller's number, possibly absurd.
+    let mut out = Vec::with_capacity(roots.min(candidates.len()));
     let mut seen = std::collections::HashSet::new();
     while out.len() < roots {
         let v = candidates[(splitmix64(&mut s) % candidates.len() as u64) as usize];

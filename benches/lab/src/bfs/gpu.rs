@@ -140,7 +140,9 @@ pub struct BfsRun {
 pub(super) const WAIT: Duration = Duration::from_secs(120);
 
 impl DeviceGraph {
-    /// Copies `g` to the runtime's GPU.
+    /// Copies `g` to the runtime's GPU. The kernels index with its offsets and targets
+    /// unchecked: [`Csr`]'s rules, checked whenever one is built, keep them in bounds; what is
+    /// checked here is what the kernels add (vertices, degrees below 2^31).
     pub fn upload(rt: &Runtime, g: &Csr, opts: BfsOptions) -> Result<DeviceGraph> {
         let n = g.vertices();
         if n == 0 {
@@ -152,8 +154,8 @@ impl DeviceGraph {
             );
         }
         let gpu = rt.gpu();
-        let offsets = DeviceBuffer::from_slice(gpu, &g.offsets)?;
-        let targets = DeviceBuffer::from_slice(gpu, &g.targets)?;
+        let offsets = DeviceBuffer::from_slice(gpu, g.offsets())?;
+        let targets = DeviceBuffer::from_slice(gpu, g.targets())?;
         let lp = DeviceBuffer::<u64>::zeroed(gpu, n as usize)?;
         let state = DeviceBuffer::from_slice(
             gpu,
@@ -208,7 +210,7 @@ impl DeviceGraph {
             if w != u64::MAX {
                 level[v] = (w >> 32) as u32;
                 parent[v] = (w & 0xFFFF_FFFF) as i64;
-                depth = depth.max(level[v] + 1);
+                depth = depth.max(level[v].saturating_add(1));
             }
         }
         Ok(BfsRun {

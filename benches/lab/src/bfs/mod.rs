@@ -38,6 +38,7 @@
 //! conditional WHILE node around the same expansion and a one-thread kernel that sets the
 //! node's condition (`cudaGraphSetConditional`) from the next frontier's size.
 
+pub mod args;
 pub mod csr;
 pub mod generate;
 pub mod gpu;

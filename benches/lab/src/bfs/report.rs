@@ -32,7 +32,7 @@ pub fn report(quick: bool) -> Result<Vec<Table>> {
         (22, 4096, 1_000_000, 64, 8, 2)
     };
     let t = Instant::now();
-    let kron = generate::kronecker(scale, 1);
+    let kron = generate::kronecker(scale, 1)?;
     let gen_kron = t.elapsed();
     let cases = vec![
         Case {
@@ -46,7 +46,7 @@ pub fn report(quick: bool) -> Result<Vec<Table>> {
             cpu_roots: 2,
         },
         {
-            let g = generate::grid(side, side);
+            let g = generate::grid(side, side)?;
             Case {
                 label: format!("grid {side}×{side}"),
                 roots: generate::sample_roots(&g, grid_roots, 11),
@@ -136,7 +136,7 @@ pub fn report(quick: bool) -> Result<Vec<Table>> {
         let mut cpu = Vec::new();
         for &root in case.roots.iter().take(case.cpu_roots) {
             let t = Instant::now();
-            let (parent, level) = cpu_bfs(&case.graph, root);
+            let (parent, level) = cpu_bfs(&case.graph, root)?;
             let time = t.elapsed();
             let run = BfsRun {
                 parent,

@@ -9,8 +9,10 @@ use crate::{Error, Result};
 pub const UNREACHED: u32 = u32::MAX;
 
 /// A sequential queue-based BFS: (parent, level) per vertex; parent -1 / level
-/// [`UNREACHED`] where not reached; the root is its own parent at level 0.
-pub fn cpu_bfs(g: &Csr, root: u32) -> (Vec<i64>, Vec<u32>) {
+/// [`UNREACHED`] where not reached; the root is its own parent at level 0. A root that is not a
+/// vertex is an error.
+pub fn cpu_bfs(g: &Csr, root: u32) -> Result<(Vec<i64>, Vec<u32>)> {
+    check_root(g, root)?;
     let n = g.vertices() as usize;
     let mut parent = vec![-1i64; n];
     let mut level = vec![UNREACHED; n];
@@ -30,7 +32,19 @@ pub fn cpu_bfs(g: &Csr, root: u32) -> (Vec<i64>, Vec<u32>) {
             }
         }
     }
-    (parent, level)
+    Ok((parent, level))
+}
+
+/// An error unless `root` is a vertex of `g`.
+pub(super) fn check_root(g: &Csr, root: u32) -> Result<()> {
+    if root >= g.vertices() {
+        return Err(grosr::Error::Config(format!(
+            "root {root} is not a vertex (the graph has {})",
+            g.vertices()
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 fn fail(rule: u32, what: String) -> Error {
@@ -39,7 +53,8 @@ fn fail(rule: u32, what: String) -> Error {
 
 /// Checks a BFS parent array from `root` against the five Graph500 rules and returns the tree
 /// depth of every vertex ([`UNREACHED`] outside the tree). `levels`, if given (the levels the
-/// search itself reported), must equal those depths (rule 2 is then checked on them).
+/// search itself reported), must equal those depths (rule 2 is then checked on them). A root
+/// that is not a vertex is an error before any rule is checked.
 ///
 /// 1. the tree has no cycles (every parent chain reaches the root; the root is its own parent);
 /// 2. each tree edge joins levels that differ by exactly 1;
@@ -47,6 +62,7 @@ fn fail(rule: u32, what: String) -> Error {
 /// 4. the tree spans the root's whole component (no edge joins a reached and an unreached vertex);
 /// 5. each vertex and its parent are joined by an input edge.
 pub fn validate(g: &Csr, root: u32, parent: &[i64], levels: Option<&[u32]>) -> Result<Vec<u32>> {
+    check_root(g, root)?;
     let n = g.vertices() as usize;
     if parent.len() != n {
         return Err(Error::Invalid(format!(
@@ -54,7 +70,7 @@ pub fn validate(g: &Csr, root: u32, parent: &[i64], levels: Option<&[u32]>) -> R
             parent.len()
         )));
     }
-    if root as usize >= n || parent[root as usize] != root as i64 {
+    if parent[root as usize] != root as i64 {
         return Err(fail(1, format!("the root {root} is not its own parent")));
     }
     if let Some(v) = parent.iter().position(|&p| p < -1 || p >= n as i64) {
@@ -165,11 +181,12 @@ pub fn validate(g: &Csr, root: u32, parent: &[i64], levels: Option<&[u32]>) -> R
 }
 
 /// Undirected input edges inside the traversed component (both ends reached): the TEPS
-/// numerator. Self loops and duplicates were dropped when the graph was built.
+/// numerator. Self loops and duplicates were dropped when the graph was built. Vertices past
+/// the end of `depth` count as unreached.
 pub fn traversed_edges(g: &Csr, depth: &[u32]) -> u64 {
     let directed: u64 = (0..g.vertices())
         .into_par_iter()
-        .filter(|&v| depth[v as usize] != UNREACHED)
+        .filter(|&v| depth.get(v as usize).is_some_and(|&d| d != UNREACHED))
         .map(|v| g.degree(v))
         .sum();
     directed / 2
