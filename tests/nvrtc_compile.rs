@@ -9,6 +9,8 @@ mod graph;
 mod heap;
 #[path = "../examples/quickstart.rs"]
 mod quickstart;
+#[path = "common/soak.rs"]
+mod soak;
 
 fn units() -> Vec<(&'static str, String)> {
     vec![
@@ -26,6 +28,14 @@ fn units() -> Vec<(&'static str, String)> {
         ("tests/gpu_alloc", heap::alloc_builder().source()),
         ("tests/gpu_graph", graph::builder().source()),
     ]
+}
+
+/// The units above, and those only a GPU run needs compiled: the soak's module (CI leaves it out
+/// of the check below to keep its time; its CUDA is plain).
+fn cache_units() -> Vec<(&'static str, String)> {
+    let mut u = units();
+    u.push(("tests/gpu_soak", soak::builder().source()));
+    u
 }
 
 #[test]
@@ -175,7 +185,7 @@ fn the_while_graph_module_compiles_relocatable_and_whole_program() {
     }
 }
 
-/// Fills the compile cache (`GROSR_CACHE_DIR`) with every unit above for one architecture
+/// Fills the compile cache (`GROSR_CACHE_DIR`) with every unit of `cache_units` for one architecture
 /// (`GROSR_FILL_ARCH`, default 90), a unit per core at once, so a GPU machine handed that folder
 /// skips NVRTC. Not a check: run it on purpose (`-- --ignored fill_the_compile_cache`).
 #[test]
@@ -188,7 +198,7 @@ fn fill_the_compile_cache() {
         .ok()
         .and_then(|a| a.parse().ok())
         .unwrap_or(90);
-    let units = units();
+    let units = cache_units();
     let next = std::sync::atomic::AtomicUsize::new(0);
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     std::thread::scope(|s| {

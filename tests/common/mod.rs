@@ -1,6 +1,8 @@
 //! Task types shared by the GPU tests and the NVRTC compile check.
 #![allow(dead_code)]
 
+pub mod stall;
+
 use grosr::{DevicePtr, RuntimeBuilder};
 
 /// Marks `flags[index]` once: checks each host-submitted task runs exactly once.
@@ -198,6 +200,27 @@ pub struct Bomb {
     pub depth: u32,
 }
 
+/// Holds whatever runs it until `*flag` is nonzero or `max_ns` have passed (the bound keeps a
+/// test whose release never arrives from holding the GPU for good), then traps if `*flag` is 2,
+/// else counts itself in `*ran`. A lone one submitted inline runs on the ingest warp, so while it
+/// holds, no descriptor after it is taken and the ring fills (tests/common/stall.rs).
+#[grosr::task(
+    granularity = "lane",
+    cuda = r#"
+    const unsigned long long start = grosr::globaltimer();
+    uint32_t f;
+    while ((f = *(volatile uint32_t*)task.flag) == 0u && grosr::globaltimer() - start < task.max_ns)
+        __nanosleep(1000);
+    if (f == 2u) __trap();
+    atomicAdd(task.ran, 1u);
+"#
+)]
+pub struct Hold {
+    pub flag: DevicePtr<u32>,
+    pub ran: DevicePtr<u32>,
+    pub max_ns: u64,
+}
+
 /// Every test task type, registered.
 pub fn builder() -> RuntimeBuilder {
     grosr::Runtime::builder()
@@ -214,4 +237,5 @@ pub fn builder() -> RuntimeBuilder {
         .task::<Bomb>()
         .task::<Tick>()
         .task::<Tock>()
+        .task::<Hold>()
 }
