@@ -81,7 +81,6 @@ fn loom_submit_consume() {
     // Two preemptions cover both; more make a model of 9 cells a publish run for hours.
     let mut model = loom::model::Builder::new();
     model.preemption_bound = Some(2);
-    model.max_branches = 100_000;
     model.check(|| {
         let shared = Shared::new();
         let dev = {
@@ -101,7 +100,6 @@ fn loom_submit_consume() {
 fn loom_two_producers() {
     let mut model = loom::model::Builder::new();
     model.preemption_bound = Some(2);
-    model.max_branches = 100_000;
     model.check(|| {
         let shared = Shared::new();
         let producer = Arc::new(Submitter::new(64));

@@ -8,6 +8,43 @@ use super::wait::{Health, Waiter};
 use super::{ABANDONED, ARENA_ALIGN, JobTicket, Ordering, Ring};
 use crate::error::{Error, Result};
 
+/// A reservation, or what the GPU must do before it can be made.
+pub(crate) type Reserved = std::result::Result<ChunkTicket, WaitFor>;
+
+/// What a reservation waits for; waited for without the producer's mutex, so that no thread
+/// waits behind another's wait for the GPU longer than its own timeout.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum WaitFor {
+    /// Descriptor slot `index % cap` to be free: `desc_head + cap > index`.
+    Desc(u64),
+    /// Descriptor `index`'s records to be read (`desc_done`), giving its arena space back.
+    Read(u64),
+}
+
+impl WaitFor {
+    /// Waits until the reservation may succeed (another thread may still take it first).
+    pub fn wait(self, ring: &Ring, wait: &mut Waiter, health: Health) -> Result<()> {
+        let cap = ring.descs.len() as u64;
+        match self {
+            // Acquire: as in free_desc.
+            WaitFor::Desc(index) => wait.until(
+                || ring.desc_head.load(Ordering::Acquire) + cap > index,
+                health,
+                "a free descriptor",
+            ),
+            // Acquire: as in reclaim.
+            WaitFor::Read(index) => wait.until(
+                || {
+                    ring.desc_done[(index % cap) as usize].load(Ordering::Acquire)
+                        == (index + 1) as u32
+                },
+                health,
+                "arena space",
+            ),
+        }
+    }
+}
+
 /// One chunk's reservation: descriptor index and arena byte offset.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ChunkTicket {
@@ -15,7 +52,8 @@ pub(crate) struct ChunkTicket {
     pub offset: u64,
 }
 
-/// The producer's bookkeeping; lives behind a mutex, reservations only (copies happen outside).
+/// The producer's bookkeeping; lives behind a mutex, reservations only (copies and waits happen
+/// outside).
 #[derive(Debug)]
 pub(crate) struct Producer {
     next_desc: u64,
@@ -177,45 +215,39 @@ impl Producer {
         });
     }
 
-    /// Reserves a descriptor for `job` whose records travel inline (waiting for the GPU to free
-    /// one).
-    pub fn reserve_inline(
-        &mut self,
-        ring: &Ring,
-        job: JobTicket,
-        wait: &mut Waiter,
-        health: Health,
-    ) -> Result<ChunkTicket> {
+    /// Reserves a descriptor for `job` whose records travel inline, or says what to wait for
+    /// first (without the producer's mutex: [`WaitFor::wait`]).
+    pub fn try_reserve_inline(&mut self, ring: &Ring, job: JobTicket) -> Result<Reserved> {
         self.current(job)?;
-        let desc = self.wait_desc(ring, wait, health)?;
+        let desc = match self.free_desc(ring) {
+            Ok(desc) => desc,
+            Err(w) => return Ok(Err(w)),
+        };
         self.next_desc += 1;
-        Ok(ChunkTicket { desc, offset: 0 })
+        Ok(Ok(ChunkTicket { desc, offset: 0 }))
     }
 
-    /// Waits until the next descriptor's slot is free: the ingest warp has read its last use.
-    fn wait_desc(&self, ring: &Ring, wait: &mut Waiter, health: Health) -> Result<u64> {
+    /// The next descriptor index if its slot is free (the ingest warp has read its last use).
+    fn free_desc(&self, ring: &Ring) -> std::result::Result<u64, WaitFor> {
         let cap = ring.descs.len() as u64;
         let desc = self.next_desc;
         // Acquire: pairs with the ingest warp's store of desc_head, made after its loads of
         // slot desc % cap (and a load of a later write would have seen a wrong tag).
-        wait.until(
-            || ring.desc_head.load(Ordering::Acquire) + cap > desc,
-            health,
-            "a free descriptor",
-        )?;
-        Ok(desc)
+        if ring.desc_head.load(Ordering::Acquire) + cap > desc {
+            Ok(desc)
+        } else {
+            Err(WaitFor::Desc(desc))
+        }
     }
 
-    /// Reserves a descriptor and `bytes` of arena space for `job` (waiting for the GPU to free
-    /// either).
-    pub fn reserve_chunk(
+    /// Reserves a descriptor and `bytes` of arena space for `job`, or says what to wait for
+    /// first (without the producer's mutex: [`WaitFor::wait`]).
+    pub fn try_reserve_chunk(
         &mut self,
         ring: &Ring,
         job: JobTicket,
         bytes: u64,
-        wait: &mut Waiter,
-        health: Health,
-    ) -> Result<ChunkTicket> {
+    ) -> Result<Reserved> {
         self.current(job)?;
         let bytes = bytes.next_multiple_of(ARENA_ALIGN);
         if bytes > self.max_chunk_bytes() {
@@ -223,8 +255,10 @@ impl Producer {
                 "a chunk of {bytes} B exceeds the arena's limit"
             )));
         }
-        let cap = ring.descs.len() as u64;
-        let desc = self.wait_desc(ring, wait, health)?;
+        let desc = match self.free_desc(ring) {
+            Ok(desc) => desc,
+            Err(w) => return Ok(Err(w)),
+        };
         // Space never wraps inside a chunk: skip the arena's tail when the chunk does not fit there.
         let pos = self.reserved % self.arena_len;
         let start = if pos + bytes > self.arena_len {
@@ -233,29 +267,58 @@ impl Producer {
             self.reserved
         };
         let end = start + bytes;
-        loop {
-            self.reclaim(ring);
-            if end - self.released <= self.arena_len {
-                break;
-            }
+        self.reclaim(ring);
+        if end - self.released > self.arena_len {
             let (front, _) = *self
                 .in_flight
                 .front()
                 .expect("arena full implies chunks in flight");
-            let cell = &ring.desc_done[(front % cap) as usize];
-            wait.until(
-                || cell.load(Ordering::Acquire) == (front + 1) as u32,
-                health,
-                "arena space",
-            )?;
+            return Ok(Err(WaitFor::Read(front)));
         }
         self.reserved = end;
         self.in_flight.push_back((desc, end));
         self.next_desc += 1;
-        Ok(ChunkTicket {
+        Ok(Ok(ChunkTicket {
             desc,
             offset: start % self.arena_len,
-        })
+        }))
+    }
+
+    /// [`try_reserve_inline`](Self::try_reserve_inline), waiting as long as `wait` allows (for
+    /// tests that drive a producer without a mutex).
+    #[cfg(test)]
+    pub fn reserve_inline(
+        &mut self,
+        ring: &Ring,
+        job: JobTicket,
+        wait: &mut Waiter,
+        health: Health,
+    ) -> Result<ChunkTicket> {
+        loop {
+            match self.try_reserve_inline(ring, job)? {
+                Ok(t) => return Ok(t),
+                Err(w) => w.wait(ring, wait, health)?,
+            }
+        }
+    }
+
+    /// [`try_reserve_chunk`](Self::try_reserve_chunk), waiting as long as `wait` allows (for
+    /// tests that drive a producer without a mutex).
+    #[cfg(test)]
+    pub fn reserve_chunk(
+        &mut self,
+        ring: &Ring,
+        job: JobTicket,
+        bytes: u64,
+        wait: &mut Waiter,
+        health: Health,
+    ) -> Result<ChunkTicket> {
+        loop {
+            match self.try_reserve_chunk(ring, job, bytes)? {
+                Ok(t) => return Ok(t),
+                Err(w) => w.wait(ring, wait, health)?,
+            }
+        }
     }
 
     /// Releases the arena space of every leading descriptor whose records the GPU has read.

@@ -2,14 +2,17 @@
 //! submission" lists the steps).
 
 use super::outcome::{FailedJobs, Outcome, finished, read_slot};
-use super::producer::{Producer, wait_job_slot};
+use super::producer::{ChunkTicket, Producer, Reserved, wait_job_slot};
 use super::wait::{Health, Waiter};
 use super::{
-    AtomicBool, AtomicU32, AtomicU64, DescFields, JobTicket, Mutex, MutexGuard, Ordering, Records,
-    Ring, publish, travels_inline,
+    DescFields, JobTicket, Mutex, MutexGuard, Ordering, Records, Ring, publish, travels_inline,
 };
+// The submitter's own counters are std atomics also under loom: they are bookkeeping beside the
+// mutex, not cells shared with the GPU, and as loom atomics they made the two-producer model's
+// paths too long to explore (its branch limit); the unit tests cover the restart that reads them.
 use crate::error::{Error, Result};
 use crate::layout::{KIND_GRAPH, KIND_GRAPH_SMALL};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 
 /// What one submission carries; each becomes one job.
 #[derive(Clone, Copy, Debug)]
@@ -124,14 +127,31 @@ impl Submitter {
         self.producer.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs `reserve` under the producer's mutex; what it reserves counts as being copied
+    /// Reserves with `attempt` under the producer's mutex, waiting without it (as long as
+    /// `wait` allows) for what the GPU must do first; the reservation counts as being copied
     /// until [`published`](Self::published).
-    fn reserve<T>(&self, reserve: impl FnOnce(&mut Producer) -> Result<T>) -> Result<T> {
-        let mut p = self.lock();
-        let reserved = reserve(&mut p)?;
-        // Relaxed: raised under the mutex, which a restart holds while it reads the count.
-        self.copying.fetch_add(1, Ordering::Relaxed);
-        Ok(reserved)
+    fn reserve(
+        &self,
+        ring: &Ring,
+        wait: &mut Waiter,
+        health: Health,
+        mut attempt: impl FnMut(&mut Producer) -> Result<Reserved>,
+    ) -> Result<ChunkTicket> {
+        loop {
+            let wait_for = {
+                let mut p = self.lock();
+                match attempt(&mut p)? {
+                    Ok(t) => {
+                        // Relaxed: raised under the mutex, which a restart holds while it
+                        // reads the count.
+                        self.copying.fetch_add(1, Ordering::Relaxed);
+                        return Ok(t);
+                    }
+                    Err(w) => w,
+                }
+            };
+            wait_for.wait(ring, wait, health)?;
+        }
     }
 
     /// One reservation has been published.
@@ -268,7 +288,7 @@ impl Submitter {
         if travels_inline(bytes.len(), record_size) {
             // Few small records travel in the descriptor itself: the GPU reads them with the
             // descriptor in one PCIe round trip, and no arena space is taken or given back.
-            let t = match self.reserve(|p| p.reserve_inline(ring, job, wait, health)) {
+            let t = match self.reserve(ring, wait, health, |p| p.try_reserve_inline(ring, job)) {
                 Ok(t) => t,
                 Err(e) => {
                     self.failed(job, false);
@@ -288,8 +308,10 @@ impl Submitter {
         }
         let chunks = count.div_ceil(per_chunk);
         for (i, chunk) in bytes.chunks(per_chunk * record_size).enumerate() {
-            let reserved =
-                self.reserve(|p| p.reserve_chunk(ring, job, chunk.len() as u64, wait, health));
+            let bytes = chunk.len() as u64;
+            let reserved = self.reserve(ring, wait, health, |p| {
+                p.try_reserve_chunk(ring, job, bytes)
+            });
             let t = match reserved {
                 Ok(t) => t,
                 // Nothing of the job was published yet: an orphan, settled later. A job that

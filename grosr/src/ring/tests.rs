@@ -592,3 +592,37 @@ fn a_job_waiting_for_its_slot_across_a_restart_is_told_stopped() {
         assert_eq!(s.outcome(&ring, job), Some(Outcome::Finished(ABANDONED, 0)));
     }
 }
+
+#[test]
+fn a_submit_waits_no_longer_than_its_own_timeout_while_another_waits_for_ring_space() {
+    // Two descriptors, no device: both are taken, then a submit with a long timeout waits for a
+    // third; a submit with a short one must give up on time, not queue behind that wait.
+    let shared = FakeShared::new(2, 8);
+    let arena = HostArena::new(64);
+    let s = Submitter::new(256);
+    let ring = shared.ring();
+    for v in 0..2u8 {
+        let mut w = Waiter::new(Duration::from_secs(1));
+        s.submit(&ring, &arena, one_word(&[v, 0, 0, 0]), &mut w, &|| Ok(()))
+            .unwrap();
+    }
+    let long_one_waiting = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let long = scope.spawn(|| {
+            let mut w = Waiter::new(Duration::from_secs(3));
+            long_one_waiting.store(true, Ordering::Release);
+            s.submit(&ring, &arena, one_word(&[7, 0, 0, 0]), &mut w, &|| Ok(()))
+        });
+        while !long_one_waiting.load(Ordering::Acquire) {
+            std::thread::yield_now();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        let start = std::time::Instant::now();
+        let mut w = Waiter::new(Duration::from_millis(50));
+        let short = s.submit(&ring, &arena, one_word(&[8, 0, 0, 0]), &mut w, &|| Ok(()));
+        let took = start.elapsed();
+        assert!(matches!(short, Err(Error::Timeout(..))), "{short:?}");
+        assert!(took < Duration::from_secs(1), "took {took:?}");
+        assert!(matches!(long.join().unwrap(), Err(Error::Timeout(..))));
+    });
+}

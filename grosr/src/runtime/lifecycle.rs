@@ -65,6 +65,11 @@ impl Runtime {
     pub fn start(&self) -> Result<()> {
         {
             let _guard = self.lifecycle.lock().unwrap_or_else(|e| e.into_inner());
+            // A faulted runtime stays faulted, running or not (health asks the driver).
+            self.health().or_else(|e| match e {
+                Error::Stopped => Ok(()),
+                e => Err(e),
+            })?;
             if self.running.load(StdOrdering::Acquire) {
                 return Ok(());
             }

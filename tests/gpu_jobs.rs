@@ -1,0 +1,243 @@
+//! Jobs on a real GPU where the host protocol used to go wrong (issue 18): a late look at a job
+//! whose completion slot was reused (D5), a split job that fails between chunks (D6), stop and
+//! start racing multi-chunk submits (D7), a buffer dropped while a job that writes it runs (F2),
+//! and two runtimes of one process on one GPU. Every wait is bounded; steps that could hang run
+//! on threads with deadlines (tests/common/stall.rs).
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::stall::{Bounded, hold, marks};
+use common::{Failer, Mark};
+use grosr::{DeviceBuffer, Error, Gpu};
+
+/// Waits that should succeed.
+const T: Duration = Duration::from_secs(60);
+/// Completion slots of a runtime with the default sizes: job `n + SLOTS` reuses job `n`'s.
+const SLOTS: u32 = 4096;
+
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn a_job_looked_at_after_its_slot_was_reused_reports_its_own_outcome() {
+    let rt = common::builder().build().unwrap();
+    let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), SLOTS as usize + 2).unwrap();
+    let failed = rt.submit(&[Failer { code: 7, pad: 0 }]).unwrap();
+    let good = rt.submit(&marks(flags.ptr(), 0, 1)).unwrap();
+    // SLOTS - 1 more jobs: the last of them reuses `failed`'s slot and succeeds; one more
+    // reuses `good`'s slot and fails.
+    let later: Vec<_> = (1..SLOTS)
+        .map(|i| rt.submit(&marks(flags.ptr(), i, 1)).unwrap())
+        .collect();
+    let last = rt.submit(&[Failer { code: 9, pad: 0 }]).unwrap();
+    for job in &later {
+        job.wait_timeout(T).unwrap();
+    }
+    assert!(matches!(
+        last.wait_timeout(T),
+        Err(Error::TaskFailed { code: 9, .. })
+    ));
+    // Both slots now hold other jobs' outcomes; each handle still gets its own.
+    assert!(
+        matches!(
+            failed.wait_timeout(T),
+            Err(Error::TaskFailed { code: 7, .. })
+        ),
+        "{:?}",
+        failed.wait_timeout(T)
+    );
+    good.wait_timeout(T).unwrap();
+    assert_eq!(
+        flags.to_vec().unwrap()[..SLOTS as usize],
+        vec![1; SLOTS as usize][..]
+    );
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn a_split_job_that_fails_between_chunks_runs_what_it_published_and_frees_its_slot() {
+    // A 4 KiB arena: chunks of 1 KiB, 64 Mark records each; four fit.
+    let gpu = Gpu::open(0).unwrap();
+    let gate = DeviceBuffer::<u32>::zeroed(&gpu, 1).unwrap();
+    let ran = DeviceBuffer::<u32>::zeroed(&gpu, 1).unwrap();
+    let flags = DeviceBuffer::<u32>::zeroed(&gpu, 1024 + SLOTS as usize).unwrap();
+    let rt = common::builder()
+        .arena_bytes(4096)
+        .submit_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    // The ingest warp holds: nothing after this is read until the gate opens.
+    let held = rt
+        .submit(&[hold(gate.ptr(), ran.ptr(), Duration::from_secs(30))])
+        .unwrap();
+    // 16 chunks: four are published, the fifth waits for arena space and times out.
+    let split = marks(flags.ptr(), 0, 1024);
+    let e = rt.submit(&split).unwrap_err();
+    assert!(matches!(e, Error::Timeout(..)), "{e}");
+    gate.write(&[1]).unwrap();
+    held.wait_timeout(T).unwrap();
+    // The failed job's slot comes round again after SLOTS - 2 more jobs (the hold and the split
+    // took two ids): the job that lands there must not wait forever.
+    let deadline = Instant::now() + T;
+    let jobs: Vec<_> = (0..SLOTS)
+        .map(|i| {
+            let mut w = rt.submit(&marks(flags.ptr(), 1024 + i, 1));
+            while let Err(Error::Timeout(..)) = w {
+                assert!(Instant::now() < deadline, "job {i} never got its slot");
+                w = rt.submit(&marks(flags.ptr(), 1024 + i, 1));
+            }
+            w.unwrap()
+        })
+        .collect();
+    for j in &jobs {
+        j.wait_timeout(T).unwrap();
+    }
+    let f = flags.to_vec().unwrap();
+    // The four published chunks ran once each; the rest never did.
+    assert_eq!(f[..256], vec![1; 256][..]);
+    assert_eq!(f[256..1024], vec![0; 768][..]);
+    assert_eq!(f[1024..], vec![1; SLOTS as usize][..]);
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn stop_and_start_racing_split_submits_never_run_a_record_twice_or_corrupt_one() {
+    const THREADS: u32 = 4;
+    const PER_JOB: u32 = 4096; // 64 KiB of records: four chunks of a 64 KiB arena's quarter
+    const JOBS: u32 = 64;
+    let gpu = Gpu::open(0).unwrap();
+    let flags =
+        Arc::new(DeviceBuffer::<u32>::zeroed(&gpu, (THREADS * JOBS * PER_JOB) as usize).unwrap());
+    let rt = Arc::new(common::builder().arena_bytes(64 << 10).build().unwrap());
+    let done = Arc::new(AtomicBool::new(false));
+    let submitters: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (rt, flags) = (rt.clone(), flags.clone());
+            Bounded::spawn(format!("submitter {t}"), move || {
+                let mut ok = Vec::new();
+                for j in 0..JOBS {
+                    let first = (t * JOBS + j) * PER_JOB;
+                    let outcome = rt
+                        .submit(&marks(flags.ptr(), first, PER_JOB))
+                        .and_then(|job| job.wait_timeout(T));
+                    match outcome {
+                        Ok(()) => ok.push(first),
+                        Err(Error::Stopped) => {}
+                        Err(e) => panic!("job {j} of thread {t}: {e}"),
+                    }
+                }
+                ok
+            })
+        })
+        .collect();
+    let restarter = {
+        let (rt, done) = (rt.clone(), done.clone());
+        Bounded::spawn("stop/start", move || {
+            let mut restarts = 0;
+            while !done.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(3));
+                rt.stop().unwrap();
+                rt.start().unwrap();
+                restarts += 1;
+            }
+            restarts
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let ok: Vec<Vec<u32>> = submitters
+        .into_iter()
+        .map(|s| s.join_by(deadline))
+        .collect();
+    done.store(true, Ordering::Relaxed);
+    let restarts = restarter.join_by(deadline);
+    assert!(restarts > 0);
+    let f = flags.to_vec().unwrap();
+    // No record ran twice (a shared arena range would run one job's records for two).
+    let twice: Vec<usize> = (0..f.len()).filter(|&i| f[i] > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "records run twice: {:?}",
+        &twice[..twice.len().min(8)]
+    );
+    // Every job that succeeded ran all its records.
+    for first in ok.iter().flatten() {
+        let range = *first as usize..(*first + PER_JOB) as usize;
+        assert!(
+            f[range].iter().all(|&v| v == 1),
+            "job at {first} incomplete"
+        );
+    }
+    println!(
+        "{restarts} restarts; {} of {} jobs completed",
+        ok.iter().map(Vec::len).sum::<usize>(),
+        THREADS * JOBS
+    );
+    // The runtime still runs work.
+    let after = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
+    rt.submit(&marks(after.ptr(), 0, 1))
+        .unwrap()
+        .wait_timeout(T)
+        .unwrap();
+    assert_eq!(after.to_vec().unwrap(), vec![1]);
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn a_buffer_dropped_while_a_job_writes_it_is_freed_only_after_the_job() {
+    let gpu = Gpu::open(0).unwrap();
+    let gate = DeviceBuffer::<u32>::zeroed(&gpu, 1).unwrap();
+    let rt = common::builder().build().unwrap();
+    // The job writes `ran` once the gate opens; `ran` is dropped before that.
+    let job = {
+        let ran = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
+        rt.submit(&[hold(gate.ptr(), ran.ptr(), Duration::from_secs(30))])
+            .unwrap()
+    };
+    // Were `ran` freed now, the allocator would hand its bytes to one of these.
+    let sentinel = 0xA5A5_A5A5u32;
+    let others: Vec<_> = (0..256)
+        .map(|_| DeviceBuffer::from_slice(rt.gpu(), &[sentinel]).unwrap())
+        .collect();
+    gate.write(&[1]).unwrap();
+    job.wait_timeout(T).unwrap();
+    for (i, b) in others.iter().enumerate() {
+        assert_eq!(
+            b.to_vec().unwrap(),
+            vec![sentinel],
+            "buffer {i} was written"
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn two_runtimes_of_one_process_share_the_gpu_and_either_can_go_first() {
+    let sms = Gpu::open(0).unwrap().sm_count;
+    let first = common::builder().max_sms(sms / 2).build().unwrap();
+    let second = common::builder().max_sms(sms / 2).build().unwrap();
+    for rt in [&first, &second] {
+        let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 64).unwrap();
+        rt.submit(&marks(flags.ptr(), 0, 64))
+            .unwrap()
+            .wait_timeout(T)
+            .unwrap();
+        assert_eq!(flags.to_vec().unwrap(), vec![1; 64]);
+    }
+    // Dropping the first while the second runs must return (its frees and unloads must not
+    // wait for the second's kernel), and the second's copies must still pass its kernel.
+    let dropped = Bounded::spawn("dropping the first runtime", move || drop(first));
+    dropped.join_by(Instant::now() + Duration::from_secs(30));
+    let flags = DeviceBuffer::<u32>::zeroed(second.gpu(), 8).unwrap();
+    second
+        .submit(&[Mark {
+            flags: flags.ptr(),
+            index: 3,
+            pad: 0,
+        }])
+        .unwrap()
+        .wait_timeout(T)
+        .unwrap();
+    assert_eq!(flags.to_vec().unwrap()[3], 1);
+}
