@@ -284,24 +284,6 @@ impl Producer {
         }))
     }
 
-    /// [`try_reserve_inline`](Self::try_reserve_inline), waiting as long as `wait` allows (for
-    /// tests that drive a producer without a mutex).
-    #[cfg(test)]
-    pub fn reserve_inline(
-        &mut self,
-        ring: &Ring,
-        job: JobTicket,
-        wait: &mut Waiter,
-        health: Health,
-    ) -> Result<ChunkTicket> {
-        loop {
-            match self.try_reserve_inline(ring, job)? {
-                Ok(t) => return Ok(t),
-                Err(w) => w.wait(ring, wait, health)?,
-            }
-        }
-    }
-
     /// [`try_reserve_chunk`](Self::try_reserve_chunk), waiting as long as `wait` allows (for
     /// tests that drive a producer without a mutex).
     #[cfg(test)]
