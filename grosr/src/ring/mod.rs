@@ -65,6 +65,7 @@ pub(crate) use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 
 pub(crate) use producer::Producer;
 #[cfg(test)]
+#[cfg_attr(miri, allow(unused_imports))] // under Miri, ring::tests uses a plain-memory arena
 pub(crate) use submit::HostArena;
 pub(crate) use submit::{Arena, Submission, submit};
 pub(crate) use wait::Waiter;
