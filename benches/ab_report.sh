@@ -22,6 +22,9 @@ for g in "$@"; do
   for who in before after; do
     if [ "$who" = before ]; then bin=.gpu-extra/before/report; cache=.gpu-extra/cache-before
     else bin=.gpu/examples/report; cache=.gpu-extra/cache-after; fi
+    # The cache refuses a folder others may write and a key others may read: a copy that lost
+    # its modes on the way gets them back.
+    chmod -R go-rwx "$top/$cache"
     echo "=== $who --only $g" | tee -a "$log"
     s=$(date +%s)
     GROSR_CACHE_DIR=$top/$cache timeout -k 5 "$limit" "$bin" --quick --no-torch --only "$g" \

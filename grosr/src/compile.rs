@@ -2,9 +2,13 @@
 //!
 //! The cache key is a SHA-256 of the source, the NVRTC version, the target and the options, so
 //! any change to any of them compiles anew; a second start with the same tasks skips NVRTC.
+//! Entries carry a keyed digest and are refused when it does not verify ([`cache`]).
+
+mod cache;
+mod hmac;
 
 use std::ffi::{CStr, CString, c_char, c_int};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use cudarc::nvrtc::{result as nvrtc, sys};
 use sha2::{Digest, Sha256};
@@ -58,23 +62,37 @@ impl std::fmt::Debug for Compiled {
 
 /// Compiles `source` for `sm_<arch>` (e.g. 90), using the cache folder when one is usable.
 pub fn compile_cached(source: &str, arch: u32) -> Result<Compiled> {
+    compile_cached_in(cache_dir(), source, arch)
+}
+
+/// [`compile_cached`] with the cache folder `dir` (`None`: no cache).
+fn compile_cached_in(dir: Option<PathBuf>, source: &str, arch: u32) -> Result<Compiled> {
     let version = nvrtc_version()?;
     let key = cache_key(source, arch, version);
-    let path = cache_dir().map(|d| d.join(format!("{key}.cubin")));
-    if let Some(p) = &path {
-        if let Ok(cubin) = std::fs::read(p) {
-            if !cubin.is_empty() {
+    // A folder that cannot be used safely costs a compile, not the build.
+    let cache = dir.and_then(|d| {
+        cache::Cache::open(&d)
+            .map_err(|e| warn_once(format!("grosr: compiling without the cache: {e}")))
+            .ok()
+    });
+    if let Some(c) = &cache {
+        match c.load(&key) {
+            cache::Lookup::Hit(cubin) => {
                 return Ok(Compiled {
                     cubin,
                     cached: true,
                 });
             }
+            cache::Lookup::Refused(why) => warn_once(format!(
+                "grosr: refusing a compile cache entry, compiling anew: {why}"
+            )),
+            cache::Lookup::Miss => {}
         }
     }
     let cubin = compile(source, arch)?;
-    if let Some(p) = &path {
+    if let Some(c) = &cache {
         // A cache that cannot be written only costs the next start a compile.
-        let _ = write_atomically(p, &cubin);
+        let _ = c.store(&key, &cubin);
     }
     Ok(Compiled {
         cubin,
@@ -168,13 +186,14 @@ pub fn cache_dir() -> Option<PathBuf> {
         .map(|h| PathBuf::from(h).join(".cache/grosr"))
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+/// Prints `message` to stderr, once per process: a library's warning, not a log.
+fn warn_once(message: String) {
+    static SEEN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
+    if !seen.contains(&message) {
+        eprintln!("{message}");
+        seen.push(message);
     }
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]
@@ -189,5 +208,39 @@ mod tests {
         assert_ne!(k, cache_key("a", 80, (13, 0)));
         assert_ne!(k, cache_key("a", 90, (12, 8)));
         assert_eq!(k, cache_key("a", 90, (13, 0)));
+    }
+
+    #[test]
+    fn a_cache_entry_that_fails_its_check_is_compiled_anew_and_replaced() {
+        if nvrtc_available().is_err() {
+            eprintln!("skipping: no NVRTC");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("grosr-compile-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let source = "extern \"C\" __global__ void grosr_cache_probe(int *p) { *p = 1; }";
+        let first = compile_cached_in(Some(dir.clone()), source, 75).unwrap();
+        assert!(!first.cached);
+        let again = compile_cached_in(Some(dir.clone()), source, 75).unwrap();
+        assert!(again.cached);
+        assert_eq!(again.cubin, first.cubin);
+        // Someone else's code in the entry: refused, compiled anew, and the entry overwritten.
+        let entry = dir.join(format!(
+            "{}.entry",
+            cache_key(source, 75, nvrtc_version().unwrap())
+        ));
+        let mut bytes = std::fs::read(&entry).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        std::fs::write(&entry, &bytes).unwrap();
+        let tampered = compile_cached_in(Some(dir.clone()), source, 75).unwrap();
+        assert!(!tampered.cached, "a tampered entry was loaded");
+        assert_eq!(tampered.cubin, first.cubin);
+        assert!(
+            compile_cached_in(Some(dir.clone()), source, 75)
+                .unwrap()
+                .cached
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -253,6 +253,41 @@ mod tests {
     }
 
     #[test]
+    fn the_sticky_errors_are_those_after_which_cuda_refuses_all_work() {
+        use CUresult as R;
+        // The driver documents each of these as leaving the context unusable for the process.
+        let sticky = [
+            R::CUDA_ERROR_LAUNCH_FAILED,
+            R::CUDA_ERROR_LAUNCH_TIMEOUT,
+            R::CUDA_ERROR_ILLEGAL_ADDRESS,
+            R::CUDA_ERROR_ILLEGAL_INSTRUCTION,
+            R::CUDA_ERROR_MISALIGNED_ADDRESS,
+            R::CUDA_ERROR_INVALID_ADDRESS_SPACE,
+            R::CUDA_ERROR_INVALID_PC,
+            R::CUDA_ERROR_HARDWARE_STACK_ERROR,
+            R::CUDA_ERROR_ASSERT,
+            R::CUDA_ERROR_ECC_UNCORRECTABLE,
+        ];
+        for code in sticky {
+            assert!(is_sticky(code), "{code:?} is sticky");
+        }
+        // Errors a caller can recover from: the context stays usable.
+        let recoverable = [
+            R::CUDA_SUCCESS,
+            R::CUDA_ERROR_OUT_OF_MEMORY,
+            R::CUDA_ERROR_INVALID_VALUE,
+            R::CUDA_ERROR_NOT_READY,
+            R::CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES,
+            R::CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE,
+            R::CUDA_ERROR_TIMEOUT,
+            R::CUDA_ERROR_NO_BINARY_FOR_GPU,
+        ];
+        for code in recoverable {
+            assert!(!is_sticky(code), "{code:?} is not sticky");
+        }
+    }
+
+    #[test]
     fn an_io_error_keeps_its_source_and_says_what_was_done() {
         use std::error::Error as _;
         let e = Error::io(

@@ -64,6 +64,12 @@ pub use record::{
 #[cfg(not(loom))]
 pub use runtime::{Job, Runtime, RuntimeBuilder, RuntimeInfo, Tuning};
 
+/// The longest any wait of grosr lasts: one year (365 days). A longer timeout given to
+/// [`RuntimeBuilder::submit_timeout`], [`Runtime::submit_timeout`], [`Job::wait_timeout`] or
+/// [`graph::Prepared::run`] (`Duration::MAX` included) waits this long and then fails with
+/// [`Error::Timeout`]: every wait ends.
+pub const MAX_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 60 * 60);
+
 /// Internals for grosr's own benchmark lab (`benches/lab`) and tests, behind the cargo feature
 /// `unstable`. No stability promise: anything here may change or go in any release.
 #[cfg(all(feature = "unstable", not(loom)))]

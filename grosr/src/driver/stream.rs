@@ -160,7 +160,8 @@ pub(super) fn query_stream(stream: sys::CUstream) -> Result<bool> {
 }
 
 /// Queries `stream` until its work is done: `spin` queries back to back, then `pause()` between
-/// queries; gives up after `timeout`. The stream's context must be current.
+/// queries; gives up after `timeout` (at most [`crate::MAX_TIMEOUT`]). The stream's context must
+/// be current.
 pub(super) fn poll_stream(
     stream: sys::CUstream,
     timeout: Duration,
@@ -168,6 +169,7 @@ pub(super) fn poll_stream(
     spin: u32,
     pause: impl Fn(),
 ) -> Result<()> {
+    let timeout = timeout.min(crate::MAX_TIMEOUT);
     let start = Instant::now();
     let mut turns = 0u32;
     while !query_stream(stream)? {

@@ -372,7 +372,8 @@ impl Prepared<'_> {
         self.strategy
     }
 
-    /// Runs the whole graph once and waits (at most `timeout`) until every task has run.
+    /// Runs the whole graph once and waits (at most `timeout`, itself at most
+    /// [`MAX_TIMEOUT`](crate::MAX_TIMEOUT)) until every task has run.
     pub fn run(&mut self, timeout: Duration) -> Result<()> {
         match &mut self.inner {
             Inner::Resident(g) => g.run(timeout),

@@ -83,6 +83,7 @@ pub(crate) use outcome::finished;
 #[cfg(test)]
 pub(crate) use producer::Producer;
 #[cfg(test)]
+#[cfg_attr(miri, allow(unused_imports))] // under Miri, ring::tests uses a plain-memory arena
 pub(crate) use submit::HostArena;
 pub(crate) use submit::{Arena, Submission, Submitter};
 pub(crate) use wait::Waiter;

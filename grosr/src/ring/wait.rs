@@ -11,15 +11,18 @@ const HEALTH_PERIOD: std::time::Duration = std::time::Duration::from_micros(200)
 
 /// Bounded waiting: spins briefly (latency), then yields; checks the deadline and the GPU's health.
 pub(crate) struct Waiter {
-    deadline: Option<std::time::Instant>,
+    deadline: std::time::Instant,
     timeout: std::time::Duration,
 }
 
 impl Waiter {
-    /// A waiter that gives up after `timeout`.
+    /// A waiter that gives up after `timeout`, at most [`crate::MAX_TIMEOUT`].
     pub fn new(timeout: std::time::Duration) -> Waiter {
+        let timeout = timeout.min(crate::MAX_TIMEOUT);
+        let now = std::time::Instant::now();
         Waiter {
-            deadline: std::time::Instant::now().checked_add(timeout),
+            // A clock too close to its end for the deadline gives up at once: never unbounded.
+            deadline: now.checked_add(timeout).unwrap_or(now),
             timeout,
         }
     }
@@ -52,7 +55,7 @@ impl Waiter {
                 if next_check.is_none_or(|t| now >= t) {
                     next_check = Some(now + HEALTH_PERIOD);
                     health()?;
-                    if self.deadline.is_some_and(|d| now > d) {
+                    if now > self.deadline {
                         return Err(Error::Timeout(self.timeout, what));
                     }
                 }
@@ -62,5 +65,22 @@ impl Waiter {
             let _ = (health, what, turns);
         }
         Ok(())
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_wait_of_duration_max_has_a_deadline_of_at_most_max_timeout() {
+        let before = Instant::now();
+        let w = Waiter::new(Duration::MAX);
+        assert_eq!(w.timeout, crate::MAX_TIMEOUT);
+        assert!(w.deadline <= Instant::now() + crate::MAX_TIMEOUT);
+        assert!(w.deadline >= before + crate::MAX_TIMEOUT);
+        let w = Waiter::new(Duration::from_millis(5));
+        assert_eq!(w.timeout, Duration::from_millis(5));
     }
 }

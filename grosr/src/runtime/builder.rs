@@ -110,7 +110,8 @@ impl RuntimeBuilder {
         self.config.arena_bytes = bytes;
         self
     }
-    /// How long `submit` waits for ring space before it fails (default 60 s).
+    /// How long `submit` waits for ring space before it fails (default 60 s), and `Job::wait`
+    /// for its job; at most [`MAX_TIMEOUT`](crate::MAX_TIMEOUT) (a longer one is cut to it).
     pub fn submit_timeout(mut self, timeout: Duration) -> Self {
         self.config.submit_timeout = timeout;
         self

@@ -39,7 +39,8 @@ impl Job<'_> {
         self.wait_timeout(self.rt.config.submit_timeout)
     }
 
-    /// Waits at most `timeout`; returns the first error any of the job's tasks reported.
+    /// Waits at most `timeout` (at most [`MAX_TIMEOUT`](crate::MAX_TIMEOUT): `Duration::MAX`
+    /// waits that long, not forever); returns the first error any of the job's tasks reported.
     pub fn wait_timeout(&self, timeout: Duration) -> Result<()> {
         let Some(ticket) = self.ticket else {
             return Ok(());

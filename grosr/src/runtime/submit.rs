@@ -17,7 +17,8 @@ impl Runtime {
         self.submit_timeout(records, self.config.submit_timeout)
     }
 
-    /// [`submit`](Runtime::submit), waiting at most `timeout` for ring space.
+    /// [`submit`](Runtime::submit), waiting at most `timeout` for ring space (at most
+    /// [`MAX_TIMEOUT`](crate::MAX_TIMEOUT): `Duration::MAX` waits that long, not forever).
     pub fn submit_timeout<T: Task + 'static>(
         &self,
         records: &[T],
