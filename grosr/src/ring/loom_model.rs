@@ -121,3 +121,58 @@ fn loom_two_producers() {
         assert_eq!(seen, expect);
     });
 }
+
+/// The ingest warp and job completion: consumes `errors.len()` descriptors in order; job `i`
+/// (one descriptor each) completes right after it is read, with `errors[i]`.
+fn ingest_and_complete(s: &Shared, errors: &[i32]) {
+    for (head, &error) in errors.iter().enumerate() {
+        let head = head as u64;
+        let w = loop {
+            match s.descs[0].read((head + 1) as u32) {
+                Some(w) => break w,
+                None => loom::thread::yield_now(),
+            }
+        };
+        s.desc_head.store(head + 1, Ordering::Release);
+        let c = &s.completions[w[DESC_JOB_SLOT] as usize];
+        c.error.store(error, Ordering::Relaxed);
+        // Release: as the GPU's st.release.sys of done_seq, after the error.
+        c.done_seq.store(w[DESC_JOB_SEQ], Ordering::Release);
+    }
+}
+
+/// Job 2 reuses job 0's completion slot while another thread looks at job 0: the look must
+/// find job 0's own failure (in the slot while job 0 owns it, else in the history its
+/// successor filled when it took the slot), never job 2's success.
+#[test]
+fn loom_a_reused_slot_keeps_each_jobs_own_outcome() {
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(2);
+    model.check(|| {
+        let shared = Shared::new();
+        let dev = {
+            let s = shared.clone();
+            loom::thread::spawn(move || ingest_and_complete(&s, &[5, 0, 0]))
+        };
+        let submitter = Arc::new(Submitter::new(64));
+        let first = submit_words(&submitter, &shared, &[1]);
+        // One look at any moment: not finished yet, or job 0's own failure.
+        let look = {
+            let (s, sub) = (shared.clone(), submitter.clone());
+            loom::thread::spawn(move || sub.outcome(&s.ring(), first))
+        };
+        submit_words(&submitter, &shared, &[2]);
+        let third = submit_words(&submitter, &shared, &[3]);
+        assert_eq!(third.slot, first.slot);
+        let seen = look.join().unwrap();
+        assert!(
+            matches!(seen, None | Some(Outcome::Finished(5, 0))),
+            "{seen:?}"
+        );
+        dev.join().unwrap();
+        assert_eq!(
+            submitter.outcome(&shared.ring(), first),
+            Some(Outcome::Finished(5, 0))
+        );
+    });
+}

@@ -20,9 +20,10 @@
 //!   records of descriptor `i`; the host gives the arena space back only after reading it
 //!   (**acquire**). Inline descriptors take no arena space and get no `desc_done`.
 //! - `completions[slot]`: the GPU writes `error`, `error_kind`, then `done_seq = seq` (**release**);
-//!   the host reads `done_seq` (**acquire**), the error, then `done_seq` again (a seqlock: the
-//!   slot's next job may complete meanwhile; see `outcome`). The host writes a slot itself, the
-//!   same way, for a job it abandons ([`ABANDONED`]: an orphan, or a job cut off by a stop).
+//!   the host reads `done_seq` (**acquire**), then the error, holding the slots' mutex and only
+//!   while the job still owns the slot (the next job is published only after it was handed
+//!   the slot under that mutex; see `outcome`). The host writes a slot itself, the same way,
+//!   for a job it abandons ([`ABANDONED`]: an orphan, or a job cut off by a stop).
 //!
 //! # One submission ([`Submitter::submit`])
 //!
@@ -30,8 +31,9 @@
 //!    `id / job_slots + 1`, and the producer's epoch ([`Producer::take_job`]).
 //! 2. Without the mutex (the slot's previous job may belong to a thread that needs it to finish
 //!    submitting): wait until the slot's `done_seq` is `seq - 1`, settling what failed submits
-//!    left meanwhile (below). Then copy the previous job's failure, if any, into the history of
-//!    failed jobs (`outcome`): a handle that looks late finds its own outcome there.
+//!    left meanwhile (below). Then hand the slot over: under the slots' mutex, copy the previous
+//!    job's failure, if any, into the history (`outcome`), where a handle that looks late finds
+//!    its own outcome.
 //! 3. At most [`INLINE_BYTES`] of whole-word records travel inline: under the mutex reserve a
 //!    descriptor, outside it publish the records in the descriptor's cells.
 //! 4. Otherwise chunks of at most a quarter of the arena: per chunk, under the mutex reserve a
@@ -70,16 +72,15 @@ mod loom_model;
 mod tests;
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering, fence};
+pub(crate) use loom::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 #[cfg(loom)]
 pub(crate) use loom::sync::{Mutex, MutexGuard};
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering, fence};
+pub(crate) use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 #[cfg(not(loom))]
 pub(crate) use std::sync::{Mutex, MutexGuard};
 
-pub(crate) use outcome::Outcome;
-pub(crate) use outcome::finished;
+pub(crate) use outcome::{Outcome, finished};
 #[cfg(test)]
 pub(crate) use producer::Producer;
 #[cfg(test)]

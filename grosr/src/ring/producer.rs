@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use super::outcome::FailedJobs;
+use super::outcome::Slots;
 use super::wait::{Health, Waiter};
 use super::{ABANDONED, ARENA_ALIGN, JobTicket, Ordering, Ring};
 use crate::error::{Error, Result};
@@ -33,16 +33,20 @@ impl WaitFor {
                 "a free descriptor",
             ),
             // Acquire: as in reclaim.
-            WaitFor::Read(index) => wait.until(
-                || {
-                    ring.desc_done[(index % cap) as usize].load(Ordering::Acquire)
-                        == (index + 1) as u32
-                },
-                health,
-                "arena space",
-            ),
+            WaitFor::Read(index) => wait.until(|| records_read(ring, index), health, "arena space"),
         }
     }
+}
+
+/// Whether the GPU has read descriptor `desc`'s records: its `desc_done` cell says `desc + 1`,
+/// or that of a later descriptor of the same slot (read after it: the GPU reads in order). A
+/// later lap can overwrite the cell before the host looks, as inline descriptors take slots
+/// without arena space; equality alone would then wait forever.
+fn records_read(ring: &Ring, desc: u64) -> bool {
+    let cap = ring.descs.len() as u64;
+    // Acquire: the GPU's loads of these records happened before its release of this flag.
+    let done = ring.desc_done[(desc % cap) as usize].load(Ordering::Acquire);
+    done.wrapping_sub((desc + 1) as u32) as i32 >= 0
 }
 
 /// One chunk's reservation: descriptor index and arena byte offset.
@@ -111,7 +115,7 @@ impl Producer {
     /// each abandoned job is recorded in `failures` (a handle reading its slot late must not
     /// take the latest job's outcome for its own). Reservations, orphans and closes are
     /// forgotten, and jobs taken before now get no descriptor any more (a new epoch).
-    pub fn restart(&mut self, ring: &Ring, failures: &mut FailedJobs) -> u64 {
+    pub fn restart(&mut self, ring: &Ring, slots_state: &mut Slots) -> u64 {
         let slots = ring.completions.len() as u64;
         let next = self.next_job;
         for (s, c) in ring.completions.iter().enumerate() {
@@ -127,11 +131,14 @@ impl Producer {
             if behind == 0 || behind > u32::MAX / 2 {
                 continue;
             }
-            // Jobs done+1..=latest of this slot: one runs (or waits for ring space), the others
-            // wait for the slot. Their ids, newest first, down to the slot's first job.
+            // The slot passes to its latest job, the outcome it holds (of the job at done_seq,
+            // if any) going to the history first. Jobs done+1..=latest: one runs (or waits for
+            // ring space), the others wait for the slot; all are abandoned. Newest first.
+            let done_id = latest_id.checked_sub(u64::from(behind) * slots);
+            slots_state.take(ring, s as u32, done_id, latest_id);
             for k in 0..u64::from(behind).min(super::outcome::REMEMBERED as u64) {
                 match latest_id.checked_sub(k * slots) {
-                    Some(id) => failures.record(id, ABANDONED, 0),
+                    Some(id) => slots_state.abandoned(id),
                     None => break,
                 }
             }
@@ -202,12 +209,14 @@ impl Producer {
     }
 
     /// Completes, as abandoned, every orphan whose slot has finished the job before it.
-    pub fn settle_orphans(&mut self, ring: &Ring) {
+    pub fn settle_orphans(&mut self, ring: &Ring, slots: &mut Slots) {
         self.orphans.retain(|o| {
             let c = &ring.completions[o.slot as usize];
             if c.done_seq.load(Ordering::Acquire) != o.seq.wrapping_sub(1) {
                 return true;
             }
+            // The orphan owns the slot now: the previous job's outcome moves to the history.
+            slots.hand_over(ring, *o);
             c.error.store(ABANDONED, Ordering::Relaxed);
             // Release: the error is visible before the slot reads as done.
             c.done_seq.store(o.seq, Ordering::Release);
@@ -305,10 +314,8 @@ impl Producer {
 
     /// Releases the arena space of every leading descriptor whose records the GPU has read.
     fn reclaim(&mut self, ring: &Ring) {
-        let cap = ring.descs.len() as u64;
         while let Some(&(desc, end)) = self.in_flight.front() {
-            // Acquire: the GPU's loads of these records happened before its release of this flag.
-            if ring.desc_done[(desc % cap) as usize].load(Ordering::Acquire) != (desc + 1) as u32 {
+            if !records_read(ring, desc) {
                 break;
             }
             self.released = end;

@@ -1,7 +1,7 @@
 //! The host's side of the ring and one submission, start to end (the module doc's "One
 //! submission" lists the steps).
 
-use super::outcome::{FailedJobs, Outcome, finished, read_slot};
+use super::outcome::{Outcome, Slots};
 use super::producer::{ChunkTicket, Producer, Reserved, wait_job_slot};
 use super::wait::{Health, Waiter};
 use super::{
@@ -85,8 +85,8 @@ pub(crate) trait Arena {
 }
 
 /// The host's side of the ring, shared by every submitting thread: the producer's bookkeeping
-/// behind its mutex, the reservations being copied, and the failures of jobs whose slots have
-/// moved on.
+/// behind its mutex, the reservations being copied, and the completion slots' owners with the
+/// failures of jobs whose slots have moved on (`outcome`).
 #[derive(Debug)]
 pub(crate) struct Submitter {
     producer: Mutex<Producer>,
@@ -98,7 +98,7 @@ pub(crate) struct Submitter {
     /// Whether orphans or closes may be waiting to be settled (the submit path's check before
     /// it tries the mutex; set and cleared under the mutex).
     unsettled: AtomicBool,
-    failures: Mutex<FailedJobs>,
+    slots: Mutex<Slots>,
     /// `Producer::jobs_taken`, readable without the mutex (which a waiting submitter may hold).
     jobs_taken: AtomicU64,
 }
@@ -118,7 +118,7 @@ impl Submitter {
             producer: Mutex::new(Producer::new(arena_len, 0, 0)),
             copying: AtomicU32::new(0),
             unsettled: AtomicBool::new(false),
-            failures: Mutex::new(FailedJobs::default()),
+            slots: Mutex::new(Slots::default()),
             jobs_taken: AtomicU64::new(0),
         }
     }
@@ -177,21 +177,16 @@ impl Submitter {
             &|| Ok(()),
             "submitters to finish copying records",
         )?;
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(p.restart(ring, &mut failures))
+        Ok(p.restart(ring, &mut self.slots()))
+    }
+
+    fn slots(&self) -> MutexGuard<'_, Slots> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// What became of `job`: `None` while it runs.
     pub fn outcome(&self, ring: &Ring, job: JobTicket) -> Option<Outcome> {
-        if finished(ring, job)?
-            && let Some((error, kind)) = read_slot(ring, job)
-        {
-            return Some(Outcome::Finished(error, kind));
-        }
-        // The slot has moved on; the job's failure was recorded before its successor took the
-        // slot (the successor's publish, and so its completion, came after the record).
-        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        Some(failures.lookup(job.id))
+        self.slots().outcome(ring, job)
     }
 
     /// Settles what failed submits left: completes orphans whose slot is free, and publishes
@@ -205,7 +200,7 @@ impl Submitter {
         }
         let closes = match self.producer.try_lock() {
             Ok(mut p) => {
-                p.settle_orphans(ring);
+                p.settle_orphans(ring, &mut self.slots());
                 let closes = p.take_closes(ring);
                 self.unsettled.store(p.owes_settling(), Ordering::Relaxed);
                 // Relaxed: as in `reserve`.
@@ -284,7 +279,8 @@ impl Submitter {
             self.failed(job, false);
             return Err(e);
         }
-        self.remember_previous_failure(ring, job);
+        // The slot is the job's now: the previous job's outcome moves to the history first.
+        self.slots().hand_over(ring, job);
         if travels_inline(bytes.len(), record_size) {
             // Few small records travel in the descriptor itself: the GPU reads them with the
             // descriptor in one PCIe round trip, and no arena space is taken or given back.
@@ -355,25 +351,6 @@ impl Submitter {
             p.orphan(job);
         }
         self.unsettled.store(p.owes_settling(), Ordering::Relaxed);
-    }
-
-    /// Copies the failure of the job that had `job`'s slot before it, if it failed, into the
-    /// history: `job` will overwrite the slot. Called once the slot is `job`'s.
-    fn remember_previous_failure(&self, ring: &Ring, job: JobTicket) {
-        let slots = ring.completions.len() as u64;
-        let Some(previous) = job.id.checked_sub(slots) else {
-            return;
-        };
-        let c = &ring.completions[job.slot as usize];
-        // Relaxed: wait_job_slot's acquire of done_seq ordered these after the GPU's writes.
-        let error = c.error.load(Ordering::Relaxed);
-        if error != 0 {
-            let kind = c.error_kind.load(Ordering::Relaxed);
-            self.failures
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .record(previous, error, kind);
-        }
     }
 
     /// The producer, for tests that drive it step by step.

@@ -173,8 +173,7 @@ fn submit_from_threads(
                         let job = submit_values(producer, shared, arena, &values);
                         let ring = shared.ring();
                         let mut w = Waiter::new(Duration::from_secs(20));
-                        w.until(|| finished(&ring, job).is_some(), &|| Ok(()), "job")
-                            .unwrap();
+                        w.until(|| finished(&ring, job), &|| Ok(()), "job").unwrap();
                     }
                     expect
                 })
@@ -513,12 +512,8 @@ fn a_split_job_that_fails_between_chunks_is_closed_so_its_slot_frees() {
         .submit(&ring, &*arena, one_word(&[9, 0, 0, 0]), &mut w, &|| Ok(()))
         .unwrap()
         .unwrap();
-    w.until(
-        || finished(&ring, next).is_some(),
-        &|| Ok(()),
-        "the next job",
-    )
-    .unwrap();
+    w.until(|| finished(&ring, next), &|| Ok(()), "the next job")
+        .unwrap();
     stop.store(true, Ordering::Relaxed);
     dev.join().unwrap();
     // The close is descriptor 2: no records, adjust -1, the failed job's sequence.

@@ -53,7 +53,7 @@ impl Job<'_> {
             self.rt.health()
         };
         Waiter::new(timeout).until(
-            || ring::finished(&ring, ticket).is_some(),
+            || ring::finished(&ring, ticket),
             &health,
             "the job to finish",
         )?;
