@@ -4,8 +4,8 @@ use std::sync::Mutex;
 
 use crate::error::{Error, Result};
 
-/// SMs that runtimes of this process hold per device, so a second runtime that cannot fit is
-/// refused at once instead of waiting for blocks that will never become resident.
+/// SMs that the runtime of this process holds per device, so a second runtime is refused at
+/// once instead of hanging in its module load or waiting for blocks that never become resident.
 static SM_CLAIMS: Mutex<Vec<(usize, u32)>> = Mutex::new(Vec::new());
 
 pub(super) struct SmClaim {
@@ -21,10 +21,19 @@ impl SmClaim {
             .filter(|(d, _)| *d == device)
             .map(|(_, s)| s)
             .sum();
-        if held + sms > total {
+        // One runtime per GPU per process: a second one's module load waits for the first's
+        // endless kernel (seen on an H200: the build of a second, half-GPU runtime hung), and
+        // the two would share one context's copy routing and memory.
+        if held > 0 {
             return Err(Error::DoesNotFit(format!(
-                "grosr runtimes of this process already occupy {held} of the {total} SMs of device {device}; \
-                 this one needs {sms}: cap them with RuntimeBuilder::max_sms"
+                "a grosr runtime of this process already runs on device {device} ({held} of its \
+                 {total} SMs): one runtime per GPU per process; register every task type with \
+                 that one, or drop it first"
+            )));
+        }
+        if sms > total {
+            return Err(Error::DoesNotFit(format!(
+                "device {device} has {total} SMs, not {sms}"
             )));
         }
         claims.push((device, sms));
