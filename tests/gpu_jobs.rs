@@ -222,7 +222,7 @@ fn a_buffer_dropped_while_a_job_writes_it_is_freed_only_after_the_job() {
 fn a_second_runtime_on_the_same_gpu_is_refused_until_the_first_is_dropped() {
     let sms = Gpu::open(0).unwrap().sm_count;
     let first = common::builder().max_sms(sms / 2).build().unwrap();
-    // Even with SMs to spare: its module load would wait for the first's kernel.
+    // Even with SMs to spare: beside a running first one, a second hung on an H200.
     let second = Bounded::spawn("building a second runtime", move || {
         common::builder().max_sms(sms / 2).build().map(drop)
     });

@@ -5,7 +5,8 @@ use std::sync::Mutex;
 use crate::error::{Error, Result};
 
 /// SMs that the runtime of this process holds per device, so a second runtime is refused at
-/// once instead of hanging in its module load or waiting for blocks that never become resident.
+/// once instead of hanging beside the first (seen on an H200) or waiting for blocks that never
+/// become resident.
 static SM_CLAIMS: Mutex<Vec<(usize, u32)>> = Mutex::new(Vec::new());
 
 pub(super) struct SmClaim {
@@ -21,9 +22,9 @@ impl SmClaim {
             .filter(|(d, _)| *d == device)
             .map(|(_, s)| s)
             .sum();
-        // One runtime per GPU per process: a second one's module load waits for the first's
-        // endless kernel (seen on an H200: the build of a second, half-GPU runtime hung), and
-        // the two would share one context's copy routing and memory.
+        // One runtime per GPU per process: on an H200 a second, half-GPU runtime beside a
+        // running first one hung (its build or first jobs; which driver call was not pinned
+        // down), and the two would share one context's copy routing and memory.
         if held > 0 {
             return Err(Error::DoesNotFit(format!(
                 "a grosr runtime of this process already runs on device {device} ({held} of its \
