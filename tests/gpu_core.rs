@@ -471,3 +471,31 @@ fn spawn_bursts_past_the_stack_run_every_task_exactly_once() {
         );
     }
 }
+
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn a_build_says_where_its_start_up_time_went_and_a_second_loads_the_cached_module() {
+    let first = new_rt();
+    let before = first.info().startup;
+    assert_runtime_runs_tasks(&first);
+    drop(first);
+    let rt = new_rt();
+    let s = rt.info().startup;
+    assert_eq!(s.source_bytes, common::builder().source().len());
+    assert!(s.module_bytes > 1024 && s.module_bytes == before.module_bytes);
+    for (what, d) in [
+        ("load", s.load),
+        ("launch", s.launch),
+        ("context", s.context),
+    ] {
+        assert!(d > Duration::ZERO, "{what} took no time: {s:?}");
+    }
+    // The runner hands the tests a compile cache folder: the second build must have used it.
+    if std::env::var_os("GROSR_CACHE_DIR").is_some_and(|d| !d.is_empty()) {
+        assert!(
+            s.cached,
+            "a cache folder was set but the module was compiled again: {s:?}"
+        );
+    }
+    assert_runtime_runs_tasks(&rt);
+}

@@ -62,7 +62,9 @@ pub use record::{
     CudaBody, DevicePtr, DeviceType, Field, Granularity, MAX_RECORD_BYTES, Record, Task,
 };
 #[cfg(not(loom))]
-pub use runtime::{Job, Runtime, RuntimeBuilder, RuntimeInfo, Tuning};
+pub use runtime::{
+    CompileProgress, Job, PROGRESS_AFTER, Runtime, RuntimeBuilder, RuntimeInfo, Startup, Tuning,
+};
 
 /// The longest any wait of grosr lasts: one year (365 days). A longer timeout given to
 /// [`RuntimeBuilder::submit_timeout`], [`Runtime::submit_timeout`], [`Job::wait_timeout`] or

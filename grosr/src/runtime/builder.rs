@@ -5,7 +5,7 @@ use std::any::TypeId;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32 as StdAtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::alloc::{self, DeviceHeap};
 use crate::codegen::{self, TaskInfo};
@@ -18,6 +18,7 @@ use crate::ring::Submitter;
 use super::memory::Memory;
 use super::occupancy::occupancy_preferring_l1;
 use super::sm_claim::SmClaim;
+use super::startup::{self, CompileProgress, OnCompile, Startup};
 use super::tuning::{DIAGNOSTICS, Tuning, define_lines};
 use super::{Kernels, Runtime, RuntimeInfo};
 
@@ -70,6 +71,17 @@ pub struct RuntimeBuilder {
     extra: Vec<ExtraCuda>,
     defines: Vec<(String, String)>,
     config: Config,
+    on_compile: Option<Callback>,
+}
+
+/// The builder's [`on_compile`](RuntimeBuilder::on_compile) callback (Debug for the builder).
+#[derive(Clone)]
+struct Callback(OnCompile);
+
+impl std::fmt::Debug for Callback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Callback")
+    }
 }
 
 /// CUDA code compiled into the runtime's module after the task bodies (see
@@ -179,6 +191,29 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Where word of a long compile goes: a compile of the scheduler module that runs past
+    /// [`PROGRESS_AFTER`](crate::PROGRESS_AFTER) (a module's first build; later builds load it
+    /// from the compile cache) calls `f` with [`CompileProgress::Running`], then with
+    /// [`CompileProgress::Finished`] when it ends. By default two lines go to stderr;
+    /// `.on_compile(|_| {})` silences them.
+    ///
+    /// ```no_run
+    /// use grosr::CompileProgress;
+    /// let rt = grosr::Runtime::builder()
+    ///     .on_compile(|p| {
+    ///         if let CompileProgress::Running { elapsed, .. } = p {
+    ///             println!("still compiling after {elapsed:?}");
+    ///         }
+    ///     })
+    ///     .build()?;
+    /// println!("compiled in {:?}", rt.info().startup.compile);
+    /// # Ok::<(), grosr::Error>(())
+    /// ```
+    pub fn on_compile(mut self, f: impl Fn(CompileProgress) + Send + Sync + 'static) -> Self {
+        self.on_compile = Some(Callback(Arc::new(f)));
+        self
+    }
+
     /// The CUDA source the runtime would compile (no GPU needed).
     pub fn source(&self) -> String {
         let mut settings = self.config.tuning.defines();
@@ -229,14 +264,22 @@ impl RuntimeBuilder {
                 return Err(Error::DuplicateTask(t.name));
             }
         }
+        let started = Instant::now();
         let gpu = Gpu::open(c.device)?;
+        let context = started.elapsed();
         let sms = c.max_sms.unwrap_or(gpu.sm_count).min(gpu.sm_count);
         // Claim SMs before loading anything: loading a module beside a running scheduler of
         // this process is what the claim exists to avoid.
         let claim = SmClaim::new(c.device, sms, gpu.sm_count)?;
         compile::nvrtc_available()?;
         let source = self.source();
-        let compiled = compile::compile_cached(&source, gpu.arch)?;
+        let notify = match &self.on_compile {
+            Some(Callback(f)) => Arc::clone(f),
+            None => Arc::new(startup::print_progress),
+        };
+        let (compiled, compile_time) =
+            startup::compile_announced(&source, gpu.arch, self.tasks.len(), notify)?;
+        let loading = Instant::now();
         let module = Module::load(gpu.context(), &compiled.cubin)?;
         for t in &self.tasks {
             module.preload(&format!("grosr_single_{}", t.name))?;
@@ -251,6 +294,8 @@ impl RuntimeBuilder {
             scheduler: module.function("grosr_scheduler")?,
             init: module.function("grosr_init")?,
         };
+        let load = loading.elapsed();
+        let allocating = Instant::now();
         let blocks_per_sm =
             occupancy_preferring_l1(&kernels.scheduler, &gpu, c.tuning.smem_carveout)?;
         if blocks_per_sm == 0 {
@@ -270,7 +315,7 @@ impl RuntimeBuilder {
             .collect();
         let submitter = Arc::new(Submitter::new(c.arena_bytes as u64));
         static NEXT_ID: AtomicU64 = AtomicU64::new(0);
-        let rt = Runtime {
+        let mut rt = Runtime {
             info: RuntimeInfo {
                 device: gpu.name.clone(),
                 arch: gpu.arch,
@@ -280,7 +325,16 @@ impl RuntimeBuilder {
                 grid_blocks: grid,
                 driver_version: gpu.driver_version,
                 nvrtc_version: compile::nvrtc_version()?,
-                compiled_from_cache: compiled.cached,
+                startup: Startup {
+                    context,
+                    compile: compile_time,
+                    cached: compiled.cached,
+                    source_bytes: source.len(),
+                    module_bytes: compiled.cubin.len(),
+                    load,
+                    memory: allocating.elapsed(),
+                    launch: Duration::ZERO,
+                },
                 tuning: c.tuning,
                 diagnostics: c.diagnostics,
             },
@@ -301,7 +355,9 @@ impl RuntimeBuilder {
             _claim: claim,
             gpu,
         };
+        let launching = Instant::now();
         rt.launch()?;
+        rt.info.startup.launch = launching.elapsed();
         Ok(rt)
     }
 }

@@ -1,9 +1,9 @@
 //! The resident runtime: builds the scheduler kernel, keeps it running, takes submissions.
 //!
-//! Read top-down: `builder` (what to run and how big; compile and launch), `memory` (where the
-//! shared arrays live), `occupancy` and `sm_claim` (how many blocks on which SMs), `lifecycle`
-//! (start, stop, health, drop), `submit` (records onto the ring) and `job` (waiting for a
-//! submission).
+//! Read top-down: `builder` (what to run and how big; compile and launch), `startup` (where
+//! build's time goes, word of a long compile), `memory` (where the shared arrays live),
+//! `occupancy` and `sm_claim` (how many blocks on which SMs), `lifecycle` (start, stop, health,
+//! drop), `submit` (records onto the ring) and `job` (waiting for a submission).
 
 mod builder;
 mod fence;
@@ -12,6 +12,7 @@ mod lifecycle;
 mod memory;
 mod occupancy;
 mod sm_claim;
+mod startup;
 mod submit;
 mod tuning;
 
@@ -33,6 +34,7 @@ pub use builder::RuntimeBuilder;
 pub use job::Job;
 use memory::Memory;
 use sm_claim::SmClaim;
+pub use startup::{CompileProgress, PROGRESS_AFTER, Startup};
 pub use tuning::Tuning;
 
 /// Facts about a running runtime, for reports.
@@ -54,8 +56,8 @@ pub struct RuntimeInfo {
     pub driver_version: i32,
     /// NVRTC's version.
     pub nvrtc_version: (i32, i32),
-    /// Whether the CUBIN came from the disk cache.
-    pub compiled_from_cache: bool,
+    /// Where `build` spent its time (compile, cache, load, launch) and the module's size.
+    pub startup: Startup,
     /// The settings compiled in.
     pub tuning: Tuning,
     /// Whether the diagnostics are compiled in ([`RuntimeBuilder::diagnostics`]).
