@@ -50,8 +50,13 @@ __device__ void account(const Params& p, WarpState* ws, bool has, uint32_t kind,
 // or one past the lane's hops (ws->bypass_hops a round, shared by both loops), which is stacked
 // like any spawn. Held tasks are never counted: each takes over its parent's count, which
 // account() settles once for the lane. Their executions are counted as they run.
-__device__ void run_held(const Params& p, WarpState* ws, Ctx& c) {
+// Out of line, with scalar arguments, and called only when a task is held: a second inlined
+// copy of every lane body doubled the round's code (issue 19), and the common chain (one task
+// type) is run by the dispatch's own loop.
+__device__ __noinline__ void run_held(const Params& p, WarpState* ws, uint32_t job, bool uniform,
+                                      uint32_t hops_left) {
     uint32_t* row = ws->held[lane_id()];
+    Ctx c{&p, ws, job, 0u, GROSR_LANE, uniform, nullptr, 0u, true, hops_left};
     while (row[RECORD_WORDS] != NO_KIND) {
         const uint32_t kind = row[RECORD_WORDS];
         row[RECORD_WORDS] = NO_KIND;
@@ -71,7 +76,9 @@ __device__ void run_held(const Params& p, WarpState* ws, Ctx& c) {
     }
 }
 
-__device__ void run_lane_round(const Params& p, WarpState* ws, bool has, uint32_t kind,
+// Out of line: one copy of the lane bodies for every path that runs lane rounds (ingest, ranges,
+// the stack, graphs). Inlined into each, the bodies were compiled seven times over (issue 19).
+__device__ __noinline__ void run_lane_round(const Params& p, WarpState* ws, bool has, uint32_t kind,
                                uint32_t job, uint32_t node, const uint32_t* words) {
     const uint32_t first = __ffs(__ballot_sync(0xffffffffu, has)) - 1;
     const uint32_t job0 = __shfl_sync(0xffffffffu, job, first & 31);
@@ -89,7 +96,7 @@ __device__ void run_lane_round(const Params& p, WarpState* ws, bool has, uint32_
         GROSR_SEQ(2);
         // A lane task is one thread: its own writes precede its decrements in program order.
         if (node) release_successors(c);
-        run_held(p, ws, c);
+        if (ws->held[lane_id()][RECORD_WORDS] != NO_KIND) run_held(p, ws, job, uniform, c.hops_left);
         GROSR_SEQ(3);
     }
     account(p, ws, has, kind, job, uniform);

@@ -10,9 +10,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+#[path = "quickstart.rs"]
+#[allow(dead_code)]
+mod quickstart;
+
 use clap::Parser;
 use grosr::{DeviceBuffer, Runtime};
 use grosr_lab::workloads::relu_softmax::{self, Peer};
+use grosr_lab::workloads::startup;
 use grosr_lab::workloads::table::Table;
 use grosr_lab::workloads::{self, Stats, graphs};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -24,7 +29,7 @@ struct Args {
     #[arg(long)]
     quick: bool,
     /// Only sections whose name contains one of these comma-separated words (sections: core,
-    /// pingpong, throughput, relu_softmax, alloc, bfs).
+    /// pingpong, throughput, relu_softmax, alloc, bfs, startup).
     #[arg(long)]
     only: Option<String>,
     /// Skip the PyTorch peer (benches/torch_peer.py).
@@ -38,16 +43,20 @@ struct Args {
     plots: PathBuf,
 }
 
-/// The sections in the order they run. Sections on the shared runtime come first; `alloc` and
-/// `bfs` build runtimes of their own (one scheduler per process at a time).
-const SECTIONS: [&str; 6] = [
+/// The sections in the order they run. Sections on the shared runtime come first; `alloc`,
+/// `bfs` and `startup` build runtimes of their own (one scheduler per process at a time).
+const SECTIONS: [&str; 7] = [
     "core",
     "pingpong",
     "throughput",
     "relu_softmax",
     "alloc",
     "bfs",
+    "startup",
 ];
+
+/// The sections that build runtimes of their own, after the shared one is dropped.
+const OWN_RUNTIME: [&str; 3] = ["alloc", "bfs", "startup"];
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -101,7 +110,7 @@ fn run(args: &Args) -> grosr_lab::Result<()> {
             info.grid_blocks,
             if args.quick { "; --quick" } else { "" }
         );
-        for &s in wanted.iter().filter(|s| !matches!(**s, "alloc" | "bfs")) {
+        for &s in wanted.iter().filter(|s| !OWN_RUNTIME.contains(*s)) {
             progress.start(s);
             let t = match s {
                 "core" => core(&rt, args.quick)?,
@@ -121,11 +130,20 @@ fn run(args: &Args) -> grosr_lab::Result<()> {
             write_json(&args.json, &info, args.quick, &tables);
         }
     } // the shared runtime stops here, before the sections that build their own
-    for &s in wanted.iter().filter(|s| matches!(**s, "alloc" | "bfs")) {
+    for &s in wanted.iter().filter(|s| OWN_RUNTIME.contains(*s)) {
         progress.start(s);
         let t = match s {
             "alloc" => workloads::alloc::report(args.quick, &|l| progress.note(l))?,
             "bfs" => grosr_lab::bfs::report(args.quick)?,
+            "startup" => {
+                let mut modules = vec![startup::Module {
+                    name: "quickstart (2 types)",
+                    builder: quickstart::builder,
+                    check: None,
+                }];
+                modules.extend(startup::lab_modules());
+                startup::report(&modules, args.quick)?
+            }
             _ => unreachable!(),
         };
         progress.done(s, &t);

@@ -27,6 +27,10 @@ fn units() -> Vec<(&'static str, String)> {
         ),
         ("tests/gpu_alloc", heap::alloc_builder().source()),
         ("tests/gpu_graph", graph::builder().source()),
+        (
+            "grosr_lab::workloads::many",
+            grosr_lab::workloads::many::builder().source(),
+        ),
     ]
 }
 

@@ -3,7 +3,9 @@
 
 pub mod alloc;
 pub mod graphs;
+pub mod many;
 pub mod relu_softmax;
+pub mod startup;
 pub mod table;
 
 use std::time::{Duration, Instant};

@@ -32,6 +32,9 @@ pub struct Table {
     pub rows: Vec<TableRow>,
     /// Lines printed under the table (targets, caveats, what was not run).
     pub notes: Vec<String>,
+    /// Whether the Markdown has ratio columns against the reference (default true; false for a
+    /// table whose columns are parts of one whole, not rivals).
+    pub ratios: bool,
 }
 
 /// One row: a workload and its value per column (`None`: not run, or not applicable).
@@ -62,6 +65,7 @@ impl Table {
             columns: columns.iter().map(|c| c.to_string()).collect(),
             rows: Vec::new(),
             notes: Vec::new(),
+            ratios: true,
         }
     }
 
@@ -93,7 +97,7 @@ impl Table {
             .cloned()
             .unwrap_or_default();
         let others: Vec<usize> = (0..self.columns.len())
-            .filter(|&c| c != self.reference)
+            .filter(|&c| self.ratios && c != self.reference)
             .collect();
         let mut header = String::from("| workload |");
         let mut rule = String::from("| --- |");

@@ -1,0 +1,65 @@
+//! `cargo bench --bench compile`: NVRTC's time for the scheduler modules users and the report
+//! build, cold (no cache), on this machine's CPU. Needs NVRTC but no GPU (NVRTC from PyPI will do:
+//! README, "Tests"), so a compile-time regression shows before a GPU run does.
+//!
+//! `-- --runs N` (default 3) compiles each module N times and prints the median; `--only NAME`
+//! keeps the modules whose name contains NAME; `--dump DIR` writes each module's source to DIR.
+//! Each compile's source is made unique first (`startup::cold_compile` says why).
+
+#[path = "../examples/quickstart.rs"]
+#[allow(dead_code)]
+mod quickstart;
+
+use grosr_lab::workloads::{self, startup};
+
+fn modules() -> Vec<(&'static str, String)> {
+    vec![
+        ("quickstart (2 types)", quickstart::builder().source()),
+        ("many-type (14 types)", workloads::many::builder().source()),
+        ("report workloads", workloads::builder().source()),
+        ("bfs", grosr_lab::bfs::gpu::builder().source()),
+        ("allocator bench", workloads::alloc::builder(0).source()),
+        (
+            "many-type, one body changed",
+            startup::many_with_one_body_changed().expect("Count's body"),
+        ),
+    ]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let runs: usize = value("--runs").and_then(|r| r.parse().ok()).unwrap_or(3);
+    let only = value("--only");
+    if let Err(e) = grosr::unstable::nvrtc_available() {
+        eprintln!("compile bench skipped: {e}");
+        return;
+    }
+    let arch = 90;
+    println!(
+        "NVRTC {:?}, sm_{arch}, {runs} cold compiles each, median:",
+        grosr::unstable::nvrtc_version().unwrap()
+    );
+    for (name, source) in modules() {
+        if only.as_ref().is_some_and(|o| !name.contains(o.as_str())) {
+            continue;
+        }
+        if let Some(dir) = value("--dump") {
+            let file = format!("{dir}/{}.cu", name.split(' ').next().unwrap_or(name));
+            std::fs::write(&file, &source).unwrap_or_else(|e| panic!("{file}: {e}"));
+        }
+        let (secs, cubin_bytes) =
+            startup::median_compile(&source, arch, runs).unwrap_or_else(|e| panic!("{name}: {e}"));
+        println!(
+            "  {name:<24} {:>8.2} s   source {:>7} B   cubin {:>8} B",
+            secs,
+            source.len(),
+            cubin_bytes
+        );
+    }
+}

@@ -1,0 +1,172 @@
+//! The report's start-up section: what a module's first build costs (NVRTC, no cache) and what a
+//! cached build costs beyond CUDA's own context creation, for modules of the sizes users build.
+
+use std::time::{Duration, Instant};
+
+use grosr::{Runtime, RuntimeBuilder};
+
+use super::many;
+use super::table::Table;
+use crate::{Error, Result};
+
+/// A module the section builds: its name, its builder, and a check run on a runtime built from it
+/// (the module timed must work).
+pub struct Module {
+    /// Row label.
+    pub name: &'static str,
+    /// Registers its task types.
+    pub builder: fn() -> RuntimeBuilder,
+    /// Runs it once and checks the results.
+    pub check: Option<fn(&Runtime) -> Result<()>>,
+}
+
+/// The lab's modules: the report's own workloads and the 14-type [`many`] module. The report adds
+/// the quickstart example's.
+pub fn lab_modules() -> Vec<Module> {
+    vec![
+        Module {
+            name: "report workloads",
+            builder: super::builder,
+            check: None,
+        },
+        Module {
+            name: "many-type (14 types)",
+            builder: many::builder,
+            check: Some(many::run),
+        },
+    ]
+}
+
+/// The many-type module's source with one body edited, as a user editing a task would leave it:
+/// its cold compile is what a change of one body costs.
+pub fn many_with_one_body_changed() -> Result<String> {
+    let source = many::builder().source();
+    let body = "atomicAdd(task.counter, task.value);";
+    if !source.contains(body) {
+        return Err(Error::Invalid(
+            "Count's body changed: update this edit".into(),
+        ));
+    }
+    Ok(source.replacen(
+        body,
+        "atomicAdd(task.counter, task.value + 0u * task.pad);",
+        1,
+    ))
+}
+
+/// The section's two tables: cold compiles (s) and cached builds broken down (ms).
+pub fn report(modules: &[Module], quick: bool) -> Result<Vec<Table>> {
+    let runs = if quick { 1 } else { 3 };
+    let arch = grosr::Gpu::open(0)?.arch;
+    let mut cold = Table::new(
+        "startup_compile",
+        "Start-up: a module's first build, NVRTC without the cache (this machine's CPU)",
+        "s",
+        false,
+        &["cold compile"],
+    );
+    let mut cached = Table::new(
+        "startup_cached",
+        "Start-up: a cached build (Runtime::builder()...build() with the module in the cache)",
+        "ms",
+        false,
+        &[
+            "build",
+            "CUDA context",
+            "beyond the context",
+            "cache lookup",
+            "module load",
+            "memory",
+            "launch",
+        ],
+    );
+    cached.ratios = false;
+    let mut sizes = Vec::new();
+    for m in modules {
+        let source = (m.builder)().source();
+        let (secs, cubin) = median_compile(&source, arch, runs)?;
+        cold.push(m.name, vec![Some(secs)]);
+        sizes.push(format!(
+            "{}: source {} KB, CUBIN {} KB",
+            m.name,
+            source.len() / 1024,
+            cubin / 1024
+        ));
+        // The first build fills the cache (if the compile above did not already); the second is
+        // the cached start timed.
+        drop((m.builder)().build()?);
+        let started = Instant::now();
+        let rt = (m.builder)().build()?;
+        let total = started.elapsed();
+        let s = rt.info().startup;
+        if let Some(check) = m.check {
+            check(&rt)?;
+        }
+        let ms = |d: Duration| Some(d.as_secs_f64() * 1e3);
+        cached.push(
+            m.name,
+            vec![
+                ms(total),
+                ms(s.context),
+                ms(total.saturating_sub(s.context)),
+                ms(s.compile),
+                ms(s.load),
+                ms(s.memory),
+                ms(s.launch),
+            ],
+        );
+        if !s.cached {
+            cached.notes.push(format!(
+                "{}: the second build compiled again (no cache?)",
+                m.name
+            ));
+        }
+    }
+    let (secs, _) = median_compile(&many_with_one_body_changed()?, arch, runs)?;
+    cold.push("many-type, one body changed", vec![Some(secs)]);
+    cold.notes.push(format!(
+        "Median of {runs} compile(s) for sm_{arch}, one thread each; module sizes: {}.",
+        sizes.join("; ")
+    ));
+    cold.notes.push(
+        "One translation unit per module: a changed body recompiles the module (benches/NOTES.md, \"Compile time\")."
+            .into(),
+    );
+    cached.notes.push(
+        "build = CUDA context + beyond the context; beyond = lookup + load + memory + launch + the rest (checks, source)."
+            .into(),
+    );
+    Ok(vec![cold, cached])
+}
+
+/// The median of `runs` cold compiles of `source` (seconds) and the CUBIN's size.
+pub fn median_compile(source: &str, arch: u32, runs: usize) -> Result<(f64, usize)> {
+    let mut times = Vec::with_capacity(runs.max(1));
+    let mut bytes = 0;
+    for _ in 0..runs.max(1) {
+        let (secs, b) = cold_compile(source, arch)?;
+        times.push(secs);
+        bytes = b;
+    }
+    times.sort_by(f64::total_cmp);
+    Ok((times[times.len() / 2], bytes))
+}
+
+/// One NVRTC compile of `source` (seconds, CUBIN bytes), made unique first: the GPU machine's
+/// NVRTC 13.0 answered a source it had compiled before, in another process, in 0.06 s (a cache
+/// of its own), so a repeated source would time that cache instead of a compile.
+pub fn cold_compile(source: &str, arch: u32) -> Result<(f64, usize)> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let unique = format!(
+        "{source}\n__device__ unsigned grosr_cold_compile_{}_{}_{nanos} = 1u;\n",
+        std::process::id(),
+        COUNT.fetch_add(1, Ordering::Relaxed)
+    );
+    let started = Instant::now();
+    let bytes = grosr::unstable::compile(&unique, arch)?.len();
+    Ok((started.elapsed().as_secs_f64(), bytes))
+}
