@@ -48,7 +48,7 @@ __device__ void run_graph_roots(const Params& p, WarpState* ws, const GraphDev* 
         // The round's account() subtracts the n roots it ran: count them there, not here.
         if (lane == 0 && !counted) ws->deferred += (int32_t)n;
         __syncwarp();
-        run_lane_round(p, ws, has, kind, job, tag, words);
+        run_lane_round_outlined(p, ws, has, kind, job, tag, words);
     }
     // Warp roots one by one, the record loaded by all lanes (a broadcast read).
     for (uint32_t b = lane_end; b < warp_end; ++b) {

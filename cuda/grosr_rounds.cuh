@@ -50,13 +50,8 @@ __device__ void account(const Params& p, WarpState* ws, bool has, uint32_t kind,
 // or one past the lane's hops (ws->bypass_hops a round, shared by both loops), which is stacked
 // like any spawn. Held tasks are never counted: each takes over its parent's count, which
 // account() settles once for the lane. Their executions are counted as they run.
-// Out of line, with scalar arguments, and called only when a task is held: a second inlined
-// copy of every lane body doubled the round's code (issue 19), and the common chain (one task
-// type) is run by the dispatch's own loop.
-__device__ __noinline__ void run_held(const Params& p, WarpState* ws, uint32_t job, bool uniform,
-                                      uint32_t hops_left) {
+__device__ void run_held(const Params& p, WarpState* ws, Ctx& c) {
     uint32_t* row = ws->held[lane_id()];
-    Ctx c{&p, ws, job, 0u, GROSR_LANE, uniform, nullptr, 0u, true, hops_left};
     while (row[RECORD_WORDS] != NO_KIND) {
         const uint32_t kind = row[RECORD_WORDS];
         row[RECORD_WORDS] = NO_KIND;
@@ -76,9 +71,7 @@ __device__ __noinline__ void run_held(const Params& p, WarpState* ws, uint32_t j
     }
 }
 
-// Out of line: one copy of the lane bodies for every path that runs lane rounds (ingest, ranges,
-// the stack, graphs). Inlined into each, the bodies were compiled seven times over (issue 19).
-__device__ __noinline__ void run_lane_round(const Params& p, WarpState* ws, bool has, uint32_t kind,
+__device__ void run_lane_round(const Params& p, WarpState* ws, bool has, uint32_t kind,
                                uint32_t job, uint32_t node, const uint32_t* words) {
     const uint32_t first = __ffs(__ballot_sync(0xffffffffu, has)) - 1;
     const uint32_t job0 = __shfl_sync(0xffffffffu, job, first & 31);
@@ -96,11 +89,20 @@ __device__ __noinline__ void run_lane_round(const Params& p, WarpState* ws, bool
         GROSR_SEQ(2);
         // A lane task is one thread: its own writes precede its decrements in program order.
         if (node) release_successors(c);
-        if (ws->held[lane_id()][RECORD_WORDS] != NO_KIND) run_held(p, ws, job, uniform, c.hops_left);
+        run_held(p, ws, c);
         GROSR_SEQ(3);
     }
     account(p, ws, has, kind, job, uniform);
     GROSR_SEQ(4);
+}
+
+// The lane round for a graph's roots (once per launch, a round per 32 roots): out of line, so
+// the graph paths (ingest_graph, run_graph_range, run_graph_unit) share one copy of the lane
+// bodies instead of inlining three (issue 19). The rounds of chains, spawns and lone tasks stay
+// inline: out of line they cost 6-18% (benches/NOTES.md, "Compile time").
+__device__ __noinline__ void run_lane_round_outlined(const Params& p, WarpState* ws, bool has, uint32_t kind,
+                                                     uint32_t job, uint32_t node, const uint32_t* words) {
+    run_lane_round(p, ws, has, kind, job, node, words);
 }
 
 // Runs a warp task; if it stacked exactly one warp task (a chain's next hop), pops and runs that

@@ -3,22 +3,6 @@
 namespace grosr {
 
 // ---- Spawning --------------------------------------------------------------------------------------
-// A spawn's slow path, when the warp's stack is full: the SM's queue (or any other), visible to
-// every warp, so the job's count goes up before the record is published (or is paid out of what
-// this warp owes the job: the stored count already covers them then). Out of line: every spawn
-// site of every body inlined it, so each site cost seconds of ptxas (issue 19; benches/NOTES.md,
-// "Compile time"). Scalars only, so the caller's Ctx stays in registers.
-__device__ __noinline__ void spawn_to_queue(const Params& p, WarpState* ws, uint32_t mask, bool uniform,
-                                            uint32_t same_job, uint32_t kind, uint32_t job, uint32_t node,
-                                            const uint32_t* words) {
-    const bool job_leader = lane_id() == (uint32_t)(__ffs(same_job) - 1);
-    if (job_leader && !(uniform && pay_from_owed(ws, job, (int32_t)__popc(same_job))))
-        atomicAdd(&p.jobs[job].pending, (int32_t)__popc(same_job));
-    // The count precedes the publishing lanes' release stores (warp barrier, then release).
-    __syncwarp(mask);
-    push_counted(p, spawn_queue(p, ws, mask), mask, kind, job, node, words);
-}
-
 __device__ void spawn_words(Ctx& c, uint32_t kind, const uint32_t* words, uint32_t node = 0) {
     const uint32_t mask = __activemask();
     if (c.p == nullptr) {                        // baseline kernels have no scheduler
@@ -57,7 +41,13 @@ __device__ void spawn_words(Ctx& c, uint32_t kind, const uint32_t* words, uint32
         GROSR_SEQ(8);
         return;
     }
-    spawn_to_queue(p, ws, mask, c.uniform, same_job, kind, c.job, node, words);
+    // 2. The SM's queue (or any other): visible to every warp, so count before publishing (or
+    // pay out of what this warp owes the job: the stored count already covers them then).
+    if (job_leader && !(c.uniform && pay_from_owed(ws, c.job, (int32_t)__popc(same_job))))
+        atomicAdd(&p.jobs[c.job].pending, (int32_t)__popc(same_job));
+    // The count precedes the publishing lanes' release stores (warp barrier, then release).
+    __syncwarp(mask);
+    push_counted(p, spawn_queue(p, ws, mask), mask, kind, c.job, node, words);
 }
 
 // Scheduler bypass: a lane task's first spawn of a lane task is held in the lane's row of
