@@ -328,16 +328,17 @@ template <class T> __device__ __forceinline__ T* heap_alloc_n(u64 n) {
     return static_cast<T*>(heap_alloc(n * sizeof(T)));
 }
 
-// Ctx::alloc and Ctx::free (task bodies) call one out-of-line copy of the heap instead of inlining it. The
-// scheduler dispatches every task type from several places, so a module with allocating tasks
-// inlined the allocator 16 times into grosr_scheduler and drain_stack, which doubled NVRTC's time
-// for tests/gpu_alloc's module (44 -> 82 s on a 2-core CI box, ptxas almost all of it; 24 s
-// outlined). grosr::heap_alloc (the benchmark, user kernels) stays inline.
+// Ctx::alloc and Ctx::free (task bodies) call one out-of-line copy of the heap instead of
+// inlining it. The scheduler dispatches every task type from several places, so a module with
+// allocating tasks inlined the allocator 16 times into grosr_scheduler and drain_stack, which
+// doubled NVRTC's time for tests/gpu_alloc's module (44 -> 82 s on a 2-core CI box, ptxas almost
+// all of it; 24 s outlined); the free path likewise (issue 19). grosr::heap_alloc and
+// grosr::heap_free (the benchmark, user kernels) stay inline.
 __device__ __noinline__ void* heap_alloc_outlined(u64 bytes) { return heap_alloc(bytes); }
+__device__ __noinline__ void heap_free_outlined(void* p) { heap_free(p); }
 
 // Ctx members declared in grosr_warp.cuh.
 __device__ void* Ctx::alloc(unsigned long long bytes) const { return heap_alloc_outlined(bytes); }
-__device__ __noinline__ void heap_free_outlined(void* p) { heap_free(p); }
 __device__ void Ctx::free(void* p) const { heap_free_outlined(p); }
 
 }  // namespace grosr

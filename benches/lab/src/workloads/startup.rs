@@ -129,7 +129,7 @@ pub fn report(modules: &[Module], quick: bool) -> Result<Vec<Table>> {
         sizes.join("; ")
     ));
     cold.notes.push(
-        "One translation unit per module: a changed body recompiles the module (benches/NOTES.md, \"Compile time\")."
+        "One translation unit per module: a changed body recompiles the module (benches/NOTES.md, \"Start-up and compile time\")."
             .into(),
     );
     cached.notes.push(
