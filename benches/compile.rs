@@ -4,7 +4,8 @@
 //!
 //! `-- --runs N` (default 3) compiles each module N times and prints the median; `--only NAME`
 //! keeps the modules whose name contains NAME; `--dump DIR` writes each module's source to DIR.
-//! Each compile's source is made unique first (`startup::cold_compile` says why).
+//! Each compile's source is made unique first (`startup::cold_compile` says why). The target is
+//! sm_90 (the H200 the figures come from).
 
 #[path = "../examples/quickstart.rs"]
 #[allow(dead_code)]

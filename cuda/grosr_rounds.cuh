@@ -96,10 +96,10 @@ __device__ void run_lane_round(const Params& p, WarpState* ws, bool has, uint32_
     GROSR_SEQ(4);
 }
 
-// The lane round for a graph's roots (once per launch, a round per 32 roots): out of line, so
-// the graph paths (ingest_graph, run_graph_range, run_graph_unit) share one copy of the lane
-// bodies instead of inlining three (issue 19). The rounds of chains, spawns and lone tasks stay
-// inline: out of line they cost 6-18% (benches/NOTES.md, "Start-up and compile time").
+// The lane round for a large graph's roots (a round per 32 roots, once per launch): out of line,
+// so run_graph_range and run_graph_unit share one copy of the lane bodies instead of inlining
+// one each (issue 19). The rounds of chains, spawns, ranges and lone tasks stay inline: out of
+// line they cost speed (benches/NOTES.md, "Start-up and compile time").
 __device__ __noinline__ void run_lane_round_outlined(const Params& p, WarpState* ws, bool has, uint32_t kind,
                                                      uint32_t job, uint32_t node, const uint32_t* words) {
     run_lane_round(p, ws, has, kind, job, node, words);

@@ -142,7 +142,7 @@ fn run(args: &Args) -> grosr_lab::Result<()> {
                     check: None,
                 }];
                 modules.extend(startup::lab_modules());
-                startup::report(&modules, args.quick)?
+                startup::report(&modules)?
             }
             _ => unreachable!(),
         };

@@ -52,8 +52,9 @@ fn generated_kernels_compile_for_every_supported_architecture() {
         eprintln!("skipping: {e}");
         return;
     }
-    // Every unit for Hopper (the GPU we measure on); the unit with the most task types for every
-    // supported architecture (arch-specific code lives in the shared runtime). Each
+    // Every unit for Hopper (the GPU we measure on); the report's workloads, whose task types take
+    // every granularity, for every supported architecture (arch-specific code lives in the
+    // shared runtime). Each
     // (unit, architecture) pair on its own thread, as many at once as there are cores: NVRTC is
     // thread-safe, and this test is most of CI's time.
     let jobs: Vec<(&str, String, u32)> = units()

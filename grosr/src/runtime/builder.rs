@@ -195,7 +195,8 @@ impl RuntimeBuilder {
     /// [`PROGRESS_AFTER`](crate::PROGRESS_AFTER) (a module's first build; later builds load it
     /// from the compile cache) calls `f` with [`CompileProgress::Running`], then with
     /// [`CompileProgress::Finished`] when it ends. By default two lines go to stderr;
-    /// `.on_compile(|_| {})` silences them.
+    /// `.on_compile(|_| {})` silences them. `f` runs on a thread of its own, and `build` waits
+    /// for it to return: keep it short.
     ///
     /// ```no_run
     /// use grosr::CompileProgress;

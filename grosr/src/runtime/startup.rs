@@ -15,8 +15,10 @@ use crate::compile::{self, Compiled};
 use crate::error::Result;
 
 /// Where [`RuntimeBuilder::build`](super::RuntimeBuilder::build) spent its time, and the module it
-/// loaded ([`RuntimeInfo::startup`](super::RuntimeInfo::startup)).
+/// loaded ([`RuntimeInfo::startup`](super::RuntimeInfo::startup)). The parts do not add up to the
+/// whole build: checking the settings, claiming the SMs and generating the source are left out.
 #[derive(Clone, Copy, Debug, Default)]
+#[non_exhaustive]
 pub struct Startup {
     /// Opening the GPU: CUDA's own context creation.
     pub context: Duration,
@@ -31,7 +33,7 @@ pub struct Startup {
     /// Loading the module and its kernels onto the GPU.
     pub load: Duration,
     /// Sizing the grid, and allocating (and clearing) the ring's page-locked memory, the
-    /// scheduler's device memory and the heap.
+    /// scheduler's device memory and the heap; also the runtime's stream.
     pub memory: Duration,
     /// Initialising the queues and launching the scheduler, until `build` returned.
     pub launch: Duration,
@@ -70,13 +72,12 @@ pub(super) fn print_progress(p: CompileProgress) {
     match p {
         CompileProgress::Running { tasks, arch, .. } => eprintln!(
             "grosr: compiling the scheduler module ({tasks} task types, sm_{arch}) with NVRTC; \
-             a module's first build takes seconds, later builds load it from the compile cache"
+             a module's first build takes seconds to minutes, later builds load it from the \
+             compile cache"
         ),
         CompileProgress::Finished { elapsed } => {
             eprintln!("grosr: compiled in {:.1} s", elapsed.as_secs_f64())
         }
-        #[allow(unreachable_patterns)]
-        _ => {}
     }
 }
 
@@ -88,20 +89,25 @@ pub(super) fn compile_announced(
     tasks: usize,
     notify: OnCompile,
 ) -> Result<(Compiled, Duration)> {
-    compile_announced_after(PROGRESS_AFTER, source, arch, tasks, notify)
+    announced(PROGRESS_AFTER, tasks, arch, notify, || {
+        compile::compile_cached(source, arch)
+    })
 }
 
-fn compile_announced_after(
+/// Runs `work` (a compile), announcing it to `notify` from another thread if it runs past
+/// `after`; returns its result and its time. `notify` runs on that thread, and this returns only
+/// once `notify` has.
+fn announced<T>(
     after: Duration,
-    source: &str,
-    arch: u32,
     tasks: usize,
+    arch: u32,
     notify: OnCompile,
-) -> Result<(Compiled, Duration)> {
+    work: impl FnOnce() -> Result<T>,
+) -> Result<(T, Duration)> {
     let started = Instant::now();
-    let (done, finished) = mpsc::channel::<()>();
-    // The watcher only waits and calls back: it holds nothing the compile needs, and it ends as
-    // soon as the compile does (the channel disconnects).
+    let (done, finished) = mpsc::channel::<Duration>();
+    // The watcher only waits and calls back: it holds nothing the work needs. The work's own
+    // time comes over the channel, so a slow callback does not lengthen what Finished reports.
     let watcher = std::thread::Builder::new()
         .name("grosr-compile-progress".into())
         .spawn(move || {
@@ -111,59 +117,79 @@ fn compile_announced_after(
                     tasks,
                     arch,
                 });
-                let _ = finished.recv();
-                notify(CompileProgress::Finished {
-                    elapsed: started.elapsed(),
-                });
+                let elapsed = finished.recv().unwrap_or_else(|_| started.elapsed());
+                notify(CompileProgress::Finished { elapsed });
             }
         });
-    let compiled = compile::compile_cached(source, arch);
+    let result = work();
     let took = started.elapsed();
-    drop(done);
+    let _ = done.send(took);
     // A watcher that could not start only costs the announcement.
     if let Ok(w) = watcher {
         let _ = w.join();
     }
-    Ok((compiled?, took))
+    Ok((result?, took))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Mutex;
+    use crate::error::Error;
+    use std::sync::{Condvar, Mutex};
+
+    /// What a callback heard, and a way to wait for it.
+    #[derive(Default)]
+    struct Heard {
+        events: Mutex<Vec<CompileProgress>>,
+        changed: Condvar,
+    }
+
+    fn listener() -> (Arc<Heard>, OnCompile) {
+        let heard = Arc::new(Heard::default());
+        let sink = Arc::clone(&heard);
+        let notify: OnCompile = Arc::new(move |p| {
+            sink.events.lock().unwrap().push(p);
+            sink.changed.notify_all();
+        });
+        (heard, notify)
+    }
 
     #[test]
-    fn a_compile_past_the_bound_is_announced_then_its_end_even_when_it_fails() {
-        if compile::nvrtc_available().is_err() {
-            eprintln!("skipping: no NVRTC");
-            return;
-        }
-        let heard = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&heard);
-        let notify: OnCompile = Arc::new(move |p| sink.lock().unwrap().push(p));
-        // A bound of zero: any compile (tens of ms at least) runs past it.
-        let r = compile_announced_after(Duration::ZERO, "this_is_not_cuda;", 90, 3, notify);
-        assert!(r.is_err(), "the source was accepted");
-        let heard = heard.lock().unwrap();
-        assert_eq!(heard.len(), 2, "{heard:?}");
+    fn work_past_the_bound_is_announced_then_its_end_with_its_own_time_even_when_it_fails() {
+        let (heard, notify) = listener();
+        let waiting = Arc::clone(&heard);
+        // The work ends only after Running was heard (at most 10 s), so the order is certain.
+        let r: Result<((), Duration)> = announced(Duration::from_millis(1), 3, 90, notify, || {
+            let events = waiting.events.lock().unwrap();
+            let (events, _) = waiting
+                .changed
+                .wait_timeout_while(events, Duration::from_secs(10), |e| e.is_empty())
+                .unwrap();
+            assert_eq!(events.len(), 1, "Running was not heard within 10 s");
+            Err(Error::Config("this compile fails".into()))
+        });
+        let Err(Error::Config(_)) = r else {
+            panic!("the work's error was not returned: {r:?}")
+        };
+        let events = heard.events.lock().unwrap();
+        assert_eq!(events.len(), 2, "{events:?}");
         assert!(matches!(
-            heard[0],
+            events[0],
             CompileProgress::Running {
                 tasks: 3,
                 arch: 90,
                 ..
             }
         ));
-        assert!(matches!(heard[1], CompileProgress::Finished { .. }));
+        assert!(matches!(events[1], CompileProgress::Finished { .. }));
     }
 
     #[test]
-    fn a_compile_within_the_bound_is_not_announced() {
-        let heard = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&heard);
-        let notify: OnCompile = Arc::new(move |p| sink.lock().unwrap().push(p));
-        // Without NVRTC the compile fails at once; with it, the hour is never reached.
-        let _ = compile_announced_after(Duration::from_secs(3600), "int x;", 90, 1, notify);
-        assert!(heard.lock().unwrap().is_empty());
+    fn work_within_the_bound_is_not_announced() {
+        let (heard, notify) = listener();
+        let (value, took) = announced(Duration::from_secs(3600), 1, 90, notify, || Ok(7)).unwrap();
+        assert_eq!(value, 7);
+        assert!(took < Duration::from_secs(3600));
+        assert!(heard.events.lock().unwrap().is_empty());
     }
 }
