@@ -38,7 +38,7 @@ pub fn lab_modules() -> Vec<Module> {
 }
 
 /// The many-type module's source with one body edited, as a user editing a task would leave it:
-/// its cold compile is what a change of one body costs.
+/// its cold compile is what a change of one body costs (`cargo bench --bench compile`).
 pub fn many_with_one_body_changed() -> Result<String> {
     let source = many::builder().source();
     let body = "atomicAdd(task.counter, task.value);";
@@ -125,14 +125,12 @@ pub fn report(modules: &[Module]) -> Result<Vec<Table>> {
             ));
         }
     }
-    let (secs, _) = median_compile(&many_with_one_body_changed()?, arch, runs)?;
-    cold.push("many-type, one body changed", vec![Some(secs)]);
     cold.notes.push(format!(
         "Median of {runs} compile(s) for sm_{arch}, one thread each; module sizes: {}.",
         sizes.join("; ")
     ));
     cold.notes.push(
-        "One translation unit per module: a changed body recompiles the module (benches/NOTES.md, \"Start-up and compile time\")."
+        "One translation unit per module: a changed body recompiles the module (`cargo bench --bench compile` times it; benches/NOTES.md, \"Start-up and compile time\")."
             .into(),
     );
     cached.notes.push(
