@@ -58,7 +58,6 @@ pub fn many_with_one_body_changed() -> Result<String> {
 ///
 /// One cold compile per module, quick or not: the 14-type module is minutes of one core.
 pub fn report(modules: &[Module]) -> Result<Vec<Table>> {
-    let runs = 1;
     let arch = grosr::Gpu::open(0)?.arch;
     let mut cold = Table::new(
         "startup_compile",
@@ -86,7 +85,7 @@ pub fn report(modules: &[Module]) -> Result<Vec<Table>> {
     let mut sizes = Vec::new();
     for m in modules {
         let source = (m.builder)().source();
-        let (secs, cubin) = median_compile(&source, arch, runs)?;
+        let (secs, cubin) = cold_compile(&source, arch)?;
         cold.push(m.name, vec![Some(secs)]);
         sizes.push(format!(
             "{}: source {} KB, CUBIN {} KB",
@@ -94,9 +93,8 @@ pub fn report(modules: &[Module]) -> Result<Vec<Table>> {
             source.len() / 1024,
             cubin / 1024
         ));
-        // The first build fills the cache (if the compile above did not already); the second is
-        // the cached start timed.
-        // (Silent: the report's progress bar owns stderr.)
+        // The first build fills the cache if needed (the timed compile above had a source of its
+        // own); the second is the cached start timed. Both silent: the progress bar owns stderr.
         drop((m.builder)().on_compile(|_| {}).build()?);
         let started = Instant::now();
         let rt = (m.builder)().on_compile(|_| {}).build()?;
@@ -126,7 +124,7 @@ pub fn report(modules: &[Module]) -> Result<Vec<Table>> {
         }
     }
     cold.notes.push(format!(
-        "Median of {runs} compile(s) for sm_{arch}, one thread each; module sizes: {}.",
+        "One compile each for sm_{arch}, on one thread; module sizes: {}.",
         sizes.join("; ")
     ));
     cold.notes.push(
