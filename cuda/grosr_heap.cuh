@@ -347,3 +347,28 @@ __device__ void Ctx::free(void* p) const { heap_free_outlined(p); }
 extern "C" __global__ void grosr_heap_probe(grosr::Heap* out) {
     if (threadIdx.x == 0 && blockIdx.x == 0) *out = grosr_heap;
 }
+
+// Writes the metadata of an empty heap `h` (`meta_words` 32-bit words from h.ctl, its start):
+// zeros, but every slab in the pool (bit set), no current slabs (HEAP_NONE) and the pool's count
+// of free slabs. Runs before any kernel uses the heap: at build and at heap_reset (scheduler
+// stopped). On the GPU because the metadata of a 4 GiB heap is 34 MB, mostly zeros: building it
+// on the host and copying it took a large share of a cached start (alloc.rs, `empty_meta`,
+// states the same image; a GPU test compares the two).
+extern "C" __global__ void grosr_heap_init(grosr::Heap h, unsigned long long meta_words) {
+    uint32_t* meta = reinterpret_cast<uint32_t*>(h.ctl);
+    const uint64_t cur_words = (uint64_t)h.cur_slots * grosr::HEAP_CLASSES;
+    for (uint64_t i = blockIdx.x * (uint64_t)blockDim.x + threadIdx.x; i < meta_words;
+         i += (uint64_t)gridDim.x * blockDim.x) {
+        uint32_t* at = meta + i;
+        uint32_t v = 0u;
+        if (i == 0) {
+            v = h.slabs;                                    // HeapCounters::free_slabs, word 0
+        } else if (at >= h.pool && at < h.pool + h.pool_words) {
+            const uint32_t w = (uint32_t)(at - h.pool);
+            v = (w + 1) * 32 <= h.slabs ? 0xFFFFFFFFu : (1u << (h.slabs & 31)) - 1u;
+        } else if (at >= h.cur && at < h.cur + cur_words) {
+            v = grosr::HEAP_NONE;
+        }
+        *at = v;
+    }
+}

@@ -475,12 +475,22 @@ fn spawn_bursts_past_the_stack_run_every_task_exactly_once() {
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
 fn a_build_says_where_its_start_up_time_went_and_a_second_loads_the_cached_module() {
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let first = new_rt();
     let before = first.info().startup;
     assert_runtime_runs_tasks(&first);
     drop(first);
     let rt = new_rt();
     let s = rt.info().startup;
+    eprintln!(
+        "cached start (ms): context {:.1}, lookup {:.1}, load {:.1}, memory {:.1}, launch {:.1}; beyond the context {:.1}",
+        ms(s.context),
+        ms(s.compile),
+        ms(s.load),
+        ms(s.memory),
+        ms(s.launch),
+        ms(s.compile + s.load + s.memory + s.launch)
+    );
     assert_eq!(s.source_bytes, common::builder().source().len());
     assert!(s.module_bytes > 1024 && s.module_bytes == before.module_bytes);
     for (what, d) in [

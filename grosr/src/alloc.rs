@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::driver::{Context, DeviceMem};
+use crate::driver::{Context, DeviceMem, Function, Stream};
 use crate::error::{Error, Result};
 
 /// log2 of the slab size.
@@ -182,14 +182,21 @@ pub(crate) struct DeviceHeap {
     meta: DeviceMem,
     layout: MetaLayout,
     pub(crate) desc: HeapDesc,
+    init_kernel: Function,
     pub(crate) init_time: Duration,
 }
 
+/// How long the heap's init kernel may take (it clears tens of megabytes: microseconds).
+const HEAP_INIT_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl DeviceHeap {
-    /// Allocates a heap of `bytes` (whole slabs) in `ctx` and initialises it; `sm_slots` (at
-    /// least the SM count) times `CUR_PER_SM` current-slab entries per class.
+    /// Allocates a heap of `bytes` (whole slabs) in `ctx` and initialises it with `init_kernel`
+    /// (the module's `grosr_heap_init`) on `stream`; `sm_slots` (at least the SM count) times
+    /// `CUR_PER_SM` current-slab entries per class.
     pub(crate) fn new(
         ctx: &Context,
+        init_kernel: Function,
+        stream: &Stream,
         bytes: u64,
         sm_slots: u32,
         spin_limit: u32,
@@ -223,24 +230,42 @@ impl DeviceHeap {
             meta,
             layout,
             desc,
+            init_kernel,
             init_time: Duration::ZERO,
         };
-        heap.init()?;
+        heap.init(stream)?;
         heap.init_time = t.elapsed();
         Ok(heap)
     }
 
-    /// Writes the metadata of an empty heap (every slab in the pool). No kernel may use the heap
-    /// meanwhile. Returns how long it took.
-    pub(crate) fn init(&self) -> Result<Duration> {
+    /// Writes the metadata of an empty heap (every slab in the pool) with the module's
+    /// `grosr_heap_init` on `stream`, and waits. No kernel may use the heap meanwhile. Returns how
+    /// long it took.
+    pub(crate) fn init(&self, stream: &Stream) -> Result<Duration> {
         let t = Instant::now();
-        let image = init_image(
-            &self.layout,
-            self.desc.slabs as usize,
-            self.desc.cur_slots as usize,
-        );
-        self.meta.write(&image)?;
+        let words = (self.layout.total / 4) as u64;
+        let blocks = words.div_ceil(256).clamp(1, 4096) as u32;
+        // SAFETY: grosr_heap_init takes (Heap by value, u64); it writes `words` words from
+        // desc.ctl, which is the start of `meta` (layout.total bytes, live while self is).
+        unsafe { stream.launch(&self.init_kernel, blocks, 256, 0, (&self.desc, &words)) }?;
+        stream.wait(HEAP_INIT_TIMEOUT, "the device heap to be initialised")?;
         Ok(t.elapsed())
+    }
+
+    /// The metadata as the GPU holds it, and as `empty_meta` says an empty heap's is.
+    #[cfg(test)]
+    pub(crate) fn meta_now_and_empty(&self) -> Result<(Vec<u8>, Vec<u8>)> {
+        let mut now = vec![0u8; self.layout.total];
+        self.meta.read_at(0, &mut now)?;
+        let slabs = self.desc.slabs as usize;
+        let empty = empty_meta(&self.layout, slabs, self.desc.cur_slots as usize);
+        Ok((now, empty))
+    }
+
+    /// Overwrites the whole metadata with `byte` (a test's way to dirty it).
+    #[cfg(test)]
+    pub(crate) fn meta_fill_for_test(&self, byte: u8) -> Result<()> {
+        self.meta.write(&vec![byte; self.layout.total])
     }
 
     /// The arena's size in bytes.
@@ -264,8 +289,10 @@ impl DeviceHeap {
     }
 }
 
-/// The metadata of an empty heap: counters, every slab in the pool, no current slabs.
-fn init_image(l: &MetaLayout, slabs: usize, cur_slots: usize) -> Vec<u8> {
+/// The metadata of an empty heap: counters, every slab in the pool, no current slabs. What
+/// `grosr_heap_init` writes on the GPU (compared by a GPU test).
+#[cfg(test)]
+fn empty_meta(l: &MetaLayout, slabs: usize, cur_slots: usize) -> Vec<u8> {
     let mut image = vec![0u8; l.total];
     let ctl = HeapCounters {
         free_slabs: slabs as i32,
@@ -554,7 +581,7 @@ mod tests {
     #[test]
     fn an_empty_heap_has_every_slab_in_the_pool_and_no_current_slab() {
         let l = MetaLayout::new(40, 4);
-        let image = init_image(&l, 40, 4);
+        let image = empty_meta(&l, 40, 4);
         let ctl: HeapCounters = bytemuck::pod_read_unaligned(&image[..640]);
         assert_eq!(ctl.free_slabs, 40);
         let pool: Vec<u32> = image[l.pool..l.pool + 8]

@@ -29,8 +29,8 @@ impl DeviceMem {
             ctx: ctx.clone(),
         })
     }
-    /// Allocates `len` bytes of device memory whose contents are undefined (the device heap's
-    /// arena: clearing gigabytes by copies would cost the heap's whole init time).
+    /// Allocates `len` bytes of device memory whose contents are undefined (the device heap, and
+    /// the runtime's device block: kernels of the module clear what must start at zero).
     pub fn uninit(ctx: &Context, len: usize) -> Result<DeviceMem> {
         ctx.free_finished();
         let ptr = ctx.on_copy_stream(|stream| alloc_on(stream, len, false))?;
@@ -81,13 +81,6 @@ impl DeviceMem {
         check_range(offset, std::mem::size_of_val(data), self.len, "write")?;
         // SAFETY: [offset, offset + size_of_val(data)) lies inside this allocation (checked).
         unsafe { write_device(&self.ctx, self.ptr + offset as u64, data) }
-    }
-    /// Sets every byte to zero. By copies from zeroed host memory, not cuMemset: a memset is a
-    /// kernel, and no kernel can start while the scheduler holds every SM; copies use the copy
-    /// engines.
-    pub fn clear(&self) -> Result<()> {
-        self.ctx
-            .on_copy_stream(|stream| clear_on(self.ptr, self.len, stream))
     }
 }
 

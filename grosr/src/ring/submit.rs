@@ -42,6 +42,12 @@ struct Wire<'b> {
 }
 
 impl<'b> Submission<'b> {
+    /// Whether `submit` sends it inside its descriptor, never copying into the arena.
+    pub fn travels_inline(self) -> bool {
+        let w = self.wire();
+        super::travels_inline(w.bytes.len(), w.record_size)
+    }
+
     fn wire(self) -> Wire<'b> {
         let one_record = |kind, words: &'b [u32], extra| {
             let bytes: &[u8] = bytemuck::cast_slice(words);

@@ -291,6 +291,7 @@ impl RuntimeBuilder {
         }
         module.preload("grosr_scheduler")?;
         module.preload("grosr_init")?;
+        module.preload("grosr_heap_init")?;
         let kernels = Kernels {
             scheduler: module.function("grosr_scheduler")?,
             init: module.function("grosr_init")?,
@@ -306,8 +307,8 @@ impl RuntimeBuilder {
         }
         let grid = blocks_per_sm * sms;
         let memory = Memory::new(gpu.context(), c, sms, self.tasks.len())?;
-        let heap = build_heap(&gpu, &module, c)?;
         let stream = Stream::new(gpu.context())?;
+        let heap = build_heap(&gpu, &module, &stream, c)?;
         let kinds = self
             .tasks
             .iter()
@@ -364,7 +365,12 @@ impl RuntimeBuilder {
 }
 
 /// Carves the device heap and points the module's `grosr_heap` at it, before any kernel runs.
-fn build_heap(gpu: &Gpu, module: &Module, c: &Config) -> Result<Option<DeviceHeap>> {
+fn build_heap(
+    gpu: &Gpu,
+    module: &Module,
+    stream: &Stream,
+    c: &Config,
+) -> Result<Option<DeviceHeap>> {
     let (free, _) = gpu.memory_info()?;
     let bytes = alloc::resolve_heap_bytes(c.heap_bytes, free as u64)?;
     if bytes == 0 {
@@ -379,6 +385,8 @@ fn build_heap(gpu: &Gpu, module: &Module, c: &Config) -> Result<Option<DeviceHea
     }
     let heap = DeviceHeap::new(
         gpu.context(),
+        module.function("grosr_heap_init")?,
+        stream,
         bytes,
         gpu.sm_count.next_power_of_two(),
         c.spin_limit,

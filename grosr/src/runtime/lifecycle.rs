@@ -83,8 +83,8 @@ impl Runtime {
             return Err(e.clone());
         }
         let m = &self.memory;
-        // Fresh device state; queues' slot sequences are set by the init kernel.
-        m.device.clear()?;
+        // Fresh device state: the init kernel below clears the device block and sets the slots'
+        // sequences.
         let next_desc = self.submitter.restart(&m.ring())?;
         for field in [
             m.ctl_u32(offset_of!(HostCtl, stop)),

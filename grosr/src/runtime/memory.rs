@@ -1,7 +1,10 @@
 //! Where the runtime's arrays live: the mapped host block, the arena and the device block.
 
+use std::sync::{Mutex, OnceLock};
+use std::thread::JoinHandle;
+
 use crate::driver::{Context, DeviceMem, MappedMem};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::layout::{Completion, Desc, DevJob, HostCtl, Params, Queue, Slot};
 use crate::ring::{self, CompletionCells, DescCells, Ring};
 
@@ -10,7 +13,7 @@ use super::builder::Config;
 /// The mapped host block and the device block, and where each array lives in them.
 pub(super) struct Memory {
     host: MappedMem,
-    pub(super) arena: MappedMem,
+    pub(super) arena: Arena,
     pub(super) device: DeviceMem,
     pub(super) params: Params,
     descs_off: usize,
@@ -26,8 +29,9 @@ impl Memory {
         let desc_done_off = descs_off + dc * size_of::<Desc>();
         let completions_off = (desc_done_off + dc * 4).next_multiple_of(16);
         let host = MappedMem::new(ctx, completions_off + js * size_of::<Completion>())?;
-        let arena = MappedMem::new(ctx, c.arena_bytes)?;
-        // Device block: jobs | desc_reads | executed | stop, err | queues | slots.
+        let arena = Arena::pin_aside(ctx, c.arena_bytes);
+        // Device block: jobs | desc_reads | executed | stop, err | queues | slots. The init kernel
+        // zeroes everything from `jobs` (the block's start) to `slots` (its last array).
         let jobs_off = 0;
         let reads_off = js * size_of::<DevJob>();
         let executed_off = (reads_off + dc * 4).next_multiple_of(8);
@@ -35,7 +39,8 @@ impl Memory {
         let queues_off = (flags_off + 128).next_multiple_of(512);
         let slots_off = queues_off + queues as usize * size_of::<Queue>();
         let total = slots_off + queues as usize * c.queue_capacity as usize * size_of::<Slot>();
-        let device = DeviceMem::zeroed(ctx, total)?;
+        // Cleared by the init kernel at every launch (`grosr_init`), not here.
+        let device = DeviceMem::uninit(ctx, total)?;
         let (h, d) = (host.device(), device.ptr());
         let params = Params {
             host: h,
@@ -112,5 +117,72 @@ impl Memory {
         // allocation is page-aligned); host and GPU access it only atomically (the GPU with
         // volatile or atomic 32-bit accesses), so an atomic view is sound.
         unsafe { &*((self.ctl() as *mut u8).add(offset) as *const ring::AtomicU32) }
+    }
+}
+
+/// The arena: page-locked mapped memory that carries submitted records too many for a
+/// descriptor. Pinned on a thread of its own while the build goes on, and waited for by the
+/// first submission that needs it (none does for jobs small enough to travel inline): pinning the
+/// default 64 MiB took 22-28 ms of an H200 host's start, half of a cached start beyond CUDA's
+/// context (benches/NOTES.md, "Start-up and compile time").
+pub(super) struct Arena {
+    ready: OnceLock<Result<MappedMem>>,
+    pinning: Mutex<Option<JoinHandle<Result<MappedMem>>>>,
+}
+
+impl Arena {
+    /// Starts pinning `bytes` for `ctx` on another thread (here, if no thread can be started).
+    fn pin_aside(ctx: &Context, bytes: usize) -> Arena {
+        let arena = Arena {
+            ready: OnceLock::new(),
+            pinning: Mutex::new(None),
+        };
+        let for_thread = ctx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("grosr-arena".into())
+            .spawn(move || MappedMem::new(&for_thread, bytes));
+        match spawned {
+            Ok(handle) => *arena.lock() = Some(handle),
+            Err(_) => {
+                let _ = arena.ready.set(MappedMem::new(ctx, bytes));
+            }
+        }
+        arena
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<JoinHandle<Result<MappedMem>>>> {
+        self.pinning.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The arena, once pinned (waiting for that, a few milliseconds at most after a build), or
+    /// why it could not be.
+    pub(super) fn get(&self) -> Result<&MappedMem> {
+        if let Some(r) = self.ready.get() {
+            return r.as_ref().map_err(Clone::clone);
+        }
+        {
+            let mut pinning = self.lock();
+            if let Some(handle) = pinning.take() {
+                let pinned = handle.join().unwrap_or_else(|_| {
+                    Err(Error::Config(
+                        "the thread pinning the arena panicked".into(),
+                    ))
+                });
+                let _ = self.ready.set(pinned);
+            }
+        }
+        match self.ready.get() {
+            Some(r) => r.as_ref().map_err(Clone::clone),
+            None => Err(Error::Config("the arena was never pinned".into())),
+        }
+    }
+}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        // Frees the arena with the rest of the memory, not later on the pinning thread.
+        if let Some(handle) = self.lock().take() {
+            let _ = handle.join();
+        }
     }
 }

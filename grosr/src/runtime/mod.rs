@@ -184,7 +184,7 @@ impl Runtime {
                 "heap_reset needs the scheduler stopped: call Runtime::stop first".into(),
             ));
         }
-        heap.init()
+        heap.init(&self.stream)
     }
 
     fn heap(&self) -> Result<&DeviceHeap> {
@@ -237,4 +237,34 @@ impl std::fmt::Debug for Runtime {
 struct Kernels {
     scheduler: Function,
     init: Function,
+}
+
+#[cfg(test)]
+mod gpu_tests {
+    /// The heap's init kernel writes, at build and at `heap_reset`, exactly the empty heap the
+    /// host's `empty_meta` describes (a heap of 40 slabs: a partial pool word).
+    #[test]
+    #[ignore = "needs an NVIDIA GPU"]
+    fn the_heap_init_kernel_writes_the_empty_heap_at_build_and_reset() {
+        let rt = crate::Runtime::builder()
+            .max_sms(2)
+            .heap_bytes(40 << crate::alloc::SLAB_SHIFT)
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let heap = rt.heap().unwrap();
+        let (now, empty) = heap.meta_now_and_empty().unwrap();
+        assert!(
+            now == empty,
+            "the metadata after build is not an empty heap's"
+        );
+        rt.stop().unwrap();
+        // Scribble over it, then reset.
+        heap.meta_fill_for_test(0xA5).unwrap();
+        rt.heap_reset().unwrap();
+        let (now, empty) = heap.meta_now_and_empty().unwrap();
+        assert!(
+            now == empty,
+            "the metadata after heap_reset is not an empty heap's"
+        );
+    }
 }

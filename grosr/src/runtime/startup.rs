@@ -32,10 +32,13 @@ pub struct Startup {
     pub module_bytes: usize,
     /// Loading the module and its kernels onto the GPU.
     pub load: Duration,
-    /// Sizing the grid, and allocating (and clearing) the ring's page-locked memory, the
-    /// scheduler's device memory and the heap; also the runtime's stream.
+    /// Sizing the grid, allocating the ring's page-locked memory, the scheduler's device memory
+    /// and the heap (with the heap's init kernel); also the runtime's stream. Not the arena for
+    /// submitted records: it is pinned on another thread meanwhile, and the first submission
+    /// too large to travel in a descriptor waits for it.
     pub memory: Duration,
-    /// Initialising the queues and launching the scheduler, until `build` returned.
+    /// Clearing the scheduler's device memory and launching the scheduler (two kernels), until
+    /// `build` returned.
     pub launch: Duration,
 }
 

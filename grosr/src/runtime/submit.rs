@@ -61,18 +61,31 @@ impl Runtime {
         self.state()?;
         let generation = self.generation.load(StdOrdering::Acquire);
         let health = || self.health();
-        let ticket = self.submitter.submit(
-            &self.memory.ring(),
-            &self.memory.arena,
-            submission,
-            &mut Waiter::new(timeout),
-            &health,
-        )?;
+        let (ring, mut waiter) = (self.memory.ring(), Waiter::new(timeout));
+        let ticket = if submission.travels_inline() {
+            let arena = NoArena;
+            self.submitter
+                .submit(&ring, &arena, submission, &mut waiter, &health)?
+        } else {
+            let arena = self.memory.arena.get()?;
+            self.submitter
+                .submit(&ring, arena, submission, &mut waiter, &health)?
+        };
         Ok(Job {
             rt: self,
             ticket,
             generation,
         })
+    }
+}
+
+/// The arena of a submission that travels inline, which never copies into one: it needs no
+/// waiting for the arena to be pinned.
+struct NoArena;
+
+impl ring::Arena for NoArena {
+    unsafe fn copy_in(&self, _: u64, _: &[u8]) -> u64 {
+        unreachable!("a submission that travels inline copies nothing into the arena")
     }
 }
 
