@@ -2,8 +2,8 @@
 //! says of every kernel: registers, stack, spills, shared memory. For watching register pressure
 //! in the scheduler as device code changes.
 //!
-//! `cargo run --release --example ptxas_probe -- [--arch 90] [--alloc]` (NVRTC on the library
-//! path; `--alloc`: the allocator benchmark's module instead)
+//! `cargo run --release --example ptxas_probe -- [--arch 90] [--alloc | --many]` (NVRTC on the
+//! library path; `--alloc`: the allocator benchmark's module instead; `--many`: the 14-type one)
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -22,6 +22,9 @@ struct Args {
     /// Probe the allocator benchmark's module (bench_* kernels: the device heap inlined) instead.
     #[arg(long)]
     alloc: bool,
+    /// Probe the 14-type user-shaped module (`workloads::many`, issue 19) instead.
+    #[arg(long)]
+    many: bool,
     /// Write the module's source here instead of compiling it (to edit constexpr switches).
     #[arg(long)]
     dump: Option<std::path::PathBuf>,
@@ -85,6 +88,8 @@ fn run(args: &Args) -> grosr_lab::Result<()> {
         std::fs::read_to_string(path).map_err(io(path))?
     } else if args.alloc {
         grosr_lab::workloads::alloc::builder(0).source()
+    } else if args.many {
+        grosr_lab::workloads::many::builder().source()
     } else {
         grosr_lab::workloads::builder().source()
     };

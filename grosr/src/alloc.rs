@@ -24,6 +24,8 @@ const TAG_LARGE: u64 = 0xFF;
 const ATTACHED: u64 = 0x100;
 /// The head of a class run: its count and bitmap serve the whole run (C: `HEAP_RUN`).
 const RUN: u64 = 0x200;
+/// No current slab (C: `HEAP_NONE`, which `grosr_heap_init` writes).
+#[cfg(test)]
 const NONE: u32 = u32::MAX;
 /// Current-slab entries per SM and class (C: `HEAP_CUR_PER_SM`).
 const CUR_PER_SM: u32 = 8;
