@@ -11,6 +11,7 @@
 #[allow(dead_code)]
 mod quickstart;
 
+use grosr::Optimize::Compile;
 use grosr_lab::workloads::{self, startup};
 
 fn modules() -> Vec<(&'static str, String)> {
@@ -23,6 +24,18 @@ fn modules() -> Vec<(&'static str, String)> {
         (
             "many-type, one body changed",
             startup::many_with_one_body_changed().expect("Count's body"),
+        ),
+        (
+            "quickstart, Optimize::Compile",
+            quickstart::builder().optimize(Compile).source(),
+        ),
+        (
+            "many-type, Optimize::Compile",
+            workloads::many::builder().optimize(Compile).source(),
+        ),
+        (
+            "report workloads, Optimize::Compile",
+            workloads::builder().optimize(Compile).source(),
         ),
     ]
 }

@@ -3,6 +3,21 @@
 namespace grosr {
 
 // ---- Spawning --------------------------------------------------------------------------------------
+// Step 2 of spawn_words: the `mask` lanes' tasks go to a queue (visible to every warp), so they
+// are counted first (or paid out of what this warp owes the job: the stored count already covers
+// them then). `same_job`: the lanes of mask spawning for this lane's job.
+__device__ GROSR_COMPACT_CALL void spawn_to_queue(Ctx& c, uint32_t mask, uint32_t same_job, uint32_t kind,
+                                                  const uint32_t* words, uint32_t node) {
+    const Params& p = *c.p;
+    WarpState* ws = c.ws;
+    const bool job_leader = lane_id() == (uint32_t)(__ffs(same_job) - 1);
+    if (job_leader && !(c.uniform && pay_from_owed(ws, c.job, (int32_t)__popc(same_job))))
+        atomicAdd(&p.jobs[c.job].pending, (int32_t)__popc(same_job));
+    // The count precedes the publishing lanes' release stores (warp barrier, then release).
+    __syncwarp(mask);
+    push_counted(p, spawn_queue(p, ws, mask), mask, kind, c.job, node, words);
+}
+
 __device__ void spawn_words(Ctx& c, uint32_t kind, const uint32_t* words, uint32_t node = 0) {
     const uint32_t mask = __activemask();
     if (c.p == nullptr) {                        // baseline kernels have no scheduler
@@ -41,13 +56,8 @@ __device__ void spawn_words(Ctx& c, uint32_t kind, const uint32_t* words, uint32
         GROSR_SEQ(8);
         return;
     }
-    // 2. The SM's queue (or any other): visible to every warp, so count before publishing (or
-    // pay out of what this warp owes the job: the stored count already covers them then).
-    if (job_leader && !(c.uniform && pay_from_owed(ws, c.job, (int32_t)__popc(same_job))))
-        atomicAdd(&p.jobs[c.job].pending, (int32_t)__popc(same_job));
-    // The count precedes the publishing lanes' release stores (warp barrier, then release).
-    __syncwarp(mask);
-    push_counted(p, spawn_queue(p, ws, mask), mask, kind, c.job, node, words);
+    // 2. The SM's queue (or any other).
+    spawn_to_queue(c, mask, same_job, kind, words, node);
 }
 
 // Scheduler bypass: a lane task's first spawn of a lane task is held in the lane's row of

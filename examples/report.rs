@@ -41,6 +41,10 @@ struct Args {
     /// Folder for the SVG charts.
     #[arg(long, default_value = "grosr-report")]
     plots: PathBuf,
+    /// Build the shared runtime (core, pingpong, throughput, relu_softmax) with
+    /// `Optimize::Compile` instead of the default `Optimize::Speed`, to see what it costs.
+    #[arg(long)]
+    optimize_compile: bool,
 }
 
 /// The sections in the order they run. Sections on the shared runtime come first; `alloc`,
@@ -95,7 +99,12 @@ fn run(args: &Args) -> grosr_lab::Result<()> {
     };
     let info;
     {
-        let rt = workloads::builder().build()?;
+        let optimize = if args.optimize_compile {
+            grosr::Optimize::Compile
+        } else {
+            grosr::Optimize::Speed
+        };
+        let rt = workloads::builder().optimize(optimize).build()?;
         info = rt.info().clone();
         println!("# grosr report\n");
         println!(
@@ -108,7 +117,12 @@ fn run(args: &Args) -> grosr_lab::Result<()> {
             info.nvrtc_version.0,
             info.nvrtc_version.1,
             info.grid_blocks,
-            if args.quick { "; --quick" } else { "" }
+            match (args.quick, info.optimize) {
+                (true, grosr::Optimize::Compile) => "; --quick; Optimize::Compile",
+                (false, grosr::Optimize::Compile) => "; Optimize::Compile",
+                (true, _) => "; --quick",
+                (false, _) => "",
+            }
         );
         for &s in wanted.iter().filter(|s| !OWN_RUNTIME.contains(*s)) {
             progress.start(s);

@@ -25,8 +25,12 @@ fn new_rt() -> Runtime {
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
 fn a_million_tasks_from_eight_host_threads_each_run_exactly_once() {
-    let rt = new_rt();
+    a_million_tasks_from_eight_host_threads_each_run_exactly_once_on(&new_rt());
+}
+
+fn a_million_tasks_from_eight_host_threads_each_run_exactly_once_on(rt: &Runtime) {
     const PER_THREAD: u32 = 131_072;
+    let before = rt.executed::<Mark>().unwrap();
     let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 8 * PER_THREAD as usize).unwrap();
     std::thread::scope(|s| {
         for t in 0..8u32 {
@@ -69,7 +73,10 @@ fn a_million_tasks_from_eight_host_threads_each_run_exactly_once() {
         "tasks not run exactly once, e.g. {:?}",
         wrong.iter().map(|&i| (i, seen[i])).collect::<Vec<_>>()
     );
-    assert_eq!(rt.executed::<Mark>().unwrap(), 8 * PER_THREAD as u64);
+    assert_eq!(
+        rt.executed::<Mark>().unwrap() - before,
+        8 * PER_THREAD as u64
+    );
 }
 
 fn fib(n: u64) -> u64 {
@@ -79,7 +86,10 @@ fn fib(n: u64) -> u64 {
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
 fn a_recursive_spawn_tree_computes_fibonacci() {
-    let rt = new_rt();
+    a_recursive_spawn_tree_computes_fibonacci_on(&new_rt());
+}
+
+fn a_recursive_spawn_tree_computes_fibonacci_on(rt: &Runtime) {
     for n in [1u32, 10, 20, 27] {
         let sum = DeviceBuffer::<u64>::zeroed(rt.gpu(), 1).unwrap();
         let before = rt.executed::<Fib>().unwrap();
@@ -104,7 +114,11 @@ fn a_recursive_spawn_tree_computes_fibonacci() {
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
 fn a_chain_of_100k_dependent_spawns_runs_every_hop() {
-    let rt = new_rt();
+    a_chain_of_100k_dependent_spawns_runs_every_hop_on(&new_rt());
+}
+
+fn a_chain_of_100k_dependent_spawns_runs_every_hop_on(rt: &Runtime) {
+    let before = rt.executed::<Chain>().unwrap();
     let hops = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
     rt.submit(&[Chain {
         remaining: 100_000,
@@ -115,7 +129,7 @@ fn a_chain_of_100k_dependent_spawns_runs_every_hop() {
     .wait_timeout(T)
     .unwrap();
     assert_eq!(hops.to_vec().unwrap()[0], 100_001);
-    assert_eq!(rt.executed::<Chain>().unwrap(), 100_001);
+    assert_eq!(rt.executed::<Chain>().unwrap() - before, 100_001);
 }
 
 #[test]
@@ -171,8 +185,12 @@ fn held_lane_chains_of_two_types_run_every_hop_once_and_count_it() {
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
 fn block_tasks_run_on_whole_blocks_from_host_and_from_spawns() {
-    let rt = new_rt();
+    block_tasks_run_on_whole_blocks_from_host_and_from_spawns_on(&new_rt());
+}
+
+fn block_tasks_run_on_whole_blocks_from_host_and_from_spawns_on(rt: &Runtime) {
     let n = 200u32;
+    let before = rt.executed::<BlockSum>().unwrap();
     let out = DeviceBuffer::<u32>::zeroed(rt.gpu(), 2 * n as usize).unwrap();
     let direct: Vec<BlockSum> = (0..n)
         .map(|i| BlockSum {
@@ -202,7 +220,7 @@ fn block_tasks_run_on_whole_blocks_from_host_and_from_spawns() {
             "spawned block task {i}"
         );
     }
-    assert_eq!(rt.executed::<BlockSum>().unwrap(), 2 * n as u64);
+    assert_eq!(rt.executed::<BlockSum>().unwrap() - before, 2 * n as u64);
 }
 
 #[test]
@@ -326,12 +344,24 @@ fn jobs_report_done_and_empty_jobs_are_done_at_once() {
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
 fn mixed_workload_with_buffers_allocated_before_launch() {
+    mixed_workload_built_by(common::builder());
+}
+
+/// The same, optimized for compile time: with every buffer allocated before the launch,
+/// compute-sanitizer can check `Optimize::Compile`'s out-of-line paths (benches/gpu_checks.sh).
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn mixed_workload_optimized_for_compile_time_with_buffers_allocated_before_launch() {
+    mixed_workload_built_by(common::builder().optimize(grosr::Optimize::Compile));
+}
+
+fn mixed_workload_built_by(builder: grosr::RuntimeBuilder) {
     let gpu = grosr::Gpu::open(0).unwrap();
     let flags = DeviceBuffer::<u32>::zeroed(&gpu, 4096).unwrap();
     let sum = DeviceBuffer::<u64>::zeroed(&gpu, 1).unwrap();
     let hops = DeviceBuffer::<u32>::zeroed(&gpu, 1).unwrap();
     let blocks = DeviceBuffer::<u32>::zeroed(&gpu, 64).unwrap();
-    let rt = new_rt();
+    let rt = builder.build().expect("runtime");
     let marks: Vec<Mark> = (0..4096).map(|index| mark(&flags, index)).collect();
     let spawn_blocks: Vec<SpawnBlock> = (0..64)
         .map(|i| SpawnBlock {
@@ -422,9 +452,12 @@ fn copies_from_many_new_threads_finish_while_the_scheduler_runs() {
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
 fn spawn_bursts_past_the_stack_run_every_task_exactly_once() {
+    spawn_bursts_past_the_stack_run_every_task_exactly_once_on(&new_rt());
+}
+
+fn spawn_bursts_past_the_stack_run_every_task_exactly_once_on(rt: &Runtime) {
     // Rounds of 32 lane (or warp) tasks spawning 32 each overflow the warp's stack: the rest go
     // to the queues. Sixteen jobs at once also mix jobs within rounds.
-    let rt = new_rt();
     const PER_JOB: u32 = 1 << 17;
     let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 16 * PER_JOB as usize).unwrap();
     let f = flags.ptr();
@@ -508,4 +541,22 @@ fn a_build_says_where_its_start_up_time_went_and_a_second_loads_the_cached_modul
         );
     }
     assert_runtime_runs_tasks(&rt);
+}
+
+/// `Optimize::Compile` (the lane dispatch, the lane round and a spawn's queue path out of line)
+/// runs the same tasks exactly: host submits from many threads, spawn trees, a long chain (the
+/// bypass), block tasks, and spawn bursts past the stack, on one runtime.
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn a_module_optimized_for_compile_time_runs_every_path_exactly() {
+    let rt = common::builder()
+        .optimize(grosr::Optimize::Compile)
+        .build()
+        .expect("runtime");
+    assert_eq!(rt.info().optimize, grosr::Optimize::Compile);
+    a_million_tasks_from_eight_host_threads_each_run_exactly_once_on(&rt);
+    a_recursive_spawn_tree_computes_fibonacci_on(&rt);
+    a_chain_of_100k_dependent_spawns_runs_every_hop_on(&rt);
+    block_tasks_run_on_whole_blocks_from_host_and_from_spawns_on(&rt);
+    spawn_bursts_past_the_stack_run_every_task_exactly_once_on(&rt);
 }

@@ -12,6 +12,8 @@ mod quickstart;
 #[path = "common/soak.rs"]
 mod soak;
 
+use grosr::Optimize::Compile;
+
 fn units() -> Vec<(&'static str, String)> {
     vec![
         ("tests/common", common::builder().source()),
@@ -30,6 +32,20 @@ fn units() -> Vec<(&'static str, String)> {
         (
             "grosr_lab::workloads::many",
             grosr_lab::workloads::many::builder().source(),
+        ),
+        (
+            "tests/common, Optimize::Compile",
+            common::builder().optimize(Compile).source(),
+        ),
+        (
+            "grosr_lab::workloads, Optimize::Compile",
+            grosr_lab::workloads::builder().optimize(Compile).source(),
+        ),
+        (
+            "grosr_lab::workloads::many, Optimize::Compile",
+            grosr_lab::workloads::many::builder()
+                .optimize(Compile)
+                .source(),
         ),
     ]
 }

@@ -19,7 +19,7 @@ use super::memory::Memory;
 use super::occupancy::occupancy_preferring_l1;
 use super::sm_claim::SmClaim;
 use super::startup::{self, CompileProgress, OnCompile, Startup};
-use super::tuning::{DIAGNOSTICS, Tuning, define_lines};
+use super::tuning::{DIAGNOSTICS, Optimize, Tuning, define_lines};
 use super::{Kernels, Runtime, RuntimeInfo};
 
 /// How the runtime is sized; see the builder's methods for each field.
@@ -37,6 +37,7 @@ pub(super) struct Config {
     pub(super) heap_bytes: Option<u64>,
     pub(super) tuning: Tuning,
     pub(super) diagnostics: bool,
+    pub(super) optimize: Optimize,
 }
 
 impl Default for Config {
@@ -54,6 +55,7 @@ impl Default for Config {
             heap_bytes: None,
             tuning: Tuning::default(),
             diagnostics: false,
+            optimize: Optimize::Speed,
         }
     }
 }
@@ -174,6 +176,14 @@ impl RuntimeBuilder {
         self
     }
 
+    /// What the module's code is shaped for: [`Optimize::Speed`] (the default) or
+    /// [`Optimize::Compile`], a first compile several times shorter with slower hot paths (see
+    /// [`Optimize`]). [`RuntimeInfo::optimize`] reports it.
+    pub fn optimize(mut self, optimize: Optimize) -> Self {
+        self.config.optimize = optimize;
+        self
+    }
+
     /// Defines a preprocessor macro at the top of the module's source (before the runtime), for
     /// task bodies and [`cuda`](RuntimeBuilder::cuda) code that use macros. The scheduler's own
     /// settings go through [`tuning`](RuntimeBuilder::tuning) and
@@ -221,6 +231,9 @@ impl RuntimeBuilder {
         if self.config.diagnostics {
             settings.extend(DIAGNOSTICS.map(|(n, v)| (n.to_string(), v.to_string())));
         }
+        if self.config.optimize == Optimize::Compile {
+            settings.push(("GROSR_COMPACT".into(), "1".into()));
+        }
         let mut s = define_lines(&settings, &self.defines);
         s.push_str(&codegen::generate(&self.tasks));
         for (i, e) in self.extra.iter().enumerate() {
@@ -256,7 +269,7 @@ impl RuntimeBuilder {
             .find(|(n, _)| Tuning::MACROS.contains(&n.as_str()))
         {
             return Err(Error::Config(format!(
-                "{name} is a setting of RuntimeBuilder::tuning (or ::diagnostics), not a define"
+                "{name} is a setting of RuntimeBuilder::tuning (or ::diagnostics, ::optimize), not a define"
             )));
         }
         let mut names = HashMap::new();
@@ -339,6 +352,7 @@ impl RuntimeBuilder {
                 },
                 tuning: c.tuning,
                 diagnostics: c.diagnostics,
+                optimize: c.optimize,
             },
             tasks: self.tasks,
             kinds,

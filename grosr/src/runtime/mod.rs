@@ -35,7 +35,7 @@ pub use job::Job;
 use memory::Memory;
 use sm_claim::SmClaim;
 pub use startup::{CompileProgress, PROGRESS_AFTER, Startup};
-pub use tuning::Tuning;
+pub use tuning::{Optimize, Tuning};
 
 /// Facts about a running runtime, for reports.
 #[derive(Clone, Debug)]
@@ -62,6 +62,8 @@ pub struct RuntimeInfo {
     pub tuning: Tuning,
     /// Whether the diagnostics are compiled in ([`RuntimeBuilder::diagnostics`]).
     pub diagnostics: bool,
+    /// What the module's code was shaped for ([`RuntimeBuilder::optimize`]).
+    pub optimize: Optimize,
 }
 
 /// A persistent task scheduler running on one GPU.

@@ -87,7 +87,7 @@ impl Tuning {
     /// The macros that the tuning and the diagnostics own: a
     /// [`define`](crate::RuntimeBuilder::define) of one of them is refused at build, so that
     /// [`RuntimeInfo`](crate::RuntimeInfo) always says what the module was built with.
-    pub(super) const MACROS: [&str; 8] = [
+    pub(super) const MACROS: [&str; 9] = [
         "GROSR_MIN_BLOCKS_PER_SM",
         "GROSR_BYPASS_HOPS",
         "GROSR_IDLE_MAX_NS",
@@ -96,6 +96,7 @@ impl Tuning {
         "GROSR_HEAP_SLOW_MAX_NS",
         "GROSR_TRACE",
         "GROSR_HEAP_SLOW_COUNTS",
+        "GROSR_COMPACT",
     ];
 
     /// `(macro, value)` for every field that differs from its default (the carveout is set
@@ -136,6 +137,40 @@ impl Tuning {
             .map(|(name, value, _)| (name.to_string(), value.to_string()))
             .collect()
     }
+}
+
+/// What the scheduler module's code is shaped for ([`RuntimeBuilder::optimize`](crate::RuntimeBuilder::optimize)).
+///
+/// `Speed` inlines every task body into each scheduler path that runs it: the fastest code, and
+/// the longest first compile (ptxas is most of NVRTC's time). `Compile` keeps one out-of-line
+/// copy of the lane round (with the lane bodies) and of a spawn's queue path instead. Both are
+/// cached like any module: a cached start costs the same.
+///
+/// Measured on an H200 and its host (NVRTC 13.0, sm_90, `--quick` report, same device call):
+///
+/// | | `Speed` | `Compile` |
+/// | --- | ---: | ---: |
+/// | first compile, 14 task types (`workloads::many`) | 83.3 s | 12.0 s |
+/// | first compile, the quickstart's 2 types | 4.1 s | 1.9 s |
+/// | chain of dependent spawns, per hop | 0.218 µs | 0.401 µs |
+/// | 1M tasks spawned (fan-out 8) | 5232 M/s | 3972 M/s |
+/// | ping-pong, 1 pair | 6.09 µs | 6.80 µs |
+///
+/// ```
+/// use grosr::Optimize;
+/// let quick = grosr::Runtime::builder().optimize(Optimize::Compile).source();
+/// assert!(quick.starts_with("#define GROSR_COMPACT 1\n"));
+/// assert!(!grosr::Runtime::builder().source().starts_with("#define GROSR_COMPACT"));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Optimize {
+    /// Every hot path inlined (the default): for runs that last, and for measuring.
+    #[default]
+    Speed,
+    /// A short first compile, for the edit-and-run loop while writing task bodies: calls on
+    /// the hot paths make chains and spawn trees slower.
+    Compile,
 }
 
 /// The macros that [`RuntimeBuilder::diagnostics`](crate::RuntimeBuilder::diagnostics) defines:
