@@ -59,7 +59,8 @@
 //! does a slot wait of one (its slot reads done past it).
 //!
 //! The cells are atomics (std, or loom's under `cfg(loom)`, where `loom_model` model-checks
-//! [`Submitter::submit`] against a host thread standing in for the GPU).
+//! [`Submitter`]'s submits, outcomes, orphans and restart against host threads standing in for
+//! the GPU).
 
 mod outcome;
 mod producer;

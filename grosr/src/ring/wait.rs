@@ -40,8 +40,13 @@ impl Waiter {
         let mut next_check: Option<std::time::Instant> = None;
         while !done() {
             turns = turns.wrapping_add(1);
+            // Under loom any turn may be one past the spin: health is checked at each (a model
+            // makes a wait fail, a timeout's stand-in, through it).
             #[cfg(loom)]
-            loom::thread::yield_now();
+            {
+                health()?;
+                loom::thread::yield_now();
+            }
             #[cfg(not(loom))]
             {
                 if turns < 2048 {
@@ -62,7 +67,7 @@ impl Waiter {
                 std::thread::yield_now();
             }
             #[cfg(loom)]
-            let _ = (health, what, turns);
+            let _ = (what, turns);
         }
         Ok(())
     }
