@@ -259,6 +259,14 @@ fn loom_two_producers() {
     });
 }
 
+/// A model of four preemptions: each of the slot, orphan and restart models checks in about a
+/// second (the faults they guard against show with two).
+fn four_preemptions() -> loom::model::Builder {
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(4);
+    model
+}
+
 /// Job slot reuse (D5). One job slot: job 1 takes job 0's slot once job 0 is done. This thread
 /// looks at job 0 while the slot is handed over, again once job 1 owns it (racing job 1's
 /// completion), and last after both finished. The GPU writes a slot's error with plain stores
@@ -271,10 +279,7 @@ fn loom_two_producers() {
 /// older than `REMEMBERED` failures, which two jobs do not reach).
 #[test]
 fn loom_job_slot_reuse_keeps_each_jobs_own_outcome() {
-    let mut model = loom::model::Builder::new();
-    // Four preemptions: each of these models in about a second (the faults they guard
-    // against show with two).
-    model.preemption_bound = Some(4);
+    let model = four_preemptions();
     model.check(|| {
         let shared = Shared::with(1, 1);
         let producer = Arc::new(Submitter::new(64));
@@ -316,10 +321,7 @@ fn loom_job_slot_reuse_keeps_each_jobs_own_outcome() {
 /// gets it, each job keeps its own outcome, and no orphan is left.
 #[test]
 fn loom_orphan_frees_its_slot_once_after_its_predecessor() {
-    let mut model = loom::model::Builder::new();
-    // Four preemptions: each of these models in about a second (the faults they guard
-    // against show with two).
-    model.preemption_bound = Some(4);
+    let model = four_preemptions();
     model.check(|| {
         let shared = Shared::with(1, 1);
         let producer = Arc::new(Submitter::new(64));
@@ -391,10 +393,7 @@ fn loom_orphan_frees_its_slot_once_after_its_predecessor() {
 /// jobs a descriptor); job 0 reads as abandoned, and job 1 takes its slot.
 #[test]
 fn loom_restart_waits_for_copies_and_cuts_off_their_jobs() {
-    let mut model = loom::model::Builder::new();
-    // Four preemptions: each of these models in about a second (the faults they guard
-    // against show with two).
-    model.preemption_bound = Some(4);
+    let model = four_preemptions();
     model.check(|| {
         let shared = Shared::with(1, 1);
         let producer = Arc::new(Submitter::new(64));
