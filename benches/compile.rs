@@ -11,33 +11,31 @@
 #[allow(dead_code)]
 mod quickstart;
 
-use grosr::Optimize::Compile;
+use grosr::Optimize::{self, Compile, Speed};
 use grosr_lab::workloads::{self, startup};
 
-fn modules() -> Vec<(&'static str, String)> {
-    vec![
+/// (name, source, setting): every module at both settings, and the 14-type one with a body edited.
+fn modules() -> Vec<(String, String, Optimize)> {
+    let sources = [
         ("quickstart (2 types)", quickstart::builder().source()),
         ("many-type (14 types)", workloads::many::builder().source()),
-        ("report workloads", workloads::builder().source()),
-        ("bfs", grosr_lab::bfs::gpu::builder().source()),
-        ("allocator bench", workloads::alloc::builder(0).source()),
         (
             "many-type, one body changed",
             startup::many_with_one_body_changed().expect("Count's body"),
         ),
-        (
-            "quickstart, Optimize::Compile",
-            quickstart::builder().optimize(Compile).source(),
-        ),
-        (
-            "many-type, Optimize::Compile",
-            workloads::many::builder().optimize(Compile).source(),
-        ),
-        (
-            "report workloads, Optimize::Compile",
-            workloads::builder().optimize(Compile).source(),
-        ),
-    ]
+        ("report workloads", workloads::builder().source()),
+        ("bfs", grosr_lab::bfs::gpu::builder().source()),
+        ("allocator bench", workloads::alloc::builder(0).source()),
+    ];
+    // Compile first: NVRTC's fast-compile level gives another module once a full compile has
+    // finished in the process (benches/NOTES.md, "Start-up and compile time").
+    let mut all = Vec::new();
+    for optimize in [Compile, Speed] {
+        for (name, source) in &sources {
+            all.push((format!("{name}, {optimize:?}"), source.clone(), optimize));
+        }
+    }
+    all
 }
 
 fn main() {
@@ -59,18 +57,18 @@ fn main() {
         "NVRTC {:?}, sm_{arch}, {runs} cold compiles each, median:",
         grosr::unstable::nvrtc_version().unwrap()
     );
-    for (name, source) in modules() {
+    for (name, source, optimize) in modules() {
         if only.as_ref().is_some_and(|o| !name.contains(o.as_str())) {
             continue;
         }
         if let Some(dir) = value("--dump") {
-            let file = format!("{dir}/{}.cu", name.split(' ').next().unwrap_or(name));
+            let file = format!("{dir}/{}.cu", name.split(' ').next().unwrap_or(&name));
             std::fs::write(&file, &source).unwrap_or_else(|e| panic!("{file}: {e}"));
         }
-        let (secs, cubin_bytes) =
-            startup::median_compile(&source, arch, runs).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let (secs, cubin_bytes) = startup::median_compile(&source, arch, optimize, runs)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         println!(
-            "  {name:<24} {:>8.2} s   source {:>7} B   cubin {:>8} B",
+            "  {name:<38} {:>8.2} s   source {:>7} B   cubin {:>8} B",
             secs,
             source.len(),
             cubin_bytes

@@ -42,17 +42,6 @@ constexpr uint32_t STOP_CHECK_PERIOD = 256;      // loop turns between reads of 
 #ifndef GROSR_STEALS
 #define GROSR_STEALS 4                           // random victims an idle warp tries per turn
 #endif
-// Compile time against speed (RuntimeBuilder::optimize). GROSR_COMPACT compiles the lane round
-// (with the lane bodies it dispatches) and a spawn's queue path once each, out of line, instead
-// of inlining them into every scheduler path that uses them: the first build of a 14-type module
-// takes a seventh of the time, its hot paths pay calls (benches/NOTES.md, "Start-up and compile
-// time"). The lane dispatch stays inline in the round: out of line, the task's Ctx went through
-// local memory and a chain's hop took 0.51 against 0.22 µs (H200).
-#ifdef GROSR_COMPACT
-#define GROSR_COMPACT_CALL __noinline__
-#else
-#define GROSR_COMPACT_CALL
-#endif
 constexpr uint32_t BYPASS_HOPS = GROSR_BYPASS_HOPS;   // chained tasks a worker runs in one go (run_held)
 // The same on the ingest warp, which must get back to the host's descriptors soon.
 constexpr uint32_t INGEST_BYPASS_HOPS = BYPASS_HOPS < 8 ? BYPASS_HOPS : 8;

@@ -71,7 +71,7 @@ __device__ void run_held(const Params& p, WarpState* ws, Ctx& c) {
     }
 }
 
-__device__ GROSR_COMPACT_CALL void run_lane_round(const Params& p, WarpState* ws, bool has, uint32_t kind,
+__device__ void run_lane_round(const Params& p, WarpState* ws, bool has, uint32_t kind,
                                                   uint32_t job, uint32_t node, const uint32_t* words) {
     const uint32_t first = __ffs(__ballot_sync(0xffffffffu, has)) - 1;
     const uint32_t job0 = __shfl_sync(0xffffffffu, job, first & 31);

@@ -6,7 +6,7 @@ namespace grosr {
 // Step 2 of spawn_words: the `mask` lanes' tasks go to a queue (visible to every warp), so they
 // are counted first (or paid out of what this warp owes the job: the stored count already covers
 // them then). `same_job`: the lanes of mask spawning for this lane's job.
-__device__ GROSR_COMPACT_CALL void spawn_to_queue(Ctx& c, uint32_t mask, uint32_t same_job, uint32_t kind,
+__device__ void spawn_to_queue(Ctx& c, uint32_t mask, uint32_t same_job, uint32_t kind,
                                                   const uint32_t* words, uint32_t node) {
     const Params& p = *c.p;
     WarpState* ws = c.ws;

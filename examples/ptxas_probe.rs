@@ -68,7 +68,7 @@ fn run(args: &Args) -> grosr_lab::Result<()> {
             args.only.is_empty() || args.only.iter().any(|w| name.starts_with(w.as_str()))
         };
         for (name, builder) in modules.into_iter().filter(|(n, _)| wanted(n)) {
-            let c = grosr::unstable::compile_cached(&builder.source(), args.arch)
+            let c = grosr::unstable::compile_cached(&builder.source(), args.arch, &[])
                 .inspect_err(|_| eprintln!("ptxas_probe: the {name} module does not compile:"))?;
             println!(
                 "{name}: sm_{} {}",

@@ -348,7 +348,8 @@ fn mixed_workload_with_buffers_allocated_before_launch() {
 }
 
 /// The same, optimized for compile time: with every buffer allocated before the launch,
-/// compute-sanitizer can check `Optimize::Compile`'s out-of-line paths (benches/gpu_checks.sh).
+/// compute-sanitizer can check the code `Optimize::Compile`'s fast-compile level generates
+/// (benches/gpu_checks.sh).
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
 fn mixed_workload_optimized_for_compile_time_with_buffers_allocated_before_launch() {
@@ -543,7 +544,7 @@ fn a_build_says_where_its_start_up_time_went_and_a_second_loads_the_cached_modul
     assert_runtime_runs_tasks(&rt);
 }
 
-/// `Optimize::Compile` (the lane dispatch, the lane round and a spawn's queue path out of line)
+/// `Optimize::Compile` (NVRTC's fast-compile level: ptxas schedules and allocates differently)
 /// runs the same tasks exactly: host submits from many threads, spawn trees, a long chain (the
 /// bypass), block tasks, and spawn bursts past the stack, on one runtime.
 #[test]

@@ -12,49 +12,58 @@ mod quickstart;
 #[path = "common/soak.rs"]
 mod soak;
 
-use grosr::Optimize::Compile;
+use grosr::Optimize::{self, Compile, Speed};
 
-fn units() -> Vec<(&'static str, String)> {
+/// (name, source, setting) of every module the examples, the report and the tests build.
+fn units() -> Vec<(&'static str, String, Optimize)> {
     vec![
-        ("tests/common", common::builder().source()),
-        ("examples/quickstart", quickstart::builder().source()),
+        ("tests/common", common::builder().source(), Speed),
+        ("examples/quickstart", quickstart::builder().source(), Speed),
         (
             "grosr_lab::workloads",
             grosr_lab::workloads::builder().source(),
+            Speed,
         ),
-        ("grosr_lab::bfs", grosr_lab::bfs::gpu::builder().source()),
+        (
+            "grosr_lab::bfs",
+            grosr_lab::bfs::gpu::builder().source(),
+            Speed,
+        ),
         (
             "grosr_lab::workloads::alloc",
             grosr_lab::workloads::alloc::builder(0).source(),
+            Speed,
         ),
-        ("tests/gpu_alloc", heap::alloc_builder().source()),
-        ("tests/gpu_graph", graph::builder().source()),
+        ("tests/gpu_alloc", heap::alloc_builder().source(), Speed),
+        ("tests/gpu_graph", graph::builder().source(), Speed),
         (
             "grosr_lab::workloads::many",
             grosr_lab::workloads::many::builder().source(),
+            Speed,
         ),
         (
             "tests/common, Optimize::Compile",
-            common::builder().optimize(Compile).source(),
+            common::builder().source(),
+            Compile,
         ),
         (
             "grosr_lab::workloads, Optimize::Compile",
-            grosr_lab::workloads::builder().optimize(Compile).source(),
+            grosr_lab::workloads::builder().source(),
+            Compile,
         ),
         (
             "grosr_lab::workloads::many, Optimize::Compile",
-            grosr_lab::workloads::many::builder()
-                .optimize(Compile)
-                .source(),
+            grosr_lab::workloads::many::builder().source(),
+            Compile,
         ),
     ]
 }
 
 /// The units above, and those only a GPU run needs compiled: the soak's module (CI leaves it out
 /// of the check below to keep its time; its CUDA is plain).
-fn cache_units() -> Vec<(&'static str, String)> {
+fn cache_units() -> Vec<(&'static str, String, Optimize)> {
     let mut u = units();
-    u.push(("tests/gpu_soak", soak::builder().source()));
+    u.push(("tests/gpu_soak", soak::builder().source(), Speed));
     u
 }
 
@@ -73,9 +82,9 @@ fn generated_kernels_compile_for_every_supported_architecture() {
     // shared runtime). Each
     // (unit, architecture) pair on its own thread, as many at once as there are cores: NVRTC is
     // thread-safe, and this test is most of CI's time.
-    let jobs: Vec<(&str, String, u32)> = units()
+    let jobs: Vec<(&str, String, Optimize, u32)> = units()
         .into_iter()
-        .flat_map(|(name, source)| {
+        .flat_map(|(name, source, optimize)| {
             let archs: &[u32] = if name == "grosr_lab::workloads" {
                 &[75, 80, 90, 100]
             } else {
@@ -83,7 +92,7 @@ fn generated_kernels_compile_for_every_supported_architecture() {
             };
             archs
                 .iter()
-                .map(move |&arch| (name, source.clone(), arch))
+                .map(move |&arch| (name, source.clone(), optimize, arch))
                 .collect::<Vec<_>>()
         })
         .collect();
@@ -94,10 +103,11 @@ fn generated_kernels_compile_for_every_supported_architecture() {
             s.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some((name, source, arch)) = jobs.get(i) else {
+                    let Some((name, source, optimize, arch)) = jobs.get(i) else {
                         break;
                     };
-                    let cubin = grosr::unstable::compile(source, *arch)
+                    let options = grosr::unstable::nvrtc_options(*optimize);
+                    let cubin = grosr::unstable::compile_with(source, *arch, options)
                         .unwrap_or_else(|e| panic!("{name} for sm_{arch}: {e}"));
                     assert!(
                         cubin.len() > 1024,
@@ -219,23 +229,32 @@ fn fill_the_compile_cache() {
         .ok()
         .and_then(|a| a.parse().ok())
         .unwrap_or(90);
-    let units = cache_units();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                while let Some((name, source)) =
-                    units.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
-                {
-                    let c = grosr::unstable::compile_cached(source, arch)
-                        .unwrap_or_else(|e| panic!("{name} for sm_{arch}: {e}"));
-                    eprintln!(
-                        "{name}: sm_{arch} {}",
-                        if c.cached { "cached" } else { "compiled" }
-                    );
-                }
-            });
-        }
-    });
+    // `Compile` units first, all of them done before any `Speed` compile: NVRTC 13.0.88's
+    // fast-compile level gives a different module (3-5x the size, compiled 5-10x longer) in a
+    // process where a compile without it has finished (benches/NOTES.md, "Start-up and compile
+    // time"), and the cache must hold what a fresh process builds.
+    let (fast, full): (Vec<_>, Vec<_>) = cache_units()
+        .into_iter()
+        .partition(|(_, _, optimize)| *optimize == Compile);
+    for units in [fast, full] {
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| {
+                    while let Some((name, source, optimize)) =
+                        units.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                    {
+                        let options = grosr::unstable::nvrtc_options(*optimize);
+                        let c = grosr::unstable::compile_cached(source, arch, options)
+                            .unwrap_or_else(|e| panic!("{name} for sm_{arch}: {e}"));
+                        eprintln!(
+                            "{name}: sm_{arch} {}",
+                            if c.cached { "cached" } else { "compiled" }
+                        );
+                    }
+                });
+            }
+        });
+    }
 }

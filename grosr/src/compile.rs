@@ -1,6 +1,6 @@
 //! NVRTC compilation of the generated unit to a CUBIN, cached on disk.
 //!
-//! The cache key is a SHA-256 of the source, the NVRTC version, the target and the options, so
+//! The cache key is a SHA-256 of the source, the NVRTC version, the target and every option, so
 //! any change to any of them compiles anew; a second start with the same tasks skips NVRTC.
 //! Entries carry a keyed digest and are refused when it does not verify ([`cache`]).
 
@@ -60,15 +60,26 @@ impl std::fmt::Debug for Compiled {
     }
 }
 
-/// Compiles `source` for `sm_<arch>` (e.g. 90), using the cache folder when one is usable.
-pub fn compile_cached(source: &str, arch: u32) -> Result<Compiled> {
-    compile_cached_in(cache_dir(), source, arch)
+/// `Optimize::Compile`'s option: NVRTC's fast-compile level that keeps the most optimizations.
+/// On the 14-type module it cut the cold compile 228 -> 2.7 s (2-core box) and cost the hot paths
+/// about 2x (chain 0.22 -> 0.61 µs/hop, H200; benches/NOTES.md, "Start-up and compile time").
+pub const FAST_COMPILE: &str = "--Ofast-compile=min";
+
+/// Compiles `source` for `sm_<arch>` (e.g. 90) with `extra` options (say [`FAST_COMPILE`]), using
+/// the cache folder when one is usable.
+pub fn compile_cached(source: &str, arch: u32, extra: &[&str]) -> Result<Compiled> {
+    compile_cached_in(cache_dir(), source, arch, extra)
 }
 
 /// [`compile_cached`] with the cache folder `dir` (`None`: no cache).
-fn compile_cached_in(dir: Option<PathBuf>, source: &str, arch: u32) -> Result<Compiled> {
+fn compile_cached_in(
+    dir: Option<PathBuf>,
+    source: &str,
+    arch: u32,
+    extra: &[&str],
+) -> Result<Compiled> {
     let version = nvrtc_version()?;
-    let key = cache_key(source, arch, version);
+    let key = cache_key(source, arch, version, extra);
     // A folder that cannot be used safely costs a compile, not the build.
     let cache = dir.and_then(|d| {
         cache::Cache::open(&d)
@@ -89,7 +100,7 @@ fn compile_cached_in(dir: Option<PathBuf>, source: &str, arch: u32) -> Result<Co
             cache::Lookup::Miss => {}
         }
     }
-    let cubin = compile(source, arch)?;
+    let cubin = compile_with(source, arch, extra)?;
     if let Some(c) = &cache {
         // A cache that cannot be written only costs the next start a compile.
         let _ = c.store(&key, &cubin);
@@ -106,9 +117,10 @@ pub fn compile(source: &str, arch: u32) -> Result<Vec<u8>> {
 }
 
 /// [`compile`] with NVRTC options besides the usual ones (e.g. `-rdc=true`, which makes a
-/// relocatable CUBIN for the driver's linker).
+/// relocatable CUBIN for the driver's linker). [`FAST_COMPILE`] is left out where NVRTC is older
+/// than 12.8, which does not know it: the module compiles as `Optimize::Speed` would.
 pub fn compile_with(source: &str, arch: u32, extra: &[&str]) -> Result<Vec<u8>> {
-    nvrtc_available()?;
+    let fast_compile_known = nvrtc_version()? >= (12, 8);
     let arch_name = format!("sm_{arch}");
     let err = |log: String| Error::Compile {
         arch: arch_name.clone(),
@@ -119,7 +131,12 @@ pub fn compile_with(source: &str, arch: u32, extra: &[&str]) -> Result<Vec<u8>> 
     let prog = nvrtc::create_program(&src, Some(&name)).map_err(|e| err(format!("{e:?}")))?;
     let mut options: Vec<String> = OPTIONS.iter().map(|s| s.to_string()).collect();
     options.push(format!("--gpu-architecture={arch_name}"));
-    options.extend(extra.iter().map(|s| s.to_string()));
+    options.extend(
+        extra
+            .iter()
+            .filter(|o| fast_compile_known || **o != FAST_COMPILE)
+            .map(|s| s.to_string()),
+    );
     // GROSR_PTXAS_VERBOSE=1 prints each kernel's registers, shared memory and spills.
     let verbose = std::env::var_os("GROSR_PTXAS_VERBOSE").is_some_and(|v| v == "1");
     if verbose {
@@ -165,10 +182,17 @@ fn program_log(prog: sys::nvrtcProgram) -> Option<String> {
     Some(text.to_string_lossy().trim_end().to_string())
 }
 
-fn cache_key(source: &str, arch: u32, (major, minor): (i32, i32)) -> String {
+fn cache_key(source: &str, arch: u32, (major, minor): (i32, i32), extra: &[&str]) -> String {
     let mut h = Sha256::new();
     h.update(source.as_bytes());
-    h.update(format!("|sm_{arch}|nvrtc {major}.{minor}|{}", OPTIONS.join(" ")).as_bytes());
+    h.update(
+        format!(
+            "|sm_{arch}|nvrtc {major}.{minor}|{}|{}",
+            OPTIONS.join(" "),
+            extra.join(" ")
+        )
+        .as_bytes(),
+    );
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -202,12 +226,13 @@ mod tests {
 
     #[test]
     fn key_changes_with_source_arch_and_version() {
-        let k = cache_key("a", 90, (13, 0));
+        let k = cache_key("a", 90, (13, 0), &[]);
         assert_eq!(k.len(), 64);
-        assert_ne!(k, cache_key("b", 90, (13, 0)));
-        assert_ne!(k, cache_key("a", 80, (13, 0)));
-        assert_ne!(k, cache_key("a", 90, (12, 8)));
-        assert_eq!(k, cache_key("a", 90, (13, 0)));
+        assert_ne!(k, cache_key("b", 90, (13, 0), &[]));
+        assert_ne!(k, cache_key("a", 80, (13, 0), &[]));
+        assert_ne!(k, cache_key("a", 90, (12, 8), &[]));
+        assert_ne!(k, cache_key("a", 90, (13, 0), &[FAST_COMPILE]));
+        assert_eq!(k, cache_key("a", 90, (13, 0), &[]));
     }
 
     #[test]
@@ -219,25 +244,25 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("grosr-compile-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let source = "extern \"C\" __global__ void grosr_cache_probe(int *p) { *p = 1; }";
-        let first = compile_cached_in(Some(dir.clone()), source, 75).unwrap();
+        let first = compile_cached_in(Some(dir.clone()), source, 75, &[]).unwrap();
         assert!(!first.cached);
-        let again = compile_cached_in(Some(dir.clone()), source, 75).unwrap();
+        let again = compile_cached_in(Some(dir.clone()), source, 75, &[]).unwrap();
         assert!(again.cached);
         assert_eq!(again.cubin, first.cubin);
         // Someone else's code in the entry: refused, compiled anew, and the entry overwritten.
         let entry = dir.join(format!(
             "{}.entry",
-            cache_key(source, 75, nvrtc_version().unwrap())
+            cache_key(source, 75, nvrtc_version().unwrap(), &[])
         ));
         let mut bytes = std::fs::read(&entry).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 0xff;
         std::fs::write(&entry, &bytes).unwrap();
-        let tampered = compile_cached_in(Some(dir.clone()), source, 75).unwrap();
+        let tampered = compile_cached_in(Some(dir.clone()), source, 75, &[]).unwrap();
         assert!(!tampered.cached, "a tampered entry was loaded");
         assert_eq!(tampered.cubin, first.cubin);
         assert!(
-            compile_cached_in(Some(dir.clone()), source, 75)
+            compile_cached_in(Some(dir.clone()), source, 75, &[])
                 .unwrap()
                 .cached
         );

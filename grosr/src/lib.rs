@@ -86,12 +86,17 @@ pub mod unstable {
         WhileBody, link,
     };
 
-    use crate::{Gpu, Runtime};
+    use crate::{Gpu, Optimize, Runtime};
 
     /// The runtime's compiled module: its scheduler, baseline and extra (`RuntimeBuilder::cuda`)
     /// kernels.
     pub fn module(rt: &Runtime) -> &Module {
         rt.module()
+    }
+
+    /// The NVRTC options `optimize` adds to a compile of the module (for [`compile_with`]).
+    pub fn nvrtc_options(optimize: Optimize) -> &'static [&'static str] {
+        optimize.nvrtc_options()
     }
 
     /// The GPU's context, which the driver objects above are made in.

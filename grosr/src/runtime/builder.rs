@@ -176,8 +176,8 @@ impl RuntimeBuilder {
         self
     }
 
-    /// What the module's code is shaped for: [`Optimize::Speed`] (the default) or
-    /// [`Optimize::Compile`], a first compile several times shorter with slower hot paths (see
+    /// How hard NVRTC works on the module: [`Optimize::Speed`] (the default) or
+    /// [`Optimize::Compile`], a first compile of seconds with slower hot paths (see
     /// [`Optimize`]). [`RuntimeInfo::optimize`] reports it.
     pub fn optimize(mut self, optimize: Optimize) -> Self {
         self.config.optimize = optimize;
@@ -230,9 +230,6 @@ impl RuntimeBuilder {
         let mut settings = self.config.tuning.defines();
         if self.config.diagnostics {
             settings.extend(DIAGNOSTICS.map(|(n, v)| (n.to_string(), v.to_string())));
-        }
-        if self.config.optimize == Optimize::Compile {
-            settings.push(("GROSR_COMPACT".into(), "1".into()));
         }
         let mut s = define_lines(&settings, &self.defines);
         s.push_str(&codegen::generate(&self.tasks));
@@ -292,7 +289,7 @@ impl RuntimeBuilder {
             None => Arc::new(startup::print_progress),
         };
         let (compiled, compile_time) =
-            startup::compile_announced(&source, gpu.arch, self.tasks.len(), notify)?;
+            startup::compile_announced(&source, gpu.arch, c.optimize, self.tasks.len(), notify)?;
         let loading = Instant::now();
         let module = Module::load(gpu.context(), &compiled.cubin)?;
         for t in &self.tasks {

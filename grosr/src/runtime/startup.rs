@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use super::Optimize;
 use crate::compile::{self, Compiled};
 use crate::error::Result;
 
@@ -56,6 +57,8 @@ pub enum CompileProgress {
         tasks: usize,
         /// The target, `sm_<arch>`.
         arch: u32,
+        /// How hard NVRTC works on it.
+        optimize: Optimize,
     },
     /// The compile announced by `Running` ended (compiled or failed) after `elapsed`.
     Finished {
@@ -73,11 +76,24 @@ pub(super) type OnCompile = Arc<dyn Fn(CompileProgress) + Send + Sync>;
 /// The default: two lines on stderr around a compile longer than [`PROGRESS_AFTER`].
 pub(super) fn print_progress(p: CompileProgress) {
     match p {
-        CompileProgress::Running { tasks, arch, .. } => eprintln!(
-            "grosr: compiling the scheduler module ({tasks} task types, sm_{arch}) with NVRTC; \
-             a module's first build takes seconds to minutes, later builds load it from the \
-             compile cache"
-        ),
+        CompileProgress::Running {
+            tasks,
+            arch,
+            optimize,
+            ..
+        } => {
+            eprintln!(
+                "grosr: compiling the scheduler module ({tasks} task types, sm_{arch}) with NVRTC; \
+                 a module's first build takes seconds to minutes, later builds load it from the \
+                 compile cache"
+            );
+            if optimize == Optimize::Speed {
+                eprintln!(
+                    "grosr: while editing task bodies, RuntimeBuilder::optimize(Optimize::Compile) \
+                     compiles in seconds (slower hot paths)"
+                );
+            }
+        }
         CompileProgress::Finished { elapsed } => {
             eprintln!("grosr: compiled in {:.1} s", elapsed.as_secs_f64())
         }
@@ -89,12 +105,26 @@ pub(super) fn print_progress(p: CompileProgress) {
 pub(super) fn compile_announced(
     source: &str,
     arch: u32,
+    optimize: Optimize,
     tasks: usize,
     notify: OnCompile,
 ) -> Result<(Compiled, Duration)> {
-    announced(PROGRESS_AFTER, tasks, arch, notify, || {
-        compile::compile_cached(source, arch)
+    let module = Module {
+        tasks,
+        arch,
+        optimize,
+    };
+    announced(PROGRESS_AFTER, module, notify, || {
+        compile::compile_cached(source, arch, optimize.nvrtc_options())
     })
+}
+
+/// The module a compile is for, as [`CompileProgress::Running`] describes it.
+#[derive(Clone, Copy)]
+struct Module {
+    tasks: usize,
+    arch: u32,
+    optimize: Optimize,
 }
 
 /// Runs `work` (a compile), announcing it to `notify` from another thread if it runs past
@@ -102,8 +132,7 @@ pub(super) fn compile_announced(
 /// once `notify` has.
 fn announced<T>(
     after: Duration,
-    tasks: usize,
-    arch: u32,
+    module: Module,
     notify: OnCompile,
     work: impl FnOnce() -> Result<T>,
 ) -> Result<(T, Duration)> {
@@ -117,8 +146,9 @@ fn announced<T>(
             if finished.recv_timeout(after) == Err(mpsc::RecvTimeoutError::Timeout) {
                 notify(CompileProgress::Running {
                     elapsed: started.elapsed(),
-                    tasks,
-                    arch,
+                    tasks: module.tasks,
+                    arch: module.arch,
+                    optimize: module.optimize,
                 });
                 let elapsed = finished.recv().unwrap_or_else(|_| started.elapsed());
                 notify(CompileProgress::Finished { elapsed });
@@ -147,6 +177,14 @@ mod tests {
         changed: Condvar,
     }
 
+    fn module(tasks: usize) -> Module {
+        Module {
+            tasks,
+            arch: 90,
+            optimize: Optimize::Compile,
+        }
+    }
+
     fn listener() -> (Arc<Heard>, OnCompile) {
         let heard = Arc::new(Heard::default());
         let sink = Arc::clone(&heard);
@@ -162,15 +200,16 @@ mod tests {
         let (heard, notify) = listener();
         let waiting = Arc::clone(&heard);
         // The work ends only after Running was heard (at most 10 s), so the order is certain.
-        let r: Result<((), Duration)> = announced(Duration::from_millis(1), 3, 90, notify, || {
-            let events = waiting.events.lock().unwrap();
-            let (events, _) = waiting
-                .changed
-                .wait_timeout_while(events, Duration::from_secs(10), |e| e.is_empty())
-                .unwrap();
-            assert_eq!(events.len(), 1, "Running was not heard within 10 s");
-            Err(Error::Config("this compile fails".into()))
-        });
+        let r: Result<((), Duration)> =
+            announced(Duration::from_millis(1), module(3), notify, || {
+                let events = waiting.events.lock().unwrap();
+                let (events, _) = waiting
+                    .changed
+                    .wait_timeout_while(events, Duration::from_secs(10), |e| e.is_empty())
+                    .unwrap();
+                assert_eq!(events.len(), 1, "Running was not heard within 10 s");
+                Err(Error::Config("this compile fails".into()))
+            });
         let Err(Error::Config(_)) = r else {
             panic!("the work's error was not returned: {r:?}")
         };
@@ -181,6 +220,7 @@ mod tests {
             CompileProgress::Running {
                 tasks: 3,
                 arch: 90,
+                optimize: Optimize::Compile,
                 ..
             }
         ));
@@ -190,7 +230,8 @@ mod tests {
     #[test]
     fn work_within_the_bound_is_not_announced() {
         let (heard, notify) = listener();
-        let (value, took) = announced(Duration::from_secs(3600), 1, 90, notify, || Ok(7)).unwrap();
+        let (value, took) =
+            announced(Duration::from_secs(3600), module(1), notify, || Ok(7)).unwrap();
         assert_eq!(value, 7);
         assert!(took < Duration::from_secs(3600));
         assert!(heard.events.lock().unwrap().is_empty());

@@ -87,7 +87,7 @@ impl Tuning {
     /// The macros that the tuning and the diagnostics own: a
     /// [`define`](crate::RuntimeBuilder::define) of one of them is refused at build, so that
     /// [`RuntimeInfo`](crate::RuntimeInfo) always says what the module was built with.
-    pub(super) const MACROS: [&str; 9] = [
+    pub(super) const MACROS: [&str; 8] = [
         "GROSR_MIN_BLOCKS_PER_SM",
         "GROSR_BYPASS_HOPS",
         "GROSR_IDLE_MAX_NS",
@@ -96,7 +96,6 @@ impl Tuning {
         "GROSR_HEAP_SLOW_MAX_NS",
         "GROSR_TRACE",
         "GROSR_HEAP_SLOW_COUNTS",
-        "GROSR_COMPACT",
     ];
 
     /// `(macro, value)` for every field that differs from its default (the carveout is set
@@ -139,38 +138,50 @@ impl Tuning {
     }
 }
 
-/// What the scheduler module's code is shaped for ([`RuntimeBuilder::optimize`](crate::RuntimeBuilder::optimize)).
+/// How hard NVRTC works on the scheduler module ([`RuntimeBuilder::optimize`](crate::RuntimeBuilder::optimize)).
 ///
-/// `Speed` inlines every task body into each scheduler path that runs it: the fastest code, and
-/// the longest first compile (ptxas is most of NVRTC's time). `Compile` keeps one out-of-line
-/// copy of the lane round (with the lane bodies) and of a spawn's queue path instead. Both are
-/// cached like any module: a cached start costs the same.
+/// Both compile the same source (the scheduler inlines every task body into each path that runs
+/// it). `Speed` gives it every optimization: the fastest code, and a first compile of a minute or
+/// more for a module of many task types, almost all of it ptxas. `Compile` asks NVRTC for its
+/// lightest fast-compile level (`--Ofast-compile=min`, NVRTC 12.8 and later; older ones compile
+/// as `Speed`): seconds instead of minutes, and hot paths about half as fast. Each is cached as its
+/// own module, so a cached start costs the same.
 ///
-/// Measured on an H200 and its host (NVRTC 13.0, sm_90, `--quick` report, same device call):
+/// Measured on an H200 and its host (NVRTC 13.0, sm_90; compile bench and `--quick` report):
 ///
 /// | | `Speed` | `Compile` |
 /// | --- | ---: | ---: |
-/// | first compile, 14 task types (`workloads::many`) | 83.3 s | 12.0 s |
-/// | first compile, the quickstart's 2 types | 4.1 s | 1.9 s |
-/// | chain of dependent spawns, per hop | 0.218 µs | 0.401 µs |
-/// | 1M tasks spawned (fan-out 8) | 5232 M/s | 3972 M/s |
-/// | ping-pong, 1 pair | 6.09 µs | 6.80 µs |
+/// | first compile, 14 task types (`workloads::many`) | 83.3 s | 2.0 s |
+/// | first compile, the quickstart's 2 types | 4.1 s | 1.0 s |
+/// | chain of dependent spawns, per hop | 0.218 µs | 0.612 µs |
+/// | 1M tasks spawned (fan-out 8) | 5151 M/s | 2681 M/s |
+/// | ping-pong, 1 pair | 6.06 µs | 9.56 µs |
 ///
 /// ```
 /// use grosr::Optimize;
-/// let quick = grosr::Runtime::builder().optimize(Optimize::Compile).source();
-/// assert!(quick.starts_with("#define GROSR_COMPACT 1\n"));
-/// assert!(!grosr::Runtime::builder().source().starts_with("#define GROSR_COMPACT"));
+/// // One source for both: only the compiler's effort differs.
+/// let quick = grosr::Runtime::builder().optimize(Optimize::Compile);
+/// assert_eq!(quick.source(), grosr::Runtime::builder().source());
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Optimize {
-    /// Every hot path inlined (the default): for runs that last, and for measuring.
+    /// Every optimization (the default): for runs that last, and for measuring.
     #[default]
     Speed,
-    /// A short first compile, for the edit-and-run loop while writing task bodies: calls on
-    /// the hot paths make chains and spawn trees slower.
+    /// A first compile of seconds, for the edit-and-run loop while writing task bodies: the
+    /// scheduler's hot paths run about half as fast.
     Compile,
+}
+
+impl Optimize {
+    /// The NVRTC options this setting adds to every compile of the module.
+    pub(crate) fn nvrtc_options(self) -> &'static [&'static str] {
+        match self {
+            Optimize::Speed => &[],
+            Optimize::Compile => &[crate::compile::FAST_COMPILE],
+        }
+    }
 }
 
 /// The macros that [`RuntimeBuilder::diagnostics`](crate::RuntimeBuilder::diagnostics) defines:
