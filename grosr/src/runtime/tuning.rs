@@ -151,8 +151,8 @@ impl Tuning {
 ///
 /// | | `Speed` | `Compile` |
 /// | --- | ---: | ---: |
-/// | first compile, 14 task types (`workloads::many`) | 83.3 s | 2.0 s |
-/// | first compile, the quickstart's 2 types | 4.1 s | 1.0 s |
+/// | first compile, 14 task types (`workloads::many`) | 83.3 s | 3.2 s |
+/// | first compile, the quickstart's 2 types | 4.1 s | 1.6 s |
 /// | chain of dependent spawns, per hop | 0.218 µs | 0.612 µs |
 /// | 1M tasks spawned (fan-out 8) | 5151 M/s | 2681 M/s |
 /// | ping-pong, 1 pair | 6.06 µs | 9.56 µs |
