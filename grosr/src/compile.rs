@@ -65,8 +65,8 @@ impl std::fmt::Debug for Compiled {
 /// about 2x (chain 0.22 -> 0.61 µs/hop, H200; benches/NOTES.md, "Start-up and compile time").
 pub const FAST_COMPILE: &str = "--Ofast-compile=min";
 
-/// Compiles `source` for `sm_<arch>` (e.g. 90) with `extra` options (say `--Ofast-compile=min`), using
-/// the cache folder when one is usable.
+/// Compiles `source` for `sm_<arch>` (e.g. 90) with `extra` options (say
+/// `--Ofast-compile=min`), using the cache folder when one is usable.
 pub fn compile_cached(source: &str, arch: u32, extra: &[&str]) -> Result<Compiled> {
     compile_cached_in(cache_dir(), source, arch, extra)
 }
@@ -117,8 +117,8 @@ pub fn compile(source: &str, arch: u32) -> Result<Vec<u8>> {
 }
 
 /// [`compile`] with NVRTC options besides the usual ones (e.g. `-rdc=true`, which makes a
-/// relocatable CUBIN for the driver's linker). `--Ofast-compile=min` is left out where NVRTC is older
-/// than 12.8, which does not know it: the module compiles as `Optimize::Speed` would.
+/// relocatable CUBIN for the driver's linker). `--Ofast-compile=min` is left out where NVRTC is
+/// older than 12.8, which does not know it: the module compiles as `Optimize::Speed` would.
 pub fn compile_with(source: &str, arch: u32, extra: &[&str]) -> Result<Vec<u8>> {
     let fast_compile_known = nvrtc_version()? >= (12, 8);
     let arch_name = format!("sm_{arch}");
