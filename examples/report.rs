@@ -29,7 +29,7 @@ struct Args {
     #[arg(long)]
     quick: bool,
     /// Only sections whose name contains one of these comma-separated words (sections: core,
-    /// pingpong, throughput, relu_softmax, alloc, bfs, startup).
+    /// pingpong, throughput, relu_softmax, mixed_dag, alloc, bfs, startup).
     #[arg(long)]
     only: Option<String>,
     /// Skip the PyTorch peer (benches/torch_peer.py).
@@ -47,20 +47,21 @@ struct Args {
     optimize_compile: bool,
 }
 
-/// The sections in the order they run. Sections on the shared runtime come first; `alloc`,
-/// `bfs` and `startup` build runtimes of their own (one scheduler per process at a time).
-const SECTIONS: [&str; 7] = [
+/// The sections in the order they run. Sections on the shared runtime come first; the others
+/// build runtimes of their own (one scheduler per process at a time).
+const SECTIONS: [&str; 8] = [
     "core",
     "pingpong",
     "throughput",
     "relu_softmax",
+    "mixed_dag",
     "alloc",
     "bfs",
     "startup",
 ];
 
 /// The sections that build runtimes of their own, after the shared one is dropped.
-const OWN_RUNTIME: [&str; 3] = ["alloc", "bfs", "startup"];
+const OWN_RUNTIME: [&str; 4] = ["mixed_dag", "alloc", "bfs", "startup"];
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -147,6 +148,7 @@ fn run(args: &Args) -> grosr_lab::Result<()> {
     for &s in wanted.iter().filter(|s| OWN_RUNTIME.contains(*s)) {
         progress.start(s);
         let t = match s {
+            "mixed_dag" => workloads::mixed_dag::report(args.quick)?,
             "alloc" => workloads::alloc::report(args.quick, &|l| progress.note(l))?,
             "bfs" => grosr_lab::bfs::report(args.quick)?,
             "startup" => {

@@ -35,6 +35,11 @@ fn units() -> Vec<(&'static str, String, Optimize)> {
             Speed,
         ),
         ("tests/gpu_alloc", heap::alloc_builder().source(), Speed),
+        (
+            "grosr_lab::workloads::mixed_dag",
+            grosr_lab::workloads::mixed_dag::builder().source(),
+            Speed,
+        ),
         ("tests/gpu_graph", graph::builder().source(), Speed),
         (
             "grosr_lab::workloads::many",

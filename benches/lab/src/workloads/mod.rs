@@ -4,6 +4,7 @@
 pub mod alloc;
 pub mod graphs;
 pub mod many;
+pub mod mixed_dag;
 pub mod relu_softmax;
 pub mod startup;
 pub mod table;

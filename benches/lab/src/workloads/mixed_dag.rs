@@ -1,0 +1,505 @@
+//! Mixed DAGs (issue 20): seeded random task graphs of lane, warp and block nodes shaped like a
+//! user's, each node reading its predecessors' outputs and writing its own, prepared once and
+//! run repeatedly under every strategy.
+//!
+//! Every run is checked on the GPU as it goes: a node counts its own runs and fails the graph's
+//! error word if a predecessor has not run as often as it is about to (it ran before its
+//! input). After the checked run and after the timed ones, the host checks that every node ran
+//! equally often, that no node saw a missing input, and every node's value.
+
+use crate::bfs::generate::splitmix64;
+use crate::{Error, Result};
+use grosr::graph::{Strategy, TaskGraph};
+use grosr::{DeviceBuffer, DevicePtr, Runtime, RuntimeBuilder};
+
+use super::Timing;
+use super::graphs::{Checks, compare, fill};
+use super::table::Table;
+
+/// A lane node.
+#[grosr::task(
+    granularity = "lane",
+    cuda = r#"
+    // A predecessor that has not run as often as this node is about to ran after it.
+    const uint32_t run = task.runs[task.node] + 1u;
+    uint32_t sum = 0;
+    for (uint32_t k = 0; k < task.count; ++k) {
+        const uint32_t p = task.preds[task.first + k];
+        if (task.runs[p] != run) atomicCAS(task.errors, 0u, task.node + 1u);
+        sum += task.vals[p];
+    }
+    task.vals[task.node] = (task.node * 2654435761u ^ run * 40503u) + sum;
+    task.runs[task.node] = run;
+"#
+)]
+pub struct DagLane {
+    /// Every node's value.
+    pub vals: DevicePtr<u32>,
+    /// Every node's run count.
+    pub runs: DevicePtr<u32>,
+    /// The predecessor lists, one after another.
+    pub preds: DevicePtr<u32>,
+    /// The first node that saw a missing input, plus one (0: none).
+    pub errors: DevicePtr<u32>,
+    /// This node.
+    pub node: u32,
+    /// Where its predecessors start in `preds`.
+    pub first: u32,
+    /// How many it has.
+    pub count: u32,
+    /// Keeps the record 48 bytes.
+    pub pad: u32,
+}
+
+/// A warp node: the warp's lanes split the predecessors.
+#[grosr::task(
+    granularity = "warp",
+    cuda = r#"
+    const uint32_t run = task.runs[task.node] + 1u;
+    uint32_t sum = 0;
+    for (uint32_t k = ctx.lane(); k < task.count; k += ctx.width()) {
+        const uint32_t p = task.preds[task.first + k];
+        if (task.runs[p] != run) atomicCAS(task.errors, 0u, task.node + 1u);
+        sum += task.vals[p];
+    }
+    for (int o = 16; o > 0; o /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+    if (ctx.lane() == 0) {
+        task.vals[task.node] = (task.node * 2654435761u ^ run * 40503u) + sum;
+        task.runs[task.node] = run;
+    }
+"#
+)]
+pub struct DagWarp {
+    /// Every node's value.
+    pub vals: DevicePtr<u32>,
+    /// Every node's run count.
+    pub runs: DevicePtr<u32>,
+    /// The predecessor lists, one after another.
+    pub preds: DevicePtr<u32>,
+    /// The first node that saw a missing input, plus one (0: none).
+    pub errors: DevicePtr<u32>,
+    /// This node.
+    pub node: u32,
+    /// Where its predecessors start in `preds`.
+    pub first: u32,
+    /// How many it has.
+    pub count: u32,
+    /// Keeps the record 48 bytes.
+    pub pad: u32,
+}
+
+/// A block node: the block's threads split the predecessors.
+#[grosr::task(
+    granularity = "block",
+    cuda = r#"
+    __shared__ uint32_t total;
+    const uint32_t run = task.runs[task.node] + 1u;
+    if (ctx.lane() == 0) total = 0;
+    __syncthreads();
+    uint32_t sum = 0;
+    for (uint32_t k = ctx.lane(); k < task.count; k += ctx.width()) {
+        const uint32_t p = task.preds[task.first + k];
+        if (task.runs[p] != run) atomicCAS(task.errors, 0u, task.node + 1u);
+        sum += task.vals[p];
+    }
+    if (sum != 0) atomicAdd(&total, sum);
+    __syncthreads();
+    if (ctx.lane() == 0) {
+        task.vals[task.node] = (task.node * 2654435761u ^ run * 40503u) + total;
+        task.runs[task.node] = run;
+    }
+    __syncthreads();
+"#
+)]
+pub struct DagBlock {
+    /// Every node's value.
+    pub vals: DevicePtr<u32>,
+    /// Every node's run count.
+    pub runs: DevicePtr<u32>,
+    /// The predecessor lists, one after another.
+    pub preds: DevicePtr<u32>,
+    /// The first node that saw a missing input, plus one (0: none).
+    pub errors: DevicePtr<u32>,
+    /// This node.
+    pub node: u32,
+    /// Where its predecessors start in `preds`.
+    pub first: u32,
+    /// How many it has.
+    pub count: u32,
+    /// Keeps the record 48 bytes.
+    pub pad: u32,
+}
+
+/// A runtime builder with the three node types (a module of its own: the shared workloads
+/// module does not grow).
+pub fn builder() -> RuntimeBuilder {
+    crate::env_defines(grosr::Runtime::builder())
+        .task::<DagLane>()
+        .task::<DagWarp>()
+        .task::<DagBlock>()
+}
+
+/// What a generated DAG looks like.
+#[derive(Clone, Copy, Debug)]
+pub struct Shape {
+    /// Its name in the report.
+    pub name: &'static str,
+    /// Nodes.
+    pub nodes: u32,
+    /// Topological levels (the longest path has this many nodes).
+    pub levels: u32,
+    /// Edges (at least one into every node past the first level).
+    pub edges: u32,
+    /// Percent of lane nodes.
+    pub lane_percent: u32,
+    /// Percent of warp nodes (the rest are block nodes).
+    pub warp_percent: u32,
+}
+
+/// The shape measured in issue 20: 2000 nodes, 40 levels, about 3000 edges, 60% lane, 30% warp,
+/// 10% block nodes.
+pub const DEEP: Shape = Shape {
+    name: "deep (2000 nodes, 40 levels)",
+    nodes: 2000,
+    levels: 40,
+    edges: 3000,
+    lane_percent: 60,
+    warp_percent: 30,
+};
+
+/// Wide and shallow: the same nodes and edges over 4 levels.
+pub const WIDE: Shape = Shape {
+    name: "wide (2000 nodes, 4 levels)",
+    nodes: 2000,
+    levels: 4,
+    edges: 3000,
+    lane_percent: 60,
+    warp_percent: 30,
+};
+
+/// A node's granularity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gran {
+    /// One thread.
+    Lane,
+    /// One warp.
+    Warp,
+    /// One block.
+    Block,
+}
+
+/// A generated DAG: nodes numbered level by level, so every predecessor has a smaller number.
+#[derive(Clone, Debug)]
+pub struct Dag {
+    /// Each node's level.
+    pub level: Vec<u32>,
+    /// Each node's granularity.
+    pub gran: Vec<Gran>,
+    /// Each node's predecessors (smaller numbers, no repeats).
+    pub preds: Vec<Vec<u32>>,
+}
+
+impl Dag {
+    /// Edges in all.
+    pub fn edge_count(&self) -> usize {
+        self.preds.iter().map(Vec::len).sum()
+    }
+
+    /// Every node's value after `run` runs (the last run's values: each run recomputes all).
+    pub fn expected(&self, run: u32) -> Vec<u32> {
+        let mut vals = Vec::with_capacity(self.preds.len());
+        for (node, preds) in self.preds.iter().enumerate() {
+            let sum = preds
+                .iter()
+                .fold(0u32, |s, &p| s.wrapping_add(vals[p as usize]));
+            vals.push(node_seed(node as u32, run).wrapping_add(sum));
+        }
+        vals
+    }
+}
+
+/// A node's own part of its value on its `run`th run (the task bodies compute the same).
+pub fn node_seed(node: u32, run: u32) -> u32 {
+    node.wrapping_mul(2_654_435_761) ^ run.wrapping_mul(40_503)
+}
+
+/// Generates a DAG of `shape` from `seed` (the same seed, the same DAG). Levels get between half
+/// and one and a half times their share of the nodes; every node past the first level has one
+/// predecessor in the level before it (so the DAG has `levels` levels), and the other edges join
+/// a random node to a random node of an earlier level.
+pub fn generate(shape: &Shape, seed: u64) -> Result<Dag> {
+    let bad = |why: &str| Err(Error::Invalid(format!("DAG shape {}: {why}", shape.name)));
+    if shape.levels == 0 || shape.nodes < shape.levels {
+        return bad("needs at least one node per level");
+    }
+    if shape.lane_percent + shape.warp_percent > 100 {
+        return bad("lane and warp percentages add up past 100");
+    }
+    let mut rng = seed ^ 0xD1B5_4A32_D192_ED03;
+    let mut next = |n: u64| splitmix64(&mut rng) % n.max(1);
+    // Level sizes: 1 each, then the rest spread with weights in [0.5, 1.5).
+    let weights: Vec<u64> = (0..shape.levels).map(|_| 50 + next(100)).collect();
+    let total: u64 = weights.iter().sum();
+    let spare = u64::from(shape.nodes - shape.levels);
+    let mut sizes: Vec<u32> = weights
+        .iter()
+        .map(|w| 1 + (spare * w / total) as u32)
+        .collect();
+    let short = shape.nodes - sizes.iter().sum::<u32>();
+    for i in 0..short {
+        sizes[(i % shape.levels) as usize] += 1;
+    }
+    let mut level = Vec::with_capacity(shape.nodes as usize);
+    let mut starts = Vec::with_capacity(sizes.len());
+    for (l, &n) in sizes.iter().enumerate() {
+        starts.push(level.len() as u32);
+        level.extend(std::iter::repeat_n(l as u32, n as usize));
+    }
+    let gran = (0..shape.nodes)
+        .map(|_| match next(100) as u32 {
+            p if p < shape.lane_percent => Gran::Lane,
+            p if p < shape.lane_percent + shape.warp_percent => Gran::Warp,
+            _ => Gran::Block,
+        })
+        .collect();
+    let mut preds: Vec<Vec<u32>> = vec![Vec::new(); shape.nodes as usize];
+    for (node, &l) in level.iter().enumerate().skip(sizes[0] as usize) {
+        let before = starts[l as usize - 1];
+        preds[node].push(before + next(u64::from(sizes[l as usize - 1])) as u32);
+    }
+    let first_past = u64::from(sizes[0]);
+    let mut edges = shape.nodes - sizes[0];
+    let mut tries = 0u64;
+    while edges < shape.edges && tries < 100 * u64::from(shape.edges) {
+        tries += 1;
+        let node = first_past + next(u64::from(shape.nodes) - first_past);
+        let below = starts[level[node as usize] as usize];
+        let p = next(u64::from(below)) as u32;
+        let list = &mut preds[node as usize];
+        if !list.contains(&p) {
+            list.push(p);
+            edges += 1;
+        }
+    }
+    for list in &mut preds {
+        list.sort_unstable();
+    }
+    Ok(Dag { level, gran, preds })
+}
+
+/// A DAG's buffers on the GPU and its task graph.
+pub struct OnGpu {
+    /// Node values.
+    pub vals: DeviceBuffer<u32>,
+    /// Node run counts.
+    pub runs: DeviceBuffer<u32>,
+    /// The error word.
+    pub errors: DeviceBuffer<u32>,
+    /// The predecessor lists (kept alive for the graph).
+    pub preds: DeviceBuffer<u32>,
+    /// The task graph.
+    pub graph: TaskGraph,
+}
+
+impl OnGpu {
+    /// Uploads `dag` and builds its task graph.
+    pub fn new(rt: &Runtime, dag: &Dag) -> Result<OnGpu> {
+        let n = dag.preds.len();
+        let flat: Vec<u32> = dag.preds.iter().flatten().copied().collect();
+        // A zero-length buffer is not a buffer: one spare word.
+        let preds = DeviceBuffer::from_slice(rt.gpu(), &[flat.as_slice(), &[0]].concat())?;
+        let vals = DeviceBuffer::<u32>::zeroed(rt.gpu(), n)?;
+        let runs = DeviceBuffer::<u32>::zeroed(rt.gpu(), n)?;
+        let errors = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1)?;
+        let mut graph = TaskGraph::new();
+        let mut ids = Vec::with_capacity(n);
+        let mut first = 0u32;
+        for (node, list) in dag.preds.iter().enumerate() {
+            let (node, count) = (node as u32, list.len() as u32);
+            let (vals, runs, preds, errors) = (vals.ptr(), runs.ptr(), preds.ptr(), errors.ptr());
+            let id = match dag.gran[node as usize] {
+                Gran::Lane => graph.add(DagLane {
+                    vals,
+                    runs,
+                    preds,
+                    errors,
+                    node,
+                    first,
+                    count,
+                    pad: 0,
+                }),
+                Gran::Warp => graph.add(DagWarp {
+                    vals,
+                    runs,
+                    preds,
+                    errors,
+                    node,
+                    first,
+                    count,
+                    pad: 0,
+                }),
+                Gran::Block => graph.add(DagBlock {
+                    vals,
+                    runs,
+                    preds,
+                    errors,
+                    node,
+                    first,
+                    count,
+                    pad: 0,
+                }),
+            };
+            for &p in list {
+                graph.add_edge(ids[p as usize], id)?;
+            }
+            ids.push(id);
+            first += count;
+        }
+        Ok(OnGpu {
+            vals,
+            runs,
+            errors,
+            preds,
+            graph,
+        })
+    }
+
+    /// Zeroes the values, run counts and error word.
+    pub fn reset(&self) -> Result<()> {
+        let n = self.vals.len();
+        self.vals.write(&vec![0u32; n])?;
+        self.runs.write(&vec![0u32; n])?;
+        Ok(self.errors.write(&[0])?)
+    }
+
+    /// Checks that every node ran equally often (at least once), that none saw a missing input,
+    /// and every value against `dag`.
+    pub fn check(&self, dag: &Dag, what: &str) -> Result<()> {
+        let fail = |why: String| Err(Error::Invalid(format!("{what}: {why}")));
+        let errors = self.errors.to_vec()?;
+        if errors[0] != 0 {
+            return fail(format!(
+                "node {} ran before one of its predecessors",
+                errors[0] - 1
+            ));
+        }
+        let runs = self.runs.to_vec()?;
+        let run = runs[0];
+        if run == 0 {
+            return fail("node 0 never ran".into());
+        }
+        if let Some(n) = runs.iter().position(|&r| r != run) {
+            return fail(format!("node {n} ran {} times, node 0 {run}", runs[n]));
+        }
+        let want = dag.expected(run);
+        let got = self.vals.to_vec()?;
+        match (0..want.len()).find(|&n| got[n] != want[n]) {
+            None => Ok(()),
+            Some(n) => fail(format!(
+                "node {n} holds {} instead of {} after {run} runs",
+                got[n], want[n]
+            )),
+        }
+    }
+}
+
+/// The report's section: each shape under every strategy, µs per run of the whole DAG.
+pub fn report(quick: bool) -> Result<Vec<Table>> {
+    let rt = builder().build()?;
+    let timing = Timing::new(quick);
+    let cols: Vec<&str> = Strategy::ALL.iter().map(|s| s.name()).collect();
+    let mut table = Table::new(
+        "mixed_dag",
+        "Mixed DAGs: random lane / warp / block nodes reading their predecessors, time per run",
+        "µs per run",
+        false,
+        &cols,
+    );
+    for (shape, seed) in [(DEEP, 20u64), (WIDE, 21)] {
+        let dag = generate(&shape, seed)?;
+        let gpu = OnGpu::new(&rt, &dag)?;
+        let reset = || gpu.reset();
+        let check = |s: Strategy| gpu.check(&dag, &format!("{} on {}", shape.name, s.name()));
+        let runs = compare(
+            &rt,
+            &gpu.graph,
+            &Strategy::ALL,
+            &Checks {
+                reset: &reset,
+                check: &check,
+            },
+            timing,
+        )?;
+        fill(&mut table, shape.name, &runs, &[], |r| {
+            r.run.median.as_secs_f64() * 1e6
+        });
+        table.notes.push(format!(
+            "{}: seed {seed}, {} edges; every run checked on the GPU (a node that finds an input \
+             not yet written flags it), values and run counts checked after the checked run and \
+             after the timed ones.",
+            shape.name,
+            dag.edge_count()
+        ));
+    }
+    table.notes.push(
+        "Targets (issue 20): Resident ≤ 0.5× CudaGraph+PDL and ≤ 1.2× Fused on both shapes.".into(),
+    );
+    Ok(vec![table])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_dags_have_their_shape_and_only_backward_edges() {
+        for shape in [DEEP, WIDE] {
+            let dag = generate(&shape, 7).unwrap();
+            assert_eq!(dag.preds.len(), shape.nodes as usize);
+            assert_eq!(*dag.level.iter().max().unwrap(), shape.levels - 1);
+            assert_eq!(dag.edge_count(), shape.edges as usize, "{}", shape.name);
+            for (node, list) in dag.preds.iter().enumerate() {
+                let l = dag.level[node];
+                assert!(list.iter().all(|&p| dag.level[p as usize] < l));
+                if l > 0 {
+                    assert!(list.iter().any(|&p| dag.level[p as usize] == l - 1));
+                }
+                assert!(list.windows(2).all(|w| w[0] < w[1]), "repeated edge");
+            }
+            let count = |g| dag.gran.iter().filter(|&&x| x == g).count() as f64;
+            let n = f64::from(shape.nodes);
+            assert!((count(Gran::Lane) / n - 0.6).abs() < 0.05);
+            assert!((count(Gran::Warp) / n - 0.3).abs() < 0.05);
+            assert!((count(Gran::Block) / n - 0.1).abs() < 0.05);
+        }
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_dag_and_another_seed_another() {
+        let a = generate(&DEEP, 1).unwrap();
+        assert_eq!(a.preds, generate(&DEEP, 1).unwrap().preds);
+        assert_ne!(a.preds, generate(&DEEP, 2).unwrap().preds);
+    }
+
+    #[test]
+    fn expected_values_follow_the_predecessors() {
+        let dag = Dag {
+            level: vec![0, 0, 1],
+            gran: vec![Gran::Lane; 3],
+            preds: vec![vec![], vec![], vec![0, 1]],
+        };
+        let v = dag.expected(3);
+        assert_eq!(v[0], node_seed(0, 3));
+        assert_eq!(v[2], node_seed(2, 3).wrapping_add(v[0]).wrapping_add(v[1]));
+    }
+
+    #[test]
+    fn bad_shapes_are_errors() {
+        let mut s = DEEP;
+        s.nodes = 3;
+        assert!(generate(&s, 0).is_err());
+        let mut s = DEEP;
+        s.warp_percent = 50;
+        assert!(generate(&s, 0).is_err());
+    }
+}
