@@ -12,7 +12,7 @@ import statistics
 import sys
 import time
 
-SHAPES = [(5000, 256), (100_000, 128), (1000, 4096)]
+SHAPES = [(5000, 256), (100_000, 128), (1000, 4096), (10_000, 1024), (100, 65_536)]
 
 
 def timed(fn, x, reps, warmup):

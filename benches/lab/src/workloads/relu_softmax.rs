@@ -75,7 +75,13 @@ pub struct Softmax {
 }
 
 /// The shapes the report runs (rows × length): the seed's case first.
-pub const SHAPES: [(u32, u32); 3] = [(5000, 256), (100_000, 128), (1000, 4096)];
+pub const SHAPES: [(u32, u32); 5] = [
+    (5000, 256),
+    (100_000, 128),
+    (1000, 4096),
+    (10_000, 1024),
+    (100, 65_536),
+];
 
 /// A matrix on the GPU, its input and output.
 pub struct Matrix {
@@ -173,6 +179,13 @@ impl Matrix {
 /// Largest relative error accepted against the float64 reference.
 pub const TOLERANCE: f64 = 1e-5;
 
+/// [`TOLERANCE`] for rows up to 4096 long, growing with the square root of the length past it:
+/// each lane sums `len / 32` float terms, whose rounding errors grow so. A float32 emulation of
+/// one 65536-long row gave 1.2e-5 (bound here: 4e-5).
+pub fn tolerance(len: u32) -> f64 {
+    TOLERANCE * (f64::from(len) / 4096.0).sqrt().max(1.0)
+}
+
 /// PyTorch's figures for one shape (from benches/torch_peer.py), if it ran.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Peer {
@@ -212,12 +225,13 @@ pub fn report(rt: &Runtime, quick: bool, peer: &dyn Fn(u32, u32) -> Peer) -> Res
             };
             let check = |s: Strategy| {
                 let e = m.max_relative_error(&input.borrow())?;
-                if e < TOLERANCE {
+                if e < tolerance(len) {
                     Ok(())
                 } else {
                     Err(Error::Invalid(format!(
-                        "ReLU+Softmax {rows}×{len} on {}: relative error {e:.2e} ≥ {TOLERANCE:.0e}",
-                        s.name()
+                        "ReLU+Softmax {rows}×{len} on {}: relative error {e:.2e} ≥ {:.0e}",
+                        s.name(),
+                        tolerance(len)
                     )))
                 }
             };
@@ -262,9 +276,10 @@ pub fn report(rt: &Runtime, quick: bool, peer: &dyn Fn(u32, u32) -> Peer) -> Res
     }
     table.notes.push(format!(
         "Every strategy's output was checked against a float64 CPU reference on fresh random \
-         inputs (relative error < {TOLERANCE:.0e}). Per-task strategies run up to \
-         {MAX_PER_TASK_NODES} nodes. Targets (5000 × 256): Resident ≤ 2× Fused, ≥ 100× faster \
-         than CudaGraph, within 1.5× of PyTorch eager."
+         inputs (relative error < {TOLERANCE:.0e}, growing as the square root of rows longer than \
+         4096). Per-task strategies run up to {MAX_PER_TASK_NODES} nodes. Targets (issue 20, \
+         every shape): Resident ≤ 1.15× Fused and ≤ PyTorch eager; the two-task form ≤ 1.3× \
+         Fused."
     ));
     Ok(vec![table])
 }
