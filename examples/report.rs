@@ -29,7 +29,8 @@ struct Args {
     #[arg(long)]
     quick: bool,
     /// Only sections whose name contains one of these comma-separated words (sections: core,
-    /// pingpong, throughput, relu_softmax, mixed_dag, alloc, bfs, startup).
+    /// pingpong, throughput, relu_softmax, mixed_dag, head_of_line, host_threads, alloc, bfs,
+    /// startup).
     #[arg(long)]
     only: Option<String>,
     /// Skip the PyTorch peer (benches/torch_peer.py).
@@ -49,19 +50,28 @@ struct Args {
 
 /// The sections in the order they run. Sections on the shared runtime come first; the others
 /// build runtimes of their own (one scheduler per process at a time).
-const SECTIONS: [&str; 8] = [
+const SECTIONS: [&str; 10] = [
     "core",
     "pingpong",
     "throughput",
     "relu_softmax",
     "mixed_dag",
+    "head_of_line",
+    "host_threads",
     "alloc",
     "bfs",
     "startup",
 ];
 
 /// The sections that build runtimes of their own, after the shared one is dropped.
-const OWN_RUNTIME: [&str; 4] = ["mixed_dag", "alloc", "bfs", "startup"];
+const OWN_RUNTIME: [&str; 6] = [
+    "mixed_dag",
+    "head_of_line",
+    "host_threads",
+    "alloc",
+    "bfs",
+    "startup",
+];
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -149,6 +159,8 @@ fn run(args: &Args) -> grosr_lab::Result<()> {
         progress.start(s);
         let t = match s {
             "mixed_dag" => workloads::mixed_dag::report(args.quick)?,
+            "head_of_line" => workloads::contention::head_of_line(args.quick)?,
+            "host_threads" => workloads::contention::host_threads(args.quick)?,
             "alloc" => workloads::alloc::report(args.quick, &|l| progress.note(l))?,
             "bfs" => grosr_lab::bfs::report(args.quick)?,
             "startup" => {

@@ -36,6 +36,11 @@ fn units() -> Vec<(&'static str, String, Optimize)> {
         ),
         ("tests/gpu_alloc", heap::alloc_builder().source(), Speed),
         (
+            "grosr_lab::workloads::contention",
+            grosr_lab::workloads::contention::builder().source(),
+            Speed,
+        ),
+        (
             "grosr_lab::workloads::mixed_dag",
             grosr_lab::workloads::mixed_dag::builder().source(),
             Speed,

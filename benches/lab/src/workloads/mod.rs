@@ -2,6 +2,7 @@
 //! results before it is timed (METHOD: correct first, then warm up, then the median of many).
 
 pub mod alloc;
+pub mod contention;
 pub mod graphs;
 pub mod many;
 pub mod mixed_dag;

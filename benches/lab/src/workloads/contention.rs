@@ -1,0 +1,750 @@
+//! Contention (issue 20): head-of-line blocking (how long a short job waits while a long task
+//! runs) and many host threads (submitting small jobs one at a time, and streaming slices).
+//!
+//! Every wait is bounded: the long tasks stop by themselves after 250 ms if their release never
+//! arrives, and every host wait has a timeout. Every task's result is checked after its case: a
+//! short job's flag, a long task's outcome (released, or ran out), a small job's slots, a
+//! streamed task's count.
+
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use grosr::{DeviceBuffer, DevicePtr, Job, Runtime, RuntimeBuilder};
+
+use crate::{Error, Result};
+
+use super::table::Table;
+
+/// A long lane task: marks itself started (`ctl[1] = epoch`), then spins until the host releases
+/// it (`ctl[0] >= epoch`) or `max_ns` have passed, and records which in `outcome[slot]` (1:
+/// released, 2: ran out). The bound keeps a lost release from holding the GPU for good.
+#[grosr::task(
+    granularity = "lane",
+    cuda = r#"
+    volatile uint32_t* ctl = task.ctl;
+    ctl[1] = task.epoch;
+    __threadfence_system();
+    const unsigned long long start = grosr::globaltimer();
+    uint32_t seen;
+    while ((seen = ctl[0]) < task.epoch && grosr::globaltimer() - start < task.max_ns)
+        __nanosleep(500);
+    task.outcome[task.slot] = seen >= task.epoch ? 1u : 2u;
+"#
+)]
+pub struct HolSpin {
+    /// `ctl[0]`: the released epoch (host-written); `ctl[1]`: the started epoch.
+    pub ctl: DevicePtr<u32>,
+    /// Per rep: 1 released, 2 ran out.
+    pub outcome: DevicePtr<u32>,
+    /// This rep's epoch (from 1).
+    pub epoch: u32,
+    /// This rep's outcome slot.
+    pub slot: u32,
+    /// The most it spins, in ns.
+    pub max_ns: u64,
+}
+
+/// [`HolSpin`] as a warp task: lane 0 spins, the other lanes wait for its verdict, so the whole
+/// warp is held.
+#[grosr::task(
+    granularity = "warp",
+    cuda = r#"
+    uint32_t seen = 0;
+    if (ctx.lane() == 0) {
+        volatile uint32_t* ctl = task.ctl;
+        ctl[1] = task.epoch;
+        __threadfence_system();
+        const unsigned long long start = grosr::globaltimer();
+        while ((seen = ctl[0]) < task.epoch && grosr::globaltimer() - start < task.max_ns)
+            __nanosleep(500);
+    }
+    seen = __shfl_sync(0xffffffffu, seen, 0);
+    if (ctx.lane() == 0) task.outcome[task.slot] = seen >= task.epoch ? 1u : 2u;
+"#
+)]
+pub struct HolSpinWarp {
+    /// `ctl[0]`: the released epoch (host-written); `ctl[1]`: the started epoch.
+    pub ctl: DevicePtr<u32>,
+    /// Per rep: 1 released, 2 ran out.
+    pub outcome: DevicePtr<u32>,
+    /// This rep's epoch (from 1).
+    pub epoch: u32,
+    /// This rep's outcome slot.
+    pub slot: u32,
+    /// The most it spins, in ns.
+    pub max_ns: u64,
+}
+
+/// [`HolSpin`] as a block task: thread 0 spins, the block waits for it at a barrier, so the whole
+/// block is held.
+#[grosr::task(
+    granularity = "block",
+    cuda = r#"
+    if (ctx.lane() == 0) {
+        volatile uint32_t* ctl = task.ctl;
+        ctl[1] = task.epoch;
+        __threadfence_system();
+        const unsigned long long start = grosr::globaltimer();
+        uint32_t seen;
+        while ((seen = ctl[0]) < task.epoch && grosr::globaltimer() - start < task.max_ns)
+            __nanosleep(500);
+        task.outcome[task.slot] = seen >= task.epoch ? 1u : 2u;
+    }
+    __syncthreads();
+"#
+)]
+pub struct HolSpinBlock {
+    /// `ctl[0]`: the released epoch (host-written); `ctl[1]`: the started epoch.
+    pub ctl: DevicePtr<u32>,
+    /// Per rep: 1 released, 2 ran out.
+    pub outcome: DevicePtr<u32>,
+    /// This rep's epoch (from 1).
+    pub epoch: u32,
+    /// This rep's outcome slot.
+    pub slot: u32,
+    /// The most it spins, in ns.
+    pub max_ns: u64,
+}
+
+/// The short job's task: sets one flag.
+#[grosr::task(granularity = "lane", cuda = "task.flags[task.index] = 1u;")]
+pub struct HolShort {
+    /// Flag array.
+    pub flags: DevicePtr<u32>,
+    /// Which flag.
+    pub index: u32,
+    /// Keeps the record 16 bytes.
+    pub pad: u32,
+}
+
+/// A small warp task: the lanes add up their lane ids (496 from a whole warp), and lane 0 writes
+/// `slot + 1` corrected by that sum, so a warp that ran short of lanes writes a wrong value.
+#[grosr::task(
+    granularity = "warp",
+    cuda = r#"
+    uint32_t v = ctx.lane();
+    for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
+    if (ctx.lane() == 0) task.out[task.slot] = task.slot + 1u + (v - 496u);
+"#
+)]
+pub struct ThreadsWork {
+    /// Output slots.
+    pub out: DevicePtr<u32>,
+    /// This task's slot.
+    pub slot: u32,
+    /// Keeps the record 16 bytes.
+    pub pad: u32,
+}
+
+/// A tiny lane task for streaming: counts itself in `counts[index]` (an add, not a store, so a
+/// slot hit once per round shows a lost or doubled task).
+#[grosr::task(
+    granularity = "lane",
+    cuda = "atomicAdd(&task.counts[task.index], 1u);"
+)]
+pub struct ThreadsTick {
+    /// Per-slot counts.
+    pub counts: DevicePtr<u32>,
+    /// Which count.
+    pub index: u32,
+    /// Keeps the record 16 bytes.
+    pub pad: u32,
+}
+
+/// A runtime builder with this module's tasks registered, after the environment's
+/// [`GROSR_DEFINES`](crate::env_defines).
+pub fn builder() -> RuntimeBuilder {
+    crate::env_defines(grosr::Runtime::builder())
+        .task::<HolSpin>()
+        .task::<HolSpinWarp>()
+        .task::<HolSpinBlock>()
+        .task::<HolShort>()
+        .task::<ThreadsWork>()
+        .task::<ThreadsTick>()
+}
+
+/// The longest wait for any one job that should finish promptly.
+const WAIT: Duration = Duration::from_secs(10);
+/// How long a long task spins at most without its release (far above a rep's few ms).
+const MAX_HOLD: Duration = Duration::from_millis(250);
+/// How long a long task runs, once seen started, before the short job goes in.
+const SETTLE: Duration = Duration::from_millis(2);
+/// How long a short job behind a long task may take before the long task is released for it.
+const PATIENCE: Duration = Duration::from_millis(5);
+/// How long a long task may take to start (a queued block task waits for a block).
+const START_WAIT: Duration = Duration::from_secs(2);
+
+/// The granularity of the long task a short job is queued behind.
+#[derive(Clone, Copy, Debug)]
+enum Gran {
+    Lane,
+    Warp,
+    Block,
+}
+
+impl Gran {
+    const ALL: [Gran; 3] = [Gran::Lane, Gran::Warp, Gran::Block];
+
+    fn name(self) -> &'static str {
+        match self {
+            Gran::Lane => "lane",
+            Gran::Warp => "warp",
+            Gran::Block => "block",
+        }
+    }
+
+    /// Submits one long task of this granularity as a job of its own.
+    fn submit<'rt>(
+        self,
+        rt: &'rt Runtime,
+        ctl: DevicePtr<u32>,
+        outcome: DevicePtr<u32>,
+        epoch: u32,
+    ) -> grosr::Result<Job<'rt>> {
+        let (slot, max_ns) = (epoch - 1, MAX_HOLD.as_nanos() as u64);
+        match self {
+            Gran::Lane => rt.submit(&[HolSpin {
+                ctl,
+                outcome,
+                epoch,
+                slot,
+                max_ns,
+            }]),
+            Gran::Warp => rt.submit(&[HolSpinWarp {
+                ctl,
+                outcome,
+                epoch,
+                slot,
+                max_ns,
+            }]),
+            Gran::Block => rt.submit(&[HolSpinBlock {
+                ctl,
+                outcome,
+                epoch,
+                slot,
+                max_ns,
+            }]),
+        }
+    }
+}
+
+/// Releases every long task of a case when dropped (`ctl[0] = u32::MAX`), on the error paths too,
+/// so none spins on until its bound.
+struct ReleaseAll<'a>(&'a DeviceBuffer<u32>);
+
+impl Drop for ReleaseAll<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.write(&[u32::MAX]);
+    }
+}
+
+/// Median, 99th percentile and maximum of some samples.
+#[derive(Clone, Copy, Debug)]
+struct Tail {
+    p50: Duration,
+    p99: Duration,
+    max: Duration,
+}
+
+impl Tail {
+    /// `None` for no samples.
+    fn of(mut samples: Vec<Duration>) -> Option<Tail> {
+        samples.sort();
+        let last = samples.len().checked_sub(1)?;
+        let at = |q: f64| samples.get((last as f64 * q).round() as usize).copied();
+        Some(Tail {
+            p50: at(0.5)?,
+            p99: at(0.99)?,
+            max: *samples.last()?,
+        })
+    }
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// Fails naming the first of `flags[..n]` that is not 1.
+fn check_set(flags: &DeviceBuffer<u32>, n: usize, what: &str) -> Result<()> {
+    let v = flags.to_vec()?;
+    match v[..n].iter().position(|&f| f != 1) {
+        None => Ok(()),
+        Some(i) => Err(Error::Invalid(format!(
+            "{what}: short job {i} did not run (its flag is {})",
+            v[i]
+        ))),
+    }
+}
+
+/// How many reps a case takes.
+#[derive(Clone, Copy, Debug)]
+struct Plan {
+    warmup: usize,
+    reps: usize,
+    /// Stop taking samples after this long (at least 3 are taken).
+    budget: Duration,
+}
+
+/// A lone short job, submit → done, `reps` times after `warmup` untimed ones.
+fn lone(rt: &Runtime, warmup: usize, reps: usize) -> Result<Vec<Duration>> {
+    let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), warmup + reps)?;
+    let mut samples = Vec::with_capacity(reps);
+    for i in 0..warmup + reps {
+        let task = [HolShort {
+            flags: flags.ptr(),
+            index: i as u32,
+            pad: 0,
+        }];
+        let t = Instant::now();
+        rt.submit(&task)?.wait_timeout(WAIT)?;
+        let took = t.elapsed();
+        if i >= warmup {
+            samples.push(took);
+        }
+    }
+    check_set(&flags, warmup + reps, "lone short job")?;
+    Ok(samples)
+}
+
+/// A short job's latencies behind a running long task of one granularity.
+#[derive(Debug)]
+struct Behind {
+    /// Submit → done of the reps whose long task was released (not ran out).
+    samples: Vec<Duration>,
+    /// Of those, how many were still unfinished after [`PATIENCE`].
+    blocked: usize,
+    /// Long tasks that ran out their bound instead of being released (their reps are left out).
+    ran_out: usize,
+}
+
+/// Waits until the long task of `epoch` has marked itself started (bounded by [`START_WAIT`]).
+fn wait_started(ctl: &DeviceBuffer<u32>, long: &Job<'_>, epoch: u32, what: &str) -> Result<()> {
+    let deadline = Instant::now() + START_WAIT;
+    loop {
+        if ctl.to_vec()?[1] >= epoch {
+            return Ok(());
+        }
+        if long.is_done()? {
+            return Err(Error::Invalid(format!(
+                "{what}: the long task finished without marking itself started"
+            )));
+        }
+        if Instant::now() > deadline {
+            return Err(Error::Invalid(format!(
+                "{what}: the long task had not started after {START_WAIT:?}"
+            )));
+        }
+        std::thread::sleep(Duration::from_micros(50));
+    }
+}
+
+/// Per rep: one long task of `gran` submitted alone and seen running, [`SETTLE`] later a one-task
+/// short job timed submit → done (released for after [`PATIENCE`] if still blocked), then the long
+/// task released and waited for.
+fn behind(rt: &Runtime, gran: Gran, plan: Plan) -> Result<Behind> {
+    let what = format!("short job behind a long {} task", gran.name());
+    let n = plan.warmup + plan.reps;
+    let ctl = DeviceBuffer::<u32>::zeroed(rt.gpu(), 2)?;
+    let _release_all = ReleaseAll(&ctl);
+    let outcome = DeviceBuffer::<u32>::zeroed(rt.gpu(), n)?;
+    let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), n)?;
+    // (rep, submit → done, blocked)
+    let mut taken: Vec<(usize, Duration, bool)> = Vec::with_capacity(plan.reps);
+    let start = Instant::now();
+    let mut ran = 0;
+    for i in 0..n {
+        if taken.len() >= 3 && start.elapsed() > plan.budget {
+            break;
+        }
+        let epoch = i as u32 + 1;
+        let long = gran.submit(rt, ctl.ptr(), outcome.ptr(), epoch)?;
+        wait_started(&ctl, &long, epoch, &what)?;
+        std::thread::sleep(SETTLE);
+        let short = [HolShort {
+            flags: flags.ptr(),
+            index: i as u32,
+            pad: 0,
+        }];
+        let t = Instant::now();
+        let job = rt.submit(&short)?;
+        let blocked = match job.wait_timeout(PATIENCE) {
+            Ok(()) => false,
+            Err(grosr::Error::Timeout(..)) => {
+                // Head-of-line blocked: it can only finish once the long task is released.
+                ctl.write(&[epoch])?;
+                job.wait_timeout(WAIT)?;
+                true
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let took = t.elapsed();
+        ctl.write(&[epoch])?;
+        long.wait_timeout(WAIT)?;
+        ran = i + 1;
+        if i >= plan.warmup {
+            taken.push((i, took, blocked));
+        }
+    }
+    check_set(&flags, ran, &what)?;
+    let outcome = outcome.to_vec()?;
+    if let Some(i) = outcome[..ran].iter().position(|&o| o != 1 && o != 2) {
+        return Err(Error::Invalid(format!(
+            "{what}: long task {i} finished with outcome {} (neither released nor ran out)",
+            outcome[i]
+        )));
+    }
+    let released: Vec<(Duration, bool)> = taken
+        .iter()
+        .filter(|&&(i, ..)| outcome[i] == 1)
+        .map(|&(_, d, b)| (d, b))
+        .collect();
+    Ok(Behind {
+        samples: released.iter().map(|&(d, _)| d).collect(),
+        blocked: released.iter().filter(|&&(_, b)| b).count(),
+        ran_out: outcome[..ran].iter().filter(|&&o| o == 2).count(),
+    })
+}
+
+/// Head-of-line blocking: a lone short job's submit → done latency, then the same short job
+/// submitted while one long task of each granularity (lane, warp, block) runs. Table
+/// `head_of_line`: median, p99 and max in µs per case, with the blocked and timed reps.
+pub fn head_of_line(quick: bool) -> Result<Vec<Table>> {
+    let rt = builder().build()?;
+    let plan = if quick {
+        Plan {
+            warmup: 2,
+            reps: 30,
+            budget: Duration::from_secs(2),
+        }
+    } else {
+        Plan {
+            warmup: 5,
+            reps: 200,
+            budget: Duration::from_secs(10),
+        }
+    };
+    let (lone_warmup, lone_reps) = if quick { (100, 1_000) } else { (1_000, 10_000) };
+    let mut table = Table::new(
+        "head_of_line",
+        "Head-of-line blocking: a one-task short job's submit → done, alone and behind one running \
+         long task",
+        "µs (blocked, reps: counts)",
+        false,
+        &["median µs", "p99 µs", "max µs", "blocked", "reps"],
+    );
+    table.ratios = false;
+    let row = |table: &mut Table, label: &str, samples: Vec<Duration>, blocked: usize| {
+        let reps = samples.len();
+        let tail = Tail::of(samples);
+        table.push(
+            label,
+            vec![
+                tail.map(|t| us(t.p50)),
+                tail.map(|t| us(t.p99)),
+                tail.map(|t| us(t.max)),
+                Some(blocked as f64),
+                Some(reps as f64),
+            ],
+        );
+    };
+    let alone = lone(&rt, lone_warmup, lone_reps)?;
+    row(&mut table, "lone short job", alone, 0);
+    let mut ran_out = Vec::new();
+    for gran in Gran::ALL {
+        let b = behind(&rt, gran, plan)?;
+        let label = format!("behind a long {} task", gran.name());
+        row(&mut table, &label, b.samples, b.blocked);
+        ran_out.push(format!("{} {}", gran.name(), b.ran_out));
+    }
+    table.notes.push(format!(
+        "Per rep: one long task submitted as a job of its own, seen running, {SETTLE:?} later a \
+         one-task short job submitted and timed to done; then the long task released and waited \
+         for. A short job not done {PATIENCE:?} after its submit is blocked: the long task is \
+         released for it, and its time (≥ {PATIENCE:?}) counts in the median and p99."
+    ));
+    table.notes.push(format!(
+        "Long tasks that ran out their {MAX_HOLD:?} bound instead of being released (their reps \
+         left out): {}.",
+        ran_out.join(", ")
+    ));
+    table
+        .notes
+        .push("Targets (issue 20): behind a long task ≤ 10 µs median; lone task ≤ 5 µs.".into());
+    Ok(vec![table])
+}
+
+/// One submitting thread's timed part.
+#[derive(Debug)]
+struct ThreadRun {
+    start: Instant,
+    end: Instant,
+    /// Submit → done per timed job (empty when streaming).
+    latencies: Vec<Duration>,
+}
+
+/// Joins scoped threads, turning a panic into an error.
+fn join_all<T>(handles: Vec<std::thread::ScopedJoinHandle<'_, Result<T>>>) -> Result<Vec<T>> {
+    handles
+        .into_iter()
+        .map(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(Error::Invalid("a submitting thread panicked".into())))
+        })
+        .collect()
+}
+
+/// Aggregate rate: `items` over the span from the first thread's start to the last one's end.
+fn rate(runs: &[ThreadRun], items: usize) -> Option<f64> {
+    let start = runs.iter().map(|r| r.start).min()?;
+    let end = runs.iter().map(|r| r.end).max()?;
+    Some(items as f64 / end.duration_since(start).as_secs_f64())
+}
+
+/// Tasks in job `job` of thread `thread`: 1, 2 or 3, varied deterministically.
+fn tasks_in(thread: usize, job: usize) -> usize {
+    1 + (thread + job) % 3
+}
+
+/// One thread of [`one_at_a_time`]: `warmup` untimed jobs, the barrier, `count` timed ones, each
+/// submitted and waited for before the next. Job `j` of thread `t` owns slots
+/// `((t * jobs) + j) * 3 ..` of `out`, `jobs = warmup + count`.
+fn submit_and_wait(
+    rt: &Runtime,
+    out: DevicePtr<u32>,
+    thread: usize,
+    (warmup, count): (usize, usize),
+    barrier: &Barrier,
+) -> Result<ThreadRun> {
+    let first_slot = thread * (warmup + count) * 3;
+    let job = |j: usize| -> Result<Duration> {
+        let first = (first_slot + j * 3) as u32;
+        let tasks: [ThreadsWork; 3] = std::array::from_fn(|k| ThreadsWork {
+            out,
+            slot: first + k as u32,
+            pad: 0,
+        });
+        let tasks = &tasks[..tasks_in(thread, j)];
+        let t = Instant::now();
+        rt.submit(tasks)?.wait_timeout(WAIT)?;
+        Ok(t.elapsed())
+    };
+    let warm = (0..warmup).try_for_each(|j| job(j).map(drop));
+    // Every thread reaches the barrier, a failed warm-up's too, so none waits there for good.
+    barrier.wait();
+    warm?;
+    let start = Instant::now();
+    let latencies = (warmup..warmup + count)
+        .map(job)
+        .collect::<Result<Vec<_>>>()?;
+    Ok(ThreadRun {
+        start,
+        end: Instant::now(),
+        latencies,
+    })
+}
+
+/// `threads` threads each submitting `count` small jobs one at a time (after `warmup`); checks
+/// every slot. Returns (jobs/s, per-job latencies).
+fn one_at_a_time(
+    rt: &Runtime,
+    threads: usize,
+    warmup: usize,
+    count: usize,
+) -> Result<(Option<f64>, Vec<Duration>)> {
+    let jobs = warmup + count;
+    let out = DeviceBuffer::<u32>::zeroed(rt.gpu(), threads * jobs * 3)?;
+    let barrier = Barrier::new(threads);
+    let (ptr, barrier) = (out.ptr(), &barrier);
+    let runs = std::thread::scope(|s| {
+        let handles = (0..threads)
+            .map(|t| s.spawn(move || submit_and_wait(rt, ptr, t, (warmup, count), barrier)))
+            .collect();
+        join_all(handles)
+    })?;
+    let got = out.to_vec()?;
+    for t in 0..threads {
+        for j in 0..jobs {
+            for k in 0..3 {
+                let slot = (t * jobs + j) * 3 + k;
+                let want = if k < tasks_in(t, j) {
+                    slot as u32 + 1
+                } else {
+                    0
+                };
+                if got[slot] != want {
+                    return Err(Error::Invalid(format!(
+                        "{threads} host threads: thread {t}, job {j}, task {k} wrote {} instead \
+                         of {want}",
+                        got[slot]
+                    )));
+                }
+            }
+        }
+    }
+    let rate = rate(&runs, threads * count);
+    Ok((rate, runs.into_iter().flat_map(|r| r.latencies).collect()))
+}
+
+/// Records per streamed job.
+const SLICE: usize = 4096;
+/// Records (and count slots) per streaming thread: one round.
+const PER_THREAD: usize = 64 * SLICE;
+
+/// One thread of [`streaming`]: a warm-up round waited for, the barrier, then `rounds` rounds of
+/// [`PER_THREAD`] tasks in slices of [`SLICE`], all submitted before any is waited for.
+fn stream(
+    rt: &Runtime,
+    counts: DevicePtr<u32>,
+    rounds: usize,
+    barrier: &Barrier,
+) -> Result<ThreadRun> {
+    let records: Vec<ThreadsTick> = (0..PER_THREAD as u32)
+        .map(|index| ThreadsTick {
+            counts,
+            index,
+            pad: 0,
+        })
+        .collect();
+    let run = |rounds: usize| -> Result<()> {
+        let mut jobs = Vec::with_capacity(rounds * PER_THREAD / SLICE);
+        for _ in 0..rounds {
+            for slice in records.chunks(SLICE) {
+                jobs.push(rt.submit(slice)?);
+            }
+        }
+        // One deadline for all: each wait gets what is left of it.
+        let deadline = Instant::now() + WAIT;
+        for j in &jobs {
+            j.wait_timeout(deadline.saturating_duration_since(Instant::now()))?;
+        }
+        Ok(())
+    };
+    let warm = run(1);
+    // Every thread reaches the barrier, a failed warm-up's too, so none waits there for good.
+    barrier.wait();
+    warm?;
+    let start = Instant::now();
+    run(rounds)?;
+    Ok(ThreadRun {
+        start,
+        end: Instant::now(),
+        latencies: Vec::new(),
+    })
+}
+
+/// `threads` threads each streaming `rounds` × [`PER_THREAD`] tiny tasks; checks that every task
+/// ran exactly once. Returns tasks/s.
+fn streaming(rt: &Runtime, threads: usize, rounds: usize) -> Result<Option<f64>> {
+    let counts = DeviceBuffer::<u32>::zeroed(rt.gpu(), threads * PER_THREAD)?;
+    let barrier = Barrier::new(threads);
+    let (ptr, barrier) = (counts.ptr(), &barrier);
+    let runs = std::thread::scope(|s| {
+        let handles = (0..threads)
+            .map(|t| {
+                let mine = ptr.add((t * PER_THREAD) as u64);
+                s.spawn(move || stream(rt, mine, rounds, barrier))
+            })
+            .collect();
+        join_all(handles)
+    })?;
+    // The warm-up round and the timed ones.
+    let want = rounds as u32 + 1;
+    let got = counts.to_vec()?;
+    if let Some(i) = got.iter().position(|&c| c != want) {
+        return Err(Error::Invalid(format!(
+            "streaming from {threads} threads: task {} of thread {} ran {} times, not {want}",
+            i % PER_THREAD,
+            i / PER_THREAD,
+            got[i]
+        )));
+    }
+    Ok(rate(&runs, threads * rounds * PER_THREAD))
+}
+
+/// Many host threads sharing one runtime: (a) for 1–16 threads, each submitting small jobs (1–3
+/// warp tasks) one at a time and waiting for each; (b) 1 and 8 threads streaming tiny lane tasks
+/// in slices, waiting only at the end. Tables `host_threads` (M jobs/s and submit → done latency
+/// per thread count) and `host_streaming` (M tasks/s).
+///
+/// The threads share `&Runtime`: [`Runtime::submit`] takes `&self`, and `Runtime` is `Sync`
+/// (many threads may submit at once).
+pub fn host_threads(quick: bool) -> Result<Vec<Table>> {
+    let rt = builder().build()?;
+    let (warmup, count) = if quick { (50, 2_000) } else { (200, 20_000) };
+    let rounds = if quick { 4 } else { 32 };
+    let targets = "Targets (issue 20): 8 threads ≥ 1 M jobs/s aggregate, submit→done p99 ≤ 20 µs; \
+                   8 threads streaming ≥ 1 G tasks/s.";
+    let mut jobs = Table::new(
+        "host_threads",
+        "Many host threads: each submits small jobs (1–3 warp tasks) one at a time, waiting for \
+         each",
+        "M jobs/s (aggregate); µs (submit → done)",
+        true,
+        &["M jobs/s", "p50 µs", "p99 µs", "max µs"],
+    );
+    jobs.ratios = false;
+    for threads in [1usize, 2, 4, 8, 16] {
+        let (rate, latencies) = one_at_a_time(&rt, threads, warmup, count)?;
+        let tail = Tail::of(latencies);
+        let label = match threads {
+            1 => "1 thread".to_string(),
+            n => format!("{n} threads"),
+        };
+        jobs.push(
+            label,
+            vec![
+                rate.map(|r| r / 1e6),
+                tail.map(|t| us(t.p50)),
+                tail.map(|t| us(t.p99)),
+                tail.map(|t| us(t.max)),
+            ],
+        );
+    }
+    jobs.notes.push(format!(
+        "{count} timed jobs per thread after {warmup} untimed, job j of thread t holding 1 + \
+         (t + j) mod 3 tasks; jobs/s over the span from the first thread's start to the last \
+         one's end; every task's output slot checked."
+    ));
+    jobs.notes.push(targets.into());
+
+    let mut stream = Table::new(
+        "host_streaming",
+        "Many host threads streaming: each submits tiny lane tasks in slices of 4096, waiting \
+         only at the end",
+        "M tasks/s",
+        true,
+        &["M tasks/s"],
+    );
+    stream.ratios = false;
+    for threads in [1usize, 8] {
+        let rate = streaming(&rt, threads, rounds)?;
+        let label = match threads {
+            1 => "1 thread".to_string(),
+            n => format!("{n} threads"),
+        };
+        stream.push(label, vec![rate.map(|r| r / 1e6)]);
+    }
+    stream.notes.push(format!(
+        "{:.2} M tasks per thread ({rounds} rounds of {PER_THREAD}, {SLICE} a job), after a \
+         warm-up round; every task's count checked.",
+        (rounds * PER_THREAD) as f64 / 1e6
+    ));
+    stream.notes.push(targets.into());
+    Ok(vec![jobs, stream])
+}
+
+#[cfg(test)]
+mod tests {
+    /// The task bodies compile for Hopper (NVRTC only, no GPU); skipped without NVRTC.
+    #[test]
+    fn contention_tasks_compile_for_sm_90() {
+        if let Err(e) = grosr::unstable::nvrtc_available() {
+            eprintln!("skipping: {e}");
+            return;
+        }
+        let source = super::builder().source();
+        let cubin = grosr::unstable::compile_with(&source, 90, &["--Ofast-compile=min"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(&cubin[..4], b"\x7fELF", "not an ELF image");
+    }
+}
