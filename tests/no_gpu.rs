@@ -80,3 +80,56 @@ fn two_task_types_with_one_c_name_are_refused() {
         .err();
     assert_eq!(err, Some(Error::DuplicateTask("Same")));
 }
+
+/// Spawns `Orphan`, which the test below does not register (a comment naming another spawn does
+/// not count).
+#[grosr::task(cuda = r#"
+    // grosr_spawn_Commented(ctx, Commented{0u});
+    if (task.n > 0) grosr_spawn_Orphan(ctx, Orphan{task.n - 1, 0u});
+"#)]
+pub struct Parent {
+    pub n: u32,
+    pub pad: u32,
+}
+
+#[grosr::task(cuda = "")]
+pub struct Orphan {
+    pub n: u32,
+    pub pad: u32,
+}
+
+#[test]
+fn spawning_a_type_that_is_not_registered_is_refused_naming_both() {
+    let err = grosr::Runtime::builder().task::<Parent>().build().err();
+    let want = Error::UnregisteredSpawn {
+        by: "task `Parent`".into(),
+        spawned: "Orphan".into(),
+    };
+    assert_eq!(err, Some(want.clone()));
+    let msg = want.to_string();
+    assert!(msg.contains("add `.task::<Orphan>()`"), "{msg}");
+    // So is a spawn in the builder's own CUDA code; registered, the same spawn is fine (the
+    // build then goes on to the GPU, which this machine may not have).
+    let err = grosr::Runtime::builder()
+        .task::<Parent>()
+        .task::<Orphan>()
+        .prelude("__device__ void grosr_helper(grosr::Ctx& ctx) { grosr_spawn_Lost(ctx, 0); }")
+        .build()
+        .err();
+    assert_eq!(
+        err,
+        Some(Error::UnregisteredSpawn {
+            by: "the builder's prelude".into(),
+            spawned: "Lost".into(),
+        })
+    );
+    let err = grosr::Runtime::builder()
+        .task::<Parent>()
+        .task::<Orphan>()
+        .build()
+        .err();
+    assert!(
+        !matches!(err, Some(Error::UnregisteredSpawn { .. })),
+        "{err:?}"
+    );
+}

@@ -46,6 +46,16 @@ pub enum Error {
     /// A task type that was not registered with the runtime's builder.
     #[error("task type `{0}` is not registered: add `.task::<{0}>()` to the runtime builder")]
     UnregisteredTask(&'static str),
+    /// A task body (or the module's other CUDA code) spawns a task type that is not registered.
+    #[error(
+        "{by} spawns `{spawned}`, which is not registered: add `.task::<{spawned}>()` to the runtime builder"
+    )]
+    UnregisteredSpawn {
+        /// Who spawns it: "task `Fib`", or the builder's prelude or extra CUDA code.
+        by: String,
+        /// The C name of the type it spawns.
+        spawned: String,
+    },
     /// A builder setting is out of range.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -125,6 +135,9 @@ impl PartialEq for Error {
             }
             E::DuplicateTask(a) => matches!(other, E::DuplicateTask(b) if a == b),
             E::UnregisteredTask(a) => matches!(other, E::UnregisteredTask(b) if a == b),
+            E::UnregisteredSpawn { by, spawned } => {
+                matches!(other, E::UnregisteredSpawn { by: b, spawned: s } if by == b && spawned == s)
+            }
             E::Config(a) => matches!(other, E::Config(b) if a == b),
             E::DoesNotFit(a) => matches!(other, E::DoesNotFit(b) if a == b),
             E::Timeout(d, w) => matches!(other, E::Timeout(e, x) if d == e && w == x),

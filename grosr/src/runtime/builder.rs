@@ -71,6 +71,7 @@ impl Default for Config {
 pub struct RuntimeBuilder {
     tasks: Vec<TaskInfo>,
     extra: Vec<ExtraCuda>,
+    prelude: Vec<String>,
     defines: Vec<(String, String)>,
     config: Config,
     on_compile: Option<Callback>,
@@ -161,6 +162,25 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Adds CUDA code before the task bodies (after the records and their `grosr_spawn_*`
+    /// helpers): `__device__` functions and constants that several bodies share. Code added
+    /// with [`cuda`](RuntimeBuilder::cuda) comes after the bodies instead.
+    ///
+    /// ```
+    /// #[grosr::task(cuda = "task.out[task.i] = grosr_square(task.i);")]
+    /// pub struct Square { pub out: grosr::DevicePtr<u32>, pub i: u32, pub pad: u32 }
+    ///
+    /// let b = grosr::Runtime::builder()
+    ///     .prelude("__device__ uint32_t grosr_square(uint32_t x) { return x * x; }")
+    ///     .task::<Square>();
+    /// let src = b.source();
+    /// assert!(src.find("grosr_square(uint32_t x)") < src.find("grosr_body_Square"));
+    /// ```
+    pub fn prelude(mut self, code: impl Into<String>) -> Self {
+        self.prelude.push(code.into());
+        self
+    }
+
     /// The scheduler's and the heap's [`Tuning`] (default: [`Tuning::default`]); checked at
     /// [`build`](RuntimeBuilder::build).
     pub fn tuning(mut self, tuning: Tuning) -> Self {
@@ -232,7 +252,7 @@ impl RuntimeBuilder {
             settings.extend(DIAGNOSTICS.map(|(n, v)| (n.to_string(), v.to_string())));
         }
         let mut s = define_lines(&settings, &self.defines);
-        s.push_str(&codegen::generate(&self.tasks));
+        s.push_str(&codegen::generate(&self.tasks, &self.prelude));
         for (i, e) in self.extra.iter().enumerate() {
             s.push_str(&format!("\n// ---- Extra CUDA source {i} ----\n"));
             s.push_str(&e.code);
@@ -274,6 +294,16 @@ impl RuntimeBuilder {
             if names.insert(t.name, t.type_id).is_some() {
                 return Err(Error::DuplicateTask(t.name));
             }
+        }
+        let others = (self.prelude.iter().map(|c| ("the builder's prelude", c)))
+            .chain(
+                self.extra
+                    .iter()
+                    .map(|e| ("the builder's extra CUDA code", &e.code)),
+            )
+            .map(|(who, code)| (who.to_string(), code.as_str()));
+        if let Some((by, spawned)) = codegen::unregistered_spawn(&self.tasks, others) {
+            return Err(Error::UnregisteredSpawn { by, spawned });
         }
         let started = Instant::now();
         let gpu = Gpu::open(c.device)?;

@@ -16,19 +16,34 @@ use super::Timing;
 use super::graphs::{Checks, compare, fill};
 use super::table::Table;
 
-/// A lane node.
-#[grosr::task(
-    granularity = "lane",
-    cuda = r#"
-    // A predecessor that has not run as often as this node is about to ran after it.
-    const uint32_t run = task.runs[task.node] + 1u;
+/// What the three node types share (a prelude: before their bodies). Every node record has the
+/// same fields, so one template serves them; the seed mirrors [`node_seed`].
+const NODE_CUDA: &str = r#"
+__device__ __forceinline__ uint32_t grosr_dag_seed(uint32_t node, uint32_t run) {
+    return node * 2654435761u ^ run * 40503u;
+}
+// This thread's share (`lane` of `width`) of the sum of the node's predecessors' values; a
+// predecessor that has not run as often as this node is about to ran after it: flagged.
+template <typename Node>
+__device__ __forceinline__ uint32_t grosr_dag_sum(const Node& task, uint32_t run, uint32_t lane,
+                                                  uint32_t width) {
     uint32_t sum = 0;
-    for (uint32_t k = 0; k < task.count; ++k) {
+    for (uint32_t k = lane; k < task.count; k += width) {
         const uint32_t p = task.preds[task.first + k];
         if (task.runs[p] != run) atomicCAS(task.errors, 0u, task.node + 1u);
         sum += task.vals[p];
     }
-    task.vals[task.node] = (task.node * 2654435761u ^ run * 40503u) + sum;
+    return sum;
+}
+"#;
+
+/// A lane node.
+#[grosr::task(
+    granularity = "lane",
+    cuda = r#"
+    const uint32_t run = task.runs[task.node] + 1u;
+    const uint32_t sum = grosr_dag_sum(task, run, 0u, 1u);
+    task.vals[task.node] = grosr_dag_seed(task.node, run) + sum;
     task.runs[task.node] = run;
 "#
 )]
@@ -56,15 +71,10 @@ pub struct DagLane {
     granularity = "warp",
     cuda = r#"
     const uint32_t run = task.runs[task.node] + 1u;
-    uint32_t sum = 0;
-    for (uint32_t k = ctx.lane(); k < task.count; k += ctx.width()) {
-        const uint32_t p = task.preds[task.first + k];
-        if (task.runs[p] != run) atomicCAS(task.errors, 0u, task.node + 1u);
-        sum += task.vals[p];
-    }
+    uint32_t sum = grosr_dag_sum(task, run, ctx.lane(), ctx.width());
     for (int o = 16; o > 0; o /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, o);
     if (ctx.lane() == 0) {
-        task.vals[task.node] = (task.node * 2654435761u ^ run * 40503u) + sum;
+        task.vals[task.node] = grosr_dag_seed(task.node, run) + sum;
         task.runs[task.node] = run;
     }
 "#
@@ -96,16 +106,11 @@ pub struct DagWarp {
     const uint32_t run = task.runs[task.node] + 1u;
     if (ctx.lane() == 0) total = 0;
     __syncthreads();
-    uint32_t sum = 0;
-    for (uint32_t k = ctx.lane(); k < task.count; k += ctx.width()) {
-        const uint32_t p = task.preds[task.first + k];
-        if (task.runs[p] != run) atomicCAS(task.errors, 0u, task.node + 1u);
-        sum += task.vals[p];
-    }
+    const uint32_t sum = grosr_dag_sum(task, run, ctx.lane(), ctx.width());
     if (sum != 0) atomicAdd(&total, sum);
     __syncthreads();
     if (ctx.lane() == 0) {
-        task.vals[task.node] = (task.node * 2654435761u ^ run * 40503u) + total;
+        task.vals[task.node] = grosr_dag_seed(task.node, run) + total;
         task.runs[task.node] = run;
     }
     __syncthreads();
@@ -134,6 +139,7 @@ pub struct DagBlock {
 /// module does not grow).
 pub fn builder() -> RuntimeBuilder {
     crate::env_defines(grosr::Runtime::builder())
+        .prelude(NODE_CUDA)
         .task::<DagLane>()
         .task::<DagWarp>()
         .task::<DagBlock>()
