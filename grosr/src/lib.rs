@@ -4,7 +4,8 @@
 //! Declare task types with [`#[grosr::task]`](macro@task), register them with
 //! [`Runtime::builder`], and [`submit`](Runtime::submit) records; tasks spawn further tasks on
 //! the GPU (`ctx.spawn(..)` / `grosr_spawn_<T>(ctx, ..)` in CUDA), and [`Job::wait`] returns when
-//! the whole job, spawned tasks included, has finished.
+//! the whole job, spawned tasks included, has finished. [`bodies`] lists everything a task
+//! body may use.
 //!
 //! ```no_run
 //! use grosr::{DevicePtr, Runtime};
@@ -35,6 +36,7 @@ mod alloc;
 mod baseline;
 #[cfg(all(test, loom))]
 mod board_model;
+pub mod bodies;
 mod buffer;
 mod codegen;
 mod compile;
