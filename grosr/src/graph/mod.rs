@@ -24,6 +24,7 @@
 //! # Ok::<(), grosr::Error>(())
 //! ```
 
+mod dot;
 mod lowered;
 mod resident;
 
@@ -36,7 +37,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 
 use crate::error::{Error, Result};
 use crate::layout::RECORD_WORDS;
-use crate::record::Task;
+use crate::record::{Field, Task};
 use crate::runtime::Runtime;
 
 pub use resident::ResidentGraph;
@@ -59,6 +60,8 @@ impl NodeId {
 pub(crate) struct Node {
     pub type_id: TypeId,
     pub name: &'static str,
+    /// The record's fields (for [`TaskGraph::to_dot`]).
+    pub fields: &'static [Field],
     pub words: [u32; RECORD_WORDS],
 }
 
@@ -140,6 +143,7 @@ impl TaskGraph {
         let i = self.graph.add_node(Node {
             type_id: TypeId::of::<T>(),
             name: T::C_NAME,
+            fields: T::FIELDS,
             words,
         });
         NodeId(i.index() as u32)
