@@ -158,6 +158,53 @@ fn an_error_in_a_body_points_at_the_rust_file_and_line() {
     );
 }
 
+/// Spawns `Orphan`, which the first module below does not register; the spawn under `#ifdef`
+/// and the prelude's macro named like a spawn helper are fine.
+#[grosr::task(cuda = r#"
+    if (task.n > 0) grosr_spawn_Orphan(ctx, Orphan{task.n - 1, 0u});
+#ifdef GROSR_TEST_EXTRA
+    grosr_spawn_Extra(ctx, task.n);
+#endif
+    grosr_spawn_Pair(ctx, task.n);
+"#)]
+pub struct Parent {
+    pub n: u32,
+    pub pad: u32,
+}
+
+#[grosr::task(cuda = "")]
+pub struct Orphan {
+    pub n: u32,
+    pub pad: u32,
+}
+
+#[test]
+fn spawning_a_type_that_is_not_registered_is_an_error_naming_it_and_the_place() {
+    if grosr::unstable::nvrtc_available().is_err() {
+        return;
+    }
+    let fast = grosr::unstable::nvrtc_options(Compile);
+    let pair = "#define grosr_spawn_Pair(ctx, n) ((void)(n))";
+    let source = grosr::Runtime::builder()
+        .prelude(pair)
+        .task::<Parent>()
+        .source();
+    let err = grosr::unstable::compile_with(&source, 90, fast).unwrap_err();
+    let grosr::Error::UnregisteredSpawn { by, spawned } = &err else {
+        panic!("expected UnregisteredSpawn, got {err}");
+    };
+    assert_eq!(spawned, "Orphan");
+    assert!(by.contains("tests/nvrtc_compile.rs("), "{by}");
+    assert!(err.to_string().contains("add `.task::<Orphan>()`"), "{err}");
+    // Registered, it compiles: neither the spawn under #ifdef nor the macro is one.
+    let source = grosr::Runtime::builder()
+        .prelude(pair)
+        .task::<Parent>()
+        .task::<Orphan>()
+        .source();
+    grosr::unstable::compile_with(&source, 90, fast).unwrap();
+}
+
 #[test]
 fn every_module_keeps_the_heap_global_that_the_host_fills() {
     if grosr::unstable::nvrtc_available().is_err() {

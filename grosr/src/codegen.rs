@@ -8,7 +8,6 @@
 //! of tasks per launch).
 
 use std::any::TypeId;
-use std::collections::HashSet;
 use std::fmt::Write as _;
 
 use crate::record::{CDefinitions, CudaBody, Granularity, Task};
@@ -114,8 +113,11 @@ pub fn generate(tasks: &[TaskInfo], prelude: &[String]) -> String {
 
     for (i, code) in prelude.iter().enumerate() {
         let _ = writeln!(out, "\n// ---- Prelude {i} (RuntimeBuilder::prelude) ----");
+        // NVRTC's errors in it then name "prelude <i>" and its own lines.
+        let _ = writeln!(out, "#line 1 \"prelude {i}\"");
         out.push_str(code);
         out.push('\n');
+        push_generated_line(&mut out);
     }
 
     out.push_str("\n// ---- Task bodies ----\n");
@@ -180,61 +182,6 @@ pub fn generate(tasks: &[TaskInfo], prelude: &[String]) -> String {
     out.push_str("\n// ---- Baseline kernels: the same bodies, launched by the host ----\n");
     for (kind, t) in tasks.iter().enumerate() {
         baseline_kernels(&mut out, kind, t);
-    }
-    out
-}
-
-/// The first type that `tasks`' bodies or the module's other CUDA code (`others`: who wrote it,
-/// its text) spawn with `grosr_spawn_<Type>(` without it being registered: `(who, type)`.
-/// Comments are skipped; NVRTC would otherwise report only "identifier is undefined".
-pub(crate) fn unregistered_spawn<'a>(
-    tasks: &[TaskInfo],
-    others: impl IntoIterator<Item = (String, &'a str)>,
-) -> Option<(String, String)> {
-    let registered: HashSet<&str> = tasks.iter().map(|t| t.name).collect();
-    let bodies = tasks
-        .iter()
-        .map(|t| (format!("task `{}`", t.name), t.body.code));
-    for (who, code) in bodies.chain(others) {
-        let code = without_comments(code);
-        for (at, _) in code.match_indices("grosr_spawn_") {
-            let before = code[..at].chars().next_back();
-            if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
-                continue; // part of a longer name
-            }
-            let rest = &code[at + "grosr_spawn_".len()..];
-            let end = rest
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .unwrap_or(rest.len());
-            let name = &rest[..end];
-            let called = rest[end..].trim_start().starts_with('(');
-            if called && !name.is_empty() && !registered.contains(name) {
-                return Some((who, name.to_string()));
-            }
-        }
-    }
-    None
-}
-
-/// `code` with its `//` and `/* */` comments blanked (string literals are not special: bodies
-/// have none that spawn).
-fn without_comments(code: &str) -> String {
-    let mut out = String::with_capacity(code.len());
-    let mut rest = code;
-    while !rest.is_empty() {
-        if let Some(r) = rest.strip_prefix("//") {
-            let end = r.find('\n').unwrap_or(r.len());
-            rest = &r[end..];
-            out.push(' ');
-        } else if let Some(r) = rest.strip_prefix("/*") {
-            let end = r.find("*/").map_or(r.len(), |e| e + 2);
-            rest = &r[end..];
-            out.push(' ');
-        } else {
-            let c = rest.chars().next().unwrap_or(' ');
-            out.push(c);
-            rest = &rest[c.len_utf8()..];
-        }
     }
     out
 }
@@ -425,24 +372,6 @@ mod tests {
             file: "src/twice.rs",
             line: 7,
         };
-    }
-
-    #[test]
-    fn unregistered_spawns_are_found_outside_comments_and_longer_names() {
-        let find = |code: &'static str| {
-            unregistered_spawn(&[TaskInfo::of::<Twice>()], [("code".to_string(), code)])
-                .map(|(_, t)| t)
-        };
-        assert_eq!(find("grosr_spawn_Lost (ctx, x);"), Some("Lost".into()));
-        assert_eq!(find("grosr_spawn_Twice(ctx, t);"), None);
-        assert_eq!(
-            find("// grosr_spawn_Lost(ctx, x);\n/* grosr_spawn_Gone(ctx) */"),
-            None
-        );
-        assert_eq!(
-            find("my_grosr_spawn_Lost(ctx, x); auto f = grosr_spawn_Gone;"),
-            None
-        );
     }
 
     #[test]

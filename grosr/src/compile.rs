@@ -62,7 +62,8 @@ impl std::fmt::Debug for Compiled {
 
 /// `Optimize::Compile`'s option: NVRTC's fast-compile level that keeps the most optimizations.
 /// On the 14-type module it cut the cold compile 228 -> 2.7 s (2-core box) and cost the hot paths
-/// about 2x (chain 0.22 -> 0.61 µs/hop, H200; benches/NOTES.md, "Start-up and compile time").
+/// two to three times (chain 0.22 -> 0.61 µs/hop, fan-out 8 5.2 -> 2.7 G tasks/s, H200;
+/// benches/NOTES.md, "Start-up and compile time").
 pub const FAST_COMPILE: &str = "--Ofast-compile=min";
 
 /// Compiles `source` for `sm_<arch>` (e.g. 90) with `extra` options (say
@@ -151,11 +152,28 @@ pub fn compile_with(source: &str, arch: u32, extra: &[&str]) -> Result<Vec<u8>> 
             }
             cubin_of(prog).map_err(err)
         }
-        Err(e) => Err(err(program_log(prog).unwrap_or_else(|| format!("{e:?}")))),
+        Err(e) => {
+            let log = program_log(prog).unwrap_or_else(|| format!("{e:?}"));
+            Err(match undefined_spawn(&log) {
+                Some((by, spawned)) => Error::UnregisteredSpawn { by, spawned },
+                None => err(log),
+            })
+        }
     };
     // SAFETY: prog came from create_program and is destroyed once.
     let _ = unsafe { nvrtc::destroy_program(prog) };
     result
+}
+
+/// The first `grosr_spawn_<Type>` that NVRTC's `log` calls undefined, as (where, type): a body
+/// spawned a type that is not registered (its spawn helper is generated per registered type).
+/// Its error comes from NVRTC's front end, so it costs no ptxas time.
+fn undefined_spawn(log: &str) -> Option<(String, String)> {
+    log.lines().find_map(|line| {
+        let (at, rest) = line.split_once(": error: identifier \"grosr_spawn_")?;
+        let (name, _) = rest.split_once("\" is undefined")?;
+        Some((format!("the code at {}", at.trim()), name.to_string()))
+    })
 }
 
 fn cubin_of(prog: sys::nvrtcProgram) -> std::result::Result<Vec<u8>, String> {
@@ -188,8 +206,8 @@ fn cache_key(source: &str, arch: u32, (major, minor): (i32, i32), extra: &[&str]
     h.update(
         format!(
             "|sm_{arch}|nvrtc {major}.{minor}|{}|{}",
-            OPTIONS.join(" "),
-            extra.join(" ")
+            OPTIONS.join("\0"),
+            extra.join("\0")
         )
         .as_bytes(),
     );
@@ -223,6 +241,21 @@ fn warn_once(message: String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nvrtcs_undefined_spawn_helper_names_the_type_and_the_place() {
+        let log = "x.rs(3): warning: something\n\
+                   tests/a.rs(88): error: identifier \"grosr_spawn_Orphan\" is undefined\n\
+                   1 error detected";
+        assert_eq!(
+            undefined_spawn(log),
+            Some(("the code at tests/a.rs(88)".into(), "Orphan".into()))
+        );
+        assert_eq!(
+            undefined_spawn("a(1): error: identifier \"other\" is undefined"),
+            None
+        );
+    }
 
     #[test]
     fn key_changes_with_source_arch_and_version() {

@@ -46,12 +46,13 @@ pub enum Error {
     /// A task type that was not registered with the runtime's builder.
     #[error("task type `{0}` is not registered: add `.task::<{0}>()` to the runtime builder")]
     UnregisteredTask(&'static str),
-    /// A task body (or the module's other CUDA code) spawns a task type that is not registered.
+    /// A task body (or the module's other CUDA code) spawns a task type that is not registered:
+    /// NVRTC found its `grosr_spawn_<Type>` undefined.
     #[error(
         "{by} spawns `{spawned}`, which is not registered: add `.task::<{spawned}>()` to the runtime builder"
     )]
     UnregisteredSpawn {
-        /// Who spawns it: "task `Fib`", or the builder's prelude or extra CUDA code.
+        /// Where: "the code at FILE(LINE)", as NVRTC names the body's Rust file and line.
         by: String,
         /// The C name of the type it spawns.
         spawned: String,

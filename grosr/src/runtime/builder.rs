@@ -174,7 +174,8 @@ impl RuntimeBuilder {
     ///     .prelude("__device__ uint32_t grosr_square(uint32_t x) { return x * x; }")
     ///     .task::<Square>();
     /// let src = b.source();
-    /// assert!(src.find("grosr_square(uint32_t x)") < src.find("grosr_body_Square"));
+    /// let (helper, body) = (src.find("grosr_square(uint32_t x)"), src.find("grosr_body_Square"));
+    /// assert!(helper.unwrap() < body.unwrap());
     /// ```
     pub fn prelude(mut self, code: impl Into<String>) -> Self {
         self.prelude.push(code.into());
@@ -294,16 +295,6 @@ impl RuntimeBuilder {
             if names.insert(t.name, t.type_id).is_some() {
                 return Err(Error::DuplicateTask(t.name));
             }
-        }
-        let others = (self.prelude.iter().map(|c| ("the builder's prelude", c)))
-            .chain(
-                self.extra
-                    .iter()
-                    .map(|e| ("the builder's extra CUDA code", &e.code)),
-            )
-            .map(|(who, code)| (who.to_string(), code.as_str()));
-        if let Some((by, spawned)) = codegen::unregistered_spawn(&self.tasks, others) {
-            return Err(Error::UnregisteredSpawn { by, spawned });
         }
         let started = Instant::now();
         let gpu = Gpu::open(c.device)?;
