@@ -11,8 +11,8 @@ use crate::record::Field;
 const FIELDS_SHOWN: usize = 4;
 
 impl TaskGraph {
-    /// The graph in Graphviz DOT: a node per task, labelled with its type and first fields
-    /// (pointers in hex), an edge per dependency, and each topological level on one rank (left
+    /// The graph in Graphviz DOT: a node per task, labelled with its type and its first fields,
+    /// scalars before pointers (in hex), an edge per dependency, and each topological level on one rank (left
     /// out when the graph has a cycle). `dot -Tsvg` draws it.
     ///
     /// ```
@@ -24,7 +24,7 @@ impl TaskGraph {
     /// g.add_edge(a, b).unwrap();
     /// let dot = g.to_dot();
     /// assert!(dot.contains("n0 -> n1;"));
-    /// assert!(dot.contains(r#"n1 [label="Step\nx=0x0 i=2"];"#));
+    /// assert!(dot.contains(r#"n1 [label="Step\ni=2 x=0x0"];"#));
     /// assert!(dot.contains("{ rank=same; n1; }"));
     /// ```
     pub fn to_dot(&self) -> String {
@@ -32,10 +32,15 @@ impl TaskGraph {
         for i in self.graph.node_indices() {
             let node = &self.graph[i];
             let bytes: &[u8] = bytemuck::cast_slice(&node.words);
-            let fields: Vec<String> = node
+            // Scalars first: records put their (usually shared) pointers first.
+            let (pointers, scalars): (Vec<&Field>, Vec<&Field>) = node
                 .fields
                 .iter()
                 .filter(|f| f.name != "pad")
+                .partition(|f| is_pointer(f));
+            let fields: Vec<String> = scalars
+                .into_iter()
+                .chain(pointers)
                 .take(FIELDS_SHOWN)
                 .map(|f| format!("{}={}", f.name, field_value(f, bytes)))
                 .collect();
@@ -66,6 +71,10 @@ impl TaskGraph {
     }
 }
 
+fn is_pointer(f: &Field) -> bool {
+    f.size == 8 && (f.c_decl)(f.name).contains('*')
+}
+
 /// One field of a record, readable: integers in decimal, floats as floats, pointers in hex,
 /// anything else (arrays, nested records) as its size.
 fn field_value(f: &Field, record: &[u8]) -> String {
@@ -85,11 +94,11 @@ fn field_value(f: &Field, record: &[u8]) -> String {
         }
     };
     match (b.len(), decl.as_str()) {
-        (_, d) if d.contains('[') => format!("[{} B]", b.len()),
-        (8, d) if d.contains('*') => format!(
+        (8, _) if is_pointer(f) => format!(
             "{:#x}",
             u64::from_le_bytes(b.try_into().unwrap_or_default())
         ),
+        (_, d) if d.contains('[') => format!("[{} B]", b.len()),
         (4, d) if d.starts_with("float ") => {
             f32::from_le_bytes(b.try_into().unwrap_or_default()).to_string()
         }
@@ -98,7 +107,7 @@ fn field_value(f: &Field, record: &[u8]) -> String {
         }
         (1 | 2 | 4 | 8, d) if d.starts_with("int") || d.starts_with("signed") => int(true),
         (1 | 2 | 4 | 8, d) if d.starts_with("uint") || d.starts_with("unsigned") => int(false),
-        (n, _) => format!("[{n} B]"),
+        (n, _) => format!("[{n} B]"), // arrays, nested records
     }
 }
 
@@ -109,7 +118,7 @@ mod tests {
 
     #[crate::task(cuda = "")]
     pub struct Mixed {
-        pub p: DevicePtr<f32>,
+        pub p: DevicePtr<[f32; 4]>,
         pub f: f32,
         pub i: i32,
         pub a: [u16; 2],
@@ -132,12 +141,18 @@ mod tests {
         g.add_edge(a, c).unwrap();
         g.add_edge(b, c).unwrap();
         let dot = g.to_dot();
-        // Four fields shown: the fifth (u) is left out.
+        // Scalars, then the pointer; four shown: the fifth (the pointer) is left out.
         assert!(
-            dot.contains(r#"n0 [label="Mixed\np=0x7f0000001000 f=1.5 i=-3 a=[4 B]"];"#),
+            dot.contains(r#"n0 [label="Mixed\nf=1.5 i=-3 a=[4 B] u=9"];"#),
             "{dot}"
         );
         assert!(dot.contains("n0 -> n2;") && dot.contains("n1 -> n2;"));
+        // A pointer to an array is a pointer.
+        let p = &<Mixed as crate::record::Record>::FIELDS[0];
+        assert_eq!(
+            super::field_value(p, bytemuck::bytes_of(&m)),
+            "0x7f0000001000"
+        );
         assert!(dot.contains("{ rank=same; n0; n1; }") && dot.contains("{ rank=same; n2; }"));
         g.add_edge(c, a).unwrap();
         assert!(!g.to_dot().contains("rank=same"), "a cycle has no levels");
