@@ -118,7 +118,8 @@ pub struct HolShort {
 }
 
 /// A small warp task: the lanes add up their lane ids (496 from a whole warp), and lane 0 writes
-/// `slot + 1` corrected by that sum, so a warp that ran short of lanes writes a wrong value.
+/// `slot + 1` corrected by that sum, so lane ids other than 0..32 show as a wrong value. (A warp
+/// short of lanes would not get that far: a full-mask shuffle needs all 32; the waits are bounded.)
 #[grosr::task(
     granularity = "warp",
     cuda = r#"
@@ -460,7 +461,8 @@ pub fn head_of_line(quick: bool) -> Result<Vec<Table>> {
         "Per rep: one long task submitted as a job of its own, seen running, {SETTLE:?} later a \
          one-task short job submitted and timed to done; then the long task released and waited \
          for. A short job not done {PATIENCE:?} after its submit is blocked: the long task is \
-         released for it, and its time (≥ {PATIENCE:?}) counts in the median and p99."
+         released for it, and its time (≥ {PATIENCE:?}) counts in the median and p99: where \
+         `blocked` equals `reps`, the row measures that patience, not the job."
     ));
     table.notes.push(format!(
         "Long tasks that ran out their {MAX_HOLD:?} bound instead of being released (their reps \

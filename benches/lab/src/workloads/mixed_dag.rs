@@ -2,10 +2,11 @@
 //! user's, each node reading its predecessors' outputs and writing its own, prepared once and
 //! run repeatedly under every strategy.
 //!
-//! Every run is checked on the GPU as it goes: a node counts its own runs and fails the graph's
-//! error word if a predecessor has not run as often as it is about to (it ran before its
-//! input). After the checked run and after the timed ones, the host checks that every node ran
-//! equally often, that no node saw a missing input, and every node's value.
+//! Every run is checked on the GPU as it goes: a node's word carries its run count beside its
+//! value (one 64-bit store), and a node that reads a predecessor's word from an earlier run (it
+//! ran before its input was written) fails the graph's error word. After the checked run and
+//! after the timed ones, the host checks that every node ran equally often, that no node read a
+//! stale input, and every node's value.
 
 use crate::bfs::generate::splitmix64;
 use crate::{Error, Result};
@@ -22,18 +23,28 @@ const NODE_CUDA: &str = r#"
 __device__ __forceinline__ uint32_t grosr_dag_seed(uint32_t node, uint32_t run) {
     return node * 2654435761u ^ run * 40503u;
 }
-// This thread's share (`lane` of `width`) of the sum of the node's predecessors' values; a
-// predecessor that has not run as often as this node is about to ran after it: flagged.
+// The run this node is about to make: one past the count in its own value word.
+template <typename Node>
+__device__ __forceinline__ uint32_t grosr_dag_run(const Node& task) {
+    return (uint32_t)(task.vals[task.node] >> 32) + 1u;
+}
+// This thread's share (`lane` of `width`) of the sum of the predecessors' values; a word that is
+// not from this run was read before its node wrote it: flagged.
 template <typename Node>
 __device__ __forceinline__ uint32_t grosr_dag_sum(const Node& task, uint32_t run, uint32_t lane,
                                                   uint32_t width) {
     uint32_t sum = 0;
     for (uint32_t k = lane; k < task.count; k += width) {
-        const uint32_t p = task.preds[task.first + k];
-        if (task.runs[p] != run) atomicCAS(task.errors, 0u, task.node + 1u);
-        sum += task.vals[p];
+        const uint64_t word = task.vals[task.preds[task.first + k]];
+        if ((uint32_t)(word >> 32) != run) atomicCAS(task.errors, 0u, task.node + 1u);
+        sum += (uint32_t)word;
     }
     return sum;
+}
+// Run count and value in one 64-bit store, so a reader sees both from the same run.
+template <typename Node>
+__device__ __forceinline__ void grosr_dag_store(const Node& task, uint32_t run, uint32_t sum) {
+    task.vals[task.node] = (uint64_t)run << 32 | (grosr_dag_seed(task.node, run) + sum);
 }
 "#;
 
@@ -41,20 +52,16 @@ __device__ __forceinline__ uint32_t grosr_dag_sum(const Node& task, uint32_t run
 #[grosr::task(
     granularity = "lane",
     cuda = r#"
-    const uint32_t run = task.runs[task.node] + 1u;
-    const uint32_t sum = grosr_dag_sum(task, run, 0u, 1u);
-    task.vals[task.node] = grosr_dag_seed(task.node, run) + sum;
-    task.runs[task.node] = run;
+    const uint32_t run = grosr_dag_run(task);
+    grosr_dag_store(task, run, grosr_dag_sum(task, run, 0u, 1u));
 "#
 )]
 pub struct DagLane {
-    /// Every node's value.
-    pub vals: DevicePtr<u32>,
-    /// Every node's run count.
-    pub runs: DevicePtr<u32>,
+    /// Every node's word: its run count (high half) and value (low half).
+    pub vals: DevicePtr<u64>,
     /// The predecessor lists, one after another.
     pub preds: DevicePtr<u32>,
-    /// The first node that saw a missing input, plus one (0: none).
+    /// The first node that saw a stale input, plus one (0: none).
     pub errors: DevicePtr<u32>,
     /// This node.
     pub node: u32,
@@ -62,7 +69,7 @@ pub struct DagLane {
     pub first: u32,
     /// How many it has.
     pub count: u32,
-    /// Keeps the record 48 bytes.
+    /// Keeps the record 40 bytes.
     pub pad: u32,
 }
 
@@ -70,23 +77,18 @@ pub struct DagLane {
 #[grosr::task(
     granularity = "warp",
     cuda = r#"
-    const uint32_t run = task.runs[task.node] + 1u;
+    const uint32_t run = grosr_dag_run(task);
     uint32_t sum = grosr_dag_sum(task, run, ctx.lane(), ctx.width());
     for (int o = 16; o > 0; o /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-    if (ctx.lane() == 0) {
-        task.vals[task.node] = grosr_dag_seed(task.node, run) + sum;
-        task.runs[task.node] = run;
-    }
+    if (ctx.lane() == 0) grosr_dag_store(task, run, sum);
 "#
 )]
 pub struct DagWarp {
-    /// Every node's value.
-    pub vals: DevicePtr<u32>,
-    /// Every node's run count.
-    pub runs: DevicePtr<u32>,
+    /// Every node's word: its run count (high half) and value (low half).
+    pub vals: DevicePtr<u64>,
     /// The predecessor lists, one after another.
     pub preds: DevicePtr<u32>,
-    /// The first node that saw a missing input, plus one (0: none).
+    /// The first node that saw a stale input, plus one (0: none).
     pub errors: DevicePtr<u32>,
     /// This node.
     pub node: u32,
@@ -94,7 +96,7 @@ pub struct DagWarp {
     pub first: u32,
     /// How many it has.
     pub count: u32,
-    /// Keeps the record 48 bytes.
+    /// Keeps the record 40 bytes.
     pub pad: u32,
 }
 
@@ -103,27 +105,22 @@ pub struct DagWarp {
     granularity = "block",
     cuda = r#"
     __shared__ uint32_t total;
-    const uint32_t run = task.runs[task.node] + 1u;
+    const uint32_t run = grosr_dag_run(task);
     if (ctx.lane() == 0) total = 0;
     __syncthreads();
     const uint32_t sum = grosr_dag_sum(task, run, ctx.lane(), ctx.width());
     if (sum != 0) atomicAdd(&total, sum);
     __syncthreads();
-    if (ctx.lane() == 0) {
-        task.vals[task.node] = grosr_dag_seed(task.node, run) + total;
-        task.runs[task.node] = run;
-    }
+    if (ctx.lane() == 0) grosr_dag_store(task, run, total);
     __syncthreads();
 "#
 )]
 pub struct DagBlock {
-    /// Every node's value.
-    pub vals: DevicePtr<u32>,
-    /// Every node's run count.
-    pub runs: DevicePtr<u32>,
+    /// Every node's word: its run count (high half) and value (low half).
+    pub vals: DevicePtr<u64>,
     /// The predecessor lists, one after another.
     pub preds: DevicePtr<u32>,
-    /// The first node that saw a missing input, plus one (0: none).
+    /// The first node that saw a stale input, plus one (0: none).
     pub errors: DevicePtr<u32>,
     /// This node.
     pub node: u32,
@@ -131,7 +128,7 @@ pub struct DagBlock {
     pub first: u32,
     /// How many it has.
     pub count: u32,
-    /// Keeps the record 48 bytes.
+    /// Keeps the record 40 bytes.
     pub pad: u32,
 }
 
@@ -295,10 +292,8 @@ pub fn generate(shape: &Shape, seed: u64) -> Result<Dag> {
 
 /// A DAG's buffers on the GPU and its task graph.
 pub struct OnGpu {
-    /// Node values.
-    pub vals: DeviceBuffer<u32>,
-    /// Node run counts.
-    pub runs: DeviceBuffer<u32>,
+    /// Node words: run count and value.
+    pub vals: DeviceBuffer<u64>,
     /// The error word.
     pub errors: DeviceBuffer<u32>,
     /// The predecessor lists (kept alive for the graph).
@@ -314,19 +309,17 @@ impl OnGpu {
         let flat: Vec<u32> = dag.preds.iter().flatten().copied().collect();
         // A zero-length buffer is not a buffer: one spare word.
         let preds = DeviceBuffer::from_slice(rt.gpu(), &[flat.as_slice(), &[0]].concat())?;
-        let vals = DeviceBuffer::<u32>::zeroed(rt.gpu(), n)?;
-        let runs = DeviceBuffer::<u32>::zeroed(rt.gpu(), n)?;
+        let vals = DeviceBuffer::<u64>::zeroed(rt.gpu(), n)?;
         let errors = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1)?;
         let mut graph = TaskGraph::new();
         let mut ids = Vec::with_capacity(n);
         let mut first = 0u32;
         for (node, list) in dag.preds.iter().enumerate() {
             let (node, count) = (node as u32, list.len() as u32);
-            let (vals, runs, preds, errors) = (vals.ptr(), runs.ptr(), preds.ptr(), errors.ptr());
+            let (vals, preds, errors) = (vals.ptr(), preds.ptr(), errors.ptr());
             let id = match dag.gran[node as usize] {
                 Gran::Lane => graph.add(DagLane {
                     vals,
-                    runs,
                     preds,
                     errors,
                     node,
@@ -336,7 +329,6 @@ impl OnGpu {
                 }),
                 Gran::Warp => graph.add(DagWarp {
                     vals,
-                    runs,
                     preds,
                     errors,
                     node,
@@ -346,7 +338,6 @@ impl OnGpu {
                 }),
                 Gran::Block => graph.add(DagBlock {
                     vals,
-                    runs,
                     preds,
                     errors,
                     node,
@@ -363,18 +354,15 @@ impl OnGpu {
         }
         Ok(OnGpu {
             vals,
-            runs,
             errors,
             preds,
             graph,
         })
     }
 
-    /// Zeroes the values, run counts and error word.
+    /// Zeroes the node words and the error word.
     pub fn reset(&self) -> Result<()> {
-        let n = self.vals.len();
-        self.vals.write(&vec![0u32; n])?;
-        self.runs.write(&vec![0u32; n])?;
+        self.vals.write(&vec![0u64; self.vals.len()])?;
         Ok(self.errors.write(&[0])?)
     }
 
@@ -385,11 +373,12 @@ impl OnGpu {
         let errors = self.errors.to_vec()?;
         if errors[0] != 0 {
             return fail(format!(
-                "node {} ran before one of its predecessors",
+                "node {} read a predecessor's value from an earlier run",
                 errors[0] - 1
             ));
         }
-        let runs = self.runs.to_vec()?;
+        let words = self.vals.to_vec()?;
+        let runs: Vec<u32> = words.iter().map(|w| (w >> 32) as u32).collect();
         let run = runs[0];
         if run == 0 {
             return fail("node 0 never ran".into());
@@ -398,7 +387,7 @@ impl OnGpu {
             return fail(format!("node {n} ran {} times, node 0 {run}", runs[n]));
         }
         let want = dag.expected(run);
-        let got = self.vals.to_vec()?;
+        let got: Vec<u32> = words.iter().map(|&w| w as u32).collect();
         match (0..want.len()).find(|&n| got[n] != want[n]) {
             None => Ok(()),
             Some(n) => fail(format!(
@@ -440,9 +429,9 @@ pub fn report(quick: bool) -> Result<Vec<Table>> {
             r.run.median.as_secs_f64() * 1e6
         });
         table.notes.push(format!(
-            "{}: seed {seed}, {} edges; every run checked on the GPU (a node that finds an input \
-             not yet written flags it), values and run counts checked after the checked run and \
-             after the timed ones.",
+            "{}: seed {seed}, {} edges; every run checked on the GPU (a node that reads an input \
+             from an earlier run flags it), values and run counts checked after the checked run \
+             and after the timed ones.",
             shape.name,
             dag.edge_count()
         ));

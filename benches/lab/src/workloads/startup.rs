@@ -54,13 +54,15 @@ pub fn many_with_one_body_changed() -> Result<String> {
     ))
 }
 
-/// The section's two tables: cold compiles (s) for each [`Optimize`] and cached builds (of the
-/// default, `Speed`) broken down (ms).
+/// The section's first table: each module's cold compile (s) at each [`Optimize`], with no
+/// cache. Run it before anything else in the process compiles: NVRTC 13.0.88's fast-compile
+/// level gives another module once a full compile has finished in the process
+/// (benches/NOTES.md, "Start-up and compile time"), so every `Compile` compile here also comes
+/// before the `Speed` ones.
 ///
 /// One cold compile per module and setting, quick or not: the 14-type module is minutes of one
 /// core for `Speed`.
-pub fn report(modules: &[Module]) -> Result<Vec<Table>> {
-    let arch = grosr::Gpu::open(0)?.arch;
+pub fn cold_compiles(modules: &[Module], arch: u32) -> Result<Table> {
     let mut cold = Table::new(
         "startup_compile",
         "Start-up: a module's first build, NVRTC without the cache (this machine's CPU)",
@@ -68,6 +70,38 @@ pub fn report(modules: &[Module]) -> Result<Vec<Table>> {
         false,
         &["Optimize::Speed", "Optimize::Compile"],
     );
+    let fast = modules
+        .iter()
+        .map(|m| cold_compile(&(m.builder)().source(), arch, Optimize::Compile))
+        .collect::<Result<Vec<_>>>()?;
+    let mut sizes = Vec::new();
+    for (m, (fast_secs, fast_cubin)) in modules.iter().zip(fast) {
+        let source = (m.builder)().source();
+        let (secs, cubin) = cold_compile(&source, arch, Optimize::Speed)?;
+        cold.push(m.name, vec![Some(secs), Some(fast_secs)]);
+        sizes.push(format!(
+            "{}: source {} KB, CUBIN {} KB (Compile: {} KB)",
+            m.name,
+            source.len() / 1024,
+            cubin / 1024,
+            fast_cubin / 1024
+        ));
+    }
+    cold.notes.push(format!(
+        "One compile each for sm_{arch}, on one thread, before anything else in the process \
+         compiled; module sizes: {}.",
+        sizes.join("; ")
+    ));
+    cold.notes.push(
+        "One translation unit per module: a changed body recompiles the module (`cargo bench --bench compile` times it; benches/NOTES.md, \"Start-up and compile time\")."
+            .into(),
+    );
+    Ok(cold)
+}
+
+/// The section's second table: a cached build of each module (the default, `Speed`), broken
+/// down (ms). The first build fills the cache if needed.
+pub fn cached_builds(modules: &[Module]) -> Result<Table> {
     let mut cached = Table::new(
         "startup_cached",
         "Start-up: a cached build (Runtime::builder()...build() with the module in the cache)",
@@ -84,28 +118,9 @@ pub fn report(modules: &[Module]) -> Result<Vec<Table>> {
         ],
     );
     cached.ratios = false;
-    let mut sizes = Vec::new();
-    // Every `Compile` compile before any `Speed` one: NVRTC's fast-compile level gives another
-    // module once a full compile has finished in the process (benches/NOTES.md, "Start-up and
-    // compile time"), so this section means a fresh process's figures only where the report's
-    // own runtime came from the cache.
-    let fast = modules
-        .iter()
-        .map(|m| cold_compile(&(m.builder)().source(), arch, Optimize::Compile))
-        .collect::<Result<Vec<_>>>()?;
-    for (m, (compact_secs, compact_cubin)) in modules.iter().zip(fast) {
-        let source = (m.builder)().source();
-        let (secs, cubin) = cold_compile(&source, arch, Optimize::Speed)?;
-        cold.push(m.name, vec![Some(secs), Some(compact_secs)]);
-        sizes.push(format!(
-            "{}: source {} KB, CUBIN {} KB (Compile: {} KB)",
-            m.name,
-            source.len() / 1024,
-            cubin / 1024,
-            compact_cubin / 1024
-        ));
-        // The first build fills the cache if needed (the timed compile above had a source of its
-        // own); the second is the cached start timed. Both silent: the progress bar owns stderr.
+    for m in modules {
+        // The first build fills the cache if needed; the second is the cached start timed. Both
+        // silent: the progress bar owns stderr.
         drop((m.builder)().on_compile(|_| {}).build()?);
         let started = Instant::now();
         let rt = (m.builder)().on_compile(|_| {}).build()?;
@@ -134,19 +149,11 @@ pub fn report(modules: &[Module]) -> Result<Vec<Table>> {
             ));
         }
     }
-    cold.notes.push(format!(
-        "One compile each for sm_{arch}, on one thread; module sizes: {}.",
-        sizes.join("; ")
-    ));
-    cold.notes.push(
-        "One translation unit per module: a changed body recompiles the module (`cargo bench --bench compile` times it; benches/NOTES.md, \"Start-up and compile time\")."
-            .into(),
-    );
     cached.notes.push(
         "build = CUDA context + beyond the context; beyond = lookup + load + memory + launch + the rest (checks, source)."
             .into(),
     );
-    Ok(vec![cold, cached])
+    Ok(cached)
 }
 
 /// The median of `runs` cold compiles of `source` (seconds) and the CUBIN's size.
