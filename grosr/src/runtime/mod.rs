@@ -62,7 +62,8 @@ pub struct RuntimeInfo {
     pub tuning: Tuning,
     /// Whether the diagnostics are compiled in ([`RuntimeBuilder::diagnostics`]).
     pub diagnostics: bool,
-    /// What the module's code was shaped for ([`RuntimeBuilder::optimize`]).
+    /// What the module was compiled for ([`RuntimeBuilder::optimize`]), as asked: with NVRTC
+    /// older than 12.8, `Compile` compiles as `Speed` would.
     pub optimize: Optimize,
 }
 

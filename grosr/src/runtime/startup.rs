@@ -50,6 +50,7 @@ pub struct Startup {
 #[non_exhaustive]
 pub enum CompileProgress {
     /// NVRTC has been compiling for `elapsed` (sent once, from another thread).
+    #[non_exhaustive]
     Running {
         /// Time since the compile began.
         elapsed: Duration,

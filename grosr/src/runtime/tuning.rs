@@ -144,15 +144,15 @@ impl Tuning {
 /// it). `Speed` gives it every optimization: the fastest code, and a first compile of a minute or
 /// more for a module of many task types, almost all of it ptxas. `Compile` asks NVRTC for its
 /// lightest fast-compile level (`--Ofast-compile=min`, NVRTC 12.8 and later; older ones compile
-/// as `Speed`): seconds instead of minutes, and hot paths about half as fast. Each is cached as its
+/// as `Speed`): seconds instead of minutes, and hot paths two to three times slower. Each is cached as its
 /// own module, so a cached start costs the same.
 ///
 /// Measured on an H200 and its host (NVRTC 13.0, sm_90; compile bench and `--quick` report):
 ///
 /// | | `Speed` | `Compile` |
 /// | --- | ---: | ---: |
-/// | first compile, 14 task types (`workloads::many`) | 83.3 s | 3.2 s |
-/// | first compile, the quickstart's 2 types | 4.1 s | 1.6 s |
+/// | first compile, 14 task types (`workloads::many`) | 83.3 s | 3.2–4.2 s |
+/// | first compile, the quickstart's 2 types | 4.1 s | 1.4–1.6 s |
 /// | chain of dependent spawns, per hop | 0.218 µs | 0.612 µs |
 /// | 1M tasks spawned (fan-out 8) | 5151 M/s | 2681 M/s |
 /// | ping-pong, 1 pair | 6.06 µs | 9.56 µs |
@@ -170,7 +170,7 @@ pub enum Optimize {
     #[default]
     Speed,
     /// A first compile of seconds, for the edit-and-run loop while writing task bodies: the
-    /// scheduler's hot paths run about half as fast.
+    /// scheduler's hot paths run two to three times slower.
     Compile,
 }
 
