@@ -315,3 +315,31 @@ fn fill_the_compile_cache() {
         });
     }
 }
+
+/// `precompile` fills the builder's cache folder without a GPU, and the same module is then a
+/// cache hit: the lookup `build` makes (the same call) finds it.
+#[test]
+fn precompile_fills_the_cache_folder_that_build_reads() {
+    if grosr::unstable::nvrtc_available().is_err() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("grosr-precompile-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let builder = || {
+        quickstart::builder()
+            .optimize(Compile)
+            .cache_dir(&dir)
+            .on_compile(|_| {})
+    };
+    let first = builder().precompile(90).unwrap();
+    assert!(!first.cached && first.module_bytes > 1024, "{first:?}");
+    let again = builder().precompile(90).unwrap();
+    assert!(again.cached, "{again:?}");
+    assert_eq!(again.module_bytes, first.module_bytes);
+    // Another architecture is another module.
+    let entries = || std::fs::read_dir(&dir).unwrap().count();
+    let before = entries();
+    assert!(!builder().precompile(75).unwrap().cached);
+    assert_eq!(entries(), before + 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -73,7 +73,7 @@ pub fn compile_cached(source: &str, arch: u32, extra: &[&str]) -> Result<Compile
 }
 
 /// [`compile_cached`] with the cache folder `dir` (`None`: no cache).
-fn compile_cached_in(
+pub(crate) fn compile_cached_in(
     dir: Option<PathBuf>,
     source: &str,
     arch: u32,

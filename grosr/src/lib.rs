@@ -65,8 +65,8 @@ pub use record::{
 };
 #[cfg(not(loom))]
 pub use runtime::{
-    CompileProgress, Job, Optimize, PROGRESS_AFTER, Runtime, RuntimeBuilder, RuntimeInfo, Startup,
-    Tuning,
+    CompileProgress, Job, Optimize, PROGRESS_AFTER, Precompiled, Runtime, RuntimeBuilder,
+    RuntimeInfo, Startup, Tuning,
 };
 
 /// The longest any wait of grosr lasts: one year (365 days). A longer timeout given to

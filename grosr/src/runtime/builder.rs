@@ -38,6 +38,8 @@ pub(super) struct Config {
     pub(super) tuning: Tuning,
     pub(super) diagnostics: bool,
     pub(super) optimize: Optimize,
+    /// The compile cache's folder; `None`: [`compile::cache_dir`]'s default.
+    pub(super) cache_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -56,6 +58,7 @@ impl Default for Config {
             tuning: Tuning::default(),
             diagnostics: false,
             optimize: Optimize::Speed,
+            cache_dir: None,
         }
     }
 }
@@ -205,6 +208,14 @@ impl RuntimeBuilder {
         self
     }
 
+    /// The compile cache's folder (default: `$GROSR_CACHE_DIR`, else `$XDG_CACHE_HOME/grosr`, else
+    /// `~/.cache/grosr`; README, "What you need"). Made if missing; a folder that cannot be used
+    /// safely costs a compile, with a warning, not the build.
+    pub fn cache_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.config.cache_dir = Some(dir.into());
+        self
+    }
+
     /// Defines a preprocessor macro at the top of the module's source (before the runtime), for
     /// task bodies and [`cuda`](RuntimeBuilder::cuda) code that use macros. The scheduler's own
     /// settings go through [`tuning`](RuntimeBuilder::tuning) and
@@ -262,8 +273,50 @@ impl RuntimeBuilder {
         s
     }
 
-    /// Compiles the scheduler (or loads it from the cache) and launches it on the GPU.
-    pub fn build(self) -> Result<Runtime> {
+    /// Compiles the module for `sm_<arch>` (e.g. 90 for an H100 or H200) into the compile cache
+    /// without a GPU (NVRTC only), so that a later [`build`](RuntimeBuilder::build) on a machine
+    /// with that cache folder loads it instead of compiling: a container build, a CI job or a
+    /// build script pays the first compile. Announced like `build`'s compile.
+    ///
+    /// ```no_run
+    /// # #[grosr::task(cuda = "")] pub struct Step { pub x: grosr::DevicePtr<u32> }
+    /// let ahead = grosr::Runtime::builder().task::<Step>().cache_dir("/opt/app/grosr-cache");
+    /// let done = ahead.precompile(90)?;
+    /// println!("{} bytes, cached before: {}", done.module_bytes, done.cached);
+    /// # Ok::<(), grosr::Error>(())
+    /// ```
+    pub fn precompile(&self, arch: u32) -> Result<Precompiled> {
+        self.validate()?;
+        compile::nvrtc_available()?;
+        let source = self.source();
+        let (compiled, compile) = self.compile(&source, arch)?;
+        Ok(Precompiled {
+            cached: compiled.cached,
+            compile,
+            module_bytes: compiled.cubin.len(),
+        })
+    }
+
+    /// Compiles (or looks up) `source` for `arch` in the cache, announcing a long compile.
+    fn compile(&self, source: &str, arch: u32) -> Result<(compile::Compiled, Duration)> {
+        let notify = match &self.on_compile {
+            Some(Callback(f)) => Arc::clone(f),
+            None => Arc::new(startup::print_progress),
+        };
+        let dir = match &self.config.cache_dir {
+            Some(d) => Some(d.clone()),
+            None => compile::cache_dir(),
+        };
+        let what = startup::Module {
+            tasks: self.tasks.len(),
+            arch,
+            optimize: self.config.optimize,
+        };
+        startup::compile_announced(source, dir, what, notify)
+    }
+
+    /// The checks `build` and `precompile` make before compiling.
+    fn validate(&self) -> Result<()> {
         let c = &self.config;
         if !c.queue_capacity.is_power_of_two() || c.queue_capacity < 64 {
             return Err(Error::Config(format!(
@@ -296,6 +349,13 @@ impl RuntimeBuilder {
                 return Err(Error::DuplicateTask(t.name));
             }
         }
+        Ok(())
+    }
+
+    /// Compiles the scheduler (or loads it from the cache) and launches it on the GPU.
+    pub fn build(self) -> Result<Runtime> {
+        self.validate()?;
+        let c = &self.config;
         let started = Instant::now();
         let gpu = Gpu::open(c.device)?;
         let context = started.elapsed();
@@ -305,12 +365,7 @@ impl RuntimeBuilder {
         let claim = SmClaim::new(c.device, sms, gpu.sm_count)?;
         compile::nvrtc_available()?;
         let source = self.source();
-        let notify = match &self.on_compile {
-            Some(Callback(f)) => Arc::clone(f),
-            None => Arc::new(startup::print_progress),
-        };
-        let (compiled, compile_time) =
-            startup::compile_announced(&source, gpu.arch, c.optimize, self.tasks.len(), notify)?;
+        let (compiled, compile_time) = self.compile(&source, gpu.arch)?;
         let loading = Instant::now();
         let module = Module::load(gpu.context(), &compiled.cubin)?;
         for t in &self.tasks {
@@ -426,4 +481,16 @@ fn build_heap(
     // SAFETY: addr is the module's grosr_heap (size checked above); no kernel runs yet.
     unsafe { crate::driver::write_device(gpu.context(), addr, std::slice::from_ref(&heap.desc)) }?;
     Ok(Some(heap))
+}
+
+/// What [`RuntimeBuilder::precompile`] did.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub struct Precompiled {
+    /// The module was in the cache already (nothing compiled).
+    pub cached: bool,
+    /// The compile's time (or the lookup's, when `cached`).
+    pub compile: Duration,
+    /// Bytes of the module's CUBIN.
+    pub module_bytes: usize,
 }

@@ -30,7 +30,7 @@ use crate::record::Task;
 use crate::ring::Submitter;
 
 use builder::Config;
-pub use builder::RuntimeBuilder;
+pub use builder::{Precompiled, RuntimeBuilder};
 pub use job::Job;
 use memory::Memory;
 use sm_claim::SmClaim;

@@ -101,31 +101,25 @@ pub(super) fn print_progress(p: CompileProgress) {
     }
 }
 
-/// [`compile::compile_cached`], announcing it to `notify` when it runs past [`PROGRESS_AFTER`];
-/// returns the module and the time it took.
+/// [`compile::compile_cached_in`] with the cache folder `dir`, announcing it to `notify` when
+/// it runs past [`PROGRESS_AFTER`]; returns the module and the time it took.
 pub(super) fn compile_announced(
     source: &str,
-    arch: u32,
-    optimize: Optimize,
-    tasks: usize,
+    dir: Option<std::path::PathBuf>,
+    module: Module,
     notify: OnCompile,
 ) -> Result<(Compiled, Duration)> {
-    let module = Module {
-        tasks,
-        arch,
-        optimize,
-    };
     announced(PROGRESS_AFTER, module, notify, || {
-        compile::compile_cached(source, arch, optimize.nvrtc_options())
+        compile::compile_cached_in(dir, source, module.arch, module.optimize.nvrtc_options())
     })
 }
 
 /// The module a compile is for, as [`CompileProgress::Running`] describes it.
 #[derive(Clone, Copy)]
-struct Module {
-    tasks: usize,
-    arch: u32,
-    optimize: Optimize,
+pub(super) struct Module {
+    pub(super) tasks: usize,
+    pub(super) arch: u32,
+    pub(super) optimize: Optimize,
 }
 
 /// Runs `work` (a compile), announcing it to `notify` from another thread if it runs past
