@@ -275,8 +275,9 @@ impl RuntimeBuilder {
 
     /// Compiles the module for `sm_<arch>` (e.g. 90 for an H100 or H200) into the compile cache
     /// without a GPU (NVRTC only), so that a later [`build`](RuntimeBuilder::build) on a machine
-    /// with that cache folder loads it instead of compiling: a container build, a CI job or a
-    /// build script pays the first compile. Announced like `build`'s compile.
+    /// with that cache folder loads it instead of compiling: a small program of the crate's own,
+    /// run in a container build or a CI job, pays the first compile (a build script cannot name
+    /// the crate's own task types). Announced like `build`'s compile.
     ///
     /// ```no_run
     /// # #[grosr::task(cuda = "")] pub struct Step { pub x: grosr::DevicePtr<u32> }
