@@ -9,101 +9,78 @@
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use grosr::{DeviceBuffer, DevicePtr, Job, Runtime, RuntimeBuilder};
+use grosr::{DeviceBuffer, DevicePtr, Granularity, Job, Runtime, RuntimeBuilder};
 
 use crate::{Error, Result};
 
 use super::table::Table;
 
-/// A long lane task: marks itself started (`ctl[1] = epoch`), then spins until the host releases
-/// it (`ctl[0] >= epoch`) or `max_ns` have passed, and records which in `outcome[slot]` (1:
-/// released, 2: ran out). The bound keeps a lost release from holding the GPU for good.
-#[grosr::task(
-    granularity = "lane",
-    cuda = r#"
-    volatile uint32_t* ctl = task.ctl;
-    ctl[1] = task.epoch;
-    __threadfence_system();
-    const unsigned long long start = grosr::globaltimer();
-    uint32_t seen;
-    while ((seen = ctl[0]) < task.epoch && grosr::globaltimer() - start < task.max_ns)
-        __nanosleep(500);
-    task.outcome[task.slot] = seen >= task.epoch ? 1u : 2u;
-"#
-)]
-pub struct HolSpin {
+/// What a long task holds on to: marks itself started (`ctl[1] = epoch`), then spins until the
+/// host releases it (`ctl[0] >= epoch`) or `max_ns` have passed, and records which in
+/// `outcome[slot]` (1: released, 2: ran out). The bound keeps a lost release from holding the GPU
+/// for good.
+#[grosr::record]
+pub struct Hold {
     /// `ctl[0]`: the released epoch (host-written); `ctl[1]`: the started epoch.
     pub ctl: DevicePtr<u32>,
     /// Per rep: 1 released, 2 ran out.
     pub outcome: DevicePtr<u32>,
+    /// The most it spins, in ns.
+    pub max_ns: u64,
     /// This rep's epoch (from 1).
     pub epoch: u32,
     /// This rep's outcome slot.
     pub slot: u32,
-    /// The most it spins, in ns.
-    pub max_ns: u64,
 }
 
-/// [`HolSpin`] as a warp task: lane 0 spins, the other lanes wait for its verdict, so the whole
-/// warp is held.
+/// The spin every long task runs on one thread ([`Hold`]); returns the outcome it recorded.
+const HOLD_CUDA: &str = r#"
+__device__ uint32_t grosr_hold(const Hold& h) {
+    volatile uint32_t* ctl = h.ctl;
+    ctl[1] = h.epoch;
+    __threadfence_system();  // the host polls ctl[1] to see the task started
+    const unsigned long long start = grosr::globaltimer();
+    uint32_t seen;
+    while ((seen = ctl[0]) < h.epoch && grosr::globaltimer() - start < h.max_ns) __nanosleep(500);
+    const uint32_t outcome = seen >= h.epoch ? 1u : 2u;
+    h.outcome[h.slot] = outcome;
+    return outcome;
+}
+"#;
+
+/// A long lane task ([`Hold`]).
+#[grosr::task(granularity = "lane", cuda = "grosr_hold(task.hold);")]
+pub struct HolSpin {
+    /// What it holds on to.
+    pub hold: Hold,
+}
+
+/// A long warp task: lane 0 spins, the other lanes wait for its verdict, so the whole warp is
+/// held.
 #[grosr::task(
     granularity = "warp",
     cuda = r#"
-    uint32_t seen = 0;
-    if (ctx.lane() == 0) {
-        volatile uint32_t* ctl = task.ctl;
-        ctl[1] = task.epoch;
-        __threadfence_system();
-        const unsigned long long start = grosr::globaltimer();
-        while ((seen = ctl[0]) < task.epoch && grosr::globaltimer() - start < task.max_ns)
-            __nanosleep(500);
-    }
-    seen = __shfl_sync(0xffffffffu, seen, 0);
-    if (ctx.lane() == 0) task.outcome[task.slot] = seen >= task.epoch ? 1u : 2u;
+    uint32_t outcome = ctx.lane() == 0 ? grosr_hold(task.hold) : 0u;
+    outcome = __shfl_sync(0xffffffffu, outcome, 0);
 "#
 )]
 pub struct HolSpinWarp {
-    /// `ctl[0]`: the released epoch (host-written); `ctl[1]`: the started epoch.
-    pub ctl: DevicePtr<u32>,
-    /// Per rep: 1 released, 2 ran out.
-    pub outcome: DevicePtr<u32>,
-    /// This rep's epoch (from 1).
-    pub epoch: u32,
-    /// This rep's outcome slot.
-    pub slot: u32,
-    /// The most it spins, in ns.
-    pub max_ns: u64,
+    /// What it holds on to.
+    pub hold: Hold,
 }
 
-/// [`HolSpin`] as a block task: thread 0 spins, the block waits for it at a barrier, so the whole
-/// block is held.
+/// A long block task: thread 0 spins, the block waits for it at a barrier, so the whole block is
+/// held.
 #[grosr::task(
     granularity = "block",
     cuda = r#"
-    if (ctx.lane() == 0) {
-        volatile uint32_t* ctl = task.ctl;
-        ctl[1] = task.epoch;
-        __threadfence_system();
-        const unsigned long long start = grosr::globaltimer();
-        uint32_t seen;
-        while ((seen = ctl[0]) < task.epoch && grosr::globaltimer() - start < task.max_ns)
-            __nanosleep(500);
-        task.outcome[task.slot] = seen >= task.epoch ? 1u : 2u;
-    }
+    if (ctx.lane() == 0) grosr_hold(task.hold);
     __syncthreads();
 "#
 )]
 pub struct HolSpinBlock {
-    /// `ctl[0]`: the released epoch (host-written); `ctl[1]`: the started epoch.
-    pub ctl: DevicePtr<u32>,
-    /// Per rep: 1 released, 2 ran out.
-    pub outcome: DevicePtr<u32>,
-    /// This rep's epoch (from 1).
-    pub epoch: u32,
-    /// This rep's outcome slot.
-    pub slot: u32,
-    /// The most it spins, in ns.
-    pub max_ns: u64,
+    /// What it holds on to.
+    pub hold: Hold,
 }
 
 /// The short job's task: sets one flag.
@@ -156,6 +133,7 @@ pub struct ThreadsTick {
 /// [`GROSR_DEFINES`](crate::env_defines).
 pub fn builder() -> RuntimeBuilder {
     crate::env_defines(grosr::Runtime::builder())
+        .prelude(HOLD_CUDA)
         .task::<HolSpin>()
         .task::<HolSpinWarp>()
         .task::<HolSpinBlock>()
@@ -175,57 +153,34 @@ const PATIENCE: Duration = Duration::from_millis(5);
 /// How long a long task may take to start (a queued block task waits for a block).
 const START_WAIT: Duration = Duration::from_secs(2);
 
-/// The granularity of the long task a short job is queued behind.
-#[derive(Clone, Copy, Debug)]
-enum Gran {
-    Lane,
-    Warp,
-    Block,
+/// Submits one long task of granularity `gran` as a job of its own.
+fn submit_long<'rt>(
+    rt: &'rt Runtime,
+    gran: Granularity,
+    ctl: DevicePtr<u32>,
+    outcome: DevicePtr<u32>,
+    epoch: u32,
+) -> grosr::Result<Job<'rt>> {
+    let hold = Hold {
+        ctl,
+        outcome,
+        max_ns: MAX_HOLD.as_nanos() as u64,
+        epoch,
+        slot: epoch - 1,
+    };
+    match gran {
+        Granularity::Lane => rt.submit(&[HolSpin { hold }]),
+        Granularity::Warp => rt.submit(&[HolSpinWarp { hold }]),
+        Granularity::Block => rt.submit(&[HolSpinBlock { hold }]),
+    }
 }
 
-impl Gran {
-    const ALL: [Gran; 3] = [Gran::Lane, Gran::Warp, Gran::Block];
-
-    fn name(self) -> &'static str {
-        match self {
-            Gran::Lane => "lane",
-            Gran::Warp => "warp",
-            Gran::Block => "block",
-        }
-    }
-
-    /// Submits one long task of this granularity as a job of its own.
-    fn submit<'rt>(
-        self,
-        rt: &'rt Runtime,
-        ctl: DevicePtr<u32>,
-        outcome: DevicePtr<u32>,
-        epoch: u32,
-    ) -> grosr::Result<Job<'rt>> {
-        let (slot, max_ns) = (epoch - 1, MAX_HOLD.as_nanos() as u64);
-        match self {
-            Gran::Lane => rt.submit(&[HolSpin {
-                ctl,
-                outcome,
-                epoch,
-                slot,
-                max_ns,
-            }]),
-            Gran::Warp => rt.submit(&[HolSpinWarp {
-                ctl,
-                outcome,
-                epoch,
-                slot,
-                max_ns,
-            }]),
-            Gran::Block => rt.submit(&[HolSpinBlock {
-                ctl,
-                outcome,
-                epoch,
-                slot,
-                max_ns,
-            }]),
-        }
+/// A granularity's name in the tables.
+fn name(gran: Granularity) -> &'static str {
+    match gran {
+        Granularity::Lane => "lane",
+        Granularity::Warp => "warp",
+        Granularity::Block => "block",
     }
 }
 
@@ -342,8 +297,8 @@ fn wait_started(ctl: &DeviceBuffer<u32>, long: &Job<'_>, epoch: u32, what: &str)
 /// Per rep: one long task of `gran` submitted alone and seen running, [`SETTLE`] later a one-task
 /// short job timed submit → done (released for after [`PATIENCE`] if still blocked), then the long
 /// task released and waited for.
-fn behind(rt: &Runtime, gran: Gran, plan: Plan) -> Result<Behind> {
-    let what = format!("short job behind a long {} task", gran.name());
+fn behind(rt: &Runtime, gran: Granularity, plan: Plan) -> Result<Behind> {
+    let what = format!("short job behind a long {} task", name(gran));
     let n = plan.warmup + plan.reps;
     let ctl = DeviceBuffer::<u32>::zeroed(rt.gpu(), 2)?;
     let _release_all = ReleaseAll(&ctl);
@@ -358,7 +313,7 @@ fn behind(rt: &Runtime, gran: Gran, plan: Plan) -> Result<Behind> {
             break;
         }
         let epoch = i as u32 + 1;
-        let long = gran.submit(rt, ctl.ptr(), outcome.ptr(), epoch)?;
+        let long = submit_long(rt, gran, ctl.ptr(), outcome.ptr(), epoch)?;
         wait_started(&ctl, &long, epoch, &what)?;
         std::thread::sleep(SETTLE);
         let short = [HolShort {
@@ -451,11 +406,11 @@ pub fn head_of_line(quick: bool) -> Result<Vec<Table>> {
     let alone = lone(&rt, lone_warmup, lone_reps)?;
     row(&mut table, "lone short job", alone, 0);
     let mut ran_out = Vec::new();
-    for gran in Gran::ALL {
+    for gran in [Granularity::Lane, Granularity::Warp, Granularity::Block] {
         let b = behind(&rt, gran, plan)?;
-        let label = format!("behind a long {} task", gran.name());
+        let label = format!("behind a long {} task", name(gran));
         row(&mut table, &label, b.samples, b.blocked);
-        ran_out.push(format!("{} {}", gran.name(), b.ran_out));
+        ran_out.push(format!("{} {}", name(gran), b.ran_out));
     }
     table.notes.push(format!(
         "Per rep: one long task submitted as a job of its own, seen running, {SETTLE:?} later a \

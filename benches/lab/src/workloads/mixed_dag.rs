@@ -11,40 +11,57 @@
 use crate::bfs::generate::splitmix64;
 use crate::{Error, Result};
 use grosr::graph::{Strategy, TaskGraph};
-use grosr::{DeviceBuffer, DevicePtr, Runtime, RuntimeBuilder};
+use grosr::{DeviceBuffer, DevicePtr, Granularity, Runtime, RuntimeBuilder};
 
 use super::Timing;
 use super::graphs::{Checks, compare, fill};
 use super::table::Table;
 
-/// What the three node types share (a prelude: before their bodies). Every node record has the
-/// same fields, so one template serves them; the seed mirrors [`node_seed`].
+/// One node of a DAG: where the values live, which predecessors it reads. Each node type below
+/// runs it at its granularity.
+#[grosr::record]
+pub struct DagNode {
+    /// Every node's word: its run count (high half) and value (low half).
+    pub vals: DevicePtr<u64>,
+    /// The predecessor lists, one after another.
+    pub preds: DevicePtr<u32>,
+    /// The first node that saw a stale input, plus one (0: none).
+    pub errors: DevicePtr<u32>,
+    /// This node.
+    pub node: u32,
+    /// Where its predecessors start in `preds`.
+    pub first: u32,
+    /// How many it has.
+    pub count: u32,
+    /// Keeps the record 40 bytes.
+    pub pad: u32,
+}
+
+/// What the three node types share (a prelude: before their bodies); the seed mirrors
+/// [`node_seed`].
 const NODE_CUDA: &str = r#"
 __device__ __forceinline__ uint32_t grosr_dag_seed(uint32_t node, uint32_t run) {
     return node * 2654435761u ^ run * 40503u;
 }
 // The run this node is about to make: one past the count in its own value word.
-template <typename Node>
-__device__ __forceinline__ uint32_t grosr_dag_run(const Node& task) {
-    return (uint32_t)(task.vals[task.node] >> 32) + 1u;
+__device__ __forceinline__ uint32_t grosr_dag_run(const DagNode& n) {
+    return (uint32_t)(n.vals[n.node] >> 32) + 1u;
 }
 // This thread's share (`lane` of `width`) of the sum of the predecessors' values; a word that is
 // not from this run was read before its node wrote it: flagged.
-template <typename Node>
-__device__ __forceinline__ uint32_t grosr_dag_sum(const Node& task, uint32_t run, uint32_t lane,
+__device__ __forceinline__ uint32_t grosr_dag_sum(const DagNode& n, uint32_t run, uint32_t lane,
                                                   uint32_t width) {
     uint32_t sum = 0;
-    for (uint32_t k = lane; k < task.count; k += width) {
-        const uint64_t word = task.vals[task.preds[task.first + k]];
-        if ((uint32_t)(word >> 32) != run) atomicCAS(task.errors, 0u, task.node + 1u);
+    for (uint32_t k = lane; k < n.count; k += width) {
+        const uint64_t word = n.vals[n.preds[n.first + k]];
+        if ((uint32_t)(word >> 32) != run) atomicCAS(n.errors, 0u, n.node + 1u);
         sum += (uint32_t)word;
     }
     return sum;
 }
 // Run count and value in one 64-bit store, so a reader sees both from the same run.
-template <typename Node>
-__device__ __forceinline__ void grosr_dag_store(const Node& task, uint32_t run, uint32_t sum) {
-    task.vals[task.node] = (uint64_t)run << 32 | (grosr_dag_seed(task.node, run) + sum);
+__device__ __forceinline__ void grosr_dag_store(const DagNode& n, uint32_t run, uint32_t sum) {
+    n.vals[n.node] = (uint64_t)run << 32 | (grosr_dag_seed(n.node, run) + sum);
 }
 "#;
 
@@ -52,52 +69,28 @@ __device__ __forceinline__ void grosr_dag_store(const Node& task, uint32_t run, 
 #[grosr::task(
     granularity = "lane",
     cuda = r#"
-    const uint32_t run = grosr_dag_run(task);
-    grosr_dag_store(task, run, grosr_dag_sum(task, run, 0u, 1u));
+    const uint32_t run = grosr_dag_run(task.n);
+    grosr_dag_store(task.n, run, grosr_dag_sum(task.n, run, 0u, 1u));
 "#
 )]
 pub struct DagLane {
-    /// Every node's word: its run count (high half) and value (low half).
-    pub vals: DevicePtr<u64>,
-    /// The predecessor lists, one after another.
-    pub preds: DevicePtr<u32>,
-    /// The first node that saw a stale input, plus one (0: none).
-    pub errors: DevicePtr<u32>,
-    /// This node.
-    pub node: u32,
-    /// Where its predecessors start in `preds`.
-    pub first: u32,
-    /// How many it has.
-    pub count: u32,
-    /// Keeps the record 40 bytes.
-    pub pad: u32,
+    /// The node.
+    pub n: DagNode,
 }
 
 /// A warp node: the warp's lanes split the predecessors.
 #[grosr::task(
     granularity = "warp",
     cuda = r#"
-    const uint32_t run = grosr_dag_run(task);
-    uint32_t sum = grosr_dag_sum(task, run, ctx.lane(), ctx.width());
+    const uint32_t run = grosr_dag_run(task.n);
+    uint32_t sum = grosr_dag_sum(task.n, run, ctx.lane(), ctx.width());
     for (int o = 16; o > 0; o /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-    if (ctx.lane() == 0) grosr_dag_store(task, run, sum);
+    if (ctx.lane() == 0) grosr_dag_store(task.n, run, sum);
 "#
 )]
 pub struct DagWarp {
-    /// Every node's word: its run count (high half) and value (low half).
-    pub vals: DevicePtr<u64>,
-    /// The predecessor lists, one after another.
-    pub preds: DevicePtr<u32>,
-    /// The first node that saw a stale input, plus one (0: none).
-    pub errors: DevicePtr<u32>,
-    /// This node.
-    pub node: u32,
-    /// Where its predecessors start in `preds`.
-    pub first: u32,
-    /// How many it has.
-    pub count: u32,
-    /// Keeps the record 40 bytes.
-    pub pad: u32,
+    /// The node.
+    pub n: DagNode,
 }
 
 /// A block node: the block's threads split the predecessors.
@@ -105,31 +98,19 @@ pub struct DagWarp {
     granularity = "block",
     cuda = r#"
     __shared__ uint32_t total;
-    const uint32_t run = grosr_dag_run(task);
+    const uint32_t run = grosr_dag_run(task.n);
     if (ctx.lane() == 0) total = 0;
     __syncthreads();
-    const uint32_t sum = grosr_dag_sum(task, run, ctx.lane(), ctx.width());
+    const uint32_t sum = grosr_dag_sum(task.n, run, ctx.lane(), ctx.width());
     if (sum != 0) atomicAdd(&total, sum);
     __syncthreads();
-    if (ctx.lane() == 0) grosr_dag_store(task, run, total);
+    if (ctx.lane() == 0) grosr_dag_store(task.n, run, total);
     __syncthreads();
 "#
 )]
 pub struct DagBlock {
-    /// Every node's word: its run count (high half) and value (low half).
-    pub vals: DevicePtr<u64>,
-    /// The predecessor lists, one after another.
-    pub preds: DevicePtr<u32>,
-    /// The first node that saw a stale input, plus one (0: none).
-    pub errors: DevicePtr<u32>,
-    /// This node.
-    pub node: u32,
-    /// Where its predecessors start in `preds`.
-    pub first: u32,
-    /// How many it has.
-    pub count: u32,
-    /// Keeps the record 40 bytes.
-    pub pad: u32,
+    /// The node.
+    pub n: DagNode,
 }
 
 /// A runtime builder with the three node types (a module of its own: the shared workloads
@@ -180,24 +161,13 @@ pub const WIDE: Shape = Shape {
     warp_percent: 30,
 };
 
-/// A node's granularity.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Gran {
-    /// One thread.
-    Lane,
-    /// One warp.
-    Warp,
-    /// One block.
-    Block,
-}
-
 /// A generated DAG: nodes numbered level by level, so every predecessor has a smaller number.
 #[derive(Clone, Debug)]
 pub struct Dag {
     /// Each node's level.
     pub level: Vec<u32>,
     /// Each node's granularity.
-    pub gran: Vec<Gran>,
+    pub gran: Vec<Granularity>,
     /// Each node's predecessors (smaller numbers, no repeats).
     pub preds: Vec<Vec<u32>>,
 }
@@ -260,9 +230,9 @@ pub fn generate(shape: &Shape, seed: u64) -> Result<Dag> {
     }
     let gran = (0..shape.nodes)
         .map(|_| match next(100) as u32 {
-            p if p < shape.lane_percent => Gran::Lane,
-            p if p < shape.lane_percent + shape.warp_percent => Gran::Warp,
-            _ => Gran::Block,
+            p if p < shape.lane_percent => Granularity::Lane,
+            p if p < shape.lane_percent + shape.warp_percent => Granularity::Warp,
+            _ => Granularity::Block,
         })
         .collect();
     let mut preds: Vec<Vec<u32>> = vec![Vec::new(); shape.nodes as usize];
@@ -316,35 +286,19 @@ impl OnGpu {
         let mut first = 0u32;
         for (node, list) in dag.preds.iter().enumerate() {
             let (node, count) = (node as u32, list.len() as u32);
-            let (vals, preds, errors) = (vals.ptr(), preds.ptr(), errors.ptr());
+            let n = DagNode {
+                vals: vals.ptr(),
+                preds: preds.ptr(),
+                errors: errors.ptr(),
+                node,
+                first,
+                count,
+                pad: 0,
+            };
             let id = match dag.gran[node as usize] {
-                Gran::Lane => graph.add(DagLane {
-                    vals,
-                    preds,
-                    errors,
-                    node,
-                    first,
-                    count,
-                    pad: 0,
-                }),
-                Gran::Warp => graph.add(DagWarp {
-                    vals,
-                    preds,
-                    errors,
-                    node,
-                    first,
-                    count,
-                    pad: 0,
-                }),
-                Gran::Block => graph.add(DagBlock {
-                    vals,
-                    preds,
-                    errors,
-                    node,
-                    first,
-                    count,
-                    pad: 0,
-                }),
+                Granularity::Lane => graph.add(DagLane { n }),
+                Granularity::Warp => graph.add(DagWarp { n }),
+                Granularity::Block => graph.add(DagBlock { n }),
             };
             for &p in list {
                 graph.add_edge(ids[p as usize], id)?;
@@ -463,9 +417,9 @@ mod tests {
             }
             let count = |g| dag.gran.iter().filter(|&&x| x == g).count() as f64;
             let n = f64::from(shape.nodes);
-            assert!((count(Gran::Lane) / n - 0.6).abs() < 0.05);
-            assert!((count(Gran::Warp) / n - 0.3).abs() < 0.05);
-            assert!((count(Gran::Block) / n - 0.1).abs() < 0.05);
+            assert!((count(Granularity::Lane) / n - 0.6).abs() < 0.05);
+            assert!((count(Granularity::Warp) / n - 0.3).abs() < 0.05);
+            assert!((count(Granularity::Block) / n - 0.1).abs() < 0.05);
         }
     }
 
@@ -480,7 +434,7 @@ mod tests {
     fn expected_values_follow_the_predecessors() {
         let dag = Dag {
             level: vec![0, 0, 1],
-            gran: vec![Gran::Lane; 3],
+            gran: vec![Granularity::Lane; 3],
             preds: vec![vec![], vec![], vec![0, 1]],
         };
         let v = dag.expected(3);
