@@ -48,22 +48,11 @@ struct Args {
     optimize_compile: bool,
 }
 
-/// The sections in the order they run. Sections on the shared runtime come first; the others
-/// build runtimes of their own (one scheduler per process at a time).
-const SECTIONS: [&str; 10] = [
-    "core",
-    "pingpong",
-    "throughput",
-    "relu_softmax",
-    "mixed_dag",
-    "head_of_line",
-    "host_threads",
-    "alloc",
-    "bfs",
-    "startup",
-];
+/// The sections on the shared runtime, in the order they run.
+const SHARED_RUNTIME: [&str; 4] = ["core", "pingpong", "throughput", "relu_softmax"];
 
-/// The sections that build runtimes of their own, after the shared one is dropped.
+/// The sections that build runtimes of their own (one scheduler per process at a time), run
+/// after the shared one is dropped, in this order.
 const OWN_RUNTIME: [&str; 6] = [
     "mixed_dag",
     "head_of_line",
@@ -73,14 +62,18 @@ const OWN_RUNTIME: [&str; 6] = [
     "startup",
 ];
 
+/// Every section, in the order they run.
+fn sections() -> impl Iterator<Item = &'static str> {
+    SHARED_RUNTIME.into_iter().chain(OWN_RUNTIME)
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     grosr_lab::cli::exit("report", run(&args))
 }
 
 fn run(args: &Args) -> grosr_lab::Result<()> {
-    let wanted: Vec<&str> = SECTIONS
-        .into_iter()
+    let wanted: Vec<&str> = sections()
         .filter(|s| {
             args.only
                 .as_deref()
@@ -91,7 +84,7 @@ fn run(args: &Args) -> grosr_lab::Result<()> {
         return Err(grosr::Error::Config(format!(
             "--only {:?} matches no section; sections: {}",
             args.only.as_deref().unwrap_or(""),
-            SECTIONS.join(", ")
+            sections().collect::<Vec<_>>().join(", ")
         ))
         .into());
     }
