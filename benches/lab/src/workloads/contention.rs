@@ -13,6 +13,7 @@ use grosr::{DeviceBuffer, DevicePtr, Granularity, Job, Runtime, RuntimeBuilder};
 
 use crate::{Error, Result};
 
+use super::Stats;
 use super::table::Table;
 
 /// What a long task holds on to: marks itself started (`ctl[1] = epoch`), then spins until the
@@ -194,28 +195,6 @@ impl Drop for ReleaseAll<'_> {
     }
 }
 
-/// Median, 99th percentile and maximum of some samples.
-#[derive(Clone, Copy, Debug)]
-struct Tail {
-    p50: Duration,
-    p99: Duration,
-    max: Duration,
-}
-
-impl Tail {
-    /// `None` for no samples.
-    fn of(mut samples: Vec<Duration>) -> Option<Tail> {
-        samples.sort();
-        let last = samples.len().checked_sub(1)?;
-        let at = |q: f64| samples.get((last as f64 * q).round() as usize).copied();
-        Some(Tail {
-            p50: at(0.5)?,
-            p99: at(0.99)?,
-            max: *samples.last()?,
-        })
-    }
-}
-
 fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
@@ -391,11 +370,11 @@ pub fn head_of_line(quick: bool) -> Result<Vec<Table>> {
     table.ratios = false;
     let row = |table: &mut Table, label: &str, samples: Vec<Duration>, blocked: usize| {
         let reps = samples.len();
-        let tail = Tail::of(samples);
+        let tail = (reps > 0).then(|| Stats::of(samples));
         table.push(
             label,
             vec![
-                tail.map(|t| us(t.p50)),
+                tail.map(|t| us(t.median)),
                 tail.map(|t| us(t.p99)),
                 tail.map(|t| us(t.max)),
                 Some(blocked as f64),
@@ -618,6 +597,14 @@ fn streaming(rt: &Runtime, threads: usize, rounds: usize) -> Result<Option<f64>>
     Ok(rate(&runs, threads * rounds * PER_THREAD))
 }
 
+fn threads_label(n: usize) -> String {
+    if n == 1 {
+        "1 thread".into()
+    } else {
+        format!("{n} threads")
+    }
+}
+
 /// Many host threads sharing one runtime: (a) for 1–16 threads, each submitting small jobs (1–3
 /// warp tasks) one at a time and waiting for each; (b) 1 and 8 threads streaming tiny lane tasks
 /// in slices, waiting only at the end. Tables `host_threads` (M jobs/s and submit → done latency
@@ -642,16 +629,12 @@ pub fn host_threads(quick: bool) -> Result<Vec<Table>> {
     jobs.ratios = false;
     for threads in [1usize, 2, 4, 8, 16] {
         let (rate, latencies) = one_at_a_time(&rt, threads, warmup, count)?;
-        let tail = Tail::of(latencies);
-        let label = match threads {
-            1 => "1 thread".to_string(),
-            n => format!("{n} threads"),
-        };
+        let tail = (!latencies.is_empty()).then(|| Stats::of(latencies));
         jobs.push(
-            label,
+            threads_label(threads),
             vec![
                 rate.map(|r| r / 1e6),
-                tail.map(|t| us(t.p50)),
+                tail.map(|t| us(t.median)),
                 tail.map(|t| us(t.p99)),
                 tail.map(|t| us(t.max)),
             ],
@@ -675,11 +658,7 @@ pub fn host_threads(quick: bool) -> Result<Vec<Table>> {
     stream.ratios = false;
     for threads in [1usize, 8] {
         let rate = streaming(&rt, threads, rounds)?;
-        let label = match threads {
-            1 => "1 thread".to_string(),
-            n => format!("{n} threads"),
-        };
-        stream.push(label, vec![rate.map(|r| r / 1e6)]);
+        stream.push(threads_label(threads), vec![rate.map(|r| r / 1e6)]);
     }
     stream.notes.push(format!(
         "{:.2} M tasks per thread ({rounds} rounds of {PER_THREAD}, {SLICE} a job), after a \
@@ -688,20 +667,4 @@ pub fn host_threads(quick: bool) -> Result<Vec<Table>> {
     ));
     stream.notes.push(targets.into());
     Ok(vec![jobs, stream])
-}
-
-#[cfg(test)]
-mod tests {
-    /// The task bodies compile for Hopper (NVRTC only, no GPU); skipped without NVRTC.
-    #[test]
-    fn contention_tasks_compile_for_sm_90() {
-        if let Err(e) = grosr::unstable::nvrtc_available() {
-            eprintln!("skipping: {e}");
-            return;
-        }
-        let source = super::builder().source();
-        let cubin = grosr::unstable::compile_with(&source, 90, &["--Ofast-compile=min"])
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(&cubin[..4], b"\x7fELF", "not an ELF image");
-    }
 }

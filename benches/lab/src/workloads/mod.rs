@@ -110,6 +110,10 @@ pub struct Stats {
     pub min: Duration,
     /// 90th percentile.
     pub p90: Duration,
+    /// 99th percentile.
+    pub p99: Duration,
+    /// Slowest sample.
+    pub max: Duration,
     /// Samples taken.
     pub samples: usize,
 }
@@ -129,6 +133,8 @@ impl Stats {
             median: at(0.5),
             min: at(0.0),
             p90: at(0.9),
+            p99: at(0.99),
+            max: at(1.0),
             samples: samples.len(),
         }
     }
