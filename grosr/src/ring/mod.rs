@@ -18,7 +18,11 @@
 //!   loom stand-ins for the GPU store it with release, a stronger protocol than the device's.
 //! - `desc_done[i % cap]`: written `i + 1` by the GPU (**release**) once it has read the arena
 //!   records of descriptor `i`; the host gives the arena space back only after reading it
-//!   (**acquire**). Inline descriptors take no arena space and get no `desc_done`.
+//!   (**acquire**). Inline descriptors take no arena space and get no `desc_done`. The GPU's
+//!   count of a slot's unread records (`desc_reads`) and its `desc_done` belong to one arena
+//!   descriptor at a time, and a range can wait in a queue long after `desc_head` passed it: an
+//!   arena descriptor therefore takes a slot only once the slot's earlier arena descriptors were
+//!   read (`Producer::try_reserve_chunk`), while inline ones take it freely.
 //! - `completions[slot]`: the GPU writes `error`, `error_kind`, then `done_seq = seq` (**release**);
 //!   the host reads `done_seq` (**acquire**), then the error, holding the slots' mutex and only
 //!   while the job still owns the slot (the next job is published only after it was handed

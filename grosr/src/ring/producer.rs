@@ -17,7 +17,8 @@ pub(crate) type Reserved = std::result::Result<ChunkTicket, WaitFor>;
 pub(crate) enum WaitFor {
     /// Descriptor slot `index % cap` to be free: `desc_head + cap > index`.
     Desc(u64),
-    /// Descriptor `index`'s records to be read (`desc_done`), giving its arena space back.
+    /// Descriptor `index`'s records to be read (`desc_done`), giving its arena space (and its
+    /// slot, to a later arena descriptor) back.
     Read(u64),
 }
 
@@ -39,7 +40,8 @@ impl WaitFor {
 }
 
 /// Whether the GPU has read descriptor `desc`'s records: its `desc_done` cell says `desc + 1`,
-/// or that of a later descriptor of the same slot (read after it: the GPU reads in order). A
+/// or that of a later descriptor of the same slot (read after it: a later arena descriptor takes
+/// the slot only once this one was read, `try_reserve_chunk`). A
 /// later lap can overwrite the cell before the host looks, as inline descriptors take slots
 /// without arena space; equality alone would then wait forever.
 fn records_read(ring: &Ring, desc: u64) -> bool {
@@ -268,6 +270,17 @@ impl Producer {
             Ok(desc) => desc,
             Err(w) => return Ok(Err(w)),
         };
+        // The slot's earlier arena descriptors read first: the GPU keeps one read count
+        // (`desc_reads`) and one `desc_done` per slot, and a range it ingested may sit in a
+        // queue for long before a warp reads it. An arena descriptor in the slot meanwhile
+        // would take over the count that the old range still decrements, so its records would
+        // count as read before they are and their arena bytes be handed out under them.
+        // (Inline descriptors touch neither: they take the slot freely, so the unread one may
+        // be several laps back.)
+        self.reclaim(ring);
+        if let Some(prev) = self.unread_in_slot(ring, desc) {
+            return Ok(Err(WaitFor::Read(prev)));
+        }
         // Space never wraps inside a chunk: skip the arena's tail when the chunk does not fit there.
         let pos = self.reserved % self.arena_len;
         let start = if pos + bytes > self.arena_len {
@@ -276,7 +289,6 @@ impl Producer {
             self.reserved
         };
         let end = start + bytes;
-        self.reclaim(ring);
         if end - self.released > self.arena_len {
             let (front, _) = *self
                 .in_flight
@@ -313,6 +325,18 @@ impl Producer {
     }
 
     /// Releases the arena space of every leading descriptor whose records the GPU has read.
+    /// The oldest arena descriptor in `desc`'s slot whose records the GPU has not read yet, of
+    /// those still in flight (after a [`reclaim`](Self::reclaim)).
+    fn unread_in_slot(&self, ring: &Ring, desc: u64) -> Option<u64> {
+        let cap = ring.descs.len() as u64;
+        let &(oldest, _) = self.in_flight.front()?;
+        // The slot's earlier descriptors from the oldest one in flight on, oldest first.
+        let first = oldest + (desc - oldest) % cap;
+        (first..desc).step_by(cap as usize).find(|&d| {
+            self.in_flight.binary_search_by_key(&d, |&(i, _)| i).is_ok() && !records_read(ring, d)
+        })
+    }
+
     fn reclaim(&mut self, ring: &Ring) {
         while let Some(&(desc, end)) = self.in_flight.front() {
             if !records_read(ring, desc) {

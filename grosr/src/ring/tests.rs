@@ -341,6 +341,48 @@ fn arena_space_is_reused_only_after_the_device_read_it_and_never_wraps_inside_a_
     );
 }
 
+/// A range the GPU ingested long ago (its descriptor consumed) but has not read yet keeps its
+/// slot from later arena descriptors: the slot's read count belongs to it until it is read.
+/// Inline descriptors, which touch no read count, still take the slot.
+#[test]
+fn an_unread_arena_descriptor_keeps_its_slot_from_the_next_lap_of_arena_descriptors() {
+    let shared = FakeShared::new(4, 2);
+    let ring = shared.ring();
+    let mut p = Producer::new(4096, 0, 0);
+    let job = p.take_job(&ring);
+    let ok: Health = &|| Ok(());
+    let mut w = Waiter::new(Duration::from_millis(20));
+    // Descriptors 0..4: all ingested (desc_head 4), only 1..4 read; 0 sits in a queue.
+    for d in 0..4u64 {
+        assert_eq!(p.reserve_chunk(&ring, job, 16, &mut w, ok).unwrap().desc, d);
+    }
+    ring.desc_head.store(4, Ordering::Release);
+    for d in 1..4usize {
+        ring.desc_done[d].store(d as u32 + 1, Ordering::Release);
+    }
+    // Descriptor 4 would reuse slot 0: an arena one waits for descriptor 0's records...
+    assert!(matches!(
+        p.reserve_chunk(&ring, job, 16, &mut w, ok),
+        Err(Error::Timeout(_, "arena space"))
+    ));
+    // ...an inline one does not.
+    let t = p.try_reserve_inline(&ring, job).unwrap().unwrap();
+    assert_eq!(t.desc, 4);
+    ring.desc_head.store(5, Ordering::Release);
+    // Descriptor 5 (slot 1, whose arena descriptor was read) is free; then 6 and 7, and 8
+    // (slot 0 again) waits until descriptor 0 is read.
+    for d in 5..8u64 {
+        assert_eq!(p.reserve_chunk(&ring, job, 16, &mut w, ok).unwrap().desc, d);
+    }
+    ring.desc_head.store(8, Ordering::Release);
+    for d in 5..8u64 {
+        ring.desc_done[(d % 4) as usize].store(d as u32 + 1, Ordering::Release);
+    }
+    assert!(p.reserve_chunk(&ring, job, 16, &mut w, ok).is_err());
+    ring.desc_done[0].store(1, Ordering::Release);
+    assert_eq!(p.reserve_chunk(&ring, job, 16, &mut w, ok).unwrap().desc, 8);
+}
+
 #[test]
 fn a_split_job_holds_the_guard_from_its_first_chunk_to_its_last() {
     // 40 one-word records, chunks of at most 16 (a quarter of 256 bytes): 16, 16, 8.
