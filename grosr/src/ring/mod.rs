@@ -22,7 +22,9 @@
 //!   count of a slot's unread records (`desc_reads`) and its `desc_done` belong to one arena
 //!   descriptor at a time, and a range can wait in a queue long after `desc_head` passed it: an
 //!   arena descriptor therefore takes a slot only once the slot's earlier arena descriptors were
-//!   read (`Producer::try_reserve_chunk`), while inline ones take it freely.
+//!   read (`Producer::try_reserve_chunk`), while inline ones take it freely; reserving it, the
+//!   host sets the cell to `i` ("`i − 1` read") itself, so that the wrapping compare of
+//!   `records_read` never meets an index 2^31 old.
 //! - `completions[slot]`: the GPU writes `error`, `error_kind`, then `done_seq = seq` (**release**);
 //!   the host reads `done_seq` (**acquire**), then the error, holding the slots' mutex and only
 //!   while the job still owns the slot (the next job is published only after it was handed

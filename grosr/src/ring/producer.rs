@@ -17,9 +17,10 @@ pub(crate) type Reserved = std::result::Result<ChunkTicket, WaitFor>;
 pub(crate) enum WaitFor {
     /// Descriptor slot `index % cap` to be free: `desc_head + cap > index`.
     Desc(u64),
-    /// Descriptor `index`'s records to be read (`desc_done`), giving its arena space (and its
-    /// slot, to a later arena descriptor) back.
+    /// Descriptor `index`'s records to be read (`desc_done`), giving its arena space back.
     Read(u64),
+    /// The same, for the slot's sake: a later arena descriptor takes the slot only then.
+    SlotRead(u64),
 }
 
 impl WaitFor {
@@ -35,6 +36,11 @@ impl WaitFor {
             ),
             // Acquire: as in reclaim.
             WaitFor::Read(index) => wait.until(|| records_read(ring, index), health, "arena space"),
+            WaitFor::SlotRead(index) => wait.until(
+                || records_read(ring, index),
+                health,
+                "the records of the slot's last arena descriptor to be read",
+            ),
         }
     }
 }
@@ -279,7 +285,7 @@ impl Producer {
         // be several laps back.)
         self.reclaim(ring);
         if let Some(prev) = self.unread_in_slot(ring, desc) {
-            return Ok(Err(WaitFor::Read(prev)));
+            return Ok(Err(WaitFor::SlotRead(prev)));
         }
         // Space never wraps inside a chunk: skip the arena's tail when the chunk does not fit there.
         let pos = self.reserved % self.arena_len;
@@ -297,6 +303,13 @@ impl Producer {
             return Ok(Err(WaitFor::Read(front)));
         }
         self.reserved = end;
+        // The slot's done cell moves to "desc - 1 read", so that records_read's wrapping compare
+        // is against a recent index: a slot that carried only inline descriptors for 2^31
+        // indices would otherwise read as done for this one. Relaxed: no GPU write to the cell
+        // can race (the slot's last arena descriptor was read, above, and this one is not
+        // published yet), and no host thread reads it for `desc` before this reservation ends.
+        ring.desc_done[(desc % ring.descs.len() as u64) as usize]
+            .store(desc as u32, Ordering::Relaxed);
         self.in_flight.push_back((desc, end));
         self.next_desc += 1;
         Ok(Ok(ChunkTicket {
@@ -324,7 +337,6 @@ impl Producer {
         }
     }
 
-    /// Releases the arena space of every leading descriptor whose records the GPU has read.
     /// The oldest arena descriptor in `desc`'s slot whose records the GPU has not read yet, of
     /// those still in flight (after a [`reclaim`](Self::reclaim)).
     fn unread_in_slot(&self, ring: &Ring, desc: u64) -> Option<u64> {
@@ -337,6 +349,7 @@ impl Producer {
         })
     }
 
+    /// Releases the arena space of every leading descriptor whose records the GPU has read.
     fn reclaim(&mut self, ring: &Ring) {
         while let Some(&(desc, end)) = self.in_flight.front() {
             if !records_read(ring, desc) {

@@ -351,20 +351,28 @@ fn an_unread_arena_descriptor_keeps_its_slot_from_the_next_lap_of_arena_descript
     let mut p = Producer::new(4096, 0, 0);
     let job = p.take_job(&ring);
     let ok: Health = &|| Ok(());
-    let mut w = Waiter::new(Duration::from_millis(20));
+    let w = || Waiter::new(Duration::from_millis(20));
     // Descriptors 0..4: all ingested (desc_head 4), only 1..4 read; 0 sits in a queue.
     for d in 0..4u64 {
-        assert_eq!(p.reserve_chunk(&ring, job, 16, &mut w, ok).unwrap().desc, d);
+        assert_eq!(
+            p.reserve_chunk(&ring, job, 16, &mut w(), ok).unwrap().desc,
+            d
+        );
     }
     ring.desc_head.store(4, Ordering::Release);
     for d in 1..4usize {
         ring.desc_done[d].store(d as u32 + 1, Ordering::Release);
     }
     // Descriptor 4 would reuse slot 0: an arena one waits for descriptor 0's records...
-    assert!(matches!(
-        p.reserve_chunk(&ring, job, 16, &mut w, ok),
-        Err(Error::Timeout(_, "arena space"))
+    let slot_wait = Err(Error::Timeout(
+        Duration::from_millis(20),
+        "the records of the slot's last arena descriptor to be read",
     ));
+    assert_eq!(
+        p.reserve_chunk(&ring, job, 16, &mut w(), ok)
+            .map(|t| t.desc),
+        slot_wait
+    );
     // ...an inline one does not.
     let t = p.try_reserve_inline(&ring, job).unwrap().unwrap();
     assert_eq!(t.desc, 4);
@@ -372,15 +380,49 @@ fn an_unread_arena_descriptor_keeps_its_slot_from_the_next_lap_of_arena_descript
     // Descriptor 5 (slot 1, whose arena descriptor was read) is free; then 6 and 7, and 8
     // (slot 0 again) waits until descriptor 0 is read.
     for d in 5..8u64 {
-        assert_eq!(p.reserve_chunk(&ring, job, 16, &mut w, ok).unwrap().desc, d);
+        assert_eq!(
+            p.reserve_chunk(&ring, job, 16, &mut w(), ok).unwrap().desc,
+            d
+        );
     }
     ring.desc_head.store(8, Ordering::Release);
     for d in 5..8u64 {
         ring.desc_done[(d % 4) as usize].store(d as u32 + 1, Ordering::Release);
     }
-    assert!(p.reserve_chunk(&ring, job, 16, &mut w, ok).is_err());
+    assert_eq!(
+        p.reserve_chunk(&ring, job, 16, &mut w(), ok)
+            .map(|t| t.desc),
+        slot_wait
+    );
     ring.desc_done[0].store(1, Ordering::Release);
-    assert_eq!(p.reserve_chunk(&ring, job, 16, &mut w, ok).unwrap().desc, 8);
+    assert_eq!(
+        p.reserve_chunk(&ring, job, 16, &mut w(), ok).unwrap().desc,
+        8
+    );
+}
+
+/// A done cell 2^31 indices behind (a slot that carried only inline descriptors meanwhile) must
+/// not make a fresh arena descriptor read as done: the host moves the cell when it reserves one.
+#[test]
+fn a_done_cell_far_behind_does_not_make_a_new_arena_descriptor_read() {
+    let shared = FakeShared::new(8, 2);
+    let ring = shared.ring();
+    // Indices start past 2^31 with every done cell still 0, as after that much inline traffic.
+    ring.desc_head.store(1 << 31, Ordering::Release);
+    let mut p = Producer::new(256, 1 << 31, 0);
+    let job = p.take_job(&ring);
+    let ok: Health = &|| Ok(());
+    let w = || Waiter::new(Duration::from_millis(20));
+    for _ in 0..4 {
+        p.reserve_chunk(&ring, job, 64, &mut w(), ok).unwrap();
+    }
+    ring.desc_head.store((1 << 31) + 4, Ordering::Release);
+    // The arena is full and nothing was read: the next chunk waits for the first one's records.
+    assert_eq!(
+        p.reserve_chunk(&ring, job, 64, &mut w(), ok)
+            .map(|t| t.desc),
+        Err(Error::Timeout(Duration::from_millis(20), "arena space"))
+    );
 }
 
 #[test]
