@@ -128,14 +128,14 @@ struct GraphBoard {
 __device__ GraphBoard grosr_board;               // zeroed by grosr_init before every start
 
 // Units of a launch: lane roots 32 (a round) to a unit, warp roots one to a unit, block roots
-// one each, except that a launch with far more lane or warp roots than the GPU has warps takes
-// several rounds or warp roots a unit, keeping about 4 units per warp: every claim is an atomic
+// one each, except that a launch with at least 8 lane rounds (or warp roots) per scheduler warp
+// takes several a unit, leaving 4 to 8 units of the class per warp: every claim is an atomic
 // on the entry's one state word, and 100 000 one-per-row softmax roots claimed one by one took
 // 370 µs on an H200, 3.7 ns per claim, against 60 µs for the fused kernel.
 // Both the offer and the claimers compute this from the graph and the grid: no field to agree on.
 struct GraphUnits { uint32_t lane_per, lane_units, warp_per, warp_units, units; };
 __device__ __forceinline__ GraphUnits graph_units(const GraphDev* g) {
-    const uint32_t target = gridDim.x * WARPS_PER_BLOCK * 4;   // about 4 units per warp
+    const uint32_t target = gridDim.x * WARPS_PER_BLOCK * 4;   // 4 per warp, at least
     GraphUnits u;
     const uint32_t rounds = (g->lane_roots + WARP - 1) / WARP;
     u.lane_per = WARP * umax(1u, rounds / target);
