@@ -47,9 +47,9 @@ impl WaitFor {
 
 /// Whether the GPU has read descriptor `desc`'s records: its `desc_done` cell says `desc + 1`,
 /// or that of a later descriptor of the same slot (read after it: a later arena descriptor takes
-/// the slot only once this one was read, `try_reserve_chunk`). A
-/// later lap can overwrite the cell before the host looks, as inline descriptors take slots
-/// without arena space; equality alone would then wait forever.
+/// the slot only once this one was read, `try_reserve_chunk`). A later lap can overwrite the
+/// cell before the host looks, as inline descriptors take slots without arena space; equality
+/// alone would then wait forever.
 fn records_read(ring: &Ring, desc: u64) -> bool {
     let cap = ring.descs.len() as u64;
     // Acquire: the GPU's loads of these records happened before its release of this flag.

@@ -79,8 +79,9 @@ pub struct Checks<'a> {
 
 /// Runs `graph` under each strategy: the scheduler runs for Resident and is stopped for the
 /// others (they get every SM). Each strategy is prepared (timed on its own), run once on fresh
-/// inputs and checked, then timed, then checked again (every workload's runs are repeatable). A strategy that cannot be prepared here (PDL before sm_90)
-/// gives `Err` in its place; a wrong result is an error for the whole call.
+/// inputs and checked, then timed, then checked again (every workload's runs are repeatable). A
+/// strategy that cannot be prepared here (PDL before sm_90) gives `Err` in its place; a wrong
+/// result is an error for the whole call.
 pub fn compare(
     rt: &Runtime,
     graph: &TaskGraph,
