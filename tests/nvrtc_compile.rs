@@ -275,7 +275,8 @@ fn the_while_graph_module_compiles_relocatable_and_whole_program() {
 
 /// Fills the compile cache (`GROSR_CACHE_DIR`) with every unit of `cache_units` for one architecture
 /// (`GROSR_FILL_ARCH`, default 90), a unit per core at once, so a GPU machine handed that folder
-/// skips NVRTC. Not a check: run it on purpose (`-- --ignored fill_the_compile_cache`).
+/// skips NVRTC (`GROSR_FILL_ONLY`, below, narrows it). Not a check: run it on purpose
+/// (`-- --ignored fill_the_compile_cache`).
 #[test]
 #[ignore = "fills the compile cache for a GPU run"]
 fn fill_the_compile_cache() {
@@ -290,8 +291,13 @@ fn fill_the_compile_cache() {
     // fast-compile level gives a different module (3-5x the size, compiled 5-10x longer) in a
     // process where a compile without it has finished (benches/NOTES.md, "Start-up and compile
     // time"), and the cache must hold what a fresh process builds.
+    // GROSR_FILL_ONLY='a|b' keeps the units named exactly a or b (a device call that measures a
+    // few report sections fills only their modules).
+    let only = std::env::var("GROSR_FILL_ONLY").unwrap_or_default();
+    let wanted = |name: &str| only.is_empty() || only.split('|').any(|w| name == w);
     let (fast, full): (Vec<_>, Vec<_>) = cache_units()
         .into_iter()
+        .filter(|(name, _, _)| wanted(name))
         .partition(|(_, _, optimize)| *optimize == Compile);
     for units in [fast, full] {
         let next = std::sync::atomic::AtomicUsize::new(0);
