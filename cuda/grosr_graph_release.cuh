@@ -8,23 +8,43 @@ namespace grosr {
 // and the update that reaches zero spawns the successor (in the same job). Counters reset to
 // `indeg` as they reach zero, so the next launch finds them ready with no host work.
 
-// Spawns node `node` of graph g (counted like any spawn: onto this warp's stack, else a queue).
-__device__ void spawn_node(Ctx& c, const GraphDev* g, uint32_t node) {
-    alignas(16) uint32_t words[RECORD_WORDS];
+// Node `node`'s kind and record, for a spawn.
+__device__ __forceinline__ uint32_t node_record(const GraphDev* g, uint32_t node, uint32_t* words) {
     const uint4* src = reinterpret_cast<const uint4*>(g->words + (uint64_t)node * RECORD_WORDS);
     uint4* dst = reinterpret_cast<uint4*>(words);
     dst[0] = src[0]; dst[1] = src[1]; dst[2] = src[2];
-    const uint32_t k = g->kinds[node];
+    return g->kinds[node];
+}
+
+// Spawns node `node` of graph g (counted like any spawn: onto this warp's stack, else a queue).
+__device__ void spawn_node(Ctx& c, const GraphDev* g, uint32_t node) {
+    alignas(16) uint32_t words[RECORD_WORDS];
+    const uint32_t k = node_record(g, node, words);
     spawn_words(c, node_kind(k), words, node_tag(node, k));
+}
+
+// Spawns node `node` of graph g to a queue, where any idle warp can take it (counted first, as a
+// spawn that finds the stack full). Out of line: one copy serves every release path.
+__device__ __noinline__ void spawn_node_queued(Ctx& c, const GraphDev* g, uint32_t node) {
+    const uint32_t mask = __activemask();
+    alignas(16) uint32_t words[RECORD_WORDS];
+    const uint32_t k = node_record(g, node, words);
+    const uint32_t same_job = c.uniform ? mask : __match_any_sync(mask, c.job);
+    spawn_to_queue(c, mask, same_job, node_kind(k), words, node_tag(node, k));
 }
 
 // Called by every thread of a task (ctx.lane() / ctx.width() split the work) after the body ran
 // and its writes were ordered before this call (the callers' barriers): releases the successors
-// of node c.node - 1 whose last predecessor this was.
+// of node c.node - 1 whose last predecessor this was. The first one a task releases (its first
+// thread's) goes onto the warp's stack, so a chain stays on its warp with no queue hop; the
+// others go to a queue, where idle warps take them. On the stack, a node's successors ran one
+// after another on its warp, since no other warp can take from a stack: a DAG of 50-node levels
+// took 58 µs a level (H200, issue 20's mixed DAG).
 __device__ void release_successors(Ctx& c) {
     const GraphDev* g = c.ws && c.ws->graph_job == c.job ? c.ws->graph : c.p->jobs[c.job].graph;
     const uint32_t node = c.node - 1;
     const uint32_t end = g->succ_off[node + 1];
+    bool kept = c.lane() != 0;
     for (uint32_t e = g->succ_off[node] + c.lane(); e < end; e += c.width()) {
         const uint32_t s = g->succ[e];
         // acq_rel: the release publishes this node's results (ordered before us by the caller's
@@ -33,7 +53,12 @@ __device__ void release_successors(Ctx& c) {
         if (atom_add_acq_rel_gpu_s32((int32_t*)&g->remaining[s], -1) == 1) {
             // Plain store: the next launch's decrements come after this job has completed.
             g->remaining[s] = g->indeg[s];
-            spawn_node(c, g, s);
+            if (kept) {
+                spawn_node_queued(c, g, s);
+            } else {
+                spawn_node(c, g, s);
+                kept = true;
+            }
         }
     }
 }
