@@ -24,41 +24,70 @@ __device__ void spawn_node(Ctx& c, const GraphDev* g, uint32_t node) {
 }
 
 // Spawns node `node` of graph g to a queue, where any idle warp can take it (counted first, as a
-// spawn that finds the stack full). Out of line: one copy serves every release path.
-__device__ __noinline__ void spawn_node_queued(Ctx& c, const GraphDev* g, uint32_t node) {
+// spawn that finds the stack full). Out of line: one copy serves every release path; it takes
+// the context's fields, not the context, whose address would put it in local memory.
+__device__ __noinline__ void spawn_node_queued(const Params* p, WarpState* ws, uint32_t job,
+                                               bool uniform, const GraphDev* g, uint32_t node) {
     const uint32_t mask = __activemask();
     alignas(16) uint32_t words[RECORD_WORDS];
     const uint32_t k = node_record(g, node, words);
-    const uint32_t same_job = c.uniform ? mask : __match_any_sync(mask, c.job);
+    // Only the fields spawn_to_queue reads; graph nodes never run in a baseline kernel (p null).
+    Ctx c{p, ws, job, 0u, GROSR_WARP, uniform, nullptr};
+    const uint32_t same_job = uniform ? mask : __match_any_sync(mask, job);
     spawn_to_queue(c, mask, same_job, node_kind(k), words, node_tag(node, k));
+}
+
+// Takes successor s's last predecessor away; true if that was the last (s is released, and its
+// counter reset for the next launch).
+__device__ __forceinline__ bool last_predecessor(const GraphDev* g, uint32_t s) {
+    // acq_rel: the release publishes this node's results (ordered before us by the caller's
+    // barrier) to whoever runs s; the acquire of the last decrement sees every other
+    // predecessor's results before s is spawned.
+    if (atom_add_acq_rel_gpu_s32((int32_t*)&g->remaining[s], -1) != 1) return false;
+    // Plain store: the next launch's decrements come after this job has completed.
+    g->remaining[s] = g->indeg[s];
+    return true;
 }
 
 // Called by every thread of a task (ctx.lane() / ctx.width() split the work) after the body ran
 // and its writes were ordered before this call (the callers' barriers): releases the successors
-// of node c.node - 1 whose last predecessor this was. The first one a task releases (its first
-// thread's) goes onto the warp's stack, so a chain stays on its warp with no queue hop; the
-// others go to a queue, where idle warps take them. On the stack, a node's successors ran one
-// after another on its warp, since no other warp can take from a stack: a DAG of 50-node levels
-// took 58 µs a level (H200, issue 20's mixed DAG).
+// of node c.node - 1 whose last predecessor this was. The first one released (per lane task, or
+// per warp of a warp or block task) goes onto the warp's stack, so a chain stays on its warp
+// with no queue hop; the others go to a queue, where idle warps take them. On the stack, a
+// node's successors ran one after another on its warp, since no other warp can take from a
+// stack: a DAG of 50-node levels took 58 µs a level (H200, issue 20's mixed DAG).
 __device__ void release_successors(Ctx& c) {
     const GraphDev* g = c.ws && c.ws->graph_job == c.job ? c.ws->graph : c.p->jobs[c.job].graph;
     const uint32_t node = c.node - 1;
-    const uint32_t end = g->succ_off[node + 1];
-    bool kept = c.lane() != 0;
-    for (uint32_t e = g->succ_off[node] + c.lane(); e < end; e += c.width()) {
-        const uint32_t s = g->succ[e];
-        // acq_rel: the release publishes this node's results (ordered before us by the caller's
-        // barrier) to whoever runs s; the acquire of the last decrement sees every other
-        // predecessor's results before s is spawned.
-        if (atom_add_acq_rel_gpu_s32((int32_t*)&g->remaining[s], -1) == 1) {
-            // Plain store: the next launch's decrements come after this job has completed.
-            g->remaining[s] = g->indeg[s];
-            if (kept) {
-                spawn_node_queued(c, g, s);
+    const uint32_t first = g->succ_off[node], end = g->succ_off[node + 1];
+    if (c.gran == GROSR_LANE) {
+        // One task per lane, each with its own successors: a lane keeps its first.
+        bool stacked_one = false;
+        for (uint32_t e = first; e < end; ++e) {
+            const uint32_t s = g->succ[e];
+            if (!last_predecessor(g, s)) continue;
+            if (stacked_one) {
+                spawn_node_queued(c.p, c.ws, c.job, c.uniform, g, s);
             } else {
                 spawn_node(c, g, s);
-                kept = true;
+                stacked_one = true;
             }
+        }
+        return;
+    }
+    // The task's threads split the edges; every lane of a warp makes the same trips (a vote per
+    // trip), and the warp's lowest releasing lane keeps the warp's first.
+    bool stacked_one = false;
+    for (uint32_t base = first; base < end; base += c.width()) {
+        const uint32_t e = base + c.lane();
+        const uint32_t s = e < end ? g->succ[e] : 0u;
+        const bool released = e < end && last_predecessor(g, s);
+        const uint32_t who = __ballot_sync(0xffffffffu, released);
+        const bool keep = !stacked_one && who != 0 && lane_id() == (uint32_t)(__ffs(who) - 1);
+        stacked_one = stacked_one || who != 0;
+        if (released) {
+            if (keep) spawn_node(c, g, s);
+            else spawn_node_queued(c.p, c.ws, c.job, c.uniform, g, s);
         }
     }
 }
