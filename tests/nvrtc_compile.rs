@@ -349,3 +349,89 @@ fn precompile_fills_the_cache_folder_that_build_reads() {
     assert_eq!(entries(), before + 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Rust-syntax bodies (`grosr::body`): one of each granularity, with the subset's statements,
+/// math, collectives, atomics and a spawn by field names, translate to CUDA that NVRTC compiles.
+#[test]
+fn rust_bodies_translate_to_cuda_that_nvrtc_compiles() {
+    if grosr::unstable::nvrtc_available().is_err() {
+        return;
+    }
+    use grosr::DevicePtr;
+    #[grosr::task(granularity = "warp", rust = |task, ctx| {
+        let base = task.row * task.len;
+        let mut m = 0.0f32;
+        for i in (ctx.lane()..task.len).step_by(32) {
+            m = m.max(ctx.read(task.x, base + i).max(0.0));
+        }
+        m = ctx.warp_max(m);
+        let mut s = 0.0f32;
+        for i in (ctx.lane()..task.len).step_by(32) {
+            s += (ctx.read(task.x, base + i).max(0.0) - m).exp();
+        }
+        s = ctx.warp_sum(s);
+        for i in (ctx.lane()..task.len).step_by(32) {
+            let v = (ctx.read(task.x, base + i).max(0.0) - m).exp() / s;
+            ctx.write(task.y, base + i, v);
+        }
+        if ctx.all(s > 0.0) && ctx.lane() == 0 {
+            ctx.atomic_add(task.done, 0u32, 1u32);
+        }
+    })]
+    pub struct RustRow {
+        pub x: DevicePtr<f32>,
+        pub y: DevicePtr<f32>,
+        pub done: DevicePtr<u32>,
+        pub row: u32,
+        pub len: u32,
+    }
+    #[grosr::task(granularity = "lane", rust = |task, ctx| {
+        let mut bits = [0u32; 4];
+        let mut k = 0u32;
+        while k < 4 {
+            bits[k as usize] = !(task.n >> k) & 1;
+            k += 1;
+        }
+        let odd = if task.n % 2 == 1 { 1u32 } else { 0 };
+        ctx.atomic_max(task.hits, 1u32, bits[0] + odd);
+        if task.n > 0 {
+            ctx.spawn(RustStep { hits: task.hits, n: task.n - 1, pad: 0 });
+        } else {
+            loop {
+                break;
+            }
+            return;
+        }
+    })]
+    pub struct RustStep {
+        pub hits: DevicePtr<u32>,
+        pub n: u32,
+        pub pad: u32,
+    }
+    #[grosr::task(granularity = "block", rust = |task, ctx| {
+        let t0 = ctx.globaltimer();
+        for i in 0..=task.n {
+            if i % ctx.width() == ctx.lane() {
+                ctx.write(task.out, i, (i as f64).sqrt() + 1.5f64);
+            }
+        }
+        ctx.sync_threads();
+        if ctx.lane() == 0 && ctx.globaltimer() < t0 {
+            ctx.fail(1);
+        }
+    })]
+    pub struct RustBlock {
+        pub out: DevicePtr<f64>,
+        pub n: u32,
+        pub pad: u32,
+    }
+    let source = grosr::Runtime::builder()
+        .task::<RustRow>()
+        .task::<RustStep>()
+        .task::<RustBlock>()
+        .source();
+    let options = grosr::unstable::nvrtc_options(Compile);
+    let cubin = grosr::unstable::compile_with(&source, 90, options)
+        .unwrap_or_else(|e| panic!("the Rust bodies' module: {e}"));
+    assert_eq!(&cubin[..4], b"\x7fELF");
+}

@@ -195,10 +195,62 @@ pub(crate) fn task_impl(ident: &Ident, args: &TaskArgs) -> TokenStream {
                 quote!(1),
             )
         }
+        Some((_, Body::Rust(closure))) => return rust_task_impl(ident, &granularity, closure),
         // Only after an error was reported: a stub that keeps uses of the task compiling.
         None => (quote!(""), quote!(""), quote!(0)),
     };
     quote! {
+        // SAFETY: the record's layout is checked as for any record; its size is asserted to be
+        // at most MAX_RECORD_BYTES.
+        unsafe impl ::grosr::Task for #ident {
+            const GRANULARITY: ::grosr::Granularity = ::grosr::Granularity::#granularity;
+            const BODY: ::grosr::CudaBody = ::grosr::CudaBody {
+                code: #code,
+                file: #file,
+                line: #line,
+            };
+        }
+    }
+}
+
+/// `impl Task` for a Rust body: its CUDA translation (`crate::body`), and the closure as a
+/// function over the record and `grosr::body::Ctx`, which rustc checks (names, types, spawned
+/// fields) and the CPU executor is to run. Untranslatable syntax: an error at its span, and the
+/// impl with an empty body.
+fn rust_task_impl(
+    ident: &Ident,
+    granularity: &TokenStream,
+    closure: &syn::ExprClosure,
+) -> TokenStream {
+    let span = closure.or1_token.span;
+    let (code, errors, check) = match crate::body::parse(closure) {
+        Ok(body) => {
+            let (task, ctx, block) = (&body.task, &body.ctx, &body.block);
+            let check = quote_spanned! {span=>
+                #[allow(unused, clippy::all)]
+                const _: () = {
+                    fn grosr_rust_body(#task: &#ident, #ctx: &mut ::grosr::body::Ctx) #block
+                };
+            };
+            match crate::body::to_cuda(&body) {
+                Ok(code) => (code, TokenStream::new(), check),
+                Err(errors) => (
+                    String::new(),
+                    errors.iter().map(syn::Error::to_compile_error).collect(),
+                    check,
+                ),
+            }
+        }
+        Err(e) => (String::new(), e.to_compile_error(), TokenStream::new()),
+    };
+    let code = syn::LitStr::new(&code, Span::mixed_site().located_at(span));
+    let (file, line) = (
+        quote_spanned!(span=> ::core::file!()),
+        quote_spanned!(span=> ::core::line!()),
+    );
+    quote! {
+        #errors
+        #check
         // SAFETY: the record's layout is checked as for any record; its size is asserted to be
         // at most MAX_RECORD_BYTES.
         unsafe impl ::grosr::Task for #ident {

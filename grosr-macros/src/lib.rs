@@ -6,6 +6,7 @@
 //! at the offending token), `generate` writes the struct, its impls and its compile-time layout
 //! checks.
 
+mod body;
 mod generate;
 mod parse;
 mod validate;
@@ -46,7 +47,10 @@ use validate::Errors;
 /// - `cuda = "..."`: the body, inline (usually a raw string `r#"..."#`). NVRTC errors point at
 ///   the Rust file and line where the literal starts.
 /// - `file = "path.cu"`: the body read from a file, relative to the crate's `Cargo.toml`
-///   directory (`CARGO_MANIFEST_DIR`), like `include_str!`. Exactly one of `cuda` and `file`.
+///   directory (`CARGO_MANIFEST_DIR`), like `include_str!`.
+/// - `rust = |task, ctx| { .. }`: the body in Rust syntax, checked by rustc against the record
+///   and `grosr::body::Ctx`, and translated to CUDA (the subset and its translation:
+///   `grosr::body`). Exactly one of `cuda`, `file` and `rust`.
 /// - `granularity = "lane" | "warp" | "block"` (default `"warp"`): how many GPU threads run
 ///   one task: one thread, one warp of 32, or a whole thread block.
 ///

@@ -13,6 +13,8 @@ pub(crate) enum Body {
     Inline(LitStr),
     /// `file = "..."`: a path relative to the user crate's `CARGO_MANIFEST_DIR`.
     File(LitStr),
+    /// `rust = |task, ctx| { .. }`: a body in Rust syntax (`crate::body`).
+    Rust(Box<syn::ExprClosure>),
 }
 
 /// The granularity named by `granularity = "..."`.
@@ -43,7 +45,8 @@ impl Default for TaskArgs {
     }
 }
 
-const TASK_KEYS: &str = "expected `cuda = r#\"...\"#`, `file = \"path/to/body.cu\"` or \
+const TASK_KEYS: &str = "expected `cuda = r#\"...\"#`, `file = \"path/to/body.cu\"`, \
+                         `rust = |task, ctx| { .. }` or \
                          `granularity = \"lane\" | \"warp\" | \"block\"`";
 
 /// Parses the arguments of `#[grosr::task(...)]`.
@@ -69,6 +72,18 @@ pub(crate) fn task_args(tokens: TokenStream) -> syn::Result<TaskArgs> {
             };
             args.bodies.push((key, body));
             Ok(())
+        } else if meta.path.is_ident("rust") {
+            let expr: syn::Expr = meta.value()?.parse()?;
+            match expr {
+                syn::Expr::Closure(c) => {
+                    args.bodies.push((key, Body::Rust(Box::new(c))));
+                    Ok(())
+                }
+                other => Err(syn::Error::new(
+                    other.span(),
+                    "grosr: `rust` takes a closure: `rust = |task, ctx| { .. }`",
+                )),
+            }
         } else if meta.path.is_ident("granularity") {
             if granularity_seen {
                 return Err(meta.error("grosr: `granularity` is given twice"));

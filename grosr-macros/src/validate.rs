@@ -47,8 +47,9 @@ pub(crate) struct Additions {
 pub(crate) fn task_args(args: &TaskArgs, errors: &mut Errors) {
     match args.bodies.as_slice() {
         [] => {
-            let message = "grosr: #[grosr::task] needs a CUDA body: `cuda = r#\"...\"#` inline, \
-                           or `file = \"path/to/body.cu\"` (relative to the crate's Cargo.toml)";
+            let message = "grosr: #[grosr::task] needs a body: CUDA inline (`cuda = r#\"...\"#`) \
+                           or from a file (`file = \"path/to/body.cu\"`, relative to the crate's \
+                           Cargo.toml), or Rust (`rust = |task, ctx| { .. }`)";
             errors.push(if args.tokens.is_empty() {
                 syn::Error::new(Span::call_site(), message)
             } else {
@@ -71,9 +72,10 @@ pub(crate) fn task_args(args: &TaskArgs, errors: &mut Errors) {
                 let message = match (first, body) {
                     (Body::Inline(_), Body::Inline(_)) => "grosr: `cuda` is given twice",
                     (Body::File(_), Body::File(_)) => "grosr: `file` is given twice",
+                    (Body::Rust(_), Body::Rust(_)) => "grosr: `rust` is given twice",
                     _ => {
-                        "grosr: give the task body either inline (`cuda = \"...\"`) or from a \
-                         file (`file = \"...\"`), not both"
+                        "grosr: give the task one body: inline CUDA (`cuda = \"...\"`), a CUDA \
+                         file (`file = \"...\"`) or Rust (`rust = |task, ctx| { .. }`)"
                     }
                 };
                 errors.push(syn::Error::new(*span, message));

@@ -1,7 +1,9 @@
 //! Writing task bodies: everything a body may use, in one place.
 //!
 //! A body is CUDA C++ statements given to [`#[grosr::task]`](macro@crate::task) as
-//! `cuda = r#"..."#` (or `file = "path.cu"`, relative to the crate's `Cargo.toml`). Every thread
+//! `cuda = r#"..."#` (or `file = "path.cu"`, relative to the crate's `Cargo.toml`), or Rust
+//! given as `rust = |task, ctx| { .. }`, which the macro checks and translates to such
+//! statements ([`body`](crate::body) lists what it may use; this page is about CUDA bodies). Every thread
 //! that runs the task runs the whole body: one thread for `granularity = "lane"`, the 32 lanes of
 //! a warp for `"warp"` (the default), every thread of a block for `"block"`. NVRTC compiles all
 //! registered bodies into the scheduler module at [`RuntimeBuilder::build`]; its errors point at

@@ -37,6 +37,7 @@ mod baseline;
 #[cfg(all(test, loom))]
 mod board_model;
 pub mod bodies;
+pub mod body;
 mod buffer;
 mod codegen;
 mod compile;

@@ -1,0 +1,252 @@
+//! Task bodies in Rust: `#[grosr::task(rust = |task, ctx| { .. })]`.
+//!
+//! The macro translates the closure to CUDA C++ for the scheduler module (NVRTC compiles it with
+//! the other bodies) and also emits it as a Rust function over `&T` and `&mut Ctx`, so rustc
+//! checks every name, field and type first: a spawned record's fields are named, so reordering a
+//! struct's fields cannot swap them. Rust and CUDA C bodies mix in one runtime.
+//!
+//! ```
+//! use grosr::DevicePtr;
+//!
+//! /// One row of `y = softmax(relu(x))` per warp.
+//! #[grosr::task(granularity = "warp", rust = |task, ctx| {
+//!     let x = task.x;
+//!     let mut m = 0.0f32;
+//!     for i in (ctx.lane()..task.len).step_by(32) {
+//!         m = m.max(ctx.read(x, task.row * task.len + i));
+//!     }
+//!     m = ctx.warp_max(m);
+//!     let mut s = 0.0f32;
+//!     for i in (ctx.lane()..task.len).step_by(32) {
+//!         s += (ctx.read(x, task.row * task.len + i).max(0.0) - m).exp();
+//!     }
+//!     s = ctx.warp_sum(s);
+//!     for i in (ctx.lane()..task.len).step_by(32) {
+//!         let v = (ctx.read(x, task.row * task.len + i).max(0.0) - m).exp() / s;
+//!         ctx.write(task.y, task.row * task.len + i, v);
+//!     }
+//! })]
+//! pub struct Row { pub x: DevicePtr<f32>, pub y: DevicePtr<f32>, pub row: u32, pub len: u32 }
+//!
+//! /// Counts down, spawning the next step by name.
+//! #[grosr::task(granularity = "lane", rust = |task, ctx| {
+//!     ctx.atomic_add(task.hits, 0u32, 1u32);
+//!     if task.n > 0 {
+//!         ctx.spawn(Step { hits: task.hits, n: task.n - 1, pad: 0 });
+//!     }
+//! })]
+//! pub struct Step { pub hits: DevicePtr<u32>, pub n: u32, pub pad: u32 }
+//! # let _ = grosr::Runtime::builder().task::<Row>().task::<Step>().source();
+//! ```
+//!
+//! # The subset
+//!
+//! | Rust | CUDA |
+//! | --- | --- |
+//! | `let x = e;`, `let mut x: f32 = e;`, `let a = [0u32; 4];` | `auto x = e;`, `float x = e;`, a local array |
+//! | `=`, `+=` and the other compound assignments | the same |
+//! | `if`/`else if`/`else`, `while`, `loop`, `break`, `continue`, `return` | the same (no labels, no values) |
+//! | `for i in a..b`, `a..=b`, `(a..b).step_by(s)` | a counted `for` |
+//! | arithmetic, bit, comparison and logical operators; `!` | the same; `!` of an integer is `~` |
+//! | `e as T` | a C cast |
+//! | `if c { a } else { b }` as a value | `c ? a : b` |
+//! | `task.field`, `task.array[i]` | the same |
+//! | literals: `1`, `1u32`, `1.5`, `1.5f64` | an unsuffixed float is a `float`: write `f64` for a `double` |
+//! | `x.abs()`, `sqrt`, `exp`, `exp2`, `ln`, `log2`, `log10`, `sin`, `cos`, `tan`, `tanh`, `floor`, `ceil`, `round`, `trunc`, `cbrt`, `recip`, `max`, `min`, `powf`, `powi`, `mul_add` | CUDA's overloads (`expf` for a `float`) |
+//! | `wrapping_add`, `wrapping_sub`, `wrapping_mul` | the plain operator |
+//! | the methods of [`Ctx`] | see each |
+//!
+//! Anything else (a `match`, closures, calls of other functions, macros, references, tuples,
+//! ...) is a compile error at its place, listing what is supported.
+//!
+//! # Status
+//!
+//! The CPU executor that is to run these bodies on host threads does not exist yet (issue 21):
+//! no [`Ctx`] is ever made today, and the function the macro emits is there for rustc to check
+//! the body. On a GPU the translation runs like the CUDA body it stands for.
+
+use core::convert::Infallible;
+
+use crate::record::{DevicePtr, DeviceType, Task};
+
+/// What a Rust task body sees besides its record: the same operations as a CUDA body's `ctx`
+/// and the CUDA functions they stand for. Each method's documentation gives its translation.
+///
+/// No value of this type exists until the CPU executor runs bodies (see the module's
+/// documentation): its methods are there for rustc to check bodies against.
+pub struct Ctx {
+    never: Infallible,
+}
+
+impl core::fmt::Debug for Ctx {
+    fn fmt(&self, _: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.never {}
+    }
+}
+
+/// Element types the atomics take (as CUDA's `atomicAdd` and friends do).
+pub trait Atomic: DeviceType + Copy {}
+impl Atomic for u32 {}
+impl Atomic for u64 {}
+impl Atomic for i32 {}
+impl Atomic for f32 {}
+impl Atomic for f64 {}
+
+/// Integer element types for the atomics that compare (`atomicMin`, `atomicMax`).
+pub trait AtomicOrd: DeviceType + Copy {}
+impl AtomicOrd for u32 {}
+impl AtomicOrd for u64 {}
+impl AtomicOrd for i32 {}
+impl AtomicOrd for i64 {}
+
+impl Ctx {
+    /// This thread's index in the task: 0 for a lane task, 0..32 for a warp task, the thread's
+    /// index for a block task (`ctx.lane()`).
+    pub fn lane(&self) -> u32 {
+        match self.never {}
+    }
+
+    /// The task's thread count: 1, 32 or the block's (`ctx.width()`).
+    pub fn width(&self) -> u32 {
+        match self.never {}
+    }
+
+    /// `ptr[index]` (`ptr[index]`).
+    pub fn read<T: DeviceType + Copy>(&self, ptr: DevicePtr<T>, index: impl Into<u64>) -> T {
+        let _ = (ptr, index.into());
+        match self.never {}
+    }
+
+    /// `ptr[index] = value` (`ptr[index] = value`).
+    pub fn write<T: DeviceType + Copy>(
+        &mut self,
+        ptr: DevicePtr<T>,
+        index: impl Into<u64>,
+        value: T,
+    ) {
+        let _ = (ptr, index.into(), value);
+        match self.never {}
+    }
+
+    /// Adds `value` to `ptr[index]` atomically; the old value (`atomicAdd`).
+    pub fn atomic_add<T: Atomic>(
+        &mut self,
+        ptr: DevicePtr<T>,
+        index: impl Into<u64>,
+        value: T,
+    ) -> T {
+        let _ = (ptr, index.into(), value);
+        match self.never {}
+    }
+
+    /// The smaller of `ptr[index]` and `value` into `ptr[index]`, atomically; the old value
+    /// (`atomicMin`).
+    pub fn atomic_min<T: AtomicOrd>(
+        &mut self,
+        ptr: DevicePtr<T>,
+        index: impl Into<u64>,
+        value: T,
+    ) -> T {
+        let _ = (ptr, index.into(), value);
+        match self.never {}
+    }
+
+    /// The larger, as [`atomic_min`](Ctx::atomic_min) (`atomicMax`).
+    pub fn atomic_max<T: AtomicOrd>(
+        &mut self,
+        ptr: DevicePtr<T>,
+        index: impl Into<u64>,
+        value: T,
+    ) -> T {
+        let _ = (ptr, index.into(), value);
+        match self.never {}
+    }
+
+    /// Stores `value`, atomically; the old value (`atomicExch`).
+    pub fn atomic_exchange<T: Atomic>(
+        &mut self,
+        ptr: DevicePtr<T>,
+        index: impl Into<u64>,
+        value: T,
+    ) -> T {
+        let _ = (ptr, index.into(), value);
+        match self.never {}
+    }
+
+    /// Stores `value` if `ptr[index]` is `compare`, atomically; the old value (`atomicCAS`).
+    pub fn atomic_cas(
+        &mut self,
+        ptr: DevicePtr<u32>,
+        index: impl Into<u64>,
+        compare: u32,
+        value: u32,
+    ) -> u32 {
+        let _ = (ptr, index.into(), compare, value);
+        match self.never {}
+    }
+
+    /// The sum over the warp's 32 lanes, for every lane (`grosr::warp_sum`); warp tasks only.
+    pub fn warp_sum(&self, x: f32) -> f32 {
+        let _ = x;
+        match self.never {}
+    }
+
+    /// The maximum over the warp's 32 lanes (`grosr::warp_max`); warp tasks only.
+    pub fn warp_max(&self, x: f32) -> f32 {
+        let _ = x;
+        match self.never {}
+    }
+
+    /// Bit `l` set when lane `l`'s `p` holds (`__ballot_sync(0xffffffff, p)`); warp tasks only.
+    pub fn ballot(&self, p: bool) -> u32 {
+        let _ = p;
+        match self.never {}
+    }
+
+    /// Whether any lane's `p` holds (`__any_sync`); warp tasks only.
+    pub fn any(&self, p: bool) -> bool {
+        let _ = p;
+        match self.never {}
+    }
+
+    /// Whether every lane's `p` holds (`__all_sync`); warp tasks only.
+    pub fn all(&self, p: bool) -> bool {
+        let _ = p;
+        match self.never {}
+    }
+
+    /// Lane `lane`'s `x` (`__shfl_sync`); warp tasks only.
+    pub fn shuffle<T: DeviceType + Copy>(&self, x: T, lane: u32) -> T {
+        let _ = (x, lane);
+        match self.never {}
+    }
+
+    /// The `x` of lane `this lane ^ mask` (`__shfl_xor_sync`); warp tasks only.
+    pub fn shuffle_xor<T: DeviceType + Copy>(&self, x: T, mask: u32) -> T {
+        let _ = (x, mask);
+        match self.never {}
+    }
+
+    /// Waits for every thread of the block (`__syncthreads`); block tasks only, reached by all.
+    pub fn sync_threads(&self) {
+        match self.never {}
+    }
+
+    /// The GPU's nanosecond clock (`grosr::globaltimer`).
+    pub fn globaltimer(&self) -> u64 {
+        match self.never {}
+    }
+
+    /// Fails the task's job with a positive `code` (`ctx.fail`).
+    pub fn fail(&mut self, code: u32) {
+        let _ = code;
+        match self.never {}
+    }
+
+    /// Spawns `task` into the same job; write it as a struct literal
+    /// (`ctx.spawn(Child { a: .., b: .. })`), which the translation sets field by field.
+    pub fn spawn<T: Task>(&mut self, task: T) {
+        let _ = task;
+        match self.never {}
+    }
+}
