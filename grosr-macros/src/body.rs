@@ -81,6 +81,8 @@ pub(crate) fn to_cuda(body: &RustBody) -> Result<String, Vec<syn::Error>> {
         out: String::new(),
         errors: Vec::new(),
         depth: 1,
+        scopes: vec![Vec::new()],
+        fresh: 0,
     };
     w.block_items(&body.block);
     if w.errors.is_empty() {
@@ -95,6 +97,10 @@ struct Writer<'a> {
     out: String,
     errors: Vec<syn::Error>,
     depth: usize,
+    /// Per C block, its locals: (Rust name, C name). Rust lets a `let` shadow one in the same
+    /// block, which C++ forbids: the second gets a fresh C name.
+    scopes: Vec<Vec<(String, String)>>,
+    fresh: u32,
 }
 
 impl Writer<'_> {
@@ -120,9 +126,43 @@ impl Writer<'_> {
     fn nested(&mut self, head: &str, block: &Block) {
         self.line(&format!("{head} {{"));
         self.depth += 1;
+        self.scopes.push(Vec::new());
         self.block_items(block);
+        self.scopes.pop();
         self.depth -= 1;
         self.line("}");
+    }
+
+    /// Declares Rust local `name` in the current C block: its C name.
+    fn declare(&mut self, name: &str) -> String {
+        let taken = self
+            .scopes
+            .last()
+            .is_some_and(|s| s.iter().any(|(r, _)| r == name));
+        let c = if taken {
+            self.fresh += 1;
+            format!("{name}_grosr{}", self.fresh)
+        } else {
+            name.to_string()
+        };
+        if let Some(scope) = self.scopes.last_mut() {
+            scope.push((name.to_string(), c.clone()));
+        }
+        c
+    }
+
+    /// The C name of Rust local `name` (the innermost, latest declaration).
+    fn local_name(&self, name: &str) -> String {
+        self.scopes
+            .iter()
+            .rev()
+            .find_map(|s| {
+                s.iter()
+                    .rev()
+                    .find(|(r, _)| r == name)
+                    .map(|(_, c)| c.clone())
+            })
+            .unwrap_or_else(|| name.to_string())
     }
 
     fn stmt(&mut self, stmt: &Stmt) {
@@ -188,15 +228,18 @@ impl Writer<'_> {
             }
             let len = self.expr(&r.len);
             let value = self.expr(&r.expr);
-            self.line(&format!("{elem} {ident}[{len}];"));
+            let name = self.declare(&ident.to_string());
+            self.line(&format!("{elem} {name}[{len}];"));
             self.line(&format!(
-                "for (uint32_t grosr_i = 0; grosr_i < ({len}); ++grosr_i) {ident}[grosr_i] = {value};"
+                "for (uint32_t grosr_i = 0; grosr_i < ({len}); ++grosr_i) {name}[grosr_i] = {value};"
             ));
             return;
         }
         let c_ty = ty.map_or_else(|| String::from("auto"), |t| self.c_type(t));
+        // The value first: `let x = x + 1;` reads the older `x`.
         let value = self.expr(&init.expr);
-        self.line(&format!("{c_ty} {ident} = {value};"));
+        let name = self.declare(&ident.to_string());
+        self.line(&format!("{c_ty} {name} = {value};"));
     }
 
     fn expr_stmt(&mut self, e: &Expr) {
@@ -300,6 +343,9 @@ impl Writer<'_> {
             syn::RangeLimits::Closed(_) => "<=",
         };
         let step = step.map_or_else(|| String::from("1"), |s| self.expr(s));
+        // The variable lives in the loop's own scope (the C `for`), so it may reuse a name.
+        self.scopes.push(Vec::new());
+        let var = self.declare(&var.to_string());
         // The bound is read once, as Rust evaluates the range once; the variable takes the
         // bounds' common type (`0..task.n` counts in `uint32_t`, as Rust infers `u32`).
         self.nested(
@@ -309,6 +355,7 @@ impl Writer<'_> {
             ),
             &f.body,
         );
+        self.scopes.pop();
     }
 
     fn c_type(&mut self, ty: &Type) -> String {
@@ -336,7 +383,7 @@ impl Writer<'_> {
             Expr::Path(p) if p.qself.is_none() && p.attrs.is_empty() => match p.path.get_ident() {
                 Some(id) if *id == self.body.task => String::from("task"),
                 Some(id) if *id == self.body.ctx => String::from("ctx"),
-                Some(id) => id.to_string(),
+                Some(id) => self.local_name(&id.to_string()),
                 None => self.error(unsupported(p.span(), "a path")),
             },
             Expr::Paren(p) => format!("({})", self.expr(&p.expr)),
@@ -717,6 +764,22 @@ mod tests {
             "{c}"
         );
         assert!(c.contains("} else {") || c.contains("else {"), "{c}");
+    }
+
+    #[test]
+    fn a_let_that_shadows_one_in_the_same_block_gets_a_fresh_c_name() {
+        let c = cuda(
+            "|t, c| { let x = t.n; let x = x + 1; if x > 2 { let x = 0; c.fail(x); } c.fail(x); }",
+        )
+        .unwrap();
+        assert!(c.contains("auto x = task.n;"), "{c}");
+        assert!(c.contains("auto x_grosr1 = (x + 1);"), "{c}");
+        assert!(c.contains("if ((x_grosr1 > 2)) {"), "{c}");
+        assert!(
+            c.contains("auto x = 0;") && c.contains("ctx.fail(x);"),
+            "{c}"
+        );
+        assert!(c.ends_with("    ctx.fail(x_grosr1);\n"), "{c}");
     }
 
     #[test]
