@@ -4,13 +4,18 @@
 //! The closure is also emitted as a Rust function over `&T` and `&mut grosr::body::Ctx`, so rustc
 //! checks every name, type and spawned field before NVRTC sees the translation; this module only
 //! has to reject what the subset leaves out (each error at its span, saying what is supported)
-//! and write C++ with the same meaning. No type inference is needed: an untyped `let` becomes
-//! `auto`, and the math methods map to CUDA's overloads (`x.exp()` is `exp(x)`, which is `expf`
-//! for a `float`).
+//! and write C++ with the same meaning. It needs no type inference: arithmetic goes through
+//! `grosr::rs` (cuda/grosr_rust.cuh), whose overloads give each operation the type and wrapping
+//! Rust gives it, an untyped `let` is `auto`, and math methods map to CUDA's overloads (`x.exp()`
+//! is `exp(x)`, `expf` for a `float`). What C++ cannot tell (the type of a lone unsuffixed
+//! literal, or of two side by side) is an error asking for a suffix or a type. Every local gets a
+//! C name of its own (`x_3`), so Rust's shadowing cannot become a C++ redeclaration.
 
 use proc_macro2::Span;
 use syn::spanned::Spanned as _;
 use syn::{BinOp, Block, Expr, ExprClosure, Lit, Pat, Stmt, Type, UnOp};
+
+use crate::parse::Granularity;
 
 /// The parsed closure: its two parameters' names and its body.
 pub(crate) struct RustBody {
@@ -75,9 +80,13 @@ pub(crate) fn parse(closure: &ExprClosure) -> syn::Result<RustBody> {
 }
 
 /// The body as CUDA C++ statements (the task is `task`, the context `ctx`, as in CUDA bodies).
-pub(crate) fn to_cuda(body: &RustBody) -> Result<String, Vec<syn::Error>> {
+pub(crate) fn to_cuda(
+    body: &RustBody,
+    granularity: Granularity,
+) -> Result<String, Vec<syn::Error>> {
     let mut w = Writer {
         body,
+        granularity,
         out: String::new(),
         errors: Vec::new(),
         depth: 1,
@@ -94,11 +103,11 @@ pub(crate) fn to_cuda(body: &RustBody) -> Result<String, Vec<syn::Error>> {
 
 struct Writer<'a> {
     body: &'a RustBody,
+    granularity: Granularity,
     out: String,
     errors: Vec<syn::Error>,
     depth: usize,
-    /// Per C block, its locals: (Rust name, C name). Rust lets a `let` shadow one in the same
-    /// block, which C++ forbids: the second gets a fresh C name.
+    /// Per C block, its locals: (Rust name, C name).
     scopes: Vec<Vec<(String, String)>>,
     fresh: u32,
 }
@@ -133,39 +142,43 @@ impl Writer<'_> {
         self.line("}");
     }
 
-    /// Declares Rust local `name` in the current C block: its C name.
+    /// Declares Rust local `name` in the current C block: a C name of its own (`name_N`), so
+    /// that shadowing, a C++ keyword or a name of the generated code cannot clash.
     fn declare(&mut self, name: &str) -> String {
-        let taken = self
-            .scopes
-            .last()
-            .is_some_and(|s| s.iter().any(|(r, _)| r == name));
-        let c = if taken {
-            self.fresh += 1;
-            format!("{name}_grosr{}", self.fresh)
-        } else {
-            name.to_string()
-        };
+        self.fresh += 1;
+        let c = format!("{name}_{}", self.fresh);
         if let Some(scope) = self.scopes.last_mut() {
             scope.push((name.to_string(), c.clone()));
         }
         c
     }
 
-    /// The C name of Rust local `name` (the innermost, latest declaration).
-    fn local_name(&self, name: &str) -> String {
-        self.scopes
-            .iter()
-            .rev()
-            .find_map(|s| {
-                s.iter()
-                    .rev()
-                    .find(|(r, _)| r == name)
-                    .map(|(_, c)| c.clone())
-            })
-            .unwrap_or_else(|| name.to_string())
+    /// A fresh name for a temporary of the generated code.
+    fn temp(&mut self, what: &str) -> String {
+        self.fresh += 1;
+        format!("grosr_{what}_{}", self.fresh)
+    }
+
+    /// The C name of Rust local `name` (the innermost, latest declaration), if it is one.
+    fn local_name(&self, name: &str) -> Option<String> {
+        self.scopes.iter().rev().find_map(|s| {
+            s.iter()
+                .rev()
+                .find(|(r, _)| r == name)
+                .map(|(_, c)| c.clone())
+        })
     }
 
     fn stmt(&mut self, stmt: &Stmt) {
+        let attr = match stmt {
+            Stmt::Local(l) => l.attrs.first(),
+            Stmt::Expr(e, _) => expr_attrs(e).first(),
+            _ => None,
+        };
+        if let Some(a) = attr {
+            self.error(unsupported(a.span(), "an attribute (`#[cfg]` and others)"));
+            return;
+        }
         match stmt {
             Stmt::Local(local) => self.local(local),
             Stmt::Expr(e, _) => self.expr_stmt(e),
@@ -188,7 +201,9 @@ impl Writer<'_> {
         let (ident, ty) = match &local.pat {
             Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => (&p.ident, None),
             Pat::Type(t) => match &*t.pat {
-                Pat::Ident(p) => (&p.ident, Some(&*t.ty)),
+                Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => {
+                    (&p.ident, Some(&*t.ty))
+                }
                 other => {
                     self.error(unsupported(other.span(), "a pattern"));
                     return;
@@ -228,18 +243,35 @@ impl Writer<'_> {
             }
             let len = self.expr(&r.len);
             let value = self.expr(&r.expr);
+            // The value once, as Rust evaluates it once.
+            let (v, i) = (self.temp("v"), self.temp("i"));
             let name = self.declare(&ident.to_string());
+            self.line(&format!("const {elem} {v} = {value};"));
             self.line(&format!("{elem} {name}[{len}];"));
             self.line(&format!(
-                "for (uint32_t grosr_i = 0; grosr_i < ({len}); ++grosr_i) {name}[grosr_i] = {value};"
+                "for (uint32_t {i} = 0; {i} < ({len}); ++{i}) {name}[{i}] = {v};"
             ));
             return;
         }
-        let c_ty = ty.map_or_else(|| String::from("auto"), |t| self.c_type(t));
+        if ty.is_none() && is_bare_literal(&init.expr) {
+            self.error(syn::Error::new(
+                init.expr.span(),
+                "grosr: give this `let` a type, or the literal a suffix (`let x: u64 = 0;`, \
+                 `0u64`, `1.5f32`): Rust infers it from later uses, which the translation \
+                 cannot see",
+            ));
+            return;
+        }
         // The value first: `let x = x + 1;` reads the older `x`.
         let value = self.expr(&init.expr);
         let name = self.declare(&ident.to_string());
-        self.line(&format!("{c_ty} {name} = {value};"));
+        match ty {
+            Some(t) => {
+                let c_ty = self.c_type(t);
+                self.line(&format!("{c_ty} {name} = {value};"));
+            }
+            None => self.line(&format!("auto {name} = grosr::rs::let({value});")),
+        }
     }
 
     fn expr_stmt(&mut self, e: &Expr) {
@@ -313,11 +345,19 @@ impl Writer<'_> {
         if let Some(l) = &f.label {
             self.error(unsupported(l.span(), "a loop label"));
         }
-        let Pat::Ident(var) = &*f.pat else {
-            self.error(unsupported(f.pat.span(), "a pattern in `for`"));
-            return;
+        let var = match &*f.pat {
+            Pat::Ident(p) if p.mutability.is_none() && p.by_ref.is_none() && p.subpat.is_none() => {
+                Some(p.ident.to_string())
+            }
+            Pat::Wild(_) => None,
+            other => {
+                self.error(unsupported(
+                    other.span(),
+                    "this `for` pattern (`for i in ..` or `for _ in ..`)",
+                ));
+                return;
+            }
         };
-        let var = &var.ident;
         // `a..b`, `a..=b`, or `(a..b).step_by(s)`.
         let (range, step) = match &*f.expr {
             Expr::MethodCall(m) if m.method == "step_by" && m.args.len() == 1 => {
@@ -336,26 +376,44 @@ impl Writer<'_> {
             self.error(unsupported(r.span(), "an open range"));
             return;
         };
+        let closed = matches!(r.limits, syn::RangeLimits::Closed(_));
         let from = self.expr(from);
         let to = self.expr(to);
-        let cmp = match r.limits {
-            syn::RangeLimits::HalfOpen(_) => "<",
-            syn::RangeLimits::Closed(_) => "<=",
-        };
         let step = step.map_or_else(|| String::from("1"), |s| self.expr(s));
-        // The variable lives in the loop's own scope (the C `for`), so it may reuse a name.
+        // Bounds and step evaluated once, as Rust does; the variable takes the bounds' type (Rust
+        // infers `u32` for `0..task.n`); `more` says whether another turn comes, decided without
+        // stepping past the bound, so `0..=u32::MAX` and large steps end as they do in Rust.
+        let (lo, hi, st, more) = (
+            self.temp("from"),
+            self.temp("to"),
+            self.temp("step"),
+            self.temp("more"),
+        );
+        let (first, next) = if closed { ("<=", ">=") } else { ("<", ">") };
+        self.line("{");
+        self.depth += 1;
+        self.line(&format!(
+            "typedef grosr::rs::common_t<decltype({from}), decltype({to})> {lo}_t;"
+        ));
+        self.line(&format!("const {lo}_t {lo} = {from}, {hi} = {to};"));
+        self.line(&format!("const {lo}_t {st} = ({lo}_t)({step});"));
+        self.line(&format!("bool {more} = {lo} {first} {hi};"));
         self.scopes.push(Vec::new());
-        let var = self.declare(&var.to_string());
-        // The bound is read once, as Rust evaluates the range once; the variable takes the
-        // bounds' common type (`0..task.n` counts in `uint32_t`, as Rust infers `u32`).
+        let c_var = match &var {
+            Some(v) => self.declare(v),
+            None => self.temp("i"),
+        };
         self.nested(
             &format!(
-                "for (decltype(({from}) + ({to})) {var} = {from}, grosr_end_{var} = {to}; \
-                 {var} {cmp} grosr_end_{var}; {var} += {step})"
+                "for ({lo}_t {c_var} = {lo}; {more}; \
+                 {more} = ({hi} - {c_var}) {next} {st}, \
+                 {c_var} = {more} ? ({lo}_t)({c_var} + {st}) : {c_var})"
             ),
             &f.body,
         );
         self.scopes.pop();
+        self.depth -= 1;
+        self.line("}");
     }
 
     fn c_type(&mut self, ty: &Type) -> String {
@@ -376,14 +434,24 @@ impl Writer<'_> {
 
     fn expr(&mut self, e: &Expr) -> String {
         match e {
-            Expr::Lit(l) => match literal(&l.lit) {
-                Some(text) => text,
-                None => self.error(unsupported(l.span(), "this literal")),
+            Expr::Lit(l) => match literal(&l.lit, false) {
+                Ok(text) => text,
+                Err(why) => self.error(syn::Error::new(l.span(), why)),
             },
             Expr::Path(p) if p.qself.is_none() && p.attrs.is_empty() => match p.path.get_ident() {
-                Some(id) if *id == self.body.task => String::from("task"),
-                Some(id) if *id == self.body.ctx => String::from("ctx"),
-                Some(id) => self.local_name(&id.to_string()),
+                Some(id) => match self.local_name(&id.to_string()) {
+                    Some(c) => c,
+                    None if *id == self.body.task => String::from("task"),
+                    None if *id == self.body.ctx => String::from("ctx"),
+                    None => self.error(syn::Error::new(
+                        id.span(),
+                        format!(
+                            "grosr: `{id}` is not a local of this body, `{}` or `{}`: a Rust task \
+                             body sees only those (pass other values in the record)",
+                            self.body.task, self.body.ctx
+                        ),
+                    )),
+                },
                 None => self.error(unsupported(p.span(), "a path")),
             },
             Expr::Paren(p) => format!("({})", self.expr(&p.expr)),
@@ -400,19 +468,23 @@ impl Writer<'_> {
                 let index = self.expr(&i.index);
                 format!("{base}[{index}]")
             }
-            Expr::Unary(u) => {
-                let op = match u.op {
-                    UnOp::Neg(_) => "-",
-                    UnOp::Not(_) => "!",
-                    _ => return self.error(unsupported(u.span(), "this operator")),
-                };
-                let inner = self.expr(&u.expr);
-                // `!` of an integer is its bitwise complement in Rust.
-                if op == "!" && !is_boolean(&u.expr) {
-                    return format!("(~{inner})");
+            Expr::Unary(u) => match u.op {
+                // `-5i8`: one literal, so that its minimum fits (`-128i8`).
+                UnOp::Neg(_) if matches!(&*u.expr, Expr::Lit(_)) => {
+                    let Expr::Lit(l) = &*u.expr else {
+                        unreachable!()
+                    };
+                    match literal(&l.lit, true) {
+                        Ok(text) => text,
+                        Err(why) => self.error(syn::Error::new(l.span(), why)),
+                    }
                 }
-                format!("({op}{inner})")
-            }
+                UnOp::Neg(_) => format!("grosr::rs::neg({})", self.expr(&u.expr)),
+                // Logical for a bool, the complement in its own width for an integer (C++
+                // overloads tell them apart).
+                UnOp::Not(_) => format!("grosr::rs::not_of({})", self.expr(&u.expr)),
+                _ => self.error(unsupported(u.span(), "this operator")),
+            },
             Expr::Binary(b) => self.binary(b),
             Expr::Assign(a) => {
                 let left = self.expr(&a.left);
@@ -422,7 +494,8 @@ impl Writer<'_> {
             Expr::Cast(c) => {
                 let ty = self.c_type(&c.ty);
                 let inner = self.expr(&c.expr);
-                format!("(({ty})({inner}))")
+                // Saturating from a float, as Rust's `as`.
+                format!("grosr::rs::cast<{ty}>({inner})")
             }
             Expr::If(i) => self.if_value(i),
             Expr::MethodCall(m) => self.method(m),
@@ -444,43 +517,59 @@ impl Writer<'_> {
     }
 
     fn binary(&mut self, b: &syn::ExprBinary) -> String {
-        let op = match b.op {
-            BinOp::Add(_) => "+",
-            BinOp::Sub(_) => "-",
-            BinOp::Mul(_) => "*",
-            BinOp::Div(_) => "/",
-            BinOp::Rem(_) => "%",
-            BinOp::And(_) => "&&",
-            BinOp::Or(_) => "||",
-            BinOp::BitXor(_) => "^",
-            BinOp::BitAnd(_) => "&",
-            BinOp::BitOr(_) => "|",
-            BinOp::Shl(_) => "<<",
-            BinOp::Shr(_) => ">>",
-            BinOp::Eq(_) => "==",
-            BinOp::Lt(_) => "<",
-            BinOp::Le(_) => "<=",
-            BinOp::Ne(_) => "!=",
-            BinOp::Ge(_) => ">=",
-            BinOp::Gt(_) => ">",
-            BinOp::AddAssign(_) => "+=",
-            BinOp::SubAssign(_) => "-=",
-            BinOp::MulAssign(_) => "*=",
-            BinOp::DivAssign(_) => "/=",
-            BinOp::RemAssign(_) => "%=",
-            BinOp::BitXorAssign(_) => "^=",
-            BinOp::BitAndAssign(_) => "&=",
-            BinOp::BitOrAssign(_) => "|=",
-            BinOp::ShlAssign(_) => "<<=",
-            BinOp::ShrAssign(_) => ">>=",
+        // Arithmetic and bit operators through grosr::rs (Rust's types and wrapping); the
+        // comparisons and `&&`/`||` mean the same in C.
+        let (helper, c_op) = match b.op {
+            BinOp::Add(_) | BinOp::AddAssign(_) => ("add", ""),
+            BinOp::Sub(_) | BinOp::SubAssign(_) => ("sub", ""),
+            BinOp::Mul(_) | BinOp::MulAssign(_) => ("mul", ""),
+            BinOp::Div(_) | BinOp::DivAssign(_) => ("div", ""),
+            BinOp::Rem(_) | BinOp::RemAssign(_) => ("rem", ""),
+            BinOp::BitXor(_) | BinOp::BitXorAssign(_) => ("bit_xor", ""),
+            BinOp::BitAnd(_) | BinOp::BitAndAssign(_) => ("bit_and", ""),
+            BinOp::BitOr(_) | BinOp::BitOrAssign(_) => ("bit_or", ""),
+            BinOp::Shl(_) | BinOp::ShlAssign(_) => ("shl", ""),
+            BinOp::Shr(_) | BinOp::ShrAssign(_) => ("shr", ""),
+            BinOp::And(_) => ("", "&&"),
+            BinOp::Or(_) => ("", "||"),
+            BinOp::Eq(_) => ("", "=="),
+            BinOp::Lt(_) => ("", "<"),
+            BinOp::Le(_) => ("", "<="),
+            BinOp::Ne(_) => ("", "!="),
+            BinOp::Ge(_) => ("", ">="),
+            BinOp::Gt(_) => ("", ">"),
             _ => return self.error(unsupported(b.span(), "this operator")),
         };
+        // Where C++ cannot tell the type Rust infers: two unsuffixed literals, or one shifted.
+        let shift = matches!(helper, "shl" | "shr");
+        if is_bare_literal(&b.left) && (shift || is_bare_literal(&b.right)) {
+            return self.error(syn::Error::new(
+                b.left.span(),
+                "grosr: give this literal a suffix (`1u64 << 40`, `65536u64 * 65536`): Rust \
+                 infers its type from elsewhere, which the translation cannot see",
+            ));
+        }
         let left = self.expr(&b.left);
         let right = self.expr(&b.right);
-        if op.ends_with('=') && !matches!(op, "==" | "<=" | ">=" | "!=") {
-            format!("{left} {op} {right}")
+        let assign = matches!(
+            b.op,
+            BinOp::AddAssign(_)
+                | BinOp::SubAssign(_)
+                | BinOp::MulAssign(_)
+                | BinOp::DivAssign(_)
+                | BinOp::RemAssign(_)
+                | BinOp::BitXorAssign(_)
+                | BinOp::BitAndAssign(_)
+                | BinOp::BitOrAssign(_)
+                | BinOp::ShlAssign(_)
+                | BinOp::ShrAssign(_)
+        );
+        if helper.is_empty() {
+            format!("({left} {c_op} {right})")
+        } else if assign {
+            format!("{left} = grosr::rs::{helper}({left}, {right})")
         } else {
-            format!("({left} {op} {right})")
+            format!("grosr::rs::{helper}({left}, {right})")
         }
     }
 
@@ -507,7 +596,11 @@ impl Writer<'_> {
         let cond = self.expr(&i.cond);
         let then = self.expr(&then);
         let els = self.expr(&els);
-        format!("(({cond}) ? ({then}) : ({els}))")
+        // Both branches in their common type (a literal takes the other's), as Rust types it.
+        format!(
+            "(({cond}) ? (grosr::rs::common_t<decltype({then}), decltype({els})>)({then}) \
+             : (grosr::rs::common_t<decltype({then}), decltype({els})>)({els}))"
+        )
     }
 
     fn args(&mut self, m: &syn::ExprMethodCall) -> Vec<String> {
@@ -542,12 +635,13 @@ impl Writer<'_> {
             ("log2", 0) => call("log2", &args),
             ("log10", 0) => call("log10", &args),
             ("recip", 0) => format!("(1 / ({receiver}))"),
-            ("max" | "min", 1) => call(&name, &args),
+            ("max", 1) => call("grosr::rs::max_of", &args),
+            ("min", 1) => call("grosr::rs::min_of", &args),
             ("powf" | "powi", 1) => call("pow", &args),
             ("mul_add", 2) => call("fma", &args),
-            ("wrapping_add", 1) => format!("({receiver} + {})", args[0]),
-            ("wrapping_sub", 1) => format!("({receiver} - {})", args[0]),
-            ("wrapping_mul", 1) => format!("({receiver} * {})", args[0]),
+            ("wrapping_add", 1) => call("grosr::rs::add", &args),
+            ("wrapping_sub", 1) => call("grosr::rs::sub", &args),
+            ("wrapping_mul", 1) => call("grosr::rs::mul", &args),
             _ => self.error(unsupported(
                 m.method.span(),
                 &format!("the method `{name}`"),
@@ -559,6 +653,29 @@ impl Writer<'_> {
         // `ctx.spawn(T { .. })`: fields by name, so a reordered struct keeps its meaning.
         if name == "spawn" {
             return self.spawn(m);
+        }
+        // Collectives need the granularity that has their threads: a full warp's mask in a lane
+        // task, or a barrier outside a block task, would hang or be undefined.
+        let needs = match name {
+            "warp_sum" | "warp_max" | "ballot" | "any" | "all" | "shuffle" | "shuffle_xor" => {
+                Some((Granularity::Warp, "warp"))
+            }
+            "sync_threads" => Some((Granularity::Block, "block")),
+            _ => None,
+        };
+        if let Some((g, what)) = needs {
+            if !matches!(
+                (g, self.granularity),
+                (Granularity::Warp, Granularity::Warp) | (Granularity::Block, Granularity::Block)
+            ) {
+                return self.error(syn::Error::new(
+                    m.method.span(),
+                    format!(
+                        "grosr: `{}.{name}` is for {what} tasks (`granularity = \"{what}\"`)",
+                        self.body.ctx
+                    ),
+                ));
+            }
         }
         let args = self.args(m);
         let a = |i: usize| args.get(i).cloned().unwrap_or_default();
@@ -611,33 +728,10 @@ impl Writer<'_> {
                 return self.error(unsupported(f.span(), "a tuple field"));
             };
             let value = self.expr(&f.expr);
-            text.push_str(&format!("grosr_r.{name} = {value}; "));
+            text.push_str(&format!("grosr::rs::set(grosr_r.{name}, {value}); "));
         }
         text.push_str("return grosr_r; }())");
         text
-    }
-}
-
-/// Whether `e` is obviously boolean (a comparison, `&&`/`||`, `!` of one, a bool literal), so
-/// that `!` stays logical; `!` of anything else is Rust's bitwise complement.
-fn is_boolean(e: &Expr) -> bool {
-    match e {
-        Expr::Binary(b) => matches!(
-            b.op,
-            BinOp::Eq(_)
-                | BinOp::Ne(_)
-                | BinOp::Lt(_)
-                | BinOp::Le(_)
-                | BinOp::Gt(_)
-                | BinOp::Ge(_)
-                | BinOp::And(_)
-                | BinOp::Or(_)
-        ),
-        Expr::Lit(l) => matches!(l.lit, Lit::Bool(_)),
-        Expr::Paren(p) => is_boolean(&p.expr),
-        Expr::Unary(u) => matches!(u.op, UnOp::Not(_)) && is_boolean(&u.expr),
-        Expr::MethodCall(m) => matches!(m.method.to_string().as_str(), "any" | "all"),
-        _ => false,
     }
 }
 
@@ -679,16 +773,33 @@ fn literal_type(lit: &Lit) -> Option<&'static str> {
     }
 }
 
-/// A literal in C: integer suffixes become casts (exact for every width), an unsuffixed float is
-/// a `float` (write `1.5f64` for a `double`).
-fn literal(lit: &Lit) -> Option<String> {
+/// A literal in C (`negative`: with a minus in front). A suffix becomes a cast, exact for every
+/// width; an unsuffixed integer stays a C `int`, an unsuffixed float a `double`, both of which
+/// `grosr::rs` gives the other operand's type, as Rust infers it. An unsuffixed integer beyond
+/// `i32` must say its type.
+fn literal(lit: &Lit, negative: bool) -> Result<String, String> {
+    let minus = if negative { "-" } else { "" };
     match lit {
         Lit::Int(i) => {
             let digits = i.base10_digits();
-            Some(match i.suffix() {
-                "" => digits.to_string(),
-                s => format!("(({})({digits}ull))", primitive(s)?),
-            })
+            match i.suffix() {
+                "" => {
+                    if digits
+                        .parse::<i64>()
+                        .map_or(true, |v| v > i64::from(i32::MAX))
+                    {
+                        return Err(format!(
+                            "grosr: give {digits} a suffix (`{digits}u32`, `{digits}u64`, ..): \
+                             unsuffixed, it is a C `int` in the translation"
+                        ));
+                    }
+                    Ok(format!("{minus}{digits}"))
+                }
+                s => match primitive(s) {
+                    Some(t) => Ok(format!("(({t})({minus}{digits}ll))")),
+                    None => Err(format!("grosr: the suffix `{s}` is not supported")),
+                },
+            }
         }
         Lit::Float(f) => {
             let digits = f.base10_digits();
@@ -697,14 +808,48 @@ fn literal(lit: &Lit) -> Option<String> {
             } else {
                 format!("{digits}.0")
             };
-            Some(match f.suffix() {
-                "f64" => digits,
-                "" | "f32" => format!("{digits}f"),
-                _ => return None,
-            })
+            match f.suffix() {
+                "" | "f64" => Ok(format!("{minus}{digits}")),
+                "f32" => Ok(format!("{minus}{digits}f")),
+                s => Err(format!("grosr: the suffix `{s}` is not supported")),
+            }
         }
-        Lit::Bool(b) => Some(if b.value { "true" } else { "false" }.to_string()),
-        _ => None,
+        Lit::Bool(b) if !negative => Ok(if b.value { "true" } else { "false" }.to_string()),
+        _ => Err(format!(
+            "grosr: this literal is not supported in a Rust task body ({SUPPORTED})"
+        )),
+    }
+}
+
+/// An unsuffixed integer or float literal (with or without a minus): a type Rust infers.
+fn is_bare_literal(e: &Expr) -> bool {
+    match e {
+        Expr::Lit(l) => match &l.lit {
+            Lit::Int(i) => i.suffix().is_empty(),
+            Lit::Float(f) => f.suffix().is_empty(),
+            _ => false,
+        },
+        Expr::Unary(u) => matches!(u.op, UnOp::Neg(_)) && is_bare_literal(&u.expr),
+        Expr::Paren(p) => is_bare_literal(&p.expr),
+        _ => false,
+    }
+}
+
+/// The attributes of the expressions that can be statements.
+fn expr_attrs(e: &Expr) -> &[syn::Attribute] {
+    match e {
+        Expr::Assign(x) => &x.attrs,
+        Expr::Binary(x) => &x.attrs,
+        Expr::Block(x) => &x.attrs,
+        Expr::Break(x) => &x.attrs,
+        Expr::Continue(x) => &x.attrs,
+        Expr::ForLoop(x) => &x.attrs,
+        Expr::If(x) => &x.attrs,
+        Expr::Loop(x) => &x.attrs,
+        Expr::MethodCall(x) => &x.attrs,
+        Expr::Return(x) => &x.attrs,
+        Expr::While(x) => &x.attrs,
+        _ => &[],
     }
 }
 
@@ -712,15 +857,19 @@ fn literal(lit: &Lit) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn cuda(closure: &str) -> Result<String, String> {
+    fn cuda_as(closure: &str, granularity: Granularity) -> Result<String, String> {
         let c: ExprClosure = syn::parse_str(closure).expect("a closure");
         let body = parse(&c).map_err(|e| e.to_string())?;
-        to_cuda(&body).map_err(|e| {
+        to_cuda(&body, granularity).map_err(|e| {
             e.iter()
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join("\n")
         })
+    }
+
+    fn cuda(closure: &str) -> Result<String, String> {
+        cuda_as(closure, Granularity::Warp)
     }
 
     #[test]
@@ -732,17 +881,35 @@ mod tests {
              if ctx.lane() == 0 { ctx.write(t.y, t.row, m.exp()); } }",
         )
         .unwrap();
-        assert_eq!(
-            c,
-            "    auto m = 0.0f;\n\
-             \x20   for (decltype((ctx.lane()) + (task.n)) i = ctx.lane(), grosr_end_i = task.n; i < grosr_end_i; i += 32) {\n\
-             \x20       m = max(m, (task.x)[i]);\n\
-             \x20   }\n\
-             \x20   m = grosr::warp_max(m);\n\
-             \x20   if ((ctx.lane() == 0)) {\n\
-             \x20       ((task.y)[task.row] = (exp(m)));\n\
-             \x20   }\n"
+        assert!(
+            c.starts_with("    auto m_1 = grosr::rs::let(0.0f);\n"),
+            "{c}"
         );
+        // Bounds and step once, in the bounds' common type, stepping without overflow.
+        assert!(
+            c.contains(
+                "typedef grosr::rs::common_t<decltype(ctx.lane()), decltype(task.n)> grosr_from_2_t;"
+            ),
+            "{c}"
+        );
+        assert!(
+            c.contains("const grosr_from_2_t grosr_from_2 = ctx.lane(), grosr_to_3 = task.n;"),
+            "{c}"
+        );
+        assert!(
+            c.contains(
+                "for (grosr_from_2_t i_6 = grosr_from_2; grosr_more_5; grosr_more_5 = \
+                 (grosr_to_3 - i_6) > grosr_step_4, i_6 = grosr_more_5 ? \
+                 (grosr_from_2_t)(i_6 + grosr_step_4) : i_6) {"
+            ),
+            "{c}"
+        );
+        assert!(
+            c.contains("m_1 = grosr::rs::max_of(m_1, (task.x)[i_6]);"),
+            "{c}"
+        );
+        assert!(c.contains("m_1 = grosr::warp_max(m_1);"), "{c}");
+        assert!(c.contains("((task.y)[task.row] = (exp(m_1)));"), "{c}");
     }
 
     #[test]
@@ -754,39 +921,98 @@ mod tests {
         .unwrap();
         assert!(
             c.contains(
-                "grosr_spawn_Fib(ctx, [&]() { Fib grosr_r{}; grosr_r.n = (task.n - 1); \
-                 grosr_r.out = task.out; return grosr_r; }());"
+                "grosr_spawn_Fib(ctx, [&]() { Fib grosr_r{}; \
+                 grosr::rs::set(grosr_r.n, grosr::rs::sub(task.n, 1)); \
+                 grosr::rs::set(grosr_r.out, task.out); return grosr_r; }());"
             ),
             "{c}"
         );
         assert!(
-            c.contains("atomicAdd(&(task.out)[((uint32_t)(0ull))], ((uint32_t)(task.n)));"),
+            c.contains(
+                "atomicAdd(&(task.out)[((uint32_t)(0ll))], grosr::rs::cast<uint32_t>(task.n));"
+            ),
             "{c}"
         );
-        assert!(c.contains("} else {") || c.contains("else {"), "{c}");
+        assert!(c.contains("else {"), "{c}");
     }
 
     #[test]
-    fn a_let_that_shadows_one_in_the_same_block_gets_a_fresh_c_name() {
+    fn not_shifts_and_arithmetic_go_through_the_rust_helpers() {
         let c = cuda(
-            "|t, c| { let x = t.n; let x = x + 1; if x > 2 { let x = 0; c.fail(x); } c.fail(x); }",
+            "|t, c| { let a: u32 = !t.mask; let b = !(t.n < 3); let s = t.x << 3; \
+             let d = -128i8; let e = -t.v; }",
         )
         .unwrap();
-        assert!(c.contains("auto x = task.n;"), "{c}");
-        assert!(c.contains("auto x_grosr1 = (x + 1);"), "{c}");
-        assert!(c.contains("if ((x_grosr1 > 2)) {"), "{c}");
         assert!(
-            c.contains("auto x = 0;") && c.contains("ctx.fail(x);"),
+            c.contains("uint32_t a_1 = grosr::rs::not_of(task.mask);"),
             "{c}"
         );
-        assert!(c.ends_with("    ctx.fail(x_grosr1);\n"), "{c}");
+        assert!(
+            c.contains("auto b_2 = grosr::rs::let(grosr::rs::not_of(((task.n < 3))));"),
+            "{c}"
+        );
+        assert!(
+            c.contains("auto s_3 = grosr::rs::let(grosr::rs::shl(task.x, 3));"),
+            "{c}"
+        );
+        assert!(
+            c.contains("auto d_4 = grosr::rs::let(((int8_t)(-128ll)));"),
+            "{c}"
+        );
+        assert!(
+            c.contains("auto e_5 = grosr::rs::let(grosr::rs::neg(task.v));"),
+            "{c}"
+        );
     }
 
     #[test]
-    fn bitwise_not_of_an_integer_and_logical_not_of_a_comparison() {
-        let c = cuda("|t, c| { let a: u32 = !t.mask; let b = !(t.n < 3); }").unwrap();
-        assert!(c.contains("uint32_t a = (~task.mask);"), "{c}");
-        assert!(c.contains("auto b = (!((task.n < 3)));"), "{c}");
+    fn every_local_gets_its_own_c_name_so_shadowing_reads_the_right_one() {
+        let c = cuda(
+            "|t, c| { let x = t.n; let x = x + 1u32; if x > 2 { let x: u32 = x * 2; c.fail(x); } \
+             for x in 0..x { c.fail(x); } c.fail(x); }",
+        )
+        .unwrap();
+        assert!(c.contains("auto x_1 = grosr::rs::let(task.n);"), "{c}");
+        assert!(
+            c.contains("auto x_2 = grosr::rs::let(grosr::rs::add(x_1, ((uint32_t)(1ll))));"),
+            "{c}"
+        );
+        assert!(c.contains("uint32_t x_3 = grosr::rs::mul(x_2, 2);"), "{c}");
+        assert!(c.contains("ctx.fail(x_3);"), "{c}");
+        // The loop's bound is the outer `x`, read before the loop's own `x` exists.
+        assert!(c.contains("grosr_from_4 = 0, grosr_to_5 = x_2;"), "{c}");
+        assert!(c.ends_with("    ctx.fail(x_2);\n"), "{c}");
+    }
+
+    #[test]
+    fn what_the_translation_cannot_type_asks_for_a_suffix_or_a_type() {
+        for (body, what) in [
+            ("|t, c| { let x = 0; }", "give this `let` a type"),
+            (
+                "|t, c| { let m: u64 = t.m & (1 << t.k); }",
+                "give this literal a suffix",
+            ),
+            (
+                "|t, c| { let m: u64 = 65536 * 65536; }",
+                "give this literal a suffix",
+            ),
+            (
+                "|t, c| { let m: u64 = t.m + 4294967296; }",
+                "give 4294967296 a suffix",
+            ),
+        ] {
+            let e = cuda(body).unwrap_err();
+            assert!(e.contains(what), "{body}: {e}");
+        }
+    }
+
+    #[test]
+    fn collectives_and_barriers_need_their_granularity() {
+        let e = cuda_as("|t, c| { let s = c.warp_sum(t.x); }", Granularity::Lane).unwrap_err();
+        assert!(e.contains("`c.warp_sum` is for warp tasks"), "{e}");
+        let e = cuda_as("|t, c| { c.sync_threads(); }", Granularity::Warp).unwrap_err();
+        assert!(e.contains("`c.sync_threads` is for block tasks"), "{e}");
+        assert!(cuda_as("|t, c| { c.sync_threads(); }", Granularity::Block).is_ok());
     }
 
     #[test]
@@ -800,11 +1026,18 @@ mod tests {
                 "a `for` over anything but a range",
             ),
             ("|t, c| { c.launch_missiles(); }", "`c.launch_missiles`"),
-            ("|t, c| { let (a, b) = (1, 2); }", "a pattern"),
+            ("|t, c| { let (a, b) = (1u32, 2u32); }", "a pattern"),
+            ("|t, c| { for mut i in 0..t.n { } }", "this `for` pattern"),
+            (
+                "|t, c| { #[cfg(debug_assertions)] c.fail(1); }",
+                "an attribute",
+            ),
         ] {
             let e = cuda(body).unwrap_err();
-            assert!(e.contains(what) && e.contains("supported:"), "{body}: {e}");
+            assert!(e.contains(what) && e.contains("supported"), "{body}: {e}");
         }
+        let e = cuda("|t, c| { c.fail(SCALE); }").unwrap_err();
+        assert!(e.contains("`SCALE` is not a local of this body"), "{e}");
         assert!(cuda("|t| {}").unwrap_err().contains("two parameters"));
     }
 }

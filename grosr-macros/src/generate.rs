@@ -195,7 +195,9 @@ pub(crate) fn task_impl(ident: &Ident, args: &TaskArgs) -> TokenStream {
                 quote!(1),
             )
         }
-        Some((_, Body::Rust(closure))) => return rust_task_impl(ident, &granularity, closure),
+        Some((_, Body::Rust(closure))) => {
+            return rust_task_impl(ident, &granularity, args.granularity, closure);
+        }
         // Only after an error was reported: a stub that keeps uses of the task compiling.
         None => (quote!(""), quote!(""), quote!(0)),
     };
@@ -220,6 +222,7 @@ pub(crate) fn task_impl(ident: &Ident, args: &TaskArgs) -> TokenStream {
 fn rust_task_impl(
     ident: &Ident,
     granularity: &TokenStream,
+    gran: Granularity,
     closure: &syn::ExprClosure,
 ) -> TokenStream {
     let span = closure.or1_token.span;
@@ -232,7 +235,7 @@ fn rust_task_impl(
                     fn grosr_rust_body(#task: &#ident, #ctx: &mut ::grosr::body::Ctx) #block
                 };
             };
-            match crate::body::to_cuda(&body) {
+            match crate::body::to_cuda(&body, gran) {
                 Ok(code) => (code, TokenStream::new(), check),
                 Err(errors) => (
                     String::new(),

@@ -51,13 +51,25 @@
 //! | `e as T` | a C cast |
 //! | `if c { a } else { b }` as a value | `c ? a : b` |
 //! | `task.field`, `task.array[i]` | the same |
-//! | literals: `1`, `1u32`, `1.5`, `1.5f64` | an unsuffixed float is a `float`: write `f64` for a `double` |
+//! | literals: `1`, `1u32`, `1.5`, `1.5f32` | an unsuffixed literal takes the other operand's type, as Rust infers it; alone (`let x = 0;`), beside another (`65536 * 65536`), shifted (`1 << k`) or beyond `i32` it needs a suffix or a `let` type (a compile error says so) |
 //! | `x.abs()`, `sqrt`, `exp`, `exp2`, `ln`, `log2`, `log10`, `sin`, `cos`, `tan`, `tanh`, `floor`, `ceil`, `round`, `trunc`, `cbrt`, `recip`, `max`, `min`, `powf`, `powi`, `mul_add` | CUDA's overloads (`expf` for a `float`) |
 //! | `wrapping_add`, `wrapping_sub`, `wrapping_mul` | the plain operator |
 //! | the methods of [`Ctx`] | see each |
 //!
 //! Anything else (a `match`, closures, calls of other functions, macros, references, tuples,
-//! ...) is a compile error at its place, listing what is supported.
+//! attributes, constants from outside the body, ...) is a compile error at its place, listing
+//! what is supported; so is a warp collective outside a warp task and `sync_threads` outside a
+//! block task.
+//!
+//! # Meaning
+//!
+//! The translation keeps Rust's types and results: arithmetic is in the operands' type (a `u8`
+//! sum wraps at 256; a literal takes the other operand's type), integer arithmetic wraps as in a
+//! release build, `!` of an integer is its complement, shift amounts are masked to the width,
+//! float `%` is the remainder, `as` from a float saturates (NaN is 0), ranges never step past
+//! their end, and every `let` is a new variable (shadowing included). What a GPU cannot report
+//! as Rust would: an integer overflow, a division by zero or an index out of bounds does not
+//! panic (as in a release build for overflow; the others are undefined, as in a CUDA body).
 //!
 //! # Status
 //!
@@ -83,6 +95,22 @@ impl core::fmt::Debug for Ctx {
         match self.never {}
     }
 }
+
+/// Element types [`Ctx::atomic_exchange`] takes (CUDA's `atomicExch`).
+pub trait AtomicExchange: DeviceType + Copy {}
+impl AtomicExchange for u32 {}
+impl AtomicExchange for u64 {}
+impl AtomicExchange for i32 {}
+impl AtomicExchange for f32 {}
+
+/// Element types [`Ctx::shuffle`] takes (CUDA's `__shfl_sync` overloads).
+pub trait Shuffle: DeviceType + Copy {}
+impl Shuffle for u32 {}
+impl Shuffle for i32 {}
+impl Shuffle for u64 {}
+impl Shuffle for i64 {}
+impl Shuffle for f32 {}
+impl Shuffle for f64 {}
 
 /// Element types the atomics take (as CUDA's `atomicAdd` and friends do).
 pub trait Atomic: DeviceType + Copy {}
@@ -163,7 +191,7 @@ impl Ctx {
     }
 
     /// Stores `value`, atomically; the old value (`atomicExch`).
-    pub fn atomic_exchange<T: Atomic>(
+    pub fn atomic_exchange<T: AtomicExchange>(
         &mut self,
         ptr: DevicePtr<T>,
         index: impl Into<u64>,
@@ -216,13 +244,13 @@ impl Ctx {
     }
 
     /// Lane `lane`'s `x` (`__shfl_sync`); warp tasks only.
-    pub fn shuffle<T: DeviceType + Copy>(&self, x: T, lane: u32) -> T {
+    pub fn shuffle<T: Shuffle>(&self, x: T, lane: u32) -> T {
         let _ = (x, lane);
         match self.never {}
     }
 
     /// The `x` of lane `this lane ^ mask` (`__shfl_xor_sync`); warp tasks only.
-    pub fn shuffle_xor<T: DeviceType + Copy>(&self, x: T, mask: u32) -> T {
+    pub fn shuffle_xor<T: Shuffle>(&self, x: T, mask: u32) -> T {
         let _ = (x, mask);
         match self.never {}
     }
@@ -238,7 +266,7 @@ impl Ctx {
     }
 
     /// Fails the task's job with a positive `code` (`ctx.fail`).
-    pub fn fail(&mut self, code: u32) {
+    pub fn fail(&mut self, code: i32) {
         let _ = code;
         match self.never {}
     }

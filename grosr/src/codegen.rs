@@ -28,6 +28,7 @@ const DEVICE_RUNTIME: &[(&str, &str)] = cuda_files![
     "grosr_layout.cuh",
     "grosr_jobs.cuh",
     "grosr_warp.cuh",
+    "grosr_rust.cuh",
     "grosr_queue.cuh",
     "grosr_spawn.cuh",
     "grosr_graph_release.cuh",

@@ -1,0 +1,148 @@
+// grosr device runtime: what the translation of Rust task bodies calls (grosr-macros/src/body.rs;
+// the subset is documented in grosr/src/body.rs). C++ overloads and templates give each
+// operation the meaning Rust gives it, with types only the C++ compiler knows:
+// * an operation's type is its operands' common type, where an unsuffixed literal (a C `int`
+//   or `double` here) takes the other operand's type, as Rust infers it (rustc has checked
+//   that the two Rust types agree, so a C `int` beside another integer type, or a `double`
+//   beside a `float`, can only be such a literal);
+// * narrow integers wrap in their own width (C would promote them to `int`);
+// * `!` of an integer is its complement, shift amounts are masked to the width, float `%` is
+//   `fmod`, float-to-integer `as` saturates (NaN is 0).
+// Nothing here is instantiated unless a Rust body uses it.
+
+namespace grosr {
+namespace rs {
+
+template <class T> struct is_float { static constexpr bool value = false; };
+template <> struct is_float<float> { static constexpr bool value = true; };
+template <> struct is_float<double> { static constexpr bool value = true; };
+
+// The type Rust gives `a op b` (see above).
+template <class A, class B> struct common { typedef A type; };
+template <class B> struct common<int, B> { typedef B type; };
+template <class A> struct common<A, int> { typedef A type; };
+template <> struct common<int, int> { typedef int type; };
+template <> struct common<double, float> { typedef float type; };
+template <> struct common<float, double> { typedef float type; };
+template <> struct common<int, float> { typedef float type; };   // never from rustc-checked code
+template <> struct common<float, int> { typedef float type; };
+template <> struct common<int, double> { typedef double type; };
+template <> struct common<double, int> { typedef double type; };
+template <class A, class B> using common_t = typename common<A, B>::type;
+
+// The unsigned type of an integer's width, for wrapping arithmetic without signed overflow.
+template <class T> struct unsigned_of { typedef T type; };
+template <> struct unsigned_of<signed char> { typedef unsigned char type; };
+template <> struct unsigned_of<short> { typedef unsigned short type; };
+template <> struct unsigned_of<int> { typedef unsigned int type; };
+template <> struct unsigned_of<long long> { typedef unsigned long long type; };
+
+template <class T> __device__ __forceinline__ T wrap_add(T a, T b) {
+    typedef typename unsigned_of<T>::type U;
+    return is_float<T>::value ? a + b : (T)(U)((U)a + (U)b);
+}
+template <class T> __device__ __forceinline__ T wrap_sub(T a, T b) {
+    typedef typename unsigned_of<T>::type U;
+    return is_float<T>::value ? a - b : (T)(U)((U)a - (U)b);
+}
+template <class T> __device__ __forceinline__ T wrap_mul(T a, T b) {
+    typedef typename unsigned_of<T>::type U;
+    return is_float<T>::value ? a * b : (T)(U)((U)a * (U)b);
+}
+
+template <class A, class B> __device__ __forceinline__ common_t<A, B> add(A a, B b) {
+    typedef common_t<A, B> T;
+    return wrap_add((T)a, (T)b);
+}
+template <class A, class B> __device__ __forceinline__ common_t<A, B> sub(A a, B b) {
+    typedef common_t<A, B> T;
+    return wrap_sub((T)a, (T)b);
+}
+template <class A, class B> __device__ __forceinline__ common_t<A, B> mul(A a, B b) {
+    typedef common_t<A, B> T;
+    return wrap_mul((T)a, (T)b);
+}
+template <class A, class B> __device__ __forceinline__ common_t<A, B> div(A a, B b) {
+    typedef common_t<A, B> T;
+    return (T)((T)a / (T)b);
+}
+template <class T> __device__ __forceinline__ T rem_of(T a, T b) { return (T)(a % b); }
+__device__ __forceinline__ float rem_of(float a, float b) { return fmodf(a, b); }
+__device__ __forceinline__ double rem_of(double a, double b) { return fmod(a, b); }
+template <class A, class B> __device__ __forceinline__ common_t<A, B> rem(A a, B b) {
+    typedef common_t<A, B> T;
+    return rem_of((T)a, (T)b);
+}
+template <class A, class B> __device__ __forceinline__ common_t<A, B> bit_and(A a, B b) {
+    typedef common_t<A, B> T;
+    return (T)((T)a & (T)b);
+}
+template <class A, class B> __device__ __forceinline__ common_t<A, B> bit_or(A a, B b) {
+    typedef common_t<A, B> T;
+    return (T)((T)a | (T)b);
+}
+template <class A, class B> __device__ __forceinline__ common_t<A, B> bit_xor(A a, B b) {
+    typedef common_t<A, B> T;
+    return (T)((T)a ^ (T)b);
+}
+// A shift has its left operand's type; the amount is masked to the width (Rust's release build).
+template <class A, class B> __device__ __forceinline__ A shl(A a, B k) {
+    typedef typename unsigned_of<A>::type U;
+    return (A)(U)((U)a << ((unsigned)k & (8 * sizeof(A) - 1)));
+}
+template <class A, class B> __device__ __forceinline__ A shr(A a, B k) {
+    return (A)(a >> ((unsigned)k & (8 * sizeof(A) - 1)));
+}
+template <class A, class B> __device__ __forceinline__ common_t<A, B> max_of(A a, B b) {
+    typedef common_t<A, B> T;
+    return (T)a > (T)b ? (T)a : (T)b;
+}
+__device__ __forceinline__ float max_of(float a, float b) { return fmaxf(a, b); }
+__device__ __forceinline__ double max_of(double a, double b) { return fmax(a, b); }
+template <class A, class B> __device__ __forceinline__ common_t<A, B> min_of(A a, B b) {
+    typedef common_t<A, B> T;
+    return (T)a < (T)b ? (T)a : (T)b;
+}
+__device__ __forceinline__ float min_of(float a, float b) { return fminf(a, b); }
+__device__ __forceinline__ double min_of(double a, double b) { return fmin(a, b); }
+
+// `!`: logical for a bool, the complement in the integer's own width otherwise.
+__device__ __forceinline__ bool not_of(bool b) { return !b; }
+template <class T> __device__ __forceinline__ T not_of(T x) { return (T)~x; }
+template <class T> __device__ __forceinline__ T neg(T x) { return (T)(0 - x); }
+__device__ __forceinline__ float neg(float x) { return -x; }
+__device__ __forceinline__ double neg(double x) { return -x; }
+
+// `x as T`: C's conversion, but a float into an integer saturates and NaN is 0 (as in Rust).
+template <class T, bool FromFloat> struct cast_impl {
+    template <class F> __device__ static T of(F x) { return (T)x; }
+};
+template <class T> struct cast_impl<T, true> {
+    template <class F> __device__ static T of(F x) {
+        if (is_float<T>::value) return (T)x;
+        if (x != x) return (T)0;
+        typedef typename unsigned_of<T>::type U;
+        const bool is_signed = (T)-1 < (T)0;
+        const T hi = is_signed ? (T)((U)~(U)0 >> 1) : (T)~(U)0;   // the type's MAX
+        const T lo = is_signed ? (T)(-hi - 1) : (T)0;             // and MIN
+        if (x <= (F)lo) return lo;
+        if (x >= (F)hi) return hi;
+        return (T)x;
+    }
+};
+template <class T, class F> __device__ __forceinline__ T cast(F x) {
+    return cast_impl<T, is_float<F>::value>::of(x);
+}
+
+// A `let` without a type: its value. An array does not compile here (a function cannot return
+// one), where `auto` would silently turn it into a pointer to the original.
+template <class T> __device__ __forceinline__ T let(const T& x) { return x; }
+
+// Sets a record field (an array field element by element).
+template <class T, class V> __device__ __forceinline__ void set(T& field, const V& value) { field = value; }
+template <class T, unsigned N> __device__ __forceinline__ void set(T (&field)[N], const T (&value)[N]) {
+    for (unsigned i = 0; i < N; ++i) field[i] = value[i];
+}
+
+}  // namespace rs
+}  // namespace grosr
