@@ -795,8 +795,11 @@ fn literal(lit: &Lit, negative: bool) -> Result<String, String> {
                     }
                     Ok(format!("{minus}{digits}"))
                 }
+                // Through `unsigned long long`, which holds every value's bits (the minus as a
+                // wrapping subtraction: `-128i8`, `i64::MIN` alike).
                 s => match primitive(s) {
-                    Some(t) => Ok(format!("(({t})({minus}{digits}ll))")),
+                    Some(t) if negative => Ok(format!("(({t})(0ull - {digits}ull))")),
+                    Some(t) => Ok(format!("(({t})({digits}ull))")),
                     None => Err(format!("grosr: the suffix `{s}` is not supported")),
                 },
             }
@@ -929,7 +932,7 @@ mod tests {
         );
         assert!(
             c.contains(
-                "atomicAdd(&(task.out)[((uint32_t)(0ll))], grosr::rs::cast<uint32_t>(task.n));"
+                "atomicAdd(&(task.out)[((uint32_t)(0ull))], grosr::rs::cast<uint32_t>(task.n));"
             ),
             "{c}"
         );
@@ -956,7 +959,7 @@ mod tests {
             "{c}"
         );
         assert!(
-            c.contains("auto d_4 = grosr::rs::let(((int8_t)(-128ll)));"),
+            c.contains("auto d_4 = grosr::rs::let(((int8_t)(0ull - 128ull)));"),
             "{c}"
         );
         assert!(
@@ -974,7 +977,7 @@ mod tests {
         .unwrap();
         assert!(c.contains("auto x_1 = grosr::rs::let(task.n);"), "{c}");
         assert!(
-            c.contains("auto x_2 = grosr::rs::let(grosr::rs::add(x_1, ((uint32_t)(1ll))));"),
+            c.contains("auto x_2 = grosr::rs::let(grosr::rs::add(x_1, ((uint32_t)(1ull))));"),
             "{c}"
         );
         assert!(c.contains("uint32_t x_3 = grosr::rs::mul(x_2, 2);"), "{c}");
