@@ -17,6 +17,12 @@ template <class T> struct is_float { static constexpr bool value = false; };
 template <> struct is_float<float> { static constexpr bool value = true; };
 template <> struct is_float<double> { static constexpr bool value = true; };
 
+// `T` without reference or const (decltype of an lvalue is a reference).
+template <class T> struct bare { typedef T type; };
+template <class T> struct bare<T&> { typedef typename bare<T>::type type; };
+template <class T> struct bare<const T> { typedef T type; };
+template <class T> struct bare<const T&> { typedef T type; };
+
 // The type Rust gives `a op b` (see above).
 template <class A, class B> struct common { typedef A type; };
 template <class B> struct common<int, B> { typedef B type; };
@@ -28,7 +34,8 @@ template <> struct common<int, float> { typedef float type; };   // never from r
 template <> struct common<float, int> { typedef float type; };
 template <> struct common<int, double> { typedef double type; };
 template <> struct common<double, int> { typedef double type; };
-template <class A, class B> using common_t = typename common<A, B>::type;
+template <class A, class B>
+using common_t = typename common<typename bare<A>::type, typename bare<B>::type>::type;
 
 // The unsigned type of an integer's width, for wrapping arithmetic without signed overflow.
 template <class T> struct unsigned_of { typedef T type; };
@@ -47,7 +54,9 @@ template <class T> __device__ __forceinline__ T wrap_sub(T a, T b) {
 }
 template <class T> __device__ __forceinline__ T wrap_mul(T a, T b) {
     typedef typename unsigned_of<T>::type U;
-    return is_float<T>::value ? a * b : (T)(U)((U)a * (U)b);
+    // In at least `unsigned int`: two promoted `unsigned short`s would multiply as `int`.
+    typedef decltype((U)0 * 1u) W;
+    return is_float<T>::value ? a * b : (T)(U)((W)(U)a * (W)(U)b);
 }
 
 template <class A, class B> __device__ __forceinline__ common_t<A, B> add(A a, B b) {
@@ -106,12 +115,43 @@ template <class A, class B> __device__ __forceinline__ common_t<A, B> min_of(A a
 __device__ __forceinline__ float min_of(float a, float b) { return fminf(a, b); }
 __device__ __forceinline__ double min_of(double a, double b) { return fmin(a, b); }
 
+// Comparisons in the operands' common type (`x == 0.1` for a float `x` compares floats).
+template <class A, class B> __device__ __forceinline__ bool eq(A a, B b) { typedef common_t<A, B> T; return (T)a == (T)b; }
+template <class A, class B> __device__ __forceinline__ bool ne(A a, B b) { typedef common_t<A, B> T; return (T)a != (T)b; }
+template <class A, class B> __device__ __forceinline__ bool lt(A a, B b) { typedef common_t<A, B> T; return (T)a < (T)b; }
+template <class A, class B> __device__ __forceinline__ bool le(A a, B b) { typedef common_t<A, B> T; return (T)a <= (T)b; }
+template <class A, class B> __device__ __forceinline__ bool gt(A a, B b) { typedef common_t<A, B> T; return (T)a > (T)b; }
+template <class A, class B> __device__ __forceinline__ bool ge(A a, B b) { typedef common_t<A, B> T; return (T)a >= (T)b; }
+
+// `l op= r`: the place evaluated once.
+#define GROSR_RS_ASSIGN(name, op) \
+    template <class L, class R> __device__ __forceinline__ void name##_assign(L& l, R r) { l = (L)op(l, r); }
+GROSR_RS_ASSIGN(add, add)
+GROSR_RS_ASSIGN(sub, sub)
+GROSR_RS_ASSIGN(mul, mul)
+GROSR_RS_ASSIGN(div, div)
+GROSR_RS_ASSIGN(rem, rem)
+GROSR_RS_ASSIGN(bit_and, bit_and)
+GROSR_RS_ASSIGN(bit_or, bit_or)
+GROSR_RS_ASSIGN(bit_xor, bit_xor)
+GROSR_RS_ASSIGN(shl, shl)
+GROSR_RS_ASSIGN(shr, shr)
+#undef GROSR_RS_ASSIGN
+
 // `!`: logical for a bool, the complement in the integer's own width otherwise.
 __device__ __forceinline__ bool not_of(bool b) { return !b; }
 template <class T> __device__ __forceinline__ T not_of(T x) { return (T)~x; }
-template <class T> __device__ __forceinline__ T neg(T x) { return (T)(0 - x); }
+template <class T> __device__ __forceinline__ T neg(T x) {
+    typedef typename unsigned_of<T>::type U;
+    return (T)(U)((U)0 - (U)x);                  // wraps at MIN, as a release build does
+}
 __device__ __forceinline__ float neg(float x) { return -x; }
 __device__ __forceinline__ double neg(double x) { return -x; }
+
+// `x.abs()` in x's own type.
+template <class T> __device__ __forceinline__ T abs_of(T x) { return x < (T)0 ? neg(x) : x; }
+__device__ __forceinline__ float abs_of(float x) { return fabsf(x); }
+__device__ __forceinline__ double abs_of(double x) { return fabs(x); }
 
 // `x as T`: C's conversion, but a float into an integer saturates and NaN is 0 (as in Rust).
 template <class T, bool FromFloat> struct cast_impl {

@@ -376,6 +376,14 @@ impl Writer<'_> {
             self.error(unsupported(r.span(), "an open range"));
             return;
         };
+        if var.is_some() && is_bare_literal(from) && is_bare_literal(to) {
+            self.error(syn::Error::new(
+                r.span(),
+                "grosr: give a bound a suffix (`0..4u32`): the loop variable's type comes from \
+                 its uses, which the translation cannot see",
+            ));
+            return;
+        }
         let closed = matches!(r.limits, syn::RangeLimits::Closed(_));
         let from = self.expr(from);
         let to = self.expr(to);
@@ -395,8 +403,13 @@ impl Writer<'_> {
         self.line(&format!(
             "typedef grosr::rs::common_t<decltype({from}), decltype({to})> {lo}_t;"
         ));
+        self.line(&format!(
+            "typedef typename grosr::rs::unsigned_of<{lo}_t>::type {lo}_u;"
+        ));
         self.line(&format!("const {lo}_t {lo} = {from}, {hi} = {to};"));
-        self.line(&format!("const {lo}_t {st} = ({lo}_t)({step});"));
+        // The step and the distance left in 64 unsigned bits: no signed overflow, no truncation.
+        self.line(&format!("const uint64_t {st} = (uint64_t)({step});"));
+        // A zero step stops after the first turn (Rust panics; a GPU cannot).
         self.line(&format!("bool {more} = {lo} {first} {hi};"));
         self.scopes.push(Vec::new());
         let c_var = match &var {
@@ -406,8 +419,8 @@ impl Writer<'_> {
         self.nested(
             &format!(
                 "for ({lo}_t {c_var} = {lo}; {more}; \
-                 {more} = ({hi} - {c_var}) {next} {st}, \
-                 {c_var} = {more} ? ({lo}_t)({c_var} + {st}) : {c_var})"
+                 {more} = {st} != 0 && (uint64_t)({lo}_u)(({lo}_u){hi} - ({lo}_u){c_var}) {next} {st}, \
+                 {c_var} = {more} ? ({lo}_t)({lo}_u)(({lo}_u){c_var} + ({lo}_u){st}) : {c_var})"
             ),
             &f.body,
         );
@@ -422,6 +435,9 @@ impl Writer<'_> {
                 if let Some(id) = p.path.get_ident() {
                     if let Some(c) = primitive(&id.to_string()) {
                         return c.to_string();
+                    }
+                    if matches!(id.to_string().as_str(), "char" | "str" | "i128" | "u128") {
+                        return self.error(unsupported(ty.span(), "this type"));
                     }
                     // A record or task type: the C struct of the same name.
                     return id.to_string();
@@ -532,12 +548,13 @@ impl Writer<'_> {
             BinOp::Shr(_) | BinOp::ShrAssign(_) => ("shr", ""),
             BinOp::And(_) => ("", "&&"),
             BinOp::Or(_) => ("", "||"),
-            BinOp::Eq(_) => ("", "=="),
-            BinOp::Lt(_) => ("", "<"),
-            BinOp::Le(_) => ("", "<="),
-            BinOp::Ne(_) => ("", "!="),
-            BinOp::Ge(_) => ("", ">="),
-            BinOp::Gt(_) => ("", ">"),
+            // In the common type too: `x == 0.1` for a float `x` compares floats.
+            BinOp::Eq(_) => ("eq", ""),
+            BinOp::Lt(_) => ("lt", ""),
+            BinOp::Le(_) => ("le", ""),
+            BinOp::Ne(_) => ("ne", ""),
+            BinOp::Ge(_) => ("ge", ""),
+            BinOp::Gt(_) => ("gt", ""),
             _ => return self.error(unsupported(b.span(), "this operator")),
         };
         // Where C++ cannot tell the type Rust infers: two unsuffixed literals, or one shifted.
@@ -567,7 +584,8 @@ impl Writer<'_> {
         if helper.is_empty() {
             format!("({left} {c_op} {right})")
         } else if assign {
-            format!("{left} = grosr::rs::{helper}({left}, {right})")
+            // The place evaluated once (`a[f()] += 1`).
+            format!("grosr::rs::{helper}_assign({left}, {right})")
         } else {
             format!("grosr::rs::{helper}({left}, {right})")
         }
@@ -625,7 +643,7 @@ impl Writer<'_> {
         };
         // f32 / f64 (and integer max/min): CUDA's C++ overloads pick the precision.
         match (name.as_str(), args.len()) {
-            ("abs", 0) => call("abs", &args),
+            ("abs", 0) => call("grosr::rs::abs_of", &args),
             (
                 "sqrt" | "exp" | "exp2" | "sin" | "cos" | "tan" | "floor" | "ceil" | "round"
                 | "trunc" | "tanh" | "cbrt",
@@ -695,8 +713,9 @@ impl Writer<'_> {
             ("warp_sum", 1) => format!("grosr::warp_sum({})", a(0)),
             ("warp_max", 1) => format!("grosr::warp_max({})", a(0)),
             ("ballot", 1) => format!("__ballot_sync(0xffffffffu, {})", a(0)),
-            ("any", 1) => format!("__any_sync(0xffffffffu, {})", a(0)),
-            ("all", 1) => format!("__all_sync(0xffffffffu, {})", a(0)),
+            // `bool`, as in Rust (the intrinsics return an `int`, whose `!` would be `~`).
+            ("any", 1) => format!("(__any_sync(0xffffffffu, {}) != 0)", a(0)),
+            ("all", 1) => format!("(__all_sync(0xffffffffu, {}) != 0)", a(0)),
             ("shuffle", 2) => format!("__shfl_sync(0xffffffffu, {}, {})", a(0), a(1)),
             ("shuffle_xor", 2) => format!("__shfl_xor_sync(0xffffffffu, {}, {})", a(0), a(1)),
             ("sync_threads", 0) => String::from("__syncthreads()"),
@@ -832,8 +851,20 @@ fn is_bare_literal(e: &Expr) -> bool {
             Lit::Float(f) => f.suffix().is_empty(),
             _ => false,
         },
-        Expr::Unary(u) => matches!(u.op, UnOp::Neg(_)) && is_bare_literal(&u.expr),
+        Expr::Unary(u) => is_bare_literal(&u.expr),
         Expr::Paren(p) => is_bare_literal(&p.expr),
+        // `if c { 1 } else { 2 }`: as untyped as its branches.
+        Expr::If(i) => {
+            let last = |b: &Block| match b.stmts.last() {
+                Some(Stmt::Expr(e, None)) => is_bare_literal(e),
+                _ => false,
+            };
+            last(&i.then_branch)
+                && i.else_branch.as_ref().is_some_and(|(_, e)| match &**e {
+                    Expr::Block(b) => last(&b.block),
+                    other => is_bare_literal(other),
+                })
+        }
         _ => false,
     }
 }
@@ -902,8 +933,10 @@ mod tests {
         assert!(
             c.contains(
                 "for (grosr_from_2_t i_6 = grosr_from_2; grosr_more_5; grosr_more_5 = \
-                 (grosr_to_3 - i_6) > grosr_step_4, i_6 = grosr_more_5 ? \
-                 (grosr_from_2_t)(i_6 + grosr_step_4) : i_6) {"
+                 grosr_step_4 != 0 && (uint64_t)(grosr_from_2_u)((grosr_from_2_u)grosr_to_3 - \
+                 (grosr_from_2_u)i_6) > grosr_step_4, i_6 = grosr_more_5 ? \
+                 (grosr_from_2_t)(grosr_from_2_u)((grosr_from_2_u)i_6 + \
+                 (grosr_from_2_u)grosr_step_4) : i_6) {"
             ),
             "{c}"
         );
@@ -951,7 +984,7 @@ mod tests {
             "{c}"
         );
         assert!(
-            c.contains("auto b_2 = grosr::rs::let(grosr::rs::not_of(((task.n < 3))));"),
+            c.contains("auto b_2 = grosr::rs::let(grosr::rs::not_of((grosr::rs::lt(task.n, 3))));"),
             "{c}"
         );
         assert!(

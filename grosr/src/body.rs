@@ -69,7 +69,9 @@
 //! float `%` is the remainder, `as` from a float saturates (NaN is 0), ranges never step past
 //! their end, and every `let` is a new variable (shadowing included). What a GPU cannot report
 //! as Rust would: an integer overflow, a division by zero or an index out of bounds does not
-//! panic (as in a release build for overflow; the others are undefined, as in a CUDA body).
+//! panic (as in a release build for overflow; the others are undefined, as in a CUDA body), a
+//! `step_by(0)` range stops after its first turn, and the CUDA compiler may fuse a float
+//! `a * b + c` into one multiply-add (as in a CUDA body), which can change the last bit.
 //!
 //! # Status
 //!
