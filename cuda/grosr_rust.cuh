@@ -102,18 +102,22 @@ template <class A, class B> __device__ __forceinline__ A shl(A a, B k) {
 template <class A, class B> __device__ __forceinline__ A shr(A a, B k) {
     return (A)(a >> ((unsigned)k & (8 * sizeof(A) - 1)));
 }
+// `a.max(b)` / `a.min(b)` in the common type; for floats fmaxf/fminf, which like Rust return
+// the other operand when one is NaN.
+template <class T> __device__ __forceinline__ T max_same(T a, T b) { return a > b ? a : b; }
+__device__ __forceinline__ float max_same(float a, float b) { return fmaxf(a, b); }
+__device__ __forceinline__ double max_same(double a, double b) { return fmax(a, b); }
+template <class T> __device__ __forceinline__ T min_same(T a, T b) { return a < b ? a : b; }
+__device__ __forceinline__ float min_same(float a, float b) { return fminf(a, b); }
+__device__ __forceinline__ double min_same(double a, double b) { return fmin(a, b); }
 template <class A, class B> __device__ __forceinline__ common_t<A, B> max_of(A a, B b) {
     typedef common_t<A, B> T;
-    return (T)a > (T)b ? (T)a : (T)b;
+    return max_same((T)a, (T)b);
 }
-__device__ __forceinline__ float max_of(float a, float b) { return fmaxf(a, b); }
-__device__ __forceinline__ double max_of(double a, double b) { return fmax(a, b); }
 template <class A, class B> __device__ __forceinline__ common_t<A, B> min_of(A a, B b) {
     typedef common_t<A, B> T;
-    return (T)a < (T)b ? (T)a : (T)b;
+    return min_same((T)a, (T)b);
 }
-__device__ __forceinline__ float min_of(float a, float b) { return fminf(a, b); }
-__device__ __forceinline__ double min_of(double a, double b) { return fmin(a, b); }
 
 // Comparisons in the operands' common type (`x == 0.1` for a float `x` compares floats).
 template <class A, class B> __device__ __forceinline__ bool eq(A a, B b) { typedef common_t<A, B> T; return (T)a == (T)b; }

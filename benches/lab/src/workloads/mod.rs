@@ -99,6 +99,7 @@ pub fn builder() -> RuntimeBuilder {
         .task::<relu_softmax::ReluSoftmax>()
         .task::<relu_softmax::Relu>()
         .task::<relu_softmax::Softmax>()
+        .task::<relu_softmax::ReluSoftmaxRs>()
 }
 
 /// Median, spread and count of timed samples.
