@@ -1,5 +1,5 @@
-//! Rust-syntax task bodies (`grosr::body`) on the GPU: a warp task's softmax row against a
-//! float64 reference, a lane task's spawn chain counted exactly, a block task's barrier and
+//! Rust-syntax task bodies (`grosr::body`) on the GPU: a warp task's softmax row (with a
+//! `#[grosr::device]` helper) against a float64 reference, a lane task's spawn chain counted exactly, a block task's barrier and
 //! writes; also under the graph layer's lowered strategies, which run the same translation.
 
 use std::time::Duration;
@@ -8,6 +8,12 @@ use grosr::graph::{Strategy, TaskGraph};
 use grosr::{DeviceBuffer, DevicePtr, Runtime};
 
 const T: Duration = Duration::from_secs(60);
+
+/// A helper the softmax row calls (`#[grosr::device]`).
+#[grosr::device]
+fn relu(x: f32) -> f32 {
+    x.max(0.0)
+}
 
 /// One row of `y = softmax(relu(x))` per warp.
 #[grosr::task(granularity = "warp", rust = |task, ctx| {
@@ -19,11 +25,11 @@ const T: Duration = Duration::from_secs(60);
     m = ctx.warp_max(m);
     let mut s = 0.0f32;
     for i in (ctx.lane()..task.len).step_by(32) {
-        s += (ctx.read(task.x, base + i).max(0.0) - m).exp();
+        s += (relu(ctx.read(task.x, base + i)) - m).exp();
     }
     s = ctx.warp_sum(s);
     for i in (ctx.lane()..task.len).step_by(32) {
-        let v = (ctx.read(task.x, base + i).max(0.0) - m).exp() / s;
+        let v = (relu(ctx.read(task.x, base + i)) - m).exp() / s;
         ctx.write(task.y, base + i, v);
     }
 })]
@@ -72,6 +78,7 @@ pub struct RsBlock {
 
 fn runtime() -> Runtime {
     Runtime::builder()
+        .helper::<relu>()
         .task::<RsRow>()
         .task::<RsChain>()
         .task::<RsBlock>()

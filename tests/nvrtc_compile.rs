@@ -440,10 +440,44 @@ fn rust_bodies_translate_to_cuda_that_nvrtc_compiles() {
         pub n: u32,
         pub pad: u32,
     }
+    #[grosr::device]
+    fn blend(a: f32, b: f32, w: f32) -> f32 {
+        let d = b - a;
+        if w <= 0.0 {
+            return a;
+        }
+        a + d * w
+    }
+    #[grosr::device]
+    fn blended_sum(ctx: &grosr::body::Ctx, p: DevicePtr<f32>, n: u32) -> f32 {
+        let mut s = 0.0f32;
+        for i in 0..n {
+            s = blend(s, s + p_at(ctx, p, i), 1.0);
+        }
+        s
+    }
+    // A helper a helper calls: registered first.
+    #[grosr::device]
+    fn p_at(ctx: &grosr::body::Ctx, p: DevicePtr<f32>, i: u32) -> f32 {
+        ctx.read(p, i)
+    }
+    #[grosr::task(granularity = "lane", rust = |task, ctx| {
+        let total = blended_sum(ctx, task.out, 4u32);
+        ctx.write(task.out, 0u32, blend(task.a, task.b, 0.25) + total);
+    })]
+    pub struct RustMix {
+        pub out: DevicePtr<f32>,
+        pub a: f32,
+        pub b: f32,
+    }
     let source = grosr::Runtime::builder()
+        .helper::<p_at>()
+        .helper::<blend>()
+        .helper::<blended_sum>()
         .task::<RustRow>()
         .task::<RustStep>()
         .task::<RustBlock>()
+        .task::<RustMix>()
         .source();
     let options = grosr::unstable::nvrtc_options(Compile);
     let cubin = grosr::unstable::compile_with(&source, 90, options)

@@ -87,6 +87,7 @@ pub(crate) fn to_cuda(
     let mut w = Writer {
         body,
         granularity,
+        returns_value: None,
         out: String::new(),
         errors: Vec::new(),
         depth: 1,
@@ -101,9 +102,99 @@ pub(crate) fn to_cuda(
     }
 }
 
+/// A `#[grosr::device]` function as a CUDA `__device__` function of the same name: parameters
+/// and result of the subset's types, the body in the subset (no `ctx`, no `task`), `return` with
+/// a value or a tail expression.
+pub(crate) fn device_fn_to_cuda(f: &syn::ItemFn) -> Result<String, Vec<syn::Error>> {
+    let sig = &f.sig;
+    let mut errors = Vec::new();
+    if !sig.generics.params.is_empty()
+        || sig.asyncness.is_some()
+        || sig.unsafety.is_some()
+        || sig.variadic.is_some()
+    {
+        errors.push(unsupported(
+            sig.span(),
+            "a generic, async, unsafe or variadic function",
+        ));
+        return Err(errors);
+    }
+    // A parameter of type `&Ctx` / `&mut Ctx` is the context (`ctx` in C); no task. The other
+    // name is one no user can write.
+    let ctx_param = sig.inputs.iter().find_map(|input| match input {
+        syn::FnArg::Typed(t) if is_ctx_type(&t.ty) => match &*t.pat {
+            Pat::Ident(p) => Some(p.ident.clone()),
+            _ => None,
+        },
+        _ => None,
+    });
+    let body = RustBody {
+        task: syn::Ident::new("__grosr_no_task", Span::call_site()),
+        ctx: ctx_param.unwrap_or_else(|| syn::Ident::new("__grosr_no_ctx", Span::call_site())),
+        block: (*f.block).clone(),
+    };
+    let mut w = Writer {
+        body: &body,
+        granularity: Granularity::Lane,
+        returns_value: Some(!matches!(sig.output, syn::ReturnType::Default)),
+        out: String::new(),
+        errors: Vec::new(),
+        depth: 1,
+        scopes: vec![Vec::new()],
+        fresh: 0,
+    };
+    let ret = match &sig.output {
+        syn::ReturnType::Default => String::from("void"),
+        syn::ReturnType::Type(_, t) => w.c_type(t),
+    };
+    let mut params = Vec::new();
+    for input in &sig.inputs {
+        match input {
+            syn::FnArg::Typed(t) if is_ctx_type(&t.ty) => {
+                params.push(String::from("grosr::Ctx& ctx"))
+            }
+            syn::FnArg::Typed(t) => match &*t.pat {
+                Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => {
+                    let ty = w.c_type(&t.ty);
+                    let name = w.declare(&p.ident.to_string());
+                    params.push(format!("{ty} {name}"));
+                }
+                other => {
+                    w.error(unsupported(other.span(), "this parameter pattern"));
+                }
+            },
+            syn::FnArg::Receiver(r) => {
+                w.error(unsupported(r.span(), "`self`"));
+            }
+        }
+    }
+    // The statements, a tail expression as the result.
+    let stmts = &f.block.stmts;
+    for (k, stmt) in stmts.iter().enumerate() {
+        match stmt {
+            Stmt::Expr(e, None) if k + 1 == stmts.len() && w.returns_value == Some(true) => {
+                let v = w.expr(e);
+                w.line(&format!("return {v};"));
+            }
+            other => w.stmt(other),
+        }
+    }
+    if !w.errors.is_empty() {
+        return Err(w.errors);
+    }
+    Ok(format!(
+        "__device__ __forceinline__ {ret} {}({}) {{\n{}}}\n",
+        sig.ident,
+        params.join(", "),
+        w.out
+    ))
+}
+
 struct Writer<'a> {
     body: &'a RustBody,
     granularity: Granularity,
+    /// In a `#[grosr::device]` function: whether `return` may carry a value.
+    returns_value: Option<bool>,
     out: String,
     errors: Vec<syn::Error>,
     depth: usize,
@@ -304,11 +395,19 @@ impl Writer<'_> {
                 self.line("continue;");
             }
             Expr::Return(r) => {
-                if let Some(v) = &r.expr {
-                    self.error(unsupported(
-                        v.span(),
-                        "a returned value (a body returns nothing)",
-                    ));
+                match (&r.expr, self.returns_value) {
+                    (Some(v), Some(true)) => {
+                        let v = self.expr(v);
+                        self.line(&format!("return {v};"));
+                        return;
+                    }
+                    (Some(v), _) => {
+                        self.error(unsupported(
+                            v.span(),
+                            "a returned value here (a task body returns nothing)",
+                        ));
+                    }
+                    _ => {}
                 }
                 self.line("return;");
             }
@@ -442,6 +541,16 @@ impl Writer<'_> {
                     // A record or task type: the C struct of the same name.
                     return id.to_string();
                 }
+                // `DevicePtr<T>` (any path ending so): a `T*`.
+                if let Some(last) = p.path.segments.last() {
+                    if last.ident == "DevicePtr" {
+                        if let syn::PathArguments::AngleBracketed(a) = &last.arguments {
+                            if let Some(syn::GenericArgument::Type(inner)) = a.args.first() {
+                                return format!("{}*", self.c_type(inner));
+                            }
+                        }
+                    }
+                }
                 self.error(unsupported(ty.span(), "this type"))
             }
             _ => self.error(unsupported(ty.span(), "this type")),
@@ -515,6 +624,20 @@ impl Writer<'_> {
             }
             Expr::If(i) => self.if_value(i),
             Expr::MethodCall(m) => self.method(m),
+            // A `#[grosr::device]` function (rustc checks that it exists and how it is called;
+            // the runtime needs it registered: `RuntimeBuilder::helper`).
+            Expr::Call(c) if matches!(&*c.func, Expr::Path(p) if p.path.get_ident().is_some()) => {
+                let Expr::Path(p) = &*c.func else {
+                    unreachable!()
+                };
+                let name = p
+                    .path
+                    .get_ident()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                let args: Vec<String> = c.args.iter().map(|a| self.expr(a)).collect();
+                format!("{name}({})", args.join(", "))
+            }
             other => {
                 let what = match other {
                     Expr::Match(_) => "`match` (use `if`/`else`)",
@@ -751,6 +874,16 @@ impl Writer<'_> {
         }
         text.push_str("return grosr_r; }())");
         text
+    }
+}
+
+/// `&Ctx` or `&mut Ctx` (any path ending in `Ctx`): a helper's context parameter.
+fn is_ctx_type(ty: &Type) -> bool {
+    match ty {
+        Type::Reference(r) => {
+            matches!(&*r.elem, Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "Ctx"))
+        }
+        _ => false,
     }
 }
 
@@ -1040,6 +1173,37 @@ mod tests {
             let e = cuda(body).unwrap_err();
             assert!(e.contains(what), "{body}: {e}");
         }
+    }
+
+    #[test]
+    fn a_device_function_translates_with_its_parameters_and_tail_result() {
+        let f: syn::ItemFn = syn::parse_str(
+            "fn blend(a: f32, b: f32, w: f32) -> f32 { let d = b - a; if w < 0.0 { return a; } a + d * w }",
+        )
+        .unwrap();
+        let c = device_fn_to_cuda(&f).unwrap();
+        assert!(
+            c.starts_with(
+                "__device__ __forceinline__ float blend(float a_1, float b_2, float w_3) {\n"
+            ),
+            "{c}"
+        );
+        assert!(
+            c.contains("auto d_4 = grosr::rs::let(grosr::rs::sub(b_2, a_1));"),
+            "{c}"
+        );
+        assert!(c.contains("return a_1;"), "{c}");
+        assert!(
+            c.ends_with("    return grosr::rs::add(a_1, grosr::rs::mul(d_4, w_3));\n}\n"),
+            "{c}"
+        );
+        let body = cuda("|t, c| { c.fail(blend(t.a, t.b, 0.5) as i32); }").unwrap();
+        assert!(
+            body.contains("ctx.fail(grosr::rs::cast<int32_t>(blend(task.a, task.b, 0.5)));"),
+            "{body}"
+        );
+        let f: syn::ItemFn = syn::parse_str("fn bad(x: u32) -> u32 { c.lane() }").unwrap();
+        assert!(device_fn_to_cuda(&f).is_err());
     }
 
     #[test]

@@ -136,6 +136,71 @@ pub fn record(args: TokenStream, input: TokenStream) -> TokenStream {
     expand(Kind::Record, args.into(), &input.into()).into()
 }
 
+/// Declares a helper function for Rust task bodies (`rust = |task, ctx| { .. }`), written in
+/// the same subset (`grosr::body`): the function stays as written (rustc checks it and every
+/// call), and a type of the same name carries its CUDA translation, which a runtime takes with
+/// `RuntimeBuilder::helper::<name>()` (register a helper before the helpers that call it).
+///
+/// ```ignore
+/// #[grosr::device]
+/// fn blend(a: f32, b: f32, w: f32) -> f32 {
+///     a + (b - a) * w
+/// }
+///
+/// #[grosr::task(granularity = "lane", rust = |task, ctx| {
+///     ctx.write(task.out, 0u32, blend(task.a, task.b, 0.25));
+/// })]
+/// struct Mix { out: grosr::DevicePtr<f32>, a: f32, b: f32 }
+///
+/// let builder = grosr::Runtime::builder().helper::<blend>().task::<Mix>();
+/// ```
+#[proc_macro_attribute]
+pub fn device(args: TokenStream, input: TokenStream) -> TokenStream {
+    let args = TokenStream2::from(args);
+    let input = TokenStream2::from(input);
+    let mut errors = Vec::new();
+    if !args.is_empty() {
+        errors.push(syn::Error::new_spanned(
+            &args,
+            "grosr: #[grosr::device] takes no arguments",
+        ));
+    }
+    let item = match syn::parse2::<syn::ItemFn>(input.clone()) {
+        Ok(item) => item,
+        Err(_) => {
+            let e = syn::Error::new(
+                Span::call_site(),
+                "grosr: #[grosr::device] applies to a function",
+            );
+            return quote! { #input }
+                .into_iter()
+                .chain(e.to_compile_error())
+                .collect::<TokenStream2>()
+                .into();
+        }
+    };
+    let code = match body::device_fn_to_cuda(&item) {
+        Ok(code) => code,
+        Err(e) => {
+            errors.extend(e);
+            String::new()
+        }
+    };
+    let errors: TokenStream2 = errors.iter().map(syn::Error::to_compile_error).collect();
+    let (vis, ident) = (&item.vis, &item.sig.ident);
+    quote! {
+        #errors
+        #item
+        /// The CUDA translation of the function of the same name (`#[grosr::device]`).
+        #[allow(non_camel_case_types, dead_code)]
+        #vis struct #ident {}
+        impl ::grosr::body::DeviceFn for #ident {
+            const CUDA: &'static str = #code;
+        }
+    }
+    .into()
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Record,

@@ -56,6 +56,9 @@
 //! | `wrapping_add`, `wrapping_sub`, `wrapping_mul` | the plain operator |
 //! | the methods of [`Ctx`] | see each |
 //!
+//! Helper functions shared by bodies are `#[grosr::device] fn`s in the same subset, registered
+//! with [`RuntimeBuilder::helper`](crate::RuntimeBuilder::helper); a body calls them by name.
+//!
 //! Anything else (a `match`, closures, calls of other functions, macros, references, tuples,
 //! attributes, constants from outside the body, ...) is a compile error at its place, listing
 //! what is supported; so is a warp collective outside a warp task and `sync_threads` outside a
@@ -80,6 +83,14 @@
 //! the body. On a GPU the translation runs like the CUDA body it stands for.
 
 use core::convert::Infallible;
+
+/// A helper function for Rust bodies, declared with `#[grosr::device]`: the type of the same
+/// name carries its CUDA translation, which
+/// [`RuntimeBuilder::helper`](crate::RuntimeBuilder::helper) adds to a runtime's module.
+pub trait DeviceFn {
+    /// The `__device__` function.
+    const CUDA: &'static str;
+}
 
 use crate::record::{DevicePtr, DeviceType, Task};
 

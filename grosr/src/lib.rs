@@ -60,7 +60,7 @@ pub use alloc::{ClassStats, HeapStats, SlowPaths};
 pub use buffer::DeviceBuffer;
 pub use driver::Gpu;
 pub use error::{Error, Result};
-pub use grosr_macros::{record, task};
+pub use grosr_macros::{device, record, task};
 pub use record::{
     CudaBody, DevicePtr, DeviceType, Field, Granularity, MAX_RECORD_BYTES, Record, Task,
 };

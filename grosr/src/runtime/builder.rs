@@ -185,6 +185,12 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Adds a `#[grosr::device]` helper for Rust bodies ([`body`](crate::body)) to the module,
+    /// in the prelude: register a helper before those that call it.
+    pub fn helper<F: crate::body::DeviceFn>(self) -> Self {
+        self.prelude(F::CUDA)
+    }
+
     /// The scheduler's and the heap's [`Tuning`] (default: [`Tuning::default`]); checked at
     /// [`build`](RuntimeBuilder::build).
     pub fn tuning(mut self, tuning: Tuning) -> Self {
