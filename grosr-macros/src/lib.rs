@@ -56,7 +56,8 @@ use validate::Errors;
 ///
 /// # What the body sees
 ///
-/// The body is a list of CUDA C++ statements, run by every thread of the task, with:
+/// A `cuda`/`file` body is a list of CUDA C++ statements, run by every thread of the task,
+/// with (a `rust` body sees `task: &T` and `ctx: &mut grosr::body::Ctx` instead):
 ///
 /// - `task`: `const T&`, the record, with the same field names as the Rust struct
 ///   (a `DevicePtr<f32>` field is a `float*`, a `[u32; 4]` field a `uint32_t[4]`, a record
@@ -139,7 +140,8 @@ pub fn record(args: TokenStream, input: TokenStream) -> TokenStream {
 /// Declares a helper function for Rust task bodies (`rust = |task, ctx| { .. }`), written in
 /// the same subset (`grosr::body`): the function stays as written (rustc checks it and every
 /// call), and a type of the same name carries its CUDA translation, which a runtime takes with
-/// `RuntimeBuilder::helper::<name>()` (register a helper before the helpers that call it).
+/// `RuntimeBuilder::helper::<name>()` (register a helper before the helpers that call it). A
+/// `&Ctx` parameter gives the helper the context (`ctx.read`, atomics; no warp collectives).
 ///
 /// ```ignore
 /// #[grosr::device]

@@ -7,7 +7,8 @@
 //! that runs the task runs the whole body: one thread for `granularity = "lane"`, the 32 lanes of
 //! a warp for `"warp"` (the default), every thread of a block for `"block"`. NVRTC compiles all
 //! registered bodies into the scheduler module at [`RuntimeBuilder::build`]; its errors point at
-//! the Rust file and line where the body starts.
+//! the Rust file and line where the body starts (for a `rust =` body, lines counted through its
+//! translation).
 //!
 //! # In scope
 //!

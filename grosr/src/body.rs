@@ -43,26 +43,32 @@
 //!
 //! | Rust | CUDA |
 //! | --- | --- |
-//! | `let x = e;`, `let mut x: f32 = e;`, `let a = [0u32; 4];` | `auto x = e;`, `float x = e;`, a local array |
+//! | `let x = e;`, `let mut x: f32 = e;`, `let a = [0u32; 4];` | a new C variable each (`auto x_1 = ..`, `float x_2 = ..`), a local array; a `let` copying a whole array is not supported (index it) |
 //! | `=`, `+=` and the other compound assignments | the same |
 //! | `if`/`else if`/`else`, `while`, `loop`, `break`, `continue`, `return` | the same (no labels, no values) |
 //! | `for i in a..b`, `a..=b`, `(a..b).step_by(s)` | a counted `for` |
-//! | arithmetic, bit, comparison and logical operators; `!` | the same; `!` of an integer is `~` |
-//! | `e as T` | a C cast |
-//! | `if c { a } else { b }` as a value | `c ? a : b` |
+//! | arithmetic, bit, comparison and logical operators; `!` | `grosr::rs` helpers with Rust's types (see Meaning); `!` of an integer is its complement |
+//! | `e as T` | a cast, saturating from a float |
+//! | `if c { a } else { b }` as a value | `c ? a : b` in the branches' common type |
 //! | `task.field`, `task.array[i]` | the same |
-//! | literals: `1`, `1u32`, `1.5`, `1.5f32` | an unsuffixed literal takes the other operand's type, as Rust infers it; alone (`let x = 0;`), beside another (`65536 * 65536`), shifted (`1 << k`) or beyond `i32` it needs a suffix or a `let` type (a compile error says so) |
+//! | literals: `1`, `1u32`, `1.5`, `1.5f32` | an unsuffixed literal takes the other operand's type, as Rust infers it; alone (`let x = 0;`, `[0; 4]`, `if c { 1 } else { 2 }`), beside another (`65536 * 65536`), shifted (`1 << k`), as both ends of a `for` range (`0..4`) or beyond `i32`, it needs a suffix or a `let` type (a compile error says so). Paths such as `u32::MAX` are not supported: write the value with a suffix |
 //! | `x.abs()`, `sqrt`, `exp`, `exp2`, `ln`, `log2`, `log10`, `sin`, `cos`, `tan`, `tanh`, `floor`, `ceil`, `round`, `trunc`, `cbrt`, `recip`, `max`, `min`, `powf`, `powi`, `mul_add` | CUDA's overloads (`expf` for a `float`) |
-//! | `wrapping_add`, `wrapping_sub`, `wrapping_mul` | the plain operator |
-//! | the methods of [`Ctx`] | see each |
+//! | `wrapping_add`, `wrapping_sub`, `wrapping_mul` | the wrapping operation |
+//! | the methods of [`Ctx`] | see each; a pointer index is any of `u8`..`u64` (`0u32`, `i as u64`), unchecked as in CUDA |
 //!
 //! Helper functions shared by bodies are `#[grosr::device] fn`s in the same subset, registered
-//! with [`RuntimeBuilder::helper`](crate::RuntimeBuilder::helper); a body calls them by name.
+//! with [`RuntimeBuilder::helper`](crate::RuntimeBuilder::helper) (each once, a helper before
+//! the helpers that call it; the order against `.task` does not matter); a body calls them by
+//! name, and a `&Ctx` parameter gives a helper the context (no warp collectives in helpers). A
+//! call of a helper that is not registered, or of any other plain function, passes rustc and the
+//! macro and fails at [`build`](crate::RuntimeBuilder::build) (NVRTC: "identifier is
+//! undefined").
 //!
-//! Anything else (a `match`, closures, calls of other functions, macros, references, tuples,
-//! attributes, constants from outside the body, ...) is a compile error at its place, listing
-//! what is supported; so is a warp collective outside a warp task and `sync_threads` outside a
-//! block task.
+//! Anything else (a `match`, closures, calls through paths, macros, references, tuples,
+//! attributes, constants and paths such as `u32::MAX`, ...) is a compile error at its place,
+//! listing what is supported; so is a warp collective outside a warp task and `sync_threads`
+//! outside a block task. NVRTC's errors about a Rust body give lines counted through its
+//! translation, near the Rust line but not on it.
 //!
 //! # Meaning
 //!
@@ -78,9 +84,10 @@
 //!
 //! # Status
 //!
-//! The CPU executor that is to run these bodies on host threads does not exist yet (issue 21):
-//! no [`Ctx`] is ever made today, and the function the macro emits is there for rustc to check
-//! the body. On a GPU the translation runs like the CUDA body it stands for.
+//! The CPU executor that is to run these bodies on host threads does not exist yet (the design
+//! is in `benches/NOTES.md`, "The CPU executor"): no [`Ctx`] is ever made today, and the function
+//! the macro emits is there for rustc to check the body. NVRTC compiles the translation (in CI);
+//! it has not yet run on a GPU.
 
 use core::convert::Infallible;
 
@@ -152,13 +159,13 @@ impl Ctx {
         match self.never {}
     }
 
-    /// `ptr[index]` (`ptr[index]`).
+    /// `ptr[index]`, unchecked as in CUDA; `index` is any of `u8`..`u64`.
     pub fn read<T: DeviceType + Copy>(&self, ptr: DevicePtr<T>, index: impl Into<u64>) -> T {
         let _ = (ptr, index.into());
         match self.never {}
     }
 
-    /// `ptr[index] = value` (`ptr[index] = value`).
+    /// `ptr[index] = value`, unchecked as in CUDA.
     pub fn write<T: DeviceType + Copy>(
         &mut self,
         ptr: DevicePtr<T>,
@@ -284,8 +291,10 @@ impl Ctx {
         match self.never {}
     }
 
-    /// Spawns `task` into the same job; write it as a struct literal
-    /// (`ctx.spawn(Child { a: .., b: .. })`), which the translation sets field by field.
+    /// Spawns `task` into the same job. Write it as a struct literal without `..`
+    /// (`ctx.spawn(Child { a: .., b: .. })`), which the translation sets field by field; `Child`
+    /// must be registered too (`.task::<Child>()`, else [`Error::UnregisteredSpawn`](crate::Error)
+    /// at build).
     pub fn spawn<T: Task>(&mut self, task: T) {
         let _ = task;
         match self.never {}

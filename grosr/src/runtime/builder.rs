@@ -186,7 +186,9 @@ impl RuntimeBuilder {
     }
 
     /// Adds a `#[grosr::device]` helper for Rust bodies ([`body`](crate::body)) to the module,
-    /// in the prelude: register a helper before those that call it.
+    /// in the prelude: each helper once, before the helpers that call it (the order against
+    /// [`task`](RuntimeBuilder::task) does not matter). A body that calls a helper not
+    /// registered fails at [`build`](RuntimeBuilder::build) ("identifier is undefined").
     pub fn helper<F: crate::body::DeviceFn>(self) -> Self {
         self.prelude(F::CUDA)
     }

@@ -327,8 +327,8 @@ pub fn report(rt: &Runtime, quick: bool, peer: &dyn Fn(u32, u32) -> Peer) -> Res
          inputs (relative error < {TOLERANCE:.0e}, growing in proportion to row lengths past \
          4096). Per-task strategies run up to {MAX_PER_TASK_NODES} nodes. Targets (issue 20, \
          every shape): Resident ≤ 1.15× Fused and ≤ PyTorch eager; the two-task form ≤ 1.3× \
-         Fused. The Rust-body rows run the same row with its body in Rust (issue 21: within 3% \
-         of the CUDA body)."
+         Fused. The Rust-body rows run the same row with its body in Rust (target, issue 21: within \
+         3% of the CUDA body)."
     ));
     Ok(vec![table])
 }
