@@ -9,6 +9,8 @@ mod graph;
 mod heap;
 #[path = "../examples/quickstart.rs"]
 mod quickstart;
+#[path = "common/rust_bodies.rs"]
+mod rust_bodies;
 #[path = "common/soak.rs"]
 mod soak;
 
@@ -74,6 +76,11 @@ fn units() -> Vec<(&'static str, String, Optimize)> {
 fn cache_units() -> Vec<(&'static str, String, Optimize)> {
     let mut u = units();
     u.push(("tests/gpu_soak", soak::builder().source(), Speed));
+    u.push((
+        "tests/gpu_rust_bodies",
+        rust_bodies::builder().source(),
+        Speed,
+    ));
     u
 }
 
@@ -358,26 +365,12 @@ fn rust_bodies_translate_to_cuda_that_nvrtc_compiles() {
         return;
     }
     use grosr::DevicePtr;
+    // The grosr::rs helpers' overloads on every kind of operand, in a warp task.
     #[grosr::task(granularity = "warp", rust = |task, ctx| {
-        let base = task.row * task.len;
-        let mut m = 0.0f32;
-        for i in (ctx.lane()..task.len).step_by(32) {
-            m = m.max(ctx.read(task.x, base + i).max(0.0));
-        }
-        m = ctx.warp_max(m);
-        let mut s = 0.0f32;
-        for i in (ctx.lane()..task.len).step_by(32) {
-            s += (ctx.read(task.x, base + i).max(0.0) - m).exp();
-        }
-        s = ctx.warp_sum(s);
-        for i in (ctx.lane()..task.len).step_by(32) {
-            let v = (ctx.read(task.x, base + i).max(0.0) - m).exp() / s;
-            ctx.write(task.y, base + i, v);
-        }
-        if ctx.all(s > 0.0) && ctx.lane() == 0 {
+        let m = ctx.read(task.x, task.row);
+        if ctx.all(m > 0.0) && ctx.lane() == 0 {
             ctx.atomic_add(task.done, 0u32, 1u32);
         }
-        // The helpers' overloads on every kind of operand.
         let mut tries = 0u8;
         while !ctx.any(m == 0.1) && tries < 3 {
             tries = tries.wrapping_add(200);
@@ -390,12 +383,11 @@ fn rust_bodies_translate_to_cuda_that_nvrtc_compiles() {
         }
         let d: i32 = (task.len as i32 - 7).abs();
         if d == -1 || !(hist[0] > 2) {
-            ctx.write(task.y, base, (d as f32) * 0.5 + (q as f32) - (hist[1] as f32));
+            ctx.write(task.x, task.row, (d as f32) * 0.5 + (q as f32) - (hist[1] as f32));
         }
     })]
-    pub struct RustRow {
+    pub struct RustOverloads {
         pub x: DevicePtr<f32>,
-        pub y: DevicePtr<f32>,
         pub done: DevicePtr<u32>,
         pub row: u32,
         pub len: u32,
@@ -470,11 +462,12 @@ fn rust_bodies_translate_to_cuda_that_nvrtc_compiles() {
         pub a: f32,
         pub b: f32,
     }
-    let source = grosr::Runtime::builder()
+    // The GPU test's tasks (tests/common/rust_bodies.rs) and the ones above, in one module.
+    let source = rust_bodies::builder()
         .helper::<p_at>()
         .helper::<blend>()
         .helper::<blended_sum>()
-        .task::<RustRow>()
+        .task::<RustOverloads>()
         .task::<RustStep>()
         .task::<RustBlock>()
         .task::<RustMix>()
