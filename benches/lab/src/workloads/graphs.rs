@@ -10,7 +10,7 @@ use grosr::Runtime;
 use grosr::graph::{Prepared, Strategy, TaskGraph};
 
 use super::table::Table;
-use super::{Stats, Timing, Tiny, measure_within, tiny_tasks};
+use super::{Stats, Timing, Tiny, TinyRs, measure_within, tiny_tasks};
 
 /// Stage 1 of a pair: writes `a[i] = i + 1`.
 #[grosr::task(granularity = "lane", cuda = "task.a[task.i] = task.i + 1u;")]
@@ -50,6 +50,54 @@ pub struct Pong {
 "#
 )]
 pub struct PingSpawn {
+    /// Stage-1 output.
+    pub a: DevicePtr<u32>,
+    /// Stage-2 output.
+    pub b: DevicePtr<u32>,
+    /// The pair.
+    pub i: u32,
+    /// Keeps the record 24 bytes.
+    pub pad: u32,
+}
+
+/// [`Ping`] with its body in Rust (`grosr::body`): the ping-pong table times both (issue 21:
+/// within 3%).
+#[grosr::task(granularity = "lane", rust = |task, ctx| {
+    ctx.write(task.a, task.i, task.i + 1);
+})]
+pub struct PingRs {
+    /// Stage-1 output.
+    pub a: DevicePtr<u32>,
+    /// Stage-2 output.
+    pub b: DevicePtr<u32>,
+    /// The pair.
+    pub i: u32,
+    /// Keeps the record 24 bytes.
+    pub pad: u32,
+}
+
+/// [`Pong`] with its body in Rust.
+#[grosr::task(granularity = "lane", rust = |task, ctx| {
+    let a = ctx.read(task.a, task.i);
+    ctx.write(task.b, task.i, 2 * a + 1);
+})]
+pub struct PongRs {
+    /// Stage-1 output.
+    pub a: DevicePtr<u32>,
+    /// Stage-2 output.
+    pub b: DevicePtr<u32>,
+    /// The pair.
+    pub i: u32,
+    /// Keeps the record 24 bytes.
+    pub pad: u32,
+}
+
+/// [`PingSpawn`] with its body in Rust: the spawned [`PongRs`] names its fields.
+#[grosr::task(granularity = "lane", rust = |task, ctx| {
+    ctx.write(task.a, task.i, task.i + 1);
+    ctx.spawn(PongRs { a: task.a, b: task.b, i: task.i, pad: 0u32 });
+})]
+pub struct PingSpawnRs {
     /// Stage-1 output.
     pub a: DevicePtr<u32>,
     /// Stage-2 output.
@@ -129,6 +177,33 @@ pub fn pingpong_graph(a: &DeviceBuffer<u32>, b: &DeviceBuffer<u32>, n: u32) -> R
     Ok(g)
 }
 
+/// [`pingpong_graph`] with the Rust bodies ([`PingRs`] → [`PongRs`]).
+fn pingpong_graph_rs(a: &DeviceBuffer<u32>, b: &DeviceBuffer<u32>, n: u32) -> Result<TaskGraph> {
+    let mut g = TaskGraph::new();
+    for i in 0..n {
+        let (a, b) = (a.ptr(), b.ptr());
+        let ping = g.add(PingRs { a, b, i, pad: 0 });
+        let pong = g.add(PongRs { a, b, i, pad: 0 });
+        g.add_edge(ping, pong)?;
+    }
+    Ok(g)
+}
+
+/// Resident's median run of `graph` (checked before and after, as [`compare`] does).
+fn resident_run(
+    rt: &Runtime,
+    graph: &TaskGraph,
+    checks: &Checks<'_>,
+    timing: Timing,
+) -> Result<Stats> {
+    let runs = compare(rt, graph, &[Strategy::Resident], checks, timing)?;
+    match runs.into_iter().next() {
+        Some((_, Ok(r))) => Ok(r.run),
+        Some((_, Err(e))) => Err(e),
+        None => Err(Error::Invalid("no Resident run".into())),
+    }
+}
+
 /// Checks that every pair ran in order: `b[i] = 2 (i + 1) + 1`.
 pub fn check_pairs(b: &DeviceBuffer<u32>, n: u32, what: &str) -> Result<()> {
     let v = b.to_vec()?;
@@ -206,6 +281,8 @@ pub fn pingpong(rt: &Runtime, quick: bool) -> Result<Vec<Table>> {
     let timing = Timing::new(quick);
     let mut cols = columns();
     cols.push("Resident, stage 2 spawned on GPU");
+    cols.push("Resident, Rust bodies");
+    cols.push("Resident, stage 2 spawned on GPU, Rust bodies");
     let mut table = Table::new(
         "pingpong",
         "Ping-pong: N dependent pairs (stage 1 → stage 2), time per pair",
@@ -256,6 +333,33 @@ pub fn pingpong(rt: &Runtime, quick: bool) -> Result<Vec<Table>> {
         let spawned = measure_within(timing, || {
             rt.submit(&spawn)?.wait_timeout(Duration::from_secs(60))
         })?;
+        // The same two with the Rust bodies (issue 21: within 3% of the CUDA bodies).
+        let rs_graph = resident_run(
+            rt,
+            &pingpong_graph_rs(&a, &b, n)?,
+            &Checks {
+                reset: &reset,
+                check: &check,
+            },
+            timing,
+        )?;
+        rt.start()?;
+        let spawn_rs: Vec<PingSpawnRs> = (0..n)
+            .map(|i| PingSpawnRs {
+                a: a.ptr(),
+                b: b.ptr(),
+                i,
+                pad: 0,
+            })
+            .collect();
+        reset()?;
+        rt.submit(&spawn_rs)?
+            .wait_timeout(Duration::from_secs(60))?;
+        check_pairs(&b, n, &format!("ping-pong {n}, GPU spawn, Rust bodies"))?;
+        let rs_spawned = measure_within(timing, || {
+            rt.submit(&spawn_rs)?.wait_timeout(Duration::from_secs(60))
+        })?;
+        check_pairs(&b, n, &format!("ping-pong {n}, GPU spawn, Rust bodies"))?;
         let per_pair = |s: &Stats| s.median.as_secs_f64() * 1e6 / n as f64;
         let label = if n == 1 {
             "1 pair (latency)".to_string()
@@ -266,14 +370,20 @@ pub fn pingpong(rt: &Runtime, quick: bool) -> Result<Vec<Table>> {
             &mut table,
             &label,
             &runs,
-            &[Some(per_pair(&spawned))],
+            &[
+                Some(per_pair(&spawned)),
+                Some(per_pair(&rs_graph)),
+                Some(per_pair(&rs_spawned)),
+            ],
             |r| per_pair(&r.run),
         );
         prepare_row(&mut prep, &label, &runs);
     }
     table.notes.push(format!(
         "Per-task strategies (CudaGraph, Batched, Sync) run up to {MAX_PER_TASK_NODES} nodes. \
-         Targets: 1 pair on Resident ≥ 4× faster than Sync; ≤ 0.05 µs per pair at 50k pairs."
+         Targets: 1 pair on Resident ≥ 4× faster than Sync; ≤ 0.05 µs per pair at 50k pairs. \
+         The Rust-body columns run the same pairs with their bodies in Rust (issue 21: within 3% \
+         of the CUDA bodies)."
     ));
     Ok(vec![table, prep])
 }
@@ -284,6 +394,8 @@ pub fn throughput(rt: &Runtime, quick: bool) -> Result<Vec<Table>> {
     let timing = Timing::new(quick);
     let mut cols = columns();
     cols.push("Resident, host submit (no graph)");
+    cols.push("Resident, Rust body");
+    cols.push("Resident, host submit, Rust body");
     let mut table = Table::new(
         "throughput",
         "Throughput: N independent tiny tasks",
@@ -328,15 +440,52 @@ pub fn throughput(rt: &Runtime, quick: bool) -> Result<Vec<Table>> {
         let submitted = measure_within(timing, || {
             rt.submit(&tasks)?.wait_timeout(Duration::from_secs(60))
         })?;
+        // The same with the Rust body (issue 21: within 3% of the CUDA body).
+        let tasks_rs: Vec<TinyRs> = tasks
+            .iter()
+            .map(|t| TinyRs {
+                flags: t.flags,
+                index: t.index,
+                pad: 0,
+            })
+            .collect();
+        let mut g_rs = TaskGraph::new();
+        for &t in &tasks_rs {
+            g_rs.add(t);
+        }
+        let checks = Checks {
+            reset: &reset,
+            check: &check,
+        };
+        let rs_graph = resident_run(rt, &g_rs, &checks, timing)?;
+        rt.start()?;
+        reset()?;
+        rt.submit(&tasks_rs)?
+            .wait_timeout(Duration::from_secs(60))?;
+        check(Strategy::Resident)?;
+        let rs_submitted = measure_within(timing, || {
+            rt.submit(&tasks_rs)?.wait_timeout(Duration::from_secs(60))
+        })?;
         let rate = |s: &Stats| n as f64 / s.median.as_secs_f64() / 1e6;
         let label = format!("{n} tasks");
-        fill(&mut table, &label, &runs, &[Some(rate(&submitted))], |r| {
-            rate(&r.run)
-        });
+        fill(
+            &mut table,
+            &label,
+            &runs,
+            &[
+                Some(rate(&submitted)),
+                Some(rate(&rs_graph)),
+                Some(rate(&rs_submitted)),
+            ],
+            |r| rate(&r.run),
+        );
         prepare_row(&mut prep, &label, &runs);
     }
     table.notes.push(
-        "Targets: at 50k tasks Resident ≥ 100× CudaGraph; ≥ 200 M tasks/s at 1M tasks.".into(),
+        "Targets: at 50k tasks Resident ≥ 100× CudaGraph; ≥ 200 M tasks/s at 1M tasks. The \
+         Rust-body columns run the same tasks with the body in Rust (issue 21: within 3% of the \
+         CUDA body)."
+            .into(),
     );
     Ok(vec![table, prep])
 }

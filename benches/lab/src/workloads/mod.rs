@@ -35,6 +35,20 @@ pub struct Tiny {
     pub pad: u32,
 }
 
+/// [`Tiny`] with its body in Rust (`grosr::body`): the throughput table times both (issue 21:
+/// within 3%).
+#[grosr::task(granularity = "lane", rust = |task, ctx| {
+    ctx.write(task.flags, task.index, 1u32);
+})]
+pub struct TinyRs {
+    /// Flag array.
+    pub flags: DevicePtr<u32>,
+    /// Which flag.
+    pub index: u32,
+    /// Keeps the record 16 bytes.
+    pub pad: u32,
+}
+
 /// One hop of a dependent chain: spawns the next hop; the last one sets `done`.
 #[grosr::task(
     granularity = "lane",
@@ -100,6 +114,10 @@ pub fn builder() -> RuntimeBuilder {
         .task::<relu_softmax::Relu>()
         .task::<relu_softmax::Softmax>()
         .task::<relu_softmax::ReluSoftmaxRs>()
+        .task::<TinyRs>()
+        .task::<graphs::PingRs>()
+        .task::<graphs::PongRs>()
+        .task::<graphs::PingSpawnRs>()
 }
 
 /// Median, spread and count of timed samples.
