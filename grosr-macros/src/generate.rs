@@ -216,8 +216,8 @@ pub(crate) fn task_impl(ident: &Ident, args: &TaskArgs) -> TokenStream {
 }
 
 /// `impl Task` for a Rust body: its CUDA translation (`crate::body`), and the closure as a
-/// function over the record and `grosr::body::Ctx`, which rustc checks (names, types, spawned
-/// fields) and the CPU executor is to run. Untranslatable syntax: an error at its span, and the
+/// function over the record and `grosr::body::Ctx` (`Task::CPU_BODY`), which rustc checks
+/// (names, types, spawned fields) and the CPU executor runs. Untranslatable syntax: an error at its span, and the
 /// impl with an empty body.
 fn rust_task_impl(
     ident: &Ident,
@@ -226,21 +226,23 @@ fn rust_task_impl(
     closure: &syn::ExprClosure,
 ) -> TokenStream {
     let span = closure.or1_token.span;
-    let (code, errors, check) = match crate::body::parse(closure) {
+    let (code, errors, cpu) = match crate::body::parse(closure) {
         Ok(body) => {
             let (task, ctx, block) = (&body.task, &body.ctx, &body.block);
-            let check = quote_spanned! {span=>
-                #[allow(unused, clippy::all)]
-                const _: () = {
+            // The closure as a function: rustc checks it, and the CPU executor runs it.
+            let cpu = quote_spanned! {span=>
+                const CPU_BODY: ::core::option::Option<fn(&Self, &mut ::grosr::body::Ctx)> = {
+                    #[allow(unused, clippy::all)]
                     fn grosr_rust_body(#task: &#ident, #ctx: &mut ::grosr::body::Ctx) #block
+                    ::core::option::Option::Some(grosr_rust_body)
                 };
             };
             match crate::body::to_cuda(&body, gran) {
-                Ok(code) => (code, TokenStream::new(), check),
+                Ok(code) => (code, TokenStream::new(), cpu),
                 Err(errors) => (
                     String::new(),
                     errors.iter().map(syn::Error::to_compile_error).collect(),
-                    check,
+                    cpu,
                 ),
             }
         }
@@ -253,7 +255,6 @@ fn rust_task_impl(
     );
     quote! {
         #errors
-        #check
         // SAFETY: the record's layout is checked as for any record; its size is asserted to be
         // at most MAX_RECORD_BYTES.
         unsafe impl ::grosr::Task for #ident {
@@ -263,6 +264,7 @@ fn rust_task_impl(
                 file: #file,
                 line: #line,
             };
+            #cpu
         }
     }
 }

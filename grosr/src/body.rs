@@ -84,13 +84,16 @@
 //!
 //! # Status
 //!
-//! The CPU executor that is to run these bodies on host threads does not exist yet (the design
-//! is in `benches/NOTES.md`, "The CPU executor"): no [`Ctx`] is ever made today, and the function
-//! the macro emits is there for rustc to check the body. NVRTC compiles the translation (in CI),
-//! and `tests/gpu_rust_bodies.rs` runs it on the GPU (a warp task's softmax row against a float64
-//! reference, Resident and Fused; a lane task's 10 000-link spawn chain; a block task's barrier).
+//! NVRTC compiles the translation (in CI), and `tests/gpu_rust_bodies.rs` runs it on the GPU (a
+//! warp task's softmax row against a float64 reference, Resident and Fused; a lane task's
+//! 10 000-link spawn chain; a block task's barrier). The CPU executor runs the same bodies on
+//! host threads (`tests/cpu_bodies.rs`, in `cargo test`): today through
+//! `grosr::unstable::cpu_executor`, next as a backend of [`Runtime`](crate::Runtime) (the
+//! design is in `benches/NOTES.md`, "The CPU executor").
 
-use core::convert::Infallible;
+use std::panic::Location;
+
+use crate::cpu::Op;
 
 /// A helper function for Rust bodies, declared with `#[grosr::device]`: the type of the same
 /// name carries its CUDA translation, which
@@ -105,27 +108,68 @@ use crate::record::{DevicePtr, DeviceType, Task};
 /// What a Rust task body sees besides its record: the same operations as a CUDA body's `ctx`
 /// and the CUDA functions they stand for. Each method's documentation gives its translation.
 ///
-/// No value of this type exists until the CPU executor runs bodies (see the module's
-/// documentation): its methods are there for rustc to check bodies against.
+/// On a GPU the body runs as that CUDA; on the CPU executor, as written, with `ctx` the
+/// executor's (`crate::cpu`): memory accesses are checked against live allocations (an access
+/// outside them, or a misaligned one, fails the task's job with
+/// [`Error::BodyFault`](crate::Error::BodyFault)), and a warp or block task's collectives meet
+/// across its lanes' threads.
 pub struct Ctx {
-    never: Infallible,
+    pub(crate) run: crate::cpu::TaskRun,
 }
 
 impl core::fmt::Debug for Ctx {
-    fn fmt(&self, _: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self.never {}
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Ctx")
+            .field("lane", &self.run.lane())
+            .field("width", &self.run.width())
+            .finish_non_exhaustive()
     }
 }
 
+/// An element type's bits, for the CPU executor's atomics and shuffles (an implementation
+/// detail of the traits below).
+#[doc(hidden)]
+pub trait Bits: Copy {
+    /// Bytes.
+    const SIZE: u32;
+    /// The value's bits, zero-extended.
+    fn to_bits(self) -> u64;
+    /// The value of the low `SIZE` bytes of `bits`.
+    fn from_bits(bits: u64) -> Self;
+}
+
+macro_rules! bits {
+    ($($t:ty: $size:literal, |$v:ident| $to:expr, |$b:ident| $from:expr;)*) => {$(
+        impl Bits for $t {
+            const SIZE: u32 = $size;
+            fn to_bits(self) -> u64 {
+                let $v = self;
+                $to
+            }
+            fn from_bits($b: u64) -> Self {
+                $from
+            }
+        }
+    )*};
+}
+bits! {
+    u32: 4, |v| u64::from(v), |b| b as u32;
+    i32: 4, |v| u64::from(v as u32), |b| b as u32 as i32;
+    u64: 8, |v| v, |b| b;
+    i64: 8, |v| v as u64, |b| b as i64;
+    f32: 4, |v| u64::from(v.to_bits()), |b| f32::from_bits(b as u32);
+    f64: 8, |v| v.to_bits(), |b| f64::from_bits(b);
+}
+
 /// Element types [`Ctx::atomic_exchange`] takes (CUDA's `atomicExch`).
-pub trait AtomicExchange: DeviceType + Copy {}
+pub trait AtomicExchange: DeviceType + Bits {}
 impl AtomicExchange for u32 {}
 impl AtomicExchange for u64 {}
 impl AtomicExchange for i32 {}
 impl AtomicExchange for f32 {}
 
 /// Element types [`Ctx::shuffle`] takes (CUDA's `__shfl_sync` overloads).
-pub trait Shuffle: DeviceType + Copy {}
+pub trait Shuffle: DeviceType + Bits {}
 impl Shuffle for u32 {}
 impl Shuffle for i32 {}
 impl Shuffle for u64 {}
@@ -134,15 +178,39 @@ impl Shuffle for f32 {}
 impl Shuffle for f64 {}
 
 /// Element types the atomics take (as CUDA's `atomicAdd` and friends do).
-pub trait Atomic: DeviceType + Copy {}
-impl Atomic for u32 {}
-impl Atomic for u64 {}
-impl Atomic for i32 {}
-impl Atomic for f32 {}
-impl Atomic for f64 {}
+pub trait Atomic: DeviceType + Bits {
+    /// `self + other` as `atomicAdd` adds: integers wrap.
+    #[doc(hidden)]
+    fn plus(self, other: Self) -> Self;
+}
+impl Atomic for u32 {
+    fn plus(self, other: Self) -> Self {
+        self.wrapping_add(other)
+    }
+}
+impl Atomic for u64 {
+    fn plus(self, other: Self) -> Self {
+        self.wrapping_add(other)
+    }
+}
+impl Atomic for i32 {
+    fn plus(self, other: Self) -> Self {
+        self.wrapping_add(other)
+    }
+}
+impl Atomic for f32 {
+    fn plus(self, other: Self) -> Self {
+        self + other
+    }
+}
+impl Atomic for f64 {
+    fn plus(self, other: Self) -> Self {
+        self + other
+    }
+}
 
 /// Integer element types for the atomics that compare (`atomicMin`, `atomicMax`).
-pub trait AtomicOrd: DeviceType + Copy {}
+pub trait AtomicOrd: DeviceType + Bits + Ord {}
 impl AtomicOrd for u32 {}
 impl AtomicOrd for u64 {}
 impl AtomicOrd for i32 {}
@@ -152,18 +220,17 @@ impl Ctx {
     /// This thread's index in the task: 0 for a lane task, 0..32 for a warp task, the thread's
     /// index for a block task (`ctx.lane()`).
     pub fn lane(&self) -> u32 {
-        match self.never {}
+        self.run.lane()
     }
 
     /// The task's thread count: 1, 32 or the block's (`ctx.width()`).
     pub fn width(&self) -> u32 {
-        match self.never {}
+        self.run.width()
     }
 
     /// `ptr[index]`, unchecked as in CUDA; `index` is any of `u8`..`u64`.
     pub fn read<T: DeviceType + Copy>(&self, ptr: DevicePtr<T>, index: impl Into<u64>) -> T {
-        let _ = (ptr, index.into());
-        match self.never {}
+        self.run.read(ptr.addr(), index.into())
     }
 
     /// `ptr[index] = value`, unchecked as in CUDA.
@@ -173,8 +240,7 @@ impl Ctx {
         index: impl Into<u64>,
         value: T,
     ) {
-        let _ = (ptr, index.into(), value);
-        match self.never {}
+        self.run.write(ptr.addr(), index.into(), value);
     }
 
     /// Adds `value` to `ptr[index]` atomically; the old value (`atomicAdd`).
@@ -184,8 +250,9 @@ impl Ctx {
         index: impl Into<u64>,
         value: T,
     ) -> T {
-        let _ = (ptr, index.into(), value);
-        match self.never {}
+        T::from_bits(self.run.update(ptr.addr(), index.into(), T::SIZE, |b| {
+            T::from_bits(b).plus(value).to_bits()
+        }))
     }
 
     /// The smaller of `ptr[index]` and `value` into `ptr[index]`, atomically; the old value
@@ -196,8 +263,9 @@ impl Ctx {
         index: impl Into<u64>,
         value: T,
     ) -> T {
-        let _ = (ptr, index.into(), value);
-        match self.never {}
+        T::from_bits(self.run.update(ptr.addr(), index.into(), T::SIZE, |b| {
+            T::from_bits(b).min(value).to_bits()
+        }))
     }
 
     /// The larger, as [`atomic_min`](Ctx::atomic_min) (`atomicMax`).
@@ -207,8 +275,9 @@ impl Ctx {
         index: impl Into<u64>,
         value: T,
     ) -> T {
-        let _ = (ptr, index.into(), value);
-        match self.never {}
+        T::from_bits(self.run.update(ptr.addr(), index.into(), T::SIZE, |b| {
+            T::from_bits(b).max(value).to_bits()
+        }))
     }
 
     /// Stores `value`, atomically; the old value (`atomicExch`).
@@ -218,8 +287,10 @@ impl Ctx {
         index: impl Into<u64>,
         value: T,
     ) -> T {
-        let _ = (ptr, index.into(), value);
-        match self.never {}
+        T::from_bits(
+            self.run
+                .update(ptr.addr(), index.into(), T::SIZE, |_| value.to_bits()),
+        )
     }
 
     /// Stores `value` if `ptr[index]` is `compare`, atomically; the old value (`atomicCAS`).
@@ -230,74 +301,100 @@ impl Ctx {
         compare: u32,
         value: u32,
     ) -> u32 {
-        let _ = (ptr, index.into(), compare, value);
-        match self.never {}
+        let old = self.run.update(ptr.addr(), index.into(), 4, |b| {
+            if b as u32 == compare {
+                u64::from(value)
+            } else {
+                b
+            }
+        });
+        old as u32
     }
 
     /// The sum over the warp's 32 lanes, for every lane (`grosr::warp_sum`); warp tasks only.
+    #[track_caller]
     pub fn warp_sum(&self, x: f32) -> f32 {
-        let _ = x;
-        match self.never {}
+        let r = self
+            .run
+            .meet(Location::caller(), Op::SumF32, x.to_bits() as u64, 0);
+        f32::from_bits(r as u32)
     }
 
     /// The maximum over the warp's 32 lanes (`grosr::warp_max`); warp tasks only.
+    #[track_caller]
     pub fn warp_max(&self, x: f32) -> f32 {
-        let _ = x;
-        match self.never {}
+        let r = self
+            .run
+            .meet(Location::caller(), Op::MaxF32, x.to_bits() as u64, 0);
+        f32::from_bits(r as u32)
     }
 
     /// Bit `l` set when lane `l`'s `p` holds (`__ballot_sync(0xffffffff, p)`); warp tasks only.
+    #[track_caller]
     pub fn ballot(&self, p: bool) -> u32 {
-        let _ = p;
-        match self.never {}
+        self.run
+            .meet(Location::caller(), Op::Ballot, u64::from(p), 0) as u32
     }
 
     /// Whether any lane's `p` holds (`__any_sync`); warp tasks only.
+    #[track_caller]
     pub fn any(&self, p: bool) -> bool {
-        let _ = p;
-        match self.never {}
+        self.run
+            .meet(Location::caller(), Op::Ballot, u64::from(p), 0)
+            != 0
     }
 
     /// Whether every lane's `p` holds (`__all_sync`); warp tasks only.
+    #[track_caller]
     pub fn all(&self, p: bool) -> bool {
-        let _ = p;
-        match self.never {}
+        // No lane's `!p`: one meeting, as __all_sync is one instruction.
+        self.run
+            .meet(Location::caller(), Op::Ballot, u64::from(!p), 0)
+            == 0
     }
 
     /// Lane `lane`'s `x` (`__shfl_sync`); warp tasks only.
+    #[track_caller]
     pub fn shuffle<T: Shuffle>(&self, x: T, lane: u32) -> T {
-        let _ = (x, lane);
-        match self.never {}
+        T::from_bits(
+            self.run
+                .meet(Location::caller(), Op::Shuffle, x.to_bits(), lane),
+        )
     }
 
     /// The `x` of lane `this lane ^ mask` (`__shfl_xor_sync`); warp tasks only.
+    #[track_caller]
     pub fn shuffle_xor<T: Shuffle>(&self, x: T, mask: u32) -> T {
-        let _ = (x, mask);
-        match self.never {}
+        T::from_bits(
+            self.run
+                .meet(Location::caller(), Op::ShuffleXor, x.to_bits(), mask),
+        )
     }
 
     /// Waits for every thread of the block (`__syncthreads`); block tasks only, reached by all.
+    #[track_caller]
     pub fn sync_threads(&self) {
-        match self.never {}
+        self.run.meet(Location::caller(), Op::Barrier, 0, 0);
     }
 
     /// The GPU's nanosecond clock (`grosr::globaltimer`).
     pub fn globaltimer(&self) -> u64 {
-        match self.never {}
+        // As %globaltimer: nanoseconds of the wall clock.
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
     }
 
     /// Fails the task's job with a positive `code` (`ctx.fail`).
     pub fn fail(&mut self, code: i32) {
-        let _ = code;
-        match self.never {}
+        self.run.fail(code);
     }
 
     /// Spawns `task` into the same job. Write it as a struct literal without `..`
     /// (`ctx.spawn(Child { a: .., b: .. })`), which the translation sets field by field; `Child`
     /// must be registered too (`.task::<Child>()`, else [`Error::UnregisteredSpawn`](crate::Error)
     /// at build).
-    pub fn spawn<T: Task>(&mut self, task: T) {
-        let _ = task;
-        match self.never {}
+    pub fn spawn<T: Task + 'static>(&mut self, task: T) {
+        self.run.spawn(&task);
     }
 }

@@ -62,6 +62,8 @@ pub struct TaskInfo {
     /// Its granularity.
     pub granularity: Granularity,
     pub(crate) body: CudaBody,
+    /// A Rust body, type-erased for the CPU executor (`Task::CPU_BODY`).
+    pub(crate) cpu_body: Option<crate::cpu::ErasedBody>,
     pub(crate) type_id: TypeId,
     define: fn(&mut CDefinitions),
 }
@@ -74,9 +76,18 @@ impl TaskInfo {
             size: size_of::<T>(),
             granularity: T::GRANULARITY,
             body: T::BODY,
+            cpu_body: T::CPU_BODY.map(|_| run_cpu_body::<T> as crate::cpu::ErasedBody),
             type_id: TypeId::of::<T>(),
             define: CDefinitions::define::<T>,
         }
+    }
+}
+
+/// `T`'s Rust body over a record's bytes (which the executor copied from a `T`).
+fn run_cpu_body<T: Task>(record: &[u8], ctx: &mut crate::body::Ctx) {
+    let task: T = bytemuck::pod_read_unaligned(record);
+    if let Some(body) = T::CPU_BODY {
+        body(&task, ctx);
     }
 }
 

@@ -109,6 +109,16 @@ pub enum Error {
     /// the message says why. Reports print it as "not available: ...".
     #[error("not available: {0}")]
     Unsupported(String),
+    /// A task run by the CPU executor did what the GPU would fault on or misbehave at (an
+    /// access outside every live allocation, a misaligned one, lanes meeting at different
+    /// collectives) or panicked: its job fails with this, other jobs go on.
+    #[error("task `{task}` faulted on the CPU executor: {what}")]
+    BodyFault {
+        /// The task type's name.
+        task: String,
+        /// What it did.
+        what: String,
+    },
     /// A file could not be read or written.
     #[error("{action}: {source}")]
     Io {
@@ -153,6 +163,9 @@ impl PartialEq for Error {
             E::Stopped => matches!(other, E::Stopped),
             E::OutcomeForgotten => matches!(other, E::OutcomeForgotten),
             E::Unsupported(a) => matches!(other, E::Unsupported(b) if a == b),
+            E::BodyFault { task, what } => {
+                matches!(other, E::BodyFault { task: t, what: w } if task == t && what == w)
+            }
             E::Io { action, source } => matches!(other, E::Io { action: a, source: s }
                 if action == a && source.kind() == s.kind() && source.to_string() == s.to_string()),
         }

@@ -42,6 +42,7 @@ mod buffer;
 mod codegen;
 mod compile;
 mod copy_streams;
+mod cpu;
 mod driver;
 mod error;
 #[cfg(not(loom))]
@@ -89,7 +90,15 @@ pub mod unstable {
         WhileBody, link,
     };
 
-    use crate::{Gpu, Optimize, Runtime};
+    use crate::{Gpu, Optimize, Runtime, RuntimeBuilder};
+
+    pub use crate::cpu::{CpuExecutor, CpuJob, HostBuffer};
+
+    /// A CPU executor for `builder`'s task types on `threads` threads (the CPU backend's core,
+    /// before `Runtime` wraps it): nothing is compiled and no GPU is needed.
+    pub fn cpu_executor(builder: &RuntimeBuilder, threads: usize) -> crate::Result<CpuExecutor> {
+        CpuExecutor::new(builder.task_infos(), threads)
+    }
 
     /// The runtime's compiled module: its scheduler, baseline and extra (`RuntimeBuilder::cuda`)
     /// kernels.

@@ -220,6 +220,9 @@ pub unsafe trait Task: Record {
     const GRANULARITY: Granularity;
     /// The CUDA body.
     const BODY: CudaBody;
+    /// A Rust body (`#[grosr::task(rust = ..)]`) as the function the CPU executor runs; `None`
+    /// for a CUDA C body, which only a GPU can run.
+    const CPU_BODY: Option<fn(&Self, &mut crate::body::Ctx)> = None;
 }
 
 /// The C definitions of a set of records, each once, every record after those it contains.

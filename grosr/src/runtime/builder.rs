@@ -281,6 +281,11 @@ impl RuntimeBuilder {
         s
     }
 
+    /// The registered task types, kind `k` at `k`.
+    pub(crate) fn task_infos(&self) -> &[TaskInfo] {
+        &self.tasks
+    }
+
     /// Compiles the module for `sm_<arch>` (e.g. 90 for an H100 or H200) into the compile cache
     /// without a GPU (NVRTC only), so that a later [`build`](RuntimeBuilder::build) on a machine
     /// with that cache folder loads it instead of compiling: a small program of the crate's own,

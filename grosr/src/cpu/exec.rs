@@ -1,0 +1,604 @@
+//! The CPU executor's threads, jobs and the `TaskRun` behind a body's `ctx`.
+//!
+//! Worker threads take tasks from one shared queue. A lane task runs its Rust function right on
+//! the worker; a warp or block task runs on a gang (`gang.rs`). A job counts its tasks: a submit
+//! counts its records, a spawn counts its child before the parent's task ends, and each task's
+//! end uncounts it; the job is done when its count reaches zero.
+
+use std::any::TypeId;
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::panic::{AssertUnwindSafe, Location};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::gang::{Gang, GangRef, GangTask, Op};
+use super::memory::{Allocation, Cursor, HostMemory};
+use crate::body::Ctx;
+use crate::codegen::TaskInfo;
+use crate::error::{Error, Result};
+use crate::layout::BLOCK_THREADS;
+use crate::record::{DevicePtr, Granularity, MAX_RECORD_BYTES, Task};
+
+/// A Rust body over a record's bytes (`TaskInfo`'s type-erased `Task::CPU_BODY`).
+pub(crate) type ErasedBody = fn(&[u8], &mut Ctx);
+
+/// One task type as the executor sees it.
+struct Kind {
+    name: &'static str,
+    granularity: Granularity,
+    size: usize,
+    body: Option<ErasedBody>,
+}
+
+/// One queued task.
+struct Item {
+    kind: u32,
+    job: Arc<JobState>,
+    record: [u8; MAX_RECORD_BYTES],
+}
+
+/// A job's count and outcome.
+pub(crate) struct JobState {
+    pending: AtomicI64,
+    error: Mutex<Option<Error>>,
+    done: Mutex<bool>,
+    finished: Condvar,
+}
+
+impl JobState {
+    fn new(tasks: i64) -> Arc<JobState> {
+        Arc::new(JobState {
+            pending: AtomicI64::new(tasks),
+            error: Mutex::new(None),
+            done: Mutex::new(tasks == 0),
+            finished: Condvar::new(),
+        })
+    }
+
+    /// The job's first error wins.
+    fn fail(&self, e: Error) {
+        let mut slot = self.error.lock().unwrap_or_else(|e| e.into_inner());
+        slot.get_or_insert(e);
+    }
+
+    /// One task ended (after counting whatever it spawned).
+    fn finish_one(&self) {
+        // AcqRel: every task's effects precede the waiter's return (the last decrement
+        // acquires all earlier ones through the count's release sequence).
+        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            *self.done.lock().unwrap_or_else(|e| e.into_inner()) = true;
+            self.finished.notify_all();
+        }
+    }
+}
+
+struct Shared {
+    kinds: Vec<Kind>,
+    by_type: HashMap<TypeId, u32>,
+    executed: Vec<AtomicU64>,
+    queue: Mutex<VecDeque<Item>>,
+    ready: Condvar,
+    stop: AtomicBool,
+    /// Worker threads: each takes its share of the queue (at most BATCH).
+    threads: usize,
+    memory: HostMemory,
+    warp_gangs: Mutex<Vec<Gang>>,
+    block_gangs: Mutex<Vec<Gang>>,
+}
+
+impl Shared {
+    fn queue(&self) -> MutexGuard<'_, VecDeque<Item>> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Runs tasks with Rust bodies on host threads (`Task::CPU_BODY`): the CPU executor's core, which
+/// the CPU backend of [`Runtime`](crate::Runtime) is to wrap (`benches/NOTES.md`, "The CPU
+/// executor"). Unstable: for grosr's own tests until then.
+pub struct CpuExecutor {
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+/// A submitted job on the [`CpuExecutor`].
+pub struct CpuJob {
+    state: Arc<JobState>,
+}
+
+impl CpuJob {
+    /// Waits until every task of the job (and everything they spawned) has run, at most
+    /// `timeout`: the first task failure or fault as an error.
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        let mut done = self.state.done.lock().unwrap_or_else(|e| e.into_inner());
+        while !*done {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Error::Timeout(timeout, "a CPU job"));
+            }
+            done = self
+                .state
+                .finished
+                .wait_timeout(done, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        drop(done);
+        match self
+            .state
+            .error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Host memory registered with a [`CpuExecutor`]: what a [`DeviceBuffer`](crate::DeviceBuffer)
+/// is to a GPU. Bodies reach it through [`ptr`](Self::ptr); freed (unregistered) on drop.
+pub struct HostBuffer<T: bytemuck::Pod> {
+    alloc: Arc<Allocation>,
+    shared: Arc<Shared>,
+    len: usize,
+    _elem: std::marker::PhantomData<T>,
+}
+
+impl<T: bytemuck::Pod> HostBuffer<T> {
+    /// The address of element 0, for task records.
+    pub fn ptr(&self) -> DevicePtr<T> {
+        DevicePtr::from_raw(self.alloc.base())
+    }
+    /// A copy of the elements (racing tasks that write them, as a GPU copy would).
+    pub fn to_vec(&self) -> Vec<T> {
+        let mut out = vec![T::zeroed(); self.len];
+        self.alloc
+            .read(self.alloc.base(), bytemuck::cast_slice_mut(&mut out));
+        out
+    }
+    /// Overwrites the first `data.len()` elements (at most `len`).
+    pub fn write(&self, data: &[T]) {
+        let n = data.len().min(self.len);
+        self.alloc
+            .write(self.alloc.base(), bytemuck::cast_slice(&data[..n]));
+    }
+}
+
+impl<T: bytemuck::Pod> Drop for HostBuffer<T> {
+    fn drop(&mut self) {
+        self.shared.memory.free(&self.alloc);
+    }
+}
+
+impl CpuExecutor {
+    /// An executor for `tasks` (kind `k` is `tasks[k]`) on `threads` worker threads (at least 1).
+    pub(crate) fn new(tasks: &[TaskInfo], threads: usize) -> Result<CpuExecutor> {
+        let shared = Arc::new(Shared {
+            kinds: tasks
+                .iter()
+                .map(|t| Kind {
+                    name: t.name,
+                    granularity: t.granularity,
+                    size: t.size,
+                    body: t.cpu_body,
+                })
+                .collect(),
+            by_type: tasks
+                .iter()
+                .enumerate()
+                .map(|(k, t)| (t.type_id, k as u32))
+                .collect(),
+            executed: tasks.iter().map(|_| AtomicU64::new(0)).collect(),
+            queue: Mutex::new(VecDeque::new()),
+            ready: Condvar::new(),
+            stop: AtomicBool::new(false),
+            threads: threads.max(1),
+            memory: HostMemory::default(),
+            warp_gangs: Mutex::new(Vec::new()),
+            block_gangs: Mutex::new(Vec::new()),
+        });
+        let mut ex = CpuExecutor {
+            shared,
+            workers: Vec::new(),
+        };
+        for w in 0..threads.max(1) {
+            let shared = Arc::clone(&ex.shared);
+            let t = std::thread::Builder::new()
+                .name(format!("grosr-cpu-{w}"))
+                .spawn(move || worker(&shared))
+                .map_err(|e| Error::io("starting a CPU executor thread", e))?;
+            ex.workers.push(t);
+        }
+        Ok(ex)
+    }
+
+    /// `data` in host memory that bodies can address.
+    pub fn buffer<T: bytemuck::Pod>(&self, data: &[T]) -> HostBuffer<T> {
+        let alloc = self.shared.memory.alloc(std::mem::size_of_val(data) as u64);
+        alloc.write(alloc.base(), bytemuck::cast_slice(data));
+        HostBuffer {
+            alloc,
+            shared: Arc::clone(&self.shared),
+            len: data.len(),
+            _elem: std::marker::PhantomData,
+        }
+    }
+
+    /// Submits `records` as one job.
+    pub fn submit<T: Task + 'static>(&self, records: &[T]) -> Result<CpuJob> {
+        let kind = *self
+            .shared
+            .by_type
+            .get(&TypeId::of::<T>())
+            .ok_or(Error::UnregisteredTask(T::C_NAME))?;
+        let job = JobState::new(records.len() as i64);
+        {
+            let mut q = self.shared.queue();
+            for r in records {
+                let mut record = [0u8; MAX_RECORD_BYTES];
+                record[..size_of::<T>()].copy_from_slice(bytemuck::bytes_of(r));
+                q.push_back(Item {
+                    kind,
+                    job: Arc::clone(&job),
+                    record,
+                });
+            }
+        }
+        self.shared.ready.notify_all();
+        Ok(CpuJob { state: job })
+    }
+
+    /// How many tasks of type `T` have run.
+    pub fn executed<T: Task + 'static>(&self) -> Result<u64> {
+        let kind = self
+            .shared
+            .by_type
+            .get(&TypeId::of::<T>())
+            .ok_or(Error::UnregisteredTask(T::C_NAME))?;
+        Ok(self.shared.executed[*kind as usize].load(Ordering::Relaxed))
+    }
+}
+
+impl std::fmt::Debug for CpuExecutor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<_> = self.shared.kinds.iter().map(|k| k.name).collect();
+        f.debug_struct("CpuExecutor")
+            .field("tasks", &names)
+            .field("threads", &self.workers.len())
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for CpuJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CpuJob")
+            .field("pending", &self.state.pending.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl<T: bytemuck::Pod> std::fmt::Debug for HostBuffer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostBuffer")
+            .field("elem", &std::any::type_name::<T>())
+            .field("len", &self.len)
+            .field("addr", &format_args!("{:#x}", self.alloc.base()))
+            .finish()
+    }
+}
+
+impl Drop for CpuExecutor {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        // Under the queue's lock: a worker between its look at `stop` and its wait cannot miss it.
+        drop(self.shared.queue());
+        self.shared.ready.notify_all();
+        for t in self.workers.drain(..) {
+            let _ = t.join();
+        }
+        // The gangs' threads end with them.
+        self.shared
+            .warp_gangs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        self.shared
+            .block_gangs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+}
+
+/// Tasks a worker takes from the queue at once (one lock for them all).
+const BATCH: usize = 32;
+
+fn worker(shared: &Arc<Shared>) {
+    // One context for every lane task this worker runs: each task moves its job in.
+    let mut ctx = Ctx {
+        run: TaskRun {
+            shared: Arc::clone(shared),
+            job: JobState::new(0),
+            kind: 0,
+            lane: 0,
+            width: 1,
+            gang: None,
+            cursor: RefCell::new(Cursor::default()),
+        },
+    };
+    let mut batch: Vec<Item> = Vec::with_capacity(BATCH);
+    let mut executed = vec![0u64; shared.kinds.len()];
+    loop {
+        {
+            let mut q = shared.queue();
+            while q.is_empty() {
+                if shared.stop.load(Ordering::Acquire) {
+                    return;
+                }
+                q = shared.ready.wait(q).unwrap_or_else(|e| e.into_inner());
+            }
+            // An even share of what is queued, so that the other workers find some too.
+            let take = q.len().div_ceil(shared.threads).min(BATCH);
+            batch.extend(q.drain(..take));
+        }
+        for item in batch.drain(..) {
+            let kind = item.kind as usize;
+            run_item(shared, item, &mut ctx);
+            executed[kind] += 1;
+            // After the task's effects and its spawns' counts.
+            ctx.run.job.finish_one();
+        }
+        for (k, n) in executed.iter_mut().enumerate() {
+            if *n > 0 {
+                shared.executed[k].fetch_add(std::mem::take(n), Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Runs one task with the worker's `ctx`, whose job becomes the task's.
+fn run_item(shared: &Arc<Shared>, item: Item, ctx: &mut Ctx) {
+    let kind = &shared.kinds[item.kind as usize];
+    ctx.run.job = item.job;
+    ctx.run.kind = item.kind;
+    let record = &item.record[..kind.size];
+    match kind.body {
+        None => ctx.run.fault(
+            "its body is CUDA C, which only a GPU runs: give it a Rust body \
+             (`#[grosr::task(rust = |task, ctx| ..)]`) to run it on the CPU"
+                .into(),
+        ),
+        Some(body) => match kind.granularity {
+            Granularity::Lane => call_body(body, record, ctx),
+            Granularity::Warp => {
+                run_on_gang(shared, &shared.warp_gangs, 32, body, record, &ctx.run)
+            }
+            Granularity::Block => run_on_gang(
+                shared,
+                &shared.block_gangs,
+                BLOCK_THREADS,
+                body,
+                record,
+                &ctx.run,
+            ),
+        },
+    }
+}
+
+/// Runs a warp or block task on an idle gang of `width` lanes from `pool` (a new one if none is
+/// idle), each lane with a copy of `run`.
+fn run_on_gang(
+    shared: &Arc<Shared>,
+    pool: &Mutex<Vec<Gang>>,
+    width: u32,
+    body: ErasedBody,
+    record: &[u8],
+    run: &TaskRun,
+) {
+    let taken = pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
+    let gang = match taken.map(Ok).unwrap_or_else(|| Gang::new(width)) {
+        Ok(g) => g,
+        Err(e) => {
+            run.job
+                .fail(Error::io("starting the threads of a CPU gang", e));
+            return;
+        }
+    };
+    let task = GangTask {
+        body,
+        record: record.to_vec(),
+        run: run.clone(),
+    };
+    if let Some(what) = gang.run(task) {
+        run.job.fail(Error::BodyFault {
+            task: shared.kinds[run.kind as usize].name.to_string(),
+            what,
+        });
+    }
+    pool.lock().unwrap_or_else(|e| e.into_inner()).push(gang);
+}
+
+/// Calls `body` on `record`; a panic fails the task's job instead of the thread.
+pub(crate) fn call_body(body: ErasedBody, record: &[u8], ctx: &mut Ctx) {
+    if let Err(p) = std::panic::catch_unwind(AssertUnwindSafe(|| body(record, ctx))) {
+        let msg = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".into());
+        ctx.run.fault(format!("it panicked: {msg}"));
+    }
+}
+
+/// What one thread of one task has: the executor, the job, its lane and, for warp and block
+/// tasks, its gang. A body's `ctx` (`body::Ctx`) holds one.
+pub(crate) struct TaskRun {
+    shared: Arc<Shared>,
+    job: Arc<JobState>,
+    kind: u32,
+    lane: u32,
+    width: u32,
+    gang: Option<GangRef>,
+    /// The last allocation this thread hit (a body's reads take `&self`).
+    cursor: RefCell<Cursor>,
+}
+
+impl Clone for TaskRun {
+    fn clone(&self) -> TaskRun {
+        TaskRun {
+            shared: Arc::clone(&self.shared),
+            job: Arc::clone(&self.job),
+            kind: self.kind,
+            lane: self.lane,
+            width: self.width,
+            gang: self.gang.clone(),
+            cursor: RefCell::new(Cursor::default()),
+        }
+    }
+}
+
+impl TaskRun {
+    /// This task's run for lane `lane` of a gang of `width`.
+    pub(crate) fn for_lane(&self, lane: u32, width: u32, gang: Option<GangRef>) -> TaskRun {
+        TaskRun {
+            lane,
+            width,
+            gang,
+            ..self.clone()
+        }
+    }
+
+    pub(crate) fn lane(&self) -> u32 {
+        self.lane
+    }
+
+    pub(crate) fn width(&self) -> u32 {
+        self.width
+    }
+
+    fn task_name(&self) -> String {
+        self.shared.kinds[self.kind as usize].name.to_string()
+    }
+
+    /// Fails the task's job with a [`Error::BodyFault`] saying `what`.
+    pub(crate) fn fault(&self, what: String) {
+        self.job.fail(Error::BodyFault {
+            task: self.task_name(),
+            what,
+        });
+    }
+
+    /// `ctx.fail(code)`.
+    pub(crate) fn fail(&self, code: i32) {
+        self.job.fail(Error::TaskFailed {
+            task: self.task_name(),
+            code: code.max(1),
+        });
+    }
+
+    /// `f` over the allocation holding `len` bytes at `ptr + index * len` (aligned to `align`)
+    /// and that address; `None` (and the task's job failed) if there is none.
+    fn at<R>(
+        &self,
+        what: &str,
+        (ptr, index, len, align): (u64, u64, u64, u64),
+        f: impl FnOnce(&Allocation, u64) -> R,
+    ) -> Option<R> {
+        let addr = index.checked_mul(len).and_then(|o| ptr.checked_add(o));
+        let done = addr.filter(|a| a % align == 0).and_then(|a| {
+            let mut cursor = self.cursor.borrow_mut();
+            cursor
+                .find(&self.shared.memory, a, len)
+                .map(|alloc| f(alloc, a))
+        });
+        if done.is_none() {
+            self.fault(format!(
+                "{what} of {len} bytes at {ptr:#x} + {index} × {len}: {}",
+                if addr.is_some_and(|a| a % align != 0) {
+                    "misaligned"
+                } else {
+                    "outside every live allocation"
+                }
+            ));
+        }
+        done
+    }
+
+    pub(crate) fn read<T: bytemuck::Pod>(&self, ptr: u64, index: u64) -> T {
+        let mut v = T::zeroed();
+        let place = (ptr, index, size_of::<T>() as u64, align_of::<T>() as u64);
+        self.at("a read", place, |a, addr| {
+            a.read(addr, bytemuck::bytes_of_mut(&mut v))
+        });
+        v
+    }
+
+    pub(crate) fn write<T: bytemuck::Pod>(&mut self, ptr: u64, index: u64, value: T) {
+        let place = (ptr, index, size_of::<T>() as u64, align_of::<T>() as u64);
+        self.at("a write", place, |a, addr| {
+            a.write(addr, bytemuck::bytes_of(&value))
+        });
+    }
+
+    /// An atomic read-modify-write of a `size`-byte element (4 or 8), `f` over its bits.
+    pub(crate) fn update(
+        &mut self,
+        ptr: u64,
+        index: u64,
+        size: u32,
+        f: impl Fn(u64) -> u64,
+    ) -> u64 {
+        let len = u64::from(size);
+        self.at("an atomic", (ptr, index, len, len), |a, addr| {
+            a.update(addr, size, f)
+        })
+        .unwrap_or(0)
+    }
+
+    /// Counts `record` (of type `T`) into the job and queues it.
+    pub(crate) fn spawn<T: Task + 'static>(&mut self, task: &T) {
+        let Some(&kind) = self.shared.by_type.get(&TypeId::of::<T>()) else {
+            self.fault(format!(
+                "it spawns `{}`, which is not registered: add `.task::<{}>()`",
+                T::C_NAME,
+                T::C_NAME
+            ));
+            return;
+        };
+        // Counted before this task's own end is (finish_one), so the job cannot complete first.
+        self.job.pending.fetch_add(1, Ordering::Relaxed);
+        let mut record = [0u8; MAX_RECORD_BYTES];
+        record[..size_of::<T>()].copy_from_slice(bytemuck::bytes_of(task));
+        self.shared.queue().push_back(Item {
+            kind,
+            job: Arc::clone(&self.job),
+            record,
+        });
+        self.shared.ready.notify_one();
+    }
+
+    /// This lane's part in a collective (`op` at `site`); a lane task is a gang of one.
+    pub(crate) fn meet(
+        &self,
+        site: &'static Location<'static>,
+        op: Op,
+        value: u64,
+        arg: u32,
+    ) -> u64 {
+        match &self.gang {
+            Some(g) => g.meet(self.lane, site, op, value, arg),
+            None => value,
+        }
+    }
+}
+
+fn _assert_send() {
+    fn send<T: Send>() {}
+    send::<TaskRun>();
+    send::<CpuExecutor>();
+}

@@ -1,0 +1,316 @@
+//! Warp and block tasks on the CPU: a gang of host threads, one per lane, runs the body, and its
+//! collectives (`ctx.warp_sum`, `ctx.shuffle`, `ctx.sync_threads`, ...) are rendezvous of the
+//! gang's live lanes.
+//!
+//! Every lane runs the task's Rust function with its own `ctx.lane()`. A collective waits until
+//! every lane still in the body has reached it, then each gets what the GPU instruction gives it
+//! (sums reduce in the GPU's butterfly order, so a float sum is bit for bit the GPU's). Lanes
+//! that returned take no part, as with a warp's exited threads. Each collective names its call
+//! site (`#[track_caller]`): lanes that meet at different sites fail the task with
+//! [`Error::BodyFault`](crate::Error) (a divergent `__shfl_sync` misbehaves on a GPU), and no
+//! lane waits any more for that task, so it ends instead of hanging.
+
+use std::panic::Location;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use super::exec::TaskRun;
+use crate::body::Ctx;
+
+/// What a collective computes over the lanes' values.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Op {
+    /// f32 sum (warp_sum), in the butterfly order.
+    SumF32,
+    /// f32 maximum (warp_max), in the butterfly order.
+    MaxF32,
+    /// A bit per lane whose value is nonzero.
+    Ballot,
+    /// The value of lane `arg` (`__shfl_sync`).
+    Shuffle,
+    /// The value of lane `lane ^ arg` (`__shfl_xor_sync`).
+    ShuffleXor,
+    /// Nothing: a barrier (`__syncthreads`).
+    Barrier,
+}
+
+/// The body a gang runs and the task's run, which each lane copies with its own lane index.
+#[derive(Clone)]
+pub(crate) struct GangTask {
+    pub(crate) body: fn(&[u8], &mut Ctx),
+    pub(crate) record: Vec<u8>,
+    pub(crate) run: TaskRun,
+}
+
+struct State {
+    /// Bumped for each task; a lane runs each epoch's task once.
+    epoch: u64,
+    task: Option<GangTask>,
+    /// Lanes still in the body.
+    live: u32,
+    // The collective being met: its site and op, who has arrived, their values and arguments.
+    site: Option<&'static Location<'static>>,
+    op: Op,
+    arrived: u32,
+    here: Vec<bool>,
+    values: Vec<u64>,
+    args: Vec<u32>,
+    results: Vec<u64>,
+    round: u64,
+    /// Set when lanes met at different sites: the task fails and no lane waits again.
+    diverged: Option<String>,
+    quit: bool,
+}
+
+struct Shared {
+    width: u32,
+    state: Mutex<State>,
+    /// Lanes wait here for a task.
+    start: Condvar,
+    /// Lanes wait here for a collective to complete.
+    meet: Condvar,
+    /// The runner waits here for the last lane to return.
+    done: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A gang of `width` lane threads.
+pub(crate) struct Gang {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+/// A lane's way to its gang's collectives (what `Ctx` holds for warp and block tasks).
+#[derive(Clone)]
+pub(crate) struct GangRef {
+    shared: Arc<Shared>,
+}
+
+impl Gang {
+    /// A gang of `width` lanes (32 for warp tasks, the block's width for block tasks).
+    pub(crate) fn new(width: u32) -> std::io::Result<Gang> {
+        let w = width as usize;
+        let shared = Arc::new(Shared {
+            width,
+            state: Mutex::new(State {
+                epoch: 0,
+                task: None,
+                live: 0,
+                site: None,
+                op: Op::Barrier,
+                arrived: 0,
+                here: vec![false; w],
+                values: vec![0; w],
+                args: vec![0; w],
+                results: vec![0; w],
+                round: 0,
+                diverged: None,
+                quit: false,
+            }),
+            start: Condvar::new(),
+            meet: Condvar::new(),
+            done: Condvar::new(),
+        });
+        let mut threads = Vec::with_capacity(w);
+        for lane in 0..width {
+            let mine = Arc::clone(&shared);
+            let spawned = std::thread::Builder::new()
+                .name(format!("grosr-cpu-lane-{lane}"))
+                .spawn(move || lane_loop(&mine, lane));
+            match spawned {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    // The lanes started so far must not wait for a task forever.
+                    drop(Gang {
+                        shared: Arc::clone(&shared),
+                        threads,
+                    });
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Gang { shared, threads })
+    }
+
+    /// Runs `task` on every lane and returns once each has returned; the message of a
+    /// divergence, if the lanes met at different collectives.
+    pub(crate) fn run(&self, task: GangTask) -> Option<String> {
+        let s = &self.shared;
+        let mut st = s.lock();
+        st.task = Some(task);
+        st.live = s.width;
+        st.site = None;
+        st.arrived = 0;
+        st.here.iter_mut().for_each(|h| *h = false);
+        st.diverged = None;
+        st.epoch += 1;
+        s.start.notify_all();
+        while st.live > 0 {
+            st = s.done.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+        st.task = None;
+        st.diverged.take()
+    }
+}
+
+impl Drop for Gang {
+    fn drop(&mut self) {
+        self.shared.lock().quit = true;
+        self.shared.start.notify_all();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+fn lane_loop(shared: &Arc<Shared>, lane: u32) {
+    let mut seen = 0u64;
+    loop {
+        let task = {
+            let mut st = shared.lock();
+            while st.epoch == seen && !st.quit {
+                st = shared.start.wait(st).unwrap_or_else(|e| e.into_inner());
+            }
+            if st.quit {
+                return;
+            }
+            seen = st.epoch;
+            st.task.clone()
+        };
+        if let Some(task) = task {
+            let gang = GangRef {
+                shared: Arc::clone(shared),
+            };
+            let mut ctx = Ctx {
+                run: task.run.for_lane(lane, shared.width, Some(gang)),
+            };
+            super::exec::call_body(task.body, &task.record, &mut ctx);
+        }
+        let mut st = shared.lock();
+        st.live -= 1;
+        if st.live == 0 {
+            shared.done.notify_all();
+        } else if st.arrived > 0 && st.arrived == st.live {
+            // The lanes left were all waiting for this one at a collective.
+            complete(&mut st, shared.width);
+            shared.meet.notify_all();
+        }
+    }
+}
+
+/// Everyone who had to arrive has: compute each lane's result, open the next round.
+fn complete(st: &mut State, width: u32) {
+    let w = width as usize;
+    let here = |l: usize, st: &State| st.here[l];
+    match st.op {
+        Op::SumF32 | Op::MaxF32 => {
+            // The GPU's butterfly: v[l] op= v[l ^ o] for o = 16, 8, 4, 2, 1 (grosr_warp.cuh).
+            let mut v: Vec<f32> = (0..w)
+                .map(|l| {
+                    if here(l, st) {
+                        f32::from_bits(st.values[l] as u32)
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let mut o = w / 2;
+            while o > 0 {
+                let prev = v.clone();
+                for l in 0..w {
+                    v[l] = match st.op {
+                        Op::SumF32 => prev[l] + prev[l ^ o],
+                        _ => prev[l].max(prev[l ^ o]),
+                    };
+                }
+                o /= 2;
+            }
+            for (r, x) in st.results.iter_mut().zip(&v) {
+                *r = u64::from(x.to_bits());
+            }
+        }
+        Op::Ballot => {
+            let mask = (0..w.min(64))
+                .filter(|&l| here(l, st) && st.values[l] != 0)
+                .fold(0u64, |m, l| m | 1 << l);
+            st.results.iter_mut().for_each(|r| *r = mask);
+        }
+        Op::Shuffle | Op::ShuffleXor => {
+            for l in 0..w {
+                let src = match st.op {
+                    Op::Shuffle => st.args[l] as usize % w,
+                    _ => (l ^ st.args[l] as usize) % w,
+                };
+                // An exited lane's value is undefined on a GPU: this lane's own, here.
+                st.results[l] = if here(src, st) {
+                    st.values[src]
+                } else {
+                    st.values[l]
+                };
+            }
+        }
+        Op::Barrier => {}
+    }
+    st.site = None;
+    st.arrived = 0;
+    st.here.iter_mut().for_each(|h| *h = false);
+    st.round += 1;
+}
+
+impl GangRef {
+    /// Lane `lane`'s part in the collective `op` at `site`: its result, or 0 once the task has
+    /// diverged.
+    pub(crate) fn meet(
+        &self,
+        lane: u32,
+        site: &'static Location<'static>,
+        op: Op,
+        value: u64,
+        arg: u32,
+    ) -> u64 {
+        let s = &self.shared;
+        let mut st = s.lock();
+        if st.diverged.is_some() {
+            return 0;
+        }
+        match st.site {
+            None => {
+                st.site = Some(site);
+                st.op = op;
+            }
+            Some(first) if first != site || st.op != op => {
+                st.diverged = Some(format!(
+                    "its lanes met at different collectives ({first} and {site}): on a GPU a \
+                     collective needs all of a warp's lanes (or a block's threads) at the same one"
+                ));
+                s.meet.notify_all();
+                return 0;
+            }
+            Some(_) => {}
+        }
+        let l = lane as usize;
+        st.here[l] = true;
+        st.values[l] = value;
+        st.args[l] = arg;
+        st.arrived += 1;
+        let round = st.round;
+        if st.arrived == st.live {
+            complete(&mut st, s.width);
+            s.meet.notify_all();
+        } else {
+            while st.round == round && st.diverged.is_none() {
+                st = s.meet.wait(st).unwrap_or_else(|e| e.into_inner());
+            }
+        }
+        if st.diverged.is_some() {
+            0
+        } else {
+            st.results[l]
+        }
+    }
+}

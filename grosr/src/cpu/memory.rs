@@ -1,0 +1,181 @@
+//! Host memory that task bodies run by the CPU executor address as they would device memory.
+//!
+//! Every allocation is registered by its address, and every access a body makes is checked
+//! against the live allocations: a body cannot reach freed or foreign memory from safe Rust (the
+//! access fails its task instead). All memory is `AtomicU64` words and every access goes
+//! through whole words (a 4-byte store is a compare-and-swap of its word), so concurrent bodies
+//! race as GPU threads do (plain accesses may interleave, atomics do not) without a data race
+//! or a mixed-size atomic access in Rust's model.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+/// One allocation: zeroed words at a stable address.
+pub(crate) struct Allocation {
+    words: Box<[AtomicU64]>,
+    bytes: u64,
+    live: AtomicBool,
+}
+
+impl Allocation {
+    /// The address of byte 0 (what a `DevicePtr` to it holds).
+    pub(crate) fn base(&self) -> u64 {
+        self.words.as_ptr() as u64
+    }
+
+    /// Whether `[addr, addr + len)` lies inside this allocation, and it has not been freed.
+    fn holds(&self, addr: u64, len: u64) -> bool {
+        let base = self.base();
+        self.live.load(Ordering::Acquire)
+            && addr >= base
+            && addr
+                .checked_add(len)
+                .is_some_and(|end| end <= base + self.bytes)
+    }
+
+    /// The word holding byte `addr` and the byte's offset in it.
+    fn word(&self, addr: u64) -> (&AtomicU64, u32) {
+        let off = addr - self.base();
+        (&self.words[(off / 8) as usize], (off % 8) as u32)
+    }
+
+    /// Copies `out.len()` bytes from `addr` (inside; see [`holds`](Self::holds)). Each word is
+    /// read once, atomically: an access within one word is never torn.
+    pub(crate) fn read(&self, addr: u64, out: &mut [u8]) {
+        let mut done = 0usize;
+        while done < out.len() {
+            let (word, shift) = self.word(addr + done as u64);
+            let take = (8 - shift as usize).min(out.len() - done);
+            let bytes = word.load(Ordering::Relaxed).to_le_bytes();
+            out[done..done + take].copy_from_slice(&bytes[shift as usize..shift as usize + take]);
+            done += take;
+        }
+    }
+
+    /// Stores `data` at `addr` (inside): whole words plainly, parts of words by
+    /// compare-and-swap, so the other bytes of a word are never overwritten with stale values.
+    pub(crate) fn write(&self, addr: u64, data: &[u8]) {
+        let mut done = 0usize;
+        while done < data.len() {
+            let (word, shift) = self.word(addr + done as u64);
+            let take = (8 - shift as usize).min(data.len() - done);
+            let part = &data[done..done + take];
+            if take == 8 {
+                let v = u64::from_le_bytes(part.try_into().unwrap_or([0; 8]));
+                word.store(v, Ordering::Relaxed);
+            } else {
+                let _ = word.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                    let mut bytes = old.to_le_bytes();
+                    bytes[shift as usize..shift as usize + take].copy_from_slice(part);
+                    Some(u64::from_le_bytes(bytes))
+                });
+            }
+            done += take;
+        }
+    }
+
+    /// An atomic read-modify-write of the `size`-byte value (1, 2, 4 or 8, aligned to its size)
+    /// at `addr`: `f` maps the old value (zero-extended) to the new one; returns the old.
+    pub(crate) fn update(&self, addr: u64, size: u32, f: impl Fn(u64) -> u64) -> u64 {
+        let (word, shift) = self.word(addr);
+        let bits = size * 8;
+        let mask = if bits == 64 {
+            u64::MAX
+        } else {
+            (1u64 << bits) - 1
+        };
+        let field = |w: u64| (w >> (shift * 8)) & mask;
+        let old = word
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+                let new = f(field(w)) & mask;
+                Some((w & !(mask << (shift * 8))) | (new << (shift * 8)))
+            })
+            .unwrap_or(0);
+        field(old)
+    }
+}
+
+/// The live allocations, by base address.
+#[derive(Default)]
+pub(crate) struct HostMemory {
+    allocs: RwLock<BTreeMap<u64, Arc<Allocation>>>,
+}
+
+impl HostMemory {
+    /// `bytes` zeroed bytes (at least one word), registered.
+    pub(crate) fn alloc(&self, bytes: u64) -> Arc<Allocation> {
+        let words = bytes.div_ceil(8).max(1) as usize;
+        let a = Arc::new(Allocation {
+            words: (0..words).map(|_| AtomicU64::new(0)).collect(),
+            bytes,
+            live: AtomicBool::new(true),
+        });
+        let mut map = self.allocs.write().unwrap_or_else(|e| e.into_inner());
+        map.insert(a.base(), Arc::clone(&a));
+        a
+    }
+
+    /// Unregisters `a`: bodies' accesses to it fail from now on (one that holds it keeps the
+    /// words alive, so a late access is refused, never a use-after-free).
+    pub(crate) fn free(&self, a: &Allocation) {
+        a.live.store(false, Ordering::Release);
+        let mut map = self.allocs.write().unwrap_or_else(|e| e.into_inner());
+        map.remove(&a.base());
+    }
+
+    /// The live allocation holding `[addr, addr + len)`, if any.
+    pub(crate) fn find(&self, addr: u64, len: u64) -> Option<Arc<Allocation>> {
+        let map = self.allocs.read().unwrap_or_else(|e| e.into_inner());
+        let (_, a) = map.range(..=addr).next_back()?;
+        a.holds(addr, len).then(|| Arc::clone(a))
+    }
+}
+
+/// A thread's way into [`HostMemory`]: the last allocation it hit, looked at first.
+#[derive(Default)]
+pub(crate) struct Cursor {
+    last: Option<Arc<Allocation>>,
+}
+
+impl Cursor {
+    /// The live allocation holding `[addr, addr + len)`, if any.
+    pub(crate) fn find(&mut self, memory: &HostMemory, addr: u64, len: u64) -> Option<&Allocation> {
+        let hit = self.last.as_ref().is_some_and(|a| a.holds(addr, len));
+        if !hit {
+            self.last = Some(memory.find(addr, len)?);
+        }
+        self.last.as_deref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accesses_inside_live_allocations_only_and_partial_words_keep_their_neighbours() {
+        let m = HostMemory::default();
+        let a = m.alloc(12);
+        let base = a.base();
+        a.write(base + 4, &7u32.to_le_bytes());
+        a.write(base, &5u32.to_le_bytes());
+        let mut out = [0u8; 8];
+        a.read(base, &mut out);
+        assert_eq!(u64::from_le_bytes(out), 5 | 7 << 32);
+        assert_eq!(a.update(base + 4, 4, |v| v + 1), 7);
+        a.read(base + 4, &mut out[..4]);
+        assert_eq!(out[..4], 8u32.to_le_bytes());
+        assert!(m.find(base + 8, 4).is_some());
+        assert!(m.find(base + 9, 4).is_none(), "past the end");
+        assert!(m.find(base - 8, 4).is_none(), "before the start");
+        let mut cursor = Cursor::default();
+        assert!(cursor.find(&m, base, 4).is_some());
+        m.free(&a);
+        assert!(
+            cursor.find(&m, base, 4).is_none(),
+            "freed, though the cursor held it"
+        );
+        assert!(m.find(base, 4).is_none());
+    }
+}

@@ -1,0 +1,16 @@
+//! The CPU executor: tasks with Rust bodies (`#[grosr::task(rust = ..)]`) on host threads, with
+//! the GPU's semantics: a lane task runs once, a warp task on 32 lanes whose collectives see
+//! all of them, a block task on a block's lanes with barriers, spawns count into the job, and
+//! every memory access is checked (`memory.rs`). So grosr programs run and are tested without a
+//! GPU. The design, and what is still to come (the `Runtime` backend, graphs, the heap):
+//! `benches/NOTES.md`, "The CPU executor".
+
+mod exec;
+mod gang;
+mod memory;
+
+// Reached through `grosr::unstable` until the `Runtime` backend wraps them.
+#[cfg_attr(not(feature = "unstable"), allow(unused_imports))]
+pub use exec::{CpuExecutor, CpuJob, HostBuffer};
+pub(crate) use exec::{ErasedBody, TaskRun};
+pub(crate) use gang::Op;
