@@ -1,15 +1,17 @@
-//! Two task types, one spawning the other on the GPU:
-//! `cargo run --release --example quickstart`.
+//! Two task types with Rust bodies, one spawning the other: on the GPU with
+//! `cargo run --release --example quickstart`, on host threads (no GPU needed) with
+//! `GROSR_BACKEND=cpu cargo run --release --example quickstart`.
 
 use std::process::ExitCode;
 
-use grosr::{DeviceBuffer, DevicePtr, Runtime, RuntimeBuilder};
+use grosr::{Backend, DeviceBuffer, DevicePtr, Runtime, RuntimeBuilder};
 
-/// A warp-wide task: its 32 lanes spawn one `Square` per number in [first, first + count).
-#[grosr::task(cuda = r#"
-    for (uint32_t i = ctx.lane(); i < task.count; i += ctx.width())
-        grosr_spawn_Square(ctx, Square{task.sum, task.first + i, 0});
-"#)]
+/// A warp task: its 32 lanes spawn one `Square` per number in [first, first + count).
+#[grosr::task(rust = |task, ctx| {
+    for i in (ctx.lane()..task.count).step_by(ctx.width() as usize) {
+        ctx.spawn(Square { sum: task.sum, x: task.first + i, pad: 0u32 });
+    }
+})]
 pub struct Squares {
     pub sum: DevicePtr<u64>,
     pub first: u32,
@@ -17,12 +19,9 @@ pub struct Squares {
 }
 
 /// A one-lane task: adds x² to the sum.
-#[grosr::task(
-    granularity = "lane",
-    cuda = r#"
-    atomicAdd(task.sum, (unsigned long long)task.x * task.x);
-"#
-)]
+#[grosr::task(granularity = "lane", rust = |task, ctx| {
+    ctx.atomic_add(task.sum, 0u32, (task.x as u64) * (task.x as u64));
+})]
 pub struct Square {
     pub sum: DevicePtr<u64>,
     pub x: u32,
@@ -58,10 +57,13 @@ fn main() -> ExitCode {
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let rt = builder().build()?;
     let info = rt.info();
-    println!(
-        "{} (sm_{}), {} scheduler blocks on {} SMs",
-        info.device, info.arch, info.grid_blocks, info.sms_used
-    );
+    match rt.backend() {
+        Backend::Cpu => println!("{}: the CPU backend", info.device),
+        _ => println!(
+            "{} (sm_{}), {} scheduler blocks on {} SMs",
+            info.device, info.arch, info.grid_blocks, info.sms_used
+        ),
+    }
 
     let n: u64 = 100_000;
     let sum = DeviceBuffer::<u64>::zeroed(rt.gpu(), 1)?;

@@ -1,14 +1,13 @@
-//! The CPU executor (`grosr::unstable::cpu_executor`) runs the Rust-body tasks of
-//! tests/gpu_rust_bodies.rs on host threads, with the GPU's results: a warp task's softmax row
-//! (collectives across its 32 lanes) against the float64 reference, a 10 000-link spawn chain
-//! counted exactly, a block task's barrier; and the faults a GPU would not report as clearly: an
-//! access outside every allocation, lanes meeting at different collectives, a CUDA C body, a
-//! panic, `ctx.fail`. No GPU, NVRTC or driver is needed: these run in `cargo test`.
+//! The CPU backend (`Backend::Cpu`) runs the Rust-body tasks of tests/gpu_rust_bodies.rs on
+//! host threads, with the GPU's results: a warp task's softmax row (collectives across its 32
+//! lanes) against the float64 reference, a 10 000-link spawn chain counted exactly, a block
+//! task's barrier; and the faults a GPU would not report as clearly: an access outside every
+//! allocation or after a free, lanes meeting at different collectives, `ctx.fail`; a CUDA C body
+//! is refused at build. No GPU, NVRTC or driver is needed: these run in `cargo test`.
 
 use std::time::Duration;
 
-use grosr::unstable::{CpuExecutor, cpu_executor};
-use grosr::{DevicePtr, Error};
+use grosr::{Backend, DeviceBuffer, DevicePtr, Error, Runtime, RuntimeBuilder};
 
 #[path = "common/rust_bodies.rs"]
 mod rust_bodies;
@@ -16,15 +15,23 @@ use rust_bodies::{RsBlock, RsChain, RsRow};
 
 const T: Duration = Duration::from_secs(60);
 
-fn executor(builder: grosr::RuntimeBuilder) -> CpuExecutor {
-    cpu_executor(&builder, 2).unwrap()
+fn executor(builder: RuntimeBuilder) -> Runtime {
+    builder
+        .backend(Backend::Cpu)
+        .cpu_threads(2)
+        .build()
+        .unwrap()
+}
+
+fn buffer<T: bytemuck::Pod>(rt: &Runtime, data: &[T]) -> DeviceBuffer<T> {
+    DeviceBuffer::from_slice(rt.gpu(), data).unwrap()
 }
 
 #[test]
 fn a_spawn_chain_runs_every_link_exactly_once() {
     let ex = executor(rust_bodies::builder());
     let n = 10_000u32;
-    let hits = ex.buffer(&vec![0u32; n as usize + 1]);
+    let hits = buffer(&ex, &vec![0u32; n as usize + 1]);
     ex.submit(&[RsChain {
         hits: hits.ptr(),
         n,
@@ -33,7 +40,7 @@ fn a_spawn_chain_runs_every_link_exactly_once() {
     .unwrap()
     .wait_timeout(T)
     .unwrap();
-    assert_eq!(hits.to_vec(), vec![1; n as usize + 1]);
+    assert_eq!(hits.to_vec().unwrap(), vec![1; n as usize + 1]);
     assert_eq!(ex.executed::<RsChain>().unwrap(), u64::from(n) + 1);
 }
 
@@ -48,8 +55,8 @@ fn a_warp_softmax_row_matches_the_float64_reference() {
             (seed >> 8) as f32 / (1u32 << 24) as f32 * 8.0 - 4.0
         })
         .collect();
-    let xb = ex.buffer(&x);
-    let yb = ex.buffer(&vec![0f32; rows * len]);
+    let xb = buffer(&ex, &x);
+    let yb = buffer(&ex, &vec![0f32; rows * len]);
     let tasks: Vec<RsRow> = (0..rows as u32)
         .map(|row| RsRow {
             x: xb.ptr(),
@@ -59,7 +66,7 @@ fn a_warp_softmax_row_matches_the_float64_reference() {
         })
         .collect();
     ex.submit(&tasks).unwrap().wait_timeout(T).unwrap();
-    let y = yb.to_vec();
+    let y = yb.to_vec().unwrap();
     for r in 0..rows {
         let row = &x[r * len..(r + 1) * len];
         let m = row
@@ -82,8 +89,8 @@ fn a_warp_softmax_row_matches_the_float64_reference() {
 fn a_block_task_meets_at_its_barrier() {
     let ex = executor(rust_bodies::builder());
     let n = 5000u32;
-    let out = ex.buffer(&vec![0f64; n as usize]);
-    let verdict = ex.buffer(&[0u32]);
+    let out = buffer(&ex, &vec![0f64; n as usize]);
+    let verdict = buffer(&ex, &[0u32]);
     ex.submit(&[RsBlock {
         out: out.ptr(),
         verdict: verdict.ptr(),
@@ -94,7 +101,7 @@ fn a_block_task_meets_at_its_barrier() {
     .wait_timeout(T)
     .unwrap();
     assert_eq!(
-        verdict.to_vec(),
+        verdict.to_vec().unwrap(),
         vec![1],
         "thread 0 saw every thread's write"
     );
@@ -136,7 +143,7 @@ pub struct Fails {
     pub pad: u32,
 }
 
-/// A CUDA C body: only a GPU runs it.
+/// A CUDA C body: only a GPU runs it (a CPU runtime refuses to build with it).
 #[grosr::task(granularity = "lane", cuda = "*task.out = 1u;")]
 pub struct OnlyOnGpu {
     pub out: DevicePtr<u32>,
@@ -161,20 +168,19 @@ pub struct Votes {
     pub out: DevicePtr<u32>,
 }
 
-fn faults() -> grosr::RuntimeBuilder {
+fn faults() -> RuntimeBuilder {
     grosr::Runtime::builder()
         .task::<Copy>()
         .task::<Diverge>()
         .task::<Fails>()
-        .task::<OnlyOnGpu>()
         .task::<Votes>()
 }
 
 #[test]
 fn an_access_outside_every_allocation_fails_its_job_and_not_others() {
     let ex = executor(faults());
-    let x = ex.buffer(&[1u32, 2, 3, 4]);
-    let y = ex.buffer(&[0u32; 8]);
+    let x = buffer(&ex, &[1u32, 2, 3, 4]);
+    let y = buffer(&ex, &[0u32; 8]);
     let bad = ex
         .submit(&[Copy {
             x: x.ptr(),
@@ -199,9 +205,9 @@ fn an_access_outside_every_allocation_fails_its_job_and_not_others() {
         other => panic!("the read past the end: {other:?}"),
     }
     good.wait_timeout(T).unwrap();
-    assert_eq!(y.to_vec()[..4], [1, 2, 3, 4]);
+    assert_eq!(y.to_vec().unwrap()[..4], [1, 2, 3, 4]);
     // A freed buffer is no longer reachable either.
-    let gone = ex.buffer(&[7u32; 4]);
+    let gone = buffer(&ex, &[7u32; 4]);
     let p = gone.ptr();
     drop(gone);
     let after_free = ex
@@ -221,7 +227,7 @@ fn an_access_outside_every_allocation_fails_its_job_and_not_others() {
 #[test]
 fn lanes_at_different_collectives_fail_the_task_instead_of_hanging() {
     let ex = executor(faults());
-    let out = ex.buffer(&[0f32; 32]);
+    let out = buffer(&ex, &[0f32; 32]);
     match ex
         .submit(&[Diverge { out: out.ptr() }])
         .unwrap()
@@ -239,12 +245,12 @@ fn lanes_at_different_collectives_fail_the_task_instead_of_hanging() {
 #[test]
 fn warp_votes_and_shuffles_give_every_lane_the_gpus_answer() {
     let ex = executor(faults());
-    let out = ex.buffer(&[0u32; 32 * 5]);
+    let out = buffer(&ex, &[0u32; 32 * 5]);
     ex.submit(&[Votes { out: out.ptr() }])
         .unwrap()
         .wait_timeout(T)
         .unwrap();
-    let v = out.to_vec();
+    let v = out.to_vec().unwrap();
     let ballot = (0..32).filter(|l| l % 3 == 0).fold(0u32, |m, l| m | 1 << l);
     for l in 0..32usize {
         let got = &v[l * 5..l * 5 + 5];
@@ -253,7 +259,7 @@ fn warp_votes_and_shuffles_give_every_lane_the_gpus_answer() {
 }
 
 #[test]
-fn fail_codes_cuda_bodies_and_wrong_types_are_errors_that_name_the_task() {
+fn fail_codes_and_wrong_types_are_errors_that_name_the_task() {
     let ex = executor(faults());
     assert_eq!(
         ex.submit(&[Fails { code: 7, pad: 0 }])
@@ -264,19 +270,6 @@ fn fail_codes_cuda_bodies_and_wrong_types_are_errors_that_name_the_task() {
             code: 7
         })
     );
-    let out = ex.buffer(&[0u32]);
-    match ex
-        .submit(&[OnlyOnGpu { out: out.ptr() }])
-        .unwrap()
-        .wait_timeout(T)
-    {
-        Err(Error::BodyFault { task, what }) => {
-            assert_eq!(task, "OnlyOnGpu");
-            assert!(what.contains("only a GPU runs"), "{what}");
-        }
-        other => panic!("a CUDA C body on the CPU: {other:?}"),
-    }
-    assert_eq!(out.to_vec(), vec![0]);
     assert!(matches!(
         ex.submit(&[RsChain {
             hits: DevicePtr::null(),
@@ -285,4 +278,37 @@ fn fail_codes_cuda_bodies_and_wrong_types_are_errors_that_name_the_task() {
         }]),
         Err(Error::UnregisteredTask("RsChain"))
     ));
+    assert_eq!(ex.backend(), Backend::Cpu);
+    assert!(matches!(ex.heap_stats(), Err(Error::Unsupported(_))));
+}
+
+#[test]
+fn a_cuda_c_body_is_refused_at_build_naming_its_type() {
+    let e = grosr::Runtime::builder()
+        .task::<Fails>()
+        .task::<OnlyOnGpu>()
+        .backend(Backend::Cpu)
+        .build()
+        .unwrap_err();
+    match e {
+        Error::Config(m) => assert!(m.contains("`OnlyOnGpu` has a CUDA C body"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn stop_abandons_queued_work_and_start_takes_submits_again() {
+    let ex = executor(rust_bodies::builder());
+    ex.stop().unwrap();
+    assert!(!ex.is_running());
+    let hits = buffer(&ex, &[0u32; 2]);
+    let chain = RsChain {
+        hits: hits.ptr(),
+        n: 1,
+        pad: 0,
+    };
+    assert!(matches!(ex.submit(&[chain]), Err(Error::Stopped)));
+    ex.start().unwrap();
+    ex.submit(&[chain]).unwrap().wait().unwrap();
+    assert_eq!(hits.to_vec().unwrap(), vec![1, 1]);
 }

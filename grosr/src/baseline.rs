@@ -9,16 +9,16 @@ use std::time::Duration;
 use crate::driver::{DeviceMem, Function, KernelArgs, RecordArg, Stream};
 use crate::error::{Error, Result, from_device_code};
 use crate::record::{DevicePtr, Granularity, Task};
-use crate::runtime::Runtime;
+use crate::runtime::GpuRuntime;
 
 /// Launches `grosr_single_<T>` / `grosr_bulk_<T>` kernels on a stream of their own.
 pub struct Baselines<'rt> {
-    rt: &'rt Runtime,
+    rt: &'rt GpuRuntime,
     stream: Stream,
     status: DeviceMem,
 }
 
-impl Runtime {
+impl GpuRuntime {
     /// Baseline launchers over this runtime's compiled module. Fails while the scheduler holds
     /// every SM (stop it first, or build it with `max_sms` below the SM count). Not part of the
     /// user API: the graph strategies use it, and grosr's lab and tests (whose launchers type,
@@ -30,7 +30,7 @@ impl Runtime {
                 "baseline kernels cannot run beside a scheduler that holds every SM: call Runtime::stop first".into(),
             ));
         }
-        let ctx = self.gpu().context();
+        let ctx = self.context();
         Ok(Baselines {
             rt: self,
             stream: Stream::new(ctx)?,

@@ -1,7 +1,9 @@
 //! Typed device memory for task data.
 
 use std::marker::PhantomData;
+use std::sync::Arc;
 
+use crate::cpu::{Allocation, HostMemory};
 use crate::driver::{DeviceMem, Gpu};
 use crate::error::Result;
 use crate::record::DevicePtr;
@@ -9,7 +11,9 @@ use crate::record::DevicePtr;
 /// An array of `T` in GPU memory, freed on drop. Task records point into it with [`ptr`](Self::ptr).
 ///
 /// It holds a handle of its GPU's context, which it makes current for each copy and for the
-/// free, so any thread may use or drop it, and the context outlives it.
+/// free, so any thread may use or drop it, and the context outlives it. On the CPU backend
+/// ([`Backend::Cpu`](crate::Backend)) it is host memory that the runtime's tasks address,
+/// registered for the checks their accesses go through.
 ///
 /// ```no_run
 /// # fn demo(rt: &grosr::Runtime) -> grosr::Result<()> {
@@ -18,9 +22,25 @@ use crate::record::DevicePtr;
 /// # Ok(()) }
 /// ```
 pub struct DeviceBuffer<T: bytemuck::Pod> {
-    mem: DeviceMem,
+    mem: Mem,
     len: usize,
     _elem: PhantomData<T>,
+}
+
+/// Where a buffer's elements are.
+enum Mem {
+    Device(DeviceMem),
+    /// The CPU backend's: unregistered from `HostMemory` on drop.
+    Host(Arc<Allocation>, Arc<HostMemory>),
+}
+
+impl Mem {
+    fn new(gpu: &Gpu, bytes: usize) -> Result<Mem> {
+        Ok(match gpu.host_memory() {
+            Some(host) => Mem::Host(host.alloc(bytes as u64), Arc::clone(host)),
+            None => Mem::Device(DeviceMem::zeroed(gpu.context()?, bytes)?),
+        })
+    }
 }
 
 impl<T: bytemuck::Pod> DeviceBuffer<T> {
@@ -30,22 +50,33 @@ impl<T: bytemuck::Pod> DeviceBuffer<T> {
             crate::Error::Config(format!("{len} elements of {} bytes", size_of::<T>()))
         })?;
         Ok(DeviceBuffer {
-            mem: DeviceMem::zeroed(gpu.context(), bytes)?,
+            mem: Mem::new(gpu, bytes)?,
             len,
             _elem: PhantomData,
         })
     }
     /// A copy of `data` on `gpu`.
     pub fn from_slice(gpu: &Gpu, data: &[T]) -> Result<Self> {
-        Ok(DeviceBuffer {
-            mem: DeviceMem::from_slice(gpu.context(), data)?,
+        let mem = match gpu.host_memory() {
+            Some(_) => Mem::new(gpu, std::mem::size_of_val(data))?,
+            None => Mem::Device(DeviceMem::from_slice(gpu.context()?, data)?),
+        };
+        let b = DeviceBuffer {
+            mem,
             len: data.len(),
             _elem: PhantomData,
-        })
+        };
+        if let Mem::Host(..) = b.mem {
+            b.write(data)?;
+        }
+        Ok(b)
     }
     /// The address of element 0, for task records.
     pub fn ptr(&self) -> DevicePtr<T> {
-        DevicePtr::from_raw(self.mem.ptr())
+        DevicePtr::from_raw(match &self.mem {
+            Mem::Device(m) => m.ptr(),
+            Mem::Host(a, _) => a.base(),
+        })
     }
     /// The number of elements.
     pub fn len(&self) -> usize {
@@ -59,12 +90,28 @@ impl<T: bytemuck::Pod> DeviceBuffer<T> {
     /// wait for the job that writes them first).
     pub fn to_vec(&self) -> Result<Vec<T>> {
         let mut out = vec![T::zeroed(); self.len];
-        self.mem.read(&mut out)?;
+        match &self.mem {
+            Mem::Device(m) => m.read(&mut out)?,
+            Mem::Host(a, _) => a.read(a.base(), bytemuck::cast_slice_mut(&mut out)),
+        }
         Ok(out)
     }
-    /// Overwrites the first `data.len()` elements.
+    /// Overwrites the first `data.len()` elements (an error if there are more than `len`).
     pub fn write(&self, data: &[T]) -> Result<()> {
-        self.mem.write(data)
+        match &self.mem {
+            Mem::Device(m) => m.write(data),
+            Mem::Host(a, _) => {
+                if data.len() > self.len {
+                    return Err(crate::Error::Config(format!(
+                        "{} elements into a buffer of {}",
+                        data.len(),
+                        self.len
+                    )));
+                }
+                a.write(a.base(), bytemuck::cast_slice(data));
+                Ok(())
+            }
+        }
     }
 }
 
@@ -73,7 +120,15 @@ impl<T: bytemuck::Pod> std::fmt::Debug for DeviceBuffer<T> {
         f.debug_struct("DeviceBuffer")
             .field("elem", &std::any::type_name::<T>())
             .field("len", &self.len)
-            .field("mem", &self.mem)
+            .field("addr", &format_args!("{:#x}", self.ptr().addr()))
             .finish()
+    }
+}
+
+impl Drop for Mem {
+    fn drop(&mut self) {
+        if let Mem::Host(a, memory) = self {
+            memory.free(a);
+        }
     }
 }

@@ -67,7 +67,7 @@ pub use record::{
 };
 #[cfg(not(loom))]
 pub use runtime::{
-    CompileProgress, Job, Optimize, PROGRESS_AFTER, Precompiled, Runtime, RuntimeBuilder,
+    Backend, CompileProgress, Job, Optimize, PROGRESS_AFTER, Precompiled, Runtime, RuntimeBuilder,
     RuntimeInfo, Startup, Tuning,
 };
 
@@ -90,19 +90,11 @@ pub mod unstable {
         WhileBody, link,
     };
 
-    use crate::{Gpu, Optimize, Runtime, RuntimeBuilder};
-
-    pub use crate::cpu::{CpuExecutor, CpuJob, HostBuffer};
-
-    /// A CPU executor for `builder`'s task types on `threads` threads (the CPU backend's core,
-    /// before `Runtime` wraps it): nothing is compiled and no GPU is needed.
-    pub fn cpu_executor(builder: &RuntimeBuilder, threads: usize) -> crate::Result<CpuExecutor> {
-        CpuExecutor::new(builder.task_infos(), threads)
-    }
+    use crate::{Gpu, Optimize, Runtime};
 
     /// The runtime's compiled module: its scheduler, baseline and extra (`RuntimeBuilder::cuda`)
     /// kernels.
-    pub fn module(rt: &Runtime) -> &Module {
+    pub fn module(rt: &Runtime) -> crate::Result<&Module> {
         rt.module()
     }
 
@@ -112,7 +104,7 @@ pub mod unstable {
     }
 
     /// The GPU's context, which the driver objects above are made in.
-    pub fn context(gpu: &Gpu) -> &Context {
+    pub fn context(gpu: &Gpu) -> crate::Result<&Context> {
         gpu.context()
     }
 }

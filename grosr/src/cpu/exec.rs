@@ -20,7 +20,7 @@ use crate::body::Ctx;
 use crate::codegen::TaskInfo;
 use crate::error::{Error, Result};
 use crate::layout::BLOCK_THREADS;
-use crate::record::{DevicePtr, Granularity, MAX_RECORD_BYTES, Task};
+use crate::record::{Granularity, MAX_RECORD_BYTES, Task};
 
 /// A Rust body over a record's bytes (`TaskInfo`'s type-erased `Task::CPU_BODY`).
 pub(crate) type ErasedBody = fn(&[u8], &mut Ctx);
@@ -64,14 +64,18 @@ impl JobState {
         slot.get_or_insert(e);
     }
 
-    /// One task ended (after counting whatever it spawned).
-    fn finish_one(&self) {
+    /// One task ended (after counting whatever it spawned): true if it was the job's last, and
+    /// the caller is to [`complete`](Self::complete) it.
+    fn release(&self) -> bool {
         // AcqRel: every task's effects precede the waiter's return (the last decrement
         // acquires all earlier ones through the count's release sequence).
-        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
-            *self.done.lock().unwrap_or_else(|e| e.into_inner()) = true;
-            self.finished.notify_all();
-        }
+        self.pending.fetch_sub(1, Ordering::AcqRel) == 1
+    }
+
+    /// The job is done: its waiters return.
+    fn complete(&self) {
+        *self.done.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.finished.notify_all();
     }
 }
 
@@ -84,7 +88,9 @@ struct Shared {
     stop: AtomicBool,
     /// Worker threads: each takes its share of the queue (at most BATCH).
     threads: usize,
-    memory: HostMemory,
+    /// Set by `stop`: queued tasks are dropped, submits and spawns refused, until `start`.
+    stopped: AtomicBool,
+    memory: Arc<HostMemory>,
     warp_gangs: Mutex<Vec<Gang>>,
     block_gangs: Mutex<Vec<Gang>>,
 }
@@ -95,20 +101,24 @@ impl Shared {
     }
 }
 
-/// Runs tasks with Rust bodies on host threads (`Task::CPU_BODY`): the CPU executor's core, which
-/// the CPU backend of [`Runtime`](crate::Runtime) is to wrap (`benches/NOTES.md`, "The CPU
-/// executor"). Unstable: for grosr's own tests until then.
-pub struct CpuExecutor {
+/// Runs tasks with Rust bodies on host threads (`Task::CPU_BODY`): the engine of the runtime's
+/// CPU backend (`runtime/cpu.rs`).
+pub(crate) struct CpuExecutor {
     shared: Arc<Shared>,
     workers: Vec<JoinHandle<()>>,
 }
 
 /// A submitted job on the [`CpuExecutor`].
-pub struct CpuJob {
+pub(crate) struct CpuJob {
     state: Arc<JobState>,
 }
 
 impl CpuJob {
+    /// Whether the job has finished (its tasks and their spawns have run, or were dropped).
+    pub fn is_done(&self) -> Result<bool> {
+        Ok(*self.state.done.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
     /// Waits until every task of the job (and everything they spawned) has run, at most
     /// `timeout`: the first task failure or fault as an error.
     pub fn wait_timeout(&self, timeout: Duration) -> Result<()> {
@@ -140,41 +150,6 @@ impl CpuJob {
     }
 }
 
-/// Host memory registered with a [`CpuExecutor`]: what a [`DeviceBuffer`](crate::DeviceBuffer)
-/// is to a GPU. Bodies reach it through [`ptr`](Self::ptr); freed (unregistered) on drop.
-pub struct HostBuffer<T: bytemuck::Pod> {
-    alloc: Arc<Allocation>,
-    shared: Arc<Shared>,
-    len: usize,
-    _elem: std::marker::PhantomData<T>,
-}
-
-impl<T: bytemuck::Pod> HostBuffer<T> {
-    /// The address of element 0, for task records.
-    pub fn ptr(&self) -> DevicePtr<T> {
-        DevicePtr::from_raw(self.alloc.base())
-    }
-    /// A copy of the elements (racing tasks that write them, as a GPU copy would).
-    pub fn to_vec(&self) -> Vec<T> {
-        let mut out = vec![T::zeroed(); self.len];
-        self.alloc
-            .read(self.alloc.base(), bytemuck::cast_slice_mut(&mut out));
-        out
-    }
-    /// Overwrites the first `data.len()` elements (at most `len`).
-    pub fn write(&self, data: &[T]) {
-        let n = data.len().min(self.len);
-        self.alloc
-            .write(self.alloc.base(), bytemuck::cast_slice(&data[..n]));
-    }
-}
-
-impl<T: bytemuck::Pod> Drop for HostBuffer<T> {
-    fn drop(&mut self) {
-        self.shared.memory.free(&self.alloc);
-    }
-}
-
 impl CpuExecutor {
     /// An executor for `tasks` (kind `k` is `tasks[k]`) on `threads` worker threads (at least 1).
     pub(crate) fn new(tasks: &[TaskInfo], threads: usize) -> Result<CpuExecutor> {
@@ -198,7 +173,8 @@ impl CpuExecutor {
             ready: Condvar::new(),
             stop: AtomicBool::new(false),
             threads: threads.max(1),
-            memory: HostMemory::default(),
+            stopped: AtomicBool::new(false),
+            memory: Arc::new(HostMemory::default()),
             warp_gangs: Mutex::new(Vec::new()),
             block_gangs: Mutex::new(Vec::new()),
         });
@@ -217,31 +193,26 @@ impl CpuExecutor {
         Ok(ex)
     }
 
-    /// `data` in host memory that bodies can address.
-    pub fn buffer<T: bytemuck::Pod>(&self, data: &[T]) -> HostBuffer<T> {
-        let alloc = self.shared.memory.alloc(std::mem::size_of_val(data) as u64);
-        alloc.write(alloc.base(), bytemuck::cast_slice(data));
-        HostBuffer {
-            alloc,
-            shared: Arc::clone(&self.shared),
-            len: data.len(),
-            _elem: std::marker::PhantomData,
+    /// Submits the records of kind `kind` in `bytes` (whole records of its size) as one job.
+    pub(crate) fn submit_bytes(&self, kind: u32, bytes: &[u8]) -> Result<CpuJob> {
+        let size = self.shared.kinds.get(kind as usize).map_or(0, |k| k.size);
+        if size == 0 || bytes.len() % size != 0 {
+            return Err(Error::Config(format!(
+                "{} bytes of records of kind {kind} ({size} bytes each)",
+                bytes.len()
+            )));
         }
-    }
-
-    /// Submits `records` as one job.
-    pub fn submit<T: Task + 'static>(&self, records: &[T]) -> Result<CpuJob> {
-        let kind = *self
-            .shared
-            .by_type
-            .get(&TypeId::of::<T>())
-            .ok_or(Error::UnregisteredTask(T::C_NAME))?;
-        let job = JobState::new(records.len() as i64);
+        let job = JobState::new((bytes.len() / size) as i64);
         {
             let mut q = self.shared.queue();
-            for r in records {
+            // Under the queue's lock: a stop either sees these records (and drops them) or
+            // comes before this look.
+            if self.shared.stopped.load(Ordering::Acquire) {
+                return Err(Error::Stopped);
+            }
+            for r in bytes.chunks_exact(size) {
                 let mut record = [0u8; MAX_RECORD_BYTES];
-                record[..size_of::<T>()].copy_from_slice(bytemuck::bytes_of(r));
+                record[..size].copy_from_slice(r);
                 q.push_back(Item {
                     kind,
                     job: Arc::clone(&job),
@@ -253,14 +224,42 @@ impl CpuExecutor {
         Ok(CpuJob { state: job })
     }
 
-    /// How many tasks of type `T` have run.
-    pub fn executed<T: Task + 'static>(&self) -> Result<u64> {
-        let kind = self
-            .shared
-            .by_type
-            .get(&TypeId::of::<T>())
-            .ok_or(Error::UnregisteredTask(T::C_NAME))?;
-        Ok(self.shared.executed[*kind as usize].load(Ordering::Relaxed))
+    /// Tasks run per kind.
+    pub(crate) fn executed_all(&self) -> Vec<u64> {
+        let e = &self.shared.executed;
+        e.iter().map(|n| n.load(Ordering::Relaxed)).collect()
+    }
+
+    /// The host memory bodies address.
+    pub(crate) fn memory(&self) -> &Arc<HostMemory> {
+        &self.shared.memory
+    }
+
+    /// Whether `stop` holds (until `start`).
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.shared.stopped.load(Ordering::Acquire)
+    }
+
+    /// Drops every queued task (its job then fails with [`Error::Stopped`]) and refuses submits
+    /// and spawns until [`start`](Self::start); running tasks finish.
+    pub(crate) fn stop(&self) {
+        let dropped: Vec<Item> = {
+            let mut q = self.shared.queue();
+            self.shared.stopped.store(true, Ordering::Release);
+            q.drain(..).collect()
+        };
+        for item in dropped {
+            item.job.fail(Error::Stopped);
+            if item.job.release() {
+                item.job.complete();
+            }
+        }
+    }
+
+    /// Takes submits again after [`stop`](Self::stop).
+    pub(crate) fn start(&self) {
+        let _q = self.shared.queue();
+        self.shared.stopped.store(false, Ordering::Release);
     }
 }
 
@@ -278,16 +277,6 @@ impl std::fmt::Debug for CpuJob {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CpuJob")
             .field("pending", &self.state.pending.load(Ordering::Relaxed))
-            .finish()
-    }
-}
-
-impl<T: bytemuck::Pod> std::fmt::Debug for HostBuffer<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HostBuffer")
-            .field("elem", &std::any::type_name::<T>())
-            .field("len", &self.len)
-            .field("addr", &format_args!("{:#x}", self.alloc.base()))
             .finish()
     }
 }
@@ -350,13 +339,22 @@ fn worker(shared: &Arc<Shared>) {
             let kind = item.kind as usize;
             run_item(shared, item, &mut ctx);
             executed[kind] += 1;
-            // After the task's effects and its spawns' counts.
-            ctx.run.job.finish_one();
-        }
-        for (k, n) in executed.iter_mut().enumerate() {
-            if *n > 0 {
-                shared.executed[k].fetch_add(std::mem::take(n), Ordering::Relaxed);
+            // After the task's effects and its spawns' counts; the counts of tasks run reach
+            // `executed` before any job completes (as on the GPU).
+            if ctx.run.job.release() {
+                flush(shared, &mut executed);
+                ctx.run.job.complete();
             }
+        }
+        flush(shared, &mut executed);
+    }
+}
+
+/// Adds a worker's counts of tasks run to the executor's.
+fn flush(shared: &Shared, executed: &mut [u64]) {
+    for (k, n) in executed.iter_mut().enumerate() {
+        if *n > 0 {
+            shared.executed[k].fetch_add(std::mem::take(n), Ordering::Relaxed);
         }
     }
 }
@@ -570,15 +568,23 @@ impl TaskRun {
             ));
             return;
         };
-        // Counted before this task's own end is (finish_one), so the job cannot complete first.
-        self.job.pending.fetch_add(1, Ordering::Relaxed);
         let mut record = [0u8; MAX_RECORD_BYTES];
         record[..size_of::<T>()].copy_from_slice(bytemuck::bytes_of(task));
-        self.shared.queue().push_back(Item {
-            kind,
-            job: Arc::clone(&self.job),
-            record,
-        });
+        {
+            let mut q = self.shared.queue();
+            if self.shared.stopped.load(Ordering::Acquire) {
+                // Stopped: the child is dropped with the queue's others, its job abandoned.
+                self.job.fail(Error::Stopped);
+                return;
+            }
+            // Counted before this task's own end is (`release`), so the job cannot complete first.
+            self.job.pending.fetch_add(1, Ordering::Relaxed);
+            q.push_back(Item {
+                kind,
+                job: Arc::clone(&self.job),
+                record,
+            });
+        }
         self.shared.ready.notify_one();
     }
 

@@ -9,8 +9,7 @@ mod exec;
 mod gang;
 mod memory;
 
-// Reached through `grosr::unstable` until the `Runtime` backend wraps them.
-#[cfg_attr(not(feature = "unstable"), allow(unused_imports))]
-pub use exec::{CpuExecutor, CpuJob, HostBuffer};
+pub(crate) use exec::{CpuExecutor, CpuJob};
 pub(crate) use exec::{ErasedBody, TaskRun};
 pub(crate) use gang::Op;
+pub(crate) use memory::{Allocation, HostMemory};

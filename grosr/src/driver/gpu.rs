@@ -5,9 +5,10 @@ use cudarc::driver::{result as cu, sys};
 use super::context::Context;
 use crate::error::{CudaContext as _, Error, Result, is_sticky, result_name};
 
-/// One GPU with its primary context made current on the calling thread.
+/// One GPU with its primary context made current on the calling thread; or, for a runtime on
+/// the CPU backend, the host memory its tasks address (`name` "CPU", `arch` 0).
 pub struct Gpu {
-    ctx: Context,
+    place: Place,
     /// Ordinal of the device.
     pub ordinal: usize,
     /// The device's name, e.g. "NVIDIA H100 80GB HBM3".
@@ -24,7 +25,35 @@ pub struct Gpu {
     pub(crate) smem_reserved_per_block: u32,
 }
 
+/// Where a [`Gpu`]'s memory is.
+enum Place {
+    Cuda(Context),
+    Host(std::sync::Arc<crate::cpu::HostMemory>),
+}
+
 impl Gpu {
+    /// The CPU backend's stand-in: host memory that its `threads` threads' tasks address.
+    pub(crate) fn host(memory: std::sync::Arc<crate::cpu::HostMemory>, threads: usize) -> Gpu {
+        Gpu {
+            place: Place::Host(memory),
+            ordinal: 0,
+            name: format!("CPU ({threads} threads)"),
+            sm_count: threads as u32,
+            arch: 0,
+            driver_version: 0,
+            smem_per_sm: 0,
+            smem_reserved_per_block: 0,
+        }
+    }
+
+    /// The host memory of the CPU backend's stand-in (`None` for a GPU).
+    pub(crate) fn host_memory(&self) -> Option<&std::sync::Arc<crate::cpu::HostMemory>> {
+        match &self.place {
+            Place::Host(m) => Some(m),
+            Place::Cuda(_) => None,
+        }
+    }
+
     /// Loads the driver, initialises it and retains device `ordinal`'s primary context.
     /// [`Error::NoDriver`] without a driver: every other driver object is made from a `Gpu`'s
     /// context handle, so none of them can meet cudarc's panic for a missing library.
@@ -98,7 +127,7 @@ impl Gpu {
             )));
         }
         Ok(Gpu {
-            ctx,
+            place: Place::Cuda(ctx),
             ordinal,
             name,
             sm_count,
@@ -109,21 +138,27 @@ impl Gpu {
         })
     }
 
-    /// The GPU's context, from which its memory, streams and modules are made.
-    pub(crate) fn context(&self) -> &Context {
-        &self.ctx
+    /// The GPU's context, from which its memory, streams and modules are made; an error on the
+    /// CPU backend, which has none.
+    pub(crate) fn context(&self) -> Result<&Context> {
+        match &self.place {
+            Place::Cuda(ctx) => Ok(ctx),
+            Place::Host(_) => Err(Error::Unsupported(
+                "a CUDA context on the CPU backend (this needs Backend::Gpu)".into(),
+            )),
+        }
     }
 
     /// Free and total device memory in bytes.
     pub fn memory_info(&self) -> Result<(usize, usize)> {
-        self.ctx.bind()?;
+        self.context()?.bind()?;
         cu::mem_get_info().call("cuMemGetInfo")
     }
 
     /// Sets CUDA's device-malloc heap limit (`malloc` in kernels) of this GPU's context. Only
     /// before any kernel that uses it runs: the limit cannot change beside a running kernel.
     pub fn set_malloc_heap_size(&self, bytes: usize) -> Result<()> {
-        self.ctx.bind()?;
+        self.context()?.bind()?;
         // SAFETY: the context is current; the limit is a plain value.
         unsafe { sys::cuCtxSetLimit(sys::CUlimit::CU_LIMIT_MALLOC_HEAP_SIZE, bytes) }
             .result()
@@ -133,7 +168,9 @@ impl Gpu {
     /// Keeps the primary context alive until the process ends: for a kernel that never ends,
     /// whose context must outlive every handle (releasing the last would wait for it).
     pub(crate) fn keep_context(&self) {
-        self.ctx.leak();
+        if let Place::Cuda(ctx) = &self.place {
+            ctx.leak();
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use crate::baseline::Baselines;
 use crate::driver::{Dependency, DeviceMem, Graph, RecordArg};
 use crate::error::{Error, Result};
 use crate::layout::RECORD_WORDS;
-use crate::runtime::Runtime;
+use crate::runtime::GpuRuntime;
 
 use super::{Plan, Strategy};
 
@@ -42,7 +42,11 @@ pub(crate) struct BulkLaunch {
 }
 
 impl<'rt> Lowered<'rt> {
-    pub(crate) fn new(rt: &'rt Runtime, plan: &Plan, strategy: Strategy) -> Result<Lowered<'rt>> {
+    pub(crate) fn new(
+        rt: &'rt GpuRuntime,
+        plan: &Plan,
+        strategy: Strategy,
+    ) -> Result<Lowered<'rt>> {
         let base = rt.baselines()?;
         let singles = || {
             plan.order
@@ -147,7 +151,7 @@ impl std::fmt::Debug for Lowered<'_> {
 
 /// Packs each (level, type) group's records contiguously, at the type's own size: the bulk
 /// launches and the device memory holding the records.
-fn build_fused(rt: &Runtime, plan: &Plan) -> Result<(Vec<BulkLaunch>, DeviceMem)> {
+fn build_fused(rt: &GpuRuntime, plan: &Plan) -> Result<(Vec<BulkLaunch>, DeviceMem)> {
     let mut bytes: Vec<u8> = Vec::new();
     let mut groups: Vec<(u32, usize, u32)> = Vec::new(); // kind, byte offset, count
     for launch in &plan.fused {
@@ -162,7 +166,7 @@ fn build_fused(rt: &Runtime, plan: &Plan) -> Result<(Vec<BulkLaunch>, DeviceMem)
         }
         groups.push((k, start, launch.nodes.len() as u32));
     }
-    let mem = DeviceMem::from_slice(rt.gpu().context(), &bytes)?;
+    let mem = DeviceMem::from_slice(rt.context(), &bytes)?;
     let launches = groups
         .into_iter()
         .map(|(kind, off, count)| BulkLaunch {
@@ -175,8 +179,8 @@ fn build_fused(rt: &Runtime, plan: &Plan) -> Result<(Vec<BulkLaunch>, DeviceMem)
 }
 
 /// A CUDA graph with one kernel node per task and the DAG's edges, instantiated.
-fn build_graph(rt: &Runtime, base: &Baselines<'_>, plan: &Plan, pdl: bool) -> Result<Graph> {
-    let mut g = Graph::new(rt.gpu().context())?;
+fn build_graph(rt: &GpuRuntime, base: &Baselines<'_>, plan: &Plan, pdl: bool) -> Result<Graph> {
+    let mut g = Graph::new(rt.context())?;
     let status = base.status_ptr();
     let mut nodes = Vec::with_capacity(plan.nodes.len());
     for (i, node) in plan.nodes.iter().enumerate() {

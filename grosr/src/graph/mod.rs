@@ -247,9 +247,10 @@ impl TaskGraph {
     /// Resident launch ordinary kernels, so they need the scheduler stopped (`Runtime::stop`).
     pub fn prepare<'rt>(&self, rt: &'rt Runtime, strategy: Strategy) -> Result<Prepared<'rt>> {
         let plan = self.plan(rt)?;
+        let gpu = rt.gpu_engine("task graphs")?;
         let inner = match strategy {
-            Strategy::Resident => Inner::Resident(ResidentGraph::upload(rt, &plan)?),
-            other => Inner::Lowered(lowered::Lowered::new(rt, &plan, other)?),
+            Strategy::Resident => Inner::Resident(ResidentGraph::upload(gpu, &plan)?),
+            other => Inner::Lowered(lowered::Lowered::new(gpu, &plan, other)?),
         };
         Ok(Prepared { strategy, inner })
     }

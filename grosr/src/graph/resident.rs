@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::layout::{DESC_INLINE_FIRST, GraphDev, RECORD_WORDS};
 use crate::record::Granularity;
 use crate::ring::{INLINE_BYTES, Submission};
-use crate::runtime::{Job, Runtime};
+use crate::runtime::{GpuRuntime, Job};
 
 use super::Plan;
 
@@ -24,7 +24,7 @@ use super::Plan;
 /// level on the warp that receives it.
 /// One launch at a time: [`run`](ResidentGraph::run) waits for it.
 pub struct ResidentGraph<'rt> {
-    rt: &'rt Runtime,
+    rt: &'rt GpuRuntime,
     memory: DeviceMem,
     /// Byte offsets of the `remaining` counters and of `indeg` inside `memory`.
     remaining_off: usize,
@@ -72,13 +72,13 @@ impl Launch {
 }
 
 impl<'rt> ResidentGraph<'rt> {
-    pub(crate) fn upload(rt: &'rt Runtime, plan: &Plan) -> Result<ResidentGraph<'rt>> {
+    pub(crate) fn upload(rt: &'rt GpuRuntime, plan: &Plan) -> Result<ResidentGraph<'rt>> {
         let n = plan.nodes.len();
         if n > u32::MAX as usize / RECORD_WORDS || plan.succ.len() > u32::MAX as usize {
             return Err(Error::Config(format!("a graph of {n} nodes is too large")));
         }
         let mut image = GraphImage::new(plan, |kind| rt.tasks()[kind as usize].granularity);
-        let memory = DeviceMem::zeroed(rt.gpu().context(), image.bytes.len().max(16))?;
+        let memory = DeviceMem::zeroed(rt.context(), image.bytes.len().max(16))?;
         image.set_base(memory.ptr());
         let (bytes, remaining_off) = (image.bytes, image.offsets[REMAINING]);
         memory.write(&bytes)?;

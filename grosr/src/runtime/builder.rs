@@ -20,11 +20,44 @@ use super::occupancy::occupancy_preferring_l1;
 use super::sm_claim::SmClaim;
 use super::startup::{self, CompileProgress, OnCompile, Startup};
 use super::tuning::{DIAGNOSTICS, Optimize, Tuning, define_lines};
-use super::{Kernels, Runtime, RuntimeInfo};
+use super::{Engine, GpuRuntime, Kernels, Runtime, RuntimeInfo};
+
+/// Where a runtime runs its tasks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Backend {
+    /// The GPU: the scheduler kernel stays resident on it (the default).
+    #[default]
+    Gpu,
+    /// Host threads: every task type needs a Rust body (`#[grosr::task(rust = ..)]`); no GPU,
+    /// driver or NVRTC. For testing grosr programs anywhere; `DeviceBuffer`s are host memory
+    /// there, and every access a body makes is checked.
+    Cpu,
+}
+
+impl Backend {
+    /// `GROSR_BACKEND` from the environment: `cpu` or `gpu` (any case); [`Backend::Gpu`] when
+    /// unset. What a builder without [`RuntimeBuilder::backend`] runs on.
+    pub fn from_env() -> Result<Backend> {
+        match std::env::var("GROSR_BACKEND") {
+            Err(std::env::VarError::NotPresent) => Ok(Backend::Gpu),
+            Ok(v) if v.eq_ignore_ascii_case("gpu") => Ok(Backend::Gpu),
+            Ok(v) if v.eq_ignore_ascii_case("cpu") => Ok(Backend::Cpu),
+            Ok(v) => Err(Error::Config(format!(
+                "GROSR_BACKEND is {v:?}: set it to `cpu` or `gpu`, or unset it"
+            ))),
+            Err(e) => Err(Error::Config(format!("GROSR_BACKEND: {e}"))),
+        }
+    }
+}
 
 /// How the runtime is sized; see the builder's methods for each field.
 #[derive(Clone, Debug)]
 pub(super) struct Config {
+    /// `None`: [`Backend::from_env`] at build.
+    pub(super) backend: Option<Backend>,
+    /// The CPU backend's worker threads; `None`: the machine's parallelism.
+    pub(super) cpu_threads: Option<usize>,
     pub(super) device: usize,
     pub(super) max_sms: Option<u32>,
     pub(super) queue_capacity: u32,
@@ -45,6 +78,8 @@ pub(super) struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
+            backend: None,
+            cpu_threads: None,
             device: 0,
             max_sms: None,
             queue_capacity: 8192,
@@ -110,6 +145,17 @@ impl RuntimeBuilder {
     /// The GPU to run on (default 0).
     pub fn device(mut self, ordinal: usize) -> Self {
         self.config.device = ordinal;
+        self
+    }
+    /// Where the tasks run (default: [`Backend::from_env`], which is the GPU unless
+    /// `GROSR_BACKEND=cpu`).
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.config.backend = Some(backend);
+        self
+    }
+    /// Worker threads of the CPU backend (default: the machine's available parallelism).
+    pub fn cpu_threads(mut self, threads: usize) -> Self {
+        self.config.cpu_threads = Some(threads.max(1));
         self
     }
     /// Caps the SMs the scheduler occupies, leaving the rest to ordinary kernels (default: all).
@@ -281,11 +327,6 @@ impl RuntimeBuilder {
         s
     }
 
-    /// The registered task types, kind `k` at `k`.
-    pub(crate) fn task_infos(&self) -> &[TaskInfo] {
-        &self.tasks
-    }
-
     /// Compiles the module for `sm_<arch>` (e.g. 90 for an H100 or H200) into the compile cache
     /// without a GPU (NVRTC only), so that a later [`build`](RuntimeBuilder::build) on a machine
     /// with that cache folder loads it instead of compiling: a small program of the crate's own,
@@ -366,9 +407,34 @@ impl RuntimeBuilder {
         Ok(())
     }
 
-    /// Compiles the scheduler (or loads it from the cache) and launches it on the GPU.
+    /// Compiles the scheduler (or loads it from the cache) and launches it on the GPU; on the
+    /// CPU backend, starts its threads (nothing is compiled).
     pub fn build(self) -> Result<Runtime> {
         self.validate()?;
+        let backend = match self.config.backend {
+            Some(b) => b,
+            None => Backend::from_env()?,
+        };
+        let engine = match backend {
+            Backend::Gpu => Engine::Gpu(Box::new(self.build_gpu()?)),
+            Backend::Cpu => {
+                let c = &self.config;
+                let threads = c
+                    .cpu_threads
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+                let (tuning, optimize) = (c.tuning, c.optimize);
+                Engine::Cpu(Box::new(super::cpu::CpuRuntime::new(
+                    self.tasks,
+                    threads,
+                    c.submit_timeout,
+                    |gpu| super::cpu::info(gpu, tuning, optimize),
+                )?))
+            }
+        };
+        Ok(Runtime { engine })
+    }
+
+    fn build_gpu(self) -> Result<GpuRuntime> {
         let c = &self.config;
         let started = Instant::now();
         let gpu = Gpu::open(c.device)?;
@@ -381,7 +447,7 @@ impl RuntimeBuilder {
         let source = self.source();
         let (compiled, compile_time) = self.compile(&source, gpu.arch)?;
         let loading = Instant::now();
-        let module = Module::load(gpu.context(), &compiled.cubin)?;
+        let module = Module::load(gpu.context()?, &compiled.cubin)?;
         for t in &self.tasks {
             module.preload(&format!("grosr_single_{}", t.name))?;
             module.preload(&format!("grosr_bulk_{}", t.name))?;
@@ -406,8 +472,8 @@ impl RuntimeBuilder {
             ));
         }
         let grid = blocks_per_sm * sms;
-        let memory = Memory::new(gpu.context(), c, sms, self.tasks.len())?;
-        let stream = Stream::new(gpu.context())?;
+        let memory = Memory::new(gpu.context()?, c, sms, self.tasks.len())?;
+        let stream = Stream::new(gpu.context()?)?;
         let heap = build_heap(&gpu, &module, &stream, c)?;
         let kinds = self
             .tasks
@@ -417,7 +483,7 @@ impl RuntimeBuilder {
             .collect();
         let submitter = Arc::new(Submitter::new(c.arena_bytes as u64));
         static NEXT_ID: AtomicU64 = AtomicU64::new(0);
-        let mut rt = Runtime {
+        let mut rt = GpuRuntime {
             info: RuntimeInfo {
                 device: gpu.name.clone(),
                 arch: gpu.arch,
@@ -456,6 +522,7 @@ impl RuntimeBuilder {
             heap: std::mem::ManuallyDrop::new(heap),
             _module: std::mem::ManuallyDrop::new(module),
             _claim: claim,
+            ctx: gpu.context()?.clone(),
             gpu,
         };
         let launching = Instant::now();
@@ -485,7 +552,7 @@ fn build_heap(
         )));
     }
     let heap = DeviceHeap::new(
-        gpu.context(),
+        gpu.context()?,
         module.function("grosr_heap_init")?,
         stream,
         bytes,
@@ -493,7 +560,7 @@ fn build_heap(
         c.spin_limit,
     )?;
     // SAFETY: addr is the module's grosr_heap (size checked above); no kernel runs yet.
-    unsafe { crate::driver::write_device(gpu.context(), addr, std::slice::from_ref(&heap.desc)) }?;
+    unsafe { crate::driver::write_device(gpu.context()?, addr, std::slice::from_ref(&heap.desc)) }?;
     Ok(Some(heap))
 }
 

@@ -6,51 +6,103 @@ use std::time::Duration;
 use crate::error::{Error, Result, from_device_code};
 use crate::ring::{self, ABANDONED, JobTicket, Outcome, Waiter};
 
-use super::Runtime;
+use super::GpuRuntime;
+use crate::cpu::CpuJob;
 
 /// A submitted job: its tasks and everything they spawn.
 #[must_use = "a job should be waited for to learn whether its tasks succeeded"]
 pub struct Job<'rt> {
-    pub(super) rt: &'rt Runtime,
-    pub(super) ticket: Option<JobTicket>,
-    pub(super) generation: u32,
+    on: On<'rt>,
+}
+
+/// Where the job runs.
+enum On<'rt> {
+    Gpu {
+        rt: &'rt GpuRuntime,
+        ticket: Option<JobTicket>,
+        generation: u32,
+    },
+    Cpu {
+        job: CpuJob,
+        timeout: Duration,
+    },
 }
 
 impl std::fmt::Debug for Job<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Job")
-            .field("ticket", &self.ticket)
-            .field("generation", &self.generation)
-            .finish_non_exhaustive()
+        match &self.on {
+            On::Gpu {
+                ticket, generation, ..
+            } => f
+                .debug_struct("Job")
+                .field("ticket", ticket)
+                .field("generation", generation)
+                .finish_non_exhaustive(),
+            On::Cpu { job, .. } => f.debug_struct("Job").field("cpu", job).finish(),
+        }
+    }
+}
+
+impl<'rt> Job<'rt> {
+    /// A job on the GPU: `ticket` (none for an empty submission) of `rt`'s `generation`.
+    pub(super) fn gpu(rt: &'rt GpuRuntime, ticket: Option<JobTicket>, generation: u32) -> Job<'rt> {
+        Job {
+            on: On::Gpu {
+                rt,
+                ticket,
+                generation,
+            },
+        }
+    }
+
+    /// A job on the CPU executor; `wait` waits at most `timeout`.
+    pub(super) fn cpu(job: CpuJob, timeout: Duration) -> Job<'rt> {
+        Job {
+            on: On::Cpu { job, timeout },
+        }
     }
 }
 
 impl Job<'_> {
     /// Whether the job has finished (successfully or not).
     pub fn is_done(&self) -> Result<bool> {
-        match self.outcome() {
-            Some(r) => r.map(|_| true),
-            None => self.rt.health().map(|_| false),
+        match &self.on {
+            On::Gpu { rt, .. } => match self.outcome() {
+                Some(r) => r.map(|_| true),
+                None => rt.health().map(|_| false),
+            },
+            On::Cpu { job, .. } => job.is_done(),
         }
     }
 
     /// Waits for the job, at most the runtime's submit timeout.
     pub fn wait(&self) -> Result<()> {
-        self.wait_timeout(self.rt.config.submit_timeout)
+        match &self.on {
+            On::Gpu { rt, .. } => self.wait_timeout(rt.config.submit_timeout),
+            On::Cpu { timeout, .. } => self.wait_timeout(*timeout),
+        }
     }
 
     /// Waits at most `timeout` (at most [`MAX_TIMEOUT`](crate::MAX_TIMEOUT): `Duration::MAX`
     /// waits that long, not forever); returns the first error any of the job's tasks reported.
     pub fn wait_timeout(&self, timeout: Duration) -> Result<()> {
-        let Some(ticket) = self.ticket else {
+        let (rt, ticket, generation) = match &self.on {
+            On::Cpu { job, .. } => return job.wait_timeout(timeout.min(crate::MAX_TIMEOUT)),
+            On::Gpu {
+                rt,
+                ticket,
+                generation,
+            } => (*rt, *ticket, *generation),
+        };
+        let Some(ticket) = ticket else {
             return Ok(());
         };
-        let ring = self.rt.memory.ring();
+        let ring = rt.memory.ring();
         let health = || {
-            if self.rt.generation.load(StdOrdering::Acquire) != self.generation {
+            if rt.generation.load(StdOrdering::Acquire) != generation {
                 return Err(Error::Stopped);
             }
-            self.rt.health()
+            rt.health()
         };
         Waiter::new(timeout).until(
             || ring::finished(&ring, ticket),
@@ -58,24 +110,25 @@ impl Job<'_> {
             "the job to finish",
         )?;
         // Memory dropped while this job ran may be freed now.
-        self.rt.gpu.context().free_finished();
+        rt.ctx.free_finished();
         self.outcome().unwrap_or(Ok(()))
     }
 
-    /// The job's outcome once it has finished; its own also after its slot was reused.
+    /// A GPU job's outcome once it has finished; its own also after its slot was reused.
     fn outcome(&self) -> Option<Result<()>> {
-        let Some(ticket) = self.ticket else {
+        let On::Gpu { rt, ticket, .. } = &self.on else {
+            return None;
+        };
+        let Some(ticket) = *ticket else {
             return Some(Ok(()));
         };
-        Some(
-            match self.rt.submitter.outcome(&self.rt.memory.ring(), ticket)? {
-                Outcome::Finished(0, _) => Ok(()),
-                Outcome::Finished(ABANDONED, _) => Err(Error::Stopped),
-                Outcome::Finished(code, kind) => {
-                    Err(from_device_code(code, kind, 0, |k| self.rt.kind_name(k)))
-                }
-                Outcome::Forgotten => Err(Error::OutcomeForgotten),
-            },
-        )
+        Some(match rt.submitter.outcome(&rt.memory.ring(), ticket)? {
+            Outcome::Finished(0, _) => Ok(()),
+            Outcome::Finished(ABANDONED, _) => Err(Error::Stopped),
+            Outcome::Finished(code, kind) => {
+                Err(from_device_code(code, kind, 0, |k| rt.kind_name(k)))
+            }
+            Outcome::Forgotten => Err(Error::OutcomeForgotten),
+        })
     }
 }

@@ -9,10 +9,10 @@ use crate::layout::{BLOCK_THREADS, HostCtl, Params};
 use crate::ring::Waiter;
 use std::mem::offset_of;
 
-use super::Runtime;
+use super::GpuRuntime;
 use super::fence::RingFence;
 
-impl Runtime {
+impl GpuRuntime {
     /// Whether the kernel is running.
     pub fn is_running(&self) -> bool {
         self.running.load(StdOrdering::Acquire)
@@ -27,7 +27,7 @@ impl Runtime {
         }
         self.generation.fetch_add(1, StdOrdering::AcqRel);
         // Dropped at the end of this function, once the kernel has exited (or been waited for).
-        let _copy_streams = copy_streams::leave(self.gpu.context(), self.id);
+        let _copy_streams = copy_streams::leave(&self.ctx, self.id);
         // Release: the GPU's ingest warp polls this flag (ld volatile) and tells every block.
         self.memory
             .ctl_u32(offset_of!(HostCtl, stop))
@@ -49,13 +49,13 @@ impl Runtime {
             }
             Err(e) => {
                 // The context faulted: no kernel runs in it any more.
-                self.gpu.context().unfence(self.id);
+                self.ctx.unfence(self.id);
                 let _ = self.fault.set(Error::DeviceFault(e.to_string()));
                 Err(self.fault.get().cloned().unwrap_or(e))
             }
             Ok(()) => {
                 // No job runs any more: memory dropped meanwhile is freed now.
-                self.gpu.context().unfence(self.id);
+                self.ctx.unfence(self.id);
                 Ok(())
             }
         }
@@ -137,7 +137,7 @@ impl Runtime {
             launched => launched?,
         }
         // From now until the kernel has exited, frees of device memory wait for its jobs.
-        self.gpu.context().fence(
+        self.ctx.fence(
             self.id,
             Box::new(RingFence::new(
                 self.submitter.clone(),
@@ -167,9 +167,9 @@ impl Runtime {
         }
         // From now on the context's copies go through streams seen to pass the scheduler
         // (copy_streams.rs); any 4 device bytes serve as the probe's source.
-        let mut streams = CopyStreams::new(self.gpu.context());
+        let mut streams = CopyStreams::new(&self.ctx);
         match streams.probe(&m.device) {
-            Ok(()) => copy_streams::enter(self.gpu.context(), self.id, streams),
+            Ok(()) => copy_streams::enter(&self.ctx, self.id, streams),
             Err(e) => {
                 drop(_guard);
                 let _ = self.stop();
@@ -225,7 +225,7 @@ impl Runtime {
     }
 }
 
-impl Drop for Runtime {
+impl Drop for GpuRuntime {
     fn drop(&mut self) {
         let _ = self.stop();
         // Whether the kernel still runs decides, not how stop() went: after an explicit stop()
@@ -239,11 +239,11 @@ impl Drop for Runtime {
             eprintln!(
                 "grosr: the scheduler did not stop; its memory, module and context are leaked"
             );
-            self.gpu.context().leak_waiting(self.id);
+            self.ctx.leak_waiting(self.id);
             self.gpu.keep_context();
             return;
         }
-        self.gpu.context().unfence(self.id);
+        self.ctx.unfence(self.id);
         // SAFETY: the kernel has exited (or the context faulted); nothing uses the memory now,
         // and it is dropped exactly once, here. After a fault the frees fail harmlessly.
         unsafe { std::mem::ManuallyDrop::drop(&mut self.memory) };

@@ -6,6 +6,7 @@
 //! drop), `submit` (records onto the ring) and `job` (waiting for a submission).
 
 mod builder;
+mod cpu;
 mod fence;
 mod job;
 mod lifecycle;
@@ -24,13 +25,13 @@ use std::time::Duration;
 
 use crate::alloc::{DeviceHeap, HeapStats};
 use crate::codegen::TaskInfo;
-use crate::driver::{Function, Gpu, Module, Stream};
+use crate::driver::{Context, Function, Gpu, Module, Stream};
 use crate::error::{Error, Result};
 use crate::record::Task;
 use crate::ring::Submitter;
 
 use builder::Config;
-pub use builder::{Precompiled, RuntimeBuilder};
+pub use builder::{Backend, Precompiled, RuntimeBuilder};
 pub use job::Job;
 use memory::Memory;
 use sm_claim::SmClaim;
@@ -67,12 +68,221 @@ pub struct RuntimeInfo {
     pub optimize: Optimize,
 }
 
-/// A persistent task scheduler running on one GPU.
+/// A persistent task scheduler running on one GPU, or on host threads ([`Backend::Cpu`]).
 ///
 /// Built by [`Runtime::builder`]. Many threads may [`submit`](Runtime::submit) at once; each
 /// submission is a [`Job`] that completes when its tasks and everything they spawned have run.
 /// Dropping the runtime stops the kernel and frees everything.
 pub struct Runtime {
+    engine: Engine,
+}
+
+/// What runs the tasks.
+enum Engine {
+    Gpu(Box<GpuRuntime>),
+    Cpu(Box<cpu::CpuRuntime>),
+}
+
+impl Runtime {
+    /// A builder with no task types and default sizes.
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder::default()
+    }
+
+    /// The backend this runtime runs on.
+    pub fn backend(&self) -> Backend {
+        match &self.engine {
+            Engine::Gpu(_) => Backend::Gpu,
+            Engine::Cpu(_) => Backend::Cpu,
+        }
+    }
+
+    /// The GPU runtime, or an error naming `what` needs one (on the CPU backend).
+    pub(crate) fn gpu_engine(&self, what: &str) -> Result<&GpuRuntime> {
+        match &self.engine {
+            Engine::Gpu(g) => Ok(g),
+            Engine::Cpu(_) => Err(Error::Unsupported(format!(
+                "{what} on the CPU backend (Backend::Cpu) yet"
+            ))),
+        }
+    }
+
+    /// Facts about the GPU (or the CPU backend's threads) and the scheduler's size.
+    pub fn info(&self) -> &RuntimeInfo {
+        match &self.engine {
+            Engine::Gpu(g) => &g.info,
+            Engine::Cpu(c) => &c.info,
+        }
+    }
+
+    /// The registered task types in kind order.
+    pub fn tasks(&self) -> &[TaskInfo] {
+        match &self.engine {
+            Engine::Gpu(g) => &g.tasks,
+            Engine::Cpu(c) => &c.tasks,
+        }
+    }
+
+    /// Kind numbers by task type.
+    pub(crate) fn kind_map(&self) -> &HashMap<TypeId, u32> {
+        match &self.engine {
+            Engine::Gpu(g) => &g.kinds,
+            Engine::Cpu(c) => &c.kinds,
+        }
+    }
+
+    /// The kind number of `T`, or an error if `T` is not registered.
+    pub fn kind_of<T: Task + 'static>(&self) -> Result<u32> {
+        self.kind_map()
+            .get(&TypeId::of::<T>())
+            .copied()
+            .ok_or(Error::UnregisteredTask(T::C_NAME))
+    }
+
+    /// The compiled module (scheduler and baseline kernels); the GPU backend's only.
+    pub(crate) fn module(&self) -> Result<&Module> {
+        Ok(self.gpu_engine("a compiled module")?.module())
+    }
+
+    /// The device address and size in bytes of a `__device__` variable of the module (one
+    /// declared in [`RuntimeBuilder::cuda`] code, say).
+    pub fn global(&self, name: &str) -> Result<(u64, usize)> {
+        self.gpu_engine("`__device__` variables")?.global(name)
+    }
+
+    /// Copies the `__device__` variable `name` to the host as elements of `T` (as many as fit
+    /// its size); works while the scheduler runs.
+    pub fn read_global<T: bytemuck::Pod>(&self, name: &str) -> Result<Vec<T>> {
+        self.gpu_engine("`__device__` variables")?.read_global(name)
+    }
+
+    /// Copies `data` over the start of the `__device__` variable `name` (an error if it does not
+    /// fit); works while the scheduler runs. For diagnostics, such as resetting a trace's
+    /// counters between launches: the scheduler's own variables are not for overwriting.
+    pub fn write_global<T: bytemuck::Pod>(&self, name: &str, data: &[T]) -> Result<()> {
+        self.gpu_engine("`__device__` variables")?
+            .write_global(name, data)
+    }
+
+    /// What the device heap holds: bytes and allocations in use per size class, failures.
+    /// Works while the scheduler runs (by copies); an error if the runtime has no heap.
+    pub fn heap_stats(&self) -> Result<HeapStats> {
+        self.gpu_engine("the device heap")?.heap_stats()
+    }
+
+    /// The device heap's size in bytes (0 without a heap, and on the CPU backend so far).
+    pub fn heap_bytes(&self) -> u64 {
+        self.gpu_engine("").map_or(0, |g| g.heap_bytes())
+    }
+
+    /// How long carving and initialising the heap took at build (allocation included).
+    pub fn heap_init_time(&self) -> Option<Duration> {
+        self.gpu_engine("").ok().and_then(|g| g.heap_init_time())
+    }
+
+    /// Empties the device heap: every allocation is forgotten (pointers to it dangle). Only
+    /// with the scheduler stopped and no kernel of yours running; returns how long it took.
+    pub fn heap_reset(&self) -> Result<Duration> {
+        self.gpu_engine("the device heap")?.heap_reset()
+    }
+
+    /// The GPU this runtime runs on, for allocating task data ([`DeviceBuffer`](crate::DeviceBuffer));
+    /// on the CPU backend, the host memory its tasks address.
+    pub fn gpu(&self) -> &Gpu {
+        match &self.engine {
+            Engine::Gpu(g) => &g.gpu,
+            Engine::Cpu(c) => c.gpu(),
+        }
+    }
+
+    /// How many tasks of type `T` have run since the runtime was built.
+    pub fn executed<T: Task + 'static>(&self) -> Result<u64> {
+        let kind = self.kind_of::<T>()? as usize;
+        Ok(self.executed_all()?[kind])
+    }
+
+    /// Tasks run per kind (in registration order).
+    pub fn executed_all(&self) -> Result<Vec<u64>> {
+        match &self.engine {
+            Engine::Gpu(g) => g.executed_all(),
+            Engine::Cpu(c) => Ok(c.executed_all()),
+        }
+    }
+
+    /// Submits `records` as one job and returns at once; waits only while the ring is full
+    /// (at most the builder's `submit_timeout`).
+    pub fn submit<T: Task + 'static>(&self, records: &[T]) -> Result<Job<'_>> {
+        match &self.engine {
+            Engine::Gpu(g) => g.submit(records),
+            Engine::Cpu(c) => c.submit(self.kind_of::<T>()?, bytemuck::cast_slice(records)),
+        }
+    }
+
+    /// [`submit`](Runtime::submit), waiting at most `timeout` for ring space (at most
+    /// [`MAX_TIMEOUT`](crate::MAX_TIMEOUT): `Duration::MAX` waits that long, not forever).
+    pub fn submit_timeout<T: Task + 'static>(
+        &self,
+        records: &[T],
+        timeout: Duration,
+    ) -> Result<Job<'_>> {
+        match &self.engine {
+            Engine::Gpu(g) => g.submit_timeout(records, timeout),
+            Engine::Cpu(c) => c.submit(self.kind_of::<T>()?, bytemuck::cast_slice(records)),
+        }
+    }
+
+    /// Submits raw records of kind `kind` (`record_size` bytes each). For tests of the GPU's
+    /// handling of corrupt input; use [`submit`](Runtime::submit).
+    #[doc(hidden)]
+    pub fn submit_raw(&self, kind: u32, record_size: usize, bytes: &[u8]) -> Result<Job<'_>> {
+        self.gpu_engine("raw submissions")?
+            .submit_raw(kind, record_size, bytes)
+    }
+
+    /// Whether the scheduler runs (the kernel, or the CPU backend's threads).
+    pub fn is_running(&self) -> bool {
+        match &self.engine {
+            Engine::Gpu(g) => g.is_running(),
+            Engine::Cpu(c) => c.is_running(),
+        }
+    }
+
+    /// Stops the scheduler (jobs still running are abandoned: waiting on them returns
+    /// [`Error::Stopped`]). On a GPU, waits at most 10 s for the kernel to exit.
+    pub fn stop(&self) -> Result<()> {
+        match &self.engine {
+            Engine::Gpu(g) => g.stop(),
+            Engine::Cpu(c) => c.stop(),
+        }
+    }
+
+    /// Starts the scheduler again after [`stop`](Runtime::stop).
+    pub fn start(&self) -> Result<()> {
+        match &self.engine {
+            Engine::Gpu(g) => g.start(),
+            Engine::Cpu(c) => c.start(),
+        }
+    }
+
+    /// Baseline launchers over this runtime's compiled module (the GPU backend's). Not part of
+    /// the user API: the graph strategies use it, and grosr's lab and tests.
+    #[doc(hidden)]
+    pub fn baselines(&self) -> Result<crate::baseline::Baselines<'_>> {
+        self.gpu_engine("baseline kernels")?.baselines()
+    }
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.engine {
+            Engine::Gpu(g) => g.fmt(f),
+            Engine::Cpu(c) => c.fmt(f),
+        }
+    }
+}
+
+/// The GPU backend: the scheduler kernel and everything it runs with.
+pub(crate) struct GpuRuntime {
     info: RuntimeInfo,
     tasks: Vec<TaskInfo>,
     kinds: HashMap<TypeId, u32>,
@@ -94,12 +304,14 @@ pub struct Runtime {
     _module: std::mem::ManuallyDrop<Module>,
     _claim: SmClaim,
     gpu: Gpu,
+    /// The GPU's context (what `gpu.context()` gives a GPU runtime's `gpu`).
+    ctx: Context,
 }
 
-impl Runtime {
-    /// A builder with no task types and default sizes.
-    pub fn builder() -> RuntimeBuilder {
-        RuntimeBuilder::default()
+impl GpuRuntime {
+    /// The GPU's context.
+    pub(crate) fn context(&self) -> &Context {
+        &self.ctx
     }
 
     /// Facts about the GPU and the scheduler's size.
@@ -110,11 +322,6 @@ impl Runtime {
     /// The registered task types in kind order.
     pub fn tasks(&self) -> &[TaskInfo] {
         &self.tasks
-    }
-
-    /// Kind numbers by task type.
-    pub(crate) fn kind_map(&self) -> &HashMap<TypeId, u32> {
-        &self.kinds
     }
 
     /// The kind number of `T`, or an error if `T` is not registered.
@@ -142,7 +349,7 @@ impl Runtime {
         let (addr, size) = self.global(name)?;
         let mut out = vec![T::zeroed(); size / std::mem::size_of::<T>().max(1)];
         // SAFETY: the module owns `size` bytes at `addr`, and out covers at most that many.
-        unsafe { crate::driver::read_device(self.gpu.context(), addr, &mut out) }?;
+        unsafe { crate::driver::read_device(&self.ctx, addr, &mut out) }?;
         Ok(out)
     }
 
@@ -158,7 +365,7 @@ impl Runtime {
             )));
         }
         // SAFETY: the module owns `size` bytes at `addr`, and data covers at most that many.
-        unsafe { crate::driver::write_device(self.gpu.context(), addr, data) }
+        unsafe { crate::driver::write_device(&self.ctx, addr, data) }
     }
 
     /// What the device heap holds: bytes and allocations in use per size class, failures.
@@ -196,17 +403,6 @@ impl Runtime {
             .ok_or_else(|| Error::Config("this runtime was built with heap_bytes(0)".into()))
     }
 
-    /// The GPU this runtime runs on (for allocating task data).
-    pub fn gpu(&self) -> &Gpu {
-        &self.gpu
-    }
-
-    /// How many tasks of type `T` have run since the runtime was built.
-    pub fn executed<T: Task + 'static>(&self) -> Result<u64> {
-        let kind = self.kind_of::<T>()? as usize;
-        Ok(self.executed_all()?[kind])
-    }
-
     /// Tasks run per kind (in registration order).
     pub fn executed_all(&self) -> Result<Vec<u64>> {
         self.health()?;
@@ -224,7 +420,7 @@ impl Runtime {
     }
 }
 
-impl std::fmt::Debug for Runtime {
+impl std::fmt::Debug for GpuRuntime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let tasks: Vec<&str> = self.tasks.iter().map(|t| t.name).collect();
         f.debug_struct("Runtime")
@@ -254,7 +450,7 @@ mod gpu_tests {
             .heap_bytes(40 << crate::alloc::SLAB_SHIFT)
             .build()
             .unwrap_or_else(|e| panic!("{e}"));
-        let heap = rt.heap().unwrap();
+        let heap = rt.gpu_engine("the heap").unwrap().heap().unwrap();
         let (now, empty) = heap.meta_now_and_empty().unwrap();
         assert!(
             now == empty,

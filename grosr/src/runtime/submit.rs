@@ -8,9 +8,9 @@ use crate::error::{Error, Result};
 use crate::record::Task;
 use crate::ring::{self, Submission, Waiter};
 
-use super::{Job, Runtime};
+use super::{GpuRuntime, Job};
 
-impl Runtime {
+impl GpuRuntime {
     /// Submits `records` as one job and returns at once; waits only while the ring is full
     /// (at most the builder's `submit_timeout`).
     pub fn submit<T: Task + 'static>(&self, records: &[T]) -> Result<Job<'_>> {
@@ -71,11 +71,7 @@ impl Runtime {
             self.submitter
                 .submit(&ring, arena, submission, &mut waiter, &health)?
         };
-        Ok(Job {
-            rt: self,
-            ticket,
-            generation,
-        })
+        Ok(Job::gpu(self, ticket, generation))
     }
 }
 

@@ -157,7 +157,7 @@ impl WhileBfs {
                 gpu.driver_version % 1000 / 10
             )));
         }
-        let ctx = grosr::unstable::context(gpu).clone();
+        let ctx = grosr::unstable::context(gpu)?.clone();
         let arch = gpu.arch;
         let w = match route {
             WhileRoute::DeviceRuntime => Self::linked(&ctx, arch)?,

@@ -177,7 +177,7 @@ impl<'rt> AllocBench<'rt> {
         Ok(AllocBench {
             rt,
             base: rt.baselines()?,
-            counters: DeviceMem::zeroed(grosr::unstable::context(rt.gpu()), 64)?,
+            counters: DeviceMem::zeroed(grosr::unstable::context(rt.gpu())?, 64)?,
             pool: None,
             ptrs: None,
             check_stride: BENCH_CHECK_STRIDE,
@@ -205,7 +205,7 @@ impl<'rt> AllocBench<'rt> {
 
     /// Threads of a full-occupancy grid of `kernel` (resident blocks per SM × SMs × 256).
     pub fn full_threads(&self, kernel: &str) -> Result<u32> {
-        let f = grosr::unstable::module(self.rt).function(kernel)?;
+        let f = grosr::unstable::module(self.rt)?.function(kernel)?;
         let per_sm = f.occupancy(BLOCK, 0)?;
         Ok(per_sm.max(1) * self.rt.info().sm_count * BLOCK)
     }
@@ -220,7 +220,7 @@ impl<'rt> AllocBench<'rt> {
             if self.pool.as_ref().is_none_or(|p| p.len() < need) {
                 self.pool = None;
                 self.pool = Some(DeviceMem::uninit(
-                    grosr::unstable::context(self.rt.gpu()),
+                    grosr::unstable::context(self.rt.gpu())?,
                     need,
                 )?);
             }
@@ -382,7 +382,7 @@ impl<'rt> AllocBench<'rt> {
         if self.ptrs.as_ref().is_none_or(|p| p.len() < 8 * n) {
             self.ptrs = None;
             self.ptrs = Some(DeviceMem::zeroed(
-                grosr::unstable::context(self.rt.gpu()),
+                grosr::unstable::context(self.rt.gpu())?,
                 8 * n,
             )?);
         }

@@ -1,0 +1,112 @@
+//! The CPU backend ([`Backend::Cpu`](super::Backend)): the runtime's tasks on host threads
+//! (`crate::cpu`), for programs whose tasks all have Rust bodies. No GPU, driver or NVRTC.
+
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::{Job, RuntimeInfo, Startup};
+use crate::codegen::TaskInfo;
+use crate::cpu::CpuExecutor;
+use crate::driver::Gpu;
+use crate::error::{Error, Result};
+
+pub(crate) struct CpuRuntime {
+    pub(super) info: RuntimeInfo,
+    pub(super) tasks: Vec<TaskInfo>,
+    pub(super) kinds: HashMap<TypeId, u32>,
+    exec: CpuExecutor,
+    gpu: Gpu,
+    /// How long `Job::wait` waits (the builder's submit timeout).
+    wait: Duration,
+}
+
+impl CpuRuntime {
+    /// A CPU runtime for `tasks` on `threads` threads; an error naming the first task type with
+    /// a CUDA C body, which only a GPU runs.
+    pub(super) fn new(
+        tasks: Vec<TaskInfo>,
+        threads: usize,
+        wait: Duration,
+        info: impl FnOnce(&Gpu) -> RuntimeInfo,
+    ) -> Result<CpuRuntime> {
+        if let Some(t) = tasks.iter().find(|t| t.cpu_body.is_none()) {
+            return Err(Error::Config(format!(
+                "task `{}` has a CUDA C body, which only a GPU runs: give it a Rust body \
+                 (`#[grosr::task(rust = |task, ctx| ..)]`) to run it on Backend::Cpu",
+                t.name
+            )));
+        }
+        let exec = CpuExecutor::new(&tasks, threads)?;
+        let gpu = Gpu::host(std::sync::Arc::clone(exec.memory()), threads);
+        let kinds = tasks
+            .iter()
+            .enumerate()
+            .map(|(k, t)| (t.type_id, k as u32))
+            .collect();
+        Ok(CpuRuntime {
+            info: info(&gpu),
+            tasks,
+            kinds,
+            exec,
+            gpu,
+            wait,
+        })
+    }
+
+    pub(super) fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+
+    pub(super) fn executed_all(&self) -> Vec<u64> {
+        self.exec.executed_all()
+    }
+
+    pub(super) fn submit(&self, kind: u32, bytes: &[u8]) -> Result<Job<'_>> {
+        Ok(Job::cpu(self.exec.submit_bytes(kind, bytes)?, self.wait))
+    }
+
+    pub(super) fn is_running(&self) -> bool {
+        !self.exec.is_stopped()
+    }
+
+    pub(super) fn stop(&self) -> Result<()> {
+        self.exec.stop();
+        Ok(())
+    }
+
+    pub(super) fn start(&self) -> Result<()> {
+        self.exec.start();
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for CpuRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tasks: Vec<&str> = self.tasks.iter().map(|t| t.name).collect();
+        f.debug_struct("Runtime")
+            .field("backend", &"cpu")
+            .field("info", &self.info)
+            .field("tasks", &tasks)
+            .field("running", &self.is_running())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a CPU runtime reports about itself.
+pub(super) fn info(gpu: &Gpu, tuning: super::Tuning, optimize: super::Optimize) -> RuntimeInfo {
+    RuntimeInfo {
+        device: gpu.name.clone(),
+        arch: 0,
+        sm_count: gpu.sm_count,
+        sms_used: gpu.sm_count,
+        blocks_per_sm: 1,
+        grid_blocks: gpu.sm_count,
+        driver_version: 0,
+        nvrtc_version: (0, 0),
+        startup: Startup::default(),
+        tuning,
+        diagnostics: false,
+        optimize,
+    }
+}
