@@ -168,12 +168,92 @@ pub struct Votes {
     pub out: DevicePtr<u32>,
 }
 
+/// Lane 31 returns; the others take a maximum, which on a GPU would wait for lane 31 forever.
+#[grosr::task(granularity = "warp", rust = |task, ctx| {
+    if ctx.lane() == 31 {
+        return;
+    }
+    let v = ctx.warp_max(-1.0f32);
+    ctx.write(task.out, ctx.lane(), v);
+})]
+pub struct EarlyReturn {
+    pub out: DevicePtr<f32>,
+}
+
+/// Reads past its buffer, then spins on a flag nothing sets: the fault must end it first.
+#[grosr::task(granularity = "lane", rust = |task, ctx| {
+    let v = ctx.read(task.x, 100u32);
+    while ctx.read(task.x, 0u32) == 0 {}
+    ctx.write(task.x, 1u32, v);
+})]
+pub struct FaultThenSpin {
+    pub x: DevicePtr<u32>,
+}
+
+/// Spawns itself forever.
+#[grosr::task(granularity = "lane", rust = |task, ctx| {
+    ctx.spawn(Forever { n: task.n + 1, pad: 0u32 });
+})]
+pub struct Forever {
+    pub n: u32,
+    pub pad: u32,
+}
+
 fn faults() -> RuntimeBuilder {
     grosr::Runtime::builder()
         .task::<Copy>()
         .task::<Diverge>()
         .task::<Fails>()
         .task::<Votes>()
+        .task::<EarlyReturn>()
+        .task::<FaultThenSpin>()
+        .task::<Forever>()
+}
+
+#[test]
+fn a_collective_that_some_lanes_skipped_by_returning_fails_the_task() {
+    let ex = executor(faults());
+    let out = buffer(&ex, &[0f32; 32]);
+    match ex
+        .submit(&[EarlyReturn { out: out.ptr() }])
+        .unwrap()
+        .wait_timeout(T)
+    {
+        Err(Error::BodyFault { task, what }) => {
+            assert_eq!(task, "EarlyReturn");
+            assert!(what.contains("returned"), "{what}");
+        }
+        other => panic!("a collective without lane 31: {other:?}"),
+    }
+}
+
+#[test]
+fn a_fault_stops_its_body_and_dropping_the_runtime_ends_endless_work() {
+    let ex = executor(faults());
+    let x = buffer(&ex, &[0u32; 4]);
+    match ex
+        .submit(&[FaultThenSpin { x: x.ptr() }])
+        .unwrap()
+        .wait_timeout(Duration::from_secs(10))
+    {
+        Err(Error::BodyFault { what, .. }) => assert!(what.contains("outside"), "{what}"),
+        other => panic!("the spin after a fault should never run: {other:?}"),
+    }
+    let endless = ex.submit(&[Forever { n: 0, pad: 0 }]).unwrap();
+    assert!(matches!(
+        endless.wait_timeout(Duration::from_millis(50)),
+        Err(Error::Timeout(..))
+    ));
+    drop(endless);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(ex);
+        let _ = tx.send(());
+    });
+    assert!(
+        rx.recv_timeout(Duration::from_secs(10)).is_ok(),
+        "the runtime's drop did not return with a task still spawning"
+    );
 }
 
 #[test]

@@ -54,7 +54,7 @@
 //! | literals: `1`, `1u32`, `1.5`, `1.5f32` | an unsuffixed literal takes the other operand's type, as Rust infers it; alone (`let x = 0;`, `[0; 4]`, `if c { 1 } else { 2 }`), beside another (`65536 * 65536`), shifted (`1 << k`), as both ends of a `for` range (`0..4`) or beyond `i32`, it needs a suffix or a `let` type (a compile error says so). Paths such as `u32::MAX` are not supported: write the value with a suffix |
 //! | `x.abs()`, `sqrt`, `exp`, `exp2`, `ln`, `log2`, `log10`, `sin`, `cos`, `tan`, `tanh`, `floor`, `ceil`, `round`, `trunc`, `cbrt`, `recip`, `max`, `min`, `powf`, `powi`, `mul_add` | CUDA's overloads (`expf` for a `float`) |
 //! | `wrapping_add`, `wrapping_sub`, `wrapping_mul` | the wrapping operation |
-//! | the methods of [`Ctx`] | see each; a pointer index is any of `u8`..`u64` (`0u32`, `i as u64`), unchecked as in CUDA |
+//! | the methods of [`Ctx`] | see each; a pointer index is any of `u8`..`u64` (`0u32`, `i as u64`), unchecked on a GPU as in CUDA, checked on the CPU backend |
 //!
 //! Helper functions shared by bodies are `#[grosr::device] fn`s in the same subset, registered
 //! with [`RuntimeBuilder::helper`](crate::RuntimeBuilder::helper) (each once, a helper before
@@ -82,14 +82,20 @@
 //! `step_by(0)` range stops after its first turn, and the CUDA compiler may fuse a float
 //! `a * b + c` into one multiply-add (as in a CUDA body), which can change the last bit.
 //!
+//! On the CPU backend the body runs as the Rust it is: an integer overflow or a shift past the
+//! width panics in a build with overflow checks (`cargo test`'s default profile), where the GPU
+//! wraps, and `step_by(0)` panics; a panic fails the task's job with
+//! [`Error::BodyFault`](crate::Error::BodyFault). Build with `--release` (or
+//! `overflow-checks = false`) for the GPU's wrapping, or write `wrapping_*` where a body means it.
+//!
 //! # Status
 //!
 //! NVRTC compiles the translation (in CI), and `tests/gpu_rust_bodies.rs` runs it on the GPU (a
 //! warp task's softmax row against a float64 reference, Resident and Fused; a lane task's
-//! 10 000-link spawn chain; a block task's barrier). The CPU executor runs the same bodies on
-//! host threads (`tests/cpu_bodies.rs`, in `cargo test`): today through
-//! `grosr::unstable::cpu_executor`, next as a backend of [`Runtime`](crate::Runtime) (the
-//! design is in `benches/NOTES.md`, "The CPU executor").
+//! 10 000-link spawn chain; a block task's barrier). The CPU backend
+//! ([`Backend::Cpu`](crate::Backend)) runs the same bodies on host threads
+//! (`tests/cpu_bodies.rs`, in `cargo test`); task graphs and the device heap are GPU-only so far
+//! (`benches/NOTES.md`, "The CPU executor").
 
 use std::panic::Location;
 
@@ -228,12 +234,14 @@ impl Ctx {
         self.run.width()
     }
 
-    /// `ptr[index]`, unchecked as in CUDA; `index` is any of `u8`..`u64`.
+    /// `ptr[index]`; `index` is any of `u8`..`u64`. Unchecked on a GPU, as in CUDA; on the CPU
+    /// backend an access outside every live buffer (or misaligned) fails the task's job with
+    /// [`Error::BodyFault`](crate::Error::BodyFault) and stops the body.
     pub fn read<T: DeviceType + Copy>(&self, ptr: DevicePtr<T>, index: impl Into<u64>) -> T {
         self.run.read(ptr.addr(), index.into())
     }
 
-    /// `ptr[index] = value`, unchecked as in CUDA.
+    /// `ptr[index] = value`, checked as [`read`](Ctx::read) is.
     pub fn write<T: DeviceType + Copy>(
         &mut self,
         ptr: DevicePtr<T>,
@@ -392,8 +400,9 @@ impl Ctx {
 
     /// Spawns `task` into the same job. Write it as a struct literal without `..`
     /// (`ctx.spawn(Child { a: .., b: .. })`), which the translation sets field by field; `Child`
-    /// must be registered too (`.task::<Child>()`, else [`Error::UnregisteredSpawn`](crate::Error)
-    /// at build).
+    /// must be registered too (`.task::<Child>()`: else [`Error::UnregisteredSpawn`](crate::Error)
+    /// at a GPU build, and [`Error::BodyFault`](crate::Error::BodyFault) when the spawn runs on
+    /// the CPU backend).
     pub fn spawn<T: Task + 'static>(&mut self, task: T) {
         self.run.spawn(&task);
     }

@@ -82,7 +82,11 @@ impl JobState {
 struct Shared {
     kinds: Vec<Kind>,
     by_type: HashMap<TypeId, u32>,
+    /// Tasks run, per worker and kind: worker `w`'s row starts at `w * row` (rows padded to
+    /// 64 bytes, so workers never share a line). Each count is added before its task's job can
+    /// complete (the count's release orders it), so a waiter that returns sees it.
     executed: Vec<AtomicU64>,
+    row: usize,
     queue: Mutex<VecDeque<Item>>,
     ready: Condvar,
     stop: AtomicBool,
@@ -122,7 +126,10 @@ impl CpuJob {
     /// Waits until every task of the job (and everything they spawned) has run, at most
     /// `timeout`: the first task failure or fault as an error.
     pub fn wait_timeout(&self, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
+        // `Job` caps timeouts at MAX_TIMEOUT; past the clock's range, the wait is that long.
+        let deadline = Instant::now()
+            .checked_add(timeout)
+            .unwrap_or_else(|| Instant::now() + crate::MAX_TIMEOUT);
         let mut done = self.state.done.lock().unwrap_or_else(|e| e.into_inner());
         while !*done {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -168,7 +175,10 @@ impl CpuExecutor {
                 .enumerate()
                 .map(|(k, t)| (t.type_id, k as u32))
                 .collect(),
-            executed: tasks.iter().map(|_| AtomicU64::new(0)).collect(),
+            executed: (0..threads.max(1) * tasks.len().next_multiple_of(8))
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            row: tasks.len().next_multiple_of(8),
             queue: Mutex::new(VecDeque::new()),
             ready: Condvar::new(),
             stop: AtomicBool::new(false),
@@ -186,7 +196,7 @@ impl CpuExecutor {
             let shared = Arc::clone(&ex.shared);
             let t = std::thread::Builder::new()
                 .name(format!("grosr-cpu-{w}"))
-                .spawn(move || worker(&shared))
+                .spawn(move || worker(&shared, w))
                 .map_err(|e| Error::io("starting a CPU executor thread", e))?;
             ex.workers.push(t);
         }
@@ -226,8 +236,14 @@ impl CpuExecutor {
 
     /// Tasks run per kind.
     pub(crate) fn executed_all(&self) -> Vec<u64> {
-        let e = &self.shared.executed;
-        e.iter().map(|n| n.load(Ordering::Relaxed)).collect()
+        let s = &self.shared;
+        (0..s.kinds.len())
+            .map(|k| {
+                (0..s.threads)
+                    .map(|w| s.executed[w * s.row + k].load(Ordering::Relaxed))
+                    .sum()
+            })
+            .collect()
     }
 
     /// The host memory bodies address.
@@ -290,6 +306,14 @@ impl Drop for CpuExecutor {
         for t in self.workers.drain(..) {
             let _ = t.join();
         }
+        // What no worker took: its jobs end Stopped (their waiters may outlive the executor).
+        let left: Vec<Item> = self.shared.queue().drain(..).collect();
+        for item in left {
+            item.job.fail(Error::Stopped);
+            if item.job.release() {
+                item.job.complete();
+            }
+        }
         // The gangs' threads end with them.
         self.shared
             .warp_gangs
@@ -307,7 +331,7 @@ impl Drop for CpuExecutor {
 /// Tasks a worker takes from the queue at once (one lock for them all).
 const BATCH: usize = 32;
 
-fn worker(shared: &Arc<Shared>) {
+fn worker(shared: &Arc<Shared>, w: usize) {
     // One context for every lane task this worker runs: each task moves its job in.
     let mut ctx = Ctx {
         run: TaskRun {
@@ -321,40 +345,38 @@ fn worker(shared: &Arc<Shared>) {
         },
     };
     let mut batch: Vec<Item> = Vec::with_capacity(BATCH);
-    let mut executed = vec![0u64; shared.kinds.len()];
+    let executed = &shared.executed[w * shared.row..(w + 1) * shared.row];
     loop {
         {
             let mut q = shared.queue();
-            while q.is_empty() {
+            loop {
+                // Dropping the executor ends its workers after their current task, queued or not.
                 if shared.stop.load(Ordering::Acquire) {
                     return;
                 }
+                if !q.is_empty() {
+                    break;
+                }
                 q = shared.ready.wait(q).unwrap_or_else(|e| e.into_inner());
             }
-            // An even share of what is queued, so that the other workers find some too.
-            let take = q.len().div_ceil(shared.threads).min(BATCH);
+            // A share of a long queue, so that the others find some too; one task from a short
+            // one, so that no task waits in one worker's batch behind a task that waits for it.
+            let take = if q.len() >= 4 * shared.threads {
+                (q.len() / (2 * shared.threads)).min(BATCH)
+            } else {
+                1
+            };
             batch.extend(q.drain(..take));
         }
         for item in batch.drain(..) {
             let kind = item.kind as usize;
             run_item(shared, item, &mut ctx);
-            executed[kind] += 1;
-            // After the task's effects and its spawns' counts; the counts of tasks run reach
-            // `executed` before any job completes (as on the GPU).
+            // Relaxed, on this worker's own line: the release below orders it before the job's
+            // completion (as the GPU counts a task before its job's count).
+            executed[kind].fetch_add(1, Ordering::Relaxed);
             if ctx.run.job.release() {
-                flush(shared, &mut executed);
                 ctx.run.job.complete();
             }
-        }
-        flush(shared, &mut executed);
-    }
-}
-
-/// Adds a worker's counts of tasks run to the executor's.
-fn flush(shared: &Shared, executed: &mut [u64]) {
-    for (k, n) in executed.iter_mut().enumerate() {
-        if *n > 0 {
-            shared.executed[k].fetch_add(std::mem::take(n), Ordering::Relaxed);
         }
     }
 }
@@ -372,7 +394,9 @@ fn run_item(shared: &Arc<Shared>, item: Item, ctx: &mut Ctx) {
                 .into(),
         ),
         Some(body) => match kind.granularity {
-            Granularity::Lane => call_body(body, record, ctx),
+            Granularity::Lane => {
+                call_body(body, record, ctx);
+            }
             Granularity::Warp => {
                 run_on_gang(shared, &shared.warp_gangs, 32, body, record, &ctx.run)
             }
@@ -421,15 +445,31 @@ fn run_on_gang(
     pool.lock().unwrap_or_else(|e| e.into_inner()).push(gang);
 }
 
-/// Calls `body` on `record`; a panic fails the task's job instead of the thread.
-pub(crate) fn call_body(body: ErasedBody, record: &[u8], ctx: &mut Ctx) {
-    if let Err(p) = std::panic::catch_unwind(AssertUnwindSafe(|| body(record, ctx))) {
-        let msg = p
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| p.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a panic".into());
-        ctx.run.fault(format!("it panicked: {msg}"));
+/// What unwinds a body out of a fault or a divergence (its job has failed already):
+/// [`call_body`] catches it, and no panic hook runs for it.
+struct Abort;
+
+/// Stops the calling body: its job has failed, and going on would compute on made-up values
+/// (a read that was refused, a collective that did not happen) or spin forever.
+fn abort() -> ! {
+    std::panic::resume_unwind(Box::new(Abort))
+}
+
+/// Calls `body` on `record`: true if it returned; a panic fails the task's job instead of the
+/// thread, and a fault's [`abort`] ends it quietly.
+pub(crate) fn call_body(body: ErasedBody, record: &[u8], ctx: &mut Ctx) -> bool {
+    match std::panic::catch_unwind(AssertUnwindSafe(|| body(record, ctx))) {
+        Ok(()) => true,
+        Err(p) if p.is::<Abort>() => false,
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".into());
+            ctx.run.fault(format!("it panicked: {msg}"));
+            false
+        }
     }
 }
 
@@ -500,31 +540,29 @@ impl TaskRun {
     }
 
     /// `f` over the allocation holding `len` bytes at `ptr + index * len` (aligned to `align`)
-    /// and that address; `None` (and the task's job failed) if there is none.
+    /// and that address; if there is none, the task's job fails and the body stops ([`abort`]).
     fn at<R>(
         &self,
         what: &str,
         (ptr, index, len, align): (u64, u64, u64, u64),
         f: impl FnOnce(&Allocation, u64) -> R,
-    ) -> Option<R> {
+    ) -> R {
         let addr = index.checked_mul(len).and_then(|o| ptr.checked_add(o));
-        let done = addr.filter(|a| a % align == 0).and_then(|a| {
+        if let Some(a) = addr.filter(|a| a % align == 0) {
             let mut cursor = self.cursor.borrow_mut();
-            cursor
-                .find(&self.shared.memory, a, len)
-                .map(|alloc| f(alloc, a))
-        });
-        if done.is_none() {
-            self.fault(format!(
-                "{what} of {len} bytes at {ptr:#x} + {index} × {len}: {}",
-                if addr.is_some_and(|a| a % align != 0) {
-                    "misaligned"
-                } else {
-                    "outside every live allocation"
-                }
-            ));
+            if let Some(alloc) = cursor.find(&self.shared.memory, a, len) {
+                return f(alloc, a);
+            }
         }
-        done
+        self.fault(format!(
+            "{what} of {len} bytes at {ptr:#x} + {index} × {len}: {}",
+            if addr.is_some_and(|a| a % align != 0) {
+                "misaligned"
+            } else {
+                "outside every live allocation"
+            }
+        ));
+        abort()
     }
 
     pub(crate) fn read<T: bytemuck::Pod>(&self, ptr: u64, index: u64) -> T {
@@ -555,7 +593,6 @@ impl TaskRun {
         self.at("an atomic", (ptr, index, len, len), |a, addr| {
             a.update(addr, size, f)
         })
-        .unwrap_or(0)
     }
 
     /// Counts `record` (of type `T`) into the job and queues it.
@@ -566,7 +603,7 @@ impl TaskRun {
                 T::C_NAME,
                 T::C_NAME
             ));
-            return;
+            abort();
         };
         let mut record = [0u8; MAX_RECORD_BYTES];
         record[..size_of::<T>()].copy_from_slice(bytemuck::bytes_of(task));
@@ -597,7 +634,13 @@ impl TaskRun {
         arg: u32,
     ) -> u64 {
         match &self.gang {
-            Some(g) => g.meet(self.lane, site, op, value, arg),
+            Some(g) => match g.meet(self.lane, site, op, value, arg) {
+                Ok(v) => v,
+                Err(why) => {
+                    self.fault(why);
+                    abort()
+                }
+            },
             None => value,
         }
     }

@@ -182,6 +182,7 @@ fn lane_loop(shared: &Arc<Shared>, lane: u32) {
             seen = st.epoch;
             st.task.clone()
         };
+        let mut returned = false;
         if let Some(task) = task {
             let gang = GangRef {
                 shared: Arc::clone(shared),
@@ -189,9 +190,19 @@ fn lane_loop(shared: &Arc<Shared>, lane: u32) {
             let mut ctx = Ctx {
                 run: task.run.for_lane(lane, shared.width, Some(gang)),
             };
-            super::exec::call_body(task.body, &task.record, &mut ctx);
+            returned = super::exec::call_body(task.body, &task.record, &mut ctx);
         }
         let mut st = shared.lock();
+        if returned && st.arrived > 0 && st.diverged.is_none() {
+            // On a GPU a lane that returned waits at the task's end for the others, which wait
+            // at their collective for it: a hang, or undefined results.
+            let site = st.site.map_or_else(String::new, |s| format!(" at {s}"));
+            st.diverged = Some(format!(
+                "lane {lane} returned while other lanes waited at a collective{site}: on a GPU \
+                 a collective needs every lane of the warp (every thread of the block)"
+            ));
+            shared.meet.notify_all();
+        }
         st.live -= 1;
         if st.live == 0 {
             shared.done.notify_all();
@@ -263,8 +274,9 @@ fn complete(st: &mut State, width: u32) {
 }
 
 impl GangRef {
-    /// Lane `lane`'s part in the collective `op` at `site`: its result, or 0 once the task has
-    /// diverged.
+    /// Lane `lane`'s part in the collective `op` at `site`: its result, or what went wrong (the
+    /// lanes met at different collectives, or some had returned), after which no lane waits
+    /// again.
     pub(crate) fn meet(
         &self,
         lane: u32,
@@ -272,26 +284,35 @@ impl GangRef {
         op: Op,
         value: u64,
         arg: u32,
-    ) -> u64 {
+    ) -> Result<u64, String> {
         let s = &self.shared;
         let mut st = s.lock();
-        if st.diverged.is_some() {
-            return 0;
+        if st.diverged.is_none() && st.live < s.width {
+            st.diverged = Some(format!(
+                "a lane reached the collective at {site} after others had returned: on a GPU a \
+                 collective needs every lane of the warp (every thread of the block)"
+            ));
         }
-        match st.site {
-            None => {
-                st.site = Some(site);
-                st.op = op;
+        if st.diverged.is_none() {
+            match st.site {
+                None => {
+                    st.site = Some(site);
+                    st.op = op;
+                }
+                Some(first) if first != site || st.op != op => {
+                    st.diverged = Some(format!(
+                        "its lanes met at different collectives ({first} and {site}): on a GPU \
+                         a collective needs all of a warp's lanes (or a block's threads) at the \
+                         same one"
+                    ));
+                }
+                Some(_) => {}
             }
-            Some(first) if first != site || st.op != op => {
-                st.diverged = Some(format!(
-                    "its lanes met at different collectives ({first} and {site}): on a GPU a \
-                     collective needs all of a warp's lanes (or a block's threads) at the same one"
-                ));
-                s.meet.notify_all();
-                return 0;
-            }
-            Some(_) => {}
+        }
+        if let Some(why) = &st.diverged {
+            let why = why.clone();
+            s.meet.notify_all();
+            return Err(why);
         }
         let l = lane as usize;
         st.here[l] = true;
@@ -307,10 +328,9 @@ impl GangRef {
                 st = s.meet.wait(st).unwrap_or_else(|e| e.into_inner());
             }
         }
-        if st.diverged.is_some() {
-            0
-        } else {
-            st.results[l]
+        match &st.diverged {
+            Some(why) => Err(why.clone()),
+            None => Ok(st.results[l]),
         }
     }
 }

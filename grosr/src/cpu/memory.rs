@@ -7,6 +7,11 @@
 //! race as GPU threads do (plain accesses may interleave, atomics do not) without a data race
 //! or a mixed-size atomic access in Rust's model.
 
+#[cfg(target_endian = "big")]
+compile_error!(
+    "the CPU executor's memory keeps words little-endian; big-endian hosts are not supported"
+);
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -143,6 +148,8 @@ impl Cursor {
     pub(crate) fn find(&mut self, memory: &HostMemory, addr: u64, len: u64) -> Option<&Allocation> {
         let hit = self.last.as_ref().is_some_and(|a| a.holds(addr, len));
         if !hit {
+            // A freed allocation is let go here, not kept alive until the next hit elsewhere.
+            self.last = None;
             self.last = Some(memory.find(addr, len)?);
         }
         self.last.as_deref()

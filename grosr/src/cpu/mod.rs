@@ -2,8 +2,8 @@
 //! the GPU's semantics: a lane task runs once, a warp task on 32 lanes whose collectives see
 //! all of them, a block task on a block's lanes with barriers, spawns count into the job, and
 //! every memory access is checked (`memory.rs`). So grosr programs run and are tested without a
-//! GPU. The design, and what is still to come (the `Runtime` backend, graphs, the heap):
-//! `benches/NOTES.md`, "The CPU executor".
+//! GPU: `Backend::Cpu` (`runtime/cpu.rs`). The design, and what is still to come (graphs, the
+//! heap): `benches/NOTES.md`, "The CPU executor".
 
 mod exec;
 mod gang;
