@@ -392,3 +392,168 @@ fn stop_abandons_queued_work_and_start_takes_submits_again() {
     ex.submit(&[chain]).unwrap().wait().unwrap();
     assert_eq!(hits.to_vec().unwrap(), vec![1, 1]);
 }
+
+/// A graph node: its value is 1 + the sum of its predecessors' (`preds[first..first + count]`),
+/// and it fails its job (code 9) if one of them has not run yet.
+#[grosr::task(granularity = "lane", rust = |task, ctx| {
+    let mut s = 1u64;
+    for k in task.first..task.first + task.count {
+        let p = ctx.read(task.preds, k);
+        if ctx.read(task.done, p) == 0 {
+            ctx.fail(9);
+        }
+        s = s.wrapping_add(ctx.read(task.vals, p));
+    }
+    ctx.write(task.vals, task.me, s);
+    ctx.write(task.done, task.me, 1u32);
+})]
+pub struct LaneNode {
+    pub vals: DevicePtr<u64>,
+    pub done: DevicePtr<u32>,
+    pub preds: DevicePtr<u32>,
+    pub first: u32,
+    pub count: u32,
+    pub me: u32,
+    pub pad: u32,
+}
+
+/// [`LaneNode`] by a warp: lanes sum a share of the predecessors each, then a butterfly.
+#[grosr::task(granularity = "warp", rust = |task, ctx| {
+    let mut s = 0u64;
+    for k in (task.first + ctx.lane()..task.first + task.count).step_by(32) {
+        let p = ctx.read(task.preds, k);
+        if ctx.read(task.done, p) == 0 {
+            ctx.fail(9);
+        }
+        s = s.wrapping_add(ctx.read(task.vals, p));
+    }
+    let mut m = 16u32;
+    while m > 0 {
+        s = s.wrapping_add(ctx.shuffle_xor(s, m));
+        m = m / 2;
+    }
+    if ctx.lane() == 0 {
+        ctx.write(task.vals, task.me, s.wrapping_add(1u64));
+        ctx.write(task.done, task.me, 1u32);
+    }
+})]
+pub struct WarpNode {
+    pub vals: DevicePtr<u64>,
+    pub done: DevicePtr<u32>,
+    pub preds: DevicePtr<u32>,
+    pub first: u32,
+    pub count: u32,
+    pub me: u32,
+    pub pad: u32,
+}
+
+/// [`LaneNode`] by a block: thread 0 sums, then the block meets.
+#[grosr::task(granularity = "block", rust = |task, ctx| {
+    if ctx.lane() == 0 {
+        let mut s = 1u64;
+        for k in task.first..task.first + task.count {
+            let p = ctx.read(task.preds, k);
+            if ctx.read(task.done, p) == 0 {
+                ctx.fail(9);
+            }
+            s = s.wrapping_add(ctx.read(task.vals, p));
+        }
+        ctx.write(task.vals, task.me, s);
+        ctx.write(task.done, task.me, 1u32);
+    }
+    ctx.sync_threads();
+})]
+pub struct BlockNode {
+    pub vals: DevicePtr<u64>,
+    pub done: DevicePtr<u32>,
+    pub preds: DevicePtr<u32>,
+    pub first: u32,
+    pub count: u32,
+    pub me: u32,
+    pub pad: u32,
+}
+
+#[test]
+fn random_dags_of_mixed_nodes_run_in_order_under_every_strategy() {
+    use grosr::graph::{Strategy, TaskGraph};
+    let rt = executor(
+        grosr::Runtime::builder()
+            .task::<LaneNode>()
+            .task::<WarpNode>()
+            .task::<BlockNode>(),
+    );
+    let n = 300usize;
+    let mut seed = 2024u32;
+    let mut rnd = |m: u32| {
+        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        (seed >> 8) % m
+    };
+    // Predecessors of node i: up to 3 earlier nodes.
+    let mut preds: Vec<Vec<u32>> = Vec::new();
+    for i in 0..n as u32 {
+        let mut p: Vec<u32> = (0..rnd(4)).filter(|_| i > 0).map(|_| rnd(i)).collect();
+        p.sort();
+        p.dedup();
+        preds.push(p);
+    }
+    let flat: Vec<u32> = preds.iter().flatten().copied().collect();
+    let vals = buffer(&rt, &vec![0u64; n]);
+    let done = buffer(&rt, &vec![0u32; n]);
+    let pb = buffer(&rt, &flat);
+    let mut want = vec![0u64; n];
+    let mut g = TaskGraph::new();
+    let mut ids = Vec::new();
+    let mut first = 0u32;
+    for (i, p) in preds.iter().enumerate() {
+        want[i] = p
+            .iter()
+            .fold(1u64, |s, &q| s.wrapping_add(want[q as usize]));
+        let (v, d, pp, count, me) = (vals.ptr(), done.ptr(), pb.ptr(), p.len() as u32, i as u32);
+        let id = match rnd(10) {
+            0..=5 => g.add(LaneNode {
+                vals: v,
+                done: d,
+                preds: pp,
+                first,
+                count,
+                me,
+                pad: 0,
+            }),
+            6..=8 => g.add(WarpNode {
+                vals: v,
+                done: d,
+                preds: pp,
+                first,
+                count,
+                me,
+                pad: 0,
+            }),
+            _ => g.add(BlockNode {
+                vals: v,
+                done: d,
+                preds: pp,
+                first,
+                count,
+                me,
+                pad: 0,
+            }),
+        };
+        for &q in p {
+            g.add_edge(ids[q as usize], id).unwrap();
+        }
+        ids.push(id);
+        first += count;
+    }
+    for s in Strategy::ALL {
+        let mut prepared = g.prepare(&rt, s).unwrap();
+        for round in 0..3 {
+            done.write(&vec![0u32; n]).unwrap();
+            vals.write(&vec![0u64; n]).unwrap();
+            prepared
+                .run(T)
+                .unwrap_or_else(|e| panic!("{} round {round}: {e}", s.name()));
+            assert_eq!(vals.to_vec().unwrap(), want, "{} round {round}", s.name());
+            assert_eq!(done.to_vec().unwrap(), vec![1; n]);
+        }
+    }
+}

@@ -38,6 +38,24 @@ struct Item {
     kind: u32,
     job: Arc<JobState>,
     record: [u8; MAX_RECORD_BYTES],
+    /// A graph node's run and index: its successors are released when it ends.
+    node: Option<(Arc<GraphRun>, u32)>,
+}
+
+/// A task graph as the CPU runs it (from the graph layer's plan): node `i` is a task of
+/// `kinds[i]` with `records[i]`, its successors `succ[succ_off[i]..succ_off[i + 1]]`.
+pub(crate) struct GraphPlan {
+    pub(crate) kinds: Vec<u32>,
+    pub(crate) records: Vec<[u8; MAX_RECORD_BYTES]>,
+    pub(crate) succ_off: Vec<u32>,
+    pub(crate) succ: Vec<u32>,
+    pub(crate) indeg: Vec<u32>,
+}
+
+/// One run of a graph: how many predecessors of each node have still to end.
+struct GraphRun {
+    plan: Arc<GraphPlan>,
+    remaining: Vec<std::sync::atomic::AtomicU32>,
 }
 
 /// A job's count and outcome.
@@ -227,6 +245,43 @@ impl CpuExecutor {
                     kind,
                     job: Arc::clone(&job),
                     record,
+                    node: None,
+                });
+            }
+        }
+        self.shared.ready.notify_all();
+        Ok(CpuJob { state: job })
+    }
+
+    /// Runs `plan` once as one job: its roots are queued, and each node's end queues the
+    /// successors it was the last predecessor of (as the GPU's resident graph release does).
+    pub(crate) fn run_graph(&self, plan: &Arc<GraphPlan>) -> Result<CpuJob> {
+        let n = plan.kinds.len();
+        let run = Arc::new(GraphRun {
+            plan: Arc::clone(plan),
+            remaining: plan
+                .indeg
+                .iter()
+                .map(|&d| std::sync::atomic::AtomicU32::new(d))
+                .collect(),
+        });
+        // The roots are counted now, the other nodes when released (before their last
+        // predecessor's end is uncounted), as spawns are: a stop that drops them drops their
+        // counts too.
+        let roots = plan.indeg.iter().filter(|d| **d == 0).count();
+        debug_assert!(n == 0 || roots > 0, "a plan is acyclic");
+        let job = JobState::new(roots as i64);
+        {
+            let mut q = self.shared.queue();
+            if self.shared.stopped.load(Ordering::Acquire) {
+                return Err(Error::Stopped);
+            }
+            for (i, _) in plan.indeg.iter().enumerate().filter(|(_, d)| **d == 0) {
+                q.push_back(Item {
+                    kind: plan.kinds[i],
+                    job: Arc::clone(&job),
+                    record: plan.records[i],
+                    node: Some((Arc::clone(&run), i as u32)),
                 });
             }
         }
@@ -370,7 +425,10 @@ fn worker(shared: &Arc<Shared>, w: usize) {
         }
         for item in batch.drain(..) {
             let kind = item.kind as usize;
-            run_item(shared, item, &mut ctx);
+            let node = run_item(shared, item, &mut ctx);
+            if let Some((run, i)) = node {
+                release_successors(shared, &run, i, &ctx.run.job);
+            }
             // Relaxed, on this worker's own line: the release below orders it before the job's
             // completion (as the GPU counts a task before its job's count).
             executed[kind].fetch_add(1, Ordering::Relaxed);
@@ -381,8 +439,43 @@ fn worker(shared: &Arc<Shared>, w: usize) {
     }
 }
 
-/// Runs one task with the worker's `ctx`, whose job becomes the task's.
-fn run_item(shared: &Arc<Shared>, item: Item, ctx: &mut Ctx) {
+/// Queues the successors of graph node `i` whose last predecessor it was, counting them into
+/// the job first (before node `i`'s own end is uncounted).
+fn release_successors(shared: &Shared, run: &Arc<GraphRun>, i: u32, job: &Arc<JobState>) {
+    let plan = &run.plan;
+    let (from, to) = (plan.succ_off[i as usize], plan.succ_off[i as usize + 1]);
+    let mut ready = Vec::new();
+    for &s in &plan.succ[from as usize..to as usize] {
+        // AcqRel: the node's effects precede its successor's start, whichever predecessor is
+        // last (the queue's lock then hands them to the worker that runs it).
+        if run.remaining[s as usize].fetch_sub(1, Ordering::AcqRel) == 1 {
+            ready.push(Item {
+                kind: plan.kinds[s as usize],
+                job: Arc::clone(job),
+                record: plan.records[s as usize],
+                node: Some((Arc::clone(run), s)),
+            });
+        }
+    }
+    if ready.is_empty() {
+        return;
+    }
+    let mut q = shared.queue();
+    if shared.stopped.load(Ordering::Acquire) {
+        // Stopped: the successors are dropped, uncounted (the job ends with `Stopped`).
+        drop(q);
+        job.fail(Error::Stopped);
+        return;
+    }
+    job.pending.fetch_add(ready.len() as i64, Ordering::Relaxed);
+    q.extend(ready);
+    drop(q);
+    shared.ready.notify_all();
+}
+
+/// Runs one task with the worker's `ctx`, whose job becomes the task's; the graph node it was,
+/// if any.
+fn run_item(shared: &Arc<Shared>, item: Item, ctx: &mut Ctx) -> Option<(Arc<GraphRun>, u32)> {
     let kind = &shared.kinds[item.kind as usize];
     ctx.run.job = item.job;
     ctx.run.kind = item.kind;
@@ -410,6 +503,7 @@ fn run_item(shared: &Arc<Shared>, item: Item, ctx: &mut Ctx) {
             ),
         },
     }
+    item.node
 }
 
 /// Runs a warp or block task on an idle gang of `width` lanes from `pool` (a new one if none is
@@ -620,6 +714,7 @@ impl TaskRun {
                 kind,
                 job: Arc::clone(&self.job),
                 record,
+                node: None,
             });
         }
         self.shared.ready.notify_one();

@@ -30,11 +30,13 @@ mod resident;
 
 use std::any::TypeId;
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
 
+use crate::cpu::{CpuExecutor, GraphPlan};
 use crate::error::{Error, Result};
 use crate::layout::RECORD_WORDS;
 use crate::record::{Field, Task};
@@ -247,6 +249,14 @@ impl TaskGraph {
     /// Resident launch ordinary kernels, so they need the scheduler stopped (`Runtime::stop`).
     pub fn prepare<'rt>(&self, rt: &'rt Runtime, strategy: Strategy) -> Result<Prepared<'rt>> {
         let plan = self.plan(rt)?;
+        if let Some(cpu) = rt.cpu_engine() {
+            // On the CPU backend every strategy runs the graph the same way (what differs
+            // between them is how a GPU launches it).
+            return Ok(Prepared {
+                strategy,
+                inner: Inner::Cpu(cpu.executor(), Arc::new(cpu_plan(&plan))),
+            });
+        }
         let gpu = rt.gpu_engine("task graphs")?;
         let inner = match strategy {
             Strategy::Resident => Inner::Resident(ResidentGraph::upload(gpu, &plan)?),
@@ -369,6 +379,27 @@ impl std::fmt::Debug for Prepared<'_> {
 enum Inner<'rt> {
     Resident(ResidentGraph<'rt>),
     Lowered(lowered::Lowered<'rt>),
+    /// The CPU backend's executor and the graph as it runs there.
+    Cpu(&'rt CpuExecutor, Arc<GraphPlan>),
+}
+
+/// The CPU executor's form of a plan: kinds, records, successors, in-degrees.
+fn cpu_plan(plan: &Plan) -> GraphPlan {
+    GraphPlan {
+        kinds: plan.kind.clone(),
+        records: plan
+            .nodes
+            .iter()
+            .map(|n| {
+                let mut r = [0u8; crate::MAX_RECORD_BYTES];
+                r.copy_from_slice(bytemuck::cast_slice(&n.words));
+                r
+            })
+            .collect(),
+        succ_off: plan.succ_off.clone(),
+        succ: plan.succ.clone(),
+        indeg: plan.indeg.clone(),
+    }
 }
 
 impl Prepared<'_> {
@@ -383,6 +414,9 @@ impl Prepared<'_> {
         match &mut self.inner {
             Inner::Resident(g) => g.run(timeout),
             Inner::Lowered(l) => l.run(timeout),
+            Inner::Cpu(exec, plan) => exec
+                .run_graph(plan)?
+                .wait_timeout(timeout.min(crate::MAX_TIMEOUT)),
         }
     }
 }

@@ -30,8 +30,10 @@ pub enum Backend {
     #[default]
     Gpu,
     /// Host threads: every task type needs a Rust body (`#[grosr::task(rust = ..)]`); no GPU,
-    /// driver or NVRTC. For testing grosr programs anywhere; `DeviceBuffer`s are host memory
-    /// there, and every access a body makes is checked.
+    /// driver or NVRTC. For testing grosr programs anywhere: jobs, spawns and task graphs (any
+    /// strategy) run as on a GPU; `DeviceBuffer`s are host memory there, and every access a
+    /// body makes is checked. The device heap, `__device__` variables and baseline kernels are
+    /// `Error::Unsupported` there.
     Cpu,
 }
 

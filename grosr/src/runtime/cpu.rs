@@ -11,6 +11,8 @@ use crate::cpu::CpuExecutor;
 use crate::driver::Gpu;
 use crate::error::{Error, Result};
 
+/// The CPU backend's runtime: the executor, its host memory as the `Gpu`, and what `Runtime`
+/// reports.
 pub(crate) struct CpuRuntime {
     pub(super) info: RuntimeInfo,
     pub(super) tasks: Vec<TaskInfo>,
@@ -56,6 +58,11 @@ impl CpuRuntime {
 
     pub(super) fn gpu(&self) -> &Gpu {
         &self.gpu
+    }
+
+    /// The executor (task graphs run on it).
+    pub(crate) fn executor(&self) -> &CpuExecutor {
+        &self.exec
     }
 
     pub(super) fn executed_all(&self) -> Vec<u64> {

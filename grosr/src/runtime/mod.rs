@@ -6,7 +6,7 @@
 //! drop), `submit` (records onto the ring) and `job` (waiting for a submission).
 
 mod builder;
-mod cpu;
+pub(crate) mod cpu;
 mod fence;
 mod job;
 mod lifecycle;
@@ -104,6 +104,14 @@ impl Runtime {
             Engine::Cpu(_) => Err(Error::Unsupported(format!(
                 "{what} on the CPU backend (Backend::Cpu) yet"
             ))),
+        }
+    }
+
+    /// The CPU runtime, on the CPU backend.
+    pub(crate) fn cpu_engine(&self) -> Option<&cpu::CpuRuntime> {
+        match &self.engine {
+            Engine::Cpu(c) => Some(c),
+            Engine::Gpu(_) => None,
         }
     }
 
