@@ -11,7 +11,7 @@ use grosr::{Backend, DeviceBuffer, DevicePtr, Error, Runtime, RuntimeBuilder};
 
 #[path = "common/rust_bodies.rs"]
 mod rust_bodies;
-use rust_bodies::{RsBlock, RsChain, RsRow};
+use rust_bodies::RsChain;
 
 const T: Duration = Duration::from_secs(60);
 
@@ -27,84 +27,21 @@ fn buffer<T: bytemuck::Pod>(rt: &Runtime, data: &[T]) -> DeviceBuffer<T> {
     DeviceBuffer::from_slice(rt.gpu(), data).unwrap()
 }
 
+// The GPU test's checks (tests/gpu_rust_bodies.rs), on the CPU backend.
+
 #[test]
 fn a_spawn_chain_runs_every_link_exactly_once() {
-    let ex = executor(rust_bodies::builder());
-    let n = 10_000u32;
-    let hits = buffer(&ex, &vec![0u32; n as usize + 1]);
-    ex.submit(&[RsChain {
-        hits: hits.ptr(),
-        n,
-        pad: 0,
-    }])
-    .unwrap()
-    .wait_timeout(T)
-    .unwrap();
-    assert_eq!(hits.to_vec().unwrap(), vec![1; n as usize + 1]);
-    assert_eq!(ex.executed::<RsChain>().unwrap(), u64::from(n) + 1);
+    rust_bodies::a_spawn_chain_runs_every_link_once(&executor(rust_bodies::builder()));
 }
 
 #[test]
 fn a_warp_softmax_row_matches_the_float64_reference() {
-    let ex = executor(rust_bodies::builder());
-    let (rows, len) = (8usize, 1000usize);
-    let mut seed = 12345u32;
-    let x: Vec<f32> = (0..rows * len)
-        .map(|_| {
-            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (seed >> 8) as f32 / (1u32 << 24) as f32 * 8.0 - 4.0
-        })
-        .collect();
-    let xb = buffer(&ex, &x);
-    let yb = buffer(&ex, &vec![0f32; rows * len]);
-    let tasks: Vec<RsRow> = (0..rows as u32)
-        .map(|row| RsRow {
-            x: xb.ptr(),
-            y: yb.ptr(),
-            row,
-            len: len as u32,
-        })
-        .collect();
-    ex.submit(&tasks).unwrap().wait_timeout(T).unwrap();
-    let y = yb.to_vec().unwrap();
-    for r in 0..rows {
-        let row = &x[r * len..(r + 1) * len];
-        let m = row
-            .iter()
-            .map(|&v| f64::from(v.max(0.0)))
-            .fold(0.0, f64::max);
-        let s: f64 = row.iter().map(|&v| (f64::from(v.max(0.0)) - m).exp()).sum();
-        for i in 0..len {
-            let want = (f64::from(row[i].max(0.0)) - m).exp() / s;
-            let got = f64::from(y[r * len + i]);
-            assert!(
-                (got - want).abs() <= 1e-5 * want.abs().max(1e-30),
-                "row {r} [{i}]: {got} against {want}"
-            );
-        }
-    }
+    rust_bodies::softmax_rows_match_the_reference(&executor(rust_bodies::builder()), 8);
 }
 
 #[test]
 fn a_block_task_meets_at_its_barrier() {
-    let ex = executor(rust_bodies::builder());
-    let n = 5000u32;
-    let out = buffer(&ex, &vec![0f64; n as usize]);
-    let verdict = buffer(&ex, &[0u32]);
-    ex.submit(&[RsBlock {
-        out: out.ptr(),
-        verdict: verdict.ptr(),
-        n,
-        pad: 0,
-    }])
-    .unwrap()
-    .wait_timeout(T)
-    .unwrap();
-    assert_eq!(
-        verdict.to_vec().unwrap(),
-        vec![1],
-        "thread 0 saw every thread's write"
-    );
+    rust_bodies::a_block_task_meets_at_its_barrier(&executor(rust_bodies::builder()));
 }
 
 /// Reads `x[i]` for i in 0..n into `y`, so `n` past the end reads outside the allocation.
