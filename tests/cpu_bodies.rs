@@ -44,6 +44,11 @@ fn a_block_task_meets_at_its_barrier() {
     rust_bodies::a_block_task_meets_at_its_barrier(&executor(rust_bodies::builder()));
 }
 
+#[test]
+fn heap_tasks_allocate_fill_and_free() {
+    rust_bodies::heap_tasks_allocate_fill_and_free(&executor(rust_bodies::builder()));
+}
+
 /// Reads `x[i]` for i in 0..n into `y`, so `n` past the end reads outside the allocation.
 #[grosr::task(granularity = "lane", rust = |task, ctx| {
     for i in 0..task.n {
@@ -127,6 +132,23 @@ pub struct FaultThenSpin {
     pub x: DevicePtr<u32>,
 }
 
+/// Frees its allocation twice (or, with `buffer` set, frees a buffer it did not allocate).
+#[grosr::task(granularity = "lane", rust = |task, ctx| {
+    if task.buffer != 0 {
+        ctx.free(task.x);
+    } else {
+        let p = ctx.alloc::<u32>(4u32);
+        ctx.write(p, 0u32, 1u32);
+        ctx.free(p);
+        ctx.free(p);
+    }
+})]
+pub struct FreeTwice {
+    pub x: DevicePtr<u32>,
+    pub buffer: u32,
+    pub pad: u32,
+}
+
 /// Spawns itself forever.
 #[grosr::task(granularity = "lane", rust = |task, ctx| {
     ctx.spawn(Forever { n: task.n + 1, pad: 0u32 });
@@ -145,6 +167,31 @@ fn faults() -> RuntimeBuilder {
         .task::<EarlyReturn>()
         .task::<FaultThenSpin>()
         .task::<Forever>()
+        .task::<FreeTwice>()
+}
+
+#[test]
+fn freeing_twice_or_freeing_a_buffer_fails_the_job() {
+    let ex = executor(faults());
+    let x = buffer(&ex, &[0u32; 4]);
+    for buffer in [0u32, 1] {
+        match ex
+            .submit(&[FreeTwice {
+                x: x.ptr(),
+                buffer,
+                pad: 0,
+            }])
+            .unwrap()
+            .wait_timeout(T)
+        {
+            Err(Error::BodyFault { what, .. }) => {
+                assert!(what.contains("ctx.free"), "{what}")
+            }
+            other => panic!("free (buffer {buffer}): {other:?}"),
+        }
+    }
+    // The buffer survived the attempt.
+    assert_eq!(x.to_vec().unwrap(), vec![0; 4]);
 }
 
 #[test]

@@ -29,3 +29,9 @@ fn a_rust_spawn_chain_runs_every_link_once() {
 fn a_rust_block_task_meets_at_its_barrier() {
     rust_bodies::a_block_task_meets_at_its_barrier(&runtime());
 }
+
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn rust_tasks_allocate_fill_and_free_heap_memory() {
+    rust_bodies::heap_tasks_allocate_fill_and_free(&runtime());
+}

@@ -749,11 +749,11 @@ impl Writer<'_> {
     }
 
     fn method(&mut self, m: &syn::ExprMethodCall) -> String {
-        if m.turbofish.is_some() {
-            return self.error(unsupported(m.span(), "a turbofish"));
-        }
         let name = m.method.to_string();
         let on_ctx = matches!(&*m.receiver, Expr::Path(p) if p.path.is_ident(&self.body.ctx));
+        if m.turbofish.is_some() && !(on_ctx && name == "alloc") {
+            return self.error(unsupported(m.span(), "a turbofish"));
+        }
         if on_ctx {
             return self.ctx_method(m, &name);
         }
@@ -783,6 +783,8 @@ impl Writer<'_> {
             ("wrapping_add", 1) => call("grosr::rs::add", &args),
             ("wrapping_sub", 1) => call("grosr::rs::sub", &args),
             ("wrapping_mul", 1) => call("grosr::rs::mul", &args),
+            // A `DevicePtr`'s (a pointer in C).
+            ("is_null", 0) => format!("(({receiver}) == nullptr)"),
             _ => self.error(unsupported(
                 m.method.span(),
                 &format!("the method `{name}`"),
@@ -794,6 +796,27 @@ impl Writer<'_> {
         // `ctx.spawn(T { .. })`: fields by name, so a reordered struct keeps its meaning.
         if name == "spawn" {
             return self.spawn(m);
+        }
+        // `ctx.alloc::<T>(n)`: the element type is the turbofish's (nothing here infers it).
+        if name == "alloc" {
+            let ty = match &m.turbofish {
+                Some(t) if t.args.len() == 1 => match t.args.first() {
+                    Some(syn::GenericArgument::Type(ty)) => ty.clone(),
+                    _ => return self.error(unsupported(t.span(), "this turbofish")),
+                },
+                _ => {
+                    return self.error(syn::Error::new(
+                        m.method.span(),
+                        "grosr: name the element type: `ctx.alloc::<T>(n)`",
+                    ));
+                }
+            };
+            let elem = self.c_type(&ty);
+            let args = self.args(m);
+            if args.len() != 1 {
+                return self.error(unsupported(m.span(), "`alloc` with these arguments"));
+            }
+            return format!("ctx.alloc_n<{elem}>({})", args[0]);
         }
         // Collectives need the granularity that has their threads: a full warp's mask in a lane
         // task, or a barrier outside a block task, would hang or be undefined.
@@ -842,6 +865,7 @@ impl Writer<'_> {
             ("shuffle", 2) => format!("__shfl_sync(0xffffffffu, {}, {})", a(0), a(1)),
             ("shuffle_xor", 2) => format!("__shfl_xor_sync(0xffffffffu, {}, {})", a(0), a(1)),
             ("sync_threads", 0) => String::from("__syncthreads()"),
+            ("free", 1) => format!("ctx.free({})", a(0)),
             ("globaltimer", 0) => String::from("grosr::globaltimer()"),
             _ => self.error(unsupported(
                 m.method.span(),
@@ -1037,6 +1061,27 @@ mod tests {
 
     fn cuda(closure: &str) -> Result<String, String> {
         cuda_as(closure, Granularity::Warp)
+    }
+
+    #[test]
+    fn heap_memory_is_allocated_by_its_written_type_checked_for_null_and_freed() {
+        let c = cuda_as(
+            "|t, ctx| { let p = ctx.alloc::<f32>(t.n); \
+             if p.is_null() { return; } ctx.write(p, 0u32, 1.5f32); ctx.free(p); }",
+            Granularity::Lane,
+        )
+        .unwrap();
+        assert!(c.contains("ctx.alloc_n<float>(task.n)"), "{c}");
+        assert!(c.contains("== nullptr"), "{c}");
+        assert!(c.contains("ctx.free(p_1)"), "{c}");
+        let e = cuda_as("|t, ctx| { let p = ctx.alloc(t.n); }", Granularity::Lane).unwrap_err();
+        assert!(e.contains("ctx.alloc::<T>(n)"), "{e}");
+        let e = cuda_as(
+            "|t, ctx| { let x = t.n.max::<u32>(1u32); }",
+            Granularity::Lane,
+        )
+        .unwrap_err();
+        assert!(e.contains("turbofish"), "{e}");
     }
 
     #[test]

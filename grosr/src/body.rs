@@ -54,6 +54,7 @@
 //! | literals: `1`, `1u32`, `1.5`, `1.5f32` | an unsuffixed literal takes the other operand's type, as Rust infers it; alone (`let x = 0;`, `[0; 4]`, `if c { 1 } else { 2 }`), beside another (`65536 * 65536`), shifted (`1 << k`), as both ends of a `for` range (`0..4`) or beyond `i32`, it needs a suffix or a `let` type (a compile error says so). Paths such as `u32::MAX` are not supported: write the value with a suffix |
 //! | `x.abs()`, `sqrt`, `exp`, `exp2`, `ln`, `log2`, `log10`, `sin`, `cos`, `tan`, `tanh`, `floor`, `ceil`, `round`, `trunc`, `cbrt`, `recip`, `max`, `min`, `powf`, `powi`, `mul_add` | CUDA's overloads (`expf` for a `float`) |
 //! | `wrapping_add`, `wrapping_sub`, `wrapping_mul` | the wrapping operation |
+//! | `ctx.alloc::<T>(n)`, `ctx.free(p)`, `p.is_null()` | `ctx.alloc_n<T>(n)` (the device heap; the element type written out), `ctx.free(p)`, `p == nullptr` |
 //! | the methods of [`Ctx`] | see each; a pointer index is any of `u8`..`u64` (`0u32`, `i as u64`), unchecked on a GPU as in CUDA, checked on the CPU backend |
 //!
 //! Helper functions shared by bodies are `#[grosr::device] fn`s in the same subset, registered
@@ -391,6 +392,20 @@ impl Ctx {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64)
+    }
+
+    /// `n` elements of `T` from the device heap, 16-byte aligned, or a null pointer when the heap
+    /// is exhausted (`ctx.alloc_n<T>(n)`); write the type: `ctx.alloc::<f32>(n)`. Any task may
+    /// [`free`](Ctx::free) it. On the CPU backend, host memory that only this pointer reaches.
+    pub fn alloc<T: DeviceType>(&mut self, n: impl Into<u64>) -> DevicePtr<T> {
+        DevicePtr::from_raw(self.run.alloc(n.into(), size_of::<T>() as u64))
+    }
+
+    /// Frees what [`alloc`](Ctx::alloc) gave (`ctx.free(p)`); a null pointer is ignored. On the
+    /// CPU backend, freeing anything else (a buffer, a pointer twice) fails the task's job with
+    /// [`Error::BodyFault`](crate::Error::BodyFault).
+    pub fn free<T: DeviceType>(&mut self, ptr: DevicePtr<T>) {
+        self.run.free(ptr.addr());
     }
 
     /// Fails the task's job with a positive `code` (`ctx.fail`).

@@ -78,6 +78,29 @@ pub struct RsBlock {
     pub pad: u32,
 }
 
+/// Takes `n` words from the heap, fills them with i², sums them into `sums[i]`, frees them.
+#[grosr::task(granularity = "lane", rust = |task, ctx| {
+    let p = ctx.alloc::<u32>(task.n);
+    if p.is_null() {
+        ctx.fail(3);
+        return;
+    }
+    for i in 0..task.n {
+        ctx.write(p, i, i * i);
+    }
+    let mut s = 0u64;
+    for i in 0..task.n {
+        s += ctx.read(p, i) as u64;
+    }
+    ctx.write(task.sums, task.i, s);
+    ctx.free(p);
+})]
+pub struct RsHeap {
+    pub sums: DevicePtr<u64>,
+    pub i: u32,
+    pub n: u32,
+}
+
 /// A builder with these tasks and their helper registered.
 pub fn builder() -> RuntimeBuilder {
     grosr::Runtime::builder()
@@ -85,6 +108,7 @@ pub fn builder() -> RuntimeBuilder {
         .task::<RsRow>()
         .task::<RsChain>()
         .task::<RsBlock>()
+        .task::<RsHeap>()
 }
 
 /// Softmax of relu, in f64.
@@ -185,4 +209,24 @@ pub fn a_block_task_meets_at_its_barrier(rt: &Runtime) {
     );
     let got = out.to_vec().unwrap();
     assert!((0..n as usize).all(|i| got[i] == (i as f64).sqrt()));
+}
+
+/// 2000 [`RsHeap`] tasks of 1..=64 words each: every sum right (every allocation private).
+pub fn heap_tasks_allocate_fill_and_free(rt: &Runtime) {
+    let n = 2000u32;
+    let sums = DeviceBuffer::<u64>::zeroed(rt.gpu(), n as usize).unwrap();
+    let tasks: Vec<RsHeap> = (0..n)
+        .map(|i| RsHeap {
+            sums: sums.ptr(),
+            i,
+            n: 1 + i % 64,
+        })
+        .collect();
+    rt.submit(&tasks).unwrap().wait_timeout(T).unwrap();
+    let got = sums.to_vec().unwrap();
+    for i in 0..n {
+        let m = u64::from(1 + i % 64);
+        let want: u64 = (0..m).map(|k| k * k).sum();
+        assert_eq!(got[i as usize], want, "task {i}");
+    }
 }

@@ -689,6 +689,28 @@ impl TaskRun {
         })
     }
 
+    /// `ctx.alloc`: `n` elements of `size` bytes from the host heap (registered like a buffer,
+    /// marked as the heap's); the address.
+    pub(crate) fn alloc(&mut self, n: u64, size: u64) -> u64 {
+        match n.checked_mul(size) {
+            Some(bytes) => self.shared.memory.alloc_heap(bytes).base(),
+            None => {
+                self.fault(format!("ctx.alloc of {n} elements of {size} bytes"));
+                abort()
+            }
+        }
+    }
+
+    /// `ctx.free`: what `alloc` gave, once; null is ignored.
+    pub(crate) fn free(&mut self, addr: u64) {
+        if addr != 0 && !self.shared.memory.free_heap(addr) {
+            self.fault(format!(
+                "ctx.free({addr:#x}): not an allocation of ctx.alloc that is still live"
+            ));
+            abort()
+        }
+    }
+
     /// Counts `record` (of type `T`) into the job and queues it.
     pub(crate) fn spawn<T: Task + 'static>(&mut self, task: &T) {
         let Some(&kind) = self.shared.by_type.get(&TypeId::of::<T>()) else {

@@ -21,6 +21,8 @@ pub(crate) struct Allocation {
     words: Box<[AtomicU64]>,
     bytes: u64,
     live: AtomicBool,
+    /// Made by a body's `ctx.alloc` (only those may be `ctx.free`d).
+    heap: bool,
 }
 
 impl Allocation {
@@ -110,11 +112,34 @@ pub(crate) struct HostMemory {
 impl HostMemory {
     /// `bytes` zeroed bytes (at least one word), registered.
     pub(crate) fn alloc(&self, bytes: u64) -> Arc<Allocation> {
+        self.register(bytes, false)
+    }
+
+    /// [`alloc`](Self::alloc) for a body's `ctx.alloc`, which only `free_heap` frees.
+    pub(crate) fn alloc_heap(&self, bytes: u64) -> Arc<Allocation> {
+        self.register(bytes, true)
+    }
+
+    /// Frees the heap allocation at `base`: false if there is none live there.
+    pub(crate) fn free_heap(&self, base: u64) -> bool {
+        let mut map = self.allocs.write().unwrap_or_else(|e| e.into_inner());
+        match map.get(&base) {
+            Some(a) if a.heap => {
+                a.live.store(false, Ordering::Release);
+                map.remove(&base);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn register(&self, bytes: u64, heap: bool) -> Arc<Allocation> {
         let words = bytes.div_ceil(8).max(1) as usize;
         let a = Arc::new(Allocation {
             words: (0..words).map(|_| AtomicU64::new(0)).collect(),
             bytes,
             live: AtomicBool::new(true),
+            heap,
         });
         let mut map = self.allocs.write().unwrap_or_else(|e| e.into_inner());
         map.insert(a.base(), Arc::clone(&a));
