@@ -541,3 +541,63 @@ fn random_dags_of_mixed_nodes_run_in_order_under_every_strategy() {
         }
     }
 }
+
+/// Every lane writes its index: no collective, so the CPU runs the lanes one after another.
+#[grosr::task(granularity = "warp", rust = |task, ctx| {
+    ctx.write(task.out, ctx.lane(), ctx.lane() + 1);
+    ctx.atomic_add(task.widths, 0u32, ctx.width());
+})]
+pub struct EveryLane {
+    pub out: DevicePtr<u32>,
+    pub widths: DevicePtr<u32>,
+}
+
+/// The same for a block's threads.
+#[grosr::task(granularity = "block", rust = |task, ctx| {
+    ctx.write(task.out, ctx.lane(), ctx.lane() + 1);
+    ctx.atomic_add(task.widths, 0u32, ctx.width());
+})]
+pub struct EveryThread {
+    pub out: DevicePtr<u32>,
+    pub widths: DevicePtr<u32>,
+}
+
+#[test]
+fn bodies_without_meetings_run_their_lanes_apart_with_every_lane_index() {
+    use grosr::Task;
+    // What the macro found, checked at compile time.
+    const {
+        assert!(EveryLane::CPU_LANES_APART && EveryThread::CPU_LANES_APART);
+        assert!(!rust_bodies::RsRow::CPU_LANES_APART, "warp_max meets");
+        assert!(!rust_bodies::RsBlock::CPU_LANES_APART, "sync_threads meets");
+        assert!(!WarpNode::CPU_LANES_APART, "shuffle_xor meets");
+    }
+    let ex = executor(
+        grosr::Runtime::builder()
+            .task::<EveryLane>()
+            .task::<EveryThread>(),
+    );
+    let out = buffer(&ex, &[0u32; 256]);
+    let widths = buffer(&ex, &[0u32]);
+    ex.submit(&[EveryLane {
+        out: out.ptr(),
+        widths: widths.ptr(),
+    }])
+    .unwrap()
+    .wait_timeout(T)
+    .unwrap();
+    let got = out.to_vec().unwrap();
+    assert_eq!(got[..32], (1..=32).collect::<Vec<u32>>()[..]);
+    assert!(got[32..].iter().all(|&x| x == 0));
+    assert_eq!(widths.to_vec().unwrap(), vec![32 * 32]);
+    widths.write(&[0]).unwrap();
+    ex.submit(&[EveryThread {
+        out: out.ptr(),
+        widths: widths.ptr(),
+    }])
+    .unwrap()
+    .wait_timeout(T)
+    .unwrap();
+    assert_eq!(out.to_vec().unwrap(), (1..=256).collect::<Vec<u32>>());
+    assert_eq!(widths.to_vec().unwrap(), vec![256 * 256]);
+}

@@ -230,12 +230,14 @@ fn rust_task_impl(
         Ok(body) => {
             let (task, ctx, block) = (&body.task, &body.ctx, &body.block);
             // The closure as a function: rustc checks it, and the CPU executor runs it.
+            let apart = !meets_other_lanes(block.to_token_stream(), &ctx.to_string());
             let cpu = quote_spanned! {span=>
                 const CPU_BODY: ::core::option::Option<fn(&Self, &mut ::grosr::body::Ctx)> = {
                     #[allow(unused, clippy::all)]
                     fn grosr_rust_body(#task: &#ident, #ctx: &mut ::grosr::body::Ctx) #block
                     ::core::option::Option::Some(grosr_rust_body)
                 };
+                const CPU_LANES_APART: bool = #apart;
             };
             match crate::body::to_cuda(&body, gran) {
                 Ok(code) => (code, TokenStream::new(), cpu),
@@ -267,6 +269,43 @@ fn rust_task_impl(
             #cpu
         }
     }
+}
+
+/// Whether a body may meet its other lanes: it calls a collective or a barrier, or hands its
+/// `ctx` to a function (a helper could). Conservative: a name that only looks like one counts.
+fn meets_other_lanes(tokens: TokenStream, ctx: &str) -> bool {
+    const MEETS: [&str; 8] = [
+        "warp_sum",
+        "warp_max",
+        "ballot",
+        "any",
+        "all",
+        "shuffle",
+        "shuffle_xor",
+        "sync_threads",
+    ];
+    let mut prev_is_ctx = false;
+    for tt in tokens {
+        let is_ctx = matches!(&tt, TokenTree::Ident(i) if i == ctx);
+        match &tt {
+            TokenTree::Ident(i) if MEETS.iter().any(|m| i == m) => return true,
+            TokenTree::Group(g) if meets_other_lanes(g.stream(), ctx) => return true,
+            TokenTree::Punct(p) if prev_is_ctx && p.as_char() != '.' => return true,
+            _ => {}
+        }
+        // `ctx` at the end of a group (`f(ctx)`) is handed on too.
+        if let TokenTree::Group(g) = &tt {
+            if g.stream()
+                .into_iter()
+                .last()
+                .is_some_and(|t| matches!(&t, TokenTree::Ident(i) if i == ctx))
+            {
+                return true;
+            }
+        }
+        prev_is_ctx = is_ctx;
+    }
+    false
 }
 
 /// Replaces every `Self` in `tokens` with `ident` (keeping the span of `Self`).

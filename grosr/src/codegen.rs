@@ -64,6 +64,8 @@ pub struct TaskInfo {
     pub(crate) body: CudaBody,
     /// A Rust body, type-erased for the CPU executor (`Task::CPU_BODY`).
     pub(crate) cpu_body: Option<crate::cpu::ErasedBody>,
+    /// `Task::CPU_LANES_APART`.
+    pub(crate) cpu_lanes_apart: bool,
     pub(crate) type_id: TypeId,
     define: fn(&mut CDefinitions),
 }
@@ -77,6 +79,7 @@ impl TaskInfo {
             granularity: T::GRANULARITY,
             body: T::BODY,
             cpu_body: T::CPU_BODY.map(|_| run_cpu_body::<T> as crate::cpu::ErasedBody),
+            cpu_lanes_apart: T::CPU_LANES_APART,
             type_id: TypeId::of::<T>(),
             define: CDefinitions::define::<T>,
         }

@@ -223,6 +223,10 @@ pub unsafe trait Task: Record {
     /// A Rust body (`#[grosr::task(rust = ..)]`) as the function the CPU executor runs; `None`
     /// for a CUDA C body, which only a GPU can run.
     const CPU_BODY: Option<fn(&Self, &mut crate::body::Ctx)> = None;
+    /// The Rust body never meets its other lanes (no collective, no barrier, `ctx` handed to
+    /// no function): the CPU executor may run a warp or block task's lanes one after another
+    /// instead of on a gang of threads.
+    const CPU_LANES_APART: bool = false;
 }
 
 /// The C definitions of a set of records, each once, every record after those it contains.

@@ -31,6 +31,8 @@ struct Kind {
     granularity: Granularity,
     size: usize,
     body: Option<ErasedBody>,
+    /// Its lanes never meet: run one after another on the worker, no gang.
+    lanes_apart: bool,
 }
 
 /// One queued task.
@@ -186,6 +188,7 @@ impl CpuExecutor {
                     granularity: t.granularity,
                     size: t.size,
                     body: t.cpu_body,
+                    lanes_apart: t.cpu_lanes_apart,
                 })
                 .collect(),
             by_type: tasks
@@ -489,6 +492,25 @@ fn run_item(shared: &Arc<Shared>, item: Item, ctx: &mut Ctx) -> Option<(Arc<Grap
         Some(body) => match kind.granularity {
             Granularity::Lane => {
                 call_body(body, record, ctx);
+            }
+            // Lanes that never meet: one after another here (a valid schedule of a GPU's warp
+            // or block, whose threads may run in any order between meetings), far cheaper
+            // than a gang's hand-offs. A lane that faults ends the task.
+            g if kind.lanes_apart => {
+                let width = if g == Granularity::Warp {
+                    32
+                } else {
+                    BLOCK_THREADS
+                };
+                ctx.run.width = width;
+                for lane in 0..width {
+                    ctx.run.lane = lane;
+                    if !call_body(body, record, ctx) {
+                        break;
+                    }
+                }
+                ctx.run.lane = 0;
+                ctx.run.width = 1;
             }
             Granularity::Warp => {
                 run_on_gang(shared, &shared.warp_gangs, 32, body, record, &ctx.run)
