@@ -8,8 +8,11 @@
 mod rust_bodies;
 use rust_bodies::builder;
 
+/// On the GPU whatever `GROSR_BACKEND` says (the checks would pass on the CPU backend too).
 fn runtime() -> grosr::Runtime {
-    builder().build().unwrap()
+    let rt = builder().backend(grosr::Backend::Gpu).build().unwrap();
+    assert_eq!(rt.backend(), grosr::Backend::Gpu);
+    rt
 }
 
 #[test]

@@ -93,7 +93,7 @@ pub mod unstable {
     use crate::{Gpu, Optimize, Runtime};
 
     /// The runtime's compiled module: its scheduler, baseline and extra (`RuntimeBuilder::cuda`)
-    /// kernels.
+    /// kernels; `Error::Unsupported` on the CPU backend.
     pub fn module(rt: &Runtime) -> crate::Result<&Module> {
         rt.module()
     }
@@ -103,7 +103,8 @@ pub mod unstable {
         optimize.nvrtc_options()
     }
 
-    /// The GPU's context, which the driver objects above are made in.
+    /// The GPU's context, which the driver objects above are made in; `Error::Unsupported` on
+    /// the CPU backend.
     pub fn context(gpu: &Gpu) -> crate::Result<&Context> {
         gpu.context()
     }

@@ -6,7 +6,7 @@ use super::context::Context;
 use crate::error::{CudaContext as _, Error, Result, is_sticky, result_name};
 
 /// One GPU with its primary context made current on the calling thread; or, for a runtime on
-/// the CPU backend, the host memory its tasks address (`name` "CPU", `arch` 0).
+/// the CPU backend, the host memory its tasks address (`name` "CPU (n threads)", `arch` 0).
 pub struct Gpu {
     place: Place,
     /// Ordinal of the device.

@@ -30,21 +30,24 @@ pub enum Backend {
     #[default]
     Gpu,
     /// Host threads: every task type needs a Rust body (`#[grosr::task(rust = ..)]`); no GPU,
-    /// driver or NVRTC. For testing grosr programs anywhere: jobs, spawns and task graphs (any
-    /// strategy) run as on a GPU; `DeviceBuffer`s are host memory there, and every access a
-    /// body makes is checked. The device heap, `__device__` variables and baseline kernels are
-    /// `Error::Unsupported` there.
+    /// driver or NVRTC. For testing grosr programs anywhere: jobs, spawns, task graphs (any
+    /// strategy) and bodies' `ctx.alloc` / `free` run as on a GPU; `DeviceBuffer`s are host
+    /// memory there, and every access a body makes is checked. `Runtime::heap_*`,
+    /// `__device__` variables and baseline kernels are `Error::Unsupported` there.
     Cpu,
 }
 
 impl Backend {
-    /// `GROSR_BACKEND` from the environment: `cpu` or `gpu` (any case); [`Backend::Gpu`] when
-    /// unset. What a builder without [`RuntimeBuilder::backend`] runs on.
+    /// `GROSR_BACKEND` from the environment: `cpu` or `gpu` (any case, spaces around ignored);
+    /// [`Backend::Gpu`] when unset or empty. What a builder without [`RuntimeBuilder::backend`]
+    /// runs on.
     pub fn from_env() -> Result<Backend> {
         match std::env::var("GROSR_BACKEND") {
             Err(std::env::VarError::NotPresent) => Ok(Backend::Gpu),
-            Ok(v) if v.eq_ignore_ascii_case("gpu") => Ok(Backend::Gpu),
-            Ok(v) if v.eq_ignore_ascii_case("cpu") => Ok(Backend::Cpu),
+            Ok(v) if v.trim().is_empty() || v.trim().eq_ignore_ascii_case("gpu") => {
+                Ok(Backend::Gpu)
+            }
+            Ok(v) if v.trim().eq_ignore_ascii_case("cpu") => Ok(Backend::Cpu),
             Ok(v) => Err(Error::Config(format!(
                 "GROSR_BACKEND is {v:?}: set it to `cpu` or `gpu`, or unset it"
             ))),
@@ -413,9 +416,9 @@ impl RuntimeBuilder {
     /// CPU backend, starts its threads (nothing is compiled).
     pub fn build(self) -> Result<Runtime> {
         self.validate()?;
-        let backend = match self.config.backend {
-            Some(b) => b,
-            None => Backend::from_env()?,
+        let (backend, from_env) = match self.config.backend {
+            Some(b) => (b, false),
+            None => (Backend::from_env()?, true),
         };
         let engine = match backend {
             Backend::Gpu => Engine::Gpu(Box::new(self.build_gpu()?)),
@@ -425,12 +428,16 @@ impl RuntimeBuilder {
                     .cpu_threads
                     .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
                 let (tuning, optimize) = (c.tuning, c.optimize);
-                Engine::Cpu(Box::new(super::cpu::CpuRuntime::new(
-                    self.tasks,
-                    threads,
-                    c.submit_timeout,
-                    |gpu| super::cpu::info(gpu, tuning, optimize),
-                )?))
+                let cpu =
+                    super::cpu::CpuRuntime::new(self.tasks, threads, c.submit_timeout, |gpu| {
+                        super::cpu::info(gpu, tuning, optimize)
+                    });
+                Engine::Cpu(Box::new(cpu.map_err(|e| match e {
+                    Error::Config(m) if from_env => {
+                        Error::Config(format!("{m} (GROSR_BACKEND chose the CPU backend)"))
+                    }
+                    e => e,
+                })?))
             }
         };
         Ok(Runtime { engine })
@@ -440,6 +447,8 @@ impl RuntimeBuilder {
         let c = &self.config;
         let started = Instant::now();
         let gpu = Gpu::open(c.device)?;
+        // Before anything goes into a ManuallyDrop field below (a `?` there would leak it).
+        let ctx = gpu.context()?.clone();
         let context = started.elapsed();
         let sms = c.max_sms.unwrap_or(gpu.sm_count).min(gpu.sm_count);
         // Claim SMs before loading anything: loading a module beside a running scheduler of
@@ -524,7 +533,7 @@ impl RuntimeBuilder {
             heap: std::mem::ManuallyDrop::new(heap),
             _module: std::mem::ManuallyDrop::new(module),
             _claim: claim,
-            ctx: gpu.context()?.clone(),
+            ctx,
             gpu,
         };
         let launching = Instant::now();
