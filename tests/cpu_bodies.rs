@@ -343,7 +343,7 @@ fn fail_codes_and_wrong_types_are_errors_that_name_the_task() {
         Err(Error::UnregisteredTask("RsChain"))
     ));
     assert_eq!(ex.backend(), Backend::Cpu);
-    assert!(matches!(ex.heap_stats(), Err(Error::Unsupported(_))));
+    assert!(matches!(ex.global("x"), Err(Error::Unsupported(_))));
 }
 
 #[test]
@@ -600,4 +600,64 @@ fn bodies_without_meetings_run_their_lanes_apart_with_every_lane_index() {
     .unwrap();
     assert_eq!(out.to_vec().unwrap(), (1..=256).collect::<Vec<u32>>());
     assert_eq!(widths.to_vec().unwrap(), vec![256 * 256]);
+}
+
+/// Takes 4 words from the heap, writes 7 into the first, keeps the pointer in `out[i]`.
+#[grosr::task(granularity = "lane", rust = |task, ctx| {
+    let p = ctx.alloc::<u32>(4u32);
+    ctx.write(p, 0u32, 7u32);
+    ctx.write(task.out, task.i, p);
+})]
+pub struct Keep {
+    pub out: DevicePtr<DevicePtr<u32>>,
+    pub i: u32,
+    pub pad: u32,
+}
+
+/// Reads the first word behind `p` into `out`.
+#[grosr::task(granularity = "lane", rust = |task, ctx| {
+    let v = ctx.read(task.p, 0u32);
+    ctx.write(task.out, 0u32, v);
+})]
+pub struct Peek {
+    pub p: DevicePtr<u32>,
+    pub out: DevicePtr<u32>,
+}
+
+#[test]
+fn heap_stats_count_what_bodies_keep_and_a_reset_frees_it_all() {
+    let ex = executor(grosr::Runtime::builder().task::<Keep>().task::<Peek>());
+    let n = 10u32;
+    let kept = DeviceBuffer::<DevicePtr<u32>>::zeroed(ex.gpu(), n as usize).unwrap();
+    let tasks: Vec<Keep> = (0..n)
+        .map(|i| Keep {
+            out: kept.ptr(),
+            i,
+            pad: 0,
+        })
+        .collect();
+    ex.submit(&tasks).unwrap().wait_timeout(T).unwrap();
+    let stats = ex.heap_stats().unwrap();
+    assert_eq!((stats.allocations_in_use, stats.bytes_in_use), (10, 160));
+    let p = kept.to_vec().unwrap()[3];
+    let out = buffer(&ex, &[0u32]);
+    ex.submit(&[Peek { p, out: out.ptr() }])
+        .unwrap()
+        .wait_timeout(T)
+        .unwrap();
+    assert_eq!(out.to_vec().unwrap(), vec![7]);
+    assert!(
+        matches!(ex.heap_reset(), Err(Error::Config(_))),
+        "only stopped"
+    );
+    ex.stop().unwrap();
+    ex.heap_reset().unwrap();
+    ex.start().unwrap();
+    assert_eq!(ex.heap_stats().unwrap().allocations_in_use, 0);
+    assert!(matches!(
+        ex.submit(&[Peek { p, out: out.ptr() }])
+            .unwrap()
+            .wait_timeout(T),
+        Err(Error::BodyFault { .. })
+    ));
 }

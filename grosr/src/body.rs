@@ -95,8 +95,8 @@
 //! warp task's softmax row against a float64 reference, Resident and Fused; a lane task's
 //! 10 000-link spawn chain; a block task's barrier). The CPU backend
 //! ([`Backend::Cpu`](crate::Backend)) runs the same bodies on host threads
-//! (`tests/cpu_bodies.rs`, in `cargo test`), task graphs and `ctx.alloc` / `free` included;
-//! `Runtime::heap_stats` is GPU-only so far (`benches/NOTES.md`, "The CPU executor").
+//! (`tests/cpu_bodies.rs`, in `cargo test`), task graphs and `ctx.alloc` / `free` included
+//! (`benches/NOTES.md`, "The CPU executor").
 
 use std::panic::Location;
 

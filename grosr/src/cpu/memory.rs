@@ -133,6 +133,26 @@ impl HostMemory {
         }
     }
 
+    /// Live heap allocations and their bytes.
+    pub(crate) fn heap_in_use(&self) -> (u64, u64) {
+        let map = self.allocs.read().unwrap_or_else(|e| e.into_inner());
+        map.values()
+            .filter(|a| a.heap)
+            .fold((0, 0), |(n, b), a| (n + 1, b + a.bytes))
+    }
+
+    /// Frees every heap allocation (`Runtime::heap_reset`): later accesses through their
+    /// pointers fail their tasks, as any access to freed memory does here.
+    pub(crate) fn heap_reset(&self) {
+        let mut map = self.allocs.write().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, a| {
+            if a.heap {
+                a.live.store(false, Ordering::Release);
+            }
+            !a.heap
+        });
+    }
+
     fn register(&self, bytes: u64, heap: bool) -> Arc<Allocation> {
         let words = bytes.div_ceil(8).max(1) as usize;
         let a = Arc::new(Allocation {

@@ -32,8 +32,8 @@ pub enum Backend {
     /// Host threads: every task type needs a Rust body (`#[grosr::task(rust = ..)]`); no GPU,
     /// driver or NVRTC. For testing grosr programs anywhere: jobs, spawns, task graphs (any
     /// strategy) and bodies' `ctx.alloc` / `free` run as on a GPU; `DeviceBuffer`s are host
-    /// memory there, and every access a body makes is checked. `Runtime::heap_*`,
-    /// `__device__` variables and baseline kernels are `Error::Unsupported` there.
+    /// memory there, and every access a body makes is checked. `__device__` variables and
+    /// baseline kernels are `Error::Unsupported` there.
     Cpu,
 }
 

@@ -65,6 +65,28 @@ impl CpuRuntime {
         &self.exec
     }
 
+    /// The host heap bodies allocate from: what is in use (no arena, slabs or classes here).
+    pub(super) fn heap_stats(&self) -> crate::HeapStats {
+        let (allocations_in_use, bytes_in_use) = self.exec.memory().heap_in_use();
+        crate::HeapStats {
+            allocations_in_use,
+            bytes_in_use,
+            ..crate::HeapStats::default()
+        }
+    }
+
+    /// Frees every allocation bodies made; only while stopped, as on a GPU.
+    pub(super) fn heap_reset(&self) -> Result<Duration> {
+        if self.is_running() {
+            return Err(Error::Config(
+                "heap_reset needs the scheduler stopped: call Runtime::stop first".into(),
+            ));
+        }
+        let t = std::time::Instant::now();
+        self.exec.memory().heap_reset();
+        Ok(t.elapsed())
+    }
+
     pub(super) fn executed_all(&self) -> Vec<u64> {
         self.exec.executed_all()
     }

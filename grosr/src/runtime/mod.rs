@@ -173,9 +173,13 @@ impl Runtime {
     }
 
     /// What the device heap holds: bytes and allocations in use per size class, failures.
-    /// Works while the scheduler runs (by copies); an error if the runtime has no heap.
+    /// Works while the scheduler runs (by copies); an error if the runtime has no heap. On the
+    /// CPU backend, the allocations and bytes in use only (the host heap has no classes).
     pub fn heap_stats(&self) -> Result<HeapStats> {
-        self.gpu_engine("the device heap")?.heap_stats()
+        match &self.engine {
+            Engine::Gpu(g) => g.heap_stats(),
+            Engine::Cpu(c) => Ok(c.heap_stats()),
+        }
     }
 
     /// The device heap's size in bytes (0 without a heap, and on the CPU backend so far).
@@ -188,10 +192,14 @@ impl Runtime {
         self.gpu_engine("").ok().and_then(|g| g.heap_init_time())
     }
 
-    /// Empties the device heap: every allocation is forgotten (pointers to it dangle). Only
-    /// with the scheduler stopped and no kernel of yours running; returns how long it took.
+    /// Empties the device heap: every allocation is forgotten (pointers to it dangle; on the
+    /// CPU backend, accesses through them fail their tasks). Only with the scheduler stopped and
+    /// no kernel of yours running; returns how long it took.
     pub fn heap_reset(&self) -> Result<Duration> {
-        self.gpu_engine("the device heap")?.heap_reset()
+        match &self.engine {
+            Engine::Gpu(g) => g.heap_reset(),
+            Engine::Cpu(c) => c.heap_reset(),
+        }
     }
 
     /// The GPU this runtime runs on, for allocating task data ([`DeviceBuffer`](crate::DeviceBuffer));
