@@ -27,6 +27,20 @@ fn buffer<T: bytemuck::Pod>(rt: &Runtime, data: &[T]) -> DeviceBuffer<T> {
     DeviceBuffer::from_slice(rt.gpu(), data).unwrap()
 }
 
+/// `waited` is a [`Error::BodyFault`] of `task` saying each of `says`; its message otherwise.
+fn fault_of(waited: Result<(), Error>, task: &str, says: &[&str]) -> String {
+    match waited {
+        Err(Error::BodyFault { task: t, what }) => {
+            assert_eq!(t, task, "{what}");
+            for s in says {
+                assert!(what.contains(s), "{what}");
+            }
+            what
+        }
+        other => panic!("{task}: {other:?}"),
+    }
+}
+
 // The GPU test's checks (tests/gpu_rust_bodies.rs), on the CPU backend.
 
 #[test]
@@ -175,20 +189,12 @@ fn freeing_twice_or_freeing_a_buffer_fails_the_job() {
     let ex = executor(faults());
     let x = buffer(&ex, &[0u32; 4]);
     for buffer in [0u32, 1] {
-        match ex
-            .submit(&[FreeTwice {
-                x: x.ptr(),
-                buffer,
-                pad: 0,
-            }])
-            .unwrap()
-            .wait_timeout(T)
-        {
-            Err(Error::BodyFault { what, .. }) => {
-                assert!(what.contains("ctx.free"), "{what}")
-            }
-            other => panic!("free (buffer {buffer}): {other:?}"),
-        }
+        let job = ex.submit(&[FreeTwice {
+            x: x.ptr(),
+            buffer,
+            pad: 0,
+        }]);
+        fault_of(job.unwrap().wait_timeout(T), "FreeTwice", &["ctx.free"]);
     }
     // The buffer survived the attempt.
     assert_eq!(x.to_vec().unwrap(), vec![0; 4]);
@@ -198,31 +204,21 @@ fn freeing_twice_or_freeing_a_buffer_fails_the_job() {
 fn a_collective_that_some_lanes_skipped_by_returning_fails_the_task() {
     let ex = executor(faults());
     let out = buffer(&ex, &[0f32; 32]);
-    match ex
-        .submit(&[EarlyReturn { out: out.ptr() }])
-        .unwrap()
-        .wait_timeout(T)
-    {
-        Err(Error::BodyFault { task, what }) => {
-            assert_eq!(task, "EarlyReturn");
-            assert!(what.contains("returned"), "{what}");
-        }
-        other => panic!("a collective without lane 31: {other:?}"),
-    }
+    let job = ex.submit(&[EarlyReturn { out: out.ptr() }]).unwrap();
+    fault_of(job.wait_timeout(T), "EarlyReturn", &["returned"]);
 }
 
 #[test]
 fn a_fault_stops_its_body_and_dropping_the_runtime_ends_endless_work() {
     let ex = executor(faults());
     let x = buffer(&ex, &[0u32; 4]);
-    match ex
-        .submit(&[FaultThenSpin { x: x.ptr() }])
-        .unwrap()
-        .wait_timeout(Duration::from_secs(10))
-    {
-        Err(Error::BodyFault { what, .. }) => assert!(what.contains("outside"), "{what}"),
-        other => panic!("the spin after a fault should never run: {other:?}"),
-    }
+    // The spin after the fault never runs: the job ends at once.
+    let job = ex.submit(&[FaultThenSpin { x: x.ptr() }]).unwrap();
+    fault_of(
+        job.wait_timeout(Duration::from_secs(10)),
+        "FaultThenSpin",
+        &["outside"],
+    );
     let endless = ex.submit(&[Forever { n: 0, pad: 0 }]).unwrap();
     assert!(matches!(
         endless.wait_timeout(Duration::from_millis(50)),
@@ -261,13 +257,11 @@ fn an_access_outside_every_allocation_fails_its_job_and_not_others() {
             pad: 0,
         }])
         .unwrap();
-    match bad.wait_timeout(T) {
-        Err(Error::BodyFault { task, what }) => {
-            assert_eq!(task, "Copy");
-            assert!(what.contains("outside every live allocation"), "{what}");
-        }
-        other => panic!("the read past the end: {other:?}"),
-    }
+    fault_of(
+        bad.wait_timeout(T),
+        "Copy",
+        &["outside every live allocation"],
+    );
     good.wait_timeout(T).unwrap();
     assert_eq!(y.to_vec().unwrap()[..4], [1, 2, 3, 4]);
     // A freed buffer is no longer reachable either.
@@ -282,28 +276,20 @@ fn an_access_outside_every_allocation_fails_its_job_and_not_others() {
             pad: 0,
         }])
         .unwrap();
-    assert!(matches!(
-        after_free.wait_timeout(T),
-        Err(Error::BodyFault { .. })
-    ));
+    fault_of(after_free.wait_timeout(T), "Copy", &["outside"]);
 }
 
 #[test]
 fn lanes_at_different_collectives_fail_the_task_instead_of_hanging() {
     let ex = executor(faults());
     let out = buffer(&ex, &[0f32; 32]);
-    match ex
-        .submit(&[Diverge { out: out.ptr() }])
-        .unwrap()
-        .wait_timeout(T)
-    {
-        Err(Error::BodyFault { task, what }) => {
-            assert_eq!(task, "Diverge");
-            assert!(what.contains("different collectives"), "{what}");
-            assert!(what.contains("cpu_bodies.rs"), "names the sites: {what}");
-        }
-        other => panic!("divergent collectives: {other:?}"),
-    }
+    // The message names both sites.
+    let job = ex.submit(&[Diverge { out: out.ptr() }]).unwrap();
+    fault_of(
+        job.wait_timeout(T),
+        "Diverge",
+        &["different collectives", "cpu_bodies.rs"],
+    );
 }
 
 #[test]
@@ -377,16 +363,34 @@ fn stop_abandons_queued_work_and_start_takes_submits_again() {
     assert_eq!(hits.to_vec().unwrap(), vec![1, 1]);
 }
 
-/// A graph node: its value is 1 + the sum of its predecessors' (`preds[first..first + count]`),
-/// and it fails its job (code 9) if one of them has not run yet.
-#[grosr::task(granularity = "lane", rust = |task, ctx| {
+/// 1 + the sum of the values of predecessors `preds[first..first + count]`, or 0 if one of
+/// them has not run yet.
+#[grosr::device]
+fn node_value(
+    ctx: &grosr::body::Ctx,
+    vals: DevicePtr<u64>,
+    done: DevicePtr<u32>,
+    preds: DevicePtr<u32>,
+    first: u32,
+    count: u32,
+) -> u64 {
     let mut s = 1u64;
-    for k in task.first..task.first + task.count {
-        let p = ctx.read(task.preds, k);
-        if ctx.read(task.done, p) == 0 {
-            ctx.fail(9);
+    for k in first..first + count {
+        let p = ctx.read(preds, k);
+        if ctx.read(done, p) == 0 {
+            return 0u64;
         }
-        s = s.wrapping_add(ctx.read(task.vals, p));
+        s = s.wrapping_add(ctx.read(vals, p));
+    }
+    s
+}
+
+/// A graph node: its value is [`node_value`]; it fails its job (code 9) if a predecessor has
+/// not run yet.
+#[grosr::task(granularity = "lane", rust = |task, ctx| {
+    let s = node_value(ctx, task.vals, task.done, task.preds, task.first, task.count);
+    if s == 0 {
+        ctx.fail(9);
     }
     ctx.write(task.vals, task.me, s);
     ctx.write(task.done, task.me, 1u32);
@@ -434,13 +438,9 @@ pub struct WarpNode {
 /// [`LaneNode`] by a block: thread 0 sums, then the block meets.
 #[grosr::task(granularity = "block", rust = |task, ctx| {
     if ctx.lane() == 0 {
-        let mut s = 1u64;
-        for k in task.first..task.first + task.count {
-            let p = ctx.read(task.preds, k);
-            if ctx.read(task.done, p) == 0 {
-                ctx.fail(9);
-            }
-            s = s.wrapping_add(ctx.read(task.vals, p));
+        let s = node_value(ctx, task.vals, task.done, task.preds, task.first, task.count);
+        if s == 0 {
+            ctx.fail(9);
         }
         ctx.write(task.vals, task.me, s);
         ctx.write(task.done, task.me, 1u32);
@@ -462,6 +462,7 @@ fn random_dags_of_mixed_nodes_run_in_order_under_every_strategy() {
     use grosr::graph::{Strategy, TaskGraph};
     let rt = executor(
         grosr::Runtime::builder()
+            .helper::<node_value>()
             .task::<LaneNode>()
             .task::<WarpNode>()
             .task::<BlockNode>(),
@@ -654,10 +655,6 @@ fn heap_stats_count_what_bodies_keep_and_a_reset_frees_it_all() {
     ex.heap_reset().unwrap();
     ex.start().unwrap();
     assert_eq!(ex.heap_stats().unwrap().allocations_in_use, 0);
-    assert!(matches!(
-        ex.submit(&[Peek { p, out: out.ptr() }])
-            .unwrap()
-            .wait_timeout(T),
-        Err(Error::BodyFault { .. })
-    ));
+    let job = ex.submit(&[Peek { p, out: out.ptr() }]).unwrap();
+    fault_of(job.wait_timeout(T), "Peek", &["outside"]);
 }

@@ -318,7 +318,6 @@ pub fn pingpong(rt: &Runtime, quick: bool) -> Result<Vec<Table>> {
             timing,
         )?;
         // The seed's variant: stage 1 spawns stage 2; one host submit of n PingSpawn records.
-        rt.start()?;
         let spawn: Vec<PingSpawn> = (0..n)
             .map(|i| PingSpawn {
                 a: a.ptr(),
@@ -327,12 +326,13 @@ pub fn pingpong(rt: &Runtime, quick: bool) -> Result<Vec<Table>> {
                 pad: 0,
             })
             .collect();
-        reset()?;
-        rt.submit(&spawn)?.wait_timeout(Duration::from_secs(60))?;
-        check_pairs(&b, n, &format!("ping-pong {n}, GPU spawn"))?;
-        let spawned = measure_within(timing, || {
-            rt.submit(&spawn)?.wait_timeout(Duration::from_secs(60))
-        })?;
+        let spawned = spawned_pairs(
+            rt,
+            &spawn,
+            &reset,
+            || check_pairs(&b, n, &format!("ping-pong {n}, GPU spawn")),
+            timing,
+        )?;
         // The same two with the Rust bodies (issue 21: within 3% of the CUDA bodies).
         let rs_graph = resident_run(
             rt,
@@ -343,7 +343,6 @@ pub fn pingpong(rt: &Runtime, quick: bool) -> Result<Vec<Table>> {
             },
             timing,
         )?;
-        rt.start()?;
         let spawn_rs: Vec<PingSpawnRs> = (0..n)
             .map(|i| PingSpawnRs {
                 a: a.ptr(),
@@ -352,14 +351,13 @@ pub fn pingpong(rt: &Runtime, quick: bool) -> Result<Vec<Table>> {
                 pad: 0,
             })
             .collect();
-        reset()?;
-        rt.submit(&spawn_rs)?
-            .wait_timeout(Duration::from_secs(60))?;
-        check_pairs(&b, n, &format!("ping-pong {n}, GPU spawn, Rust bodies"))?;
-        let rs_spawned = measure_within(timing, || {
-            rt.submit(&spawn_rs)?.wait_timeout(Duration::from_secs(60))
-        })?;
-        check_pairs(&b, n, &format!("ping-pong {n}, GPU spawn, Rust bodies"))?;
+        let rs_spawned = spawned_pairs(
+            rt,
+            &spawn_rs,
+            &reset,
+            || check_pairs(&b, n, &format!("ping-pong {n}, GPU spawn, Rust bodies")),
+            timing,
+        )?;
         let per_pair = |s: &Stats| s.median.as_secs_f64() * 1e6 / n as f64;
         let label = if n == 1 {
             "1 pair (latency)".to_string()
@@ -386,6 +384,26 @@ pub fn pingpong(rt: &Runtime, quick: bool) -> Result<Vec<Table>> {
          of the CUDA bodies)."
     ));
     Ok(vec![table, prep])
+}
+
+/// One host submit of `records` (stage 1s that spawn their stage 2), checked, then timed and
+/// checked again, on the running scheduler.
+fn spawned_pairs<T: grosr::Task + 'static>(
+    rt: &Runtime,
+    records: &[T],
+    reset: &dyn Fn() -> Result<()>,
+    check: impl Fn() -> Result<()>,
+    timing: Timing,
+) -> Result<Stats> {
+    rt.start()?;
+    reset()?;
+    rt.submit(records)?.wait_timeout(Duration::from_secs(60))?;
+    check()?;
+    let stats = measure_within(timing, || {
+        rt.submit(records)?.wait_timeout(Duration::from_secs(60))
+    })?;
+    check()?;
+    Ok(stats)
 }
 
 /// Throughput: N independent tiny tasks under every strategy, in M tasks/s.
