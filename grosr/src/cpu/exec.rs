@@ -361,8 +361,17 @@ impl Drop for CpuExecutor {
         // Under the queue's lock: a worker between its look at `stop` and its wait cannot miss it.
         drop(self.shared.queue());
         self.shared.ready.notify_all();
+        // Workers end after their current task; one whose body never returns is left running
+        // (detached, holding what it uses) after 10 s, as a GPU runtime whose kernel does not
+        // exit on stop is leaked, rather than hanging the drop.
+        let deadline = Instant::now() + DROP_WAIT;
+        while self.workers.iter().any(|t| !t.is_finished()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         for t in self.workers.drain(..) {
-            let _ = t.join();
+            if t.is_finished() {
+                let _ = t.join();
+            }
         }
         // What no worker took: its jobs end Stopped (their waiters may outlive the executor).
         let left: Vec<Item> = self.shared.queue().drain(..).collect();
@@ -385,6 +394,9 @@ impl Drop for CpuExecutor {
             .clear();
     }
 }
+
+/// How long dropping the executor waits for its workers' current tasks.
+const DROP_WAIT: Duration = Duration::from_secs(10);
 
 /// Tasks a worker takes from the queue at once (one lock for them all).
 const BATCH: usize = 32;
