@@ -201,6 +201,17 @@ pub(crate) fn task_impl(ident: &Ident, args: &TaskArgs) -> TokenStream {
         // Only after an error was reported: a stub that keeps uses of the task compiling.
         None => (quote!(""), quote!(""), quote!(0)),
     };
+    impl_task(ident, &granularity, (code, file, line), TokenStream::new())
+}
+
+/// The `impl Task` item itself: granularity, CUDA body (`code`, `file`, `line`), then `more`
+/// items (a Rust body's `CPU_BODY`, `CPU_LANES_APART`).
+fn impl_task(
+    ident: &Ident,
+    granularity: &TokenStream,
+    (code, file, line): (TokenStream, TokenStream, TokenStream),
+    more: TokenStream,
+) -> TokenStream {
     quote! {
         // SAFETY: the record's layout is checked as for any record; its size is asserted to be
         // at most MAX_RECORD_BYTES.
@@ -211,6 +222,7 @@ pub(crate) fn task_impl(ident: &Ident, args: &TaskArgs) -> TokenStream {
                 file: #file,
                 line: #line,
             };
+            #more
         }
     }
 }
@@ -255,19 +267,10 @@ fn rust_task_impl(
         quote_spanned!(span=> ::core::file!()),
         quote_spanned!(span=> ::core::line!()),
     );
+    let task = impl_task(ident, granularity, (quote!(#code), file, line), cpu);
     quote! {
         #errors
-        // SAFETY: the record's layout is checked as for any record; its size is asserted to be
-        // at most MAX_RECORD_BYTES.
-        unsafe impl ::grosr::Task for #ident {
-            const GRANULARITY: ::grosr::Granularity = ::grosr::Granularity::#granularity;
-            const BODY: ::grosr::CudaBody = ::grosr::CudaBody {
-                code: #code,
-                file: #file,
-                line: #line,
-            };
-            #cpu
-        }
+        #task
     }
 }
 

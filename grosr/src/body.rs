@@ -224,6 +224,15 @@ impl AtomicOrd for i32 {}
 impl AtomicOrd for i64 {}
 
 impl Ctx {
+    /// The atomic read-modify-write behind every `atomic_*`: `f` maps the old element to the
+    /// new one; the old one.
+    fn rmw<T: Bits>(&mut self, ptr: DevicePtr<T>, index: u64, f: impl Fn(T) -> T) -> T {
+        let bits = self
+            .run
+            .update(ptr.addr(), index, T::SIZE, |b| f(T::from_bits(b)).to_bits());
+        T::from_bits(bits)
+    }
+
     /// This thread's index in the task: 0 for a lane task, 0..32 for a warp task, the thread's
     /// index for a block task (`ctx.lane()`).
     pub fn lane(&self) -> u32 {
@@ -259,9 +268,7 @@ impl Ctx {
         index: impl Into<u64>,
         value: T,
     ) -> T {
-        T::from_bits(self.run.update(ptr.addr(), index.into(), T::SIZE, |b| {
-            T::from_bits(b).plus(value).to_bits()
-        }))
+        self.rmw(ptr, index.into(), |old| old.plus(value))
     }
 
     /// The smaller of `ptr[index]` and `value` into `ptr[index]`, atomically; the old value
@@ -272,9 +279,7 @@ impl Ctx {
         index: impl Into<u64>,
         value: T,
     ) -> T {
-        T::from_bits(self.run.update(ptr.addr(), index.into(), T::SIZE, |b| {
-            T::from_bits(b).min(value).to_bits()
-        }))
+        self.rmw(ptr, index.into(), |old| old.min(value))
     }
 
     /// The larger, as [`atomic_min`](Ctx::atomic_min) (`atomicMax`).
@@ -284,9 +289,7 @@ impl Ctx {
         index: impl Into<u64>,
         value: T,
     ) -> T {
-        T::from_bits(self.run.update(ptr.addr(), index.into(), T::SIZE, |b| {
-            T::from_bits(b).max(value).to_bits()
-        }))
+        self.rmw(ptr, index.into(), |old| old.max(value))
     }
 
     /// Stores `value`, atomically; the old value (`atomicExch`).
@@ -296,10 +299,7 @@ impl Ctx {
         index: impl Into<u64>,
         value: T,
     ) -> T {
-        T::from_bits(
-            self.run
-                .update(ptr.addr(), index.into(), T::SIZE, |_| value.to_bits()),
-        )
+        self.rmw(ptr, index.into(), |_| value)
     }
 
     /// Stores `value` if `ptr[index]` is `compare`, atomically; the old value (`atomicCAS`).
@@ -310,14 +310,11 @@ impl Ctx {
         compare: u32,
         value: u32,
     ) -> u32 {
-        let old = self.run.update(ptr.addr(), index.into(), 4, |b| {
-            if b as u32 == compare {
-                u64::from(value)
-            } else {
-                b
-            }
-        });
-        old as u32
+        self.rmw(
+            ptr,
+            index.into(),
+            |old| if old == compare { value } else { old },
+        )
     }
 
     /// The sum over the warp's 32 lanes, for every lane (`grosr::warp_sum`); warp tasks only.
