@@ -165,6 +165,52 @@ fn an_error_in_a_body_points_at_the_rust_file_and_line() {
     );
 }
 
+/// Spawns a `Pair` naming its fields (C++20 designated initialisers): in the Rust field order.
+#[grosr::task(
+    granularity = "lane",
+    cuda = r#"
+    if (task.n > 0) grosr_spawn_Pair(ctx, Pair{.out = task.out, .n = task.n - 1});
+"#
+)]
+pub struct Pair {
+    pub out: grosr::DevicePtr<u32>,
+    pub n: u32,
+    pub pad: u32,
+}
+
+/// The same spawn with the fields named out of the Rust struct's order.
+#[grosr::task(
+    granularity = "lane",
+    cuda = r#"
+    if (task.n > 0) grosr_spawn_Swapped(ctx, Swapped{.n = task.n - 1, .out = task.out});
+"#
+)]
+pub struct Swapped {
+    pub out: grosr::DevicePtr<u32>,
+    pub n: u32,
+    pub pad: u32,
+}
+
+#[test]
+fn a_spawn_naming_its_fields_out_of_the_rust_order_is_a_compile_error() {
+    if grosr::unstable::nvrtc_available().is_err() {
+        return;
+    }
+    let fast = grosr::unstable::nvrtc_options(Compile);
+    let source = grosr::Runtime::builder().task::<Pair>().source();
+    grosr::unstable::compile_with(&source, 90, fast).unwrap();
+    let source = grosr::Runtime::builder().task::<Swapped>().source();
+    let err = grosr::unstable::compile_with(&source, 90, fast).unwrap_err();
+    let grosr::Error::Compile { log, .. } = &err else {
+        panic!("expected a compile error, got {err}");
+    };
+    // NVRTC 13.0: "tests/nvrtc_compile.rs(180): error: out-of-order initializers are nonstandard".
+    assert!(
+        log.contains("tests/nvrtc_compile.rs(") && log.contains("out-of-order initializers"),
+        "expected the body's place and the order in:\n{log}"
+    );
+}
+
 /// Spawns `Orphan`, which the first module below does not register; the spawn under `#ifdef`
 /// and the prelude's macro named like a spawn helper are fine.
 #[grosr::task(cuda = r#"

@@ -16,13 +16,13 @@
 //! | --- | --- |
 //! | `task` | `const T&`: the record, fields named as in Rust. `DevicePtr<f32>` is `float*`, `[u32; 4]` is `uint32_t[4]`, a `#[grosr::record]` field is a struct of the same name. |
 //! | `ctx.lane()`, `ctx.width()` | this thread's index in the task and the task's thread count: 0 and 1 (lane), 0..32 and 32 (warp), `threadIdx.x` and `blockDim.x` (block) |
-//! | `grosr_spawn_T(ctx, T{..})` | spawns a task of registered type `T` into the same job. The initialiser is positional, in the Rust struct's field order. Spawning a type that is not registered is [`Error::UnregisteredSpawn`] at build. |
+//! | `grosr_spawn_T(ctx, T{..})` | spawns a task of registered type `T` into the same job. Name the fields, C++20's designated initialiser `T{.out = p, .n = 1}`: in the Rust struct's field order, so a field renamed or reordered in Rust is a compile error at build instead of a swapped value (fields left out are zero). A positional `T{p, 1}` also compiles and follows the field order silently. Spawning a type that is not registered is [`Error::UnregisteredSpawn`] at build. |
 //! | `ctx.spawn(t)` | the same, for a `T` already built |
 //! | `ctx.alloc(bytes)`, `ctx.alloc_n<T>(n)`, `ctx.free(p)` | the device heap ([`RuntimeBuilder::heap_bytes`]): 16-byte aligned, `nullptr` when exhausted; any task may free what another allocated. A whole warp's calls are served together. |
 //! | `ctx.fail(code)` | fails the task's job with a positive code; the job still completes and [`Job::wait`](crate::Job::wait) returns [`Error::TaskFailed`] |
 //! | `grosr::warp_sum(float)`, `grosr::warp_max(float)` | reductions over the 32 lanes of a warp task (all lanes call, all get the result) |
 //! | `grosr::globaltimer()` | the GPU's nanosecond clock |
-//! | CUDA C++ | arithmetic, math functions, atomics, `__shfl_*_sync`, `__ballot_sync`, `__nanosleep`, ... as in any `__device__` function |
+//! | CUDA C++ (C++20) | arithmetic, math functions, atomics, `__shfl_*_sync`, `__ballot_sync`, `__nanosleep`, ... as in any `__device__` function |
 //!
 //! # Granularity rules
 //!
@@ -52,8 +52,8 @@
 //! ```
 //! #[grosr::task(granularity = "lane", cuda = r#"
 //!     if (task.n > 1) {
-//!         grosr_spawn_Fib(ctx, Fib{task.out, task.n - 1, 0u});
-//!         grosr_spawn_Fib(ctx, Fib{task.out, task.n - 2, 0u});
+//!         grosr_spawn_Fib(ctx, Fib{.out = task.out, .n = task.n - 1});
+//!         grosr_spawn_Fib(ctx, Fib{.out = task.out, .n = task.n - 2});
 //!     } else {
 //!         atomicAdd(task.out, grosr_leaf(task.n));
 //!     }

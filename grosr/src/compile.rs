@@ -15,8 +15,11 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
-/// Options every compile passes (besides the architecture).
-const OPTIONS: &[&str] = &["-std=c++17", "-default-device", "-lineinfo", "-DGROSR=1"];
+/// Options every compile passes (besides the architecture). C++20 for the designated initialisers
+/// that let a CUDA body's spawn name its fields (`T{.a = 1}`); against C++17 it gave the same SASS
+/// for every module the compile bench builds, the constant bank's order of globals aside
+/// (NVRTC 13.0, sm_90; benches/NOTES.md, "Task bodies").
+const OPTIONS: &[&str] = &["-std=c++20", "-default-device", "-lineinfo", "-DGROSR=1"];
 
 /// Checks that NVRTC can be loaded, so its absence is an error instead of a panic in cudarc.
 pub fn nvrtc_available() -> Result<()> {

@@ -14,7 +14,7 @@ use grosr::{DevicePtr, RuntimeBuilder};
     if (!p) { atomicAdd(&task.stats[0], 1u); return; }
     if ((unsigned long long)p & 15) atomicAdd(&task.stats[1], 1u);
     for (uint32_t i = 0; i < task.words; ++i) p[i] = task.tag + i;
-    grosr_spawn_FreeBlock(ctx, FreeBlock{p, task.stats, task.words, task.tag});
+    grosr_spawn_FreeBlock(ctx, FreeBlock{.block = p, .stats = task.stats, .words = task.words, .tag = task.tag});
 "#
 )]
 pub struct AllocLane {
@@ -53,7 +53,7 @@ pub struct FreeBlock {
     } else {
         if ((unsigned long long)p & 15) atomicAdd(&task.stats[1], 1u);
         for (uint32_t i = 0; i < words; ++i) p[i] = tag + i;
-        grosr_spawn_FreeBlock(ctx, FreeBlock{p, task.stats, words, tag});
+        grosr_spawn_FreeBlock(ctx, FreeBlock{.block = p, .stats = task.stats, .words = words, .tag = tag});
     }
 "#
 )]

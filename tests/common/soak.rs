@@ -27,8 +27,8 @@ pub struct SoakLeaf {
     atomicAdd(&task.counts[task.base + task.node], 1u);
     if (task.depth > 0)
         for (uint32_t i = 0; i < task.fanout; ++i)
-            grosr_spawn_SoakTree(ctx, SoakTree{task.counts, task.base, task.node * task.fanout + 1 + i,
-                                                task.depth - 1, task.fanout});
+            grosr_spawn_SoakTree(ctx, SoakTree{.counts = task.counts, .base = task.base,
+                .node = task.node * task.fanout + 1 + i, .depth = task.depth - 1, .fanout = task.fanout});
 "#
 )]
 pub struct SoakTree {
@@ -44,7 +44,7 @@ pub struct SoakTree {
     granularity = "warp",
     cuda = r#"
     if (ctx.lane() == 0) atomicAdd(&task.counts[task.id], 1u);
-    grosr_spawn_SoakLeaf(ctx, SoakLeaf{task.counts, task.id + 1 + ctx.lane(), 0});
+    grosr_spawn_SoakLeaf(ctx, SoakLeaf{.counts = task.counts, .id = task.id + 1 + ctx.lane()});
 "#
 )]
 pub struct SoakWarp {
@@ -85,7 +85,8 @@ pub struct SoakBlock {
     if (!p) { atomicAdd(&task.stats[0], 1u); return; }
     const uint32_t tag = task.id * 2654435761u;
     for (uint32_t i = 0; i < task.words; ++i) p[i] = tag + i;
-    grosr_spawn_SoakFree(ctx, SoakFree{p, task.counts, task.stats, task.id + 1, task.words, tag, 0});
+    grosr_spawn_SoakFree(ctx, SoakFree{.block = p, .counts = task.counts, .stats = task.stats, .id = task.id + 1,
+                                       .words = task.words, .tag = tag});
 "#
 )]
 pub struct SoakAlloc {
@@ -110,7 +111,8 @@ pub struct SoakAlloc {
         atomicAdd(&task.stats[0], 1u);
     } else {
         for (uint32_t i = 0; i < words; ++i) p[i] = tag + i;
-        grosr_spawn_SoakFree(ctx, SoakFree{p, task.counts, task.stats, id, words, tag, 0});
+        grosr_spawn_SoakFree(ctx, SoakFree{.block = p, .counts = task.counts, .stats = task.stats, .id = id,
+                                           .words = words, .tag = tag});
     }
 "#
 )]

@@ -46,7 +46,7 @@ pub struct Pong {
     granularity = "lane",
     cuda = r#"
     task.a[task.i] = task.i + 1u;
-    grosr_spawn_Pong(ctx, Pong{task.a, task.b, task.i, 0u});
+    grosr_spawn_Pong(ctx, Pong{.a = task.a, .b = task.b, .i = task.i});
 "#
 )]
 pub struct PingSpawn {

@@ -16,7 +16,7 @@ use crate::{Error, Result};
     atomicAdd(task.visited, 1ull);
     if (task.depth > 0)
         for (uint32_t i = 0; i < task.fanout; ++i)
-            grosr_spawn_Visit(ctx, Visit{task.visited, task.depth - 1, task.fanout});
+            grosr_spawn_Visit(ctx, Visit{.visited = task.visited, .depth = task.depth - 1, .fanout = task.fanout});
 "#
 )]
 pub struct Visit {
@@ -35,8 +35,8 @@ pub struct Visit {
     if (task.n < 2) {
         atomicAdd(task.sum, (unsigned long long)task.n);
     } else {
-        grosr_spawn_Fib(ctx, Fib{task.sum, task.n - 1, 0});
-        grosr_spawn_Fib(ctx, Fib{task.sum, task.n - 2, 0});
+        grosr_spawn_Fib(ctx, Fib{.sum = task.sum, .n = task.n - 1});
+        grosr_spawn_Fib(ctx, Fib{.sum = task.sum, .n = task.n - 2});
     }
 "#
 )]
@@ -168,7 +168,7 @@ pub struct Histogram {
     uint32_t* p = ctx.alloc_n<uint32_t>(task.words);
     if (p == nullptr) { ctx.fail(1); return; }
     for (uint32_t i = 0; i < task.words; ++i) p[i] = task.seed + i;
-    grosr_spawn_Consume(ctx, Consume{p, task.sum, task.words, 0});
+    grosr_spawn_Consume(ctx, Consume{.block = p, .sum = task.sum, .words = task.words});
 "#
 )]
 pub struct Produce {
@@ -239,10 +239,10 @@ pub struct BlockScan {
     cuda = r#"
     if (task.end - task.begin > task.grain) {
         const uint32_t mid = task.begin + (task.end - task.begin) / 2;
-        grosr_spawn_Split(ctx, Split{task.sum, task.begin, mid, task.grain, 0});
-        grosr_spawn_Split(ctx, Split{task.sum, mid, task.end, task.grain, 0});
+        grosr_spawn_Split(ctx, Split{.sum = task.sum, .begin = task.begin, .end = mid, .grain = task.grain});
+        grosr_spawn_Split(ctx, Split{.sum = task.sum, .begin = mid, .end = task.end, .grain = task.grain});
     } else {
-        grosr_spawn_Leaf(ctx, Leaf{task.sum, task.begin, task.end});
+        grosr_spawn_Leaf(ctx, Leaf{.sum = task.sum, .begin = task.begin, .end = task.end});
     }
 "#
 )]
@@ -283,7 +283,7 @@ pub struct Leaf {
     cuda = r#"
     for (uint32_t i = ctx.lane(); i < task.n; i += ctx.width()) task.row[i] *= (float)(task.stage + 1);
     if (ctx.lane() == 0 && task.stage + 1 < task.stages)
-        grosr_spawn_Stage(ctx, Stage{task.row, task.n, task.stage + 1, task.stages, 0});
+        grosr_spawn_Stage(ctx, Stage{.row = task.row, .n = task.n, .stage = task.stage + 1, .stages = task.stages});
 "#
 )]
 pub struct Stage {

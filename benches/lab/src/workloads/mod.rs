@@ -53,7 +53,7 @@ pub struct TinyRs {
 #[grosr::task(
     granularity = "lane",
     cuda = r#"
-    if (task.remaining > 0) grosr_spawn_Hop(ctx, Hop{task.remaining - 1, task.hop + 1, task.done});
+    if (task.remaining > 0) grosr_spawn_Hop(ctx, Hop{.remaining = task.remaining - 1, .hop = task.hop + 1, .done = task.done});
     else *task.done = task.hop + 1;
 "#
 )]
@@ -74,14 +74,14 @@ pub struct Hop {
     GROSR_TRACE_LEVEL(task.depth);
     const uint32_t fanout = task.fanout < 2u ? 2u : task.fanout;
     if (task.count <= fanout) {
-        for (uint32_t i = 0; i < task.count; ++i) grosr_spawn_Tiny(ctx, Tiny{task.flags, task.first + i, 0});
+        for (uint32_t i = 0; i < task.count; ++i) grosr_spawn_Tiny(ctx, Tiny{.flags = task.flags, .index = task.first + i});
     } else {
         const uint32_t part = (task.count + fanout - 1) / fanout;
         for (uint32_t i = 0; i < fanout; ++i) {
             const uint32_t lo = i * part;
             if (lo < task.count) {
                 const uint32_t n = task.count - lo < part ? task.count - lo : part;
-                grosr_spawn_Spread(ctx, Spread{task.flags, task.first + lo, n, fanout, task.depth + 1});
+                grosr_spawn_Spread(ctx, Spread{.flags = task.flags, .first = task.first + lo, .count = n, .fanout = fanout, .depth = task.depth + 1});
             }
         }
     }
