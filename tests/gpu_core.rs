@@ -1,22 +1,14 @@
 //! The resident core on a real GPU: submission, spawning, completion, errors and faults.
-//! Run on the GPU machine with `bash .gpu/run tests` (they are ignored elsewhere).
+//! Run on the GPU machine with `bash .gpu/run tests` (they are ignored elsewhere). The checks
+//! of `tests/common/suite.rs` run here and on the CPU backend (tests/cpu_suite.rs).
 
 mod common;
 
 use std::time::Duration;
 
+use common::suite::{self, T, assert_runtime_runs_tasks, fib};
 use common::*;
 use grosr::{DeviceBuffer, Error, Runtime};
-
-const T: Duration = Duration::from_secs(60);
-
-/// Runs one Mark task on `rt` and checks it ran: the runtime is usable.
-fn assert_runtime_runs_tasks(rt: &Runtime) {
-    let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
-    let mark = mark(&flags, 0);
-    rt.submit(&[mark]).unwrap().wait_timeout(T).unwrap();
-    assert_eq!(flags.to_vec().unwrap(), vec![1]);
-}
 
 fn new_rt() -> Runtime {
     common::builder().build().expect("runtime")
@@ -25,161 +17,30 @@ fn new_rt() -> Runtime {
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
 fn a_million_tasks_from_eight_host_threads_each_run_exactly_once() {
-    a_million_tasks_from_eight_host_threads_each_run_exactly_once_on(&new_rt());
-}
-
-fn a_million_tasks_from_eight_host_threads_each_run_exactly_once_on(rt: &Runtime) {
-    const PER_THREAD: u32 = 131_072;
-    let before = rt.executed::<Mark>().unwrap();
-    let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 8 * PER_THREAD as usize).unwrap();
-    std::thread::scope(|s| {
-        for t in 0..8u32 {
-            let (rt, flags) = (&rt, flags.ptr());
-            s.spawn(move || {
-                // Slices of varying size, all in flight before any wait.
-                let mut jobs = Vec::new();
-                let mut next = t * PER_THREAD;
-                let end = next + PER_THREAD;
-                let mut size = 1 + t * 7;
-                while next < end {
-                    let n = size.min(end - next);
-                    let tasks: Vec<Mark> = (next..next + n)
-                        .map(|index| Mark {
-                            flags,
-                            index,
-                            pad: 0,
-                        })
-                        .collect();
-                    jobs.push(rt.submit(&tasks).unwrap());
-                    next += n;
-                    size = (size * 3 + 1) % 20_000 + 1;
-                }
-                for j in jobs {
-                    j.wait_timeout(T).unwrap();
-                }
-            });
-        }
-    });
-    let seen = flags.to_vec().unwrap();
-    let wrong: Vec<usize> = seen
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| **c != 1)
-        .map(|(i, _)| i)
-        .take(10)
-        .collect();
-    assert!(
-        wrong.is_empty(),
-        "tasks not run exactly once, e.g. {:?}",
-        wrong.iter().map(|&i| (i, seen[i])).collect::<Vec<_>>()
-    );
-    assert_eq!(
-        rt.executed::<Mark>().unwrap() - before,
-        8 * PER_THREAD as u64
-    );
-}
-
-fn fib(n: u64) -> u64 {
-    (0..n).fold((0, 1), |(a, b), _| (b, a + b)).0
+    suite::a_million_tasks_from_eight_host_threads_each_run_exactly_once(&new_rt());
 }
 
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
 fn a_recursive_spawn_tree_computes_fibonacci() {
-    a_recursive_spawn_tree_computes_fibonacci_on(&new_rt());
-}
-
-fn a_recursive_spawn_tree_computes_fibonacci_on(rt: &Runtime) {
-    for n in [1u32, 10, 20, 27] {
-        let sum = DeviceBuffer::<u64>::zeroed(rt.gpu(), 1).unwrap();
-        let before = rt.executed::<Fib>().unwrap();
-        rt.submit(&[Fib {
-            n,
-            pad: 0,
-            sum: sum.ptr(),
-        }])
-        .unwrap()
-        .wait_timeout(T)
-        .unwrap();
-        assert_eq!(sum.to_vec().unwrap()[0], fib(n as u64), "fib({n})");
-        // The call tree of fib(n) has 2 fib(n+1) - 1 nodes.
-        assert_eq!(
-            rt.executed::<Fib>().unwrap() - before,
-            2 * fib(n as u64 + 1) - 1,
-            "tasks for fib({n})"
-        );
-    }
+    suite::a_recursive_spawn_tree_computes_fibonacci(&new_rt());
 }
 
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
 fn a_chain_of_100k_dependent_spawns_runs_every_hop() {
-    a_chain_of_100k_dependent_spawns_runs_every_hop_on(&new_rt());
-}
-
-fn a_chain_of_100k_dependent_spawns_runs_every_hop_on(rt: &Runtime) {
-    let before = rt.executed::<Chain>().unwrap();
-    let hops = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
-    rt.submit(&[Chain {
-        remaining: 100_000,
-        pad: 0,
-        hops: hops.ptr(),
-    }])
-    .unwrap()
-    .wait_timeout(T)
-    .unwrap();
-    assert_eq!(hops.to_vec().unwrap()[0], 100_001);
-    assert_eq!(rt.executed::<Chain>().unwrap() - before, 100_001);
+    suite::a_chain_of_100k_dependent_spawns_runs_every_hop(&new_rt());
 }
 
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
 fn held_lane_chains_of_two_types_run_every_hop_once_and_count_it() {
-    // 40 chains (a lane round and a bit), each longer than a round's bypass hops, so chains
-    // also fall back to the stack; every Tock hop ≡ 0 (mod 3) adds a Mark (fan-out).
-    const CHAINS: u32 = 40;
-    const LEN: u32 = 1000;
     // Allocated before the scheduler starts, so compute-sanitizer can run this test (it flags
     // a running kernel's accesses to stream-ordered allocations made after its launch).
     let gpu = grosr::Gpu::open(0).unwrap();
-    let hits = DeviceBuffer::<u32>::zeroed(&gpu, (CHAINS * LEN) as usize).unwrap();
-    let rt = new_rt();
-    let before = [
-        rt.executed::<Tick>().unwrap(),
-        rt.executed::<Tock>().unwrap(),
-        rt.executed::<Mark>().unwrap(),
-    ];
-    let roots: Vec<Tick> = (0..CHAINS)
-        .map(|chain| Tick {
-            hits: hits.ptr(),
-            chain,
-            hop: 0,
-            len: LEN,
-            pad: 0,
-        })
-        .collect();
-    rt.submit(&roots).unwrap().wait_timeout(T).unwrap();
-    let hits = hits.to_vec().unwrap();
-    let odd = LEN / 2; // Tock hops: 1, 3, 5, …
-    let marks_per_chain = (0..LEN).filter(|h| h % 2 == 1 && h % 3 == 0).count() as u64;
-    for (i, &h) in hits.iter().enumerate() {
-        let hop = i as u32 % LEN;
-        let want = if hop % 2 == 1 && hop % 3 == 0 { 2 } else { 1 };
-        assert_eq!(h, want, "chain {} hop {hop}", i as u32 / LEN);
-    }
-    let ran = |i: usize, now: u64| now - before[i];
-    assert_eq!(
-        ran(0, rt.executed::<Tick>().unwrap()),
-        (CHAINS * (LEN - odd)) as u64
-    );
-    assert_eq!(
-        ran(1, rt.executed::<Tock>().unwrap()),
-        (CHAINS * odd) as u64
-    );
-    assert_eq!(
-        ran(2, rt.executed::<Mark>().unwrap()),
-        CHAINS as u64 * marks_per_chain
-    );
+    let len = (suite::HELD_CHAINS * suite::HELD_LEN) as usize;
+    let hits = DeviceBuffer::<u32>::zeroed(&gpu, len).unwrap();
+    suite::held_lane_chains_run_every_hop_once_and_count_it(&new_rt(), &hits);
 }
 
 #[test]
@@ -226,20 +87,7 @@ fn block_tasks_run_on_whole_blocks_from_host_and_from_spawns_on(rt: &Runtime) {
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
 fn a_failing_task_fails_its_job_only() {
-    let rt = new_rt();
-    let err = rt
-        .submit(&[Failer { code: 7, pad: 0 }])
-        .unwrap()
-        .wait_timeout(T)
-        .unwrap_err();
-    assert_eq!(
-        err,
-        Error::TaskFailed {
-            task: "Failer".into(),
-            code: 7
-        }
-    );
-    assert_runtime_runs_tasks(&rt);
+    suite::a_failing_task_fails_its_job_only(&new_rt());
 }
 
 #[test]
@@ -275,21 +123,7 @@ fn overflowing_queues_fail_the_job_loudly_and_the_runtime_goes_on() {
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
 fn stop_abandons_work_and_start_runs_again() {
-    let rt = new_rt();
-    let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 2).unwrap();
-    rt.submit(&[mark(&flags, 0)])
-        .unwrap()
-        .wait_timeout(T)
-        .unwrap();
-    rt.stop().unwrap();
-    assert!(!rt.is_running());
-    assert_eq!(rt.submit(&[mark(&flags, 1)]).err(), Some(Error::Stopped));
-    rt.start().unwrap();
-    rt.submit(&[mark(&flags, 1)])
-        .unwrap()
-        .wait_timeout(T)
-        .unwrap();
-    assert_eq!(flags.to_vec().unwrap(), vec![1, 1]);
+    suite::stop_refuses_submits_and_start_runs_again(&new_rt());
 }
 
 #[test]
@@ -329,12 +163,7 @@ fn a_capped_scheduler_leaves_sms_for_ordinary_kernels() {
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
 fn jobs_report_done_and_empty_jobs_are_done_at_once() {
-    let rt = new_rt();
-    assert!(rt.submit::<Mark>(&[]).unwrap().is_done().unwrap());
-    let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
-    let job = rt.submit(&[mark(&flags, 0)]).unwrap();
-    job.wait_timeout(T).unwrap();
-    assert!(job.is_done().unwrap());
+    suite::jobs_report_done_and_empty_jobs_are_done_at_once(&new_rt());
 }
 
 /// Every kind of task in one runtime whose buffers all exist before the scheduler launches:
@@ -453,57 +282,7 @@ fn copies_from_many_new_threads_finish_while_the_scheduler_runs() {
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
 fn spawn_bursts_past_the_stack_run_every_task_exactly_once() {
-    spawn_bursts_past_the_stack_run_every_task_exactly_once_on(&new_rt());
-}
-
-fn spawn_bursts_past_the_stack_run_every_task_exactly_once_on(rt: &Runtime) {
-    // Rounds of 32 lane (or warp) tasks spawning 32 each overflow the warp's stack: the rest go
-    // to the queues. Sixteen jobs at once also mix jobs within rounds.
-    const PER_JOB: u32 = 1 << 17;
-    let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 16 * PER_JOB as usize).unwrap();
-    let f = flags.ptr();
-    for round in 0..3u32 {
-        flags.write(&vec![0; 16 * PER_JOB as usize]).unwrap();
-        // Jobs 0-7: lane tasks spawning 32 Marks each; jobs 8-15: warp tasks whose 32 lanes do.
-        let jobs: Vec<_> = (0..16u32)
-            .map(|j| {
-                let firsts = |per: u32| (0..PER_JOB / per).map(move |i| j * PER_JOB + i * per);
-                if j < 8 {
-                    let tasks: Vec<Flood> = firsts(32)
-                        .map(|first| Flood {
-                            flags: f,
-                            first,
-                            fanout: 32,
-                        })
-                        .collect();
-                    rt.submit(&tasks)
-                } else {
-                    let tasks: Vec<WarpFlood> = firsts(1024)
-                        .map(|first| WarpFlood {
-                            flags: f,
-                            first,
-                            fanout: 32,
-                        })
-                        .collect();
-                    rt.submit(&tasks)
-                }
-                .unwrap()
-            })
-            .collect();
-        for j in &jobs {
-            j.wait_timeout(T).unwrap();
-        }
-        let got = flags.to_vec().unwrap();
-        let wrong: Vec<usize> = (0..got.len()).filter(|&i| got[i] != 1).collect();
-        assert!(
-            wrong.is_empty(),
-            "round {round}: {} of {} flags not 1, first {:?} = {:?}",
-            wrong.len(),
-            got.len(),
-            &wrong[..wrong.len().min(4)],
-            wrong.iter().take(4).map(|&i| got[i]).collect::<Vec<_>>()
-        );
-    }
+    suite::spawn_bursts_past_the_stack_run_every_task_exactly_once(&new_rt());
 }
 
 #[test]
@@ -555,9 +334,9 @@ fn a_module_optimized_for_compile_time_runs_every_path_exactly() {
         .build()
         .expect("runtime");
     assert_eq!(rt.info().optimize, grosr::Optimize::Compile);
-    a_million_tasks_from_eight_host_threads_each_run_exactly_once_on(&rt);
-    a_recursive_spawn_tree_computes_fibonacci_on(&rt);
-    a_chain_of_100k_dependent_spawns_runs_every_hop_on(&rt);
+    suite::a_million_tasks_from_eight_host_threads_each_run_exactly_once(&rt);
+    suite::a_recursive_spawn_tree_computes_fibonacci(&rt);
+    suite::a_chain_of_100k_dependent_spawns_runs_every_hop(&rt);
     block_tasks_run_on_whole_blocks_from_host_and_from_spawns_on(&rt);
-    spawn_bursts_past_the_stack_run_every_task_exactly_once_on(&rt);
+    suite::spawn_bursts_past_the_stack_run_every_task_exactly_once(&rt);
 }

@@ -10,48 +10,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use common::Mark;
 use common::stall::{Bounded, hold, marks};
-use common::{Failer, Mark};
+use common::suite::{JOB_SLOTS as SLOTS, T};
 use grosr::{DeviceBuffer, Error, Gpu};
-
-/// Waits that should succeed.
-const T: Duration = Duration::from_secs(60);
-/// Completion slots of a runtime with the default sizes: job `n + SLOTS` reuses job `n`'s.
-const SLOTS: u32 = 4096;
 
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
 fn a_job_looked_at_after_its_slot_was_reused_reports_its_own_outcome() {
-    let rt = common::builder().build().unwrap();
-    let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), SLOTS as usize + 2).unwrap();
-    let failed = rt.submit(&[Failer { code: 7, pad: 0 }]).unwrap();
-    let good = rt.submit(&marks(flags.ptr(), 0, 1)).unwrap();
-    // SLOTS - 1 more jobs: the last of them reuses `failed`'s slot and succeeds; one more
-    // reuses `good`'s slot and fails.
-    let later: Vec<_> = (1..SLOTS)
-        .map(|i| rt.submit(&marks(flags.ptr(), i, 1)).unwrap())
-        .collect();
-    let last = rt.submit(&[Failer { code: 9, pad: 0 }]).unwrap();
-    for job in &later {
-        job.wait_timeout(T).unwrap();
-    }
-    assert!(matches!(
-        last.wait_timeout(T),
-        Err(Error::TaskFailed { code: 9, .. })
-    ));
-    // Both slots now hold other jobs' outcomes; each handle still gets its own.
-    assert!(
-        matches!(
-            failed.wait_timeout(T),
-            Err(Error::TaskFailed { code: 7, .. })
-        ),
-        "{:?}",
-        failed.wait_timeout(T)
-    );
-    good.wait_timeout(T).unwrap();
-    assert_eq!(
-        flags.to_vec().unwrap()[..SLOTS as usize],
-        vec![1; SLOTS as usize][..]
+    common::suite::a_job_looked_at_after_its_slot_was_reused_reports_its_own_outcome(
+        &common::builder().build().unwrap(),
     );
 }
 

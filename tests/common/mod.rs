@@ -1,17 +1,17 @@
-//! Task types shared by the GPU tests and the NVRTC compile check.
+//! Task types shared by the tests and the NVRTC compile check. Those with Rust bodies run on
+//! both backends ([`portable_builder`]; `suite.rs` holds the checks both run); the rest use CUDA
+//! that the Rust subset lacks (shared memory, `__trap`, `__nanosleep`) and run on a GPU only.
 #![allow(dead_code)]
 
 pub mod stall;
+pub mod suite;
 
 use grosr::{DevicePtr, RuntimeBuilder};
 
 /// Marks `flags[index]` once: checks each host-submitted task runs exactly once.
-#[grosr::task(
-    granularity = "lane",
-    cuda = r#"
-    atomicAdd(&task.flags[task.index], 1u);
-"#
-)]
+#[grosr::task(granularity = "lane", rust = |task, ctx| {
+    ctx.atomic_add(task.flags, task.index, 1u32);
+})]
 pub struct Mark {
     pub flags: DevicePtr<u32>,
     pub index: u32,
@@ -28,17 +28,14 @@ pub fn mark(flags: &grosr::DeviceBuffer<u32>, index: u32) -> Mark {
 }
 
 /// Fibonacci by recursive spawning: leaves add their n into `sum`, so sum = fib(n).
-#[grosr::task(
-    granularity = "lane",
-    cuda = r#"
-    if (task.n < 2) {
-        atomicAdd(task.sum, (unsigned long long)task.n);
+#[grosr::task(granularity = "lane", rust = |task, ctx| {
+    if task.n < 2 {
+        ctx.atomic_add(task.sum, 0u32, task.n as u64);
     } else {
-        grosr_spawn_Fib(ctx, Fib{task.n - 1, 0, task.sum});
-        grosr_spawn_Fib(ctx, Fib{task.n - 2, 0, task.sum});
+        ctx.spawn(Fib { n: task.n - 1, pad: 0, sum: task.sum });
+        ctx.spawn(Fib { n: task.n - 2, pad: 0, sum: task.sum });
     }
-"#
-)]
+})]
 pub struct Fib {
     pub n: u32,
     pub pad: u32,
@@ -46,12 +43,14 @@ pub struct Fib {
 }
 
 /// A chain of dependent spawns: each hop spawns the next; the last writes `hops_seen`.
-#[grosr::task(cuda = r#"
-    if (ctx.lane() == 0) {
-        atomicAdd(task.hops, 1u);
-        if (task.remaining > 0) grosr_spawn_Chain(ctx, Chain{task.remaining - 1, 0, task.hops});
+#[grosr::task(rust = |task, ctx| {
+    if ctx.lane() == 0 {
+        ctx.atomic_add(task.hops, 0u32, 1u32);
+        if task.remaining > 0 {
+            ctx.spawn(Chain { remaining: task.remaining - 1, pad: 0, hops: task.hops });
+        }
     }
-"#)]
+})]
 pub struct Chain {
     pub remaining: u32,
     pub pad: u32,
@@ -60,13 +59,12 @@ pub struct Chain {
 
 /// A lane chain alternating with [`Tock`]: hop `hop` of chain `chain` counts itself in
 /// `hits[chain * len + hop]`, then spawns the next hop (a held task: the scheduler bypass).
-#[grosr::task(
-    granularity = "lane",
-    cuda = r#"
-    atomicAdd(&task.hits[task.chain * task.len + task.hop], 1u);
-    if (task.hop + 1 < task.len) grosr_spawn_Tock(ctx, Tock{task.hits, task.chain, task.hop + 1, task.len, 0});
-"#
-)]
+#[grosr::task(granularity = "lane", rust = |task, ctx| {
+    ctx.atomic_add(task.hits, task.chain * task.len + task.hop, 1u32);
+    if task.hop + 1 < task.len {
+        ctx.spawn(Tock { hits: task.hits, chain: task.chain, hop: task.hop + 1, len: task.len, pad: 0 });
+    }
+})]
 pub struct Tick {
     pub hits: DevicePtr<u32>,
     pub chain: u32,
@@ -77,14 +75,15 @@ pub struct Tick {
 
 /// The other half of a [`Tick`] chain; every third hop also spawns a [`Mark`] of its chain, so
 /// held chains meet the fan-out path (the second spawn sends the held task to the stack).
-#[grosr::task(
-    granularity = "lane",
-    cuda = r#"
-    atomicAdd(&task.hits[task.chain * task.len + task.hop], 1u);
-    if (task.hop + 1 < task.len) grosr_spawn_Tick(ctx, Tick{task.hits, task.chain, task.hop + 1, task.len, 0});
-    if (task.hop % 3 == 0) grosr_spawn_Mark(ctx, Mark{task.hits, task.chain * task.len + task.hop, 0});
-"#
-)]
+#[grosr::task(granularity = "lane", rust = |task, ctx| {
+    ctx.atomic_add(task.hits, task.chain * task.len + task.hop, 1u32);
+    if task.hop + 1 < task.len {
+        ctx.spawn(Tick { hits: task.hits, chain: task.chain, hop: task.hop + 1, len: task.len, pad: 0 });
+    }
+    if task.hop % 3 == 0 {
+        ctx.spawn(Mark { flags: task.hits, index: task.chain * task.len + task.hop, pad: 0 });
+    }
+})]
 pub struct Tock {
     pub hits: DevicePtr<u32>,
     pub chain: u32,
@@ -94,21 +93,20 @@ pub struct Tock {
 }
 
 /// Fails its job with `code`.
-#[grosr::task(cuda = r#"
-    if (ctx.lane() == 0) ctx.fail(task.code);
-"#)]
+#[grosr::task(rust = |task, ctx| {
+    if ctx.lane() == 0 {
+        ctx.fail(task.code);
+    }
+})]
 pub struct Failer {
     pub code: i32,
     pub pad: u32,
 }
 
 /// Writes through `addr`: an illegal address when it points nowhere.
-#[grosr::task(
-    granularity = "lane",
-    cuda = r#"
-    *task.addr = 1u;
-"#
-)]
+#[grosr::task(granularity = "lane", rust = |task, ctx| {
+    ctx.write(task.addr, 0u32, 1u32);
+})]
 pub struct Poke {
     pub addr: DevicePtr<u32>,
 }
@@ -151,7 +149,7 @@ pub struct BlockSum {
 #[grosr::task(
     granularity = "lane",
     cuda = r#"
-    grosr_spawn_BlockSum(ctx, BlockSum{task.out, task.base, task.slot});
+    grosr_spawn_BlockSum(ctx, BlockSum{.out = task.out, .base = task.base, .slot = task.slot});
 "#
 )]
 pub struct SpawnBlock {
@@ -161,13 +159,11 @@ pub struct SpawnBlock {
 }
 
 /// Spawns `fanout` Mark tasks from each lane: floods small queues.
-#[grosr::task(
-    granularity = "lane",
-    cuda = r#"
-    for (uint32_t i = 0; i < task.fanout; ++i)
-        grosr_spawn_Mark(ctx, Mark{task.flags, task.first + i, 0});
-"#
-)]
+#[grosr::task(granularity = "lane", rust = |task, ctx| {
+    for i in 0..task.fanout {
+        ctx.spawn(Mark { flags: task.flags, index: task.first + i, pad: 0 });
+    }
+})]
 pub struct Flood {
     pub flags: DevicePtr<u32>,
     pub first: u32,
@@ -175,13 +171,11 @@ pub struct Flood {
 }
 
 /// A warp task whose every lane spawns `fanout` Mark tasks (flags first + lane * fanout + i).
-#[grosr::task(
-    granularity = "warp",
-    cuda = r#"
-    for (uint32_t i = 0; i < task.fanout; ++i)
-        grosr_spawn_Mark(ctx, Mark{task.flags, task.first + ctx.lane() * task.fanout + i, 0});
-"#
-)]
+#[grosr::task(granularity = "warp", rust = |task, ctx| {
+    for i in 0..task.fanout {
+        ctx.spawn(Mark { flags: task.flags, index: task.first + ctx.lane() * task.fanout + i, pad: 0 });
+    }
+})]
 pub struct WarpFlood {
     pub flags: DevicePtr<u32>,
     pub first: u32,
@@ -189,13 +183,13 @@ pub struct WarpFlood {
 }
 
 /// Spawns 32 children per level: live tasks grow far past small queues.
-#[grosr::task(
-    granularity = "lane",
-    cuda = r#"
-    if (task.depth > 0)
-        for (uint32_t i = 0; i < 32; ++i) grosr_spawn_Bomb(ctx, Bomb{task.depth - 1});
-"#
-)]
+#[grosr::task(granularity = "lane", rust = |task, ctx| {
+    if task.depth > 0 {
+        for _child in 0..32u32 {
+            ctx.spawn(Bomb { depth: task.depth - 1 });
+        }
+    }
+})]
 pub struct Bomb {
     pub depth: u32,
 }
@@ -221,21 +215,26 @@ pub struct Hold {
     pub max_ns: u64,
 }
 
-/// Every test task type, registered.
-pub fn builder() -> RuntimeBuilder {
+/// The test task types with Rust bodies, registered: a builder for either backend.
+pub fn portable_builder() -> RuntimeBuilder {
     grosr::Runtime::builder()
         .task::<Mark>()
         .task::<Fib>()
         .task::<Chain>()
         .task::<Failer>()
         .task::<Poke>()
-        .task::<Trap>()
-        .task::<BlockSum>()
-        .task::<SpawnBlock>()
         .task::<Flood>()
         .task::<WarpFlood>()
         .task::<Bomb>()
         .task::<Tick>()
         .task::<Tock>()
+}
+
+/// Every test task type, registered (a GPU builder: some bodies are CUDA C).
+pub fn builder() -> RuntimeBuilder {
+    portable_builder()
+        .task::<Trap>()
+        .task::<BlockSum>()
+        .task::<SpawnBlock>()
         .task::<Hold>()
 }

@@ -1,0 +1,304 @@
+//! The core checks both backends run, on the Rust-body task types of `tests/common/mod.rs`:
+//! tests/gpu_core.rs runs them on a GPU, tests/cpu_suite.rs on the CPU backend in `cargo test`.
+//! Each takes the runtime to check, so a GPU test can also run them on a module built another
+//! way (`Optimize::Compile`).
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use grosr::{DeviceBuffer, Error, Runtime};
+
+use super::{Chain, Failer, Fib, Flood, Mark, Tick, WarpFlood, mark};
+
+/// Every wait's bound: long enough for a debug build on two cores, short of CI's patience.
+pub const T: Duration = Duration::from_secs(60);
+
+/// Runs one Mark task on `rt` and checks it ran: the runtime is usable.
+pub fn assert_runtime_runs_tasks(rt: &Runtime) {
+    let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
+    rt.submit(&[mark(&flags, 0)])
+        .unwrap()
+        .wait_timeout(T)
+        .unwrap();
+    assert_eq!(flags.to_vec().unwrap(), vec![1]);
+}
+
+/// 8 host threads submit 2^20 Mark tasks in jobs of varying size, all in flight before any
+/// wait: each runs exactly once and the type's count says so.
+pub fn a_million_tasks_from_eight_host_threads_each_run_exactly_once(rt: &Runtime) {
+    let per_thread = 131_072u32;
+    let before = rt.executed::<Mark>().unwrap();
+    let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 8 * per_thread as usize).unwrap();
+    std::thread::scope(|s| {
+        for t in 0..8u32 {
+            let flags = flags.ptr();
+            s.spawn(move || {
+                let mut jobs = Vec::new();
+                let (mut next, end) = (t * per_thread, (t + 1) * per_thread);
+                let mut size = 1 + t * 7;
+                while next < end {
+                    let n = size.min(end - next);
+                    let tasks: Vec<Mark> = (next..next + n)
+                        .map(|index| Mark {
+                            flags,
+                            index,
+                            pad: 0,
+                        })
+                        .collect();
+                    jobs.push(rt.submit(&tasks).unwrap());
+                    next += n;
+                    size = (size * 3 + 1) % 20_000 + 1;
+                }
+                for j in jobs {
+                    j.wait_timeout(T).unwrap();
+                }
+            });
+        }
+    });
+    let seen = flags.to_vec().unwrap();
+    let wrong: Vec<(usize, u32)> = seen
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| **c != 1)
+        .map(|(i, c)| (i, *c))
+        .take(10)
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "tasks not run exactly once, e.g. {wrong:?}"
+    );
+    assert_eq!(
+        rt.executed::<Mark>().unwrap() - before,
+        8 * u64::from(per_thread)
+    );
+}
+
+/// The n-th Fibonacci number.
+pub fn fib(n: u64) -> u64 {
+    (0..n).fold((0, 1), |(a, b), _| (b, a + b)).0
+}
+
+/// Fibonacci by a tree of spawns: the leaves' sum and the tree's task count, up to fib(27)
+/// (635 621 tasks).
+pub fn a_recursive_spawn_tree_computes_fibonacci(rt: &Runtime) {
+    for n in [1u32, 10, 20, 27] {
+        let sum = DeviceBuffer::<u64>::zeroed(rt.gpu(), 1).unwrap();
+        let before = rt.executed::<Fib>().unwrap();
+        rt.submit(&[Fib {
+            n,
+            pad: 0,
+            sum: sum.ptr(),
+        }])
+        .unwrap()
+        .wait_timeout(T)
+        .unwrap();
+        assert_eq!(sum.to_vec().unwrap()[0], fib(n.into()), "fib({n})");
+        // The call tree of fib(n) has 2 fib(n+1) - 1 nodes.
+        assert_eq!(
+            rt.executed::<Fib>().unwrap() - before,
+            2 * fib(u64::from(n) + 1) - 1,
+            "tasks for fib({n})"
+        );
+    }
+}
+
+/// A chain of 100 000 dependent spawns of a warp task: every hop runs, once.
+pub fn a_chain_of_100k_dependent_spawns_runs_every_hop(rt: &Runtime) {
+    let hops = 100_000u32;
+    let before = rt.executed::<Chain>().unwrap();
+    let seen = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
+    rt.submit(&[Chain {
+        remaining: hops,
+        pad: 0,
+        hops: seen.ptr(),
+    }])
+    .unwrap()
+    .wait_timeout(T)
+    .unwrap();
+    assert_eq!(seen.to_vec().unwrap()[0], hops + 1);
+    assert_eq!(
+        rt.executed::<Chain>().unwrap() - before,
+        u64::from(hops) + 1
+    );
+}
+
+/// Held lane chains: chains alternating [`Tick`] and [`super::Tock`], [`HELD_CHAINS`] of
+/// [`HELD_LEN`] hops each (longer than a lane round's bypass hops, so chains also fall back to
+/// the stack), every Tock hop ≡ 0 (mod 3) adding a Mark (fan-out). `hits` holds
+/// `HELD_CHAINS * HELD_LEN` zeroes (the GPU test allocates it before the scheduler starts, so
+/// compute-sanitizer can run it).
+pub fn held_lane_chains_run_every_hop_once_and_count_it(rt: &Runtime, hits: &DeviceBuffer<u32>) {
+    let kinds = || {
+        [
+            rt.executed::<Tick>().unwrap(),
+            rt.executed::<super::Tock>().unwrap(),
+            rt.executed::<Mark>().unwrap(),
+        ]
+    };
+    let before = kinds();
+    let roots: Vec<Tick> = (0..HELD_CHAINS)
+        .map(|chain| Tick {
+            hits: hits.ptr(),
+            chain,
+            hop: 0,
+            len: HELD_LEN,
+            pad: 0,
+        })
+        .collect();
+    rt.submit(&roots).unwrap().wait_timeout(T).unwrap();
+    let got = hits.to_vec().unwrap();
+    for (i, &h) in got.iter().enumerate() {
+        let hop = i as u32 % HELD_LEN;
+        let want = if hop % 2 == 1 && hop % 3 == 0 { 2 } else { 1 };
+        assert_eq!(h, want, "chain {} hop {hop}", i as u32 / HELD_LEN);
+    }
+    let odd = HELD_LEN / 2; // Tock hops: 1, 3, 5, …
+    let marks_per_chain = (0..HELD_LEN).filter(|h| h % 2 == 1 && h % 3 == 0).count() as u32;
+    let after = kinds();
+    assert_eq!(
+        after[0] - before[0],
+        u64::from(HELD_CHAINS * (HELD_LEN - odd))
+    );
+    assert_eq!(after[1] - before[1], u64::from(HELD_CHAINS * odd));
+    assert_eq!(
+        after[2] - before[2],
+        u64::from(HELD_CHAINS * marks_per_chain)
+    );
+}
+
+/// Chains in [`held_lane_chains_run_every_hop_once_and_count_it`]: a lane round and a bit.
+pub const HELD_CHAINS: u32 = 40;
+/// Hops per chain there.
+pub const HELD_LEN: u32 = 1000;
+
+/// `ctx.fail(7)` fails its own job with the task's name and code; the runtime goes on.
+pub fn a_failing_task_fails_its_job_only(rt: &Runtime) {
+    let err = rt
+        .submit(&[Failer { code: 7, pad: 0 }])
+        .unwrap()
+        .wait_timeout(T)
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Error::TaskFailed {
+            task: "Failer".into(),
+            code: 7
+        }
+    );
+    assert_runtime_runs_tasks(rt);
+}
+
+/// A stopped runtime refuses submits; started again, it runs them.
+pub fn stop_refuses_submits_and_start_runs_again(rt: &Runtime) {
+    let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 2).unwrap();
+    rt.submit(&[mark(&flags, 0)])
+        .unwrap()
+        .wait_timeout(T)
+        .unwrap();
+    rt.stop().unwrap();
+    assert!(!rt.is_running());
+    assert_eq!(rt.submit(&[mark(&flags, 1)]).err(), Some(Error::Stopped));
+    rt.start().unwrap();
+    assert!(rt.is_running());
+    rt.submit(&[mark(&flags, 1)])
+        .unwrap()
+        .wait_timeout(T)
+        .unwrap();
+    assert_eq!(flags.to_vec().unwrap(), vec![1, 1]);
+}
+
+/// An empty job is done at once; a waited one says done.
+pub fn jobs_report_done_and_empty_jobs_are_done_at_once(rt: &Runtime) {
+    assert!(rt.submit::<Mark>(&[]).unwrap().is_done().unwrap());
+    let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
+    let job = rt.submit(&[mark(&flags, 0)]).unwrap();
+    job.wait_timeout(T).unwrap();
+    assert!(job.is_done().unwrap());
+}
+
+/// Rounds of lane (and warp) tasks spawning 32 Marks each, sixteen jobs of 2^17 Marks at once:
+/// on a GPU, 32 spawners of 32 overflow a warp's stack into the queues, and jobs mix within
+/// rounds. Every Mark runs exactly once, three rounds over.
+pub fn spawn_bursts_past_the_stack_run_every_task_exactly_once(rt: &Runtime) {
+    let per_job = 1u32 << 17;
+    let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 16 * per_job as usize).unwrap();
+    let f = flags.ptr();
+    for round in 0..3u32 {
+        flags.write(&vec![0; 16 * per_job as usize]).unwrap();
+        // Jobs 0-7: lane tasks spawning 32 Marks each; jobs 8-15: warp tasks whose 32 lanes do.
+        let jobs: Vec<_> = (0..16u32)
+            .map(|j| {
+                let firsts = |per: u32| (0..per_job / per).map(move |i| j * per_job + i * per);
+                if j < 8 {
+                    let tasks: Vec<Flood> = firsts(32)
+                        .map(|first| Flood {
+                            flags: f,
+                            first,
+                            fanout: 32,
+                        })
+                        .collect();
+                    rt.submit(&tasks)
+                } else {
+                    let tasks: Vec<WarpFlood> = firsts(1024)
+                        .map(|first| WarpFlood {
+                            flags: f,
+                            first,
+                            fanout: 32,
+                        })
+                        .collect();
+                    rt.submit(&tasks)
+                }
+                .unwrap()
+            })
+            .collect();
+        for j in &jobs {
+            j.wait_timeout(T).unwrap();
+        }
+        let got = flags.to_vec().unwrap();
+        let wrong: Vec<usize> = (0..got.len()).filter(|&i| got[i] != 1).collect();
+        assert!(
+            wrong.is_empty(),
+            "round {round}: {} of {} flags not 1, first {:?} = {:?}",
+            wrong.len(),
+            got.len(),
+            &wrong[..wrong.len().min(4)],
+            wrong.iter().take(4).map(|&i| got[i]).collect::<Vec<_>>()
+        );
+    }
+}
+
+/// Completion slots of a GPU runtime with the default sizes: job `n + JOB_SLOTS` reuses job
+/// `n`'s (the CPU backend keeps each job's state apart, so there this checks the outcomes only).
+pub const JOB_SLOTS: u32 = 4096;
+
+/// A failed job and a good one, looked at only after later jobs took their completion slots,
+/// each report their own outcome (issue 18's D5).
+pub fn a_job_looked_at_after_its_slot_was_reused_reports_its_own_outcome(rt: &Runtime) {
+    let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), JOB_SLOTS as usize + 2).unwrap();
+    let failed = rt.submit(&[Failer { code: 7, pad: 0 }]).unwrap();
+    let good = rt.submit(&[mark(&flags, 0)]).unwrap();
+    // JOB_SLOTS - 1 more jobs: the last of them reuses `failed`'s slot and succeeds; one more
+    // reuses `good`'s slot and fails.
+    let later: Vec<_> = (1..JOB_SLOTS)
+        .map(|i| rt.submit(&[mark(&flags, i)]).unwrap())
+        .collect();
+    let last = rt.submit(&[Failer { code: 9, pad: 0 }]).unwrap();
+    for job in &later {
+        job.wait_timeout(T).unwrap();
+    }
+    assert!(matches!(
+        last.wait_timeout(T),
+        Err(Error::TaskFailed { code: 9, .. })
+    ));
+    // Both slots now hold other jobs' outcomes; each handle still gets its own.
+    let again = failed.wait_timeout(T);
+    assert!(
+        matches!(again, Err(Error::TaskFailed { code: 7, .. })),
+        "{again:?}"
+    );
+    good.wait_timeout(T).unwrap();
+    assert_eq!(
+        flags.to_vec().unwrap()[..JOB_SLOTS as usize],
+        vec![1; JOB_SLOTS as usize][..]
+    );
+}
