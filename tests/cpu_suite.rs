@@ -1,9 +1,14 @@
-//! The core checks of tests/gpu_core.rs (`tests/common/suite.rs`: the same task types, bodies
-//! and sizes) on the CPU backend, in `cargo test`: a million host submits from eight threads,
-//! a fib(27) spawn tree, a 100k chain of warp tasks, held chains meeting fan-out, spawn bursts,
-//! a failing task, stop and start, empty jobs. Seconds in a debug build on two cores.
+//! The GPU suite's checks on the CPU backend, in `cargo test`, with the same task types, bodies
+//! and sizes: tests/gpu_core.rs's (`tests/common/suite.rs`: a million host submits from eight
+//! threads, a fib(27) spawn tree, a 100k chain of warp tasks, held chains meeting fan-out,
+//! spawn bursts, a failing task, stop and start, empty jobs, a late look at a job) and
+//! tests/gpu_graph.rs's (`tests/common/graph.rs`: random DAGs of lane, warp and block nodes under
+//! every strategy, small graphs, relaunches, 40 threads launching at once, a failing node,
+//! cycles and unregistered types). About ten seconds in a debug build on two cores.
 
 mod common;
+#[path = "common/graph.rs"]
+mod graph;
 
 use common::suite;
 use grosr::{Backend, DeviceBuffer, Runtime};
@@ -64,4 +69,65 @@ fn jobs_report_done_and_empty_jobs_are_done_at_once() {
 #[test]
 fn a_job_looked_at_after_later_jobs_reports_its_own_outcome() {
     suite::a_job_looked_at_after_its_slot_was_reused_reports_its_own_outcome(&runtime());
+}
+
+/// The graph tests' node types on the CPU backend.
+fn graph_runtime() -> Runtime {
+    let rt = graph::register(grosr::Runtime::builder())
+        .backend(Backend::Cpu)
+        .cpu_threads(2)
+        .build()
+        .unwrap();
+    assert_eq!(rt.backend(), Backend::Cpu);
+    rt
+}
+
+#[test]
+fn every_strategy_computes_the_same_values_on_random_dags_of_mixed_types() {
+    graph::every_strategy_computes_the_same_values_on_random_dags_of_mixed_types(&graph_runtime());
+}
+
+#[test]
+fn small_graphs_run_in_dependency_order() {
+    graph::small_graphs_run_whole_on_one_warp_in_dependency_order(&graph_runtime());
+}
+
+#[test]
+fn a_resident_graph_relaunches_many_times() {
+    graph::a_resident_graph_relaunches_many_times_without_reupload(&graph_runtime());
+}
+
+#[test]
+fn concurrent_large_launches_all_run_whole() {
+    graph::concurrent_large_launches_all_run_whole_with_the_board_full(&graph_runtime());
+}
+
+#[test]
+fn a_failing_node_fails_the_launch_and_the_next_launch_runs_clean() {
+    graph::a_failing_node_fails_the_launch_and_the_next_launch_runs_clean(&graph_runtime());
+}
+
+#[test]
+fn cycles_and_unregistered_types_are_refused_before_anything_runs() {
+    graph::cycles_and_unregistered_types_are_refused_before_anything_runs(&graph_runtime());
+}
+
+/// As on a GPU, where lowered strategies are ordinary kernels beside the scheduler: with the
+/// executor stopped, a lowered graph runs and a Resident one is refused.
+#[test]
+fn a_stopped_executor_runs_lowered_graphs_and_refuses_resident_ones() {
+    use grosr::graph::Strategy;
+    let rt = graph_runtime();
+    let dag = graph::random_dag(&rt, 300, 8);
+    rt.stop().unwrap();
+    let mut resident = dag.graph.prepare(&rt, Strategy::Resident).unwrap();
+    assert_eq!(resident.run(suite::T), Err(grosr::Error::Stopped));
+    let mut fused = dag.graph.prepare(&rt, Strategy::Fused).unwrap();
+    dag.out.write(&vec![0u64; dag.expected.len()]).unwrap();
+    fused.run(suite::T).unwrap();
+    assert_eq!(dag.out.to_vec().unwrap(), dag.expected);
+    rt.start().unwrap();
+    dag.out.write(&vec![0u64; dag.expected.len()]).unwrap();
+    resident.run(suite::T).unwrap();
+    assert_eq!(dag.out.to_vec().unwrap(), dag.expected);
 }

@@ -47,7 +47,11 @@ fn units() -> Vec<(&'static str, String, Optimize)> {
             grosr_lab::workloads::mixed_dag::builder().source(),
             Speed,
         ),
-        ("tests/gpu_graph", graph::builder().source(), Speed),
+        (
+            "tests/gpu_graph",
+            graph::register(grosr_lab::workloads::builder()).source(),
+            Speed,
+        ),
         (
             "grosr_lab::workloads::many",
             grosr_lab::workloads::many::builder().source(),

@@ -62,6 +62,10 @@ struct GraphRun {
 
 /// A job's count and outcome.
 pub(crate) struct JobState {
+    /// A graph run under a lowered strategy (CUDA Graph, Fused, ...): on a GPU those are
+    /// ordinary kernels that run whether the scheduler is stopped or not, so `stop` leaves
+    /// these jobs' tasks (and the successors they release) alone.
+    lowered: bool,
     pending: AtomicI64,
     error: Mutex<Option<Error>>,
     done: Mutex<bool>,
@@ -69,8 +73,9 @@ pub(crate) struct JobState {
 }
 
 impl JobState {
-    fn new(tasks: i64) -> Arc<JobState> {
+    fn new(tasks: i64, lowered: bool) -> Arc<JobState> {
         Arc::new(JobState {
+            lowered,
             pending: AtomicI64::new(tasks),
             error: Mutex::new(None),
             done: Mutex::new(tasks == 0),
@@ -233,7 +238,7 @@ impl CpuExecutor {
                 bytes.len()
             )));
         }
-        let job = JobState::new((bytes.len() / size) as i64);
+        let job = JobState::new((bytes.len() / size) as i64, false);
         {
             let mut q = self.shared.queue();
             // Under the queue's lock: a stop either sees these records (and drops them) or
@@ -258,7 +263,9 @@ impl CpuExecutor {
 
     /// Runs `plan` once as one job: its roots are queued, and each node's end queues the
     /// successors it was the last predecessor of (as the GPU's resident graph release does).
-    pub(crate) fn run_graph(&self, plan: &Arc<GraphPlan>) -> Result<CpuJob> {
+    /// `lowered` (a strategy other than Resident): the run goes on while the executor is
+    /// stopped, as a GPU's host-launched kernels do beside a stopped scheduler.
+    pub(crate) fn run_graph(&self, plan: &Arc<GraphPlan>, lowered: bool) -> Result<CpuJob> {
         let n = plan.kinds.len();
         let run = Arc::new(GraphRun {
             plan: Arc::clone(plan),
@@ -273,10 +280,10 @@ impl CpuExecutor {
         // counts too.
         let roots = plan.indeg.iter().filter(|d| **d == 0).count();
         debug_assert!(n == 0 || roots > 0, "a plan is acyclic");
-        let job = JobState::new(roots as i64);
+        let job = JobState::new(roots as i64, lowered);
         {
             let mut q = self.shared.queue();
-            if self.shared.stopped.load(Ordering::Acquire) {
+            if self.shared.stopped.load(Ordering::Acquire) && !lowered {
                 return Err(Error::Stopped);
             }
             for (i, _) in plan.indeg.iter().enumerate().filter(|(_, d)| **d == 0) {
@@ -315,12 +322,14 @@ impl CpuExecutor {
     }
 
     /// Drops every queued task (its job then fails with [`Error::Stopped`]) and refuses submits
-    /// and spawns until [`start`](Self::start); running tasks finish.
+    /// and spawns until [`start`](Self::start); running tasks finish. Lowered graph runs go on.
     pub(crate) fn stop(&self) {
-        let dropped: Vec<Item> = {
+        let dropped: VecDeque<Item> = {
             let mut q = self.shared.queue();
             self.shared.stopped.store(true, Ordering::Release);
-            q.drain(..).collect()
+            let (kept, dropped) = q.drain(..).partition(|item| item.job.lowered);
+            *q = kept;
+            dropped
         };
         for item in dropped {
             item.job.fail(Error::Stopped);
@@ -406,7 +415,7 @@ fn worker(shared: &Arc<Shared>, w: usize) {
     let mut ctx = Ctx {
         run: TaskRun {
             shared: Arc::clone(shared),
-            job: JobState::new(0),
+            job: JobState::new(0, false),
             kind: 0,
             lane: 0,
             width: 1,
@@ -476,7 +485,7 @@ fn release_successors(shared: &Shared, run: &Arc<GraphRun>, i: u32, job: &Arc<Jo
         return;
     }
     let mut q = shared.queue();
-    if shared.stopped.load(Ordering::Acquire) {
+    if shared.stopped.load(Ordering::Acquire) && !job.lowered {
         // Stopped: the successors are dropped, uncounted (the job ends with `Stopped`).
         drop(q);
         job.fail(Error::Stopped);
@@ -759,7 +768,7 @@ impl TaskRun {
         record[..size_of::<T>()].copy_from_slice(bytemuck::bytes_of(task));
         {
             let mut q = self.shared.queue();
-            if self.shared.stopped.load(Ordering::Acquire) {
+            if self.shared.stopped.load(Ordering::Acquire) && !self.job.lowered {
                 // Stopped: the child is dropped with the queue's others, its job abandoned.
                 self.job.fail(Error::Stopped);
                 return;

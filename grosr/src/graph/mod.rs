@@ -247,6 +247,8 @@ impl TaskGraph {
     /// Checks the graph against `rt` and prepares it to run under `strategy`: uploads it
     /// (Resident), instantiates a CUDA graph, or builds the launch plan. Strategies other than
     /// Resident launch ordinary kernels, so they need the scheduler stopped (`Runtime::stop`).
+    /// On the CPU backend every strategy runs the graph on the executor; a lowered one runs
+    /// while it is stopped, as a GPU's kernels do.
     pub fn prepare<'rt>(&self, rt: &'rt Runtime, strategy: Strategy) -> Result<Prepared<'rt>> {
         let plan = self.plan(rt)?;
         if let Some(cpu) = rt.cpu_engine() {
@@ -415,7 +417,7 @@ impl Prepared<'_> {
             Inner::Resident(g) => g.run(timeout),
             Inner::Lowered(l) => l.run(timeout),
             Inner::Cpu(exec, plan) => exec
-                .run_graph(plan)?
+                .run_graph(plan, !self.strategy.is_resident())?
                 .wait_timeout(timeout.min(crate::MAX_TIMEOUT)),
         }
     }
