@@ -75,6 +75,12 @@ template <class A, class B> __device__ __forceinline__ common_t<A, B> div(A a, B
     typedef common_t<A, B> T;
     return (T)((T)a / (T)b);
 }
+// `a.div_ceil(b)` (unsigned, as Rust has it): the quotient rounded up, without `a + b - 1`'s
+// overflow.
+template <class A, class B> __device__ __forceinline__ common_t<A, B> div_ceil(A a, B b) {
+    typedef common_t<A, B> T;
+    return (T)((T)a / (T)b + ((T)a % (T)b != 0 ? 1 : 0));
+}
 template <class T> __device__ __forceinline__ T rem_of(T a, T b) { return (T)(a % b); }
 __device__ __forceinline__ float rem_of(float a, float b) { return fmodf(a, b); }
 __device__ __forceinline__ double rem_of(double a, double b) { return fmod(a, b); }
@@ -188,5 +194,37 @@ template <class T, unsigned N> __device__ __forceinline__ void set(T (&field)[N]
     for (unsigned i = 0; i < N; ++i) field[i] = value[i];
 }
 
+// `ctx.read_volatile(p, i)`: a load the compiler neither drops, repeats nor serves from an
+// earlier one, and not from a stale L1 copy (a value other SMs change as this one runs).
+template <class T> __device__ __forceinline__ T read_volatile(const T* p) {
+    return *(const volatile T*)p;
+}
+
+// `x.count_ones()`: set bits, a `u32` whatever the width (narrow types zero-extended).
+__device__ __forceinline__ uint32_t count_ones(unsigned long long x) { return (uint32_t)__popcll(x); }
+__device__ __forceinline__ uint32_t count_ones(long long x) { return (uint32_t)__popcll((unsigned long long)x); }
+__device__ __forceinline__ uint32_t count_ones(unsigned long x) { return (uint32_t)__popcll((unsigned long long)x); }
+__device__ __forceinline__ uint32_t count_ones(long x) { return (uint32_t)__popcll((unsigned long long)x); }
+__device__ __forceinline__ uint32_t count_ones(uint32_t x) { return (uint32_t)__popc(x); }
+__device__ __forceinline__ uint32_t count_ones(int32_t x) { return (uint32_t)__popc((uint32_t)x); }
+__device__ __forceinline__ uint32_t count_ones(uint16_t x) { return (uint32_t)__popc((uint32_t)x); }
+__device__ __forceinline__ uint32_t count_ones(int16_t x) { return (uint32_t)__popc((uint32_t)(uint16_t)x); }
+__device__ __forceinline__ uint32_t count_ones(uint8_t x) { return (uint32_t)__popc((uint32_t)x); }
+__device__ __forceinline__ uint32_t count_ones(int8_t x) { return (uint32_t)__popc((uint32_t)(uint8_t)x); }
+
+// A `#[grosr::device(granularity = "warp")]` (or "block") helper meets its task's other lanes:
+// its calls check here, at build time, that the caller (a body, or such a helper) has that
+// granularity; a body or helper declares its own `grosr_granularity`, plain helpers see the
+// global one below.
+template <Gran Caller, Gran Needs> __device__ constexpr int require_granularity() {
+    static_assert(Caller == Needs,
+                  "grosr: this #[grosr::device(granularity = ..)] helper meets its other lanes: call "
+                  "it from a task (or helper) of that granularity");
+    return 0;
+}
+
 }  // namespace rs
 }  // namespace grosr
+
+// What a plain helper's calls see (no granularity): bodies and granular helpers declare their own.
+constexpr grosr::Gran grosr_granularity = grosr::GROSR_NO_GRAN;

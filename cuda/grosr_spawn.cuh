@@ -92,6 +92,19 @@ template <class T> __device__ void Ctx::spawn(const T& t) {
     spawn_words(*this, KindOf<T>::value, words);
 }
 
+template <class T> __device__ void Ctx::spawn_queued(const T& t) {
+    static_assert(sizeof(T) <= RECORD_WORDS * 4, "grosr: record too large");
+    const uint32_t mask = __activemask();
+    if (p == nullptr) {                          // baseline kernels have no scheduler
+        if (status) atomicCAS(status, 0, ERR_SPAWN_OUTSIDE);
+        return;
+    }
+    alignas(16) uint32_t words[RECORD_WORDS] = {0};
+    memcpy(words, &t, sizeof(T));
+    const uint32_t same_job = uniform ? mask : __match_any_sync(mask, job);
+    spawn_to_queue(*this, mask, same_job, KindOf<T>::value, words, 0u);
+}
+
 // The generated lane dispatch runs a held task of its own kind in a tight loop (take_held), so
 // a chain of one task type costs a body and a small copy per hop; run_held takes what is left.
 // Takes the lane's held task into `t` if it is of kind `kind` and the lane has hops left

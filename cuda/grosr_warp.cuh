@@ -88,6 +88,9 @@ struct Ctx {
     }
     // Spawns a task of a registered type (generated grosr_spawn_<T> helpers call this).
     template <class T> __device__ void spawn(const T& t);
+    // Spawns into a queue, where any warp of any SM may take it, instead of this warp's stack
+    // (which runs the child next, here): for wide fan-out whose children should spread.
+    template <class T> __device__ void spawn_queued(const T& t);
     // The device heap (grosr_heap*.cuh): 16-byte aligned, nullptr when exhausted; any task,
     // warp or SM may free what another allocated. A whole warp's calls are served together,
     // a partial warp's lane by lane.

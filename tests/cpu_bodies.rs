@@ -658,3 +658,101 @@ fn heap_stats_count_what_bodies_keep_and_a_reset_frees_it_all() {
     let job = ex.submit(&[Peek { p, out: out.ptr() }]).unwrap();
     fault_of(job.wait_timeout(T), "Peek", &["outside"]);
 }
+
+/// A warp prefix sum with `shuffle_up`, a rotation with `shuffle_down`, and a reversal through
+/// `warp_shared` memory (every lane writes its slot, meets, reads its mirror's): each lane's
+/// three results, as a GPU gives them.
+#[grosr::task(granularity = "warp", rust = |task, ctx| {
+    let lane = ctx.lane();
+    let mut incl = lane + 1u32;
+    let mut o = 1u32;
+    while o < 32u32 {
+        let x = ctx.shuffle_up(incl, o);
+        if lane >= o {
+            incl += x;
+        }
+        o <<= 1u32;
+    }
+    let down = ctx.shuffle_down(lane * 10u32, 3u32);
+    let mine = ctx.warp_shared::<u32, 32>();
+    ctx.write(mine, lane, lane * lane);
+    ctx.sync_warp();
+    let mirror = ctx.read(mine, 31u32 - lane);
+    ctx.write(task.out, lane * 4u32, incl);
+    ctx.write(task.out, lane * 4u32 + 1u32, down);
+    ctx.write(task.out, lane * 4u32 + 2u32, mirror);
+    ctx.write(task.out, lane * 4u32 + 3u32, (incl as u64 * 0x0101u64).count_ones());
+})]
+pub struct Scan {
+    pub out: DevicePtr<u32>,
+}
+
+/// The sum over the warp, by butterfly: a helper that meets its warp's other lanes.
+#[grosr::device(granularity = "warp")]
+fn warp_total(ctx: &grosr::body::Ctx, x: u32) -> u32 {
+    let mut s = x;
+    let mut m = 16u32;
+    while m > 0u32 {
+        s += ctx.shuffle_xor(s, m);
+        m >>= 1u32;
+    }
+    s
+}
+
+/// Calls the warp helper from a warp task (fine) ...
+#[grosr::task(granularity = "warp", rust = |task, ctx| {
+    let s = warp_total(ctx, ctx.lane());
+    if ctx.lane() == 0u32 {
+        ctx.write(task.out, 0u32, s);
+    }
+})]
+pub struct WarpTotal {
+    pub out: DevicePtr<u32>,
+}
+
+/// ... and from a lane task, which has no other lanes: a GPU build refuses it (a static
+/// assertion in the translation), the CPU fails the task when it gets there.
+#[grosr::task(granularity = "lane", rust = |task, ctx| {
+    let s = warp_total(ctx, 1u32);
+    ctx.write(task.out, 0u32, s);
+})]
+pub struct LoneTotal {
+    pub out: DevicePtr<u32>,
+}
+
+#[test]
+fn warp_shuffles_up_and_down_shared_scratch_and_warp_helpers_give_the_gpus_answers() {
+    let ex = executor(
+        grosr::Runtime::builder()
+            .helper::<warp_total>()
+            .task::<Scan>()
+            .task::<WarpTotal>()
+            .task::<LoneTotal>(),
+    );
+    let out = buffer(&ex, &[0u32; 32 * 4]);
+    ex.submit(&[Scan { out: out.ptr() }])
+        .unwrap()
+        .wait_timeout(T)
+        .unwrap();
+    let v = out.to_vec().unwrap();
+    for l in 0..32u32 {
+        let incl = (1..=l + 1).sum::<u32>();
+        // __shfl_down_sync: lanes 29..31 have no lane + 3 and keep their own.
+        let down = if l + 3 < 32 { (l + 3) * 10 } else { l * 10 };
+        let mirror = (31 - l) * (31 - l);
+        let ones = (u64::from(incl) * 0x0101).count_ones();
+        let got = &v[4 * l as usize..4 * l as usize + 4];
+        assert_eq!(got, [incl, down, mirror, ones], "lane {l}");
+    }
+    let total = buffer(&ex, &[0u32]);
+    ex.submit(&[WarpTotal { out: total.ptr() }])
+        .unwrap()
+        .wait_timeout(T)
+        .unwrap();
+    assert_eq!(total.to_vec().unwrap(), vec![(0..32).sum::<u32>()]);
+    let waited = ex
+        .submit(&[LoneTotal { out: total.ptr() }])
+        .unwrap()
+        .wait_timeout(T);
+    fault_of(waited, "LoneTotal", &["no other lanes to meet"]);
+}

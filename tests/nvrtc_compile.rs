@@ -527,3 +527,67 @@ fn rust_bodies_translate_to_cuda_that_nvrtc_compiles() {
         .unwrap_or_else(|e| panic!("the Rust bodies' module: {e}"));
     assert_eq!(&cubin[..4], b"\x7fELF");
 }
+
+/// The sum over the warp by butterfly: a helper that meets its other lanes.
+#[grosr::device(granularity = "warp")]
+fn butterfly(ctx: &grosr::body::Ctx, x: u32) -> u32 {
+    let mut s = x;
+    let mut m = 16u32;
+    while m > 0u32 {
+        s += ctx.shuffle_xor(s, m);
+        m >>= 1u32;
+    }
+    s
+}
+
+/// A warp task using the subset's warp scratch, shuffles up and down, and the helper.
+#[grosr::task(granularity = "warp", rust = |task, ctx| {
+    let buf = ctx.warp_shared::<u32, 32>();
+    let up = ctx.shuffle_up(ctx.lane(), 1u32) + ctx.shuffle_down(ctx.lane(), 1u32);
+    ctx.write(buf, ctx.lane(), up.count_ones());
+    ctx.sync_warp();
+    let s = butterfly(ctx, ctx.read(buf, 31u32 - ctx.lane()));
+    ctx.write(task.out, ctx.lane(), s + ctx.read_volatile(task.out, 32u32));
+    if ctx.lane() == 0u32 {
+        ctx.spawn_queued(Helped { out: task.out });
+    }
+})]
+pub struct Helped {
+    pub out: grosr::DevicePtr<u32>,
+}
+
+/// A lane task calling the warp helper: a lane has no other lanes to meet.
+#[grosr::task(granularity = "lane", rust = |task, ctx| {
+    ctx.write(task.out, 0u32, butterfly(ctx, 1u32));
+})]
+pub struct Unhelped {
+    pub out: grosr::DevicePtr<u32>,
+}
+
+#[test]
+fn a_warp_helper_compiles_for_warp_tasks_and_is_a_build_error_in_a_lane_task() {
+    if grosr::unstable::nvrtc_available().is_err() {
+        return;
+    }
+    let fast = grosr::unstable::nvrtc_options(Compile);
+    let ok = grosr::Runtime::builder()
+        .helper::<butterfly>()
+        .task::<Helped>()
+        .source();
+    grosr::unstable::compile_with(&ok, 90, fast).unwrap();
+    let bad = grosr::Runtime::builder()
+        .helper::<butterfly>()
+        .task::<Unhelped>()
+        .source();
+    let err = grosr::unstable::compile_with(&bad, 90, fast).unwrap_err();
+    let grosr::Error::Compile { log, .. } = &err else {
+        panic!("expected a compile error, got {err}");
+    };
+    // NVRTC 13.0: "static assertion failed with "grosr: this ... helper meets its other lanes
+    // ..." ... detected during instantiation of ... at line 560 of tests/nvrtc_compile.rs".
+    assert!(
+        log.contains("of tests/nvrtc_compile.rs") && log.contains("meets its other lanes"),
+        "expected the call's place and why in:\n{log}"
+    );
+    assert!(!log.contains("warning"), "{log}");
+}

@@ -103,9 +103,14 @@ pub(crate) fn to_cuda(
 }
 
 /// A `#[grosr::device]` function as a CUDA `__device__` function of the same name: parameters
-/// and result of the subset's types, the body in the subset (no `ctx`, no `task`), `return` with
-/// a value or a tail expression.
-pub(crate) fn device_fn_to_cuda(f: &syn::ItemFn) -> Result<String, Vec<syn::Error>> {
+/// and result of the subset's types, the body in the subset (no `task`), `return` with a value or
+/// a tail expression. A helper of a `granularity` (warp or block) may use that granularity's
+/// collectives; it is then a function beside a macro of its name that checks, at each call, that
+/// the caller (a body or helper) has that granularity (`grosr::rs::require_granularity`).
+pub(crate) fn device_fn_to_cuda(
+    f: &syn::ItemFn,
+    granularity: Option<Granularity>,
+) -> Result<String, Vec<syn::Error>> {
     let sig = &f.sig;
     let mut errors = Vec::new();
     if !sig.generics.params.is_empty()
@@ -135,7 +140,7 @@ pub(crate) fn device_fn_to_cuda(f: &syn::ItemFn) -> Result<String, Vec<syn::Erro
     };
     let mut w = Writer {
         body: &body,
-        granularity: Granularity::Lane,
+        granularity: granularity.unwrap_or(Granularity::Lane),
         returns_value: Some(!matches!(sig.output, syn::ReturnType::Default)),
         out: String::new(),
         errors: Vec::new(),
@@ -182,12 +187,24 @@ pub(crate) fn device_fn_to_cuda(f: &syn::ItemFn) -> Result<String, Vec<syn::Erro
     if !w.errors.is_empty() {
         return Err(w.errors);
     }
-    Ok(format!(
-        "__device__ __forceinline__ {ret} {}({}) {{\n{}}}\n",
-        sig.ident,
-        params.join(", "),
-        w.out
-    ))
+    let name = &sig.ident;
+    let params = params.join(", ");
+    Ok(match granularity {
+        None => format!(
+            "__device__ __forceinline__ {ret} {name}({params}) {{\n{}}}\n",
+            w.out
+        ),
+        Some(g) => {
+            let gran = g.c_name();
+            format!(
+                "__device__ __forceinline__ {ret} grosr_helper_{name}({params}) {{\n    \
+                 [[maybe_unused]] constexpr grosr::Gran grosr_granularity = grosr::{gran};\n{}}}\n\
+                 #define {name}(...) (grosr::rs::require_granularity<grosr_granularity, \
+                 grosr::{gran}>(), grosr_helper_{name}(__VA_ARGS__))\n",
+                w.out
+            )
+        }
+    })
 }
 
 struct Writer<'a> {
@@ -751,7 +768,7 @@ impl Writer<'_> {
     fn method(&mut self, m: &syn::ExprMethodCall) -> String {
         let name = m.method.to_string();
         let on_ctx = matches!(&*m.receiver, Expr::Path(p) if p.path.is_ident(&self.body.ctx));
-        if m.turbofish.is_some() && !(on_ctx && name == "alloc") {
+        if m.turbofish.is_some() && !(on_ctx && matches!(name.as_str(), "alloc" | "warp_shared")) {
             return self.error(unsupported(m.span(), "a turbofish"));
         }
         if on_ctx {
@@ -783,6 +800,8 @@ impl Writer<'_> {
             ("wrapping_add", 1) => call("grosr::rs::add", &args),
             ("wrapping_sub", 1) => call("grosr::rs::sub", &args),
             ("wrapping_mul", 1) => call("grosr::rs::mul", &args),
+            ("count_ones", 0) => call("grosr::rs::count_ones", &args),
+            ("div_ceil", 1) => call("grosr::rs::div_ceil", &args),
             // A `DevicePtr`'s (a pointer in C).
             ("is_null", 0) => format!("(({receiver}) == nullptr)"),
             _ => self.error(unsupported(
@@ -794,8 +813,8 @@ impl Writer<'_> {
 
     fn ctx_method(&mut self, m: &syn::ExprMethodCall, name: &str) -> String {
         // `ctx.spawn(T { .. })`: fields by name, so a reordered struct keeps its meaning.
-        if name == "spawn" {
-            return self.spawn(m);
+        if name == "spawn" || name == "spawn_queued" {
+            return self.spawn(m, name);
         }
         // `ctx.alloc::<T>(n)`: the element type is the turbofish's (nothing here infers it).
         if name == "alloc" {
@@ -821,7 +840,8 @@ impl Writer<'_> {
         // Collectives need the granularity that has their threads: a full warp's mask in a lane
         // task, or a barrier outside a block task, would hang or be undefined.
         let needs = match name {
-            "warp_sum" | "warp_max" | "ballot" | "any" | "all" | "shuffle" | "shuffle_xor" => {
+            "warp_sum" | "warp_max" | "ballot" | "any" | "all" | "shuffle" | "shuffle_xor"
+            | "shuffle_up" | "shuffle_down" | "sync_warp" | "warp_shared" => {
                 Some((Granularity::Warp, "warp"))
             }
             "sync_threads" => Some((Granularity::Block, "block")),
@@ -841,6 +861,9 @@ impl Writer<'_> {
                 ));
             }
         }
+        if name == "warp_shared" {
+            return self.warp_shared(m);
+        }
         let args = self.args(m);
         let a = |i: usize| args.get(i).cloned().unwrap_or_default();
         match (name, args.len()) {
@@ -848,6 +871,7 @@ impl Writer<'_> {
             ("width", 0) => String::from("ctx.width()"),
             ("fail", 1) => format!("ctx.fail({})", a(0)),
             ("read", 2) => format!("({})[{}]", a(0), a(1)),
+            ("read_volatile", 2) => format!("grosr::rs::read_volatile(&({})[{}])", a(0), a(1)),
             ("write", 3) => format!("(({})[{}] = ({}))", a(0), a(1), a(2)),
             ("atomic_add", 3) => format!("atomicAdd(&({})[{}], {})", a(0), a(1), a(2)),
             ("atomic_min", 3) => format!("atomicMin(&({})[{}], {})", a(0), a(1), a(2)),
@@ -864,6 +888,9 @@ impl Writer<'_> {
             ("all", 1) => format!("(__all_sync(0xffffffffu, {}) != 0)", a(0)),
             ("shuffle", 2) => format!("__shfl_sync(0xffffffffu, {}, {})", a(0), a(1)),
             ("shuffle_xor", 2) => format!("__shfl_xor_sync(0xffffffffu, {}, {})", a(0), a(1)),
+            ("shuffle_up", 2) => format!("__shfl_up_sync(0xffffffffu, {}, {})", a(0), a(1)),
+            ("shuffle_down", 2) => format!("__shfl_down_sync(0xffffffffu, {}, {})", a(0), a(1)),
+            ("sync_warp", 0) => String::from("__syncwarp()"),
             ("sync_threads", 0) => String::from("__syncthreads()"),
             ("free", 1) => format!("ctx.free({})", a(0)),
             ("globaltimer", 0) => String::from("grosr::globaltimer()"),
@@ -874,7 +901,44 @@ impl Writer<'_> {
         }
     }
 
-    fn spawn(&mut self, m: &syn::ExprMethodCall) -> String {
+    /// `ctx.warp_shared::<T, N>()`: a `__shared__` array of a row of `N` per warp of the block,
+    /// declared before the statement that asks for it; this warp's row.
+    fn warp_shared(&mut self, m: &syn::ExprMethodCall) -> String {
+        let generic = m.turbofish.as_ref().and_then(|t| {
+            let mut it = t.args.iter();
+            match (it.next(), it.next(), it.next()) {
+                (Some(syn::GenericArgument::Type(ty)), Some(len), None) => Some((ty, len)),
+                _ => None,
+            }
+        });
+        let Some((ty, len)) = generic.filter(|_| m.args.is_empty()) else {
+            return self.error(syn::Error::new(
+                m.span(),
+                "grosr: name the element type and the length: `ctx.warp_shared::<u32, 64>()`",
+            ));
+        };
+        let len = match len {
+            syn::GenericArgument::Const(Expr::Lit(syn::ExprLit {
+                lit: Lit::Int(n), ..
+            })) => n.base10_parse::<u32>().ok(),
+            _ => None,
+        };
+        let Some(len) = len.filter(|n| *n > 0) else {
+            return self.error(syn::Error::new(
+                m.span(),
+                "grosr: the length of `warp_shared` is a positive integer literal",
+            ));
+        };
+        let elem = self.c_type(ty);
+        let name = self.temp("warp_shared");
+        self.line(&format!(
+            "__shared__ {elem} {name}[grosr::WARPS_PER_BLOCK][{len}];"
+        ));
+        format!("(&{name}[threadIdx.x / 32u][0])")
+    }
+
+    /// `ctx.spawn(T { .. })` or `ctx.spawn_queued(T { .. })`.
+    fn spawn(&mut self, m: &syn::ExprMethodCall, method: &str) -> String {
         let Some(Expr::Struct(s)) = m.args.first().filter(|_| m.args.len() == 1) else {
             return self.error(syn::Error::new(
                 m.args.span(),
@@ -887,8 +951,17 @@ impl Writer<'_> {
         let Some(ty) = s.path.get_ident() else {
             return self.error(unsupported(s.path.span(), "a spawned type given by a path"));
         };
-        // Fields set by name in a lambda (C++11): a designated initialiser needs C++20.
-        let mut text = format!("grosr_spawn_{ty}(ctx, [&]() {{ {ty} grosr_r{{}}; ");
+        // Fields set by name in a lambda: the order of the Rust literal, whatever the struct's
+        // (a designated initialiser would need the struct's order).
+        // `spawn_queued` names `grosr_spawn_T` too (unevaluated), so a type that is not
+        // registered is the same build error as for `spawn`.
+        let mut text = if method == "spawn" {
+            format!("grosr_spawn_{ty}(ctx, [&]() {{ {ty} grosr_r{{}}; ")
+        } else {
+            format!(
+                "(static_cast<void>(grosr_spawn_{ty}), ctx.{method}([&]() {{ {ty} grosr_r{{}}; "
+            )
+        };
         for f in &s.fields {
             let syn::Member::Named(name) = &f.member else {
                 return self.error(unsupported(f.span(), "a tuple field"));
@@ -897,6 +970,9 @@ impl Writer<'_> {
             text.push_str(&format!("grosr::rs::set(grosr_r.{name}, {value}); "));
         }
         text.push_str("return grosr_r; }())");
+        if method != "spawn" {
+            text.push(')');
+        }
         text
     }
 }
@@ -1226,7 +1302,7 @@ mod tests {
             "fn blend(a: f32, b: f32, w: f32) -> f32 { let d = b - a; if w < 0.0 { return a; } a + d * w }",
         )
         .unwrap();
-        let c = device_fn_to_cuda(&f).unwrap();
+        let c = device_fn_to_cuda(&f, None).unwrap();
         assert!(
             c.starts_with(
                 "__device__ __forceinline__ float blend(float a_1, float b_2, float w_3) {\n"
@@ -1248,7 +1324,70 @@ mod tests {
             "{body}"
         );
         let f: syn::ItemFn = syn::parse_str("fn bad(x: u32) -> u32 { c.lane() }").unwrap();
-        assert!(device_fn_to_cuda(&f).is_err());
+        assert!(device_fn_to_cuda(&f, None).is_err());
+    }
+
+    #[test]
+    fn warp_scratch_shuffles_queued_spawns_and_bit_counts_translate() {
+        let c = cuda(
+            "|t, c| { let buf = c.warp_shared::<u32, 64>(); \
+             let x = c.shuffle_up(t.n, 1u32) + c.shuffle_down(t.n, 2u32); \
+             c.write(buf, c.lane(), x.count_ones() + x.div_ceil(9u32)); c.sync_warp(); \
+             let v = c.read_volatile(t.p, 0u32); \
+             c.spawn_queued(Leaf { n: v, pad: 0 }); }",
+        )
+        .unwrap();
+        for want in [
+            "__shared__ uint32_t grosr_warp_shared_1[grosr::WARPS_PER_BLOCK][64];\n    \
+             auto buf_2 = grosr::rs::let((&grosr_warp_shared_1[threadIdx.x / 32u][0]));",
+            "__shfl_up_sync(0xffffffffu, task.n, ((uint32_t)(1ull)))",
+            "__shfl_down_sync(0xffffffffu, task.n, ((uint32_t)(2ull)))",
+            "grosr::rs::add(grosr::rs::count_ones(x_3), grosr::rs::div_ceil(x_3, ((uint32_t)(9ull))))",
+            "__syncwarp();",
+            "grosr::rs::read_volatile(&(task.p)[((uint32_t)(0ull))])",
+            "(static_cast<void>(grosr_spawn_Leaf), ctx.spawn_queued([&]() { Leaf grosr_r{}; \
+             grosr::rs::set(grosr_r.n, v_4); grosr::rs::set(grosr_r.pad, 0); return grosr_r; }()));",
+        ] {
+            assert!(c.contains(want), "{want}\n  not in\n{c}");
+        }
+        for (body, why) in [
+            (
+                "|t, c| { let b = c.warp_shared::<u32>(); }",
+                "the element type and the length",
+            ),
+            (
+                "|t, c| { let b = c.warp_shared::<u32, 0>(); }",
+                "a positive integer literal",
+            ),
+        ] {
+            let e = cuda(body).unwrap_err();
+            assert!(e.contains(why), "{body}: {e}");
+        }
+        let e = cuda_as("|t, c| { c.sync_warp(); }", Granularity::Block).unwrap_err();
+        assert!(e.contains("`c.sync_warp` is for warp tasks"), "{e}");
+    }
+
+    #[test]
+    fn a_warp_helper_checks_its_callers_granularity_at_each_call() {
+        let f: syn::ItemFn =
+            syn::parse_str("fn total(ctx: &mut Ctx, x: f32) -> f32 { ctx.warp_sum(x) }").unwrap();
+        let e = device_fn_to_cuda(&f, None).unwrap_err();
+        assert!(e[0].to_string().contains("is for warp tasks"), "{}", e[0]);
+        let c = device_fn_to_cuda(&f, Some(Granularity::Warp)).unwrap();
+        assert!(
+            c.starts_with(
+                "__device__ __forceinline__ float grosr_helper_total(grosr::Ctx& ctx, float x_1) {\n    \
+                 [[maybe_unused]] constexpr grosr::Gran grosr_granularity = grosr::GROSR_WARP;\n"
+            ),
+            "{c}"
+        );
+        assert!(
+            c.ends_with(
+                "#define total(...) (grosr::rs::require_granularity<grosr_granularity, \
+                 grosr::GROSR_WARP>(), grosr_helper_total(__VA_ARGS__))\n"
+            ),
+            "{c}"
+        );
     }
 
     #[test]

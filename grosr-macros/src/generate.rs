@@ -277,7 +277,7 @@ fn rust_task_impl(
 /// Whether a body may meet its other lanes: it calls a collective or a barrier, or hands its
 /// `ctx` to a function (a helper could). Conservative: a name that only looks like one counts.
 fn meets_other_lanes(tokens: TokenStream, ctx: &str) -> bool {
-    const MEETS: [&str; 8] = [
+    const MEETS: [&str; 12] = [
         "warp_sum",
         "warp_max",
         "ballot",
@@ -285,6 +285,10 @@ fn meets_other_lanes(tokens: TokenStream, ctx: &str) -> bool {
         "all",
         "shuffle",
         "shuffle_xor",
+        "shuffle_up",
+        "shuffle_down",
+        "sync_warp",
+        "warp_shared",
         "sync_threads",
     ];
     let mut prev_is_ctx = false;

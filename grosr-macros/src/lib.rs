@@ -141,7 +141,9 @@ pub fn record(args: TokenStream, input: TokenStream) -> TokenStream {
 /// the same subset (`grosr::body`): the function stays as written (rustc checks it and every
 /// call), and a type of the same name carries its CUDA translation, which a runtime takes with
 /// `RuntimeBuilder::helper::<name>()` (register a helper before the helpers that call it). A
-/// `&Ctx` parameter gives the helper the context (`ctx.read`, atomics; no warp collectives).
+/// `&Ctx` (or `&mut Ctx`, to spawn) parameter gives the helper the context. Warp collectives
+/// need `#[grosr::device(granularity = "warp")]` (block barriers `"block"`): such a helper is
+/// called from tasks (and helpers) of that granularity only, which the build checks.
 ///
 /// ```ignore
 /// #[grosr::device]
@@ -161,12 +163,13 @@ pub fn device(args: TokenStream, input: TokenStream) -> TokenStream {
     let args = TokenStream2::from(args);
     let input = TokenStream2::from(input);
     let mut errors = Vec::new();
-    if !args.is_empty() {
-        errors.push(syn::Error::new_spanned(
-            &args,
-            "grosr: #[grosr::device] takes no arguments",
-        ));
-    }
+    let granularity = match parse::device_args(args) {
+        Ok(g) => g,
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    };
     let item = match syn::parse2::<syn::ItemFn>(input.clone()) {
         Ok(item) => item,
         Err(_) => {
@@ -181,7 +184,7 @@ pub fn device(args: TokenStream, input: TokenStream) -> TokenStream {
                 .into();
         }
     };
-    let code = match body::device_fn_to_cuda(&item) {
+    let code = match body::device_fn_to_cuda(&item, granularity) {
         Ok(code) => code,
         Err(e) => {
             errors.extend(e);

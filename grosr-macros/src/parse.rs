@@ -25,6 +25,17 @@ pub(crate) enum Granularity {
     Block,
 }
 
+impl Granularity {
+    /// Its name in the device runtime (`grosr::Gran`).
+    pub(crate) fn c_name(self) -> &'static str {
+        match self {
+            Granularity::Lane => "GROSR_LANE",
+            Granularity::Warp => "GROSR_WARP",
+            Granularity::Block => "GROSR_BLOCK",
+        }
+    }
+}
+
 /// The arguments of `#[grosr::task(...)]`.
 pub(crate) struct TaskArgs {
     /// Every body given, with the span of its key, in order (validation wants exactly one).
@@ -50,6 +61,37 @@ const TASK_KEYS: &str = "expected `cuda = r#\"...\"#`, `file = \"path/to/body.cu
                          `granularity = \"lane\" | \"warp\" | \"block\"`";
 
 /// Parses the arguments of `#[grosr::task(...)]`.
+/// The arguments of `#[grosr::device(...)]`: none (a helper any task may call), or
+/// `granularity = "warp"` / `"block"` (a helper that meets its other lanes).
+pub(crate) fn device_args(tokens: TokenStream) -> syn::Result<Option<Granularity>> {
+    let mut granularity = None;
+    if tokens.is_empty() {
+        return Ok(None);
+    }
+    let parser = syn::meta::parser(|meta| {
+        if !meta.path.is_ident("granularity") || granularity.is_some() {
+            return Err(meta.error(
+                "grosr: #[grosr::device] takes nothing or `granularity = \"warp\"` (or \"block\")",
+            ));
+        }
+        let lit: LitStr = meta.value()?.parse()?;
+        granularity = Some(match lit.value().as_str() {
+            "warp" => Granularity::Warp,
+            "block" => Granularity::Block,
+            _ => {
+                return Err(syn::Error::new(
+                    lit.span(),
+                    "grosr: a helper's granularity is \"warp\" (warp collectives) or \"block\" \
+                     (block barriers); leave it out for a helper any task may call",
+                ));
+            }
+        });
+        Ok(())
+    });
+    syn::parse::Parser::parse2(parser, tokens)?;
+    Ok(granularity)
+}
+
 pub(crate) fn task_args(tokens: TokenStream) -> syn::Result<TaskArgs> {
     let mut args = TaskArgs {
         tokens: tokens.clone(),

@@ -18,6 +18,7 @@
 //! | `ctx.lane()`, `ctx.width()` | this thread's index in the task and the task's thread count: 0 and 1 (lane), 0..32 and 32 (warp), `threadIdx.x` and `blockDim.x` (block) |
 //! | `grosr_spawn_T(ctx, T{..})` | spawns a task of registered type `T` into the same job. Name the fields, C++20's designated initialiser `T{.out = p, .n = 1}`: in the Rust struct's field order, so a field renamed or reordered in Rust is a compile error at build instead of a swapped value (fields left out are zero). A positional `T{p, 1}` also compiles and follows the field order silently. Spawning a type that is not registered is [`Error::UnregisteredSpawn`] at build. |
 //! | `ctx.spawn(t)` | the same, for a `T` already built |
+//! | `ctx.spawn_queued(t)` | spawns into a queue that every warp of every SM takes from, instead of this warp's stack (whose tasks run next, on this warp): for wide fan-out |
 //! | `ctx.alloc(bytes)`, `ctx.alloc_n<T>(n)`, `ctx.free(p)` | the device heap ([`RuntimeBuilder::heap_bytes`]): 16-byte aligned, `nullptr` when exhausted; any task may free what another allocated. A whole warp's calls are served together. |
 //! | `ctx.fail(code)` | fails the task's job with a positive code; the job still completes and [`Job::wait`](crate::Job::wait) returns [`Error::TaskFailed`] |
 //! | `grosr::warp_sum(float)`, `grosr::warp_max(float)` | reductions over the 32 lanes of a warp task (all lanes call, all get the result) |

@@ -54,16 +54,23 @@
 //! | literals: `1`, `1u32`, `1.5`, `1.5f32` | an unsuffixed literal takes the other operand's type, as Rust infers it; alone (`let x = 0;`, `[0; 4]`, `if c { 1 } else { 2 }`), beside another (`65536 * 65536`), shifted (`1 << k`), as both ends of a `for` range (`0..4`) or beyond `i32`, it needs a suffix or a `let` type (a compile error says so). Paths such as `u32::MAX` are not supported: write the value with a suffix |
 //! | `x.abs()`, `sqrt`, `exp`, `exp2`, `ln`, `log2`, `log10`, `sin`, `cos`, `tan`, `tanh`, `floor`, `ceil`, `round`, `trunc`, `cbrt`, `recip`, `max`, `min`, `powf`, `powi`, `mul_add` | CUDA's overloads (`expf` for a `float`) |
 //! | `wrapping_add`, `wrapping_sub`, `wrapping_mul` | the wrapping operation |
+//! | `x.count_ones()`, `x.div_ceil(y)` (unsigned) | `__popc` / `__popcll` (a `u32`); the quotient rounded up |
 //! | `ctx.alloc::<T>(n)`, `ctx.free(p)`, `p.is_null()` | `ctx.alloc_n<T>(n)` (the device heap; the element type written out), `ctx.free(p)`, `p == nullptr` |
 //! | the methods of [`Ctx`] | see each; a pointer index is any of `u8`..`u64` (`0u32`, `i as u64`), unchecked on a GPU as in CUDA, checked on the CPU backend |
+//! | `ctx.warp_shared::<T, N>()` | a `__shared__ T[warps per block][N]` array (one per call site), this warp's row: memory a warp task's lanes share (element type and length written out) |
+//! | `ctx.spawn_queued(T { .. })` | `ctx.spawn_queued(t)`: a spawn into a queue every warp takes from, not this warp's stack |
 //!
 //! Helper functions shared by bodies are `#[grosr::device] fn`s in the same subset, registered
 //! with [`RuntimeBuilder::helper`](crate::RuntimeBuilder::helper) (each once, a helper before
 //! the helpers that call it; the order against `.task` does not matter); a body calls them by
-//! name, and a `&Ctx` parameter gives a helper the context (no warp collectives in helpers). A
-//! call of a helper that is not registered, or of any other plain function, passes rustc and the
-//! macro and fails at [`build`](crate::RuntimeBuilder::build) (NVRTC: "identifier is
-//! undefined").
+//! name, and a `&Ctx` (or `&mut Ctx`, to spawn) parameter gives a helper the context. A helper
+//! that meets its task's other lanes (warp collectives, `sync_warp`, `warp_shared`) is declared
+//! `#[grosr::device(granularity = "warp")]` (`"block"` for `sync_threads`), and a call from a
+//! task or helper of another granularity fails the build (NVRTC: "this
+//! #[grosr::device(granularity = ..)] helper meets its other lanes", at the call); on the CPU
+//! backend such a call fails the task. A call of a helper that is not registered, or of any
+//! other plain function, passes rustc and the macro and fails at
+//! [`build`](crate::RuntimeBuilder::build) (NVRTC: "identifier is undefined").
 //!
 //! Anything else (a `match`, closures, calls through paths, macros, references, tuples,
 //! attributes, constants and paths such as `u32::MAX`, ...) is a compile error at its place,
@@ -93,10 +100,12 @@
 //!
 //! NVRTC compiles the translation (in CI), and `tests/gpu_rust_bodies.rs` runs it on the GPU (a
 //! warp task's softmax row against a float64 reference, Resident and Fused; a lane task's
-//! 10 000-link spawn chain; a block task's barrier). The CPU backend
-//! ([`Backend::Cpu`](crate::Backend)) runs the same bodies on host threads
-//! (`tests/cpu_bodies.rs`, in `cargo test`), task graphs and `ctx.alloc` / `free` included
-//! (`benches/NOTES.md`, "The CPU executor").
+//! 10 000-link spawn chain; a block task's barrier). The core and graph tests' task types are
+//! Rust bodies that both backends run (`tests/common/suite.rs`, `tests/common/graph.rs`), and
+//! the lab's BFS has Rust twins of its CUDA tasks (`grosr_lab::bfs::rust_bodies`, validated on
+//! the CPU backend in `cargo test`). The CPU backend ([`Backend::Cpu`](crate::Backend)) runs
+//! the same bodies on host threads (`tests/cpu_bodies.rs`, `tests/cpu_suite.rs`), task graphs
+//! and `ctx.alloc` / `free` included (`benches/NOTES.md`, "The CPU executor").
 
 use std::panic::Location;
 
@@ -251,6 +260,18 @@ impl Ctx {
         self.run.read(ptr.addr(), index.into())
     }
 
+    /// `ptr[index]` through a volatile load: one the compiler neither drops, repeats nor takes
+    /// from an earlier load, and which on a GPU is not served from a stale copy in the SM's L1
+    /// cache (for a value that tasks on other SMs change while this one runs); checked as
+    /// [`read`](Ctx::read) is.
+    pub fn read_volatile<T: DeviceType + Copy>(
+        &self,
+        ptr: DevicePtr<T>,
+        index: impl Into<u64>,
+    ) -> T {
+        self.run.read(ptr.addr(), index.into())
+    }
+
     /// `ptr[index] = value`, checked as [`read`](Ctx::read) is.
     pub fn write<T: DeviceType + Copy>(
         &mut self,
@@ -377,6 +398,44 @@ impl Ctx {
         )
     }
 
+    /// The `x` of lane `lane - delta`; lanes below `delta` get their own
+    /// (`__shfl_up_sync`); warp tasks only.
+    #[track_caller]
+    pub fn shuffle_up<T: Shuffle>(&self, x: T, delta: u32) -> T {
+        T::from_bits(
+            self.run
+                .meet(Location::caller(), Op::ShuffleUp, x.to_bits(), delta),
+        )
+    }
+
+    /// The `x` of lane `lane + delta`; lanes from `32 - delta` get their own
+    /// (`__shfl_down_sync`); warp tasks only.
+    #[track_caller]
+    pub fn shuffle_down<T: Shuffle>(&self, x: T, delta: u32) -> T {
+        T::from_bits(
+            self.run
+                .meet(Location::caller(), Op::ShuffleDown, x.to_bits(), delta),
+        )
+    }
+
+    /// Waits for the warp's 32 lanes: what each wrote before (to [`warp_shared`](Ctx::warp_shared)
+    /// memory, say) every lane reads after (`__syncwarp()`); warp tasks only.
+    #[track_caller]
+    pub fn sync_warp(&self) {
+        self.run.meet(Location::caller(), Op::Barrier, 0, 0);
+    }
+
+    /// `N` elements of `T` that the warp's lanes share for this task: this warp's row of a
+    /// `__shared__ T[warps per block][N]` array (one per call site), its contents left by
+    /// whatever ran before (write before you read, with [`sync_warp`](Ctx::sync_warp) between
+    /// lanes). Every lane calls it at the same place; warp tasks only. On the CPU backend,
+    /// memory of the task's, freed when it ends.
+    #[track_caller]
+    pub fn warp_shared<T: DeviceType, const N: usize>(&self) -> DevicePtr<T> {
+        let bytes = (N as u64).saturating_mul(size_of::<T>() as u64);
+        DevicePtr::from_raw(self.run.warp_shared(Location::caller(), bytes))
+    }
+
     /// Waits for every thread of the block (`__syncthreads`); block tasks only, reached by all.
     #[track_caller]
     pub fn sync_threads(&self) {
@@ -416,6 +475,13 @@ impl Ctx {
     /// at a GPU build, and [`Error::BodyFault`](crate::Error::BodyFault) when the spawn runs on
     /// the CPU backend).
     pub fn spawn<T: Task + 'static>(&mut self, task: T) {
+        self.run.spawn(&task);
+    }
+
+    /// Spawns `task` into a queue that any warp of any SM takes from, rather than this warp's
+    /// stack (which runs a child next, on this warp): for wide fan-out that should spread over
+    /// the GPU (`ctx.spawn_queued(t)`). The same as [`spawn`](Ctx::spawn) on the CPU backend.
+    pub fn spawn_queued<T: Task + 'static>(&mut self, task: T) {
         self.run.spawn(&task);
     }
 }

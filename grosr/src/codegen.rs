@@ -137,10 +137,12 @@ pub fn generate(tasks: &[TaskInfo], prelude: &[String]) -> String {
 
     out.push_str("\n// ---- Task bodies ----\n");
     for t in tasks {
-        let n = t.name;
+        let (n, gran) = (t.name, t.granularity.c_name());
+        // Its granularity, for the calls it makes of granular helpers (grosr_rust.cuh).
         let _ = writeln!(
             out,
-            "__device__ __forceinline__ void grosr_body_{n}(grosr::Ctx& ctx, const {n}& task) {{"
+            "__device__ __forceinline__ void grosr_body_{n}(grosr::Ctx& ctx, const {n}& task) {{\n    \
+             [[maybe_unused]] constexpr grosr::Gran grosr_granularity = grosr::{gran};"
         );
         let _ = writeln!(
             out,

@@ -421,6 +421,7 @@ fn worker(shared: &Arc<Shared>, w: usize) {
             width: 1,
             gang: None,
             cursor: RefCell::new(Cursor::default()),
+            scratch: Arc::default(),
         },
     };
     let mut batch: Vec<Item> = Vec::with_capacity(BATCH);
@@ -568,16 +569,24 @@ fn run_on_gang(
             return;
         }
     };
+    let scratch = Arc::default();
     let task = GangTask {
         body,
         record: record.to_vec(),
-        run: run.clone(),
+        run: TaskRun {
+            scratch: Arc::clone(&scratch),
+            ..run.clone()
+        },
     };
     if let Some(what) = gang.run(task) {
         run.job.fail(Error::BodyFault {
             task: shared.kinds[run.kind as usize].name.to_string(),
             what,
         });
+    }
+    // Every lane has finished: what they shared goes (an access through a kept pointer faults).
+    for a in scratch.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+        shared.memory.free(&a);
     }
     pool.lock().unwrap_or_else(|e| e.into_inner()).push(gang);
 }
@@ -621,6 +630,9 @@ pub(crate) struct TaskRun {
     gang: Option<GangRef>,
     /// The last allocation this thread hit (a body's reads take `&self`).
     cursor: RefCell<Cursor>,
+    /// `ctx.warp_shared` memory of the gang's task, shared by its lanes and freed when the
+    /// whole gang has finished ([`run_on_gang`]).
+    scratch: Arc<Mutex<Vec<Arc<Allocation>>>>,
 }
 
 impl Clone for TaskRun {
@@ -633,6 +645,7 @@ impl Clone for TaskRun {
             width: self.width,
             gang: self.gang.clone(),
             cursor: RefCell::new(Cursor::default()),
+            scratch: Arc::clone(&self.scratch),
         }
     }
 }
@@ -785,7 +798,7 @@ impl TaskRun {
         self.shared.ready.notify_one();
     }
 
-    /// This lane's part in a collective (`op` at `site`); a lane task is a gang of one.
+    /// This lane's part in a collective (`op` at `site`).
     pub(crate) fn meet(
         &self,
         site: &'static Location<'static>,
@@ -793,16 +806,36 @@ impl TaskRun {
         value: u64,
         arg: u32,
     ) -> u64 {
-        match &self.gang {
-            Some(g) => match g.meet(self.lane, site, op, value, arg) {
-                Ok(v) => v,
-                Err(why) => {
-                    self.fault(why);
-                    abort()
-                }
-            },
-            None => value,
-        }
+        let met = match &self.gang {
+            Some(g) => g.meet(self.lane, site, op, value, arg),
+            // A lane task (or a task run lane by lane) has no other lanes to meet: a granular
+            // helper called from one (on a GPU, a build error).
+            None => Err(format!(
+                "it reached a collective at {site} with no other lanes to meet: collectives are \
+                 for warp tasks (barriers for block tasks)"
+            )),
+        };
+        met.unwrap_or_else(|why| {
+            self.fault(why);
+            abort()
+        })
+    }
+
+    /// `ctx.warp_shared`: `bytes` of memory the gang's lanes share for this task (lane 0
+    /// allocates, every lane gets its address), freed when the gang has finished.
+    pub(crate) fn warp_shared(&self, site: &'static Location<'static>, bytes: u64) -> u64 {
+        let mine = if self.lane == 0 {
+            let a = self.shared.memory.alloc(bytes.max(1));
+            let base = a.base();
+            self.scratch
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(a);
+            base
+        } else {
+            0
+        };
+        self.meet(site, Op::Shuffle, mine, 0)
     }
 }
 

@@ -30,6 +30,10 @@ pub(crate) enum Op {
     Shuffle,
     /// The value of lane `lane ^ arg` (`__shfl_xor_sync`).
     ShuffleXor,
+    /// The value of lane `lane - arg`, a lane's own below `arg` (`__shfl_up_sync`).
+    ShuffleUp,
+    /// The value of lane `lane + arg`, a lane's own from `width - arg` (`__shfl_down_sync`).
+    ShuffleDown,
     /// Nothing: a barrier (`__syncthreads`).
     Barrier,
 }
@@ -251,11 +255,14 @@ fn complete(st: &mut State, width: u32) {
                 .fold(0u64, |m, l| m | 1 << l);
             st.results.iter_mut().for_each(|r| *r = mask);
         }
-        Op::Shuffle | Op::ShuffleXor => {
+        Op::Shuffle | Op::ShuffleXor | Op::ShuffleUp | Op::ShuffleDown => {
             for l in 0..w {
+                let arg = st.args[l] as usize;
                 let src = match st.op {
-                    Op::Shuffle => st.args[l] as usize % w,
-                    _ => (l ^ st.args[l] as usize) % w,
+                    Op::Shuffle => arg % w,
+                    Op::ShuffleXor => (l ^ arg) % w,
+                    Op::ShuffleUp => l.checked_sub(arg).unwrap_or(l),
+                    _ => Some(l + arg).filter(|&s| s < w).unwrap_or(l),
                 };
                 // An exited lane's value is undefined on a GPU: this lane's own, here.
                 st.results[l] = if here(src, st) {

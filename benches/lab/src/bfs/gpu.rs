@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::csr::Csr;
+use super::rust_bodies::BfsVisitRs;
 use super::validate::UNREACHED;
 use crate::{Error, Result};
 use grosr::DeviceBuffer;
@@ -62,7 +63,7 @@ pub const LEVEL_KERNEL: &str = "grosr_bfs_level";
 /// slots per SM: a Kronecker frontier is wide), after the environment's
 /// [`GROSR_DEFINES`](crate::env_defines).
 pub fn builder() -> RuntimeBuilder {
-    crate::env_defines(Runtime::builder())
+    super::rust_bodies::register(crate::env_defines(Runtime::builder()))
         .task::<BfsVisit>()
         .task::<BfsEdges>()
         .queue_capacity(16384)
@@ -73,6 +74,16 @@ pub fn builder() -> RuntimeBuilder {
             ..grosr::Tuning::default()
         })
         .cuda(BFS_CUDA, &[LEVEL_KERNEL])
+}
+
+/// Which bodies a resident search runs: bfs.cu's CUDA, or the Rust twins of
+/// [`rust_bodies`](super::rust_bodies).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bodies {
+    /// [`BfsVisit`] and [`BfsEdges`] (bfs.cu).
+    Cuda,
+    /// [`BfsVisitRs`] and [`super::rust_bodies::BfsEdgesRs`].
+    Rust,
 }
 
 /// Tuning of the resident BFS.
@@ -225,17 +236,32 @@ impl DeviceGraph {
     /// is created on the GPU; `Job::wait` returns when the search is done. The runtime must be
     /// built from [`builder`] and running.
     pub fn bfs_resident(&self, rt: &Runtime, root: u32) -> Result<BfsRun> {
+        self.bfs_resident_with(rt, root, Bodies::Cuda)
+    }
+
+    /// [`bfs_resident`](Self::bfs_resident) with the task bodies `bodies`: the CUDA of bfs.cu,
+    /// or their Rust twins (which [`rust_bodies::cpu_builder`](super::rust_bodies::cpu_builder)'s
+    /// runtime, on either backend, also runs).
+    pub fn bfs_resident_with(&self, rt: &Runtime, root: u32, bodies: Bodies) -> Result<BfsRun> {
         self.check_root(root)?;
         self.lp.write(&self.unreached)?;
         let mut vertices = [0u32; 9];
         vertices[0] = root;
-        let task = [BfsVisit {
-            graph: DevicePtr::from_raw(self.state.ptr().addr()),
-            count: 1 | 0x8000_0000,
-            vertices,
-        }];
+        let (count, at) = (1 | 0x8000_0000, self.state.ptr().addr());
         let t = Instant::now();
-        rt.submit(&task)?.wait_timeout(WAIT)?;
+        let job = match bodies {
+            Bodies::Cuda => rt.submit(&[BfsVisit {
+                graph: DevicePtr::from_raw(at),
+                count,
+                vertices,
+            }])?,
+            Bodies::Rust => rt.submit(&[BfsVisitRs {
+                graph: DevicePtr::from_raw(at),
+                count,
+                vertices,
+            }])?,
+        };
+        job.wait_timeout(WAIT)?;
         let time = t.elapsed();
         self.result(time)
     }

@@ -44,6 +44,7 @@ pub mod generate;
 pub mod gpu;
 pub mod read;
 pub mod report;
+pub mod rust_bodies;
 pub mod validate;
 pub mod while_graph;
 

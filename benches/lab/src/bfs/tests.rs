@@ -468,3 +468,30 @@ fn bfs_args_file_implies_graph_file_and_unused_settings_are_refused() {
     let grid = bfs_args("--graph grid --size 16").unwrap().graph;
     assert_eq!(grid.build().unwrap().vertices(), 256);
 }
+
+/// The Rust-body BFS (`rust_bodies`) on the CPU backend: Graph500-valid trees on a skewed
+/// Kronecker graph (hubs split into edge tasks: `big` is low), a grid and a chain.
+#[test]
+fn the_rust_body_bfs_is_valid_on_the_cpu_backend() {
+    use super::gpu::Bodies;
+    let rt = super::rust_bodies::cpu_builder()
+        .backend(grosr::Backend::Cpu)
+        .cpu_threads(2)
+        .build()
+        .unwrap();
+    let opts = BfsOptions {
+        big: 64,
+        edge_chunk: 64,
+        local_limit: 4,
+    };
+    for g in [kronecker(9, 3).unwrap(), grid(20, 30).unwrap(), chain(300)] {
+        let dg = DeviceGraph::upload(&rt, &g, opts).unwrap();
+        for root in sample_roots(&g, 2, 5) {
+            let run = dg.bfs_resident_with(&rt, root, Bodies::Rust).unwrap();
+            let depth = validate(&g, root, &run.parent, Some(&run.level)).unwrap();
+            let (_, want) = cpu_bfs(&g, root).unwrap();
+            assert_eq!(run.level, want, "levels from root {root}");
+            assert!(depth.iter().filter(|d| **d != UNREACHED).count() > 1);
+        }
+    }
+}
