@@ -54,23 +54,23 @@ fn salt(node: u32) -> u64 {
 macro_rules! tiny_task {
     ($name:ident, $gran:literal) => {
         #[grosr::task(granularity = $gran, rust = |task, ctx| {
-                                    let node = task.node_preds & 0xFFu32;
-                                    let preds = task.node_preds >> 8u32;
-                                    let mut part = 0u64;
-                                    let mut p = ctx.lane();
-                                    while p < 24u32 {
-                                        if (preds >> p) & 1u32 == 1u32 {
-                                            part = part.wrapping_add(ctx.read(task.out, p));
-                                        }
-                                        p += ctx.width();
-                                    }
-                                    if ctx.lane() == 0 {
-                                        part = part.wrapping_add(salt(node));
-                                    }
-                                    if part != 0 {
-                                        ctx.atomic_add(task.out, node, part);
-                                    }
-                                })]
+                                            let node = task.node_preds & 0xFFu32;
+                                            let preds = task.node_preds >> 8u32;
+                                            let mut part = 0u64;
+                                            let mut p = ctx.lane();
+                                            while p < 24u32 {
+                                                if (preds >> p) & 1u32 == 1u32 {
+                                                    part = part.wrapping_add(ctx.read(task.out, p));
+                                                }
+                                                p += ctx.width();
+                                            }
+                                            if ctx.lane() == 0 {
+                                                part = part.wrapping_add(salt(node));
+                                            }
+                                            if part != 0 {
+                                                ctx.atomic_add(task.out, node, part);
+                                            }
+                                        })]
         pub struct $name {
             pub out: DevicePtr<u64>,
             pub node_preds: u32,
