@@ -3,8 +3,9 @@
 //! `cargo run --release --example report [-- --quick] [--only NAME] [--no-torch]`
 //!
 //! Prints Markdown tables (each strategy against Resident, from the same run) under a header
-//! naming the GPU, driver and NVRTC; writes every figure to `grosr-report.json` and one SVG chart
-//! per table into `grosr-report/`. Without a GPU it says what is missing and exits non-zero.
+//! naming the GPU, driver and NVRTC; writes every figure to `grosr-report.json`, and one SVG chart
+//! per table and a picture of a small graph of each graph section into `grosr-report/`. Without
+//! a GPU it says what is missing and exits non-zero.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -192,6 +193,7 @@ fn run(args: &Args) -> grosr_lab::Result<()> {
         args.json.display()
     );
     write_plots(&args.plots, &tables);
+    write_graph_pictures(&args.plots, &wanted);
     Ok(())
 }
 
@@ -479,6 +481,53 @@ fn write_plots(dir: &Path, tables: &[Table]) {
         let path = dir.join(format!("{}.svg", t.id));
         match plot(&path, t) {
             Ok(()) => println!("chart written to {}", path.display()),
+            Err(e) => eprintln!("could not draw {}: {e}", path.display()),
+        }
+    }
+}
+
+/// A picture of a small graph of each graph section that ran, beside the charts. Null pointers:
+/// a picture needs the graph's shape and records, not buffers.
+fn write_graph_pictures(dir: &Path, wanted: &[&str]) {
+    use grosr::DevicePtr;
+    use workloads::mixed_dag::{self, SMALL};
+    let (rows, len) = (4, relu_softmax::SHAPES[0].1);
+    let seed = 20;
+    let pictures = [
+        (
+            "pingpong",
+            "Ping-pong: 4 pairs (stage 1 → stage 2)".to_string(),
+            graphs::pingpong_graph_at(DevicePtr::null(), DevicePtr::null(), 4),
+        ),
+        (
+            "relu_softmax",
+            format!("ReLU → Softmax: {rows} rows of {len}, two tasks per row"),
+            relu_softmax::two_task_graph_at(DevicePtr::null(), DevicePtr::null(), rows, len),
+        ),
+        (
+            "mixed_dag",
+            format!("Mixed DAG: {}, seed {seed}", SMALL.name),
+            mixed_dag::generate(&SMALL, seed).and_then(|dag| {
+                mixed_dag::task_graph(
+                    &dag,
+                    DevicePtr::null(),
+                    DevicePtr::null(),
+                    DevicePtr::null(),
+                )
+            }),
+        ),
+    ];
+    for (section, title, graph) in pictures {
+        if !wanted.contains(&section) {
+            continue;
+        }
+        let path = dir.join(format!("graph-{section}.svg"));
+        let drawn = graph
+            .map_err(Into::into)
+            .and_then(|g| grosr_lab::graph_svg::draw_graph(&g, &title, &path));
+        match drawn {
+            Ok(true) => println!("graph picture written to {}", path.display()),
+            Ok(false) => {}
             Err(e) => eprintln!("could not draw {}: {e}", path.display()),
         }
     }

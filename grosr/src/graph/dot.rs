@@ -1,10 +1,11 @@
-//! [`TaskGraph::to_dot`]: a graph as Graphviz DOT, to look at before running it.
+//! [`TaskGraph::to_dot`]: a graph as Graphviz DOT, to look at before running it, and
+//! [`TaskGraph::node_label`], the same node labels for other pictures.
 
 use std::fmt::Write as _;
 
-use petgraph::visit::EdgeRef;
+use petgraph::graph::NodeIndex;
 
-use super::TaskGraph;
+use super::{Node, NodeId, TaskGraph};
 use crate::record::Field;
 
 /// Fields shown per node: enough to tell nodes apart, short enough to read.
@@ -30,35 +31,15 @@ impl TaskGraph {
     pub fn to_dot(&self) -> String {
         let mut out = String::from("digraph grosr {\n    rankdir=TB;\n    node [shape=box];\n");
         for i in self.graph.node_indices() {
-            let node = &self.graph[i];
-            let bytes: &[u8] = bytemuck::cast_slice(&node.words);
-            // Scalars first: records put their (usually shared) pointers first.
-            let (pointers, scalars): (Vec<&Field>, Vec<&Field>) = node
-                .fields
-                .iter()
-                .filter(|f| f.name != "pad")
-                .partition(|f| is_pointer(f));
-            let fields: Vec<String> = scalars
-                .into_iter()
-                .chain(pointers)
-                .take(FIELDS_SHOWN)
-                .map(|f| format!("{}={}", f.name, field_value(f, bytes)))
-                .collect();
             let _ = writeln!(
                 out,
-                "    n{} [label=\"{}\\n{}\"];",
+                "    n{} [label=\"{}\"];",
                 i.index(),
-                node.name,
-                fields.join(" ")
+                label(&self.graph[i]).replace('\n', "\\n")
             );
         }
-        for e in self.graph.edge_references() {
-            let _ = writeln!(
-                out,
-                "    n{} -> n{};",
-                e.source().index(),
-                e.target().index()
-            );
+        for (before, after) in self.edges() {
+            let _ = writeln!(out, "    n{} -> n{};", before.index(), after.index());
         }
         if let Ok(levels) = self.levels() {
             for level in levels {
@@ -69,6 +50,43 @@ impl TaskGraph {
         out.push_str("}\n");
         out
     }
+
+    /// The label [`to_dot`](TaskGraph::to_dot) gives node `id`: its task type's name, a newline,
+    /// then its first fields as `name=value` (scalars before pointers, pointers in hex, `pad`
+    /// fields left out). `None` if `id` is not a node of this graph.
+    ///
+    /// ```
+    /// # #[grosr::task(cuda = "")] pub struct Step { pub x: grosr::DevicePtr<u32>, pub i: u32, pub pad: u32 }
+    /// let mut g = grosr::graph::TaskGraph::new();
+    /// let a = g.add(Step { x: grosr::DevicePtr::null(), i: 7, pad: 0 });
+    /// assert_eq!(g.node_label(a).as_deref(), Some("Step\ni=7 x=0x0"));
+    ///
+    /// let other = grosr::graph::TaskGraph::new();
+    /// assert_eq!(other.node_label(a), None);
+    /// ```
+    pub fn node_label(&self, id: NodeId) -> Option<String> {
+        self.graph
+            .node_weight(NodeIndex::new(id.index()))
+            .map(label)
+    }
+}
+
+/// A node's label: its type's name, a newline, its first fields; scalars first, since records
+/// put their (usually shared) pointers first.
+fn label(node: &Node) -> String {
+    let bytes: &[u8] = bytemuck::cast_slice(&node.words);
+    let (pointers, scalars): (Vec<&Field>, Vec<&Field>) = node
+        .fields
+        .iter()
+        .filter(|f| f.name != "pad")
+        .partition(|f| is_pointer(f));
+    let fields: Vec<String> = scalars
+        .into_iter()
+        .chain(pointers)
+        .take(FIELDS_SHOWN)
+        .map(|f| format!("{}={}", f.name, field_value(f, bytes)))
+        .collect();
+    format!("{}\n{}", node.name, fields.join(" "))
 }
 
 fn is_pointer(f: &Field) -> bool {

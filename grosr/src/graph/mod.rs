@@ -62,7 +62,7 @@ impl NodeId {
 pub(crate) struct Node {
     pub type_id: TypeId,
     pub name: &'static str,
-    /// The record's fields (for [`TaskGraph::to_dot`]).
+    /// The record's fields (for [`TaskGraph::node_label`]).
     pub fields: &'static [Field],
     pub words: [u32; RECORD_WORDS],
 }
@@ -179,6 +179,26 @@ impl TaskGraph {
     /// Edges in the graph.
     pub fn edge_count(&self) -> usize {
         self.graph.edge_count()
+    }
+
+    /// The dependencies as `(before, after)` pairs, in the order they were added.
+    ///
+    /// ```
+    /// # #[grosr::task(cuda = "")] pub struct Step { pub x: grosr::DevicePtr<u32> }
+    /// let mut g = grosr::graph::TaskGraph::new();
+    /// let x = grosr::DevicePtr::null();
+    /// let (a, b, c) = (g.add(Step { x }), g.add(Step { x }), g.add(Step { x }));
+    /// g.add_edge(a, c).unwrap();
+    /// g.add_edge(b, c).unwrap();
+    /// assert_eq!(g.edges().collect::<Vec<_>>(), [(a, c), (b, c)]);
+    /// ```
+    pub fn edges(&self) -> impl ExactSizeIterator<Item = (NodeId, NodeId)> + '_ {
+        self.graph.raw_edges().iter().map(|e| {
+            (
+                NodeId(e.source().index() as u32),
+                NodeId(e.target().index() as u32),
+            )
+        })
     }
 
     /// A topological order of the nodes, or [`Error::Cycle`] naming the nodes of a cycle.

@@ -167,6 +167,12 @@ pub fn compare(
 
 /// The ping-pong graph: `n` pairs Ping → Pong over outputs `a` and `b`.
 pub fn pingpong_graph(a: &DeviceBuffer<u32>, b: &DeviceBuffer<u32>, n: u32) -> Result<TaskGraph> {
+    pingpong_graph_at(a.ptr(), b.ptr(), n)
+}
+
+/// [`pingpong_graph`] over outputs at `a` and `b`: with null pointers, a graph to look at
+/// (nothing is read until it runs).
+pub fn pingpong_graph_at(a: DevicePtr<u32>, b: DevicePtr<u32>, n: u32) -> Result<TaskGraph> {
     pairs(a, b, n, |a, b, i| {
         (Ping { a, b, i, pad: 0 }, Pong { a, b, i, pad: 0 })
     })
@@ -174,21 +180,21 @@ pub fn pingpong_graph(a: &DeviceBuffer<u32>, b: &DeviceBuffer<u32>, n: u32) -> R
 
 /// [`pingpong_graph`] with the Rust bodies ([`PingRs`] → [`PongRs`]).
 fn pingpong_graph_rs(a: &DeviceBuffer<u32>, b: &DeviceBuffer<u32>, n: u32) -> Result<TaskGraph> {
-    pairs(a, b, n, |a, b, i| {
+    pairs(a.ptr(), b.ptr(), n, |a, b, i| {
         (PingRs { a, b, i, pad: 0 }, PongRs { a, b, i, pad: 0 })
     })
 }
 
 /// `n` pairs `stages(a, b, i)`, each stage 1 → stage 2.
 fn pairs<P: grosr::Task + 'static, Q: grosr::Task + 'static>(
-    a: &DeviceBuffer<u32>,
-    b: &DeviceBuffer<u32>,
+    a: DevicePtr<u32>,
+    b: DevicePtr<u32>,
     n: u32,
     stages: impl Fn(DevicePtr<u32>, DevicePtr<u32>, u32) -> (P, Q),
 ) -> Result<TaskGraph> {
     let mut g = TaskGraph::new();
     for i in 0..n {
-        let (ping, pong) = stages(a.ptr(), b.ptr(), i);
+        let (ping, pong) = stages(a, b, i);
         let ping = g.add(ping);
         let pong = g.add(pong);
         g.add_edge(ping, pong)?;

@@ -161,6 +161,16 @@ pub const WIDE: Shape = Shape {
     warp_percent: 30,
 };
 
+/// Small enough to draw: 12 nodes over 4 levels (the report's picture of a mixed DAG).
+pub const SMALL: Shape = Shape {
+    name: "small (12 nodes, 4 levels)",
+    nodes: 12,
+    levels: 4,
+    edges: 16,
+    lane_percent: 60,
+    warp_percent: 30,
+};
+
 /// A generated DAG: nodes numbered level by level, so every predecessor has a smaller number.
 #[derive(Clone, Debug)]
 pub struct Dag {
@@ -260,6 +270,55 @@ pub fn generate(shape: &Shape, seed: u64) -> Result<Dag> {
     Ok(Dag { level, gran, preds })
 }
 
+/// The task graph of `dag` over node words at `vals`, its predecessor lists (flattened) at
+/// `preds` and the error word at `errors`: with null pointers, a graph to look at (nothing is
+/// read until it runs).
+pub fn task_graph(
+    dag: &Dag,
+    vals: DevicePtr<u64>,
+    preds: DevicePtr<u32>,
+    errors: DevicePtr<u32>,
+) -> Result<TaskGraph> {
+    if dag.gran.len() != dag.preds.len() {
+        return Err(Error::Invalid(format!(
+            "DAG of {} nodes has {} granularities",
+            dag.preds.len(),
+            dag.gran.len()
+        )));
+    }
+    let mut graph = TaskGraph::new();
+    let mut ids = Vec::with_capacity(dag.preds.len());
+    let mut first = 0u32;
+    for (node, (list, &gran)) in dag.preds.iter().zip(&dag.gran).enumerate() {
+        let (node, count) = (node as u32, list.len() as u32);
+        let n = DagNode {
+            vals,
+            preds,
+            errors,
+            node,
+            first,
+            count,
+            pad: 0,
+        };
+        let id = match gran {
+            Granularity::Lane => graph.add(DagLane { n }),
+            Granularity::Warp => graph.add(DagWarp { n }),
+            Granularity::Block => graph.add(DagBlock { n }),
+        };
+        for &p in list {
+            let Some(&before) = ids.get(p as usize) else {
+                return Err(Error::Invalid(format!(
+                    "DAG node {node} names predecessor {p}, not an earlier node"
+                )));
+            };
+            graph.add_edge(before, id)?;
+        }
+        ids.push(id);
+        first += count;
+    }
+    Ok(graph)
+}
+
 /// A DAG's buffers on the GPU and its task graph.
 pub struct OnGpu {
     /// Node words: run count and value.
@@ -281,31 +340,7 @@ impl OnGpu {
         let preds = DeviceBuffer::from_slice(rt.gpu(), &[flat.as_slice(), &[0]].concat())?;
         let vals = DeviceBuffer::<u64>::zeroed(rt.gpu(), n)?;
         let errors = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1)?;
-        let mut graph = TaskGraph::new();
-        let mut ids = Vec::with_capacity(n);
-        let mut first = 0u32;
-        for (node, list) in dag.preds.iter().enumerate() {
-            let (node, count) = (node as u32, list.len() as u32);
-            let n = DagNode {
-                vals: vals.ptr(),
-                preds: preds.ptr(),
-                errors: errors.ptr(),
-                node,
-                first,
-                count,
-                pad: 0,
-            };
-            let id = match dag.gran[node as usize] {
-                Granularity::Lane => graph.add(DagLane { n }),
-                Granularity::Warp => graph.add(DagWarp { n }),
-                Granularity::Block => graph.add(DagBlock { n }),
-            };
-            for &p in list {
-                graph.add_edge(ids[p as usize], id)?;
-            }
-            ids.push(id);
-            first += count;
-        }
+        let graph = task_graph(dag, vals.ptr(), preds.ptr(), errors.ptr())?;
         Ok(OnGpu {
             vals,
             errors,

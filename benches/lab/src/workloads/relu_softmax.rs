@@ -105,6 +105,23 @@ pub struct Softmax {
     pub len: u32,
 }
 
+/// [`Matrix::two_task_graph`] of a `rows × len` matrix at `x` and `y`: with null pointers, a
+/// graph to look at (nothing is read until it runs).
+pub fn two_task_graph_at(
+    x: DevicePtr<f32>,
+    y: DevicePtr<f32>,
+    rows: u32,
+    len: u32,
+) -> Result<TaskGraph> {
+    let mut g = TaskGraph::new();
+    for row in 0..rows {
+        let relu = g.add(Relu { x, y, row, len });
+        let softmax = g.add(Softmax { x, y, row, len });
+        g.add_edge(relu, softmax)?;
+    }
+    Ok(g)
+}
+
 /// The shapes the report runs (rows × length): the seed's case first.
 pub const SHAPES: [(u32, u32); 5] = [
     (5000, 256),
@@ -168,14 +185,7 @@ impl Matrix {
 
     /// Two tasks per row, ReLU → Softmax.
     pub fn two_task_graph(&self) -> Result<TaskGraph> {
-        let mut g = TaskGraph::new();
-        for row in 0..self.rows {
-            let (x, y, len) = (self.x.ptr(), self.y.ptr(), self.len);
-            let relu = g.add(Relu { x, y, row, len });
-            let softmax = g.add(Softmax { x, y, row, len });
-            g.add_edge(relu, softmax)?;
-        }
-        Ok(g)
+        two_task_graph_at(self.x.ptr(), self.y.ptr(), self.rows, self.len)
     }
 
     /// Writes fresh random inputs in [-4, 4) (seeded by `seed`), clears the output, and returns
