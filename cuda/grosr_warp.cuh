@@ -86,6 +86,9 @@ struct Ctx {
         if (p) fail_job(*p, job, c, kind);
         else if (status) atomicCAS(status, 0, c);
     }
+    // Whether the task's job was cancelled (Job::cancel). GPU jobs cannot be cancelled yet (the
+    // host refuses), so no job here ever is.
+    __device__ bool cancelled() const { return false; }
     // Spawns a task of a registered type (generated grosr_spawn_<T> helpers call this).
     template <class T> __device__ void spawn(const T& t);
     // Spawns into a queue, where any warp of any SM may take it, instead of this warp's stack

@@ -71,6 +71,16 @@ fn a_job_looked_at_after_later_jobs_reports_its_own_outcome() {
     suite::a_job_looked_at_after_its_slot_was_reused_reports_its_own_outcome(&runtime());
 }
 
+#[test]
+fn cancelling_a_spawn_tree_leaves_other_jobs_exact() {
+    suite::cancelling_a_spawn_tree_leaves_other_jobs_exact(&runtime());
+}
+
+#[test]
+fn a_running_body_sees_its_job_cancelled() {
+    suite::a_running_body_sees_its_job_cancelled(&runtime());
+}
+
 /// The graph tests' node types on the CPU backend.
 fn graph_runtime() -> Runtime {
     let rt = graph::register(grosr::Runtime::builder())

@@ -870,6 +870,7 @@ impl Writer<'_> {
             ("lane", 0) => String::from("ctx.lane()"),
             ("width", 0) => String::from("ctx.width()"),
             ("fail", 1) => format!("ctx.fail({})", a(0)),
+            ("cancelled", 0) => String::from("ctx.cancelled()"),
             ("read", 2) => format!("({})[{}]", a(0), a(1)),
             ("read_volatile", 2) => format!("grosr::rs::read_volatile(&({})[{}])", a(0), a(1)),
             ("write", 3) => format!("(({})[{}] = ({}))", a(0), a(1), a(2)),

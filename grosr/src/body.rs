@@ -464,6 +464,13 @@ impl Ctx {
         self.run.free(ptr.addr());
     }
 
+    /// Whether the task's job has been cancelled ([`Job::cancel`](crate::Job::cancel)): a long
+    /// body may stop early (`ctx.cancelled()`; on a GPU always false for now, as GPU jobs
+    /// cannot be cancelled yet).
+    pub fn cancelled(&self) -> bool {
+        self.run.cancelled()
+    }
+
     /// Fails the task's job with a positive `code` (`ctx.fail`).
     pub fn fail(&mut self, code: i32) {
         self.run.fail(code);

@@ -98,6 +98,10 @@ pub enum Error {
     /// The runtime is stopped: call `start` first.
     #[error("the runtime is stopped: call Runtime::start to run tasks again")]
     Stopped,
+    /// The job was cancelled ([`Job::cancel`](crate::Job::cancel)): its tasks that had not
+    /// started were dropped, those running finished, and what they spawned was dropped.
+    #[error("the job was cancelled")]
+    Cancelled,
     /// A job finished long ago: its completion slot has been reused by thousands of later
     /// jobs, and whether it failed is no longer known. Wait for jobs before submitting
     /// thousands more, or keep the first wait's result.
@@ -161,6 +165,7 @@ impl PartialEq for Error {
             E::DeviceFault(a) => matches!(other, E::DeviceFault(b) if a == b),
             E::Cycle(a) => matches!(other, E::Cycle(b) if a == b),
             E::Stopped => matches!(other, E::Stopped),
+            E::Cancelled => matches!(other, E::Cancelled),
             E::OutcomeForgotten => matches!(other, E::OutcomeForgotten),
             E::Unsupported(a) => matches!(other, E::Unsupported(b) if a == b),
             E::BodyFault { task, what } => {

@@ -56,6 +56,7 @@ pub mod record;
 mod ring;
 #[cfg(not(loom))]
 mod runtime;
+pub mod trace;
 
 pub use alloc::{ClassStats, HeapStats, SlowPaths};
 pub use buffer::DeviceBuffer;
@@ -70,6 +71,7 @@ pub use runtime::{
     Backend, CompileProgress, Job, Optimize, PROGRESS_AFTER, Precompiled, Runtime, RuntimeBuilder,
     RuntimeInfo, Startup, Tuning,
 };
+pub use trace::Trace;
 
 /// The longest any wait of grosr lasts: one year (365 days). A longer timeout given to
 /// [`RuntimeBuilder::submit_timeout`], [`Runtime::submit_timeout`], [`Job::wait_timeout`] or

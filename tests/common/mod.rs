@@ -215,6 +215,35 @@ pub struct Hold {
     pub max_ns: u64,
 }
 
+/// A spawn tree of `fanout` children a level, `depth` levels below this task: each task counts
+/// itself in `counts[0]` (fanout 10, depth 7: 11 111 111 tasks).
+#[grosr::task(granularity = "lane", rust = |task, ctx| {
+    ctx.atomic_add(task.counts, 0u32, 1u32);
+    if task.depth > 0 {
+        for _child in 0..task.fanout {
+            ctx.spawn(Tree { counts: task.counts, depth: task.depth - 1, fanout: task.fanout });
+        }
+    }
+})]
+pub struct Tree {
+    pub counts: DevicePtr<u32>,
+    pub depth: u32,
+    pub fanout: u32,
+}
+
+/// Runs until its job is cancelled or `max_ns` have passed, then writes 1 to `seen[0]` if it saw
+/// the cancellation (2 if its time ran out).
+#[grosr::task(granularity = "lane", rust = |task, ctx| {
+    let start = ctx.globaltimer();
+    while !ctx.cancelled() && ctx.globaltimer() - start < task.max_ns {}
+    let how = if ctx.cancelled() { 1u32 } else { 2u32 };
+    ctx.write(task.seen, 0u32, how);
+})]
+pub struct Spin {
+    pub seen: DevicePtr<u32>,
+    pub max_ns: u64,
+}
+
 /// The test task types with Rust bodies, registered: a builder for either backend.
 pub fn portable_builder() -> RuntimeBuilder {
     grosr::Runtime::builder()
@@ -228,6 +257,8 @@ pub fn portable_builder() -> RuntimeBuilder {
         .task::<Bomb>()
         .task::<Tick>()
         .task::<Tock>()
+        .task::<Tree>()
+        .task::<Spin>()
 }
 
 /// Every test task type, registered (a GPU builder: some bodies are CUDA C).

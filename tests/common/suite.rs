@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use grosr::{DeviceBuffer, Error, Runtime};
 
-use super::{Chain, Failer, Fib, Flood, Mark, Tick, WarpFlood, mark};
+use super::{Chain, Failer, Fib, Flood, Mark, Spin, Tick, Tree, WarpFlood, mark};
 
 /// Every wait's bound: long enough for a debug build on two cores, short of CI's patience.
 pub const T: Duration = Duration::from_secs(60);
@@ -301,4 +301,85 @@ pub fn a_job_looked_at_after_its_slot_was_reused_reports_its_own_outcome(rt: &Ru
         flags.to_vec().unwrap()[..JOB_SLOTS as usize],
         vec![1; JOB_SLOTS as usize][..]
     );
+}
+
+/// `Job::cancel` mid-flight on a spawn tree of 11 million tasks while other jobs run: the tree
+/// ends `Cancelled` well short of its size, its counter says exactly how many of its tasks ran,
+/// every other job's results are exact, and the runtime goes on. (The CPU backend; a GPU
+/// runtime refuses `cancel` for now.)
+pub fn cancelling_a_spawn_tree_leaves_other_jobs_exact(rt: &Runtime) {
+    const TOTAL: u32 = 11_111_111; // fanout 10, depth 7
+    let counts = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
+    let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 8 * 1000).unwrap();
+    let sum = DeviceBuffer::<u64>::zeroed(rt.gpu(), 1).unwrap();
+    let before = rt.executed::<Tree>().unwrap();
+    let tree = rt
+        .submit(&[Tree {
+            counts: counts.ptr(),
+            depth: 7,
+            fanout: 10,
+        }])
+        .unwrap();
+    let others: Vec<_> = (0..8u32)
+        .map(|j| {
+            let marks: Vec<Mark> = (j * 1000..(j + 1) * 1000)
+                .map(|i| mark(&flags, i))
+                .collect();
+            rt.submit(&marks).unwrap()
+        })
+        .chain([rt
+            .submit(&[Fib {
+                n: 20,
+                pad: 0,
+                sum: sum.ptr(),
+            }])
+            .unwrap()])
+        .collect();
+    // Mid-flight: some of the tree has run.
+    let deadline = std::time::Instant::now() + T;
+    while counts.to_vec().unwrap()[0] < 10_000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the tree did not start"
+        );
+        std::thread::yield_now();
+    }
+    tree.cancel().unwrap();
+    assert_eq!(tree.wait_timeout(T), Err(Error::Cancelled));
+    let ran = counts.to_vec().unwrap()[0];
+    assert!(
+        ran < TOTAL,
+        "all {ran} tasks ran: the cancel came too late to test anything"
+    );
+    assert_eq!(rt.executed::<Tree>().unwrap() - before, u64::from(ran));
+    for job in &others {
+        job.wait_timeout(T).unwrap();
+    }
+    assert!(flags.to_vec().unwrap().iter().all(|&f| f == 1));
+    assert_eq!(sum.to_vec().unwrap()[0], fib(20));
+    // Nothing of the tree runs later, and cancelling again changes nothing.
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(counts.to_vec().unwrap()[0], ran);
+    tree.cancel().unwrap();
+    assert_eq!(tree.wait_timeout(T), Err(Error::Cancelled));
+    assert_runtime_runs_tasks(rt);
+}
+
+/// A running body sees `ctx.cancelled()`; `wait_timeout_or_cancel` cancels on its timeout; a
+/// finished job's cancel leaves its outcome alone.
+pub fn a_running_body_sees_its_job_cancelled(rt: &Runtime) {
+    let seen = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
+    let spin = Spin {
+        seen: seen.ptr(),
+        max_ns: 30_000_000_000,
+    };
+    let job = rt.submit(&[spin]).unwrap();
+    let e = job.wait_timeout_or_cancel(Duration::from_millis(50));
+    assert!(matches!(e, Err(Error::Timeout(..))), "{e:?}");
+    assert_eq!(job.wait_timeout(T), Err(Error::Cancelled));
+    assert_eq!(seen.to_vec().unwrap(), vec![1], "the body saw the cancel");
+    let done = rt.submit(&[mark(&seen, 0)]).unwrap();
+    done.wait_timeout(T).unwrap();
+    done.cancel().unwrap();
+    assert_eq!(done.wait_timeout(T), Ok(()));
 }

@@ -16,11 +16,13 @@ use std::time::{Duration, Instant};
 
 use super::gang::{Gang, GangRef, GangTask, Op};
 use super::memory::{Allocation, Cursor, HostMemory};
+use super::trace::Recorder;
 use crate::body::Ctx;
 use crate::codegen::TaskInfo;
 use crate::error::{Error, Result};
 use crate::layout::BLOCK_THREADS;
 use crate::record::{Granularity, MAX_RECORD_BYTES, Task};
+use crate::trace::TaskSpan;
 
 /// A Rust body over a record's bytes (`TaskInfo`'s type-erased `Task::CPU_BODY`).
 pub(crate) type ErasedBody = fn(&[u8], &mut Ctx);
@@ -38,6 +40,8 @@ struct Kind {
 /// One queued task.
 struct Item {
     kind: u32,
+    /// A trace's id of what made it (a task, a host submit or graph run), 0 untraced.
+    parent: u64,
     job: Arc<JobState>,
     record: [u8; MAX_RECORD_BYTES],
     /// A graph node's run and index: its successors are released when it ends.
@@ -62,10 +66,15 @@ struct GraphRun {
 
 /// A job's count and outcome.
 pub(crate) struct JobState {
+    /// Its id in a trace (0 untraced).
+    id: u64,
     /// A graph run under a lowered strategy (CUDA Graph, Fused, ...): on a GPU those are
     /// ordinary kernels that run whether the scheduler is stopped or not, so `stop` leaves
     /// these jobs' tasks (and the successors they release) alone.
     lowered: bool,
+    /// Set by [`CpuJob::cancel`]: the job's tasks not yet started are dropped, its spawns
+    /// discarded, and its graph successors not released.
+    cancelled: AtomicBool,
     pending: AtomicI64,
     error: Mutex<Option<Error>>,
     done: Mutex<bool>,
@@ -73,9 +82,11 @@ pub(crate) struct JobState {
 }
 
 impl JobState {
-    fn new(tasks: i64, lowered: bool) -> Arc<JobState> {
+    fn new(id: u64, tasks: i64, lowered: bool) -> Arc<JobState> {
         Arc::new(JobState {
+            id,
             lowered,
+            cancelled: AtomicBool::new(false),
             pending: AtomicI64::new(tasks),
             error: Mutex::new(None),
             done: Mutex::new(tasks == 0),
@@ -87,6 +98,13 @@ impl JobState {
     fn fail(&self, e: Error) {
         let mut slot = self.error.lock().unwrap_or_else(|e| e.into_inner());
         slot.get_or_insert(e);
+    }
+
+    /// Whether [`CpuJob::cancel`] has been called.
+    fn is_cancelled(&self) -> bool {
+        // Acquire, with `cancel`'s release: whoever drops a task for it sees the outcome
+        // `cancel` recorded first, so the job cannot complete with a task dropped and no error.
+        self.cancelled.load(Ordering::Acquire)
     }
 
     /// One task ended (after counting whatever it spawned): true if it was the job's last, and
@@ -122,9 +140,16 @@ struct Shared {
     memory: Arc<HostMemory>,
     warp_gangs: Mutex<Vec<Gang>>,
     block_gangs: Mutex<Vec<Gang>>,
+    /// The trace's recorder (`RuntimeBuilder::trace`), if tracing.
+    trace: Option<Arc<Recorder>>,
 }
 
 impl Shared {
+    /// A trace id for a new job, task or host span (0 untraced).
+    fn trace_id(&self) -> u64 {
+        self.trace.as_ref().map_or(0, |r| r.id())
+    }
+
     fn queue(&self) -> MutexGuard<'_, VecDeque<Item>> {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -140,9 +165,23 @@ pub(crate) struct CpuExecutor {
 /// A submitted job on the [`CpuExecutor`].
 pub(crate) struct CpuJob {
     state: Arc<JobState>,
+    /// Its waits are traced here.
+    trace: Option<Arc<Recorder>>,
 }
 
 impl CpuJob {
+    /// Cancels the job: its outcome becomes [`Error::Cancelled`] unless it has finished or
+    /// failed already (a job finishing as it is cancelled may report either); tasks not yet
+    /// started are dropped as workers reach them, running ones finish (`ctx.cancelled()` tells
+    /// them), and their spawns and graph successors are dropped.
+    pub fn cancel(&self) {
+        // The outcome first, then the flag (release): a task is dropped only after both.
+        if self.state.pending.load(Ordering::Acquire) > 0 {
+            self.state.fail(Error::Cancelled);
+        }
+        self.state.cancelled.store(true, Ordering::Release);
+    }
+
     /// Whether the job has finished (its tasks and their spawns have run, or were dropped).
     pub fn is_done(&self) -> Result<bool> {
         Ok(*self.state.done.lock().unwrap_or_else(|e| e.into_inner()))
@@ -151,6 +190,16 @@ impl CpuJob {
     /// Waits until every task of the job (and everything they spawned) has run, at most
     /// `timeout`: the first task failure or fault as an error.
     pub fn wait_timeout(&self, timeout: Duration) -> Result<()> {
+        let Some(r) = &self.trace else {
+            return self.wait_untraced(timeout);
+        };
+        let (id, start) = (r.id(), r.now());
+        let waited = self.wait_untraced(timeout);
+        r.host(id, "wait", self.state.id, start);
+        waited
+    }
+
+    fn wait_untraced(&self, timeout: Duration) -> Result<()> {
         // `Job` caps timeouts at MAX_TIMEOUT; past the clock's range, the wait is that long.
         let deadline = Instant::now()
             .checked_add(timeout)
@@ -184,7 +233,13 @@ impl CpuJob {
 
 impl CpuExecutor {
     /// An executor for `tasks` (kind `k` is `tasks[k]`) on `threads` worker threads (at least 1).
-    pub(crate) fn new(tasks: &[TaskInfo], threads: usize) -> Result<CpuExecutor> {
+    /// An executor of `threads` workers for `tasks`; `trace_events` > 0 records a trace of up
+    /// to that many events per worker.
+    pub(crate) fn new(
+        tasks: &[TaskInfo],
+        threads: usize,
+        trace_events: usize,
+    ) -> Result<CpuExecutor> {
         let shared = Arc::new(Shared {
             kinds: tasks
                 .iter()
@@ -213,6 +268,8 @@ impl CpuExecutor {
             memory: Arc::new(HostMemory::default()),
             warp_gangs: Mutex::new(Vec::new()),
             block_gangs: Mutex::new(Vec::new()),
+            trace: (trace_events > 0)
+                .then(|| Arc::new(Recorder::new(threads.max(1), trace_events))),
         });
         let mut ex = CpuExecutor {
             shared,
@@ -238,7 +295,9 @@ impl CpuExecutor {
                 bytes.len()
             )));
         }
-        let job = JobState::new((bytes.len() / size) as i64, false);
+        let r = self.shared.trace.as_deref();
+        let (submit, start) = r.map_or((0, 0), |r| (r.id(), r.now()));
+        let job = JobState::new(self.shared.trace_id(), (bytes.len() / size) as i64, false);
         {
             let mut q = self.shared.queue();
             // Under the queue's lock: a stop either sees these records (and drops them) or
@@ -251,6 +310,7 @@ impl CpuExecutor {
                 record[..size].copy_from_slice(r);
                 q.push_back(Item {
                     kind,
+                    parent: submit,
                     job: Arc::clone(&job),
                     record,
                     node: None,
@@ -258,7 +318,23 @@ impl CpuExecutor {
             }
         }
         self.shared.ready.notify_all();
-        Ok(CpuJob { state: job })
+        if let Some(r) = r {
+            r.host(submit, "submit", job.id, start);
+        }
+        Ok(self.job(job))
+    }
+
+    fn job(&self, state: Arc<JobState>) -> CpuJob {
+        CpuJob {
+            state,
+            trace: self.shared.trace.clone(),
+        }
+    }
+
+    /// What the trace recorded since the last take; `None` when not tracing.
+    pub(crate) fn take_trace(&self) -> Option<crate::Trace> {
+        let r = self.shared.trace.as_ref()?;
+        Some(r.take(self.shared.kinds.iter().map(|k| k.name).collect()))
     }
 
     /// Runs `plan` once as one job: its roots are queued, and each node's end queues the
@@ -280,7 +356,9 @@ impl CpuExecutor {
         // counts too.
         let roots = plan.indeg.iter().filter(|d| **d == 0).count();
         debug_assert!(n == 0 || roots > 0, "a plan is acyclic");
-        let job = JobState::new(roots as i64, lowered);
+        let r = self.shared.trace.as_deref();
+        let (launch, start) = r.map_or((0, 0), |r| (r.id(), r.now()));
+        let job = JobState::new(self.shared.trace_id(), roots as i64, lowered);
         {
             let mut q = self.shared.queue();
             if self.shared.stopped.load(Ordering::Acquire) && !lowered {
@@ -289,6 +367,7 @@ impl CpuExecutor {
             for (i, _) in plan.indeg.iter().enumerate().filter(|(_, d)| **d == 0) {
                 q.push_back(Item {
                     kind: plan.kinds[i],
+                    parent: launch,
                     job: Arc::clone(&job),
                     record: plan.records[i],
                     node: Some((Arc::clone(&run), i as u32)),
@@ -296,7 +375,10 @@ impl CpuExecutor {
             }
         }
         self.shared.ready.notify_all();
-        Ok(CpuJob { state: job })
+        if let Some(r) = r {
+            r.host(launch, "graph run", job.id, start);
+        }
+        Ok(self.job(job))
     }
 
     /// Tasks run per kind.
@@ -415,15 +497,17 @@ fn worker(shared: &Arc<Shared>, w: usize) {
     let mut ctx = Ctx {
         run: TaskRun {
             shared: Arc::clone(shared),
-            job: JobState::new(0, false),
+            job: JobState::new(0, 0, false),
             kind: 0,
             lane: 0,
             width: 1,
             gang: None,
             cursor: RefCell::new(Cursor::default()),
             scratch: Arc::default(),
+            task_id: 0,
         },
     };
+    let trace = shared.trace.as_deref();
     let mut batch: Vec<Item> = Vec::with_capacity(BATCH);
     let executed = &shared.executed[w * shared.row..(w + 1) * shared.row];
     loop {
@@ -447,12 +531,39 @@ fn worker(shared: &Arc<Shared>, w: usize) {
                 1
             };
             batch.extend(q.drain(..take));
+            if let Some(r) = trace {
+                r.counter(w, "queued tasks", q.len() as f64);
+                r.counter(w, "heap bytes", shared.memory.heap_bytes() as f64);
+            }
         }
         for item in batch.drain(..) {
+            if item.job.is_cancelled() {
+                // Dropped unrun: not counted as executed, its graph successors never released.
+                if item.job.release() {
+                    item.job.complete();
+                }
+                continue;
+            }
             let kind = item.kind as usize;
+            let span = trace.map(|r| (r.id(), r.now(), item.parent, item.job.id));
+            ctx.run.task_id = span.map_or(0, |s| s.0);
             let node = run_item(shared, item, &mut ctx);
+            if let (Some(r), Some((id, start_ns, parent, job))) = (trace, span) {
+                r.task(
+                    w,
+                    TaskSpan {
+                        id,
+                        parent,
+                        kind: kind as u32,
+                        job,
+                        track: w as u32,
+                        start_ns,
+                        end_ns: r.now(),
+                    },
+                );
+            }
             if let Some((run, i)) = node {
-                release_successors(shared, &run, i, &ctx.run.job);
+                release_successors(shared, &run, i, &ctx.run);
             }
             // Relaxed, on this worker's own line: the release below orders it before the job's
             // completion (as the GPU counts a task before its job's count).
@@ -466,7 +577,11 @@ fn worker(shared: &Arc<Shared>, w: usize) {
 
 /// Queues the successors of graph node `i` whose last predecessor it was, counting them into
 /// the job first (before node `i`'s own end is uncounted).
-fn release_successors(shared: &Shared, run: &Arc<GraphRun>, i: u32, job: &Arc<JobState>) {
+fn release_successors(shared: &Shared, run: &Arc<GraphRun>, i: u32, by: &TaskRun) {
+    let job = &by.job;
+    if job.is_cancelled() {
+        return; // the successors are dropped, uncounted
+    }
     let plan = &run.plan;
     let (from, to) = (plan.succ_off[i as usize], plan.succ_off[i as usize + 1]);
     let mut ready = Vec::new();
@@ -476,6 +591,7 @@ fn release_successors(shared: &Shared, run: &Arc<GraphRun>, i: u32, job: &Arc<Jo
         if run.remaining[s as usize].fetch_sub(1, Ordering::AcqRel) == 1 {
             ready.push(Item {
                 kind: plan.kinds[s as usize],
+                parent: by.task_id,
                 job: Arc::clone(job),
                 record: plan.records[s as usize],
                 node: Some((Arc::clone(run), s)),
@@ -633,6 +749,8 @@ pub(crate) struct TaskRun {
     /// `ctx.warp_shared` memory of the gang's task, shared by its lanes and freed when the
     /// whole gang has finished ([`run_on_gang`]).
     scratch: Arc<Mutex<Vec<Arc<Allocation>>>>,
+    /// The task's trace id (0 untraced): its spawns' parent.
+    task_id: u64,
 }
 
 impl Clone for TaskRun {
@@ -646,6 +764,7 @@ impl Clone for TaskRun {
             gang: self.gang.clone(),
             cursor: RefCell::new(Cursor::default()),
             scratch: Arc::clone(&self.scratch),
+            task_id: self.task_id,
         }
     }
 }
@@ -682,6 +801,11 @@ impl TaskRun {
     }
 
     /// `ctx.fail(code)`.
+    /// Whether the task's job has been cancelled (`ctx.cancelled()`).
+    pub(crate) fn cancelled(&self) -> bool {
+        self.job.is_cancelled()
+    }
+
     pub(crate) fn fail(&self, code: i32) {
         self.job.fail(Error::TaskFailed {
             task: self.task_name(),
@@ -777,6 +901,9 @@ impl TaskRun {
             ));
             abort();
         };
+        if self.job.is_cancelled() {
+            return; // discarded, uncounted: the job is cancelled
+        }
         let mut record = [0u8; MAX_RECORD_BYTES];
         record[..size_of::<T>()].copy_from_slice(bytemuck::bytes_of(task));
         {
@@ -790,6 +917,7 @@ impl TaskRun {
             self.job.pending.fetch_add(1, Ordering::Relaxed);
             q.push_back(Item {
                 kind,
+                parent: self.task_id,
                 job: Arc::clone(&self.job),
                 record,
                 node: None,

@@ -107,6 +107,8 @@ impl Allocation {
 #[derive(Default)]
 pub(crate) struct HostMemory {
     allocs: RwLock<BTreeMap<u64, Arc<Allocation>>>,
+    /// Bytes of live heap allocations (a trace's counter reads it without the map's lock).
+    heap_bytes: AtomicU64,
 }
 
 impl HostMemory {
@@ -126,6 +128,7 @@ impl HostMemory {
         match map.get(&base) {
             Some(a) if a.heap => {
                 a.live.store(false, Ordering::Release);
+                self.heap_bytes.fetch_sub(a.bytes, Ordering::Relaxed);
                 map.remove(&base);
                 true
             }
@@ -141,10 +144,16 @@ impl HostMemory {
             .fold((0, 0), |(n, b), a| (n + 1, b + a.bytes))
     }
 
+    /// Bytes of live heap allocations, read without a lock (a moment's count).
+    pub(crate) fn heap_bytes(&self) -> u64 {
+        self.heap_bytes.load(Ordering::Relaxed)
+    }
+
     /// Frees every heap allocation (`Runtime::heap_reset`): later accesses through their
     /// pointers fail their tasks, as any access to freed memory does here.
     pub(crate) fn heap_reset(&self) {
         let mut map = self.allocs.write().unwrap_or_else(|e| e.into_inner());
+        self.heap_bytes.store(0, Ordering::Relaxed);
         map.retain(|_, a| {
             if a.heap {
                 a.live.store(false, Ordering::Release);
@@ -161,6 +170,9 @@ impl HostMemory {
             live: AtomicBool::new(true),
             heap,
         });
+        if heap {
+            self.heap_bytes.fetch_add(bytes, Ordering::Relaxed);
+        }
         let mut map = self.allocs.write().unwrap_or_else(|e| e.into_inner());
         map.insert(a.base(), Arc::clone(&a));
         a

@@ -8,6 +8,7 @@
 mod exec;
 mod gang;
 mod memory;
+mod trace;
 
 pub(crate) use exec::{CpuExecutor, CpuJob, GraphPlan};
 pub(crate) use exec::{ErasedBody, TaskRun};

@@ -63,6 +63,8 @@ pub(super) struct Config {
     pub(super) backend: Option<Backend>,
     /// The CPU backend's worker threads; `None`: the machine's parallelism.
     pub(super) cpu_threads: Option<usize>,
+    /// Trace events kept per track (0: not tracing).
+    pub(super) trace_events: usize,
     pub(super) device: usize,
     pub(super) max_sms: Option<u32>,
     pub(super) queue_capacity: u32,
@@ -85,6 +87,7 @@ impl Default for Config {
         Config {
             backend: None,
             cpu_threads: None,
+            trace_events: 0,
             device: 0,
             max_sms: None,
             queue_capacity: 8192,
@@ -161,6 +164,15 @@ impl RuntimeBuilder {
     /// Worker threads of the CPU backend (default: the machine's available parallelism).
     pub fn cpu_threads(mut self, threads: usize) -> Self {
         self.config.cpu_threads = Some(threads.max(1));
+        self
+    }
+    /// Records a timeline of the tasks run, keeping up to `events` per track (worker) and as
+    /// many host calls; later events are counted as dropped. [`Runtime::trace`] takes it, for
+    /// Perfetto (`grosr::trace`). Off (0) by default, and then nothing is recorded. The CPU
+    /// backend records; on the GPU backend a trace is not available yet ([`Error::Unsupported`]
+    /// at build).
+    pub fn trace(mut self, events: usize) -> Self {
+        self.config.trace_events = events;
         self
     }
     /// Caps the SMs the scheduler occupies, leaving the rest to ordinary kernels (default: all).
@@ -421,6 +433,13 @@ impl RuntimeBuilder {
             None => (Backend::from_env()?, true),
         };
         let engine = match backend {
+            Backend::Gpu if self.config.trace_events > 0 => {
+                return Err(Error::Unsupported(
+                    "a task trace on the GPU backend (RuntimeBuilder::trace; the CPU backend \
+                     records one)"
+                        .into(),
+                ));
+            }
             Backend::Gpu => Engine::Gpu(Box::new(self.build_gpu()?)),
             Backend::Cpu => {
                 let c = &self.config;
@@ -428,10 +447,12 @@ impl RuntimeBuilder {
                     .cpu_threads
                     .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
                 let (tuning, optimize) = (c.tuning, c.optimize);
-                let cpu =
-                    super::cpu::CpuRuntime::new(self.tasks, threads, c.submit_timeout, |gpu| {
-                        super::cpu::info(gpu, tuning, optimize)
-                    });
+                let cpu = super::cpu::CpuRuntime::new(
+                    self.tasks,
+                    (threads, c.trace_events),
+                    c.submit_timeout,
+                    |gpu| super::cpu::info(gpu, tuning, optimize),
+                );
                 Engine::Cpu(Box::new(cpu.map_err(|e| match e {
                     Error::Config(m) if from_env => {
                         Error::Config(format!("{m} (GROSR_BACKEND chose the CPU backend)"))

@@ -24,11 +24,11 @@ pub(crate) struct CpuRuntime {
 }
 
 impl CpuRuntime {
-    /// A CPU runtime for `tasks` on `threads` threads; an error naming the first task type with
-    /// a CUDA C body, which only a GPU runs.
+    /// A CPU runtime for `tasks` on `threads` threads, tracing `trace_events` a track (0: off);
+    /// an error naming the first task type with a CUDA C body, which only a GPU runs.
     pub(super) fn new(
         tasks: Vec<TaskInfo>,
-        threads: usize,
+        (threads, trace_events): (usize, usize),
         wait: Duration,
         info: impl FnOnce(&Gpu) -> RuntimeInfo,
     ) -> Result<CpuRuntime> {
@@ -39,7 +39,7 @@ impl CpuRuntime {
                 t.name
             )));
         }
-        let exec = CpuExecutor::new(&tasks, threads)?;
+        let exec = CpuExecutor::new(&tasks, threads, trace_events)?;
         let gpu = Gpu::host(std::sync::Arc::clone(exec.memory()), threads);
         let kinds = tasks
             .iter()

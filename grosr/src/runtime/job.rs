@@ -114,6 +114,36 @@ impl Job<'_> {
         self.outcome().unwrap_or(Ok(()))
     }
 
+    /// Cancels the job: it finishes with [`Error::Cancelled`] (unless it had finished or failed
+    /// already; one finishing as it is cancelled may report either). Its tasks that have not
+    /// started are dropped, running ones finish (a body can stop early when `ctx.cancelled()`
+    /// says so), what they spawn is dropped, and other jobs go on untouched. Counters count only
+    /// tasks that ran. Cancelling twice, or a finished job, does nothing.
+    ///
+    /// On the CPU backend. A GPU runtime's jobs cannot be cancelled yet:
+    /// [`Error::Unsupported`] (their bodies' `ctx.cancelled()` is always false).
+    pub fn cancel(&self) -> Result<()> {
+        match &self.on {
+            On::Cpu { job, .. } => {
+                job.cancel();
+                Ok(())
+            }
+            On::Gpu { .. } => Err(Error::Unsupported(
+                "cancelling a job on the GPU backend (the CPU backend cancels)".into(),
+            )),
+        }
+    }
+
+    /// [`wait_timeout`](Self::wait_timeout), and if the time runs out, [`cancel`](Self::cancel)
+    /// the job and return the [`Error::Timeout`] (or the cancel's error): the job then ends
+    /// without this thread waiting for its running tasks.
+    pub fn wait_timeout_or_cancel(&self, timeout: Duration) -> Result<()> {
+        match self.wait_timeout(timeout) {
+            Err(e @ Error::Timeout(..)) => self.cancel().and(Err(e)),
+            other => other,
+        }
+    }
+
     /// A GPU job's outcome once it has finished; its own also after its slot was reused.
     fn outcome(&self) -> Option<Result<()>> {
         let On::Gpu { rt, ticket, .. } = &self.on else {

@@ -182,6 +182,21 @@ impl Runtime {
         }
     }
 
+    /// What the trace recorded since the last call ([`RuntimeBuilder::trace`] turns it on;
+    /// [`Trace::to_chrome_json`](crate::Trace::to_chrome_json) writes it for Perfetto), which
+    /// it empties: [`Error::Config`] when the runtime was built without tracing. On the CPU
+    /// backend; a GPU runtime refuses `trace` at build for now.
+    pub fn trace(&self) -> Result<crate::Trace> {
+        match &self.engine {
+            Engine::Cpu(c) => c.executor().take_trace().ok_or_else(|| {
+                Error::Config("tracing is off: build with RuntimeBuilder::trace(events)".into())
+            }),
+            Engine::Gpu(_) => Err(Error::Unsupported(
+                "a task trace on the GPU backend (the CPU backend records one)".into(),
+            )),
+        }
+    }
+
     /// The device heap's size in bytes (0 without a heap, and on the CPU backend so far).
     pub fn heap_bytes(&self) -> u64 {
         self.gpu_engine("").map_or(0, |g| g.heap_bytes())

@@ -1,0 +1,335 @@
+//! [`Trace`]: where a runtime's time went, task by task, as a timeline Perfetto opens.
+//!
+//! With [`RuntimeBuilder::trace`](crate::RuntimeBuilder::trace) set, the runtime records every
+//! task it runs (its type, job, track, start and end, and what made it: the host submit, the
+//! task that spawned it, or the graph node whose end released it), the host's submits and waits,
+//! and how many tasks were queued and how many heap bytes were in use.
+//! [`Runtime::trace`](crate::Runtime::trace) takes what was recorded so far;
+//! [`Trace::to_chrome_json`] writes
+//! Chrome's trace-event JSON, which <https://ui.perfetto.dev> (Open trace file) and
+//! `chrome://tracing` open: a track per worker thread, a slice per task, flow arrows from each
+//! task's origin to it, the host's calls on host tracks, counters below.
+//!
+//! Recorded by the CPU backend today (tracks are its worker threads); a GPU runtime's
+//! `Runtime::trace` is [`Error::Unsupported`](crate::Error::Unsupported) until the scheduler
+//! records on the device.
+
+use std::fmt::Write as _;
+
+/// One task's run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TaskSpan {
+    /// The task's id in this trace (unique among tasks and host spans; never 0).
+    pub id: u64,
+    /// What made it: the id of the task that spawned it or whose end released it (a graph
+    /// node's predecessor), or of the host span that submitted it; 0 when that was not recorded.
+    pub parent: u64,
+    /// Its type's index in [`Trace::task_names`].
+    pub kind: u32,
+    /// Its job (an id shared by the job's tasks and host spans).
+    pub job: u64,
+    /// The track (worker) that ran it.
+    pub track: u32,
+    /// When it started and ended, in nanoseconds since the runtime was built.
+    pub start_ns: u64,
+    /// See `start_ns`.
+    pub end_ns: u64,
+}
+
+/// A call of the host's on one of its threads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostSpan {
+    /// Unique among tasks and host spans; a submit's tasks name it as their parent.
+    pub id: u64,
+    /// `"submit"`, `"wait"` or `"graph run"`.
+    pub what: &'static str,
+    /// The host thread's name (or id).
+    pub thread: String,
+    /// The job it submitted or waited for.
+    pub job: u64,
+    /// Nanoseconds since the runtime was built.
+    pub start_ns: u64,
+    /// See `start_ns`.
+    pub end_ns: u64,
+}
+
+/// A sampled value: tasks queued, heap bytes in use.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CounterSample {
+    /// `"queued tasks"` or `"heap bytes"`.
+    pub name: &'static str,
+    /// Nanoseconds since the runtime was built.
+    pub at_ns: u64,
+    /// The value then.
+    pub value: f64,
+}
+
+/// What a runtime recorded: tasks, host calls, counters (see the [module](self) docs).
+#[derive(Clone, Debug, Default)]
+pub struct Trace {
+    /// Every recorded task, each track's in the order they ran.
+    pub tasks: Vec<TaskSpan>,
+    /// The host's calls.
+    pub host: Vec<HostSpan>,
+    /// Counter samples, in time order per counter.
+    pub counters: Vec<CounterSample>,
+    /// The tracks' names (index = [`TaskSpan::track`]).
+    pub tracks: Vec<String>,
+    /// Task type names (index = [`TaskSpan::kind`]).
+    pub task_names: Vec<&'static str>,
+    /// Events not recorded because a track's buffer was full
+    /// ([`RuntimeBuilder::trace`](crate::RuntimeBuilder::trace) sets its size).
+    pub dropped: u64,
+}
+
+/// The process id the JSON gives the runtime's tracks, and the host's.
+const RUNTIME_PID: u32 = 1;
+const HOST_PID: u32 = 2;
+
+impl Trace {
+    /// Chrome's trace-event JSON (the "JSON Object Format"): complete events (`"ph": "X"`) for
+    /// tasks and host calls, flow events (`"s"`/`"f"`) from each task's origin to it, counter
+    /// events (`"C"`), and names for the processes and threads. Times in microseconds.
+    ///
+    /// ```
+    /// let trace = grosr::Trace::default();
+    /// let json = trace.to_chrome_json();
+    /// assert!(json.starts_with("{\"traceEvents\":["));
+    /// ```
+    pub fn to_chrome_json(&self) -> String {
+        let mut out = String::from("{\"traceEvents\":[\n");
+        let mut first = true;
+        let mut event = |out: &mut String, e: String| {
+            if !first {
+                out.push_str(",\n");
+            }
+            first = false;
+            out.push_str(&e);
+        };
+        let us = |ns: u64| ns as f64 / 1e3;
+        event(
+            &mut out,
+            meta("process_name", RUNTIME_PID, None, "grosr runtime"),
+        );
+        event(&mut out, meta("process_name", HOST_PID, None, "host"));
+        for (t, name) in self.tracks.iter().enumerate() {
+            event(
+                &mut out,
+                meta("thread_name", RUNTIME_PID, Some(t as u64), name),
+            );
+        }
+        let host_threads = self.host_threads();
+        for (t, name) in host_threads.iter().enumerate() {
+            event(
+                &mut out,
+                meta("thread_name", HOST_PID, Some(t as u64), name),
+            );
+        }
+        // Where each id ran, for the flows' starts.
+        let mut at = std::collections::HashMap::new();
+        for t in &self.tasks {
+            at.insert(t.id, (RUNTIME_PID, u64::from(t.track), t.start_ns));
+        }
+        for h in &self.host {
+            let tid = host_threads
+                .iter()
+                .position(|n| *n == h.thread)
+                .unwrap_or(0);
+            at.insert(h.id, (HOST_PID, tid as u64, h.start_ns));
+        }
+        for h in &self.host {
+            let (pid, tid, _) = at[&h.id];
+            event(
+                &mut out,
+                format!(
+                    "{{\"name\":{},\"cat\":\"host\",\"ph\":\"X\",\"ts\":{:.3},\"dur\":{:.3},\
+                     \"pid\":{pid},\"tid\":{tid},\"args\":{{\"job\":{},\"id\":{}}}}}",
+                    json_string(h.what),
+                    us(h.start_ns),
+                    us(h.end_ns.saturating_sub(h.start_ns)),
+                    h.job,
+                    h.id
+                ),
+            );
+        }
+        for t in &self.tasks {
+            let name = self.task_names.get(t.kind as usize).copied().unwrap_or("?");
+            event(
+                &mut out,
+                format!(
+                    "{{\"name\":{},\"cat\":\"task\",\"ph\":\"X\",\"ts\":{:.3},\"dur\":{:.3},\
+                     \"pid\":{RUNTIME_PID},\"tid\":{},\"args\":{{\"job\":{},\"id\":{},\
+                     \"parent\":{}}}}}",
+                    json_string(name),
+                    us(t.start_ns),
+                    us(t.end_ns.saturating_sub(t.start_ns)),
+                    t.track,
+                    t.job,
+                    t.id,
+                    t.parent
+                ),
+            );
+            // The arrow from its origin, when that was recorded: it starts where the origin
+            // starts (inside its slice) and binds to this task's slice.
+            if let Some(&(pid, tid, from)) = at.get(&t.parent) {
+                event(
+                    &mut out,
+                    format!(
+                        "{{\"name\":\"origin\",\"cat\":\"flow\",\"ph\":\"s\",\"id\":{},\
+                         \"ts\":{:.3},\"pid\":{pid},\"tid\":{tid}}}",
+                        t.id,
+                        us(from)
+                    ),
+                );
+                event(
+                    &mut out,
+                    format!(
+                        "{{\"name\":\"origin\",\"cat\":\"flow\",\"ph\":\"f\",\"bp\":\"e\",\
+                         \"id\":{},\"ts\":{:.3},\"pid\":{RUNTIME_PID},\"tid\":{}}}",
+                        t.id,
+                        us(t.start_ns),
+                        t.track
+                    ),
+                );
+            }
+        }
+        for c in &self.counters {
+            event(
+                &mut out,
+                format!(
+                    "{{\"name\":{},\"ph\":\"C\",\"ts\":{:.3},\"pid\":{RUNTIME_PID},\
+                     \"args\":{{\"value\":{}}}}}",
+                    json_string(c.name),
+                    us(c.at_ns),
+                    c.value
+                ),
+            );
+        }
+        let _ = write!(
+            out,
+            "\n],\"displayTimeUnit\":\"ns\",\"otherData\":{{\"dropped\":{}}}}}\n",
+            self.dropped
+        );
+        out
+    }
+
+    /// [`to_chrome_json`](Self::to_chrome_json) into the file `path`.
+    pub fn write_chrome_json(&self, path: impl AsRef<std::path::Path>) -> crate::Result<()> {
+        let path = path.as_ref();
+        std::fs::write(path, self.to_chrome_json())
+            .map_err(|e| crate::Error::io(format!("writing {}", path.display()), e))
+    }
+
+    /// The host threads' names, in order of first appearance.
+    fn host_threads(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for h in &self.host {
+            if !names.contains(&h.thread) {
+                names.push(h.thread.clone());
+            }
+        }
+        names
+    }
+}
+
+/// A metadata event naming a process or thread.
+fn meta(what: &str, pid: u32, tid: Option<u64>, name: &str) -> String {
+    let tid = tid.map_or(String::new(), |t| format!(",\"tid\":{t}"));
+    format!(
+        "{{\"name\":\"{what}\",\"ph\":\"M\",\"pid\":{pid}{tid},\"args\":{{\"name\":{}}}}}",
+        json_string(name)
+    )
+}
+
+/// `s` as a JSON string literal.
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_escaped_and_flows_join_a_task_to_its_origin() {
+        let trace = Trace {
+            tasks: vec![
+                TaskSpan {
+                    id: 2,
+                    parent: 1,
+                    kind: 0,
+                    job: 7,
+                    track: 0,
+                    start_ns: 1_000,
+                    end_ns: 3_000,
+                },
+                TaskSpan {
+                    id: 3,
+                    parent: 2,
+                    kind: 0,
+                    job: 7,
+                    track: 1,
+                    start_ns: 4_000,
+                    end_ns: 4_500,
+                },
+            ],
+            host: vec![HostSpan {
+                id: 1,
+                what: "submit",
+                thread: "main \"1\"".into(),
+                job: 7,
+                start_ns: 0,
+                end_ns: 500,
+            }],
+            counters: vec![CounterSample {
+                name: "queued tasks",
+                at_ns: 2_000,
+                value: 1.0,
+            }],
+            tracks: vec!["worker 0".into(), "worker 1".into()],
+            task_names: vec!["Fib"],
+            dropped: 0,
+        };
+        let json = trace.to_chrome_json();
+        assert!(
+            json.contains(r#""thread_name","ph":"M","pid":2,"tid":0,"args":{"name":"main \"1\""}"#),
+            "{json}"
+        );
+        assert!(json.contains(r#"{"name":"Fib","cat":"task","ph":"X","ts":4.000,"dur":0.500,"pid":1,"tid":1,"args":{"job":7,"id":3,"parent":2}}"#), "{json}");
+        // Task 3's arrow starts in task 2's slice (track 0) and ends at task 3 (track 1); task
+        // 2's starts at the host's submit.
+        assert!(
+            json.contains(
+                r#"{"name":"origin","cat":"flow","ph":"s","id":3,"ts":1.000,"pid":1,"tid":0}"#
+            ),
+            "{json}"
+        );
+        assert!(json.contains(r#"{"name":"origin","cat":"flow","ph":"f","bp":"e","id":3,"ts":4.000,"pid":1,"tid":1}"#), "{json}");
+        assert!(
+            json.contains(
+                r#"{"name":"origin","cat":"flow","ph":"s","id":2,"ts":0.000,"pid":2,"tid":0}"#
+            ),
+            "{json}"
+        );
+        assert!(
+            json.contains(
+                r#"{"name":"queued tasks","ph":"C","ts":2.000,"pid":1,"args":{"value":1}}"#
+            ),
+            "{json}"
+        );
+        assert!(json.ends_with("\"otherData\":{\"dropped\":0}}\n"), "{json}");
+    }
+}
