@@ -212,19 +212,10 @@ __device__ __forceinline__ uint32_t count_ones(int16_t x) { return (uint32_t)__p
 __device__ __forceinline__ uint32_t count_ones(uint8_t x) { return (uint32_t)__popc((uint32_t)x); }
 __device__ __forceinline__ uint32_t count_ones(int8_t x) { return (uint32_t)__popc((uint32_t)(uint8_t)x); }
 
-// A `#[grosr::device(granularity = "warp")]` (or "block") helper meets its task's other lanes:
-// its calls check here, at build time, that the caller (a body, or such a helper) has that
-// granularity; a body or helper declares its own `grosr_granularity`, plain helpers see the
-// global one below.
-template <Gran Caller, Gran Needs> __device__ constexpr int require_granularity() {
-    static_assert(Caller == Needs,
-                  "grosr: this #[grosr::device(granularity = ..)] helper meets its other lanes: call "
-                  "it from a task (or helper) of that granularity");
-    return 0;
-}
-
 }  // namespace rs
 }  // namespace grosr
 
-// What a plain helper's calls see (no granularity): bodies and granular helpers declare their own.
+// The granularity that a Rust body's or helper's calls of helpers pass (`grosr_call_<name>`,
+// whose static_assert a granular helper's calls must pass): bodies and granular helpers declare
+// their own; plain helpers and CUDA code see this one.
 constexpr grosr::Gran grosr_granularity = grosr::GROSR_NO_GRAN;

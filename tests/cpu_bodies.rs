@@ -754,5 +754,130 @@ fn warp_shuffles_up_and_down_shared_scratch_and_warp_helpers_give_the_gpus_answe
         .submit(&[LoneTotal { out: total.ptr() }])
         .unwrap()
         .wait_timeout(T);
-    fault_of(waited, "LoneTotal", &["no other lanes to meet"]);
+    fault_of(
+        waited,
+        "LoneTotal",
+        &["`warp_total`, a warp helper", "from a lane task"],
+    );
+}
+
+/// Keeps its `warp_shared` array's address past its end, in a child it spawns ...
+#[grosr::task(granularity = "warp", rust = |task, ctx| {
+    let b = ctx.warp_shared::<u64, 64>();
+    ctx.write(b, ctx.lane(), 7u64);
+    ctx.sync_warp();
+    if ctx.lane() == 0u32 {
+        ctx.spawn(StaleReader { stale: b, out: task.out });
+    }
+})]
+pub struct KeepsScratch {
+    pub out: DevicePtr<u64>,
+}
+
+/// ... which reads through it, its own array written first (the host allocator might well put
+/// the new array where the old one was).
+#[grosr::task(granularity = "warp", rust = |task, ctx| {
+    let mine = ctx.warp_shared::<u64, 64>();
+    ctx.write(mine, ctx.lane(), 5u64);
+    ctx.sync_warp();
+    let v = ctx.read(task.stale, ctx.lane());
+    ctx.write(task.out, ctx.lane(), v);
+})]
+pub struct StaleReader {
+    pub stale: DevicePtr<u64>,
+    pub out: DevicePtr<u64>,
+}
+
+/// A block task calling the warp helper: a GPU build refuses it; the CPU fails the task.
+#[grosr::task(granularity = "block", rust = |task, ctx| {
+    let s = warp_total(ctx, 1u32);
+    ctx.write(task.out, ctx.lane(), s);
+})]
+pub struct BlockTotal {
+    pub out: DevicePtr<u32>,
+}
+
+/// `shuffle_up` and `shuffle_down` take the delta's low 5 bits, as `shfl` does.
+#[grosr::task(granularity = "warp", rust = |task, ctx| {
+    let up = ctx.shuffle_up(ctx.lane(), 33u32);
+    let down = ctx.shuffle_down(ctx.lane(), 34u32);
+    ctx.write(task.out, ctx.lane() * 2u32, up);
+    ctx.write(task.out, ctx.lane() * 2u32 + 1u32, down);
+})]
+pub struct WideDeltas {
+    pub out: DevicePtr<u32>,
+}
+
+/// A graph node that spawns: under a lowered strategy there is no scheduler to spawn into.
+#[grosr::task(granularity = "lane", rust = |task, ctx| {
+    ctx.spawn(Scan { out: task.out });
+})]
+pub struct SpawningNode {
+    pub out: DevicePtr<u32>,
+}
+
+#[test]
+fn kept_scratch_granular_helpers_wide_deltas_and_lowered_spawns_behave_as_on_a_gpu() {
+    let ex = executor(
+        grosr::Runtime::builder()
+            .helper::<warp_total>()
+            .task::<KeepsScratch>()
+            .task::<StaleReader>()
+            .task::<BlockTotal>()
+            .task::<WideDeltas>()
+            .task::<SpawningNode>()
+            .task::<Scan>(),
+    );
+    for _ in 0..20 {
+        let out = buffer(&ex, &[0u64; 32]);
+        let waited = ex
+            .submit(&[KeepsScratch { out: out.ptr() }])
+            .unwrap()
+            .wait_timeout(T);
+        // Its parent's array either is gone (after the parent ended) or is another task's.
+        let why = fault_of(waited, "StaleReader", &[]);
+        assert!(
+            why.contains("outside every live allocation")
+                || why.contains("another task's warp_shared"),
+            "{why}"
+        );
+    }
+    let out = buffer(&ex, &[0u32; 256]);
+    let waited = ex
+        .submit(&[BlockTotal { out: out.ptr() }])
+        .unwrap()
+        .wait_timeout(T);
+    fault_of(
+        waited,
+        "BlockTotal",
+        &["`warp_total`, a warp helper", "from a block task"],
+    );
+    let out = buffer(&ex, &[0u32; 64]);
+    ex.submit(&[WideDeltas { out: out.ptr() }])
+        .unwrap()
+        .wait_timeout(T)
+        .unwrap();
+    let v = out.to_vec().unwrap();
+    for l in 0..32u32 {
+        let up = if l >= 1 { l - 1 } else { l };
+        let down = if l + 2 < 32 { l + 2 } else { l };
+        assert_eq!(
+            v[2 * l as usize..2 * l as usize + 2],
+            [up, down],
+            "lane {l}"
+        );
+    }
+    let out = buffer(&ex, &[0u32; 128]);
+    let mut g = grosr::graph::TaskGraph::new();
+    g.add(SpawningNode { out: out.ptr() });
+    let mut p = g.prepare(&ex, grosr::graph::Strategy::Fused).unwrap();
+    assert_eq!(
+        p.run(T),
+        Err(Error::TaskFailed {
+            task: "SpawningNode".into(),
+            code: -4
+        })
+    );
+    let mut p = g.prepare(&ex, grosr::graph::Strategy::Resident).unwrap();
+    p.run(T).unwrap();
 }

@@ -556,6 +556,22 @@ pub struct Helped {
     pub out: grosr::DevicePtr<u32>,
 }
 
+/// A warp helper named like a function of the runtime (`grosr::warp_sum`), beside a body that
+/// calls both: helper calls go through `grosr_call_<name>`, so no name is redefined.
+#[grosr::device(granularity = "warp")]
+fn warp_sum(ctx: &grosr::body::Ctx, x: f32) -> f32 {
+    ctx.warp_sum(x) * 0.5f32
+}
+
+#[grosr::task(granularity = "warp", rust = |task, ctx| {
+    let a = ctx.warp_sum(1.0f32);
+    let b = warp_sum(ctx, 2.0f32);
+    ctx.write(task.out, ctx.lane(), a + b);
+})]
+pub struct SameNames {
+    pub out: grosr::DevicePtr<f32>,
+}
+
 /// A lane task calling the warp helper: a lane has no other lanes to meet.
 #[grosr::task(granularity = "lane", rust = |task, ctx| {
     ctx.write(task.out, 0u32, butterfly(ctx, 1u32));
@@ -572,7 +588,9 @@ fn a_warp_helper_compiles_for_warp_tasks_and_is_a_build_error_in_a_lane_task() {
     let fast = grosr::unstable::nvrtc_options(Compile);
     let ok = grosr::Runtime::builder()
         .helper::<butterfly>()
+        .helper::<warp_sum>()
         .task::<Helped>()
+        .task::<SameNames>()
         .source();
     grosr::unstable::compile_with(&ok, 90, fast).unwrap();
     let bad = grosr::Runtime::builder()

@@ -104,9 +104,9 @@ pub(crate) fn to_cuda(
 
 /// A `#[grosr::device]` function as a CUDA `__device__` function of the same name: parameters
 /// and result of the subset's types, the body in the subset (no `task`), `return` with a value or
-/// a tail expression. A helper of a `granularity` (warp or block) may use that granularity's
-/// collectives; it is then a function beside a macro of its name that checks, at each call, that
-/// the caller (a body or helper) has that granularity (`grosr::rs::require_granularity`).
+/// a tail expression, and the `grosr_call_<name>` template that translated calls go through. A
+/// helper of a `granularity` (warp or block) may use that granularity's collectives, and its
+/// template checks, at each call, that the caller (a body or helper) has that granularity.
 pub(crate) fn device_fn_to_cuda(
     f: &syn::ItemFn,
     granularity: Option<Granularity>,
@@ -126,13 +126,7 @@ pub(crate) fn device_fn_to_cuda(
     }
     // A parameter of type `&Ctx` / `&mut Ctx` is the context (`ctx` in C); no task. The other
     // name is one no user can write.
-    let ctx_param = sig.inputs.iter().find_map(|input| match input {
-        syn::FnArg::Typed(t) if is_ctx_type(&t.ty) => match &*t.pat {
-            Pat::Ident(p) => Some(p.ident.clone()),
-            _ => None,
-        },
-        _ => None,
-    });
+    let ctx_param = ctx_param(sig);
     let body = RustBody {
         task: syn::Ident::new("__grosr_no_task", Span::call_site()),
         ctx: ctx_param.unwrap_or_else(|| syn::Ident::new("__grosr_no_ctx", Span::call_site())),
@@ -187,24 +181,34 @@ pub(crate) fn device_fn_to_cuda(
     if !w.errors.is_empty() {
         return Err(w.errors);
     }
+    // The function, under its own name (CUDA code may call it), and the template that Rust
+    // bodies and helpers call it through, given their granularity: a granular helper's
+    // static_assert fails the build at a call from anything of another granularity.
     let name = &sig.ident;
     let params = params.join(", ");
-    Ok(match granularity {
-        None => format!(
-            "__device__ __forceinline__ {ret} {name}({params}) {{\n{}}}\n",
-            w.out
-        ),
+    let (own, check) = match granularity {
+        None => (String::new(), String::new()),
         Some(g) => {
             let gran = g.c_name();
-            format!(
-                "__device__ __forceinline__ {ret} grosr_helper_{name}({params}) {{\n    \
-                 [[maybe_unused]] constexpr grosr::Gran grosr_granularity = grosr::{gran};\n{}}}\n\
-                 #define {name}(...) (grosr::rs::require_granularity<grosr_granularity, \
-                 grosr::{gran}>(), grosr_helper_{name}(__VA_ARGS__))\n",
-                w.out
+            (
+                format!(
+                    "    [[maybe_unused]] constexpr grosr::Gran grosr_granularity = grosr::{gran};\n"
+                ),
+                format!(
+                    "    static_assert(grosr_caller == grosr::{gran}, \"grosr: `{name}` \
+                     (#[grosr::device(granularity = ..)]) meets its other lanes: call it from a \
+                     task or helper of that granularity\");\n"
+                ),
             )
         }
-    })
+    };
+    Ok(format!(
+        "__device__ __forceinline__ {ret} {name}({params}) {{\n{own}{}}}\n\
+         template <grosr::Gran grosr_caller, class... A>\n\
+         __device__ __forceinline__ decltype(auto) grosr_call_{name}(A&&... a) {{\n{check}    \
+         return {name}(static_cast<A&&>(a)...);\n}}\n",
+        w.out
+    ))
 }
 
 struct Writer<'a> {
@@ -653,7 +657,9 @@ impl Writer<'_> {
                     .map(ToString::to_string)
                     .unwrap_or_default();
                 let args: Vec<String> = c.args.iter().map(|a| self.expr(a)).collect();
-                format!("{name}({})", args.join(", "))
+                // Through the helper's template, which checks the caller's granularity (a body
+                // and a granular helper declare theirs; others see `GROSR_NO_GRAN`).
+                format!("grosr_call_{name}<grosr_granularity>({})", args.join(", "))
             }
             other => {
                 let what = match other {
@@ -954,7 +960,7 @@ impl Writer<'_> {
         };
         // Fields set by name in a lambda: the order of the Rust literal, whatever the struct's
         // (a designated initialiser would need the struct's order).
-        // `spawn_queued` names `grosr_spawn_T` too (unevaluated), so a type that is not
+        // `spawn_queued` names `grosr_spawn_T` too (a discarded expression), so a type that is not
         // registered is the same build error as for `spawn`.
         let mut text = if method == "spawn" {
             format!("grosr_spawn_{ty}(ctx, [&]() {{ {ty} grosr_r{{}}; ")
@@ -979,6 +985,17 @@ impl Writer<'_> {
 }
 
 /// `&Ctx` or `&mut Ctx` (any path ending in `Ctx`): a helper's context parameter.
+/// The name of a `#[grosr::device]` function's `&Ctx` / `&mut Ctx` parameter, if it has one.
+pub(crate) fn ctx_param(sig: &syn::Signature) -> Option<syn::Ident> {
+    sig.inputs.iter().find_map(|input| match input {
+        syn::FnArg::Typed(t) if is_ctx_type(&t.ty) => match &*t.pat {
+            Pat::Ident(p) => Some(p.ident.clone()),
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
 fn is_ctx_type(ty: &Type) -> bool {
     match ty {
         Type::Reference(r) => {
@@ -1316,12 +1333,23 @@ mod tests {
         );
         assert!(c.contains("return a_1;"), "{c}");
         assert!(
-            c.ends_with("    return grosr::rs::add(a_1, grosr::rs::mul(d_4, w_3));\n}\n"),
+            c.contains("    return grosr::rs::add(a_1, grosr::rs::mul(d_4, w_3));\n}\n"),
+            "{c}"
+        );
+        // A plain helper's template passes any caller.
+        assert!(
+            c.ends_with(
+                "decltype(auto) grosr_call_blend(A&&... a) {\n    \
+                 return blend(static_cast<A&&>(a)...);\n}\n"
+            ),
             "{c}"
         );
         let body = cuda("|t, c| { c.fail(blend(t.a, t.b, 0.5) as i32); }").unwrap();
         assert!(
-            body.contains("ctx.fail(grosr::rs::cast<int32_t>(blend(task.a, task.b, 0.5)));"),
+            body.contains(
+                "ctx.fail(grosr::rs::cast<int32_t>(grosr_call_blend<grosr_granularity>(task.a, \
+                 task.b, 0.5)));"
+            ),
             "{body}"
         );
         let f: syn::ItemFn = syn::parse_str("fn bad(x: u32) -> u32 { c.lane() }").unwrap();
@@ -1377,15 +1405,18 @@ mod tests {
         let c = device_fn_to_cuda(&f, Some(Granularity::Warp)).unwrap();
         assert!(
             c.starts_with(
-                "__device__ __forceinline__ float grosr_helper_total(grosr::Ctx& ctx, float x_1) {\n    \
+                "__device__ __forceinline__ float total(grosr::Ctx& ctx, float x_1) {\n    \
                  [[maybe_unused]] constexpr grosr::Gran grosr_granularity = grosr::GROSR_WARP;\n"
             ),
             "{c}"
         );
         assert!(
             c.ends_with(
-                "#define total(...) (grosr::rs::require_granularity<grosr_granularity, \
-                 grosr::GROSR_WARP>(), grosr_helper_total(__VA_ARGS__))\n"
+                "template <grosr::Gran grosr_caller, class... A>\n__device__ __forceinline__ \
+                 decltype(auto) grosr_call_total(A&&... a) {\n    static_assert(grosr_caller == \
+                 grosr::GROSR_WARP, \"grosr: `total` (#[grosr::device(granularity = ..)]) meets \
+                 its other lanes: call it from a task or helper of that granularity\");\n    \
+                 return total(static_cast<A&&>(a)...);\n}\n"
             ),
             "{c}"
         );

@@ -192,6 +192,19 @@ pub fn device(args: TokenStream, input: TokenStream) -> TokenStream {
         }
     };
     let errors: TokenStream2 = errors.iter().map(syn::Error::to_compile_error).collect();
+    // On the CPU backend a granular helper first checks its caller's granularity, which a GPU
+    // build checks at each call (the translation's static_assert).
+    let mut item = item;
+    if let (Some(g), Some(ctx)) = (granularity, body::ctx_param(&item.sig)) {
+        let (name, warp) = (
+            item.sig.ident.to_string(),
+            matches!(g, parse::Granularity::Warp),
+        );
+        let check: syn::Stmt = syn::parse_quote! {
+            ::grosr::body::Ctx::__helper_granularity(&*#ctx, #name, #warp);
+        };
+        item.block.stmts.insert(0, check);
+    }
     let (vis, ident) = (&item.vis, &item.sig.ident);
     quote! {
         #errors

@@ -60,7 +60,6 @@ const TASK_KEYS: &str = "expected `cuda = r#\"...\"#`, `file = \"path/to/body.cu
                          `rust = |task, ctx| { .. }` or \
                          `granularity = \"lane\" | \"warp\" | \"block\"`";
 
-/// Parses the arguments of `#[grosr::task(...)]`.
 /// The arguments of `#[grosr::device(...)]`: none (a helper any task may call), or
 /// `granularity = "warp"` / `"block"` (a helper that meets its other lanes).
 pub(crate) fn device_args(tokens: TokenStream) -> syn::Result<Option<Granularity>> {
@@ -92,6 +91,7 @@ pub(crate) fn device_args(tokens: TokenStream) -> syn::Result<Option<Granularity
     Ok(granularity)
 }
 
+/// Parses the arguments of `#[grosr::task(...)]`.
 pub(crate) fn task_args(tokens: TokenStream) -> syn::Result<TaskArgs> {
     let mut args = TaskArgs {
         tokens: tokens.clone(),

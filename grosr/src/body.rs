@@ -66,9 +66,10 @@
 //! name, and a `&Ctx` (or `&mut Ctx`, to spawn) parameter gives a helper the context. A helper
 //! that meets its task's other lanes (warp collectives, `sync_warp`, `warp_shared`) is declared
 //! `#[grosr::device(granularity = "warp")]` (`"block"` for `sync_threads`), and a call from a
-//! task or helper of another granularity fails the build (NVRTC: "this
-//! #[grosr::device(granularity = ..)] helper meets its other lanes", at the call); on the CPU
-//! backend such a call fails the task. A call of a helper that is not registered, or of any
+//! task or helper of another granularity fails the build (NVRTC: "\`name\`
+//! (#[grosr::device(granularity = ..)]) meets its other lanes", at the call); on the CPU
+//! backend such a call fails the task. (A translated call goes through a template,
+//! `grosr_call_<name>`, that checks; CUDA code calls a helper by its name, unchecked.) A call of a helper that is not registered, or of any
 //! other plain function, passes rustc and the macro and fails at
 //! [`build`](crate::RuntimeBuilder::build) (NVRTC: "identifier is undefined").
 //!
@@ -184,6 +185,27 @@ impl AtomicExchange for u64 {}
 impl AtomicExchange for i32 {}
 impl AtomicExchange for f32 {}
 
+/// Element types [`Ctx::read_volatile`] takes: scalars and pointers (CUDA C++ has no volatile
+/// load of a record: its copy constructor takes no `volatile` object). Sealed.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a scalar or a pointer: `ctx.read_volatile` loads one of those",
+    note = "CUDA C++ has no volatile load of a record; read its fields one by one"
+)]
+pub trait Volatile: DeviceType + Copy + sealed::Scalar {}
+mod sealed {
+    /// Types of one machine load.
+    pub trait Scalar {}
+}
+macro_rules! volatile {
+    ($($t:ty),*) => {$(
+        impl sealed::Scalar for $t {}
+        impl Volatile for $t {}
+    )*};
+}
+volatile!(u8, u16, u32, u64, i8, i16, i32, i64, f32, f64);
+impl<T> sealed::Scalar for DevicePtr<T> {}
+impl<T: DeviceType> Volatile for DevicePtr<T> {}
+
 /// Element types [`Ctx::shuffle`] takes (CUDA's `__shfl_sync` overloads).
 pub trait Shuffle: DeviceType + Bits {}
 impl Shuffle for u32 {}
@@ -264,11 +286,7 @@ impl Ctx {
     /// from an earlier load, and which on a GPU is not served from a stale copy in the SM's L1
     /// cache (for a value that tasks on other SMs change while this one runs); checked as
     /// [`read`](Ctx::read) is.
-    pub fn read_volatile<T: DeviceType + Copy>(
-        &self,
-        ptr: DevicePtr<T>,
-        index: impl Into<u64>,
-    ) -> T {
+    pub fn read_volatile<T: Volatile>(&self, ptr: DevicePtr<T>, index: impl Into<u64>) -> T {
         self.run.read(ptr.addr(), index.into())
     }
 
@@ -428,8 +446,11 @@ impl Ctx {
     /// `N` elements of `T` that the warp's lanes share for this task: this warp's row of a
     /// `__shared__ T[warps per block][N]` array (one per call site), its contents left by
     /// whatever ran before (write before you read, with [`sync_warp`](Ctx::sync_warp) between
-    /// lanes). Every lane calls it at the same place; warp tasks only. On the CPU backend,
-    /// memory of the task's, freed when it ends.
+    /// lanes). Every lane calls it at the same place; warp tasks only. The array is static
+    /// shared memory of the scheduler kernel, so it costs every block `N × size_of::<T>() ×
+    /// warps per block` bytes whatever runs (256 B a warp is small; past the 48 KB a kernel may
+    /// declare, the module does not compile). On the CPU backend, memory of the task's (one
+    /// array a call site), which only its lanes may reach, freed when it ends.
     #[track_caller]
     pub fn warp_shared<T: DeviceType, const N: usize>(&self) -> DevicePtr<T> {
         let bytes = (N as u64).saturating_mul(size_of::<T>() as u64);
@@ -469,6 +490,30 @@ impl Ctx {
     /// cannot be cancelled yet).
     pub fn cancelled(&self) -> bool {
         self.run.cancelled()
+    }
+
+    /// What a `#[grosr::device(granularity = ..)]` helper checks first on the CPU backend: its
+    /// caller is a warp task (`warp`) or a block task, else the task faults (a GPU build refuses
+    /// such a call).
+    #[doc(hidden)]
+    pub fn __helper_granularity(&self, helper: &str, warp: bool) {
+        let (want, what) = if warp {
+            (32, "warp")
+        } else {
+            (crate::layout::BLOCK_THREADS, "block")
+        };
+        if self.run.width() != want || !self.run.on_gang() {
+            let caller = match self.run.width() {
+                1 => "a lane task",
+                32 => "a warp task",
+                _ => "a block task",
+            };
+            self.run.fault(format!(
+                "it calls `{helper}`, a {what} helper (#[grosr::device(granularity = \"{what}\")]), \
+                 from {caller}: only {what} tasks may call it (a GPU build refuses the call)"
+            ));
+            crate::cpu::abort()
+        }
     }
 
     /// Fails the task's job with a positive `code` (`ctx.fail`).

@@ -142,6 +142,8 @@ struct Shared {
     block_gangs: Mutex<Vec<Gang>>,
     /// The trace's recorder (`RuntimeBuilder::trace`), if tracing.
     trace: Option<Arc<Recorder>>,
+    /// Ids of gang runs (from 1).
+    next_run: AtomicU64,
 }
 
 impl Shared {
@@ -270,6 +272,7 @@ impl CpuExecutor {
             block_gangs: Mutex::new(Vec::new()),
             trace: (trace_events > 0)
                 .then(|| Arc::new(Recorder::new(threads.max(1), trace_events))),
+            next_run: AtomicU64::new(1),
         });
         let mut ex = CpuExecutor {
             shared,
@@ -505,6 +508,7 @@ fn worker(shared: &Arc<Shared>, w: usize) {
             cursor: RefCell::new(Cursor::default()),
             scratch: Arc::default(),
             task_id: 0,
+            run_id: 0,
         },
     };
     let trace = shared.trace.as_deref();
@@ -691,6 +695,7 @@ fn run_on_gang(
         record: record.to_vec(),
         run: TaskRun {
             scratch: Arc::clone(&scratch),
+            run_id: shared.next_run.fetch_add(1, Ordering::Relaxed),
             ..run.clone()
         },
     };
@@ -701,7 +706,7 @@ fn run_on_gang(
         });
     }
     // Every lane has finished: what they shared goes (an access through a kept pointer faults).
-    for a in scratch.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+    for (_, a) in scratch.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
         shared.memory.free(&a);
     }
     pool.lock().unwrap_or_else(|e| e.into_inner()).push(gang);
@@ -713,7 +718,7 @@ struct Abort;
 
 /// Stops the calling body: its job has failed, and going on would compute on made-up values
 /// (a read that was refused, a collective that did not happen) or spin forever.
-fn abort() -> ! {
+pub(crate) fn abort() -> ! {
     std::panic::resume_unwind(Box::new(Abort))
 }
 
@@ -735,6 +740,9 @@ pub(crate) fn call_body(body: ErasedBody, record: &[u8], ctx: &mut Ctx) -> bool 
     }
 }
 
+/// A gang run's `warp_shared` arrays, by call site.
+type Scratch = Vec<(&'static Location<'static>, Arc<Allocation>)>;
+
 /// What one thread of one task has: the executor, the job, its lane and, for warp and block
 /// tasks, its gang. A body's `ctx` (`body::Ctx`) holds one.
 pub(crate) struct TaskRun {
@@ -746,11 +754,14 @@ pub(crate) struct TaskRun {
     gang: Option<GangRef>,
     /// The last allocation this thread hit (a body's reads take `&self`).
     cursor: RefCell<Cursor>,
-    /// `ctx.warp_shared` memory of the gang's task, shared by its lanes and freed when the
-    /// whole gang has finished ([`run_on_gang`]).
-    scratch: Arc<Mutex<Vec<Arc<Allocation>>>>,
+    /// `ctx.warp_shared` memory of the gang's task by call site (one array a site, as a GPU's
+    /// `__shared__` declaration), shared by its lanes and freed when the whole gang has finished
+    /// ([`run_on_gang`]).
+    scratch: Arc<Mutex<Scratch>>,
     /// The task's trace id (0 untraced): its spawns' parent.
     task_id: u64,
+    /// The gang run's id (0: not on a gang): what its `warp_shared` memory is owned by.
+    run_id: u64,
 }
 
 impl Clone for TaskRun {
@@ -765,6 +776,7 @@ impl Clone for TaskRun {
             cursor: RefCell::new(Cursor::default()),
             scratch: Arc::clone(&self.scratch),
             task_id: self.task_id,
+            run_id: self.run_id,
         }
     }
 }
@@ -788,7 +800,12 @@ impl TaskRun {
         self.width
     }
 
-    fn task_name(&self) -> String {
+    /// Whether the task's lanes run together (a gang), so that they can meet.
+    pub(crate) fn on_gang(&self) -> bool {
+        self.gang.is_some()
+    }
+
+    pub(crate) fn task_name(&self) -> String {
         self.shared.kinds[self.kind as usize].name.to_string()
     }
 
@@ -800,12 +817,12 @@ impl TaskRun {
         });
     }
 
-    /// `ctx.fail(code)`.
     /// Whether the task's job has been cancelled (`ctx.cancelled()`).
     pub(crate) fn cancelled(&self) -> bool {
         self.job.is_cancelled()
     }
 
+    /// `ctx.fail(code)`.
     pub(crate) fn fail(&self, code: i32) {
         self.job.fail(Error::TaskFailed {
             task: self.task_name(),
@@ -825,7 +842,15 @@ impl TaskRun {
         if let Some(a) = addr.filter(|a| a % align == 0) {
             let mut cursor = self.cursor.borrow_mut();
             if let Some(alloc) = cursor.find(&self.shared.memory, a, len) {
-                return f(alloc, a);
+                if alloc.owner() == 0 || alloc.owner() == self.run_id {
+                    return f(alloc, a);
+                }
+                drop(cursor);
+                self.fault(format!(
+                    "{what} of {len} bytes at {ptr:#x} + {index} × {len}: another task's \
+                     warp_shared memory (on a GPU, a warp's shared memory is its own)"
+                ));
+                abort()
             }
         }
         self.fault(format!(
@@ -904,6 +929,15 @@ impl TaskRun {
         if self.job.is_cancelled() {
             return; // discarded, uncounted: the job is cancelled
         }
+        if self.job.lowered {
+            // A lowered strategy's kernels have no scheduler to spawn into: on a GPU the spawn
+            // fails the launch with ERR_SPAWN_OUTSIDE (code -4), and so it does here.
+            self.job.fail(Error::TaskFailed {
+                task: self.task_name(),
+                code: -4,
+            });
+            return;
+        }
         let mut record = [0u8; MAX_RECORD_BYTES];
         record[..size_of::<T>()].copy_from_slice(bytemuck::bytes_of(task));
         {
@@ -949,17 +983,25 @@ impl TaskRun {
         })
     }
 
-    /// `ctx.warp_shared`: `bytes` of memory the gang's lanes share for this task (lane 0
-    /// allocates, every lane gets its address), freed when the gang has finished.
+    /// `ctx.warp_shared` at `site`: `bytes` of memory the gang's lanes share for this task, the
+    /// same array every time the task passes `site` (lane 0 allocates it the first time, every
+    /// lane gets its address), freed when the gang has finished.
     pub(crate) fn warp_shared(&self, site: &'static Location<'static>, bytes: u64) -> u64 {
+        if self.gang.is_none() {
+            // Not a gang: the meeting below fails the task; allocate nothing first.
+            return self.meet(site, Op::Shuffle, 0, 0);
+        }
         let mine = if self.lane == 0 {
-            let a = self.shared.memory.alloc(bytes.max(1));
-            let base = a.base();
-            self.scratch
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(a);
-            base
+            let mut scratch = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+            match scratch.iter().find(|(at, _)| **at == *site) {
+                Some((_, a)) => a.base(),
+                None => {
+                    let a = self.shared.memory.alloc_owned(bytes.max(1), self.run_id);
+                    let base = a.base();
+                    scratch.push((site, a));
+                    base
+                }
+            }
         } else {
             0
         };

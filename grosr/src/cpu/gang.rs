@@ -261,8 +261,9 @@ fn complete(st: &mut State, width: u32) {
                 let src = match st.op {
                     Op::Shuffle => arg % w,
                     Op::ShuffleXor => (l ^ arg) % w,
-                    Op::ShuffleUp => l.checked_sub(arg).unwrap_or(l),
-                    _ => Some(l + arg).filter(|&s| s < w).unwrap_or(l),
+                    // As `shfl.up` / `shfl.down`: the delta's low 5 bits.
+                    Op::ShuffleUp => l.checked_sub(arg & 31).unwrap_or(l),
+                    _ => Some(l + (arg & 31)).filter(|&s| s < w).unwrap_or(l),
                 };
                 // An exited lane's value is undefined on a GPU: this lane's own, here.
                 st.results[l] = if here(src, st) {

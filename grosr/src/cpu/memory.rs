@@ -2,7 +2,9 @@
 //!
 //! Every allocation is registered by its address, and every access a body makes is checked
 //! against the live allocations: a body cannot reach freed or foreign memory from safe Rust (the
-//! access fails its task instead). All memory is `AtomicU64` words and every access goes
+//! access fails its task instead). Addresses are made up, counted up and never given out twice,
+//! so a pointer kept past its allocation's end points at nothing, never at a later allocation
+//! that happens to sit where the freed one was. All memory is `AtomicU64` words and every access goes
 //! through whole words (a 4-byte store is a compare-and-swap of its word), so concurrent bodies
 //! race as GPU threads do (plain accesses may interleave, atomics do not) without a data race
 //! or a mixed-size atomic access in Rust's model.
@@ -16,19 +18,28 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-/// One allocation: zeroed words at a stable address.
+/// One allocation: zeroed words at an address no other allocation ever has.
 pub(crate) struct Allocation {
+    base: u64,
     words: Box<[AtomicU64]>,
     bytes: u64,
     live: AtomicBool,
     /// Made by a body's `ctx.alloc` (only those may be `ctx.free`d).
     heap: bool,
+    /// The task run whose lanes alone may reach it (`ctx.warp_shared`, as a GPU's shared
+    /// memory is its block's); 0: any.
+    owner: u64,
 }
 
 impl Allocation {
+    /// The task run whose lanes alone may reach it (0: any).
+    pub(crate) fn owner(&self) -> u64 {
+        self.owner
+    }
+
     /// The address of byte 0 (what a `DevicePtr` to it holds).
     pub(crate) fn base(&self) -> u64 {
-        self.words.as_ptr() as u64
+        self.base
     }
 
     /// Whether `[addr, addr + len)` lies inside this allocation, and it has not been freed.
@@ -107,6 +118,8 @@ impl Allocation {
 #[derive(Default)]
 pub(crate) struct HostMemory {
     allocs: RwLock<BTreeMap<u64, Arc<Allocation>>>,
+    /// Address space handed out so far, above [`FIRST_ADDRESS`].
+    next: AtomicU64,
     /// Bytes of live heap allocations (a trace's counter reads it without the map's lock).
     heap_bytes: AtomicU64,
 }
@@ -114,12 +127,17 @@ pub(crate) struct HostMemory {
 impl HostMemory {
     /// `bytes` zeroed bytes (at least one word), registered.
     pub(crate) fn alloc(&self, bytes: u64) -> Arc<Allocation> {
-        self.register(bytes, false)
+        self.register(bytes, false, 0)
+    }
+
+    /// [`alloc`](Self::alloc) that only the lanes of task run `owner` may reach.
+    pub(crate) fn alloc_owned(&self, bytes: u64, owner: u64) -> Arc<Allocation> {
+        self.register(bytes, false, owner)
     }
 
     /// [`alloc`](Self::alloc) for a body's `ctx.alloc`, which only `free_heap` frees.
     pub(crate) fn alloc_heap(&self, bytes: u64) -> Arc<Allocation> {
-        self.register(bytes, true)
+        self.register(bytes, true, 0)
     }
 
     /// Frees the heap allocation at `base`: false if there is none live there.
@@ -162,13 +180,17 @@ impl HostMemory {
         });
     }
 
-    fn register(&self, bytes: u64, heap: bool) -> Arc<Allocation> {
+    fn register(&self, bytes: u64, heap: bool, owner: u64) -> Arc<Allocation> {
         let words = bytes.div_ceil(8).max(1) as usize;
+        // 256-byte aligned (the GPU's allocations are), with a gap of at least 256 bytes after.
+        let span = (words as u64 * 8).next_multiple_of(256) + 256;
         let a = Arc::new(Allocation {
+            base: FIRST_ADDRESS + self.next.fetch_add(span, Ordering::Relaxed),
             words: (0..words).map(|_| AtomicU64::new(0)).collect(),
             bytes,
             live: AtomicBool::new(true),
             heap,
+            owner,
         });
         if heap {
             self.heap_bytes.fetch_add(bytes, Ordering::Relaxed);
@@ -193,6 +215,11 @@ impl HostMemory {
         a.holds(addr, len).then(|| Arc::clone(a))
     }
 }
+
+/// Where the made-up addresses start: nonzero, and at 2^44 far from any count that a body might
+/// mistake for one (a GPU's addresses look much the same). 2^64 − 2^44 bytes of address space
+/// are more than a process allocates.
+const FIRST_ADDRESS: u64 = 1 << 44;
 
 /// A thread's way into [`HostMemory`]: the last allocation it hit, looked at first.
 #[derive(Default)]
@@ -241,5 +268,13 @@ mod tests {
             "freed, though the cursor held it"
         );
         assert!(m.find(base, 4).is_none());
+        // Later allocations never take a freed one's addresses (the host allocator may well
+        // hand out its words again).
+        for _ in 0..100 {
+            let b = m.alloc(12);
+            assert!(m.find(base, 4).is_none());
+            assert!(b.base() > base && b.base() % 256 == 0);
+            m.free(&b);
+        }
     }
 }

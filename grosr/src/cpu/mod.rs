@@ -11,6 +11,6 @@ mod memory;
 mod trace;
 
 pub(crate) use exec::{CpuExecutor, CpuJob, GraphPlan};
-pub(crate) use exec::{ErasedBody, TaskRun};
+pub(crate) use exec::{ErasedBody, TaskRun, abort};
 pub(crate) use gang::Op;
 pub(crate) use memory::{Allocation, HostMemory};

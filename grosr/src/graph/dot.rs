@@ -53,7 +53,8 @@ impl TaskGraph {
 
     /// The label [`to_dot`](TaskGraph::to_dot) gives node `id`: its task type's name, a newline,
     /// then its first fields as `name=value` (scalars before pointers, pointers in hex, `pad`
-    /// fields left out). `None` if `id` is not a node of this graph.
+    /// fields left out). `None` if `id` is past this graph's nodes (an id is an index: one from
+    /// another graph names whichever node of this one has its index).
     ///
     /// ```
     /// # #[grosr::task(cuda = "")] pub struct Step { pub x: grosr::DevicePtr<u32>, pub i: u32, pub pad: u32 }

@@ -484,6 +484,7 @@ fn the_rust_body_bfs_is_valid_on_the_cpu_backend() {
         edge_chunk: 64,
         local_limit: 4,
     };
+    let edges_before = rt.executed::<super::rust_bodies::BfsEdgesRs>().unwrap();
     for g in [kronecker(9, 3).unwrap(), grid(20, 30).unwrap(), chain(300)] {
         let dg = DeviceGraph::upload(&rt, &g, opts).unwrap();
         for root in sample_roots(&g, 2, 5) {
@@ -494,4 +495,6 @@ fn the_rust_body_bfs_is_valid_on_the_cpu_backend() {
             assert!(depth.iter().filter(|d| **d != UNREACHED).count() > 1);
         }
     }
+    // The Kronecker hubs' lists went out as edge tasks.
+    assert!(rt.executed::<super::rust_bodies::BfsEdgesRs>().unwrap() > edges_before);
 }
