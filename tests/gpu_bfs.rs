@@ -1,20 +1,24 @@
-//! BFS on a real GPU: the resident BFS and the level-synchronous baseline on graphs of several
-//! shapes, levels equal to the CPU BFS's, parents valid under the Graph500 rules; and the
+//! BFS on a real GPU: the resident BFS (its CUDA bodies and their Rust twins) and the
+//! level-synchronous baseline on graphs of several shapes, levels equal to the CPU BFS's,
+//! parents valid under the Graph500 rules; and the
 //! CUDA-graph WHILE-node baseline (`while_*`, linked with the toolkit's libcudadevrt.a).
 //! Run on the GPU machine with `cargo test --release --test gpu_bfs -- --ignored`.
 
 use grosr_lab::bfs::generate::{chain, grid, kronecker, sample_roots, star};
-use grosr_lab::bfs::gpu::{self, BfsOptions, DeviceGraph};
+use grosr_lab::bfs::gpu::{self, BfsOptions, Bodies, DeviceGraph};
 use grosr_lab::bfs::while_graph::{WhileBfs, WhileGraph, WhileRoute, default_grid, find_cudadevrt};
 use grosr_lab::bfs::{BfsRun, Csr, cpu_bfs, validate};
 
-/// Runs both GPU strategies from each root and checks them against the CPU BFS.
+/// Runs both GPU strategies (the resident one with either bodies) from each root and checks
+/// them against the CPU BFS.
 fn check(g: &Csr, roots: &[u32], opts: BfsOptions) {
     let rt = gpu::builder().build().expect("runtime");
     let dg = DeviceGraph::upload(&rt, g, opts).unwrap();
     let mut runs = Vec::new();
     for &root in roots {
         runs.push((root, "resident", dg.bfs_resident(&rt, root).unwrap()));
+        let rust = dg.bfs_resident_with(&rt, root, Bodies::Rust).unwrap();
+        runs.push((root, "resident, Rust bodies", rust));
     }
     rt.stop().unwrap();
     {
