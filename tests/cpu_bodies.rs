@@ -881,3 +881,40 @@ fn kept_scratch_granular_helpers_wide_deltas_and_lowered_spawns_behave_as_on_a_g
     let mut p = g.prepare(&ex, grosr::graph::Strategy::Resident).unwrap();
     p.run(T).unwrap();
 }
+
+/// Lane 0 waits for what lane 31 writes (a volatile read in a loop, as a GPU's independent
+/// thread scheduling lets a warp do): lanes give way to each other at memory accesses, so it
+/// ends.
+#[grosr::task(granularity = "warp", rust = |task, ctx| {
+    if ctx.lane() == 0u32 {
+        let mut spins = 0u32;
+        while ctx.read_volatile(task.flag, 0u32) == 0u32 {
+            spins += 1u32;
+        }
+        ctx.write(task.flag, 1u32, spins);
+    }
+    if ctx.lane() == 31u32 {
+        let mut busy = 0u32;
+        for i in 0..5000u32 {
+            busy = busy.wrapping_add(ctx.read(task.flag, 2u32).wrapping_add(i));
+        }
+        ctx.write(task.flag, 2u32, busy);
+        ctx.atomic_exchange(task.flag, 0u32, 1u32);
+    }
+})]
+pub struct WaitsForLane {
+    pub flag: DevicePtr<u32>,
+}
+
+#[test]
+fn a_lane_waiting_for_another_through_memory_is_not_stuck() {
+    let ex = executor(grosr::Runtime::builder().task::<WaitsForLane>());
+    let flag = buffer(&ex, &[0u32; 3]);
+    ex.submit(&[WaitsForLane { flag: flag.ptr() }])
+        .unwrap()
+        .wait_timeout(T)
+        .unwrap();
+    let f = flag.to_vec().unwrap();
+    assert_eq!(f[0], 1);
+    assert!(f[1] > 0, "lane 0 did wait: {f:?}");
+}

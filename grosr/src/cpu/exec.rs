@@ -509,6 +509,7 @@ fn worker(shared: &Arc<Shared>, w: usize) {
             scratch: Arc::default(),
             task_id: 0,
             run_id: 0,
+            accesses: std::cell::Cell::new(0),
         },
     };
     let trace = shared.trace.as_deref();
@@ -681,7 +682,7 @@ fn run_on_gang(
     run: &TaskRun,
 ) {
     let taken = pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
-    let gang = match taken.map(Ok).unwrap_or_else(|| Gang::new(width)) {
+    let mut gang = match taken.map(Ok).unwrap_or_else(|| Gang::new(width)) {
         Ok(g) => g,
         Err(e) => {
             run.job
@@ -762,7 +763,13 @@ pub(crate) struct TaskRun {
     task_id: u64,
     /// The gang run's id (0: not on a gang): what its `warp_shared` memory is owned by.
     run_id: u64,
+    /// Memory accesses this lane made: every [`PREEMPT_EVERY`]th lets its gang's other lanes
+    /// run (a lane spinning on what another lane writes would otherwise hold them all).
+    accesses: std::cell::Cell<u32>,
 }
+
+/// How often a gang's lane gives way at a memory access.
+const PREEMPT_EVERY: u32 = 1024;
 
 impl Clone for TaskRun {
     fn clone(&self) -> TaskRun {
@@ -777,6 +784,7 @@ impl Clone for TaskRun {
             scratch: Arc::clone(&self.scratch),
             task_id: self.task_id,
             run_id: self.run_id,
+            accesses: std::cell::Cell::new(0),
         }
     }
 }
@@ -838,6 +846,13 @@ impl TaskRun {
         (ptr, index, len, align): (u64, u64, u64, u64),
         f: impl FnOnce(&Allocation, u64) -> R,
     ) -> R {
+        if let Some(g) = &self.gang {
+            let n = self.accesses.get().wrapping_add(1);
+            self.accesses.set(n);
+            if n % PREEMPT_EVERY == 0 {
+                g.give_way();
+            }
+        }
         let addr = index.checked_mul(len).and_then(|o| ptr.checked_add(o));
         if let Some(a) = addr.filter(|a| a % align == 0) {
             let mut cursor = self.cursor.borrow_mut();

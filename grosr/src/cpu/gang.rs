@@ -1,6 +1,6 @@
-//! Warp and block tasks on the CPU: a gang of host threads, one per lane, runs the body, and its
-//! collectives (`ctx.warp_sum`, `ctx.shuffle`, `ctx.sync_threads`, ...) are rendezvous of the
-//! gang's live lanes.
+//! Warp and block tasks on the CPU: a gang runs the body once per lane, each lane a coroutine
+//! (a stack of its own, switched to and from on the worker's thread), and its collectives
+//! (`ctx.warp_sum`, `ctx.shuffle`, `ctx.sync_threads`, ...) are meetings of the gang's live lanes.
 //!
 //! Every lane runs the task's Rust function with its own `ctx.lane()`. A collective waits until
 //! every lane still in the body has reached it, then each gets what the GPU instruction gives it
@@ -9,10 +9,21 @@
 //! site (`#[track_caller]`): lanes that meet at different sites fail the task with
 //! [`Error::BodyFault`](crate::Error) (a divergent `__shfl_sync` misbehaves on a GPU), and no
 //! lane waits any more for that task, so it ends instead of hanging.
+//!
+//! Why coroutines: lanes wait for each other only at collectives, so one thread can run them in
+//! turn, each until its next collective (a pass), and a collective costs a switch per lane. A
+//! gang of host threads (session 19) paid a wake-up per lane per collective: about 210 µs a warp
+//! task on two cores.
+//!
+//! The driver ([`Gang::run`]) resumes every unfinished lane once per pass. After a pass each live
+//! lane waits at a collective (it yields there) or has returned; if all live lanes wait, the
+//! collective completes (or the task has diverged, and they all return its error) and the next
+//! pass lets them go on.
 
 use std::panic::Location;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use generator::{Generator, Gn};
 
 use super::exec::TaskRun;
 use crate::body::Ctx;
@@ -47,9 +58,6 @@ pub(crate) struct GangTask {
 }
 
 struct State {
-    /// Bumped for each task; a lane runs each epoch's task once.
-    epoch: u64,
-    task: Option<GangTask>,
     /// Lanes still in the body.
     live: u32,
     // The collective being met: its site and op, who has arrived, their values and arguments.
@@ -63,18 +71,13 @@ struct State {
     round: u64,
     /// Set when lanes met at different sites: the task fails and no lane waits again.
     diverged: Option<String>,
-    quit: bool,
 }
 
+/// What the lanes share. Only the worker's thread touches it (lanes run on it in turn); a mutex
+/// makes it `Sync` for the `Arc` a lane's `TaskRun` holds, and is never contended.
 struct Shared {
     width: u32,
     state: Mutex<State>,
-    /// Lanes wait here for a task.
-    start: Condvar,
-    /// Lanes wait here for a collective to complete.
-    meet: Condvar,
-    /// The runner waits here for the last lane to return.
-    done: Condvar,
 }
 
 impl Shared {
@@ -83,10 +86,14 @@ impl Shared {
     }
 }
 
-/// A gang of `width` lane threads.
+/// A lane's stack: 256 KiB, mapped as it is touched (a body and a fault's message fit in far
+/// less; the default 32 KiB is close for a body, the runtime's checks and formatting).
+const LANE_STACK_WORDS: usize = (256 << 10) / size_of::<usize>();
+
+/// A gang of `width` lane coroutines, kept for its next task.
 pub(crate) struct Gang {
     shared: Arc<Shared>,
-    threads: Vec<JoinHandle<()>>,
+    lanes: Vec<Generator<'static, (), ()>>,
 }
 
 /// A lane's way to its gang's collectives (what `Ctx` holds for warp and block tasks).
@@ -102,8 +109,6 @@ impl Gang {
         let shared = Arc::new(Shared {
             width,
             state: Mutex::new(State {
-                epoch: 0,
-                task: None,
                 live: 0,
                 site: None,
                 op: Op::Barrier,
@@ -114,108 +119,68 @@ impl Gang {
                 results: vec![0; w],
                 round: 0,
                 diverged: None,
-                quit: false,
             }),
-            start: Condvar::new(),
-            meet: Condvar::new(),
-            done: Condvar::new(),
         });
-        let mut threads = Vec::with_capacity(w);
-        for lane in 0..width {
-            let mine = Arc::clone(&shared);
-            let spawned = std::thread::Builder::new()
-                .name(format!("grosr-cpu-lane-{lane}"))
-                .spawn(move || lane_loop(&mine, lane));
-            match spawned {
-                Ok(t) => threads.push(t),
-                Err(e) => {
-                    // The lanes started so far must not wait for a task forever.
-                    drop(Gang {
-                        shared: Arc::clone(&shared),
-                        threads,
-                    });
-                    return Err(e);
-                }
-            }
-        }
-        Ok(Gang { shared, threads })
+        let lanes = (0..w)
+            .map(|_| Gn::<()>::new_opt(LANE_STACK_WORDS, || {}))
+            .collect();
+        Ok(Gang { shared, lanes })
     }
 
     /// Runs `task` on every lane and returns once each has returned; the message of a
     /// divergence, if the lanes met at different collectives.
-    pub(crate) fn run(&self, task: GangTask) -> Option<String> {
+    pub(crate) fn run(&mut self, task: GangTask) -> Option<String> {
         let s = &self.shared;
-        let mut st = s.lock();
-        st.task = Some(task);
-        st.live = s.width;
-        st.site = None;
-        st.arrived = 0;
-        st.here.iter_mut().for_each(|h| *h = false);
-        st.diverged = None;
-        st.epoch += 1;
-        s.start.notify_all();
-        while st.live > 0 {
-            st = s.done.wait(st).unwrap_or_else(|e| e.into_inner());
+        {
+            let mut st = s.lock();
+            st.live = s.width;
+            st.site = None;
+            st.arrived = 0;
+            st.here.iter_mut().for_each(|h| *h = false);
+            st.diverged = None;
         }
-        st.task = None;
-        st.diverged.take()
+        for (lane, g) in self.lanes.iter_mut().enumerate() {
+            let (task, shared) = (task.clone(), Arc::clone(s));
+            g.init_code(move || run_lane(&shared, &task, lane as u32));
+        }
+        loop {
+            // A pass: every lane runs until it waits at a collective or returns.
+            for g in self.lanes.iter_mut().filter(|g| !g.is_done()) {
+                g.resume();
+            }
+            let mut st = s.lock();
+            if st.live == 0 {
+                return st.diverged.take();
+            }
+            // Every live lane waits at a collective now: it completes, unless the task diverged
+            // (then the waiting lanes see the error on the next pass and return).
+            if st.diverged.is_none() && st.arrived == st.live {
+                complete(&mut st, s.width);
+            }
+        }
     }
 }
 
-impl Drop for Gang {
-    fn drop(&mut self) {
-        self.shared.lock().quit = true;
-        self.shared.start.notify_all();
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
+/// One lane of `task`: its body, then its leaving the gang.
+fn run_lane(shared: &Arc<Shared>, task: &GangTask, lane: u32) {
+    let gang = GangRef {
+        shared: Arc::clone(shared),
+    };
+    let mut ctx = Ctx {
+        run: task.run.for_lane(lane, shared.width, Some(gang)),
+    };
+    let returned = super::exec::call_body(task.body, &task.record, &mut ctx);
+    let mut st = shared.lock();
+    if returned && st.arrived > 0 && st.diverged.is_none() {
+        // On a GPU a lane that returned waits at the task's end for the others, which wait
+        // at their collective for it: a hang, or undefined results.
+        let site = st.site.map_or_else(String::new, |s| format!(" at {s}"));
+        st.diverged = Some(format!(
+            "lane {lane} returned while other lanes waited at a collective{site}: on a GPU \
+             a collective needs every lane of the warp (every thread of the block)"
+        ));
     }
-}
-
-fn lane_loop(shared: &Arc<Shared>, lane: u32) {
-    let mut seen = 0u64;
-    loop {
-        let task = {
-            let mut st = shared.lock();
-            while st.epoch == seen && !st.quit {
-                st = shared.start.wait(st).unwrap_or_else(|e| e.into_inner());
-            }
-            if st.quit {
-                return;
-            }
-            seen = st.epoch;
-            st.task.clone()
-        };
-        let mut returned = false;
-        if let Some(task) = task {
-            let gang = GangRef {
-                shared: Arc::clone(shared),
-            };
-            let mut ctx = Ctx {
-                run: task.run.for_lane(lane, shared.width, Some(gang)),
-            };
-            returned = super::exec::call_body(task.body, &task.record, &mut ctx);
-        }
-        let mut st = shared.lock();
-        if returned && st.arrived > 0 && st.diverged.is_none() {
-            // On a GPU a lane that returned waits at the task's end for the others, which wait
-            // at their collective for it: a hang, or undefined results.
-            let site = st.site.map_or_else(String::new, |s| format!(" at {s}"));
-            st.diverged = Some(format!(
-                "lane {lane} returned while other lanes waited at a collective{site}: on a GPU \
-                 a collective needs every lane of the warp (every thread of the block)"
-            ));
-            shared.meet.notify_all();
-        }
-        st.live -= 1;
-        if st.live == 0 {
-            shared.done.notify_all();
-        } else if st.arrived > 0 && st.arrived == st.live {
-            // The lanes left were all waiting for this one at a collective.
-            complete(&mut st, shared.width);
-            shared.meet.notify_all();
-        }
-    }
+    st.live -= 1;
 }
 
 /// Everyone who had to arrive has: compute each lane's result, open the next round.
@@ -282,6 +247,12 @@ fn complete(st: &mut State, width: u32) {
 }
 
 impl GangRef {
+    /// Lets the gang's other lanes run before this one goes on (at a memory access: a lane
+    /// spinning on what another lane writes must not hold them all, as on a GPU it does not).
+    pub(crate) fn give_way(&self) {
+        yield_to_driver();
+    }
+
     /// Lane `lane`'s part in the collective `op` at `site`: its result, or what went wrong (the
     /// lanes met at different collectives, or some had returned), after which no lane waits
     /// again.
@@ -318,9 +289,7 @@ impl GangRef {
             }
         }
         if let Some(why) = &st.diverged {
-            let why = why.clone();
-            s.meet.notify_all();
-            return Err(why);
+            return Err(why.clone());
         }
         let l = lane as usize;
         st.here[l] = true;
@@ -328,17 +297,23 @@ impl GangRef {
         st.args[l] = arg;
         st.arrived += 1;
         let round = st.round;
-        if st.arrived == st.live {
-            complete(&mut st, s.width);
-            s.meet.notify_all();
-        } else {
-            while st.round == round && st.diverged.is_none() {
-                st = s.meet.wait(st).unwrap_or_else(|e| e.into_inner());
-            }
+        // Back to the driver until the collective has completed (or the task diverged).
+        while st.round == round && st.diverged.is_none() {
+            drop(st);
+            yield_to_driver();
+            st = s.lock();
         }
         match &st.diverged {
             Some(why) => Err(why.clone()),
             None => Ok(st.results[l]),
         }
     }
+}
+
+/// Suspends the calling lane: the driver's pass goes on with the next lane.
+fn yield_to_driver() {
+    // The free function (deprecated in favour of a scope that the lane's `Ctx` cannot hold): it
+    // yields the innermost running generator, which is this lane's (loom yields the same way).
+    #[allow(deprecated)]
+    generator::yield_with(());
 }
