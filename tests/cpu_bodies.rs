@@ -546,7 +546,7 @@ fn random_dags_of_mixed_nodes_run_in_order_under_every_strategy() {
 /// Every lane writes its index: no collective, so the CPU runs the lanes one after another.
 #[grosr::task(granularity = "warp", rust = |task, ctx| {
     ctx.write(task.out, ctx.lane(), ctx.lane() + 1);
-    ctx.atomic_add(task.widths, 0u32, ctx.width());
+    ctx.write(task.widths, ctx.lane(), ctx.width());
 })]
 pub struct EveryLane {
     pub out: DevicePtr<u32>,
@@ -556,7 +556,7 @@ pub struct EveryLane {
 /// The same for a block's threads.
 #[grosr::task(granularity = "block", rust = |task, ctx| {
     ctx.write(task.out, ctx.lane(), ctx.lane() + 1);
-    ctx.atomic_add(task.widths, 0u32, ctx.width());
+    ctx.write(task.widths, ctx.lane(), ctx.width());
 })]
 pub struct EveryThread {
     pub out: DevicePtr<u32>,
@@ -579,7 +579,7 @@ fn bodies_without_meetings_run_their_lanes_apart_with_every_lane_index() {
             .task::<EveryThread>(),
     );
     let out = buffer(&ex, &[0u32; 256]);
-    let widths = buffer(&ex, &[0u32]);
+    let widths = buffer(&ex, &[0u32; 256]);
     ex.submit(&[EveryLane {
         out: out.ptr(),
         widths: widths.ptr(),
@@ -590,8 +590,7 @@ fn bodies_without_meetings_run_their_lanes_apart_with_every_lane_index() {
     let got = out.to_vec().unwrap();
     assert_eq!(got[..32], (1..=32).collect::<Vec<u32>>()[..]);
     assert!(got[32..].iter().all(|&x| x == 0));
-    assert_eq!(widths.to_vec().unwrap(), vec![32 * 32]);
-    widths.write(&[0]).unwrap();
+    assert_eq!(widths.to_vec().unwrap()[..32], [32; 32]);
     ex.submit(&[EveryThread {
         out: out.ptr(),
         widths: widths.ptr(),
@@ -600,7 +599,7 @@ fn bodies_without_meetings_run_their_lanes_apart_with_every_lane_index() {
     .wait_timeout(T)
     .unwrap();
     assert_eq!(out.to_vec().unwrap(), (1..=256).collect::<Vec<u32>>());
-    assert_eq!(widths.to_vec().unwrap(), vec![256 * 256]);
+    assert_eq!(widths.to_vec().unwrap(), vec![256; 256]);
 }
 
 /// Takes 4 words from the heap, writes 7 into the first, keeps the pointer in `out[i]`.
@@ -917,4 +916,109 @@ fn a_lane_waiting_for_another_through_memory_is_not_stuck() {
     let f = flag.to_vec().unwrap();
     assert_eq!(f[0], 1);
     assert!(f[1] > 0, "lane 0 did wait: {f:?}");
+}
+
+/// Lane 3 faults (a write outside every allocation) while the others meet at a warp_sum and
+/// then write: they stop at the collective instead of going on without it.
+#[grosr::task(granularity = "warp", rust = |task, ctx| {
+    if ctx.lane() == 3u32 {
+        ctx.write(task.out, 1u32 << 30u32, 1u32);
+    }
+    let s = ctx.warp_sum(1.0f32);
+    ctx.write(task.out, ctx.lane(), s as u32);
+})]
+pub struct OneLaneFaults {
+    pub out: DevicePtr<u32>,
+}
+
+/// Lane 0 waits on an atomic that lane 31 sets after a while (as a GPU's independent thread
+/// scheduling lets a warp): the lanes run on a gang and give way, so it ends.
+#[grosr::task(granularity = "warp", rust = |task, ctx| {
+    if ctx.lane() == 0u32 {
+        while ctx.atomic_add(task.flag, 0u32, 0u32) == 0u32 {}
+    }
+    if ctx.lane() == 31u32 {
+        let mut busy = 0u32;
+        for i in 0..3000u32 {
+            busy = busy.wrapping_add(ctx.read(task.flag, 1u32).wrapping_add(i));
+        }
+        ctx.write(task.flag, 1u32, busy);
+        ctx.atomic_add(task.flag, 0u32, 1u32);
+    }
+})]
+pub struct SpinsOnAnAtomic {
+    pub flag: DevicePtr<u32>,
+}
+
+/// Asks the heap for 2^45 bytes: a null pointer, as an exhausted GPU heap answers.
+#[grosr::task(granularity = "lane", rust = |task, ctx| {
+    let p = ctx.alloc::<u64>(1u64 << 42u32);
+    ctx.write(task.out, 0u32, if p.is_null() { 1u32 } else { 2u32 });
+})]
+pub struct Greedy {
+    pub out: DevicePtr<u32>,
+}
+
+#[test]
+fn a_faulting_lane_stops_its_gang_spins_on_atomics_end_and_huge_allocations_are_null() {
+    let ex = executor(
+        grosr::Runtime::builder()
+            .task::<OneLaneFaults>()
+            .task::<SpinsOnAnAtomic>()
+            .task::<Greedy>(),
+    );
+    let out = buffer(&ex, &[0u32; 32]);
+    let waited = ex
+        .submit(&[OneLaneFaults { out: out.ptr() }])
+        .unwrap()
+        .wait_timeout(T);
+    fault_of(waited, "OneLaneFaults", &["outside every live allocation"]);
+    assert_eq!(
+        out.to_vec().unwrap(),
+        vec![0; 32],
+        "no lane went on past the collective"
+    );
+    let flag = buffer(&ex, &[0u32; 2]);
+    ex.submit(&[SpinsOnAnAtomic { flag: flag.ptr() }])
+        .unwrap()
+        .wait_timeout(T)
+        .unwrap();
+    assert_eq!(flag.to_vec().unwrap()[0], 1);
+    ex.submit(&[Greedy { out: out.ptr() }])
+        .unwrap()
+        .wait_timeout(T)
+        .unwrap();
+    assert_eq!(out.to_vec().unwrap()[0], 1, "the heap said null");
+    let huge = DeviceBuffer::<u64>::zeroed(ex.gpu(), 1 << 42);
+    assert!(matches!(huge, Err(Error::DoesNotFit(_))), "{huge:?}");
+}
+
+/// A warp task whose locals (a 512 KiB array) overflow a lane's 256 KiB stack ...
+#[grosr::task(granularity = "warp", rust = |task, ctx| {
+    let mut big = [0u64; 65536];
+    big[(ctx.lane() * 7u32) as usize] = 1u64;
+    let s = ctx.warp_sum(big[3] as f32);
+    ctx.write(task.out, ctx.lane(), s as u32);
+})]
+pub struct TooDeep {
+    pub out: DevicePtr<u32>,
+}
+
+#[test]
+fn a_lane_stack_overflow_fails_its_task_and_the_worker_goes_on() {
+    // One worker: were it lost, the next job would never run.
+    let ex = grosr::Runtime::builder()
+        .task::<TooDeep>()
+        .task::<rust_bodies::RsChain>()
+        .backend(Backend::Cpu)
+        .cpu_threads(1)
+        .build()
+        .unwrap();
+    let out = buffer(&ex, &[0u32; 32]);
+    let waited = ex
+        .submit(&[TooDeep { out: out.ptr() }])
+        .unwrap()
+        .wait_timeout(T);
+    fault_of(waited, "TooDeep", &["stack (256 KiB) overflowed"]);
+    rust_bodies::a_spawn_chain_runs_every_link_once(&ex);
 }

@@ -275,13 +275,15 @@ fn rust_task_impl(
 }
 
 /// Whether a body may meet its other lanes: it calls a collective or a barrier, or hands its
-/// `ctx` to a function (a helper could), or reads volatilely, swaps or compares-and-swaps (how
-/// lanes wait for each other through memory: run one after another, a waiting lane would spin
-/// for good; counters' `atomic_add` and friends do not count). Conservative: a name that only
-/// looks like one counts.
+/// `ctx` to a function (a helper could), or reads volatilely or atomically (how lanes wait for
+/// each other through memory: run one after another, a waiting lane would spin for good; a
+/// gang costs a few microseconds). Conservative: a name that only looks like one counts.
 fn meets_other_lanes(tokens: TokenStream, ctx: &str) -> bool {
-    const MEETS: [&str; 15] = [
+    const MEETS: [&str; 18] = [
         "read_volatile",
+        "atomic_add",
+        "atomic_min",
+        "atomic_max",
         "atomic_exchange",
         "atomic_cas",
         "warp_sum",

@@ -37,7 +37,14 @@ enum Mem {
 impl Mem {
     fn new(gpu: &Gpu, bytes: usize) -> Result<Mem> {
         Ok(match gpu.host_memory() {
-            Some(host) => Mem::Host(host.alloc(bytes as u64), Arc::clone(host)),
+            Some(host) => match host.alloc(bytes as u64) {
+                Some(a) => Mem::Host(a, Arc::clone(host)),
+                None => {
+                    return Err(crate::Error::DoesNotFit(format!(
+                        "a buffer of {bytes} bytes: the host cannot give that much memory"
+                    )));
+                }
+            },
             None => Mem::Device(DeviceMem::zeroed(gpu.context()?, bytes)?),
         })
     }

@@ -224,9 +224,9 @@ pub unsafe trait Task: Record {
     /// for a CUDA C body, which only a GPU can run.
     const CPU_BODY: Option<fn(&Self, &mut crate::body::Ctx)> = None;
     /// The Rust body never meets its other lanes (no collective, no barrier, `ctx` handed to
-    /// no function, nothing lanes wait on each other with: no volatile read, swap or
-    /// compare-and-swap): the CPU executor may run a warp or block task's lanes one after
-    /// another instead of on a gang.
+    /// no function, nothing lanes wait on each other with: no volatile read, no atomic): the
+    /// CPU executor may run a warp or block task's lanes one after another instead of on a
+    /// gang.
     const CPU_LANES_APART: bool = false;
 }
 

@@ -177,9 +177,13 @@ impl CpuJob {
     /// started are dropped as workers reach them, running ones finish (`ctx.cancelled()` tells
     /// them), and their spawns and graph successors are dropped.
     pub fn cancel(&self) {
-        // The outcome first, then the flag (release): a task is dropped only after both.
-        if self.state.pending.load(Ordering::Acquire) > 0 {
-            self.state.fail(Error::Cancelled);
+        // The outcome first, then the flag (release): a task is dropped only after both. Under
+        // the `done` lock: a job that a waiter has seen finish keeps its outcome.
+        {
+            let done = self.state.done.lock().unwrap_or_else(|e| e.into_inner());
+            if !*done && self.state.pending.load(Ordering::Acquire) > 0 {
+                self.state.fail(Error::Cancelled);
+            }
         }
         self.state.cancelled.store(true, Ordering::Release);
     }
@@ -706,9 +710,15 @@ fn run_on_gang(
             what,
         });
     }
-    // Every lane has finished: what they shared goes (an access through a kept pointer faults).
+    // Every lane has finished (or, the gang broken, never runs again): what they shared goes
+    // (an access through a kept pointer faults).
     for (_, a) in scratch.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
         shared.memory.free(&a);
+    }
+    if gang.broken() {
+        // Its other lanes are stuck mid-body, holding what they hold: never run it again.
+        std::mem::forget(gang);
+        return;
     }
     pool.lock().unwrap_or_else(|e| e.into_inner()).push(gang);
 }
@@ -913,7 +923,8 @@ impl TaskRun {
     /// marked as the heap's); the address.
     pub(crate) fn alloc(&mut self, n: u64, size: u64) -> u64 {
         match n.checked_mul(size) {
-            Some(bytes) => self.shared.memory.alloc_heap(bytes).base(),
+            // Too much for the host: null, as an exhausted GPU heap answers.
+            Some(bytes) => self.shared.memory.alloc_heap(bytes).map_or(0, |a| a.base()),
             None => {
                 self.fault(format!("ctx.alloc of {n} elements of {size} bytes"));
                 abort()
@@ -1010,12 +1021,18 @@ impl TaskRun {
             let mut scratch = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
             match scratch.iter().find(|(at, _)| **at == *site) {
                 Some((_, a)) => a.base(),
-                None => {
-                    let a = self.shared.memory.alloc_owned(bytes.max(1), self.run_id);
-                    let base = a.base();
-                    scratch.push((site, a));
-                    base
-                }
+                None => match self.shared.memory.alloc_owned(bytes.max(1), self.run_id) {
+                    Some(a) => {
+                        let base = a.base();
+                        scratch.push((site, a));
+                        base
+                    }
+                    None => {
+                        drop(scratch);
+                        self.fault(format!("warp_shared memory of {bytes} bytes: too much"));
+                        abort()
+                    }
+                },
             }
         } else {
             0

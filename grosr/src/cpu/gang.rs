@@ -94,6 +94,9 @@ const LANE_STACK_WORDS: usize = (256 << 10) / size_of::<usize>();
 pub(crate) struct Gang {
     shared: Arc<Shared>,
     lanes: Vec<Generator<'static, (), ()>>,
+    /// A lane's coroutine failed (its stack overflowed): the others are stuck mid-body, so
+    /// the gang is not used again (`run_on_gang` leaks it).
+    broken: bool,
 }
 
 /// A lane's way to its gang's collectives (what `Ctx` holds for warp and block tasks).
@@ -121,10 +124,23 @@ impl Gang {
                 diverged: None,
             }),
         });
-        let lanes = (0..w)
-            .map(|_| Gn::<()>::new_opt(LANE_STACK_WORDS, || {}))
-            .collect();
-        Ok(Gang { shared, lanes })
+        // The generator crate panics when a stack cannot be mapped.
+        let lanes = std::panic::catch_unwind(|| {
+            (0..w)
+                .map(|_| Gn::<()>::new_opt(LANE_STACK_WORDS, || {}))
+                .collect()
+        })
+        .map_err(|_| std::io::Error::other("mapping the lanes' stacks"))?;
+        Ok(Gang {
+            shared,
+            lanes,
+            broken: false,
+        })
+    }
+
+    /// Whether a lane's coroutine failed: the gang must not run another task.
+    pub(crate) fn broken(&self) -> bool {
+        self.broken
     }
 
     /// Runs `task` on every lane and returns once each has returned; the message of a
@@ -144,9 +160,18 @@ impl Gang {
             g.init_code(move || run_lane(&shared, &task, lane as u32));
         }
         loop {
-            // A pass: every lane runs until it waits at a collective or returns.
+            // A pass: every lane runs until it waits at a collective or returns. A body's panics
+            // and faults end inside the lane (call_body); what comes out here is the coroutine's
+            // own failure, its stack overflowing: the task fails and the gang is done for.
             for g in self.lanes.iter_mut().filter(|g| !g.is_done()) {
-                g.resume();
+                let resumed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| g.resume()));
+                if resumed.is_err() {
+                    self.broken = true;
+                    return Some(format!(
+                        "a lane's stack ({} KiB) overflowed: a body's locals must fit it",
+                        (LANE_STACK_WORDS * size_of::<usize>()) >> 10
+                    ));
+                }
             }
             let mut st = s.lock();
             if st.live == 0 {
@@ -171,6 +196,11 @@ fn run_lane(shared: &Arc<Shared>, task: &GangTask, lane: u32) {
     };
     let returned = super::exec::call_body(task.body, &task.record, &mut ctx);
     let mut st = shared.lock();
+    if !returned && st.diverged.is_none() {
+        // It faulted (its job has failed with why): the other lanes stop at their next
+        // collective too, as the lanes-apart path stops the task, rather than go on without it.
+        st.diverged = Some(format!("lane {lane} faulted"));
+    }
     if returned && st.arrived > 0 && st.diverged.is_none() {
         // On a GPU a lane that returned waits at the task's end for the others, which wait
         // at their collective for it: a hang, or undefined results.

@@ -125,18 +125,19 @@ pub(crate) struct HostMemory {
 }
 
 impl HostMemory {
-    /// `bytes` zeroed bytes (at least one word), registered.
-    pub(crate) fn alloc(&self, bytes: u64) -> Arc<Allocation> {
+    /// `bytes` zeroed bytes (at least one word), registered; `None` if the host cannot give
+    /// them (or the made-up address space is spent).
+    pub(crate) fn alloc(&self, bytes: u64) -> Option<Arc<Allocation>> {
         self.register(bytes, false, 0)
     }
 
     /// [`alloc`](Self::alloc) that only the lanes of task run `owner` may reach.
-    pub(crate) fn alloc_owned(&self, bytes: u64, owner: u64) -> Arc<Allocation> {
+    pub(crate) fn alloc_owned(&self, bytes: u64, owner: u64) -> Option<Arc<Allocation>> {
         self.register(bytes, false, owner)
     }
 
     /// [`alloc`](Self::alloc) for a body's `ctx.alloc`, which only `free_heap` frees.
-    pub(crate) fn alloc_heap(&self, bytes: u64) -> Arc<Allocation> {
+    pub(crate) fn alloc_heap(&self, bytes: u64) -> Option<Arc<Allocation>> {
         self.register(bytes, true, 0)
     }
 
@@ -180,13 +181,28 @@ impl HostMemory {
         });
     }
 
-    fn register(&self, bytes: u64, heap: bool, owner: u64) -> Arc<Allocation> {
-        let words = bytes.div_ceil(8).max(1) as usize;
+    fn register(&self, bytes: u64, heap: bool, owner: u64) -> Option<Arc<Allocation>> {
+        let words = usize::try_from(bytes.div_ceil(8).max(1)).ok()?;
         // 256-byte aligned (the GPU's allocations are), with a gap of at least 256 bytes after.
-        let span = (words as u64 * 8).next_multiple_of(256) + 256;
+        let span = (words as u64)
+            .checked_mul(8)?
+            .checked_next_multiple_of(256)?
+            .checked_add(256)?;
+        // Reserved first: a size the host cannot give is a null pointer (as an exhausted GPU
+        // heap gives), not an abort of the process.
+        let mut cells = Vec::new();
+        cells.try_reserve_exact(words).ok()?;
+        cells.extend((0..words).map(|_| AtomicU64::new(0)));
+        let offset = self
+            .next
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                n.checked_add(span)
+                    .filter(|e| *e <= u64::MAX - FIRST_ADDRESS)
+            })
+            .ok()?;
         let a = Arc::new(Allocation {
-            base: FIRST_ADDRESS + self.next.fetch_add(span, Ordering::Relaxed),
-            words: (0..words).map(|_| AtomicU64::new(0)).collect(),
+            base: FIRST_ADDRESS + offset,
+            words: cells.into_boxed_slice(),
             bytes,
             live: AtomicBool::new(true),
             heap,
@@ -197,7 +213,7 @@ impl HostMemory {
         }
         let mut map = self.allocs.write().unwrap_or_else(|e| e.into_inner());
         map.insert(a.base(), Arc::clone(&a));
-        a
+        Some(a)
     }
 
     /// Unregisters `a`: bodies' accesses to it fail from now on (one that holds it keeps the
@@ -247,7 +263,7 @@ mod tests {
     #[test]
     fn accesses_inside_live_allocations_only_and_partial_words_keep_their_neighbours() {
         let m = HostMemory::default();
-        let a = m.alloc(12);
+        let a = m.alloc(12).unwrap();
         let base = a.base();
         a.write(base + 4, &7u32.to_le_bytes());
         a.write(base, &5u32.to_le_bytes());
@@ -271,7 +287,7 @@ mod tests {
         // Later allocations never take a freed one's addresses (the host allocator may well
         // hand out its words again).
         for _ in 0..100 {
-            let b = m.alloc(12);
+            let b = m.alloc(12).unwrap();
             assert!(m.find(base, 4).is_none());
             assert!(b.base() > base && b.base() % 256 == 0);
             m.free(&b);
