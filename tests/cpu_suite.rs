@@ -141,3 +141,35 @@ fn a_stopped_executor_runs_lowered_graphs_and_refuses_resident_ones() {
     resident.run(suite::T).unwrap();
     assert_eq!(dag.out.to_vec().unwrap(), dag.expected);
 }
+
+/// A Resident graph launch that runs past its time is cancelled: its running node sees
+/// `ctx.cancelled()` and stops, its successor never runs, and the executor goes on.
+#[test]
+fn a_graph_launch_past_its_time_is_cancelled() {
+    use grosr::graph::{Strategy, TaskGraph};
+    let rt = runtime();
+    let seen = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
+    let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
+    let mut g = TaskGraph::new();
+    let spin = g.add(common::Spin {
+        seen: seen.ptr(),
+        max_ns: 30_000_000_000,
+    });
+    let after = g.add(common::mark(&flags, 0));
+    g.add_edge(spin, after).unwrap();
+    let mut p = g.prepare(&rt, Strategy::Resident).unwrap();
+    let e = p.run_or_cancel(std::time::Duration::from_millis(50));
+    assert!(matches!(e, Err(grosr::Error::Timeout(..))), "{e:?}");
+    let deadline = std::time::Instant::now() + suite::T;
+    while seen.to_vec().unwrap()[0] == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the spinning node never stopped"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    assert_eq!(seen.to_vec().unwrap(), vec![1], "the node saw the cancel");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert_eq!(flags.to_vec().unwrap(), vec![0], "the successor never ran");
+    suite::assert_runtime_runs_tasks(&rt);
+}

@@ -276,7 +276,11 @@ impl TaskGraph {
             // between them is how a GPU launches it).
             return Ok(Prepared {
                 strategy,
-                inner: Inner::Cpu(cpu.executor(), Arc::new(cpu_plan(&plan))),
+                inner: Inner::Cpu {
+                    exec: cpu.executor(),
+                    plan: Arc::new(cpu_plan(&plan)),
+                    unfinished: None,
+                },
             });
         }
         let gpu = rt.gpu_engine("task graphs")?;
@@ -401,8 +405,12 @@ impl std::fmt::Debug for Prepared<'_> {
 enum Inner<'rt> {
     Resident(ResidentGraph<'rt>),
     Lowered(lowered::Lowered<'rt>),
-    /// The CPU backend's executor and the graph as it runs there.
-    Cpu(&'rt CpuExecutor, Arc<GraphPlan>),
+    /// The CPU backend's executor, the graph as it runs there, and a launch that timed out.
+    Cpu {
+        exec: &'rt CpuExecutor,
+        plan: Arc<GraphPlan>,
+        unfinished: Option<crate::cpu::CpuJob>,
+    },
 }
 
 /// The CPU executor's form of a plan: kinds, records, successors, in-degrees.
@@ -436,9 +444,57 @@ impl Prepared<'_> {
         match &mut self.inner {
             Inner::Resident(g) => g.run(timeout),
             Inner::Lowered(l) => l.run(timeout),
-            Inner::Cpu(exec, plan) => exec
-                .run_graph(plan, !self.strategy.is_resident())?
-                .wait_timeout(timeout.min(crate::MAX_TIMEOUT)),
+            Inner::Cpu { .. } => self.run_on_cpu(timeout, false),
+        }
+    }
+
+    /// [`run`](Self::run), and if the launch has not finished within `timeout`, cancel it
+    /// ([`Job::cancel`](crate::Job::cancel): nodes not yet started are dropped, running ones
+    /// finish) and return the [`Error::Timeout`]; the next run waits for the cancelled launch
+    /// to end. Resident launches and the CPU backend's; a lowered strategy's kernels run to
+    /// their end ([`Error::Unsupported`]).
+    pub fn run_or_cancel(&mut self, timeout: Duration) -> Result<()> {
+        let timeout = timeout.min(crate::MAX_TIMEOUT);
+        match &mut self.inner {
+            Inner::Resident(g) => g.run_or_cancel(timeout),
+            Inner::Lowered(_) => Err(Error::Unsupported(format!(
+                "cancelling a {} launch: its kernels run to their end (Strategy::Resident cancels)",
+                self.strategy.name()
+            ))),
+            Inner::Cpu { .. } => self.run_on_cpu(timeout, true),
+        }
+    }
+
+    /// A launch on the CPU backend, as a Resident one on a GPU: refused while one that timed
+    /// out is still running; `cancel`: cancelled if it times out.
+    fn run_on_cpu(&mut self, timeout: Duration, cancel: bool) -> Result<()> {
+        let lowered = !self.strategy.is_resident();
+        let Inner::Cpu {
+            exec,
+            plan,
+            unfinished,
+        } = &mut self.inner
+        else {
+            unreachable!("run_on_cpu is called for the CPU backend's launches only")
+        };
+        if let Some(job) = unfinished {
+            if !job.is_done()? {
+                return Err(Error::Config(
+                    "the graph's previous launch has not finished yet".into(),
+                ));
+            }
+            *unfinished = None;
+        }
+        let job = exec.run_graph(plan, lowered)?;
+        match job.wait_timeout(timeout.min(crate::MAX_TIMEOUT)) {
+            Err(e @ Error::Timeout(..)) => {
+                if cancel {
+                    job.cancel();
+                }
+                *unfinished = Some(job);
+                Err(e)
+            }
+            other => other,
         }
     }
 }

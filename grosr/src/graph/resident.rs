@@ -102,6 +102,15 @@ impl<'rt> ResidentGraph<'rt> {
 
     /// Launches the graph and waits (at most `timeout`) for every node to have run.
     pub fn run(&mut self, timeout: Duration) -> Result<()> {
+        self.launch_and_wait(timeout, false)
+    }
+
+    /// [`run`](Self::run), cancelling the launch if `timeout` passes.
+    pub fn run_or_cancel(&mut self, timeout: Duration) -> Result<()> {
+        self.launch_and_wait(timeout, true)
+    }
+
+    fn launch_and_wait(&mut self, timeout: Duration, cancel: bool) -> Result<()> {
         if let Some(job) = &self.unfinished {
             if !job.is_done()? {
                 return Err(Error::Config(
@@ -116,7 +125,12 @@ impl<'rt> ResidentGraph<'rt> {
             self.reset_needed = false;
         }
         let job = self.rt.submit_with(self.launch.submission(), timeout)?;
-        match job.wait_timeout(timeout) {
+        let waited = if cancel {
+            job.wait_timeout_or_cancel(timeout)
+        } else {
+            job.wait_timeout(timeout)
+        };
+        match waited {
             Ok(()) => Ok(()),
             Err(e @ Error::Timeout(..)) => {
                 self.unfinished = Some(job);
