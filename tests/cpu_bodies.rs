@@ -950,9 +950,10 @@ pub struct SpinsOnAnAtomic {
     pub flag: DevicePtr<u32>,
 }
 
-/// Asks the heap for 2^45 bytes: a null pointer, as an exhausted GPU heap answers.
+/// Asks the heap for 2^60 bytes (past any host's address space, whatever its overcommit
+/// setting): a null pointer, as an exhausted GPU heap answers.
 #[grosr::task(granularity = "lane", rust = |task, ctx| {
-    let p = ctx.alloc::<u64>(1u64 << 42u32);
+    let p = ctx.alloc::<u64>(1u64 << 57u32);
     ctx.write(task.out, 0u32, if p.is_null() { 1u32 } else { 2u32 });
 })]
 pub struct Greedy {
@@ -989,7 +990,7 @@ fn a_faulting_lane_stops_its_gang_spins_on_atomics_end_and_huge_allocations_are_
         .wait_timeout(T)
         .unwrap();
     assert_eq!(out.to_vec().unwrap()[0], 1, "the heap said null");
-    let huge = DeviceBuffer::<u64>::zeroed(ex.gpu(), 1 << 42);
+    let huge = DeviceBuffer::<u64>::zeroed(ex.gpu(), 1 << 57);
     assert!(matches!(huge, Err(Error::DoesNotFit(_))), "{huge:?}");
 }
 
@@ -1020,5 +1021,89 @@ fn a_lane_stack_overflow_fails_its_task_and_the_worker_goes_on() {
         .unwrap()
         .wait_timeout(T);
     fault_of(waited, "TooDeep", &["stack (256 KiB) overflowed"]);
+    rust_bodies::a_spawn_chain_runs_every_link_once(&ex);
+}
+
+/// Digs `depth` calls deep (256 bytes of locals a call), then reads and takes warp scratch.
+#[grosr::device(granularity = "warp")]
+fn dig(ctx: &grosr::body::Ctx, p: DevicePtr<u32>, depth: u32) -> u32 {
+    if depth == 0u32 {
+        let s = ctx.warp_shared::<u32, 32>();
+        return ctx.read(p, 0u32).max(ctx.read(s, ctx.lane()).min(5u32));
+    }
+    let mut pad = [0u32; 64];
+    pad[(depth % 64u32) as usize] = depth;
+    dig(ctx, p, depth - 1u32).min(pad[(depth % 64u32) as usize] + 5u32)
+}
+
+/// A warp task whose lanes dig `depth` deep.
+#[grosr::task(granularity = "warp", rust = |task, ctx| {
+    let v = dig(ctx, task.p, task.depth);
+    ctx.write(task.p, ctx.lane() + 1u32, v);
+})]
+pub struct Digs {
+    pub p: DevicePtr<u32>,
+    pub depth: u32,
+    pub pad: u32,
+}
+
+/// Lane 31 faults before it sets the flag lane 0 spins on.
+#[grosr::task(granularity = "warp", rust = |task, ctx| {
+    if ctx.lane() == 31u32 {
+        ctx.write(task.flag, 1u32 << 30u32, 1u32);
+        ctx.atomic_add(task.flag, 0u32, 1u32);
+    }
+    if ctx.lane() == 0u32 {
+        while ctx.atomic_add(task.flag, 0u32, 0u32) == 0u32 {}
+    }
+})]
+pub struct SpinsOnAFaultedLane {
+    pub flag: DevicePtr<u32>,
+}
+
+#[test]
+fn deep_lanes_fault_before_their_stack_runs_out_and_a_fault_ends_a_spin() {
+    // One worker: a lane stuck holding a lock would stop everything after it.
+    let ex = grosr::Runtime::builder()
+        .helper::<dig>()
+        .task::<Digs>()
+        .task::<SpinsOnAFaultedLane>()
+        .task::<rust_bodies::RsChain>()
+        .backend(Backend::Cpu)
+        .cpu_threads(1)
+        .build()
+        .unwrap();
+    let p = buffer(&ex, &[5u32; 33]);
+    let mut faulted = 0;
+    for depth in [10u32, 300, 600, 900, 1200, 2000, 3000, 5000] {
+        match ex
+            .submit(&[Digs {
+                p: p.ptr(),
+                depth,
+                pad: 0,
+            }])
+            .unwrap()
+            .wait_timeout(T)
+        {
+            Ok(()) => assert_eq!(p.to_vec().unwrap()[1..], [5; 32], "depth {depth}"),
+            Err(Error::BodyFault { what, .. }) => {
+                assert!(what.contains("stack"), "depth {depth}: {what}");
+                faulted += 1;
+            }
+            Err(e) => panic!("depth {depth}: {e}"),
+        }
+        rust_bodies::a_spawn_chain_runs_every_link_once(&ex);
+    }
+    assert!(faulted > 0, "no depth reached the stack's end");
+    let flag = buffer(&ex, &[0u32]);
+    let waited = ex
+        .submit(&[SpinsOnAFaultedLane { flag: flag.ptr() }])
+        .unwrap()
+        .wait_timeout(T);
+    fault_of(
+        waited,
+        "SpinsOnAFaultedLane",
+        &["outside every live allocation"],
+    );
     rust_bodies::a_spawn_chain_runs_every_link_once(&ex);
 }

@@ -173,3 +173,56 @@ fn a_graph_launch_past_its_time_is_cancelled() {
     assert_eq!(flags.to_vec().unwrap(), vec![0], "the successor never ran");
     suite::assert_runtime_runs_tasks(&rt);
 }
+
+/// Runs for `ns` nanoseconds whatever happens (no look at `ctx.cancelled()`).
+#[grosr::task(granularity = "lane", rust = |task, ctx| {
+    let start = ctx.globaltimer();
+    while ctx.globaltimer() - start < task.ns {}
+    ctx.write(task.done, 0u32, 1u32);
+})]
+pub struct Busy {
+    pub done: grosr::DevicePtr<u32>,
+    pub ns: u64,
+}
+
+/// While a cancelled launch's running node finishes, the graph's next run is refused; once it
+/// has, the next run goes; a lowered strategy's launch cannot be cancelled.
+#[test]
+fn a_cancelled_launch_is_waited_for_and_lowered_launches_refuse_to_cancel() {
+    use grosr::graph::{Strategy, TaskGraph};
+    let rt = grosr::Runtime::builder()
+        .task::<Busy>()
+        .backend(Backend::Cpu)
+        .cpu_threads(2)
+        .build()
+        .unwrap();
+    let done = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
+    let mut g = TaskGraph::new();
+    g.add(Busy {
+        done: done.ptr(),
+        ns: 300_000_000,
+    });
+    let mut p = g.prepare(&rt, Strategy::Resident).unwrap();
+    let e = p.run_or_cancel(std::time::Duration::from_millis(20));
+    assert!(matches!(e, Err(grosr::Error::Timeout(..))), "{e:?}");
+    let e = p.run(suite::T);
+    assert!(
+        matches!(e, Err(grosr::Error::Config(ref m)) if m.contains("not finished")),
+        "{e:?}"
+    );
+    let deadline = std::time::Instant::now() + suite::T;
+    while done.to_vec().unwrap()[0] == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the running node never ended"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    done.write(&[0]).unwrap();
+    p.run(suite::T).unwrap();
+    assert_eq!(done.to_vec().unwrap(), vec![1]);
+    let mut fused = g.prepare(&rt, Strategy::Fused).unwrap();
+    let e = fused.run_or_cancel(suite::T);
+    assert!(matches!(e, Err(grosr::Error::Unsupported(_))), "{e:?}");
+}

@@ -514,6 +514,7 @@ fn worker(shared: &Arc<Shared>, w: usize) {
             task_id: 0,
             run_id: 0,
             accesses: std::cell::Cell::new(0),
+            stack: std::cell::Cell::new((0, 0)),
         },
     };
     let trace = shared.trace.as_deref();
@@ -776,7 +777,13 @@ pub(crate) struct TaskRun {
     /// Memory accesses this lane made: every [`PREEMPT_EVERY`]th lets its gang's other lanes
     /// run (a lane spinning on what another lane writes would otherwise hold them all).
     accesses: std::cell::Cell<u32>,
+    /// A gang lane's stack: its top (near enough) and size; (0, 0) on a worker's own stack.
+    stack: std::cell::Cell<(usize, usize)>,
 }
+
+/// Stack a lane keeps free for the runtime's calls: below it they fault instead of running
+/// (an overflow inside one would leave its locks held for good; gang.rs).
+const STACK_HEADROOM: usize = 64 << 10;
 
 /// How often a gang's lane gives way at a memory access.
 const PREEMPT_EVERY: u32 = 1024;
@@ -795,6 +802,7 @@ impl Clone for TaskRun {
             task_id: self.task_id,
             run_id: self.run_id,
             accesses: std::cell::Cell::new(0),
+            stack: std::cell::Cell::new((0, 0)),
         }
     }
 }
@@ -821,6 +829,33 @@ impl TaskRun {
     /// Whether the task's lanes run together (a gang), so that they can meet.
     pub(crate) fn on_gang(&self) -> bool {
         self.gang.is_some()
+    }
+
+    /// Records this gang lane's stack: its top (an address near it) and size.
+    pub(crate) fn set_stack_top(&self, top: usize, size: usize) {
+        self.stack.set((top, size));
+    }
+
+    /// Faults the task, by an ordinary unwind, if this gang lane's stack has less than
+    /// [`STACK_HEADROOM`] left: the runtime call about to run takes locks, and a stack overflow
+    /// inside it would leave them held.
+    fn stack_check(&self) {
+        let (top, size) = self.stack.get();
+        if size == 0 {
+            return;
+        }
+        let here = 0u8;
+        let used = top.saturating_sub(std::ptr::addr_of!(here) as usize);
+        if used + STACK_HEADROOM > size {
+            self.stack.set((0, 0)); // the fault's own calls run unchecked
+            self.fault(format!(
+                "its lane's stack ({} KiB) is nearly full ({} KiB used): a body's locals and \
+                 calls must fit it",
+                size >> 10,
+                used >> 10
+            ));
+            abort()
+        }
     }
 
     pub(crate) fn task_name(&self) -> String {
@@ -856,11 +891,13 @@ impl TaskRun {
         (ptr, index, len, align): (u64, u64, u64, u64),
         f: impl FnOnce(&Allocation, u64) -> R,
     ) -> R {
+        self.stack_check();
         if let Some(g) = &self.gang {
             let n = self.accesses.get().wrapping_add(1);
             self.accesses.set(n);
-            if n % PREEMPT_EVERY == 0 {
-                g.give_way();
+            if n % PREEMPT_EVERY == 0 && !g.give_way() {
+                // Another lane faulted (the job has failed): this one stops, even mid-spin.
+                abort()
             }
         }
         let addr = index.checked_mul(len).and_then(|o| ptr.checked_add(o));
@@ -922,6 +959,7 @@ impl TaskRun {
     /// `ctx.alloc`: `n` elements of `size` bytes from the host heap (registered like a buffer,
     /// marked as the heap's); the address.
     pub(crate) fn alloc(&mut self, n: u64, size: u64) -> u64 {
+        self.stack_check();
         match n.checked_mul(size) {
             // Too much for the host: null, as an exhausted GPU heap answers.
             Some(bytes) => self.shared.memory.alloc_heap(bytes).map_or(0, |a| a.base()),
@@ -934,6 +972,7 @@ impl TaskRun {
 
     /// `ctx.free`: what `alloc` gave, once; null is ignored.
     pub(crate) fn free(&mut self, addr: u64) {
+        self.stack_check();
         if addr != 0 && !self.shared.memory.free_heap(addr) {
             self.fault(format!(
                 "ctx.free({addr:#x}): not an allocation of ctx.alloc that is still live"
@@ -944,6 +983,7 @@ impl TaskRun {
 
     /// Counts `record` (of type `T`) into the job and queues it.
     pub(crate) fn spawn<T: Task + 'static>(&mut self, task: &T) {
+        self.stack_check();
         let Some(&kind) = self.shared.by_type.get(&TypeId::of::<T>()) else {
             self.fault(format!(
                 "it spawns `{}`, which is not registered: add `.task::<{}>()`",
@@ -994,6 +1034,7 @@ impl TaskRun {
         value: u64,
         arg: u32,
     ) -> u64 {
+        self.stack_check();
         let met = match &self.gang {
             Some(g) => g.meet(self.lane, site, op, value, arg),
             // A lane task (or a task run lane by lane) has no other lanes to meet: a granular
@@ -1013,6 +1054,7 @@ impl TaskRun {
     /// same array every time the task passes `site` (lane 0 allocates it the first time, every
     /// lane gets its address), freed when the gang has finished.
     pub(crate) fn warp_shared(&self, site: &'static Location<'static>, bytes: u64) -> u64 {
+        self.stack_check();
         if self.gang.is_none() {
             // Not a gang: the meeting below fails the task; allocate nothing first.
             return self.meet(site, Op::Shuffle, 0, 0);

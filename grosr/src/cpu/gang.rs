@@ -88,7 +88,8 @@ impl Shared {
 
 /// A lane's stack: 256 KiB, mapped as it is touched (a body and a fault's message fit in far
 /// less; the default 32 KiB is close for a body, the runtime's checks and formatting).
-const LANE_STACK_WORDS: usize = (256 << 10) / size_of::<usize>();
+const LANE_STACK_BYTES: usize = 256 << 10;
+const LANE_STACK_WORDS: usize = LANE_STACK_BYTES / size_of::<usize>();
 
 /// A gang of `width` lane coroutines, kept for its next task.
 pub(crate) struct Gang {
@@ -194,6 +195,11 @@ fn run_lane(shared: &Arc<Shared>, task: &GangTask, lane: u32) {
     let mut ctx = Ctx {
         run: task.run.for_lane(lane, shared.width, Some(gang)),
     };
+    // Where this lane's stack starts, near enough: the runtime's calls check their headroom
+    // against it (TaskRun::stack_check).
+    let top = 0u8;
+    ctx.run
+        .set_stack_top(std::ptr::addr_of!(top) as usize, LANE_STACK_BYTES);
     let returned = super::exec::call_body(task.body, &task.record, &mut ctx);
     let mut st = shared.lock();
     if !returned && st.diverged.is_none() {
@@ -279,8 +285,10 @@ fn complete(st: &mut State, width: u32) {
 impl GangRef {
     /// Lets the gang's other lanes run before this one goes on (at a memory access: a lane
     /// spinning on what another lane writes must not hold them all, as on a GPU it does not).
-    pub(crate) fn give_way(&self) {
+    /// False if meanwhile the task diverged or another lane faulted: the caller stops too.
+    pub(crate) fn give_way(&self) -> bool {
         yield_to_driver();
+        self.shared.lock().diverged.is_none()
     }
 
     /// Lane `lane`'s part in the collective `op` at `site`: its result, or what went wrong (the

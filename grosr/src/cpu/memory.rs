@@ -188,11 +188,10 @@ impl HostMemory {
             .checked_mul(8)?
             .checked_next_multiple_of(256)?
             .checked_add(256)?;
-        // Reserved first: a size the host cannot give is a null pointer (as an exhausted GPU
-        // heap gives), not an abort of the process.
-        let mut cells = Vec::new();
-        cells.try_reserve_exact(words).ok()?;
-        cells.extend((0..words).map(|_| AtomicU64::new(0)));
+        // Zeroed pages from the system (untouched until used): a size the host cannot give is a
+        // null pointer (as an exhausted GPU heap gives), not an abort of the process, and a
+        // large one costs nothing until a body writes it.
+        let cells = zeroed_words(words)?;
         let offset = self
             .next
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
@@ -202,16 +201,17 @@ impl HostMemory {
             .ok()?;
         let a = Arc::new(Allocation {
             base: FIRST_ADDRESS + offset,
-            words: cells.into_boxed_slice(),
+            words: cells,
             bytes,
             live: AtomicBool::new(true),
             heap,
             owner,
         });
+        let mut map = self.allocs.write().unwrap_or_else(|e| e.into_inner());
         if heap {
+            // Under the map's lock, as `free_heap` and `heap_reset` update it.
             self.heap_bytes.fetch_add(bytes, Ordering::Relaxed);
         }
-        let mut map = self.allocs.write().unwrap_or_else(|e| e.into_inner());
         map.insert(a.base(), Arc::clone(&a));
         Some(a)
     }
@@ -230,6 +230,22 @@ impl HostMemory {
         let (_, a) = map.range(..=addr).next_back()?;
         a.holds(addr, len).then(|| Arc::clone(a))
     }
+}
+
+/// `n` zeroed words, or `None` if the system will not give them.
+fn zeroed_words(n: usize) -> Option<Box<[AtomicU64]>> {
+    let layout = std::alloc::Layout::array::<AtomicU64>(n).ok()?;
+    if layout.size() == 0 {
+        return Some(Box::new([]));
+    }
+    // SAFETY: the layout has a nonzero size.
+    let p = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<AtomicU64>();
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: `p` is a fresh allocation of `n` AtomicU64s by the global allocator with this
+    // layout (what a Box<[AtomicU64]> of `n` frees), all zero, a valid AtomicU64 each.
+    Some(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, n)) })
 }
 
 /// Where the made-up addresses start: nonzero, and at 2^44 far from any count that a body might

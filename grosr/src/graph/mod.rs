@@ -450,23 +450,28 @@ impl Prepared<'_> {
 
     /// [`run`](Self::run), and if the launch has not finished within `timeout`, cancel it
     /// ([`Job::cancel`](crate::Job::cancel): nodes not yet started are dropped, running ones
-    /// finish) and return the [`Error::Timeout`]; the next run waits for the cancelled launch
-    /// to end. Resident launches and the CPU backend's; a lowered strategy's kernels run to
-    /// their end ([`Error::Unsupported`]).
+    /// finish) and return the [`Error::Timeout`] (or the cancel's error); until the cancelled
+    /// launch has ended, the next run is refused ([`Error::Config`]). Resident launches only:
+    /// a lowered strategy's kernels run to their end ([`Error::Unsupported`], on either
+    /// backend).
     pub fn run_or_cancel(&mut self, timeout: Duration) -> Result<()> {
         let timeout = timeout.min(crate::MAX_TIMEOUT);
-        match &mut self.inner {
-            Inner::Resident(g) => g.run_or_cancel(timeout),
-            Inner::Lowered(_) => Err(Error::Unsupported(format!(
+        if !self.strategy.is_resident() {
+            return Err(Error::Unsupported(format!(
                 "cancelling a {} launch: its kernels run to their end (Strategy::Resident cancels)",
                 self.strategy.name()
-            ))),
+            )));
+        }
+        match &mut self.inner {
+            Inner::Resident(g) => g.run_or_cancel(timeout),
+            Inner::Lowered(_) => unreachable!("a Resident graph is prepared as one"),
             Inner::Cpu { .. } => self.run_on_cpu(timeout, true),
         }
     }
 
-    /// A launch on the CPU backend, as a Resident one on a GPU: refused while one that timed
-    /// out is still running; `cancel`: cancelled if it times out.
+    /// A launch on the CPU backend. A Resident one as on a GPU: refused while one that timed out
+    /// is still running; `cancel`: cancelled if it times out. A lowered one, as a GPU's kernels
+    /// queued on a stream, does not wait for an earlier one.
     fn run_on_cpu(&mut self, timeout: Duration, cancel: bool) -> Result<()> {
         let lowered = !self.strategy.is_resident();
         let Inner::Cpu {
@@ -491,7 +496,9 @@ impl Prepared<'_> {
                 if cancel {
                     job.cancel();
                 }
-                *unfinished = Some(job);
+                if !lowered {
+                    *unfinished = Some(job);
+                }
                 Err(e)
             }
             other => other,

@@ -125,16 +125,14 @@ impl<'rt> ResidentGraph<'rt> {
             self.reset_needed = false;
         }
         let job = self.rt.submit_with(self.launch.submission(), timeout)?;
-        let waited = if cancel {
-            job.wait_timeout_or_cancel(timeout)
-        } else {
-            job.wait_timeout(timeout)
-        };
-        match waited {
+        match job.wait_timeout(timeout) {
             Ok(()) => Ok(()),
             Err(e @ Error::Timeout(..)) => {
+                // Still running, cancelled or not (a runtime that cannot cancel says why): the
+                // next run waits for it to end.
+                let cancelled = if cancel { job.cancel() } else { Ok(()) };
                 self.unfinished = Some(job);
-                Err(e)
+                cancelled.and(Err(e))
             }
             Err(e) => {
                 self.reset_needed = true;
