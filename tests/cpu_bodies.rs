@@ -16,9 +16,14 @@ use rust_bodies::RsChain;
 const T: Duration = Duration::from_secs(60);
 
 fn executor(builder: RuntimeBuilder) -> Runtime {
+    executor_of(builder, 2)
+}
+
+/// `builder` on the CPU backend with `threads` workers.
+fn executor_of(builder: RuntimeBuilder, threads: usize) -> Runtime {
     builder
         .backend(Backend::Cpu)
-        .cpu_threads(2)
+        .cpu_threads(threads)
         .build()
         .unwrap()
 }
@@ -1008,13 +1013,12 @@ pub struct TooDeep {
 #[test]
 fn a_lane_stack_overflow_fails_its_task_and_the_worker_goes_on() {
     // One worker: were it lost, the next job would never run.
-    let ex = grosr::Runtime::builder()
-        .task::<TooDeep>()
-        .task::<rust_bodies::RsChain>()
-        .backend(Backend::Cpu)
-        .cpu_threads(1)
-        .build()
-        .unwrap();
+    let ex = executor_of(
+        grosr::Runtime::builder()
+            .task::<TooDeep>()
+            .task::<rust_bodies::RsChain>(),
+        1,
+    );
     let out = buffer(&ex, &[0u32; 32]);
     let waited = ex
         .submit(&[TooDeep { out: out.ptr() }])
@@ -1064,15 +1068,14 @@ pub struct SpinsOnAFaultedLane {
 #[test]
 fn deep_lanes_fault_before_their_stack_runs_out_and_a_fault_ends_a_spin() {
     // One worker: a lane stuck holding a lock would stop everything after it.
-    let ex = grosr::Runtime::builder()
-        .helper::<dig>()
-        .task::<Digs>()
-        .task::<SpinsOnAFaultedLane>()
-        .task::<rust_bodies::RsChain>()
-        .backend(Backend::Cpu)
-        .cpu_threads(1)
-        .build()
-        .unwrap();
+    let ex = executor_of(
+        grosr::Runtime::builder()
+            .helper::<dig>()
+            .task::<Digs>()
+            .task::<SpinsOnAFaultedLane>()
+            .task::<rust_bodies::RsChain>(),
+        1,
+    );
     let p = buffer(&ex, &[5u32; 33]);
     let mut faulted = 0;
     for depth in [10u32, 300, 600, 900, 1200, 2000, 3000, 5000] {

@@ -11,16 +11,22 @@ mod common;
 mod graph;
 
 use common::suite;
-use grosr::{Backend, DeviceBuffer, Runtime};
+use grosr::{Backend, DeviceBuffer, Runtime, RuntimeBuilder};
 
-fn runtime() -> Runtime {
-    let rt = common::portable_builder()
+/// `builder` on the CPU backend, two workers.
+fn on_cpu(builder: RuntimeBuilder) -> Runtime {
+    let rt = builder
         .backend(Backend::Cpu)
         .cpu_threads(2)
         .build()
         .unwrap();
     assert_eq!(rt.backend(), Backend::Cpu);
     rt
+}
+
+/// The core tests' task types on the CPU backend.
+fn runtime() -> Runtime {
+    on_cpu(common::portable_builder())
 }
 
 #[test]
@@ -83,13 +89,7 @@ fn a_running_body_sees_its_job_cancelled() {
 
 /// The graph tests' node types on the CPU backend.
 fn graph_runtime() -> Runtime {
-    let rt = graph::register(grosr::Runtime::builder())
-        .backend(Backend::Cpu)
-        .cpu_threads(2)
-        .build()
-        .unwrap();
-    assert_eq!(rt.backend(), Backend::Cpu);
-    rt
+    on_cpu(graph::register(grosr::Runtime::builder()))
 }
 
 #[test]
@@ -190,12 +190,7 @@ pub struct Busy {
 #[test]
 fn a_cancelled_launch_is_waited_for_and_lowered_launches_refuse_to_cancel() {
     use grosr::graph::{Strategy, TaskGraph};
-    let rt = grosr::Runtime::builder()
-        .task::<Busy>()
-        .backend(Backend::Cpu)
-        .cpu_threads(2)
-        .build()
-        .unwrap();
+    let rt = on_cpu(grosr::Runtime::builder().task::<Busy>());
     let done = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
     let mut g = TaskGraph::new();
     g.add(Busy {
