@@ -15,11 +15,11 @@ use crate::record::DevicePtr;
 /// ([`Backend::Cpu`](crate::Backend)) it is host memory that the runtime's tasks address,
 /// registered for the checks their accesses go through.
 ///
-/// ```no_run
-/// # fn demo(rt: &grosr::Runtime) -> grosr::Result<()> {
+/// ```
+/// # let rt = grosr::Runtime::builder().backend(grosr::Backend::Cpu).build()?;
 /// let xs = grosr::DeviceBuffer::from_slice(rt.gpu(), &[1.0f32, -2.0, 3.0])?;
 /// assert_eq!(xs.to_vec()?, vec![1.0, -2.0, 3.0]);
-/// # Ok(()) }
+/// # Ok::<(), grosr::Error>(())
 /// ```
 pub struct DeviceBuffer<T: bytemuck::Pod> {
     mem: Mem,

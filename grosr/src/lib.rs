@@ -7,21 +7,38 @@
 //! the whole job, spawned tasks included, has finished. [`bodies`] lists everything a task
 //! body may use.
 //!
-//! ```no_run
-//! use grosr::{DevicePtr, Runtime};
+//! ```
+//! use grosr::{DeviceBuffer, DevicePtr, Runtime};
 //!
-//! #[grosr::task(granularity = "lane", cuda = r#"
-//!     atomicAdd(task.sum, task.value);
-//! "#)]
+//! /// A warp task: its 32 lanes spawn one `Add` per value in 1..=n.
+//! #[grosr::task(rust = |task, ctx| {
+//!     for v in (ctx.lane() + 1..task.n + 1).step_by(ctx.width() as usize) {
+//!         ctx.spawn(Add { sum: task.sum, value: v, pad: 0u32 });
+//!     }
+//! })]
+//! pub struct Fan { pub sum: DevicePtr<u32>, pub n: u32, pub pad: u32 }
+//!
+//! /// A one-lane task: adds its value to the sum.
+//! #[grosr::task(granularity = "lane", rust = |task, ctx| {
+//!     ctx.atomic_add(task.sum, 0u32, task.value);
+//! })]
 //! pub struct Add { pub sum: DevicePtr<u32>, pub value: u32, pub pad: u32 }
 //!
-//! let rt = Runtime::builder().task::<Add>().build()?;
-//! let sum = grosr::DeviceBuffer::<u32>::zeroed(rt.gpu(), 1)?;
-//! let tasks: Vec<Add> = (1..=100).map(|v| Add { sum: sum.ptr(), value: v, pad: 0 }).collect();
-//! rt.submit(&tasks)?.wait()?;
+//! let rt = Runtime::builder()
+//! #   .backend(grosr::Backend::Cpu) // doctests run on host threads: no GPU needed
+//!     .task::<Fan>()
+//!     .task::<Add>()
+//!     .build()?;
+//! let sum = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1)?;
+//! // One record from the host; the 100 `Add` tasks are spawned on the GPU.
+//! let job = rt.submit(&[Fan { sum: sum.ptr(), n: 100, pad: 0 }])?;
+//! job.wait()?;
 //! assert_eq!(sum.to_vec()?[0], 5050);
 //! # Ok::<(), grosr::Error>(())
 //! ```
+//!
+//! A body can be CUDA C instead (`#[grosr::task(cuda = "...")]`, GPU only); `GROSR_BACKEND=cpu`
+//! or [`RuntimeBuilder::backend`] runs Rust bodies on host threads, for tests without a GPU.
 #![warn(missing_docs, missing_debug_implementations)]
 // Under loom only the ring protocol is built and model-checked; the rest is idle there.
 #![cfg_attr(loom, allow(dead_code, unused_imports))]

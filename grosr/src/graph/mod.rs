@@ -10,17 +10,29 @@
 //! * [`Strategy::Batched`]: one launch per task on one stream, one synchronize at the end.
 //! * [`Strategy::Sync`]: launch and synchronize per task.
 //!
-//! ```no_run
+//! ```
 //! use grosr::graph::{Strategy, TaskGraph};
-//! # #[grosr::task(cuda = "")] pub struct Step { pub x: grosr::DevicePtr<u32> }
-//! # let rt = grosr::Runtime::builder().task::<Step>().build()?;
-//! # let x = grosr::DeviceBuffer::<u32>::zeroed(rt.gpu(), 1)?;
+//! use grosr::{DeviceBuffer, DevicePtr, Runtime};
+//!
+//! /// x = 10 x + digit: the result spells the order the steps ran in.
+//! #[grosr::task(granularity = "lane", rust = |task, ctx| {
+//!     let x = ctx.read(task.x, 0u32);
+//!     ctx.write(task.x, 0u32, 10 * x + task.digit);
+//! })]
+//! pub struct Step { pub x: DevicePtr<u32>, pub digit: u32, pub pad: u32 }
+//!
+//! let rt = Runtime::builder()
+//! #   .backend(grosr::Backend::Cpu) // doctests run on host threads: no GPU needed
+//!     .task::<Step>()
+//!     .build()?;
+//! let x = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1)?;
 //! let mut g = TaskGraph::new();
-//! let a = g.add(Step { x: x.ptr() });
-//! let b = g.add(Step { x: x.ptr() });
-//! g.add_edge(a, b)?;                        // a runs before b
+//! let a = g.add(Step { x: x.ptr(), digit: 1, pad: 0 });
+//! let b = g.add(Step { x: x.ptr(), digit: 2, pad: 0 });
+//! g.add_edge(a, b)?;                                        // a runs before b
 //! let mut resident = g.prepare(&rt, Strategy::Resident)?;   // uploads once
 //! resident.run(std::time::Duration::from_secs(5))?;         // one submit, no CPU work per task
+//! assert_eq!(x.to_vec()?, vec![12]);
 //! # Ok::<(), grosr::Error>(())
 //! ```
 
