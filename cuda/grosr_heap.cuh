@@ -169,7 +169,8 @@ __device__ uint32_t heap_large_take(const Heap& h, uint32_t n) {
 }
 
 __device__ void* heap_large_alloc(const Heap& h, u64 bytes) {
-    const u64 want = (bytes + HEAP_SLAB_BYTES - 1) >> HEAP_SLAB_SHIFT;
+    // Slabs needed, rounded up without overflow (bytes may be anything up to ~0).
+    const u64 want = (bytes >> HEAP_SLAB_SHIFT) + ((bytes & (HEAP_SLAB_BYTES - 1)) != 0);
     if (want <= h.slabs) {
         const uint32_t n = (uint32_t)want;
         uint32_t found = heap_large_take(h, n);
@@ -325,7 +326,7 @@ __device__ void heap_free(void* p) {
 }
 
 template <class T> __device__ __forceinline__ T* heap_alloc_n(u64 n) {
-    return static_cast<T*>(heap_alloc(n * sizeof(T)));
+    return static_cast<T*>(heap_alloc(n > ~0ull / sizeof(T) ? ~0ull : n * sizeof(T)));   // as Ctx::alloc_n
 }
 
 // Ctx::alloc and Ctx::free (task bodies) call one out-of-line copy of the heap instead of

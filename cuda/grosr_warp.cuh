@@ -100,7 +100,9 @@ struct Ctx {
     __device__ void* alloc(unsigned long long bytes) const;
     __device__ void free(void* p) const;
     template <class T> __device__ T* alloc_n(unsigned long long n) const {
-        return static_cast<T*>(alloc(n * sizeof(T)));
+        // A count whose bytes overflow asks for the most bytes instead: null, counted as a
+        // failure, and every lane still calls alloc (the heap serves a warp's calls together).
+        return static_cast<T*>(alloc(n > ~0ull / sizeof(T) ? ~0ull : n * sizeof(T)));
     }
 };
 
