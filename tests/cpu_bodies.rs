@@ -535,6 +535,12 @@ fn random_dags_of_mixed_nodes_run_in_order_under_every_strategy() {
         first += count;
     }
     for s in Strategy::ALL {
+        // The lowered strategies need the runtime stopped, as on a GPU.
+        if s.is_resident() {
+            rt.start().unwrap();
+        } else {
+            rt.stop().unwrap();
+        }
         let mut prepared = g.prepare(&rt, s).unwrap();
         for round in 0..3 {
             done.write(&vec![0u32; n]).unwrap();
@@ -877,11 +883,21 @@ fn kept_scratch_granular_helpers_wide_deltas_and_lowered_spawns_behave_as_on_a_g
     let mut p = g.prepare(&ex, grosr::graph::Strategy::Fused).unwrap();
     assert_eq!(
         p.run(T),
+        Err(Error::Config(
+            "baseline kernels cannot run beside a scheduler that holds every SM: call Runtime::stop first"
+                .into()
+        )),
+        "a lowered launch beside the running executor is refused, as on a GPU"
+    );
+    ex.stop().unwrap();
+    assert_eq!(
+        p.run(T),
         Err(Error::TaskFailed {
             task: "SpawningNode".into(),
             code: -4
         })
     );
+    ex.start().unwrap();
     let mut p = g.prepare(&ex, grosr::graph::Strategy::Resident).unwrap();
     p.run(T).unwrap();
 }

@@ -10,6 +10,7 @@ mod common;
 #[path = "common/graph.rs"]
 mod graph;
 
+use common::Mark;
 use common::suite;
 use grosr::{Backend, DeviceBuffer, Runtime, RuntimeBuilder};
 
@@ -174,6 +175,62 @@ fn a_graph_launch_past_its_time_is_cancelled() {
     suite::assert_runtime_runs_tasks(&rt);
 }
 
+/// A launch that a plain `run` left running when it timed out is cancelled afterwards with
+/// `Prepared::cancel`: its spinning node stops, its successor never runs, and once it has ended
+/// the graph runs again.
+#[test]
+fn a_launch_left_running_by_a_timed_out_run_can_be_cancelled_later() {
+    use grosr::graph::{Strategy, TaskGraph};
+    let rt = runtime();
+    let seen = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
+    let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
+    let mut g = TaskGraph::new();
+    let spin = g.add(common::Spin {
+        seen: seen.ptr(),
+        max_ns: 30_000_000_000,
+    });
+    let after = g.add(common::mark(&flags, 0));
+    g.add_edge(spin, after).unwrap();
+    let mut p = g.prepare(&rt, Strategy::Resident).unwrap();
+    p.cancel().unwrap(); // nothing running: nothing to do
+    let stopped = |seen: &DeviceBuffer<u32>| {
+        let deadline = std::time::Instant::now() + suite::T;
+        while seen.to_vec().unwrap()[0] == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the spinning node never stopped"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(seen.to_vec().unwrap(), vec![1], "the node saw the cancel");
+    };
+    let e = p.run(std::time::Duration::from_millis(50));
+    assert!(matches!(e, Err(grosr::Error::Timeout(..))), "{e:?}");
+    p.cancel().unwrap();
+    stopped(&seen);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert_eq!(flags.to_vec().unwrap(), vec![0], "the successor never ran");
+    // Once the cancelled launch has ended, the graph launches again (cancelled the same way).
+    seen.write(&[0]).unwrap();
+    let deadline = std::time::Instant::now() + suite::T;
+    loop {
+        match p.run(std::time::Duration::from_millis(20)) {
+            Err(grosr::Error::Config(m)) if m.contains("not finished") => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the launch never ended"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            Err(grosr::Error::Timeout(..)) => break,
+            other => panic!("{other:?}"),
+        }
+    }
+    p.cancel().unwrap();
+    stopped(&seen);
+    suite::assert_runtime_runs_tasks(&rt);
+}
+
 /// Runs for `ns` nanoseconds whatever happens (no look at `ctx.cancelled()`).
 #[grosr::task(granularity = "lane", rust = |task, ctx| {
     let start = ctx.globaltimer();
@@ -220,4 +277,130 @@ fn a_cancelled_launch_is_waited_for_and_lowered_launches_refuse_to_cancel() {
     let mut fused = g.prepare(&rt, Strategy::Fused).unwrap();
     let e = fused.run_or_cancel(suite::T);
     assert!(matches!(e, Err(grosr::Error::Unsupported(_))), "{e:?}");
+}
+
+/// Spawns `n` Marks in a loop: a body that spawns without end, in effect.
+#[grosr::task(granularity = "lane", rust = |task, ctx| {
+    let mut i = 0u32;
+    while i < task.n {
+        ctx.spawn(Mark { flags: task.flags, index: 0u32, pad: 0u32 });
+        i += 1;
+    }
+})]
+pub struct SpawnLoop {
+    pub flags: grosr::DevicePtr<u32>,
+    pub n: u32,
+    pub pad: u32,
+}
+
+/// A body spawning far more tasks than the queues hold fails its job with `QueueOverflow`
+/// naming the spawned type (as a GPU's full queues do), instead of growing the host's memory
+/// until the process aborts; the runtime goes on.
+#[test]
+fn spawning_past_the_queues_fails_the_job_instead_of_exhausting_memory() {
+    // 64 slots × 128 queues: 8192 queued tasks at most.
+    let rt = on_cpu(
+        common::portable_builder()
+            .task::<SpawnLoop>()
+            .queue_capacity(64),
+    );
+    let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
+    let e = rt
+        .submit(&[SpawnLoop {
+            flags: flags.ptr(),
+            n: 200_000,
+            pad: 0,
+        }])
+        .unwrap()
+        .wait_timeout(suite::T);
+    assert!(
+        matches!(e, Err(grosr::Error::QueueOverflow(ref t)) if t == "Mark"),
+        "{e:?}"
+    );
+    suite::assert_runtime_runs_tasks(&rt);
+}
+
+/// More worker threads than the CPU backend allows is a configuration error, not a panic or an
+/// abort while starting them.
+#[test]
+fn too_many_cpu_threads_is_a_config_error() {
+    for threads in [RuntimeBuilder::MAX_CPU_THREADS + 1, usize::MAX] {
+        let e = common::portable_builder()
+            .backend(Backend::Cpu)
+            .cpu_threads(threads)
+            .trace(1)
+            .build();
+        assert!(
+            matches!(e, Err(grosr::Error::Config(ref m)) if m.contains("cpu_threads")),
+            "{threads}: {e:?}"
+        );
+    }
+}
+
+/// A pointer into one runtime's buffer, used by another runtime's task, faults there: the two
+/// runtimes' memory never shares an address, so it cannot read what the other keeps.
+#[test]
+fn a_pointer_from_another_runtime_faults_instead_of_reading_its_memory() {
+    let a = runtime();
+    let b = runtime();
+    let theirs = DeviceBuffer::<u32>::from_slice(a.gpu(), &[7]).unwrap();
+    let _ours = DeviceBuffer::<u32>::from_slice(b.gpu(), &[0xdead_beef]).unwrap();
+    let e = b
+        .submit(&[common::Mark {
+            flags: theirs.ptr(),
+            index: 0,
+            pad: 0,
+        }])
+        .unwrap()
+        .wait_timeout(suite::T);
+    assert!(matches!(e, Err(grosr::Error::BodyFault { .. })), "{e:?}");
+    assert_eq!(theirs.to_vec().unwrap(), vec![7], "untouched");
+}
+
+/// Tasks queued behind a long task of another job do not wait for it while a worker is free:
+/// idle workers take them from the busy worker's deque.
+#[test]
+fn tasks_queued_behind_a_long_task_run_on_a_free_worker() {
+    let rt = on_cpu(common::portable_builder().task::<Busy>());
+    let done = DeviceBuffer::<u32>::zeroed(rt.gpu(), 3).unwrap();
+    let busy = |i, ms: u64| Busy {
+        done: done.ptr().add(i),
+        ns: ms * 1_000_000,
+    };
+    // Both workers busy for a moment; then a 3 s task and 100 short ones queued behind it.
+    let warm = rt.submit(&[busy(0, 50), busy(1, 100)]).unwrap();
+    let long = rt.submit(&[busy(2, 3000)]).unwrap();
+    let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 100).unwrap();
+    let short: Vec<common::Mark> = (0..100).map(|i| common::mark(&flags, i)).collect();
+    let short = rt.submit(&short).unwrap();
+    warm.wait_timeout(suite::T).unwrap();
+    short
+        .wait_timeout(std::time::Duration::from_millis(1500))
+        .expect("the short job ran on the free worker, not after the long task");
+    assert_eq!(flags.to_vec().unwrap(), vec![1; 100]);
+    long.wait_timeout(suite::T).unwrap();
+}
+
+/// A lowered strategy beside the running executor is refused while it holds every worker, as a
+/// GPU refuses one beside a scheduler on every SM; with `max_sms` below the workers it runs.
+#[test]
+fn lowered_launches_beside_a_running_executor_follow_the_gpus_rule() {
+    use grosr::graph::{Strategy, TaskGraph};
+    for (max_sms, refused) in [(None, true), (Some(1), false)] {
+        let mut b = common::portable_builder();
+        if let Some(m) = max_sms {
+            b = b.max_sms(m);
+        }
+        let rt = on_cpu(b);
+        let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
+        let mut g = TaskGraph::new();
+        g.add(common::mark(&flags, 0));
+        let e = g.prepare(&rt, Strategy::Fused).unwrap().run(suite::T);
+        assert_eq!(
+            matches!(e, Err(grosr::Error::Config(ref m)) if m.contains("Runtime::stop")),
+            refused,
+            "max_sms {max_sms:?}: {e:?}"
+        );
+        assert_eq!(flags.to_vec().unwrap(), vec![u32::from(!refused)]);
+    }
 }

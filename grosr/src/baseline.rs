@@ -26,9 +26,7 @@ impl GpuRuntime {
     #[doc(hidden)]
     pub fn baselines(&self) -> Result<Baselines<'_>> {
         if self.is_running() && self.info().sms_used >= self.info().sm_count {
-            return Err(Error::Config(
-                "baseline kernels cannot run beside a scheduler that holds every SM: call Runtime::stop first".into(),
-            ));
+            return Err(crate::graph::lowered_beside_scheduler());
         }
         let ctx = self.context();
         Ok(Baselines {

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use grosr::graph::{Strategy, TaskGraph};
-use grosr::{Backend, DeviceBuffer, DevicePtr, Runtime, RuntimeBuilder};
+use grosr::{DeviceBuffer, DevicePtr, Runtime, RuntimeBuilder};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -101,6 +101,28 @@ pub struct RsHeap {
     pub n: u32,
 }
 
+/// Asks the heap for more than it can have: `count` u64s, whose bytes overflow a u64 (2^61 + 1
+/// of them), and `bytes` bytes (u64::MAX, whose slab count overflowed when rounded up); writes
+/// 1 to `out[i]` if both came back null.
+#[grosr::task(granularity = "lane", rust = |task, ctx| {
+    let a = ctx.alloc::<u64>(task.count);
+    let b = ctx.alloc::<u8>(task.bytes);
+    ctx.write(task.out, task.i, if a.is_null() && b.is_null() { 1u32 } else { 2u32 });
+    if !a.is_null() {
+        ctx.free(a);
+    }
+    if !b.is_null() {
+        ctx.free(b);
+    }
+})]
+pub struct RsOverAsk {
+    pub out: DevicePtr<u32>,
+    pub count: u64,
+    pub bytes: u64,
+    pub i: u32,
+    pub pad: u32,
+}
+
 /// A builder with these tasks and their helper registered.
 pub fn builder() -> RuntimeBuilder {
     grosr::Runtime::builder()
@@ -109,6 +131,7 @@ pub fn builder() -> RuntimeBuilder {
         .task::<RsChain>()
         .task::<RsBlock>()
         .task::<RsHeap>()
+        .task::<RsOverAsk>()
 }
 
 /// Softmax of relu, in f64.
@@ -152,8 +175,8 @@ pub fn softmax_rows_match_the_reference(rt: &Runtime, rows: usize) {
                 len: len as u32,
             });
         }
-        // On a GPU the lowered strategies launch kernels of their own: the scheduler stops.
-        let lowered = !strategy.is_resident() && rt.backend() == Backend::Gpu;
+        // The lowered strategies launch kernels of their own: the scheduler stops.
+        let lowered = !strategy.is_resident();
         if lowered {
             rt.stop().unwrap();
         }
@@ -229,4 +252,23 @@ pub fn heap_tasks_allocate_fill_and_free(rt: &Runtime) {
         let want: u64 = (0..m).map(|k| k * k).sum();
         assert_eq!(got[i as usize], want, "task {i}");
     }
+    // Requests past any heap are null, from a whole warp's lanes and from a lane alone.
+    let out = DeviceBuffer::<u32>::zeroed(rt.gpu(), 33).unwrap();
+    let ask = |i| RsOverAsk {
+        out: out.ptr(),
+        count: (1 << 61) + 1,
+        bytes: u64::MAX,
+        i,
+        pad: 0,
+    };
+    rt.submit(&(0..32).map(ask).collect::<Vec<_>>())
+        .unwrap()
+        .wait_timeout(T)
+        .unwrap();
+    rt.submit(&[ask(32)]).unwrap().wait_timeout(T).unwrap();
+    assert_eq!(
+        out.to_vec().unwrap(),
+        vec![1; 33],
+        "every over-large request is null"
+    );
 }

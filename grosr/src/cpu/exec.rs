@@ -7,7 +7,7 @@
 
 use std::any::TypeId;
 use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, Location};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use super::gang::{Gang, GangRef, GangTask, Op};
 use super::memory::{Allocation, Cursor, HostMemory};
+use super::queue::{Local, Queues};
 use super::trace::Recorder;
 use crate::body::Ctx;
 use crate::codegen::TaskInfo;
@@ -130,10 +131,15 @@ struct Shared {
     /// complete (the count's release orders it), so a waiter that returns sees it.
     executed: Vec<AtomicU64>,
     row: usize,
-    queue: Mutex<VecDeque<Item>>,
-    ready: Condvar,
+    /// Every queued task (cpu/queue.rs).
+    queues: Queues<Item>,
+    /// Taken by submits and graph runs around their look at `stopped` and their push, and by
+    /// `stop` and `start` around their change of it: a stop either sees a submit's tasks (and
+    /// drops them) or comes before its look.
+    gate: Mutex<()>,
+    /// Set when the executor is dropped: workers end after their current task.
     stop: AtomicBool,
-    /// Worker threads: each takes its share of the queue (at most BATCH).
+    /// Worker threads.
     threads: usize,
     /// Set by `stop`: queued tasks are dropped, submits and spawns refused, until `start`.
     stopped: AtomicBool,
@@ -152,8 +158,30 @@ impl Shared {
         self.trace.as_ref().map_or(0, |r| r.id())
     }
 
-    fn queue(&self) -> MutexGuard<'_, VecDeque<Item>> {
-        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    fn gate(&self) -> MutexGuard<'_, ()> {
+        self.gate.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The address that tells this executor's worker threads from others'.
+    fn key(&self) -> usize {
+        self as *const Shared as usize
+    }
+}
+
+thread_local! {
+    /// A worker thread's own deque, with its executor's [`Shared::key`]: where the tasks it runs
+    /// spawn to.
+    static LOCAL: std::cell::OnceCell<(usize, Local<Item>)> = const { std::cell::OnceCell::new() };
+}
+
+/// Drops `items` unrun: their jobs fail with `e` (the first error wins) and complete when
+/// their last task is gone.
+fn drop_items(items: impl IntoIterator<Item = Item>, e: &Error) {
+    for item in items {
+        item.job.fail(e.clone());
+        if item.job.release() {
+            item.job.complete();
+        }
     }
 }
 
@@ -245,7 +273,9 @@ impl CpuExecutor {
         tasks: &[TaskInfo],
         threads: usize,
         trace_events: usize,
+        spawn_cap: usize,
     ) -> Result<CpuExecutor> {
+        let (queues, locals) = Queues::new(threads.max(1), spawn_cap);
         let shared = Arc::new(Shared {
             kinds: tasks
                 .iter()
@@ -266,8 +296,8 @@ impl CpuExecutor {
                 .map(|_| AtomicU64::new(0))
                 .collect(),
             row: tasks.len().next_multiple_of(8),
-            queue: Mutex::new(VecDeque::new()),
-            ready: Condvar::new(),
+            queues,
+            gate: Mutex::new(()),
             stop: AtomicBool::new(false),
             threads: threads.max(1),
             stopped: AtomicBool::new(false),
@@ -282,11 +312,11 @@ impl CpuExecutor {
             shared,
             workers: Vec::new(),
         };
-        for w in 0..threads.max(1) {
+        for (w, local) in locals.into_iter().enumerate() {
             let shared = Arc::clone(&ex.shared);
             let t = std::thread::Builder::new()
                 .name(format!("grosr-cpu-{w}"))
-                .spawn(move || worker(&shared, w))
+                .spawn(move || worker(&shared, w, local))
                 .map_err(|e| Error::io("starting a CPU executor thread", e))?;
             ex.workers.push(t);
         }
@@ -306,25 +336,24 @@ impl CpuExecutor {
         let (submit, start) = r.map_or((0, 0), |r| (r.id(), r.now()));
         let job = JobState::new(self.shared.trace_id(), (bytes.len() / size) as i64, false);
         {
-            let mut q = self.shared.queue();
-            // Under the queue's lock: a stop either sees these records (and drops them) or
-            // comes before this look.
+            let _gate = self.shared.gate();
             if self.shared.stopped.load(Ordering::Acquire) {
                 return Err(Error::Stopped);
             }
-            for r in bytes.chunks_exact(size) {
-                let mut record = [0u8; MAX_RECORD_BYTES];
-                record[..size].copy_from_slice(r);
-                q.push_back(Item {
-                    kind,
-                    parent: submit,
-                    job: Arc::clone(&job),
-                    record,
-                    node: None,
-                });
-            }
+            self.shared
+                .queues
+                .push_shared(bytes.chunks_exact(size).map(|r| {
+                    let mut record = [0u8; MAX_RECORD_BYTES];
+                    record[..size].copy_from_slice(r);
+                    Item {
+                        kind,
+                        parent: submit,
+                        job: Arc::clone(&job),
+                        record,
+                        node: None,
+                    }
+                }));
         }
-        self.shared.ready.notify_all();
         if let Some(r) = r {
             r.host(submit, "submit", job.id, start);
         }
@@ -366,22 +395,23 @@ impl CpuExecutor {
         let r = self.shared.trace.as_deref();
         let (launch, start) = r.map_or((0, 0), |r| (r.id(), r.now()));
         let job = JobState::new(self.shared.trace_id(), roots as i64, lowered);
+        let items: Vec<Item> = (plan.indeg.iter().enumerate())
+            .filter(|(_, d)| **d == 0)
+            .map(|(i, _)| Item {
+                kind: plan.kinds[i],
+                parent: launch,
+                job: Arc::clone(&job),
+                record: plan.records[i],
+                node: Some((Arc::clone(&run), i as u32)),
+            })
+            .collect();
         {
-            let mut q = self.shared.queue();
+            let _gate = self.shared.gate();
             if self.shared.stopped.load(Ordering::Acquire) && !lowered {
                 return Err(Error::Stopped);
             }
-            for (i, _) in plan.indeg.iter().enumerate().filter(|(_, d)| **d == 0) {
-                q.push_back(Item {
-                    kind: plan.kinds[i],
-                    parent: launch,
-                    job: Arc::clone(&job),
-                    record: plan.records[i],
-                    node: Some((Arc::clone(&run), i as u32)),
-                });
-            }
+            self.shared.queues.push_shared(items.into_iter());
         }
-        self.shared.ready.notify_all();
         if let Some(r) = r {
             r.host(launch, "graph run", job.id, start);
         }
@@ -413,24 +443,24 @@ impl CpuExecutor {
     /// Drops every queued task (its job then fails with [`Error::Stopped`]) and refuses submits
     /// and spawns until [`start`](Self::start); running tasks finish. Lowered graph runs go on.
     pub(crate) fn stop(&self) {
-        let dropped: VecDeque<Item> = {
-            let mut q = self.shared.queue();
+        {
+            let _gate = self.shared.gate();
             self.shared.stopped.store(true, Ordering::Release);
-            let (kept, dropped) = q.drain(..).partition(|item| item.job.lowered);
-            *q = kept;
-            dropped
-        };
-        for item in dropped {
-            item.job.fail(Error::Stopped);
-            if item.job.release() {
-                item.job.complete();
-            }
         }
+        // What a worker takes meanwhile it drops itself (see `worker`).
+        let (kept, dropped): (Vec<Item>, Vec<Item>) = self
+            .shared
+            .queues
+            .drain()
+            .into_iter()
+            .partition(|item| item.job.lowered);
+        self.shared.queues.push_shared(kept.into_iter());
+        drop_items(dropped, &Error::Stopped);
     }
 
     /// Takes submits again after [`stop`](Self::stop).
     pub(crate) fn start(&self) {
-        let _q = self.shared.queue();
+        let _gate = self.shared.gate();
         self.shared.stopped.store(false, Ordering::Release);
     }
 }
@@ -456,9 +486,7 @@ impl std::fmt::Debug for CpuJob {
 impl Drop for CpuExecutor {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Release);
-        // Under the queue's lock: a worker between its look at `stop` and its wait cannot miss it.
-        drop(self.shared.queue());
-        self.shared.ready.notify_all();
+        self.shared.queues.wake_all();
         // Workers end after their current task; one whose body never returns is left running
         // (detached, holding what it uses) after 10 s, as a GPU runtime whose kernel does not
         // exit on stop is leaked, rather than hanging the drop.
@@ -472,13 +500,7 @@ impl Drop for CpuExecutor {
             }
         }
         // What no worker took: its jobs end Stopped (their waiters may outlive the executor).
-        let left: Vec<Item> = self.shared.queue().drain(..).collect();
-        for item in left {
-            item.job.fail(Error::Stopped);
-            if item.job.release() {
-                item.job.complete();
-            }
-        }
+        drop_items(self.shared.queues.drain(), &Error::Stopped);
         // The gangs' threads end with them.
         self.shared
             .warp_gangs
@@ -496,10 +518,25 @@ impl Drop for CpuExecutor {
 /// How long dropping the executor waits for its workers' current tasks.
 const DROP_WAIT: Duration = Duration::from_secs(10);
 
-/// Tasks a worker takes from the queue at once (one lock for them all).
-const BATCH: usize = 32;
+/// A worker samples the trace's counters once per this many tasks it takes.
+const COUNTER_EVERY: u32 = 64;
 
-fn worker(shared: &Arc<Shared>, w: usize) {
+fn worker(shared: &Arc<Shared>, w: usize, local: Local<Item>) {
+    LOCAL.with(|cell| {
+        if cell.set((shared.key(), local)).is_err() {
+            unreachable!("a worker thread runs one worker");
+        }
+        let Some((_, local)) = cell.get() else {
+            unreachable!("set above")
+        };
+        work(shared, w, local);
+        // Ending (the executor is dropped): what is left on this worker's deque ends Stopped.
+        drop_items(shared.queues.drain_local(local), &Error::Stopped);
+    });
+}
+
+/// Worker `w`'s loop: takes a task, runs it, accounts for it, until the executor is dropped.
+fn work(shared: &Arc<Shared>, w: usize, local: &Local<Item>) {
     // One context for every lane task this worker runs: each task moves its job in.
     let mut ctx = Ctx {
         run: TaskRun {
@@ -518,69 +555,64 @@ fn worker(shared: &Arc<Shared>, w: usize) {
         },
     };
     let trace = shared.trace.as_deref();
-    let mut batch: Vec<Item> = Vec::with_capacity(BATCH);
     let executed = &shared.executed[w * shared.row..(w + 1) * shared.row];
+    let mut taken = 0u32;
     loop {
-        {
-            let mut q = shared.queue();
-            loop {
-                // Dropping the executor ends its workers after their current task, queued or not.
-                if shared.stop.load(Ordering::Acquire) {
-                    return;
-                }
-                if !q.is_empty() {
-                    break;
-                }
-                q = shared.ready.wait(q).unwrap_or_else(|e| e.into_inner());
-            }
-            // A share of a long queue, so that the others find some too; one task from a short
-            // one, so that no task waits in one worker's batch behind a task that waits for it.
-            let take = if q.len() >= 4 * shared.threads {
-                (q.len() / (2 * shared.threads)).min(BATCH)
-            } else {
-                1
-            };
-            batch.extend(q.drain(..take));
-            if let Some(r) = trace {
-                r.counter(w, "queued tasks", q.len() as f64);
-                r.counter(w, "heap bytes", shared.memory.heap_bytes() as f64);
-            }
+        // Dropping the executor ends its workers after their current task, queued or not.
+        if shared.stop.load(Ordering::Acquire) {
+            return;
         }
-        for item in batch.drain(..) {
-            if item.job.is_cancelled() {
-                // Dropped unrun: not counted as executed, its graph successors never released.
-                if item.job.release() {
-                    item.job.complete();
-                }
-                continue;
+        let Some(item) = shared.queues.take(w, local) else {
+            // Idle: let go of the last allocation looked at, so a buffer dropped meanwhile is
+            // freed now, not when this worker next runs a task.
+            *ctx.run.cursor.borrow_mut() = Cursor::default();
+            shared.queues.sleep(local, &shared.stop);
+            continue;
+        };
+        taken = taken.wrapping_add(1);
+        if let Some(r) = trace.filter(|_| taken % COUNTER_EVERY == 1) {
+            r.counter(w, "queued tasks", shared.queues.len() as f64);
+            r.counter(w, "heap bytes", shared.memory.heap_bytes() as f64);
+        }
+        if shared.stopped.load(Ordering::Acquire) && !item.job.lowered {
+            // Stopped after this task was queued (or spawned as the stop came): dropped, as
+            // `stop` drops what it finds.
+            drop_items([item], &Error::Stopped);
+            continue;
+        }
+        if item.job.is_cancelled() {
+            // Dropped unrun: not counted as executed, its graph successors never released.
+            if item.job.release() {
+                item.job.complete();
             }
-            let kind = item.kind as usize;
-            let span = trace.map(|r| (r.id(), r.now(), item.parent, item.job.id));
-            ctx.run.task_id = span.map_or(0, |s| s.0);
-            let node = run_item(shared, item, &mut ctx);
-            if let (Some(r), Some((id, start_ns, parent, job))) = (trace, span) {
-                r.task(
-                    w,
-                    TaskSpan {
-                        id,
-                        parent,
-                        kind: kind as u32,
-                        job,
-                        track: w as u32,
-                        start_ns,
-                        end_ns: r.now(),
-                    },
-                );
-            }
-            if let Some((run, i)) = node {
-                release_successors(shared, &run, i, &ctx.run);
-            }
-            // Relaxed, on this worker's own line: the release below orders it before the job's
-            // completion (as the GPU counts a task before its job's count).
-            executed[kind].fetch_add(1, Ordering::Relaxed);
-            if ctx.run.job.release() {
-                ctx.run.job.complete();
-            }
+            continue;
+        }
+        let kind = item.kind as usize;
+        let span = trace.map(|r| (r.id(), r.now(), item.parent, item.job.id));
+        ctx.run.task_id = span.map_or(0, |s| s.0);
+        let node = run_item(shared, item, &mut ctx);
+        if let (Some(r), Some((id, start_ns, parent, job))) = (trace, span) {
+            r.task(
+                w,
+                TaskSpan {
+                    id,
+                    parent,
+                    kind: kind as u32,
+                    job,
+                    track: w as u32,
+                    start_ns,
+                    end_ns: r.now(),
+                },
+            );
+        }
+        if let Some((run, i)) = node {
+            release_successors(shared, &run, i, &ctx.run);
+        }
+        // Relaxed, on this worker's own line: the release below orders it before the job's
+        // completion (as the GPU counts a task before its job's count).
+        executed[kind].fetch_add(1, Ordering::Relaxed);
+        if ctx.run.job.release() {
+            ctx.run.job.complete();
         }
     }
 }
@@ -611,17 +643,14 @@ fn release_successors(shared: &Shared, run: &Arc<GraphRun>, i: u32, by: &TaskRun
     if ready.is_empty() {
         return;
     }
-    let mut q = shared.queue();
     if shared.stopped.load(Ordering::Acquire) && !job.lowered {
         // Stopped: the successors are dropped, uncounted (the job ends with `Stopped`).
-        drop(q);
         job.fail(Error::Stopped);
         return;
     }
+    // Counted before node `i`'s own end is (`release`), so the job cannot complete first.
     job.pending.fetch_add(ready.len() as i64, Ordering::Relaxed);
-    q.extend(ready);
-    drop(q);
-    shared.ready.notify_all();
+    shared.queues.push_shared(ready.into_iter());
 }
 
 /// Runs one task with the worker's `ctx`, whose job becomes the task's; the graph node it was,
@@ -960,14 +989,11 @@ impl TaskRun {
     /// marked as the heap's); the address.
     pub(crate) fn alloc(&mut self, n: u64, size: u64) -> u64 {
         self.stack_check();
-        match n.checked_mul(size) {
-            // Too much for the host: null, as an exhausted GPU heap answers.
-            Some(bytes) => self.shared.memory.alloc_heap(bytes).map_or(0, |a| a.base()),
-            None => {
-                self.fault(format!("ctx.alloc of {n} elements of {size} bytes"));
-                abort()
-            }
-        }
+        // Too much for the host (or more bytes than a u64 counts): null, as a GPU's heap
+        // answers a request it cannot serve.
+        n.checked_mul(size)
+            .and_then(|bytes| self.shared.memory.alloc_heap(bytes))
+            .map_or(0, |a| a.base())
     }
 
     /// `ctx.free`: what `alloc` gave, once; null is ignored.
@@ -1004,26 +1030,35 @@ impl TaskRun {
             });
             return;
         }
-        let mut record = [0u8; MAX_RECORD_BYTES];
-        record[..size_of::<T>()].copy_from_slice(bytemuck::bytes_of(task));
-        {
-            let mut q = self.shared.queue();
-            if self.shared.stopped.load(Ordering::Acquire) && !self.job.lowered {
-                // Stopped: the child is dropped with the queue's others, its job abandoned.
-                self.job.fail(Error::Stopped);
+        if self.shared.stopped.load(Ordering::Acquire) {
+            // Stopped: the child is dropped with the queues' others, its job abandoned.
+            self.job.fail(Error::Stopped);
+            return;
+        }
+        // Onto this worker's own deque (it runs it next, unless a thief takes it first).
+        LOCAL.with(|cell| {
+            let local = cell
+                .get()
+                .filter(|(key, _)| *key == self.shared.key())
+                .map(|(_, l)| l);
+            if !self.shared.queues.reserve_spawn(local) {
+                // The queues are full: dropped, and the job fails, as a GPU's full queues answer.
+                self.job.fail(Error::QueueOverflow(T::C_NAME.to_string()));
                 return;
             }
+            let mut record = [0u8; MAX_RECORD_BYTES];
+            record[..size_of::<T>()].copy_from_slice(bytemuck::bytes_of(task));
             // Counted before this task's own end is (`release`), so the job cannot complete first.
             self.job.pending.fetch_add(1, Ordering::Relaxed);
-            q.push_back(Item {
+            let item = Item {
                 kind,
                 parent: self.task_id,
                 job: Arc::clone(&self.job),
                 record,
                 node: None,
-            });
-        }
-        self.shared.ready.notify_one();
+            };
+            self.shared.queues.push_reserved(item, local);
+        });
     }
 
     /// This lane's part in a collective (`op` at `site`).

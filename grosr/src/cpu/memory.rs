@@ -118,8 +118,6 @@ impl Allocation {
 #[derive(Default)]
 pub(crate) struct HostMemory {
     allocs: RwLock<BTreeMap<u64, Arc<Allocation>>>,
-    /// Address space handed out so far, above [`FIRST_ADDRESS`].
-    next: AtomicU64,
     /// Bytes of live heap allocations (a trace's counter reads it without the map's lock).
     heap_bytes: AtomicU64,
 }
@@ -192,8 +190,7 @@ impl HostMemory {
         // null pointer (as an exhausted GPU heap gives), not an abort of the process, and a
         // large one costs nothing until a body writes it.
         let cells = zeroed_words(words)?;
-        let offset = self
-            .next
+        let offset = NEXT_ADDRESS
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
                 n.checked_add(span)
                     .filter(|e| *e <= u64::MAX - FIRST_ADDRESS)
@@ -253,6 +250,11 @@ fn zeroed_words(n: usize) -> Option<Box<[AtomicU64]>> {
 /// are more than a process allocates.
 const FIRST_ADDRESS: u64 = 1 << 44;
 
+/// Address space handed out so far, above [`FIRST_ADDRESS`], by every runtime of the process:
+/// one runtime's addresses are never another's, so a pointer into another runtime's buffer
+/// faults instead of reading whatever this one keeps there.
+static NEXT_ADDRESS: AtomicU64 = AtomicU64::new(0);
+
 /// A thread's way into [`HostMemory`]: the last allocation it hit, looked at first.
 #[derive(Default)]
 pub(crate) struct Cursor {
@@ -292,6 +294,11 @@ mod tests {
         assert!(m.find(base + 8, 4).is_some());
         assert!(m.find(base + 9, 4).is_none(), "past the end");
         assert!(m.find(base - 8, 4).is_none(), "before the start");
+        // Another runtime's memory never shares an address with this one's: its pointers
+        // fault here.
+        let other = HostMemory::default();
+        let o = other.alloc(12).unwrap();
+        assert!(m.find(o.base(), 4).is_none() && other.find(base, 4).is_none());
         let mut cursor = Cursor::default();
         assert!(cursor.find(&m, base, 4).is_some());
         m.free(&a);

@@ -8,6 +8,7 @@
 mod exec;
 mod gang;
 mod memory;
+mod queue;
 mod trace;
 
 pub(crate) use exec::{CpuExecutor, CpuJob, GraphPlan};

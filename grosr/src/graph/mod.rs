@@ -278,9 +278,11 @@ impl TaskGraph {
 
     /// Checks the graph against `rt` and prepares it to run under `strategy`: uploads it
     /// (Resident), instantiates a CUDA graph, or builds the launch plan. Strategies other than
-    /// Resident launch ordinary kernels, so they need the scheduler stopped (`Runtime::stop`).
-    /// On the CPU backend every strategy runs the graph on the executor; a lowered one runs
-    /// while it is stopped, as a GPU's kernels do.
+    /// Resident launch ordinary kernels, so they need the scheduler stopped (`Runtime::stop`)
+    /// unless it was built with [`max_sms`](crate::RuntimeBuilder::max_sms) below the SM count.
+    /// On the CPU backend every strategy runs the graph on the executor, under the same rule
+    /// (its workers stand for SMs); a lowered one runs while it is stopped, as a GPU's kernels
+    /// do.
     pub fn prepare<'rt>(&self, rt: &'rt Runtime, strategy: Strategy) -> Result<Prepared<'rt>> {
         let plan = self.plan(rt)?;
         if let Some(cpu) = rt.cpu_engine() {
@@ -292,6 +294,7 @@ impl TaskGraph {
                     exec: cpu.executor(),
                     plan: Arc::new(cpu_plan(&plan)),
                     unfinished: None,
+                    holds_every_sm: rt.info().sms_used >= rt.info().sm_count,
                 },
             });
         }
@@ -422,7 +425,18 @@ enum Inner<'rt> {
         exec: &'rt CpuExecutor,
         plan: Arc<GraphPlan>,
         unfinished: Option<crate::cpu::CpuJob>,
+        /// The runtime holds every "SM" (worker; `max_sms` not below their count): lowered
+        /// launches need it stopped, as on a GPU.
+        holds_every_sm: bool,
     },
+}
+
+/// A lowered strategy launched while the scheduler holds every SM (on either backend).
+pub(crate) fn lowered_beside_scheduler() -> Error {
+    Error::Config(
+        "baseline kernels cannot run beside a scheduler that holds every SM: call Runtime::stop first"
+            .into(),
+    )
 }
 
 /// The CPU executor's form of a plan: kinds, records, successors, in-degrees.
@@ -463,9 +477,9 @@ impl Prepared<'_> {
     /// [`run`](Self::run), and if the launch has not finished within `timeout`, cancel it
     /// ([`Job::cancel`](crate::Job::cancel): nodes not yet started are dropped, running ones
     /// finish) and return the [`Error::Timeout`] (or the cancel's error); until the cancelled
-    /// launch has ended, the next run is refused ([`Error::Config`]). Resident launches only:
-    /// a lowered strategy's kernels run to their end ([`Error::Unsupported`], on either
-    /// backend).
+    /// launch has ended, the next run is refused ([`Error::Config`]). Resident launches on the
+    /// CPU backend only: a lowered strategy's kernels run to their end, and a GPU runtime's
+    /// launches cannot be cancelled yet ([`Error::Unsupported`], before anything is launched).
     pub fn run_or_cancel(&mut self, timeout: Duration) -> Result<()> {
         let timeout = timeout.min(crate::MAX_TIMEOUT);
         if !self.strategy.is_resident() {
@@ -481,6 +495,24 @@ impl Prepared<'_> {
         }
     }
 
+    /// Cancels the graph's launch that [`run`](Self::run) or [`run_or_cancel`](Self::run_or_cancel)
+    /// left running when it timed out ([`Job::cancel`](crate::Job::cancel): nodes not yet
+    /// started are dropped, running ones finish); nothing to do (`Ok`) if there is none or it
+    /// has ended. The next run is refused until it has ended. Resident launches on the CPU
+    /// backend; a GPU runtime's launches cannot be cancelled yet ([`Error::Unsupported`]).
+    pub fn cancel(&mut self) -> Result<()> {
+        match &mut self.inner {
+            Inner::Resident(g) => g.cancel(),
+            Inner::Lowered(_) => Ok(()),
+            Inner::Cpu { unfinished, .. } => {
+                if let Some(job) = unfinished {
+                    job.cancel();
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// A launch on the CPU backend. A Resident one as on a GPU: refused while one that timed out
     /// is still running; `cancel`: cancelled if it times out. A lowered one, as a GPU's kernels
     /// queued on a stream, does not wait for an earlier one.
@@ -490,10 +522,14 @@ impl Prepared<'_> {
             exec,
             plan,
             unfinished,
+            holds_every_sm,
         } = &mut self.inner
         else {
             unreachable!("run_on_cpu is called for the CPU backend's launches only")
         };
+        if lowered && *holds_every_sm && !exec.is_stopped() {
+            return Err(lowered_beside_scheduler());
+        }
         if let Some(job) = unfinished {
             if !job.is_done()? {
                 return Err(Error::Config(

@@ -102,15 +102,26 @@ impl<'rt> ResidentGraph<'rt> {
 
     /// Launches the graph and waits (at most `timeout`) for every node to have run.
     pub fn run(&mut self, timeout: Duration) -> Result<()> {
-        self.launch_and_wait(timeout, false)
+        self.launch_and_wait(timeout)
     }
 
-    /// [`run`](Self::run), cancelling the launch if `timeout` passes.
-    pub fn run_or_cancel(&mut self, timeout: Duration) -> Result<()> {
-        self.launch_and_wait(timeout, true)
+    /// [`run`](Self::run), cancelling the launch if `timeout` passes. A GPU runtime's jobs
+    /// cannot be cancelled yet: refused before the launch, not after the timeout.
+    pub fn run_or_cancel(&mut self, _timeout: Duration) -> Result<()> {
+        Err(Error::Unsupported(
+            "cancelling a graph launch on the GPU backend (the CPU backend cancels)".into(),
+        ))
     }
 
-    fn launch_and_wait(&mut self, timeout: Duration, cancel: bool) -> Result<()> {
+    /// Cancels the launch that a run left running when it timed out (none: nothing to do).
+    pub fn cancel(&mut self) -> Result<()> {
+        match &self.unfinished {
+            Some(job) if !job.is_done()? => job.cancel(),
+            _ => Ok(()),
+        }
+    }
+
+    fn launch_and_wait(&mut self, timeout: Duration) -> Result<()> {
         if let Some(job) = &self.unfinished {
             if !job.is_done()? {
                 return Err(Error::Config(
@@ -128,11 +139,9 @@ impl<'rt> ResidentGraph<'rt> {
         match job.wait_timeout(timeout) {
             Ok(()) => Ok(()),
             Err(e @ Error::Timeout(..)) => {
-                // Still running, cancelled or not (a runtime that cannot cancel says why): the
-                // next run waits for it to end.
-                let cancelled = if cancel { job.cancel() } else { Ok(()) };
+                // Still running: the next run waits for it to end (`cancel` may end it sooner).
                 self.unfinished = Some(job);
-                cancelled.and(Err(e))
+                Err(e)
             }
             Err(e) => {
                 self.reset_needed = true;

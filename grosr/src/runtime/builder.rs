@@ -142,6 +142,10 @@ struct ExtraCuda {
 }
 
 impl RuntimeBuilder {
+    /// The most worker threads [`cpu_threads`](Self::cpu_threads) may ask for: each is an OS
+    /// thread with its own per-kind counters and trace track, so the count is bounded.
+    pub const MAX_CPU_THREADS: usize = 1024;
+
     /// Registers task type `T`; kinds are numbered in registration order. Registering a type
     /// twice is harmless.
     pub fn task<T: Task + 'static>(mut self) -> Self {
@@ -161,7 +165,8 @@ impl RuntimeBuilder {
         self.config.backend = Some(backend);
         self
     }
-    /// Worker threads of the CPU backend (default: the machine's available parallelism).
+    /// Worker threads of the CPU backend (default: the machine's available parallelism), at
+    /// most [`MAX_CPU_THREADS`](Self::MAX_CPU_THREADS) (more is a [`Error::Config`] at build).
     pub fn cpu_threads(mut self, threads: usize) -> Self {
         self.config.cpu_threads = Some(threads.max(1));
         self
@@ -402,6 +407,13 @@ impl RuntimeBuilder {
                 c.arena_bytes
             )));
         }
+        if c.cpu_threads.is_some_and(|t| t > Self::MAX_CPU_THREADS) {
+            return Err(Error::Config(format!(
+                "cpu_threads must be at most {}, not {}",
+                Self::MAX_CPU_THREADS,
+                c.cpu_threads.unwrap_or(0)
+            )));
+        }
         if c.max_sms == Some(0) {
             return Err(Error::Config("max_sms must be at least 1".into()));
         }
@@ -445,13 +457,14 @@ impl RuntimeBuilder {
                 let c = &self.config;
                 let threads = c
                     .cpu_threads
-                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-                let (tuning, optimize) = (c.tuning, c.optimize);
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+                    .min(Self::MAX_CPU_THREADS);
+                let (tuning, optimize, max_sms) = (c.tuning, c.optimize, c.max_sms);
                 let cpu = super::cpu::CpuRuntime::new(
                     self.tasks,
-                    (threads, c.trace_events),
+                    (threads, c.trace_events, c.queue_capacity),
                     c.submit_timeout,
-                    |gpu| super::cpu::info(gpu, tuning, optimize),
+                    |gpu| super::cpu::info(gpu, tuning, optimize, max_sms),
                 );
                 Engine::Cpu(Box::new(cpu.map_err(|e| match e {
                     Error::Config(m) if from_env => {

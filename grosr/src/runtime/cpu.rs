@@ -23,12 +23,19 @@ pub(crate) struct CpuRuntime {
     wait: Duration,
 }
 
+/// The CPU backend's queues hold as many tasks as this many queues of
+/// [`RuntimeBuilder::queue_capacity`](crate::RuntimeBuilder::queue_capacity) slots: about what
+/// an H200's (132 SM queues) hold, so a spawn tree that fits there fits here; a spawn past it
+/// fails its job with `QueueOverflow`, as there.
+pub(crate) const CPU_QUEUES: usize = 128;
+
 impl CpuRuntime {
-    /// A CPU runtime for `tasks` on `threads` threads, tracing `trace_events` a track (0: off);
-    /// an error naming the first task type with a CUDA C body, which only a GPU runs.
+    /// A CPU runtime for `tasks` on `threads` threads, tracing `trace_events` a track (0: off),
+    /// its queues holding `queue_capacity` × [`CPU_QUEUES`] tasks; an error naming the first
+    /// task type with a CUDA C body, which only a GPU runs.
     pub(super) fn new(
         tasks: Vec<TaskInfo>,
-        (threads, trace_events): (usize, usize),
+        (threads, trace_events, queue_capacity): (usize, usize, u32),
         wait: Duration,
         info: impl FnOnce(&Gpu) -> RuntimeInfo,
     ) -> Result<CpuRuntime> {
@@ -39,7 +46,8 @@ impl CpuRuntime {
                 t.name
             )));
         }
-        let exec = CpuExecutor::new(&tasks, threads, trace_events)?;
+        let spawn_cap = (queue_capacity as usize).saturating_mul(CPU_QUEUES);
+        let exec = CpuExecutor::new(&tasks, threads, trace_events, spawn_cap)?;
         let gpu = Gpu::host(std::sync::Arc::clone(exec.memory()), threads);
         let kinds = tasks
             .iter()
@@ -123,12 +131,19 @@ impl std::fmt::Debug for CpuRuntime {
 }
 
 /// What a CPU runtime reports about itself.
-pub(super) fn info(gpu: &Gpu, tuning: super::Tuning, optimize: super::Optimize) -> RuntimeInfo {
+pub(super) fn info(
+    gpu: &Gpu,
+    tuning: super::Tuning,
+    optimize: super::Optimize,
+    max_sms: Option<u32>,
+) -> RuntimeInfo {
     RuntimeInfo {
         device: gpu.name.clone(),
         arch: 0,
         sm_count: gpu.sm_count,
-        sms_used: gpu.sm_count,
+        // Its workers stand for SMs: `max_sms` below their count leaves room for a graph's
+        // lowered launches beside the running executor, as on a GPU.
+        sms_used: max_sms.map_or(gpu.sm_count, |m| m.min(gpu.sm_count)),
         blocks_per_sm: 1,
         grid_blocks: gpu.sm_count,
         driver_version: 0,
