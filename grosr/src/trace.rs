@@ -201,7 +201,7 @@ impl Trace {
                      \"args\":{{\"value\":{}}}}}",
                     json_string(c.name),
                     us(c.at_ns),
-                    c.value
+                    json_number(c.value)
                 ),
             );
         }
@@ -257,6 +257,15 @@ fn json_string(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// `v` as a JSON number; JSON has no NaN or infinity, so those are `null`.
+fn json_number(v: f64) -> String {
+    if v.is_finite() {
+        v.to_string()
+    } else {
+        "null".into()
+    }
 }
 
 #[cfg(test)]
@@ -331,5 +340,29 @@ mod tests {
             "{json}"
         );
         assert!(json.ends_with("\"otherData\":{\"dropped\":0}}\n"), "{json}");
+    }
+
+    #[test]
+    fn a_counter_that_is_not_a_number_is_written_as_null() {
+        let sample = |value| CounterSample {
+            name: "heap bytes",
+            at_ns: 0,
+            value,
+        };
+        let trace = Trace {
+            tasks: vec![],
+            host: vec![],
+            counters: vec![sample(f64::NAN), sample(f64::INFINITY), sample(2.5)],
+            tracks: vec![],
+            task_names: vec![],
+            dropped: 0,
+        };
+        let json = trace.to_chrome_json();
+        assert_eq!(
+            json.matches(r#""args":{"value":null}"#).count(),
+            2,
+            "{json}"
+        );
+        assert!(json.contains(r#""args":{"value":2.5}"#), "{json}");
     }
 }
