@@ -407,6 +407,24 @@ fn precompile_fills_the_cache_folder_that_build_reads() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// NVRTC 13 has no sm_70: asking it is an error that says so and what to use, not NVRTC's bare
+/// "invalid value for --gpu-architecture".
+#[test]
+fn an_architecture_the_nvrtc_version_dropped_is_a_clear_error() {
+    let Ok(version) = grosr::unstable::nvrtc_version() else {
+        return;
+    };
+    let got = quickstart::builder().optimize(Compile).precompile(70);
+    if version.0 >= 13 {
+        assert!(
+            matches!(got, Err(grosr::Error::Unsupported(ref m)) if m.contains("sm_70") && m.contains("NVRTC 12")),
+            "{got:?}"
+        );
+    } else {
+        assert!(got.is_ok(), "{got:?}");
+    }
+}
+
 /// Rust-syntax bodies (`grosr::body`): one of each granularity, with the subset's statements,
 /// math, collectives, atomics and a spawn by field names, translate to CUDA that NVRTC compiles.
 #[test]

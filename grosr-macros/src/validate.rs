@@ -64,6 +64,17 @@ pub(crate) fn task_args(args: &TaskArgs, errors: &mut Errors) {
                     "grosr: `file` is relative to the crate's Cargo.toml directory \
                      (CARGO_MANIFEST_DIR): write a relative path, e.g. `file = \"cuda/body.cu\"`",
                 ));
+            } else if std::env::var_os("CARGO_MANIFEST_DIR")
+                .is_some_and(|dir| !std::path::Path::new(&dir).join(&value).is_file())
+            {
+                // Said here, without the absolute path `include_str!` would print.
+                errors.push(syn::Error::new(
+                    path.span(),
+                    format!(
+                        "grosr: no file `{value}` in the crate's Cargo.toml directory \
+                         (CARGO_MANIFEST_DIR), which `file` is relative to"
+                    ),
+                ));
             }
         }
         [_] => {}

@@ -124,7 +124,16 @@ pub fn compile(source: &str, arch: u32) -> Result<Vec<u8>> {
 /// relocatable CUBIN for the driver's linker). `--Ofast-compile=min` is left out where NVRTC is
 /// older than 12.8, which does not know it: the module compiles as `Optimize::Speed` would.
 pub fn compile_with(source: &str, arch: u32, extra: &[&str]) -> Result<Vec<u8>> {
-    let fast_compile_known = nvrtc_version()? >= (12, 8);
+    let version = nvrtc_version()?;
+    if version.0 >= 13 && arch < 75 {
+        // NVRTC 13 answers only "invalid value for --gpu-architecture".
+        return Err(Error::Unsupported(format!(
+            "NVRTC {}.{} cannot compile for sm_{arch}: CUDA 13 dropped architectures before \
+             sm_75; use NVRTC 12 (the CUDA 12 toolkit, or `pip install nvidia-cuda-nvrtc-cu12`)",
+            version.0, version.1
+        )));
+    }
+    let fast_compile_known = version >= (12, 8);
     let arch_name = format!("sm_{arch}");
     let err = |log: String| Error::Compile {
         arch: arch_name.clone(),

@@ -12,7 +12,8 @@ pub enum Error {
     /// The CUDA driver library could not be loaded.
     #[error(
         "no CUDA driver found (libcuda.so): install the NVIDIA driver (grosr needs driver 525 or newer) \
-         or add the folder holding libcuda.so to LD_LIBRARY_PATH"
+         or add the folder holding libcuda.so to LD_LIBRARY_PATH; without a GPU, GROSR_BACKEND=cpu \
+         runs tasks with Rust bodies on host threads"
     )]
     NoDriver,
     /// NVRTC, the CUDA run-time compiler, could not be loaded.
@@ -22,7 +23,9 @@ pub enum Error {
     )]
     NoNvrtc,
     /// The driver loaded but reports no usable GPU.
-    #[error("no NVIDIA GPU {0}")]
+    #[error(
+        "no NVIDIA GPU {0} (without one, GROSR_BACKEND=cpu runs tasks with Rust bodies on host threads)"
+    )]
     NoDevice(String),
     /// A CUDA driver call failed.
     #[error("CUDA call {call} failed: {}", result_name(*code))]
@@ -102,11 +105,12 @@ pub enum Error {
     /// started were dropped, those running finished, and what they spawned was dropped.
     #[error("the job was cancelled")]
     Cancelled,
-    /// A job finished long ago: its completion slot has been reused by thousands of later
-    /// jobs, and whether it failed is no longer known. Wait for jobs before submitting
-    /// thousands more, or keep the first wait's result.
+    /// A job finished long ago: its completion slot has been reused by a later job (one of the
+    /// 4096 submitted after it), and whether it failed is no longer known. Wait for jobs before
+    /// submitting thousands more, or keep the first wait's result.
     #[error(
-        "the job finished, but its outcome is no longer known: thousands of later jobs have          reused its completion slot since (wait for a job sooner, or keep its first result)"
+        "the job finished, but its outcome is no longer known: a job submitted 4096 or more jobs \
+         later has reused its completion slot (wait for a job sooner, or keep its first result)"
     )]
     OutcomeForgotten,
     /// An optional feature cannot run here (a missing library, an old driver, a failed link):

@@ -4,8 +4,8 @@
 //! Declare task types with [`#[grosr::task]`](macro@task), register them with
 //! [`Runtime::builder`], and [`submit`](Runtime::submit) records; tasks spawn further tasks on
 //! the GPU (`ctx.spawn(..)` / `grosr_spawn_<T>(ctx, ..)` in CUDA), and [`Job::wait`] returns when
-//! the whole job, spawned tasks included, has finished. [`bodies`] lists everything a task
-//! body may use.
+//! the whole job, spawned tasks included, has finished. What a body may use: [`body`] for Rust
+//! bodies (`rust = |task, ctx| ..`), [`bodies`] for CUDA C ones (`cuda = ".."`).
 //!
 //! ```
 //! use grosr::{DeviceBuffer, DevicePtr, Runtime};

@@ -10,9 +10,9 @@
 //! `chrome://tracing` open: a track per worker thread, a slice per task, flow arrows from each
 //! task's origin to it, the host's calls on host tracks, counters below.
 //!
-//! Recorded by the CPU backend today (tracks are its worker threads); a GPU runtime's
-//! `Runtime::trace` is [`Error::Unsupported`](crate::Error::Unsupported) until the scheduler
-//! records on the device.
+//! Recorded by the CPU backend today (tracks are its worker threads); building a GPU runtime
+//! with `RuntimeBuilder::trace` set is [`Error::Unsupported`](crate::Error::Unsupported) until
+//! the scheduler records on the device.
 
 use std::fmt::Write as _;
 

@@ -1,5 +1,6 @@
-//! Static task graphs: a DAG of task records (any registered types), run under one of five
-//! dispatch strategies from the same task bodies.
+//! Static task graphs: a DAG of task records (any registered types), run under one of six
+//! dispatch strategies from the same task bodies. Every strategy but Resident is *lowered*: the
+//! graph becomes ordinary kernel launches, what a CUDA user would write instead.
 //!
 //! * [`Strategy::Resident`]: uploaded once into the persistent scheduler; the GPU releases each
 //!   node when its last predecessor has run, so a launch costs one submit and no CPU work per task.
