@@ -1,6 +1,7 @@
 //! The CPU executor's threads, jobs and the `TaskRun` behind a body's `ctx`.
 //!
-//! Worker threads take tasks from one shared queue. A lane task runs its Rust function right on
+//! Worker threads take tasks from their own deques and a shared one (`queue.rs`: spawns run
+//! depth first on their worker, idle workers steal). A lane task runs its Rust function right on
 //! the worker; a warp or block task runs on a gang (`gang.rs`). A job counts its tasks: a submit
 //! counts its records, a spawn counts its child before the parent's task ends, and each task's
 //! end uncounts it; the job is done when its count reaches zero.
@@ -442,19 +443,25 @@ impl CpuExecutor {
 
     /// Drops every queued task (its job then fails with [`Error::Stopped`]) and refuses submits
     /// and spawns until [`start`](Self::start); running tasks finish. Lowered graph runs go on.
+    ///
+    /// A spawn or graph release racing the stop may land after it; a worker drops what it takes
+    /// while stopped, but one that a `start` overtakes runs (its job was counted throughout).
     pub(crate) fn stop(&self) {
-        {
+        let dropped: Vec<Item> = {
+            // Under the gate throughout: a submit that a `start` let in after this stop is not
+            // drained by it.
             let _gate = self.shared.gate();
             self.shared.stopped.store(true, Ordering::Release);
-        }
-        // What a worker takes meanwhile it drops itself (see `worker`).
-        let (kept, dropped): (Vec<Item>, Vec<Item>) = self
-            .shared
-            .queues
-            .drain()
-            .into_iter()
-            .partition(|item| item.job.lowered);
-        self.shared.queues.push_shared(kept.into_iter());
+            // What a worker takes meanwhile it drops itself (see `work`).
+            let (kept, dropped): (Vec<Item>, Vec<Item>) = self
+                .shared
+                .queues
+                .drain()
+                .into_iter()
+                .partition(|item| item.job.lowered);
+            self.shared.queues.push_shared(kept.into_iter());
+            dropped
+        };
         drop_items(dropped, &Error::Stopped);
     }
 
@@ -530,8 +537,11 @@ fn worker(shared: &Arc<Shared>, w: usize, local: Local<Item>) {
             unreachable!("set above")
         };
         work(shared, w, local);
-        // Ending (the executor is dropped): what is left on this worker's deque ends Stopped.
+        // Ending (the executor is dropped): what is left on this worker's deque ends Stopped,
+        // and what anything pushed since the drop's sweep (a worker whose task outlived the
+        // drop's wait and then released or spawned): the last thread out sweeps.
         drop_items(shared.queues.drain_local(local), &Error::Stopped);
+        drop_items(shared.queues.drain(), &Error::Stopped);
     });
 }
 
@@ -629,7 +639,8 @@ fn release_successors(shared: &Shared, run: &Arc<GraphRun>, i: u32, by: &TaskRun
     let mut ready = Vec::new();
     for &s in &plan.succ[from as usize..to as usize] {
         // AcqRel: the node's effects precede its successor's start, whichever predecessor is
-        // last (the queue's lock then hands them to the worker that runs it).
+        // last (the injector's slot, written with release and read with acquire, then hands
+        // them to the worker that runs it).
         if run.remaining[s as usize].fetch_sub(1, Ordering::AcqRel) == 1 {
             ready.push(Item {
                 kind: plan.kinds[s as usize],

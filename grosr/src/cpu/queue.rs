@@ -154,7 +154,14 @@ impl<T> Queues<T> {
         loop {
             let mut retry = false;
             match self.injector.steal_batch_and_pop(&local.deque) {
-                Steal::Success(item) => return Some(item),
+                Steal::Success(item) => {
+                    // The rest of the batch is on this deque now, where a sleeper's look may
+                    // have missed it: another worker may take it while this one runs.
+                    if !local.deque.is_empty() {
+                        self.notify(1);
+                    }
+                    return Some(item);
+                }
                 Steal::Retry => retry = true,
                 Steal::Empty => {}
             }
