@@ -635,6 +635,74 @@ pub struct Peek {
     pub out: DevicePtr<u32>,
 }
 
+/// `heap_bytes` bounds the CPU backend's heap as it sizes a GPU's: one slab holds 4096 of Keep's
+/// 16-byte blocks and no more (the rest are null, counted as failures); `heap_bytes(0)` has no
+/// heap at all; a size a GPU refuses is refused here too.
+#[test]
+fn heap_bytes_bounds_the_cpu_heap_as_on_a_gpu() {
+    let slab = 1u64 << 16;
+    let rt = executor(
+        grosr::Runtime::builder()
+            .task::<Keep>()
+            .task::<rust_bodies::RsHeap>()
+            .heap_bytes(slab),
+    );
+    assert_eq!(rt.heap_bytes(), slab);
+    let n = 4096u32;
+    let kept = DeviceBuffer::<DevicePtr<u32>>::zeroed(rt.gpu(), n as usize).unwrap();
+    let keep: Vec<Keep> = (0..n)
+        .map(|i| Keep {
+            out: kept.ptr(),
+            i,
+            pad: 0,
+        })
+        .collect();
+    rt.submit(&keep).unwrap().wait_timeout(T).unwrap();
+    let stats = rt.heap_stats().unwrap();
+    assert_eq!((stats.bytes_in_use, stats.failures), (slab, 0));
+    let sums = DeviceBuffer::<u64>::zeroed(rt.gpu(), 1).unwrap();
+    let more = rt
+        .submit(&[rust_bodies::RsHeap {
+            sums: sums.ptr(),
+            i: 0,
+            n: 1,
+        }])
+        .unwrap()
+        .wait_timeout(T);
+    assert_eq!(
+        more,
+        Err(Error::TaskFailed {
+            task: "RsHeap".into(),
+            code: 3
+        }),
+        "the heap is full: null"
+    );
+    assert_eq!(rt.heap_stats().unwrap().failures, 1);
+
+    let none = executor(
+        grosr::Runtime::builder()
+            .task::<rust_bodies::RsHeap>()
+            .heap_bytes(0),
+    );
+    assert_eq!(none.heap_bytes(), 0);
+    assert!(matches!(none.heap_stats(), Err(Error::Config(_))));
+    let sums = DeviceBuffer::<u64>::zeroed(none.gpu(), 1).unwrap();
+    let e = none
+        .submit(&[rust_bodies::RsHeap {
+            sums: sums.ptr(),
+            i: 0,
+            n: 1,
+        }])
+        .unwrap()
+        .wait_timeout(T);
+    assert!(matches!(e, Err(Error::TaskFailed { code: 3, .. })), "{e:?}");
+    let tiny = grosr::Runtime::builder()
+        .backend(Backend::Cpu)
+        .heap_bytes(1)
+        .build();
+    assert!(matches!(tiny, Err(Error::Config(_))), "{tiny:?}");
+}
+
 #[test]
 fn heap_stats_count_what_bodies_keep_and_a_reset_frees_it_all() {
     let ex = executor(grosr::Runtime::builder().task::<Keep>().task::<Peek>());

@@ -298,12 +298,15 @@ pub struct SpawnLoop {
 /// until the process aborts; the runtime goes on.
 #[test]
 fn spawning_past_the_queues_fails_the_job_instead_of_exhausting_memory() {
-    // 64 slots × 128 queues: 8192 queued tasks at most.
-    let rt = on_cpu(
-        common::portable_builder()
-            .task::<SpawnLoop>()
-            .queue_capacity(64),
-    );
+    // 64 slots × 128 queues: 8192 queued tasks at most. One worker: nothing takes the Marks
+    // while the loop runs, so they pile up (as they do on a GPU whose warps are all busy).
+    let rt = common::portable_builder()
+        .task::<SpawnLoop>()
+        .queue_capacity(64)
+        .backend(Backend::Cpu)
+        .cpu_threads(1)
+        .build()
+        .unwrap();
     let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
     let e = rt
         .submit(&[SpawnLoop {
@@ -362,23 +365,36 @@ fn a_pointer_from_another_runtime_faults_instead_of_reading_its_memory() {
 #[test]
 fn tasks_queued_behind_a_long_task_run_on_a_free_worker() {
     let rt = on_cpu(common::portable_builder().task::<Busy>());
-    let done = DeviceBuffer::<u32>::zeroed(rt.gpu(), 3).unwrap();
+    let done = DeviceBuffer::<u32>::zeroed(rt.gpu(), 2).unwrap();
     let busy = |i, ms: u64| Busy {
         done: done.ptr().add(i),
         ns: ms * 1_000_000,
     };
-    // Both workers busy for a moment; then a 3 s task and 100 short ones queued behind it.
+    let seen = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
+    // Both workers busy for a moment; then a task that runs until cancelled (30 s at most), and
+    // 100 short ones queued behind it.
     let warm = rt.submit(&[busy(0, 50), busy(1, 100)]).unwrap();
-    let long = rt.submit(&[busy(2, 3000)]).unwrap();
+    let long = rt
+        .submit(&[common::Spin {
+            seen: seen.ptr(),
+            max_ns: 30_000_000_000,
+        }])
+        .unwrap();
     let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 100).unwrap();
-    let short: Vec<common::Mark> = (0..100).map(|i| common::mark(&flags, i)).collect();
+    let short: Vec<Mark> = (0..100).map(|i| common::mark(&flags, i)).collect();
     let short = rt.submit(&short).unwrap();
     warm.wait_timeout(suite::T).unwrap();
     short
-        .wait_timeout(std::time::Duration::from_millis(1500))
+        .wait_timeout(std::time::Duration::from_secs(10))
         .expect("the short job ran on the free worker, not after the long task");
     assert_eq!(flags.to_vec().unwrap(), vec![1; 100]);
-    long.wait_timeout(suite::T).unwrap();
+    assert_eq!(
+        seen.to_vec().unwrap(),
+        vec![0],
+        "the long task was still running"
+    );
+    long.cancel().unwrap();
+    assert_eq!(long.wait_timeout(suite::T), Err(grosr::Error::Cancelled));
 }
 
 /// A lowered strategy beside the running executor is refused while it holds every worker, as a

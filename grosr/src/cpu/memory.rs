@@ -115,14 +115,45 @@ impl Allocation {
 }
 
 /// The live allocations, by base address.
-#[derive(Default)]
 pub(crate) struct HostMemory {
     allocs: RwLock<BTreeMap<u64, Arc<Allocation>>>,
+    /// The most bytes bodies' `ctx.alloc` may hold at once (`RuntimeBuilder::heap_bytes`, as a
+    /// GPU's heap arena is that size).
+    heap_limit: AtomicU64,
+    /// `ctx.alloc`s that returned null.
+    heap_failures: AtomicU64,
     /// Bytes of live heap allocations (a trace's counter reads it without the map's lock).
     heap_bytes: AtomicU64,
 }
 
+impl Default for HostMemory {
+    fn default() -> Self {
+        HostMemory {
+            allocs: RwLock::default(),
+            heap_limit: AtomicU64::new(u64::MAX),
+            heap_failures: AtomicU64::new(0),
+            heap_bytes: AtomicU64::new(0),
+        }
+    }
+}
+
 impl HostMemory {
+    /// Caps the bytes `alloc_heap` hands out at once (0: every request is null, as a runtime
+    /// built without a heap answers).
+    pub(crate) fn set_heap_limit(&self, bytes: u64) {
+        self.heap_limit.store(bytes, Ordering::Relaxed);
+    }
+
+    /// The cap `set_heap_limit` gave.
+    pub(crate) fn heap_limit(&self) -> u64 {
+        self.heap_limit.load(Ordering::Relaxed)
+    }
+
+    /// `alloc_heap`s that returned null.
+    pub(crate) fn heap_failures(&self) -> u64 {
+        self.heap_failures.load(Ordering::Relaxed)
+    }
+
     /// `bytes` zeroed bytes (at least one word), registered; `None` if the host cannot give
     /// them (or the made-up address space is spent).
     pub(crate) fn alloc(&self, bytes: u64) -> Option<Arc<Allocation>> {
@@ -134,9 +165,17 @@ impl HostMemory {
         self.register(bytes, false, owner)
     }
 
-    /// [`alloc`](Self::alloc) for a body's `ctx.alloc`, which only `free_heap` frees.
+    /// [`alloc`](Self::alloc) for a body's `ctx.alloc`, which only `free_heap` frees; `None`
+    /// (counted as a failure) past the heap's limit or for 0 bytes, as a GPU's heap answers.
     pub(crate) fn alloc_heap(&self, bytes: u64) -> Option<Arc<Allocation>> {
-        self.register(bytes, true, 0)
+        // Past the limit already: not even the host's pages are asked for (the check that
+        // counts is `register`'s, under the map's lock).
+        let fits = bytes > 0 && self.heap_bytes().saturating_add(bytes) <= self.heap_limit();
+        let a = fits.then(|| self.register(bytes, true, 0)).flatten();
+        if a.is_none() {
+            self.heap_failures.fetch_add(1, Ordering::Relaxed);
+        }
+        a
     }
 
     /// Frees the heap allocation at `base`: false if there is none live there.
@@ -207,7 +246,11 @@ impl HostMemory {
         let mut map = self.allocs.write().unwrap_or_else(|e| e.into_inner());
         if heap {
             // Under the map's lock, as `free_heap` and `heap_reset` update it.
-            self.heap_bytes.fetch_add(bytes, Ordering::Relaxed);
+            let in_use = self.heap_bytes.load(Ordering::Relaxed);
+            if in_use.saturating_add(bytes) > self.heap_limit() {
+                return None;
+            }
+            self.heap_bytes.store(in_use + bytes, Ordering::Relaxed);
         }
         map.insert(a.base(), Arc::clone(&a));
         Some(a)

@@ -462,7 +462,14 @@ impl RuntimeBuilder {
                 let (tuning, optimize, max_sms) = (c.tuning, c.optimize, c.max_sms);
                 let cpu = super::cpu::CpuRuntime::new(
                     self.tasks,
-                    (threads, c.trace_events, c.queue_capacity),
+                    (
+                        threads,
+                        c.trace_events,
+                        c.queue_capacity,
+                        // As on a GPU, with the host's memory as the device's: no bound but the
+                        // slab count (the default is the GPU's largest, 4 GiB).
+                        crate::alloc::resolve_heap_bytes(c.heap_bytes, u64::MAX / 2)?,
+                    ),
                     c.submit_timeout,
                     |gpu| super::cpu::info(gpu, tuning, optimize, max_sms),
                 );

@@ -35,7 +35,7 @@ impl CpuRuntime {
     /// task type with a CUDA C body, which only a GPU runs.
     pub(super) fn new(
         tasks: Vec<TaskInfo>,
-        (threads, trace_events, queue_capacity): (usize, usize, u32),
+        (threads, trace_events, queue_capacity, heap_bytes): (usize, usize, u32, u64),
         wait: Duration,
         info: impl FnOnce(&Gpu) -> RuntimeInfo,
     ) -> Result<CpuRuntime> {
@@ -48,6 +48,7 @@ impl CpuRuntime {
         }
         let spawn_cap = (queue_capacity as usize).saturating_mul(CPU_QUEUES);
         let exec = CpuExecutor::new(&tasks, threads, trace_events, spawn_cap)?;
+        exec.memory().set_heap_limit(heap_bytes);
         let gpu = Gpu::host(std::sync::Arc::clone(exec.memory()), threads);
         let kinds = tasks
             .iter()
@@ -73,14 +74,28 @@ impl CpuRuntime {
         &self.exec
     }
 
-    /// The host heap bodies allocate from: what is in use (no arena, slabs or classes here).
-    pub(super) fn heap_stats(&self) -> crate::HeapStats {
-        let (allocations_in_use, bytes_in_use) = self.exec.memory().heap_in_use();
-        crate::HeapStats {
+    /// The host heap bodies allocate from: its size, what is in use and the failures (no
+    /// arena, slabs or classes here); an error without a heap, as on a GPU.
+    pub(super) fn heap_stats(&self) -> Result<crate::HeapStats> {
+        let memory = self.exec.memory();
+        if memory.heap_limit() == 0 {
+            return Err(Error::Config(
+                "this runtime was built with heap_bytes(0)".into(),
+            ));
+        }
+        let (allocations_in_use, bytes_in_use) = memory.heap_in_use();
+        Ok(crate::HeapStats {
+            heap_bytes: memory.heap_limit(),
             allocations_in_use,
             bytes_in_use,
+            failures: memory.heap_failures(),
             ..crate::HeapStats::default()
-        }
+        })
+    }
+
+    /// The heap's size (`RuntimeBuilder::heap_bytes`, resolved as on a GPU).
+    pub(super) fn heap_bytes(&self) -> u64 {
+        self.exec.memory().heap_limit()
     }
 
     /// Frees every allocation bodies made; only while stopped, as on a GPU.

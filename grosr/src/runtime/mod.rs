@@ -178,7 +178,7 @@ impl Runtime {
     pub fn heap_stats(&self) -> Result<HeapStats> {
         match &self.engine {
             Engine::Gpu(g) => g.heap_stats(),
-            Engine::Cpu(c) => Ok(c.heap_stats()),
+            Engine::Cpu(c) => c.heap_stats(),
         }
     }
 
@@ -197,9 +197,13 @@ impl Runtime {
         }
     }
 
-    /// The device heap's size in bytes (0 without a heap, and on the CPU backend so far).
+    /// The device heap's size in bytes (0 without a heap); on the CPU backend, the most that
+    /// bodies' `ctx.alloc` may hold at once.
     pub fn heap_bytes(&self) -> u64 {
-        self.gpu_engine("").map_or(0, |g| g.heap_bytes())
+        match &self.engine {
+            Engine::Gpu(g) => g.heap_bytes(),
+            Engine::Cpu(c) => c.heap_bytes(),
+        }
     }
 
     /// How long carving and initialising the heap took at build (allocation included).
