@@ -12,6 +12,8 @@ use grosr::{Backend, DeviceBuffer, DevicePtr, Error, Runtime, RuntimeBuilder};
 #[path = "common/rust_bodies.rs"]
 mod rust_bodies;
 use rust_bodies::RsChain;
+#[path = "common/heap.rs"]
+mod heap;
 
 const T: Duration = Duration::from_secs(60);
 
@@ -633,6 +635,18 @@ pub struct Keep {
 pub struct Peek {
     pub p: DevicePtr<u32>,
     pub out: DevicePtr<u32>,
+}
+
+/// tests/gpu_alloc.rs's task checks: lane and warp tasks allocate blocks that other tasks check
+/// and free; lanes that allocate different numbers of times all finish; every block aligned and
+/// intact, and the heap empty after.
+#[test]
+fn heap_tasks_of_the_gpu_alloc_tests_run_on_the_cpu() {
+    let rt = executor(heap::portable_alloc_builder(256 << 20));
+    let stats = buffer(&rt, &[0u32; 4]);
+    heap::tasks_allocate_and_other_tasks_free(&rt, &stats);
+    let stats = buffer(&rt, &[0u32; 4]);
+    heap::lanes_that_allocate_different_numbers_of_times_all_finish(&rt, &stats);
 }
 
 /// `heap_bytes` bounds the CPU backend's heap as it sizes a GPU's: one slab holds 4096 of Keep's

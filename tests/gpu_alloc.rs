@@ -8,7 +8,7 @@ mod heap;
 
 use std::time::Duration;
 
-use grosr::{DeviceBuffer, Runtime, Task};
+use grosr::{DeviceBuffer, Runtime};
 use grosr_lab::workloads::alloc::{self as bench, AllocBench, Allocator, Shape, Sizes};
 use heap::*;
 
@@ -133,29 +133,6 @@ fn large_allocations_round_trip_up_to_most_of_the_heap() {
     assert_eq!(rt.heap_stats().unwrap().allocations_in_use, 0);
 }
 
-/// Submits two jobs of allocating tasks and waits for both; then every block was allocated,
-/// aligned, unchanged and freed (`stats` [nulls, misaligned, changed, frees] is [0, 0, 0, frees])
-/// and the heap holds nothing.
-fn run_and_check<L: Task + 'static, W: Task + 'static>(
-    rt: &Runtime,
-    lanes: &[L],
-    warps: &[W],
-    stats: &DeviceBuffer<u32>,
-    frees: u32,
-) {
-    let (a, b) = (rt.submit(lanes).unwrap(), rt.submit(warps).unwrap());
-    a.wait_timeout(T).unwrap();
-    b.wait_timeout(T).unwrap();
-    assert_eq!(
-        stats.to_vec().unwrap(),
-        vec![0, 0, 0, frees],
-        "[nulls, misaligned, changed, frees]"
-    );
-    let h = rt.heap_stats().unwrap();
-    assert_eq!((h.allocations_in_use, h.bytes_in_use), (0, 0), "{h:?}");
-    assert_eq!((h.failures, h.bad_frees), (0, 0));
-}
-
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
 fn tasks_allocate_and_other_tasks_free_and_host_stats_agree() {
@@ -164,21 +141,7 @@ fn tasks_allocate_and_other_tasks_free_and_host_stats_agree() {
     let gpu = grosr::Gpu::open(0).unwrap();
     let stats = DeviceBuffer::<u32>::zeroed(&gpu, 4).unwrap();
     let rt = alloc_builder().build().unwrap();
-    let lanes: Vec<AllocLane> = (0..20_000u32)
-        .map(|i| AllocLane {
-            stats: stats.ptr(),
-            words: 4 + i % 300,
-            tag: i << 12,
-        })
-        .collect();
-    let warps: Vec<AllocWarp> = (0..2_000u32)
-        .map(|i| AllocWarp {
-            stats: stats.ptr(),
-            words: 2 + i % 500,
-            tag: i << 12,
-        })
-        .collect();
-    run_and_check(&rt, &lanes, &warps, &stats, 20_000 + 2_000 * 32);
+    heap::tasks_allocate_and_other_tasks_free(&rt, &stats);
 
     // Blocks held by host-visible kernels show up per class.
     rt.stop().unwrap();
@@ -200,26 +163,7 @@ fn lanes_that_allocate_different_numbers_of_times_all_finish() {
     let gpu = grosr::Gpu::open(0).unwrap();
     let stats = DeviceBuffer::<u32>::zeroed(&gpu, 4).unwrap();
     let rt = alloc_builder().build().unwrap();
-    let lanes: Vec<AllocRounds> = (0..100_000u32)
-        .map(|i| AllocRounds {
-            stats: stats.ptr(),
-            rounds: i % 9,
-            tag: i << 4,
-        })
-        .collect();
-    let warps: Vec<AllocRoundsWarp> = (0..4_000u32)
-        .map(|i| AllocRoundsWarp {
-            stats: stats.ptr(),
-            rounds: i % 4,
-            tag: i << 4,
-        })
-        .collect();
-    let frees: u32 = lanes.iter().map(|t| t.rounds).sum::<u32>()
-        + warps
-            .iter()
-            .map(|t| (0..32).map(|l| t.rounds + l % 5).sum::<u32>())
-            .sum::<u32>();
-    run_and_check(&rt, &lanes, &warps, &stats, frees);
+    heap::lanes_that_allocate_different_numbers_of_times_all_finish(&rt, &stats);
 }
 
 #[test]

@@ -810,6 +810,7 @@ impl Writer<'_> {
             ("div_ceil", 1) => call("grosr::rs::div_ceil", &args),
             // A `DevicePtr`'s (a pointer in C).
             ("is_null", 0) => format!("(({receiver}) == nullptr)"),
+            ("addr", 0) => format!("((uint64_t)({receiver}))"),
             _ => self.error(unsupported(
                 m.method.span(),
                 &format!("the method `{name}`"),
@@ -1168,6 +1169,12 @@ mod tests {
         assert!(c.contains("ctx.alloc_n<float>(task.n)"), "{c}");
         assert!(c.contains("== nullptr"), "{c}");
         assert!(c.contains("ctx.free(p_1)"), "{c}");
+        let c = cuda_as(
+            "|t, ctx| { let p = ctx.alloc::<u32>(t.n); let a = p.addr() & 15; }",
+            Granularity::Lane,
+        )
+        .unwrap();
+        assert!(c.contains("((uint64_t)(p_1))"), "{c}");
         let e = cuda_as("|t, ctx| { let p = ctx.alloc(t.n); }", Granularity::Lane).unwrap_err();
         assert!(e.contains("ctx.alloc::<T>(n)"), "{e}");
         let e = cuda_as(

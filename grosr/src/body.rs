@@ -55,7 +55,7 @@
 //! | `x.abs()`, `sqrt`, `exp`, `exp2`, `ln`, `log2`, `log10`, `sin`, `cos`, `tan`, `tanh`, `floor`, `ceil`, `round`, `trunc`, `cbrt`, `recip`, `max`, `min`, `powf`, `powi`, `mul_add` | CUDA's overloads (`expf` for a `float`) |
 //! | `wrapping_add`, `wrapping_sub`, `wrapping_mul` | the wrapping operation |
 //! | `x.count_ones()`, `x.div_ceil(y)` (unsigned) | `__popc` / `__popcll` (a `u32`); the quotient rounded up |
-//! | `ctx.alloc::<T>(n)`, `ctx.free(p)`, `p.is_null()` | `ctx.alloc_n<T>(n)` (the device heap; the element type written out), `ctx.free(p)`, `p == nullptr` |
+//! | `ctx.alloc::<T>(n)`, `ctx.free(p)`, `p.is_null()`, `p.addr()` | `ctx.alloc_n<T>(n)` (the device heap; the element type written out), `ctx.free(p)`, `p == nullptr`, the address as a `u64` |
 //! | the methods of [`Ctx`] | see each; a pointer index is any of `u8`..`u64` (`0u32`, `i as u64`), unchecked on a GPU as in CUDA, checked on the CPU backend |
 //! | `ctx.warp_shared::<T, N>()` | a `__shared__ T[warps per block][N]` array (one per call site), this warp's row: memory a warp task's lanes share (element type and length written out) |
 //! | `ctx.spawn_queued(T { .. })` | `ctx.spawn_queued(t)`: a spawn into a queue every warp takes from, not this warp's stack |

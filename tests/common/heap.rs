@@ -1,22 +1,28 @@
-//! Task types and kernels of the device-heap tests (gpu_alloc and the NVRTC compile check, both
-//! grosr-lab tests: their `file = ` paths are relative to benches/lab/Cargo.toml).
+//! Task types and kernels of the device-heap tests: gpu_alloc and the NVRTC compile check (both
+//! grosr-lab tests), and cpu_bodies (the tasks and checks on the CPU backend).
 #![allow(dead_code)]
 
 use grosr::{DevicePtr, RuntimeBuilder};
 
 // stats: [0] null allocations, [1] misaligned blocks, [2] blocks whose contents changed, [3] frees.
+// The tasks have Rust bodies: they run on a GPU (tests/gpu_alloc.rs) and on the CPU backend
+// (tests/cpu_bodies.rs).
 
 /// Allocates `words` u32 in a lane task, fills them, and spawns a FreeBlock to check and free them.
-#[grosr::task(
-    granularity = "lane",
-    cuda = r#"
-    uint32_t* p = ctx.alloc_n<uint32_t>(task.words);
-    if (!p) { atomicAdd(&task.stats[0], 1u); return; }
-    if ((unsigned long long)p & 15) atomicAdd(&task.stats[1], 1u);
-    for (uint32_t i = 0; i < task.words; ++i) p[i] = task.tag + i;
-    grosr_spawn_FreeBlock(ctx, FreeBlock{.block = p, .stats = task.stats, .words = task.words, .tag = task.tag});
-"#
-)]
+#[grosr::task(granularity = "lane", rust = |task, ctx| {
+    let p = ctx.alloc::<u32>(task.words);
+    if p.is_null() {
+        ctx.atomic_add(task.stats, 0u32, 1u32);
+        return;
+    }
+    if p.addr() & 15u64 != 0u64 {
+        ctx.atomic_add(task.stats, 1u32, 1u32);
+    }
+    for i in 0..task.words {
+        ctx.write(p, i, task.tag + i);
+    }
+    ctx.spawn(FreeBlock { block: p, stats: task.stats, words: task.words, tag: task.tag });
+})]
 pub struct AllocLane {
     pub stats: DevicePtr<u32>,
     pub words: u32,
@@ -24,16 +30,16 @@ pub struct AllocLane {
 }
 
 /// Checks a block (another task allocated it) and frees it.
-#[grosr::task(
-    granularity = "lane",
-    cuda = r#"
-    for (uint32_t i = 0; i < task.words; ++i) {
-        if (task.block[i] != task.tag + i) { atomicAdd(&task.stats[2], 1u); break; }
+#[grosr::task(granularity = "lane", rust = |task, ctx| {
+    for i in 0..task.words {
+        if ctx.read(task.block, i) != task.tag + i {
+            ctx.atomic_add(task.stats, 2u32, 1u32);
+            break;
+        }
     }
     ctx.free(task.block);
-    atomicAdd(&task.stats[3], 1u);
-"#
-)]
+    ctx.atomic_add(task.stats, 3u32, 1u32);
+})]
 pub struct FreeBlock {
     pub block: DevicePtr<u32>,
     pub stats: DevicePtr<u32>,
@@ -42,44 +48,71 @@ pub struct FreeBlock {
 }
 
 /// A warp task whose lanes allocate blocks of different sizes together, each freed by a FreeBlock.
-#[grosr::task(
-    granularity = "warp",
-    cuda = r#"
-    const uint32_t words = task.words + ctx.lane() * 3;
-    const uint32_t tag = task.tag + (ctx.lane() << 22);
-    uint32_t* p = ctx.alloc_n<uint32_t>(words);
-    if (!p) {
-        atomicAdd(&task.stats[0], 1u);
+#[grosr::task(granularity = "warp", rust = |task, ctx| {
+    let words = task.words + ctx.lane() * 3u32;
+    let tag = task.tag + (ctx.lane() << 22u32);
+    let p = ctx.alloc::<u32>(words);
+    if p.is_null() {
+        ctx.atomic_add(task.stats, 0u32, 1u32);
     } else {
-        if ((unsigned long long)p & 15) atomicAdd(&task.stats[1], 1u);
-        for (uint32_t i = 0; i < words; ++i) p[i] = tag + i;
-        grosr_spawn_FreeBlock(ctx, FreeBlock{.block = p, .stats = task.stats, .words = words, .tag = tag});
+        if p.addr() & 15u64 != 0u64 {
+            ctx.atomic_add(task.stats, 1u32, 1u32);
+        }
+        for i in 0..words {
+            ctx.write(p, i, tag + i);
+        }
+        ctx.spawn(FreeBlock { block: p, stats: task.stats, words: words, tag: tag });
     }
-"#
-)]
+})]
 pub struct AllocWarp {
     pub stats: DevicePtr<u32>,
     pub words: u32,
     pub tag: u32,
 }
 
-/// Allocates, fills, checks and frees blocks one after another (tests/cuda/alloc_rounds.cu): the
-/// lanes of one warp run different numbers of rounds, so lanes that are done wait in the
-/// scheduler's warp barrier while others are still inside `ctx.alloc` / `ctx.free`.
-#[grosr::task(granularity = "lane", file = "../../tests/cuda/alloc_rounds.cu")]
-pub struct AllocRounds {
-    pub stats: DevicePtr<u32>,
-    pub rounds: u32,
-    pub tag: u32,
+/// Allocates, fills, checks and frees blocks one after another: the lanes of one warp run
+/// different numbers of rounds, so lanes that are done wait in the scheduler's warp barrier
+/// while others are still inside `ctx.alloc` / `ctx.free`. A lane task of `$gran` (one lane),
+/// or a warp task whose lane l runs `rounds + l % 5` rounds.
+macro_rules! alloc_rounds_task {
+    ($name:ident, $gran:literal) => {
+        #[grosr::task(granularity = $gran, rust = |task, ctx| {
+            let rounds = if ctx.width() == 1u32 { task.rounds } else { task.rounds + ctx.lane() % 5u32 };
+            let tag = task.tag + (ctx.lane() << 22u32);
+            for r in 0..rounds {
+                let words = 4u32 + (tag + r * 37u32) % 300u32;
+                let p = ctx.alloc::<u32>(words);
+                if p.is_null() {
+                    ctx.atomic_add(task.stats, 0u32, 1u32);
+                    continue;
+                }
+                if p.addr() & 15u64 != 0u64 {
+                    ctx.atomic_add(task.stats, 1u32, 1u32);
+                }
+                for i in 0..words {
+                    ctx.write(p, i, tag + r + i);
+                }
+                // Read back through a volatile load: the check is of memory, not of a value the
+                // compiler kept.
+                for i in 0..words {
+                    if ctx.read_volatile(p, i) != tag + r + i {
+                        ctx.atomic_add(task.stats, 2u32, 1u32);
+                        break;
+                    }
+                }
+                ctx.free(p);
+                ctx.atomic_add(task.stats, 3u32, 1u32);
+            }
+        })]
+        pub struct $name {
+            pub stats: DevicePtr<u32>,
+            pub rounds: u32,
+            pub tag: u32,
+        }
+    };
 }
-
-/// [`AllocRounds`] as a warp task: each lane runs `rounds + lane % 5` rounds.
-#[grosr::task(granularity = "warp", file = "../../tests/cuda/alloc_rounds.cu")]
-pub struct AllocRoundsWarp {
-    pub stats: DevicePtr<u32>,
-    pub rounds: u32,
-    pub tag: u32,
-}
+alloc_rounds_task!(AllocRounds, "lane");
+alloc_rounds_task!(AllocRoundsWarp, "warp");
 
 /// Kernels for the heap tests: allocate sizes[t] bytes per thread (writing a pattern every 4 KiB
 /// and at the end), then check and free them, possibly from other threads.
@@ -112,8 +145,8 @@ extern "C" __global__ void t_free(const unsigned long long* sizes, uint32_t n, u
 }
 "#;
 
-/// The heap tests' runtime: the allocating tasks and test kernels, a heap of `heap` bytes.
-pub fn alloc_builder_with(heap: u64) -> RuntimeBuilder {
+/// The allocating tasks, a heap of `heap` bytes: a builder for either backend.
+pub fn portable_alloc_builder(heap: u64) -> RuntimeBuilder {
     grosr::Runtime::builder()
         .task::<AllocLane>()
         .task::<FreeBlock>()
@@ -121,10 +154,85 @@ pub fn alloc_builder_with(heap: u64) -> RuntimeBuilder {
         .task::<AllocRounds>()
         .task::<AllocRoundsWarp>()
         .heap_bytes(heap)
-        .cuda(ALLOC_TEST_CUDA, &["t_alloc", "t_free"])
+}
+
+/// The heap tests' runtime: the allocating tasks and test kernels, a heap of `heap` bytes.
+pub fn alloc_builder_with(heap: u64) -> RuntimeBuilder {
+    portable_alloc_builder(heap).cuda(ALLOC_TEST_CUDA, &["t_alloc", "t_free"])
 }
 
 /// [`alloc_builder_with`] a 256 MiB heap.
 pub fn alloc_builder() -> RuntimeBuilder {
     alloc_builder_with(256 << 20)
+}
+
+/// Submits two jobs of allocating tasks and waits for both; then every block was allocated,
+/// aligned, unchanged and freed (`stats` [nulls, misaligned, changed, frees] is [0, 0, 0, frees])
+/// and the heap holds nothing.
+pub fn run_and_check<L: grosr::Task + 'static, W: grosr::Task + 'static>(
+    rt: &grosr::Runtime,
+    lanes: &[L],
+    warps: &[W],
+    stats: &grosr::DeviceBuffer<u32>,
+    frees: u32,
+) {
+    let t = std::time::Duration::from_secs(120);
+    let (a, b) = (rt.submit(lanes).unwrap(), rt.submit(warps).unwrap());
+    a.wait_timeout(t).unwrap();
+    b.wait_timeout(t).unwrap();
+    assert_eq!(
+        stats.to_vec().unwrap(),
+        vec![0, 0, 0, frees],
+        "[nulls, misaligned, changed, frees]"
+    );
+    let h = rt.heap_stats().unwrap();
+    assert_eq!((h.allocations_in_use, h.bytes_in_use), (0, 0), "{h:?}");
+    assert_eq!((h.failures, h.bad_frees), (0, 0));
+}
+
+/// 20 000 lane tasks and 2 000 warp tasks allocate blocks that other tasks check and free.
+pub fn tasks_allocate_and_other_tasks_free(rt: &grosr::Runtime, stats: &grosr::DeviceBuffer<u32>) {
+    let lanes: Vec<AllocLane> = (0..20_000u32)
+        .map(|i| AllocLane {
+            stats: stats.ptr(),
+            words: 4 + i % 300,
+            tag: i << 12,
+        })
+        .collect();
+    let warps: Vec<AllocWarp> = (0..2_000u32)
+        .map(|i| AllocWarp {
+            stats: stats.ptr(),
+            words: 2 + i % 500,
+            tag: i << 12,
+        })
+        .collect();
+    run_and_check(rt, &lanes, &warps, stats, 20_000 + 2_000 * 32);
+}
+
+/// Lane and warp tasks whose lanes allocate different numbers of times all finish, every block
+/// intact.
+pub fn lanes_that_allocate_different_numbers_of_times_all_finish(
+    rt: &grosr::Runtime,
+    stats: &grosr::DeviceBuffer<u32>,
+) {
+    let lanes: Vec<AllocRounds> = (0..100_000u32)
+        .map(|i| AllocRounds {
+            stats: stats.ptr(),
+            rounds: i % 9,
+            tag: i << 4,
+        })
+        .collect();
+    let warps: Vec<AllocRoundsWarp> = (0..4_000u32)
+        .map(|i| AllocRoundsWarp {
+            stats: stats.ptr(),
+            rounds: i % 4,
+            tag: i << 4,
+        })
+        .collect();
+    let frees: u32 = lanes.iter().map(|t| t.rounds).sum::<u32>()
+        + warps
+            .iter()
+            .map(|t| (0..32).map(|l| t.rounds + l % 5).sum::<u32>())
+            .sum::<u32>();
+    run_and_check(rt, &lanes, &warps, stats, frees);
 }
