@@ -627,6 +627,17 @@ pub struct Keep {
     pub pad: u32,
 }
 
+/// One Keep per slot of `kept`.
+fn keep_tasks(kept: &DeviceBuffer<DevicePtr<u32>>) -> Vec<Keep> {
+    (0..kept.len() as u32)
+        .map(|i| Keep {
+            out: kept.ptr(),
+            i,
+            pad: 0,
+        })
+        .collect()
+}
+
 /// Reads the first word behind `p` into `out`.
 #[grosr::task(granularity = "lane", rust = |task, ctx| {
     let v = ctx.read(task.p, 0u32);
@@ -662,16 +673,11 @@ fn heap_bytes_bounds_the_cpu_heap_as_on_a_gpu() {
             .heap_bytes(slab),
     );
     assert_eq!(rt.heap_bytes(), slab);
-    let n = 4096u32;
-    let kept = DeviceBuffer::<DevicePtr<u32>>::zeroed(rt.gpu(), n as usize).unwrap();
-    let keep: Vec<Keep> = (0..n)
-        .map(|i| Keep {
-            out: kept.ptr(),
-            i,
-            pad: 0,
-        })
-        .collect();
-    rt.submit(&keep).unwrap().wait_timeout(T).unwrap();
+    let kept = DeviceBuffer::<DevicePtr<u32>>::zeroed(rt.gpu(), 4096).unwrap();
+    rt.submit(&keep_tasks(&kept))
+        .unwrap()
+        .wait_timeout(T)
+        .unwrap();
     let stats = rt.heap_stats().unwrap();
     assert_eq!((stats.bytes_in_use, stats.failures), (slab, 0));
     let sums = DeviceBuffer::<u64>::zeroed(rt.gpu(), 1).unwrap();
@@ -720,16 +726,11 @@ fn heap_bytes_bounds_the_cpu_heap_as_on_a_gpu() {
 #[test]
 fn heap_stats_count_what_bodies_keep_and_a_reset_frees_it_all() {
     let ex = executor(grosr::Runtime::builder().task::<Keep>().task::<Peek>());
-    let n = 10u32;
-    let kept = DeviceBuffer::<DevicePtr<u32>>::zeroed(ex.gpu(), n as usize).unwrap();
-    let tasks: Vec<Keep> = (0..n)
-        .map(|i| Keep {
-            out: kept.ptr(),
-            i,
-            pad: 0,
-        })
-        .collect();
-    ex.submit(&tasks).unwrap().wait_timeout(T).unwrap();
+    let kept = DeviceBuffer::<DevicePtr<u32>>::zeroed(ex.gpu(), 10).unwrap();
+    ex.submit(&keep_tasks(&kept))
+        .unwrap()
+        .wait_timeout(T)
+        .unwrap();
     let stats = ex.heap_stats().unwrap();
     assert_eq!((stats.allocations_in_use, stats.bytes_in_use), (10, 160));
     let p = kept.to_vec().unwrap()[3];

@@ -143,21 +143,34 @@ fn a_stopped_executor_runs_lowered_graphs_and_refuses_resident_ones() {
     assert_eq!(dag.out.to_vec().unwrap(), dag.expected);
 }
 
-/// A Resident graph launch that runs past its time is cancelled: its running node sees
-/// `ctx.cancelled()` and stops, its successor never runs, and the executor goes on.
-#[test]
-fn a_graph_launch_past_its_time_is_cancelled() {
-    use grosr::graph::{Strategy, TaskGraph};
-    let rt = runtime();
+/// A graph of a node that spins until its job is cancelled (writing 1 to `seen` then) and a
+/// Mark of `flags[0]` after it: (seen, flags, graph).
+fn spin_then_mark(
+    rt: &Runtime,
+) -> (
+    DeviceBuffer<u32>,
+    DeviceBuffer<u32>,
+    grosr::graph::TaskGraph,
+) {
     let seen = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
     let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
-    let mut g = TaskGraph::new();
+    let mut g = grosr::graph::TaskGraph::new();
     let spin = g.add(common::Spin {
         seen: seen.ptr(),
         max_ns: 30_000_000_000,
     });
     let after = g.add(common::mark(&flags, 0));
     g.add_edge(spin, after).unwrap();
+    (seen, flags, g)
+}
+
+/// A Resident graph launch that runs past its time is cancelled: its running node sees
+/// `ctx.cancelled()` and stops, its successor never runs, and the executor goes on.
+#[test]
+fn a_graph_launch_past_its_time_is_cancelled() {
+    use grosr::graph::Strategy;
+    let rt = runtime();
+    let (seen, flags, g) = spin_then_mark(&rt);
     let mut p = g.prepare(&rt, Strategy::Resident).unwrap();
     let e = p.run_or_cancel(std::time::Duration::from_millis(50));
     assert!(matches!(e, Err(grosr::Error::Timeout(..))), "{e:?}");
@@ -180,17 +193,9 @@ fn a_graph_launch_past_its_time_is_cancelled() {
 /// the graph runs again.
 #[test]
 fn a_launch_left_running_by_a_timed_out_run_can_be_cancelled_later() {
-    use grosr::graph::{Strategy, TaskGraph};
+    use grosr::graph::Strategy;
     let rt = runtime();
-    let seen = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
-    let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
-    let mut g = TaskGraph::new();
-    let spin = g.add(common::Spin {
-        seen: seen.ptr(),
-        max_ns: 30_000_000_000,
-    });
-    let after = g.add(common::mark(&flags, 0));
-    g.add_edge(spin, after).unwrap();
+    let (seen, flags, g) = spin_then_mark(&rt);
     let mut p = g.prepare(&rt, Strategy::Resident).unwrap();
     p.cancel().unwrap(); // nothing running: nothing to do
     let stopped = |seen: &DeviceBuffer<u32>| {
