@@ -65,31 +65,55 @@ __device__ void spawn_words(Ctx& c, uint32_t kind, const uint32_t* words, uint32
 // (the generated dispatch's take_held loop for its own kind, else run_held), uncounted (the
 // parent's count passes to it). A second spawn sends the held task to the stack like any spawn,
 // so tasks that fan out keep their breadth and only chains take the bypass.
-// Holds `t` in the lane's row if it is empty (true); else this task fans out: the held task goes
-// to the stack like any spawn, holding ends for this task, and the caller spawns `t` (false).
+// Holds `t` in the lane's row if it is empty (true). Otherwise this task fans out, and the
+// caller spawns `t` with spawn_after_held.
 template <class T> __device__ bool hold_task(Ctx& c, const T& t) {
     uint32_t* row = c.ws->held[lane_id()];
-    if (row[RECORD_WORDS] == NO_KIND) {
-        memcpy(row, &t, sizeof(T));              // only the record's bytes: the reader copies as many
-        row[RECORD_WORDS] = KindOf<T>::value;
-        return true;
+    if (row[RECORD_WORDS] != NO_KIND) return false;
+    memcpy(row, &t, sizeof(T));                  // only the record's bytes: the reader copies as many
+    row[RECORD_WORDS] = KindOf<T>::value;
+    return true;
+}
+
+// A lane task's spawn of a lane task that it cannot hold (`fans_out`: its row holds one
+// already, which now goes to the stack first, like any spawn, and holding ends for this task),
+// or a spawn by a lane task that no longer holds. Pass 0: the fanning-out lanes stack their held
+// tasks, alone in the call; pass 1: every lane its record. One spawn_words call serves both: a
+// spawn site is compiled into every inlined lane round, and a second call was a second copy of
+// spawn_words (with its queue path) in each (issue 19; benches/NOTES.md, "Start-up and compile
+// time"). The passes group the lanes as two calls would, so the stack's order is unchanged.
+__device__ void spawn_after_held(Ctx& c, uint32_t kind, const uint32_t* words, bool fans_out) {
+    const bool any_fans = __any_sync(__activemask(), fans_out);
+    for (uint32_t pass = any_fans ? 0u : 1u; pass < 2; ++pass) {
+        const bool held = pass == 0 && fans_out;
+        // Indexed by constants only: a pointer to either record would put both in local memory.
+        alignas(16) uint32_t rec[RECORD_WORDS];
+        uint32_t rec_kind = kind;
+        if (held) {
+            uint32_t* row = c.ws->held[lane_id()];
+            for (uint32_t w = 0; w < RECORD_WORDS; ++w) rec[w] = row[w];
+            rec_kind = row[RECORD_WORDS];
+            row[RECORD_WORDS] = NO_KIND;
+            c.hold = false;
+        } else {
+            for (uint32_t w = 0; w < RECORD_WORDS; ++w) rec[w] = words[w];
+        }
+        if (pass == 1 || held) spawn_words(c, rec_kind, rec);
     }
-    c.hold = false;
-    alignas(16) uint32_t held[RECORD_WORDS];
-    for (uint32_t w = 0; w < RECORD_WORDS; ++w) held[w] = row[w];
-    const uint32_t held_kind = row[RECORD_WORDS];
-    row[RECORD_WORDS] = NO_KIND;
-    spawn_words(c, held_kind, held);
-    return false;
 }
 
 template <class T> __device__ void Ctx::spawn(const T& t) {
     static_assert(sizeof(T) <= RECORD_WORDS * 4, "grosr: record too large");
     GROSR_SEQ(12);
-    if (KindOf<T>::gran == GROSR_LANE && hold && hold_task(*this, t)) return;
     alignas(16) uint32_t words[RECORD_WORDS] = {0};
-    memcpy(words, &t, sizeof(T));
-    spawn_words(*this, KindOf<T>::value, words);
+    if constexpr (KindOf<T>::gran == GROSR_LANE) {
+        if (hold && hold_task(*this, t)) return;
+        memcpy(words, &t, sizeof(T));
+        spawn_after_held(*this, KindOf<T>::value, words, hold);
+    } else {
+        memcpy(words, &t, sizeof(T));
+        spawn_words(*this, KindOf<T>::value, words);
+    }
 }
 
 template <class T> __device__ void Ctx::spawn_queued(const T& t) {
