@@ -80,6 +80,9 @@ struct Ctx {
     __device__ uint32_t width() const {
         return gran == GROSR_LANE ? 1u : (gran == GROSR_WARP ? WARP : blockDim.x);
     }
+    // The task's item in its range (Runtime::submit_range, TaskGraph::add_range), 0 outside
+    // one. GPU runtimes refuse ranges for now (the host checks), so no task here is in one.
+    __device__ uint32_t index() const { return 0u; }
     // Fails the task's job with a positive code; the job still completes and Job::wait reports it.
     __device__ void fail(int32_t code) const {
         int32_t c = code > 0 ? code : 1;

@@ -9,6 +9,8 @@
 mod common;
 #[path = "common/graph.rs"]
 mod graph;
+#[path = "common/ranges.rs"]
+mod ranges;
 
 use common::Mark;
 use common::suite;
@@ -86,6 +88,31 @@ fn cancelling_a_spawn_tree_leaves_other_jobs_exact() {
 #[test]
 fn a_running_body_sees_its_job_cancelled() {
     suite::a_running_body_sees_its_job_cancelled(&runtime());
+}
+
+/// The range checks' task types on the CPU backend.
+fn range_runtime() -> Runtime {
+    on_cpu(ranges::register(grosr::Runtime::builder()))
+}
+
+#[test]
+fn range_submits_run_each_item_once_with_its_index() {
+    ranges::range_submits_run_each_item_once_with_its_index(&range_runtime());
+}
+
+#[test]
+fn range_nodes_release_their_successors_after_every_item() {
+    ranges::range_nodes_release_their_successors_after_every_item(&range_runtime());
+}
+
+#[test]
+fn cancelling_a_range_leaves_its_count_and_other_jobs_exact() {
+    ranges::cancelling_a_range_leaves_its_count_and_other_jobs_exact(&range_runtime());
+}
+
+#[test]
+fn stopping_ends_a_running_range_with_stopped() {
+    ranges::stopping_ends_a_running_range_with_stopped(&range_runtime());
 }
 
 /// The graph tests' node types on the CPU backend.

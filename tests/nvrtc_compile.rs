@@ -9,6 +9,8 @@ mod graph;
 mod heap;
 #[path = "../examples/quickstart.rs"]
 mod quickstart;
+#[path = "common/ranges.rs"]
+mod ranges;
 #[path = "common/rust_bodies.rs"]
 mod rust_bodies;
 #[path = "common/soak.rs"]
@@ -530,8 +532,16 @@ fn rust_bodies_translate_to_cuda_that_nvrtc_compiles() {
         pub a: f32,
         pub b: f32,
     }
-    // The GPU test's tasks (tests/common/rust_bodies.rs) and the ones above, in one module.
+    // The GPU test's tasks (tests/common/rust_bodies.rs), the ones above and the range checks'
+    // (`ctx.index()`), in one module.
     let source = rust_bodies::builder()
+        .task::<ranges::LaneItem>()
+        .task::<ranges::RowSum>()
+        .task::<ranges::BlockItem>()
+        .task::<ranges::Scale>()
+        .task::<ranges::SpawnEach>()
+        .task::<ranges::CountItem>()
+        .task::<common::Mark>()
         .helper::<p_at>()
         .helper::<blend>()
         .helper::<blended_sum>()

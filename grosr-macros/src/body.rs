@@ -876,6 +876,7 @@ impl Writer<'_> {
         match (name, args.len()) {
             ("lane", 0) => String::from("ctx.lane()"),
             ("width", 0) => String::from("ctx.width()"),
+            ("index", 0) => String::from("ctx.index()"),
             ("fail", 1) => format!("ctx.fail({})", a(0)),
             ("cancelled", 0) => String::from("ctx.cancelled()"),
             ("read", 2) => format!("({})[{}]", a(0), a(1)),

@@ -64,7 +64,8 @@ use validate::Errors;
 ///   field a struct of the same name);
 /// - `ctx`: `grosr::Ctx&`, the scheduler context: `ctx.lane()` is this thread's index in the
 ///   task (0 for `"lane"`, 0..32 for `"warp"`, `threadIdx.x` for `"block"`), `ctx.width()` the
-///   number of threads running it (1, 32 or `blockDim.x`).
+///   number of threads running it (1, 32 or `blockDim.x`), `ctx.index()` the task's item in a
+///   range (`Runtime::submit_range`, `TaskGraph::add_range`; 0 outside one).
 ///
 /// # Rules
 ///

@@ -270,6 +270,14 @@ impl Ctx {
         self.run.lane()
     }
 
+    /// The task's item in its range: `i` for the `i`th of the `n` tasks that a range node
+    /// ([`TaskGraph::add_range`](crate::graph::TaskGraph::add_range)) or a range submit
+    /// ([`Runtime::submit_range`](crate::Runtime::submit_range)) runs of one record, the same
+    /// for every thread of the task; 0 for any other task (`ctx.index()`).
+    pub fn index(&self) -> u32 {
+        self.run.index()
+    }
+
     /// The task's thread count: 1, 32 or the block's (`ctx.width()`).
     pub fn width(&self) -> u32 {
         self.run.width()

@@ -39,7 +39,8 @@ struct Kind {
     lanes_apart: bool,
 }
 
-/// One queued task.
+/// One queued task, or several of one range (a range node's or a range submit's items
+/// `first..end`, run with `ctx.index()` each; 0..1 otherwise).
 struct Item {
     kind: u32,
     /// A trace's id of what made it (a task, a host submit or graph run), 0 untraced.
@@ -48,22 +49,91 @@ struct Item {
     record: [u8; MAX_RECORD_BYTES],
     /// A graph node's run and index: its successors are released when it ends.
     node: Option<(Arc<GraphRun>, u32)>,
+    first: u32,
+    end: u32,
 }
 
-/// A task graph as the CPU runs it (from the graph layer's plan): node `i` is a task of
-/// `kinds[i]` with `records[i]`, its successors `succ[succ_off[i]..succ_off[i + 1]]`.
+impl Item {
+    /// One task (no range).
+    fn one(
+        kind: u32,
+        parent: u64,
+        job: &Arc<JobState>,
+        record: [u8; MAX_RECORD_BYTES],
+        node: Option<(Arc<GraphRun>, u32)>,
+    ) -> Item {
+        Item::range(kind, parent, job, record, node, 1)
+    }
+
+    /// Items `0..items` of one record.
+    fn range(
+        kind: u32,
+        parent: u64,
+        job: &Arc<JobState>,
+        record: [u8; MAX_RECORD_BYTES],
+        node: Option<(Arc<GraphRun>, u32)>,
+        items: u32,
+    ) -> Item {
+        Item {
+            kind,
+            parent,
+            job: Arc::clone(job),
+            record,
+            node,
+            first: 0,
+            end: items,
+        }
+    }
+
+    /// Tasks it stands for (its job counts each).
+    fn count(&self) -> u32 {
+        self.end - self.first
+    }
+
+    /// Its items from `at` on, as an item of their own; it keeps those before `at`.
+    fn split_off(&mut self, at: u32) -> Item {
+        let upper = Item {
+            kind: self.kind,
+            parent: self.parent,
+            job: Arc::clone(&self.job),
+            record: self.record,
+            node: self.node.clone(),
+            first: at,
+            end: self.end,
+        };
+        self.end = at;
+        upper
+    }
+}
+
+/// A task graph as the CPU runs it (from the graph layer's plan): node `i` is `items[i]` tasks
+/// of `kinds[i]` with `records[i]` (a range node's items; 1 otherwise), its successors
+/// `succ[succ_off[i]..succ_off[i + 1]]`.
 pub(crate) struct GraphPlan {
     pub(crate) kinds: Vec<u32>,
     pub(crate) records: Vec<[u8; MAX_RECORD_BYTES]>,
+    pub(crate) items: Vec<u32>,
     pub(crate) succ_off: Vec<u32>,
     pub(crate) succ: Vec<u32>,
     pub(crate) indeg: Vec<u32>,
 }
 
-/// One run of a graph: how many predecessors of each node have still to end.
+/// One run of a graph: how many predecessors of each node have still to end, and how many
+/// items of each range node.
 struct GraphRun {
     plan: Arc<GraphPlan>,
     remaining: Vec<std::sync::atomic::AtomicU32>,
+    items_left: Vec<std::sync::atomic::AtomicU32>,
+}
+
+impl GraphRun {
+    /// `n` items of node `i` ended: true if they were its last (its successors are due).
+    fn node_ends(&self, i: u32, n: u32) -> bool {
+        let i = i as usize;
+        // A plain node's one task is all of it; a range node's last items release it. AcqRel:
+        // every item's effects precede the successors' start, whichever item ends last.
+        self.plan.items[i] == 1 || self.items_left[i].fetch_sub(n, Ordering::AcqRel) == n
+    }
 }
 
 /// A job's count and outcome.
@@ -109,12 +179,12 @@ impl JobState {
         self.cancelled.load(Ordering::Acquire)
     }
 
-    /// One task ended (after counting whatever it spawned): true if it was the job's last, and
-    /// the caller is to [`complete`](Self::complete) it.
-    fn release(&self) -> bool {
+    /// `n` tasks ended (after counting whatever they spawned): true if they were the job's
+    /// last, and the caller is to [`complete`](Self::complete) it.
+    fn release(&self, n: u32) -> bool {
         // AcqRel: every task's effects precede the waiter's return (the last decrement
         // acquires all earlier ones through the count's release sequence).
-        self.pending.fetch_sub(1, Ordering::AcqRel) == 1
+        self.pending.fetch_sub(i64::from(n), Ordering::AcqRel) == i64::from(n)
     }
 
     /// The job is done: its waiters return.
@@ -180,7 +250,7 @@ thread_local! {
 fn drop_items(items: impl IntoIterator<Item = Item>, e: &Error) {
     for item in items {
         item.job.fail(e.clone());
-        if item.job.release() {
+        if item.job.release(item.count()) {
             item.job.complete();
         }
     }
@@ -346,14 +416,37 @@ impl CpuExecutor {
                 .push_shared(bytes.chunks_exact(size).map(|r| {
                     let mut record = [0u8; MAX_RECORD_BYTES];
                     record[..size].copy_from_slice(r);
-                    Item {
-                        kind,
-                        parent: submit,
-                        job: Arc::clone(&job),
-                        record,
-                        node: None,
-                    }
+                    Item::one(kind, submit, &job, record, None)
                 }));
+        }
+        if let Some(r) = r {
+            r.host(submit, "submit", job.id, start);
+        }
+        Ok(self.job(job))
+    }
+
+    /// Submits `items` tasks of kind `kind` sharing the record `bytes` (exactly its size), as
+    /// one job: task `i` runs with `ctx.index()` = `i`.
+    pub(crate) fn submit_range_bytes(&self, kind: u32, bytes: &[u8], items: u32) -> Result<CpuJob> {
+        let size = self.shared.kinds.get(kind as usize).map_or(0, |k| k.size);
+        if size == 0 || bytes.len() != size {
+            return Err(Error::Config(format!(
+                "a range's record of kind {kind} is {} bytes, not {size}",
+                bytes.len()
+            )));
+        }
+        let r = self.shared.trace.as_deref();
+        let (submit, start) = r.map_or((0, 0), |r| (r.id(), r.now()));
+        let job = JobState::new(self.shared.trace_id(), i64::from(items), false);
+        if items > 0 {
+            let mut record = [0u8; MAX_RECORD_BYTES];
+            record[..size].copy_from_slice(bytes);
+            let _gate = self.shared.gate();
+            if self.shared.stopped.load(Ordering::Acquire) {
+                return Err(Error::Stopped);
+            }
+            let item = Item::range(kind, submit, &job, record, None, items);
+            self.shared.queues.push_shared(std::iter::once(item));
         }
         if let Some(r) = r {
             r.host(submit, "submit", job.id, start);
@@ -387,23 +480,29 @@ impl CpuExecutor {
                 .iter()
                 .map(|&d| std::sync::atomic::AtomicU32::new(d))
                 .collect(),
+            items_left: plan
+                .items
+                .iter()
+                .map(|&n| std::sync::atomic::AtomicU32::new(n))
+                .collect(),
         });
-        // The roots are counted now, the other nodes when released (before their last
+        // The roots' tasks are counted now, the other nodes' when released (before their last
         // predecessor's end is uncounted), as spawns are: a stop that drops them drops their
         // counts too.
-        let roots = plan.indeg.iter().filter(|d| **d == 0).count();
-        debug_assert!(n == 0 || roots > 0, "a plan is acyclic");
+        let roots = (0..n).filter(|&i| plan.indeg[i] == 0);
+        let tasks: i64 = roots.clone().map(|i| i64::from(plan.items[i])).sum();
+        debug_assert!(
+            n == 0 || tasks > 0,
+            "a plan is acyclic, its nodes' items at least 1"
+        );
         let r = self.shared.trace.as_deref();
         let (launch, start) = r.map_or((0, 0), |r| (r.id(), r.now()));
-        let job = JobState::new(self.shared.trace_id(), roots as i64, lowered);
-        let items: Vec<Item> = (plan.indeg.iter().enumerate())
-            .filter(|(_, d)| **d == 0)
-            .map(|(i, _)| Item {
-                kind: plan.kinds[i],
-                parent: launch,
-                job: Arc::clone(&job),
-                record: plan.records[i],
-                node: Some((Arc::clone(&run), i as u32)),
+        let job = JobState::new(self.shared.trace_id(), tasks, lowered);
+        let items: Vec<Item> = roots
+            .map(|i| {
+                let node = Some((Arc::clone(&run), i as u32));
+                let (kind, record) = (plan.kinds[i], plan.records[i]);
+                Item::range(kind, launch, &job, record, node, plan.items[i])
             })
             .collect();
         {
@@ -553,6 +652,7 @@ fn work(shared: &Arc<Shared>, w: usize, local: &Local<Item>) {
             shared: Arc::clone(shared),
             job: JobState::new(0, 0, false),
             kind: 0,
+            index: 0,
             lane: 0,
             width: 1,
             gang: None,
@@ -572,7 +672,7 @@ fn work(shared: &Arc<Shared>, w: usize, local: &Local<Item>) {
         if shared.stop.load(Ordering::Acquire) {
             return;
         }
-        let Some(item) = shared.queues.take(w, local) else {
+        let Some(mut item) = shared.queues.take(w, local) else {
             // Idle: let go of the last allocation looked at, so a buffer dropped meanwhile is
             // freed now, not when this worker next runs a task.
             *ctx.run.cursor.borrow_mut() = Cursor::default();
@@ -584,48 +684,76 @@ fn work(shared: &Arc<Shared>, w: usize, local: &Local<Item>) {
             r.counter(w, "queued tasks", shared.queues.len() as f64);
             r.counter(w, "heap bytes", shared.memory.heap_bytes() as f64);
         }
+        // A range: halves go onto this worker's own deque (run next here, or stolen by an idle
+        // worker) until one grain is left, so its items spread as a spawn tree's tasks do.
+        let grain = match shared.kinds[item.kind as usize].granularity {
+            Granularity::Lane => LANE_GRAIN,
+            _ => 1,
+        };
+        while item.count() > grain {
+            let upper = item.split_off(item.first + item.count() / 2);
+            shared.queues.push_split(upper, local);
+        }
         if shared.stopped.load(Ordering::Acquire) && !item.job.lowered {
             // Stopped after this task was queued (or spawned as the stop came): dropped, as
             // `stop` drops what it finds.
             drop_items([item], &Error::Stopped);
             continue;
         }
-        if item.job.is_cancelled() {
-            // Dropped unrun: not counted as executed, its graph successors never released.
-            if item.job.release() {
-                item.job.complete();
+        let count = item.count();
+        let Item {
+            kind,
+            parent,
+            job,
+            record,
+            node,
+            first,
+            end,
+        } = item;
+        ctx.run.job = job;
+        ctx.run.kind = kind;
+        let mut ran = 0;
+        for index in first..end {
+            if ctx.run.job.is_cancelled() {
+                // Dropped unrun: not counted as executed, its graph successors never released.
+                break;
             }
-            continue;
-        }
-        let kind = item.kind as usize;
-        let span = trace.map(|r| (r.id(), r.now(), item.parent, item.job.id));
-        ctx.run.task_id = span.map_or(0, |s| s.0);
-        let node = run_item(shared, item, &mut ctx);
-        if let (Some(r), Some((id, start_ns, parent, job))) = (trace, span) {
-            r.task(
-                w,
-                TaskSpan {
-                    id,
-                    parent,
-                    kind: kind as u32,
-                    job,
-                    track: w as u32,
-                    start_ns,
-                    end_ns: r.now(),
-                },
-            );
+            ctx.run.index = index;
+            let span = trace.map(|r| (r.id(), r.now()));
+            ctx.run.task_id = span.map_or(0, |s| s.0);
+            run_task(shared, &record, &mut ctx);
+            if let (Some(r), Some((id, start_ns))) = (trace, span) {
+                r.task(
+                    w,
+                    TaskSpan {
+                        id,
+                        parent,
+                        kind,
+                        job: ctx.run.job.id,
+                        track: w as u32,
+                        start_ns,
+                        end_ns: r.now(),
+                    },
+                );
+            }
+            ran += 1;
         }
         if let Some((run, i)) = node {
-            release_successors(shared, &run, i, &ctx.run);
+            if run.node_ends(i, count) {
+                release_successors(shared, &run, i, &ctx.run);
+            }
         }
         // Relaxed, on this worker's own line: the release below orders it before the job's
         // completion (as the GPU counts a task before its job's count).
-        executed[kind].fetch_add(1, Ordering::Relaxed);
-        if ctx.run.job.release() {
+        executed[kind as usize].fetch_add(ran, Ordering::Relaxed);
+        if ctx.run.job.release(count) {
             ctx.run.job.complete();
         }
     }
 }
+
+/// Items of a lane-task range one worker runs in a row (a GPU runs 32 lane tasks a round).
+const LANE_GRAIN: u32 = 32;
 
 /// Queues the successors of graph node `i` whose last predecessor it was, counting them into
 /// the job first (before node `i`'s own end is uncounted).
@@ -637,18 +765,20 @@ fn release_successors(shared: &Shared, run: &Arc<GraphRun>, i: u32, by: &TaskRun
     let plan = &run.plan;
     let (from, to) = (plan.succ_off[i as usize], plan.succ_off[i as usize + 1]);
     let mut ready = Vec::new();
+    let mut tasks = 0i64;
     for &s in &plan.succ[from as usize..to as usize] {
         // AcqRel: the node's effects precede its successor's start, whichever predecessor is
         // last (the injector's slot, written with release and read with acquire, then hands
         // them to the worker that runs it).
         if run.remaining[s as usize].fetch_sub(1, Ordering::AcqRel) == 1 {
-            ready.push(Item {
-                kind: plan.kinds[s as usize],
-                parent: by.task_id,
-                job: Arc::clone(job),
-                record: plan.records[s as usize],
-                node: Some((Arc::clone(run), s)),
-            });
+            let (kind, record, items) = (
+                plan.kinds[s as usize],
+                plan.records[s as usize],
+                plan.items[s as usize],
+            );
+            let node = Some((Arc::clone(run), s));
+            ready.push(Item::range(kind, by.task_id, job, record, node, items));
+            tasks += i64::from(items);
         }
     }
     if ready.is_empty() {
@@ -660,17 +790,14 @@ fn release_successors(shared: &Shared, run: &Arc<GraphRun>, i: u32, by: &TaskRun
         return;
     }
     // Counted before node `i`'s own end is (`release`), so the job cannot complete first.
-    job.pending.fetch_add(ready.len() as i64, Ordering::Relaxed);
+    job.pending.fetch_add(tasks, Ordering::Relaxed);
     shared.queues.push_shared(ready.into_iter());
 }
 
-/// Runs one task with the worker's `ctx`, whose job becomes the task's; the graph node it was,
-/// if any.
-fn run_item(shared: &Arc<Shared>, item: Item, ctx: &mut Ctx) -> Option<(Arc<GraphRun>, u32)> {
-    let kind = &shared.kinds[item.kind as usize];
-    ctx.run.job = item.job;
-    ctx.run.kind = item.kind;
-    let record = &item.record[..kind.size];
+/// Runs one task of `ctx`'s kind and job on `record` with the worker's `ctx`.
+fn run_task(shared: &Arc<Shared>, record: &[u8; MAX_RECORD_BYTES], ctx: &mut Ctx) {
+    let kind = &shared.kinds[ctx.run.kind as usize];
+    let record = &record[..kind.size];
     match kind.body {
         None => ctx.run.fault(
             "its body is CUDA C, which only a GPU runs: give it a Rust body \
@@ -713,7 +840,6 @@ fn run_item(shared: &Arc<Shared>, item: Item, ctx: &mut Ctx) -> Option<(Arc<Grap
             ),
         },
     }
-    item.node
 }
 
 /// Runs a warp or block task on an idle gang of `width` lanes from `pool` (a new one if none is
@@ -801,6 +927,8 @@ pub(crate) struct TaskRun {
     shared: Arc<Shared>,
     job: Arc<JobState>,
     kind: u32,
+    /// The task's item in its range (`ctx.index()`; 0 outside a range).
+    index: u32,
     lane: u32,
     width: u32,
     gang: Option<GangRef>,
@@ -834,6 +962,7 @@ impl Clone for TaskRun {
             shared: Arc::clone(&self.shared),
             job: Arc::clone(&self.job),
             kind: self.kind,
+            index: self.index,
             lane: self.lane,
             width: self.width,
             gang: self.gang.clone(),
@@ -856,6 +985,10 @@ impl TaskRun {
             gang,
             ..self.clone()
         }
+    }
+
+    pub(crate) fn index(&self) -> u32 {
+        self.index
     }
 
     pub(crate) fn lane(&self) -> u32 {
@@ -1061,13 +1194,7 @@ impl TaskRun {
             record[..size_of::<T>()].copy_from_slice(bytemuck::bytes_of(task));
             // Counted before this task's own end is (`release`), so the job cannot complete first.
             self.job.pending.fetch_add(1, Ordering::Relaxed);
-            let item = Item {
-                kind,
-                parent: self.task_id,
-                job: Arc::clone(&self.job),
-                record,
-                node: None,
-            };
+            let item = Item::one(kind, self.task_id, &self.job, record, None);
             self.shared.queues.push_reserved(item, local);
         });
     }

@@ -123,6 +123,14 @@ impl<T> Queues<T> {
         self.notify(1);
     }
 
+    /// Queues part of a range the worker has taken onto its own deque (popped next, unless a
+    /// thief takes it first). Not against the cap: its tasks were counted when the range was.
+    pub(crate) fn push_split(&self, item: T, local: &Local<T>) {
+        self.change(local, 1);
+        local.deque.push(item);
+        self.notify(1);
+    }
+
     /// A task for worker `me`: its own newest, else a batch of the injector's, else the
     /// oldest of another worker's deque.
     pub(crate) fn take(&self, me: usize, local: &Local<T>) -> Option<T> {

@@ -51,7 +51,8 @@ impl TaskGraph {
         out
     }
 
-    /// The label [`to_dot`](TaskGraph::to_dot) gives node `id`: its task type's name, a newline,
+    /// The label [`to_dot`](TaskGraph::to_dot) gives node `id`: its task type's name (with
+    /// `×n` after it for a range node of n items), a newline,
     /// then its first fields as `name=value` (scalars before pointers, pointers in hex, `pad`
     /// fields left out). `None` if `id` is past this graph's nodes (an id is an index: one from
     /// another graph names whichever node of this one has its index).
@@ -87,7 +88,12 @@ fn label(node: &Node) -> String {
         .take(FIELDS_SHOWN)
         .map(|f| format!("{}={}", f.name, field_value(f, bytes)))
         .collect();
-    format!("{}\n{}", node.name, fields.join(" "))
+    let items = if node.items > 1 {
+        format!(" ×{}", node.items)
+    } else {
+        String::new()
+    };
+    format!("{}{items}\n{}", node.name, fields.join(" "))
 }
 
 fn is_pointer(f: &Field) -> bool {

@@ -78,6 +78,8 @@ pub(crate) struct Node {
     /// The record's fields (for [`TaskGraph::node_label`]).
     pub fields: &'static [Field],
     pub words: [u32; RECORD_WORDS],
+    /// Tasks the node runs of its record: 1, or a range node's items ([`TaskGraph::add_range`]).
+    pub items: u32,
 }
 
 /// One bulk kernel launch of the Fused strategy: every node of one task type on one level.
@@ -152,6 +154,51 @@ impl TaskGraph {
 
     /// Adds a task; returns its node.
     pub fn add<T: Task + 'static>(&mut self, task: T) -> NodeId {
+        self.add_node(task, 1)
+    }
+
+    /// Adds a range node: `items` tasks of one record, `task`'s body run once per item with
+    /// `ctx.index()` = 0, 1, .., `items` − 1 (each a task of its granularity: a lane task per
+    /// item, a warp or a block per item), for data-parallel work such as one softmax row per
+    /// item; its successors start when every item has run. An error for 0 items.
+    ///
+    /// The CPU backend runs range nodes under every strategy; a GPU runtime does not yet
+    /// ([`prepare`](TaskGraph::prepare) returns [`Error::Unsupported`]).
+    ///
+    /// ```
+    /// use grosr::graph::{Strategy, TaskGraph};
+    /// use grosr::{DeviceBuffer, DevicePtr, Runtime};
+    ///
+    /// /// y[i] = 2 x[i] for the item's i.
+    /// #[grosr::task(granularity = "lane", rust = |task, ctx| {
+    ///     let i = ctx.index();
+    ///     ctx.write(task.y, i, 2.0f32 * ctx.read(task.x, i));
+    /// })]
+    /// pub struct Double { pub x: DevicePtr<f32>, pub y: DevicePtr<f32> }
+    ///
+    /// let rt = Runtime::builder()
+    /// #   .backend(grosr::Backend::Cpu) // doctests run on host threads: no GPU needed
+    ///     .task::<Double>()
+    ///     .build()?;
+    /// let x = DeviceBuffer::from_slice(rt.gpu(), &[1.0f32, 2.0, 3.0])?;
+    /// let y = DeviceBuffer::<f32>::zeroed(rt.gpu(), 3)?;
+    /// let mut g = TaskGraph::new();
+    /// g.add_range(Double { x: x.ptr(), y: y.ptr() }, 3)?;
+    /// g.prepare(&rt, Strategy::Resident)?.run(std::time::Duration::from_secs(5))?;
+    /// assert_eq!(y.to_vec()?, vec![2.0, 4.0, 6.0]);
+    /// # Ok::<(), grosr::Error>(())
+    /// ```
+    pub fn add_range<T: Task + 'static>(&mut self, task: T, items: u32) -> Result<NodeId> {
+        if items == 0 {
+            return Err(Error::Config(format!(
+                "a range node of `{}` needs at least one item",
+                T::C_NAME
+            )));
+        }
+        Ok(self.add_node(task, items))
+    }
+
+    fn add_node<T: Task + 'static>(&mut self, task: T, items: u32) -> NodeId {
         let mut words = [0u32; RECORD_WORDS];
         bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..size_of::<T>()]
             .copy_from_slice(bytemuck::bytes_of(&task));
@@ -160,8 +207,16 @@ impl TaskGraph {
             name: T::C_NAME,
             fields: T::FIELDS,
             words,
+            items,
         });
         NodeId(i.index() as u32)
+    }
+
+    /// Tasks node `id` runs: 1, or a range node's items; `None` past this graph's nodes.
+    pub fn items(&self, id: NodeId) -> Option<u32> {
+        self.graph
+            .node_weight(NodeIndex::new(id.index()))
+            .map(|n| n.items)
     }
 
     /// Adds the dependency "`before` runs before `after`". Cycles are reported by
@@ -300,6 +355,13 @@ impl TaskGraph {
             });
         }
         let gpu = rt.gpu_engine("task graphs")?;
+        if let Some(n) = plan.nodes.iter().find(|n| n.items > 1) {
+            return Err(Error::Unsupported(format!(
+                "range nodes (TaskGraph::add_range, here of `{}`) on a GPU: not yet; the CPU \
+                 backend runs them",
+                n.name
+            )));
+        }
         let inner = match strategy {
             Strategy::Resident => Inner::Resident(ResidentGraph::upload(gpu, &plan)?),
             other => Inner::Lowered(lowered::Lowered::new(gpu, &plan, other)?),
@@ -456,6 +518,7 @@ fn cpu_plan(plan: &Plan) -> GraphPlan {
         succ_off: plan.succ_off.clone(),
         succ: plan.succ.clone(),
         indeg: plan.indeg.clone(),
+        items: plan.nodes.iter().map(|n| n.items).collect(),
     }
 }
 

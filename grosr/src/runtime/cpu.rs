@@ -118,6 +118,11 @@ impl CpuRuntime {
         Ok(Job::cpu(self.exec.submit_bytes(kind, bytes)?, self.wait))
     }
 
+    pub(super) fn submit_range(&self, kind: u32, record: &[u8], items: u32) -> Result<Job<'_>> {
+        let job = self.exec.submit_range_bytes(kind, record, items)?;
+        Ok(Job::cpu(job, self.wait))
+    }
+
     pub(super) fn is_running(&self) -> bool {
         !self.exec.is_stopped()
     }

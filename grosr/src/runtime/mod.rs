@@ -266,6 +266,38 @@ impl Runtime {
         }
     }
 
+    /// Submits `items` tasks of one record as one job: `task`'s body runs once per item with
+    /// `ctx.index()` = 0, 1, .., `items` − 1 (each a task of its granularity), for
+    /// data-parallel work; 0 items is a job that is done at once. The CPU backend runs it; a GPU
+    /// runtime does not yet ([`Error::Unsupported`]).
+    ///
+    /// ```
+    /// use grosr::{DeviceBuffer, DevicePtr, Runtime};
+    ///
+    /// #[grosr::task(granularity = "lane", rust = |task, ctx| {
+    ///     ctx.write(task.out, ctx.index(), ctx.index() * ctx.index());
+    /// })]
+    /// pub struct Squares { pub out: DevicePtr<u32> }
+    ///
+    /// let rt = Runtime::builder()
+    /// #   .backend(grosr::Backend::Cpu) // doctests run on host threads: no GPU needed
+    ///     .task::<Squares>()
+    ///     .build()?;
+    /// let out = DeviceBuffer::<u32>::zeroed(rt.gpu(), 4)?;
+    /// rt.submit_range(&Squares { out: out.ptr() }, 4)?.wait()?;
+    /// assert_eq!(out.to_vec()?, vec![0, 1, 4, 9]);
+    /// # Ok::<(), grosr::Error>(())
+    /// ```
+    pub fn submit_range<T: Task + 'static>(&self, task: &T, items: u32) -> Result<Job<'_>> {
+        match &self.engine {
+            Engine::Gpu(_) => Err(Error::Unsupported(format!(
+                "range submits (here of `{}`) on a GPU: not yet; the CPU backend runs them",
+                T::C_NAME
+            ))),
+            Engine::Cpu(c) => c.submit_range(self.kind_of::<T>()?, bytemuck::bytes_of(task), items),
+        }
+    }
+
     /// Submits raw records of kind `kind` (`record_size` bytes each). For tests of the GPU's
     /// handling of corrupt input; use [`submit`](Runtime::submit).
     #[doc(hidden)]
