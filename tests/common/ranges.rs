@@ -133,10 +133,10 @@ pub fn range_submits_run_each_item_once_with_its_index(rt: &Runtime) {
     assert_eq!(out.to_vec().unwrap(), want);
     assert_eq!(rt.executed::<LaneItem>().unwrap() - before, u64::from(n));
 
-    // Outside a range the index is 0.
+    // Outside a range the index is 0, for every record of a submit.
     hits.write(&vec![0; n as usize]).unwrap();
-    rt.submit(&[item]).unwrap().wait_timeout(T).unwrap();
-    assert_eq!(&hits.to_vec().unwrap()[..2], &[1, 0]);
+    rt.submit(&[item; 3]).unwrap().wait_timeout(T).unwrap();
+    assert_eq!(&hits.to_vec().unwrap()[..2], &[3, 0]);
 
     // Warp tasks, a row each.
     let (rows, cols) = (1000u32, 100u32);
