@@ -125,6 +125,13 @@ template <class A, class B> __device__ __forceinline__ common_t<A, B> min_of(A a
     return min_same((T)a, (T)b);
 }
 
+// `a.powf(b)` and `a.mul_add(b, c)` in the receiver's type, which rustc gives the arguments too:
+// an unsuffixed literal argument (a C `double`) would make a `float`'s `pow` / `fma` ambiguous.
+template <class A, class B> __device__ __forceinline__ A powf_of(A a, B b) { return pow(a, (A)b); }
+template <class A, class B, class C> __device__ __forceinline__ A mul_add_of(A a, B b, C c) {
+    return fma(a, (A)b, (A)c);
+}
+
 // Comparisons in the operands' common type (`x == 0.1` for a float `x` compares floats).
 template <class A, class B> __device__ __forceinline__ bool eq(A a, B b) { typedef common_t<A, B> T; return (T)a == (T)b; }
 template <class A, class B> __device__ __forceinline__ bool ne(A a, B b) { typedef common_t<A, B> T; return (T)a != (T)b; }
