@@ -56,6 +56,11 @@ fn a_spawn_chain_runs_every_link_exactly_once() {
 }
 
 #[test]
+fn a_compound_assignment_evaluates_its_value_first() {
+    rust_bodies::a_compound_assignment_evaluates_its_value_first(&executor(rust_bodies::builder()));
+}
+
+#[test]
 fn a_warp_softmax_row_matches_the_float64_reference() {
     rust_bodies::softmax_rows_match_the_reference(&executor(rust_bodies::builder()), 8);
 }
