@@ -730,8 +730,8 @@ impl Writer<'_> {
         if helper.is_empty() {
             format!("({left} {c_op} {right})")
         } else if assign {
-            // The place evaluated once (`a[f()] += 1`).
-            format!("grosr::rs::{helper}_assign({left}, {right})")
+            // The place evaluated once (`a[f()] += 1`), after the value, as Rust orders them.
+            format!("(grosr::rs::{helper}_to({left}) = ({right}))")
         } else {
             format!("grosr::rs::{helper}({left}, {right})")
         }
