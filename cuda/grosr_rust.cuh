@@ -125,6 +125,13 @@ template <class A, class B> __device__ __forceinline__ common_t<A, B> min_of(A a
     return min_same((T)a, (T)b);
 }
 
+// `a.powf(b)` and `a.mul_add(b, c)` in the receiver's type, which rustc gives the arguments too:
+// an unsuffixed literal argument (a C `double`) would make a `float`'s `pow` / `fma` ambiguous.
+template <class A, class B> __device__ __forceinline__ A powf_of(A a, B b) { return pow(a, (A)b); }
+template <class A, class B, class C> __device__ __forceinline__ A mul_add_of(A a, B b, C c) {
+    return fma(a, (A)b, (A)c);
+}
+
 // Comparisons in the operands' common type (`x == 0.1` for a float `x` compares floats).
 template <class A, class B> __device__ __forceinline__ bool eq(A a, B b) { typedef common_t<A, B> T; return (T)a == (T)b; }
 template <class A, class B> __device__ __forceinline__ bool ne(A a, B b) { typedef common_t<A, B> T; return (T)a != (T)b; }
@@ -133,9 +140,15 @@ template <class A, class B> __device__ __forceinline__ bool le(A a, B b) { typed
 template <class A, class B> __device__ __forceinline__ bool gt(A a, B b) { typedef common_t<A, B> T; return (T)a > (T)b; }
 template <class A, class B> __device__ __forceinline__ bool ge(A a, B b) { typedef common_t<A, B> T; return (T)a >= (T)b; }
 
-// `l op= r`: the place evaluated once.
+// `l op= r` as `grosr::rs::op_to(l) = r`: the place evaluated once, and after the value, as Rust
+// evaluates a compound assignment of primitives (C++17 sequences an assignment's right operand
+// before its left, an overloaded `=` too; a call's arguments in no set order).
 #define GROSR_RS_ASSIGN(name, op) \
-    template <class L, class R> __device__ __forceinline__ void name##_assign(L& l, R r) { l = (L)op(l, r); }
+    template <class L> struct name##_place { \
+        L& l; \
+        template <class R> __device__ __forceinline__ void operator=(R r) && { l = (L)op(l, r); } \
+    }; \
+    template <class L> __device__ __forceinline__ name##_place<L> name##_to(L& l) { return {l}; }
 GROSR_RS_ASSIGN(add, add)
 GROSR_RS_ASSIGN(sub, sub)
 GROSR_RS_ASSIGN(mul, mul)

@@ -56,6 +56,11 @@ fn a_spawn_chain_runs_every_link_exactly_once() {
 }
 
 #[test]
+fn a_compound_assignment_evaluates_its_value_first() {
+    rust_bodies::a_compound_assignment_evaluates_its_value_first(&executor(rust_bodies::builder()));
+}
+
+#[test]
 fn a_warp_softmax_row_matches_the_float64_reference() {
     rust_bodies::softmax_rows_match_the_reference(&executor(rust_bodies::builder()), 8);
 }
@@ -1208,4 +1213,82 @@ fn deep_lanes_fault_before_their_stack_runs_out_and_a_fault_ends_a_spin() {
         &["outside every live allocation"],
     );
     rust_bodies::a_spawn_chain_runs_every_link_once(&ex);
+}
+
+/// Recurses `depth` deep, reading `p[0]` at every level (on a GPU, past its stack: a fault).
+#[grosr::device]
+fn descend(ctx: &grosr::body::Ctx, p: DevicePtr<u32>, depth: u32) -> u32 {
+    if depth == 0u32 {
+        return ctx.read(p, 0u32);
+    }
+    let mut pad = [0u32; 64];
+    pad[(depth % 64u32) as usize] = ctx.read(p, 0u32);
+    descend(ctx, p, depth - 1u32).max(pad[(depth % 64u32) as usize])
+}
+
+/// A lane task, on a worker's own stack, that descends `depth` deep.
+#[grosr::task(granularity = "lane", rust = |task, ctx| {
+    let v = descend(ctx, task.p, task.depth);
+    ctx.write(task.p, 1u32, v);
+})]
+pub struct Descends {
+    pub p: DevicePtr<u32>,
+    pub depth: u32,
+    pub pad: u32,
+}
+
+/// The child process of [`a_lane_task_that_runs_out_of_stack_fails_its_job_not_the_process`]:
+/// a lane task recursing far past a worker's stack faults, and the worker goes on.
+#[test]
+#[ignore = "run by a_lane_task_that_runs_out_of_stack_fails_its_job_not_the_process"]
+fn lane_task_stack_overflow_child() {
+    // One worker: were it lost, the next job would never run.
+    let ex = executor_of(
+        grosr::Runtime::builder()
+            .helper::<descend>()
+            .task::<Descends>()
+            .task::<rust_bodies::RsChain>(),
+        1,
+    );
+    let p = buffer(&ex, &[5u32, 0]);
+    ex.submit(&[Descends {
+        p: p.ptr(),
+        depth: 10,
+        pad: 0,
+    }])
+    .unwrap()
+    .wait_timeout(T)
+    .unwrap();
+    assert_eq!(p.to_vec().unwrap(), [5, 5]);
+    let waited = ex
+        .submit(&[Descends {
+            p: p.ptr(),
+            depth: 1 << 20,
+            pad: 0,
+        }])
+        .unwrap()
+        .wait_timeout(T);
+    fault_of(waited, "Descends", &["stack"]);
+    rust_bodies::a_spawn_chain_runs_every_link_once(&ex);
+}
+
+#[test]
+fn a_lane_task_that_runs_out_of_stack_fails_its_job_not_the_process() {
+    // In a process of its own: a stack overflow that is not caught aborts the process.
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "lane_task_stack_overflow_child",
+            "--test-threads=1",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the child ended {:?}:\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -38,3 +38,9 @@ fn a_rust_block_task_meets_at_its_barrier() {
 fn rust_tasks_allocate_fill_and_free_heap_memory() {
     rust_bodies::heap_tasks_allocate_fill_and_free(&runtime());
 }
+
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn a_rust_compound_assignment_evaluates_its_value_first() {
+    rust_bodies::a_compound_assignment_evaluates_its_value_first(&runtime());
+}

@@ -637,3 +637,25 @@ fn a_warp_helper_compiles_for_warp_tasks_and_is_a_build_error_in_a_lane_task() {
     );
     assert!(!log.contains("warning"), "{log}");
 }
+
+/// `powf` and `mul_add` of an `f32` with unsuffixed float arguments, which rustc types `f32`
+/// (as `max` / `min` and the operators take them).
+#[grosr::task(granularity = "lane", rust = |task, ctx| {
+    let y = task.x.powf(2.0) + task.x.mul_add(2.0, 1.0) + task.x.mul_add(task.x, 0.5);
+    ctx.write(task.out, 0u32, y + task.x.powi(2) + task.x.max(0.5));
+})]
+pub struct LiteralMathArgs {
+    pub out: grosr::DevicePtr<f32>,
+    pub x: f32,
+    pub pad: u32,
+}
+
+#[test]
+fn math_methods_take_unsuffixed_literals_in_the_receivers_type() {
+    if grosr::unstable::nvrtc_available().is_err() {
+        return;
+    }
+    let fast = grosr::unstable::nvrtc_options(Compile);
+    let source = grosr::Runtime::builder().task::<LiteralMathArgs>().source();
+    grosr::unstable::compile_with(&source, 90, fast).unwrap();
+}

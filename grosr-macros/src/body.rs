@@ -730,8 +730,8 @@ impl Writer<'_> {
         if helper.is_empty() {
             format!("({left} {c_op} {right})")
         } else if assign {
-            // The place evaluated once (`a[f()] += 1`).
-            format!("grosr::rs::{helper}_assign({left}, {right})")
+            // The place evaluated once (`a[f()] += 1`), after the value, as Rust orders them.
+            format!("(grosr::rs::{helper}_to({left}) = ({right}))")
         } else {
             format!("grosr::rs::{helper}({left}, {right})")
         }
@@ -801,8 +801,11 @@ impl Writer<'_> {
             ("recip", 0) => format!("(1 / ({receiver}))"),
             ("max", 1) => call("grosr::rs::max_of", &args),
             ("min", 1) => call("grosr::rs::min_of", &args),
-            ("powf" | "powi", 1) => call("pow", &args),
-            ("mul_add", 2) => call("fma", &args),
+            // In the receiver's type: an unsuffixed literal argument is a C `double`, which
+            // would make a `float`'s `pow` / `fma` ambiguous (`powi`'s `int` is not).
+            ("powf", 1) => call("grosr::rs::powf_of", &args),
+            ("powi", 1) => call("pow", &args),
+            ("mul_add", 2) => call("grosr::rs::mul_add_of", &args),
             ("wrapping_add", 1) => call("grosr::rs::add", &args),
             ("wrapping_sub", 1) => call("grosr::rs::sub", &args),
             ("wrapping_mul", 1) => call("grosr::rs::mul", &args),

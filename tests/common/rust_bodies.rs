@@ -123,6 +123,19 @@ pub struct RsOverAsk {
     pub pad: u32,
 }
 
+/// A compound assignment whose place and value both take a ticket: Rust evaluates the value
+/// first when both are primitive (`counts[1] += 0`), then the place.
+#[grosr::task(granularity = "lane", rust = |task, ctx| {
+    let mut counts = [0u32; 2];
+    counts[ctx.atomic_add(task.tickets, 0u32, 1u32) as usize] += ctx.atomic_add(task.tickets, 0u32, 1u32) + 5u32;
+    ctx.write(task.out, 0u32, counts[0]);
+    ctx.write(task.out, 1u32, counts[1]);
+})]
+pub struct RsOrder {
+    pub tickets: DevicePtr<u32>,
+    pub out: DevicePtr<u32>,
+}
+
 /// A builder with these tasks and their helper registered.
 pub fn builder() -> RuntimeBuilder {
     grosr::Runtime::builder()
@@ -132,6 +145,26 @@ pub fn builder() -> RuntimeBuilder {
         .task::<RsBlock>()
         .task::<RsHeap>()
         .task::<RsOverAsk>()
+        .task::<RsOrder>()
+}
+
+/// An [`RsOrder`]: the compound assignment's value (ticket 0, plus 5) lands in its place
+/// (ticket 1), as Rust orders them.
+pub fn a_compound_assignment_evaluates_its_value_first(rt: &Runtime) {
+    let tickets = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
+    let out = DeviceBuffer::<u32>::zeroed(rt.gpu(), 2).unwrap();
+    rt.submit(&[RsOrder {
+        tickets: tickets.ptr(),
+        out: out.ptr(),
+    }])
+    .unwrap()
+    .wait_timeout(T)
+    .unwrap();
+    assert_eq!(
+        out.to_vec().unwrap(),
+        [0, 5],
+        "counts[ticket] += ticket + 5"
+    );
 }
 
 /// Softmax of relu, in f64.

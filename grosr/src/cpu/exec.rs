@@ -409,6 +409,7 @@ impl CpuExecutor {
             let shared = Arc::clone(&ex.shared);
             let t = std::thread::Builder::new()
                 .name(format!("grosr-cpu-{w}"))
+                .stack_size(WORKER_STACK_BYTES)
                 .spawn(move || worker(&shared, w, local))
                 .map_err(|e| Error::io("starting a CPU executor thread", e))?;
             ex.workers.push(t);
@@ -646,6 +647,11 @@ impl Drop for CpuExecutor {
     }
 }
 
+/// A worker thread's stack, where lane tasks (and lanes run apart) run: mapped as it is
+/// touched. A body's runtime calls fault before it runs out ([`TaskRun::stack_check`]), as a
+/// gang lane's do, rather than let the overflow abort the process.
+const WORKER_STACK_BYTES: usize = 8 << 20;
+
 /// How long dropping the executor waits for its workers' current tasks.
 const DROP_WAIT: Duration = Duration::from_secs(10);
 
@@ -689,6 +695,13 @@ fn work(shared: &Arc<Shared>, w: usize, local: &Local<Item>) {
             stack: std::cell::Cell::new((0, 0)),
         },
     };
+    // Where this worker's stack starts, near enough (what the thread ran before `work` is
+    // counted against the headroom): tasks run here check their stack as gang lanes do.
+    let top = 0u8;
+    let stack = (
+        std::ptr::addr_of!(top) as usize,
+        WORKER_STACK_BYTES - STACK_HEADROOM,
+    );
     let trace = shared.trace.as_deref();
     let executed = &shared.executed[w * shared.row..(w + 1) * shared.row];
     let mut taken = 0u32;
@@ -748,6 +761,8 @@ fn work(shared: &Arc<Shared>, w: usize, local: &Local<Item>) {
             ctx.run.index = index;
             let span = trace.map(|r| (r.id(), r.now()));
             ctx.run.task_id = span.map_or(0, |s| s.0);
+            // Again for every task: a fault of the last one may have turned the check off.
+            ctx.run.set_stack_top(stack.0, stack.1);
             run_task(shared, record, &mut ctx);
             if let (Some(r), Some((id, start_ns))) = (trace, span) {
                 r.task(
@@ -971,7 +986,8 @@ pub(crate) struct TaskRun {
     /// Memory accesses this lane made: every [`PREEMPT_EVERY`]th lets its gang's other lanes
     /// run (a lane spinning on what another lane writes would otherwise hold them all).
     accesses: std::cell::Cell<u32>,
-    /// A gang lane's stack: its top (near enough) and size; (0, 0) on a worker's own stack.
+    /// The stack this thread of the task runs on (a gang lane's or a worker's): its top (near
+    /// enough) and size; (0, 0): unchecked.
     stack: std::cell::Cell<(usize, usize)>,
 }
 
@@ -1030,12 +1046,13 @@ impl TaskRun {
         self.gang.is_some()
     }
 
-    /// Records this gang lane's stack: its top (an address near it) and size.
+    /// Records the stack this thread of the task runs on (a gang lane's or a worker's): its top
+    /// (an address near it) and size.
     pub(crate) fn set_stack_top(&self, top: usize, size: usize) {
         self.stack.set((top, size));
     }
 
-    /// Faults the task, by an ordinary unwind, if this gang lane's stack has less than
+    /// Faults the task, by an ordinary unwind, if the stack this thread runs on has less than
     /// [`STACK_HEADROOM`] left: the runtime call about to run takes locks, and a stack overflow
     /// inside it would leave them held.
     fn stack_check(&self) {
