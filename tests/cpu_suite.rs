@@ -150,6 +150,11 @@ fn cycles_and_unregistered_types_are_refused_before_anything_runs() {
     graph::cycles_and_unregistered_types_are_refused_before_anything_runs(&graph_runtime());
 }
 
+#[test]
+fn a_lowered_graph_is_refused_once_the_scheduler_holds_every_sm_again() {
+    graph::a_lowered_graph_is_refused_once_the_scheduler_holds_every_sm_again(&graph_runtime());
+}
+
 /// As on a GPU, where lowered strategies are ordinary kernels beside the scheduler: with the
 /// executor stopped, a lowered graph runs and a Resident one is refused.
 #[test]

@@ -115,6 +115,12 @@ fn cycles_and_unregistered_types_are_refused_before_anything_runs() {
     graph_tasks::cycles_and_unregistered_types_are_refused_before_anything_runs(&runtime());
 }
 
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn a_lowered_graph_is_refused_once_the_scheduler_holds_every_sm_again() {
+    graph_tasks::a_lowered_graph_is_refused_once_the_scheduler_holds_every_sm_again(&runtime());
+}
+
 /// For compute-sanitizer (memcheck only knows allocations made before a kernel starts): the
 /// graph and its buffers are made with the scheduler stopped, then it runs a few launches.
 #[test]

@@ -25,15 +25,24 @@ impl GpuRuntime {
     /// `unstable::Baselines`, needs the `unstable` feature).
     #[doc(hidden)]
     pub fn baselines(&self) -> Result<Baselines<'_>> {
-        if self.is_running() && self.info().sms_used >= self.info().sm_count {
-            return Err(crate::graph::lowered_beside_scheduler());
-        }
+        self.room_for_baselines()?;
         let ctx = self.context();
         Ok(Baselines {
             rt: self,
             stream: Stream::new(ctx)?,
             status: DeviceMem::zeroed(ctx, 4)?,
         })
+    }
+}
+
+impl GpuRuntime {
+    /// An error while the scheduler runs on every SM: a kernel launched beside it would wait
+    /// for SMs it never gives back (until a stop), still holding what it uses.
+    pub(crate) fn room_for_baselines(&self) -> Result<()> {
+        if self.is_running() && self.info().sms_used >= self.info().sm_count {
+            return Err(crate::graph::lowered_beside_scheduler());
+        }
+        Ok(())
     }
 }
 
@@ -140,6 +149,12 @@ impl Baselines<'_> {
         let f = self.rt.module().function(name)?;
         // SAFETY: the caller vouches for args (see above).
         unsafe { self.stream.launch(&f, grid, block, shared_bytes, args) }
+    }
+
+    /// An error while the runtime's scheduler holds every SM (it may have been started again
+    /// since these launchers were made).
+    pub(crate) fn room(&self) -> Result<()> {
+        self.rt.room_for_baselines()
     }
 
     /// Waits for every launch so far (at most `timeout`), like `cudaStreamSynchronize`.

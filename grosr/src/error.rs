@@ -11,7 +11,7 @@ use cudarc::driver::sys::CUresult;
 pub enum Error {
     /// The CUDA driver library could not be loaded.
     #[error(
-        "no CUDA driver found (libcuda.so): install the NVIDIA driver (grosr needs driver 525 or newer) \
+        "no CUDA driver found (libcuda.so): install the NVIDIA driver (grosr needs driver 550 or newer) \
          or add the folder holding libcuda.so to LD_LIBRARY_PATH; without a GPU, GROSR_BACKEND=cpu \
          runs tasks with Rust bodies on host threads"
     )]

@@ -426,3 +426,33 @@ pub fn cycles_and_unregistered_types_are_refused_before_anything_runs(rt: &Runti
     let dag = random_dag(rt, 50, 9);
     run_checked(rt, &dag, Strategy::Resident, 1);
 }
+
+/// A lowered graph prepared while the scheduler was stopped, run after it was started again
+/// (holding every SM): refused at the run, as at `prepare`, not launched to wait behind the
+/// scheduler for SMs it never gives back (a timeout, with the kernels left queued on memory
+/// that the caller may then free). After a stop it runs.
+pub fn a_lowered_graph_is_refused_once_the_scheduler_holds_every_sm_again(rt: &Runtime) {
+    let dag = random_dag(rt, 40, 10);
+    rt.stop().unwrap();
+    for s in Strategy::ALL.into_iter().filter(|s| !s.is_resident()) {
+        if s == Strategy::CudaGraphPdl && rt.info().arch < 90 {
+            continue;
+        }
+        let mut p = dag.graph.prepare(rt, s).unwrap();
+        rt.start().unwrap();
+        if rt.info().sms_used >= rt.info().sm_count {
+            match p.run(Duration::from_secs(2)) {
+                Err(Error::Config(msg)) => assert!(msg.contains("Runtime::stop"), "{msg}"),
+                other => panic!(
+                    "{}: a lowered run beside the scheduler: {other:?}",
+                    s.name()
+                ),
+            }
+        }
+        rt.stop().unwrap();
+        dag.out.write(&vec![0u64; dag.expected.len()]).unwrap();
+        p.run(T).unwrap();
+        assert_eq!(dag.out.to_vec().unwrap(), dag.expected, "{}", s.name());
+    }
+    rt.start().unwrap();
+}

@@ -207,13 +207,17 @@ pub fn stop_refuses_submits_and_start_runs_again(rt: &Runtime) {
     assert_eq!(flags.to_vec().unwrap(), vec![1, 1]);
 }
 
-/// An empty job is done at once; a waited one says done.
+/// An empty job is done at once; a waited one says done, and so does a failed one (its wait
+/// says how it went).
 pub fn jobs_report_done_and_empty_jobs_are_done_at_once(rt: &Runtime) {
     assert!(rt.submit::<Mark>(&[]).unwrap().is_done().unwrap());
     let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
     let job = rt.submit(&[mark(&flags, 0)]).unwrap();
     job.wait_timeout(T).unwrap();
     assert!(job.is_done().unwrap());
+    let failed = rt.submit(&[Failer { code: 7, pad: 0 }]).unwrap();
+    assert!(failed.wait_timeout(T).is_err());
+    assert_eq!(failed.is_done(), Ok(true), "a failed job has finished");
 }
 
 /// Rounds of lane (and warp) tasks spawning 32 Marks each, sixteen jobs of 2^17 Marks at once:

@@ -119,6 +119,7 @@ impl Gpu {
         unsafe { sys::cuDriverGetVersion(&mut driver_version) }
             .result()
             .call("cuDriverGetVersion")?;
+        check_driver_version(driver_version)?;
         let name = cu::device::get_name(device).call("cuDeviceGetName")?;
         let arch = (major * 10 + minor) as u32;
         if arch < 70 {
@@ -174,6 +175,26 @@ impl Gpu {
     }
 }
 
+/// The oldest driver API grosr calls into: `cuFuncLoad` (every build preloads its kernels)
+/// came with CUDA 12.4, the graph API's `_v2` calls with 12.3. cudarc loads a symbol at its
+/// first call and panics when the driver lacks it, so an older driver is refused up front.
+pub(crate) const MIN_DRIVER_VERSION: i32 = 12040;
+
+/// An error saying what to install when `version` (`cuDriverGetVersion`) is older than
+/// [`MIN_DRIVER_VERSION`].
+pub(crate) fn check_driver_version(version: i32) -> Result<()> {
+    if version >= MIN_DRIVER_VERSION {
+        return Ok(());
+    }
+    Err(Error::Unsupported(format!(
+        "the NVIDIA driver supports CUDA {}.{}, and grosr needs CUDA 12.4 or newer: install \
+         driver 550 or newer (without a GPU, GROSR_BACKEND=cpu runs tasks with Rust bodies on \
+         host threads)",
+        version / 1000,
+        version % 1000 / 10
+    )))
+}
+
 impl std::fmt::Debug for Gpu {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gpu")
@@ -185,5 +206,24 @@ impl std::fmt::Debug for Gpu {
             .field("smem_per_sm", &self.smem_per_sm)
             .field("smem_reserved_per_block", &self.smem_reserved_per_block)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A driver of CUDA 12.0 to 12.3 (525 to 545) loads, but lacks `cuFuncLoad`, which every
+    /// build calls: cudarc would panic ("Missing symbol cuFuncLoad"). It is an error instead.
+    #[test]
+    fn a_driver_older_than_cuda_12_4_is_an_error_that_says_what_to_install() {
+        for old in [12000, 12020, 12030] {
+            let e = check_driver_version(old).unwrap_err().to_string();
+            assert!(e.contains("driver 550 or newer"), "{old}: {e}");
+            assert!(e.contains(&format!("CUDA 12.{}", old % 1000 / 10)), "{e}");
+        }
+        for new in [12040, 12080, 13000] {
+            check_driver_version(new).unwrap();
+        }
     }
 }

@@ -90,6 +90,15 @@ impl<'rt> Lowered<'rt> {
     }
 
     pub(crate) fn run(&mut self, timeout: Duration) -> Result<()> {
+        // Checked at every run, not only at `new`: a scheduler started again since would hold
+        // the SMs these kernels wait for, and they would run (on memory perhaps freed by then)
+        // only after its next stop. The CPU backend refuses such a run the same way.
+        let room = match self {
+            Lowered::Singles { base, .. }
+            | Lowered::Fused { base, .. }
+            | Lowered::CudaGraph { base, .. } => base.room(),
+        };
+        room?;
         let base = match self {
             Lowered::Singles {
                 nodes,

@@ -42,7 +42,17 @@ pub(crate) struct Slots {
 impl Slots {
     /// Hands `job`'s slot to it: the previous job there is done (its `done_seq` acquired by the
     /// caller), and its failure, if any, goes into the history before the slot can change.
+    /// Nothing to do if the slot is `job`'s or a later job's already: a restart between the
+    /// caller's slot wait and this call took it for `job` (abandoned), recorded the previous
+    /// job's outcome, and left `job`'s own `ABANDONED` in the cells.
     pub fn hand_over(&mut self, ring: &Ring, job: JobTicket) {
+        if self
+            .owner
+            .get(job.slot as usize)
+            .is_some_and(|&o| o > job.id)
+        {
+            return;
+        }
         let previous = job.id.checked_sub(ring.completions.len() as u64);
         self.take(ring, job.slot, previous, job.id);
     }
@@ -70,10 +80,16 @@ impl Slots {
         self.record(id, ABANDONED, 0);
     }
 
-    /// Records that job `id` failed with `(error, kind)`.
+    /// Records that job `id` failed with `(error, kind)`; a job's first recorded outcome stays.
     fn record(&mut self, id: u64, error: i32, kind: u32) {
-        if id < self.complete_from || self.errors.insert(id, (error, kind)).is_some() {
+        if id < self.complete_from {
             return;
+        }
+        match self.errors.entry(id) {
+            std::collections::hash_map::Entry::Occupied(_) => return,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert((error, kind));
+            }
         }
         self.order.push_back(id);
         if self.order.len() > REMEMBERED

@@ -751,3 +751,51 @@ fn a_submit_waits_no_longer_than_its_own_timeout_while_another_waits_for_ring_sp
         assert!(matches!(long.join().unwrap(), Err(Error::Timeout(..))));
     });
 }
+
+/// A restart (a stop and a start racing a submit) that lands between the submit's slot wait and
+/// its hand-over has taken the slot for the cut-off job already and written `ABANDONED` into it:
+/// the late hand-over must not file that as the outcome of the slot's previous job, which
+/// finished long before (in `Submitter::submit`, `wait_job_slot` then `slots().hand_over`, the
+/// restart holding the slots' mutex in between).
+#[test]
+fn a_restart_between_a_slot_wait_and_its_hand_over_keeps_the_previous_jobs_outcome() {
+    let shared = FakeShared::new(8, 2);
+    let ring = shared.ring();
+    let mut p = Producer::new(256, 0, 0);
+    let mut slots = super::outcome::Slots::default();
+    let ok: Health = &|| Ok(());
+    let mut w = Waiter::new(Duration::from_secs(1));
+    // Jobs 0 and 1 (slots 0 and 1) run and finish: 0 succeeds, 1 fails with code 5.
+    let (good, failed) = (p.take_job(&ring), p.take_job(&ring));
+    for (job, error) in [(good, 0), (failed, 5)] {
+        wait_job_slot(&ring, job, &mut w, ok).unwrap();
+        slots.hand_over(&ring, job);
+        complete(&ring, job, error);
+    }
+    // Jobs 2 and 3 find their slots free...
+    let cut = [p.take_job(&ring), p.take_job(&ring)];
+    for job in cut {
+        wait_job_slot(&ring, job, &mut w, ok).unwrap();
+    }
+    // ...and a restart cuts them off before they hand their slots over.
+    p.restart(&ring, &mut slots);
+    for job in cut {
+        slots.hand_over(&ring, job);
+    }
+    assert_eq!(
+        slots.outcome(&ring, good),
+        Some(Outcome::Finished(0, 0)),
+        "job 0 succeeded before the restart"
+    );
+    assert_eq!(
+        slots.outcome(&ring, failed),
+        Some(Outcome::Finished(5, 0)),
+        "job 1 failed with its own code"
+    );
+    for job in cut {
+        assert_eq!(
+            slots.outcome(&ring, job),
+            Some(Outcome::Finished(ABANDONED, 0))
+        );
+    }
+}

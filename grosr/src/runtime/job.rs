@@ -64,11 +64,14 @@ impl<'rt> Job<'rt> {
 }
 
 impl Job<'_> {
-    /// Whether the job has finished (successfully or not).
+    /// Whether the job has finished (successfully or not: [`wait`](Self::wait) says how); an
+    /// error only while it has not, when the runtime cannot finish it (stopped, faulted).
     pub fn is_done(&self) -> Result<bool> {
         match &self.on {
+            // A failed job has finished too, as on the CPU backend: a Resident graph whose
+            // timed-out launch failed later looks here before its next run.
             On::Gpu { rt, .. } => match self.outcome() {
-                Some(r) => r.map(|_| true),
+                Some(_) => Ok(true),
                 None => rt.health().map(|_| false),
             },
             On::Cpu { job, .. } => job.is_done(),
