@@ -340,3 +340,41 @@ fn a_module_optimized_for_compile_time_runs_every_path_exactly() {
     block_tasks_run_on_whole_blocks_from_host_and_from_spawns_on(&rt);
     suite::spawn_bursts_past_the_stack_run_every_task_exactly_once(&rt);
 }
+
+/// A lowered graph run that times out leaves its kernels running: dropping the prepared graph
+/// waits for them before their records, the launchers' status word or a CUDA graph go, a buffer
+/// the spinning kernel writes, dropped meanwhile, is freed only once the kernel has ended, and
+/// the runtime goes on (under compute-sanitizer memcheck: no access to freed memory).
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn a_timed_out_lowered_run_is_waited_for_before_its_memory_goes() {
+    use grosr::graph::{Strategy, TaskGraph};
+    let rt = new_rt();
+    rt.stop().unwrap();
+    for strategy in [Strategy::Fused, Strategy::CudaGraph, Strategy::Batched] {
+        let seen = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
+        let after = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
+        let mut g = TaskGraph::new();
+        let spin = g.add(Spin {
+            seen: seen.ptr(),
+            max_ns: 300_000_000,
+        });
+        let next = g.add(Spin {
+            seen: after.ptr(),
+            max_ns: 0,
+        });
+        g.add_edge(spin, next).unwrap();
+        let mut p = g.prepare(&rt, strategy).unwrap();
+        let r = p.run(Duration::from_millis(20));
+        assert!(matches!(r, Err(Error::Timeout(..))), "{strategy:?}: {r:?}");
+        drop(seen); // still written by the spinning kernel: freed once it has ended
+        drop(p);
+        assert_eq!(
+            after.to_vec().unwrap(),
+            vec![2],
+            "{strategy:?}: the launch had ended when the drop returned"
+        );
+    }
+    rt.start().unwrap();
+    assert_runtime_runs_tasks(&rt);
+}

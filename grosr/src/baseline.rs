@@ -4,6 +4,7 @@
 //! be scheduled beside it: baselines need the runtime stopped (or built with `max_sms` below
 //! the GPU's SM count, leaving SMs free).
 
+use std::mem::ManuallyDrop;
 use std::time::Duration;
 
 use crate::driver::{DeviceMem, Function, KernelArgs, RecordArg, Stream};
@@ -12,11 +13,25 @@ use crate::record::{DevicePtr, Granularity, Task};
 use crate::runtime::GpuRuntime;
 
 /// Launches `grosr_single_<T>` / `grosr_bulk_<T>` kernels on a stream of their own.
+///
+/// A [`sync`](Baselines::sync) that times out leaves its kernels running, on memory they read
+/// and write: while the stream has work, frees of the context's device memory wait for it (a
+/// fence over the stream), and dropping the launchers waits for it too (at most
+/// [`SETTLE_WAIT`]). Past that the stream and its fence stay, so every later free still waits
+/// for the kernels (for good if they never end), and the module and the context are leaked
+/// rather than unloaded under a kernel, as a runtime leaks a scheduler that never stops.
 pub struct Baselines<'rt> {
     rt: &'rt GpuRuntime,
-    stream: Stream,
+    stream: ManuallyDrop<Stream>,
     status: DeviceMem,
+    /// The context's fence over `stream`.
+    fence: u64,
+    /// Set by [`settle`](Baselines::settle): whether the stream's work all ended.
+    settled: Option<bool>,
 }
+
+/// How long dropping the launchers waits for kernels a timed-out sync left running.
+pub(crate) const SETTLE_WAIT: Duration = Duration::from_secs(10);
 
 impl GpuRuntime {
     /// Baseline launchers over this runtime's compiled module. Fails while the scheduler holds
@@ -27,15 +42,17 @@ impl GpuRuntime {
     pub fn baselines(&self) -> Result<Baselines<'_>> {
         self.room_for_baselines()?;
         let ctx = self.context();
+        let stream = ManuallyDrop::new(Stream::new(ctx)?);
+        let status = DeviceMem::zeroed(ctx, 4)?;
         Ok(Baselines {
             rt: self,
-            stream: Stream::new(ctx)?,
-            status: DeviceMem::zeroed(ctx, 4)?,
+            fence: ctx.fence_stream(&stream),
+            stream,
+            status,
+            settled: None,
         })
     }
-}
 
-impl GpuRuntime {
     /// An error while the scheduler runs on every SM: a kernel launched beside it would wait
     /// for SMs it never gives back (until a stop), still holding what it uses.
     pub(crate) fn room_for_baselines(&self) -> Result<()> {
@@ -175,6 +192,48 @@ impl Baselines<'_> {
     /// The stream the baselines launch on (to launch a CUDA graph on, say).
     pub fn stream(&self) -> &Stream {
         &self.stream
+    }
+}
+
+impl Baselines<'_> {
+    /// Waits (at most [`SETTLE_WAIT`]) for whatever a timed-out sync left running, before what
+    /// it uses is freed: true if it all ended. If not, the stream's fence stays (frees keep
+    /// waiting for its kernels) and the module and the context are leaked. Once; the answer is
+    /// kept.
+    pub(crate) fn settle(&mut self) -> bool {
+        if let Some(settled) = self.settled {
+            return settled;
+        }
+        let ctx = self.rt.context();
+        // A faulted context runs no kernel any more (the wait's error): nothing to wait for.
+        let ended = !matches!(
+            self.stream
+                .wait(SETTLE_WAIT, "baseline kernels left running"),
+            Err(Error::Timeout(..))
+        );
+        if ended {
+            ctx.unfence(self.fence);
+        } else {
+            eprintln!(
+                "grosr: baseline kernels still ran {} s after their launchers were dropped; the \
+                 memory freed since waits for them, and the module and the context are leaked",
+                SETTLE_WAIT.as_secs()
+            );
+            ctx.leak();
+        }
+        self.settled = Some(ended);
+        ended
+    }
+}
+
+impl Drop for Baselines<'_> {
+    fn drop(&mut self) {
+        if self.settle() {
+            // SAFETY: its work has ended and its fence is gone; dropped once, here.
+            unsafe { ManuallyDrop::drop(&mut self.stream) };
+        }
+        // Else the stream stays, for its fence (which frees the status word, dropped next,
+        // once the kernels end).
     }
 }
 

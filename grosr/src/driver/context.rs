@@ -1,6 +1,6 @@
 //! A shared handle to one GPU's primary context, which every driver object holds.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 
 use cudarc::driver::{result as cu, sys};
@@ -27,6 +27,8 @@ struct Primary {
     frees: Mutex<Frees>,
     /// Whether `frees` holds memory waiting to be freed (checked without the lock).
     frees_waiting: AtomicBool,
+    /// Set by [`Context::leak`]: a kernel that never ended may use any memory or module here.
+    leaked: AtomicBool,
 }
 
 // SAFETY: a CUcontext may be made current on any thread; Primary only holds handles and a lock.
@@ -95,6 +97,7 @@ impl Context {
             copy_streams: RwLock::new(Vec::new()),
             frees: Mutex::new(Frees::default()),
             frees_waiting: AtomicBool::new(false),
+            leaked: AtomicBool::new(false),
         });
         live.push(Arc::downgrade(&p));
         Ok(Context(p))
@@ -198,16 +201,29 @@ impl Context {
             .retain(|(_, marks)| marks.iter().all(|(i, _)| *i != id));
     }
 
+    /// Makes frees of this context's device memory wait for the work queued on `stream` (see
+    /// [`StreamFence`](super::stream::StreamFence)) until [`unfence`](Self::unfence) of the id
+    /// returned; the stream must outlive that.
+    pub(crate) fn fence_stream(&self, stream: &Stream) -> u64 {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        // Above every scheduler's id (runtimes count up from 0).
+        let id = 1 << 63 | NEXT.fetch_add(1, Ordering::Relaxed);
+        self.fence(id, Box::new(super::stream::StreamFence::new(stream)));
+        id
+    }
+
     /// Frees device memory at `ptr` (from `cuMemAllocAsync` in this context) once every job
     /// submitted so far has finished: now, if none may still run.
     pub(crate) fn free_device(&self, ptr: u64) {
+        // A stream's fence asks the driver; a failed bind reads as work still running.
+        let bound = self.bind().is_ok();
         let mut frees = self.frees();
         let marks: Vec<(u64, u64)> = frees
             .fences
             .iter_mut()
             .filter_map(|(id, fence)| {
                 let mark = fence.mark();
-                (!fence.passed(mark)).then_some((*id, mark))
+                (!bound || !fence.passed(mark)).then_some((*id, mark))
             })
             .collect();
         if marks.is_empty() {
@@ -228,6 +244,11 @@ impl Context {
     }
 
     fn free_passed(&self, frees: &mut Frees) {
+        // A stream's fence asks the driver, for which the context must be current (a failed
+        // bind leaves the frees for a later call).
+        if !frees.waiting.is_empty() && self.bind().is_err() {
+            return;
+        }
         let Frees { fences, waiting } = frees;
         waiting.retain_mut(|(ptr, marks)| {
             marks.retain(|&(id, mark)| {
@@ -256,9 +277,19 @@ impl Context {
 
     /// Retains the primary context once more, never to be released: for a kernel that never
     /// ends, whose context must outlive every handle (releasing the last would wait for it).
-    pub(super) fn leak(&self) {
+    /// Once per context; [`is_leaked`](Self::is_leaked) says so from then on.
+    pub(crate) fn leak(&self) {
+        if self.0.leaked.swap(true, Ordering::Relaxed) {
+            return;
+        }
         // SAFETY: a retain with no matching release; the context lives until the process ends.
         let _ = unsafe { cu::primary_ctx::retain(self.0.device) };
+    }
+
+    /// Whether a kernel that never ended was left in this context ([`leak`](Self::leak)): its
+    /// module and the memory it may use are not to be freed.
+    pub(crate) fn is_leaked(&self) -> bool {
+        self.0.leaked.load(Ordering::Relaxed)
     }
 }
 

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use cudarc::driver::{result as cu, sys};
 
 use super::args::KernelArgs;
-use super::context::Context;
+use super::context::{Context, JobFence};
 use super::module::Function;
 use crate::error::{CudaContext as _, Error, Result};
 
@@ -133,6 +133,34 @@ impl Drop for Stream {
         let _ = self.ctx.bind();
         // SAFETY: destroyed once; pending work still completes (the driver defers the release).
         let _ = unsafe { cu::stream::destroy(self.raw) };
+    }
+}
+
+/// The work queued on a stream, as device memory sees it (a [`JobFence`]): memory dropped while
+/// some of it may still run is freed once the stream has none left. For the baselines' stream,
+/// whose wait can give up (a timeout) with kernels still running on memory they use.
+pub(crate) struct StreamFence {
+    raw: sys::CUstream,
+}
+
+// SAFETY: a stream handle may be used from any thread; the context's frees bind it first.
+unsafe impl Send for StreamFence {}
+
+impl StreamFence {
+    /// A fence over `stream`, which must outlive it: unfence it before the stream drops.
+    pub(crate) fn new(stream: &Stream) -> StreamFence {
+        StreamFence { raw: stream.raw }
+    }
+}
+
+impl JobFence for StreamFence {
+    fn mark(&mut self) -> u64 {
+        0 // one mark: the stream idle (work queued later only makes a free wait longer)
+    }
+
+    fn passed(&mut self, _mark: u64) -> bool {
+        // A faulted context runs no kernel any more: its memory may go.
+        query_stream(self.raw).unwrap_or(true)
     }
 }
 

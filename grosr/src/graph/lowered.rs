@@ -1,6 +1,7 @@
 //! The host-launched strategies: a task graph lowered to the launches a CUDA user would write,
 //! all from the generated `grosr_single_<T>` / `grosr_bulk_<T>` kernels (the task bodies).
 
+use std::mem::ManuallyDrop;
 use std::time::Duration;
 
 use crate::baseline::Baselines;
@@ -29,8 +30,26 @@ pub(crate) enum Lowered<'rt> {
         _records: DeviceMem,
         base: Baselines<'rt>,
     },
-    /// CudaGraph and CudaGraphPdl: one instantiated CUDA graph.
-    CudaGraph { graph: Graph, base: Baselines<'rt> },
+    /// CudaGraph and CudaGraphPdl: one instantiated CUDA graph (destroyed only once its
+    /// launches have ended: see the drop).
+    CudaGraph {
+        graph: ManuallyDrop<Graph>,
+        base: Baselines<'rt>,
+    },
+}
+
+impl Drop for Lowered<'_> {
+    fn drop(&mut self) {
+        // A run that timed out may have left its launches running: the records they read wait
+        // for them through the baselines' fence, but a CUDA graph is destroyed now or never.
+        let ended = self.base().settle();
+        if let Lowered::CudaGraph { graph, .. } = self
+            && ended
+        {
+            // SAFETY: no launch of it runs any more; dropped once, here.
+            unsafe { ManuallyDrop::drop(graph) };
+        }
+    }
 }
 
 /// One bulk kernel of the Fused strategy: `count` records of task kind `kind` at `records`.
@@ -82,7 +101,7 @@ impl<'rt> Lowered<'rt> {
                     )));
                 }
                 Lowered::CudaGraph {
-                    graph: build_graph(rt, &base, plan, pdl)?,
+                    graph: ManuallyDrop::new(build_graph(rt, &base, plan, pdl)?),
                     base,
                 }
             }
@@ -93,12 +112,7 @@ impl<'rt> Lowered<'rt> {
         // Checked at every run, not only at `new`: a scheduler started again since would hold
         // the SMs these kernels wait for, and they would run (on memory perhaps freed by then)
         // only after its next stop. The CPU backend refuses such a run the same way.
-        let room = match self {
-            Lowered::Singles { base, .. }
-            | Lowered::Fused { base, .. }
-            | Lowered::CudaGraph { base, .. } => base.room(),
-        };
-        room?;
+        self.base().room()?;
         let base = match self {
             Lowered::Singles {
                 nodes,
@@ -130,6 +144,16 @@ impl<'rt> Lowered<'rt> {
             }
         };
         base.status()
+    }
+}
+
+impl<'rt> Lowered<'rt> {
+    fn base(&mut self) -> &mut Baselines<'rt> {
+        match self {
+            Lowered::Singles { base, .. }
+            | Lowered::Fused { base, .. }
+            | Lowered::CudaGraph { base, .. } => base,
+        }
     }
 }
 

@@ -573,7 +573,7 @@ impl RuntimeBuilder {
             memory: std::mem::ManuallyDrop::new(memory),
             heap: std::mem::ManuallyDrop::new(heap),
             _module: std::mem::ManuallyDrop::new(module),
-            _claim: claim,
+            claim: std::mem::ManuallyDrop::new(claim),
             ctx,
             gpu,
         };

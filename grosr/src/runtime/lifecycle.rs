@@ -232,12 +232,20 @@ impl Drop for GpuRuntime {
         // that timed out (a task that never returns), this stop() returns that fault at once,
         // and the kernel still uses the memory, so it must be leaked rather than freed. A faulted
         // context answers the query with an error: no kernel runs in it any more.
-        if !self.stream.query().unwrap_or(true) {
+        let running = !self.stream.query().unwrap_or(true);
+        // A lowered graph's kernel left running (`Baselines::settle`) may use the module and
+        // the heap too.
+        if running || self.ctx.is_leaked() {
             // So are the module and the context: unloading the one or releasing the other
             // would wait for the kernel, which never ends; and so is the memory that waits
             // for its jobs.
             eprintln!(
-                "grosr: the scheduler did not stop; its memory, module and context are leaked"
+                "grosr: {}; the runtime's memory, module and context are leaked",
+                if running {
+                    "the scheduler did not stop"
+                } else {
+                    "a baseline kernel never ended"
+                }
             );
             self.ctx.leak_waiting(self.id);
             self.gpu.keep_context();
@@ -251,5 +259,7 @@ impl Drop for GpuRuntime {
         unsafe { std::mem::ManuallyDrop::drop(&mut self.heap) };
         // SAFETY: as above; dropped once, here, before the context it lives in (a field below).
         unsafe { std::mem::ManuallyDrop::drop(&mut self._module) };
+        // SAFETY: dropped once, here: the kernel has given the SMs back.
+        unsafe { std::mem::ManuallyDrop::drop(&mut self.claim) };
     }
 }

@@ -369,7 +369,9 @@ pub(crate) struct GpuRuntime {
     memory: std::mem::ManuallyDrop<Memory>,
     heap: std::mem::ManuallyDrop<Option<DeviceHeap>>,
     _module: std::mem::ManuallyDrop<Module>,
-    _claim: SmClaim,
+    /// Kept for good with the rest when the kernel never stops: it still holds the SMs, and a
+    /// runtime built beside it would hang.
+    claim: std::mem::ManuallyDrop<SmClaim>,
     gpu: Gpu,
     /// The GPU's context (what `gpu.context()` gives a GPU runtime's `gpu`).
     ctx: Context,
