@@ -140,10 +140,13 @@ template <class A, class B> __device__ __forceinline__ bool le(A a, B b) { typed
 template <class A, class B> __device__ __forceinline__ bool gt(A a, B b) { typedef common_t<A, B> T; return (T)a > (T)b; }
 template <class A, class B> __device__ __forceinline__ bool ge(A a, B b) { typedef common_t<A, B> T; return (T)a >= (T)b; }
 
-// `l op= r` as `grosr::rs::op_to(l) = r`: the place evaluated once, and after the value, as Rust
-// evaluates a compound assignment of primitives (C++17 sequences an assignment's right operand
-// before its left, an overloaded `=` too; a call's arguments in no set order).
+// `l op= r`: the place evaluated once. Where the value calls something (the macro decides),
+// `grosr::rs::op_to(l) = r`, which evaluates the place after the value, as Rust does for a
+// compound assignment of primitives (C++17 sequences an assignment's right operand before its
+// left, an overloaded `=` too); else `op_assign(l, r)`, a call (its arguments in no set order,
+// which a value that calls nothing cannot tell).
 #define GROSR_RS_ASSIGN(name, op) \
+    template <class L, class R> __device__ __forceinline__ void name##_assign(L& l, R r) { l = (L)op(l, r); } \
     template <class L> struct name##_place { \
         L& l; \
         template <class R> __device__ __forceinline__ void operator=(R r) && { l = (L)op(l, r); } \

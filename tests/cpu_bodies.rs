@@ -1292,3 +1292,31 @@ fn a_lane_task_that_runs_out_of_stack_fails_its_job_not_the_process() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A compound assignment whose value calls something is translated in the form that evaluates
+/// the value first (`op_to(place) = value`); one whose value calls nothing keeps the plain
+/// helper, whose machine code is the measured one (either order reads the same there).
+#[test]
+fn compound_assignments_order_their_value_first_only_where_it_can_matter() {
+    use grosr::Task;
+    let ordered = <rust_bodies::RsOrder as Task>::BODY.code;
+    assert!(ordered.contains("grosr::rs::add_to("), "{ordered}");
+    assert!(!ordered.contains("add_assign"), "{ordered}");
+    let plain = <Accumulates as Task>::BODY.code;
+    assert!(plain.contains("grosr::rs::add_assign("), "{plain}");
+    assert!(plain.contains("grosr::rs::mul_assign("), "{plain}");
+    assert!(!plain.contains("_to("), "{plain}");
+}
+
+/// Compound assignments whose values only compute (a local, a field, a cast, a math method).
+#[grosr::task(granularity = "lane", rust = |task, ctx| {
+    let mut s = task.a;
+    s += task.b as u32;
+    s *= s.count_ones() + 1u32;
+    ctx.write(task.out, 0u32, s);
+})]
+pub struct Accumulates {
+    pub out: DevicePtr<u32>,
+    pub a: u32,
+    pub b: u32,
+}

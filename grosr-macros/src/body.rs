@@ -729,11 +729,39 @@ impl Writer<'_> {
         );
         if helper.is_empty() {
             format!("({left} {c_op} {right})")
-        } else if assign {
-            // The place evaluated once (`a[f()] += 1`), after the value, as Rust orders them.
+        } else if assign && self.calls_anything(&b.right) {
+            // The place evaluated once (`a[f()] += 1`), after the value, as Rust orders them:
+            // `op_to(place) = value`, whose right side C++17 evaluates first.
             format!("(grosr::rs::{helper}_to({left}) = ({right}))")
+        } else if assign {
+            // A value that calls nothing reads the same before or after the place: the plain
+            // helper, whose code NVVM has compiled all along (the ordered form changed the BFS
+            // twins' SASS, unmeasured on a GPU).
+            format!("grosr::rs::{helper}_assign({left}, {right})")
         } else {
             format!("grosr::rs::{helper}({left}, {right})")
+        }
+    }
+
+    /// Whether `e` may have an effect another expression could see, or see one: a helper call
+    /// or a `ctx` method (a read, an atomic, a spawn); arithmetic, casts, fields, indexing and
+    /// other methods (math on values) have none. Anything else counts as a call.
+    fn calls_anything(&self, e: &Expr) -> bool {
+        match e {
+            Expr::Lit(_) | Expr::Path(_) => false,
+            Expr::Paren(p) => self.calls_anything(&p.expr),
+            Expr::Group(g) => self.calls_anything(&g.expr),
+            Expr::Unary(u) => self.calls_anything(&u.expr),
+            Expr::Cast(c) => self.calls_anything(&c.expr),
+            Expr::Field(f) => self.calls_anything(&f.base),
+            Expr::Index(i) => self.calls_anything(&i.expr) || self.calls_anything(&i.index),
+            Expr::Binary(b) => self.calls_anything(&b.left) || self.calls_anything(&b.right),
+            Expr::MethodCall(m) => {
+                matches!(&*m.receiver, Expr::Path(p) if p.path.is_ident(&self.body.ctx))
+                    || self.calls_anything(&m.receiver)
+                    || m.args.iter().any(|a| self.calls_anything(a))
+            }
+            _ => true,
         }
     }
 
