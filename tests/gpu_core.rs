@@ -368,11 +368,19 @@ fn a_timed_out_lowered_run_is_waited_for_before_its_memory_goes() {
         let r = p.run(Duration::from_millis(20));
         assert!(matches!(r, Err(Error::Timeout(..))), "{strategy:?}: {r:?}");
         drop(seen); // still written by the spinning kernel: freed once it has ended
+        // Were `seen` freed now, this would likely take its block, and the kernel's last write
+        // would land here.
+        let probe = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
         drop(p);
         assert_eq!(
             after.to_vec().unwrap(),
             vec![2],
             "{strategy:?}: the launch had ended when the drop returned"
+        );
+        assert_eq!(
+            probe.to_vec().unwrap(),
+            vec![0],
+            "{strategy:?}: no write into freed memory"
         );
     }
     rt.start().unwrap();

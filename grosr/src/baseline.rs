@@ -17,9 +17,9 @@ use crate::runtime::GpuRuntime;
 /// A [`sync`](Baselines::sync) that times out leaves its kernels running, on memory they read
 /// and write: while the stream has work, frees of the context's device memory wait for it (a
 /// fence over the stream), and dropping the launchers waits for it too (at most
-/// [`SETTLE_WAIT`]). Past that the stream and its fence stay, so every later free still waits
-/// for the kernels (for good if they never end), and the module and the context are leaked
-/// rather than unloaded under a kernel, as a runtime leaks a scheduler that never stops.
+/// [`SETTLE_WAIT`]). Past that the context keeps the stream and its fence until the kernels
+/// end: frees wait for them still, and a runtime dropped meanwhile keeps its module and memory
+/// (as it does for a scheduler that never stops).
 pub struct Baselines<'rt> {
     rt: &'rt GpuRuntime,
     stream: ManuallyDrop<Stream>,
@@ -42,8 +42,8 @@ impl GpuRuntime {
     pub fn baselines(&self) -> Result<Baselines<'_>> {
         self.room_for_baselines()?;
         let ctx = self.context();
-        let stream = ManuallyDrop::new(Stream::new(ctx)?);
         let status = DeviceMem::zeroed(ctx, 4)?;
+        let stream = ManuallyDrop::new(Stream::new(ctx)?);
         Ok(Baselines {
             rt: self,
             fence: ctx.fence_stream(&stream),
@@ -197,10 +197,10 @@ impl Baselines<'_> {
 
 impl Baselines<'_> {
     /// Waits (at most [`SETTLE_WAIT`]) for whatever a timed-out sync left running, before what
-    /// it uses is freed: true if it all ended. If not, the stream's fence stays (frees keep
-    /// waiting for its kernels) and the module and the context are leaked. Once; the answer is
-    /// kept.
-    pub(crate) fn settle(&mut self) -> bool {
+    /// it uses is freed: true if it all ended. If not, the stream goes to the context with its
+    /// fence ([`Context::orphan_stream`](crate::driver::Context)), which keeps it until its
+    /// kernels end. Once; the answer is kept.
+    fn settle(&mut self) -> bool {
         if let Some(settled) = self.settled {
             return settled;
         }
@@ -208,18 +208,20 @@ impl Baselines<'_> {
         // A faulted context runs no kernel any more (the wait's error): nothing to wait for.
         let ended = !matches!(
             self.stream
-                .wait(SETTLE_WAIT, "baseline kernels left running"),
+                .wait_sleeping(SETTLE_WAIT, "baseline kernels left running"),
             Err(Error::Timeout(..))
         );
         if ended {
             ctx.unfence(self.fence);
         } else {
             eprintln!(
-                "grosr: baseline kernels still ran {} s after their launchers were dropped; the \
-                 memory freed since waits for them, and the module and the context are leaked",
+                "grosr: baseline kernels still ran {} s after their launchers were dropped; \
+                 memory freed since waits for them",
                 SETTLE_WAIT.as_secs()
             );
-            ctx.leak();
+            // SAFETY: taken once, here (`settled` is set below); the drop leaves it alone then.
+            let stream = unsafe { ManuallyDrop::take(&mut self.stream) };
+            ctx.orphan_stream(self.fence, stream);
         }
         self.settled = Some(ended);
         ended
@@ -232,8 +234,8 @@ impl Drop for Baselines<'_> {
             // SAFETY: its work has ended and its fence is gone; dropped once, here.
             unsafe { ManuallyDrop::drop(&mut self.stream) };
         }
-        // Else the stream stays, for its fence (which frees the status word, dropped next,
-        // once the kernels end).
+        // Else the context holds the stream now, with the fence that frees the status word
+        // (dropped next) once the kernels end.
     }
 }
 

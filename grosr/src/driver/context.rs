@@ -27,8 +27,6 @@ struct Primary {
     frees: Mutex<Frees>,
     /// Whether `frees` holds memory waiting to be freed (checked without the lock).
     frees_waiting: AtomicBool,
-    /// Set by [`Context::leak`]: a kernel that never ended may use any memory or module here.
-    leaked: AtomicBool,
 }
 
 // SAFETY: a CUcontext may be made current on any thread; Primary only holds handles and a lock.
@@ -58,6 +56,9 @@ struct Frees {
     fences: Vec<(u64, Box<dyn JobFence>)>,
     /// Device addresses, each with the marks (by fence) its free waits for.
     waiting: Vec<(u64, Vec<(u64, u64)>)>,
+    /// Streams whose owners were dropped while kernels still ran on them, with their fences:
+    /// kept until those kernels end ([`Context::orphan_stream`]).
+    orphans: Vec<(u64, Stream)>,
 }
 
 /// The per-thread default stream. With no scheduler running, device memory is allocated, copied
@@ -97,7 +98,6 @@ impl Context {
             copy_streams: RwLock::new(Vec::new()),
             frees: Mutex::new(Frees::default()),
             frees_waiting: AtomicBool::new(false),
-            leaked: AtomicBool::new(false),
         });
         live.push(Arc::downgrade(&p));
         Ok(Context(p))
@@ -212,6 +212,25 @@ impl Context {
         id
     }
 
+    /// Keeps `stream`, whose owner is gone while kernels still run on it, and its fence `fence`
+    /// ([`fence_stream`](Self::fence_stream)), until those kernels end: frees keep waiting for
+    /// them, and [`kernels_left_running`](Self::kernels_left_running) says so.
+    pub(crate) fn orphan_stream(&self, fence: u64, stream: Stream) {
+        self.frees().orphans.push((fence, stream));
+    }
+
+    /// Whether kernels of an orphaned stream still run (those that ended are let go first): a
+    /// runtime then keeps the module, memory and page-locked memory they may use, whose free
+    /// would wait for them.
+    pub(crate) fn kernels_left_running(&self) -> bool {
+        let mut frees = self.frees();
+        if frees.orphans.is_empty() {
+            return false;
+        }
+        self.free_passed(&mut frees);
+        !frees.orphans.is_empty()
+    }
+
     /// Frees device memory at `ptr` (from `cuMemAllocAsync` in this context) once every job
     /// submitted so far has finished: now, if none may still run.
     pub(crate) fn free_device(&self, ptr: u64) {
@@ -246,10 +265,23 @@ impl Context {
     fn free_passed(&self, frees: &mut Frees) {
         // A stream's fence asks the driver, for which the context must be current (a failed
         // bind leaves the frees for a later call).
-        if !frees.waiting.is_empty() && self.bind().is_err() {
+        if (!frees.waiting.is_empty() || !frees.orphans.is_empty()) && self.bind().is_err() {
             return;
         }
-        let Frees { fences, waiting } = frees;
+        let Frees {
+            fences,
+            waiting,
+            orphans,
+        } = frees;
+        // Orphaned streams whose kernels have ended go, with their fences (a faulted context
+        // runs none).
+        orphans.retain(|(id, stream)| {
+            if !stream.query().unwrap_or(true) {
+                return true;
+            }
+            fences.retain(|(i, _)| i != id);
+            false
+        });
         waiting.retain_mut(|(ptr, marks)| {
             marks.retain(|&(id, mark)| {
                 fences
@@ -277,19 +309,9 @@ impl Context {
 
     /// Retains the primary context once more, never to be released: for a kernel that never
     /// ends, whose context must outlive every handle (releasing the last would wait for it).
-    /// Once per context; [`is_leaked`](Self::is_leaked) says so from then on.
-    pub(crate) fn leak(&self) {
-        if self.0.leaked.swap(true, Ordering::Relaxed) {
-            return;
-        }
+    pub(super) fn leak(&self) {
         // SAFETY: a retain with no matching release; the context lives until the process ends.
         let _ = unsafe { cu::primary_ctx::retain(self.0.device) };
-    }
-
-    /// Whether a kernel that never ended was left in this context ([`leak`](Self::leak)): its
-    /// module and the memory it may use are not to be freed.
-    pub(crate) fn is_leaked(&self) -> bool {
-        self.0.leaked.load(Ordering::Relaxed)
     }
 }
 

@@ -55,6 +55,15 @@ impl Stream {
         poll_stream(self.raw, timeout, what, 1000, std::thread::yield_now)
     }
 
+    /// [`wait`](Self::wait) for a wait that may be long: sleeps a millisecond between queries
+    /// instead of holding a core.
+    pub fn wait_sleeping(&self, timeout: Duration, what: &'static str) -> Result<()> {
+        self.ctx.bind()?;
+        poll_stream(self.raw, timeout, what, 0, || {
+            std::thread::sleep(Duration::from_millis(1))
+        })
+    }
+
     /// Launches `f` on `grid` blocks of `block` threads with `shared_bytes` of dynamic shared
     /// memory.
     ///

@@ -1,7 +1,6 @@
 //! The host-launched strategies: a task graph lowered to the launches a CUDA user would write,
 //! all from the generated `grosr_single_<T>` / `grosr_bulk_<T>` kernels (the task bodies).
 
-use std::mem::ManuallyDrop;
 use std::time::Duration;
 
 use crate::baseline::Baselines;
@@ -30,26 +29,9 @@ pub(crate) enum Lowered<'rt> {
         _records: DeviceMem,
         base: Baselines<'rt>,
     },
-    /// CudaGraph and CudaGraphPdl: one instantiated CUDA graph (destroyed only once its
-    /// launches have ended: see the drop).
-    CudaGraph {
-        graph: ManuallyDrop<Graph>,
-        base: Baselines<'rt>,
-    },
-}
-
-impl Drop for Lowered<'_> {
-    fn drop(&mut self) {
-        // A run that timed out may have left its launches running: the records they read wait
-        // for them through the baselines' fence, but a CUDA graph is destroyed now or never.
-        let ended = self.base().settle();
-        if let Lowered::CudaGraph { graph, .. } = self
-            && ended
-        {
-            // SAFETY: no launch of it runs any more; dropped once, here.
-            unsafe { ManuallyDrop::drop(graph) };
-        }
-    }
+    /// CudaGraph and CudaGraphPdl: one instantiated CUDA graph (its destroy does not stop a
+    /// launch still running: the driver frees it once that ends).
+    CudaGraph { graph: Graph, base: Baselines<'rt> },
 }
 
 /// One bulk kernel of the Fused strategy: `count` records of task kind `kind` at `records`.
@@ -101,7 +83,7 @@ impl<'rt> Lowered<'rt> {
                     )));
                 }
                 Lowered::CudaGraph {
-                    graph: ManuallyDrop::new(build_graph(rt, &base, plan, pdl)?),
+                    graph: build_graph(rt, &base, plan, pdl)?,
                     base,
                 }
             }
@@ -143,6 +125,8 @@ impl<'rt> Lowered<'rt> {
                 base
             }
         };
+        // Memory dropped while these kernels ran waited for them: free it now.
+        base.stream().context().free_finished();
         base.status()
     }
 }

@@ -532,7 +532,7 @@ impl Prepared<'_> {
     /// [`MAX_TIMEOUT`](crate::MAX_TIMEOUT)) until every task has run. A lowered launch that
     /// times out runs on, as a CUDA user's kernels would: the next run queues behind it, memory
     /// dropped meanwhile is freed once it has ended, and dropping the `Prepared` waits for it
-    /// (at most 10 s; past that, what it may use is leaked rather than freed under it).
+    /// (at most 10 s; past that, what it may use is freed only once it has ended).
     pub fn run(&mut self, timeout: Duration) -> Result<()> {
         match &mut self.inner {
             Inner::Resident(g) => g.run(timeout),

@@ -56,6 +56,10 @@ impl GpuRuntime {
             Ok(()) => {
                 // No job runs any more: memory dropped meanwhile is freed now.
                 self.ctx.unfence(self.id);
+                if self.ctx.kernels_left_running() {
+                    // A lowered graph's kernel left running would hold up the probe's free too.
+                    std::mem::forget(_copy_streams);
+                }
                 Ok(())
             }
         }
@@ -235,7 +239,7 @@ impl Drop for GpuRuntime {
         let running = !self.stream.query().unwrap_or(true);
         // A lowered graph's kernel left running (`Baselines::settle`) may use the module and
         // the heap too.
-        if running || self.ctx.is_leaked() {
+        if running || self.ctx.kernels_left_running() {
             // So are the module and the context: unloading the one or releasing the other
             // would wait for the kernel, which never ends; and so is the memory that waits
             // for its jobs.
@@ -244,7 +248,7 @@ impl Drop for GpuRuntime {
                 if running {
                     "the scheduler did not stop"
                 } else {
-                    "a baseline kernel never ended"
+                    "a lowered graph's kernel left running has not ended"
                 }
             );
             self.ctx.leak_waiting(self.id);
