@@ -17,7 +17,7 @@ use crate::runtime::GpuRuntime;
 /// A [`sync`](Baselines::sync) that times out leaves its kernels running, on memory they read
 /// and write: while the stream has work, frees of the context's device memory wait for it (a
 /// fence over the stream), and dropping the launchers waits for it too (at most
-/// [`SETTLE_WAIT`]). Past that the context keeps the stream and its fence until the kernels
+/// 10 s). Past that the context keeps the stream and its fence until the kernels
 /// end: frees wait for them still, and a runtime dropped meanwhile keeps its module and memory
 /// (as it does for a scheduler that never stops).
 pub struct Baselines<'rt> {
