@@ -115,6 +115,16 @@ fn stopping_ends_a_running_range_with_stopped() {
     ranges::stopping_ends_a_running_range_with_stopped(&range_runtime());
 }
 
+#[test]
+fn a_few_long_lane_tasks_run_side_by_side() {
+    ranges::a_few_long_lane_tasks_run_side_by_side(&range_runtime());
+}
+
+#[test]
+fn a_cancelled_huge_range_ends_promptly() {
+    ranges::a_cancelled_huge_range_ends_promptly(&range_runtime());
+}
+
 /// The graph tests' node types on the CPU backend.
 fn graph_runtime() -> Runtime {
     on_cpu(graph::register(grosr::Runtime::builder()))

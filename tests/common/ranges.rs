@@ -107,6 +107,8 @@ pub fn register(builder: RuntimeBuilder) -> RuntimeBuilder {
         .task::<CountItem>()
         .task::<Mark>()
         .task::<Fib>()
+        .task::<Rendezvous>()
+        .task::<WarpCount>()
 }
 
 /// A range submit of lane, warp and block tasks runs each item once with its own
@@ -337,4 +339,94 @@ pub fn stopping_ends_a_running_range_with_stopped(rt: &Runtime) {
     assert_eq!(rt.executed::<CountItem>().unwrap() - before, ran);
     rt.start().unwrap();
     crate::common::suite::assert_runtime_runs_tasks(rt);
+}
+
+/// Counts its arrival in `arrived[0]`, then spins (at most `max_spins` reads) until `parties`
+/// tasks have arrived, and counts in `met[0]` whether they had: tasks that run side by side
+/// meet, tasks run one after another on one worker do not.
+#[grosr::task(granularity = "lane", rust = |task, ctx| {
+    ctx.atomic_add(task.arrived, 0u32, 1u32);
+    let mut spins = 0u32;
+    while ctx.read(task.arrived, 0u32) < task.parties && spins < task.max_spins {
+        spins = spins + 1;
+    }
+    ctx.atomic_add(task.met, 0u32, ctx.read(task.arrived, 0u32) / task.parties);
+})]
+pub struct Rendezvous {
+    pub arrived: DevicePtr<u32>,
+    pub met: DevicePtr<u32>,
+    pub parties: u32,
+    pub max_spins: u32,
+}
+
+/// A warp task counting one run in `count[0]` (lane 0): a range of these splits to one item.
+#[grosr::task(granularity = "warp", rust = |task, ctx| {
+    if ctx.lane() == 0 {
+        ctx.atomic_add(task.count, 0u32, 1u64);
+    }
+})]
+pub struct WarpCount {
+    pub count: DevicePtr<u64>,
+}
+
+/// Two long lane tasks of one host submit (or a range of 2) on a 2-worker runtime run side by
+/// side, as lanes of one warp do on a GPU (a grain of 32 lane tasks had one worker run both).
+pub fn a_few_long_lane_tasks_run_side_by_side(rt: &Runtime) {
+    for range in [false, true] {
+        let arrived = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
+        let met = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
+        let task = Rendezvous {
+            arrived: arrived.ptr(),
+            met: met.ptr(),
+            parties: 2,
+            max_spins: 50_000_000,
+        };
+        let job = match range {
+            false => rt.submit(&[task; 2]).unwrap(),
+            true => rt.submit_range(&task, 2).unwrap(),
+        };
+        job.wait_timeout(T).unwrap();
+        assert_eq!(
+            met.to_vec().unwrap()[0],
+            2,
+            "range: {range}: both tasks met (ran side by side on the two workers)"
+        );
+    }
+}
+
+/// A cancelled range of u32::MAX lane or warp items ends at once, and a job submitted after the
+/// cancel runs: pieces are dropped whole, not split grain by grain (4.3 G warp grains would
+/// take minutes, the next job waiting behind them).
+pub fn a_cancelled_huge_range_ends_promptly(rt: &Runtime) {
+    let quick = std::time::Duration::from_secs(10);
+    for warp in [false, true] {
+        let count = DeviceBuffer::<u64>::zeroed(rt.gpu(), 1).unwrap();
+        let job = match warp {
+            false => rt.submit_range(&CountItem { count: count.ptr() }, u32::MAX),
+            true => rt.submit_range(&WarpCount { count: count.ptr() }, u32::MAX),
+        }
+        .unwrap();
+        let deadline = std::time::Instant::now() + T;
+        while count.to_vec().unwrap()[0] < 100 {
+            assert!(std::time::Instant::now() < deadline, "the range never ran");
+            std::thread::yield_now();
+        }
+        job.cancel().unwrap();
+        let after = DeviceBuffer::<u64>::zeroed(rt.gpu(), 1).unwrap();
+        let next = rt
+            .submit_range(&CountItem { count: after.ptr() }, 1)
+            .unwrap();
+        let next_outcome = next.wait_timeout(quick);
+        let outcome = job.wait_timeout(quick);
+        assert_eq!(
+            next_outcome,
+            Ok(()),
+            "warp: {warp}: a job after the cancel runs promptly"
+        );
+        assert_eq!(
+            outcome,
+            Err(Error::Cancelled),
+            "warp: {warp}: the cancelled range ends promptly"
+        );
+    }
 }

@@ -51,6 +51,8 @@ struct Item {
     node: Option<(Arc<GraphRun>, u32)>,
     first: u32,
     end: u32,
+    /// The whole range's items, before any split: what its grain is chosen from.
+    total: u32,
 }
 
 /// The records of an [`Item`]'s tasks.
@@ -94,6 +96,7 @@ impl Item {
             node,
             first: 0,
             end: items,
+            total: items,
         }
     }
 
@@ -112,6 +115,7 @@ impl Item {
             node: self.node.clone(),
             first: at,
             end: self.end,
+            total: self.total,
         };
         self.end = at;
         upper
@@ -439,6 +443,7 @@ impl CpuExecutor {
             node: None,
             first: 0,
             end: tasks,
+            total: tasks,
         });
         self.push_submitted(item)?;
         if let Some(r) = r {
@@ -722,21 +727,33 @@ fn work(shared: &Arc<Shared>, w: usize, local: &Local<Item>) {
             r.counter(w, "queued tasks", shared.queues.len() as f64);
             r.counter(w, "heap bytes", shared.memory.heap_bytes() as f64);
         }
+        if shared.stopped.load(Ordering::Acquire) && !item.job.lowered {
+            // Stopped after this task was queued (or spawned as the stop came): dropped whole,
+            // before any split, as `stop` drops what it finds.
+            drop_items([item], &Error::Stopped);
+            continue;
+        }
+        if item.job.is_cancelled() {
+            // Dropped whole, before any split (a cancelled range of 10^9 items took seconds
+            // split grain by grain, other jobs waiting behind it): not counted as executed, its
+            // graph successors never released.
+            if item.job.release(item.count()) {
+                item.job.complete();
+            }
+            continue;
+        }
         // A range: halves go onto this worker's own deque (run next here, or stolen by an idle
         // worker) until one grain is left, so its items spread as a spawn tree's tasks do.
+        // A lane grain no larger than a worker's share of the whole range, so a few long lane
+        // tasks (a submit of two, say) run side by side, as lanes of a warp do on a GPU.
         let grain = match shared.kinds[item.kind as usize].granularity {
-            Granularity::Lane => LANE_GRAIN,
+            Granularity::Lane => LANE_GRAIN.min(item.total.div_ceil(shared.threads as u32)),
             _ => 1,
-        };
+        }
+        .max(1);
         while item.count() > grain {
             let upper = item.split_off(item.first + item.count() / 2);
             shared.queues.push_split(upper, local);
-        }
-        if shared.stopped.load(Ordering::Acquire) && !item.job.lowered {
-            // Stopped after this task was queued (or spawned as the stop came): dropped, as
-            // `stop` drops what it finds.
-            drop_items([item], &Error::Stopped);
-            continue;
         }
         let count = item.count();
         let Item {
@@ -747,6 +764,7 @@ fn work(shared: &Arc<Shared>, w: usize, local: &Local<Item>) {
             node,
             first,
             end,
+            ..
         } = item;
         let size = shared.kinds[kind as usize].size;
         ctx.run.job = job;

@@ -6,7 +6,8 @@
 //! the oldest entries of any deque, so nothing waits behind a long task while another worker is
 //! free. Host submits and graph roots go to the shared injector, which every worker takes from.
 //!
-//! `queued` counts the tasks in all deques, for the spawn cap and the trace: spawns reserve
+//! `queued` counts the entries in all deques (a task, or a range or host submit not yet split
+//! into its tasks), for the spawn cap and the trace's "queued tasks": spawns reserve
 //! against a cap first, as a GPU's spawns find room in its queues or fail the job with
 //! `QueueOverflow`, so a body that spawns in an endless loop cannot run the host out of memory.
 //! A worker keeps its own spawns' and takes' changes to the count and adds them every

@@ -160,7 +160,8 @@ impl TaskGraph {
     /// Adds a range node: `items` tasks of one record, `task`'s body run once per item with
     /// `ctx.index()` = 0, 1, .., `items` − 1 (each a task of its granularity: a lane task per
     /// item, a warp or a block per item), for data-parallel work such as one softmax row per
-    /// item; its successors start when every item has run. An error for 0 items.
+    /// item; its successors start when every item has run. An error for 0 items (a node
+    /// stands for work; [`Runtime::submit_range`] of 0 items is a job done at once).
     ///
     /// The CPU backend runs range nodes under every strategy; a GPU runtime does not yet
     /// ([`prepare`](TaskGraph::prepare) returns [`Error::Unsupported`]).
