@@ -40,12 +40,7 @@ fn modules() -> Vec<(String, String, Optimize)> {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let value = |flag: &str| {
-        args.iter()
-            .position(|a| a == flag)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
+    let value = |flag: &str| grosr_lab::cli::flag_value(&args, flag);
     let runs: usize = value("--runs").and_then(|r| r.parse().ok()).unwrap_or(3);
     let only = value("--only");
     if let Err(e) = grosr::unstable::nvrtc_available() {

@@ -50,12 +50,7 @@ type Case<'a> = (&'static str, u32, Box<dyn FnMut() + 'a>);
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let value = |flag: &str| {
-        args.iter()
-            .position(|a| a == flag)
-            .and_then(|i| args.get(i + 1))
-            .and_then(|v| v.parse::<usize>().ok())
-    };
+    let value = |flag: &str| grosr_lab::cli::flag_value(&args, flag).and_then(|v| v.parse().ok());
     let runs = value("--runs").unwrap_or(5).max(1);
     let threads = value("--threads")
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));

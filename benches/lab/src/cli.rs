@@ -32,6 +32,13 @@ pub fn exit<E: StdError>(program: &str, result: Result<(), E>) -> ExitCode {
     }
 }
 
+/// The value after `flag` in a bench's arguments, if any. Benches parse their few flags this
+/// way rather than with clap: `cargo bench` passes flags of its own (`--bench`) along.
+pub fn flag_value(args: &[String], flag: &str) -> Option<String> {
+    let at = args.iter().position(|a| a == flag)?;
+    args.get(at + 1).cloned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
