@@ -62,8 +62,8 @@ enum Records {
     One([u8; MAX_RECORD_BYTES]),
     /// A host submit's records, whole records of the kind's size: item `i` runs the `i`th.
     /// One item for a submit, split as a range is, rather than one per record: a million tiny
-    /// lane tasks in one submit ran at 6–11 M tasks/s as an item each, 93 M/s so (`cargo
-    /// bench --bench cpu`, 2 workers on a 2-core box shared with builds).
+    /// lane tasks in one submit ran at 6–11 M tasks/s as an item each, 57–93 M/s so (`cargo
+    /// bench --bench cpu`, 2 workers on a 2-core VM whose speed varies between runs).
     Each(Arc<[u8]>),
 }
 
