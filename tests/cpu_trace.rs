@@ -207,3 +207,50 @@ fn a_full_buffer_counts_what_it_drops_and_tracing_off_is_an_error() {
         .err();
     assert!(matches!(gpu, Some(grosr::Error::Unsupported(_))), "{gpu:?}");
 }
+
+/// A traced range submit and range node: a slice per item, each with its origin (the submit, or
+/// the graph run for a root range node), and on no track two at once.
+#[test]
+fn a_traced_range_records_a_slice_per_item() {
+    let rt = grosr::Runtime::builder()
+        .task::<common::Mark>()
+        .backend(Backend::Cpu)
+        .cpu_threads(2)
+        .trace(1 << 16)
+        .build()
+        .unwrap();
+    let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
+    let items = 1000u32;
+    rt.submit_range(&common::mark(&flags, 0), items)
+        .unwrap()
+        .wait_timeout(T)
+        .unwrap();
+    let mut g = TaskGraph::new();
+    g.add_range(common::mark(&flags, 0), items).unwrap();
+    g.prepare(&rt, Strategy::Resident).unwrap().run(T).unwrap();
+    assert_eq!(flags.to_vec().unwrap(), vec![2 * items]);
+    let trace = rt.trace().unwrap();
+    assert_eq!(trace.dropped, 0);
+    assert_eq!(trace.tasks.len(), 2 * items as usize);
+    let host: HashMap<u64, &str> = trace.host.iter().map(|h| (h.id, h.what)).collect();
+    for what in ["submit", "graph run"] {
+        let n = trace
+            .tasks
+            .iter()
+            .filter(|t| host.get(&t.parent) == Some(&what))
+            .count();
+        assert_eq!(n, items as usize, "slices whose origin is the {what}");
+    }
+    let ids: HashSet<u64> = trace.tasks.iter().map(|t| t.id).collect();
+    assert_eq!(ids.len(), trace.tasks.len(), "an id per slice");
+    let mut by_track: HashMap<u32, Vec<&TaskSpan>> = HashMap::new();
+    for t in &trace.tasks {
+        by_track.entry(t.track).or_default().push(t);
+    }
+    for spans in by_track.values_mut() {
+        spans.sort_by_key(|t| t.start_ns);
+        for w in spans.windows(2) {
+            assert!(w[0].end_ns <= w[1].start_ns, "slices on a track overlap");
+        }
+    }
+}
