@@ -431,15 +431,22 @@ pub fn cycles_and_unregistered_types_are_refused_before_anything_runs(rt: &Runti
 /// (holding every SM): refused at the run, as at `prepare`, not launched to wait behind the
 /// scheduler for SMs it never gives back (a timeout, with the kernels left queued on memory
 /// that the caller may then free). After a stop it runs.
+///
+/// Session 24 (H100): this hung on a GPU (killed after about 140 s, no step reported); the
+/// steps go to standard error (`--nocapture`) to find where.
 pub fn a_lowered_graph_is_refused_once_the_scheduler_holds_every_sm_again(rt: &Runtime) {
+    let step = |s: Strategy, what: &str| eprintln!("lowered refusal: {}: {what}", s.name());
     let dag = random_dag(rt, 40, 10);
     rt.stop().unwrap();
     for s in Strategy::ALL.into_iter().filter(|s| !s.is_resident()) {
         if s == Strategy::CudaGraphPdl && rt.info().arch < 90 {
             continue;
         }
+        step(s, "prepare");
         let mut p = dag.graph.prepare(rt, s).unwrap();
+        step(s, "start");
         rt.start().unwrap();
+        step(s, "run beside the scheduler");
         if rt.info().sms_used >= rt.info().sm_count {
             match p.run(Duration::from_secs(2)) {
                 Err(Error::Config(msg)) => assert!(msg.contains("Runtime::stop"), "{msg}"),
@@ -449,10 +456,15 @@ pub fn a_lowered_graph_is_refused_once_the_scheduler_holds_every_sm_again(rt: &R
                 ),
             }
         }
+        step(s, "stop");
         rt.stop().unwrap();
+        step(s, "write");
         dag.out.write(&vec![0u64; dag.expected.len()]).unwrap();
+        step(s, "run stopped");
         p.run(T).unwrap();
+        step(s, "read");
         assert_eq!(dag.out.to_vec().unwrap(), dag.expected, "{}", s.name());
+        step(s, "drop");
     }
     rt.start().unwrap();
 }
