@@ -31,7 +31,7 @@ pub struct Baselines<'rt> {
 }
 
 /// How long dropping the launchers waits for kernels a timed-out sync left running.
-pub(crate) const SETTLE_WAIT: Duration = Duration::from_secs(10);
+const SETTLE_WAIT: Duration = Duration::from_secs(10);
 
 impl GpuRuntime {
     /// Baseline launchers over this runtime's compiled module. Fails while the scheduler holds
@@ -193,9 +193,7 @@ impl Baselines<'_> {
     pub fn stream(&self) -> &Stream {
         &self.stream
     }
-}
 
-impl Baselines<'_> {
     /// Waits (at most [`SETTLE_WAIT`]) for whatever a timed-out sync left running, before what
     /// it uses is freed: true if it all ended. If not, the stream goes to the context with its
     /// fence ([`Context::orphan_stream`](crate::driver::Context)), which keeps it until its

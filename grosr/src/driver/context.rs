@@ -234,14 +234,16 @@ impl Context {
     /// Frees device memory at `ptr` (from `cuMemAllocAsync` in this context) once every job
     /// submitted so far has finished: now, if none may still run.
     pub(crate) fn free_device(&self, ptr: u64) {
-        // A stream's fence asks the driver; a failed bind reads as work still running.
-        let bound = self.bind().is_ok();
         let mut frees = self.frees();
+        // A stream's fence asks the driver, so the context is bound once some fence is asked;
+        // a failed bind reads as work still running.
+        let mut bound = None;
         let marks: Vec<(u64, u64)> = frees
             .fences
             .iter_mut()
             .filter_map(|(id, fence)| {
                 let mark = fence.mark();
+                let bound = *bound.get_or_insert_with(|| self.bind().is_ok());
                 (!bound || !fence.passed(mark)).then_some((*id, mark))
             })
             .collect();

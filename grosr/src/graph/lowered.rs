@@ -129,9 +129,7 @@ impl<'rt> Lowered<'rt> {
         base.stream().context().free_finished();
         base.status()
     }
-}
 
-impl<'rt> Lowered<'rt> {
     fn base(&mut self) -> &mut Baselines<'rt> {
         match self {
             Lowered::Singles { base, .. }
