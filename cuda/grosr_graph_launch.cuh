@@ -89,20 +89,12 @@ __device__ __noinline__ void run_graph_range(const Params& p, WarpState* ws, Gra
         __syncwarp();
         r.end = mid;
     }
-    // The range's own count goes with its first round's: that round's account() adds
-    // deferred - executed once, so a root that spawns one successor changes no count at all
-    // (before, the round added +1 and the range's own account -1: two atomics in a row).
-    if (lane == 0) ws->deferred -= 1;
-    __syncwarp();
     run_graph_roots(p, ws, g, r.begin, r.end, job, false);
-    // What no round took (block roots' spawns, or the -1 if no round ran) is settled here.
-    __syncwarp();
-    if (lane == 0) {
-        const int32_t d = ws->deferred;
-        ws->deferred = 0;
-        if (d != 0) job_add(p, job, d);
-    }
-    __syncwarp();
+    // The range's own count goes last, with what no round took (block roots' spawns): folded
+    // into the first round's account() instead, it let a job whose roots take two rounds on
+    // the ingest warp (which settles at once) complete while the second round still ran. On
+    // other warps this owes the decrement (no atomic).
+    account(p, ws, lane == 0, KIND_GRAPH_RANGE, job, true);
 }
 
 // ---- The graph board: a large launch's roots, claimed by every idle warp -----------------------

@@ -141,6 +141,11 @@ fn small_graphs_run_in_dependency_order() {
 }
 
 #[test]
+fn a_launch_completes_only_after_its_last_round_of_roots() {
+    graph::a_launch_completes_only_after_its_last_round_of_roots(&graph_runtime());
+}
+
+#[test]
 fn a_resident_graph_relaunches_many_times() {
     graph::a_resident_graph_relaunches_many_times_without_reupload(&graph_runtime());
 }

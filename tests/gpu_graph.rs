@@ -39,6 +39,12 @@ fn small_graphs_run_whole_on_one_warp_in_dependency_order() {
 
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
+fn a_launch_completes_only_after_its_last_round_of_roots() {
+    graph_tasks::a_launch_completes_only_after_its_last_round_of_roots(&runtime());
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
 fn a_resident_graph_relaunches_many_times_without_reupload() {
     graph_tasks::a_resident_graph_relaunches_many_times_without_reupload(&runtime());
 }

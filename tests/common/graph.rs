@@ -105,6 +105,49 @@ pub fn register(builder: RuntimeBuilder) -> RuntimeBuilder {
         .task::<FailNode>()
         .task::<TinyLane>()
         .task::<TinyWarp>()
+        .task::<SlowMark>()
+}
+
+/// Spins `ns` nanoseconds, then writes 1 to `flags[index]`: a write that comes late.
+#[grosr::task(granularity = "lane", rust = |task, ctx| {
+    let start = ctx.globaltimer();
+    while ctx.globaltimer() - start < task.ns {}
+    ctx.write(task.flags, task.index, 1u32);
+})]
+pub struct SlowMark {
+    pub flags: DevicePtr<u32>,
+    pub ns: u64,
+    pub index: u32,
+    pub pad: u32,
+}
+
+/// A launch whose lane roots take two rounds on one warp (33 to 64 leaves: the receiving warp
+/// runs them itself) completes only after its last round: every root's late write is seen
+/// once the run returns. (The launch's own count once went with the first round's, so the job
+/// completed while the second round still ran.)
+pub fn a_launch_completes_only_after_its_last_round_of_roots(rt: &Runtime) {
+    for roots in [33u32, 64] {
+        let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), roots as usize).unwrap();
+        let mut g = TaskGraph::new();
+        for index in 0..roots {
+            g.add(SlowMark {
+                flags: flags.ptr(),
+                ns: 200_000,
+                index,
+                pad: 0,
+            });
+        }
+        let mut p = g.prepare(rt, Strategy::Resident).unwrap();
+        for launch in 1..=3 {
+            flags.write(&vec![0; roots as usize]).unwrap();
+            p.run(T).unwrap();
+            assert_eq!(
+                flags.to_vec().unwrap(),
+                vec![1; roots as usize],
+                "{roots} roots, launch {launch}: a root wrote after the run returned"
+            );
+        }
+    }
 }
 
 /// xorshift64*: reproducible random DAGs without a dependency.
