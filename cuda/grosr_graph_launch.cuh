@@ -90,10 +90,9 @@ __device__ __noinline__ void run_graph_range(const Params& p, WarpState* ws, Gra
         r.end = mid;
     }
     run_graph_roots(p, ws, g, r.begin, r.end, job, false);
-    // The range's own count goes last, with what no round took (block roots' spawns): folded
-    // into the first round's account() instead, it let a job whose roots take two rounds on
-    // the ingest warp (which settles at once) complete while the second round still ran. On
-    // other warps this owes the decrement (no atomic).
+    // The range's own count goes last, with what no round took (block roots' spawns), never
+    // with an earlier round's: the ingest warp settles every round at once, so the job would
+    // complete while later rounds still ran. On other warps this owes the decrement (no atomic).
     account(p, ws, lane == 0, KIND_GRAPH_RANGE, job, true);
 }
 

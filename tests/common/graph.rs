@@ -123,8 +123,8 @@ pub struct SlowMark {
 
 /// A launch whose lane roots take two rounds on one warp (33 to 64 leaves: the receiving warp
 /// runs them itself) completes only after its last round: every root's late write is seen
-/// once the run returns. (The launch's own count once went with the first round's, so the job
-/// completed while the second round still ran.)
+/// once the run returns (the launch's own count must outlast every round, not go with the
+/// first).
 pub fn a_launch_completes_only_after_its_last_round_of_roots(rt: &Runtime) {
     for roots in [33u32, 64] {
         let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), roots as usize).unwrap();
@@ -475,8 +475,8 @@ pub fn cycles_and_unregistered_types_are_refused_before_anything_runs(rt: &Runti
 /// scheduler for SMs it never gives back (a timeout, with the kernels left queued on memory
 /// that the caller may then free). After a stop it runs.
 ///
-/// Session 24 (H100): this hung on a GPU (killed after about 140 s, no step reported); the
-/// steps go to standard error (`--nocapture`) to find where.
+/// The steps go to standard error (`--nocapture`): on an H100 this hangs in `Runtime::start`
+/// once a CUDA graph was prepared (benches/NOTES.md, "Plan for the next session").
 pub fn a_lowered_graph_is_refused_once_the_scheduler_holds_every_sm_again(rt: &Runtime) {
     let step = |s: Strategy, what: &str| eprintln!("lowered refusal: {}: {what}", s.name());
     let dag = random_dag(rt, 40, 10);
