@@ -185,15 +185,19 @@ template <class T, bool FromFloat> struct cast_impl {
 };
 template <class T> struct cast_impl<T, true> {
     template <class F> __device__ static T of(F x) {
-        if (is_float<T>::value) return (T)x;
-        if (x != x) return (T)0;
-        typedef typename unsigned_of<T>::type U;
-        const bool is_signed = (T)-1 < (T)0;
-        const T hi = is_signed ? (T)((U)~(U)0 >> 1) : (T)~(U)0;   // the type's MAX
-        const T lo = is_signed ? (T)(-hi - 1) : (T)0;             // and MIN
-        if (x <= (F)lo) return lo;
-        if (x >= (F)hi) return hi;
-        return (T)x;
+        // `if constexpr`: a float target (`x as f64`) must not instantiate the integer limits.
+        if constexpr (is_float<T>::value) {
+            return (T)x;
+        } else {
+            if (x != x) return (T)0;
+            typedef typename unsigned_of<T>::type U;
+            const bool is_signed = (T)-1 < (T)0;
+            const T hi = is_signed ? (T)((U)~(U)0 >> 1) : (T)~(U)0;   // the type's MAX
+            const T lo = is_signed ? (T)(-hi - 1) : (T)0;             // and MIN
+            if (x <= (F)lo) return lo;
+            if (x >= (F)hi) return hi;
+            return (T)x;
+        }
     }
 };
 template <class T, class F> __device__ __forceinline__ T cast(F x) {

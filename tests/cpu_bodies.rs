@@ -51,6 +51,13 @@ fn fault_of(waited: Result<(), Error>, task: &str, says: &[&str]) -> String {
 // The GPU test's checks (tests/gpu_rust_bodies.rs), on the CPU backend.
 
 #[test]
+fn every_math_method_reduction_and_atomic_computes_what_rust_does() {
+    rust_bodies::every_math_method_reduction_and_atomic_computes_what_rust_does(&executor(
+        rust_bodies::builder(),
+    ));
+}
+
+#[test]
 fn a_spawn_chain_runs_every_link_exactly_once() {
     rust_bodies::a_spawn_chain_runs_every_link_once(&executor(rust_bodies::builder()));
 }

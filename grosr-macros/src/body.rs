@@ -842,6 +842,8 @@ impl Writer<'_> {
             // A `DevicePtr`'s (a pointer in C).
             ("is_null", 0) => format!("(({receiver}) == nullptr)"),
             ("addr", 0) => format!("((uint64_t)({receiver}))"),
+            // `DevicePtr::add`: `count` elements on, wrapping (C pointer arithmetic in 64 bits).
+            ("add", 1) => format!("(({receiver}) + (uint64_t)({}))", args[0]),
             _ => self.error(unsupported(
                 m.method.span(),
                 &format!("the method `{name}`"),
@@ -878,8 +880,8 @@ impl Writer<'_> {
         // Collectives need the granularity that has their threads: a full warp's mask in a lane
         // task, or a barrier outside a block task, would hang or be undefined.
         let needs = match name {
-            "warp_sum" | "warp_max" | "ballot" | "any" | "all" | "shuffle" | "shuffle_xor"
-            | "shuffle_up" | "shuffle_down" | "sync_warp" | "warp_shared" => {
+            "warp_sum" | "warp_max" | "warp_min" | "ballot" | "any" | "all" | "shuffle"
+            | "shuffle_xor" | "shuffle_up" | "shuffle_down" | "sync_warp" | "warp_shared" => {
                 Some((Granularity::Warp, "warp"))
             }
             "sync_threads" => Some((Granularity::Block, "block")),
@@ -922,6 +924,7 @@ impl Writer<'_> {
             }
             ("warp_sum", 1) => format!("grosr::warp_sum({})", a(0)),
             ("warp_max", 1) => format!("grosr::warp_max({})", a(0)),
+            ("warp_min", 1) => format!("grosr::warp_min({})", a(0)),
             ("ballot", 1) => format!("__ballot_sync(0xffffffffu, {})", a(0)),
             // `bool`, as in Rust (the intrinsics return an `int`, whose `!` would be `~`).
             ("any", 1) => format!("(__any_sync(0xffffffffu, {}) != 0)", a(0)),

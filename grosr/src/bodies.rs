@@ -3,7 +3,8 @@
 //! A body is CUDA C++ statements given to [`#[grosr::task]`](macro@crate::task) as
 //! `cuda = r#"..."#` (or `file = "path.cu"`, relative to the crate's `Cargo.toml`), or Rust
 //! given as `rust = |task, ctx| { .. }`, which the macro checks and translates to such
-//! statements ([`body`](crate::body) lists what it may use; this page is about CUDA bodies). Every thread
+//! statements ([`body`](crate::body#the-subset) lists what it may use, each with the CUDA it
+//! becomes; the table below is what a CUDA body may use, and the rules after it hold for both). Every thread
 //! that runs the task runs the whole body: one thread for `granularity = "lane"`, the 32 lanes of
 //! a warp for `"warp"` (the default), every thread of a block for `"block"`. NVRTC compiles all
 //! registered bodies into the scheduler module at [`RuntimeBuilder::build`]; its errors point at
@@ -21,7 +22,9 @@
 //! | `ctx.spawn_queued(t)` | spawns into a queue that every warp of every SM takes from, instead of this warp's stack (whose tasks run next, on this warp): for wide fan-out |
 //! | `ctx.alloc(bytes)`, `ctx.alloc_n<T>(n)`, `ctx.free(p)` | the device heap ([`RuntimeBuilder::heap_bytes`]): 16-byte aligned, `nullptr` when exhausted; any task may free what another allocated. A whole warp's calls are served together. |
 //! | `ctx.fail(code)` | fails the task's job with a positive code; the job still completes and [`Job::wait`](crate::Job::wait) returns [`Error::TaskFailed`] |
-//! | `grosr::warp_sum(float)`, `grosr::warp_max(float)` | reductions over the 32 lanes of a warp task (all lanes call, all get the result) |
+//! | `ctx.index()` | this task's item in a range (`TaskGraph::add_range`, `Runtime::submit_range`; CPU backend for now), else 0 |
+//! | `ctx.cancelled()` | whether the task's job was cancelled ([`Job::cancel`](crate::Job::cancel)): a long body may return early (on a GPU always `false` for now: GPU jobs cannot be cancelled yet) |
+//! | `grosr::warp_sum(float)`, `grosr::warp_max(float)`, `grosr::warp_min(float)` | reductions over the 32 lanes of a warp task (all lanes call, all get the result) |
 //! | `grosr::globaltimer()` | the GPU's nanosecond clock |
 //! | CUDA C++ (C++20) | arithmetic, math functions, atomics, `__shfl_*_sync`, `__ballot_sync`, `__nanosleep`, ... as in any `__device__` function |
 //!

@@ -55,7 +55,7 @@
 //! | `x.abs()`, `sqrt`, `exp`, `exp2`, `ln`, `log2`, `log10`, `sin`, `cos`, `tan`, `tanh`, `floor`, `ceil`, `round`, `trunc`, `cbrt`, `recip`, `max`, `min`, `powf`, `powi`, `mul_add` | CUDA's overloads (`expf` for a `float`) |
 //! | `wrapping_add`, `wrapping_sub`, `wrapping_mul` | the wrapping operation |
 //! | `x.count_ones()`, `x.div_ceil(y)` (unsigned) | `__popc` / `__popcll` (a `u32`); the quotient rounded up |
-//! | `ctx.alloc::<T>(n)`, `ctx.free(p)`, `p.is_null()`, `p.addr()` | `ctx.alloc_n<T>(n)` (the device heap; the element type written out), `ctx.free(p)`, `p == nullptr`, the address as a `u64` |
+//! | `ctx.alloc::<T>(n)`, `ctx.free(p)`, `p.is_null()`, `p.addr()`, `p.add(n)` | `ctx.alloc_n<T>(n)` (the device heap; the element type written out), `ctx.free(p)`, `p == nullptr`, the address as a `u64`, `p + n` (`n` elements on, a `u64`, wrapping) |
 //! | the methods of [`Ctx`] | see each; a pointer index is any of `u8`..`u64` (`0u32`, `i as u64`), unchecked on a GPU as in CUDA, checked on the CPU backend |
 //! | `ctx.warp_shared::<T, N>()` | a `__shared__ T[warps per block][N]` array (one per call site), this warp's row: memory a warp task's lanes share (element type and length written out) |
 //! | `ctx.spawn_queued(T { .. })` | `ctx.spawn_queued(t)`: a spawn into a queue every warp takes from, not this warp's stack |
@@ -379,6 +379,15 @@ impl Ctx {
         let r = self
             .run
             .meet(Location::caller(), Op::MaxF32, x.to_bits() as u64, 0);
+        f32::from_bits(r as u32)
+    }
+
+    /// The minimum over the warp's 32 lanes (`grosr::warp_min`); warp tasks only.
+    #[track_caller]
+    pub fn warp_min(&self, x: f32) -> f32 {
+        let r = self
+            .run
+            .meet(Location::caller(), Op::MinF32, x.to_bits() as u64, 0);
         f32::from_bits(r as u32)
     }
 

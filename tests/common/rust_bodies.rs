@@ -136,6 +136,56 @@ pub struct RsOrder {
     pub out: DevicePtr<u32>,
 }
 
+/// Slots of [`RsOps`]' output per lane.
+pub const OPS_SLOTS: u32 = 24;
+
+/// Every math method, the warp reductions, the atomics and pointer offsets of the subset: lane
+/// `l` of the warp reads `x[l]` and writes its results at `y.add(l * OPS_SLOTS)`.
+#[grosr::task(granularity = "warp", rust = |task, ctx| {
+    let l = ctx.lane();
+    let x = ctx.read(task.x, l);
+    let out = task.y.add((l * 24u32) as u64);
+    ctx.write(out, 0u32, (x - 3.0f32).abs());
+    ctx.write(out, 1u32, x.sqrt());
+    ctx.write(out, 2u32, x.exp());
+    ctx.write(out, 3u32, x.exp2());
+    ctx.write(out, 4u32, x.ln());
+    ctx.write(out, 5u32, x.log2());
+    ctx.write(out, 6u32, x.log10());
+    ctx.write(out, 7u32, x.sin());
+    ctx.write(out, 8u32, x.cos());
+    ctx.write(out, 9u32, x.tan());
+    ctx.write(out, 10u32, x.tanh());
+    ctx.write(out, 11u32, (x * 3.7f32).floor());
+    ctx.write(out, 12u32, (x * 3.7f32).ceil());
+    ctx.write(out, 13u32, (x * 3.7f32).round());
+    ctx.write(out, 14u32, (x * -3.7f32).trunc());
+    ctx.write(out, 15u32, x.cbrt());
+    ctx.write(out, 16u32, x.recip());
+    ctx.write(out, 17u32, x.powf(1.5f32));
+    ctx.write(out, 18u32, x.powi(3i32));
+    ctx.write(out, 19u32, x.mul_add(2.0f32, 0.25f32));
+    ctx.write(out, 20u32, ctx.warp_min(x));
+    ctx.write(out, 21u32, ctx.warp_max(x));
+    ctx.write(out, 22u32, ctx.warp_sum(x));
+    ctx.write(out, 23u32, (x as f64).exp().ln().sqrt() as f32);
+    ctx.atomic_max(task.words, 0u32, l);
+    ctx.atomic_min(task.words, 1u32, l + 5u32);
+    if l == 0u32 {
+        let old = ctx.atomic_exchange(task.words, 2u32, 11u32);
+        ctx.write(task.words, 3u32, old);
+        let first = ctx.atomic_cas(task.words, 4u32, 0u32, 7u32);
+        let second = ctx.atomic_cas(task.words, 4u32, 0u32, 9u32);
+        ctx.write(task.words, 5u32, first + second * 100u32);
+    }
+})]
+pub struct RsOps {
+    pub x: DevicePtr<f32>,
+    pub y: DevicePtr<f32>,
+    pub words: DevicePtr<u32>,
+    pub pad: u64,
+}
+
 /// A builder with these tasks and their helper registered.
 pub fn builder() -> RuntimeBuilder {
     grosr::Runtime::builder()
@@ -146,6 +196,7 @@ pub fn builder() -> RuntimeBuilder {
         .task::<RsHeap>()
         .task::<RsOverAsk>()
         .task::<RsOrder>()
+        .task::<RsOps>()
 }
 
 /// An [`RsOrder`]: the compound assignment's value (ticket 0, plus 5) lands in its place
@@ -304,4 +355,84 @@ pub fn heap_tasks_allocate_fill_and_free(rt: &Runtime) {
         vec![1; 33],
         "every over-large request is null"
     );
+}
+
+/// [`RsOps`]' inputs: 32 values in (0.55, 2.5), none where a rounding is a tie.
+pub fn ops_inputs() -> Vec<f32> {
+    (0..32).map(|l| 0.55 + 0.061 * l as f32).collect()
+}
+
+/// One [`RsOps`] task over [`ops_inputs`]: its `OPS_SLOTS` floats a lane and its six words.
+pub fn run_ops(rt: &Runtime) -> (Vec<f32>, Vec<u32>) {
+    let x = DeviceBuffer::from_slice(rt.gpu(), &ops_inputs()).unwrap();
+    let y = DeviceBuffer::<f32>::zeroed(rt.gpu(), 32 * OPS_SLOTS as usize).unwrap();
+    let words = DeviceBuffer::from_slice(rt.gpu(), &[0u32, u32::MAX, 3, 0, 0, 0]).unwrap();
+    rt.submit(&[RsOps {
+        x: x.ptr(),
+        y: y.ptr(),
+        words: words.ptr(),
+        pad: 0,
+    }])
+    .unwrap()
+    .wait_timeout(T)
+    .unwrap();
+    (y.to_vec().unwrap(), words.to_vec().unwrap())
+}
+
+/// Whether `got` is within 1e-5 relative of `want` (1e-6 absolute near zero).
+pub fn close(got: f32, want: f64) -> bool {
+    (f64::from(got) - want).abs() <= 1e-5 * want.abs().max(0.1)
+}
+
+/// [`RsOps`]: every result within 1e-5 relative of Rust's f64 math on the same input, the
+/// rounding functions and the atomics' words exact.
+pub fn every_math_method_reduction_and_atomic_computes_what_rust_does(rt: &Runtime) {
+    let (y, words) = run_ops(rt);
+    let xs = ops_inputs();
+    let (min, max) = (f64::from(xs[0]), f64::from(xs[31]));
+    // The warp sum adds in butterfly order; f64's sum of the same f32 values is within 1e-5.
+    let sum: f64 = xs.iter().map(|&v| f64::from(v)).sum();
+    for (l, &x32) in xs.iter().enumerate() {
+        let x = f64::from(x32);
+        let scaled = f64::from(x32 * 3.7);
+        let neg = f64::from(x32 * -3.7);
+        let want = [
+            (f64::from(x32 - 3.0)).abs(),
+            x.sqrt(),
+            x.exp(),
+            x.exp2(),
+            x.ln(),
+            x.log2(),
+            x.log10(),
+            x.sin(),
+            x.cos(),
+            x.tan(),
+            x.tanh(),
+            scaled.floor(),
+            scaled.ceil(),
+            scaled.round(),
+            neg.trunc(),
+            x.cbrt(),
+            x.recip(),
+            x.powf(1.5),
+            x.powi(3),
+            x.mul_add(2.0, 0.25),
+            min,
+            max,
+            sum,
+            x.exp().ln().sqrt(),
+        ];
+        for (k, w) in want.iter().enumerate() {
+            let got = y[l * OPS_SLOTS as usize + k];
+            assert!(close(got, *w), "lane {l}, slot {k}: {got} against {w}");
+            if (11..=14).contains(&k) {
+                assert_eq!(
+                    f64::from(got),
+                    *w,
+                    "lane {l}, slot {k}: a rounding is exact"
+                );
+            }
+        }
+    }
+    assert_eq!(words, [31, 5, 11, 3, 7, 700], "max, min, exchange, CAS");
 }

@@ -35,6 +35,8 @@ pub(crate) enum Op {
     SumF32,
     /// f32 maximum (warp_max), in the butterfly order.
     MaxF32,
+    /// f32 minimum (warp_min), in the butterfly order.
+    MinF32,
     /// A bit per lane whose value is nonzero.
     Ballot,
     /// The value of lane `arg` (`__shfl_sync`).
@@ -224,7 +226,7 @@ fn complete(st: &mut State, width: u32) {
     let w = width as usize;
     let here = |l: usize, st: &State| st.here[l];
     match st.op {
-        Op::SumF32 | Op::MaxF32 => {
+        Op::SumF32 | Op::MaxF32 | Op::MinF32 => {
             // The GPU's butterfly: v[l] op= v[l ^ o] for o = 16, 8, 4, 2, 1 (grosr_warp.cuh).
             let mut v: Vec<f32> = (0..w)
                 .map(|l| {
@@ -241,7 +243,9 @@ fn complete(st: &mut State, width: u32) {
                 for l in 0..w {
                     v[l] = match st.op {
                         Op::SumF32 => prev[l] + prev[l ^ o],
-                        _ => prev[l].max(prev[l ^ o]),
+                        // fmaxf / fminf: a NaN operand yields the other one, as f32::max / min.
+                        Op::MaxF32 => prev[l].max(prev[l ^ o]),
+                        _ => prev[l].min(prev[l ^ o]),
                     };
                 }
                 o /= 2;
