@@ -37,38 +37,44 @@ pub(crate) struct CopyStreams {
 }
 
 impl CopyStreams {
-    /// No streams yet: [`probe`](Self::probe) opens them.
-    pub(crate) fn new(ctx: &Context) -> CopyStreams {
-        CopyStreams {
+    /// Opens the candidate streams and the probe's page-locked memory. Call it before the
+    /// scheduler launches: on an H100, `cuStreamCreate` called while the scheduler ran, once a
+    /// CUDA graph had been instantiated while it was stopped, never returned (a cuda-gdb
+    /// backtrace of gpu_graph's lowered-refusal test, benches/NOTES.md, "Audits").
+    pub(crate) fn open(ctx: &Context) -> Result<CopyStreams> {
+        let probe = MappedMem::new(ctx, 4 * CANDIDATES)?;
+        let parked = (0..CANDIDATES)
+            .map(|_| Stream::new(ctx))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(CopyStreams {
             ctx: ctx.clone(),
             usable: Vec::new(),
-            parked: Vec::with_capacity(CANDIDATES),
-            probe: None,
-        }
+            parked,
+            probe: Some(probe),
+        })
     }
 
-    /// Opens streams and keeps those whose probe copy from `src` (its first 4 bytes) finishes
-    /// while the scheduler runs. On an error, drop `self` only once the scheduler has stopped:
-    /// a probe copy may still wait behind it (Drop then waits for it, or leaks its memory).
+    /// Keeps the streams whose probe copy from `src` (its first 4 bytes) finishes while the
+    /// scheduler runs. Once only, after [`open`](Self::open). On an error, drop `self` only once
+    /// the scheduler has stopped: a probe copy may still wait behind it (Drop then waits for
+    /// it, or leaks its memory).
     pub(crate) fn probe(&mut self, src: &DeviceMem) -> Result<()> {
         if src.len() < 4 {
             return Err(Error::Config(
                 "the copy streams' probe needs 4 device bytes".into(),
             ));
         }
-        let probe = self
-            .probe
-            .insert(MappedMem::new(&self.ctx, 4 * CANDIDATES)?)
-            .host();
-        for i in 0..CANDIDATES {
-            let stream = Stream::new(&self.ctx)?;
+        let probe = match &self.probe {
+            Some(p) if self.usable.is_empty() => p.host(),
+            _ => return Err(Error::Config("the copy streams were probed already".into())),
+        };
+        for (i, stream) in self.parked.iter().enumerate() {
             // SAFETY: `probe` holds 4 bytes per candidate and outlives the copy (Drop frees it
             // only once every parked stream has drained).
             let dst = unsafe { std::slice::from_raw_parts_mut(probe.add(4 * i), 4) };
             // SAFETY: pinned destination; `src` holds at least 4 bytes (checked above) of the
             // stream's context.
             unsafe { stream.read_async(src.ptr(), dst) }?;
-            self.parked.push(stream);
         }
         let start = Instant::now();
         while !self.parked.is_empty() && self.usable.len() < KEEP && start.elapsed() < PROBE_WAIT {

@@ -475,8 +475,10 @@ pub fn cycles_and_unregistered_types_are_refused_before_anything_runs(rt: &Runti
 /// scheduler for SMs it never gives back (a timeout, with the kernels left queued on memory
 /// that the caller may then free). After a stop it runs.
 ///
-/// The steps go to standard error (`--nocapture`): on an H100 this hangs in `Runtime::start`
-/// once a CUDA graph was prepared (benches/NOTES.md, "Plan for the next session").
+/// The steps go to standard error (`--nocapture`). On an H100 this hung in `Runtime::start`
+/// (`cuStreamCreate` for the copy streams, the scheduler running again, once a CUDA graph had
+/// been instantiated while it was stopped); now the graph is uploaded at prepare and the copy
+/// streams are opened before the scheduler launches (benches/NOTES.md, "Audits").
 pub fn a_lowered_graph_is_refused_once_the_scheduler_holds_every_sm_again(rt: &Runtime) {
     let step = |s: Strategy, what: &str| eprintln!("lowered refusal: {}: {what}", s.name());
     let dag = random_dag(rt, 40, 10);

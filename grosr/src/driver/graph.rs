@@ -184,6 +184,24 @@ impl Graph {
         Ok(())
     }
 
+    /// Uploads the instantiated graph's work to the device on `stream` (`cuGraphUpload`), so
+    /// that no part of it is left for the driver to do later; wait for `stream` after.
+    pub fn upload(&self, stream: &Stream) -> Result<()> {
+        if self.exec.is_null() {
+            return Err(Error::Config("the CUDA graph was not instantiated".into()));
+        }
+        if stream.context().raw() != self.ctx.raw() {
+            return Err(Error::Config(
+                "a CUDA graph uploaded on a stream of another context".into(),
+            ));
+        }
+        self.ctx.bind()?;
+        // SAFETY: as in launch.
+        unsafe { sys::cuGraphUpload(self.exec, stream.raw()) }
+            .result()
+            .call("cuGraphUpload")
+    }
+
     /// Launches the instantiated graph on `stream`.
     pub fn launch(&self, stream: &Stream) -> Result<()> {
         if self.exec.is_null() {

@@ -193,7 +193,10 @@ fn build_fused(rt: &GpuRuntime, plan: &Plan) -> Result<(Vec<BulkLaunch>, DeviceM
     Ok((launches, mem))
 }
 
-/// A CUDA graph with one kernel node per task and the DAG's edges, instantiated.
+/// How long a prepare waits for a CUDA graph's upload.
+const UPLOAD_WAIT: Duration = Duration::from_secs(10);
+
+/// A CUDA graph with one kernel node per task and the DAG's edges, instantiated and uploaded.
 fn build_graph(rt: &GpuRuntime, base: &Baselines<'_>, plan: &Plan, pdl: bool) -> Result<Graph> {
     let mut g = Graph::new(rt.context())?;
     let status = base.status_ptr();
@@ -223,5 +226,11 @@ fn build_graph(rt: &GpuRuntime, base: &Baselines<'_>, plan: &Plan, pdl: bool) ->
     };
     g.add_dependencies(&from, &to, kind)?;
     g.instantiate()?;
+    // Uploaded here, where the caller has stopped the scheduler (or left SMs free), rather
+    // than at the first launch or at whatever driver call the driver chooses: a graph only
+    // instantiated while the scheduler was stopped left the next cuStreamCreate, made with the
+    // scheduler running again, blocked for good (H100; benches/NOTES.md, "Audits").
+    g.upload(base.stream())?;
+    base.sync(UPLOAD_WAIT)?;
     Ok(g)
 }

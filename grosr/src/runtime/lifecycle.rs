@@ -119,6 +119,9 @@ impl GpuRuntime {
         self.stream
             .wait(self.config.start_timeout, "the queues to be initialised")?;
         let grid = self.info.grid_blocks;
+        // The copy streams are opened now, while no scheduler runs (CopyStreams::open says why),
+        // and probed once it does.
+        let mut streams = CopyStreams::open(&self.ctx)?;
         // SAFETY: as above; a cooperative launch guarantees every block is resident at once.
         let launched = unsafe {
             self.stream.launch_cooperative(
@@ -171,7 +174,6 @@ impl GpuRuntime {
         }
         // From now on the context's copies go through streams seen to pass the scheduler
         // (copy_streams.rs); any 4 device bytes serve as the probe's source.
-        let mut streams = CopyStreams::new(&self.ctx);
         match streams.probe(&m.device) {
             Ok(()) => copy_streams::enter(&self.ctx, self.id, streams),
             Err(e) => {
