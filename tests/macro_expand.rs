@@ -133,6 +133,59 @@ mod shadowed {
     }
 }
 
+// Rust bodies whose CUDA translations the snapshot tests below compare whole.
+
+const RS_COUNT_LINE: u32 = line!() + 1;
+#[grosr::task(granularity = "lane", rust = |task, ctx| {
+    let mut hits = 0u32;
+    for i in (task.start..task.end).step_by(4) {
+        if ctx.read(task.keys, i) == task.key {
+            hits += 1;
+        }
+    }
+    ctx.atomic_add(task.count, 0u32, hits);
+})]
+struct RsCount {
+    keys: DevicePtr<u32>,
+    count: DevicePtr<u32>,
+    start: u32,
+    end: u32,
+    key: u32,
+    pad: u32,
+}
+
+#[grosr::task(granularity = "warp", rust = |task, ctx| {
+    let x = ctx.read(task.x, task.row * 32 + ctx.lane());
+    let total = ctx.warp_sum(x);
+    let top = ctx.warp_max(x);
+    if ctx.lane() == 0 {
+        ctx.write(task.sums, task.row, total);
+        ctx.write(task.maxes, task.row, top);
+    }
+})]
+struct RsRowStats {
+    x: DevicePtr<f32>,
+    sums: DevicePtr<f32>,
+    maxes: DevicePtr<f32>,
+    row: u32,
+    pad: u32,
+}
+
+#[grosr::task(granularity = "block", rust = |task, ctx| {
+    let i = task.base + ctx.lane();
+    ctx.write(task.tmp, i, ctx.read(task.src, i) * 2.0f32);
+    ctx.sync_threads();
+    let j = task.base + (ctx.width() - 1 - ctx.lane());
+    ctx.write(task.dst, i, ctx.read(task.tmp, j));
+})]
+struct RsReverse {
+    src: DevicePtr<f32>,
+    tmp: DevicePtr<f32>,
+    dst: DevicePtr<f32>,
+    base: u32,
+    pad: u32,
+}
+
 // ---------------------------------------------------------------------------------------------
 // Tests
 
@@ -417,4 +470,56 @@ fn c_dependencies_of_a_record_type() {
     Gather::field_dependencies(&mut defs);
     assert!(defs.source().contains("struct Outer {"));
     assert!(!defs.source().contains("struct Gather {"));
+}
+
+// Whole translations: any change in how a Rust body becomes CUDA shows up as a diff here.
+
+#[test]
+fn rust_body_lane_loop_with_step_and_atomic_translates_exactly() {
+    const EXPECTED: &str = r#"    auto hits_1 = grosr::rs::let(((uint32_t)(0ull)));
+    {
+        typedef grosr::rs::common_t<decltype(task.start), decltype(task.end)> grosr_from_2_t;
+        typedef typename grosr::rs::unsigned_of<grosr_from_2_t>::type grosr_from_2_u;
+        const grosr_from_2_t grosr_from_2 = task.start, grosr_to_3 = task.end;
+        const uint64_t grosr_step_4 = (uint64_t)(4);
+        bool grosr_more_5 = grosr_from_2 < grosr_to_3;
+        for (grosr_from_2_t i_6 = grosr_from_2; grosr_more_5; grosr_more_5 = grosr_step_4 != 0 && (uint64_t)(grosr_from_2_u)((grosr_from_2_u)grosr_to_3 - (grosr_from_2_u)i_6) > grosr_step_4, i_6 = grosr_more_5 ? (grosr_from_2_t)(grosr_from_2_u)((grosr_from_2_u)i_6 + (grosr_from_2_u)grosr_step_4) : i_6) {
+            if (grosr::rs::eq((task.keys)[i_6], task.key)) {
+                grosr::rs::add_assign(hits_1, 1);
+            }
+        }
+    }
+    atomicAdd(&(task.count)[((uint32_t)(0ull))], hits_1);
+"#;
+    assert_eq!(RsCount::GRANULARITY, Granularity::Lane);
+    assert_eq!(RsCount::BODY.code, EXPECTED);
+    // The body's place is the closure's, for NVRTC's messages.
+    assert_eq!(RsCount::BODY.line, RS_COUNT_LINE);
+    assert!(RsCount::BODY.file.ends_with("macro_expand.rs"));
+}
+
+#[test]
+fn rust_body_warp_collectives_and_pointer_access_translate_exactly() {
+    const EXPECTED: &str = r#"    auto x_1 = grosr::rs::let((task.x)[grosr::rs::add(grosr::rs::mul(task.row, 32), ctx.lane())]);
+    auto total_2 = grosr::rs::let(grosr::warp_sum(x_1));
+    auto top_3 = grosr::rs::let(grosr::warp_max(x_1));
+    if (grosr::rs::eq(ctx.lane(), 0)) {
+        ((task.sums)[task.row] = (total_2));
+        ((task.maxes)[task.row] = (top_3));
+    }
+"#;
+    assert_eq!(RsRowStats::GRANULARITY, Granularity::Warp);
+    assert_eq!(RsRowStats::BODY.code, EXPECTED);
+}
+
+#[test]
+fn rust_body_block_barrier_translates_exactly() {
+    const EXPECTED: &str = r#"    auto i_1 = grosr::rs::let(grosr::rs::add(task.base, ctx.lane()));
+    ((task.tmp)[i_1] = (grosr::rs::mul((task.src)[i_1], 2.0f)));
+    __syncthreads();
+    auto j_2 = grosr::rs::let(grosr::rs::add(task.base, (grosr::rs::sub(grosr::rs::sub(ctx.width(), 1), ctx.lane()))));
+    ((task.dst)[i_1] = ((task.tmp)[j_2]));
+"#;
+    assert_eq!(RsReverse::GRANULARITY, Granularity::Block);
+    assert_eq!(RsReverse::BODY.code, EXPECTED);
 }
