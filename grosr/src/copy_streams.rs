@@ -28,7 +28,6 @@ const PROBE_WAIT: Duration = Duration::from_millis(20);
 
 /// The copy streams of one running scheduler.
 pub(crate) struct CopyStreams {
-    ctx: Context,
     usable: Vec<Mutex<Stream>>,
     /// Streams not kept: their probe may still be waiting to write into `probe`, so both live
     /// until the scheduler has stopped (see Drop).
@@ -47,7 +46,6 @@ impl CopyStreams {
             .map(|_| Stream::new(ctx))
             .collect::<Result<Vec<_>>>()?;
         Ok(CopyStreams {
-            ctx: ctx.clone(),
             usable: Vec::new(),
             parked,
             probe: Some(probe),
