@@ -238,7 +238,7 @@ pub struct Orphan {
 }
 
 #[test]
-fn spawning_a_type_that_is_not_registered_is_an_error_naming_it_and_the_place() {
+fn spawning_a_type_that_is_not_registered_is_an_error_naming_it_the_task_and_the_place() {
     if grosr::unstable::nvrtc_available().is_err() {
         return;
     }
@@ -255,6 +255,25 @@ fn spawning_a_type_that_is_not_registered_is_an_error_naming_it_and_the_place() 
     assert_eq!(spawned, "Orphan");
     assert!(by.contains("tests/nvrtc_compile.rs("), "{by}");
     assert!(err.to_string().contains("add `.task::<Orphan>()`"), "{err}");
+    // Through the builder (build and precompile), the error names the spawning task too.
+    let dir = std::env::temp_dir().join(format!("grosr-orphan-{}", std::process::id()));
+    let err = grosr::Runtime::builder()
+        .prelude(pair)
+        .task::<Parent>()
+        .optimize(Compile)
+        .cache_dir(&dir)
+        .on_compile(|_| {})
+        .precompile(90)
+        .unwrap_err();
+    let _ = std::fs::remove_dir_all(&dir);
+    let message = err.to_string();
+    assert!(
+        message.starts_with("task `Parent` (the code at ")
+            && message.contains("tests/nvrtc_compile.rs(")
+            && message
+                .contains(") spawns `Orphan`, which is not registered: add `.task::<Orphan>()`"),
+        "{message}"
+    );
     // Registered, it compiles: neither the spawn under #ifdef nor the macro is one.
     let source = grosr::Runtime::builder()
         .prelude(pair)

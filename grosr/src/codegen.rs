@@ -212,6 +212,11 @@ fn push_generated_line(out: &mut String) {
 /// two crates' manifests (`grosr/../tests/x.rs`, `benches/lab/../../tests/x.rs`) names itself
 /// one way, so NVRTC's messages read plainly and the same module has one compile cache entry.
 fn escape_path(p: &str) -> String {
+    normal_path(p).replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+/// `p` with `.` and `dir/..` steps taken out, as a body's `#line` (and so NVRTC) names it.
+pub(crate) fn normal_path(p: &str) -> String {
     let mut parts: Vec<&str> = Vec::new();
     for part in p.split('/') {
         match part {
@@ -222,7 +227,7 @@ fn escape_path(p: &str) -> String {
             part => parts.push(part),
         }
     }
-    parts.join("/").replace('\\', "\\\\").replace('"', "\\\"")
+    parts.join("/")
 }
 
 fn table(

@@ -55,7 +55,8 @@ pub enum Error {
         "{by} spawns `{spawned}`, which is not registered: add `.task::<{spawned}>()` to the runtime builder"
     )]
     UnregisteredSpawn {
-        /// Where: "the code at FILE(LINE)", as NVRTC names the body's Rust file and line.
+        /// Who and where: "task `Fib` (the code at FILE(LINE))", as NVRTC names the body's Rust
+        /// file and line; the place alone for code outside every body (a prelude helper).
         by: String,
         /// The C name of the type it spawns.
         spawned: String,

@@ -123,6 +123,19 @@ pub struct RuntimeBuilder {
     on_compile: Option<Callback>,
 }
 
+/// The task whose body holds `at`, NVRTC's "the code at FILE(LINE)": the body's `#line` names
+/// its file and first line, and its text (a Rust body's translation) counts the lines after.
+fn spawner(tasks: &[TaskInfo], at: &str) -> Option<&'static str> {
+    let (file, line) = at.strip_prefix("the code at ")?.rsplit_once('(')?;
+    let line: u32 = line.strip_suffix(')')?.parse().ok()?;
+    tasks.iter().find_map(|t| {
+        let b = t.body;
+        let lines = b.code.lines().count().max(1) as u32;
+        let here = codegen::normal_path(b.file) == file;
+        (here && (b.line..b.line.saturating_add(lines)).contains(&line)).then_some(t.name)
+    })
+}
+
 /// The builder's [`on_compile`](RuntimeBuilder::on_compile) callback (Debug for the builder).
 #[derive(Clone)]
 struct Callback(OnCompile);
@@ -389,7 +402,18 @@ impl RuntimeBuilder {
             arch,
             optimize: self.config.optimize,
         };
-        startup::compile_announced(source, dir, what, notify)
+        startup::compile_announced(source, dir, what, notify).map_err(|e| self.name_spawner(e))
+    }
+
+    /// An unregistered spawn names the task whose body holds the line NVRTC points at ("task
+    /// `Fib` (the code at src/fib.rs(12))"), when one does.
+    fn name_spawner(&self, e: Error) -> Error {
+        let Error::UnregisteredSpawn { by, spawned } = e else {
+            return e;
+        };
+        let by =
+            spawner(&self.tasks, &by).map_or(by.clone(), |task| format!("task `{task}` ({by})"));
+        Error::UnregisteredSpawn { by, spawned }
     }
 
     /// The checks `build` and `precompile` make before compiling.

@@ -179,7 +179,11 @@ pub fn pingpong_graph_at(a: DevicePtr<u32>, b: DevicePtr<u32>, n: u32) -> Result
 }
 
 /// [`pingpong_graph`] with the Rust bodies ([`PingRs`] → [`PongRs`]).
-fn pingpong_graph_rs(a: &DeviceBuffer<u32>, b: &DeviceBuffer<u32>, n: u32) -> Result<TaskGraph> {
+pub fn pingpong_graph_rs(
+    a: &DeviceBuffer<u32>,
+    b: &DeviceBuffer<u32>,
+    n: u32,
+) -> Result<TaskGraph> {
     pairs(a.ptr(), b.ptr(), n, |a, b, i| {
         (PingRs { a, b, i, pad: 0 }, PongRs { a, b, i, pad: 0 })
     })

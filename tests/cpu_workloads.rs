@@ -1,0 +1,71 @@
+//! The report's workloads whose tasks have Rust bodies, on the CPU backend (`cargo test`, no GPU):
+//! the ping-pong pairs in order and ReLU+Softmax against its float64 reference under every
+//! strategy, the same checks tests/gpu_graph.rs makes of their CUDA C twins on a GPU.
+
+use std::time::Duration;
+
+use grosr::graph::Strategy;
+use grosr::{Backend, DeviceBuffer, Runtime};
+use grosr_lab::workloads::graphs::{PingRs, PongRs, check_pairs, pingpong_graph_rs};
+use grosr_lab::workloads::relu_softmax::{Matrix, ReluSoftmaxRs, TOLERANCE};
+
+const T: Duration = Duration::from_secs(60);
+
+fn executor() -> Runtime {
+    Runtime::builder()
+        .task::<PingRs>()
+        .task::<PongRs>()
+        .task::<ReluSoftmaxRs>()
+        .backend(Backend::Cpu)
+        .cpu_threads(2)
+        .build()
+        .unwrap()
+}
+
+/// Resident runs on the started executor, the lowered strategies on a stopped one (as on a GPU,
+/// where they need the scheduler's SMs).
+fn prepared_for(rt: &Runtime, s: Strategy) {
+    if s.is_resident() {
+        rt.start().unwrap();
+    } else {
+        rt.stop().unwrap();
+    }
+}
+
+#[test]
+fn rust_ping_pong_pairs_run_in_order_on_every_strategy() {
+    let rt = executor();
+    let n = 3000;
+    let a = DeviceBuffer::<u32>::zeroed(rt.gpu(), n).unwrap();
+    let b = DeviceBuffer::<u32>::zeroed(rt.gpu(), n).unwrap();
+    let g = pingpong_graph_rs(&a, &b, n as u32).unwrap();
+    for s in Strategy::ALL {
+        prepared_for(&rt, s);
+        let mut p = g.prepare(&rt, s).unwrap();
+        a.write(&vec![0; n]).unwrap();
+        b.write(&vec![0; n]).unwrap();
+        p.run(T).unwrap();
+        check_pairs(&b, n as u32, s.name()).unwrap();
+    }
+}
+
+#[test]
+fn rust_relu_softmax_matches_the_float64_reference_on_every_strategy() {
+    let rt = executor();
+    for (rows, len) in [(33u32, 256u32), (4, 4096), (1, 32)] {
+        let m = Matrix::new(&rt, rows, len).unwrap();
+        let g = m.one_task_graph_rust();
+        for (i, s) in Strategy::ALL.into_iter().enumerate() {
+            prepared_for(&rt, s);
+            let mut p = g.prepare(&rt, s).unwrap();
+            let x = m.randomize(i as u64 * 7919 + u64::from(rows)).unwrap();
+            p.run(T).unwrap();
+            let e = m.max_relative_error(&x).unwrap();
+            assert!(
+                e < TOLERANCE,
+                "{rows}×{len} on {}: relative error {e:e}",
+                s.name()
+            );
+        }
+    }
+}
