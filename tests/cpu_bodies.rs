@@ -1139,16 +1139,25 @@ fn a_lane_stack_overflow_fails_its_task_and_the_worker_goes_on() {
     rust_bodies::a_spawn_chain_runs_every_link_once(&ex);
 }
 
-/// Digs `depth` calls deep (256 bytes of locals a call), then reads and takes warp scratch.
+/// Digs `depth` calls deep (256 bytes of locals a call), then reads and takes warp scratch;
+/// 5 (`p[0]`) at every depth.
 #[grosr::device(granularity = "warp")]
 fn dig(ctx: &grosr::body::Ctx, p: DevicePtr<u32>, depth: u32) -> u32 {
     if depth == 0u32 {
         let s = ctx.warp_shared::<u32, 32>();
         return ctx.read(p, 0u32).max(ctx.read(s, ctx.lane()).min(5u32));
     }
+    // 64 reads kept across the call: a frame of their own at every level, which an optimizer
+    // cannot fold into a loop (a release build did, when one slot of the array was used).
     let mut pad = [0u32; 64];
-    pad[(depth % 64u32) as usize] = depth;
-    dig(ctx, p, depth - 1u32).min(pad[(depth % 64u32) as usize] + 5u32)
+    for i in 0u32..64u32 {
+        pad[i as usize] = ctx.read(p, 0u32) + depth + i;
+    }
+    let mut m = dig(ctx, p, depth - 1u32);
+    for i in 0u32..64u32 {
+        m = m.min(pad[i as usize] - i);
+    }
+    m
 }
 
 /// A warp task whose lanes dig `depth` deep.
@@ -1228,9 +1237,16 @@ fn descend(ctx: &grosr::body::Ctx, p: DevicePtr<u32>, depth: u32) -> u32 {
     if depth == 0u32 {
         return ctx.read(p, 0u32);
     }
+    // Kept across the call, as in `dig`: every level holds a frame, in release builds too.
     let mut pad = [0u32; 64];
-    pad[(depth % 64u32) as usize] = ctx.read(p, 0u32);
-    descend(ctx, p, depth - 1u32).max(pad[(depth % 64u32) as usize])
+    for i in 0u32..64u32 {
+        pad[i as usize] = ctx.read(p, 0u32) + i;
+    }
+    let mut m = descend(ctx, p, depth - 1u32);
+    for i in 0u32..64u32 {
+        m = m.max(pad[i as usize] - i);
+    }
+    m
 }
 
 /// A lane task, on a worker's own stack, that descends `depth` deep.
