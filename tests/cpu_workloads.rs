@@ -1,13 +1,14 @@
 //! The report's workloads whose tasks have Rust bodies, on the CPU backend (`cargo test`, no GPU):
-//! the ping-pong pairs in order and ReLU+Softmax against its float64 reference under every
-//! strategy, the same checks tests/gpu_graph.rs makes of their CUDA C twins on a GPU.
+//! the ping-pong pairs in order, and ReLU+Softmax (one task a row, and ReLU → Softmax) against
+//! its float64 reference, under every strategy: the checks tests/gpu_graph.rs makes of their
+//! CUDA C twins on a GPU.
 
 use std::time::Duration;
 
 use grosr::graph::Strategy;
 use grosr::{Backend, DeviceBuffer, Runtime};
 use grosr_lab::workloads::graphs::{PingRs, PongRs, check_pairs, pingpong_graph_rs};
-use grosr_lab::workloads::relu_softmax::{Matrix, ReluSoftmaxRs, TOLERANCE};
+use grosr_lab::workloads::relu_softmax::{Matrix, ReluRs, ReluSoftmaxRs, SoftmaxRs, TOLERANCE};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -16,6 +17,8 @@ fn executor() -> Runtime {
         .task::<PingRs>()
         .task::<PongRs>()
         .task::<ReluSoftmaxRs>()
+        .task::<ReluRs>()
+        .task::<SoftmaxRs>()
         .backend(Backend::Cpu)
         .cpu_threads(2)
         .build()
@@ -54,18 +57,19 @@ fn rust_relu_softmax_matches_the_float64_reference_on_every_strategy() {
     let rt = executor();
     for (rows, len) in [(33u32, 256u32), (4, 4096), (1, 32)] {
         let m = Matrix::new(&rt, rows, len).unwrap();
-        let g = m.one_task_graph_rust();
-        for (i, s) in Strategy::ALL.into_iter().enumerate() {
-            prepared_for(&rt, s);
-            let mut p = g.prepare(&rt, s).unwrap();
-            let x = m.randomize(i as u64 * 7919 + u64::from(rows)).unwrap();
-            p.run(T).unwrap();
-            let e = m.max_relative_error(&x).unwrap();
-            assert!(
-                e < TOLERANCE,
-                "{rows}×{len} on {}: relative error {e:e}",
-                s.name()
-            );
+        for g in [m.one_task_graph_rust(), m.two_task_graph_rust().unwrap()] {
+            for (i, s) in Strategy::ALL.into_iter().enumerate() {
+                prepared_for(&rt, s);
+                let mut p = g.prepare(&rt, s).unwrap();
+                let x = m.randomize(i as u64 * 7919 + u64::from(rows)).unwrap();
+                p.run(T).unwrap();
+                let e = m.max_relative_error(&x).unwrap();
+                assert!(
+                    e < TOLERANCE,
+                    "{rows}×{len} on {}: relative error {e:e}",
+                    s.name()
+                );
+            }
         }
     }
 }

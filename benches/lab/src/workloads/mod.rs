@@ -114,6 +114,8 @@ pub fn builder() -> RuntimeBuilder {
         .task::<relu_softmax::Relu>()
         .task::<relu_softmax::Softmax>()
         .task::<relu_softmax::ReluSoftmaxRs>()
+        .task::<relu_softmax::ReluRs>()
+        .task::<relu_softmax::SoftmaxRs>()
         .task::<TinyRs>()
         .task::<graphs::PingRs>()
         .task::<graphs::PongRs>()

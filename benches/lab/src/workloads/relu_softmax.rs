@@ -105,6 +105,54 @@ pub struct Softmax {
     pub len: u32,
 }
 
+/// [`Relu`] with its body in Rust.
+#[grosr::task(rust = |task, ctx| {
+    let base = (task.row as u64) * (task.len as u64);
+    for i in (ctx.lane()..task.len).step_by(ctx.width() as usize) {
+        ctx.write(task.y, base + i as u64, ctx.read(task.x, base + i as u64).max(0.0));
+    }
+})]
+pub struct ReluRs {
+    /// Input matrix.
+    pub x: DevicePtr<f32>,
+    /// Output matrix (ReLU'd row).
+    pub y: DevicePtr<f32>,
+    /// The row.
+    pub row: u32,
+    /// Row length.
+    pub len: u32,
+}
+
+/// [`Softmax`] with its body in Rust.
+#[grosr::task(rust = |task, ctx| {
+    let base = (task.row as u64) * (task.len as u64);
+    let step = ctx.width() as usize;
+    let mut m = -3.402823466e38f32;
+    for i in (ctx.lane()..task.len).step_by(step) {
+        m = m.max(ctx.read(task.y, base + i as u64));
+    }
+    m = ctx.warp_max(m);
+    let mut s = 0.0f32;
+    for i in (ctx.lane()..task.len).step_by(step) {
+        s += (ctx.read(task.y, base + i as u64) - m).exp();
+    }
+    let inv = 1.0f32 / ctx.warp_sum(s);
+    for i in (ctx.lane()..task.len).step_by(step) {
+        let v = (ctx.read(task.y, base + i as u64) - m).exp() * inv;
+        ctx.write(task.y, base + i as u64, v);
+    }
+})]
+pub struct SoftmaxRs {
+    /// Unused (keeps the record the same shape as Relu's).
+    pub x: DevicePtr<f32>,
+    /// The matrix, softmaxed in place.
+    pub y: DevicePtr<f32>,
+    /// The row.
+    pub row: u32,
+    /// Row length.
+    pub len: u32,
+}
+
 /// [`Matrix::two_task_graph`] of a `rows × len` matrix at `x` and `y`: with null pointers, a
 /// graph to look at (nothing is read until it runs).
 pub fn two_task_graph_at(
@@ -188,6 +236,19 @@ impl Matrix {
         two_task_graph_at(self.x.ptr(), self.y.ptr(), self.rows, self.len)
     }
 
+    /// [`two_task_graph`](Matrix::two_task_graph) with the Rust bodies ([`ReluRs`] →
+    /// [`SoftmaxRs`]).
+    pub fn two_task_graph_rust(&self) -> Result<TaskGraph> {
+        let (x, y, len) = (self.x.ptr(), self.y.ptr(), self.len);
+        let mut g = TaskGraph::new();
+        for row in 0..self.rows {
+            let relu = g.add(ReluRs { x, y, row, len });
+            let softmax = g.add(SoftmaxRs { x, y, row, len });
+            g.add_edge(relu, softmax)?;
+        }
+        Ok(g)
+    }
+
     /// Writes fresh random inputs in [-4, 4) (seeded by `seed`), clears the output, and returns
     /// the inputs.
     pub fn randomize(&self, seed: u64) -> Result<Vec<f32>> {
@@ -267,12 +328,14 @@ pub fn report(rt: &Runtime, quick: bool, peer: &dyn Fn(u32, u32) -> Peer) -> Res
     let seed = std::cell::Cell::new(1u64);
     for (rows, len) in SHAPES {
         let m = Matrix::new(rt, rows, len)?;
-        // 0: one task a row; 1: the same with the Rust body; 2: ReLU → Softmax.
-        for form in 0..3 {
+        // 0: one task a row; 1: the same with the Rust body; 2: ReLU → Softmax; 3: the same
+        // with the Rust bodies.
+        for form in 0..4 {
             let g = match form {
                 0 => m.one_task_graph(),
                 1 => m.one_task_graph_rust(),
-                _ => m.two_task_graph()?,
+                2 => m.two_task_graph()?,
+                _ => m.two_task_graph_rust()?,
             };
             let input = std::cell::RefCell::new(Vec::new());
             let reset = || {
@@ -295,8 +358,8 @@ pub fn report(rt: &Runtime, quick: bool, peer: &dyn Fn(u32, u32) -> Peer) -> Res
             let strategies: Vec<Strategy> = Strategy::ALL
                 .into_iter()
                 .filter(|s| {
-                    // The Rust body: against its own C twin, Resident and Fused only.
-                    (g.node_count() <= MAX_PER_TASK_NODES && form != 1)
+                    // The Rust bodies: against their own C twins, Resident and Fused only.
+                    (g.node_count() <= MAX_PER_TASK_NODES && form % 2 == 0)
                         || matches!(s, Strategy::Resident | Strategy::Fused)
                 })
                 .collect();
@@ -320,7 +383,8 @@ pub fn report(rt: &Runtime, quick: bool, peer: &dyn Fn(u32, u32) -> Peer) -> Res
                 match form {
                     0 => "1 task/row",
                     1 => "1 task/row, Rust body",
-                    _ => "ReLU → Softmax (2 tasks/row)",
+                    2 => "ReLU → Softmax (2 tasks/row)",
+                    _ => "ReLU → Softmax (2 tasks/row), Rust bodies",
                 }
             );
             fill(
