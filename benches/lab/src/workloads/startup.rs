@@ -93,6 +93,13 @@ pub fn cold_compiles(modules: &[Module], arch: u32) -> Result<Table> {
         sizes.join("; ")
     ));
     cold.notes.push(
+        "The design before issue 19 (0ef7505, every lane body inlined into every scheduler path), \
+         recorded on the H200 machine's CPU with NVRTC 13.0: quickstart 5.98 s, report workloads \
+         71.9 s, 14-type 177 s at Speed (an outside crate of 14 types: 137 s); benches/NOTES.md \
+         has the steps since."
+            .into(),
+    );
+    cold.notes.push(
         "One translation unit per module: a changed body recompiles the module (`cargo bench --bench compile` times it; benches/NOTES.md, \"Start-up and compile time\")."
             .into(),
     );
@@ -151,6 +158,12 @@ pub fn cached_builds(modules: &[Module]) -> Result<Table> {
     }
     cached.notes.push(
         "build = CUDA context + beyond the context; beyond = lookup + load + memory + launch + the rest (checks, source)."
+            .into(),
+    );
+    cached.notes.push(
+        "Before the device block was cleared on the GPU and the heap's metadata written there \
+         (1723e18, H200, tests' module): beyond the context 67.8–77.3 ms, median 69.4 (memory \
+         48–54, launch 10–12)."
             .into(),
     );
     Ok(cached)
