@@ -174,6 +174,10 @@ template <class T> __device__ __forceinline__ T neg(T x) {
 __device__ __forceinline__ float neg(float x) { return -x; }
 __device__ __forceinline__ double neg(double x) { return -x; }
 
+// `p.add(n)` of a `DevicePtr<T>`: `n` elements on. Pointers only, so that an `add` of anything
+// else (a number's, `std::ops::Add` in scope) is a build error rather than pointer arithmetic.
+template <class T> __device__ __forceinline__ T* ptr_add(T* p, uint64_t n) { return p + n; }
+
 // `x.abs()` in x's own type.
 template <class T> __device__ __forceinline__ T abs_of(T x) { return x < (T)0 ? neg(x) : x; }
 __device__ __forceinline__ float abs_of(float x) { return fabsf(x); }

@@ -73,7 +73,7 @@ fn the_gpu_and_the_cpu_backend_agree_on_the_same_task() {
             i / slots,
             i % slots
         );
-        if (11..=14).contains(&(i % slots)) {
+        if rust_bodies::ROUNDING_SLOTS.contains(&(i % slots)) {
             assert_eq!(
                 g,
                 c,

@@ -283,6 +283,37 @@ fn spawning_a_type_that_is_not_registered_is_an_error_naming_it_the_task_and_the
     grosr::unstable::compile_with(&source, 90, fast).unwrap();
 }
 
+/// `f32`'s `add` (`std::ops::Add` in scope) passes rustc and the macro, which has no types;
+/// the translation's pointer offset (`grosr::rs::ptr_add`) takes pointers only.
+mod number_add {
+    use std::ops::Add;
+
+    #[grosr::task(granularity = "lane", rust = |task, ctx| {
+        let y = task.v.add(0.75f32);
+        ctx.write(task.out, 0u32, y);
+    })]
+    pub struct AddsFloats {
+        pub out: grosr::DevicePtr<f32>,
+        pub v: f32,
+        pub pad: u32,
+    }
+}
+
+#[test]
+fn a_numbers_add_is_refused_rather_than_taken_for_a_pointer_offset() {
+    if grosr::unstable::nvrtc_available().is_err() {
+        return;
+    }
+    let fast = grosr::unstable::nvrtc_options(Compile);
+    let source = grosr::Runtime::builder()
+        .task::<number_add::AddsFloats>()
+        .source();
+    match grosr::unstable::compile_with(&source, 90, fast) {
+        Err(grosr::Error::Compile { log, .. }) => assert!(log.contains("ptr_add"), "{log}"),
+        other => panic!("f32::add compiled as a pointer offset: {other:?}"),
+    }
+}
+
 #[test]
 fn every_module_keeps_the_heap_global_that_the_host_fills() {
     if grosr::unstable::nvrtc_available().is_err() {

@@ -843,7 +843,9 @@ impl Writer<'_> {
             ("is_null", 0) => format!("(({receiver}) == nullptr)"),
             ("addr", 0) => format!("((uint64_t)({receiver}))"),
             // `DevicePtr::add`: `count` elements on, wrapping (C pointer arithmetic in 64 bits).
-            ("add", 1) => format!("(({receiver}) + (uint64_t)({}))", args[0]),
+            // Through a template over pointers: the translation has no types, and `x.add(y)` of
+            // a number (`std::ops::Add` in scope) must fail the build, not offset a pointer.
+            ("add", 1) => call("grosr::rs::ptr_add", &args),
             _ => self.error(unsupported(
                 m.method.span(),
                 &format!("the method `{name}`"),

@@ -4,12 +4,12 @@
 //! `cuda = r#"..."#` (or `file = "path.cu"`, relative to the crate's `Cargo.toml`), or Rust
 //! given as `rust = |task, ctx| { .. }`, which the macro checks and translates to such
 //! statements ([`body`](crate::body#the-subset) lists what it may use, each with the CUDA it
-//! becomes; the table below is what a CUDA body may use, and the rules after it hold for both). Every thread
-//! that runs the task runs the whole body: one thread for `granularity = "lane"`, the 32 lanes of
-//! a warp for `"warp"` (the default), every thread of a block for `"block"`. NVRTC compiles all
-//! registered bodies into the scheduler module at [`RuntimeBuilder::build`]; its errors point at
-//! the Rust file and line where the body starts (for a `rust =` body, lines counted through its
-//! translation).
+//! becomes; the table below is what a CUDA body may use, and the rules after it hold for both).
+//! Every thread that runs the task runs the whole body: one thread for `granularity = "lane"`,
+//! the 32 lanes of a warp for `"warp"` (the default), every thread of a block for `"block"`.
+//! NVRTC compiles all registered bodies into the scheduler module at
+//! [`RuntimeBuilder::build`]; its errors point at the Rust file and line where the body starts
+//! (for a `rust =` body, lines counted through its translation).
 //!
 //! # In scope
 //!

@@ -5,8 +5,9 @@
 //! concurrency test); routed through a few runtime streams, one copy at a time on each, the same
 //! test passes, and so do 64 new threads copying at once (gpu_core). The driver does not say
 //! why; streams share a few hardware queues (`CUDA_DEVICE_MAX_CONNECTIONS`), and work queued
-//! behind a kernel that never ends would never run. So once the scheduler is up, the runtime
-//! opens a few streams and keeps those that finish a 4-byte probe copy while it runs (a guard:
+//! behind a kernel that never ends would never run. So the runtime opens a few streams before
+//! the scheduler launches ([`CopyStreams::open`] says why then) and, once it is up, keeps those
+//! that finish a 4-byte probe copy while it runs (a guard:
 //! with one hardware queue forced, every probe still finished on the H200). Every copy,
 //! allocation and free of device memory in the scheduler's context goes through one of them
 //! until the scheduler stops ([`enter`], [`leave`]; the driver's `Context` does the routing).
@@ -28,6 +29,7 @@ const PROBE_WAIT: Duration = Duration::from_millis(20);
 
 /// The copy streams of one running scheduler.
 pub(crate) struct CopyStreams {
+    ctx: Context,
     usable: Vec<Mutex<Stream>>,
     /// Streams not kept: their probe may still be waiting to write into `probe`, so both live
     /// until the scheduler has stopped (see Drop).
@@ -36,19 +38,22 @@ pub(crate) struct CopyStreams {
 }
 
 impl CopyStreams {
-    /// Opens the candidate streams and the probe's page-locked memory. Call it before the
-    /// scheduler launches: on an H100, `cuStreamCreate` called while the scheduler ran, once a
-    /// CUDA graph had been instantiated while it was stopped, never returned (a cuda-gdb
-    /// backtrace of gpu_graph's lowered-refusal test, benches/NOTES.md, "Audits").
+    /// Opens the candidate streams. Call it before the scheduler launches: on an H100,
+    /// `cuStreamCreate` called while the scheduler ran, once a CUDA graph had been instantiated
+    /// while it was stopped, never returned (a cuda-gdb backtrace of gpu_graph's lowered-refusal
+    /// test, benches/NOTES.md, "Audits"). The probe's page-locked memory comes in
+    /// [`probe`](Self::probe): held from here, it would be freed on a failed start's way out,
+    /// and `cuMemFreeHost` waits for every kernel of the context (a lowered graph's left
+    /// running, say).
     pub(crate) fn open(ctx: &Context) -> Result<CopyStreams> {
-        let probe = MappedMem::new(ctx, 4 * CANDIDATES)?;
         let parked = (0..CANDIDATES)
             .map(|_| Stream::new(ctx))
             .collect::<Result<Vec<_>>>()?;
         Ok(CopyStreams {
+            ctx: ctx.clone(),
             usable: Vec::new(),
             parked,
-            probe: Some(probe),
+            probe: None,
         })
     }
 
@@ -62,10 +67,13 @@ impl CopyStreams {
                 "the copy streams' probe needs 4 device bytes".into(),
             ));
         }
-        let probe = match &self.probe {
-            Some(p) if self.usable.is_empty() => p.host(),
-            _ => return Err(Error::Config("the copy streams were probed already".into())),
-        };
+        if self.probe.is_some() {
+            return Err(Error::Config("the copy streams were probed already".into()));
+        }
+        let probe = self
+            .probe
+            .insert(MappedMem::new(&self.ctx, 4 * CANDIDATES)?)
+            .host();
         for (i, stream) in self.parked.iter().enumerate() {
             // SAFETY: `probe` holds 4 bytes per candidate and outlives the copy (Drop frees it
             // only once every parked stream has drained).
@@ -113,7 +121,8 @@ impl CopyStreamPool for CopyStreams {
 
 impl Drop for CopyStreams {
     fn drop(&mut self) {
-        // Dropped after the scheduler stopped, so parked probes can finish now. A probe that does not finish may still write into
+        // Dropped before any probe (a start that failed first: nothing to wait for) or after the
+        // scheduler stopped, so parked probes can finish now. A probe that does not finish may still write into
         // its destination, so then the page-locked memory is leaked, not freed. A stream that
         // answers with an error belongs to a faulted context, which runs nothing any more: its
         // probe is over (and leaking the memory would keep the faulted context retained, so a

@@ -55,8 +55,9 @@ pub enum Error {
         "{by} spawns `{spawned}`, which is not registered: add `.task::<{spawned}>()` to the runtime builder"
     )]
     UnregisteredSpawn {
-        /// Who and where: "task `Fib` (the code at FILE(LINE))", as NVRTC names the body's Rust
-        /// file and line; the place alone for code outside every body (a prelude helper).
+        /// Who and where: "task `Fib` (the code at FILE(LINE))", as NVRTC names the body's file
+        /// and line (for a Rust body, lines counted through its translation, so near the Rust
+        /// line); the place alone where no single body holds it (a prelude helper, say).
         by: String,
         /// The C name of the type it spawns.
         spawned: String,

@@ -138,6 +138,8 @@ pub struct RsOrder {
 
 /// Slots of [`RsOps`]' output per lane.
 pub const OPS_SLOTS: u32 = 24;
+/// The slots of `floor`, `ceil`, `round` and `trunc`: exact on every backend.
+pub const ROUNDING_SLOTS: std::ops::RangeInclusive<usize> = 11..=14;
 
 /// Every math method, the warp reductions, the atomics and pointer offsets of the subset: lane
 /// `l` of the warp reads `x[l]` and writes its results at `y.add(l * OPS_SLOTS)`.
@@ -425,7 +427,7 @@ pub fn every_math_method_reduction_and_atomic_computes_what_rust_does(rt: &Runti
         for (k, w) in want.iter().enumerate() {
             let got = y[l * OPS_SLOTS as usize + k];
             assert!(close(got, *w), "lane {l}, slot {k}: {got} against {w}");
-            if (11..=14).contains(&k) {
+            if ROUNDING_SLOTS.contains(&k) {
                 assert_eq!(
                     f64::from(got),
                     *w,

@@ -243,9 +243,8 @@ fn complete(st: &mut State, width: u32) {
                 for l in 0..w {
                     v[l] = match st.op {
                         Op::SumF32 => prev[l] + prev[l ^ o],
-                        // fmaxf / fminf: a NaN operand yields the other one, as f32::max / min.
-                        Op::MaxF32 => prev[l].max(prev[l ^ o]),
-                        _ => prev[l].min(prev[l ^ o]),
+                        Op::MaxF32 => max_f32(prev[l], prev[l ^ o]),
+                        _ => min_f32(prev[l], prev[l ^ o]),
                     };
                 }
                 o /= 2;
@@ -358,4 +357,57 @@ fn yield_to_driver() {
     // yields the innermost running generator, which is this lane's (loom yields the same way).
     #[allow(deprecated)]
     generator::yield_with(());
+}
+
+/// `fminf` as the GPU's butterfly needs it: a NaN operand yields the other one, and -0.0 counts
+/// below +0.0, so that both lanes of a pair (which see the operands in either order) get the
+/// same value. `f32::min` may return either zero, and did return its first operand in a debug
+/// build: lanes of one warp then disagreed on `warp_min` of ±0 (found in review).
+fn min_f32(a: f32, b: f32) -> f32 {
+    if a.is_nan() || b < a || (b == a && b.is_sign_negative()) {
+        b
+    } else {
+        a
+    }
+}
+
+/// [`min_f32`]'s mirror for `fmaxf`: +0.0 counts above -0.0.
+fn max_f32(a: f32, b: f32) -> f32 {
+    if a.is_nan() || b > a || (b == a && b.is_sign_positive()) {
+        b
+    } else {
+        a
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{max_f32, min_f32};
+
+    #[test]
+    fn min_and_max_give_one_value_whichever_operand_comes_first() {
+        let cases = [
+            (0.0f32, -0.0f32),
+            (1.0, f32::NAN),
+            (-2.0, 3.0),
+            (f32::NAN, f32::NAN),
+        ];
+        for (a, b) in cases {
+            for (x, y) in [(a, b), (b, a)] {
+                assert_eq!(
+                    min_f32(x, y).to_bits(),
+                    min_f32(y, x).to_bits(),
+                    "min {x} {y}"
+                );
+                assert_eq!(
+                    max_f32(x, y).to_bits(),
+                    max_f32(y, x).to_bits(),
+                    "max {x} {y}"
+                );
+            }
+        }
+        assert!(min_f32(0.0, -0.0).is_sign_negative() && max_f32(-0.0, 0.0).is_sign_positive());
+        assert_eq!(min_f32(1.0, f32::NAN), 1.0);
+        assert_eq!(max_f32(f32::NAN, 1.0), 1.0);
+    }
 }

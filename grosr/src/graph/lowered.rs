@@ -231,6 +231,6 @@ fn build_graph(rt: &GpuRuntime, base: &Baselines<'_>, plan: &Plan, pdl: bool) ->
     // instantiated while the scheduler was stopped left the next cuStreamCreate, made with the
     // scheduler running again, blocked for good (H100; benches/NOTES.md, "Audits").
     g.upload(base.stream())?;
-    base.sync(UPLOAD_WAIT)?;
+    base.stream().wait(UPLOAD_WAIT, "the CUDA graph's upload")?;
     Ok(g)
 }

@@ -12,7 +12,7 @@ use crate::codegen::{self, TaskInfo};
 use crate::compile;
 use crate::driver::{Gpu, Module, Stream};
 use crate::error::{Error, Result};
-use crate::record::Task;
+use crate::record::{CudaBody, Task};
 use crate::ring::Submitter;
 
 use super::memory::Memory;
@@ -125,15 +125,24 @@ pub struct RuntimeBuilder {
 
 /// The task whose body holds `at`, NVRTC's "the code at FILE(LINE)": the body's `#line` names
 /// its file and first line, and its text (a Rust body's translation) counts the lines after.
-fn spawner(tasks: &[TaskInfo], at: &str) -> Option<&'static str> {
+/// `None` unless exactly one body does: a translation longer than its Rust, bodies shared
+/// through `file = ..` or made by one macro can hold the same place, and a wrong name is worse
+/// than none.
+fn spawner(
+    bodies: impl IntoIterator<Item = (&'static str, CudaBody)>,
+    at: &str,
+) -> Option<&'static str> {
     let (file, line) = at.strip_prefix("the code at ")?.rsplit_once('(')?;
     let line: u32 = line.strip_suffix(')')?.parse().ok()?;
-    tasks.iter().find_map(|t| {
-        let b = t.body;
+    let mut holders = bodies.into_iter().filter(|(_, b)| {
         let lines = b.code.lines().count().max(1) as u32;
-        let here = codegen::normal_path(b.file) == file;
-        (here && (b.line..b.line.saturating_add(lines)).contains(&line)).then_some(t.name)
-    })
+        codegen::normal_path(b.file) == file
+            && (b.line..b.line.saturating_add(lines)).contains(&line)
+    });
+    match (holders.next(), holders.next()) {
+        (Some((name, _)), None) => Some(name),
+        _ => None,
+    }
 }
 
 /// The builder's [`on_compile`](RuntimeBuilder::on_compile) callback (Debug for the builder).
@@ -411,8 +420,8 @@ impl RuntimeBuilder {
         let Error::UnregisteredSpawn { by, spawned } = e else {
             return e;
         };
-        let by =
-            spawner(&self.tasks, &by).map_or(by.clone(), |task| format!("task `{task}` ({by})"));
+        let bodies = self.tasks.iter().map(|t| (t.name, t.body));
+        let by = spawner(bodies, &by).map_or(by.clone(), |task| format!("task `{task}` ({by})"));
         Error::UnregisteredSpawn { by, spawned }
     }
 
@@ -650,4 +659,46 @@ pub struct Precompiled {
     pub compile: Duration,
     /// Bytes of the module's CUBIN.
     pub module_bytes: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spawner;
+    use crate::record::CudaBody;
+
+    const fn body(file: &'static str, line: u32, code: &'static str) -> CudaBody {
+        CudaBody { code, file, line }
+    }
+
+    #[test]
+    fn an_unregistered_spawn_names_the_one_body_that_holds_its_line() {
+        let fib = ("Fib", body("grosr/../tests/x.rs", 10, "\n    a;\n    b;\n"));
+        let other = ("Other", body("src/y.rs", 10, "\n    a;\n"));
+        let at = |s: &str| spawner([fib, other], s);
+        // The path as the #line names it (`dir/..` steps out); lines 10..=12 are Fib's.
+        assert_eq!(at("the code at tests/x.rs(11)"), Some("Fib"));
+        assert_eq!(at("the code at tests/x.rs(12)"), Some("Fib"));
+        assert_eq!(at("the code at tests/x.rs(13)"), None);
+        assert_eq!(at("the code at src/y.rs(10)"), Some("Other"));
+        // A parenthesis in the path: the line is the last one.
+        let paren = ("Paren", body("a (copy)/z.rs", 5, "x;"));
+        assert_eq!(
+            spawner([paren], "the code at a (copy)/z.rs(5)"),
+            Some("Paren")
+        );
+        assert_eq!(at("not NVRTC's form"), None);
+        assert_eq!(at("the code at tests/x.rs(eleven)"), None);
+    }
+
+    #[test]
+    fn a_place_two_bodies_hold_names_no_task() {
+        // A Rust body's translation runs past the next body's first line.
+        let first = ("First", body("t.rs", 38, "1\n2\n3\n4\n5\n6\n7\n8\n9\n10"));
+        let second = ("Second", body("t.rs", 40, "1\n2\n3"));
+        assert_eq!(spawner([first, second], "the code at t.rs(40)"), None);
+        assert_eq!(
+            spawner([first, second], "the code at t.rs(38)"),
+            Some("First")
+        );
+    }
 }

@@ -178,9 +178,15 @@ impl GpuRuntime {
             Ok(()) => copy_streams::enter(&self.ctx, self.id, streams),
             Err(e) => {
                 drop(_guard);
-                let _ = self.stop();
-                // Only now: a probe copy still waiting behind the kernel has ended with it.
-                drop(streams);
+                let stopped = self.stop().is_ok() && !self.ctx.kernels_left_running();
+                if stopped {
+                    // Only now: a probe copy still waiting behind the kernel has ended with it.
+                    drop(streams);
+                } else {
+                    // A kernel still runs: freeing the probe's page-locked memory would wait for
+                    // it (cuMemFreeHost synchronises the context), so the streams are leaked.
+                    std::mem::forget(streams);
+                }
                 return Err(e);
             }
         }
