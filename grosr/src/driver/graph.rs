@@ -187,37 +187,34 @@ impl Graph {
     /// Uploads the instantiated graph's work to the device on `stream` (`cuGraphUpload`), so
     /// that no part of it is left for the driver to do later; wait for `stream` after.
     pub fn upload(&self, stream: &Stream) -> Result<()> {
-        if self.exec.is_null() {
-            return Err(Error::Config("the CUDA graph was not instantiated".into()));
-        }
-        if stream.context().raw() != self.ctx.raw() {
-            return Err(Error::Config(
-                "a CUDA graph uploaded on a stream of another context".into(),
-            ));
-        }
-        self.ctx.bind()?;
-        // SAFETY: as in launch.
-        unsafe { sys::cuGraphUpload(self.exec, stream.raw()) }
+        let exec = self.exec_for(stream, "uploaded")?;
+        // SAFETY: as exec_for checked: a live executable graph and a stream of its context.
+        unsafe { sys::cuGraphUpload(exec, stream.raw()) }
             .result()
             .call("cuGraphUpload")
     }
 
     /// Launches the instantiated graph on `stream`.
     pub fn launch(&self, stream: &Stream) -> Result<()> {
+        let exec = self.exec_for(stream, "launched")?;
+        // SAFETY: as exec_for checked: a live executable graph and a stream of its context.
+        unsafe { sys::cuGraphLaunch(exec, stream.raw()) }
+            .result()
+            .call("cuGraphLaunch")
+    }
+
+    /// The executable graph, once it is instantiated and `stream` is of its context (bound).
+    fn exec_for(&self, stream: &Stream, what: &str) -> Result<sys::CUgraphExec> {
         if self.exec.is_null() {
             return Err(Error::Config("the CUDA graph was not instantiated".into()));
         }
         if stream.context().raw() != self.ctx.raw() {
-            return Err(Error::Config(
-                "a CUDA graph launched on a stream of another context".into(),
-            ));
+            return Err(Error::Config(format!(
+                "a CUDA graph {what} on a stream of another context"
+            )));
         }
         self.ctx.bind()?;
-        // SAFETY: exec is a live executable graph of this context, the stream a live stream of
-        // the same context (checked above).
-        unsafe { sys::cuGraphLaunch(self.exec, stream.raw()) }
-            .result()
-            .call("cuGraphLaunch")
+        Ok(self.exec)
     }
 }
 
