@@ -39,45 +39,8 @@
 //! # let _ = grosr::Runtime::builder().task::<Row>().task::<Step>().source();
 //! ```
 //!
-//! # The subset
-//!
-//! | Rust | CUDA |
-//! | --- | --- |
-//! | `let x = e;`, `let mut x: f32 = e;`, `let a = [0u32; 4];` | a new C variable each (`auto x_1 = ..`, `float x_2 = ..`), a local array; a `let` copying a whole array is not supported (index it) |
-//! | `=`, `+=` and the other compound assignments | the same |
-//! | `if`/`else if`/`else`, `while`, `loop`, `break`, `continue`, `return` | the same (no labels, no values) |
-//! | `for i in a..b`, `a..=b`, `(a..b).step_by(s)` | a counted `for` |
-//! | arithmetic, bit, comparison and logical operators; `!` | `grosr::rs` helpers with Rust's types (see Meaning); `!` of an integer is its complement |
-//! | `e as T` | a cast, saturating from a float |
-//! | `if c { a } else { b }` as a value | `c ? a : b` in the branches' common type |
-//! | `task.field`, `task.array[i]` | the same |
-//! | literals: `1`, `1u32`, `1.5`, `1.5f32` | an unsuffixed literal takes the other operand's type, as Rust infers it; alone (`let x = 0;`, `[0; 4]`, `if c { 1 } else { 2 }`), beside another (`65536 * 65536`), shifted (`1 << k`), as both ends of a `for` range (`0..4`) or beyond `i32`, it needs a suffix or a `let` type (a compile error says so). Paths such as `u32::MAX` are not supported: write the value with a suffix |
-//! | `x.abs()`, `sqrt`, `exp`, `exp2`, `ln`, `log2`, `log10`, `sin`, `cos`, `tan`, `tanh`, `floor`, `ceil`, `round`, `trunc`, `cbrt`, `recip`, `max`, `min`, `powf`, `powi`, `mul_add` | CUDA's overloads (`expf` for a `float`) |
-//! | `wrapping_add`, `wrapping_sub`, `wrapping_mul` | the wrapping operation |
-//! | `x.count_ones()`, `x.div_ceil(y)` (unsigned) | `__popc` / `__popcll` (a `u32`); the quotient rounded up |
-//! | `ctx.alloc::<T>(n)`, `ctx.free(p)`, `p.is_null()`, `p.addr()`, `p.add(n)` | `ctx.alloc_n<T>(n)` (the device heap; the element type written out), `ctx.free(p)`, `p == nullptr`, the address as a `u64`, `p + n` (`n` elements on, a `u64`, wrapping) |
-//! | the methods of [`Ctx`] | see each; a pointer index is any of `u8`..`u64` (`0u32`, `i as u64`), unchecked on a GPU as in CUDA, checked on the CPU backend |
-//! | `ctx.warp_shared::<T, N>()` | a `__shared__ T[warps per block][N]` array (one per call site), this warp's row: memory a warp task's lanes share (element type and length written out) |
-//! | `ctx.spawn_queued(T { .. })` | `ctx.spawn_queued(t)`: a spawn into a queue every warp takes from, not this warp's stack |
-//!
-//! Helper functions shared by bodies are `#[grosr::device] fn`s in the same subset, registered
-//! with [`RuntimeBuilder::helper`](crate::RuntimeBuilder::helper) (each once, a helper before
-//! the helpers that call it; the order against `.task` does not matter); a body calls them by
-//! name, and a `&Ctx` (or `&mut Ctx`, to spawn) parameter gives a helper the context. A helper
-//! that meets its task's other lanes (warp collectives, `sync_warp`, `warp_shared`) is declared
-//! `#[grosr::device(granularity = "warp")]` (`"block"` for `sync_threads`), and a call from a
-//! task or helper of another granularity fails the build (NVRTC: "\`name\`
-//! (#[grosr::device(granularity = ..)]) meets its other lanes", at the call); on the CPU
-//! backend such a call fails the task. (A translated call goes through a template,
-//! `grosr_call_<name>`, that checks; CUDA code calls a helper by its name, unchecked.) A call of a helper that is not registered, or of any
-//! other plain function, passes rustc and the macro and fails at
-//! [`build`](crate::RuntimeBuilder::build) (NVRTC: "identifier is undefined").
-//!
-//! Anything else (a `match`, closures, calls through paths, macros, references, tuples,
-//! attributes, constants and paths such as `u32::MAX`, ...) is a compile error at its place,
-//! listing what is supported; so is a warp collective outside a warp task and `sync_threads`
-//! outside a block task. NVRTC's errors about a Rust body give lines counted through its
-//! translation, near the Rust line but not on it.
+//! What a Rust body may use, each construct with the CUDA it becomes, is listed with the CUDA
+//! bodies' list on one page: [`bodies`](crate::bodies#rust-bodies-the-subset).
 //!
 //! # Meaning
 //!
@@ -101,7 +64,8 @@
 //!
 //! NVRTC compiles the translation (in CI), and `tests/gpu_rust_bodies.rs` runs it on the GPU (a
 //! warp task's softmax row against a float64 reference, Resident and Fused; a lane task's
-//! 10 000-link spawn chain; a block task's barrier). The core and graph tests' task types are
+//! 10 000-link spawn chain; a block task's barrier; every math method, reduction and atomic of
+//! the subset against Rust's results, and against the CPU backend's on the same task). The core and graph tests' task types are
 //! Rust bodies that both backends run (`tests/common/suite.rs`, `tests/common/graph.rs`), and
 //! the lab's BFS has Rust twins of its CUDA tasks (`grosr_lab::bfs::rust_bodies`, validated on
 //! the CPU backend in `cargo test`). The CPU backend ([`Backend::Cpu`](crate::Backend)) runs
