@@ -283,6 +283,61 @@ fn spawning_a_type_that_is_not_registered_is_an_error_naming_it_the_task_and_the
     grosr::unstable::compile_with(&source, 90, fast).unwrap();
 }
 
+/// A Rust body that spawns [`RsOrphan`], which the module below does not register.
+#[grosr::task(granularity = "lane", rust = |task, ctx| {
+    if task.n > 0u32 {
+        ctx.spawn(RsOrphan { n: task.n - 1u32, pad: 0u32 });
+    }
+})]
+pub struct RsParent {
+    pub n: u32,
+    pub pad: u32,
+}
+
+#[grosr::task(granularity = "lane", rust = |task, ctx| {
+    if task.n > 0u32 {
+        ctx.spawn(RsOrphan { n: task.n - 1u32, pad: 0u32 });
+    }
+})]
+pub struct RsOrphan {
+    pub n: u32,
+    pub pad: u32,
+}
+
+#[test]
+fn a_rust_body_spawning_an_unregistered_type_names_the_task_and_the_type() {
+    if grosr::unstable::nvrtc_available().is_err() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("grosr-rs-orphan-{}", std::process::id()));
+    let err = grosr::Runtime::builder()
+        .task::<RsParent>()
+        .optimize(Compile)
+        .cache_dir(&dir)
+        .on_compile(|_| {})
+        .precompile(90)
+        .unwrap_err();
+    let _ = std::fs::remove_dir_all(&dir);
+    let message = err.to_string();
+    assert!(
+        message.starts_with("task `RsParent` (the code at ")
+            && message.contains(
+                ") spawns `RsOrphan`, which is not registered: add `.task::<RsOrphan>()`"
+            ),
+        "{message}"
+    );
+    // Registered, it compiles.
+    grosr::unstable::compile_with(
+        &grosr::Runtime::builder()
+            .task::<RsParent>()
+            .task::<RsOrphan>()
+            .source(),
+        90,
+        grosr::unstable::nvrtc_options(Compile),
+    )
+    .unwrap();
+}
+
 /// `f32`'s `add` (`std::ops::Add` in scope) passes rustc and the macro, which has no types;
 /// the translation's pointer offset (`grosr::rs::ptr_add`) takes pointers only.
 mod number_add {
