@@ -92,6 +92,7 @@ pub(crate) fn to_cuda(
         errors: Vec::new(),
         depth: 1,
         scopes: vec![Vec::new()],
+        arrays: Vec::new(),
         fresh: 0,
     };
     w.block_items(&body.block);
@@ -140,6 +141,7 @@ pub(crate) fn device_fn_to_cuda(
         errors: Vec::new(),
         depth: 1,
         scopes: vec![Vec::new()],
+        arrays: Vec::new(),
         fresh: 0,
     };
     let ret = match &sig.output {
@@ -221,6 +223,8 @@ struct Writer<'a> {
     depth: usize,
     /// Per C block, its locals: (Rust name, C name).
     scopes: Vec<Vec<(String, String)>>,
+    /// The C names of the locals that are fixed arrays (a `let` may not copy one whole).
+    arrays: Vec<String>,
     fresh: u32,
 }
 
@@ -358,6 +362,7 @@ impl Writer<'_> {
             // The value once, as Rust evaluates it once.
             let (v, i) = (self.temp("v"), self.temp("i"));
             let name = self.declare(&ident.to_string());
+            self.arrays.push(name.clone());
             self.line(&format!("const {elem} {v} = {value};"));
             self.line(&format!("{elem} {name}[{len}];"));
             self.line(&format!(
@@ -372,6 +377,28 @@ impl Writer<'_> {
                  `0u64`, `1.5f32`): Rust infers it from later uses, which the translation \
                  cannot see",
             ));
+            self.declare(&ident.to_string());
+            return;
+        }
+        // A copy of a whole array: C++ cannot declare one from another (NVRTC's error would
+        // come at build, far from here), so the place of the `let` says what to write instead.
+        let copies_array = match strip_parens(&init.expr) {
+            Expr::Path(p) => p
+                .path
+                .get_ident()
+                .and_then(|i| self.local_name(&i.to_string()))
+                .is_some_and(|c| self.arrays.contains(&c)),
+            _ => false,
+        };
+        if copies_array || matches!(ty, Some(Type::Array(_))) {
+            self.error(syn::Error::new(
+                local.span(),
+                "grosr: a `let` that copies a whole array is not supported in a Rust task body: \
+                 read its elements where they are needed (`a[i]`), or build the new array with \
+                 `[x; N]` and copy element by element",
+            ));
+            // Declared all the same: its later uses are not errors of their own.
+            self.declare(&ident.to_string());
             return;
         }
         // The value first: `let x = x + 1;` reads the older `x`.
@@ -1193,6 +1220,24 @@ mod tests {
 
     fn cuda(closure: &str) -> Result<String, String> {
         cuda_as(closure, Granularity::Warp)
+    }
+
+    #[test]
+    fn a_let_that_copies_a_whole_array_is_refused_at_its_place() {
+        for body in [
+            "|t, ctx| { let a = [0u32; 4]; let b = a; }",
+            "|t, ctx| { let a = [0u32; 4]; let b = (a); }",
+            "|t, ctx| { let b: [u32; 4] = t.words; }",
+        ] {
+            let e = cuda_as(body, Granularity::Lane).unwrap_err();
+            assert!(e.contains("copies a whole array"), "{body}: {e}");
+        }
+        // Its elements, and a scalar local of the same name in another block, are fine.
+        cuda_as(
+            "|t, ctx| { let a = [0u32; 4]; let x = a[1]; { let a = 2u32; let y = a; } }",
+            Granularity::Lane,
+        )
+        .unwrap();
     }
 
     #[test]
