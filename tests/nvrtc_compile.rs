@@ -338,6 +338,46 @@ fn a_rust_body_spawning_an_unregistered_type_names_the_task_and_the_type() {
     .unwrap();
 }
 
+/// A helper that [`CallsHalve`] calls; the module below does not register it.
+#[grosr::device]
+fn halve(x: u32) -> u32 {
+    x / 2u32
+}
+
+#[grosr::task(granularity = "lane", rust = |task, ctx| {
+    ctx.fail(halve(task.n) as i32);
+})]
+pub struct CallsHalve {
+    pub n: u32,
+    pub pad: u32,
+}
+
+#[test]
+fn a_rust_body_calling_an_unregistered_helper_names_the_task_and_the_helper() {
+    if grosr::unstable::nvrtc_available().is_err() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("grosr-helper-{}", std::process::id()));
+    let builder = || {
+        grosr::Runtime::builder()
+            .task::<CallsHalve>()
+            .optimize(Compile)
+            .cache_dir(&dir)
+            .on_compile(|_| {})
+    };
+    let err = builder().precompile(90).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        matches!(&err, grosr::Error::UnregisteredHelper { helper, .. } if helper == "halve")
+            && message.starts_with("task `CallsHalve` (the code at ")
+            && message.contains("add `.helper::<halve>()`"),
+        "{message}"
+    );
+    // Registered, it compiles.
+    builder().helper::<halve>().precompile(90).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `f32`'s `add` (`std::ops::Add` in scope) passes rustc and the macro, which has no types;
 /// the translation's pointer offset (`grosr::rs::ptr_add`) takes pointers only.
 mod number_add {

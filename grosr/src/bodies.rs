@@ -61,9 +61,10 @@
 //! task or helper of another granularity fails the build (NVRTC: "\`name\`
 //! (#[grosr::device(granularity = ..)]) meets its other lanes", at the call); on the CPU
 //! backend such a call fails the task. (A translated call goes through a template,
-//! `grosr_call_<name>`, that checks; CUDA code calls a helper by its name, unchecked.) A call of a helper that is not registered, or of any
-//! other plain function, passes rustc and the macro and fails at
-//! [`build`](crate::RuntimeBuilder::build) (NVRTC: "identifier is undefined").
+//! `grosr_call_<name>`, that checks; CUDA code calls a helper by its name, unchecked.) A call of a helper that is not registered passes rustc and
+//! the macro and is [`Error::UnregisteredHelper`](crate::Error::UnregisteredHelper) at
+//! [`build`](crate::RuntimeBuilder::build), naming the helper and the calling task; a call of
+//! any other plain function fails there too (NVRTC: "identifier is undefined").
 //!
 //! Anything else (a `match`, closures, calls through paths, macros, references, tuples,
 //! attributes, constants and paths such as `u32::MAX`, ...) is a compile error at its place,

@@ -166,10 +166,15 @@ pub fn compile_with(source: &str, arch: u32, extra: &[&str]) -> Result<Vec<u8>> 
         }
         Err(e) => {
             let log = program_log(prog).unwrap_or_else(|| format!("{e:?}"));
-            Err(match undefined_spawn(&log) {
-                Some((by, spawned)) => Error::UnregisteredSpawn { by, spawned },
-                None => err(log),
-            })
+            Err(
+                if let Some((by, spawned)) = undefined(&log, "grosr_spawn_") {
+                    Error::UnregisteredSpawn { by, spawned }
+                } else if let Some((by, helper)) = undefined(&log, "grosr_call_") {
+                    Error::UnregisteredHelper { by, helper }
+                } else {
+                    err(log)
+                },
+            )
         }
     };
     // SAFETY: prog came from create_program and is destroyed once.
@@ -177,12 +182,15 @@ pub fn compile_with(source: &str, arch: u32, extra: &[&str]) -> Result<Vec<u8>> 
     result
 }
 
-/// The first `grosr_spawn_<Type>` that NVRTC's `log` calls undefined, as (where, type): a body
-/// spawned a type that is not registered (its spawn helper is generated per registered type).
-/// Its error comes from NVRTC's front end, so it costs no ptxas time.
-fn undefined_spawn(log: &str) -> Option<(String, String)> {
+/// The first `<prefix><name>` that NVRTC's `log` calls undefined, as (where, name): with
+/// `grosr_spawn_`, a body spawned a type that is not registered (a spawn helper is generated
+/// per registered type); with `grosr_call_`, a Rust body called a `#[grosr::device]` helper
+/// that is not (a registered one defines its `grosr_call_` template). The error comes from
+/// NVRTC's front end, so it costs no ptxas time.
+fn undefined(log: &str, prefix: &str) -> Option<(String, String)> {
+    let quoted = format!(": error: identifier \"{prefix}");
     log.lines().find_map(|line| {
-        let (at, rest) = line.split_once(": error: identifier \"grosr_spawn_")?;
+        let (at, rest) = line.split_once(quoted.as_str())?;
         let (name, _) = rest.split_once("\" is undefined")?;
         Some((format!("the code at {}", at.trim()), name.to_string()))
     })
@@ -255,17 +263,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn nvrtcs_undefined_spawn_helper_names_the_type_and_the_place() {
+    fn nvrtcs_undefined_spawn_or_call_helper_names_it_and_the_place() {
         let log = "x.rs(3): warning: something\n\
                    tests/a.rs(88): error: identifier \"grosr_spawn_Orphan\" is undefined\n\
                    1 error detected";
         assert_eq!(
-            undefined_spawn(log),
+            undefined(log, "grosr_spawn_"),
             Some(("the code at tests/a.rs(88)".into(), "Orphan".into()))
         );
         assert_eq!(
-            undefined_spawn("a(1): error: identifier \"other\" is undefined"),
+            undefined(
+                "a(1): error: identifier \"other\" is undefined",
+                "grosr_spawn_"
+            ),
             None
+        );
+        assert_eq!(
+            undefined(
+                "b.rs(7): error: identifier \"grosr_call_relu\" is undefined",
+                "grosr_call_"
+            ),
+            Some(("the code at b.rs(7)".into(), "relu".into()))
         );
     }
 

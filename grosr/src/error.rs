@@ -62,6 +62,17 @@ pub enum Error {
         /// The C name of the type it spawns.
         spawned: String,
     },
+    /// A Rust body (or helper) calls a `#[grosr::device]` helper that is not registered: NVRTC
+    /// found its `grosr_call_<name>` undefined.
+    #[error(
+        "{by} calls the helper `{helper}`, which is not registered: add `.helper::<{helper}>()` to the runtime builder"
+    )]
+    UnregisteredHelper {
+        /// Who and where, as for [`Error::UnregisteredSpawn`].
+        by: String,
+        /// The helper's name.
+        helper: String,
+    },
     /// A builder setting is out of range.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -158,6 +169,9 @@ impl PartialEq for Error {
             E::UnregisteredTask(a) => matches!(other, E::UnregisteredTask(b) if a == b),
             E::UnregisteredSpawn { by, spawned } => {
                 matches!(other, E::UnregisteredSpawn { by: b, spawned: s } if by == b && spawned == s)
+            }
+            E::UnregisteredHelper { by, helper } => {
+                matches!(other, E::UnregisteredHelper { by: b, helper: h } if by == b && helper == h)
             }
             E::Config(a) => matches!(other, E::Config(b) if a == b),
             E::DoesNotFit(a) => matches!(other, E::DoesNotFit(b) if a == b),

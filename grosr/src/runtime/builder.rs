@@ -278,7 +278,7 @@ impl RuntimeBuilder {
     /// Adds a `#[grosr::device]` helper for Rust bodies ([`body`](crate::body)) to the module,
     /// in the prelude: each helper once, before the helpers that call it (the order against
     /// [`task`](RuntimeBuilder::task) does not matter). A body that calls a helper not
-    /// registered fails at [`build`](RuntimeBuilder::build) ("identifier is undefined").
+    /// registered is [`Error::UnregisteredHelper`] at [`build`](RuntimeBuilder::build).
     pub fn helper<F: crate::body::DeviceFn>(self) -> Self {
         self.prelude(F::CUDA)
     }
@@ -411,18 +411,27 @@ impl RuntimeBuilder {
             arch,
             optimize: self.config.optimize,
         };
-        startup::compile_announced(source, dir, what, notify).map_err(|e| self.name_spawner(e))
+        startup::compile_announced(source, dir, what, notify).map_err(|e| self.name_caller(e))
     }
 
-    /// An unregistered spawn names the task whose body holds the line NVRTC points at ("task
-    /// `Fib` (the code at src/fib.rs(12))"), when one does.
-    fn name_spawner(&self, e: Error) -> Error {
-        let Error::UnregisteredSpawn { by, spawned } = e else {
-            return e;
+    /// An unregistered spawn or helper names the task whose body holds the line NVRTC points
+    /// at ("task `Fib` (the code at src/fib.rs(12))"), when one does.
+    fn name_caller(&self, e: Error) -> Error {
+        let named = |by: String| {
+            let bodies = self.tasks.iter().map(|t| (t.name, t.body));
+            spawner(bodies, &by).map_or(by.clone(), |task| format!("task `{task}` ({by})"))
         };
-        let bodies = self.tasks.iter().map(|t| (t.name, t.body));
-        let by = spawner(bodies, &by).map_or(by.clone(), |task| format!("task `{task}` ({by})"));
-        Error::UnregisteredSpawn { by, spawned }
+        match e {
+            Error::UnregisteredSpawn { by, spawned } => Error::UnregisteredSpawn {
+                by: named(by),
+                spawned,
+            },
+            Error::UnregisteredHelper { by, helper } => Error::UnregisteredHelper {
+                by: named(by),
+                helper,
+            },
+            e => e,
+        }
     }
 
     /// The checks `build` and `precompile` make before compiling.
