@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use grosr::graph::Strategy;
 use grosr::{Backend, DeviceBuffer, Runtime};
-use grosr_lab::workloads::graphs::{PingRs, PongRs, check_pairs, pingpong_graph_rs};
+use grosr_lab::workloads::graphs::{PingRs, PongRs, check_pairs, pingpong_graph_rs, ready_for};
 use grosr_lab::workloads::relu_softmax::{Matrix, ReluRs, ReluSoftmaxRs, SoftmaxRs, TOLERANCE};
 
 const T: Duration = Duration::from_secs(60);
@@ -25,16 +25,6 @@ fn executor() -> Runtime {
         .unwrap()
 }
 
-/// Resident runs on the started executor, the lowered strategies on a stopped one (as on a GPU,
-/// where they need the scheduler's SMs).
-fn prepared_for(rt: &Runtime, s: Strategy) {
-    if s.is_resident() {
-        rt.start().unwrap();
-    } else {
-        rt.stop().unwrap();
-    }
-}
-
 #[test]
 fn rust_ping_pong_pairs_run_in_order_on_every_strategy() {
     let rt = executor();
@@ -43,7 +33,7 @@ fn rust_ping_pong_pairs_run_in_order_on_every_strategy() {
     let b = DeviceBuffer::<u32>::zeroed(rt.gpu(), n).unwrap();
     let g = pingpong_graph_rs(&a, &b, n as u32).unwrap();
     for s in Strategy::ALL {
-        prepared_for(&rt, s);
+        ready_for(&rt, s).unwrap();
         let mut p = g.prepare(&rt, s).unwrap();
         a.write(&vec![0; n]).unwrap();
         b.write(&vec![0; n]).unwrap();
@@ -59,7 +49,7 @@ fn rust_relu_softmax_matches_the_float64_reference_on_every_strategy() {
         let m = Matrix::new(&rt, rows, len).unwrap();
         for g in [m.one_task_graph_rust(), m.two_task_graph_rust().unwrap()] {
             for (i, s) in Strategy::ALL.into_iter().enumerate() {
-                prepared_for(&rt, s);
+                ready_for(&rt, s).unwrap();
                 let mut p = g.prepare(&rt, s).unwrap();
                 let x = m.randomize(i as u64 * 7919 + u64::from(rows)).unwrap();
                 p.run(T).unwrap();

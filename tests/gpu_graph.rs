@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use grosr::graph::Strategy;
 use grosr::{DeviceBuffer, Runtime};
-use grosr_lab::workloads::graphs::{check_pairs, pingpong_graph};
+use grosr_lab::workloads::graphs::{check_pairs, pingpong_graph, ready_for};
 use grosr_lab::workloads::relu_softmax::{Matrix, TOLERANCE};
 
 #[path = "common/graph.rs"]
@@ -69,11 +69,7 @@ fn ping_pong_pairs_run_in_order_on_every_strategy() {
     let b = DeviceBuffer::<u32>::zeroed(rt.gpu(), n).unwrap();
     let g = pingpong_graph(&a, &b, n as u32).unwrap();
     for s in Strategy::ALL {
-        if s.is_resident() {
-            rt.start().unwrap();
-        } else {
-            rt.stop().unwrap();
-        }
+        ready_for(&rt, s).unwrap();
         let mut p = g.prepare(&rt, s).unwrap();
         a.write(&vec![0; n]).unwrap();
         b.write(&vec![0; n]).unwrap();
@@ -90,11 +86,7 @@ fn relu_softmax_matches_the_float64_reference_on_every_strategy() {
         let m = Matrix::new(&rt, rows, len).unwrap();
         for g in [m.one_task_graph(), m.two_task_graph().unwrap()] {
             for (i, s) in Strategy::ALL.into_iter().enumerate() {
-                if s.is_resident() {
-                    rt.start().unwrap();
-                } else {
-                    rt.stop().unwrap();
-                }
+                ready_for(&rt, s).unwrap();
                 let mut p = g.prepare(&rt, s).unwrap();
                 let x = m.randomize(i as u64 * 7919 + rows as u64).unwrap();
                 p.run(T).unwrap();

@@ -140,11 +140,7 @@ pub fn compare(
     const WAIT: Duration = Duration::from_secs(120);
     let mut out = Vec::new();
     for &s in strategies {
-        if s.is_resident() && !rt.is_running() {
-            rt.start()?;
-        } else if !s.is_resident() && rt.is_running() {
-            rt.stop()?;
-        }
+        ready_for(rt, s)?;
         let t = Instant::now();
         let mut prepared: Prepared<'_> = match graph.prepare(rt, s) {
             Ok(p) => p,
@@ -163,6 +159,16 @@ pub fn compare(
         out.push((s, Ok(StrategyRun { prepare, run })));
     }
     Ok(out)
+}
+
+/// Readies `rt` for strategy `s`: started for Resident, stopped for the lowered strategies,
+/// whose kernels need the SMs the scheduler holds.
+pub fn ready_for(rt: &Runtime, s: Strategy) -> grosr::Result<()> {
+    match (s.is_resident(), rt.is_running()) {
+        (true, false) => rt.start(),
+        (false, true) => rt.stop(),
+        _ => Ok(()),
+    }
 }
 
 /// The ping-pong graph: `n` pairs Ping → Pong over outputs `a` and `b`.
