@@ -237,6 +237,21 @@ pub struct Orphan {
     pub pad: u32,
 }
 
+/// `builder`'s module compiled through the builder (`precompile`: build's own path, whose errors
+/// name the calling task), at `Compile` for sm_90, in a cache folder of its own removed after.
+fn precompiled(builder: grosr::RuntimeBuilder) -> grosr::Result<grosr::Precompiled> {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("grosr-nvrtc-{}-{n}", std::process::id()));
+    let compiled = builder
+        .optimize(Compile)
+        .cache_dir(&dir)
+        .on_compile(|_| {})
+        .precompile(90);
+    let _ = std::fs::remove_dir_all(&dir);
+    compiled
+}
+
 #[test]
 fn spawning_a_type_that_is_not_registered_is_an_error_naming_it_the_task_and_the_place() {
     if grosr::unstable::nvrtc_available().is_err() {
@@ -256,16 +271,7 @@ fn spawning_a_type_that_is_not_registered_is_an_error_naming_it_the_task_and_the
     assert!(by.contains("tests/nvrtc_compile.rs("), "{by}");
     assert!(err.to_string().contains("add `.task::<Orphan>()`"), "{err}");
     // Through the builder (build and precompile), the error names the spawning task too.
-    let dir = std::env::temp_dir().join(format!("grosr-orphan-{}", std::process::id()));
-    let err = grosr::Runtime::builder()
-        .prelude(pair)
-        .task::<Parent>()
-        .optimize(Compile)
-        .cache_dir(&dir)
-        .on_compile(|_| {})
-        .precompile(90)
-        .unwrap_err();
-    let _ = std::fs::remove_dir_all(&dir);
+    let err = precompiled(grosr::Runtime::builder().prelude(pair).task::<Parent>()).unwrap_err();
     let message = err.to_string();
     assert!(
         message.starts_with("task `Parent` (the code at ")
@@ -295,9 +301,7 @@ pub struct RsParent {
 }
 
 #[grosr::task(granularity = "lane", rust = |task, ctx| {
-    if task.n > 0u32 {
-        ctx.spawn(RsOrphan { n: task.n - 1u32, pad: 0u32 });
-    }
+    ctx.fail(task.n as i32);
 })]
 pub struct RsOrphan {
     pub n: u32,
@@ -309,15 +313,7 @@ fn a_rust_body_spawning_an_unregistered_type_names_the_task_and_the_type() {
     if grosr::unstable::nvrtc_available().is_err() {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("grosr-rs-orphan-{}", std::process::id()));
-    let err = grosr::Runtime::builder()
-        .task::<RsParent>()
-        .optimize(Compile)
-        .cache_dir(&dir)
-        .on_compile(|_| {})
-        .precompile(90)
-        .unwrap_err();
-    let _ = std::fs::remove_dir_all(&dir);
+    let err = precompiled(grosr::Runtime::builder().task::<RsParent>()).unwrap_err();
     let message = err.to_string();
     assert!(
         message.starts_with("task `RsParent` (the code at ")
@@ -327,13 +323,10 @@ fn a_rust_body_spawning_an_unregistered_type_names_the_task_and_the_type() {
         "{message}"
     );
     // Registered, it compiles.
-    grosr::unstable::compile_with(
-        &grosr::Runtime::builder()
+    precompiled(
+        grosr::Runtime::builder()
             .task::<RsParent>()
-            .task::<RsOrphan>()
-            .source(),
-        90,
-        grosr::unstable::nvrtc_options(Compile),
+            .task::<RsOrphan>(),
     )
     .unwrap();
 }
@@ -357,15 +350,8 @@ fn a_rust_body_calling_an_unregistered_helper_names_the_task_and_the_helper() {
     if grosr::unstable::nvrtc_available().is_err() {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("grosr-helper-{}", std::process::id()));
-    let builder = || {
-        grosr::Runtime::builder()
-            .task::<CallsHalve>()
-            .optimize(Compile)
-            .cache_dir(&dir)
-            .on_compile(|_| {})
-    };
-    let err = builder().precompile(90).unwrap_err();
+    let builder = || grosr::Runtime::builder().task::<CallsHalve>();
+    let err = precompiled(builder()).unwrap_err();
     let message = err.to_string();
     assert!(
         matches!(&err, grosr::Error::UnregisteredHelper { helper, .. } if helper == "halve")
@@ -374,8 +360,7 @@ fn a_rust_body_calling_an_unregistered_helper_names_the_task_and_the_helper() {
         "{message}"
     );
     // Registered, it compiles.
-    builder().helper::<halve>().precompile(90).unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
+    precompiled(builder().helper::<halve>()).unwrap();
 }
 
 /// `f32`'s `add` (`std::ops::Add` in scope) passes rustc and the macro, which has no types;
