@@ -331,27 +331,27 @@ impl Ctx {
     /// The sum over the warp's 32 lanes, for every lane (`grosr::warp_sum`); warp tasks only.
     #[track_caller]
     pub fn warp_sum(&self, x: f32) -> f32 {
-        let r = self
-            .run
-            .meet(Location::caller(), Op::SumF32, x.to_bits() as u64, 0);
-        f32::from_bits(r as u32)
+        self.reduce_f32(Op::SumF32, x)
     }
 
     /// The maximum over the warp's 32 lanes (`grosr::warp_max`); warp tasks only.
     #[track_caller]
     pub fn warp_max(&self, x: f32) -> f32 {
-        let r = self
-            .run
-            .meet(Location::caller(), Op::MaxF32, x.to_bits() as u64, 0);
-        f32::from_bits(r as u32)
+        self.reduce_f32(Op::MaxF32, x)
     }
 
     /// The minimum over the warp's 32 lanes (`grosr::warp_min`); warp tasks only.
     #[track_caller]
     pub fn warp_min(&self, x: f32) -> f32 {
+        self.reduce_f32(Op::MinF32, x)
+    }
+
+    /// `x` reduced by `op` over the warp's lanes, met at the caller's place.
+    #[track_caller]
+    fn reduce_f32(&self, op: Op, x: f32) -> f32 {
         let r = self
             .run
-            .meet(Location::caller(), Op::MinF32, x.to_bits() as u64, 0);
+            .meet(Location::caller(), op, u64::from(x.to_bits()), 0);
         f32::from_bits(r as u32)
     }
 

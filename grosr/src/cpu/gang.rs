@@ -361,8 +361,8 @@ fn yield_to_driver() {
 
 /// `fminf` as the GPU's butterfly needs it: a NaN operand yields the other one, and -0.0 counts
 /// below +0.0, so that both lanes of a pair (which see the operands in either order) get the
-/// same value. `f32::min` may return either zero, and did return its first operand in a debug
-/// build: lanes of one warp then disagreed on `warp_min` of ±0 (found in review).
+/// same value. `f32::min` may return either zero (its first operand in a debug build), which
+/// would give the lanes of one warp different results for `warp_min` of ±0.
 fn min_f32(a: f32, b: f32) -> f32 {
     if a.is_nan() || b < a || (b == a && b.is_sign_negative()) {
         b
