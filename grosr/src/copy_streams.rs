@@ -122,11 +122,11 @@ impl CopyStreamPool for CopyStreams {
 impl Drop for CopyStreams {
     fn drop(&mut self) {
         // Dropped before any probe (a start that failed first: nothing to wait for) or after the
-        // scheduler stopped, so parked probes can finish now. A probe that does not finish may still write into
-        // its destination, so then the page-locked memory is leaked, not freed. A stream that
-        // answers with an error belongs to a faulted context, which runs nothing any more: its
-        // probe is over (and leaking the memory would keep the faulted context retained, so a
-        // new runtime would be built in it instead of being refused).
+        // scheduler stopped, so parked probes can finish now. A probe that does not finish may
+        // still write into its destination, so then the page-locked memory is leaked, not freed.
+        // A stream that answers with an error belongs to a faulted context, which runs nothing
+        // any more: its probe is over (and leaking the memory would keep the faulted context
+        // retained, so a new runtime would be built in it instead of being refused).
         let deadline = Instant::now() + Duration::from_secs(1);
         let drained = self.parked.iter().all(|s| {
             loop {
