@@ -28,6 +28,7 @@
 # clean. CHECK_BIN_DIR (default .gpu/tests). GROSR_CACHE_DIR: the compile cache (default .gpu/cache
 # if it exists); without a filled one each binary first compiles its module with NVRTC, minutes
 # each (fill one anywhere: GROSR_CACHE_DIR=DIR .gpu/tests/nvrtc_compile --ignored fill_the_compile_cache).
+# GROSR_TEST_WAIT_SCALE (default 10 here): how much longer the tests that read it wait.
 # Output under $OUT (else /tmp/gpu-checks): TOOL.log per tool (every run's whole output, a run's
 # cut to its first and last MiB past 2 MiB) and summary.txt (also printed).
 # Exit: 0 no tool reported anything and every run passed; 1 a tool reported an error; 2 none did,
@@ -75,6 +76,9 @@ done
 for d in /usr/local/cuda/targets/x86_64-linux/lib /usr/local/cuda/lib64; do
   [ -e "$d/libnvrtc.so" ] && export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}" && break
 done
+# Tests whose waits are sized for full speed stretch them (tests/gpu_submit.rs: 4095 jobs queued
+# behind a held task take minutes under racecheck).
+export GROSR_TEST_WAIT_SCALE=${GROSR_TEST_WAIT_SCALE:-10}
 if [ -z "${GROSR_CACHE_DIR+x}" ] && [ -d .gpu/cache ]; then export GROSR_CACHE_DIR=$PWD/.gpu/cache; fi
 san=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer \
   /usr/local/cuda/compute-sanitizer/compute-sanitizer 2>/dev/null | head -n 1)

@@ -9,8 +9,8 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::sync::mpsc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use common::stall::{self, Bounded, Filled, fill, hold, within};
@@ -22,8 +22,16 @@ const SHORT: Duration = Duration::from_millis(300);
 /// because a thread that waits for arena space holds the producer's lock meanwhile, so the other
 /// threads' submits queue behind it (8 threads × 2 submits × SHORT is under 5 s).
 const PROMPT: Duration = Duration::from_secs(15);
-/// Waits that should succeed.
-const T: Duration = Duration::from_secs(60);
+/// Waits that should succeed: 60 s, times `GROSR_TEST_WAIT_SCALE` (benches/gpu_checks.sh sets
+/// 10: under racecheck the 4095 queued jobs below take minutes, not milliseconds).
+static T: LazyLock<Duration> = LazyLock::new(|| {
+    let scale = std::env::var("GROSR_TEST_WAIT_SCALE")
+        .ok()
+        .and_then(|s| s.parse::<u32>().ok())
+        .unwrap_or(1)
+        .clamp(1, 100);
+    Duration::from_secs(60) * scale
+});
 /// Host threads that submit besides the one that filled the ring.
 const THREADS: u32 = 8;
 
@@ -105,12 +113,12 @@ fn start_filler(
         let (jobs, filled) = fill(&rt, marks, FILL_AT, shape.per_job, shape.max_jobs);
         let _ = tx.send(filled);
         // No go (the test failed and dropped the sender): leave the jobs unwaited.
-        if go.recv_timeout(2 * T).is_err() {
+        if go.recv_timeout(2 * *T).is_err() {
             return Vec::new();
         }
         std::iter::once(&held)
             .chain(&jobs)
-            .map(|j| j.wait_timeout(T))
+            .map(|j| j.wait_timeout(*T))
             .collect()
     });
     (report, filler)
@@ -118,7 +126,7 @@ fn start_filler(
 
 /// The filler's report; a filler that does not report in time fails the test.
 fn report_of(report: &mpsc::Receiver<Filled>) -> Filled {
-    let filled = report.recv_timeout(T).unwrap_or_else(|_| {
+    let filled = report.recv_timeout(*T).unwrap_or_else(|_| {
         panic!("the filling thread never reported: the submit that found the ring full hangs")
     });
     assert!(
@@ -163,7 +171,7 @@ fn submitters(
                         let start = Instant::now();
                         let job = rt.submit_timeout(&stall::marks(m, at, per_job), timeout);
                         let took = start.elapsed();
-                        let r = job.and_then(|j| if wait { j.wait_timeout(T) } else { Ok(()) });
+                        let r = job.and_then(|j| if wait { j.wait_timeout(*T) } else { Ok(()) });
                         (r, took)
                     })
                     .collect()
@@ -221,10 +229,10 @@ fn a_timed_out_submit_leaves_the_runtime_usable(shape: Shape) {
         AFTER_AT,
         per_thread,
         shape.per_job,
-        T,
+        *T,
         true,
     );
-    let deadline = Instant::now() + 2 * T;
+    let deadline = Instant::now() + 2 * *T;
     for (t, b) in after.into_iter().enumerate() {
         for (k, (r, _)) in b.join_by(deadline).into_iter().enumerate() {
             assert_eq!(r, Ok(()), "thread {t}'s submit {k} after the release");
@@ -247,7 +255,7 @@ fn a_timed_out_submit_leaves_the_runtime_usable(shape: Shape) {
     assert_eq!(s.ran.to_vec().unwrap(), vec![1], "the Hold ran once");
     assert_eq!(s.rt.executed::<common::Hold>().unwrap(), 1);
     let rt = s.rt.clone();
-    within(T, "stop after the test", move || rt.stop()).unwrap();
+    within(*T, "stop after the test", move || rt.stop()).unwrap();
 }
 
 #[test]
@@ -279,7 +287,7 @@ fn stop_ends_submits_waiting_on_a_full_ring_and_start_runs_again() {
         BLOCKED_AT,
         1,
         ARENA.per_job,
-        T,
+        *T,
         false,
     );
     std::thread::sleep(Duration::from_millis(500));
@@ -317,17 +325,17 @@ fn stop_ends_submits_waiting_on_a_full_ring_and_start_runs_again() {
 
     // start takes the producer's lock: it returns, and the runtime runs jobs again.
     let rt = s.rt.clone();
-    within(T, "start after the stop", move || rt.start()).unwrap();
+    within(*T, "start after the stop", move || rt.start()).unwrap();
     let done = submitters(
         &s,
         "a submitter after the restart",
         AFTER_AT,
         1,
         ARENA.per_job,
-        T,
+        *T,
         true,
     );
-    let deadline = Instant::now() + 2 * T;
+    let deadline = Instant::now() + 2 * *T;
     for (t, b) in done.into_iter().enumerate() {
         assert_eq!(
             b.join_by(deadline)[0].0,
