@@ -59,15 +59,21 @@ __device__ void run_held(const Params& p, WarpState* ws, Ctx& c) {
             alignas(16) uint32_t words[RECORD_WORDS];
             for (uint32_t w = 0; w < RECORD_WORDS; ++w) words[w] = row[w];
             c.hold = false;
-            spawn_words(c, kind, words);
+            spawn_words(c, kind, words, GROSR_SPAWN_NODE(c));
             return;
         }
         atomicAdd((unsigned long long*)&p.executed[kind], 1ull);
         Ctx h{&p, ws, c.job, kind, GROSR_LANE, c.uniform, nullptr, 0u, true, c.hops_left - 1};
+#ifdef GROSR_TRACE_TASKS
+        h.trace_origin = c.trace_id;             // held by the lane's last task
+#endif
         // Straight from the row: the dispatch copies the record out before the body runs (and
         // may hold its own child in the row). Held only if its kind is a known lane kind.
         dispatch_lane(h, kind, row);
         c.hops_left = h.hops_left;
+#ifdef GROSR_TRACE_TASKS
+        c.trace_id = h.trace_id;                 // what it holds next (or spills) is its child
+#endif
     }
 }
 
@@ -81,14 +87,15 @@ __device__ void run_lane_round(const Params& p, WarpState* ws, bool has, uint32_
     // schedules the scheduler loop differently (see KIND_NOP); the difference is unmeasured.
     __syncwarp();
     if (has) {
-        Ctx c{&p, ws, job, kind, GROSR_LANE, uniform, nullptr, node, BYPASS_HOPS > 0, ws->bypass_hops};
+        Ctx c{&p, ws, job, kind, GROSR_LANE, uniform, nullptr, GROSR_GRAPH_TAG(node), BYPASS_HOPS > 0, ws->bypass_hops};
+        GROSR_TRACE_FROM(c, node);
         if (!dispatch_lane(c, kind, words)) {
             fail_job(p, job, ERR_UNKNOWN_KIND, kind);
         }
         GROSR_STAMP(5);
         GROSR_SEQ(2);
         // A lane task is one thread: its own writes precede its decrements in program order.
-        if (node) release_successors(c);
+        if (GROSR_GRAPH_TAG(node)) release_successors(c);
         run_held(p, ws, c);
         GROSR_SEQ(3);
     }
@@ -114,11 +121,12 @@ __device__ __noinline__ void run_warp_task(const Params& p, WarpState* ws, uint3
     for (uint32_t w = 0; w < RECORD_WORDS; ++w) cur[w] = words[w];
     for (uint32_t hops = 1;; ++hops) {
         const uint32_t top = ws->top;            // only this task pushes to the stack meanwhile
-        Ctx c{&p, ws, job, kind, GROSR_WARP, true, nullptr, node};
+        Ctx c{&p, ws, job, kind, GROSR_WARP, true, nullptr, GROSR_GRAPH_TAG(node)};
+        GROSR_TRACE_FROM(c, node);
         if (!dispatch_warp(c, kind, cur) && lane_id() == 0) {
             fail_job(p, job, ERR_UNKNOWN_KIND, kind);
         }
-        if (node) {
+        if (GROSR_GRAPH_TAG(node)) {
             // Every lane's writes precede every lane's decrements (each release is cumulative over
             // what the warp barrier ordered before it).
             __syncwarp();

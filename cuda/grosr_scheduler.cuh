@@ -134,13 +134,14 @@ __device__ __noinline__ bool block_collective(const Params& p, WarpState* ws, Ma
         for (uint32_t i = 0; i < RECORD_WORDS; ++i) words[i] = mbox.words[i];
         // Spawns count immediately here (uniform = false): the poster's decrement below must not
         // overtake children that other warps put on their own stacks.
-        Ctx c{&p, ws, job, kind, GROSR_BLOCK, false, nullptr, node};
+        Ctx c{&p, ws, job, kind, GROSR_BLOCK, false, nullptr, GROSR_GRAPH_TAG(node)};
+        GROSR_TRACE_FROM(c, node);
         if (!dispatch_block(c, kind, words) && threadIdx.x == 0) {
             fail_job(p, job, ERR_UNKNOWN_KIND, kind);
         }
         my_epoch = mbox.epoch;
         __threadfence();                          // the body's writes precede the decrement
-        if (node) {
+        if (GROSR_GRAPH_TAG(node)) {
             // Every thread's body writes precede every thread's successor decrements; and the
             // successors' counts (spawns count at once here) precede the poster's job_add below.
             named_barrier(2);

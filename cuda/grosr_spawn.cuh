@@ -98,7 +98,7 @@ __device__ void spawn_after_held(Ctx& c, uint32_t kind, const uint32_t* words, b
         } else {
             for (uint32_t w = 0; w < RECORD_WORDS; ++w) rec[w] = words[w];
         }
-        if (pass == 1 || held) spawn_words(c, rec_kind, rec);
+        if (pass == 1 || held) spawn_words(c, rec_kind, rec, GROSR_SPAWN_NODE(c));
     }
 }
 
@@ -112,7 +112,7 @@ template <class T> __device__ void Ctx::spawn(const T& t) {
         spawn_after_held(*this, KindOf<T>::value, words, hold);
     } else {
         memcpy(words, &t, sizeof(T));
-        spawn_words(*this, KindOf<T>::value, words);
+        spawn_words(*this, KindOf<T>::value, words, GROSR_SPAWN_NODE(*this));
     }
 }
 
@@ -126,7 +126,7 @@ template <class T> __device__ void Ctx::spawn_queued(const T& t) {
     alignas(16) uint32_t words[RECORD_WORDS] = {0};
     memcpy(words, &t, sizeof(T));
     const uint32_t same_job = uniform ? mask : __match_any_sync(mask, job);
-    spawn_to_queue(*this, mask, same_job, KindOf<T>::value, words, 0u);
+    spawn_to_queue(*this, mask, same_job, KindOf<T>::value, words, GROSR_SPAWN_NODE(*this));
 }
 
 // The generated lane dispatch runs a held task of its own kind in a tight loop (take_held), so

@@ -72,6 +72,10 @@ struct Ctx {
     uint32_t node;                // graph node + 1 if this task is a node of the job's graph
     bool hold;                    // a lane task of the scheduler: its first lane-task spawn is held
     uint32_t hops_left;           // held tasks this lane may still run before it stacks the next
+#ifdef GROSR_TRACE_TASKS
+    uint32_t trace_id;            // the running task's id (grosr_task_trace.cuh)
+    uint32_t trace_origin;        // the next task's origin: its spawner's id, or a graph tag
+#endif
 
     // Index of this thread within the task (0 for lane tasks) and the number of threads in it.
     __device__ uint32_t lane() const {

@@ -47,6 +47,10 @@ struct Args {
     /// `Optimize::Compile` instead of the default `Optimize::Speed`, to see what it costs.
     #[arg(long)]
     optimize_compile: bool,
+    /// Build the shared runtime with a task trace of this many events per warp (issue 22: what
+    /// tracing costs; 0: off).
+    #[arg(long, default_value_t = 0)]
+    trace_events: usize,
 }
 
 /// The sections on the shared runtime, in the order they run.
@@ -127,7 +131,10 @@ fn run(args: &Args) -> grosr_lab::Result<()> {
         } else {
             grosr::Optimize::Speed
         };
-        let rt = workloads::builder().optimize(optimize).build()?;
+        let rt = workloads::builder()
+            .optimize(optimize)
+            .trace(args.trace_events)
+            .build()?;
         info = rt.info().clone();
         println!("# grosr report\n");
         println!(

@@ -65,6 +65,11 @@ fn units() -> Vec<(&'static str, String, Optimize)> {
             Compile,
         ),
         (
+            "tests/common, traced",
+            common::builder().trace(4096).source(),
+            Speed,
+        ),
+        (
             "grosr_lab::workloads, Optimize::Compile",
             grosr_lab::workloads::builder().source(),
             Compile,

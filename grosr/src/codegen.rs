@@ -28,6 +28,7 @@ const DEVICE_RUNTIME: &[(&str, &str)] = cuda_files![
     "grosr_layout.cuh",
     "grosr_jobs.cuh",
     "grosr_warp.cuh",
+    "grosr_task_trace.cuh",
     "grosr_rust.cuh",
     "grosr_queue.cuh",
     "grosr_spawn.cuh",
@@ -136,13 +137,15 @@ pub fn generate(tasks: &[TaskInfo], prelude: &[String]) -> String {
     }
 
     out.push_str("\n// ---- Task bodies ----\n");
-    for t in tasks {
+    for (kind, t) in tasks.iter().enumerate() {
         let (n, gran) = (t.name, t.granularity.c_name());
-        // Its granularity, for the calls it makes of granular helpers (grosr_rust.cuh).
+        // Its granularity, for the calls it makes of granular helpers (grosr_rust.cuh); its
+        // event in a trace (nothing without RuntimeBuilder::trace).
         let _ = writeln!(
             out,
             "__device__ __forceinline__ void grosr_body_{n}(grosr::Ctx& ctx, const {n}& task) {{\n    \
-             [[maybe_unused]] constexpr grosr::Gran grosr_granularity = grosr::{gran};"
+             [[maybe_unused]] constexpr grosr::Gran grosr_granularity = grosr::{gran};\n    \
+             GROSR_TRACE_TASK(ctx, {kind}u);"
         );
         let _ = writeln!(
             out,

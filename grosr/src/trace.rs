@@ -22,15 +22,19 @@ pub struct TaskSpan {
     /// The task's id in this trace (unique among tasks and host spans; never 0).
     pub id: u64,
     /// What made it: the id of the task that spawned it or whose end released it (a graph
-    /// node's predecessor), or of the host span that submitted it; 0 when that was not recorded.
+    /// node's predecessor), or of the host span that submitted it; 0 when that was not recorded
+    /// (on a GPU: host submits, graph nodes and children of dropped tasks).
     pub parent: u64,
     /// Its type's index in [`Trace::task_names`].
     pub kind: u32,
-    /// Its job (an id shared by the job's tasks and host spans).
+    /// Its job (an id shared by the job's tasks and host spans; on a GPU the job's slot, which
+    /// later jobs reuse).
     pub job: u64,
-    /// The track (worker) that ran it.
+    /// The track that ran it: a CPU worker, or a GPU warp and lane (a block task on its
+    /// block's first warp and lane).
     pub track: u32,
-    /// When it started and ended, in nanoseconds since the runtime was built.
+    /// When it started and ended, in nanoseconds since the runtime was built (on a GPU, since
+    /// the take's earliest event).
     pub start_ns: u64,
     /// See `start_ns`.
     pub end_ns: u64,

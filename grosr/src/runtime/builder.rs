@@ -19,6 +19,7 @@ use super::memory::Memory;
 use super::occupancy::occupancy_preferring_l1;
 use super::sm_claim::SmClaim;
 use super::startup::{self, CompileProgress, OnCompile, Startup};
+use super::task_trace::TaskTraceBuffers;
 use super::tuning::{DIAGNOSTICS, Optimize, Tuning, define_lines};
 use super::{Engine, GpuRuntime, Kernels, Runtime, RuntimeInfo};
 
@@ -193,11 +194,14 @@ impl RuntimeBuilder {
         self.config.cpu_threads = Some(threads.max(1));
         self
     }
-    /// Records a timeline of the tasks run, keeping up to `events` per track (worker) and as
-    /// many host calls; later events are counted as dropped. [`Runtime::trace`] takes it, for
-    /// Perfetto (`grosr::trace`). Off (0) by default, and then nothing is recorded. The CPU
-    /// backend records; on the GPU backend a trace is not available yet ([`Error::Unsupported`]
-    /// at build).
+    /// Records a timeline of the tasks run, keeping up to `events` per track and as many host
+    /// calls; later events are counted as dropped. [`Runtime::trace`] takes it, for Perfetto
+    /// (`grosr::trace`). Off (0) by default, and then nothing is recorded. On the CPU backend a
+    /// track is a worker thread. On a GPU a track is a scheduler warp (every warp gets a buffer
+    /// of `events` × 32 bytes, at most 131 070 events and a quarter of the free memory in all),
+    /// each task records its start and end, SM, kind, job and spawner, and the module is
+    /// compiled with the recording in (without this setting it is the same code as before);
+    /// the host's calls and counters are the CPU backend's only.
     pub fn trace(mut self, events: usize) -> Self {
         self.config.trace_events = events;
         self
@@ -361,6 +365,9 @@ impl RuntimeBuilder {
         if self.config.diagnostics {
             settings.extend(DIAGNOSTICS.map(|(n, v)| (n.to_string(), v.to_string())));
         }
+        if self.config.trace_events > 0 {
+            settings.push(("GROSR_TRACE_TASKS".into(), "1".into()));
+        }
         let mut s = define_lines(&settings, &self.defines);
         s.push_str(&codegen::generate(&self.tasks, &self.prelude));
         for (i, e) in self.extra.iter().enumerate() {
@@ -487,13 +494,6 @@ impl RuntimeBuilder {
             None => (Backend::from_env()?, true),
         };
         let engine = match backend {
-            Backend::Gpu if self.config.trace_events > 0 => {
-                return Err(Error::Unsupported(
-                    "a task trace on the GPU backend (RuntimeBuilder::trace; the CPU backend \
-                     records one)"
-                        .into(),
-                ));
-            }
             Backend::Gpu => Engine::Gpu(Box::new(self.build_gpu()?)),
             Backend::Cpu => {
                 let c = &self.config;
@@ -569,6 +569,16 @@ impl RuntimeBuilder {
         let memory = Memory::new(gpu.context()?, c, sms, self.tasks.len())?;
         let stream = Stream::new(gpu.context()?)?;
         let heap = build_heap(&gpu, &module, &stream, c)?;
+        let task_trace = match c.trace_events {
+            0 => None,
+            events => Some(TaskTraceBuffers::new(
+                gpu.context()?,
+                &module,
+                (grid * (crate::layout::BLOCK_THREADS / 32), self.tasks.len()),
+                events,
+                gpu.memory_info()?.0,
+            )?),
+        };
         let kinds = self
             .tasks
             .iter()
@@ -614,6 +624,7 @@ impl RuntimeBuilder {
             kernels,
             memory: std::mem::ManuallyDrop::new(memory),
             heap: std::mem::ManuallyDrop::new(heap),
+            task_trace: std::mem::ManuallyDrop::new(task_trace),
             _module: std::mem::ManuallyDrop::new(module),
             claim: std::mem::ManuallyDrop::new(claim),
             ctx,

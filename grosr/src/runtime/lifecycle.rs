@@ -269,6 +269,8 @@ impl Drop for GpuRuntime {
         unsafe { std::mem::ManuallyDrop::drop(&mut self.memory) };
         // SAFETY: as above: no kernel runs, and the heap is dropped once, here.
         unsafe { std::mem::ManuallyDrop::drop(&mut self.heap) };
+        // SAFETY: as above: no kernel writes the trace's buffers now; dropped once, here.
+        unsafe { std::mem::ManuallyDrop::drop(&mut self.task_trace) };
         // SAFETY: as above; dropped once, here, before the context it lives in (a field below).
         unsafe { std::mem::ManuallyDrop::drop(&mut self._module) };
         // SAFETY: dropped once, here: the kernel has given the SMs back.

@@ -15,6 +15,7 @@ mod occupancy;
 mod sm_claim;
 mod startup;
 mod submit;
+mod task_trace;
 mod tuning;
 
 use std::any::TypeId;
@@ -185,15 +186,19 @@ impl Runtime {
     /// What the trace recorded since the last call ([`RuntimeBuilder::trace`] turns it on;
     /// [`Trace::to_chrome_json`](crate::Trace::to_chrome_json) writes it for Perfetto), which
     /// it empties: [`Error::Config`] when the runtime was built without tracing. On the CPU
-    /// backend; a GPU runtime refuses `trace` at build for now.
+    /// backend the tracks are its workers, on a GPU its scheduler warps (take it while the
+    /// traced jobs are done: tasks running meanwhile may be lost).
     pub fn trace(&self) -> Result<crate::Trace> {
         match &self.engine {
             Engine::Cpu(c) => c.executor().take_trace().ok_or_else(|| {
                 Error::Config("tracing is off: build with RuntimeBuilder::trace(events)".into())
             }),
-            Engine::Gpu(_) => Err(Error::Unsupported(
-                "a task trace on the GPU backend (the CPU backend records one)".into(),
-            )),
+            Engine::Gpu(g) => match g.task_trace.as_ref() {
+                Some(t) => t.take(g.tasks.iter().map(|t| t.name).collect()),
+                None => Err(Error::Config(
+                    "tracing is off: build with RuntimeBuilder::trace(events)".into(),
+                )),
+            },
         }
     }
 
@@ -368,6 +373,8 @@ pub(crate) struct GpuRuntime {
     kernels: Kernels,
     memory: std::mem::ManuallyDrop<Memory>,
     heap: std::mem::ManuallyDrop<Option<DeviceHeap>>,
+    /// The task timeline's buffers (`RuntimeBuilder::trace`), which the kernel writes.
+    task_trace: std::mem::ManuallyDrop<Option<task_trace::TaskTraceBuffers>>,
     _module: std::mem::ManuallyDrop<Module>,
     /// Kept for good with the rest when the kernel never stops: it still holds the SMs, and a
     /// runtime built beside it would hang.

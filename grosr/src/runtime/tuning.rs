@@ -87,7 +87,7 @@ impl Tuning {
     /// The macros that the tuning and the diagnostics own: a
     /// [`define`](crate::RuntimeBuilder::define) of one of them is refused at build, so that
     /// [`RuntimeInfo`](crate::RuntimeInfo) always says what the module was built with.
-    pub(super) const MACROS: [&str; 8] = [
+    pub(super) const MACROS: [&str; 9] = [
         "GROSR_MIN_BLOCKS_PER_SM",
         "GROSR_BYPASS_HOPS",
         "GROSR_IDLE_MAX_NS",
@@ -96,6 +96,7 @@ impl Tuning {
         "GROSR_HEAP_SLOW_MAX_NS",
         "GROSR_TRACE",
         "GROSR_HEAP_SLOW_COUNTS",
+        "GROSR_TRACE_TASKS",
     ];
 
     /// `(macro, value)` for every field that differs from its default (the carveout is set
