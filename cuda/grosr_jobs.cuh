@@ -35,6 +35,22 @@ __device__ void complete_job(const Params& p, uint32_t job) {
     GROSR_STAMP_ANY(7);
 }
 
+// ---- Cancellation (RuntimeBuilder::cancellable: GROSR_CANCEL) ---------------------------------------
+// Job::cancel copies the job's seq into its slot's `cancel` word. From then on every task of the
+// job that starts is skipped (GROSR_CANCEL_POINT, at the top of each body wrapper: counted as not
+// executed, the job failed with ERR_CANCELLED, first error wins), its spawns are dropped, and
+// ctx.cancelled() is true. A later job in the slot has another seq, so a stale cancel touches it
+// not. Without GROSR_CANCEL nothing here is compiled: the module is the same as before.
+#ifdef GROSR_CANCEL
+__device__ __forceinline__ bool job_cancelled(const Params& p, uint32_t job) {
+    // Relaxed GPU-scope loads (L2, never a stale L1 line): the host's copy lands in device memory
+    // while tasks run; seeing it late only runs a few more tasks. `seq` was written by the
+    // ingest before any task of the job was pushed (release), so a task sees its own job's.
+    const DevJob& j = p.jobs[job];
+    return ld_relaxed_gpu_u32(&j.cancel) == ld_relaxed_gpu_u32(&j.seq);
+}
+#endif
+
 // Adds `delta` to a job's pending count; the update that reaches zero completes the job.
 __device__ void job_add(const Params& p, uint32_t job, int32_t delta) {
     if (delta == 0) return;

@@ -45,6 +45,7 @@ enum ErrorCode : int32_t {
     ERR_QUEUE_OVERFLOW = -2,      // a spawn found every queue full: the task was dropped
     ERR_PROTOCOL_STUCK = -3,      // a bounded spin ran out (a slot never filled or freed)
     ERR_SPAWN_OUTSIDE = -4,       // ctx.spawn in a kernel without a scheduler (baselines)
+    ERR_CANCELLED = -5,           // the host cancelled the job (Job::cancel)
     // >= 1: a task called ctx.fail(code)
 };
 
@@ -97,7 +98,8 @@ struct DevJob {                   // device memory, one per job slot
     uint32_t error_kind;
     uint32_t seq;                 // job_seq of the job now using the slot
     const GraphDev* graph;        // the graph a graph launch runs (set at ingest), else stale
-    uint64_t pad;
+    uint32_t cancel;              // the host's copy of a cancelled job's seq (Job::cancel)
+    uint32_t pad;
 };
 
 // A task graph uploaded once (grosr/src/graph/resident.rs): nodes with records, successor lists

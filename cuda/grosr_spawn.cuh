@@ -104,6 +104,9 @@ __device__ void spawn_after_held(Ctx& c, uint32_t kind, const uint32_t* words, b
 
 template <class T> __device__ void Ctx::spawn(const T& t) {
     static_assert(sizeof(T) <= RECORD_WORDS * 4, "grosr: record too large");
+#ifdef GROSR_CANCEL
+    if (cancelled()) return;                     // a cancelled job's spawns are dropped
+#endif
     GROSR_SEQ(12);
     alignas(16) uint32_t words[RECORD_WORDS] = {0};
     if constexpr (KindOf<T>::gran == GROSR_LANE) {
@@ -118,6 +121,9 @@ template <class T> __device__ void Ctx::spawn(const T& t) {
 
 template <class T> __device__ void Ctx::spawn_queued(const T& t) {
     static_assert(sizeof(T) <= RECORD_WORDS * 4, "grosr: record too large");
+#ifdef GROSR_CANCEL
+    if (cancelled()) return;                     // a cancelled job's spawns are dropped
+#endif
     const uint32_t mask = __activemask();
     if (p == nullptr) {                          // baseline kernels have no scheduler
         if (status) atomicCAS(status, 0, ERR_SPAWN_OUTSIDE);

@@ -93,9 +93,14 @@ struct Ctx {
         if (p) fail_job(*p, job, c, kind);
         else if (status) atomicCAS(status, 0, c);
     }
-    // Whether the task's job was cancelled (Job::cancel). GPU jobs cannot be cancelled yet (the
-    // host refuses), so no job here ever is.
-    __device__ bool cancelled() const { return false; }
+    // Whether the task's job was cancelled (Job::cancel; a runtime built cancellable).
+    __device__ bool cancelled() const {
+#ifdef GROSR_CANCEL
+        return p && job_cancelled(*p, job);
+#else
+        return false;                            // the host refuses to cancel: no job ever is
+#endif
+    }
     // Spawns a task of a registered type (generated grosr_spawn_<T> helpers call this).
     template <class T> __device__ void spawn(const T& t);
     // Spawns into a queue, where any warp of any SM may take it, instead of this warp's stack
@@ -112,6 +117,36 @@ struct Ctx {
         return static_cast<T*>(alloc(n > ~0ull / sizeof(T) ? ~0ull : n * sizeof(T)));
     }
 };
+
+// At the top of every body wrapper (codegen): a task of a cancelled job is skipped, which all
+// its threads decide together (the first thread reads the word and tells the others: a shuffle,
+// or shared memory and a barrier every thread of a block task reaches at its start), since
+// threads that went different ways would meet at different barriers. The job fails as
+// cancelled (first error wins), and the executed count account() adds for the task is taken
+// back (an unsigned add of -1, before that add: a read in between is one short).
+#ifdef GROSR_CANCEL
+template <Gran G> __device__ bool task_cancelled(const Ctx& c) {
+    bool mine = (G == GROSR_LANE || c.lane() == 0) && c.cancelled();
+    if constexpr (G == GROSR_WARP) mine = __shfl_sync(0xffffffffu, mine, 0);
+    if constexpr (G == GROSR_BLOCK) {
+        __shared__ uint32_t grosr_block_task_cancelled;
+        if (c.lane() == 0) grosr_block_task_cancelled = mine;
+        __syncthreads();                         // every thread reads the first one's answer
+        mine = grosr_block_task_cancelled != 0;
+    }
+    return mine;
+}
+__device__ void skip_cancelled(const Ctx& c, uint32_t kind) {
+    if (c.lane() == 0) {
+        fail_job(*c.p, c.job, ERR_CANCELLED, kind);
+        atomicAdd((unsigned long long*)&c.p->executed[kind], ~0ull);
+    }
+}
+#define GROSR_CANCEL_POINT(ctx, kind) \
+    do { if (grosr::task_cancelled<grosr_granularity>(ctx)) { grosr::skip_cancelled(ctx, kind); return; } } while (0)
+#else
+#define GROSR_CANCEL_POINT(ctx, kind) do {} while (0)
+#endif
 
 template <class T> struct KindOf;   // specialised by the generated code for every task type
 

@@ -51,6 +51,9 @@ struct Args {
     /// tracing costs; 0: off).
     #[arg(long, default_value_t = 0)]
     trace_events: usize,
+    /// Build the shared runtime `cancellable` (issue 22: what the cancel check costs).
+    #[arg(long)]
+    cancellable: bool,
 }
 
 /// The sections on the shared runtime, in the order they run.
@@ -134,6 +137,7 @@ fn run(args: &Args) -> grosr_lab::Result<()> {
         let rt = workloads::builder()
             .optimize(optimize)
             .trace(args.trace_events)
+            .cancellable(args.cancellable)
             .build()?;
         info = rt.info().clone();
         println!("# grosr report\n");

@@ -1,28 +1,25 @@
 //! A timeline of a small program, for Perfetto: `cargo run --release --example trace` runs the
-//! quickstart's tasks and a task graph on the CPU backend with tracing on and writes
-//! `grosr-trace.json` (or the path given). Open it at <https://ui.perfetto.dev> ("Open trace
-//! file"): a track per worker thread with a slice per task, arrows from each task to what made
-//! it (the host's submit, its spawner, its graph predecessor), the host's submits and waits on
-//! host tracks, and counters of queued tasks and heap bytes.
+//! quickstart's tasks and a task graph with tracing on and writes `grosr-trace.json` (or the path
+//! given); `GROSR_BACKEND=cpu` runs it without a GPU. Open it at <https://ui.perfetto.dev> ("Open
+//! trace file"): a track per scheduler warp (on the CPU backend, per worker thread) with a slice
+//! per task and arrows from each task to its spawner; the CPU backend also draws arrows from
+//! graph predecessors and the host's submits, the host's submits and waits on host tracks, and
+//! counters of queued tasks and heap bytes (a GPU trace does not have those yet).
 
 #[path = "quickstart.rs"]
 mod quickstart;
 
 use std::time::Duration;
 
+use grosr::DeviceBuffer;
 use grosr::graph::{Strategy, TaskGraph};
-use grosr::{Backend, DeviceBuffer};
 use quickstart::{Square, Squares};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "grosr-trace.json".into());
-    // Tracing is recorded by the CPU backend (a GPU runtime refuses `.trace` for now).
-    let rt = quickstart::builder()
-        .backend(Backend::Cpu)
-        .trace(1 << 16)
-        .build()?;
+    let rt = quickstart::builder().trace(1 << 16).build()?;
     let sum = DeviceBuffer::<u64>::zeroed(rt.gpu(), 1)?;
     // A spawn tree: one warp task, 1000 lane tasks.
     rt.submit(&[Squares {

@@ -206,7 +206,10 @@ fn a_full_buffer_counts_what_it_drops_and_tracing_off_is_an_error() {
         .trace(10)
         .build()
         .err();
-    assert!(!matches!(gpu, Some(grosr::Error::Unsupported(_))), "{gpu:?}");
+    assert!(
+        !matches!(gpu, Some(grosr::Error::Unsupported(_))),
+        "{gpu:?}"
+    );
 }
 
 /// A traced range submit and range node: a slice per item, each with its origin (the submit, or

@@ -23,6 +23,44 @@ fn a_job_looked_at_after_its_slot_was_reused_reports_its_own_outcome() {
     );
 }
 
+/// A runtime built cancellable (the checks compiled in).
+fn cancellable() -> grosr::Runtime {
+    let rt = common::builder().cancellable(true).build().unwrap();
+    assert!(rt.info().cancellable);
+    rt
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn cancelling_a_spawn_tree_leaves_other_jobs_exact() {
+    // Queues of 2^17 slots an SM (8 MiB each): the tree's spawns spread over the queues breadth
+    // first, and its last level alone is 10 million tasks. At the default 8192 a 111-million-task
+    // tree (depth 8) failed with QueueOverflow before the cancel landed (H200, session 27).
+    let rt = common::builder()
+        .cancellable(true)
+        .queue_capacity(1 << 17)
+        .build()
+        .unwrap();
+    common::suite::cancelling_a_spawn_tree_leaves_other_jobs_exact(&rt);
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn a_running_body_sees_its_job_cancelled() {
+    common::suite::a_running_body_sees_its_job_cancelled(&cancellable());
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn a_runtime_not_built_cancellable_refuses_to_cancel_and_runs_on() {
+    let rt = common::builder().build().unwrap();
+    let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
+    let job = rt.submit(&marks(flags.ptr(), 0, 1)).unwrap();
+    assert!(matches!(job.cancel(), Err(Error::Config(_))));
+    job.wait_timeout(T).unwrap();
+    assert_eq!(flags.to_vec().unwrap(), vec![1]);
+}
+
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
 fn a_split_job_that_fails_between_chunks_runs_what_it_published_and_frees_its_slot() {

@@ -70,6 +70,11 @@ fn units() -> Vec<(&'static str, String, Optimize)> {
             Speed,
         ),
         (
+            "tests/common, cancellable",
+            common::builder().cancellable(true).source(),
+            Compile,
+        ),
+        (
             "grosr_lab::workloads, Optimize::Compile",
             grosr_lab::workloads::builder().source(),
             Compile,
@@ -86,6 +91,13 @@ fn units() -> Vec<(&'static str, String, Optimize)> {
 /// of the check below to keep its time; its CUDA is plain).
 fn cache_units() -> Vec<(&'static str, String, Optimize)> {
     let mut u = units();
+    // The GPU tests build these at `Speed` (units() compiles the cancellable one at `Compile`,
+    // to keep CI's time).
+    u.push((
+        "tests/common, cancellable, Speed",
+        common::builder().cancellable(true).source(),
+        Speed,
+    ));
     u.push(("tests/gpu_soak", soak::builder().source(), Speed));
     u.push((
         "tests/gpu_rust_bodies",

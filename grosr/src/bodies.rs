@@ -23,7 +23,7 @@
 //! | `ctx.alloc(bytes)`, `ctx.alloc_n<T>(n)`, `ctx.free(p)` | the device heap ([`RuntimeBuilder::heap_bytes`]): 16-byte aligned, `nullptr` when exhausted; any task may free what another allocated. A whole warp's calls are served together. |
 //! | `ctx.fail(code)` | fails the task's job with a positive code; the job still completes and [`Job::wait`](crate::Job::wait) returns [`Error::TaskFailed`] |
 //! | `ctx.index()` | this task's item in a range (`TaskGraph::add_range`, `Runtime::submit_range`; CPU backend for now), else 0 |
-//! | `ctx.cancelled()` | whether the task's job was cancelled ([`Job::cancel`](crate::Job::cancel)): a long body may return early (on a GPU always `false` for now: GPU jobs cannot be cancelled yet) |
+//! | `ctx.cancelled()` | whether the task's job was cancelled ([`Job::cancel`](crate::Job::cancel)): a long body may return early (on a GPU only a runtime built [`cancellable`](crate::RuntimeBuilder::cancellable) can cancel; otherwise always `false`) |
 //! | `grosr::warp_sum(float)`, `grosr::warp_max(float)`, `grosr::warp_min(float)` | reductions over the 32 lanes of a warp task (all lanes call, all get the result) |
 //! | `grosr::globaltimer()` | the GPU's nanosecond clock |
 //! | CUDA C++ (C++20) | arithmetic, math functions, atomics, `__shfl_*_sync`, `__ballot_sync`, `__nanosleep`, ... as in any `__device__` function |

@@ -467,11 +467,12 @@ impl Ctx {
     }
 
     /// Whether the task's job has been cancelled ([`Job::cancel`](crate::Job::cancel)): a long
-    /// body may stop early (`ctx.cancelled()`; on a GPU always false for now, as GPU jobs
-    /// cannot be cancelled yet). Lanes of a warp or block task that read it at different
-    /// moments may read different answers: before a collective or barrier that the answer
-    /// steers, make it the same for all (in a warp task `if ctx.any(ctx.cancelled()) {
-    /// return; }`; in a block task, one thread's answer shared through memory and a barrier).
+    /// body may stop early (`ctx.cancelled()`; on a GPU false unless the runtime was built
+    /// [`cancellable`](crate::RuntimeBuilder::cancellable)). Lanes of a warp or block task that
+    /// read it at different moments may read different answers: before a collective or barrier
+    /// that the answer steers, make it the same for all (in a warp task `if
+    /// ctx.any(ctx.cancelled()) { return; }`; in a block task, one thread's answer shared
+    /// through memory and a barrier).
     pub fn cancelled(&self) -> bool {
         self.run.cancelled()
     }

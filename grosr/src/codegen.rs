@@ -139,12 +139,14 @@ pub fn generate(tasks: &[TaskInfo], prelude: &[String]) -> String {
     out.push_str("\n// ---- Task bodies ----\n");
     for (kind, t) in tasks.iter().enumerate() {
         let (n, gran) = (t.name, t.granularity.c_name());
-        // Its granularity, for the calls it makes of granular helpers (grosr_rust.cuh); its
-        // event in a trace (nothing without RuntimeBuilder::trace).
+        // Its granularity, for the calls it makes of granular helpers (grosr_rust.cuh); a task of
+        // a cancelled job stops here (nothing without RuntimeBuilder::cancellable), before its
+        // event in a trace starts (nothing without RuntimeBuilder::trace).
         let _ = writeln!(
             out,
             "__device__ __forceinline__ void grosr_body_{n}(grosr::Ctx& ctx, const {n}& task) {{\n    \
              [[maybe_unused]] constexpr grosr::Gran grosr_granularity = grosr::{gran};\n    \
+             GROSR_CANCEL_POINT(ctx, {kind}u);\n    \
              GROSR_TRACE_TASK(ctx, {kind}u);"
         );
         let _ = writeln!(

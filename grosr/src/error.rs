@@ -274,6 +274,7 @@ pub(crate) fn from_device_code(
             task: kind_name(kind),
             code: -4,
         },
+        -5 => Error::Cancelled,
         _ => Error::Protocol(detail),
     }
 }

@@ -76,7 +76,9 @@ pub(crate) struct DevJob {
     pub seq: u32,
     /// `const GraphDev*`.
     pub graph: u64,
-    pub pad: u64,
+    /// The `seq` of a job the host cancelled (`Job::cancel` writes it; cuda/grosr_jobs.cuh).
+    pub cancel: u32,
+    pub pad: u32,
 }
 
 /// One queued task (device memory, only the GPU touches it). C: `grosr::Slot`.
@@ -212,6 +214,7 @@ pub(crate) fn shared_structs() -> [SharedStruct; 9] {
             error_kind,
             seq,
             graph,
+            cancel,
             pad
         ),
         shared!(Slot, "grosr::Slot", seq, kind, job, node, words),

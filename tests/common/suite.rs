@@ -309,8 +309,8 @@ pub fn a_job_looked_at_after_its_slot_was_reused_reports_its_own_outcome(rt: &Ru
 
 /// `Job::cancel` mid-flight on a spawn tree of 11 million tasks while other jobs run: the tree
 /// ends `Cancelled` well short of its size, its counter says exactly how many of its tasks ran,
-/// every other job's results are exact, and the runtime goes on. (The CPU backend; a GPU
-/// runtime refuses `cancel` for now.)
+/// every other job's results are exact, and the runtime goes on. (The CPU backend, and a GPU
+/// runtime built `cancellable`.)
 pub fn cancelling_a_spawn_tree_leaves_other_jobs_exact(rt: &Runtime) {
     const TOTAL: u32 = 11_111_111; // fanout 10, depth 7
     let counts = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();

@@ -545,9 +545,10 @@ impl Prepared<'_> {
     /// [`run`](Self::run), and if the launch has not finished within `timeout`, cancel it
     /// ([`Job::cancel`](crate::Job::cancel): nodes not yet started are dropped, running ones
     /// finish) and return the [`Error::Timeout`] (or the cancel's error); until the cancelled
-    /// launch has ended, the next run is refused ([`Error::Config`]). Resident launches on the
-    /// CPU backend only: a lowered strategy's kernels run to their end, and a GPU runtime's
-    /// launches cannot be cancelled yet ([`Error::Unsupported`], before anything is launched).
+    /// launch has ended, the next run is refused ([`Error::Config`]). Resident launches only, on
+    /// the CPU backend or a GPU runtime built [`cancellable`](crate::RuntimeBuilder::cancellable)
+    /// (else [`Error::Config`], before anything is launched): a lowered strategy's kernels run
+    /// to their end ([`Error::Unsupported`]).
     pub fn run_or_cancel(&mut self, timeout: Duration) -> Result<()> {
         let timeout = timeout.min(crate::MAX_TIMEOUT);
         if !self.strategy.is_resident() {
@@ -566,8 +567,9 @@ impl Prepared<'_> {
     /// Cancels the graph's launch that [`run`](Self::run) or [`run_or_cancel`](Self::run_or_cancel)
     /// left running when it timed out ([`Job::cancel`](crate::Job::cancel): nodes not yet
     /// started are dropped, running ones finish); nothing to do (`Ok`) if there is none or it
-    /// has ended. The next run is refused until it has ended. Resident launches on the CPU
-    /// backend; a GPU runtime's launches cannot be cancelled yet ([`Error::Unsupported`]).
+    /// has ended. The next run is refused until it has ended. As
+    /// [`Job::cancel`](crate::Job::cancel): on a GPU, a runtime built
+    /// [`cancellable`](crate::RuntimeBuilder::cancellable).
     pub fn cancel(&mut self) -> Result<()> {
         match &mut self.inner {
             Inner::Resident(g) => g.cancel(),

@@ -102,15 +102,19 @@ impl<'rt> ResidentGraph<'rt> {
 
     /// Launches the graph and waits (at most `timeout`) for every node to have run.
     pub fn run(&mut self, timeout: Duration) -> Result<()> {
-        self.launch_and_wait(timeout)
+        self.launch_and_wait(timeout, false)
     }
 
-    /// [`run`](Self::run), cancelling the launch if `timeout` passes. A GPU runtime's jobs
-    /// cannot be cancelled yet: refused before the launch, not after the timeout.
-    pub fn run_or_cancel(&mut self, _timeout: Duration) -> Result<()> {
-        Err(Error::Unsupported(
-            "cancelling a graph launch on the GPU backend (the CPU backend cancels)".into(),
-        ))
+    /// [`run`](Self::run), cancelling the launch if `timeout` passes. A runtime not built
+    /// `cancellable` refuses before the launch, not after the timeout.
+    pub fn run_or_cancel(&mut self, timeout: Duration) -> Result<()> {
+        if !self.rt.info().cancellable {
+            return Err(Error::Config(
+                "cancelling a graph launch needs a runtime built with RuntimeBuilder::cancellable(true)"
+                    .into(),
+            ));
+        }
+        self.launch_and_wait(timeout, true)
     }
 
     /// Cancels the launch that a run left running when it timed out (none: nothing to do).
@@ -121,7 +125,7 @@ impl<'rt> ResidentGraph<'rt> {
         }
     }
 
-    fn launch_and_wait(&mut self, timeout: Duration) -> Result<()> {
+    fn launch_and_wait(&mut self, timeout: Duration, cancel: bool) -> Result<()> {
         if let Some(job) = &self.unfinished {
             if !job.is_done()? {
                 return Err(Error::Config(
@@ -139,9 +143,10 @@ impl<'rt> ResidentGraph<'rt> {
         match job.wait_timeout(timeout) {
             Ok(()) => Ok(()),
             Err(e @ Error::Timeout(..)) => {
-                // Still running: the next run waits for it to end (`cancel` may end it sooner).
+                // Still running, cancelled or not: the next run waits for it to end.
+                let cancelled = if cancel { job.cancel() } else { Ok(()) };
                 self.unfinished = Some(job);
-                Err(e)
+                cancelled.and(Err(e))
             }
             Err(e) => {
                 self.reset_needed = true;

@@ -78,6 +78,8 @@ pub(super) struct Config {
     pub(super) heap_bytes: Option<u64>,
     pub(super) tuning: Tuning,
     pub(super) diagnostics: bool,
+    /// Compiles the cancellation checks in (`GROSR_CANCEL`).
+    pub(super) cancellable: bool,
     pub(super) optimize: Optimize,
     /// The compile cache's folder; `None`: [`compile::cache_dir`]'s default.
     pub(super) cache_dir: Option<std::path::PathBuf>,
@@ -101,6 +103,7 @@ impl Default for Config {
             heap_bytes: None,
             tuning: Tuning::default(),
             diagnostics: false,
+            cancellable: false,
             optimize: Optimize::Speed,
             cache_dir: None,
         }
@@ -302,6 +305,16 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Lets [`Job::cancel`](crate::Job::cancel) cancel this GPU runtime's jobs (default off):
+    /// every task then checks its job's cancel word before it starts, and every spawn before
+    /// it queues (two GPU-scope loads from one cache line), which the default module leaves out
+    /// (its code is the same as without this setting). The CPU backend always cancels.
+    /// [`RuntimeInfo::cancellable`] reports it.
+    pub fn cancellable(mut self, on: bool) -> Self {
+        self.config.cancellable = on;
+        self
+    }
+
     /// How hard NVRTC works on the module: [`Optimize::Speed`] (the default) or
     /// [`Optimize::Compile`], a first compile of seconds with slower hot paths (see
     /// [`Optimize`]). [`RuntimeInfo::optimize`] reports it.
@@ -367,6 +380,9 @@ impl RuntimeBuilder {
         }
         if self.config.trace_events > 0 {
             settings.push(("GROSR_TRACE_TASKS".into(), "1".into()));
+        }
+        if self.config.cancellable {
+            settings.push(("GROSR_CANCEL".into(), "1".into()));
         }
         let mut s = define_lines(&settings, &self.defines);
         s.push_str(&codegen::generate(&self.tasks, &self.prelude));
@@ -586,6 +602,7 @@ impl RuntimeBuilder {
             .map(|(k, t)| (t.type_id, k as u32))
             .collect();
         let submitter = Arc::new(Submitter::new(c.arena_bytes as u64));
+        let cancelled = (0..c.job_slots).map(|_| StdAtomicU32::new(0)).collect();
         static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         let mut rt = GpuRuntime {
             info: RuntimeInfo {
@@ -609,6 +626,7 @@ impl RuntimeBuilder {
                 },
                 tuning: c.tuning,
                 diagnostics: c.diagnostics,
+                cancellable: c.cancellable,
                 optimize: c.optimize,
             },
             tasks: self.tasks,
@@ -620,6 +638,7 @@ impl RuntimeBuilder {
             generation: StdAtomicU32::new(0),
             fault: OnceLock::new(),
             lifecycle: Mutex::new(()),
+            cancelled,
             stream,
             kernels,
             memory: std::mem::ManuallyDrop::new(memory),

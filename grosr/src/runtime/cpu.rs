@@ -171,6 +171,7 @@ pub(super) fn info(
         startup: Startup::default(),
         tuning,
         diagnostics: false,
+        cancellable: true,
         optimize,
     }
 }

@@ -123,17 +123,23 @@ impl Job<'_> {
     /// says so), what they spawn is dropped, and other jobs go on untouched. Counters count only
     /// tasks that ran. Cancelling twice, or a finished job, does nothing.
     ///
-    /// On the CPU backend. A GPU runtime's jobs cannot be cancelled yet:
-    /// [`Error::Unsupported`] (their bodies' `ctx.cancelled()` is always false).
+    /// On a GPU, only a runtime built [`cancellable`](crate::RuntimeBuilder::cancellable)
+    /// cancels ([`Error::Config`] otherwise): the host copies the job's sequence number into its
+    /// slot's cancel word, and tasks see it as they start (a few more may run meanwhile).
     pub fn cancel(&self) -> Result<()> {
         match &self.on {
             On::Cpu { job, .. } => {
                 job.cancel();
                 Ok(())
             }
-            On::Gpu { .. } => Err(Error::Unsupported(
-                "cancelling a job on the GPU backend (the CPU backend cancels)".into(),
-            )),
+            On::Gpu {
+                rt,
+                ticket,
+                generation,
+            } => match ticket {
+                Some(t) => rt.cancel(*t, *generation),
+                None => Ok(()), // an empty job is done
+            },
         }
     }
 
@@ -156,6 +162,7 @@ impl Job<'_> {
             return Some(Ok(()));
         };
         Some(match rt.submitter.outcome(&rt.memory.ring(), ticket)? {
+            Outcome::Finished(0, _) if rt.was_cancelled(ticket) => Err(Error::Cancelled),
             Outcome::Finished(0, _) => Ok(()),
             Outcome::Finished(ABANDONED, _) => Err(Error::Stopped),
             Outcome::Finished(code, kind) => {

@@ -64,6 +64,9 @@ pub struct RuntimeInfo {
     pub tuning: Tuning,
     /// Whether the diagnostics are compiled in ([`RuntimeBuilder::diagnostics`]).
     pub diagnostics: bool,
+    /// Whether jobs can be cancelled ([`RuntimeBuilder::cancellable`]; always on the CPU
+    /// backend).
+    pub cancellable: bool,
     /// What the module was compiled for ([`RuntimeBuilder::optimize`]), as asked: with NVRTC
     /// older than 12.8, `Compile` compiles as `Speed` would.
     pub optimize: Optimize,
@@ -366,6 +369,9 @@ pub(crate) struct GpuRuntime {
     generation: StdAtomicU32,
     fault: OnceLock<Error>,
     lifecycle: Mutex<()>,
+    /// Per job slot, the seq of the last job cancelled there: a cancelled job whose tasks all
+    /// ran (or stopped early on `ctx.cancelled()`) still ends `Cancelled`, as on the CPU.
+    cancelled: Vec<StdAtomicU32>,
     // Every driver object holds its context, so the context outlives them in any drop order.
     // Memory, heap and module are dropped in Drop once the kernel has exited, or leaked there
     // while it still runs (the module unloads when its last holder, it or `kernels`, goes).
@@ -486,6 +492,13 @@ impl GpuRuntime {
         self.memory
             .device
             .read_at(self.memory.executed_off, &mut counts)?;
+        // A task skipped by a cancel takes its count back before the round adds it: read in
+        // between, a count of 0 shows as -1 (cuda/grosr_warp.cuh, `skip_cancelled`).
+        for c in &mut counts {
+            if *c > i64::MAX as u64 {
+                *c = 0;
+            }
+        }
         Ok(counts)
     }
 
