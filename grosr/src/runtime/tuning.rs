@@ -84,10 +84,10 @@ impl Tuning {
         )
     }
 
-    /// The macros that the tuning and the diagnostics own: a
+    /// The macros that the tuning, the diagnostics and the trace and cancel settings own: a
     /// [`define`](crate::RuntimeBuilder::define) of one of them is refused at build, so that
     /// [`RuntimeInfo`](crate::RuntimeInfo) always says what the module was built with.
-    pub(super) const MACROS: [&str; 9] = [
+    pub(super) const MACROS: [&str; 10] = [
         "GROSR_MIN_BLOCKS_PER_SM",
         "GROSR_BYPASS_HOPS",
         "GROSR_IDLE_MAX_NS",
@@ -97,6 +97,7 @@ impl Tuning {
         "GROSR_TRACE",
         "GROSR_HEAP_SLOW_COUNTS",
         "GROSR_TRACE_TASKS",
+        "GROSR_CANCEL",
     ];
 
     /// `(macro, value)` for every field that differs from its default (the carveout is set
