@@ -23,9 +23,17 @@ __device__ void complete_job(const Params& p, uint32_t job) {
     GROSR_STAMP_ANY(6);
     DevJob& j = p.jobs[job];
     volatile Completion* c = &p.completions[job];
-    c->error = *(volatile int32_t*)&j.error;
-    c->error_kind = *(volatile uint32_t*)&j.error_kind;
     uint32_t seq = *(volatile uint32_t*)&j.seq;
+    int32_t error = *(volatile int32_t*)&j.error;
+#ifdef GROSR_CANCEL
+    // A cancelled job ends Cancelled even when no task of it was skipped (its tasks had all
+    // started, or stopped at ctx.cancelled()), recorded here with its outcome so that it stays
+    // the job's after the slot is reused. Relaxed (L2): a cancel that lands after this read
+    // came as the job ended, which may report either.
+    if (error == 0 && ld_relaxed_gpu_u32(&j.cancel) == seq) error = ERR_CANCELLED;
+#endif
+    c->error = error;
+    c->error_kind = *(volatile uint32_t*)&j.error_kind;
     j.error = 0;                                 // the slot starts clean for its next job
     j.error_kind = 0;
     // Release at system scope, cumulative: everything the job's tasks wrote (ordered before us

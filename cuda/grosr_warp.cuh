@@ -131,14 +131,21 @@ template <Gran G> __device__ bool task_cancelled(const Ctx& c) {
     if constexpr (G == GROSR_BLOCK) {
         __shared__ uint32_t grosr_block_task_cancelled;
         if (c.lane() == 0) grosr_block_task_cancelled = mine;
-        __syncthreads();                         // every thread reads the first one's answer
+        // Every thread reads the first one's answer. Every thread of the block reaches this
+        // barrier and, when tracing, the trace scope's after it (both unconditional, and the
+        // answer is the same for all), so none waits at a barrier the others skipped; the word
+        // is next written by the next block task, after block_collective's named barriers.
+        __syncthreads();
         mine = grosr_block_task_cancelled != 0;
     }
     return mine;
 }
 __device__ void skip_cancelled(const Ctx& c, uint32_t kind) {
     if (c.lane() == 0) {
-        fail_job(*c.p, c.job, ERR_CANCELLED, kind);
+        // Read first (relaxed: a stale 0 only costs the CAS): after a large cancel, millions of
+        // skips would otherwise serialise on the one error word's CAS in L2.
+        if (ld_relaxed_gpu_u32((const uint32_t*)&c.p->jobs[c.job].error) == 0)
+            fail_job(*c.p, c.job, ERR_CANCELLED, kind);
         atomicAdd((unsigned long long*)&c.p->executed[kind], ~0ull);
     }
 }

@@ -1,10 +1,10 @@
 //! A timeline of a small program, for Perfetto: `cargo run --release --example trace` runs the
 //! quickstart's tasks and a task graph with tracing on and writes `grosr-trace.json` (or the path
 //! given); `GROSR_BACKEND=cpu` runs it without a GPU. Open it at <https://ui.perfetto.dev> ("Open
-//! trace file"): a track per scheduler warp (on the CPU backend, per worker thread) with a slice
-//! per task and arrows from each task to its spawner; the CPU backend also draws arrows from
-//! graph predecessors and the host's submits, the host's submits and waits on host tracks, and
-//! counters of queued tasks and heap bytes (a GPU trace does not have those yet).
+//! trace file"): a track per scheduler warp and lane (on the CPU backend, per worker thread)
+//! with a slice per task and arrows from each task to its spawner; the CPU backend also draws
+//! arrows from graph predecessors and the host's submits, the host's submits and waits on host
+//! tracks, and counters of queued tasks and heap bytes (a GPU trace does not have those yet).
 
 #[path = "quickstart.rs"]
 mod quickstart;

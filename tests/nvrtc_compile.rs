@@ -75,6 +75,11 @@ fn units() -> Vec<(&'static str, String, Optimize)> {
             Compile,
         ),
         (
+            "tests/common, traced and cancellable",
+            common::builder().trace(4096).cancellable(true).source(),
+            Compile,
+        ),
+        (
             "grosr_lab::workloads, Optimize::Compile",
             grosr_lab::workloads::builder().source(),
             Compile,

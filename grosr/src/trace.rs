@@ -10,9 +10,11 @@
 //! `chrome://tracing` open: a track per worker thread, a slice per task, flow arrows from each
 //! task's origin to it, the host's calls on host tracks, counters below.
 //!
-//! Recorded by the CPU backend today (tracks are its worker threads); building a GPU runtime
-//! with `RuntimeBuilder::trace` set is [`Error::Unsupported`](crate::Error::Unsupported) until
-//! the scheduler records on the device.
+//! On the CPU backend a track is a worker thread. On a GPU the scheduler records every task it
+//! runs into its warps' device buffers (a track per warp, and per lane for lane tasks, which a
+//! round runs side by side) with its spawner as the origin; graph predecessors' arrows, the
+//! host's calls and the counters are the CPU backend's only for now, and a task a cancel skipped
+//! leaves no event.
 
 use std::fmt::Write as _;
 

@@ -352,8 +352,8 @@ pub fn cancelling_a_spawn_tree_leaves_other_jobs_exact(rt: &Runtime) {
     assert_eq!(tree.wait_timeout(T), Err(Error::Cancelled));
     let ran = counts.to_vec().unwrap()[0];
     assert!(
-        ran < TOTAL,
-        "all {ran} tasks ran: the cancel came too late to test anything"
+        ran < TOTAL / 2,
+        "{ran} of {TOTAL} tasks ran: the cancel came too late to test anything"
     );
     assert_eq!(rt.executed::<Tree>().unwrap() - before, u64::from(ran));
     for job in &others {

@@ -200,11 +200,12 @@ impl RuntimeBuilder {
     /// Records a timeline of the tasks run, keeping up to `events` per track and as many host
     /// calls; later events are counted as dropped. [`Runtime::trace`] takes it, for Perfetto
     /// (`grosr::trace`). Off (0) by default, and then nothing is recorded. On the CPU backend a
-    /// track is a worker thread. On a GPU a track is a scheduler warp (every warp gets a buffer
-    /// of `events` × 32 bytes, at most 131 070 events and a quarter of the free memory in all),
-    /// each task records its start and end, SM, kind, job and spawner, and the module is
-    /// compiled with the recording in (without this setting it is the same code as before);
-    /// the host's calls and counters are the CPU backend's only.
+    /// track is a worker thread. On a GPU a track is a scheduler warp, and a lane of it for lane
+    /// tasks (every warp gets a buffer of `events` × 32 bytes, at most 131 070 events and a
+    /// quarter of the free memory in all), each task records its start and end, SM, kind, job
+    /// and spawner (a task a cancel skipped records nothing), and the module is compiled with
+    /// the recording in (without this setting it is the same code as before); the host's calls
+    /// and counters are the CPU backend's only.
     pub fn trace(mut self, events: usize) -> Self {
         self.config.trace_events = events;
         self
@@ -410,6 +411,7 @@ impl RuntimeBuilder {
     pub fn precompile(&self, arch: u32) -> Result<Precompiled> {
         self.validate()?;
         compile::nvrtc_available()?;
+        self.check_gpu_trace()?;
         let source = self.source();
         let (compiled, compile) = self.compile(&source, arch)?;
         Ok(Precompiled {
@@ -454,6 +456,14 @@ impl RuntimeBuilder {
                 helper,
             },
             e => e,
+        }
+    }
+
+    /// A GPU trace's settings, checked before the compile (which may take a minute).
+    fn check_gpu_trace(&self) -> Result<()> {
+        match self.config.trace_events {
+            0 => Ok(()),
+            events => super::task_trace::check(events, self.tasks.len()),
         }
     }
 
@@ -554,6 +564,7 @@ impl RuntimeBuilder {
         // this process is what the claim exists to avoid.
         let claim = SmClaim::new(c.device, sms, gpu.sm_count)?;
         compile::nvrtc_available()?;
+        self.check_gpu_trace()?;
         let source = self.source();
         let (compiled, compile_time) = self.compile(&source, gpu.arch)?;
         let loading = Instant::now();
@@ -602,7 +613,6 @@ impl RuntimeBuilder {
             .map(|(k, t)| (t.type_id, k as u32))
             .collect();
         let submitter = Arc::new(Submitter::new(c.arena_bytes as u64));
-        let cancelled = (0..c.job_slots).map(|_| StdAtomicU32::new(0)).collect();
         static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         let mut rt = GpuRuntime {
             info: RuntimeInfo {
@@ -638,7 +648,7 @@ impl RuntimeBuilder {
             generation: StdAtomicU32::new(0),
             fault: OnceLock::new(),
             lifecycle: Mutex::new(()),
-            cancelled,
+            cancelling: std::sync::Mutex::new(()),
             stream,
             kernels,
             memory: std::mem::ManuallyDrop::new(memory),

@@ -147,6 +147,10 @@ impl Job<'_> {
     /// the job and return the [`Error::Timeout`] (or the cancel's error): the job then ends
     /// without this thread waiting for its running tasks.
     pub fn wait_timeout_or_cancel(&self, timeout: Duration) -> Result<()> {
+        // Refused before the wait, not after it, where it could not cancel anyway.
+        if let On::Gpu { rt, .. } = &self.on {
+            rt.can_cancel()?;
+        }
         match self.wait_timeout(timeout) {
             Err(e @ Error::Timeout(..)) => self.cancel().and(Err(e)),
             other => other,
@@ -162,7 +166,6 @@ impl Job<'_> {
             return Some(Ok(()));
         };
         Some(match rt.submitter.outcome(&rt.memory.ring(), ticket)? {
-            Outcome::Finished(0, _) if rt.was_cancelled(ticket) => Err(Error::Cancelled),
             Outcome::Finished(0, _) => Ok(()),
             Outcome::Finished(ABANDONED, _) => Err(Error::Stopped),
             Outcome::Finished(code, kind) => {

@@ -369,9 +369,10 @@ pub(crate) struct GpuRuntime {
     generation: StdAtomicU32,
     fault: OnceLock<Error>,
     lifecycle: Mutex<()>,
-    /// Per job slot, the seq of the last job cancelled there: a cancelled job whose tasks all
-    /// ran (or stopped early on `ctx.cancelled()`) still ends `Cancelled`, as on the CPU.
-    cancelled: Vec<StdAtomicU32>,
+    /// Held across a cancel's check and its copy: two cancels of jobs in one slot (the first
+    /// job's ending meanwhile) land in the order they checked, so the older never overwrites
+    /// the newer job's cancel word.
+    cancelling: std::sync::Mutex<()>,
     // Every driver object holds its context, so the context outlives them in any drop order.
     // Memory, heap and module are dropped in Drop once the kernel has exited, or leaked there
     // while it still runs (the module unloads when its last holder, it or `kernels`, goes).

@@ -77,37 +77,33 @@ impl GpuRuntime {
 }
 
 impl GpuRuntime {
+    /// An error unless the module was built with the cancel checks in.
+    pub(super) fn can_cancel(&self) -> Result<()> {
+        if self.info.cancellable {
+            return Ok(());
+        }
+        Err(Error::Config(
+            "this runtime cannot cancel jobs: build it with RuntimeBuilder::cancellable(true)"
+                .into(),
+        ))
+    }
+
     /// `Job::cancel` of `job` (of this runtime's `generation`): copies the job's sequence number
     /// into its slot's cancel word, which every task and spawn of a cancellable module checks
     /// (cuda/grosr_jobs.cuh). A finished job, or one a stop has abandoned, is left alone.
     pub(super) fn cancel(&self, job: JobTicket, generation: u32) -> Result<()> {
-        if !self.info.cancellable {
-            return Err(Error::Config(
-                "this runtime cannot cancel jobs: build it with RuntimeBuilder::cancellable(true)"
-                    .into(),
-            ));
-        }
+        self.can_cancel()?;
+        let _one = self.cancelling.lock().unwrap_or_else(|e| e.into_inner());
         if self.generation.load(StdOrdering::Acquire) != generation
             || ring::finished(&self.memory.ring(), job)
         {
             return Ok(());
         }
         let at = job.slot as usize * size_of::<DevJob>() + std::mem::offset_of!(DevJob, cancel);
-        // The outcome first (Job::outcome reads it), then the device's word: the job ends
-        // Cancelled even if no task of it is skipped (a job ending as it is cancelled may
-        // report either).
-        if let Some(c) = self.cancelled.get(job.slot as usize) {
-            c.store(job.seq, StdOrdering::Release);
-        }
-        // The job block starts the device block (runtime/memory.rs).
+        // The job block starts the device block (runtime/memory.rs). A synchronous copy, made
+        // under the lock: a later cancel's word lands after this one. The device records the
+        // outcome (complete_job: a cancelled job ends Cancelled even if no task was skipped).
         self.memory.device.write_at(at, &[job.seq])
-    }
-
-    /// Whether `job` was cancelled (its slot's last cancel was of its seq).
-    pub(super) fn was_cancelled(&self, job: JobTicket) -> bool {
-        self.cancelled
-            .get(job.slot as usize)
-            .is_some_and(|c| c.load(StdOrdering::Acquire) == job.seq)
     }
 }
 

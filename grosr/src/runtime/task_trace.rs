@@ -35,6 +35,23 @@ const ORIGIN_GRAPH: u32 = 0x8000_0000;
 /// Ids hold the warp above 17 bits of slot, and stay under 2^31.
 const SLOT_BITS: u32 = 17;
 
+/// The settings a GPU trace refuses, checked before the module is compiled: `capacity` events
+/// a warp, of `kinds` task types.
+pub(super) fn check(capacity: usize, kinds: usize) -> Result<()> {
+    if kinds > 1 << 12 {
+        return Err(Error::Config(format!(
+            "a trace of {kinds} task types: an event keeps 12 bits of kind (4096 types)"
+        )));
+    }
+    let max = (1usize << SLOT_BITS) - 2;
+    if capacity == 0 || capacity > max {
+        return Err(Error::Config(format!(
+            "a trace of {capacity} events a track: a GPU's warps keep 1 to {max} each"
+        )));
+    }
+    Ok(())
+}
+
 /// The buffers: `warps` × `capacity` events and a count per warp.
 pub(super) struct TaskTraceBuffers {
     events: DeviceMem,
@@ -56,17 +73,7 @@ impl TaskTraceBuffers {
         capacity: usize,
         free: usize,
     ) -> Result<TaskTraceBuffers> {
-        if kinds > 1 << 12 {
-            return Err(Error::Config(format!(
-                "a trace of {kinds} task types: an event keeps 12 bits of kind (4096 types)"
-            )));
-        }
-        let max = (1usize << SLOT_BITS) - 2;
-        if capacity == 0 || capacity > max {
-            return Err(Error::Config(format!(
-                "a trace of {capacity} events a track: a GPU's warps keep 1 to {max} each"
-            )));
-        }
+        check(capacity, kinds)?;
         if warps >= 1 << (31 - SLOT_BITS) {
             return Err(Error::Config(format!(
                 "a trace of {warps} scheduler warps: at most {} (cap the SMs with max_sms)",
@@ -84,7 +91,9 @@ impl TaskTraceBuffers {
                     size_of::<TaskEvent>()
                 ))
             })?;
-        let events = DeviceMem::uninit(ctx, bytes)?;
+        // Zeroed: a slot taken but not yet written must read as no event (start 0), in the
+        // first take too.
+        let events = DeviceMem::zeroed(ctx, bytes)?;
         let counts = DeviceMem::zeroed(ctx, warps as usize * 8)?;
         let (addr, size) = module.global("grosr_task_trace")?;
         if size != size_of::<TaskTraceDev>() {
@@ -129,8 +138,11 @@ impl TaskTraceBuffers {
             trace.dropped += n - kept as u64;
             if kept > 0 {
                 let mut mine = vec![TaskEvent::default(); kept];
+                let at = w * cap * size_of::<TaskEvent>();
+                self.events.read_at(at, &mut mine)?;
+                // Zeroed again before the count is: the next take's slots start unwritten.
                 self.events
-                    .read_at(w * cap * size_of::<TaskEvent>(), &mut mine)?;
+                    .write_at(at, &vec![TaskEvent::default(); kept])?;
                 // A slot taken but not yet written (a task still running) is left out.
                 events.extend(
                     mine.into_iter()
