@@ -90,6 +90,11 @@ fn a_running_body_sees_its_job_cancelled() {
     suite::a_running_body_sees_its_job_cancelled(&runtime());
 }
 
+#[test]
+fn cancelled_warp_and_block_tasks_stop_and_the_slot_serves_the_next_jobs() {
+    suite::cancelled_warp_and_block_tasks_stop_and_the_slot_serves_the_next_jobs(&runtime());
+}
+
 /// The range checks' task types on the CPU backend.
 fn range_runtime() -> Runtime {
     on_cpu(ranges::register(grosr::Runtime::builder()))

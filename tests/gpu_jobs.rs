@@ -52,11 +52,26 @@ fn a_running_body_sees_its_job_cancelled() {
 
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
+fn cancelled_warp_and_block_tasks_stop_and_the_slot_serves_the_next_jobs() {
+    common::suite::cancelled_warp_and_block_tasks_stop_and_the_slot_serves_the_next_jobs(
+        &cancellable(),
+    );
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
 fn a_runtime_not_built_cancellable_refuses_to_cancel_and_runs_on() {
     let rt = common::builder().build().unwrap();
     let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
     let job = rt.submit(&marks(flags.ptr(), 0, 1)).unwrap();
     assert!(matches!(job.cancel(), Err(Error::Config(_))));
+    // Refused before it waits, not after the timeout.
+    let asked = std::time::Instant::now();
+    assert!(matches!(
+        job.wait_timeout_or_cancel(T),
+        Err(Error::Config(_))
+    ));
+    assert!(asked.elapsed() < T / 2);
     job.wait_timeout(T).unwrap();
     assert_eq!(flags.to_vec().unwrap(), vec![1]);
 }

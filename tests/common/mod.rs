@@ -245,6 +245,35 @@ pub struct Spin {
 }
 
 /// The test task types with Rust bodies, registered: a builder for either backend.
+/// [`Spin`] as a warp task: every lane polls, lane 0 writes `seen[0]`.
+#[grosr::task(granularity = "warp", rust = |task, ctx| {
+    let start = ctx.globaltimer();
+    while !ctx.cancelled() && ctx.globaltimer() - start < task.max_ns {}
+    let how = if ctx.cancelled() { 1u32 } else { 2u32 };
+    if ctx.lane() == 0u32 {
+        ctx.write(task.seen, 0u32, how);
+    }
+})]
+pub struct WarpSpin {
+    pub seen: DevicePtr<u32>,
+    pub max_ns: u64,
+}
+
+/// [`Spin`] as a block task: every thread polls, meets the others, thread 0 writes `seen[0]`.
+#[grosr::task(granularity = "block", rust = |task, ctx| {
+    let start = ctx.globaltimer();
+    while !ctx.cancelled() && ctx.globaltimer() - start < task.max_ns {}
+    ctx.sync_threads();
+    let how = if ctx.cancelled() { 1u32 } else { 2u32 };
+    if ctx.lane() == 0u32 {
+        ctx.write(task.seen, 0u32, how);
+    }
+})]
+pub struct BlockSpin {
+    pub seen: DevicePtr<u32>,
+    pub max_ns: u64,
+}
+
 pub fn portable_builder() -> RuntimeBuilder {
     grosr::Runtime::builder()
         .task::<Mark>()
@@ -259,6 +288,8 @@ pub fn portable_builder() -> RuntimeBuilder {
         .task::<Tock>()
         .task::<Tree>()
         .task::<Spin>()
+        .task::<WarpSpin>()
+        .task::<BlockSpin>()
 }
 
 /// Every test task type, registered (a GPU builder: some bodies are CUDA C).

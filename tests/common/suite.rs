@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use grosr::{DeviceBuffer, Error, Runtime};
 
-use super::{Chain, Failer, Fib, Flood, Mark, Spin, Tick, Tree, WarpFlood, mark};
+use super::{
+    BlockSpin, Chain, Failer, Fib, Flood, Mark, Spin, Tick, Tree, WarpFlood, WarpSpin, mark,
+};
 
 /// Every wait's bound: long enough for a debug build on two cores, short of CI's patience.
 pub const T: Duration = Duration::from_secs(60);
@@ -367,6 +369,50 @@ pub fn cancelling_a_spawn_tree_leaves_other_jobs_exact(rt: &Runtime) {
     tree.cancel().unwrap();
     assert_eq!(tree.wait_timeout(T), Err(Error::Cancelled));
     assert_runtime_runs_tasks(rt);
+}
+
+/// A cancelled job of a running warp task and a running block task: every thread of each sees
+/// `ctx.cancelled()` and stops (no thread is left at a barrier), and the job ends `Cancelled`.
+/// Then a cancelled job keeps its outcome once later jobs reused its slot, and those run.
+pub fn cancelled_warp_and_block_tasks_stop_and_the_slot_serves_the_next_jobs(rt: &Runtime) {
+    let seen = DeviceBuffer::<u32>::zeroed(rt.gpu(), 2).unwrap();
+    let far = 30_000_000_000;
+    let warp = WarpSpin {
+        seen: seen.ptr(),
+        max_ns: far,
+    };
+    let block = BlockSpin {
+        seen: seen.ptr().add(1),
+        max_ns: far,
+    };
+    let warp_job = rt.submit(&[warp]).unwrap();
+    let block_job = rt.submit(&[block]).unwrap();
+    for job in [&warp_job, &block_job] {
+        let e = job.wait_timeout_or_cancel(Duration::from_millis(50));
+        assert!(matches!(e, Err(Error::Timeout(..))), "{e:?}");
+        assert_eq!(job.wait_timeout(T), Err(Error::Cancelled));
+    }
+    assert_eq!(
+        seen.to_vec().unwrap(),
+        vec![1, 1],
+        "each task saw the cancel"
+    );
+    // JOB_SLOTS more jobs: one of them takes each cancelled job's slot, and runs.
+    let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), JOB_SLOTS as usize).unwrap();
+    let later: Vec<_> = (0..JOB_SLOTS)
+        .map(|i| rt.submit(&[mark(&flags, i)]).unwrap())
+        .collect();
+    for job in &later {
+        job.wait_timeout(T).unwrap();
+    }
+    assert_eq!(flags.to_vec().unwrap(), vec![1; JOB_SLOTS as usize]);
+    for job in [&warp_job, &block_job] {
+        assert_eq!(
+            job.wait_timeout(T),
+            Err(Error::Cancelled),
+            "after its slot was reused"
+        );
+    }
 }
 
 /// A running body sees `ctx.cancelled()`; `wait_timeout_or_cancel` cancels on its timeout; a
