@@ -27,7 +27,7 @@ lib=$(find target/ci-nvrtc -name 'libnvrtc.so.1[0-9]' 2>/dev/null | head -n 1)
 export LD_LIBRARY_PATH="$(realpath "$(dirname "$lib")"):${LD_LIBRARY_PATH:-}"
 # The modules the GPU test binaries (and the report, with examples) build; unit names as in
 # tests/nvrtc_compile.rs.
-units='tests/common|tests/common, Optimize::Compile|tests/common, traced|tests/common, cancellable, Speed|tests/gpu_graph|tests/gpu_alloc|tests/gpu_rust_bodies|grosr_lab::bfs'
+units='tests/common|tests/common, Optimize::Compile|tests/common, traced|tests/common, cancellable, Speed|tests/common, traced and cancellable, Speed|tests/gpu_graph|tests/gpu_alloc|tests/gpu_rust_bodies|grosr_lab::bfs'
 [ "${1:-}" = examples ] && units+='|grosr_lab::workloads'
 GROSR_CACHE_DIR="$root/.gpu/cache" GROSR_FILL_ONLY="$units" \
   .gpu/tests/nvrtc_compile --ignored fill_the_compile_cache

@@ -2,7 +2,9 @@
 //! of lane tasks, a chain of warp tasks, block tasks spawned from lane tasks) gives every task
 //! that ran exactly one event, spawn origins that match the spawn tree, tracks (scheduler warps)
 //! whose events never overlap, nothing dropped at the configured size, and JSON that says so;
-//! and the overhead figure's check: the untraced module is the same code (tests/nvrtc_compile.rs
+//! a trace too small, whose events and dropped count add up to the tasks that ran; a cancelled
+//! tree traced, with an event for each task that ran and none for those skipped; and the
+//! overhead figure's check: the untraced module is the same code (tests/nvrtc_compile.rs
 //! and benches/NOTES.md). Run on the GPU machine with `bash .gpu/run tests`.
 
 mod common;
@@ -10,7 +12,7 @@ mod common;
 use std::collections::{HashMap, HashSet};
 
 use common::suite::{T, fib};
-use common::{BlockSum, Chain, Fib, SpawnBlock, Tick};
+use common::{BlockSum, Chain, Fib, SpawnBlock, Tick, Tree};
 use grosr::DeviceBuffer;
 use grosr::trace::TaskSpan;
 
@@ -181,4 +183,74 @@ fn a_traced_mixed_job_records_every_task_once_with_its_spawner() {
         .filter(|e| e["ph"] == "X" && e["cat"] == "task")
         .count();
     assert_eq!(tasks, trace.tasks.len());
+}
+
+/// A trace too small for what ran: every task is either an event or counted as dropped, and
+/// every event kept is whole.
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn a_trace_too_small_counts_every_task_it_did_not_keep() {
+    let rt = common::builder().trace(2).build().expect("runtime");
+    let sum = DeviceBuffer::<u64>::zeroed(rt.gpu(), 1).unwrap();
+    let _ = rt.trace().unwrap(); // whatever the build's own checks ran
+    let before = rt.executed::<Fib>().unwrap();
+    rt.submit(&[Fib {
+        n: 20,
+        pad: 0,
+        sum: sum.ptr(),
+    }])
+    .unwrap()
+    .wait_timeout(T)
+    .unwrap();
+    assert_eq!(sum.to_vec().unwrap()[0], fib(20));
+    let ran = rt.executed::<Fib>().unwrap() - before;
+    let trace = rt.trace().unwrap();
+    assert!(trace.dropped > 0, "{ran} tasks fit 2 events a warp");
+    assert_eq!(trace.tasks.len() as u64 + trace.dropped, ran);
+    assert!(trace.tasks.iter().all(|t| t.start_ns <= t.end_ns));
+}
+
+/// Traced and cancellable together: a spawn tree cancelled mid-flight leaves one event for each
+/// of its tasks that ran (the executed count says how many) and none for those it skipped.
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn a_cancelled_tree_leaves_an_event_for_each_task_that_ran_and_none_for_the_skipped() {
+    // Queues of 2^17 slots an SM: the tree's last level alone is 10 million tasks (gpu_jobs.rs).
+    let rt = common::builder()
+        .trace(4096)
+        .cancellable(true)
+        .queue_capacity(1 << 17)
+        .build()
+        .expect("runtime");
+    let counts = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
+    let _ = rt.trace().unwrap();
+    let before = rt.executed::<Tree>().unwrap();
+    let tree = rt
+        .submit(&[Tree {
+            counts: counts.ptr(),
+            depth: 7,
+            fanout: 10,
+        }])
+        .unwrap();
+    let deadline = std::time::Instant::now() + T;
+    while counts.to_vec().unwrap()[0] < 10_000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the tree did not start"
+        );
+        std::thread::yield_now();
+    }
+    tree.cancel().unwrap();
+    assert_eq!(tree.wait_timeout(T), Err(grosr::Error::Cancelled));
+    let ran = rt.executed::<Tree>().unwrap() - before;
+    assert_eq!(u64::from(counts.to_vec().unwrap()[0]), ran);
+    assert!(ran < 11_111_111 / 2, "{ran} ran: the cancel came too late");
+    let trace = rt.trace().unwrap();
+    assert_eq!(trace.dropped, 0);
+    let tree_kind = trace.task_names.iter().position(|n| *n == "Tree").unwrap() as u32;
+    let events = trace.tasks.iter().filter(|t| t.kind == tree_kind).count() as u64;
+    assert_eq!(
+        events, ran,
+        "an event for each task that ran, none for the skipped"
+    );
 }

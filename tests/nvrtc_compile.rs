@@ -103,6 +103,11 @@ fn cache_units() -> Vec<(&'static str, String, Optimize)> {
         common::builder().cancellable(true).source(),
         Speed,
     ));
+    u.push((
+        "tests/common, traced and cancellable, Speed",
+        common::builder().trace(4096).cancellable(true).source(),
+        Speed,
+    ));
     u.push(("tests/gpu_soak", soak::builder().source(), Speed));
     u.push((
         "tests/gpu_rust_bodies",
