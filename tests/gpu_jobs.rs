@@ -1,7 +1,9 @@
 //! Jobs on a real GPU where the host protocol used to go wrong (issue 18): a late look at a job
 //! whose completion slot was reused (D5), a split job that fails between chunks (D6), stop and
 //! start racing multi-chunk submits (D7), a buffer dropped while a job that writes it runs (F2),
-//! and a second runtime on the same GPU (refused: one per GPU per process). Every wait is bounded; steps that could hang run
+//! and a second runtime on the same GPU (refused: one per GPU per process); and cancellation on
+//! a runtime built cancellable (a spawn tree, a running body, warp and block tasks, a Resident
+//! graph launch, the refusal without it). Every wait is bounded; steps that could hang run
 //! on threads with deadlines (tests/common/stall.rs).
 
 mod common;
@@ -56,6 +58,53 @@ fn cancelled_warp_and_block_tasks_stop_and_the_slot_serves_the_next_jobs() {
     common::suite::cancelled_warp_and_block_tasks_stop_and_the_slot_serves_the_next_jobs(
         &cancellable(),
     );
+}
+
+/// A Resident graph launch past its time is cancelled: its running node sees `ctx.cancelled()`
+/// and stops, its successor is skipped, the next run is refused until the launch has ended, and
+/// then the graph launches again.
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn a_resident_launch_past_its_time_is_cancelled_and_the_graph_launches_again() {
+    use grosr::graph::{Strategy, TaskGraph};
+    let rt = cancellable();
+    let seen = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
+    let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
+    let mut g = TaskGraph::new();
+    let spin = g.add(common::Spin {
+        seen: seen.ptr(),
+        max_ns: 30_000_000_000,
+    });
+    let after = g.add(common::mark(&flags, 0));
+    g.add_edge(spin, after).unwrap();
+    let mut p = g.prepare(&rt, Strategy::Resident).unwrap();
+    let saw_the_cancel = |seen: &DeviceBuffer<u32>| {
+        let deadline = Instant::now() + T;
+        while seen.to_vec().unwrap()[0] == 0 {
+            assert!(Instant::now() < deadline, "the spinning node never stopped");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(seen.to_vec().unwrap(), vec![1], "the node saw the cancel");
+    };
+    let e = p.run_or_cancel(Duration::from_millis(50));
+    assert!(matches!(e, Err(Error::Timeout(..))), "{e:?}");
+    saw_the_cancel(&seen);
+    // Again, once the cancelled launch has ended (until then the run is refused).
+    seen.write(&[0]).unwrap();
+    let deadline = Instant::now() + T;
+    loop {
+        match p.run_or_cancel(Duration::from_millis(50)) {
+            Err(Error::Config(m)) if m.contains("not finished") => {
+                assert!(Instant::now() < deadline, "the launch never ended");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(Error::Timeout(..)) => break,
+            other => panic!("{other:?}"),
+        }
+    }
+    saw_the_cancel(&seen);
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(flags.to_vec().unwrap(), vec![0], "the successor never ran");
 }
 
 #[test]
