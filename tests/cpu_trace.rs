@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::{HashMap, HashSet};
 
-use common::suite::{T, fib};
+use common::suite::{T, assert_tracks_never_overlap, fib};
 use common::{Chain, Fib};
 use grosr::graph::{Strategy, TaskGraph};
 use grosr::trace::TaskSpan;
@@ -139,19 +139,7 @@ fn a_traced_mixed_job_records_every_task_once_with_its_origin() {
             "a successor starts after its predecessor ended"
         );
     }
-    // Each track's slices in order, none overlapping.
-    for track in 0..trace.tracks.len() as u32 {
-        let mut spans: Vec<_> = trace.tasks.iter().filter(|t| t.track == track).collect();
-        spans.sort_by_key(|t| t.start_ns);
-        for w in spans.windows(2) {
-            assert!(
-                w[0].end_ns <= w[1].start_ns,
-                "track {track}: {:?} overlaps {:?}",
-                w[0],
-                w[1]
-            );
-        }
-    }
+    assert_tracks_never_overlap(&trace);
     let waits = trace.host.iter().filter(|h| h.what == "wait").count();
     assert!(waits >= 3, "{waits} waits recorded");
 

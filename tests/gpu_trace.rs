@@ -11,7 +11,7 @@ mod common;
 
 use std::collections::{HashMap, HashSet};
 
-use common::suite::{T, fib};
+use common::suite::{T, assert_tracks_never_overlap, cancel_once_started, fib, submit_tree};
 use common::{BlockSum, Chain, Fib, SpawnBlock, Tick, Tree};
 use grosr::DeviceBuffer;
 use grosr::trace::TaskSpan;
@@ -164,18 +164,7 @@ fn a_traced_mixed_job_records_every_task_once_with_its_spawner() {
         assert_eq!(p.kind, kind("SpawnBlock"), "a block task's spawner");
     }
     // A track per warp and lane: its events never overlap.
-    for track in 0..trace.tracks.len() as u32 {
-        let mut spans: Vec<_> = trace.tasks.iter().filter(|t| t.track == track).collect();
-        spans.sort_by_key(|t| t.start_ns);
-        for w in spans.windows(2) {
-            assert!(
-                w[0].end_ns <= w[1].start_ns,
-                "track {track}: {:?} overlaps {:?}",
-                w[0],
-                w[1]
-            );
-        }
-    }
+    assert_tracks_never_overlap(&trace);
     let json: serde_json::Value = serde_json::from_str(&trace.to_chrome_json()).unwrap();
     let events = json["traceEvents"].as_array().unwrap();
     let tasks = events
@@ -225,32 +214,16 @@ fn a_cancelled_tree_leaves_an_event_for_each_task_that_ran_and_none_for_the_skip
     let counts = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
     let _ = rt.trace().unwrap();
     let before = rt.executed::<Tree>().unwrap();
-    let tree = rt
-        .submit(&[Tree {
-            counts: counts.ptr(),
-            depth: 7,
-            fanout: 10,
-        }])
-        .unwrap();
-    let deadline = std::time::Instant::now() + T;
-    while counts.to_vec().unwrap()[0] < 10_000 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the tree did not start"
-        );
-        std::thread::yield_now();
-    }
-    tree.cancel().unwrap();
-    assert_eq!(tree.wait_timeout(T), Err(grosr::Error::Cancelled));
-    let ran = rt.executed::<Tree>().unwrap() - before;
-    assert_eq!(u64::from(counts.to_vec().unwrap()[0]), ran);
-    assert!(ran < 11_111_111 / 2, "{ran} ran: the cancel came too late");
+    let tree = submit_tree(&rt, &counts);
+    let ran = cancel_once_started(&tree, &counts);
+    assert_eq!(rt.executed::<Tree>().unwrap() - before, u64::from(ran));
     let trace = rt.trace().unwrap();
     assert_eq!(trace.dropped, 0);
     let tree_kind = trace.task_names.iter().position(|n| *n == "Tree").unwrap() as u32;
     let events = trace.tasks.iter().filter(|t| t.kind == tree_kind).count() as u64;
     assert_eq!(
-        events, ran,
+        events,
+        u64::from(ran),
         "an event for each task that ran, none for the skipped"
     );
 }

@@ -309,23 +309,67 @@ pub fn a_job_looked_at_after_its_slot_was_reused_reports_its_own_outcome(rt: &Ru
     );
 }
 
+/// A trace's tracks (a worker thread, or a GPU warp and lane) run one task at a time: sorted
+/// by start, no slice begins before the one before it ended.
+pub fn assert_tracks_never_overlap(trace: &grosr::Trace) {
+    for track in 0..trace.tracks.len() as u32 {
+        let mut spans: Vec<_> = trace.tasks.iter().filter(|t| t.track == track).collect();
+        spans.sort_by_key(|t| t.start_ns);
+        for w in spans.windows(2) {
+            assert!(
+                w[0].end_ns <= w[1].start_ns,
+                "track {track}: {:?} overlaps {:?}",
+                w[0],
+                w[1]
+            );
+        }
+    }
+}
+
+/// The tasks of [`submit_tree`]'s tree: fan-out 10, depth 7.
+pub const TREE_TASKS: u32 = 11_111_111;
+
+/// Submits a spawn tree of [`TREE_TASKS`] tasks, each counting itself in `counts[0]`.
+pub fn submit_tree<'rt>(rt: &'rt Runtime, counts: &DeviceBuffer<u32>) -> grosr::Job<'rt> {
+    rt.submit(&[Tree {
+        counts: counts.ptr(),
+        depth: 7,
+        fanout: 10,
+    }])
+    .unwrap()
+}
+
+/// Cancels `tree` ([`submit_tree`]) once some of it has run (mid-flight), checks that it ends
+/// `Cancelled` with fewer than half its tasks run, and returns how many ran (its counter).
+pub fn cancel_once_started(tree: &grosr::Job<'_>, counts: &DeviceBuffer<u32>) -> u32 {
+    let deadline = std::time::Instant::now() + T;
+    while counts.to_vec().unwrap()[0] < 10_000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the tree did not start"
+        );
+        std::thread::yield_now();
+    }
+    tree.cancel().unwrap();
+    assert_eq!(tree.wait_timeout(T), Err(Error::Cancelled));
+    let ran = counts.to_vec().unwrap()[0];
+    assert!(
+        ran < TREE_TASKS / 2,
+        "{ran} of {TREE_TASKS} tasks ran: the cancel came too late to test anything"
+    );
+    ran
+}
+
 /// `Job::cancel` mid-flight on a spawn tree of 11 million tasks while other jobs run: the tree
 /// ends `Cancelled` well short of its size, its counter says exactly how many of its tasks ran,
 /// every other job's results are exact, and the runtime goes on. (The CPU backend, and a GPU
 /// runtime built `cancellable`.)
 pub fn cancelling_a_spawn_tree_leaves_other_jobs_exact(rt: &Runtime) {
-    const TOTAL: u32 = 11_111_111; // fanout 10, depth 7
     let counts = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1).unwrap();
     let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 8 * 1000).unwrap();
     let sum = DeviceBuffer::<u64>::zeroed(rt.gpu(), 1).unwrap();
     let before = rt.executed::<Tree>().unwrap();
-    let tree = rt
-        .submit(&[Tree {
-            counts: counts.ptr(),
-            depth: 7,
-            fanout: 10,
-        }])
-        .unwrap();
+    let tree = submit_tree(rt, &counts);
     let others: Vec<_> = (0..8u32)
         .map(|j| {
             let marks: Vec<Mark> = (j * 1000..(j + 1) * 1000)
@@ -341,22 +385,7 @@ pub fn cancelling_a_spawn_tree_leaves_other_jobs_exact(rt: &Runtime) {
             }])
             .unwrap()])
         .collect();
-    // Mid-flight: some of the tree has run.
-    let deadline = std::time::Instant::now() + T;
-    while counts.to_vec().unwrap()[0] < 10_000 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the tree did not start"
-        );
-        std::thread::yield_now();
-    }
-    tree.cancel().unwrap();
-    assert_eq!(tree.wait_timeout(T), Err(Error::Cancelled));
-    let ran = counts.to_vec().unwrap()[0];
-    assert!(
-        ran < TOTAL / 2,
-        "{ran} of {TOTAL} tasks ran: the cancel came too late to test anything"
-    );
+    let ran = cancel_once_started(&tree, &counts);
     assert_eq!(rt.executed::<Tree>().unwrap() - before, u64::from(ran));
     for job in &others {
         job.wait_timeout(T).unwrap();
