@@ -5,10 +5,11 @@
 
 use std::time::Duration;
 
-use grosr::graph::Strategy;
 use grosr::{Backend, DeviceBuffer, Runtime};
-use grosr_lab::workloads::graphs::{PingRs, PongRs, check_pairs, pingpong_graph_rs, ready_for};
-use grosr_lab::workloads::relu_softmax::{Matrix, ReluRs, ReluSoftmaxRs, SoftmaxRs, TOLERANCE};
+use grosr_lab::workloads::graphs::{PingRs, PongRs, pingpong_graph_rs, pingpong_on_every_strategy};
+use grosr_lab::workloads::relu_softmax::{
+    Matrix, ReluRs, ReluSoftmaxRs, SoftmaxRs, check_on_every_strategy,
+};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -32,14 +33,7 @@ fn rust_ping_pong_pairs_run_in_order_on_every_strategy() {
     let a = DeviceBuffer::<u32>::zeroed(rt.gpu(), n).unwrap();
     let b = DeviceBuffer::<u32>::zeroed(rt.gpu(), n).unwrap();
     let g = pingpong_graph_rs(&a, &b, n as u32).unwrap();
-    for s in Strategy::ALL {
-        ready_for(&rt, s).unwrap();
-        let mut p = g.prepare(&rt, s).unwrap();
-        a.write(&vec![0; n]).unwrap();
-        b.write(&vec![0; n]).unwrap();
-        p.run(T).unwrap();
-        check_pairs(&b, n as u32, s.name()).unwrap();
-    }
+    pingpong_on_every_strategy(&rt, &g, (&a, &b), n as u32, T).unwrap();
 }
 
 #[test]
@@ -47,19 +41,12 @@ fn rust_relu_softmax_matches_the_float64_reference_on_every_strategy() {
     let rt = executor();
     for (rows, len) in [(33u32, 256u32), (4, 4096), (1, 32)] {
         let m = Matrix::new(&rt, rows, len).unwrap();
-        for g in [m.one_task_graph_rust(), m.two_task_graph_rust().unwrap()] {
-            for (i, s) in Strategy::ALL.into_iter().enumerate() {
-                ready_for(&rt, s).unwrap();
-                let mut p = g.prepare(&rt, s).unwrap();
-                let x = m.randomize(i as u64 * 7919 + u64::from(rows)).unwrap();
-                p.run(T).unwrap();
-                let e = m.max_relative_error(&x).unwrap();
-                assert!(
-                    e < TOLERANCE,
-                    "{rows}×{len} on {}: relative error {e:e}",
-                    s.name()
-                );
-            }
-        }
+        check_on_every_strategy(
+            &rt,
+            &m,
+            &[m.one_task_graph_rust(), m.two_task_graph_rust().unwrap()],
+            T,
+        )
+        .unwrap();
     }
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use grosr::graph::Strategy;
 use grosr::{DeviceBuffer, Runtime};
-use grosr_lab::workloads::graphs::{check_pairs, pingpong_graph, ready_for};
-use grosr_lab::workloads::relu_softmax::{Matrix, TOLERANCE};
+use grosr_lab::workloads::graphs::{pingpong_graph, pingpong_on_every_strategy};
+use grosr_lab::workloads::relu_softmax::{Matrix, check_on_every_strategy};
 
 #[path = "common/graph.rs"]
 mod graph_tasks;
@@ -68,14 +68,7 @@ fn ping_pong_pairs_run_in_order_on_every_strategy() {
     let a = DeviceBuffer::<u32>::zeroed(rt.gpu(), n).unwrap();
     let b = DeviceBuffer::<u32>::zeroed(rt.gpu(), n).unwrap();
     let g = pingpong_graph(&a, &b, n as u32).unwrap();
-    for s in Strategy::ALL {
-        ready_for(&rt, s).unwrap();
-        let mut p = g.prepare(&rt, s).unwrap();
-        a.write(&vec![0; n]).unwrap();
-        b.write(&vec![0; n]).unwrap();
-        p.run(T).unwrap();
-        check_pairs(&b, n as u32, s.name()).unwrap();
-    }
+    pingpong_on_every_strategy(&rt, &g, (&a, &b), n as u32, T).unwrap();
 }
 
 #[test]
@@ -84,20 +77,13 @@ fn relu_softmax_matches_the_float64_reference_on_every_strategy() {
     let rt = runtime();
     for (rows, len) in [(333u32, 256u32), (40, 4096), (1, 32)] {
         let m = Matrix::new(&rt, rows, len).unwrap();
-        for g in [m.one_task_graph(), m.two_task_graph().unwrap()] {
-            for (i, s) in Strategy::ALL.into_iter().enumerate() {
-                ready_for(&rt, s).unwrap();
-                let mut p = g.prepare(&rt, s).unwrap();
-                let x = m.randomize(i as u64 * 7919 + rows as u64).unwrap();
-                p.run(T).unwrap();
-                let e = m.max_relative_error(&x).unwrap();
-                assert!(
-                    e < TOLERANCE,
-                    "{rows}×{len} on {}: relative error {e:e}",
-                    s.name()
-                );
-            }
-        }
+        check_on_every_strategy(
+            &rt,
+            &m,
+            &[m.one_task_graph(), m.two_task_graph().unwrap()],
+            T,
+        )
+        .unwrap();
     }
 }
 

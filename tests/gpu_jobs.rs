@@ -37,7 +37,7 @@ fn cancellable() -> grosr::Runtime {
 fn cancelling_a_spawn_tree_leaves_other_jobs_exact() {
     // Queues of 2^17 slots an SM (8 MiB each): the tree's spawns spread over the queues breadth
     // first, and its last level alone is 10 million tasks. At the default 8192 a 111-million-task
-    // tree (depth 8) failed with QueueOverflow before the cancel landed (H200, session 27).
+    // tree (depth 8) failed with QueueOverflow before the cancel landed (H200).
     let rt = common::builder()
         .cancellable(true)
         .queue_capacity(1 << 17)

@@ -240,6 +240,27 @@ pub fn check_pairs(b: &DeviceBuffer<u32>, n: u32, what: &str) -> Result<()> {
     }
 }
 
+/// Runs ping-pong graph `g` (`n` pairs over `a` and `b`) under every strategy, the outputs
+/// cleared before each, and checks that every pair ran in order (the tests' check, on either
+/// backend and body syntax).
+pub fn pingpong_on_every_strategy(
+    rt: &Runtime,
+    g: &TaskGraph,
+    (a, b): (&DeviceBuffer<u32>, &DeviceBuffer<u32>),
+    n: u32,
+    timeout: Duration,
+) -> Result<()> {
+    for s in Strategy::ALL {
+        ready_for(rt, s)?;
+        let mut p = g.prepare(rt, s)?;
+        a.write(&vec![0; n as usize])?;
+        b.write(&vec![0; n as usize])?;
+        p.run(timeout)?;
+        check_pairs(b, n, s.name())?;
+    }
+    Ok(())
+}
+
 /// The throughput graph: `n` independent Tiny tasks.
 pub fn throughput_graph(flags: &DeviceBuffer<u32>, n: u32) -> TaskGraph {
     let mut g = TaskGraph::new();

@@ -170,6 +170,35 @@ pub fn two_task_graph_at(
     Ok(g)
 }
 
+/// Runs each of `graphs` (over `m`) under every strategy on fresh random inputs and checks the
+/// output against the float64 reference within [`TOLERANCE`] (the tests' check, on either
+/// backend and body syntax).
+pub fn check_on_every_strategy(
+    rt: &Runtime,
+    m: &Matrix,
+    graphs: &[TaskGraph],
+    timeout: std::time::Duration,
+) -> Result<()> {
+    for g in graphs {
+        for (i, s) in Strategy::ALL.into_iter().enumerate() {
+            super::graphs::ready_for(rt, s)?;
+            let mut p = g.prepare(rt, s)?;
+            let x = m.randomize(i as u64 * 7919 + u64::from(m.rows))?;
+            p.run(timeout)?;
+            let e = m.max_relative_error(&x)?;
+            if e >= TOLERANCE {
+                return Err(Error::Invalid(format!(
+                    "{}×{} on {}: relative error {e:e}",
+                    m.rows,
+                    m.len,
+                    s.name()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The shapes the report runs (rows × length): the seed's case first.
 pub const SHAPES: [(u32, u32); 5] = [
     (5000, 256),
