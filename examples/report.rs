@@ -34,6 +34,12 @@ struct Args {
     /// startup).
     #[arg(long)]
     only: Option<String>,
+    /// relu_softmax: only these shapes, comma-separated ROWSxLEN (e.g. 5000x256).
+    #[arg(long)]
+    shapes: Option<String>,
+    /// relu_softmax: only these strategies, comma-separated (e.g. Resident,Fused).
+    #[arg(long)]
+    strategies: Option<String>,
     /// Skip the PyTorch peer (benches/torch_peer.py).
     #[arg(long)]
     no_torch: bool,
@@ -96,6 +102,8 @@ fn run(args: &Args) -> grosr_lab::Result<()> {
         ))
         .into());
     }
+    let selection =
+        relu_softmax::Selection::parse(args.shapes.as_deref(), args.strategies.as_deref())?;
     let progress = Progress::new(wanted.len());
     let mut tables: Vec<Table> = Vec::new();
     let started = Instant::now();
@@ -165,7 +173,8 @@ fn run(args: &Args) -> grosr_lab::Result<()> {
                 "pingpong" => graphs::pingpong(&rt, args.quick)?,
                 "throughput" => graphs::throughput(&rt, args.quick)?,
                 "relu_softmax" => {
-                    let mut t = relu_softmax::report(&rt, args.quick, &|r, l| peer.get(r, l))?;
+                    let mut t =
+                        relu_softmax::report(&rt, args.quick, &selection, &|r, l| peer.get(r, l))?;
                     if let Some(n) = &peer.note {
                         t[0].notes.push(n.clone());
                     }

@@ -341,9 +341,77 @@ pub struct Peer {
     pub compiled_us: Option<f64>,
 }
 
-/// Runs both forms on every shape under every strategy; `peer(rows, len)` gives PyTorch's
-/// figures for the reference columns.
-pub fn report(rt: &Runtime, quick: bool, peer: &dyn Fn(u32, u32) -> Peer) -> Result<Vec<Table>> {
+/// Which shapes and strategies [`report`] runs (the report's `--shapes` and `--strategies`: an A/B
+/// of one figure need not pay for the whole section).
+#[derive(Clone, Debug, Default)]
+pub struct Selection {
+    /// Only these shapes (rows, length); `None`: [`SHAPES`].
+    pub shapes: Option<Vec<(u32, u32)>>,
+    /// Only these strategies; `None`: all that a form runs.
+    pub strategies: Option<Vec<Strategy>>,
+}
+
+impl Selection {
+    /// Parses `ROWSxLEN,...` and `Name,...` (strategy names as [`Strategy::name`] gives them,
+    /// any case); empty or absent: everything.
+    pub fn parse(shapes: Option<&str>, strategies: Option<&str>) -> Result<Selection> {
+        let words = |s: &str| -> Vec<String> {
+            s.split(',')
+                .map(|w| w.trim().to_string())
+                .filter(|w| !w.is_empty())
+                .collect()
+        };
+        let shapes = shapes
+            .map(|s| {
+                words(s)
+                    .iter()
+                    .map(|w| {
+                        let parsed = w
+                            .split_once(['x', '×'])
+                            .and_then(|(r, l)| Some((r.parse().ok()?, l.parse().ok()?)));
+                        parsed.ok_or_else(|| {
+                            Error::Invalid(format!("shape {w:?} is not ROWSxLEN (e.g. 5000x256)"))
+                        })
+                    })
+                    .collect::<Result<Vec<(u32, u32)>>>()
+            })
+            .transpose()?;
+        let strategies = strategies
+            .map(|s| {
+                words(s)
+                    .iter()
+                    .map(|w| {
+                        Strategy::ALL
+                            .into_iter()
+                            .find(|k| k.name().eq_ignore_ascii_case(w))
+                            .ok_or_else(|| {
+                                let names: Vec<&str> =
+                                    Strategy::ALL.iter().map(|k| k.name()).collect();
+                                Error::Invalid(format!(
+                                    "strategy {w:?} is none of {}",
+                                    names.join(", ")
+                                ))
+                            })
+                    })
+                    .collect::<Result<Vec<Strategy>>>()
+            })
+            .transpose()?;
+        Ok(Selection { shapes, strategies })
+    }
+
+    fn wants(&self, s: Strategy) -> bool {
+        self.strategies.as_ref().is_none_or(|v| v.contains(&s))
+    }
+}
+
+/// Runs both forms on every selected shape under every selected strategy; `peer(rows, len)` gives
+/// PyTorch's figures for the reference columns.
+pub fn report(
+    rt: &Runtime,
+    quick: bool,
+    selection: &Selection,
+    peer: &dyn Fn(u32, u32) -> Peer,
+) -> Result<Vec<Table>> {
     let timing = Timing::new(quick);
     let mut cols: Vec<&str> = Strategy::ALL.iter().map(|s| s.name()).collect();
     cols.extend(["PyTorch eager", "torch.compile"]);
@@ -355,7 +423,13 @@ pub fn report(rt: &Runtime, quick: bool, peer: &dyn Fn(u32, u32) -> Peer) -> Res
         &cols,
     );
     let seed = std::cell::Cell::new(1u64);
-    for (rows, len) in SHAPES {
+    let shapes = selection.shapes.clone().unwrap_or(SHAPES.to_vec());
+    for (rows, len) in shapes {
+        if u64::from(rows) * u64::from(len) > 1 << 28 || rows == 0 || len == 0 {
+            return Err(Error::Invalid(format!(
+                "shape {rows}×{len}: rows and length at least 1, at most 2^28 elements"
+            )));
+        }
         let m = Matrix::new(rt, rows, len)?;
         // 0: one task a row; 1: the same with the Rust body; 2: ReLU → Softmax; 3: the same
         // with the Rust bodies.
@@ -386,10 +460,11 @@ pub fn report(rt: &Runtime, quick: bool, peer: &dyn Fn(u32, u32) -> Peer) -> Res
             };
             let strategies: Vec<Strategy> = Strategy::ALL
                 .into_iter()
-                .filter(|s| {
+                .filter(|&s| {
                     // The Rust bodies: against their own C twins, Resident and Fused only.
-                    (g.node_count() <= MAX_PER_TASK_NODES && form % 2 == 0)
-                        || matches!(s, Strategy::Resident | Strategy::Fused)
+                    ((g.node_count() <= MAX_PER_TASK_NODES && form % 2 == 0)
+                        || matches!(s, Strategy::Resident | Strategy::Fused))
+                        && selection.wants(s)
                 })
                 .collect();
             let runs = compare(
@@ -434,4 +509,21 @@ pub fn report(rt: &Runtime, quick: bool, peer: &dyn Fn(u32, u32) -> Peer) -> Res
          3% of the CUDA body)."
     ));
     Ok(vec![table])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_selection_parses_shapes_and_strategies_and_refuses_the_rest() {
+        let s = Selection::parse(Some("5000x256, 100×65536"), Some("resident,Fused")).unwrap();
+        assert_eq!(s.shapes, Some(vec![(5000, 256), (100, 65_536)]));
+        assert!(s.wants(Strategy::Resident) && s.wants(Strategy::Fused));
+        assert!(!s.wants(Strategy::Sync));
+        let all = Selection::parse(None, None).unwrap();
+        assert!(all.shapes.is_none() && Strategy::ALL.iter().all(|&k| all.wants(k)));
+        assert!(Selection::parse(Some("5000"), None).is_err());
+        assert!(Selection::parse(None, Some("Warp")).is_err());
+    }
 }
