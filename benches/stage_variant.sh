@@ -23,7 +23,7 @@ lib=$(find "$root/target/ci-nvrtc" -name 'libnvrtc.so.1[0-9]' 2>/dev/null | head
 [ -n "$lib" ] || { echo "stage_variant: run .ci/run once first (it installs NVRTC)" >&2; exit 1; }
 export LD_LIBRARY_PATH="$(realpath "$(dirname "$lib")"):${LD_LIBRARY_PATH:-}"
 wt=$root/../wt-variant-$name
-export CARGO_TARGET_DIR=$root/../target-variant-$name
+export CARGO_TARGET_DIR=${VARIANT_TARGET:-$root/../target-variant-$name}
 git -C "$root" worktree remove --force "$wt" 2>/dev/null || true
 git -C "$root" worktree add -q --detach "$wt" HEAD
 cd "$wt"

@@ -37,7 +37,8 @@ struct Args {
     /// relu_softmax: only these shapes, comma-separated ROWSxLEN (e.g. 5000x256).
     #[arg(long)]
     shapes: Option<String>,
-    /// relu_softmax: only these strategies, comma-separated (e.g. Resident,Fused).
+    /// relu_softmax, pingpong, throughput: only these strategies, comma-separated (e.g.
+    /// Resident,Fused).
     #[arg(long)]
     strategies: Option<String>,
     /// Skip the PyTorch peer (benches/torch_peer.py).
@@ -170,8 +171,10 @@ fn run(args: &Args) -> grosr_lab::Result<()> {
             progress.start(s);
             let t = match s {
                 "core" => core(&rt, args.quick)?,
-                "pingpong" => graphs::pingpong(&rt, args.quick)?,
-                "throughput" => graphs::throughput(&rt, args.quick)?,
+                "pingpong" => graphs::pingpong(&rt, args.quick, selection.strategies.as_deref())?,
+                "throughput" => {
+                    graphs::throughput(&rt, args.quick, selection.strategies.as_deref())?
+                }
                 "relu_softmax" => {
                     let mut t =
                         relu_softmax::report(&rt, args.quick, &selection, &|r, l| peer.get(r, l))?;

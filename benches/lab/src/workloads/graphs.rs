@@ -274,11 +274,13 @@ pub fn throughput_graph(flags: &DeviceBuffer<u32>, n: u32) -> TaskGraph {
 /// are left out of the tables (and said so), or one report would take an hour.
 pub const MAX_PER_TASK_NODES: usize = 100_000;
 
-fn strategies_for(nodes: usize) -> Vec<Strategy> {
+/// The strategies a graph of `nodes` nodes runs under, of `only` (all when `None`).
+fn strategies_for(nodes: usize, only: Option<&[Strategy]>) -> Vec<Strategy> {
     Strategy::ALL
         .into_iter()
         .filter(|s| {
-            nodes <= MAX_PER_TASK_NODES || matches!(s, Strategy::Resident | Strategy::Fused)
+            (nodes <= MAX_PER_TASK_NODES || matches!(s, Strategy::Resident | Strategy::Fused))
+                && only.is_none_or(|o| o.contains(s))
         })
         .collect()
 }
@@ -318,9 +320,9 @@ fn prepare_row(table: &mut Table, label: &str, runs: &[(Strategy, Result<Strateg
     fill(table, label, runs, &[], |r| r.prepare.as_secs_f64() * 1e3);
 }
 
-/// Ping-pong: N dependent pairs under every strategy, and the GPU-spawn variant on Resident.
-/// Returns the per-pair table and the preparation-cost table.
-pub fn pingpong(rt: &Runtime, quick: bool) -> Result<Vec<Table>> {
+/// Ping-pong: N dependent pairs under every strategy (of `only`, when given), and the GPU-spawn
+/// variant on Resident. Returns the per-pair table and the preparation-cost table.
+pub fn pingpong(rt: &Runtime, quick: bool, only: Option<&[Strategy]>) -> Result<Vec<Table>> {
     let sizes: &[u32] = &[1, 100, 1_000, 10_000, 50_000];
     let timing = Timing::new(quick);
     let mut cols = columns();
@@ -354,7 +356,7 @@ pub fn pingpong(rt: &Runtime, quick: bool) -> Result<Vec<Table>> {
         let runs = compare(
             rt,
             &g,
-            &strategies_for(g.node_count()),
+            &strategies_for(g.node_count(), only),
             &Checks {
                 reset: &reset,
                 check: &check,
@@ -450,8 +452,8 @@ fn spawned_pairs<T: grosr::Task + 'static>(
     Ok(stats)
 }
 
-/// Throughput: N independent tiny tasks under every strategy, in M tasks/s.
-pub fn throughput(rt: &Runtime, quick: bool) -> Result<Vec<Table>> {
+/// Throughput: N independent tiny tasks under every strategy (of `only`, when given), in M tasks/s.
+pub fn throughput(rt: &Runtime, quick: bool, only: Option<&[Strategy]>) -> Result<Vec<Table>> {
     let sizes: &[u32] = &[1_000, 10_000, 50_000, 1 << 20];
     let timing = Timing::new(quick);
     let mut cols = columns();
@@ -487,7 +489,7 @@ pub fn throughput(rt: &Runtime, quick: bool) -> Result<Vec<Table>> {
         let runs = compare(
             rt,
             &g,
-            &strategies_for(g.node_count()),
+            &strategies_for(g.node_count(), only),
             &Checks {
                 reset: &reset,
                 check: &check,
