@@ -38,6 +38,23 @@ struct TaskTraceDev {             // the host fills it before launch
 }  // namespace grosr
 // The module global the host fills, at global scope so that its name is not mangled.
 __device__ grosr::TaskTraceDev grosr_task_trace;
+
+// The host's clock against %globaltimer (task_trace.rs, `Clock`), run alone before each launch
+// of the scheduler: one thread answers `rounds` pings through mapped memory, waiting for ping r
+// (`*ping == r + 1`) and stamping %globaltimer into stamps[r]; the host brackets each answer with
+// its own clock and keeps the tightest. A host that stops pinging is given up after 100 ms.
+extern "C" __global__ void grosr_trace_clock(const volatile uint32_t* ping,
+                                             volatile unsigned long long* stamps, uint32_t rounds) {
+    const unsigned long long give_up = grosr::globaltimer() + 100000000ull;
+    for (uint32_t r = 0; r < rounds; ++r) {
+        // Volatile: every read goes to host memory, so the host's ping is seen once it lands.
+        while (*ping < r + 1)
+            if (grosr::globaltimer() > give_up) return;
+        stamps[r] = grosr::globaltimer();
+        // System scope: the stamp leaves for the host now, not when the kernel ends.
+        __threadfence_system();
+    }
+}
 namespace grosr {
 
 // The graph tag in a task's `node` word (0 for a spawned task carrying its spawner's id).

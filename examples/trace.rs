@@ -2,9 +2,9 @@
 //! quickstart's tasks and a task graph with tracing on and writes `grosr-trace.json` (or the path
 //! given); `GROSR_BACKEND=cpu` runs it without a GPU. Open it at <https://ui.perfetto.dev> ("Open
 //! trace file"): a track per scheduler warp and lane (on the CPU backend, per worker thread)
-//! with a slice per task and arrows from each task to its spawner; the CPU backend also draws
-//! arrows from graph predecessors and the host's submits, the host's submits and waits on host
-//! tracks, and counters of queued tasks and heap bytes (a GPU trace does not have those yet).
+//! with a slice per task and an arrow to each task from its spawner, the graph predecessor that
+//! released it or the host's submit; the host's submits, waits and graph runs on host tracks;
+//! a counter of queued tasks (and of heap bytes, on the CPU backend).
 
 #[path = "quickstart.rs"]
 mod quickstart;

@@ -11,10 +11,45 @@ mod common;
 
 use std::collections::{HashMap, HashSet};
 
+#[path = "common/graph.rs"]
+mod graph;
+
 use common::suite::{T, assert_tracks_never_overlap, cancel_once_started, fib, submit_tree};
 use common::{BlockSum, Chain, Fib, SpawnBlock, Tick, Tree};
 use grosr::DeviceBuffer;
-use grosr::trace::TaskSpan;
+use grosr::graph::Strategy;
+use grosr::trace::{HostSpan, TaskSpan, Trace};
+
+/// How far the host's clock, set against the GPU's before launch, may be off: a few µs of
+/// round trip, and drift over a test's seconds.
+const CLOCK_SLACK_NS: u64 = 50_000;
+
+/// Each job's tasks start after its submit (or graph run) started and end before its last
+/// wait ended, on the trace's one clock (within [`CLOCK_SLACK_NS`]).
+fn assert_submits_came_first_and_waits_last(trace: &Trace) {
+    for t in &trace.tasks {
+        let of_job = trace.host.iter().filter(|h| h.job == t.job);
+        let submitted = of_job
+            .clone()
+            .filter(|h| h.what != "wait")
+            .map(|h| h.start_ns)
+            .filter(|&s| s <= t.start_ns + CLOCK_SLACK_NS)
+            .max();
+        assert!(
+            submitted.is_some(),
+            "task {t:?} started before any submit of its job slot"
+        );
+        let waited = of_job
+            .filter(|h| h.what == "wait")
+            .map(|h| h.end_ns)
+            .max()
+            .unwrap_or(0);
+        assert!(
+            t.end_ns <= waited + CLOCK_SLACK_NS,
+            "task {t:?} ended after its job's last wait returned ({waited} ns)"
+        );
+    }
+}
 
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
@@ -99,18 +134,27 @@ fn a_traced_mixed_job_records_every_task_once_with_its_spawner() {
     let ids: HashSet<u64> = trace.tasks.iter().map(|t| t.id).collect();
     assert_eq!(ids.len(), trace.tasks.len(), "task ids repeat");
     let by_id: HashMap<u64, &TaskSpan> = trace.tasks.iter().map(|t| (t.id, t)).collect();
-    // Origins: host submits have none (0); every spawn names its spawner, of its own tree.
+    let host: HashMap<u64, &HostSpan> = trace.host.iter().map(|h| (h.id, h)).collect();
+    // The host's calls: a submit and a wait for each of the four jobs, on the GPU's clock.
+    let calls = |what: &str| trace.host.iter().filter(|h| h.what == what).count();
+    assert_eq!((calls("submit"), calls("wait")), (4, 4), "{:?}", trace.host);
+    assert_submits_came_first_and_waits_last(&trace);
+    // Origins: what the host submitted names the submit; every spawn names its spawner, of its
+    // own tree.
     for (what, group, roots) in [
         ("Fib", &fibs, 1),
         ("Chain", &chains, 1),
         ("SpawnBlock", &spawners, 16),
     ] {
         assert_eq!(
-            group.iter().filter(|t| t.parent == 0).count(),
+            group
+                .iter()
+                .filter(|t| host.contains_key(&t.parent))
+                .count(),
             roots,
             "{what} roots"
         );
-        for t in group.iter().filter(|t| t.parent != 0) {
+        for t in group.iter().filter(|t| !host.contains_key(&t.parent)) {
             let p = by_id
                 .get(&t.parent)
                 .unwrap_or_else(|| panic!("{what}: no task {}", t.parent));
@@ -133,7 +177,7 @@ fn a_traced_mixed_job_records_every_task_once_with_its_spawner() {
         .filter(|t| t.kind == tick || t.kind == tock)
         .collect();
     assert_eq!(hops.len(), 4 * 300);
-    for t in hops.iter().filter(|t| t.parent != 0) {
+    for t in hops.iter().filter(|t| !host.contains_key(&t.parent)) {
         let p = by_id
             .get(&t.parent)
             .unwrap_or_else(|| panic!("no task {}", t.parent));
@@ -144,7 +188,7 @@ fn a_traced_mixed_job_records_every_task_once_with_its_spawner() {
         );
     }
     assert_eq!(
-        hops.iter().filter(|t| t.parent == 0).count(),
+        hops.iter().filter(|t| host.contains_key(&t.parent)).count(),
         4,
         "the chains' roots"
     );
@@ -172,6 +216,81 @@ fn a_traced_mixed_job_records_every_task_once_with_its_spawner() {
         .filter(|e| e["ph"] == "X" && e["cat"] == "task")
         .count();
     assert_eq!(tasks, trace.tasks.len());
+}
+
+/// A traced Resident graph, launched twice: every node runs once a launch, each names its
+/// node, a root its launch's host span, any other node one of its predecessors that ended
+/// before it started (the one whose end released it); the host's graph runs and waits frame
+/// the tasks.
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn a_traced_graph_names_each_node_and_draws_it_from_a_predecessor() {
+    let rt = graph::register(grosr::Runtime::builder())
+        .trace(4096)
+        .build()
+        .expect("runtime");
+    let dag = graph::random_dag(&rt, 400, 11);
+    let n = dag.expected.len();
+    let mut preds: Vec<Vec<u32>> = vec![Vec::new(); n];
+    for (u, v) in dag.graph.edges() {
+        preds[v.index()].push(u.index() as u32);
+    }
+    let mut p = dag.graph.prepare(&rt, Strategy::Resident).unwrap();
+    let _ = rt.trace().unwrap();
+    for run in 0..2 {
+        dag.out.write(&vec![0u64; n]).unwrap();
+        p.run(T).unwrap();
+        assert_eq!(dag.out.to_vec().unwrap(), dag.expected, "launch {run}");
+    }
+    let trace = rt.trace().unwrap();
+    assert_eq!(trace.dropped, 0);
+    let runs: Vec<&HostSpan> = trace
+        .host
+        .iter()
+        .filter(|h| h.what == "graph run")
+        .collect();
+    assert_eq!(runs.len(), 2, "{:?}", trace.host);
+    assert_submits_came_first_and_waits_last(&trace);
+    let mut per_node = vec![0u32; n];
+    for t in &trace.tasks {
+        per_node[t.node.expect("every task of the launch is a node") as usize] += 1;
+    }
+    assert!(
+        per_node.iter().all(|&c| c == 2),
+        "a node ran other than once a launch"
+    );
+    let by_id: HashMap<u64, &TaskSpan> = trace.tasks.iter().map(|t| (t.id, t)).collect();
+    for t in &trace.tasks {
+        let v = t.node.unwrap() as usize;
+        if preds[v].is_empty() {
+            assert!(
+                runs.iter().any(|r| r.id == t.parent),
+                "root {v} names its launch, not {}",
+                t.parent
+            );
+            continue;
+        }
+        let parent = by_id
+            .get(&t.parent)
+            .unwrap_or_else(|| panic!("node {v}: parent {} is no task", t.parent));
+        let u = parent.node.expect("a node's parent is a node");
+        assert!(
+            preds[v].contains(&u),
+            "node {v} drawn from {u}, not a predecessor"
+        );
+        assert!(
+            parent.end_ns <= t.start_ns,
+            "node {v} started before {u} ended"
+        );
+        // The same launch: no graph run started between them.
+        assert!(
+            !runs
+                .iter()
+                .any(|r| r.start_ns > parent.start_ns && r.start_ns < t.start_ns),
+            "node {v} drawn from the other launch"
+        );
+    }
+    assert_tracks_never_overlap(&trace);
 }
 
 /// A trace too small for what ran: every task is either an event or counted as dropped, and

@@ -12,8 +12,12 @@
 //!
 //! On the CPU backend a track is a worker thread. On a GPU the scheduler records every task it
 //! runs into its warps' device buffers (a track per warp, and per lane for lane tasks, which a
-//! round runs side by side) with its spawner as the origin; graph predecessors' arrows, the
-//! host's calls and the counters are the CPU backend's only for now, and a task a cancel skipped
+//! round runs side by side) with its spawner as the origin; the host's submits, waits and graph
+//! runs are stamped on the GPU's clock (set against `%globaltimer` before each launch of the
+//! scheduler), and the take names the origins the GPU does not record: a submitted task's
+//! submit, a graph node's predecessor whose end released it (a root: its graph run). The
+//! queued-tasks counter is derived from the events there (a task counts from its origin's end
+//! until it starts); heap use is sampled on the CPU backend only. A task a cancel skipped
 //! leaves no event.
 
 use std::fmt::Write as _;
@@ -25,10 +29,13 @@ pub struct TaskSpan {
     pub id: u64,
     /// What made it: the id of the task that spawned it or whose end released it (a graph
     /// node's predecessor), or of the host span that submitted it; 0 when that was not recorded
-    /// (on a GPU: host submits, graph nodes and children of dropped tasks).
+    /// (on a GPU: children of dropped tasks, and tasks of a submit the trace did not see).
     pub parent: u64,
     /// Its type's index in [`Trace::task_names`].
     pub kind: u32,
+    /// The graph node it ran ([`NodeId::index`](crate::graph::NodeId::index)), when it was
+    /// one (on a GPU, a graph small enough to travel whole runs its nodes untagged: none).
+    pub node: Option<u32>,
     /// Its job (an id shared by the job's tasks and host spans; on a GPU the job's slot, which
     /// later jobs reuse).
     pub job: u64,
@@ -36,7 +43,7 @@ pub struct TaskSpan {
     /// block's first warp and lane).
     pub track: u32,
     /// When it started and ended, in nanoseconds since the runtime was built (on a GPU, since
-    /// the take's earliest event).
+    /// the take's earliest task or host span).
     pub start_ns: u64,
     /// See `start_ns`.
     pub end_ns: u64,
@@ -51,9 +58,9 @@ pub struct HostSpan {
     pub what: &'static str,
     /// The host thread's name (or id).
     pub thread: String,
-    /// The job it submitted or waited for.
+    /// The job it submitted or waited for (on a GPU, the job's slot, as [`TaskSpan::job`]).
     pub job: u64,
-    /// Nanoseconds since the runtime was built.
+    /// Nanoseconds since the runtime was built (on a GPU, as [`TaskSpan::start_ns`]).
     pub start_ns: u64,
     /// See `start_ns`.
     pub end_ns: u64,
@@ -165,14 +172,15 @@ impl Trace {
                 format!(
                     "{{\"name\":{},\"cat\":\"task\",\"ph\":\"X\",\"ts\":{:.3},\"dur\":{:.3},\
                      \"pid\":{RUNTIME_PID},\"tid\":{},\"args\":{{\"job\":{},\"id\":{},\
-                     \"parent\":{}}}}}",
+                     \"parent\":{}{}}}}}",
                     json_string(name),
                     us(t.start_ns),
                     us(t.end_ns.saturating_sub(t.start_ns)),
                     t.track,
                     t.job,
                     t.id,
-                    t.parent
+                    t.parent,
+                    t.node.map_or(String::new(), |n| format!(",\"node\":{n}"))
                 ),
             );
             // The arrow from its origin, when that was recorded: it starts where the origin
@@ -238,6 +246,53 @@ impl Trace {
     }
 }
 
+/// The host's calls, as either backend records them: a bounded list (past `capacity`, counted
+/// as dropped), each span named by its thread.
+pub(crate) struct HostLog {
+    spans: std::sync::Mutex<Vec<HostSpan>>,
+    capacity: usize,
+    dropped: std::sync::atomic::AtomicU64,
+}
+
+impl HostLog {
+    pub(crate) fn new(capacity: usize) -> HostLog {
+        HostLog {
+            spans: std::sync::Mutex::default(),
+            capacity,
+            dropped: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// A call of the calling thread: `what` for `job`, from `start_ns` to `end_ns`.
+    pub(crate) fn record(&self, id: u64, what: &'static str, job: u64, start_ns: u64, end_ns: u64) {
+        let thread = std::thread::current();
+        let thread = thread
+            .name()
+            .map_or_else(|| format!("{:?}", thread.id()), str::to_string);
+        let mut spans = self.spans.lock().unwrap_or_else(|e| e.into_inner());
+        if spans.len() < self.capacity {
+            spans.push(HostSpan {
+                id,
+                what,
+                thread,
+                job,
+                start_ns,
+                end_ns,
+            });
+        } else {
+            self.dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// The spans recorded since the last take, and how many were dropped; both start over.
+    pub(crate) fn take(&self) -> (Vec<HostSpan>, u64) {
+        let spans = std::mem::take(&mut *self.spans.lock().unwrap_or_else(|e| e.into_inner()));
+        let dropped = self.dropped.swap(0, std::sync::atomic::Ordering::Relaxed);
+        (spans, dropped)
+    }
+}
+
 /// A metadata event naming a process or thread.
 fn meta(what: &str, pid: u32, tid: Option<u64>, name: &str) -> String {
     let tid = tid.map_or(String::new(), |t| format!(",\"tid\":{t}"));
@@ -286,6 +341,7 @@ mod tests {
                     id: 2,
                     parent: 1,
                     kind: 0,
+                    node: None,
                     job: 7,
                     track: 0,
                     start_ns: 1_000,
@@ -295,6 +351,7 @@ mod tests {
                     id: 3,
                     parent: 2,
                     kind: 0,
+                    node: Some(4),
                     job: 7,
                     track: 1,
                     start_ns: 4_000,
@@ -323,7 +380,7 @@ mod tests {
             json.contains(r#""thread_name","ph":"M","pid":2,"tid":0,"args":{"name":"main \"1\""}"#),
             "{json}"
         );
-        assert!(json.contains(r#"{"name":"Fib","cat":"task","ph":"X","ts":4.000,"dur":0.500,"pid":1,"tid":1,"args":{"job":7,"id":3,"parent":2}}"#), "{json}");
+        assert!(json.contains(r#"{"name":"Fib","cat":"task","ph":"X","ts":4.000,"dur":0.500,"pid":1,"tid":1,"args":{"job":7,"id":3,"parent":2,"node":4}}"#), "{json}");
         // Task 3's arrow starts in task 2's slice (track 0) and ends at task 3 (track 1); task
         // 2's starts at the host's submit.
         assert!(

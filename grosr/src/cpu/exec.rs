@@ -789,6 +789,7 @@ fn work(shared: &Arc<Shared>, w: usize, local: &Local<Item>) {
                         id,
                         parent,
                         kind,
+                        node: node.as_ref().map(|(_, i)| *i),
                         job: ctx.run.job.id,
                         track: w as u32,
                         start_ns,

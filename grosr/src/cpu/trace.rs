@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use crate::trace::{CounterSample, HostSpan, TaskSpan, Trace};
+use crate::trace::{CounterSample, HostLog, TaskSpan, Trace};
 
 /// What one worker recorded.
 #[derive(Default)]
@@ -21,7 +21,7 @@ pub(crate) struct Recorder {
     /// Events a track (and the host) keeps; the rest are counted in `dropped`.
     capacity: usize,
     tracks: Vec<Mutex<Track>>,
-    host: Mutex<Vec<HostSpan>>,
+    host: HostLog,
     dropped: AtomicU64,
 }
 
@@ -33,7 +33,7 @@ impl Recorder {
             next_id: AtomicU64::new(1),
             capacity,
             tracks: (0..workers).map(|_| Mutex::default()).collect(),
-            host: Mutex::default(),
+            host: HostLog::new(capacity),
             dropped: AtomicU64::new(0),
         }
     }
@@ -70,20 +70,7 @@ impl Recorder {
 
     /// A host call of the calling thread: `what` for `job`, from `start_ns` until now.
     pub(crate) fn host(&self, id: u64, what: &'static str, job: u64, start_ns: u64) {
-        let thread = std::thread::current();
-        let thread = thread
-            .name()
-            .map_or_else(|| format!("{:?}", thread.id()), str::to_string);
-        let span = HostSpan {
-            id,
-            what,
-            thread,
-            job,
-            start_ns,
-            end_ns: self.now(),
-        };
-        let mut h = self.host.lock().unwrap_or_else(|e| e.into_inner());
-        self.keep(&mut h, span);
+        self.host.record(id, what, job, start_ns, self.now());
     }
 
     /// Everything recorded since the last take, which it empties (the dropped count too).
@@ -101,8 +88,9 @@ impl Recorder {
         trace
             .counters
             .sort_by(|a, b| (a.name, a.at_ns).cmp(&(b.name, b.at_ns)));
-        trace.host = std::mem::take(&mut *self.host.lock().unwrap_or_else(|e| e.into_inner()));
-        trace.dropped = self.dropped.swap(0, Ordering::Relaxed);
+        let (host, host_dropped) = self.host.take();
+        trace.host = host;
+        trace.dropped = self.dropped.swap(0, Ordering::Relaxed) + host_dropped;
         trace
     }
 }

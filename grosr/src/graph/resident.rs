@@ -10,7 +10,8 @@ use crate::error::{Error, Result};
 use crate::layout::{DESC_INLINE_FIRST, GraphDev, RECORD_WORDS};
 use crate::record::Granularity;
 use crate::ring::{INLINE_BYTES, Submission};
-use crate::runtime::{GpuRuntime, Job};
+use crate::runtime::{GpuRuntime, GraphEdges, Job};
+use std::sync::Arc;
 
 use super::Plan;
 
@@ -35,6 +36,8 @@ pub struct ResidentGraph<'rt> {
     reset_needed: bool,
     /// What each launch submits.
     launch: Launch,
+    /// On a traced runtime, a Resident launch's edges (the trace's predecessor arrows).
+    edges: Option<Arc<GraphEdges>>,
 }
 
 impl std::fmt::Debug for ResidentGraph<'_> {
@@ -78,6 +81,11 @@ impl<'rt> ResidentGraph<'rt> {
             return Err(Error::Config(format!("a graph of {n} nodes is too large")));
         }
         let mut image = GraphImage::new(plan, |kind| rt.tasks()[kind as usize].granularity);
+        // Traced, leaves run tagged too, so that their events name their node.
+        let traced = rt.is_traced();
+        if traced {
+            image.tag_leaves();
+        }
         let memory = DeviceMem::zeroed(rt.context(), image.bytes.len().max(16))?;
         image.set_base(memory.ptr());
         let (bytes, remaining_off) = (image.bytes, image.offsets[REMAINING]);
@@ -87,8 +95,20 @@ impl<'rt> ResidentGraph<'rt> {
                 graph,
                 nodes: n as u32,
             },
-            None => Launch::Resident(launch_record(plan, memory.ptr())),
+            None => {
+                let mut record = launch_record(plan, memory.ptr());
+                if traced {
+                    record[3] &= !NODE_LEAF;
+                }
+                Launch::Resident(record)
+            }
         };
+        let edges = (traced && matches!(launch, Launch::Resident(_))).then(|| {
+            Arc::new(GraphEdges {
+                succ_off: plan.succ_off.clone(),
+                succ: plan.succ.clone(),
+            })
+        });
         Ok(ResidentGraph {
             rt,
             memory,
@@ -97,6 +117,7 @@ impl<'rt> ResidentGraph<'rt> {
             unfinished: None,
             reset_needed: false,
             launch,
+            edges,
         })
     }
 
@@ -139,7 +160,9 @@ impl<'rt> ResidentGraph<'rt> {
             self.memory.write_at(self.remaining_off, &self.indeg)?;
             self.reset_needed = false;
         }
-        let job = self.rt.submit_with(self.launch.submission(), timeout)?;
+        let job = self
+            .rt
+            .submit_with(self.launch.submission(), timeout, self.edges.as_ref())?;
         match job.wait_timeout(timeout) {
             Ok(()) => Ok(()),
             Err(e @ Error::Timeout(..)) => {
@@ -292,6 +315,17 @@ impl GraphImage {
             ..GraphDev::default()
         });
         image
+    }
+
+    /// Clears [`NODE_LEAF`] from every node's kind word: leaves then run tagged (a successor
+    /// lookup that finds none), as a traced runtime needs to tell which node an event is.
+    pub fn tag_leaves(&mut self) {
+        let n = self.header().num_nodes as usize;
+        let at = self.offsets[0];
+        for k in self.bytes[at..at + 4 * n].chunks_exact_mut(4) {
+            let word = u32::from_ne_bytes([k[0], k[1], k[2], k[3]]) & !NODE_LEAF;
+            k.copy_from_slice(&word.to_ne_bytes());
+        }
     }
 
     /// The header as it stands in the image.

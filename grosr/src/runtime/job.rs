@@ -86,9 +86,31 @@ impl Job<'_> {
         }
     }
 
+    /// The job slot of a GPU job (none for an empty submission or on the CPU backend).
+    pub(super) fn slot(&self) -> Option<u32> {
+        match &self.on {
+            On::Gpu { ticket, .. } => ticket.map(|t| t.slot),
+            On::Cpu { .. } => None,
+        }
+    }
+
     /// Waits at most `timeout` (at most [`MAX_TIMEOUT`](crate::MAX_TIMEOUT): `Duration::MAX`
     /// waits that long, not forever); returns the first error any of the job's tasks reported.
     pub fn wait_timeout(&self, timeout: Duration) -> Result<()> {
+        let trace = match &self.on {
+            On::Gpu { rt, .. } => rt.task_trace.as_ref(),
+            On::Cpu { .. } => None,
+        };
+        let (Some(trace), Some(slot)) = (trace, self.slot()) else {
+            return self.wait_untraced(timeout);
+        };
+        let span = trace.host_start();
+        let waited = self.wait_untraced(timeout);
+        trace.host_span(span, "wait", slot);
+        waited
+    }
+
+    fn wait_untraced(&self, timeout: Duration) -> Result<()> {
         let (rt, ticket, generation) = match &self.on {
             On::Cpu { job, .. } => return job.wait_timeout(timeout.min(crate::MAX_TIMEOUT)),
             On::Gpu {

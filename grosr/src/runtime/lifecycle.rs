@@ -13,6 +13,11 @@ use super::GpuRuntime;
 use super::fence::RingFence;
 
 impl GpuRuntime {
+    /// Whether the module records a task timeline (`RuntimeBuilder::trace`).
+    pub(crate) fn is_traced(&self) -> bool {
+        self.task_trace.is_some()
+    }
+
     /// Whether the kernel is running.
     pub fn is_running(&self) -> bool {
         self.running.load(StdOrdering::Acquire)
@@ -102,6 +107,10 @@ impl GpuRuntime {
             desc_start: next_desc,
             ..m.params
         };
+        // The trace's clock, while the SMs are free (the clock kernel runs alone).
+        if let Some(trace) = self.task_trace.as_ref() {
+            trace.calibrate(&self.stream)?;
+        }
         let init_blocks = (m.params.num_queues * m.params.queue_cap)
             .div_ceil(BLOCK_THREADS)
             .min(4096);

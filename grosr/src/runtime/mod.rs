@@ -16,6 +16,7 @@ mod sm_claim;
 mod startup;
 mod submit;
 mod task_trace;
+pub(crate) use task_trace::GraphEdges;
 mod tuning;
 
 use std::any::TypeId;

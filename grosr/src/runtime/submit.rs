@@ -31,7 +31,7 @@ impl GpuRuntime {
             record_size: size_of::<T>(),
             bytes: bytemuck::cast_slice(records),
         };
-        self.submit_with(submission, timeout)
+        self.submit_with(submission, timeout, None)
     }
 
     /// Submits raw records of kind `kind` (`record_size` bytes each). For tests of the GPU's
@@ -52,11 +52,37 @@ impl GpuRuntime {
             record_size,
             bytes,
         };
-        self.submit_with(submission, self.config.submit_timeout)
+        self.submit_with(submission, self.config.submit_timeout, None)
     }
 
-    /// Submits `submission` as one job (the ring module runs the protocol), waiting at most `timeout`.
-    pub(crate) fn submit_with(&self, submission: Submission, timeout: Duration) -> Result<Job<'_>> {
+    /// Submits `submission` as one job (the ring module runs the protocol), waiting at most
+    /// `timeout`. On a traced runtime the submit is a host span, and `graph` (a Resident graph
+    /// launch's edges) lets the trace draw its nodes' predecessors.
+    pub(crate) fn submit_with(
+        &self,
+        submission: Submission,
+        timeout: Duration,
+        graph: Option<&std::sync::Arc<super::task_trace::GraphEdges>>,
+    ) -> Result<Job<'_>> {
+        let Some(trace) = self.task_trace.as_ref() else {
+            return self.submit_untraced(submission, timeout);
+        };
+        let span = trace.host_start();
+        let what = match submission {
+            Submission::Records { .. } => "submit",
+            Submission::Graph { .. } | Submission::SmallGraph { .. } => "graph run",
+        };
+        let job = self.submit_untraced(submission, timeout)?;
+        if let Some(slot) = job.slot() {
+            trace.host_span(span, what, slot);
+            if let Some(edges) = graph {
+                trace.graph_launch(span, slot, edges);
+            }
+        }
+        Ok(job)
+    }
+
+    fn submit_untraced(&self, submission: Submission, timeout: Duration) -> Result<Job<'_>> {
         // No driver call on the fast path (a cuStreamQuery costs microseconds): a kernel that
         // died since the last check is noticed by the bounded waits and by Job::wait.
         self.state()?;

@@ -1,10 +1,29 @@
 //! The GPU's task timeline ([`RuntimeBuilder::trace`](super::RuntimeBuilder::trace)): the
 //! per-warp buffers the scheduler writes one event per task into (cuda/grosr_task_trace.cuh,
-//! which documents the ids and origins), and their reading into a [`Trace`].
+//! which documents the ids and origins), the host's submits, waits and graph launches beside
+//! them, and their reading into a [`Trace`].
+//!
+//! Host and GPU on one clock: before each launch of the scheduler, `grosr_trace_clock` answers
+//! pings through mapped memory with `%globaltimer`, and the host keeps the answer it bracketed
+//! most tightly (a round trip of a few µs) as its [`Clock`]; host spans are stamped in GPU
+//! nanoseconds through it.
+//!
+//! Origins the GPU does not record, the take fills in: a task the host submitted (origin 0)
+//! names the latest submit or graph launch of its job slot that started before it; a graph
+//! node (origin: its tag, node + 1) names, among its predecessors' events in the same launch,
+//! the one that ended last before it started (whose end released it), and a root its launch.
+//! A launch owns the tagged events of its slot from its start until the slot's next launch
+//! (a graph runs one launch at a time, and a slot's jobs one after another). Graphs small
+//! enough to travel whole run untagged, level by level on one warp: their nodes name the launch.
 
-use crate::driver::{Context, DeviceMem, Module, write_device};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::driver::{Context, DeviceMem, Function, MappedMem, Module, Stream, write_device};
 use crate::error::{Error, Result};
-use crate::trace::{TaskSpan, Trace};
+use crate::trace::{CounterSample, HostLog, TaskSpan, Trace};
 
 /// `grosr::TaskEvent`.
 #[repr(C)]
@@ -52,14 +71,84 @@ pub(super) fn check(capacity: usize, kinds: usize) -> Result<()> {
     Ok(())
 }
 
-/// The buffers: `warps` × `capacity` events and a count per warp.
+/// Rounds of the clock's ping-pong; the tightest bracket is kept.
+const CLOCK_ROUNDS: u32 = 16;
+/// How long the host waits for one answer (the first includes the kernel's start).
+const CLOCK_WAIT: Duration = Duration::from_secs(1);
+/// Host span ids start here, above every task id (< 2^31).
+const FIRST_HOST_ID: u64 = 1 << 32;
+
+/// The host's clock against the GPU's `%globaltimer`: the GPU read `gpu_ns` at `host`.
+#[derive(Clone, Copy, Debug)]
+struct Clock {
+    gpu_ns: u64,
+    host: Instant,
+}
+
+/// A graph's edges as the trace needs them: node `i`'s successors are
+/// `succ[succ_off[i]..succ_off[i + 1]]` (the plan's own arrays).
+#[derive(Debug)]
+pub(crate) struct GraphEdges {
+    pub succ_off: Vec<u32>,
+    pub succ: Vec<u32>,
+}
+
+impl GraphEdges {
+    /// Each node's predecessors, in the same form.
+    fn predecessors(&self) -> GraphEdges {
+        let n = self.succ_off.len().saturating_sub(1);
+        let mut off = vec![0u32; n + 1];
+        for &s in &self.succ {
+            off[s as usize + 1] += 1;
+        }
+        for i in 0..n {
+            off[i + 1] += off[i];
+        }
+        let mut fill = off.clone();
+        let mut pred = vec![0u32; self.succ.len()];
+        for i in 0..n {
+            for &s in &self.succ[self.succ_off[i] as usize..self.succ_off[i + 1] as usize] {
+                pred[fill[s as usize] as usize] = i as u32;
+                fill[s as usize] += 1;
+            }
+        }
+        GraphEdges {
+            succ_off: off,
+            succ: pred,
+        }
+    }
+
+    fn of(&self, node: usize) -> &[u32] {
+        match (self.succ_off.get(node), self.succ_off.get(node + 1)) {
+            (Some(&b), Some(&e)) => &self.succ[b as usize..e as usize],
+            _ => &[],
+        }
+    }
+}
+
+/// A Resident graph launch on a traced runtime.
+struct GraphLaunch {
+    slot: u32,
+    span: u64,
+    at_ns: u64,
+    edges: Arc<GraphEdges>,
+}
+
+/// The buffers: `warps` × `capacity` events and a count per warp; the host's side beside them.
 pub(super) struct TaskTraceBuffers {
     events: DeviceMem,
     counts: DeviceMem,
     capacity: u32,
     warps: u32,
     /// One take at a time.
-    taking: std::sync::Mutex<()>,
+    taking: Mutex<()>,
+    clock_kernel: Function,
+    /// The clock's ping (word 0) and stamps (from byte 8), mapped.
+    clock_mem: MappedMem,
+    clock: Mutex<Option<Clock>>,
+    host: HostLog,
+    next_host_id: AtomicU64,
+    launches: Mutex<Vec<GraphLaunch>>,
 }
 
 impl TaskTraceBuffers {
@@ -115,8 +204,111 @@ impl TaskTraceBuffers {
             counts,
             capacity: capacity as u32,
             warps,
-            taking: std::sync::Mutex::new(()),
+            taking: Mutex::new(()),
+            clock_kernel: module.function("grosr_trace_clock")?,
+            clock_mem: MappedMem::new(ctx, 8 + 8 * CLOCK_ROUNDS as usize)?,
+            clock: Mutex::new(None),
+            // Host spans are few and small: never fewer kept than 65 536.
+            host: HostLog::new(capacity.max(1 << 16)),
+            next_host_id: AtomicU64::new(FIRST_HOST_ID),
+            launches: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Sets the host's clock against the GPU's (the module docs say how); call it on `stream`
+    /// while no scheduler runs (the clock kernel would wait behind one that holds every SM).
+    pub(super) fn calibrate(&self, stream: &Stream) -> Result<()> {
+        let base = self.clock_mem.host();
+        // SAFETY: clock_mem holds 8 + 8 × CLOCK_ROUNDS bytes, 8-byte aligned (page-locked
+        // memory is page aligned); the kernel is its only other user, and only while it runs.
+        let ping = unsafe { &*(base as *const AtomicU32) };
+        let stamp = |r: u32| unsafe { &*(base.add(8 + 8 * r as usize) as *const AtomicU64) };
+        ping.store(0, Ordering::Relaxed);
+        for r in 0..CLOCK_ROUNDS {
+            stamp(r).store(0, Ordering::Relaxed);
+        }
+        let (dev_ping, dev_stamps) = (self.clock_mem.device(), self.clock_mem.device() + 8);
+        // SAFETY: grosr_trace_clock takes (const uint32_t*, uint64_t*, uint32_t); both pointers
+        // are clock_mem's device addresses, which outlive the wait below.
+        unsafe {
+            stream.launch(
+                &self.clock_kernel,
+                1,
+                1,
+                0,
+                (&dev_ping, &dev_stamps, &CLOCK_ROUNDS),
+            )
+        }?;
+        let mut best: Option<(Duration, Clock)> = None;
+        'rounds: for r in 0..CLOCK_ROUNDS {
+            let sent = Instant::now();
+            // Release: the stamps' reset above reaches the GPU before the ping does.
+            ping.store(r + 1, Ordering::Release);
+            loop {
+                // Acquire: pairs with the kernel's system fence after its stamp.
+                let gpu_ns = stamp(r).load(Ordering::Acquire);
+                let now = Instant::now();
+                if gpu_ns != 0 {
+                    let bracket = now - sent;
+                    if best.is_none_or(|(b, _)| bracket < b) {
+                        let host = sent + bracket / 2;
+                        best = Some((bracket, Clock { gpu_ns, host }));
+                    }
+                    break;
+                }
+                if now - sent > CLOCK_WAIT {
+                    break 'rounds;
+                }
+                std::hint::spin_loop();
+            }
+        }
+        // The kernel ends after its last answer, or 100 ms after it gave up on the host.
+        stream.wait(Duration::from_secs(10), "the trace's clock kernel")?;
+        let (_, clock) = best.ok_or(Error::Timeout(
+            CLOCK_WAIT,
+            "the trace's clock kernel to answer",
+        ))?;
+        *self.clock.lock().unwrap_or_else(|e| e.into_inner()) = Some(clock);
+        Ok(())
+    }
+
+    /// Now on the GPU's clock (nanoseconds of `%globaltimer`).
+    pub(super) fn now(&self) -> u64 {
+        let clock = *self.clock.lock().unwrap_or_else(|e| e.into_inner());
+        clock.map_or(0, |c| c.gpu_ns + c.host.elapsed().as_nanos() as u64)
+    }
+
+    /// A fresh host span id and its start, for [`host_span`](Self::host_span).
+    pub(super) fn host_start(&self) -> (u64, u64) {
+        (
+            self.next_host_id.fetch_add(1, Ordering::Relaxed),
+            self.now(),
+        )
+    }
+
+    /// A host call of the calling thread, from `start` until now.
+    pub(super) fn host_span(&self, (id, start): (u64, u64), what: &'static str, slot: u32) {
+        self.host
+            .record(id, what, u64::from(slot), start, self.now().max(start));
+    }
+
+    /// A Resident graph launch in job slot `slot`, whose host span is `(id, start)`.
+    pub(super) fn graph_launch(
+        &self,
+        (span, at_ns): (u64, u64),
+        slot: u32,
+        edges: &Arc<GraphEdges>,
+    ) {
+        let mut launches = self.launches.lock().unwrap_or_else(|e| e.into_inner());
+        // Bounded as the host's spans are; a launch past it leaves its nodes without arrows.
+        if launches.len() < self.capacity as usize {
+            launches.push(GraphLaunch {
+                slot,
+                span,
+                at_ns,
+                edges: Arc::clone(edges),
+            });
+        }
     }
 
     /// What the scheduler recorded since the last take, which empties the buffers. Take it
@@ -153,7 +345,17 @@ impl TaskTraceBuffers {
         }
         // Read first, then emptied.
         self.counts.write(&vec![0u64; self.warps as usize])?;
-        let epoch = events.iter().map(|(_, e)| e.start).min().unwrap_or(0);
+        let (mut host, host_dropped) = self.host.take();
+        trace.dropped += host_dropped;
+        let launches =
+            std::mem::take(&mut *self.launches.lock().unwrap_or_else(|e| e.into_inner()));
+        let parents = parents(&events, &host, &launches, self.capacity);
+        let epoch = events
+            .iter()
+            .map(|(_, e)| e.start)
+            .chain(host.iter().map(|h| h.start_ns))
+            .min()
+            .unwrap_or(0);
         // A track per warp, and per lane for lane tasks (a round's run side by side), only for
         // those with events, in order.
         let key = |w: u32, e: &TaskEvent| (w, (e.place >> 12) & 31, e.place >> 17);
@@ -174,31 +376,255 @@ impl TaskTraceBuffers {
         let track_of = |w: u32, e: &TaskEvent| keys.binary_search(&key(w, e)).unwrap_or(0) as u32;
         trace.tasks = events
             .iter()
-            .map(|&(w, e)| (track_of(w, &e), e))
-            .map(|(track, e)| TaskSpan {
+            .zip(parents)
+            .map(|(&(w, e), parent)| TaskSpan {
                 id: u64::from(e.id),
-                // A graph node's origin (a tag) names no task: its arrows are the graph's edges;
-                // a dropped task's id (slot field past the capacity) names no event either.
-                parent: if e.origin & ORIGIN_GRAPH != 0
-                    || e.origin & ((1 << SLOT_BITS) - 1) > self.capacity
-                {
-                    0
-                } else {
-                    u64::from(e.origin)
-                },
+                parent,
                 kind: e.place & 0xFFF,
+                node: (e.origin & ORIGIN_GRAPH != 0 && e.origin != ORIGIN_GRAPH)
+                    .then(|| (e.origin & !ORIGIN_GRAPH) - 1),
                 job: u64::from(e.job),
-                track,
+                track: track_of(w, &e),
                 start_ns: e.start.saturating_sub(epoch),
                 end_ns: e.end.saturating_sub(epoch),
             })
             .collect();
+        for h in &mut host {
+            h.start_ns = h.start_ns.saturating_sub(epoch);
+            h.end_ns = h.end_ns.saturating_sub(epoch);
+        }
+        trace.host = host;
+        trace.counters = queued_tasks(&trace.tasks, &trace.host);
         Ok(trace)
     }
+}
+
+/// Each event's parent: the origin the GPU recorded, or the one the module docs say the take
+/// fills in (times: the GPU's clock, before the take's epoch is subtracted).
+fn parents(
+    events: &[(u32, TaskEvent)],
+    host: &[crate::trace::HostSpan],
+    launches: &[GraphLaunch],
+    capacity: u32,
+) -> Vec<u64> {
+    // Submits and graph launches of each job slot, by start.
+    let mut submits: HashMap<u64, Vec<(u64, u64)>> = HashMap::new();
+    for h in host.iter().filter(|h| h.what != "wait") {
+        submits.entry(h.job).or_default().push((h.start_ns, h.id));
+    }
+    for v in submits.values_mut() {
+        v.sort_unstable();
+    }
+    // The latest of `v` (sorted by start) that started no later than `t`.
+    let latest = |v: &[(u64, u64)], t: u64| {
+        v[..v.partition_point(|&(s, _)| s <= t)]
+            .last()
+            .map(|&(_, id)| id)
+    };
+    let mut launches_of: HashMap<u32, Vec<(u64, usize)>> = HashMap::new();
+    for (i, l) in launches.iter().enumerate() {
+        launches_of.entry(l.slot).or_default().push((l.at_ns, i));
+    }
+    for v in launches_of.values_mut() {
+        v.sort_unstable();
+    }
+    // Each tagged event's launch (the latest of its slot that started before it, else the
+    // slot's first), and each launch's node events.
+    let mut launch_of = vec![None; events.len()];
+    let mut node_event: HashMap<(usize, u32), usize> = HashMap::new();
+    for (k, (_, e)) in events.iter().enumerate() {
+        let tag = e.origin & !ORIGIN_GRAPH;
+        if e.origin & ORIGIN_GRAPH == 0 || tag == 0 {
+            continue;
+        }
+        let Some(v) = launches_of.get(&e.job) else {
+            continue;
+        };
+        let at = v.partition_point(|&(s, _)| s <= e.start).max(1) - 1;
+        let l = v[at].1;
+        launch_of[k] = Some(l);
+        node_event.entry((l, tag - 1)).or_insert(k);
+    }
+    let mut preds: HashMap<*const GraphEdges, GraphEdges> = HashMap::new();
+    for l in launches {
+        preds
+            .entry(Arc::as_ptr(&l.edges))
+            .or_insert_with(|| l.edges.predecessors());
+    }
+    events
+        .iter()
+        .enumerate()
+        .map(|(k, (_, e))| {
+            if e.origin & ORIGIN_GRAPH != 0 {
+                let Some(l) = launch_of[k] else {
+                    return 0;
+                };
+                let node = (e.origin & !ORIGIN_GRAPH) - 1;
+                let of = preds[&Arc::as_ptr(&launches[l].edges)].of(node as usize);
+                if of.is_empty() {
+                    return launches[l].span;
+                }
+                // The predecessor that ended last before this node started released it (the
+                // one that ended last at all, should the clocks disagree).
+                return of
+                    .iter()
+                    .filter_map(|p| node_event.get(&(l, *p)))
+                    .map(|&j| &events[j].1)
+                    .max_by_key(|p| (p.end <= e.start, p.end))
+                    .map_or(0, |p| u64::from(p.id));
+            }
+            if e.origin == 0 {
+                return submits
+                    .get(&u64::from(e.job))
+                    .and_then(|v| latest(v, e.start))
+                    .unwrap_or(0);
+            }
+            // A dropped task's id (slot field past the capacity) names no event.
+            if e.origin & ((1 << SLOT_BITS) - 1) > capacity {
+                0
+            } else {
+                u64::from(e.origin)
+            }
+        })
+        .collect()
+}
+
+/// Tasks queued over time, from the events: a task counts from its origin's end (its start, if
+/// that came first) until it starts; sampled at most once a microsecond, the value at the
+/// sample's time.
+fn queued_tasks(tasks: &[TaskSpan], host: &[crate::trace::HostSpan]) -> Vec<CounterSample> {
+    let ends: HashMap<u64, u64> = tasks
+        .iter()
+        .map(|t| (t.id, t.end_ns))
+        .chain(host.iter().map(|h| (h.id, h.end_ns)))
+        .collect();
+    let mut steps: Vec<(u64, i64)> = Vec::with_capacity(2 * tasks.len());
+    for t in tasks {
+        if let Some(&from) = ends.get(&t.parent) {
+            steps.push((from.min(t.start_ns), 1));
+            steps.push((t.start_ns, -1));
+        }
+    }
+    steps.sort_unstable();
+    let mut samples = Vec::new();
+    let mut value = 0i64;
+    for (i, &(at, d)) in steps.iter().enumerate() {
+        value += d;
+        let next = steps.get(i + 1).map(|s| s.0);
+        // One sample per microsecond (the last step's value within it), and the last.
+        if next.is_none_or(|n| n / 1000 != at / 1000) {
+            samples.push(CounterSample {
+                name: "queued tasks",
+                at_ns: at,
+                value: value as f64,
+            });
+        }
+    }
+    samples
 }
 
 impl Default for TaskEvent {
     fn default() -> Self {
         bytemuck::Zeroable::zeroed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::HostSpan;
+
+    fn event(id: u32, origin: u32, job: u32, start: u64, end: u64) -> (u32, TaskEvent) {
+        let e = TaskEvent {
+            start,
+            end,
+            id,
+            origin,
+            place: 0,
+            job,
+        };
+        (0, e)
+    }
+
+    fn span(id: u64, what: &'static str, job: u64, start_ns: u64, end_ns: u64) -> HostSpan {
+        HostSpan {
+            id,
+            what,
+            thread: "main".into(),
+            job,
+            start_ns,
+            end_ns,
+        }
+    }
+
+    /// A diamond 0 → {1, 2} → 3 launched twice in slot 5, and a submit in slot 6 that spawned.
+    #[test]
+    fn the_take_names_submits_launches_and_the_predecessor_that_ended_last() {
+        let edges = Arc::new(GraphEdges {
+            succ_off: vec![0, 2, 3, 4, 4],
+            succ: vec![1, 2, 3, 3],
+        });
+        let launch = |span, at_ns| GraphLaunch {
+            slot: 5,
+            span,
+            at_ns,
+            edges: Arc::clone(&edges),
+        };
+        let host = [
+            span(FIRST_HOST_ID, "graph run", 5, 100, 110),
+            span(FIRST_HOST_ID + 1, "graph run", 5, 1000, 1010),
+            span(FIRST_HOST_ID + 2, "submit", 6, 2000, 2005),
+            span(FIRST_HOST_ID + 3, "wait", 6, 2005, 2100),
+        ];
+        let launches = [launch(FIRST_HOST_ID, 100), launch(FIRST_HOST_ID + 1, 1000)];
+        let g = |node: u32| ORIGIN_GRAPH | (node + 1);
+        let events = [
+            // Launch 1: node 2 ends after node 1, so node 2 released node 3.
+            event(1, g(0), 5, 120, 130),
+            event(2, g(1), 5, 140, 150),
+            event(3, g(2), 5, 140, 170),
+            event(4, g(3), 5, 180, 190),
+            // Launch 2: node 1 ends last this time.
+            event(5, g(0), 5, 1020, 1030),
+            event(6, g(1), 5, 1040, 1080),
+            event(7, g(2), 5, 1040, 1050),
+            event(8, g(3), 5, 1090, 1095),
+            // A submitted task and its child.
+            event(9, 0, 6, 2010, 2020),
+            event(10, 9, 6, 2030, 2040),
+        ];
+        let got = parents(&events, &host, &launches, 100);
+        let h = |i| FIRST_HOST_ID + i;
+        assert_eq!(got, vec![h(0), 1, 1, 3, h(1), 5, 5, 6, h(2), 9]);
+    }
+
+    #[test]
+    fn a_task_counts_as_queued_from_its_origins_end_until_it_starts() {
+        let task = |id, parent, start_ns, end_ns| TaskSpan {
+            id,
+            parent,
+            kind: 0,
+            node: None,
+            job: 0,
+            track: 0,
+            start_ns,
+            end_ns,
+        };
+        // 1 ends at 10_000; 2 waits from then until 30_000, 3 until 40_000; 4 started before
+        // its parent ended (counted from its start: no time queued).
+        let tasks = [
+            task(1, 0, 0, 10_000),
+            task(2, 1, 30_000, 31_000),
+            task(3, 1, 40_000, 41_000),
+            task(4, 1, 5_000, 6_000),
+        ];
+        let samples: Vec<(u64, f64)> = queued_tasks(&tasks, &[])
+            .iter()
+            .map(|c| (c.at_ns, c.value))
+            .collect();
+        assert_eq!(
+            samples,
+            vec![(5_000, 0.0), (10_000, 2.0), (30_000, 1.0), (40_000, 0.0)]
+        );
     }
 }
