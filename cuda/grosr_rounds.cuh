@@ -67,6 +67,9 @@ __device__ void run_held(const Params& p, WarpState* ws, Ctx& c) {
 #ifdef GROSR_TRACE_TASKS
         h.trace_origin = c.trace_id;             // held by the lane's last task
 #endif
+#ifdef GROSR_CANCEL
+        h.cancel_seen = c.cancel_seen;           // the same job: what the chain saw holds
+#endif
         // Straight from the row: the dispatch copies the record out before the body runs (and
         // may hold its own child in the row). Held only if its kind is a known lane kind.
         dispatch_lane(h, kind, row);

@@ -105,7 +105,7 @@ __device__ void spawn_after_held(Ctx& c, uint32_t kind, const uint32_t* words, b
 template <class T> __device__ void Ctx::spawn(const T& t) {
     static_assert(sizeof(T) <= RECORD_WORDS * 4, "grosr: record too large");
 #ifdef GROSR_CANCEL
-    if (cancelled()) return;                     // a cancelled job's spawns are dropped
+    if (cancelled_once()) return;                // a cancelled job's spawns are dropped
 #endif
     GROSR_SEQ(12);
     alignas(16) uint32_t words[RECORD_WORDS] = {0};
@@ -122,7 +122,7 @@ template <class T> __device__ void Ctx::spawn(const T& t) {
 template <class T> __device__ void Ctx::spawn_queued(const T& t) {
     static_assert(sizeof(T) <= RECORD_WORDS * 4, "grosr: record too large");
 #ifdef GROSR_CANCEL
-    if (cancelled()) return;                     // a cancelled job's spawns are dropped
+    if (cancelled_once()) return;                // a cancelled job's spawns are dropped
 #endif
     const uint32_t mask = __activemask();
     if (p == nullptr) {                          // baseline kernels have no scheduler

@@ -76,6 +76,9 @@ struct Ctx {
     uint32_t trace_id;            // the running task's id (grosr_task_trace.cuh)
     uint32_t trace_origin;        // the next task's origin: its spawner's id, or a graph tag
 #endif
+#ifdef GROSR_CANCEL
+    mutable uint32_t cancel_seen = 0;  // 0: not read yet; 1: the job runs on; 2: it was cancelled
+#endif
 
     // Index of this thread within the task (0 for lane tasks) and the number of threads in it.
     __device__ uint32_t lane() const {
@@ -93,7 +96,8 @@ struct Ctx {
         if (p) fail_job(*p, job, c, kind);
         else if (status) atomicCAS(status, 0, c);
     }
-    // Whether the task's job was cancelled (Job::cancel; a runtime built cancellable).
+    // Whether the task's job was cancelled (Job::cancel; a runtime built cancellable): read
+    // afresh each call, for a body that polls it.
     __device__ bool cancelled() const {
 #ifdef GROSR_CANCEL
         return p && job_cancelled(*p, job);
@@ -101,6 +105,16 @@ struct Ctx {
         return false;                            // the host refuses to cancel: no job ever is
 #endif
     }
+#ifdef GROSR_CANCEL
+    // The same, read once per context: a task's start and its spawns ask it, and a context serves
+    // a round's task on this lane and the chain it holds (up to BYPASS_HOPS hops), so a cancel
+    // is seen by the next round or chain rather than the next task, for one pair of L2 loads a
+    // round instead of a pair per task and per spawn.
+    __device__ bool cancelled_once() const {
+        if (cancel_seen == 0) cancel_seen = cancelled() ? 2u : 1u;
+        return cancel_seen == 2u;
+    }
+#endif
     // Spawns a task of a registered type (generated grosr_spawn_<T> helpers call this).
     template <class T> __device__ void spawn(const T& t);
     // Spawns into a queue, where any warp of any SM may take it, instead of this warp's stack
@@ -126,7 +140,7 @@ struct Ctx {
 // back (an unsigned add of -1, before that add: a read in between is one short).
 #ifdef GROSR_CANCEL
 template <Gran G> __device__ bool task_cancelled(const Ctx& c) {
-    bool mine = (G == GROSR_LANE || c.lane() == 0) && c.cancelled();
+    bool mine = (G == GROSR_LANE || c.lane() == 0) && c.cancelled_once();
     if constexpr (G == GROSR_WARP) mine = __shfl_sync(0xffffffffu, mine, 0);
     if constexpr (G == GROSR_BLOCK) {
         __shared__ uint32_t grosr_block_task_cancelled;

@@ -307,9 +307,11 @@ impl RuntimeBuilder {
     }
 
     /// Lets [`Job::cancel`](crate::Job::cancel) cancel this GPU runtime's jobs (default off):
-    /// every task then checks its job's cancel word before it starts, and every spawn before
-    /// it queues (two GPU-scope loads from one cache line), which the default module leaves out
-    /// (its code is the same as without this setting). The CPU backend always cancels.
+    /// a task checks its job's cancel word before it starts, and before it spawns (two
+    /// GPU-scope loads from one cache line, once per task context: a round's task and the chain
+    /// it holds share one), which the default module leaves out (its code is the same as
+    /// without this setting; on, H100: a dependent hop 0.14 → 0.24 µs, spawn trees −11 to
+    /// −15%). The CPU backend always cancels.
     /// [`RuntimeInfo::cancellable`] reports it.
     pub fn cancellable(mut self, on: bool) -> Self {
         self.config.cancellable = on;

@@ -12,17 +12,20 @@ use super::Timing;
 use super::graphs::{Checks, MAX_PER_TASK_NODES, compare, fill};
 use super::table::Table;
 
-/// One row of `y = softmax(relu(x))`, by one warp.
+/// One row of `y = softmax(relu(x))`, by one warp. Its loops count in a signed `int` by a
+/// constant 32 (a warp task's width), as CUDA code usually does: the compiler may then assume no
+/// wrap, knows the trip count and unrolls, which a `uint32_t` stepping by `ctx.width()` forbids
+/// (benches/NOTES.md, "The twins' machine code").
 #[grosr::task(cuda = r#"
     const float* x = task.x + (uint64_t)task.row * task.len;
     float* y = task.y + (uint64_t)task.row * task.len;
     float m = 0.0f;                                   // relu(x) >= 0, so 0 is a lower bound
-    for (uint32_t i = ctx.lane(); i < task.len; i += ctx.width()) m = fmaxf(m, x[i]);
+    for (int i = ctx.lane(), n = task.len; i < n; i += 32) m = fmaxf(m, x[i]);
     m = grosr::warp_max(m);
     float s = 0.0f;
-    for (uint32_t i = ctx.lane(); i < task.len; i += ctx.width()) s += expf(fmaxf(x[i], 0.0f) - m);
+    for (int i = ctx.lane(), n = task.len; i < n; i += 32) s += expf(fmaxf(x[i], 0.0f) - m);
     const float inv = 1.0f / grosr::warp_sum(s);
-    for (uint32_t i = ctx.lane(); i < task.len; i += ctx.width()) y[i] = expf(fmaxf(x[i], 0.0f) - m) * inv;
+    for (int i = ctx.lane(), n = task.len; i < n; i += 32) y[i] = expf(fmaxf(x[i], 0.0f) - m) * inv;
 "#)]
 pub struct ReluSoftmax {
     /// Input matrix, row-major.
@@ -70,7 +73,7 @@ pub struct ReluSoftmaxRs {
 #[grosr::task(cuda = r#"
     const float* x = task.x + (uint64_t)task.row * task.len;
     float* y = task.y + (uint64_t)task.row * task.len;
-    for (uint32_t i = ctx.lane(); i < task.len; i += ctx.width()) y[i] = fmaxf(x[i], 0.0f);
+    for (int i = ctx.lane(), n = task.len; i < n; i += 32) y[i] = fmaxf(x[i], 0.0f);
 "#)]
 pub struct Relu {
     /// Input matrix.
@@ -87,12 +90,12 @@ pub struct Relu {
 #[grosr::task(cuda = r#"
     float* y = task.y + (uint64_t)task.row * task.len;
     float m = -3.402823466e38f;
-    for (uint32_t i = ctx.lane(); i < task.len; i += ctx.width()) m = fmaxf(m, y[i]);
+    for (int i = ctx.lane(), n = task.len; i < n; i += 32) m = fmaxf(m, y[i]);
     m = grosr::warp_max(m);
     float s = 0.0f;
-    for (uint32_t i = ctx.lane(); i < task.len; i += ctx.width()) s += expf(y[i] - m);
+    for (int i = ctx.lane(), n = task.len; i < n; i += 32) s += expf(y[i] - m);
     const float inv = 1.0f / grosr::warp_sum(s);
-    for (uint32_t i = ctx.lane(); i < task.len; i += ctx.width()) y[i] = expf(y[i] - m) * inv;
+    for (int i = ctx.lane(), n = task.len; i < n; i += 32) y[i] = expf(y[i] - m) * inv;
 "#)]
 pub struct Softmax {
     /// Unused (keeps the record the same shape as Relu's).
