@@ -12,7 +12,8 @@
 #                   (it reports a running kernel's accesses to later ones), and the scheduler runs
 #                   for the whole test, so other tests would report false errors. Between them they
 #                   run every task path: lane, warp and block tasks, spawns and held chains, the
-#                   device heap, resident graphs (large and whole-in-a-descriptor), failing tasks,
+#                   device heap, resident graphs (large and whole-in-a-descriptor), a traced graph (the trace's
+#                   clock kernel and buffers), failing tasks,
 #                   and the full-ring, timeout and stop paths. Fits one 600 s device call.
 #   CHECK_FULL=1    every ignored test of every GPU binary but HEAVY below (millions of tasks or
 #                   dozens of threads: under a sanitizer they only run out of time). memcheck then
@@ -43,6 +44,7 @@ gpu_core:held_lane_chains_of_two_types_run_every_hop_once_and_count_it
 gpu_alloc:tasks_allocate_and_other_tasks_free_and_host_stats_agree
 gpu_alloc:lanes_that_allocate_different_numbers_of_times_all_finish
 gpu_graph:a_graph_prepared_while_stopped_runs_clean_under_the_sanitizer
+gpu_trace:a_traced_graph_names_each_node_and_draws_it_from_a_predecessor
 gpu_submit:a_submit_that_times_out_on_full_job_slots_leaves_other_threads_able_to_submit
 gpu_submit:a_submit_that_times_out_on_a_full_arena_leaves_other_threads_able_to_submit
 gpu_submit:stop_ends_submits_waiting_on_a_full_ring_and_start_runs_again

@@ -229,6 +229,9 @@ fn a_traced_graph_names_each_node_and_draws_it_from_a_predecessor() {
         .trace(4096)
         .build()
         .expect("runtime");
+    // Allocated and prepared while stopped, so that compute-sanitizer's memcheck, which knows
+    // only the allocations made before a kernel launched, checks this test (gpu_checks.sh).
+    rt.stop().unwrap();
     let dag = graph::random_dag(&rt, 400, 11);
     let n = dag.expected.len();
     let mut preds: Vec<Vec<u32>> = vec![Vec::new(); n];
@@ -236,6 +239,7 @@ fn a_traced_graph_names_each_node_and_draws_it_from_a_predecessor() {
         preds[v.index()].push(u.index() as u32);
     }
     let mut p = dag.graph.prepare(&rt, Strategy::Resident).unwrap();
+    rt.start().unwrap();
     let _ = rt.trace().unwrap();
     for run in 0..2 {
         dag.out.write(&vec![0u64; n]).unwrap();
