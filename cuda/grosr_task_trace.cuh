@@ -40,19 +40,24 @@ struct TaskTraceDev {             // the host fills it before launch
 __device__ grosr::TaskTraceDev grosr_task_trace;
 
 // The host's clock against %globaltimer (task_trace.rs, `Clock`), run alone before each launch
-// of the scheduler: one thread answers `rounds` pings through mapped memory, waiting for ping r
-// (`*ping == r + 1`) and stamping %globaltimer into stamps[r]; the host brackets each answer with
-// its own clock and keeps the tightest. A host that stops pinging is given up after 100 ms.
-extern "C" __global__ void grosr_trace_clock(const volatile uint32_t* ping,
+// of the scheduler: one thread says it started (words[1]), then answers `rounds` pings through
+// mapped memory, waiting for ping r (`words[0] == r + 1`) and stamping %globaltimer into
+// stamps[r]; the host brackets each answer with its own clock and keeps the tightest. A host
+// that sends no ping for 100 ms is given up.
+extern "C" __global__ void grosr_trace_clock(volatile uint32_t* words,
                                              volatile unsigned long long* stamps, uint32_t rounds) {
-    const unsigned long long give_up = grosr::globaltimer() + 100000000ull;
+    words[1] = 1;
+    // System scope: "started" is ordered before the stamps the host will read after it.
+    __threadfence_system();
+    unsigned long long give_up = grosr::globaltimer() + 100000000ull;
     for (uint32_t r = 0; r < rounds; ++r) {
         // Volatile: every read goes to host memory, so the host's ping is seen once it lands.
-        while (*ping < r + 1)
+        while (words[0] < r + 1)
             if (grosr::globaltimer() > give_up) return;
         stamps[r] = grosr::globaltimer();
-        // System scope: the stamp leaves for the host now, not when the kernel ends.
+        // System scope: the stamp is ordered before anything this thread writes the host later.
         __threadfence_system();
+        give_up = grosr::globaltimer() + 100000000ull;
     }
 }
 namespace grosr {

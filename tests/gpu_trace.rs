@@ -154,6 +154,14 @@ fn a_traced_mixed_job_records_every_task_once_with_its_spawner() {
             roots,
             "{what} roots"
         );
+        for t in group.iter().filter(|t| host.contains_key(&t.parent)) {
+            let submit = host[&t.parent];
+            assert_eq!(
+                (submit.what, submit.job),
+                ("submit", t.job),
+                "{what}: a root's submit"
+            );
+        }
         for t in group.iter().filter(|t| !host.contains_key(&t.parent)) {
             let p = by_id
                 .get(&t.parent)

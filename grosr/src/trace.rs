@@ -263,8 +263,21 @@ impl HostLog {
         }
     }
 
-    /// A call of the calling thread: `what` for `job`, from `start_ns` to `end_ns`.
-    pub(crate) fn record(&self, id: u64, what: &'static str, job: u64, start_ns: u64, end_ns: u64) {
+    /// Spans kept between takes.
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// A call of the calling thread: `what` for `job`, from `start_ns` to `end_ns`; false if
+    /// it was dropped (the log was full).
+    pub(crate) fn record(
+        &self,
+        id: u64,
+        what: &'static str,
+        job: u64,
+        start_ns: u64,
+        end_ns: u64,
+    ) -> bool {
         let thread = std::thread::current();
         let thread = thread
             .name()
@@ -279,9 +292,11 @@ impl HostLog {
                 start_ns,
                 end_ns,
             });
+            true
         } else {
             self.dropped
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            false
         }
     }
 

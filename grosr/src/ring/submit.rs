@@ -287,6 +287,7 @@ impl Submitter {
         }
         // The slot is the job's now: the previous job's outcome moves to the history first.
         self.slots().hand_over(ring, job);
+        wait.slot_owned();
         if travels_inline(bytes.len(), record_size) {
             // Few small records travel in the descriptor itself: the GPU reads them with the
             // descriptor in one PCIe round trip, and no arena space is taken or given back.

@@ -13,6 +13,9 @@ const HEALTH_PERIOD: std::time::Duration = std::time::Duration::from_micros(200)
 pub(crate) struct Waiter {
     deadline: std::time::Instant,
     timeout: std::time::Duration,
+    /// Whether a submit notes when its job came to own its slot ([`owned`](Self::owned)).
+    stamp: bool,
+    owned: Option<std::time::Instant>,
 }
 
 impl Waiter {
@@ -24,7 +27,30 @@ impl Waiter {
             // A clock too close to its end for the deadline gives up at once: never unbounded.
             deadline: now.checked_add(timeout).unwrap_or(now),
             timeout,
+            stamp: false,
+            owned: None,
         }
+    }
+
+    /// [`new`](Self::new), and a submit through it notes when its job came to own its slot
+    /// (a trace matches the slot's tasks to their job by it).
+    pub fn stamping(timeout: std::time::Duration) -> Waiter {
+        Waiter {
+            stamp: true,
+            ..Waiter::new(timeout)
+        }
+    }
+
+    /// Called by a submit once its job owns its slot: the slot's previous job has ended.
+    pub fn slot_owned(&mut self) {
+        if self.stamp {
+            self.owned = Some(std::time::Instant::now());
+        }
+    }
+
+    /// When the submit's job came to own its slot (a [`stamping`](Self::stamping) waiter's).
+    pub fn owned(&self) -> Option<std::time::Instant> {
+        self.owned
     }
 
     /// Waits until `done()` holds.

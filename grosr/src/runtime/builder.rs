@@ -197,15 +197,18 @@ impl RuntimeBuilder {
         self.config.cpu_threads = Some(threads.max(1));
         self
     }
-    /// Records a timeline of the tasks run, keeping up to `events` per track and as many host
-    /// calls; later events are counted as dropped. [`Runtime::trace`] takes it, for Perfetto
-    /// (`grosr::trace`). Off (0) by default, and then nothing is recorded. On the CPU backend a
-    /// track is a worker thread. On a GPU a track is a scheduler warp, and a lane of it for lane
-    /// tasks (every warp gets a buffer of `events` × 32 bytes, at most 131 070 events and a
-    /// quarter of the free memory in all), each task records its start and end, SM, kind, job
-    /// and spawner (a task a cancel skipped records nothing), and the module is compiled with
-    /// the recording in (without this setting it is the same code as before); the host's calls
-    /// and counters are the CPU backend's only.
+    /// Records a timeline of the tasks run, keeping up to `events` per track, and the host's
+    /// submits, waits and graph runs (as many, and on a GPU at least 65 536); later events are
+    /// counted as dropped. [`Runtime::trace`] takes it, for Perfetto (`grosr::trace`). Off (0)
+    /// by default, and then nothing is recorded. On the CPU backend a track is a worker thread.
+    /// On a GPU a track is a scheduler warp, and a lane of it for lane tasks (every warp gets a
+    /// buffer of `events` × 32 bytes, at most 131 070 events and a quarter of the free memory
+    /// in all), each task records its start and end, SM, kind, job and spawner (a task a cancel
+    /// skipped records nothing), the module is compiled with the recording in (without this
+    /// setting it is the same code as before), the host's calls are stamped on the GPU's clock
+    /// (set before each launch of the scheduler) and the take names each submitted task's
+    /// submit and each graph node's releasing predecessor; the queued-tasks counter is derived
+    /// from the events, and heap bytes are sampled on the CPU backend only.
     pub fn trace(mut self, events: usize) -> Self {
         self.config.trace_events = events;
         self

@@ -101,7 +101,7 @@ impl Job<'_> {
             On::Gpu { rt, .. } => rt.task_trace.as_ref(),
             On::Cpu { .. } => None,
         };
-        let (Some(trace), Some(slot)) = (trace, self.slot()) else {
+        let Some((trace, slot)) = trace.and_then(|t| Some((t, self.slot()?))) else {
             return self.wait_untraced(timeout);
         };
         let span = trace.host_start();

@@ -65,38 +65,37 @@ impl GpuRuntime {
         graph: Option<&std::sync::Arc<super::task_trace::GraphEdges>>,
     ) -> Result<Job<'_>> {
         let Some(trace) = self.task_trace.as_ref() else {
-            return self.submit_untraced(submission, timeout);
+            let mut waiter = Waiter::new(timeout);
+            return self.submit_through(submission, &mut waiter);
         };
         let span = trace.host_start();
         let what = match submission {
             Submission::Records { .. } => "submit",
             Submission::Graph { .. } | Submission::SmallGraph { .. } => "graph run",
         };
-        let job = self.submit_untraced(submission, timeout)?;
-        if let Some(slot) = job.slot() {
-            trace.host_span(span, what, slot);
-            if let Some(edges) = graph {
-                trace.graph_launch(span, slot, edges);
-            }
+        let mut waiter = Waiter::stamping(timeout);
+        let job = self.submit_through(submission, &mut waiter)?;
+        if let (Some(slot), Some(owned)) = (job.slot(), waiter.owned()) {
+            trace.submitted(span, what, slot, owned, graph);
         }
         Ok(job)
     }
 
-    fn submit_untraced(&self, submission: Submission, timeout: Duration) -> Result<Job<'_>> {
+    fn submit_through(&self, submission: Submission, waiter: &mut Waiter) -> Result<Job<'_>> {
         // No driver call on the fast path (a cuStreamQuery costs microseconds): a kernel that
         // died since the last check is noticed by the bounded waits and by Job::wait.
         self.state()?;
         let generation = self.generation.load(StdOrdering::Acquire);
         let health = || self.health();
-        let (ring, mut waiter) = (self.memory.ring(), Waiter::new(timeout));
+        let ring = self.memory.ring();
         let ticket = if submission.travels_inline() {
             let arena = NoArena;
             self.submitter
-                .submit(&ring, &arena, submission, &mut waiter, &health)?
+                .submit(&ring, &arena, submission, waiter, &health)?
         } else {
             let arena = self.memory.arena.get()?;
             self.submitter
-                .submit(&ring, arena, submission, &mut waiter, &health)?
+                .submit(&ring, arena, submission, waiter, &health)?
         };
         Ok(Job::gpu(self, ticket, generation))
     }

@@ -8,13 +8,19 @@
 //! most tightly (a round trip of a few µs) as its [`Clock`]; host spans are stamped in GPU
 //! nanoseconds through it.
 //!
-//! Origins the GPU does not record, the take fills in: a task the host submitted (origin 0)
-//! names the latest submit or graph launch of its job slot that started before it; a graph
-//! node (origin: its tag, node + 1) names, among its predecessors' events in the same launch,
-//! the one that ended last before it started (whose end released it), and a root its launch.
-//! A launch owns the tagged events of its slot from its start until the slot's next launch
-//! (a graph runs one launch at a time, and a slot's jobs one after another). Graphs small
-//! enough to travel whole run untagged, level by level on one warp: their nodes name the launch.
+//! Origins the GPU does not record, the take fills in from the submits' *owners*: each traced
+//! submit notes when its job came to own its job slot (the slot's previous job had ended, so
+//! every task of that job started before it). A task the host submitted (origin 0) names the
+//! submit or graph launch that owned its slot last before it started; a graph node (origin: its
+//! tag, node + 1) names, among its predecessors' events of that launch, the one that ended last
+//! before it started (whose end released it), and a root its launch. Graphs small enough to
+//! travel whole run untagged, level by level on one warp: their nodes name the launch. Past the
+//! host log's size nothing more is inferred: a task that started after the first submit the
+//! log dropped names no submit or predecessor (the drops are counted).
+//!
+//! The clock is set at each launch of the scheduler (build and every `start`), not corrected
+//! while it runs: the host's and the GPU's clocks drift apart by their rates' difference over a
+//! long run.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -73,8 +79,10 @@ pub(super) fn check(capacity: usize, kinds: usize) -> Result<()> {
 
 /// Rounds of the clock's ping-pong; the tightest bracket is kept.
 const CLOCK_ROUNDS: u32 = 16;
-/// How long the host waits for one answer (the first includes the kernel's start).
-const CLOCK_WAIT: Duration = Duration::from_secs(1);
+/// How long the host waits for the clock kernel to start (a launch behind other work).
+const CLOCK_START_WAIT: Duration = Duration::from_secs(10);
+/// How long the host waits for one answer once the kernel runs (it answers in microseconds).
+const CLOCK_WAIT: Duration = Duration::from_millis(50);
 /// Host span ids start here, above every task id (< 2^31).
 const FIRST_HOST_ID: u64 = 1 << 32;
 
@@ -126,12 +134,21 @@ impl GraphEdges {
     }
 }
 
-/// A Resident graph launch on a traced runtime.
-struct GraphLaunch {
+/// A traced submit's claim on its job slot: from `at_ns` (GPU clock), the slot's tasks are its
+/// job's until the slot's next owner; `edges` for a Resident graph launch.
+struct Owner {
     slot: u32,
     span: u64,
     at_ns: u64,
-    edges: Arc<GraphEdges>,
+    edges: Option<Arc<GraphEdges>>,
+}
+
+/// The owners recorded, at most the host log's size; `lost_from`: the GPU time of the first one
+/// dropped, past which the take infers nothing (an older owner would be named).
+#[derive(Default)]
+struct Owners {
+    list: Vec<Owner>,
+    lost_from: Option<u64>,
 }
 
 /// The buffers: `warps` × `capacity` events and a count per warp; the host's side beside them.
@@ -143,13 +160,17 @@ pub(super) struct TaskTraceBuffers {
     /// One take at a time.
     taking: Mutex<()>,
     clock_kernel: Function,
-    /// The clock's ping (word 0) and stamps (from byte 8), mapped.
+    /// The clock's ping (word 0), the kernel's "started" (word 1) and stamps (from byte 8),
+    /// mapped.
     clock_mem: MappedMem,
     clock: Mutex<Option<Clock>>,
     host: HostLog,
     next_host_id: AtomicU64,
-    launches: Mutex<Vec<GraphLaunch>>,
+    owners: Mutex<Owners>,
 }
+
+/// Host spans (and submits' owners) a GPU trace keeps at least, whatever its events a warp.
+const MIN_HOST_SPANS: usize = 1 << 16;
 
 impl TaskTraceBuffers {
     /// Buffers of `capacity` events for each of `warps` warps, which `module`'s scheduler will
@@ -208,10 +229,9 @@ impl TaskTraceBuffers {
             clock_kernel: module.function("grosr_trace_clock")?,
             clock_mem: MappedMem::new(ctx, 8 + 8 * CLOCK_ROUNDS as usize)?,
             clock: Mutex::new(None),
-            // Host spans are few and small: never fewer kept than 65 536.
-            host: HostLog::new(capacity.max(1 << 16)),
+            host: HostLog::new(capacity.max(MIN_HOST_SPANS)),
             next_host_id: AtomicU64::new(FIRST_HOST_ID),
-            launches: Mutex::new(Vec::new()),
+            owners: Mutex::default(),
         })
     }
 
@@ -221,29 +241,48 @@ impl TaskTraceBuffers {
         let base = self.clock_mem.host();
         // SAFETY: clock_mem holds 8 + 8 × CLOCK_ROUNDS bytes, 8-byte aligned (page-locked
         // memory is page aligned); the kernel is its only other user, and only while it runs.
-        let ping = unsafe { &*(base as *const AtomicU32) };
+        let word = |i: usize| unsafe { &*(base.add(4 * i) as *const AtomicU32) };
         let stamp = |r: u32| unsafe { &*(base.add(8 + 8 * r as usize) as *const AtomicU64) };
-        ping.store(0, Ordering::Relaxed);
+        // Relaxed: the launch below orders these writes before the kernel reads anything.
+        word(0).store(0, Ordering::Relaxed);
+        word(1).store(0, Ordering::Relaxed);
         for r in 0..CLOCK_ROUNDS {
             stamp(r).store(0, Ordering::Relaxed);
         }
-        let (dev_ping, dev_stamps) = (self.clock_mem.device(), self.clock_mem.device() + 8);
-        // SAFETY: grosr_trace_clock takes (const uint32_t*, uint64_t*, uint32_t); both pointers
-        // are clock_mem's device addresses, which outlive the wait below.
+        let dev = self.clock_mem.device();
+        let (dev_words, dev_stamps) = (dev, dev + 8);
+        // SAFETY: grosr_trace_clock takes (uint32_t*, uint64_t*, uint32_t); both pointers are
+        // clock_mem's device addresses, which outlive the wait below.
         unsafe {
             stream.launch(
                 &self.clock_kernel,
                 1,
                 1,
                 0,
-                (&dev_ping, &dev_stamps, &CLOCK_ROUNDS),
+                (&dev_words, &dev_stamps, &CLOCK_ROUNDS),
             )
         }?;
+        let started = Instant::now();
         let mut best: Option<(Duration, Clock)> = None;
+        let mut failed = None;
+        // Acquire: pairs with the kernel's system fence after "started".
+        while word(1).load(Ordering::Acquire) == 0 {
+            if started.elapsed() > CLOCK_START_WAIT {
+                failed = Some(Error::Timeout(
+                    CLOCK_START_WAIT,
+                    "the trace's clock kernel to start",
+                ));
+                break;
+            }
+            std::hint::spin_loop();
+        }
         'rounds: for r in 0..CLOCK_ROUNDS {
+            if failed.is_some() {
+                break;
+            }
             let sent = Instant::now();
-            // Release: the stamps' reset above reaches the GPU before the ping does.
-            ping.store(r + 1, Ordering::Release);
+            // Relaxed: the kernel polls this word alone.
+            word(0).store(r + 1, Ordering::Relaxed);
             loop {
                 // Acquire: pairs with the kernel's system fence after its stamp.
                 let gpu_ns = stamp(r).load(Ordering::Acquire);
@@ -262,8 +301,11 @@ impl TaskTraceBuffers {
                 std::hint::spin_loop();
             }
         }
-        // The kernel ends after its last answer, or 100 ms after it gave up on the host.
-        stream.wait(Duration::from_secs(10), "the trace's clock kernel")?;
+        // The kernel ends after its last answer, or 100 ms after the host's last ping.
+        stream.wait(CLOCK_START_WAIT, "the trace's clock kernel")?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
         let (_, clock) = best.ok_or(Error::Timeout(
             CLOCK_WAIT,
             "the trace's clock kernel to answer",
@@ -274,8 +316,18 @@ impl TaskTraceBuffers {
 
     /// Now on the GPU's clock (nanoseconds of `%globaltimer`).
     pub(super) fn now(&self) -> u64 {
+        self.at(Instant::now())
+    }
+
+    /// `t` on the GPU's clock (0 before the first calibration).
+    fn at(&self, t: Instant) -> u64 {
         let clock = *self.clock.lock().unwrap_or_else(|e| e.into_inner());
-        clock.map_or(0, |c| c.gpu_ns + c.host.elapsed().as_nanos() as u64)
+        clock.map_or(0, |c| match t.checked_duration_since(c.host) {
+            Some(after) => c.gpu_ns.saturating_add(after.as_nanos() as u64),
+            None => c
+                .gpu_ns
+                .saturating_sub(c.host.duration_since(t).as_nanos() as u64),
+        })
     }
 
     /// A fresh host span id and its start, for [`host_span`](Self::host_span).
@@ -286,28 +338,35 @@ impl TaskTraceBuffers {
         )
     }
 
-    /// A host call of the calling thread, from `start` until now.
-    pub(super) fn host_span(&self, (id, start): (u64, u64), what: &'static str, slot: u32) {
+    /// A host call of the calling thread, from `start` until now; false if the log was full.
+    pub(super) fn host_span(&self, (id, start): (u64, u64), what: &'static str, slot: u32) -> bool {
         self.host
-            .record(id, what, u64::from(slot), start, self.now().max(start));
+            .record(id, what, u64::from(slot), start, self.now().max(start))
     }
 
-    /// A Resident graph launch in job slot `slot`, whose host span is `(id, start)`.
-    pub(super) fn graph_launch(
+    /// A submit (or graph launch, with its `edges`) whose host span is `span`, whose job came
+    /// to own slot `slot` at `owned`.
+    pub(super) fn submitted(
         &self,
-        (span, at_ns): (u64, u64),
+        span: (u64, u64),
+        what: &'static str,
         slot: u32,
-        edges: &Arc<GraphEdges>,
+        owned: Instant,
+        edges: Option<&Arc<GraphEdges>>,
     ) {
-        let mut launches = self.launches.lock().unwrap_or_else(|e| e.into_inner());
-        // Bounded as the host's spans are; a launch past it leaves its nodes without arrows.
-        if launches.len() < self.capacity as usize {
-            launches.push(GraphLaunch {
+        let kept = self.host_span(span, what, slot);
+        let at_ns = self.at(owned);
+        let mut owners = self.owners.lock().unwrap_or_else(|e| e.into_inner());
+        if kept && owners.list.len() < self.host.capacity() {
+            owners.list.push(Owner {
                 slot,
-                span,
+                span: span.0,
                 at_ns,
-                edges: Arc::clone(edges),
+                edges: edges.cloned(),
             });
+        } else {
+            // Nothing after this can be matched to its submit for sure.
+            owners.lost_from = Some(owners.lost_from.map_or(at_ns, |l| l.min(at_ns)));
         }
     }
 
@@ -347,9 +406,8 @@ impl TaskTraceBuffers {
         self.counts.write(&vec![0u64; self.warps as usize])?;
         let (mut host, host_dropped) = self.host.take();
         trace.dropped += host_dropped;
-        let launches =
-            std::mem::take(&mut *self.launches.lock().unwrap_or_else(|e| e.into_inner()));
-        let parents = parents(&events, &host, &launches, self.capacity);
+        let owners = std::mem::take(&mut *self.owners.lock().unwrap_or_else(|e| e.into_inner()));
+        let parents = parents(&events, &owners, self.capacity);
         let epoch = events
             .iter()
             .map(|(_, e)| e.start)
@@ -401,83 +459,71 @@ impl TaskTraceBuffers {
 
 /// Each event's parent: the origin the GPU recorded, or the one the module docs say the take
 /// fills in (times: the GPU's clock, before the take's epoch is subtracted).
-fn parents(
-    events: &[(u32, TaskEvent)],
-    host: &[crate::trace::HostSpan],
-    launches: &[GraphLaunch],
-    capacity: u32,
-) -> Vec<u64> {
-    // Submits and graph launches of each job slot, by start.
-    let mut submits: HashMap<u64, Vec<(u64, u64)>> = HashMap::new();
-    for h in host.iter().filter(|h| h.what != "wait") {
-        submits.entry(h.job).or_default().push((h.start_ns, h.id));
+fn parents(events: &[(u32, TaskEvent)], owners: &Owners, capacity: u32) -> Vec<u64> {
+    // Each slot's owners, by the time they took it.
+    let mut of_slot: HashMap<u32, Vec<(u64, usize)>> = HashMap::new();
+    for (i, o) in owners.list.iter().enumerate() {
+        of_slot.entry(o.slot).or_default().push((o.at_ns, i));
     }
-    for v in submits.values_mut() {
+    for v in of_slot.values_mut() {
         v.sort_unstable();
     }
-    // The latest of `v` (sorted by start) that started no later than `t`.
-    let latest = |v: &[(u64, u64)], t: u64| {
-        v[..v.partition_point(|&(s, _)| s <= t)]
+    // The owner of an event's slot when it started, if the take can tell.
+    let owner_of = |e: &TaskEvent| -> Option<usize> {
+        if owners.lost_from.is_some_and(|l| e.start >= l) {
+            return None;
+        }
+        let v = of_slot.get(&e.job)?;
+        v[..v.partition_point(|&(at, _)| at <= e.start)]
             .last()
-            .map(|&(_, id)| id)
+            .map(|&(_, i)| i)
     };
-    let mut launches_of: HashMap<u32, Vec<(u64, usize)>> = HashMap::new();
-    for (i, l) in launches.iter().enumerate() {
-        launches_of.entry(l.slot).or_default().push((l.at_ns, i));
-    }
-    for v in launches_of.values_mut() {
-        v.sort_unstable();
-    }
-    // Each tagged event's launch (the latest of its slot that started before it, else the
-    // slot's first), and each launch's node events.
+    let tag = |e: &TaskEvent| (e.origin & ORIGIN_GRAPH != 0).then_some(e.origin & !ORIGIN_GRAPH);
+    // Each tagged event's launch, and each launch's node events.
     let mut launch_of = vec![None; events.len()];
     let mut node_event: HashMap<(usize, u32), usize> = HashMap::new();
     for (k, (_, e)) in events.iter().enumerate() {
-        let tag = e.origin & !ORIGIN_GRAPH;
-        if e.origin & ORIGIN_GRAPH == 0 || tag == 0 {
-            continue;
-        }
-        let Some(v) = launches_of.get(&e.job) else {
+        let (Some(t @ 1..), Some(o)) = (tag(e), owner_of(e)) else {
             continue;
         };
-        let at = v.partition_point(|&(s, _)| s <= e.start).max(1) - 1;
-        let l = v[at].1;
-        launch_of[k] = Some(l);
-        node_event.entry((l, tag - 1)).or_insert(k);
+        if owners.list[o].edges.is_some() {
+            launch_of[k] = Some(o);
+            node_event.entry((o, t - 1)).or_insert(k);
+        }
     }
     let mut preds: HashMap<*const GraphEdges, GraphEdges> = HashMap::new();
-    for l in launches {
+    for edges in owners.list.iter().filter_map(|o| o.edges.as_ref()) {
         preds
-            .entry(Arc::as_ptr(&l.edges))
-            .or_insert_with(|| l.edges.predecessors());
+            .entry(Arc::as_ptr(edges))
+            .or_insert_with(|| edges.predecessors());
     }
     events
         .iter()
         .enumerate()
         .map(|(k, (_, e))| {
-            if e.origin & ORIGIN_GRAPH != 0 {
-                let Some(l) = launch_of[k] else {
+            if let Some(t) = tag(e) {
+                let (Some(o), 1..) = (launch_of[k], t) else {
                     return 0;
                 };
-                let node = (e.origin & !ORIGIN_GRAPH) - 1;
-                let of = preds[&Arc::as_ptr(&launches[l].edges)].of(node as usize);
+                let launch = &owners.list[o];
+                let Some(edges) = &launch.edges else {
+                    return 0;
+                };
+                let of = preds[&Arc::as_ptr(edges)].of(t as usize - 1);
                 if of.is_empty() {
-                    return launches[l].span;
+                    return launch.span;
                 }
                 // The predecessor that ended last before this node started released it (the
                 // one that ended last at all, should the clocks disagree).
                 return of
                     .iter()
-                    .filter_map(|p| node_event.get(&(l, *p)))
+                    .filter_map(|p| node_event.get(&(o, *p)))
                     .map(|&j| &events[j].1)
                     .max_by_key(|p| (p.end <= e.start, p.end))
                     .map_or(0, |p| u64::from(p.id));
             }
             if e.origin == 0 {
-                return submits
-                    .get(&u64::from(e.job))
-                    .and_then(|v| latest(v, e.start))
-                    .unwrap_or(0);
+                return owner_of(e).map_or(0, |o| owners.list[o].span);
             }
             // A dropped task's id (slot field past the capacity) names no event.
             if e.origin & ((1 << SLOT_BITS) - 1) > capacity {
@@ -532,7 +578,6 @@ impl Default for TaskEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trace::HostSpan;
 
     fn event(id: u32, origin: u32, job: u32, start: u64, end: u64) -> (u32, TaskEvent) {
         let e = TaskEvent {
@@ -546,16 +591,16 @@ mod tests {
         (0, e)
     }
 
-    fn span(id: u64, what: &'static str, job: u64, start_ns: u64, end_ns: u64) -> HostSpan {
-        HostSpan {
-            id,
-            what,
-            thread: "main".into(),
-            job,
-            start_ns,
-            end_ns,
+    fn owner(slot: u32, span: u64, at_ns: u64, edges: Option<&Arc<GraphEdges>>) -> Owner {
+        Owner {
+            slot,
+            span,
+            at_ns,
+            edges: edges.cloned(),
         }
     }
+
+    const G: u32 = ORIGIN_GRAPH;
 
     /// A diamond 0 → {1, 2} → 3 launched twice in slot 5, and a submit in slot 6 that spawned.
     #[test]
@@ -564,20 +609,16 @@ mod tests {
             succ_off: vec![0, 2, 3, 4, 4],
             succ: vec![1, 2, 3, 3],
         });
-        let launch = |span, at_ns| GraphLaunch {
-            slot: 5,
-            span,
-            at_ns,
-            edges: Arc::clone(&edges),
+        let h = |i| FIRST_HOST_ID + i;
+        let owners = Owners {
+            list: vec![
+                owner(5, h(0), 100, Some(&edges)),
+                owner(5, h(1), 1000, Some(&edges)),
+                owner(6, h(2), 2000, None),
+            ],
+            lost_from: None,
         };
-        let host = [
-            span(FIRST_HOST_ID, "graph run", 5, 100, 110),
-            span(FIRST_HOST_ID + 1, "graph run", 5, 1000, 1010),
-            span(FIRST_HOST_ID + 2, "submit", 6, 2000, 2005),
-            span(FIRST_HOST_ID + 3, "wait", 6, 2005, 2100),
-        ];
-        let launches = [launch(FIRST_HOST_ID, 100), launch(FIRST_HOST_ID + 1, 1000)];
-        let g = |node: u32| ORIGIN_GRAPH | (node + 1);
+        let g = |node: u32| G | (node + 1);
         let events = [
             // Launch 1: node 2 ends after node 1, so node 2 released node 3.
             event(1, g(0), 5, 120, 130),
@@ -593,9 +634,45 @@ mod tests {
             event(9, 0, 6, 2010, 2020),
             event(10, 9, 6, 2030, 2040),
         ];
-        let got = parents(&events, &host, &launches, 100);
-        let h = |i| FIRST_HOST_ID + i;
+        let got = parents(&events, &owners, 100);
         assert_eq!(got, vec![h(0), 1, 1, 3, h(1), 5, 5, 6, h(2), 9]);
+    }
+
+    /// Job B's submit started while job A still ran in their slot (B waited for it): A's late
+    /// task names A, whose owner is the latest before it; B owns the slot only from A's end.
+    #[test]
+    fn a_slot_is_its_jobs_from_when_the_job_owned_it_not_from_its_submits_start() {
+        let owners = Owners {
+            list: vec![owner(3, 100, 1000, None), owner(3, 101, 3000, None)],
+            lost_from: None,
+        };
+        let events = [event(1, 0, 3, 1500, 2900), event(2, 0, 3, 3100, 3200)];
+        assert_eq!(parents(&events, &owners, 100), vec![100, 101]);
+    }
+
+    /// What the take cannot tell names nothing: a task after the first owner the log dropped,
+    /// a tagged task with no launch, a tag of 0, a task before any owner of its slot, the child
+    /// of a dropped task (its slot field past the capacity).
+    #[test]
+    fn what_the_take_cannot_tell_names_no_parent() {
+        let owners = Owners {
+            list: vec![owner(1, 100, 1000, None), owner(2, 101, 1000, None)],
+            lost_from: Some(5000),
+        };
+        let events = [
+            event(1, 0, 1, 1100, 1200),
+            event(2, 0, 1, 6000, 6100),
+            event(3, G | 4, 1, 1300, 1400),
+            event(4, G, 2, 1300, 1400),
+            event(5, 0, 9, 1300, 1400),
+            event(6, 0, 2, 900, 950),
+            event(7, (1 << SLOT_BITS) | 101, 1, 1500, 1600),
+            event(8, (1 << SLOT_BITS) | 100, 1, 1500, 1600),
+        ];
+        assert_eq!(
+            parents(&events, &owners, 100),
+            vec![100, 0, 0, 0, 0, 0, 0, u64::from((1u32 << SLOT_BITS) | 100)]
+        );
     }
 
     #[test]
