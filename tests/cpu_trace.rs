@@ -131,8 +131,29 @@ fn a_traced_mixed_job_records_every_task_once_with_its_origin() {
         .filter(|t| host.get(&t.parent) == Some(&"graph run"))
         .count();
     assert_eq!(mark_roots, 2);
+    // Each names its node, once; the roots are nodes 0 and 5; a predecessor's node is an edge.
+    let mut nodes: Vec<u32> = marks
+        .iter()
+        .map(|t| t.node.expect("a graph node"))
+        .collect();
+    nodes.sort_unstable();
+    assert_eq!(nodes, (0..6).collect::<Vec<u32>>());
+    assert!(
+        trace
+            .tasks
+            .iter()
+            .filter(|t| t.kind != kind("Mark"))
+            .all(|t| t.node.is_none())
+    );
+    let edges = [(0, 1), (0, 2), (1, 3), (2, 3), (3, 4)];
     for t in marks.iter().filter(|t| !host.contains_key(&t.parent)) {
         let p = by_id[&t.parent];
+        assert!(
+            edges.contains(&(p.node.unwrap(), t.node.unwrap())),
+            "node {:?} drawn from {:?}",
+            t.node,
+            p.node
+        );
         assert_eq!(p.kind, kind("Mark"));
         assert!(
             p.end_ns <= t.start_ns,
