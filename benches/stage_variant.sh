@@ -8,9 +8,10 @@
 #   e.g. bash benches/stage_variant.sh ring trace-ring -- gpu_trace -- 'tests/common, traced' \
 #            'grosr_lab::workloads' 'grosr_lab::workloads, traced'
 #
-# NAME `main` with no patch stages main itself (the A/B's baseline). On the device (carry
-# [".gpu-NAME", ...]): GROSR_CACHE_DIR=$PWD/.gpu-NAME/cache .gpu-NAME/report ..., and
-# .gpu-NAME/TEST --ignored. A cache folder is signed with its own key: one per variant.
+# NAME `main` with no patch stages main itself (the A/B's baseline). Then `bash
+# benches/device_pack.sh NAME ...` and, on the device (carry [".gpu-pack"]), `bash
+# benches/device_ab.sh`; or carry [".gpu-NAME", ...] and run GROSR_CACHE_DIR=$PWD/.gpu-NAME/cache
+# .gpu-NAME/report ..., and .gpu-NAME/TEST --ignored. A cache folder is signed with its own key: one per variant.
 # Units beyond tests/nvrtc_compile.rs's: 'grosr_lab::workloads, traced' (trace(65536)) and
 # 'grosr_lab::workloads, cancellable', the report's modules for --trace-events / --cancellable.
 set -euo pipefail
