@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::{HashMap, HashSet};
 
-use common::suite::{T, assert_tracks_never_overlap, fib};
+use common::suite::{T, assert_spawns_name_their_tree, assert_tracks_never_overlap, fib};
 use common::{Chain, Fib};
 use grosr::graph::{Strategy, TaskGraph};
 use grosr::trace::TaskSpan;
@@ -87,24 +87,10 @@ fn a_traced_mixed_job_records_every_task_once_with_its_origin() {
     // for the rest.
     let host: HashMap<u64, &str> = trace.host.iter().map(|h| (h.id, h.what)).collect();
     let by_id: HashMap<u64, &TaskSpan> = trace.tasks.iter().map(|t| (t.id, t)).collect();
-    for group in [&fibs, &chains] {
-        let roots: Vec<_> = group
-            .iter()
-            .filter(|t| host.get(&t.parent) == Some(&"submit"))
-            .collect();
-        assert_eq!(roots.len(), 1);
-        for t in group.iter().filter(|t| t.parent != roots[0].parent) {
-            let p = by_id[&t.parent];
-            assert_eq!(
-                (p.kind, p.job),
-                (t.kind, t.job),
-                "a spawn's parent is of its tree"
-            );
-            assert!(
-                p.start_ns <= t.start_ns,
-                "a child starts after its parent does"
-            );
-        }
+    for (what, group) in [("Fib", &fibs), ("Chain", &chains)] {
+        let roots: Vec<_> = group.iter().filter_map(|t| host.get(&t.parent)).collect();
+        assert_eq!(roots, [&"submit"], "{what}: one root, made by a submit");
+        assert_spawns_name_their_tree(&trace, group, what);
     }
     // Fib: every task spawned 0 or 2 (fib(16) leaves); the chain: a path of 100.
     let fib_kids = children(&fibs);

@@ -14,7 +14,10 @@ use std::collections::{HashMap, HashSet};
 #[path = "common/graph.rs"]
 mod graph;
 
-use common::suite::{T, assert_tracks_never_overlap, cancel_once_started, fib, submit_tree};
+use common::suite::{
+    T, assert_spawns_name_their_tree, assert_tracks_never_overlap, cancel_once_started, fib,
+    submit_tree,
+};
 use common::{BlockSum, Chain, Fib, SpawnBlock, Tick, Tree};
 use grosr::DeviceBuffer;
 use grosr::graph::Strategy;
@@ -162,20 +165,7 @@ fn a_traced_mixed_job_records_every_task_once_with_its_spawner() {
                 "{what}: a root's submit"
             );
         }
-        for t in group.iter().filter(|t| !host.contains_key(&t.parent)) {
-            let p = by_id
-                .get(&t.parent)
-                .unwrap_or_else(|| panic!("{what}: no task {}", t.parent));
-            assert_eq!(
-                (p.kind, p.job),
-                (t.kind, t.job),
-                "{what}: a spawn's parent is of its tree"
-            );
-            assert!(
-                p.start_ns <= t.start_ns,
-                "{what}: a child starts after its parent does"
-            );
-        }
+        assert_spawns_name_their_tree(&trace, group, what);
     }
     // Each held hop's parent is the hop before it (the other type), each Mark's a Tock.
     let (tick, tock, mark) = (kind("Tick"), kind("Tock"), kind("Mark"));

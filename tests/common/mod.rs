@@ -244,7 +244,6 @@ pub struct Spin {
     pub max_ns: u64,
 }
 
-/// The test task types with Rust bodies, registered: a builder for either backend.
 /// [`Spin`] as a warp task: every lane polls, lane 0 writes `seen[0]`.
 #[grosr::task(granularity = "warp", rust = |task, ctx| {
     let start = ctx.globaltimer();
@@ -274,6 +273,7 @@ pub struct BlockSpin {
     pub max_ns: u64,
 }
 
+/// The test task types with Rust bodies, registered: a builder for either backend.
 pub fn portable_builder() -> RuntimeBuilder {
     grosr::Runtime::builder()
         .task::<Mark>()

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use grosr::trace::TaskSpan;
 use grosr::{DeviceBuffer, Error, Runtime};
 
 use super::{
@@ -307,6 +308,30 @@ pub fn a_job_looked_at_after_its_slot_was_reused_reports_its_own_outcome(rt: &Ru
         flags.to_vec().unwrap()[..JOB_SLOTS as usize],
         vec![1; JOB_SLOTS as usize][..]
     );
+}
+
+/// Every task of `group` not made by a host call names a task of its own type and job, which
+/// started no later than it did (its spawner).
+pub fn assert_spawns_name_their_tree(trace: &grosr::Trace, group: &[TaskSpan], what: &str) {
+    let tasks: std::collections::HashMap<u64, &TaskSpan> =
+        trace.tasks.iter().map(|t| (t.id, t)).collect();
+    let spawned = group
+        .iter()
+        .filter(|t| !trace.host.iter().any(|h| h.id == t.parent));
+    for t in spawned {
+        let p = tasks
+            .get(&t.parent)
+            .unwrap_or_else(|| panic!("{what}: no task {}", t.parent));
+        assert_eq!(
+            (p.kind, p.job),
+            (t.kind, t.job),
+            "{what}: a spawn's parent is of its tree"
+        );
+        assert!(
+            p.start_ns <= t.start_ns,
+            "{what}: a child starts after its parent does"
+        );
+    }
 }
 
 /// A trace's tracks (a worker thread, or a GPU warp and lane) run one task at a time: sorted
