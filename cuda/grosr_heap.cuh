@@ -165,6 +165,7 @@ __device__ uint32_t heap_large_take(const Heap& h, uint32_t n) {
         atomicExch(&h.ctl->large_lock, 0u);      // the unlock (ordered by the fence above)
     }
     if (found == HEAP_NONE) atomicAdd(fs, (int32_t)n);   // relaxed: a count, as above
+    else GROSR_TRACE_HEAP_POOL(fs);
     return found;
 }
 
@@ -205,6 +206,7 @@ __device__ void heap_large_free(const Heap& h, uint32_t s) {
         i += cnt;
     }
     red_add_release_gpu_s32(&h.ctl->free_slabs, (int32_t)n);   // release: bits before the count
+    GROSR_TRACE_HEAP_POOL(&h.ctl->free_slabs);
 }
 
 // Serves one lane alone: the leader's steps of heap_serve_classes for a group of one, with no

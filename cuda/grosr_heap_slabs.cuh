@@ -29,6 +29,7 @@ __device__ void heap_try_retire(const Heap& h, uint32_t s, uint32_t c, u64 run) 
     atom_or_release_gpu_b32(&h.pool[s >> 5], (n == 32 ? 0xFFFFFFFFu : ((1u << n) - 1)) << (s & 31));
     // release: the pool bits are set before the counter says slabs can be found.
     red_add_release_gpu_s32(&h.ctl->free_slabs, (int32_t)n);
+    GROSR_TRACE_HEAP_POOL(&h.ctl->free_slabs);
 }
 
 // Lists a detached slab of class c with free slots, so that any SM can attach it again: in the
@@ -95,6 +96,7 @@ __device__ uint32_t heap_take_pool(const Heap& h, uint32_t slot) {
             // acquire: pairs with the retiring release: the slab's word and bitmap are clean.
             if (atom_and_acquire_gpu_b32(&h.pool[wi], ~(1u << b)) & (1u << b)) {
                 *hint = wi;
+                GROSR_TRACE_HEAP_POOL(fs);
                 return wi * 32 + b;
             }
         }
@@ -132,6 +134,7 @@ __device__ uint32_t heap_take_pool_run(const Heap& h, uint32_t slot, uint32_t n)
             const uint32_t old = atom_and_acquire_gpu_b32(&h.pool[wi], ~(group << b));
             if ((old & (group << b)) == (group << b)) {
                 *hint = wi;
+                GROSR_TRACE_HEAP_POOL(fs);
                 return wi * 32 + b;
             }
             // release: put back the bits we took (keeps the chain from their retirer intact).

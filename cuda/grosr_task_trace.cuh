@@ -28,12 +28,23 @@ struct TaskEvent {                // 32 bytes; the host's mirror: runtime/task_t
 };
 static_assert(sizeof(TaskEvent) == 32, "grosr: TaskEvent differs from task_trace.rs");
 
+struct HeapSample {               // 16 bytes; the host's mirror: runtime/task_trace.rs
+    unsigned long long at;        // %globaltimer, ns
+    int32_t free_slabs;           // the heap pool's count then (HeapCounters::free_slabs)
+    uint32_t pad;
+};
+static_assert(sizeof(HeapSample) == 16, "grosr: HeapSample differs from task_trace.rs");
+
 struct TaskTraceDev {             // the host fills it before launch
     TaskEvent* events;            // warps × capacity
     unsigned long long* counts;   // per warp: events taken (past capacity: dropped); 64 bits,
                                   // so that a busy warp's count never wraps to a slot again
     uint32_t capacity;
     uint32_t warps;
+    HeapSample* heap;             // heap_capacity samples of the heap's pool, or null (no heap)
+    unsigned long long* heap_count;   // samples taken (past heap_capacity: dropped)
+    uint32_t heap_capacity;
+    uint32_t pad;
 };
 }  // namespace grosr
 // The module global the host fills, at global scope so that its name is not mangled.
@@ -116,6 +127,24 @@ template <Gran G> struct TaskTraceScope {
     }
 };
 #define GROSR_TRACE_TASK(ctx, kind) grosr::TaskTraceScope<grosr_granularity> grosr_trace_scope(ctx, kind)
+
+// The heap's use over time: the thread whose atomic changed the pool's count of free slabs (a
+// slab or run taken for a class or a large allocation, or given back) samples it. Only the
+// heap's slow paths change that count, so a sample costs nothing on the fast ones; out of line,
+// so that the callers' code stays as it was around the call.
+__device__ __noinline__ void trace_heap_pool(const int32_t* free_slabs) {
+    if (grosr_task_trace.heap == nullptr) return;
+    const unsigned long long at = globaltimer();
+    // Relaxed: the host reads samples only after the jobs it traces ended.
+    const unsigned long long i = atomicAdd(grosr_task_trace.heap_count, 1ull);
+    if (i >= grosr_task_trace.heap_capacity) return;   // counted: the host says it was dropped
+    // Volatile: the count as it is now (this thread's own change included), not a cached one.
+    const int32_t free_now = *(volatile const int32_t*)free_slabs;
+    // Plain store: read by the host after the traced jobs ended (a sample caught half-written
+    // has `at` 0 and is left out).
+    grosr_task_trace.heap[i] = HeapSample{at, free_now, 0u};
+}
+#define GROSR_TRACE_HEAP_POOL(free_slabs) grosr::trace_heap_pool(free_slabs)
 #define GROSR_GRAPH_TAG(node) grosr::graph_tag(node)
 #define GROSR_SPAWN_NODE(c) grosr::spawn_node(c)
 #else
@@ -123,6 +152,7 @@ template <Gran G> struct TaskTraceScope {
 // (inline identities changed ptxas's register allocation; SASS compared, quickstart module).
 #define GROSR_TRACE_FROM(c, node) ((void)0)
 #define GROSR_TRACE_TASK(ctx, kind) do {} while (0)
+#define GROSR_TRACE_HEAP_POOL(free_slabs) ((void)0)
 #define GROSR_GRAPH_TAG(node) (node)
 #define GROSR_SPAWN_NODE(c) 0u
 #endif

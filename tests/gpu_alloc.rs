@@ -155,6 +155,44 @@ fn tasks_allocate_and_other_tasks_free_and_host_stats_agree() {
 
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
+fn a_traced_heap_samples_its_slabs_while_the_tasks_that_use_them_run() {
+    let gpu = grosr::Gpu::open(0).unwrap();
+    let stats = DeviceBuffer::<u32>::zeroed(&gpu, 4).unwrap();
+    let rt = alloc_builder().trace(4096).build().unwrap();
+    let _ = rt.trace().unwrap(); // whatever the build's own checks ran
+    heap::tasks_allocate_and_other_tasks_free(&rt, &stats);
+    let trace = rt.trace().unwrap();
+    let heap: Vec<_> = trace
+        .counters
+        .iter()
+        .filter(|c| c.name == "heap bytes")
+        .collect();
+    assert!(
+        !heap.is_empty(),
+        "no heap samples among {} counters",
+        trace.counters.len()
+    );
+    assert!(heap.windows(2).all(|w| w[0].at_ns < w[1].at_ns));
+    // Whole slabs, never more than the heap.
+    let slab = rt.heap_stats().unwrap().slab_bytes as f64;
+    for c in &heap {
+        assert!(c.value >= 0.0 && c.value <= rt.heap_bytes() as f64, "{c:?}");
+        assert_eq!(c.value % slab, 0.0, "{c:?}");
+    }
+    assert!(heap.iter().any(|c| c.value >= slab));
+    // Slabs are taken and given back by `ctx.alloc` and `ctx.free` inside the bodies: each
+    // sample lies within the traced tasks' time, on the same clock.
+    let first = trace.tasks.iter().map(|t| t.start_ns).min().unwrap();
+    let last = trace.tasks.iter().map(|t| t.end_ns).max().unwrap();
+    assert!(
+        heap.iter().all(|c| c.at_ns >= first && c.at_ns <= last),
+        "tasks {first}..{last} ns, heap samples {:?}",
+        heap.iter().map(|c| c.at_ns).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
 fn lanes_that_allocate_different_numbers_of_times_all_finish() {
     // Consecutive lane tasks run in one round, so the lanes of a round leave the heap at
     // different times and wait in the scheduler's warp barrier (account) while others still

@@ -110,6 +110,11 @@ fn cache_units() -> Vec<(&'static str, String, Optimize)> {
     ));
     u.push(("tests/gpu_soak", soak::builder().source(), Speed));
     u.push((
+        "tests/gpu_alloc, traced",
+        heap::alloc_builder().trace(4096).source(),
+        Speed,
+    ));
+    u.push((
         "tests/gpu_rust_bodies",
         rust_bodies::builder().source(),
         Speed,

@@ -17,8 +17,9 @@
 //! scheduler), and the take names the origins the GPU does not record: a submitted task's
 //! submit, a graph node's predecessor whose end released it (a root: its graph run). The
 //! queued-tasks counter is derived from the events there (a task counts from its origin's end
-//! until it starts); heap use is sampled on the CPU backend only. A task a cancel skipped
-//! leaves no event.
+//! until it starts), and heap use is the heap's whole slabs in use, sampled by the GPU whenever a
+//! slab leaves or rejoins its pool (the CPU backend counts the bytes of live allocations). A
+//! task a cancel skipped leaves no event.
 
 use std::fmt::Write as _;
 
@@ -69,7 +70,8 @@ pub struct HostSpan {
 /// A sampled value: tasks queued, heap bytes in use.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct CounterSample {
-    /// `"queued tasks"` or `"heap bytes"`.
+    /// `"queued tasks"` or `"heap bytes"` (on a GPU, bytes of the heap's slabs in use, whole:
+    /// 64 KiB each).
     pub name: &'static str,
     /// Nanoseconds since the runtime was built.
     pub at_ns: u64,

@@ -208,7 +208,9 @@ impl RuntimeBuilder {
     /// setting it is the same code as before), the host's calls are stamped on the GPU's clock
     /// (set before each launch of the scheduler) and the take names each submitted task's
     /// submit and each graph node's releasing predecessor; the queued-tasks counter is derived
-    /// from the events, and heap bytes are sampled on the CPU backend only.
+    /// from the events, and heap bytes are the heap's slabs in use (64 KiB each: classes' slabs
+    /// and large runs), sampled whenever a slab leaves or rejoins the heap's pool (4 MiB of
+    /// samples between takes; more are counted as dropped).
     pub fn trace(mut self, events: usize) -> Self {
         self.config.trace_events = events;
         self
@@ -608,6 +610,7 @@ impl RuntimeBuilder {
                 &module,
                 (grid * (crate::layout::BLOCK_THREADS / 32), self.tasks.len()),
                 events,
+                heap.as_ref().map(|h| h.desc.slabs),
                 gpu.memory_info()?.0,
             )?),
         };

@@ -53,6 +53,32 @@ struct TaskTraceDev {
     counts: u64,
     capacity: u32,
     warps: u32,
+    heap: u64,
+    heap_count: u64,
+    heap_capacity: u32,
+    pad: u32,
+}
+
+/// `grosr::HeapSample`: the heap pool's count of free slabs at `at` (`%globaltimer`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+struct HeapSample {
+    at: u64,
+    free_slabs: i32,
+    pad: u32,
+}
+const _: () = assert!(size_of::<HeapSample>() == 16);
+
+/// Samples of the heap's pool a trace keeps between takes (4 MiB of device memory). The pool's
+/// count moves only when a slab (64 KiB) or a run of them is taken or given back.
+const HEAP_SAMPLES: usize = 1 << 18;
+
+/// The heap's pool, sampled by the GPU (`trace_heap_pool`): the samples, their count, and what
+/// turns a count of free slabs into bytes held.
+struct HeapTrace {
+    samples: DeviceMem,
+    count: DeviceMem,
+    slabs: u32,
 }
 
 /// An event's origin that is a graph tag, not a task's id (`ORIGIN_GRAPH`).
@@ -167,6 +193,8 @@ pub(super) struct TaskTraceBuffers {
     host: HostLog,
     next_host_id: AtomicU64,
     owners: Mutex<Owners>,
+    /// A runtime with a heap samples its use.
+    heap: Option<HeapTrace>,
 }
 
 /// Host spans (and submits' owners) a GPU trace keeps at least, whatever its events a warp.
@@ -174,13 +202,15 @@ const MIN_HOST_SPANS: usize = 1 << 16;
 
 impl TaskTraceBuffers {
     /// Buffers of `capacity` events for each of `warps` warps, which `module`'s scheduler will
-    /// write (its `grosr_task_trace` is pointed at them; no kernel may run yet). An error if the
+    /// write (its `grosr_task_trace` is pointed at them; no kernel may run yet), with samples of
+    /// the heap's pool when the runtime has a heap of `heap_slabs` slabs. An error if the
     /// capacity is out of range or the buffers would take more than a quarter of `free` bytes.
     pub(super) fn new(
         ctx: &Context,
         module: &Module,
         (warps, kinds): (u32, usize),
         capacity: usize,
+        heap_slabs: Option<u32>,
         free: usize,
     ) -> Result<TaskTraceBuffers> {
         check(capacity, kinds)?;
@@ -205,6 +235,14 @@ impl TaskTraceBuffers {
         // first take too.
         let events = DeviceMem::zeroed(ctx, bytes)?;
         let counts = DeviceMem::zeroed(ctx, warps as usize * 8)?;
+        let heap = match heap_slabs {
+            Some(slabs) => Some(HeapTrace {
+                samples: DeviceMem::zeroed(ctx, HEAP_SAMPLES * size_of::<HeapSample>())?,
+                count: DeviceMem::zeroed(ctx, 8)?,
+                slabs,
+            }),
+            None => None,
+        };
         let (addr, size) = module.global("grosr_task_trace")?;
         if size != size_of::<TaskTraceDev>() {
             return Err(Error::Config(format!(
@@ -217,6 +255,10 @@ impl TaskTraceBuffers {
             counts: counts.ptr(),
             capacity: capacity as u32,
             warps,
+            heap: heap.as_ref().map_or(0, |h| h.samples.ptr()),
+            heap_count: heap.as_ref().map_or(0, |h| h.count.ptr()),
+            heap_capacity: HEAP_SAMPLES as u32,
+            pad: 0,
         };
         // SAFETY: addr is the module's grosr_task_trace (size checked); no kernel runs yet.
         unsafe { write_device(ctx, addr, std::slice::from_ref(&dev)) }?;
@@ -232,6 +274,7 @@ impl TaskTraceBuffers {
             host: HostLog::new(capacity.max(MIN_HOST_SPANS)),
             next_host_id: AtomicU64::new(FIRST_HOST_ID),
             owners: Mutex::default(),
+            heap,
         })
     }
 
@@ -453,8 +496,66 @@ impl TaskTraceBuffers {
         }
         trace.host = host;
         trace.counters = queued_tasks(&trace.tasks, &trace.host);
+        if let Some(heap) = &self.heap {
+            let (samples, dropped) = heap.take()?;
+            trace.dropped += dropped;
+            trace
+                .counters
+                .extend(heap_bytes(&samples, heap.slabs, epoch));
+        }
         Ok(trace)
     }
+}
+
+impl HeapTrace {
+    /// The samples since the last take (emptied, as the events are), and how many were dropped.
+    fn take(&self) -> Result<(Vec<HeapSample>, u64)> {
+        let mut n = [0u64];
+        self.count.read(&mut n)?;
+        let kept = (n[0] as usize).min(HEAP_SAMPLES);
+        let mut samples = vec![HeapSample::default(); kept];
+        self.samples.read_at(0, &mut samples)?;
+        // Zeroed again before the count is: the next take's slots start unwritten.
+        self.samples.write_at(
+            0,
+            &samples
+                .iter()
+                .map(|_| HeapSample::default())
+                .collect::<Vec<_>>(),
+        )?;
+        self.count.write(&[0u64])?;
+        // A slot taken but not yet written is left out.
+        samples.retain(|s| s.at != 0);
+        Ok((samples, n[0] - kept as u64))
+    }
+}
+
+/// The heap's use over time from the pool's samples: bytes held in slabs (the pool's slabs not
+/// free, whole), at most one sample a microsecond (the last in it), times from `epoch`. The
+/// last sample before the epoch, if any, gives the value at 0.
+fn heap_bytes(samples: &[HeapSample], slabs: u32, epoch: u64) -> Vec<CounterSample> {
+    let mut sorted: Vec<(u64, i64)> = samples
+        .iter()
+        .map(|s| (s.at, i64::from(slabs) - i64::from(s.free_slabs)))
+        .collect();
+    sorted.sort_unstable();
+    let start = sorted
+        .partition_point(|&(at, _)| at < epoch)
+        .saturating_sub(1);
+    let mut out = Vec::new();
+    for (i, &(at, held)) in sorted.iter().enumerate().skip(start) {
+        let at_ns = at.saturating_sub(epoch);
+        let next = sorted.get(i + 1).map(|s| s.0.saturating_sub(epoch));
+        if next.is_none_or(|n| n / 1000 != at_ns / 1000) {
+            out.push(CounterSample {
+                name: "heap bytes",
+                at_ns,
+                // The count may dip below zero for an instant (a reservation given back).
+                value: (held.clamp(0, i64::from(slabs)) as u64 * crate::alloc::SLAB_BYTES) as f64,
+            });
+        }
+    }
+    out
 }
 
 /// Each event's parent: the origin the GPU recorded, or the one the module docs say the take
@@ -703,5 +804,43 @@ mod tests {
             samples,
             vec![(5_000, 0.0), (10_000, 2.0), (30_000, 1.0), (40_000, 0.0)]
         );
+    }
+
+    #[test]
+    fn heap_samples_become_bytes_held_from_the_last_one_before_the_epoch() {
+        let sample = |at, free_slabs| HeapSample {
+            at,
+            free_slabs,
+            pad: 0,
+        };
+        // A heap of 10 slabs; the epoch at 100_000. Out of order, as warps write them; two in
+        // one microsecond (the later kept), one below zero for an instant (a reservation
+        // given back: clamped to the whole heap).
+        let samples = [
+            sample(150_000, 7),
+            sample(90_000, 9),
+            sample(50_000, 10),
+            sample(150_400, 6),
+            sample(200_000, -1),
+            sample(300_000, 10),
+        ];
+        let got: Vec<(u64, f64)> = heap_bytes(&samples, 10, 100_000)
+            .iter()
+            .map(|c| {
+                assert_eq!(c.name, "heap bytes");
+                (c.at_ns, c.value)
+            })
+            .collect();
+        let slab = crate::alloc::SLAB_BYTES as f64;
+        assert_eq!(
+            got,
+            vec![
+                (0, slab),
+                (50_400, 4.0 * slab),
+                (100_000, 10.0 * slab),
+                (200_000, 0.0)
+            ]
+        );
+        assert!(heap_bytes(&[], 10, 0).is_empty());
     }
 }
