@@ -158,7 +158,7 @@ fn tasks_allocate_and_other_tasks_free_and_host_stats_agree() {
 fn a_traced_heap_samples_its_slabs_while_the_tasks_that_use_them_run() {
     let gpu = grosr::Gpu::open(0).unwrap();
     let stats = DeviceBuffer::<u32>::zeroed(&gpu, 4).unwrap();
-    let rt = alloc_builder().trace(4096).build().unwrap();
+    let rt = alloc_builder().trace(1 << 16).build().unwrap();
     let _ = rt.trace().unwrap(); // whatever the build's own checks ran
     heap::tasks_allocate_and_other_tasks_free(&rt, &stats);
     let trace = rt.trace().unwrap();
