@@ -13,7 +13,9 @@
 # benches/device_ab.sh`; or carry [".gpu-NAME", ...] and run GROSR_CACHE_DIR=$PWD/.gpu-NAME/cache
 # .gpu-NAME/report ..., and .gpu-NAME/TEST --ignored. A cache folder is signed with its own key: one per variant.
 # Units beyond tests/nvrtc_compile.rs's: 'grosr_lab::workloads, traced' (trace(65536)) and
-# 'grosr_lab::workloads, cancellable', the report's modules for --trace-events / --cancellable.
+# 'grosr_lab::workloads, cancellable', the report's modules for --trace-events / --cancellable,
+# and 'grosr_lab::workloads::mixed_dag, traced' (trace_summary's DAGs; its ReLU+Softmax runs use
+# 'grosr_lab::workloads, traced').
 set -euo pipefail
 name=$1; shift
 patches=(); while [ $# -gt 0 ] && [ "$1" != -- ]; do patches+=("$1"); shift; done; shift || true
@@ -33,12 +35,13 @@ for p in "${patches[@]}"; do git apply "$root/benches/patches/$p.patch"; done
 python3 - <<'PY'
 p = 'tests/nvrtc_compile.rs'; s = open(p).read()
 extra = '''    u.push(("grosr_lab::workloads, traced", grosr_lab::workloads::builder().trace(65536).source(), Speed));
+    u.push(("grosr_lab::workloads::mixed_dag, traced", grosr_lab::workloads::mixed_dag::builder().trace(65536).source(), Speed));
     u.push(("grosr_lab::workloads, cancellable", grosr_lab::workloads::builder().cancellable(true).source(), Speed));
 '''
 s = s.replace('    u.push(("tests/gpu_soak"', extra + '    u.push(("tests/gpu_soak"', 1)
 open(p, 'w').write(s)
 PY
-args=(--example report --test nvrtc_compile)
+args=(--example report --example trace_summary --test nvrtc_compile)
 for t in "${tests[@]}"; do args+=(--test "$t"); done
 cargo build -q --release "${args[@]}"
 out=$root/.gpu-$name
@@ -46,7 +49,7 @@ rm -rf "$out"; mkdir -p "$out/cache"
 exclude=$(cd "$root" && realpath "$(git rev-parse --git-common-dir)")/info/exclude
 grep -qx "/.gpu-$name/" "$exclude" 2>/dev/null || echo "/.gpu-$name/" >> "$exclude"
 newest() { ls -t "$CARGO_TARGET_DIR"/release/deps/"$1"-* | grep -v '\.d$' | head -n 1; }
-cp "$CARGO_TARGET_DIR/release/examples/report" "$out/"
+cp "$CARGO_TARGET_DIR/release/examples/report" "$CARGO_TARGET_DIR/release/examples/trace_summary" "$out/"
 for t in "${tests[@]}"; do cp "$(newest "$t")" "$out/$t"; done
 only=$(IFS='|'; echo "${units[*]}")
 GROSR_CACHE_DIR=$out/cache GROSR_FILL_ONLY="$only" "$(newest nvrtc_compile)" --ignored --nocapture fill_the_compile_cache 2>&1 | grep -E 'sm_|test result'

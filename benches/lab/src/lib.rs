@@ -9,6 +9,7 @@ pub mod cli;
 mod defines;
 mod error;
 pub mod graph_svg;
+pub mod trace_summary;
 pub mod workloads;
 
 pub use defines::env_defines;
