@@ -38,6 +38,11 @@ fn a_million_tasks_from_eight_host_threads_each_run_exactly_once() {
 }
 
 #[test]
+fn executed_counts_carry_across_a_stop_and_a_start() {
+    suite::executed_counts_carry_across_a_stop_and_a_start(&runtime());
+}
+
+#[test]
 fn a_recursive_spawn_tree_computes_fibonacci() {
     suite::a_recursive_spawn_tree_computes_fibonacci(&runtime());
 }

@@ -22,6 +22,12 @@ fn a_million_tasks_from_eight_host_threads_each_run_exactly_once() {
 
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
+fn executed_counts_carry_across_a_stop_and_a_start() {
+    suite::executed_counts_carry_across_a_stop_and_a_start(&new_rt());
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
 fn a_recursive_spawn_tree_computes_fibonacci() {
     suite::a_recursive_spawn_tree_computes_fibonacci(&new_rt());
 }

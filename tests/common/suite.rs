@@ -83,6 +83,37 @@ pub fn fib(n: u64) -> u64 {
 
 /// Fibonacci by a tree of spawns: the leaves' sum and the tree's task count, up to fib(27)
 /// (635 621 tasks).
+/// Executed counts run on across a stop and a start (a GPU's restart clears the device's
+/// counters), and read while stopped.
+pub fn executed_counts_carry_across_a_stop_and_a_start(rt: &Runtime) {
+    let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 2000).unwrap();
+    let before = rt.executed::<Mark>().unwrap();
+    let marks = |range: std::ops::Range<u32>| range.map(|i| mark(&flags, i)).collect::<Vec<_>>();
+    rt.submit(&marks(0..1000)).unwrap().wait_timeout(T).unwrap();
+    rt.stop().unwrap();
+    assert_eq!(
+        rt.executed::<Mark>().unwrap() - before,
+        1000,
+        "while stopped"
+    );
+    rt.start().unwrap();
+    assert_eq!(
+        rt.executed::<Mark>().unwrap() - before,
+        1000,
+        "after the start"
+    );
+    rt.submit(&marks(1000..2000))
+        .unwrap()
+        .wait_timeout(T)
+        .unwrap();
+    assert_eq!(
+        rt.executed::<Mark>().unwrap() - before,
+        2000,
+        "after a second job"
+    );
+    assert!(flags.to_vec().unwrap().iter().all(|&f| f == 1));
+}
+
 pub fn a_recursive_spawn_tree_computes_fibonacci(rt: &Runtime) {
     for n in [1u32, 10, 20, 27] {
         let sum = DeviceBuffer::<u64>::zeroed(rt.gpu(), 1).unwrap();

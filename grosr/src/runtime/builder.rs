@@ -647,6 +647,7 @@ impl RuntimeBuilder {
                 cancellable: c.cancellable,
                 optimize: c.optimize,
             },
+            executed_before: Mutex::new(vec![0; self.tasks.len()]),
             tasks: self.tasks,
             kinds,
             config: self.config,

@@ -65,7 +65,8 @@ impl GpuRuntime {
                     // A lowered graph's kernel left running would hold up the probe's free too.
                     std::mem::forget(_copy_streams);
                 }
-                Ok(())
+                // The next launch clears the device's counts: keep what this one ran.
+                self.keep_executed()
             }
         }
     }

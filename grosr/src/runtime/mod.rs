@@ -239,13 +239,14 @@ impl Runtime {
         }
     }
 
-    /// How many tasks of type `T` have run since the runtime was built.
+    /// How many tasks of type `T` have run since the runtime was built, across
+    /// [`stop`](Runtime::stop) and [`start`](Runtime::start); readable while stopped.
     pub fn executed<T: Task + 'static>(&self) -> Result<u64> {
         let kind = self.kind_of::<T>()? as usize;
         Ok(self.executed_all()?[kind])
     }
 
-    /// Tasks run per kind (in registration order).
+    /// Tasks run per kind (in registration order), as [`executed`](Runtime::executed) counts them.
     pub fn executed_all(&self) -> Result<Vec<u64>> {
         match &self.engine {
             Engine::Gpu(g) => g.executed_all(),
@@ -369,7 +370,12 @@ pub(crate) struct GpuRuntime {
     running: AtomicBool,
     generation: StdAtomicU32,
     fault: OnceLock<Error>,
+    /// Held by `stop`, `launch` and the executed counts' reads: a read never sees a stop or a
+    /// start half done.
     lifecycle: Mutex<()>,
+    /// Tasks run per kind by the scheduler's earlier launches (the init kernel clears the
+    /// device's counts at every launch; `stop` adds them here once the kernel has exited).
+    executed_before: Mutex<Vec<u64>>,
     /// Held across a cancel's check and its copy: two cancels of jobs in one slot (the first
     /// job's ending meanwhile) land in the order they checked, so the older never overwrites
     /// the newer job's cancel word.
@@ -487,9 +493,29 @@ impl GpuRuntime {
             .ok_or_else(|| Error::Config("this runtime was built with heap_bytes(0)".into()))
     }
 
-    /// Tasks run per kind (in registration order).
+    /// Tasks run per kind (in registration order) since the build, across stops and starts;
+    /// while stopped, what the earlier launches ran.
     pub fn executed_all(&self) -> Result<Vec<u64>> {
-        self.health()?;
+        let _guard = self.lifecycle.lock().unwrap_or_else(|e| e.into_inner());
+        let before = self
+            .executed_before
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        match self.health() {
+            Err(Error::Stopped) => return Ok(before),
+            Err(e) => return Err(e),
+            Ok(()) => {}
+        }
+        let mut counts = self.launch_executed()?;
+        for (c, b) in counts.iter_mut().zip(before) {
+            *c = c.saturating_add(b);
+        }
+        Ok(counts)
+    }
+
+    /// What the scheduler's current (or last) launch counted per kind.
+    fn launch_executed(&self) -> Result<Vec<u64>> {
         let mut counts = vec![0u64; self.tasks.len()];
         self.memory
             .device
@@ -502,6 +528,20 @@ impl GpuRuntime {
             }
         }
         Ok(counts)
+    }
+
+    /// Folds the launch's counts into `executed_before` once its kernel has exited (`stop`,
+    /// under the lifecycle lock: the next launch clears them).
+    pub(super) fn keep_executed(&self) -> Result<()> {
+        let counts = self.launch_executed()?;
+        let mut before = self
+            .executed_before
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for (b, c) in before.iter_mut().zip(counts) {
+            *b = b.saturating_add(c);
+        }
+        Ok(())
     }
 
     fn kind_name(&self, kind: u32) -> String {
