@@ -8,7 +8,8 @@ use crate::driver::{DeviceMem, Gpu};
 use crate::error::Result;
 use crate::record::DevicePtr;
 
-/// An array of `T` in GPU memory, freed on drop. Task records point into it with [`ptr`](Self::ptr).
+/// An array of `T` in GPU memory, freed when dropped once the jobs submitted before the drop
+/// have finished (they may still use it). Task records point into it with [`ptr`](Self::ptr).
 ///
 /// It holds a handle of its GPU's context, which it makes current for each copy and for the
 /// free, so any thread may use or drop it, and the context outlives it. On the CPU backend

@@ -118,12 +118,12 @@ pub enum Error {
     /// started were dropped, those running finished, and what they spawned was dropped.
     #[error("the job was cancelled")]
     Cancelled,
-    /// A job finished long ago: its completion slot has been reused by a later job (one of the
-    /// 4096 submitted after it), and whether it failed is no longer known. Wait for jobs before
-    /// submitting thousands more, or keep the first wait's result.
+    /// A job finished long ago: its completion slot has been reused by a later job, and whether
+    /// it failed is no longer known (failures are remembered for the 4096 latest failed jobs).
+    /// Wait for jobs sooner, or keep the first wait's result.
     #[error(
-        "the job finished, but its outcome is no longer known: a job submitted 4096 or more jobs \
-         later has reused its completion slot (wait for a job sooner, or keep its first result)"
+        "the job finished, but its outcome is no longer known: its completion slot was reused \
+         and 4096 or more later jobs failed since (wait for a job sooner, or keep its first result)"
     )]
     OutcomeForgotten,
     /// An optional feature cannot run here (a missing library, an old driver, a failed link):

@@ -55,7 +55,7 @@ use crate::layout::RECORD_WORDS;
 use crate::record::{Field, Task};
 use crate::runtime::Runtime;
 
-pub use resident::ResidentGraph;
+pub(crate) use resident::ResidentGraph;
 #[cfg(test)]
 use resident::{GraphImage, REMAINING};
 
@@ -84,7 +84,7 @@ pub(crate) struct Node {
 
 /// One bulk kernel launch of the Fused strategy: every node of one task type on one level.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FusedLaunch {
+pub(crate) struct FusedLaunch {
     /// The topological level.
     pub level: usize,
     /// The task type's name.
@@ -310,7 +310,7 @@ impl TaskGraph {
 
     /// The Fused strategy's launches, in order: per level, one bulk launch per task type (types
     /// in order of first appearance in the level).
-    pub fn fused_plan(&self) -> Result<Vec<FusedLaunch>> {
+    pub(crate) fn fused_plan(&self) -> Result<Vec<FusedLaunch>> {
         let mut launches = Vec::new();
         for (level, ids) in self.levels()?.into_iter().enumerate() {
             let first = launches.len();
@@ -530,10 +530,12 @@ impl Prepared<'_> {
     }
 
     /// Runs the whole graph once and waits (at most `timeout`, itself at most
-    /// [`MAX_TIMEOUT`](crate::MAX_TIMEOUT)) until every task has run. A lowered launch that
-    /// times out runs on, as a CUDA user's kernels would: the next run queues behind it, memory
-    /// dropped meanwhile is freed once it has ended, and dropping the `Prepared` waits for it
-    /// (at most 10 s; past that, what it may use is freed only once it has ended).
+    /// [`MAX_TIMEOUT`](crate::MAX_TIMEOUT)) until every task has run. A Resident launch that
+    /// times out runs on, and the next run is refused until it has ended ([`cancel`](Self::cancel)
+    /// stops it early; [`run_or_cancel`](Self::run_or_cancel) cancels at the timeout). A lowered
+    /// launch that times out runs on, as a CUDA user's kernels would: the next run queues behind
+    /// it, memory dropped meanwhile is freed once it has ended, and dropping the `Prepared` waits
+    /// for it (at most 10 s; past that, what it may use is freed only once it has ended).
     pub fn run(&mut self, timeout: Duration) -> Result<()> {
         match &mut self.inner {
             Inner::Resident(g) => g.run(timeout),
@@ -569,11 +571,16 @@ impl Prepared<'_> {
     /// started are dropped, running ones finish); nothing to do (`Ok`) if there is none or it
     /// has ended. The next run is refused until it has ended. As
     /// [`Job::cancel`](crate::Job::cancel): on a GPU, a runtime built
-    /// [`cancellable`](crate::RuntimeBuilder::cancellable).
+    /// [`cancellable`](crate::RuntimeBuilder::cancellable); a GPU's lowered strategies run their
+    /// kernels to their end ([`Error::Unsupported`], as for
+    /// [`run_or_cancel`](Self::run_or_cancel)).
     pub fn cancel(&mut self) -> Result<()> {
         match &mut self.inner {
             Inner::Resident(g) => g.cancel(),
-            Inner::Lowered(_) => Ok(()),
+            Inner::Lowered(_) => Err(Error::Unsupported(format!(
+                "cancelling a {} launch: its kernels run to their end (Strategy::Resident cancels)",
+                self.strategy.name()
+            ))),
             Inner::Cpu { unfinished, .. } => {
                 if let Some(job) = unfinished {
                     job.cancel();

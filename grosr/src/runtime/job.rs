@@ -148,6 +148,34 @@ impl Job<'_> {
     /// On a GPU, only a runtime built [`cancellable`](crate::RuntimeBuilder::cancellable)
     /// cancels ([`Error::Config`] otherwise): the host copies the job's sequence number into its
     /// slot's cancel word, and tasks see it as they start (a few more may run meanwhile).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use grosr::{DevicePtr, DeviceBuffer, Error, Runtime};
+    ///
+    /// /// Polls for its job's cancel (at most `max_ns`), then says whether it saw one.
+    /// #[grosr::task(granularity = "lane", rust = |task, ctx| {
+    ///     let start = ctx.globaltimer();
+    ///     while !ctx.cancelled() && ctx.globaltimer() - start < task.max_ns {}
+    ///     ctx.write(task.seen, 0u32, if ctx.cancelled() { 1u32 } else { 2u32 });
+    /// })]
+    /// pub struct Poll { pub seen: DevicePtr<u32>, pub max_ns: u64 }
+    ///
+    /// let rt = Runtime::builder()
+    /// #   .backend(grosr::Backend::Cpu) // doctests run on host threads: no GPU needed
+    ///     .task::<Poll>()
+    ///     .cancellable(true) // a GPU cancels only when built so
+    ///     .build()?;
+    /// let seen = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1)?;
+    /// let job = rt.submit(&[Poll { seen: seen.ptr(), max_ns: 60_000_000_000 }])?;
+    /// // Waits 10 ms, then cancels; the body stops early and the job ends Cancelled.
+    /// let waited = job.wait_timeout_or_cancel(Duration::from_millis(10));
+    /// assert!(matches!(waited, Err(Error::Timeout(..))), "{waited:?}");
+    /// let outcome = job.wait_timeout(Duration::from_secs(10));
+    /// assert!(matches!(outcome, Err(Error::Cancelled)), "{outcome:?}");
+    /// assert_eq!(seen.to_vec()?, vec![1]);
+    /// # Ok::<(), grosr::Error>(())
+    /// ```
     pub fn cancel(&self) -> Result<()> {
         match &self.on {
             On::Cpu { job, .. } => {

@@ -77,7 +77,9 @@ pub struct RuntimeInfo {
 ///
 /// Built by [`Runtime::builder`]. Many threads may [`submit`](Runtime::submit) at once; each
 /// submission is a [`Job`] that completes when its tasks and everything they spawned have run.
-/// Dropping the runtime stops the kernel and frees everything.
+/// Dropping the runtime stops the kernel and frees everything, unless the kernel never stops (a
+/// task that never returns, or a lowered graph's kernel still running): then its memory, module
+/// and context are kept for good, with a line on stderr (`examples/stuck_task.rs` shows it).
 pub struct Runtime {
     engine: Engine,
 }
@@ -125,14 +127,6 @@ impl Runtime {
         match &self.engine {
             Engine::Gpu(g) => &g.info,
             Engine::Cpu(c) => &c.info,
-        }
-    }
-
-    /// The registered task types in kind order.
-    pub fn tasks(&self) -> &[TaskInfo] {
-        match &self.engine {
-            Engine::Gpu(g) => &g.tasks,
-            Engine::Cpu(c) => &c.tasks,
         }
     }
 
@@ -309,7 +303,8 @@ impl Runtime {
     }
 
     /// Submits raw records of kind `kind` (`record_size` bytes each). For tests of the GPU's
-    /// handling of corrupt input; use [`submit`](Runtime::submit).
+    /// handling of corrupt input (feature `unstable`); use [`submit`](Runtime::submit).
+    #[cfg(feature = "unstable")]
     #[doc(hidden)]
     pub fn submit_raw(&self, kind: u32, record_size: usize, bytes: &[u8]) -> Result<Job<'_>> {
         self.gpu_engine("raw submissions")?
@@ -342,7 +337,8 @@ impl Runtime {
     }
 
     /// Baseline launchers over this runtime's compiled module (the GPU backend's). Not part of
-    /// the user API: the graph strategies use it, and grosr's lab and tests.
+    /// the user API (feature `unstable`): the graph strategies use it, and grosr's lab and tests.
+    #[cfg(feature = "unstable")]
     #[doc(hidden)]
     pub fn baselines(&self) -> Result<crate::baseline::Baselines<'_>> {
         self.gpu_engine("baseline kernels")?.baselines()

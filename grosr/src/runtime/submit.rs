@@ -36,8 +36,13 @@ impl GpuRuntime {
 
     /// Submits raw records of kind `kind` (`record_size` bytes each). For tests of the GPU's
     /// handling of corrupt input; use [`submit`](Runtime::submit).
-    #[doc(hidden)]
-    pub fn submit_raw(&self, kind: u32, record_size: usize, bytes: &[u8]) -> Result<Job<'_>> {
+    #[cfg(feature = "unstable")]
+    pub(crate) fn submit_raw(
+        &self,
+        kind: u32,
+        record_size: usize,
+        bytes: &[u8],
+    ) -> Result<Job<'_>> {
         if record_size == 0
             || record_size > crate::MAX_RECORD_BYTES
             || bytes.len() % record_size != 0

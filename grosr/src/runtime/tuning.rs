@@ -146,7 +146,7 @@ impl Tuning {
 /// it). `Speed` gives it every optimization: the fastest code, and a first compile of up to a
 /// minute for a module of many task types, almost all of it ptxas. `Compile` asks NVRTC for its
 /// lightest fast-compile level (`--Ofast-compile=min`, NVRTC 12.8 and later; older ones compile
-/// as `Speed`): seconds instead of minutes, and hot paths two to three times slower. Each is cached as its
+/// as `Speed`): seconds instead of minutes, and hot paths two to four times slower. Each is cached as its
 /// own module, so a cached start costs the same.
 ///
 /// Measured on an H200 and its host (NVRTC 13.0, sm_90; compile bench and `--quick` report):
@@ -159,9 +159,9 @@ impl Tuning {
 /// | 1M tasks spawned (fan-out 8) | 5151 M/s | 2681 M/s |
 /// | ping-pong, 1 pair | 6.06 µs | 9.56 µs |
 ///
-/// The current code (one spawn call per spawn site) compiles the 14 types at `Speed` in 46 s on a
-/// 2-core x86 machine, where the table's build took 81 s, and runs the chain at 0.143 µs a hop on
-/// the H200; its `Compile` column is not re-measured.
+/// The current code compiles the 14 types at `Speed` in 57 s on a 2-core x86 machine (where the
+/// table's build took 81 s) and runs the chain at 0.14 µs a hop (H200 and H100); its `Compile`
+/// column is not re-measured.
 ///
 /// ```
 /// use grosr::Optimize;
@@ -176,7 +176,7 @@ pub enum Optimize {
     #[default]
     Speed,
     /// A first compile of seconds, for the edit-and-run loop while writing task bodies: the
-    /// scheduler's hot paths run two to three times slower.
+    /// scheduler's hot paths run two to four times slower.
     Compile,
 }
 
