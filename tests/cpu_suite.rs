@@ -277,7 +277,7 @@ fn a_launch_left_running_by_a_timed_out_run_can_be_cancelled_later() {
     let deadline = std::time::Instant::now() + suite::T;
     loop {
         match p.run(std::time::Duration::from_millis(20)) {
-            Err(grosr::Error::Config(m)) if m.contains("not finished") => {
+            Err(grosr::Error::Busy(m)) if m.contains("not finished") => {
                 assert!(
                     std::time::Instant::now() < deadline,
                     "the launch never ended"
@@ -321,7 +321,7 @@ fn a_cancelled_launch_is_waited_for_and_lowered_launches_refuse_to_cancel() {
     assert!(matches!(e, Err(grosr::Error::Timeout(..))), "{e:?}");
     let e = p.run(suite::T);
     assert!(
-        matches!(e, Err(grosr::Error::Config(ref m)) if m.contains("not finished")),
+        matches!(e, Err(grosr::Error::Busy(ref m)) if m.contains("not finished")),
         "{e:?}"
     );
     let deadline = std::time::Instant::now() + suite::T;
@@ -475,7 +475,7 @@ fn lowered_launches_beside_a_running_executor_follow_the_gpus_rule() {
         g.add(common::mark(&flags, 0));
         let e = g.prepare(&rt, Strategy::Fused).unwrap().run(suite::T);
         assert_eq!(
-            matches!(e, Err(grosr::Error::Config(ref m)) if m.contains("Runtime::stop")),
+            matches!(e, Err(grosr::Error::Busy(ref m)) if m.contains("Runtime::stop")),
             refused,
             "max_sms {max_sms:?}: {e:?}"
         );

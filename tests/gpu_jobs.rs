@@ -94,7 +94,7 @@ fn a_resident_launch_past_its_time_is_cancelled_and_the_graph_launches_again() {
     let deadline = Instant::now() + T;
     loop {
         match p.run_or_cancel(Duration::from_millis(50)) {
-            Err(Error::Config(m)) if m.contains("not finished") => {
+            Err(Error::Busy(m)) if m.contains("not finished") => {
                 assert!(Instant::now() < deadline, "the launch never ended");
                 std::thread::sleep(Duration::from_millis(1));
             }

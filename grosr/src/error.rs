@@ -76,6 +76,11 @@ pub enum Error {
     /// A builder setting is out of range.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// What was asked for waits on something still running: a graph's previous launch, or the
+    /// scheduler holding every SM while a lowered strategy would launch kernels. The message
+    /// says what to do.
+    #[error("busy: {0}")]
+    Busy(String),
     /// The persistent kernel could not be made resident.
     #[error("the scheduler cannot start: {0}")]
     DoesNotFit(String),
@@ -174,6 +179,7 @@ impl PartialEq for Error {
                 matches!(other, E::UnregisteredHelper { by: b, helper: h } if by == b && helper == h)
             }
             E::Config(a) => matches!(other, E::Config(b) if a == b),
+            E::Busy(a) => matches!(other, E::Busy(b) if a == b),
             E::DoesNotFit(a) => matches!(other, E::DoesNotFit(b) if a == b),
             E::Timeout(d, w) => matches!(other, E::Timeout(e, x) if d == e && w == x),
             E::TaskFailed { task, code } => {

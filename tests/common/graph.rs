@@ -494,7 +494,7 @@ pub fn a_lowered_graph_is_refused_once_the_scheduler_holds_every_sm_again(rt: &R
         step(s, "run beside the scheduler");
         if rt.info().sms_used >= rt.info().sm_count {
             match p.run(Duration::from_secs(2)) {
-                Err(Error::Config(msg)) => assert!(msg.contains("Runtime::stop"), "{msg}"),
+                Err(Error::Busy(msg)) => assert!(msg.contains("Runtime::stop"), "{msg}"),
                 other => panic!(
                     "{}: a lowered run beside the scheduler: {other:?}",
                     s.name()

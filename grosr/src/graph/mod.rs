@@ -495,10 +495,18 @@ enum Inner<'rt> {
     },
 }
 
+/// A launch of a graph whose previous launch (timed out) still runs.
+pub(crate) fn previous_launch_running() -> Error {
+    Error::Busy(
+        "the graph's previous launch has not finished yet: wait, or Prepared::cancel it".into(),
+    )
+}
+
 /// A lowered strategy launched while the scheduler holds every SM (on either backend).
 pub(crate) fn lowered_beside_scheduler() -> Error {
-    Error::Config(
-        "baseline kernels cannot run beside a scheduler that holds every SM: call Runtime::stop first"
+    Error::Busy(
+        "a lowered strategy's kernels cannot run beside a scheduler that holds every SM: call \
+         Runtime::stop first (or build with RuntimeBuilder::max_sms)"
             .into(),
     )
 }
@@ -547,7 +555,7 @@ impl Prepared<'_> {
     /// [`run`](Self::run), and if the launch has not finished within `timeout`, cancel it
     /// ([`Job::cancel`](crate::Job::cancel): nodes not yet started are dropped, running ones
     /// finish) and return the [`Error::Timeout`] (or the cancel's error); until the cancelled
-    /// launch has ended, the next run is refused ([`Error::Config`]). Resident launches only, on
+    /// launch has ended, the next run is refused ([`Error::Busy`]). Resident launches only, on
     /// the CPU backend or a GPU runtime built [`cancellable`](crate::RuntimeBuilder::cancellable)
     /// (else [`Error::Config`], before anything is launched): a lowered strategy's kernels run
     /// to their end ([`Error::Unsupported`]).
@@ -609,9 +617,7 @@ impl Prepared<'_> {
         }
         if let Some(job) = unfinished {
             if !job.is_done()? {
-                return Err(Error::Config(
-                    "the graph's previous launch has not finished yet".into(),
-                ));
+                return Err(previous_launch_running());
             }
             *unfinished = None;
         }

@@ -149,9 +149,7 @@ impl<'rt> ResidentGraph<'rt> {
     fn launch_and_wait(&mut self, timeout: Duration, cancel: bool) -> Result<()> {
         if let Some(job) = &self.unfinished {
             if !job.is_done()? {
-                return Err(Error::Config(
-                    "the graph's previous launch has not finished yet".into(),
-                ));
+                return Err(super::previous_launch_running());
             }
             self.unfinished = None;
             self.reset_needed = true;
