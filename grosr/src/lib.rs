@@ -80,9 +80,10 @@ pub use buffer::DeviceBuffer;
 pub use driver::Gpu;
 pub use error::{Error, Result};
 pub use grosr_macros::{device, record, task};
-pub use record::{
-    CudaBody, DevicePtr, DeviceType, Field, Granularity, MAX_RECORD_BYTES, Record, Task,
-};
+pub use record::{DevicePtr, DeviceType, Granularity, MAX_RECORD_BYTES, Record, Task};
+// What `#[grosr::task]` and `#[grosr::record]` expand to names; users never write them.
+#[doc(hidden)]
+pub use record::{CudaBody, Field};
 #[cfg(not(loom))]
 pub use runtime::{
     Backend, CompileProgress, Job, Optimize, PROGRESS_AFTER, Precompiled, Runtime, RuntimeBuilder,
