@@ -1,6 +1,6 @@
 //! `cargo bench --bench compile`: NVRTC's time for the scheduler modules users and the report
 //! build, cold (no cache), on this machine's CPU. Needs NVRTC but no GPU (NVRTC from PyPI will do:
-//! README, "Working on grosr"), so a compile-time regression shows before a GPU run does.
+//! README, "What you need"), so a compile-time regression shows before a GPU run does.
 //!
 //! `-- --runs N` (default 3) compiles each module N times and prints the median; `--only NAME`
 //! keeps the modules whose name contains NAME; `--dump DIR` writes each module's source to DIR.
