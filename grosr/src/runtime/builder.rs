@@ -278,17 +278,20 @@ impl RuntimeBuilder {
         self
     }
 
-    /// Adds CUDA code to the runtime's module, after the task bodies: device functions and
+    /// Adds CUDA code to the runtime's module, after the task bodies: device functions that CUDA
+    /// C bodies call, `__device__` variables ([`Runtime::global`] reads and writes them), and
     /// `extern "C" __global__` kernels that may use the task types, spawn helpers and the device
-    /// runtime. `kernels` names the kernels to load eagerly (every kernel that will be launched:
-    /// grosr's lab launches them through the `unstable` feature's baselines): a kernel loaded
-    /// lazily beside the running scheduler could wait for SMs the scheduler never gives back.
+    /// runtime. Those kernels are launched only through the `unstable` feature's baselines (grosr's
+    /// lab does); `kernels` names the ones to load eagerly, every one that will be launched: a
+    /// kernel loaded lazily beside the running scheduler could wait for SMs the scheduler never
+    /// gives back.
     ///
     /// ```no_run
     /// let rt = grosr::Runtime::builder()
-    ///     .cuda(r#"extern "C" __global__ void fill(uint32_t* x, uint32_t n) {
-    ///         uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; if (i < n) x[i] = i; }"#, &["fill"])
+    ///     .cuda("__device__ unsigned long long grosr_demo_total;", &[])
     ///     .build()?;
+    /// let (_address, bytes) = rt.global("grosr_demo_total")?;
+    /// assert_eq!(bytes, 8);
     /// # Ok::<(), grosr::Error>(())
     /// ```
     pub fn cuda(mut self, code: impl Into<String>, kernels: &[&str]) -> Self {
