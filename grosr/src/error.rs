@@ -28,12 +28,12 @@ pub enum Error {
     )]
     NoDevice(String),
     /// A CUDA driver call failed.
-    #[error("CUDA call {call} failed: {}", result_name(*code))]
+    #[error("CUDA call {call} failed: {}", code.name())]
     Cuda {
         /// The driver function.
         call: &'static str,
-        /// The driver's result, e.g. `CUresult::CUDA_ERROR_OUT_OF_MEMORY`.
-        code: CUresult,
+        /// The driver's result, e.g. `CUDA_ERROR_OUT_OF_MEMORY` (2).
+        code: CudaCode,
     },
     /// NVRTC rejected the generated kernel; the log points at the task body's Rust file and line.
     #[error("NVRTC could not compile the scheduler for {arch}:\n{log}")]
@@ -218,11 +218,38 @@ impl Error {
 /// `Result<T, grosr::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// A CUDA driver result (`CUresult`): its number and the driver's name for it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CudaCode(pub(crate) CUresult);
+
+impl CudaCode {
+    /// The driver's number, e.g. 2 for `CUDA_ERROR_OUT_OF_MEMORY`.
+    pub fn number(self) -> i32 {
+        self.0 as i32
+    }
+
+    /// The driver's name, e.g. `CUDA_ERROR_OUT_OF_MEMORY` (no driver call needed).
+    pub fn name(self) -> String {
+        result_name(self.0)
+    }
+
+    /// Whether CUDA refuses all further work in this process after it (a fault).
+    pub fn is_sticky(self) -> bool {
+        is_sticky(self.0)
+    }
+}
+
+impl std::fmt::Debug for CudaCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.name(), self.number())
+    }
+}
+
 impl From<cudarc::driver::DriverError> for Error {
     fn from(e: cudarc::driver::DriverError) -> Self {
         Error::Cuda {
             call: "driver",
-            code: e.0,
+            code: CudaCode(e.0),
         }
     }
 }
@@ -258,7 +285,10 @@ pub(crate) trait CudaContext<T> {
 
 impl<T> CudaContext<T> for std::result::Result<T, cudarc::driver::DriverError> {
     fn call(self, call: &'static str) -> Result<T> {
-        self.map_err(|e| Error::Cuda { call, code: e.0 })
+        self.map_err(|e| Error::Cuda {
+            call,
+            code: CudaCode(e.0),
+        })
     }
 }
 
@@ -293,7 +323,7 @@ mod tests {
     fn a_driver_error_keeps_its_result_and_is_named_without_a_driver() {
         let e = Error::Cuda {
             call: "cuMemAllocAsync",
-            code: CUresult::CUDA_ERROR_OUT_OF_MEMORY,
+            code: CudaCode(CUresult::CUDA_ERROR_OUT_OF_MEMORY),
         };
         assert_eq!(
             e.to_string(),
@@ -301,10 +331,7 @@ mod tests {
         );
         assert!(matches!(
             e,
-            Error::Cuda {
-                code: CUresult::CUDA_ERROR_OUT_OF_MEMORY,
-                ..
-            }
+            Error::Cuda { code, .. } if code.number() == 2 && code.name() == "CUDA_ERROR_OUT_OF_MEMORY"
         ));
         assert!(is_sticky(CUresult::CUDA_ERROR_LAUNCH_TIMEOUT));
         assert!(is_sticky(CUresult::CUDA_ERROR_ILLEGAL_ADDRESS));

@@ -78,7 +78,7 @@ pub mod trace;
 pub use alloc::{ClassStats, HeapStats, SlowPaths};
 pub use buffer::DeviceBuffer;
 pub use driver::Gpu;
-pub use error::{Error, Result};
+pub use error::{CudaCode, Error, Result};
 pub use grosr_macros::{device, record, task};
 pub use record::{DevicePtr, DeviceType, Granularity, MAX_RECORD_BYTES, Record, Task};
 // What `#[grosr::task]` and `#[grosr::record]` expand to names; users never write them.

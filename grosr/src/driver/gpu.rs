@@ -3,7 +3,7 @@
 use cudarc::driver::{result as cu, sys};
 
 use super::context::Context;
-use crate::error::{CudaContext as _, Error, Result, is_sticky, result_name};
+use crate::error::{CudaCode, CudaContext as _, Error, Result, is_sticky, result_name};
 
 /// One GPU with its primary context made current on the calling thread; or, for a runtime on
 /// the CPU backend, the host memory its tasks address (`name` "CPU (n threads)", `arch` 0).
@@ -68,7 +68,7 @@ impl Gpu {
             }
             code => Error::Cuda {
                 call: "cuInit",
-                code,
+                code: CudaCode(code),
             },
         })?;
         let count = cu::device::get_count().call("cuDeviceGetCount")?;
@@ -93,7 +93,7 @@ impl Gpu {
             } else {
                 Error::Cuda {
                     call: "cuDevicePrimaryCtxRetain",
-                    code: e.0,
+                    code: CudaCode(e.0),
                 }
             }
         })?;

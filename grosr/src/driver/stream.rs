@@ -7,7 +7,7 @@ use cudarc::driver::{result as cu, sys};
 use super::args::KernelArgs;
 use super::context::{Context, JobFence};
 use super::module::Function;
-use crate::error::{CudaContext as _, Error, Result};
+use crate::error::{CudaCode, CudaContext as _, Error, Result};
 
 /// A non-blocking stream (it never synchronises with the legacy default stream).
 pub struct Stream {
@@ -191,7 +191,7 @@ pub(super) fn query_stream(stream: sys::CUstream) -> Result<bool> {
         sys::CUresult::CUDA_ERROR_NOT_READY => Ok(false),
         code => Err(Error::Cuda {
             call: "cuStreamQuery",
-            code,
+            code: CudaCode(code),
         }),
     }
 }

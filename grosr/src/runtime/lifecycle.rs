@@ -144,7 +144,7 @@ impl GpuRuntime {
         };
         match launched {
             Err(Error::Cuda { code, .. })
-                if code
+                if code.0
                     == cudarc::driver::sys::CUresult::CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE =>
             {
                 return Err(Error::DoesNotFit(format!(
