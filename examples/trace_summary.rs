@@ -6,15 +6,17 @@
 //!
 //! `cargo run --release -p grosr-lab --example trace_summary -- WHAT [OUT.json]`, WHAT one of
 //! `dag-deep`, `dag-wide` (issue 20's mixed DAGs: CUDA bodies, a GPU only), `relu ROWSxLEN` and
-//! `relu2 ROWSxLEN` (one task a row, or ReLU → Softmax: two), e.g. `relu 5000x256`;
-//! `GROSR_BACKEND=cpu` runs the ReLU+Softmax ones on host threads (their Rust bodies).
+//! `relu2 ROWSxLEN` (one task a row, or ReLU → Softmax: two), e.g. `relu 5000x256`, and
+//! `threads N JOBS` (N host threads each submitting JOBS jobs of 1–3 warp tasks and waiting for
+//! each: the report's `host_threads` shape, a GPU only); `GROSR_BACKEND=cpu` runs the
+//! ReLU+Softmax ones on host threads (their Rust bodies).
 
 use std::time::Duration;
 
 use grosr::graph::{Prepared, Strategy};
 use grosr::{Backend, Runtime};
 use grosr_lab::trace_summary::summarize;
-use grosr_lab::workloads::{self, mixed_dag, relu_softmax};
+use grosr_lab::workloads::{self, contention, mixed_dag, relu_softmax};
 
 const T: Duration = Duration::from_secs(60);
 /// Events a warp keeps (the most a GPU trace takes): a traced run must drop nothing.
@@ -32,6 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cpu = Backend::from_env()? == Backend::Cpu;
     let rt = match (what, cpu) {
         ("dag-deep" | "dag-wide", _) => mixed_dag::builder(),
+        ("threads", _) => contention::builder(),
         (_, false) => workloads::builder(),
         // Only the Rust bodies: the workloads' other types are CUDA C.
         (_, true) => Runtime::builder()
@@ -82,7 +85,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!("ReLU+Softmax {rows}×{len}, {what}, Resident, one run:");
             trace
         }
-        _ => return Err(format!("{what}: dag-deep, dag-wide, relu or relu2").into()),
+        "threads" => {
+            let arg = |i: usize, default: usize| {
+                args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default)
+            };
+            let (threads, jobs) = (arg(1, 8), arg(2, 2000));
+            // A warm-up round, its events dropped; then the traced one (every slot checked).
+            contention::one_at_a_time(&rt, threads, 0, jobs)?;
+            let _ = rt.trace()?;
+            let (rate, _) = contention::one_at_a_time(&rt, threads, 0, jobs)?;
+            println!(
+                "{threads} host threads × {jobs} jobs of 1–3 warp tasks, each waited for: {:.3} M \
+                 jobs/s (traced)",
+                rate.unwrap_or(0.0) / 1e6
+            );
+            rt.trace()?
+        }
+        _ => return Err(format!("{what}: dag-deep, dag-wide, relu, relu2 or threads").into()),
     };
     print!("{}", summarize(&summary));
     summary.write_chrome_json(&out)?;

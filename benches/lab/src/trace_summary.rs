@@ -91,6 +91,14 @@ pub struct Summary {
     pub path_lead_us: Option<f64>,
     /// Per task type, most run time first.
     pub kinds: Vec<KindSummary>,
+    /// The host's calls: per kind of call ("submit", "wait", "graph run"), how long they took.
+    pub host: Vec<(String, Spread)>,
+    /// Per submit (or graph run) whose tasks the trace holds (those it made, and theirs): from
+    /// the call's end to its first task's start, and from its last task's end to the end of the
+    /// next wait of the same thread (the completion reaching the host).
+    pub to_first_task: Spread,
+    /// See `to_first_task`.
+    pub last_task_to_return: Spread,
 }
 
 /// Summarizes `trace` (see the module docs).
@@ -166,6 +174,65 @@ pub fn summarize(trace: &Trace) -> Summary {
         })
         .collect();
     kinds.sort_by(|a, b| b.run.total.total_cmp(&a.run.total));
+    let mut whats: Vec<&str> = trace.host.iter().map(|h| h.what).collect();
+    whats.sort_unstable();
+    whats.dedup();
+    let host = whats
+        .into_iter()
+        .map(|w| {
+            let d = trace.host.iter().filter(|h| h.what == w);
+            (
+                w.to_string(),
+                Spread::of(d.map(|h| h.end_ns - h.start_ns).collect()),
+            )
+        })
+        .collect();
+    // Each task's host call (through the tasks that made it), then per call the first start
+    // and the last end of its tasks.
+    let mut call_of: HashMap<u64, Option<u64>> = HashMap::new();
+    let mut of_call: HashMap<u64, (u64, u64)> = HashMap::new();
+    for t in &trace.tasks {
+        let mut chain = Vec::new();
+        let mut at = t;
+        let call = loop {
+            if let Some(&c) = call_of.get(&at.id) {
+                break c;
+            }
+            chain.push(at.id);
+            if host_end.contains_key(&at.parent) {
+                break Some(at.parent);
+            }
+            match by_id.get(&at.parent) {
+                // Makers start first; a bound on the walk all the same (ids repeat across takes).
+                Some(p) if p.start_ns <= at.start_ns && chain.len() <= trace.tasks.len() => at = p,
+                _ => break None,
+            }
+        };
+        for id in chain {
+            call_of.insert(id, call);
+        }
+        if let Some(c) = call {
+            let e = of_call.entry(c).or_insert((u64::MAX, 0));
+            *e = (e.0.min(t.start_ns), e.1.max(t.end_ns));
+        }
+    }
+    let (mut to_first, mut to_return) = (Vec::new(), Vec::new());
+    for h in trace.host.iter().filter(|h| h.what != "wait") {
+        let Some(&(first, last)) = of_call.get(&h.id) else {
+            continue;
+        };
+        to_first.push(first.saturating_sub(h.end_ns));
+        // The thread's next wait that ended after the last task.
+        if let Some(w) = trace
+            .host
+            .iter()
+            .filter(|w| w.what == "wait" && w.thread == h.thread && w.start_ns >= h.start_ns)
+            .filter(|w| w.end_ns >= last)
+            .min_by_key(|w| w.end_ns)
+        {
+            to_return.push(w.end_ns - last);
+        }
+    }
     Summary {
         tasks: trace.tasks.len(),
         dropped: trace.dropped,
@@ -182,6 +249,9 @@ pub fn summarize(trace: &Trace) -> Summary {
         path_gaps_us: path_gaps as f64 / 1000.0,
         path_lead_us: path_lead,
         kinds,
+        host,
+        to_first_task: Spread::of(to_first),
+        last_task_to_return: Spread::of(to_return),
     }
 }
 
@@ -209,6 +279,15 @@ impl fmt::Display for Summary {
         for k in &self.kinds {
             writeln!(f, "  {:<16} run  {}", k.name, k.run)?;
             writeln!(f, "  {:<16} wait {}", "", k.wait)?;
+        }
+        for (what, d) in &self.host {
+            writeln!(f, "  host {:<11} {}", what, d)?;
+        }
+        if self.to_first_task.count > 0 {
+            writeln!(f, "  call → 1st task {}", self.to_first_task)?;
+        }
+        if self.last_task_to_return.count > 0 {
+            writeln!(f, "  last → returned {}", self.last_task_to_return)?;
         }
         Ok(())
     }
@@ -267,6 +346,42 @@ mod tests {
         assert_eq!(s.kinds[0].wait.count, 2);
         assert_eq!(s.kinds[1].wait.max, 3.0);
         assert!(s.to_string().contains("critical path: 3 tasks"));
+        // The submit's one direct task started 0.5 µs after the submit returned; no wait span.
+        assert_eq!(s.host, vec![("submit".to_string(), Spread::of(vec![500]))]);
+        assert_eq!(s.to_first_task.p50, 0.5);
+        assert_eq!(s.last_task_to_return.count, 0);
+    }
+
+    /// A submit, its task, then the thread's wait: the task starts 0.5 µs after the submit
+    /// returned, and the wait returns 0.6 µs after the task ended.
+    #[test]
+    fn a_job_splits_into_submit_to_task_and_task_to_return() {
+        let span = |id, what, start_ns, end_ns| HostSpan {
+            id,
+            what,
+            thread: "t".into(),
+            job: 0,
+            start_ns,
+            end_ns,
+        };
+        // Task 2, spawned by 1, ends last: the job's end.
+        let trace = Trace {
+            tasks: vec![
+                task(1, 100, 0, 0, 1_000, 1_500),
+                task(2, 1, 0, 0, 1_600, 2_000),
+            ],
+            host: vec![span(100, "submit", 0, 500), span(101, "wait", 600, 2_600)],
+            task_names: vec!["A"],
+            ..Trace::default()
+        };
+        let s = summarize(&trace);
+        assert_eq!((s.to_first_task.count, s.to_first_task.p50), (1, 0.5));
+        assert_eq!(
+            (s.last_task_to_return.count, s.last_task_to_return.p50),
+            (1, 0.6)
+        );
+        assert_eq!(s.host.len(), 2);
+        assert!(s.to_string().contains("last → returned"));
     }
 
     #[test]

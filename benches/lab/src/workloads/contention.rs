@@ -480,8 +480,8 @@ fn submit_and_wait(
 }
 
 /// `threads` threads each submitting `count` small jobs one at a time (after `warmup`); checks
-/// every slot. Returns (jobs/s, per-job latencies).
-fn one_at_a_time(
+/// every slot. Returns (jobs/s, per-job latencies). On `rt` built from [`builder`].
+pub fn one_at_a_time(
     rt: &Runtime,
     threads: usize,
     warmup: usize,
