@@ -14,8 +14,8 @@
 # .gpu-NAME/report ..., and .gpu-NAME/TEST --ignored. A cache folder is signed with its own key: one per variant.
 # Units beyond tests/nvrtc_compile.rs's: 'grosr_lab::workloads, traced' (trace(65536)) and
 # 'grosr_lab::workloads, cancellable', the report's modules for --trace-events / --cancellable,
-# and 'grosr_lab::workloads::mixed_dag, traced' (trace_summary's DAGs; its ReLU+Softmax runs use
-# 'grosr_lab::workloads, traced').
+# and 'grosr_lab::workloads::mixed_dag, traced' and 'grosr_lab::workloads::contention, traced'
+# (trace_summary's DAGs and threads; its ReLU+Softmax runs use 'grosr_lab::workloads, traced').
 set -euo pipefail
 name=$1; shift
 patches=(); while [ $# -gt 0 ] && [ "$1" != -- ]; do patches+=("$1"); shift; done; shift || true
@@ -36,6 +36,7 @@ python3 - <<'PY'
 p = 'tests/nvrtc_compile.rs'; s = open(p).read()
 extra = '''    u.push(("grosr_lab::workloads, traced", grosr_lab::workloads::builder().trace(65536).source(), Speed));
     u.push(("grosr_lab::workloads::mixed_dag, traced", grosr_lab::workloads::mixed_dag::builder().trace(65536).source(), Speed));
+    u.push(("grosr_lab::workloads::contention, traced", grosr_lab::workloads::contention::builder().trace(65536).source(), Speed));
     u.push(("grosr_lab::workloads, cancellable", grosr_lab::workloads::builder().cancellable(true).source(), Speed));
 '''
 s = s.replace('    u.push(("tests/gpu_soak"', extra + '    u.push(("tests/gpu_soak"', 1)
