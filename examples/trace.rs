@@ -4,7 +4,7 @@
 //! trace file"): a track per scheduler warp and lane (on the CPU backend, per worker thread)
 //! with a slice per task and an arrow to each task from its spawner, the graph predecessor that
 //! released it or the host's submit; the host's submits, waits and graph runs on host tracks;
-//! counters of queued tasks and of heap bytes.
+//! a counter of queued tasks (and of heap bytes, when tasks allocate: these do not).
 
 #[path = "quickstart.rs"]
 mod quickstart;

@@ -25,6 +25,10 @@ const EVENTS: usize = 1 << 16;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let what = args.first().map(String::as_str).unwrap_or("dag-deep");
+    // Before a runtime (and its compile) is built for it.
+    if !["dag-deep", "dag-wide", "relu", "relu2", "threads"].contains(&what) {
+        return Err(format!("{what}: dag-deep, dag-wide, relu, relu2 or threads").into());
+    }
     let out = args
         .iter()
         .skip(1)
@@ -64,10 +68,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let shape = args
                 .get(1)
                 .ok_or("relu needs ROWSxLEN, e.g. relu 5000x256")?;
-            let (rows, len) = shape
+            let (rows, len): (u32, u32) = shape
                 .split_once('x')
                 .and_then(|(r, l)| Some((r.parse().ok()?, l.parse().ok()?)))
-                .ok_or_else(|| format!("{shape}: not ROWSxLEN"))?;
+                .filter(|&(r, l)| r > 0 && l > 0)
+                .ok_or_else(|| format!("{shape}: not ROWSxLEN, both above 0"))?;
             let m = relu_softmax::Matrix::new(&rt, rows, len)?;
             let graph = match (what, cpu) {
                 ("relu", false) => m.one_task_graph(),
@@ -103,6 +108,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         _ => return Err(format!("{what}: dag-deep, dag-wide, relu, relu2 or threads").into()),
     };
+    if summary.dropped > 0 {
+        println!(
+            "warning: the trace dropped {} events (the figures miss them)",
+            summary.dropped
+        );
+    }
     print!("{}", summarize(&summary));
     summary.write_chrome_json(&out)?;
     println!("trace: {out}");

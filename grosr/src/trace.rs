@@ -92,8 +92,9 @@ pub struct Trace {
     pub tracks: Vec<String>,
     /// Task type names (index = [`TaskSpan::kind`]).
     pub task_names: Vec<&'static str>,
-    /// Events not recorded because a track's buffer was full
-    /// ([`RuntimeBuilder::trace`](crate::RuntimeBuilder::trace) sets its size).
+    /// Events not recorded: tasks past a track's buffer, host calls past the host log, and on a
+    /// GPU heap samples past theirs ([`RuntimeBuilder::trace`](crate::RuntimeBuilder::trace)
+    /// sets the sizes).
     pub dropped: u64,
 }
 

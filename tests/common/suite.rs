@@ -81,8 +81,6 @@ pub fn fib(n: u64) -> u64 {
     (0..n).fold((0, 1), |(a, b), _| (b, a + b)).0
 }
 
-/// Fibonacci by a tree of spawns: the leaves' sum and the tree's task count, up to fib(27)
-/// (635 621 tasks).
 /// Executed counts run on across a stop and a start (a GPU's restart clears the device's
 /// counters), and read while stopped.
 pub fn executed_counts_carry_across_a_stop_and_a_start(rt: &Runtime) {
@@ -114,6 +112,8 @@ pub fn executed_counts_carry_across_a_stop_and_a_start(rt: &Runtime) {
     assert!(flags.to_vec().unwrap().iter().all(|&f| f == 1));
 }
 
+/// Fibonacci by a tree of spawns: the leaves' sum and the tree's task count, up to fib(27)
+/// (635 621 tasks).
 pub fn a_recursive_spawn_tree_computes_fibonacci(rt: &Runtime) {
     for n in [1u32, 10, 20, 27] {
         let sum = DeviceBuffer::<u64>::zeroed(rt.gpu(), 1).unwrap();

@@ -82,7 +82,8 @@ pub struct Summary {
     pub peak_running: usize,
     /// Tasks on the critical path.
     pub path_tasks: usize,
-    /// Their run time, µs.
+    /// Their run time on the path, µs: the last task's whole, each maker's until the task it
+    /// made started.
     pub path_run_us: f64,
     /// The time between them (each one's start less its maker's end, when positive), µs.
     pub path_gaps_us: f64,
@@ -140,13 +141,17 @@ pub fn summarize(trace: &Trace) -> Summary {
     let (mut path_run, mut path_gaps) = (0u64, 0u64);
     let mut path_lead = None;
     let mut at = trace.tasks.iter().max_by_key(|t| (t.end_ns, t.id));
+    // The last task runs whole on the path; each maker before it only until the task it made
+    // started (a spawn can start before its maker ends: the overlap counts once).
+    let mut until = u64::MAX;
     while let Some(t) = at {
         path_tasks += 1;
-        path_run += t.end_ns - t.start_ns;
+        path_run += t.end_ns.min(until).saturating_sub(t.start_ns);
         match by_id.get(&t.parent) {
             // A maker that started after the task (ids repeat across takes) ends the walk.
             Some(p) if p.start_ns <= t.start_ns && path_tasks <= trace.tasks.len() => {
                 path_gaps += t.start_ns.saturating_sub(p.end_ns);
+                until = t.start_ns;
                 at = Some(p);
             }
             _ => {
@@ -226,7 +231,8 @@ pub fn summarize(trace: &Trace) -> Summary {
         if let Some(w) = trace
             .host
             .iter()
-            .filter(|w| w.what == "wait" && w.thread == h.thread && w.start_ns >= h.start_ns)
+            .filter(|w| w.what == "wait" && w.thread == h.thread && w.job == h.job)
+            .filter(|w| w.start_ns >= h.start_ns)
             .filter(|w| w.end_ns >= last)
             .min_by_key(|w| w.end_ns)
         {
@@ -382,6 +388,19 @@ mod tests {
         );
         assert_eq!(s.host.len(), 2);
         assert!(s.to_string().contains("last → returned"));
+    }
+
+    /// A child that starts while its maker still runs: the overlap counts once on the path.
+    #[test]
+    fn a_spawn_before_its_makers_end_is_not_counted_twice() {
+        let trace = Trace {
+            tasks: vec![task(1, 0, 0, 0, 0, 1_000), task(2, 1, 0, 1, 300, 2_000)],
+            task_names: vec!["A"],
+            ..Trace::default()
+        };
+        let s = summarize(&trace);
+        assert_eq!((s.path_tasks, s.path_run_us, s.path_gaps_us), (2, 2.0, 0.0));
+        assert_eq!(s.span_us, 2.0);
     }
 
     #[test]

@@ -579,16 +579,20 @@ impl Prepared<'_> {
     /// started are dropped, running ones finish); nothing to do (`Ok`) if there is none or it
     /// has ended. The next run is refused until it has ended. As
     /// [`Job::cancel`](crate::Job::cancel): on a GPU, a runtime built
-    /// [`cancellable`](crate::RuntimeBuilder::cancellable); a GPU's lowered strategies run their
-    /// kernels to their end ([`Error::Unsupported`], as for
+    /// [`cancellable`](crate::RuntimeBuilder::cancellable). Lowered strategies run their kernels
+    /// to their end ([`Error::Unsupported`] on both backends, as for
     /// [`run_or_cancel`](Self::run_or_cancel)).
     pub fn cancel(&mut self) -> Result<()> {
-        match &mut self.inner {
-            Inner::Resident(g) => g.cancel(),
-            Inner::Lowered(_) => Err(Error::Unsupported(format!(
+        // As run_or_cancel, on both backends: code tried on host threads meets the GPU's rule.
+        if !self.strategy.is_resident() {
+            return Err(Error::Unsupported(format!(
                 "cancelling a {} launch: its kernels run to their end (Strategy::Resident cancels)",
                 self.strategy.name()
-            ))),
+            )));
+        }
+        match &mut self.inner {
+            Inner::Resident(g) => g.cancel(),
+            Inner::Lowered(_) => unreachable!("a lowered strategy returned above"),
             Inner::Cpu { unfinished, .. } => {
                 if let Some(job) = unfinished {
                     job.cancel();

@@ -153,8 +153,10 @@ impl Job<'_> {
     /// use std::time::Duration;
     /// use grosr::{DevicePtr, DeviceBuffer, Error, Runtime};
     ///
-    /// /// Polls for its job's cancel (at most `max_ns`), then says whether it saw one.
+    /// /// Says it started (`seen[1]`), polls for its job's cancel (at most `max_ns`), then says
+    /// /// whether it saw one (`seen[0]`).
     /// #[grosr::task(granularity = "lane", rust = |task, ctx| {
+    ///     ctx.write(task.seen, 1u32, 1u32);
     ///     let start = ctx.globaltimer();
     ///     while !ctx.cancelled() && ctx.globaltimer() - start < task.max_ns {}
     ///     ctx.write(task.seen, 0u32, if ctx.cancelled() { 1u32 } else { 2u32 });
@@ -166,14 +168,16 @@ impl Job<'_> {
     ///     .task::<Poll>()
     ///     .cancellable(true) // a GPU cancels only when built so
     ///     .build()?;
-    /// let seen = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1)?;
+    /// let seen = DeviceBuffer::<u32>::zeroed(rt.gpu(), 2)?;
     /// let job = rt.submit(&[Poll { seen: seen.ptr(), max_ns: 60_000_000_000 }])?;
-    /// // Waits 10 ms, then cancels; the body stops early and the job ends Cancelled.
-    /// let waited = job.wait_timeout_or_cancel(Duration::from_millis(10));
+    /// let started = std::time::Instant::now();
+    /// while seen.to_vec()?[1] == 0 && started.elapsed() < Duration::from_secs(10) {}
+    /// // Running now: wait 1 ms more, then cancel; the body stops early, the job ends Cancelled.
+    /// let waited = job.wait_timeout_or_cancel(Duration::from_millis(1));
     /// assert!(matches!(waited, Err(Error::Timeout(..))), "{waited:?}");
     /// let outcome = job.wait_timeout(Duration::from_secs(10));
     /// assert!(matches!(outcome, Err(Error::Cancelled)), "{outcome:?}");
-    /// assert_eq!(seen.to_vec()?, vec![1]);
+    /// assert_eq!(seen.to_vec()?, vec![1, 1]);
     /// # Ok::<(), grosr::Error>(())
     /// ```
     pub fn cancel(&self) -> Result<()> {

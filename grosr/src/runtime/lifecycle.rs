@@ -24,7 +24,8 @@ impl GpuRuntime {
     }
 
     /// Stops the kernel (jobs still running are abandoned: waiting on them returns
-    /// [`Error::Stopped`]). Waits at most 10 s for it to exit.
+    /// [`Error::Stopped`]). Waits at most 10 s for it to exit. An error once it has exited means
+    /// its tasks' executed counts could not be read back (they are not counted).
     pub fn stop(&self) -> Result<()> {
         let _guard = self.lifecycle.lock().unwrap_or_else(|e| e.into_inner());
         if !self.running.swap(false, StdOrdering::AcqRel) {
@@ -91,6 +92,11 @@ impl GpuRuntime {
         let _guard = self.lifecycle.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(e) = self.fault.get() {
             return Err(e.clone());
+        }
+        // Two starts at once: the second finds the first's kernel running (checked under the
+        // lock `start` let go of), and must not reset the ring and the device block under it.
+        if self.running.load(StdOrdering::Acquire) {
+            return Ok(());
         }
         let m = &self.memory;
         // Fresh device state: the init kernel below clears the device block and sets the slots'

@@ -475,6 +475,8 @@ impl GpuRuntime {
     /// with the scheduler stopped and no kernel of yours running; returns how long it took.
     pub fn heap_reset(&self) -> Result<Duration> {
         let heap = self.heap()?;
+        // Held across the check and the reset: a start meanwhile would launch onto the heap.
+        let _guard = self.lifecycle.lock().unwrap_or_else(|e| e.into_inner());
         if self.is_running() {
             return Err(Error::Config(
                 "heap_reset needs the scheduler stopped: call Runtime::stop first".into(),

@@ -451,11 +451,21 @@ impl TaskTraceBuffers {
         trace.dropped += host_dropped;
         let owners = std::mem::take(&mut *self.owners.lock().unwrap_or_else(|e| e.into_inner()));
         let parents = parents(&events, &owners, self.capacity);
+        let heap = match &self.heap {
+            Some(h) => Some(h.take()?),
+            None => None,
+        };
+        // The earliest task or host call; with neither, the earliest heap sample (heap use by
+        // lowered strategies' or your own kernels alone).
         let epoch = events
             .iter()
             .map(|(_, e)| e.start)
             .chain(host.iter().map(|h| h.start_ns))
             .min()
+            .or_else(|| {
+                heap.as_ref()
+                    .and_then(|(s, _)| s.iter().map(|s| s.at).min())
+            })
             .unwrap_or(0);
         // A track per warp, and per lane for lane tasks (a round's run side by side), only for
         // those with events, in order.
@@ -496,12 +506,9 @@ impl TaskTraceBuffers {
         }
         trace.host = host;
         trace.counters = queued_tasks(&trace.tasks, &trace.host);
-        if let Some(heap) = &self.heap {
-            let (samples, dropped) = heap.take()?;
+        if let (Some(h), Some((samples, dropped))) = (&self.heap, heap) {
             trace.dropped += dropped;
-            trace
-                .counters
-                .extend(heap_bytes(&samples, heap.slabs, epoch));
+            trace.counters.extend(heap_bytes(&samples, h.slabs, epoch));
         }
         Ok(trace)
     }

@@ -146,7 +146,7 @@ impl Tuning {
 /// it). `Speed` gives it every optimization: the fastest code, and a first compile of up to a
 /// minute for a module of many task types, almost all of it ptxas. `Compile` asks NVRTC for its
 /// lightest fast-compile level (`--Ofast-compile=min`, NVRTC 12.8 and later; older ones compile
-/// as `Speed`): seconds instead of minutes, and hot paths two to four times slower. Each is cached as its
+/// as `Speed`): seconds instead of minutes, and hot paths up to four times slower. Each is cached as its
 /// own module, so a cached start costs the same.
 ///
 /// Measured on an H200 and its host (NVRTC 13.0, sm_90; compile bench and `--quick` report):
@@ -176,7 +176,7 @@ pub enum Optimize {
     #[default]
     Speed,
     /// A first compile of seconds, for the edit-and-run loop while writing task bodies: the
-    /// scheduler's hot paths run two to four times slower.
+    /// scheduler's hot paths run up to four times slower.
     Compile,
 }
 

@@ -142,7 +142,7 @@ impl WhileBfs {
     /// mostly [`grosr::Error::Unsupported`].
     pub fn new(rt: &Runtime, route: WhileRoute) -> Result<WhileBfs> {
         if rt.is_running() && rt.info().sms_used >= rt.info().sm_count {
-            return Err(grosr::Error::Config(
+            return Err(grosr::Error::Busy(
                 "the WHILE-graph BFS cannot run beside a scheduler that holds every SM: call \
                  Runtime::stop first"
                     .into(),
