@@ -523,13 +523,8 @@ impl HeapTrace {
         let mut samples = vec![HeapSample::default(); kept];
         self.samples.read_at(0, &mut samples)?;
         // Zeroed again before the count is: the next take's slots start unwritten.
-        self.samples.write_at(
-            0,
-            &samples
-                .iter()
-                .map(|_| HeapSample::default())
-                .collect::<Vec<_>>(),
-        )?;
+        self.samples
+            .write_at(0, &vec![HeapSample::default(); kept])?;
         self.count.write(&[0u64])?;
         // A slot taken but not yet written is left out.
         samples.retain(|s| s.at != 0);
