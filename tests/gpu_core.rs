@@ -291,6 +291,73 @@ fn spawn_bursts_past_the_stack_run_every_task_exactly_once() {
     suite::spawn_bursts_past_the_stack_run_every_task_exactly_once(&new_rt());
 }
 
+/// `Optimize::Tiered` in a fresh cache folder: the first build runs the fast compile and starts
+/// `Speed` in the background; once `Speed` is in the folder, a later build loads and runs it.
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn a_tiered_build_runs_the_fast_compile_until_speed_is_in_the_cache() {
+    let dir = std::env::temp_dir().join(format!("grosr-tiered-gpu-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let build = || {
+        Runtime::builder()
+            .task::<Mark>()
+            .cache_dir(&dir)
+            .optimize(grosr::Optimize::Tiered)
+            .build()
+            .unwrap()
+    };
+    let marks_run = |rt: &Runtime| {
+        let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 64).unwrap();
+        let marks: Vec<Mark> = (0..64)
+            .map(|index| Mark {
+                flags: flags.ptr(),
+                index,
+                pad: 0,
+            })
+            .collect();
+        rt.submit(&marks).unwrap().wait_timeout(T).unwrap();
+        assert_eq!(flags.to_vec().unwrap(), vec![1; 64]);
+    };
+    let first = build();
+    let s = first.info().startup;
+    assert_eq!(first.info().optimize, grosr::Optimize::Tiered);
+    if grosr::unstable::nvrtc_version().unwrap() < (12, 8) {
+        assert_eq!(s.tier, grosr::Optimize::Speed, "{s:?}");
+        return;
+    }
+    assert_eq!(s.tier, grosr::Optimize::Compile, "{s:?}");
+    assert!(s.optimizing && !s.cached, "{s:?}");
+    marks_run(&first);
+    drop(first);
+    // Both modules' entries in the folder (bounded: this module's `Speed` takes seconds).
+    let entries = || {
+        std::fs::read_dir(&dir)
+            .map(|d| {
+                d.filter(|e| {
+                    e.as_ref()
+                        .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "entry"))
+                })
+                .count()
+            })
+            .unwrap_or(0)
+    };
+    let waited = std::time::Instant::now();
+    while entries() < 2 {
+        assert!(
+            waited.elapsed() < Duration::from_secs(300),
+            "Speed never reached the cache"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let later = build();
+    let s = later.info().startup;
+    assert_eq!(s.tier, grosr::Optimize::Speed, "{s:?}");
+    assert!(s.cached && !s.optimizing, "{s:?}");
+    marks_run(&later);
+    drop(later);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
 fn a_build_says_where_its_start_up_time_went_and_a_second_loads_the_cached_module() {

@@ -82,27 +82,12 @@ pub(crate) fn compile_cached_in(
     arch: u32,
     extra: &[&str],
 ) -> Result<Compiled> {
-    let version = nvrtc_version()?;
-    let key = cache_key(source, arch, version, extra);
-    // A folder that cannot be used safely costs a compile, not the build.
-    let cache = dir.and_then(|d| {
-        cache::Cache::open(&d)
-            .map_err(|e| warn_once(format!("grosr: compiling without the cache: {e}")))
-            .ok()
-    });
-    if let Some(c) = &cache {
-        match c.load(&key) {
-            cache::Lookup::Hit(cubin) => {
-                return Ok(Compiled {
-                    cubin,
-                    cached: true,
-                });
-            }
-            cache::Lookup::Refused(why) => warn_once(format!(
-                "grosr: refusing a compile cache entry, compiling anew: {why}"
-            )),
-            cache::Lookup::Miss => {}
-        }
+    let (cache, key) = open_cache(dir, source, arch, extra)?;
+    if let Some(cubin) = lookup(cache.as_ref(), &key) {
+        return Ok(Compiled {
+            cubin,
+            cached: true,
+        });
     }
     let cubin = compile_with(source, arch, extra)?;
     if let Some(c) = &cache {
@@ -113,6 +98,110 @@ pub(crate) fn compile_cached_in(
         cubin,
         cached: false,
     })
+}
+
+/// The module [`compile_cached_in`] would load from the cache folder `dir`, if it holds one;
+/// compiles nothing.
+pub(crate) fn cached_in(
+    dir: Option<PathBuf>,
+    source: &str,
+    arch: u32,
+    extra: &[&str],
+) -> Result<Option<Vec<u8>>> {
+    let (cache, key) = open_cache(dir, source, arch, extra)?;
+    Ok(lookup(cache.as_ref(), &key))
+}
+
+/// The cache folder `dir` opened (`None` if there is none or it cannot be used safely: that
+/// costs a compile, not the build), and the key of `source` compiled for `sm_<arch>` with `extra`.
+fn open_cache(
+    dir: Option<PathBuf>,
+    source: &str,
+    arch: u32,
+    extra: &[&str],
+) -> Result<(Option<cache::Cache>, String)> {
+    let key = cache_key(source, arch, nvrtc_version()?, extra);
+    let cache = dir.and_then(|d| {
+        cache::Cache::open(&d)
+            .map_err(|e| warn_once(format!("grosr: compiling without the cache: {e}")))
+            .ok()
+    });
+    Ok((cache, key))
+}
+
+/// The entry `key` of `cache`, if it holds one that verifies.
+fn lookup(cache: Option<&cache::Cache>, key: &str) -> Option<Vec<u8>> {
+    match cache?.load(key) {
+        cache::Lookup::Hit(cubin) => Some(cubin),
+        cache::Lookup::Refused(why) => {
+            warn_once(format!(
+                "grosr: refusing a compile cache entry, compiling anew: {why}"
+            ));
+            None
+        }
+        cache::Lookup::Miss => None,
+    }
+}
+
+/// What [`compile_in_background`] did.
+#[derive(Debug)]
+pub(crate) enum Background {
+    /// Started the compile on a thread of its own (detached: nothing waits for it).
+    Started,
+    /// The same compile into the same folder already runs in this process.
+    Running,
+    /// Nothing: the folder cannot be used (the compile would be lost), or no thread started.
+    Not,
+}
+
+/// Compiles `source` for `sm_<arch>` with `extra` into the cache folder `dir` on a thread of its
+/// own, for later builds to load (`Optimize::Tiered`). One such compile per module and folder
+/// runs at a time in a process. The thread holds nothing of the caller's, and a process that
+/// ends first leaves no entry behind: the cache writes an entry whole, by rename, or not at all.
+pub(crate) fn compile_in_background(
+    dir: PathBuf,
+    source: String,
+    arch: u32,
+    extra: &'static [&'static str],
+) -> Background {
+    static RUNNING: std::sync::Mutex<Vec<(PathBuf, String)>> = std::sync::Mutex::new(Vec::new());
+    let Ok((Some(_), key)) = open_cache(Some(dir.clone()), &source, arch, extra) else {
+        return Background::Not;
+    };
+    let job = (dir, key);
+    {
+        let mut running = RUNNING.lock().unwrap_or_else(|p| p.into_inner());
+        if running.contains(&job) {
+            return Background::Running;
+        }
+        running.push(job.clone());
+    }
+    let forget = job.clone();
+    let spawned = std::thread::Builder::new()
+        .name("grosr-compile-speed".into())
+        .spawn(move || {
+            // A failure costs the later build this compile (it will say why), not this one.
+            let _ = compile_cached_in(Some(job.0.clone()), &source, arch, extra);
+            RUNNING
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .retain(|j| *j != job);
+        });
+    match spawned {
+        Ok(_) => Background::Started,
+        Err(_) => {
+            RUNNING
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .retain(|j| *j != forget);
+            Background::Not
+        }
+    }
+}
+
+/// Whether NVRTC knows [`FAST_COMPILE`] (12.8 on); older ones compile without it.
+pub(crate) fn fast_compile_known() -> Result<bool> {
+    Ok(nvrtc_version()? >= (12, 8))
 }
 
 /// Compiles without the cache. The error carries NVRTC's log (which names the user's files).
@@ -133,7 +222,7 @@ pub fn compile_with(source: &str, arch: u32, extra: &[&str]) -> Result<Vec<u8>> 
             version.0, version.1
         )));
     }
-    let fast_compile_known = version >= (12, 8);
+    let fast_compile_known = fast_compile_known()?;
     let arch_name = format!("sm_{arch}");
     let err = |log: String| Error::Compile {
         arch: arch_name.clone(),

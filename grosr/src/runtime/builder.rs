@@ -357,9 +357,11 @@ impl RuntimeBuilder {
         self
     }
 
-    /// How hard NVRTC works on the module: [`Optimize::Speed`] (the default) or
-    /// [`Optimize::Compile`], a first compile of seconds with slower hot paths (see
-    /// [`Optimize`]). [`RuntimeInfo::optimize`] reports it.
+    /// How hard NVRTC works on the module: [`Optimize::Speed`] (the default),
+    /// [`Optimize::Compile`], a first compile of seconds with slower hot paths, or
+    /// [`Optimize::Tiered`], `Compile` until `Speed`, compiled in the background, is in the
+    /// compile cache (see [`Optimize`]). [`RuntimeInfo::optimize`] reports what was asked,
+    /// [`Startup::tier`](crate::Startup::tier) what runs.
     pub fn optimize(mut self, optimize: Optimize) -> Self {
         self.config.optimize = optimize;
         self
@@ -454,16 +456,22 @@ impl RuntimeBuilder {
         compile::nvrtc_available()?;
         self.check_gpu_trace()?;
         let source = self.source();
-        let (compiled, compile) = self.compile(&source, arch)?;
+        // Ahead of time there is no first run to hurry: `Tiered` compiles what it will load.
+        let optimize = match self.config.optimize {
+            Optimize::Tiered => Optimize::Speed,
+            asked => asked,
+        };
+        let built = self.compile(&source, arch, optimize)?;
         Ok(Precompiled {
-            cached: compiled.cached,
-            compile,
-            module_bytes: compiled.cubin.len(),
+            cached: built.compiled.cached,
+            compile: built.took,
+            module_bytes: built.compiled.cubin.len(),
         })
     }
 
-    /// Compiles (or looks up) `source` for `arch` in the cache, announcing a long compile.
-    fn compile(&self, source: &str, arch: u32) -> Result<(compile::Compiled, Duration)> {
+    /// Compiles (or looks up) `source` for `arch` at `optimize` in the cache, announcing a long
+    /// compile.
+    fn compile(&self, source: &str, arch: u32, optimize: Optimize) -> Result<startup::Built> {
         let notify = match &self.on_compile {
             Some(Callback(f)) => Arc::clone(f),
             None => Arc::new(startup::print_progress),
@@ -475,7 +483,7 @@ impl RuntimeBuilder {
         let what = startup::Module {
             tasks: self.tasks.len(),
             arch,
-            optimize: self.config.optimize,
+            optimize,
         };
         startup::compile_announced(source, dir, what, notify).map_err(|e| self.name_caller(e))
     }
@@ -607,7 +615,8 @@ impl RuntimeBuilder {
         compile::nvrtc_available()?;
         self.check_gpu_trace()?;
         let source = self.source();
-        let (compiled, compile_time) = self.compile(&source, gpu.arch)?;
+        let built = self.compile(&source, gpu.arch, c.optimize)?;
+        let compiled = &built.compiled;
         let loading = Instant::now();
         let module = Module::load(gpu.context()?, &compiled.cubin)?;
         for t in &self.tasks {
@@ -668,13 +677,15 @@ impl RuntimeBuilder {
                 nvrtc_version: compile::nvrtc_version()?,
                 startup: Startup {
                     context,
-                    compile: compile_time,
+                    compile: built.took,
                     cached: compiled.cached,
                     source_bytes: source.len(),
                     module_bytes: compiled.cubin.len(),
                     load,
                     memory: allocating.elapsed(),
                     launch: Duration::ZERO,
+                    tier: built.tier,
+                    optimizing: built.optimizing,
                 },
                 tuning: c.tuning,
                 diagnostics: c.diagnostics,

@@ -41,6 +41,12 @@ pub struct Startup {
     /// Clearing the scheduler's device memory and launching the scheduler (two kernels), until
     /// `build` returned.
     pub launch: Duration,
+    /// The module the runtime runs: `Speed` or `Compile` (with [`Optimize::Tiered`], `Compile`
+    /// until a build finds `Speed` in the compile cache).
+    pub tier: Optimize,
+    /// Whether a `Speed` compile of this module, for later builds, runs in the background
+    /// ([`Optimize::Tiered`], when this build ran `Compile`).
+    pub optimizing: bool,
 }
 
 /// What a [`RuntimeBuilder::on_compile`](super::RuntimeBuilder::on_compile) callback hears about
@@ -90,8 +96,10 @@ pub(super) fn print_progress(p: CompileProgress) {
             );
             if optimize == Optimize::Speed {
                 eprintln!(
-                    "grosr: while editing task bodies, RuntimeBuilder::optimize(Optimize::Compile) \
-                     compiles in seconds (slower hot paths)"
+                    "grosr: RuntimeBuilder::optimize(Optimize::Tiered) starts in seconds on slower \
+                     code and compiles this one in the background for the next run; \
+                     Optimize::Compile, for editing task bodies, compiles in seconds (slower hot \
+                     paths)"
                 );
             }
         }
@@ -101,16 +109,68 @@ pub(super) fn print_progress(p: CompileProgress) {
     }
 }
 
+/// The scheduler module a build loads, and how it got it.
+pub(super) struct Built {
+    pub(super) compiled: Compiled,
+    /// The compile's (or the cache lookup's) time.
+    pub(super) took: Duration,
+    /// `Speed` or `Compile`: what `compiled` is.
+    pub(super) tier: Optimize,
+    /// A `Speed` compile for later builds runs in the background (`Optimize::Tiered`).
+    pub(super) optimizing: bool,
+}
+
 /// [`compile::compile_cached_in`] with the cache folder `dir`, announcing it to `notify` when
-/// it runs past [`PROGRESS_AFTER`]; returns the module and the time it took.
+/// it runs past [`PROGRESS_AFTER`]. [`Optimize::Tiered`] loads `Speed` from the cache, or else
+/// compiles `Compile` and starts `Speed` in the background.
 pub(super) fn compile_announced(
     source: &str,
     dir: Option<std::path::PathBuf>,
     module: Module,
     notify: OnCompile,
-) -> Result<(Compiled, Duration)> {
-    announced(PROGRESS_AFTER, module, notify, || {
-        compile::compile_cached_in(dir, source, module.arch, module.optimize.nvrtc_options())
+) -> Result<Built> {
+    let tiered =
+        module.optimize == Optimize::Tiered && dir.is_some() && compile::fast_compile_known()?;
+    let started = Instant::now();
+    let speed = Optimize::Speed.nvrtc_options();
+    if tiered {
+        if let Some(cubin) = compile::cached_in(dir.clone(), source, module.arch, speed)? {
+            let compiled = Compiled {
+                cubin,
+                cached: true,
+            };
+            return Ok(Built {
+                compiled,
+                took: started.elapsed(),
+                tier: Optimize::Speed,
+                optimizing: false,
+            });
+        }
+    }
+    let tier = match module.optimize {
+        Optimize::Tiered if tiered => Optimize::Compile,
+        Optimize::Tiered => Optimize::Speed,
+        asked => asked,
+    };
+    let what = Module {
+        optimize: tier,
+        ..module
+    };
+    let (compiled, took) = announced(PROGRESS_AFTER, what, notify, || {
+        compile::compile_cached_in(dir.clone(), source, module.arch, tier.nvrtc_options())
+    })?;
+    let optimizing = match dir.filter(|_| tiered) {
+        Some(dir) => !matches!(
+            compile::compile_in_background(dir, source.to_string(), module.arch, speed),
+            compile::Background::Not
+        ),
+        None => false,
+    };
+    Ok(Built {
+        compiled,
+        took,
+        tier,
+        optimizing,
     })
 }
 
@@ -220,6 +280,95 @@ mod tests {
             }
         ));
         assert!(matches!(events[1], CompileProgress::Finished { .. }));
+    }
+
+    /// A folder of its own under the temporary directory, empty.
+    fn empty_dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("grosr-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn tiered_runs_compile_first_then_a_later_build_loads_speed_from_the_cache() {
+        if compile::fast_compile_known().is_err() {
+            eprintln!("skipping: no NVRTC");
+            return;
+        }
+        let dir = empty_dir("tiered");
+        let source = "extern \"C\" __global__ void grosr_tier_probe(int *p) { *p = 2; }";
+        let tiered = Module {
+            tasks: 0,
+            arch: 75,
+            optimize: Optimize::Tiered,
+        };
+        let (_, quiet) = listener();
+        let first = compile_announced(source, Some(dir.clone()), tiered, quiet.clone()).unwrap();
+        if !compile::fast_compile_known().unwrap() {
+            // NVRTC before 12.8: no fast tier, so `Speed` at once.
+            assert_eq!(first.tier, Optimize::Speed);
+            assert!(!first.optimizing);
+            return;
+        }
+        assert_eq!(first.tier, Optimize::Compile);
+        assert!(!first.compiled.cached);
+        assert!(first.optimizing, "no Speed compile was started");
+        // The background compile lands in the cache (bounded: a small kernel takes a second).
+        let waited = std::time::Instant::now();
+        let speed = loop {
+            if let Some(cubin) = compile::cached_in(Some(dir.clone()), source, 75, &[]).unwrap() {
+                break cubin;
+            }
+            assert!(
+                waited.elapsed() < Duration::from_secs(300),
+                "Speed never reached the cache"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let later = compile_announced(source, Some(dir.clone()), tiered, quiet).unwrap();
+        assert_eq!(later.tier, Optimize::Speed);
+        assert!(later.compiled.cached && !later.optimizing);
+        assert_eq!(later.compiled.cubin, speed);
+        // What `Speed` itself compiles, byte for byte (the fast tier's module differs).
+        let asked = compile::compile_with(source, 75, &[]).unwrap();
+        assert_eq!(later.compiled.cubin, asked);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn tiered_without_a_cache_folder_compiles_speed_and_nothing_in_the_background() {
+        if compile::nvrtc_available().is_err() {
+            eprintln!("skipping: no NVRTC");
+            return;
+        }
+        let source = "extern \"C\" __global__ void grosr_tier_nocache(int *p) { *p = 3; }";
+        let module = Module {
+            tasks: 0,
+            arch: 75,
+            optimize: Optimize::Tiered,
+        };
+        let (_, quiet) = listener();
+        let built = compile_announced(source, None, module, quiet).unwrap();
+        assert_eq!(built.tier, Optimize::Speed);
+        assert!(!built.compiled.cached && !built.optimizing);
+        assert_eq!(
+            built.compiled.cubin,
+            compile::compile_with(source, 75, &[]).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_background_compile_needs_a_folder_it_can_use() {
+        if compile::nvrtc_available().is_err() {
+            eprintln!("skipping: no NVRTC");
+            return;
+        }
+        // A file where the folder should be: the compile would be lost, so none starts.
+        let file = empty_dir("tiered-file");
+        std::fs::write(&file, b"not a folder").unwrap();
+        let started = compile::compile_in_background(file.clone(), "x".into(), 75, &[]);
+        assert!(matches!(started, compile::Background::Not), "{started:?}");
+        let _ = std::fs::remove_file(&file);
     }
 
     #[test]

@@ -147,7 +147,11 @@ impl Tuning {
 /// minute for a module of many task types, almost all of it ptxas. `Compile` asks NVRTC for its
 /// lightest fast-compile level (`--Ofast-compile=min`, NVRTC 12.8 and later; older ones compile
 /// as `Speed`): seconds instead of minutes, and hot paths up to four times slower. Each is cached as its
-/// own module, so a cached start costs the same.
+/// own module, so a cached start costs the same. `Tiered` takes both: a build whose `Speed` module
+/// is in the compile cache loads it; otherwise it compiles and runs the `Compile` module, and
+/// compiles `Speed` on a background thread into the cache, where the next build of the same
+/// module (in this process or a later one) finds it ([`Startup::tier`](crate::Startup::tier) says
+/// which one runs).
 ///
 /// Measured on an H200 and its host (NVRTC 13.0, sm_90; compile bench and `--quick` report):
 ///
@@ -178,14 +182,22 @@ pub enum Optimize {
     /// A first compile of seconds, for the edit-and-run loop while writing task bodies: the
     /// scheduler's hot paths run up to four times slower.
     Compile,
+    /// `Speed` from the compile cache when it holds it; otherwise `Compile` now and `Speed` on a
+    /// background thread, into the cache, for the next build. Without a usable cache folder (or
+    /// with NVRTC older than 12.8, which has no fast-compile level) it is `Speed`. The thread
+    /// competes with the program for the host's cores for as long as `Speed` takes (a minute or
+    /// more for many task types); a process that ends sooner stores nothing, and its next run
+    /// starts on `Compile` again.
+    Tiered,
 }
 
 impl Optimize {
-    /// The NVRTC options this setting adds to every compile of the module.
+    /// The NVRTC options this setting adds to every compile of the module (`Tiered`: those of
+    /// the module it compiles first, `Compile`'s).
     pub(crate) fn nvrtc_options(self) -> &'static [&'static str] {
         match self {
             Optimize::Speed => &[],
-            Optimize::Compile => &[crate::compile::FAST_COMPILE],
+            Optimize::Compile | Optimize::Tiered => &[crate::compile::FAST_COMPILE],
         }
     }
 }
