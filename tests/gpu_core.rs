@@ -296,7 +296,15 @@ fn spawn_bursts_past_the_stack_run_every_task_exactly_once() {
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
 fn a_tiered_build_runs_the_fast_compile_until_speed_is_in_the_cache() {
-    let dir = std::env::temp_dir().join(format!("grosr-tiered-gpu-{}", std::process::id()));
+    struct Folder(std::path::PathBuf);
+    impl Drop for Folder {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let folder =
+        Folder(std::env::temp_dir().join(format!("grosr-tiered-gpu-{}", std::process::id())));
+    let dir = folder.0.clone();
     let _ = std::fs::remove_dir_all(&dir);
     let build = || {
         Runtime::builder()
@@ -327,25 +335,26 @@ fn a_tiered_build_runs_the_fast_compile_until_speed_is_in_the_cache() {
     }
     assert_eq!(s.tier, grosr::Optimize::Compile, "{s:?}");
     assert!(s.optimizing && !s.cached, "{s:?}");
-    marks_run(&first);
-    drop(first);
-    // Both modules' entries in the folder (bounded: this module's `Speed` takes seconds).
+    // Entries in the folder, `Compile`'s and then `Speed`'s (the cache writes an entry whole,
+    // by rename, so a counted one is complete).
     let entries = || {
         std::fs::read_dir(&dir)
-            .map(|d| {
-                d.filter(|e| {
-                    e.as_ref()
-                        .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "entry"))
-                })
-                .count()
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "entry"))
             })
-            .unwrap_or(0)
+            .count()
     };
+    marks_run(&first);
+    drop(first);
+    // Bounded: this module's `Speed` takes seconds.
     let waited = std::time::Instant::now();
     while entries() < 2 {
         assert!(
             waited.elapsed() < Duration::from_secs(300),
-            "Speed never reached the cache"
+            "{} entries after 300 s: Speed never reached the cache",
+            entries()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -354,8 +363,6 @@ fn a_tiered_build_runs_the_fast_compile_until_speed_is_in_the_cache() {
     assert_eq!(s.tier, grosr::Optimize::Speed, "{s:?}");
     assert!(s.cached && !s.optimizing, "{s:?}");
     marks_run(&later);
-    drop(later);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

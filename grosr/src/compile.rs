@@ -4,8 +4,11 @@
 //! any change to any of them compiles anew; a second start with the same tasks skips NVRTC.
 //! Entries carry a keyed digest and are refused when it does not verify ([`cache`]).
 
+mod background;
 mod cache;
 mod hmac;
+
+pub(crate) use background::{Background, compile_in_background, possible as background_possible};
 
 use std::ffi::{CStr, CString, c_char, c_int};
 use std::path::PathBuf;
@@ -20,6 +23,10 @@ use crate::error::{Error, Result};
 /// for every module the compile bench builds, the constant bank's order of globals aside
 /// (NVRTC 13.0, sm_90; benches/NOTES.md, "Task bodies").
 const OPTIONS: &[&str] = &["-std=c++20", "-default-device", "-lineinfo", "-DGROSR=1"];
+
+/// Whether a compile has run in this process (background.rs: NVRTC's exit handler is
+/// registered by then).
+static COMPILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Checks that NVRTC can be loaded, so its absence is an error instead of a panic in cudarc.
 pub fn nvrtc_available() -> Result<()> {
@@ -112,6 +119,14 @@ pub(crate) fn cached_in(
     Ok(lookup(cache.as_ref(), &key))
 }
 
+/// Whether the cache folder `dir` can be used (it is created if missing); one that cannot is
+/// said once on stderr.
+pub(crate) fn cache_usable(dir: &std::path::Path) -> bool {
+    cache::Cache::open(dir)
+        .map_err(|e| warn_once(format!("grosr: compiling without the cache: {e}")))
+        .is_ok()
+}
+
 /// The cache folder `dir` opened (`None` if there is none or it cannot be used safely: that
 /// costs a compile, not the build), and the key of `source` compiled for `sm_<arch>` with `extra`.
 fn open_cache(
@@ -140,62 +155,6 @@ fn lookup(cache: Option<&cache::Cache>, key: &str) -> Option<Vec<u8>> {
             None
         }
         cache::Lookup::Miss => None,
-    }
-}
-
-/// What [`compile_in_background`] did.
-#[derive(Debug)]
-pub(crate) enum Background {
-    /// Started the compile on a thread of its own (detached: nothing waits for it).
-    Started,
-    /// The same compile into the same folder already runs in this process.
-    Running,
-    /// Nothing: the folder cannot be used (the compile would be lost), or no thread started.
-    Not,
-}
-
-/// Compiles `source` for `sm_<arch>` with `extra` into the cache folder `dir` on a thread of its
-/// own, for later builds to load (`Optimize::Tiered`). One such compile per module and folder
-/// runs at a time in a process. The thread holds nothing of the caller's, and a process that
-/// ends first leaves no entry behind: the cache writes an entry whole, by rename, or not at all.
-pub(crate) fn compile_in_background(
-    dir: PathBuf,
-    source: String,
-    arch: u32,
-    extra: &'static [&'static str],
-) -> Background {
-    static RUNNING: std::sync::Mutex<Vec<(PathBuf, String)>> = std::sync::Mutex::new(Vec::new());
-    let Ok((Some(_), key)) = open_cache(Some(dir.clone()), &source, arch, extra) else {
-        return Background::Not;
-    };
-    let job = (dir, key);
-    {
-        let mut running = RUNNING.lock().unwrap_or_else(|p| p.into_inner());
-        if running.contains(&job) {
-            return Background::Running;
-        }
-        running.push(job.clone());
-    }
-    let forget = job.clone();
-    let spawned = std::thread::Builder::new()
-        .name("grosr-compile-speed".into())
-        .spawn(move || {
-            // A failure costs the later build this compile (it will say why), not this one.
-            let _ = compile_cached_in(Some(job.0.clone()), &source, arch, extra);
-            RUNNING
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .retain(|j| *j != job);
-        });
-    match spawned {
-        Ok(_) => Background::Started,
-        Err(_) => {
-            RUNNING
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .retain(|j| *j != forget);
-            Background::Not
-        }
     }
 }
 
@@ -246,6 +205,8 @@ pub fn compile_with(source: &str, arch: u32, extra: &[&str]) -> Result<Vec<u8>> 
     }
     // SAFETY: prog is live until destroy_program below.
     let compiled = unsafe { nvrtc::compile_program(prog, &options) };
+    // NVRTC has set itself up in this process, exit handler included (background.rs).
+    COMPILED.store(true, std::sync::atomic::Ordering::SeqCst);
     let result = match compiled {
         Ok(()) => {
             if verbose {
@@ -344,6 +305,28 @@ fn warn_once(message: String) {
     if !seen.contains(&message) {
         eprintln!("{message}");
         seen.push(message);
+    }
+}
+
+/// A path of its own under the temporary directory for a test, nothing there yet; removed
+/// (folder or file) when dropped, a failed assertion included.
+#[cfg(test)]
+pub(crate) struct Scratch(pub(crate) PathBuf);
+
+#[cfg(test)]
+impl Scratch {
+    pub(crate) fn new(name: &str) -> Scratch {
+        let path = std::env::temp_dir().join(format!("grosr-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        Scratch(path)
+    }
+}
+
+#[cfg(test)]
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 

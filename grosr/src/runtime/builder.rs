@@ -397,7 +397,8 @@ impl RuntimeBuilder {
     /// from the compile cache) calls `f` with [`CompileProgress::Running`], then with
     /// [`CompileProgress::Finished`] when it ends. By default two lines go to stderr;
     /// `.on_compile(|_| {})` silences them. `f` runs on a thread of its own, and `build` waits
-    /// for it to return: keep it short.
+    /// for it to return: keep it short. [`Optimize::Tiered`]'s background compile of `Speed`
+    /// is not announced (nothing waits for it).
     ///
     /// ```no_run
     /// use grosr::CompileProgress;
@@ -442,7 +443,8 @@ impl RuntimeBuilder {
     /// without a GPU (NVRTC only), so that a later [`build`](RuntimeBuilder::build) on a machine
     /// with that cache folder loads it instead of compiling: a small program of the crate's own,
     /// run in a container build or a CI job, pays the first compile (a build script cannot name
-    /// the crate's own task types). Announced like `build`'s compile.
+    /// the crate's own task types). Announced like `build`'s compile. At
+    /// [`Optimize::Tiered`] it compiles `Speed`, the module a `Tiered` build looks for.
     ///
     /// ```no_run
     /// # #[grosr::task(cuda = "")] pub struct Step { pub x: grosr::DevicePtr<u32> }

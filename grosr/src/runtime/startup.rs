@@ -42,7 +42,9 @@ pub struct Startup {
     /// `build` returned.
     pub launch: Duration,
     /// The module the runtime runs: `Speed` or `Compile` (with [`Optimize::Tiered`], `Compile`
-    /// until a build finds `Speed` in the compile cache).
+    /// until a build finds `Speed` in the compile cache). `Compile` with NVRTC older than 12.8
+    /// is `Speed`'s code under `Compile`'s name; the CPU backend, which compiles nothing, says
+    /// `Speed`.
     pub tier: Optimize,
     /// Whether a `Speed` compile of this module, for later builds, runs in the background
     /// ([`Optimize::Tiered`], when this build ran `Compile`).
@@ -129,8 +131,12 @@ pub(super) fn compile_announced(
     module: Module,
     notify: OnCompile,
 ) -> Result<Built> {
-    let tiered =
-        module.optimize == Optimize::Tiered && dir.is_some() && compile::fast_compile_known()?;
+    // Tiers need a fast-compile level, a thread that can be left running at exit, and a
+    // folder to leave `Speed` in; without one of them `Tiered` is `Speed`.
+    let tiered = module.optimize == Optimize::Tiered
+        && compile::fast_compile_known()?
+        && compile::background_possible()
+        && dir.as_deref().is_some_and(compile::cache_usable);
     let started = Instant::now();
     let speed = Optimize::Speed.nvrtc_options();
     if tiered {
@@ -159,12 +165,12 @@ pub(super) fn compile_announced(
     let (compiled, took) = announced(PROGRESS_AFTER, what, notify, || {
         compile::compile_cached_in(dir.clone(), source, module.arch, tier.nvrtc_options())
     })?;
-    let optimizing = match dir.filter(|_| tiered) {
-        Some(dir) => !matches!(
-            compile::compile_in_background(dir, source.to_string(), module.arch, speed),
-            compile::Background::Not
-        ),
-        None => false,
+    let optimizing = match (tiered, dir) {
+        (true, Some(dir)) => {
+            compile::compile_in_background(dir, source.to_string(), module.arch, speed)
+                != compile::Background::Not
+        }
+        _ => false,
     };
     Ok(Built {
         compiled,
@@ -222,6 +228,7 @@ fn announced<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compile::Scratch;
     use crate::error::Error;
     use std::sync::{Condvar, Mutex};
 
@@ -282,20 +289,14 @@ mod tests {
         assert!(matches!(events[1], CompileProgress::Finished { .. }));
     }
 
-    /// A folder of its own under the temporary directory, empty.
-    fn empty_dir(name: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("grosr-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        dir
-    }
-
     #[test]
     fn tiered_runs_compile_first_then_a_later_build_loads_speed_from_the_cache() {
         if compile::fast_compile_known().is_err() {
             eprintln!("skipping: no NVRTC");
             return;
         }
-        let dir = empty_dir("tiered");
+        let scratch = Scratch::new("tiered");
+        let dir = scratch.0.clone();
         let source = "extern \"C\" __global__ void grosr_tier_probe(int *p) { *p = 2; }";
         let tiered = Module {
             tasks: 0,
@@ -332,7 +333,6 @@ mod tests {
         // What `Speed` itself compiles, byte for byte (the fast tier's module differs).
         let asked = compile::compile_with(source, 75, &[]).unwrap();
         assert_eq!(later.compiled.cubin, asked);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -358,17 +358,24 @@ mod tests {
     }
 
     #[test]
-    fn a_background_compile_needs_a_folder_it_can_use() {
+    fn tiered_with_a_folder_it_cannot_use_is_speed() {
         if compile::nvrtc_available().is_err() {
             eprintln!("skipping: no NVRTC");
             return;
         }
-        // A file where the folder should be: the compile would be lost, so none starts.
-        let file = empty_dir("tiered-file");
+        let scratch = Scratch::new("tiered-unusable");
+        let file = scratch.0.clone();
         std::fs::write(&file, b"not a folder").unwrap();
-        let started = compile::compile_in_background(file.clone(), "x".into(), 75, &[]);
-        assert!(matches!(started, compile::Background::Not), "{started:?}");
-        let _ = std::fs::remove_file(&file);
+        let source = "extern \"C\" __global__ void grosr_tier_unusable(int *p) { *p = 4; }";
+        let module = Module {
+            tasks: 0,
+            arch: 75,
+            optimize: Optimize::Tiered,
+        };
+        let (_, quiet) = listener();
+        let built = compile_announced(source, Some(file), module, quiet).unwrap();
+        assert_eq!(built.tier, Optimize::Speed);
+        assert!(!built.optimizing);
     }
 
     #[test]
