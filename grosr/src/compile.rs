@@ -310,10 +310,10 @@ fn warn_once(message: String) {
 
 /// A path of its own under the temporary directory for a test, nothing there yet; removed
 /// (folder or file) when dropped, a failed assertion included.
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 pub(crate) struct Scratch(pub(crate) PathBuf);
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 impl Scratch {
     pub(crate) fn new(name: &str) -> Scratch {
         let path = std::env::temp_dir().join(format!("grosr-{name}-{}", std::process::id()));
@@ -322,7 +322,7 @@ impl Scratch {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);

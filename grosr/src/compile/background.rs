@@ -166,7 +166,8 @@ mod exit_guard {
     }
 }
 
-#[cfg(test)]
+// Not under loom, whose build leaves the runtime out (the slow source is its module).
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use crate::compile::Scratch;
