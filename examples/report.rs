@@ -201,6 +201,7 @@ fn run(args: &Args) -> grosr_lab::Result<()> {
             "startup" => {
                 let mut t: Vec<Table> = startup_cold.take().into_iter().collect();
                 t.push(startup::cached_builds(&startup_modules())?);
+                t.push(startup::tiered_starts(&startup_modules())?);
                 t
             }
             _ => unreachable!(),

@@ -169,6 +169,91 @@ pub fn cached_builds(modules: &[Module]) -> Result<Table> {
     Ok(cached)
 }
 
+/// The section's third table: [`Optimize::Tiered`] from nothing, as a user's first and second
+/// run would see it (s): a build in a fresh cache folder, of a source no compile has seen (NVRTC
+/// keeps a cache of its own, see [`cold_compile`]), until the module's check passed; how long
+/// the `Speed` module took to reach the folder in the background, counted from that build's
+/// start; then a build of the same module, which loads `Speed`, until its check passed. The
+/// first table's `Speed` column is the same first run without tiers.
+pub fn tiered_starts(modules: &[Module]) -> Result<Table> {
+    let mut table = Table::new(
+        "startup_tiered",
+        "Start-up: Optimize::Tiered in a fresh cache folder, from build() to the module's check",
+        "s",
+        false,
+        &["first run", "Speed cached after", "next run"],
+    );
+    table.ratios = false;
+    for m in modules {
+        let folder = std::env::temp_dir().join(format!(
+            "grosr-lab-tiered-{}-{}",
+            std::process::id(),
+            m.name.split_whitespace().next().unwrap_or("module")
+        ));
+        let _ = std::fs::remove_dir_all(&folder);
+        let unique = format!(
+            "{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        );
+        let build = || {
+            (m.builder)()
+                .define("LAB_TIERED_RUN", unique.as_str())
+                .cache_dir(&folder)
+                .optimize(Optimize::Tiered)
+                .on_compile(|_| {})
+                .build()
+        };
+        let run = |started: Instant| -> Result<(f64, Optimize)> {
+            let rt = build()?;
+            if let Some(check) = m.check {
+                check(&rt)?;
+            }
+            Ok((started.elapsed().as_secs_f64(), rt.info().startup.tier))
+        };
+        let started = Instant::now();
+        let (first, first_tier) = run(started)?;
+        // Both modules' entries (the cache writes an entry whole, by rename). Bounded: the
+        // 14-type module's `Speed` is about a minute and a half of one core.
+        let entries = || {
+            std::fs::read_dir(&folder).map_or(0, |d| {
+                d.filter(|e| {
+                    e.as_ref()
+                        .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "entry"))
+                })
+                .count()
+            })
+        };
+        while entries() < 2 {
+            if started.elapsed() > Duration::from_secs(900) {
+                return Err(Error::Invalid(format!(
+                    "{}: Optimize::Tiered's Speed module was not in the cache after 900 s",
+                    m.name
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let ready = started.elapsed().as_secs_f64();
+        let (next, next_tier) = run(Instant::now())?;
+        let _ = std::fs::remove_dir_all(&folder);
+        if first_tier != Optimize::Compile || next_tier != Optimize::Speed {
+            table.notes.push(format!(
+                "{}: ran {first_tier:?} first and {next_tier:?} next (expected Compile, Speed)",
+                m.name
+            ));
+        }
+        table.push(m.name, vec![Some(first), Some(ready), Some(next)]);
+    }
+    table.notes.push(
+        "first run: build() at Optimize::Tiered (the fast compile; Speed starts on a background \
+         thread) and the module's check; next run: a build once Speed is in the folder, which \
+         loads it. In one process here; a later process finds the folder the same way."
+            .into(),
+    );
+    Ok(table)
+}
+
 /// The median of `runs` cold compiles of `source` (seconds) and the CUBIN's size.
 pub fn median_compile(
     source: &str,
