@@ -289,22 +289,27 @@ mod tests {
         assert!(matches!(events[1], CompileProgress::Finished { .. }));
     }
 
+    /// `source` built at `Optimize::Tiered` for sm_75 with the cache folder `dir`, quietly.
+    fn tiered(source: &str, dir: Option<std::path::PathBuf>) -> Built {
+        let module = Module {
+            tasks: 0,
+            arch: 75,
+            optimize: Optimize::Tiered,
+        };
+        let (_, quiet) = listener();
+        compile_announced(source, dir, module, quiet).unwrap()
+    }
+
     #[test]
     fn tiered_runs_compile_first_then_a_later_build_loads_speed_from_the_cache() {
-        if compile::fast_compile_known().is_err() {
+        if compile::nvrtc_available().is_err() {
             eprintln!("skipping: no NVRTC");
             return;
         }
         let scratch = Scratch::new("tiered");
         let dir = scratch.0.clone();
         let source = "extern \"C\" __global__ void grosr_tier_probe(int *p) { *p = 2; }";
-        let tiered = Module {
-            tasks: 0,
-            arch: 75,
-            optimize: Optimize::Tiered,
-        };
-        let (_, quiet) = listener();
-        let first = compile_announced(source, Some(dir.clone()), tiered, quiet.clone()).unwrap();
+        let first = tiered(source, Some(dir.clone()));
         if !compile::fast_compile_known().unwrap() {
             // NVRTC before 12.8: no fast tier, so `Speed` at once.
             assert_eq!(first.tier, Optimize::Speed);
@@ -326,7 +331,7 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(20));
         };
-        let later = compile_announced(source, Some(dir.clone()), tiered, quiet).unwrap();
+        let later = tiered(source, Some(dir));
         assert_eq!(later.tier, Optimize::Speed);
         assert!(later.compiled.cached && !later.optimizing);
         assert_eq!(later.compiled.cubin, speed);
@@ -336,46 +341,28 @@ mod tests {
     }
 
     #[test]
-    fn tiered_without_a_cache_folder_compiles_speed_and_nothing_in_the_background() {
+    fn tiered_without_a_folder_it_can_use_compiles_speed_and_nothing_in_the_background() {
         if compile::nvrtc_available().is_err() {
             eprintln!("skipping: no NVRTC");
             return;
         }
-        let source = "extern \"C\" __global__ void grosr_tier_nocache(int *p) { *p = 3; }";
-        let module = Module {
-            tasks: 0,
-            arch: 75,
-            optimize: Optimize::Tiered,
-        };
-        let (_, quiet) = listener();
-        let built = compile_announced(source, None, module, quiet).unwrap();
-        assert_eq!(built.tier, Optimize::Speed);
-        assert!(!built.compiled.cached && !built.optimizing);
-        assert_eq!(
-            built.compiled.cubin,
-            compile::compile_with(source, 75, &[]).unwrap()
-        );
-    }
-
-    #[test]
-    fn tiered_with_a_folder_it_cannot_use_is_speed() {
-        if compile::nvrtc_available().is_err() {
-            eprintln!("skipping: no NVRTC");
-            return;
-        }
+        // No folder; a file where the folder should be.
         let scratch = Scratch::new("tiered-unusable");
-        let file = scratch.0.clone();
-        std::fs::write(&file, b"not a folder").unwrap();
-        let source = "extern \"C\" __global__ void grosr_tier_unusable(int *p) { *p = 4; }";
-        let module = Module {
-            tasks: 0,
-            arch: 75,
-            optimize: Optimize::Tiered,
-        };
-        let (_, quiet) = listener();
-        let built = compile_announced(source, Some(file), module, quiet).unwrap();
-        assert_eq!(built.tier, Optimize::Speed);
-        assert!(!built.optimizing);
+        std::fs::write(&scratch.0, b"not a folder").unwrap();
+        for (case, dir) in [("none", None), ("a file", Some(scratch.0.clone()))] {
+            let source = format!(
+                "extern \"C\" __global__ void grosr_tier_{}(int *p) {{ *p = 3; }}",
+                case.len()
+            );
+            let built = tiered(&source, dir);
+            assert_eq!(built.tier, Optimize::Speed, "{case}");
+            assert!(!built.compiled.cached && !built.optimizing, "{case}");
+            assert_eq!(
+                built.compiled.cubin,
+                compile::compile_with(&source, 75, &[]).unwrap(),
+                "{case}"
+            );
+        }
     }
 
     #[test]
