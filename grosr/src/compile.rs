@@ -122,9 +122,15 @@ pub(crate) fn cached_in(
 /// Whether the cache folder `dir` can be used (it is created if missing); one that cannot is
 /// said once on stderr.
 pub(crate) fn cache_usable(dir: &std::path::Path) -> bool {
+    open_folder(dir).is_some()
+}
+
+/// The cache folder `dir` opened, or `None` (said once on stderr) if it cannot be used safely:
+/// that costs a compile, not the build.
+fn open_folder(dir: &std::path::Path) -> Option<cache::Cache> {
     cache::Cache::open(dir)
         .map_err(|e| warn_once(format!("grosr: compiling without the cache: {e}")))
-        .is_ok()
+        .ok()
 }
 
 /// The cache folder `dir` opened (`None` if there is none or it cannot be used safely: that
@@ -136,12 +142,7 @@ fn open_cache(
     extra: &[&str],
 ) -> Result<(Option<cache::Cache>, String)> {
     let key = cache_key(source, arch, nvrtc_version()?, extra);
-    let cache = dir.and_then(|d| {
-        cache::Cache::open(&d)
-            .map_err(|e| warn_once(format!("grosr: compiling without the cache: {e}")))
-            .ok()
-    });
-    Ok((cache, key))
+    Ok((dir.and_then(|d| open_folder(&d)), key))
 }
 
 /// The entry `key` of `cache`, if it holds one that verifies.
@@ -158,9 +159,12 @@ fn lookup(cache: Option<&cache::Cache>, key: &str) -> Option<Vec<u8>> {
     }
 }
 
-/// Whether NVRTC knows [`FAST_COMPILE`] (12.8 on); older ones compile without it.
+/// The first NVRTC that knows [`FAST_COMPILE`]; older ones compile without it.
+const FAST_COMPILE_SINCE: (i32, i32) = (12, 8);
+
+/// Whether this NVRTC knows [`FAST_COMPILE`].
 pub(crate) fn fast_compile_known() -> Result<bool> {
-    Ok(nvrtc_version()? >= (12, 8))
+    Ok(nvrtc_version()? >= FAST_COMPILE_SINCE)
 }
 
 /// Compiles without the cache. The error carries NVRTC's log (which names the user's files).
@@ -181,7 +185,7 @@ pub fn compile_with(source: &str, arch: u32, extra: &[&str]) -> Result<Vec<u8>> 
             version.0, version.1
         )));
     }
-    let fast_compile_known = fast_compile_known()?;
+    let fast_compile_known = version >= FAST_COMPILE_SINCE;
     let arch_name = format!("sm_{arch}");
     let err = |log: String| Error::Compile {
         arch: arch_name.clone(),
