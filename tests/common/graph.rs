@@ -475,6 +475,9 @@ pub fn cycles_and_unregistered_types_are_refused_before_anything_runs(rt: &Runti
 /// scheduler for SMs it never gives back (a timeout, with the kernels left queued on memory
 /// that the caller may then free). After a stop it runs.
 ///
+/// Then each is dropped beside the running scheduler: on an H100 that hung in
+/// `cuGraphExecDestroy` (the driver's destroys now wait for the scheduler's stop).
+///
 /// The steps go to standard error (`--nocapture`). On an H100 this hung in `Runtime::start`
 /// (`cuStreamCreate` for the copy streams, the scheduler running again, once a CUDA graph had
 /// been instantiated while it was stopped); now the graph is uploaded at prepare and the copy
@@ -509,7 +512,30 @@ pub fn a_lowered_graph_is_refused_once_the_scheduler_holds_every_sm_again(rt: &R
         p.run(T).unwrap();
         step(s, "read");
         assert_eq!(dag.out.to_vec().unwrap(), dag.expected, "{}", s.name());
-        step(s, "drop");
+        step(s, "drop beside the scheduler");
+        rt.start().unwrap();
+        drop_within(p, Duration::from_secs(20), s.name());
+        step(s, "run on the scheduler");
+        run_checked(rt, &dag, Strategy::Resident, 1);
+        step(s, "stop");
+        rt.stop().unwrap();
     }
     rt.start().unwrap();
+}
+
+/// Drops `value` on a thread of its own; ends the process (naming `what`) if the drop has not
+/// returned within `limit`: a drop that hangs would otherwise hang the test binary, and the
+/// thread cannot be abandoned (it borrows the runtime).
+fn drop_within<T: Send>(value: T, limit: Duration, what: &str) {
+    std::thread::scope(|scope| {
+        let dropping = scope.spawn(move || drop(value));
+        let deadline = std::time::Instant::now() + limit;
+        while !dropping.is_finished() {
+            if std::time::Instant::now() > deadline {
+                eprintln!("{what}: the drop has not returned in {limit:?}: it hangs");
+                std::process::exit(1);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    });
 }

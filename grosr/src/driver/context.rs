@@ -59,6 +59,20 @@ struct Frees {
     /// Streams whose owners were dropped while kernels still ran on them, with their fences:
     /// kept until those kernels end ([`Context::orphan_stream`]).
     orphans: Vec<(u64, Stream)>,
+    /// Destroys that wait for every kernel of the context, kept while a scheduler runs
+    /// ([`Context::destroy_when_no_scheduler_runs`]).
+    deferred: Vec<Box<dyn FnOnce() + Send>>,
+    /// Whether a scheduler's memory was leaked ([`Context::leak_waiting`]): its kernel never
+    /// ended, so the deferred destroys wait forever.
+    scheduler_stuck: bool,
+}
+
+impl Frees {
+    /// Whether a scheduler's kernel may be running: its fence is up (ids below 2^63 are
+    /// schedulers', [`Context::fence_stream`]'s are above), or it never ended.
+    fn scheduler_fenced(&self) -> bool {
+        self.scheduler_stuck || self.fences.iter().any(|(id, _)| id >> 63 == 0)
+    }
 }
 
 /// The per-thread default stream. With no scheduler running, device memory is allocated, copied
@@ -175,7 +189,8 @@ impl Context {
     }
 
     /// Makes frees of this context's device memory wait for scheduler `id`'s jobs, from now
-    /// until [`unfence`](Self::unfence).
+    /// until [`unfence`](Self::unfence). Called before the scheduler launches: from then on
+    /// [`destroy_when_no_scheduler_runs`](Self::destroy_when_no_scheduler_runs) defers.
     pub(crate) fn fence(&self, id: u64, fence: Box<dyn JobFence>) {
         self.frees().fences.push((id, fence));
     }
@@ -189,6 +204,32 @@ impl Context {
             marks.retain(|(i, _)| *i != id);
         }
         self.free_passed(&mut frees);
+        if !frees.scheduler_fenced() && !frees.deferred.is_empty() {
+            // Under the lock, as in destroy_when_no_scheduler_runs: no scheduler launches
+            // meanwhile (its fence comes first). The destroys need the context current.
+            let _ = self.bind();
+            for destroy in std::mem::take(&mut frees.deferred) {
+                destroy();
+            }
+        }
+    }
+
+    /// Runs `destroy`, a driver object's destroy, now if no scheduler runs in this context, else
+    /// once the last one has stopped (never, if one never stops: its context is kept too). Some
+    /// destroys wait for every kernel of the context, a scheduler's that never ends included:
+    /// `cuGraphExecDestroy` beside a running scheduler never returned on an H100 (cuda-gdb,
+    /// benches/NOTES.md, "Audits"). `destroy` runs with the context current and must not call
+    /// back into the context's frees (it runs under their lock).
+    pub(crate) fn destroy_when_no_scheduler_runs(&self, destroy: Box<dyn FnOnce() + Send>) {
+        let mut frees = self.frees();
+        if frees.scheduler_fenced() {
+            frees.deferred.push(destroy);
+            return;
+        }
+        // Under the lock: a scheduler's fence goes up before its launch, so none launches
+        // until this destroy has returned.
+        let _ = self.bind();
+        destroy();
     }
 
     /// Forgets the memory waiting for scheduler `id` without freeing it: its kernel never ended
@@ -196,6 +237,7 @@ impl Context {
     pub(crate) fn leak_waiting(&self, id: u64) {
         let mut frees = self.frees();
         frees.fences.retain(|(i, _)| *i != id);
+        frees.scheduler_stuck = true;
         frees
             .waiting
             .retain(|(_, marks)| marks.iter().all(|(i, _)| *i != id));
@@ -274,6 +316,7 @@ impl Context {
             fences,
             waiting,
             orphans,
+            ..
         } = frees;
         // Orphaned streams whose kernels have ended go, with their fences (a faulted context
         // runs none).

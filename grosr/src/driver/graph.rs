@@ -8,7 +8,8 @@ use super::module::Function;
 use super::stream::Stream;
 use crate::error::{CudaContext as _, Error, Result};
 
-/// A CUDA graph and, once instantiated, its executable form; both destroyed on drop.
+/// A CUDA graph and, once instantiated, its executable form; both destroyed on drop, or, while a
+/// scheduler runs in the context, once it has stopped (`Context::destroy_when_no_scheduler_runs`).
 pub struct Graph {
     graph: sys::CUgraph,
     exec: sys::CUgraphExec,
@@ -253,13 +254,28 @@ impl WhileBody<'_> {
 
 impl Drop for Graph {
     fn drop(&mut self) {
-        let _ = self.ctx.bind();
-        // SAFETY: each handle is destroyed once; failures cannot be acted on in a drop.
+        let handles = GraphHandles(self.graph, self.exec);
+        // cuGraphExecDestroy waits for the context's kernels, a running scheduler's too.
+        self.ctx
+            .destroy_when_no_scheduler_runs(Box::new(move || handles.destroy()));
+    }
+}
+
+/// A graph's handles on their way to being destroyed.
+struct GraphHandles(sys::CUgraph, sys::CUgraphExec);
+
+// SAFETY: plain identifiers, destroyed once on whichever thread runs the destroy.
+unsafe impl Send for GraphHandles {}
+
+impl GraphHandles {
+    /// Destroys both; the graph's context must be current.
+    fn destroy(self) {
+        // SAFETY: each handle is destroyed once, here; failures cannot be acted on in a drop.
         unsafe {
-            if !self.exec.is_null() {
-                let _ = sys::cuGraphExecDestroy(self.exec);
+            if !self.1.is_null() {
+                let _ = sys::cuGraphExecDestroy(self.1);
             }
-            let _ = sys::cuGraphDestroy(self.graph);
+            let _ = sys::cuGraphDestroy(self.0);
         }
     }
 }

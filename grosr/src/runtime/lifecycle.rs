@@ -138,6 +138,16 @@ impl GpuRuntime {
         // The copy streams are opened now, while no scheduler runs (CopyStreams::open says why),
         // and probed once it does.
         let mut streams = CopyStreams::open(&self.ctx)?;
+        // From now until the kernel has exited, frees of device memory wait for its jobs, and
+        // destroys that would wait for the kernel wait for its stop. Before the launch, so that
+        // no such destroy runs beside it.
+        self.ctx.fence(
+            self.id,
+            Box::new(RingFence::new(
+                self.submitter.clone(),
+                self.memory.ring().completions,
+            )),
+        );
         // SAFETY: as above; a cooperative launch guarantees every block is resident at once.
         let launched = unsafe {
             self.stream.launch_cooperative(
@@ -148,6 +158,10 @@ impl GpuRuntime {
                 (&params,),
             )
         };
+        if launched.is_err() {
+            // No kernel runs.
+            self.ctx.unfence(self.id);
+        }
         match launched {
             Err(Error::Cuda { code, .. })
                 if code.0
@@ -159,14 +173,6 @@ impl GpuRuntime {
             }
             launched => launched?,
         }
-        // From now until the kernel has exited, frees of device memory wait for its jobs.
-        self.ctx.fence(
-            self.id,
-            Box::new(RingFence::new(
-                self.submitter.clone(),
-                self.memory.ring().completions,
-            )),
-        );
         // Every block checks in; if some never become resident (another kernel holds the SMs),
         // refuse rather than run a scheduler that could wait on absent blocks.
         let started = m.ctl_u32(offset_of!(HostCtl, started_blocks));
