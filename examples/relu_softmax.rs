@@ -51,7 +51,10 @@ fn run(args: &Args) -> grosr_lab::Result<()> {
         ))
         .into());
     }
+    // Timed: the optimized module from the first build (the default, Tiered, would run the
+    // fast compile's until the optimized one is cached).
     let rt = Runtime::builder()
+        .optimize(grosr::Optimize::Speed)
         .task::<ReluSoftmax>()
         .task::<Relu>()
         .task::<Softmax>()

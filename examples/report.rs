@@ -51,7 +51,7 @@ struct Args {
     #[arg(long, default_value = "grosr-report")]
     plots: PathBuf,
     /// Build the shared runtime (core, pingpong, throughput, relu_softmax) with
-    /// `Optimize::Compile` instead of the default `Optimize::Speed`, to see what it costs.
+    /// `Optimize::Compile` instead of `Optimize::Speed`, to see what it costs.
     #[arg(long)]
     optimize_compile: bool,
     /// Build the shared runtime with a task trace of this many events per warp (issue 22: what
@@ -61,6 +61,10 @@ struct Args {
     /// Build the shared runtime `cancellable` (issue 22: what the cancel check costs).
     #[arg(long)]
     cancellable: bool,
+    /// The start-up section's child processes: one tiered start (module index, cache folder,
+    /// define, wait for Speed: true/false), `startup::tiered_child`.
+    #[arg(long, hide = true, num_args = 4)]
+    tiered_child: Option<Vec<String>>,
 }
 
 /// The sections on the shared runtime, in the order they run.
@@ -87,7 +91,54 @@ fn main() -> ExitCode {
     grosr_lab::cli::exit("report", run(&args))
 }
 
+/// The start-up section's modules: the quickstart example's and the lab's.
+fn startup_modules() -> Vec<startup::Module> {
+    let mut modules = vec![startup::Module {
+        name: "quickstart (2 types)",
+        builder: quickstart::builder,
+        check: None,
+    }];
+    modules.extend(startup::lab_modules());
+    modules
+}
+
+/// A child report running one of the start-up section's tiered starts.
+fn tiered_child_command(
+    index: usize,
+    folder: &Path,
+    define: &str,
+    wait: bool,
+) -> std::process::Command {
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("report"));
+    let mut c = std::process::Command::new(exe);
+    c.arg("--tiered-child")
+        .arg(index.to_string())
+        .arg(folder)
+        .arg(define)
+        .arg(wait.to_string());
+    c
+}
+
+/// `--tiered-child`: one tiered start of the start-up section, in this process.
+fn tiered_child(v: &[String]) -> grosr_lab::Result<()> {
+    let bad = || grosr::Error::Config(format!("--tiered-child {v:?}: INDEX FOLDER DEFINE WAIT"));
+    let [index, folder, define, wait] = v else {
+        return Err(bad().into());
+    };
+    let modules = startup_modules();
+    let m = index
+        .parse::<usize>()
+        .ok()
+        .and_then(|i| modules.get(i))
+        .ok_or_else(bad)?;
+    let wait = wait.parse::<bool>().map_err(|_| bad())?;
+    startup::tiered_child(m, Path::new(folder), define, wait)
+}
+
 fn run(args: &Args) -> grosr_lab::Result<()> {
+    if let Some(v) = &args.tiered_child {
+        return tiered_child(v);
+    }
     let wanted: Vec<&str> = sections()
         .filter(|s| {
             args.only
@@ -120,15 +171,6 @@ fn run(args: &Args) -> grosr_lab::Result<()> {
     };
     // The start-up section's cold compiles come before anything else compiles in this process
     // (startup::cold_compiles says why); its cached builds run with the other sections.
-    let startup_modules = || {
-        let mut modules = vec![startup::Module {
-            name: "quickstart (2 types)",
-            builder: quickstart::builder,
-            check: None,
-        }];
-        modules.extend(startup::lab_modules());
-        modules
-    };
     let mut startup_cold = if wanted.contains(&"startup") {
         progress.note("startup: the cold compiles first, before anything else compiles");
         let arch = grosr::Gpu::open(0)?.arch;
@@ -201,7 +243,10 @@ fn run(args: &Args) -> grosr_lab::Result<()> {
             "startup" => {
                 let mut t: Vec<Table> = startup_cold.take().into_iter().collect();
                 t.push(startup::cached_builds(&startup_modules())?);
-                t.push(startup::tiered_starts(&startup_modules())?);
+                t.push(startup::tiered_starts(
+                    &startup_modules(),
+                    &tiered_child_command,
+                )?);
                 t
             }
             _ => unreachable!(),

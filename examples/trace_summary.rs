@@ -42,6 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         (_, false) => workloads::builder(),
         // Only the Rust bodies: the workloads' other types are CUDA C.
         (_, true) => Runtime::builder()
+            .optimize(grosr::Optimize::Speed)
             .task::<relu_softmax::ReluSoftmaxRs>()
             .task::<relu_softmax::ReluRs>()
             .task::<relu_softmax::SoftmaxRs>(),

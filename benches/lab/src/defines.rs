@@ -1,6 +1,6 @@
 //! `GROSR_DEFINES`: preprocessor defines from the environment, for experiments without a rebuild.
 
-use grosr::{RuntimeBuilder, Tuning};
+use grosr::{Optimize, RuntimeBuilder, Tuning};
 
 /// Adds the defines listed in the environment variable `GROSR_DEFINES` (`NAME=VALUE,NAME`, a
 /// bare `NAME` defined empty) to `builder`. Apply it before the builder's own defines, which then
@@ -9,10 +9,13 @@ use grosr::{RuntimeBuilder, Tuning};
 /// The scheduler's own settings among them (`GROSR_BYPASS_HOPS=0`, `GROSR_TRACE`, ...) go to
 /// [`RuntimeBuilder::tuning`] and [`RuntimeBuilder::diagnostics`], which own those macros; a
 /// value that is not a number leaves the default and is reported on stderr.
+///
+/// It also asks for [`Optimize::Speed`]: the lab measures the optimized module, which grosr's
+/// default, `Optimize::Tiered`, runs only once it is in the compile cache.
 pub fn env_defines(builder: RuntimeBuilder) -> RuntimeBuilder {
     let mut tuning = Tuning::default();
     let mut diagnostics = false;
-    let mut builder = builder;
+    let mut builder = builder.optimize(Optimize::Speed);
     for (name, value) in parse(&std::env::var("GROSR_DEFINES").unwrap_or_default()) {
         let number = || {
             value.parse::<u64>().ok().or_else(|| {

@@ -104,7 +104,7 @@ impl Default for Config {
             tuning: Tuning::default(),
             diagnostics: false,
             cancellable: false,
-            optimize: Optimize::Speed,
+            optimize: Optimize::Tiered,
             cache_dir: None,
         }
     }
@@ -357,10 +357,11 @@ impl RuntimeBuilder {
         self
     }
 
-    /// How hard NVRTC works on the module: [`Optimize::Speed`] (the default),
-    /// [`Optimize::Compile`], a first compile of seconds with slower hot paths, or
-    /// [`Optimize::Tiered`], `Compile` until `Speed`, compiled in the background, is in the
-    /// compile cache (see [`Optimize`]). [`RuntimeInfo::optimize`] reports what was asked,
+    /// How hard NVRTC works on the module: [`Optimize::Tiered`] (the default), `Compile` until
+    /// `Speed`, compiled in the background, is in the compile cache; [`Optimize::Speed`], every
+    /// optimization from the first build (a minute or more for many task types); or
+    /// [`Optimize::Compile`], a first compile of seconds with slower hot paths (see
+    /// [`Optimize`]). [`RuntimeInfo::optimize`] reports what was asked,
     /// [`Startup::tier`](crate::Startup::tier) what runs.
     pub fn optimize(mut self, optimize: Optimize) -> Self {
         self.config.optimize = optimize;

@@ -98,8 +98,9 @@ pub(super) fn print_progress(p: CompileProgress) {
             );
             if optimize == Optimize::Speed {
                 eprintln!(
-                    "grosr: RuntimeBuilder::optimize(Optimize::Tiered) starts in seconds on slower \
-                     code and compiles this one in the background for the next run; \
+                    "grosr: Optimize::Tiered (the default) starts in seconds on slower code and \
+                     compiles this one in the background for the next run, given a usable compile \
+                     cache folder and NVRTC 12.8 or newer on glibc Linux (else it compiles this); \
                      Optimize::Compile, for editing task bodies, compiles in seconds (slower hot \
                      paths)"
                 );

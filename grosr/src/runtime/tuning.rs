@@ -147,7 +147,7 @@ impl Tuning {
 /// minute for a module of many task types, almost all of it ptxas. `Compile` asks NVRTC for its
 /// lightest fast-compile level (`--Ofast-compile=min`, NVRTC 12.8 and later; older ones compile
 /// as `Speed`): seconds instead of minutes, and hot paths up to four times slower. Each is cached as its
-/// own module, so a cached start costs the same. `Tiered` takes both: a build whose `Speed` module
+/// own module, so a cached start costs the same. `Tiered`, the default, takes both: a build whose `Speed` module
 /// is in the compile cache loads it; otherwise it compiles and runs the `Compile` module, and
 /// compiles `Speed` on a background thread into the cache, where the next build of the same
 /// module (in this process or a later one) finds it ([`Startup::tier`](crate::Startup::tier) says
@@ -176,18 +176,22 @@ impl Tuning {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Optimize {
-    /// Every optimization (the default): for runs that last, and for measuring.
-    #[default]
+    /// Every optimization: what [`Tiered`](Optimize::Tiered) runs once it is cached; ask for it
+    /// to measure, or to have a first build wait for the fast code.
     Speed,
     /// A first compile of seconds, for the edit-and-run loop while writing task bodies: the
     /// scheduler's hot paths run up to four times slower.
     Compile,
-    /// `Speed` from the compile cache when it holds it; otherwise `Compile` now and `Speed` on a
-    /// background thread, into the cache, for the next build. Without a usable cache folder (or
+    /// The default: `Speed` from the compile cache when it holds it; otherwise `Compile` now
+    /// (from the cache too, after the first time) and `Speed` on a background thread, into the
+    /// cache, for the next build. Without a usable cache folder (or
     /// with NVRTC older than 12.8, which has no fast-compile level) it is `Speed`. The thread
     /// competes with the program for the host's cores for as long as `Speed` takes (a minute or
     /// more for many task types); a process that ends sooner stores nothing, and its next run
-    /// starts on `Compile` again.
+    /// starts on `Compile` again. A process that exits while the thread compiles ends at once
+    /// with its exit status, skipping the C exit handlers registered before the thread started
+    /// (NVRTC's among them, which would unload code the thread runs: a crash).
+    #[default]
     Tiered,
 }
 

@@ -170,26 +170,31 @@ pub fn cached_builds(modules: &[Module]) -> Result<Table> {
 }
 
 /// The section's third table: [`Optimize::Tiered`] from nothing, as a user's first and second
-/// run would see it (s): a build in a fresh cache folder, of a source no compile has seen (NVRTC
-/// keeps a cache of its own, see [`cold_compile`]), until the module's check passed; how long
-/// the `Speed` module took to reach the folder in the background, counted from that build's
-/// start; then a build of the same module, which loads `Speed`, until its check passed. The
+/// run would see it (s), each run a process of its own (`child(module index, folder, define,
+/// wait)` gives the command; the report runs itself, and the child calls [`tiered_child`]):
+/// a run in a fresh cache folder, of a source no compile has seen (NVRTC keeps a cache of its
+/// own, see [`cold_compile`]), from its start until the module's check passed; when the `Speed`
+/// module reached the folder from that run's background thread (the run waits for it before it
+/// ends: a process that ends sooner stores nothing); then a second run, which loads `Speed`. A
+/// process each, not one for all: NVRTC 13.0 compiles `Optimize::Compile` slower, into a larger
+/// module, once a full compile has finished in the process (benches/NOTES.md, "Start-up and
+/// compile time"), which in one process would time the background compile's aftermath. The
 /// first table's `Speed` column is the same first run without tiers.
-pub fn tiered_starts(modules: &[Module]) -> Result<Table> {
+pub fn tiered_starts(
+    modules: &[Module],
+    child: &dyn Fn(usize, &std::path::Path, &str, bool) -> std::process::Command,
+) -> Result<Table> {
     let mut table = Table::new(
         "startup_tiered",
-        "Start-up: Optimize::Tiered in a fresh cache folder, from build() to the module's check",
+        "Start-up: Optimize::Tiered in a fresh cache folder, a process from its start to the module's check",
         "s",
         false,
         &["first run", "Speed cached after", "next run"],
     );
     table.ratios = false;
-    for m in modules {
-        let folder = std::env::temp_dir().join(format!(
-            "grosr-lab-tiered-{}-{}",
-            std::process::id(),
-            m.name.split_whitespace().next().unwrap_or("module")
-        ));
+    for (index, m) in modules.iter().enumerate() {
+        let folder =
+            std::env::temp_dir().join(format!("grosr-lab-tiered-{}-{index}", std::process::id()));
         let _ = std::fs::remove_dir_all(&folder);
         let unique = format!(
             "{}",
@@ -197,61 +202,130 @@ pub fn tiered_starts(modules: &[Module]) -> Result<Table> {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos())
         );
-        let build = || {
-            (m.builder)()
-                .define("LAB_TIERED_RUN", unique.as_str())
-                .cache_dir(&folder)
-                .optimize(Optimize::Tiered)
-                .on_compile(|_| {})
-                .build()
-        };
-        let run = |started: Instant| -> Result<(f64, Optimize)> {
-            let rt = build()?;
-            if let Some(check) = m.check {
-                check(&rt)?;
-            }
-            Ok((started.elapsed().as_secs_f64(), rt.info().startup.tier))
-        };
-        let started = Instant::now();
-        let (first, first_tier) = run(started)?;
-        // Both modules' entries (the cache writes an entry whole, by rename). Bounded: the
-        // 14-type module's `Speed` is about a minute and a half of one core.
-        let entries = || {
-            std::fs::read_dir(&folder).map_or(0, |d| {
-                d.filter(|e| {
-                    e.as_ref()
-                        .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "entry"))
-                })
-                .count()
-            })
-        };
-        while entries() < 2 {
-            if started.elapsed() > Duration::from_secs(900) {
-                return Err(Error::Invalid(format!(
-                    "{}: Optimize::Tiered's Speed module was not in the cache after 900 s",
-                    m.name
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let ready = started.elapsed().as_secs_f64();
-        let (next, next_tier) = run(Instant::now())?;
+        let first = run_child(&mut child(index, &folder, &unique, true), m.name)?;
+        let next = run_child(&mut child(index, &folder, &unique, false), m.name)?;
         let _ = std::fs::remove_dir_all(&folder);
-        if first_tier != Optimize::Compile || next_tier != Optimize::Speed {
+        if first.tier != "Compile" || next.tier != "Speed" {
             table.notes.push(format!(
-                "{}: ran {first_tier:?} first and {next_tier:?} next (expected Compile, Speed)",
-                m.name
+                "{}: ran {} first and {} next (expected Compile, Speed)",
+                m.name, first.tier, next.tier
             ));
         }
-        table.push(m.name, vec![Some(first), Some(ready), Some(next)]);
+        table.push(
+            m.name,
+            vec![Some(first.checked), Some(first.ended), Some(next.checked)],
+        );
     }
     table.notes.push(
-        "first run: build() at Optimize::Tiered (the fast compile; Speed starts on a background \
-         thread) and the module's check; next run: a build once Speed is in the folder, which \
-         loads it. In one process here; a later process finds the folder the same way."
+        "first run: a process that builds at Optimize::Tiered (the fast compile; Speed starts on \
+         a background thread), runs the module's check and then waits for Speed to reach the \
+         folder; next run: a process that loads it. Times from each process's spawn."
             .into(),
     );
     Ok(table)
+}
+
+/// What one child process of [`tiered_starts`] saw: when its check passed and when it ended (s
+/// from its spawn), and which tier ran.
+struct ChildRun {
+    checked: f64,
+    ended: f64,
+    tier: String,
+}
+
+/// Runs `command` (a report child running [`tiered_child`]) to its end: at most 900 s, the
+/// 14-type module's `Speed` being about a minute and a half of one core.
+fn run_child(command: &mut std::process::Command, name: &str) -> Result<ChildRun> {
+    use std::io::BufRead;
+    let started = Instant::now();
+    let mut process = command
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::Invalid(format!("{name}: could not start a child report: {e}")))?;
+    let stdout = process
+        .stdout
+        .take()
+        .ok_or_else(|| Error::Invalid(format!("{name}: the child report has no output")))?;
+    let (lines, got) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let _ = lines.send((line, started.elapsed()));
+        }
+    });
+    let limit = Duration::from_secs(900);
+    let mut checked = None;
+    loop {
+        let left = limit.saturating_sub(started.elapsed());
+        match got.recv_timeout(left) {
+            Ok((Ok(line), at)) => {
+                if let Some(tier) = line.strip_prefix("tiered-child checked ") {
+                    checked = Some((at.as_secs_f64(), tier.trim().to_string()));
+                }
+            }
+            // Its output closed: it has ended (or is ending).
+            Ok((Err(_), _)) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                let _ = process.kill();
+                let _ = process.wait();
+                return Err(Error::Invalid(format!(
+                    "{name}: a tiered start had not ended after {limit:?}"
+                )));
+            }
+        }
+    }
+    let status = process
+        .wait()
+        .map_err(|e| Error::Invalid(format!("{name}: {e}")))?;
+    let ended = started.elapsed().as_secs_f64();
+    match checked {
+        Some((checked, tier)) if status.success() => Ok(ChildRun {
+            checked,
+            ended,
+            tier,
+        }),
+        _ => Err(Error::Invalid(format!(
+            "{name}: a tiered start failed ({status}) before its check passed"
+        ))),
+    }
+}
+
+/// One run of [`tiered_starts`], in a process of its own: builds `m` at [`Optimize::Tiered`] in
+/// `folder` (with `unique` defined, so that no compile has seen its source), runs its check,
+/// prints `tiered-child checked <tier>` and, with `wait`, waits (at most 900 s) until both
+/// modules are in the folder.
+pub fn tiered_child(m: &Module, folder: &std::path::Path, unique: &str, wait: bool) -> Result<()> {
+    let rt = (m.builder)()
+        .define("LAB_TIERED_RUN", unique)
+        .cache_dir(folder)
+        .optimize(Optimize::Tiered)
+        .on_compile(|_| {})
+        .build()?;
+    if let Some(check) = m.check {
+        check(&rt)?;
+    }
+    println!("tiered-child checked {:?}", rt.info().startup.tier);
+    drop(rt);
+    // The cache writes an entry whole, by rename: a counted one is complete.
+    let entries = || {
+        std::fs::read_dir(folder).map_or(0, |d| {
+            d.filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "entry"))
+            })
+            .count()
+        })
+    };
+    let started = Instant::now();
+    while wait && entries() < 2 {
+        if started.elapsed() > Duration::from_secs(900) {
+            return Err(Error::Invalid(format!(
+                "{}: Optimize::Tiered's Speed module was not in the cache after 900 s",
+                m.name
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
 }
 
 /// The median of `runs` cold compiles of `source` (seconds) and the CUBIN's size.
@@ -291,4 +365,39 @@ pub fn cold_compile(source: &str, arch: u32, optimize: Optimize) -> Result<(f64,
     let options = grosr::unstable::nvrtc_options(optimize);
     let bytes = grosr::unstable::compile_with(&unique, arch, options)?.len();
     Ok((started.elapsed().as_secs_f64(), bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(script: &str) -> std::process::Command {
+        let mut c = std::process::Command::new("sh");
+        c.arg("-c").arg(script);
+        c
+    }
+
+    #[test]
+    fn a_child_run_times_its_check_and_its_end() {
+        let run = run_child(
+            &mut sh("echo noise; echo tiered-child checked Compile; sleep 0.3"),
+            "test",
+        )
+        .unwrap();
+        assert_eq!(run.tier, "Compile");
+        assert!(
+            run.checked < run.ended && run.ended >= 0.3,
+            "{} {}",
+            run.checked,
+            run.ended
+        );
+    }
+
+    #[test]
+    fn a_child_that_fails_or_never_checks_is_an_error() {
+        for script in ["echo tiered-child checked Speed; exit 3", "echo nothing"] {
+            let e = run_child(&mut sh(script), "m").err().expect(script);
+            assert!(e.to_string().contains("m: a tiered start failed"), "{e}");
+        }
+    }
 }
