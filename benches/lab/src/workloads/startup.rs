@@ -106,7 +106,7 @@ pub fn cold_compiles(modules: &[Module], arch: u32) -> Result<Table> {
     Ok(cold)
 }
 
-/// The section's second table: a cached build of each module (the default, `Speed`), broken
+/// The section's second table: a cached build of each module (`Speed`, as the lab asks), broken
 /// down (ms). The first build fills the cache if needed.
 pub fn cached_builds(modules: &[Module]) -> Result<Table> {
     let mut cached = Table::new(
@@ -128,9 +128,10 @@ pub fn cached_builds(modules: &[Module]) -> Result<Table> {
     for m in modules {
         // The first build fills the cache if needed; the second is the cached start timed. Both
         // silent: the progress bar owns stderr.
-        drop((m.builder)().on_compile(|_| {}).build()?);
+        let speed = || (m.builder)().optimize(Optimize::Speed).on_compile(|_| {});
+        drop(speed().build()?);
         let started = Instant::now();
-        let rt = (m.builder)().on_compile(|_| {}).build()?;
+        let rt = speed().build()?;
         let total = started.elapsed();
         let s = rt.info().startup;
         if let Some(check) = m.check {
