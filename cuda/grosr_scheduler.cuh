@@ -181,6 +181,12 @@ __device__ void scheduler(const Params& kernel_params) {
         ws->graph_job = NO_KIND;
     }
     ws->held[lane][RECORD_WORDS] = NO_KIND;
+#ifdef GROSR_TRACE_TASKS
+    // Each ring goes on from the events of this warp's earlier launches (their counts are final:
+    // a relaunch follows a stop, which waited for the kernel to end).
+    ws->trace_seq[lane] = grosr_task_trace.counts[(blockIdx.x * WARPS_PER_BLOCK + warp) * WARP + lane];
+    if (lane == 0) ws->trace_rot = 0;
+#endif
     if (threadIdx.x == 0) { mbox.epoch = 0; mbox.busy = 0; blk_stop = 0; }
 #ifdef GROSR_TRACE
     if (threadIdx.x == 0) grosr_seq_n = 64;      // until a spawn tree's root starts

@@ -22,6 +22,12 @@ struct WarpState {
     // round or count (scheduler bypass). [RECORD_WORDS] holds its kind, NO_KIND when empty.
     // 13 words a row: lanes hit distinct banks.
     uint32_t held[WARP][RECORD_WORDS + 1];
+#ifdef GROSR_TRACE_TASKS
+    // The task timeline's rings (grosr_task_trace.cuh): per lane, the events its ring took; the
+    // lane whose ring the next warp task records into.
+    uint32_t trace_seq[WARP];
+    uint32_t trace_rot;
+#endif
 };
 
 // Owed counts: a warp that runs uniform rounds does not decrement its job's pending count each

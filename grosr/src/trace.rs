@@ -11,10 +11,11 @@
 //! task's origin to it, the host's calls on host tracks, counters below.
 //!
 //! On the CPU backend a track is a worker thread. On a GPU the scheduler records every task it
-//! runs into its warps' device buffers (a track per warp, and per lane for lane tasks, which a
-//! round runs side by side) with its spawner as the origin; the host's submits, waits and graph
-//! runs are stamped on the GPU's clock (set against `%globaltimer` before each launch of the
-//! scheduler), and the take names the origins the GPU does not record: a submitted task's
+//! runs into rings in device memory, one per lane of each scheduler warp (a track per warp, and
+//! per lane for lane tasks, which a round runs side by side), with its spawner as the origin;
+//! the host's submits, waits and graph runs are stamped on the GPU's clock (set against
+//! `%globaltimer` before each launch of the scheduler), and the take names the origins the GPU
+//! does not record: a submitted task's
 //! submit, a graph node's predecessor whose end released it (a root: its graph run). The
 //! queued-tasks counter is derived from the events there (a task counts from its origin's end
 //! until it starts), and heap use is the heap's whole slabs in use, sampled by the GPU whenever a
@@ -92,9 +93,10 @@ pub struct Trace {
     pub tracks: Vec<String>,
     /// Task type names (index = [`TaskSpan::kind`]).
     pub task_names: Vec<&'static str>,
-    /// Events not recorded: tasks past a track's buffer, host calls past the host log, and on a
-    /// GPU heap samples past theirs ([`RuntimeBuilder::trace`](crate::RuntimeBuilder::trace)
-    /// sets the sizes).
+    /// Events not recorded: tasks past a track's buffer (on a GPU: overwritten in their ring
+    /// before the take, or still being written when it read them), host calls past the host
+    /// log, and on a GPU heap samples past theirs
+    /// ([`RuntimeBuilder::trace`](crate::RuntimeBuilder::trace) sets the sizes).
     pub dropped: u64,
 }
 

@@ -198,15 +198,18 @@ impl RuntimeBuilder {
         self.config.cpu_threads = Some(threads.max(1));
         self
     }
-    /// Records a timeline of the tasks run, keeping up to `events` per track, and the host's
-    /// submits, waits and graph runs (as many, and on a GPU at least 65 536); later events are
-    /// counted as dropped. [`Runtime::trace`] takes it, for Perfetto (`grosr::trace`). Off (0)
-    /// by default, and then nothing is recorded. On the CPU backend a track is a worker thread.
-    /// On a GPU a track is a scheduler warp, and a lane of it for lane tasks (every warp gets a
-    /// buffer of `events` × 32 bytes, at most 131 070 events and a quarter of the free memory
-    /// in all), each task records its start and end, SM, kind, job and spawner (a task a cancel
-    /// skipped records nothing), the module is compiled with the recording in (without this
-    /// setting it is the same code as before), the host's calls are stamped on the GPU's clock
+    /// Records a timeline of the tasks run and the host's submits, waits and graph runs
+    /// (`events` of them, and on a GPU at least 65 536); events past what is kept are counted
+    /// as dropped. [`Runtime::trace`] takes it, for Perfetto (`grosr::trace`). Off (0) by
+    /// default, and then nothing is recorded. On the CPU backend a track is a worker thread,
+    /// which keeps its first `events` between takes. On a GPU a track is a scheduler warp, and
+    /// a lane of it for lane tasks; each warp keeps `events` rounded down to a power of two (at
+    /// least 32, at most 65 536), as a ring per lane of `events` / 32 events of 32 bytes (a
+    /// quarter of the free memory in all at most): each lane's newest, shared with the warp
+    /// and block tasks it records in turn. Each task records its start and end, SM, kind, job and
+    /// spawner (a task a cancel skipped records nothing), the module is compiled with the
+    /// recording in (without this setting it is the same code as before), the host's calls are
+    /// stamped on the GPU's clock
     /// (set before each launch of the scheduler) and the take names each submitted task's
     /// submit and each graph node's releasing predecessor; the queued-tasks counter is derived
     /// from the events, and heap bytes are the heap's slabs in use (64 KiB each: classes' slabs
@@ -654,7 +657,11 @@ impl RuntimeBuilder {
             events => Some(TaskTraceBuffers::new(
                 gpu.context()?,
                 &module,
-                (grid * (crate::layout::BLOCK_THREADS / 32), self.tasks.len()),
+                (
+                    grid * (crate::layout::BLOCK_THREADS / 32),
+                    self.tasks.len(),
+                    gpu.sm_count,
+                ),
                 events,
                 heap.as_ref().map(|h| h.desc.slabs),
                 gpu.memory_info()?.0,

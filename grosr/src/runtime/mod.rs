@@ -182,10 +182,11 @@ impl Runtime {
     }
 
     /// What the trace recorded since the last call ([`RuntimeBuilder::trace`] turns it on;
-    /// [`Trace::to_chrome_json`](crate::Trace::to_chrome_json) writes it for Perfetto), which
-    /// it empties: [`Error::Config`] when the runtime was built without tracing. On the CPU
-    /// backend the tracks are its workers, on a GPU its scheduler warps (take it while the
-    /// traced jobs are done: tasks running meanwhile may be lost).
+    /// [`Trace::to_chrome_json`](crate::Trace::to_chrome_json) writes it for Perfetto); the
+    /// next call gives what came after: [`Error::Config`] when the runtime was built without
+    /// tracing. On the CPU backend the tracks are its workers, on a GPU its scheduler warps
+    /// (take it while the traced jobs are done: tasks running meanwhile are counted as
+    /// dropped).
     pub fn trace(&self) -> Result<crate::Trace> {
         match &self.engine {
             Engine::Cpu(c) => c.executor().take_trace().ok_or_else(|| {

@@ -1,7 +1,7 @@
 //! The GPU's task timeline ([`RuntimeBuilder::trace`](super::RuntimeBuilder::trace)): the
-//! per-warp buffers the scheduler writes one event per task into (cuda/grosr_task_trace.cuh,
-//! which documents the ids and origins), the host's submits, waits and graph launches beside
-//! them, and their reading into a [`Trace`].
+//! per-lane rings the scheduler writes one event per task into (cuda/grosr_task_trace.cuh,
+//! which documents the rings, ids and origins), the host's submits, waits and graph launches
+//! beside them, and their reading into a [`Trace`].
 //!
 //! Host and GPU on one clock: before each launch of the scheduler, `grosr_trace_clock` answers
 //! pings through mapped memory with `%globaltimer`, and the host keeps the answer it bracketed
@@ -39,7 +39,7 @@ struct TaskEvent {
     end: u64,
     id: u32,
     origin: u32,
-    /// Kind (bits 0-11), lane (12-16, lane tasks), SM (17-).
+    /// Kind (bits 0-11), lane (12-16, lane tasks), SM (17-24), the ring's wrap count (25-31).
     place: u32,
     job: u32,
 }
@@ -51,8 +51,8 @@ const _: () = assert!(size_of::<TaskEvent>() == 32);
 struct TaskTraceDev {
     events: u64,
     counts: u64,
-    capacity: u32,
-    warps: u32,
+    lane_capacity: u32,
+    lane_shift: u32,
     heap: u64,
     heap_count: u64,
     heap_capacity: u32,
@@ -83,8 +83,19 @@ struct HeapTrace {
 
 /// An event's origin that is a graph tag, not a task's id (`ORIGIN_GRAPH`).
 const ORIGIN_GRAPH: u32 = 0x8000_0000;
-/// Ids hold the warp above 17 bits of slot, and stay under 2^31.
+/// Ids hold the warp above 17 bits of ring lane (5) and slot + 1 (12), and stay under 2^31.
 const SLOT_BITS: u32 = 17;
+/// Where an event's wrap count starts in its `place`.
+const GEN_SHIFT: u32 = 25;
+/// Events a warp keeps at most: 32 rings of 2048 (slot + 1 fits 12 bits).
+const MAX_EVENTS: usize = 32 << 11;
+/// SMs an event tells apart (8 bits of `place`).
+const MAX_SMS: u32 = 256;
+
+/// Events of each lane's ring for `capacity` events a warp: a power of two, at least 1.
+fn lane_capacity(capacity: usize) -> u32 {
+    (1u32 << capacity.max(1).ilog2()).div_ceil(32)
+}
 
 /// The settings a GPU trace refuses, checked before the module is compiled: `capacity` events
 /// a warp, of `kinds` task types.
@@ -94,10 +105,9 @@ pub(super) fn check(capacity: usize, kinds: usize) -> Result<()> {
             "a trace of {kinds} task types: an event keeps 12 bits of kind (4096 types)"
         )));
     }
-    let max = (1usize << SLOT_BITS) - 2;
-    if capacity == 0 || capacity > max {
+    if capacity == 0 || capacity > MAX_EVENTS {
         return Err(Error::Config(format!(
-            "a trace of {capacity} events a track: a GPU's warps keep 1 to {max} each"
+            "a trace of {capacity} events a track: a GPU's warps keep 1 to {MAX_EVENTS} each"
         )));
     }
     Ok(())
@@ -177,14 +187,14 @@ struct Owners {
     lost_from: Option<u64>,
 }
 
-/// The buffers: `warps` × `capacity` events and a count per warp; the host's side beside them.
+/// The rings: one per lane of each of `warps` warps, `lane_capacity` events each, and a count of
+/// the events written per ring; the host's side beside them.
 pub(super) struct TaskTraceBuffers {
     events: DeviceMem,
     counts: DeviceMem,
-    capacity: u32,
-    warps: u32,
-    /// One take at a time.
-    taking: Mutex<()>,
+    lane_capacity: u32,
+    /// Per ring, the events taken so far (one take at a time).
+    taken: Mutex<Vec<u32>>,
     clock_kernel: Function,
     /// The clock's ping (word 0), the kernel's "started" (word 1) and stamps (from byte 8),
     /// mapped.
@@ -201,40 +211,49 @@ pub(super) struct TaskTraceBuffers {
 const MIN_HOST_SPANS: usize = 1 << 16;
 
 impl TaskTraceBuffers {
-    /// Buffers of `capacity` events for each of `warps` warps, which `module`'s scheduler will
+    /// Rings for `capacity` events a warp (rounded down to a power of two, at least one a
+    /// lane) for each of `warps` warps of a GPU of `sms` SMs, which `module`'s scheduler will
     /// write (its `grosr_task_trace` is pointed at them; no kernel may run yet), with samples of
     /// the heap's pool when the runtime has a heap of `heap_slabs` slabs. An error if the
     /// capacity is out of range or the buffers would take more than a quarter of `free` bytes.
     pub(super) fn new(
         ctx: &Context,
         module: &Module,
-        (warps, kinds): (u32, usize),
+        (warps, kinds, sms): (u32, usize, u32),
         capacity: usize,
         heap_slabs: Option<u32>,
         free: usize,
     ) -> Result<TaskTraceBuffers> {
         check(capacity, kinds)?;
+        if sms > MAX_SMS {
+            return Err(Error::Config(format!(
+                "a trace on a GPU of {sms} SMs: an event keeps 8 bits of SM ({MAX_SMS})"
+            )));
+        }
+        let lane_cap = lane_capacity(capacity);
+        let rings = warps as usize * 32;
         if warps >= 1 << (31 - SLOT_BITS) {
             return Err(Error::Config(format!(
                 "a trace of {warps} scheduler warps: at most {} (cap the SMs with max_sms)",
                 (1u32 << (31 - SLOT_BITS)) - 1
             )));
         }
-        let bytes = (warps as usize)
-            .checked_mul(capacity)
+        let bytes = rings
+            .checked_mul(lane_cap as usize)
             .and_then(|n| n.checked_mul(size_of::<TaskEvent>()))
             .filter(|b| *b <= free / 4)
             .ok_or_else(|| {
                 Error::DoesNotFit(format!(
-                    "a trace of {capacity} events for each of {warps} warps ({} B each) needs \
+                    "a trace of {} events for each of {warps} warps ({} B each) needs \
                      more than a quarter of the GPU's free memory ({free} B): trace fewer events",
+                    32 * lane_cap,
                     size_of::<TaskEvent>()
                 ))
             })?;
-        // Zeroed: a slot taken but not yet written must read as no event (start 0), in the
-        // first take too.
+        // Zeroed: a slot taken but not yet written must read as no event (start 0) in the first
+        // take (later, its wrap count tells an old event apart).
         let events = DeviceMem::zeroed(ctx, bytes)?;
-        let counts = DeviceMem::zeroed(ctx, warps as usize * 8)?;
+        let counts = DeviceMem::zeroed(ctx, rings * 4)?;
         let heap = match heap_slabs {
             Some(slabs) => Some(HeapTrace {
                 samples: DeviceMem::zeroed(ctx, HEAP_SAMPLES * size_of::<HeapSample>())?,
@@ -253,8 +272,8 @@ impl TaskTraceBuffers {
         let dev = TaskTraceDev {
             events: events.ptr(),
             counts: counts.ptr(),
-            capacity: capacity as u32,
-            warps,
+            lane_capacity: lane_cap,
+            lane_shift: lane_cap.trailing_zeros(),
             heap: heap.as_ref().map_or(0, |h| h.samples.ptr()),
             heap_count: heap.as_ref().map_or(0, |h| h.count.ptr()),
             heap_capacity: HEAP_SAMPLES as u32,
@@ -265,9 +284,8 @@ impl TaskTraceBuffers {
         Ok(TaskTraceBuffers {
             events,
             counts,
-            capacity: capacity as u32,
-            warps,
-            taking: Mutex::new(()),
+            lane_capacity: lane_cap,
+            taken: Mutex::new(vec![0; rings]),
             clock_kernel: module.function("grosr_trace_clock")?,
             clock_mem: MappedMem::new(ctx, 8 + 8 * CLOCK_ROUNDS as usize)?,
             clock: Mutex::new(None),
@@ -413,44 +431,43 @@ impl TaskTraceBuffers {
         }
     }
 
-    /// What the scheduler recorded since the last take, which empties the buffers. Take it
-    /// while the traced jobs are done: a task running meanwhile may be lost, and ids start over
-    /// (a task queued before the take names an id of the last one). `names`: the task types by
-    /// kind. Times are from the earliest event's start.
+    /// What the scheduler recorded since the last take: per ring, the events written since,
+    /// the newest `lane_capacity` of them when more were (the others counted as dropped). Take
+    /// it while the traced jobs are done: a task running meanwhile is counted as dropped.
+    /// `names`: the task types by kind. Times are from the earliest event's start.
     pub(super) fn take(&self, task_names: Vec<&'static str>) -> Result<Trace> {
-        let _one = self.taking.lock().unwrap_or_else(|e| e.into_inner());
-        let mut counts = vec![0u64; self.warps as usize];
+        let mut taken = self.taken.lock().unwrap_or_else(|e| e.into_inner());
+        let mut counts = vec![0u32; taken.len()];
         self.counts.read(&mut counts)?;
         let mut trace = Trace {
             task_names,
             ..Trace::default()
         };
-        let cap = self.capacity as usize;
+        let cap = self.lane_capacity as usize;
+        let mut block = vec![TaskEvent::default(); 32 * cap];
         let mut events = Vec::new();
-        for (w, &n) in counts.iter().enumerate() {
-            let kept = (n as usize).min(cap);
-            trace.dropped += n - kept as u64;
-            if kept > 0 {
-                let mut mine = vec![TaskEvent::default(); kept];
-                let at = w * cap * size_of::<TaskEvent>();
-                self.events.read_at(at, &mut mine)?;
-                // Zeroed again before the count is: the next take's slots start unwritten.
-                self.events
-                    .write_at(at, &vec![TaskEvent::default(); kept])?;
-                // A slot taken but not yet written (a task still running) is left out.
-                events.extend(
-                    mine.into_iter()
-                        .filter(|e| e.start != 0 && e.end >= e.start)
-                        .map(|e| (w as u32, e)),
-                );
+        for (w, (written, before)) in counts.chunks(32).zip(taken.chunks(32)).enumerate() {
+            if written == before {
+                continue;
+            }
+            // The warp's 32 rings in one read (2 MiB at most: fewer, larger copies than a ring's
+            // new slots each, which may be 64 a warp).
+            self.events
+                .read_at(w * block.len() * size_of::<TaskEvent>(), &mut block)?;
+            for (r, (&written, &before)) in written.iter().zip(before).enumerate() {
+                // Lane r's ring: slot s at s * 32 + r (interleaved by lane on the device).
+                let ring: Vec<TaskEvent> = (0..cap).map(|s| block[s * 32 + r]).collect();
+                let (kept, dropped) = ring_take(&ring, written, before);
+                trace.dropped += dropped;
+                events.extend(kept.into_iter().map(|e| (w as u32, e)));
             }
         }
-        // Read first, then emptied.
-        self.counts.write(&vec![0u64; self.warps as usize])?;
+        // Only once every read succeeded: a failed take leaves the events for the next.
+        *taken = counts;
         let (mut host, host_dropped) = self.host.take();
         trace.dropped += host_dropped;
         let owners = std::mem::take(&mut *self.owners.lock().unwrap_or_else(|e| e.into_inner()));
-        let parents = parents(&events, &owners, self.capacity);
+        let parents = parents(&events, &owners);
         let heap = match &self.heap {
             Some(h) => Some(h.take()?),
             None => None,
@@ -469,7 +486,7 @@ impl TaskTraceBuffers {
             .unwrap_or(0);
         // A track per warp, and per lane for lane tasks (a round's run side by side), only for
         // those with events, in order.
-        let key = |w: u32, e: &TaskEvent| (w, (e.place >> 12) & 31, e.place >> 17);
+        let key = |w: u32, e: &TaskEvent| (w, (e.place >> 12) & 31, (e.place >> 17) & 0xFF);
         let mut keys: Vec<(u32, u32, u32)> = events.iter().map(|(w, e)| key(*w, e)).collect();
         keys.sort_unstable();
         keys.dedup();
@@ -560,9 +577,40 @@ fn heap_bytes(samples: &[HeapSample], slabs: u32, epoch: u64) -> Vec<CounterSamp
     out
 }
 
+/// A ring's events written since the last take, `written` of them in all against `before` then
+/// (counts wrap): the newest `ring.len()` at most, those still being written (start 0, end
+/// before start) or already overwritten (another wrap count) left out, and how many were not
+/// kept.
+fn ring_take(ring: &[TaskEvent], written: u32, before: u32) -> (Vec<TaskEvent>, u64) {
+    let cap = ring.len() as u32;
+    let new = written.wrapping_sub(before);
+    // A count never goes back (a relaunch goes on from it): a wrapped difference this large
+    // would be a corrupted count, and nothing is read.
+    if new > u32::MAX / 2 {
+        return (Vec::new(), 0);
+    }
+    let kept = new.min(cap);
+    let mut dropped = u64::from(new - kept);
+    let mut out = Vec::with_capacity(kept as usize);
+    for seq in (0..kept).map(|k| written.wrapping_sub(kept - k)) {
+        let e = ring[(seq & (cap - 1)) as usize];
+        let wrap = (seq >> cap.trailing_zeros()) & 0x7F;
+        if e.start != 0 && e.end >= e.start && e.place >> GEN_SHIFT == wrap {
+            out.push(e);
+        } else {
+            dropped += 1;
+        }
+    }
+    (out, dropped)
+}
+
 /// Each event's parent: the origin the GPU recorded, or the one the module docs say the take
 /// fills in (times: the GPU's clock, before the take's epoch is subtracted).
-fn parents(events: &[(u32, TaskEvent)], owners: &Owners, capacity: u32) -> Vec<u64> {
+fn parents(events: &[(u32, TaskEvent)], owners: &Owners) -> Vec<u64> {
+    // Ids are unique within a take (a ring gives at most one event per slot); a slot's id
+    // repeats across takes, so an origin names a spawner only if this take holds an event of
+    // that id that started no later.
+    let started: HashMap<u32, u64> = events.iter().map(|(_, e)| (e.id, e.start)).collect();
     // Each slot's owners, by the time they took it.
     let mut of_slot: HashMap<u32, Vec<(u64, usize)>> = HashMap::new();
     for (i, o) in owners.list.iter().enumerate() {
@@ -628,11 +676,10 @@ fn parents(events: &[(u32, TaskEvent)], owners: &Owners, capacity: u32) -> Vec<u
             if e.origin == 0 {
                 return owner_of(e).map_or(0, |o| owners.list[o].span);
             }
-            // A dropped task's id (slot field past the capacity) names no event.
-            if e.origin & ((1 << SLOT_BITS) - 1) > capacity {
-                0
-            } else {
+            if started.get(&e.origin).is_some_and(|&s| s <= e.start) {
                 u64::from(e.origin)
+            } else {
+                0
             }
         })
         .collect()
@@ -737,7 +784,7 @@ mod tests {
             event(9, 0, 6, 2010, 2020),
             event(10, 9, 6, 2030, 2040),
         ];
-        let got = parents(&events, &owners, 100);
+        let got = parents(&events, &owners);
         assert_eq!(got, vec![h(0), 1, 1, 3, h(1), 5, 5, 6, h(2), 9]);
     }
 
@@ -750,12 +797,13 @@ mod tests {
             lost_from: None,
         };
         let events = [event(1, 0, 3, 1500, 2900), event(2, 0, 3, 3100, 3200)];
-        assert_eq!(parents(&events, &owners, 100), vec![100, 101]);
+        assert_eq!(parents(&events, &owners), vec![100, 101]);
     }
 
     /// What the take cannot tell names nothing: a task after the first owner the log dropped,
     /// a tagged task with no launch, a tag of 0, a task before any owner of its slot, the child
-    /// of a dropped task (its slot field past the capacity).
+    /// of a task this take does not hold, the child of an id that started after it (its ring's
+    /// slot reused: another task); a spawner it holds that started first is named.
     #[test]
     fn what_the_take_cannot_tell_names_no_parent() {
         let owners = Owners {
@@ -770,12 +818,50 @@ mod tests {
             event(5, 0, 9, 1300, 1400),
             event(6, 0, 2, 900, 950),
             event(7, (1 << SLOT_BITS) | 101, 1, 1500, 1600),
-            event(8, (1 << SLOT_BITS) | 100, 1, 1500, 1600),
+            event(8, 2, 1, 1500, 1600),
+            event(9, 1, 1, 1500, 1600),
         ];
-        assert_eq!(
-            parents(&events, &owners, 100),
-            vec![100, 0, 0, 0, 0, 0, 0, u64::from((1u32 << SLOT_BITS) | 100)]
-        );
+        assert_eq!(parents(&events, &owners), vec![100, 0, 0, 0, 0, 0, 0, 0, 1]);
+    }
+
+    /// A ring of 4 read at counts 3 (all three), then 9 (the newest 4 of 6 new, 2 dropped;
+    /// one of them still running, one an old event the newer has not yet overwritten: both
+    /// dropped too), then across the counts' wrap.
+    #[test]
+    fn a_ring_gives_its_newest_events_and_drops_what_it_cannot_tell() {
+        let ev = |seq: u32, end: u64| TaskEvent {
+            start: 10 + u64::from(seq),
+            end,
+            id: seq,
+            origin: 0,
+            place: (seq >> 2 & 0x7F) << GEN_SHIFT,
+            job: 0,
+        };
+        let ids = |v: &[TaskEvent]| v.iter().map(|e| e.id).collect::<Vec<_>>();
+        let mut ring = [ev(0, 100), ev(1, 100), ev(2, 100), TaskEvent::default()];
+        let (kept, dropped) = ring_take(&ring, 3, 0);
+        assert_eq!((ids(&kept), dropped), (vec![0, 1, 2], 0));
+        // Written since: 3..9; slots now hold 8, 5 (still running), 6, 3 (7 not yet written).
+        ring = [ev(8, 100), ev(5, 0), ev(6, 100), ev(3, 100)];
+        let (kept, dropped) = ring_take(&ring, 9, 3);
+        assert_eq!((ids(&kept), dropped), (vec![6, 8], 4));
+        // Counts that wrapped past u32::MAX: 2 new events, seqs u32::MAX and 0.
+        let top = u32::MAX;
+        ring = [ev(0, 100), ev(1, 100), ev(2, 100), ev(top, 100)];
+        ring[3].start = 5;
+        let (kept, dropped) = ring_take(&ring, 1, top);
+        assert_eq!((ids(&kept), dropped), (vec![top, 0], 0));
+        // A count that went back reads nothing.
+        assert_eq!(ring_take(&ring, 1, 2).0.len(), 0);
+    }
+
+    #[test]
+    fn a_warp_keeps_whole_rings_of_at_least_one_event_a_lane() {
+        assert_eq!(lane_capacity(1), 1);
+        assert_eq!(lane_capacity(2), 1);
+        assert_eq!(lane_capacity(4096), 128);
+        assert_eq!(lane_capacity(5000), 128);
+        assert_eq!(lane_capacity(MAX_EVENTS), 2048);
     }
 
     #[test]
