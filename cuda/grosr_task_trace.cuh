@@ -148,9 +148,10 @@ template <Gran G> struct TaskTraceScope {
             const uint32_t where = (kind & 0xFFFu) | (G == GROSR_LANE ? r : 0u) << 12 |
                                    (sm_id() & 0xFFu) << 17 |
                                    (seq >> grosr_task_trace.lane_shift) << TRACE_GEN_SHIFT;
-            // Plain stores: the host reads the event and the count only after the jobs it traces
-            // ended. The start before the header: an old event's header with a new start reads
-            // as stale (its wrap count), where a new header with an old start would not.
+            // Plain stores, unordered: the host reads the event and the count after the jobs
+            // it traces ended (the jobs' completions, a system-scope release, order them before
+            // the host's reads). A take while tasks run may read a slot half rewritten: its wrap
+            // count drops most such events, not all (Runtime::trace says so).
             ev->start = globaltimer();
             *reinterpret_cast<uint4*>(&ev->id) = make_uint4(id, c.trace_origin, where, c.job);
             grosr_task_trace.counts[ring] = seq + 1;

@@ -231,13 +231,13 @@ impl Drop for Baselines<'_> {
         if self.settle() {
             // SAFETY: its work has ended and its fence is gone; taken once, here.
             let stream = unsafe { ManuallyDrop::take(&mut self.stream) };
-            // Destroyed once no scheduler runs: beside one, once a CUDA graph had been
+            // Destroyed once no kernel runs: beside a scheduler, once a CUDA graph had been
             // instantiated, cuStreamCreate never returned on an H100 (copy_streams.rs), and
             // cuGraphExecDestroy neither (driver::Graph); the stream's destroy is kept with
             // the graph's.
             self.rt
                 .context()
-                .destroy_when_no_scheduler_runs(Box::new(move || drop(stream)));
+                .destroy_when_idle(Box::new(move || drop(stream)));
         }
         // Else the context holds the stream now, with the fence that frees the status word
         // (dropped next) once the kernels end.

@@ -59,21 +59,16 @@ struct Frees {
     /// Streams whose owners were dropped while kernels still ran on them, with their fences:
     /// kept until those kernels end ([`Context::orphan_stream`]).
     orphans: Vec<(u64, Stream)>,
-    /// Destroys that wait for every kernel of the context, kept while a scheduler runs
-    /// ([`Context::destroy_when_no_scheduler_runs`]).
+    /// Destroys that wait for every kernel of the context, kept while one may run
+    /// ([`Context::destroy_when_idle`]).
     deferred: Vec<Box<dyn FnOnce() + Send>>,
-    /// Whether a scheduler's memory was leaked ([`Context::leak_waiting`]): its kernel never
-    /// ended, so the deferred destroys wait forever.
+    /// Whether a scheduler was dropped still running ([`Context::scheduler_never_stops`]): the
+    /// kept destroys wait for good.
     scheduler_stuck: bool,
 }
 
-impl Frees {
-    /// Whether a scheduler's kernel may be running: its fence is up (ids below 2^63 are
-    /// schedulers', [`Context::fence_stream`]'s are above), or it never ended.
-    fn scheduler_fenced(&self) -> bool {
-        self.scheduler_stuck || self.fences.iter().any(|(id, _)| id >> 63 == 0)
-    }
-}
+/// How many kept destroys ([`Context::destroy_when_idle`]) are said once on stderr.
+const DEFERRED_WARNING: usize = 1024;
 
 /// The per-thread default stream. With no scheduler running, device memory is allocated, copied
 /// and freed in stream order on it: `cuMemAlloc`/`cuMemFree` synchronise the whole device, which
@@ -190,7 +185,7 @@ impl Context {
 
     /// Makes frees of this context's device memory wait for scheduler `id`'s jobs, from now
     /// until [`unfence`](Self::unfence). Called before the scheduler launches: from then on
-    /// [`destroy_when_no_scheduler_runs`](Self::destroy_when_no_scheduler_runs) defers.
+    /// [`destroy_when_idle`](Self::destroy_when_idle) keeps what it is given.
     pub(crate) fn fence(&self, id: u64, fence: Box<dyn JobFence>) {
         self.frees().fences.push((id, fence));
     }
@@ -204,32 +199,59 @@ impl Context {
             marks.retain(|(i, _)| *i != id);
         }
         self.free_passed(&mut frees);
-        if !frees.scheduler_fenced() && !frees.deferred.is_empty() {
-            // Under the lock, as in destroy_when_no_scheduler_runs: no scheduler launches
-            // meanwhile (its fence comes first). The destroys need the context current.
-            let _ = self.bind();
-            for destroy in std::mem::take(&mut frees.deferred) {
-                destroy();
+    }
+
+    /// Runs `destroy`, a driver object's destroy, now if no kernel may run in this context, else
+    /// once none may (never, if a scheduler never stops: its context is kept too). Some destroys
+    /// wait for every kernel of the context, a scheduler's that never ends included:
+    /// `cuGraphExecDestroy` beside a running scheduler never returned on an H100 (cuda-gdb,
+    /// benches/NOTES.md, "Audits"). `destroy` runs with the context current and must not call
+    /// back into the context's frees (it runs under their lock). Kept destroys build up while
+    /// a scheduler runs (on part of the SMs, `max_sms`, beside lowered graphs): they run at its
+    /// stop.
+    pub(crate) fn destroy_when_idle(&self, destroy: Box<dyn FnOnce() + Send>) {
+        let mut frees = self.frees();
+        frees.deferred.push(destroy);
+        if frees.deferred.len() == DEFERRED_WARNING {
+            eprintln!(
+                "grosr: {DEFERRED_WARNING} CUDA graphs or streams dropped beside a running \
+                 scheduler wait for its stop to be destroyed (Runtime::stop lets them go)"
+            );
+        }
+        self.free_passed(&mut frees);
+    }
+
+    /// Whether a kernel may run in the context: a scheduler (its fence is up, or it never
+    /// ended), a lowered graph's kernels left running (an orphaned stream), or work queued on a
+    /// stream with a fence (the baselines'). Asks the driver for the last; false only if it
+    /// answered. The context must be current.
+    fn kernels_may_run(frees: &mut Frees) -> bool {
+        if frees.scheduler_stuck || !frees.orphans.is_empty() {
+            return true;
+        }
+        frees.fences.iter_mut().any(|(id, fence)| {
+            *id >> 63 == 0 || {
+                let mark = fence.mark();
+                !fence.passed(mark)
             }
+        })
+    }
+
+    /// Runs the kept destroys if no kernel may run. Under the frees' lock: a scheduler's fence
+    /// goes up before its launch, so none launches until they have returned.
+    fn run_deferred(&self, frees: &mut Frees) {
+        if frees.deferred.is_empty() || self.bind().is_err() || Self::kernels_may_run(frees) {
+            return;
+        }
+        for destroy in std::mem::take(&mut frees.deferred) {
+            destroy();
         }
     }
 
-    /// Runs `destroy`, a driver object's destroy, now if no scheduler runs in this context, else
-    /// once the last one has stopped (never, if one never stops: its context is kept too). Some
-    /// destroys wait for every kernel of the context, a scheduler's that never ends included:
-    /// `cuGraphExecDestroy` beside a running scheduler never returned on an H100 (cuda-gdb,
-    /// benches/NOTES.md, "Audits"). `destroy` runs with the context current and must not call
-    /// back into the context's frees (it runs under their lock).
-    pub(crate) fn destroy_when_no_scheduler_runs(&self, destroy: Box<dyn FnOnce() + Send>) {
-        let mut frees = self.frees();
-        if frees.scheduler_fenced() {
-            frees.deferred.push(destroy);
-            return;
-        }
-        // Under the lock: a scheduler's fence goes up before its launch, so none launches
-        // until this destroy has returned.
-        let _ = self.bind();
-        destroy();
+    /// Marks a scheduler as never ending (dropped with its kernel still running): the kept
+    /// destroys wait for good.
+    pub(crate) fn scheduler_never_stops(&self) {
+        self.frees().scheduler_stuck = true;
     }
 
     /// Forgets the memory waiting for scheduler `id` without freeing it: its kernel never ended
@@ -237,7 +259,6 @@ impl Context {
     pub(crate) fn leak_waiting(&self, id: u64) {
         let mut frees = self.frees();
         frees.fences.retain(|(i, _)| *i != id);
-        frees.scheduler_stuck = true;
         frees
             .waiting
             .retain(|(_, marks)| marks.iter().all(|(i, _)| *i != id));
@@ -298,7 +319,8 @@ impl Context {
         self.free_passed(&mut frees);
     }
 
-    /// Frees the waiting memory whose jobs have finished (cheap when none waits).
+    /// Frees the waiting memory whose jobs have finished, and runs the kept destroys once no
+    /// kernel may run (cheap when nothing waits).
     pub(crate) fn free_finished(&self) {
         // Relaxed: a stale answer only defers the frees to a later call.
         if self.0.frees_waiting.load(Ordering::Relaxed) {
@@ -339,9 +361,12 @@ impl Context {
             }
             !marks.is_empty()
         });
-        self.0
-            .frees_waiting
-            .store(!waiting.is_empty(), Ordering::Relaxed);
+        self.run_deferred(frees);
+        // Kept destroys count as waiting: free_finished, after each lowered run, retries them.
+        self.0.frees_waiting.store(
+            !frees.waiting.is_empty() || !frees.deferred.is_empty(),
+            Ordering::Relaxed,
+        );
     }
 
     fn free_now(&self, ptr: u64) {

@@ -9,7 +9,7 @@ use super::stream::Stream;
 use crate::error::{CudaContext as _, Error, Result};
 
 /// A CUDA graph and, once instantiated, its executable form; both destroyed on drop, or, while a
-/// scheduler runs in the context, once it has stopped (`Context::destroy_when_no_scheduler_runs`).
+/// kernel may run in the context (a scheduler's), once none does (`Context::destroy_when_idle`).
 pub struct Graph {
     graph: sys::CUgraph,
     exec: sys::CUgraphExec,
@@ -257,7 +257,7 @@ impl Drop for Graph {
         let handles = GraphHandles(self.graph, self.exec);
         // cuGraphExecDestroy waits for the context's kernels, a running scheduler's too.
         self.ctx
-            .destroy_when_no_scheduler_runs(Box::new(move || handles.destroy()));
+            .destroy_when_idle(Box::new(move || handles.destroy()));
     }
 }
 

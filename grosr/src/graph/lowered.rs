@@ -29,8 +29,8 @@ pub(crate) enum Lowered<'rt> {
         _records: DeviceMem,
         base: Baselines<'rt>,
     },
-    /// CudaGraph and CudaGraphPdl: one instantiated CUDA graph (its destroy does not stop a
-    /// launch still running: the driver frees it once that ends).
+    /// CudaGraph and CudaGraphPdl: one instantiated CUDA graph (destroyed once no kernel runs
+    /// in the context: its destroy waits for them all, a scheduler's too; `driver::Graph`).
     CudaGraph { graph: Graph, base: Baselines<'rt> },
 }
 

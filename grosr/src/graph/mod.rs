@@ -465,6 +465,8 @@ pub(crate) struct Plan {
 }
 
 /// A graph made ready to run under one strategy; [`run`](Prepared::run) it as often as needed.
+/// A lowered one dropped while a scheduler runs (on part of the SMs, or started again since it
+/// was prepared) keeps its CUDA graph and stream until the scheduler stops.
 pub struct Prepared<'rt> {
     strategy: Strategy,
     inner: Inner<'rt>,

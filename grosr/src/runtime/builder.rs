@@ -250,7 +250,10 @@ impl RuntimeBuilder {
     }
     /// Caps the SMs the scheduler occupies, leaving the rest to ordinary kernels (default: all;
     /// more than the GPU has counts as all, 0 is an [`Error::Config`] at build). The grid is
-    /// `blocks per SM × max_sms` blocks; the hardware places them.
+    /// `blocks per SM × max_sms` blocks; the hardware places them. Lowered graphs
+    /// ([`Strategy`](crate::graph::Strategy) other than `Resident`) then run beside the
+    /// scheduler, but the CUDA graphs and streams of those dropped meanwhile are destroyed only
+    /// at its next stop (the driver's destroy would wait for the scheduler's kernel).
     pub fn max_sms(mut self, sms: u32) -> Self {
         self.config.max_sms = Some(sms);
         self

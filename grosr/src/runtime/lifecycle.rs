@@ -282,6 +282,10 @@ impl Drop for GpuRuntime {
                 }
             );
             self.ctx.leak_waiting(self.id);
+            if running {
+                // Destroys that wait for the context's kernels now wait for good.
+                self.ctx.scheduler_never_stops();
+            }
             self.gpu.keep_context();
             return;
         }

@@ -186,7 +186,7 @@ impl Runtime {
     /// next call gives what came after: [`Error::Config`] when the runtime was built without
     /// tracing. On the CPU backend the tracks are its workers, on a GPU its scheduler warps
     /// (take it while the traced jobs are done: tasks running meanwhile are counted as
-    /// dropped).
+    /// dropped, or may be misread).
     pub fn trace(&self) -> Result<crate::Trace> {
         match &self.engine {
             Engine::Cpu(c) => c.executor().take_trace().ok_or_else(|| {

@@ -22,7 +22,7 @@
 //! while it runs: the host's and the GPU's clocks drift apart by their rates' difference over a
 //! long run.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -89,6 +89,8 @@ const SLOT_BITS: u32 = 17;
 const GEN_SHIFT: u32 = 25;
 /// Events a warp keeps at most: 32 rings of 2048 (slot + 1 fits 12 bits).
 const MAX_EVENTS: usize = 32 << 11;
+/// Events of one ring between two that share an id (the id holds the count modulo this).
+const ID_SEQS: u32 = 2048;
 /// SMs an event tells apart (8 bits of `place`).
 const MAX_SMS: u32 = 256;
 
@@ -446,6 +448,9 @@ impl TaskTraceBuffers {
         let cap = self.lane_capacity as usize;
         let mut block = vec![TaskEvent::default(); 32 * cap];
         let mut events = Vec::new();
+        // Ids that may also have named an earlier event of their ring since the last take, which
+        // it overwrote: a child of that one would be credited to this one.
+        let mut unsure = HashSet::new();
         for (w, (written, before)) in counts.chunks(32).zip(taken.chunks(32)).enumerate() {
             if written == before {
                 continue;
@@ -459,7 +464,12 @@ impl TaskTraceBuffers {
                 let ring: Vec<TaskEvent> = (0..cap).map(|s| block[s * 32 + r]).collect();
                 let (kept, dropped) = ring_take(&ring, written, before);
                 trace.dropped += dropped;
-                events.extend(kept.into_iter().map(|e| (w as u32, e)));
+                for (seq, e) in kept {
+                    if seq.wrapping_sub(before) >= ID_SEQS {
+                        unsure.insert(e.id);
+                    }
+                    events.push((w as u32, e));
+                }
             }
         }
         // Only once every read succeeded: a failed take leaves the events for the next.
@@ -467,7 +477,7 @@ impl TaskTraceBuffers {
         let (mut host, host_dropped) = self.host.take();
         trace.dropped += host_dropped;
         let owners = std::mem::take(&mut *self.owners.lock().unwrap_or_else(|e| e.into_inner()));
-        let parents = parents(&events, &owners);
+        let parents = parents(&events, &owners, &unsure);
         let heap = match &self.heap {
             Some(h) => Some(h.take()?),
             None => None,
@@ -581,7 +591,7 @@ fn heap_bytes(samples: &[HeapSample], slabs: u32, epoch: u64) -> Vec<CounterSamp
 /// (counts wrap): the newest `ring.len()` at most, those still being written (start 0, end
 /// before start) or already overwritten (another wrap count) left out, and how many were not
 /// kept.
-fn ring_take(ring: &[TaskEvent], written: u32, before: u32) -> (Vec<TaskEvent>, u64) {
+fn ring_take(ring: &[TaskEvent], written: u32, before: u32) -> (Vec<(u32, TaskEvent)>, u64) {
     let cap = ring.len() as u32;
     let new = written.wrapping_sub(before);
     // A count never goes back (a relaunch goes on from it): a wrapped difference this large
@@ -596,7 +606,7 @@ fn ring_take(ring: &[TaskEvent], written: u32, before: u32) -> (Vec<TaskEvent>, 
         let e = ring[(seq & (cap - 1)) as usize];
         let wrap = (seq >> cap.trailing_zeros()) & 0x7F;
         if e.start != 0 && e.end >= e.start && e.place >> GEN_SHIFT == wrap {
-            out.push(e);
+            out.push((seq, e));
         } else {
             dropped += 1;
         }
@@ -606,10 +616,11 @@ fn ring_take(ring: &[TaskEvent], written: u32, before: u32) -> (Vec<TaskEvent>, 
 
 /// Each event's parent: the origin the GPU recorded, or the one the module docs say the take
 /// fills in (times: the GPU's clock, before the take's epoch is subtracted).
-fn parents(events: &[(u32, TaskEvent)], owners: &Owners) -> Vec<u64> {
+fn parents(events: &[(u32, TaskEvent)], owners: &Owners, unsure: &HashSet<u32>) -> Vec<u64> {
     // Ids are unique within a take (a ring gives at most one event per slot); a slot's id
     // repeats across takes, so an origin names a spawner only if this take holds an event of
-    // that id that started no later.
+    // that id that started no later, and no earlier event of the id came since the last take
+    // (`unsure`: its ring wrote 2048 or more since, and overwrote it).
     let started: HashMap<u32, u64> = events.iter().map(|(_, e)| (e.id, e.start)).collect();
     // Each slot's owners, by the time they took it.
     let mut of_slot: HashMap<u32, Vec<(u64, usize)>> = HashMap::new();
@@ -676,7 +687,8 @@ fn parents(events: &[(u32, TaskEvent)], owners: &Owners) -> Vec<u64> {
             if e.origin == 0 {
                 return owner_of(e).map_or(0, |o| owners.list[o].span);
             }
-            if started.get(&e.origin).is_some_and(|&s| s <= e.start) {
+            if !unsure.contains(&e.origin) && started.get(&e.origin).is_some_and(|&s| s <= e.start)
+            {
                 u64::from(e.origin)
             } else {
                 0
@@ -784,7 +796,7 @@ mod tests {
             event(9, 0, 6, 2010, 2020),
             event(10, 9, 6, 2030, 2040),
         ];
-        let got = parents(&events, &owners);
+        let got = parents(&events, &owners, &HashSet::new());
         assert_eq!(got, vec![h(0), 1, 1, 3, h(1), 5, 5, 6, h(2), 9]);
     }
 
@@ -797,7 +809,7 @@ mod tests {
             lost_from: None,
         };
         let events = [event(1, 0, 3, 1500, 2900), event(2, 0, 3, 3100, 3200)];
-        assert_eq!(parents(&events, &owners), vec![100, 101]);
+        assert_eq!(parents(&events, &owners, &HashSet::new()), vec![100, 101]);
     }
 
     /// What the take cannot tell names nothing: a task after the first owner the log dropped,
@@ -821,7 +833,20 @@ mod tests {
             event(8, 2, 1, 1500, 1600),
             event(9, 1, 1, 1500, 1600),
         ];
-        assert_eq!(parents(&events, &owners), vec![100, 0, 0, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(
+            parents(&events, &owners, &HashSet::new()),
+            vec![100, 0, 0, 0, 0, 0, 0, 0, 1]
+        );
+    }
+
+    /// A spawner's id that its ring may have given an earlier, overwritten event since the last
+    /// take (the ring wrote 2048 or more) names nothing: the child may be that one's.
+    #[test]
+    fn an_id_its_ring_may_have_reused_since_the_last_take_names_no_parent() {
+        let owners = Owners::default();
+        let events = [event(7, 0, 1, 100, 200), event(8, 7, 1, 300, 400)];
+        assert_eq!(parents(&events, &owners, &HashSet::new()), vec![0, 7]);
+        assert_eq!(parents(&events, &owners, &HashSet::from([7])), vec![0, 0]);
     }
 
     /// A ring of 4 read at counts 3 (all three), then 9 (the newest 4 of 6 new, 2 dropped;
@@ -837,7 +862,11 @@ mod tests {
             place: (seq >> 2 & 0x7F) << GEN_SHIFT,
             job: 0,
         };
-        let ids = |v: &[TaskEvent]| v.iter().map(|e| e.id).collect::<Vec<_>>();
+        // The events' ids are their seqs: each kept one comes with its own.
+        let ids = |v: &[(u32, TaskEvent)]| {
+            assert!(v.iter().all(|(seq, e)| *seq == e.id));
+            v.iter().map(|(_, e)| e.id).collect::<Vec<_>>()
+        };
         let mut ring = [ev(0, 100), ev(1, 100), ev(2, 100), TaskEvent::default()];
         let (kept, dropped) = ring_take(&ring, 3, 0);
         assert_eq!((ids(&kept), dropped), (vec![0, 1, 2], 0));

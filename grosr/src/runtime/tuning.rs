@@ -184,11 +184,11 @@ pub enum Optimize {
     Compile,
     /// The default: `Speed` from the compile cache when it holds it; otherwise `Compile` now
     /// (from the cache too, after the first time) and `Speed` on a background thread, into the
-    /// cache, for the next build. Without a usable cache folder (or
-    /// with NVRTC older than 12.8, which has no fast-compile level) it is `Speed`. The thread
-    /// competes with the program for the host's cores for as long as `Speed` takes (a minute or
-    /// more for many task types); a process that ends sooner stores nothing, and its next run
-    /// starts on `Compile` again. A process that exits while the thread compiles ends at once
+    /// cache, for the next build. Without a usable cache folder, with NVRTC older than 12.8
+    /// (no fast-compile level) or off glibc Linux (no exit hook for the thread) it is `Speed`.
+    /// The thread competes with the program for the host's cores for as long as `Speed` takes
+    /// (a minute or more for many task types); a process that ends sooner stores nothing, and
+    /// its next run starts on `Compile` again. A process that exits while the thread compiles ends at once
     /// with its exit status, skipping the C exit handlers registered before the thread started
     /// (NVRTC's among them, which would unload code the thread runs: a crash).
     #[default]

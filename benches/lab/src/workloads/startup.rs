@@ -203,9 +203,29 @@ pub fn tiered_starts(
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos())
         );
-        let first = run_child(&mut child(index, &folder, &unique, true), m.name)?;
-        let next = run_child(&mut child(index, &folder, &unique, false), m.name)?;
-        let _ = std::fs::remove_dir_all(&folder);
+        // Removed however the runs end (the folder holds compiled modules).
+        struct Remove(std::path::PathBuf);
+        impl Drop for Remove {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+        let _remove = Remove(folder.clone());
+        let runs = run_child(&mut child(index, &folder, &unique, true), m.name).and_then(|first| {
+            Ok((
+                first,
+                run_child(&mut child(index, &folder, &unique, false), m.name)?,
+            ))
+        });
+        // A failed row is a note: the section's other rows and tables still count.
+        let (first, next) = match runs {
+            Ok(runs) => runs,
+            Err(e) => {
+                table.notes.push(e.to_string());
+                table.push(m.name, vec![None, None, None]);
+                continue;
+            }
+        };
         if first.tier != "Compile" || next.tier != "Speed" {
             table.notes.push(format!(
                 "{}: ran {} first and {} next (expected Compile, Speed)",
@@ -274,9 +294,22 @@ fn run_child(command: &mut std::process::Command, name: &str) -> Result<ChildRun
             }
         }
     }
-    let status = process
-        .wait()
-        .map_err(|e| Error::Invalid(format!("{name}: {e}")))?;
+    // Its output has closed; it ends within the same bound (a line that was not text also
+    // ends the reading).
+    let status = loop {
+        match process.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if started.elapsed() < limit => std::thread::sleep(Duration::from_millis(10)),
+            Ok(None) => {
+                let _ = process.kill();
+                let _ = process.wait();
+                return Err(Error::Invalid(format!(
+                    "{name}: a tiered start had not ended after {limit:?}"
+                )));
+            }
+            Err(e) => return Err(Error::Invalid(format!("{name}: {e}"))),
+        }
+    };
     let ended = started.elapsed().as_secs_f64();
     match checked {
         Some((checked, tier)) if status.success() => Ok(ChildRun {
@@ -292,9 +325,8 @@ fn run_child(command: &mut std::process::Command, name: &str) -> Result<ChildRun
 
 /// One run of [`tiered_starts`], in a process of its own: builds `m` at [`Optimize::Tiered`] in
 /// `folder` (with a device variable named after `unique`, so that no compile has seen its
-/// source), runs its check,
-/// prints `tiered-child checked <tier>` and, with `wait`, waits (at most 900 s) until both
-/// modules are in the folder.
+/// source), runs its check, prints `tiered-child checked <tier>` and, with `wait` and a
+/// background compile under way, waits (at most 900 s) until both modules are in the folder.
 pub fn tiered_child(m: &Module, folder: &std::path::Path, unique: &str, wait: bool) -> Result<()> {
     if unique.is_empty() || !unique.chars().all(|c| c.is_ascii_alphanumeric()) {
         return Err(Error::Invalid(format!(
@@ -315,8 +347,11 @@ pub fn tiered_child(m: &Module, folder: &std::path::Path, unique: &str, wait: bo
     if let Some(check) = m.check {
         check(&rt)?;
     }
-    println!("tiered-child checked {:?}", rt.info().startup.tier);
+    let startup = rt.info().startup;
+    println!("tiered-child checked {:?}", startup.tier);
     drop(rt);
+    // Nothing more comes to the folder when the build ran `Speed` or started no compile.
+    let wait = wait && startup.optimizing;
     // The cache writes an entry whole, by rename: a counted one is complete.
     let entries = || {
         std::fs::read_dir(folder).map_or(0, |d| {
