@@ -19,7 +19,8 @@
 // Ids and origins. A task's id is its warp, its ring's lane and its number there modulo 2048:
 // (warp << 17) | (lane << 12) | ((seq & 2047) + 1), under 2^31 and never 0: unique among the at
 // most lane_capacity <= 2048 events a take keeps of a ring, and repeated only 2048 events of the
-// ring later (the host names an origin only if this take holds it and it started no later). A spawned task carries its spawner's id to
+// ring later (the host names an origin only if this take holds it, it started no later and its
+// ring wrote fewer than 2048 since the last take). A spawned task carries its spawner's id to
 // where it runs in the `node` word of its stack entry or queue slot, which graph nodes use for
 // their tag: with TRACE_SPAWNED set, `node` holds an id, not a tag (graph_tag reads the tag). A
 // task run right after its spawner on the same lane (a held chain's hop, run_held) takes its
