@@ -101,6 +101,14 @@ fn cycles_and_unregistered_types_are_refused_before_anything_runs() {
 
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
+fn lowered_graphs_dropped_beside_a_capped_scheduler_go_at_its_stop() {
+    let sms = grosr::Gpu::open(0).unwrap().sm_count;
+    let rt = builder().max_sms(sms / 2).build().expect("runtime");
+    graph_tasks::lowered_graphs_dropped_beside_a_capped_scheduler_go_at_its_stop(&rt);
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
 fn a_lowered_graph_is_refused_once_the_scheduler_holds_every_sm_again() {
     graph_tasks::a_lowered_graph_is_refused_once_the_scheduler_holds_every_sm_again(&runtime());
 }

@@ -523,6 +523,33 @@ pub fn a_lowered_graph_is_refused_once_the_scheduler_holds_every_sm_again(rt: &R
     rt.start().unwrap();
 }
 
+/// Lowered graphs run beside a scheduler capped to part of the SMs (`max_sms`; the caller builds
+/// `rt` so), then dropped beside it: the driver's destroys, which wait for every kernel of the
+/// context (the scheduler's too), are kept until its stop instead of waited for (bounded here);
+/// a Resident launch and the stop go on, and after a start a lowered graph prepared again runs.
+pub fn lowered_graphs_dropped_beside_a_capped_scheduler_go_at_its_stop(rt: &Runtime) {
+    assert!(
+        rt.info().sms_used < rt.info().sm_count,
+        "build the runtime with max_sms"
+    );
+    let dag = random_dag(rt, 40, 11);
+    for s in [Strategy::CudaGraph, Strategy::Fused, Strategy::Batched] {
+        let mut p = dag.graph.prepare(rt, s).unwrap();
+        dag.out.write(&vec![0u64; dag.expected.len()]).unwrap();
+        p.run(T).unwrap();
+        assert_eq!(dag.out.to_vec().unwrap(), dag.expected, "{}", s.name());
+        drop_within(p, Duration::from_secs(20), s.name());
+        assert!(rt.is_running());
+        run_checked(rt, &dag, Strategy::Resident, 1);
+    }
+    rt.stop().unwrap();
+    rt.start().unwrap();
+    let mut p = dag.graph.prepare(rt, Strategy::CudaGraph).unwrap();
+    dag.out.write(&vec![0u64; dag.expected.len()]).unwrap();
+    p.run(T).unwrap();
+    assert_eq!(dag.out.to_vec().unwrap(), dag.expected);
+}
+
 /// Drops `value` on a thread of its own; ends the process (naming `what`) if the drop has not
 /// returned within `limit`: a drop that hangs would otherwise hang the test binary, and the
 /// thread cannot be abandoned (it borrows the runtime).
