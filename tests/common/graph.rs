@@ -532,18 +532,27 @@ pub fn lowered_graphs_dropped_beside_a_capped_scheduler_go_at_its_stop(rt: &Runt
         rt.info().sms_used < rt.info().sm_count,
         "build the runtime with max_sms"
     );
+    // The steps go to standard error (`--nocapture`): a driver call that never returns shows
+    // where.
+    let step = |s: Strategy, what: &str| eprintln!("capped: {}: {what}", s.name());
     let dag = random_dag(rt, 40, 11);
     for s in [Strategy::CudaGraph, Strategy::Fused, Strategy::Batched] {
+        step(s, "prepare beside the scheduler");
         let mut p = dag.graph.prepare(rt, s).unwrap();
         dag.out.write(&vec![0u64; dag.expected.len()]).unwrap();
+        step(s, "run");
         p.run(T).unwrap();
         assert_eq!(dag.out.to_vec().unwrap(), dag.expected, "{}", s.name());
+        step(s, "drop");
         drop_within(p, Duration::from_secs(20), s.name());
         assert!(rt.is_running());
+        step(s, "a Resident launch");
         run_checked(rt, &dag, Strategy::Resident, 1);
     }
+    step(Strategy::Resident, "stop, then start");
     rt.stop().unwrap();
     rt.start().unwrap();
+    step(Strategy::CudaGraph, "prepare again");
     let mut p = dag.graph.prepare(rt, Strategy::CudaGraph).unwrap();
     dag.out.write(&vec![0u64; dag.expected.len()]).unwrap();
     p.run(T).unwrap();
