@@ -62,8 +62,8 @@ struct Frees {
     /// Destroys that wait for every kernel of the context, kept while one may run
     /// ([`Context::destroy_when_idle`]).
     deferred: Vec<Box<dyn FnOnce() + Send>>,
-    /// Whether a scheduler was dropped still running ([`Context::scheduler_never_stops`]): the
-    /// kept destroys wait for good.
+    /// Whether a scheduler was dropped still running ([`Context::leak_waiting`]): the kept
+    /// destroys wait for good.
     scheduler_stuck: bool,
 }
 
@@ -248,16 +248,13 @@ impl Context {
         }
     }
 
-    /// Marks a scheduler as never ending (dropped with its kernel still running): the kept
-    /// destroys wait for good.
-    pub(crate) fn scheduler_never_stops(&self) {
-        self.frees().scheduler_stuck = true;
-    }
-
     /// Forgets the memory waiting for scheduler `id` without freeing it: its kernel never ended
-    /// and may use any of it.
-    pub(crate) fn leak_waiting(&self, id: u64) {
+    /// and may use any of it (`running`), or a lowered graph's kernels still run. With `running`,
+    /// the kept destroys wait for good, marked under the same lock as the fence comes down (else
+    /// a destroy could slip in between, beside the kernel).
+    pub(crate) fn leak_waiting(&self, id: u64, running: bool) {
         let mut frees = self.frees();
+        frees.scheduler_stuck |= running;
         frees.fences.retain(|(i, _)| *i != id);
         frees
             .waiting
@@ -338,17 +335,21 @@ impl Context {
             fences,
             waiting,
             orphans,
+            deferred,
             ..
         } = frees;
         // Orphaned streams whose kernels have ended go, with their fences (a faulted context
-        // runs none).
-        orphans.retain(|(id, stream)| {
-            if !stream.query().unwrap_or(true) {
-                return true;
+        // runs none); their destroys are kept like any other (a scheduler may run).
+        let mut k = 0;
+        while k < orphans.len() {
+            if !orphans[k].1.query().unwrap_or(true) {
+                k += 1;
+                continue;
             }
-            fences.retain(|(i, _)| i != id);
-            false
-        });
+            let (id, stream) = orphans.swap_remove(k);
+            fences.retain(|(i, _)| *i != id);
+            deferred.push(Box::new(move || drop(stream)));
+        }
         waiting.retain_mut(|(ptr, marks)| {
             marks.retain(|&(id, mark)| {
                 fences
@@ -362,9 +363,12 @@ impl Context {
             !marks.is_empty()
         });
         self.run_deferred(frees);
-        // Kept destroys count as waiting: free_finished, after each lowered run, retries them.
+        // Kept destroys count as waiting (free_finished, after each lowered run, retries them)
+        // unless a scheduler holds them: its stop runs them (unfence), and a retry at every
+        // job's wait and allocation meanwhile would take this lock for nothing.
+        let scheduler = frees.scheduler_stuck || frees.fences.iter().any(|(id, _)| *id >> 63 == 0);
         self.0.frees_waiting.store(
-            !frees.waiting.is_empty() || !frees.deferred.is_empty(),
+            !frees.waiting.is_empty() || (!frees.deferred.is_empty() && !scheduler),
             Ordering::Relaxed,
         );
     }

@@ -281,11 +281,9 @@ impl Drop for GpuRuntime {
                     "a lowered graph's kernel left running has not ended"
                 }
             );
-            self.ctx.leak_waiting(self.id);
-            if running {
-                // Destroys that wait for the context's kernels now wait for good.
-                self.ctx.scheduler_never_stops();
-            }
+            // With the scheduler still running, destroys that wait for the context's kernels
+            // now wait for good.
+            self.ctx.leak_waiting(self.id, running);
             self.gpu.keep_context();
             return;
         }
