@@ -62,7 +62,7 @@ struct Args {
     #[arg(long)]
     cancellable: bool,
     /// The start-up section's child processes: one tiered start (module index, cache folder,
-    /// define, wait for Speed: true/false), `startup::tiered_child`.
+    /// a name that makes its source unique, wait for Speed: true/false), `startup::tiered_child`.
     #[arg(long, hide = true, num_args = 4)]
     tiered_child: Option<Vec<String>>,
 }
@@ -106,23 +106,25 @@ fn startup_modules() -> Vec<startup::Module> {
 fn tiered_child_command(
     index: usize,
     folder: &Path,
-    define: &str,
+    unique: &str,
     wait: bool,
-) -> std::process::Command {
-    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("report"));
+) -> grosr_lab::Result<std::process::Command> {
+    let exe = std::env::current_exe().map_err(|e| {
+        grosr_lab::Error::Invalid(format!("the start-up section runs this report again: {e}"))
+    })?;
     let mut c = std::process::Command::new(exe);
     c.arg("--tiered-child")
         .arg(index.to_string())
         .arg(folder)
-        .arg(define)
+        .arg(unique)
         .arg(wait.to_string());
-    c
+    Ok(c)
 }
 
 /// `--tiered-child`: one tiered start of the start-up section, in this process.
 fn tiered_child(v: &[String]) -> grosr_lab::Result<()> {
-    let bad = || grosr::Error::Config(format!("--tiered-child {v:?}: INDEX FOLDER DEFINE WAIT"));
-    let [index, folder, define, wait] = v else {
+    let bad = || grosr::Error::Config(format!("--tiered-child {v:?}: INDEX FOLDER NAME WAIT"));
+    let [index, folder, unique, wait] = v else {
         return Err(bad().into());
     };
     let modules = startup_modules();
@@ -132,7 +134,7 @@ fn tiered_child(v: &[String]) -> grosr_lab::Result<()> {
         .and_then(|i| modules.get(i))
         .ok_or_else(bad)?;
     let wait = wait.parse::<bool>().map_err(|_| bad())?;
-    startup::tiered_child(m, Path::new(folder), define, wait)
+    startup::tiered_child(m, Path::new(folder), unique, wait)
 }
 
 fn run(args: &Args) -> grosr_lab::Result<()> {

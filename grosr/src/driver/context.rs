@@ -67,6 +67,14 @@ struct Frees {
     scheduler_stuck: bool,
 }
 
+impl Frees {
+    /// Whether a scheduler's kernel may run: its fence is up (schedulers' ids are below 2^63,
+    /// [`Context::fence_stream`]'s above), or it was dropped still running.
+    fn scheduler_may_run(&self) -> bool {
+        self.scheduler_stuck || self.fences.iter().any(|(id, _)| *id >> 63 == 0)
+    }
+}
+
 /// How many kept destroys ([`Context::destroy_when_idle`]) are said once on stderr.
 const DEFERRED_WARNING: usize = 1024;
 
@@ -226,15 +234,12 @@ impl Context {
     /// stream with a fence (the baselines'). Asks the driver for the last; false only if it
     /// answered. The context must be current.
     fn kernels_may_run(frees: &mut Frees) -> bool {
-        if frees.scheduler_stuck || !frees.orphans.is_empty() {
-            return true;
-        }
-        frees.fences.iter_mut().any(|(id, fence)| {
-            *id >> 63 == 0 || {
+        frees.scheduler_may_run()
+            || !frees.orphans.is_empty()
+            || frees.fences.iter_mut().any(|(_, fence)| {
                 let mark = fence.mark();
                 !fence.passed(mark)
-            }
-        })
+            })
     }
 
     /// Runs the kept destroys if no kernel may run. Under the frees' lock: a scheduler's fence
@@ -366,9 +371,8 @@ impl Context {
         // Kept destroys count as waiting (free_finished, after each lowered run, retries them)
         // unless a scheduler holds them: its stop runs them (unfence), and a retry at every
         // job's wait and allocation meanwhile would take this lock for nothing.
-        let scheduler = frees.scheduler_stuck || frees.fences.iter().any(|(id, _)| *id >> 63 == 0);
         self.0.frees_waiting.store(
-            !frees.waiting.is_empty() || (!frees.deferred.is_empty() && !scheduler),
+            !frees.waiting.is_empty() || (!frees.deferred.is_empty() && !frees.scheduler_may_run()),
             Ordering::Relaxed,
         );
     }

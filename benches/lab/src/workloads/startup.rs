@@ -183,7 +183,7 @@ pub fn cached_builds(modules: &[Module]) -> Result<Table> {
 /// first table's `Speed` column is the same first run without tiers.
 pub fn tiered_starts(
     modules: &[Module],
-    child: &dyn Fn(usize, &std::path::Path, &str, bool) -> std::process::Command,
+    child: &dyn Fn(usize, &std::path::Path, &str, bool) -> Result<std::process::Command>,
 ) -> Result<Table> {
     let mut table = Table::new(
         "startup_tiered",
@@ -211,12 +211,8 @@ pub fn tiered_starts(
             }
         }
         let _remove = Remove(folder.clone());
-        let runs = run_child(&mut child(index, &folder, &unique, true), m.name).and_then(|first| {
-            Ok((
-                first,
-                run_child(&mut child(index, &folder, &unique, false), m.name)?,
-            ))
-        });
+        let run = |wait| run_child(&mut child(index, &folder, &unique, wait)?, m.name);
+        let runs = run(true).and_then(|first| Ok((first, run(false)?)));
         // A failed row is a note: the section's other rows and tables still count.
         let (first, next) = match runs {
             Ok(runs) => runs,
