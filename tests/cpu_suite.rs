@@ -180,6 +180,17 @@ fn a_lowered_graph_is_refused_once_the_scheduler_holds_every_sm_again() {
     graph::a_lowered_graph_is_refused_once_the_scheduler_holds_every_sm_again(&graph_runtime());
 }
 
+#[test]
+fn lowered_graphs_dropped_beside_a_capped_executor_go_at_its_stop() {
+    let rt = graph::register(grosr::Runtime::builder())
+        .backend(Backend::Cpu)
+        .cpu_threads(4)
+        .max_sms(2)
+        .build()
+        .expect("runtime");
+    graph::lowered_graphs_dropped_beside_a_capped_scheduler_go_at_its_stop(&rt);
+}
+
 /// As on a GPU, where lowered strategies are ordinary kernels beside the scheduler: with the
 /// executor stopped, a lowered graph runs and a Resident one is refused.
 #[test]

@@ -526,7 +526,8 @@ pub fn a_lowered_graph_is_refused_once_the_scheduler_holds_every_sm_again(rt: &R
 /// Lowered graphs run beside a scheduler capped to part of the SMs (`max_sms`; the caller builds
 /// `rt` so), then dropped beside it: the driver's destroys, which wait for every kernel of the
 /// context (the scheduler's too), are kept until its stop instead of waited for (bounded here);
-/// a Resident launch and the stop go on, and after a start a lowered graph prepared again runs.
+/// a Resident launch and the stop go on. CUDA graphs are refused beside the running scheduler
+/// (their instantiation would wait for it too) and prepared while it is stopped.
 pub fn lowered_graphs_dropped_beside_a_capped_scheduler_go_at_its_stop(rt: &Runtime) {
     assert!(
         rt.info().sms_used < rt.info().sm_count,
@@ -536,27 +537,54 @@ pub fn lowered_graphs_dropped_beside_a_capped_scheduler_go_at_its_stop(rt: &Runt
     // where.
     let step = |s: Strategy, what: &str| eprintln!("capped: {}: {what}", s.name());
     let dag = random_dag(rt, 40, 11);
-    for s in [Strategy::CudaGraph, Strategy::Fused, Strategy::Batched] {
-        step(s, "prepare beside the scheduler");
-        let mut p = dag.graph.prepare(rt, s).unwrap();
+    let run_beside = |mut p: grosr::graph::Prepared<'_>, s: Strategy| {
         dag.out.write(&vec![0u64; dag.expected.len()]).unwrap();
-        step(s, "run");
+        step(s, "run beside the scheduler");
         p.run(T).unwrap();
         assert_eq!(dag.out.to_vec().unwrap(), dag.expected, "{}", s.name());
-        step(s, "drop");
+        step(s, "drop beside the scheduler");
         drop_within(p, Duration::from_secs(20), s.name());
         assert!(rt.is_running());
         step(s, "a Resident launch");
         run_checked(rt, &dag, Strategy::Resident, 1);
+    };
+    // CUDA graphs are instantiated with the scheduler stopped (the driver's instantiation would
+    // wait for its kernel), then run and dropped beside it.
+    let mut graphs = vec![Strategy::CudaGraph];
+    if rt.info().arch >= 90 {
+        graphs.push(Strategy::CudaGraphPdl);
     }
-    step(Strategy::Resident, "stop, then start");
+    for &s in &graphs {
+        step(s, "prepare beside the scheduler: refused");
+        match dag.graph.prepare(rt, s) {
+            Err(Error::Busy(m)) => assert!(m.contains("Runtime::stop"), "{m}"),
+            other => panic!("{}: {:?}", s.name(), other.map(|_| ())),
+        }
+    }
     rt.stop().unwrap();
+    let prepared: Vec<_> = graphs
+        .iter()
+        .map(|&s| dag.graph.prepare(rt, s).unwrap())
+        .collect();
     rt.start().unwrap();
-    step(Strategy::CudaGraph, "prepare again");
+    for (p, &s) in prepared.into_iter().zip(&graphs) {
+        run_beside(p, s);
+    }
+    // Launch plans need nothing stopped.
+    for s in [Strategy::Fused, Strategy::Batched] {
+        step(s, "prepare beside the scheduler");
+        run_beside(dag.graph.prepare(rt, s).unwrap(), s);
+    }
+    // The kept destroys run at the stop; the runtime prepares and runs as before.
+    step(Strategy::Resident, "stop: the kept destroys run");
+    rt.stop().unwrap();
     let mut p = dag.graph.prepare(rt, Strategy::CudaGraph).unwrap();
+    rt.start().unwrap();
     dag.out.write(&vec![0u64; dag.expected.len()]).unwrap();
     p.run(T).unwrap();
     assert_eq!(dag.out.to_vec().unwrap(), dag.expected);
+    drop(p);
+    rt.stop().unwrap();
 }
 
 /// Drops `value` on a thread of its own; ends the process (naming `what`) if the drop has not

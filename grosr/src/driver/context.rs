@@ -229,6 +229,27 @@ impl Context {
         self.free_passed(&mut frees);
     }
 
+    /// Runs `f` (with the context current) only while no scheduler kernel may run, holding the
+    /// frees' lock so that none launches meanwhile (its fence goes up under that lock); else
+    /// the error `busy` returns. For driver calls that wait for every kernel of the context:
+    /// `cuGraphInstantiate` of a lowered graph beside a scheduler capped by `max_sms` never
+    /// returned on an H100 (driver 580, benches/NOTES.md, "Audits"). `f` must not call back
+    /// into the context's frees.
+    pub(crate) fn while_no_scheduler<R>(
+        &self,
+        busy: impl FnOnce() -> crate::error::Error,
+        f: impl FnOnce() -> Result<R>,
+    ) -> Result<R> {
+        let frees = self.frees();
+        if frees.scheduler_may_run() {
+            return Err(busy());
+        }
+        self.bind()?;
+        let r = f();
+        drop(frees);
+        r
+    }
+
     /// Whether a kernel may run in the context: a scheduler (its fence is up, or it never
     /// ended), a lowered graph's kernels left running (an orphaned stream), or work queued on a
     /// stream with a fence (the baselines'). Asks the driver for the last; false only if it

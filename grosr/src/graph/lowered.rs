@@ -82,10 +82,13 @@ impl<'rt> Lowered<'rt> {
                         rt.info().arch
                     )));
                 }
-                Lowered::CudaGraph {
-                    graph: build_graph(rt, &base, plan, pdl)?,
-                    base,
-                }
+                // Instantiated only while no scheduler runs, and none starts meanwhile.
+                let graph = rt
+                    .context()
+                    .while_no_scheduler(instantiate_beside_scheduler, || {
+                        build_graph(rt, &base, plan, pdl)
+                    })?;
+                Lowered::CudaGraph { graph, base }
             }
         })
     }
@@ -197,6 +200,17 @@ fn build_fused(rt: &GpuRuntime, plan: &Plan) -> Result<(Vec<BulkLaunch>, DeviceM
 const UPLOAD_WAIT: Duration = Duration::from_secs(10);
 
 /// A CUDA graph with one kernel node per task and the DAG's edges, instantiated and uploaded.
+/// The error for a CUDA-graph strategy prepared while a scheduler runs.
+pub(super) fn instantiate_beside_scheduler() -> Error {
+    Error::Busy(
+        "a CUDA graph cannot be instantiated while a scheduler runs (the driver waits for its \
+         kernel, which never ends): prepare CudaGraph and CudaGraphPdl with the scheduler \
+         stopped (Runtime::stop); the prepared graph then runs beside a scheduler built with \
+         RuntimeBuilder::max_sms"
+            .into(),
+    )
+}
+
 fn build_graph(rt: &GpuRuntime, base: &Baselines<'_>, plan: &Plan, pdl: bool) -> Result<Graph> {
     let mut g = Graph::new(rt.context())?;
     let status = base.status_ptr();
@@ -226,8 +240,8 @@ fn build_graph(rt: &GpuRuntime, base: &Baselines<'_>, plan: &Plan, pdl: bool) ->
     };
     g.add_dependencies(&from, &to, kind)?;
     g.instantiate()?;
-    // Uploaded here, where the caller has stopped the scheduler (or left SMs free), rather
-    // than at the first launch or at whatever driver call the driver chooses: a graph only
+    // Uploaded here, where no scheduler runs (the caller checked), rather than at the first
+    // launch or at whatever driver call the driver chooses: a graph only
     // instantiated while the scheduler was stopped left the next cuStreamCreate, made with the
     // scheduler running again, blocked for good (H100; benches/NOTES.md, "Audits").
     g.upload(base.stream())?;

@@ -138,6 +138,11 @@ impl Strategy {
     pub fn is_resident(self) -> bool {
         self == Strategy::Resident
     }
+
+    /// Whether the strategy instantiates a CUDA graph (prepared with the scheduler stopped).
+    fn is_cuda_graph(self) -> bool {
+        matches!(self, Strategy::CudaGraph | Strategy::CudaGraphPdl)
+    }
 }
 
 /// A static DAG of tasks: nodes are records of registered task types, edges say "runs before".
@@ -337,12 +342,18 @@ impl TaskGraph {
     /// (Resident), instantiates a CUDA graph, or builds the launch plan. Strategies other than
     /// Resident launch ordinary kernels, so they need the scheduler stopped (`Runtime::stop`)
     /// unless it was built with [`max_sms`](crate::RuntimeBuilder::max_sms) below the SM count.
-    /// On the CPU backend every strategy runs the graph on the executor, under the same rule
+    /// [`CudaGraph`](Strategy::CudaGraph) and [`CudaGraphPdl`](Strategy::CudaGraphPdl) are
+    /// prepared with the scheduler stopped even then ([`Error::Busy`] otherwise: the driver's
+    /// instantiation waits for the scheduler's kernel); they may run beside it after
+    /// [`Runtime::start`]. On the CPU backend every strategy runs the graph on the executor, under the same rule
     /// (its workers stand for SMs); a lowered one runs while it is stopped, as a GPU's kernels
     /// do.
     pub fn prepare<'rt>(&self, rt: &'rt Runtime, strategy: Strategy) -> Result<Prepared<'rt>> {
         let plan = self.plan(rt)?;
         if let Some(cpu) = rt.cpu_engine() {
+            if strategy.is_cuda_graph() && rt.is_running() {
+                return Err(lowered::instantiate_beside_scheduler());
+            }
             // On the CPU backend every strategy runs the graph the same way (what differs
             // between them is how a GPU launches it).
             return Ok(Prepared {

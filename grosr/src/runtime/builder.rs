@@ -253,7 +253,9 @@ impl RuntimeBuilder {
     /// `blocks per SM × max_sms` blocks; the hardware places them. Lowered graphs
     /// ([`Strategy`](crate::graph::Strategy) other than `Resident`) then run beside the
     /// scheduler, but the CUDA graphs and streams of those dropped meanwhile are destroyed only
-    /// at its next stop (the driver's destroy would wait for the scheduler's kernel).
+    /// at its next stop (the driver's destroy would wait for the scheduler's kernel), and the
+    /// CUDA-graph strategies are prepared while it is stopped (the driver's instantiation
+    /// would wait for it too).
     pub fn max_sms(mut self, sms: u32) -> Self {
         self.config.max_sms = Some(sms);
         self
