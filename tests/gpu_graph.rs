@@ -109,6 +109,14 @@ fn lowered_graphs_dropped_beside_a_capped_scheduler_go_at_its_stop() {
 
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
+fn many_lowered_graphs_beside_a_capped_scheduler_reuse_a_bounded_set_of_streams() {
+    let sms = grosr::Gpu::open(0).unwrap().sm_count;
+    let rt = builder().max_sms(sms / 2).build().expect("runtime");
+    graph_tasks::many_lowered_graphs_beside_a_capped_scheduler(&rt);
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
 fn a_lowered_graph_is_refused_once_the_scheduler_holds_every_sm_again() {
     graph_tasks::a_lowered_graph_is_refused_once_the_scheduler_holds_every_sm_again(&runtime());
 }

@@ -33,6 +33,23 @@ pub struct Baselines<'rt> {
 /// How long dropping the launchers waits for kernels a timed-out sync left running.
 const SETTLE_WAIT: Duration = Duration::from_secs(10);
 
+/// A runtime's streams for baseline launchers. A stream is reused once its launchers drop,
+/// never destroyed before the runtime is: beside a running kernel, `cuStreamCreate` stopped
+/// returning after about 33 streams in a row and `cuStreamDestroy`'s kin wait for it
+/// (H100, driver 580; benches/NOTES.md, "Audits"), so streams are neither made without bound
+/// nor let go while a scheduler runs.
+#[derive(Default)]
+pub(crate) struct BaselineStreams {
+    idle: Vec<Stream>,
+    /// Streams opened so far (idle, in use, or handed to the context with kernels left running).
+    opened: usize,
+}
+
+/// How many baseline streams a runtime opens while a scheduler runs in its context. A running
+/// runtime holds 13 of its own (the scheduler's and the copy candidates), and the 33rd to
+/// 40th stream opened beside a running kernel hung (the note above).
+const OPEN_BESIDE_SCHEDULER: usize = 16;
+
 impl GpuRuntime {
     /// Baseline launchers over this runtime's compiled module. Fails while the scheduler holds
     /// every SM (stop it first, or build it with `max_sms` below the SM count). Not part of the
@@ -43,7 +60,7 @@ impl GpuRuntime {
         self.room_for_baselines()?;
         let ctx = self.context();
         let status = DeviceMem::zeroed(ctx, 4)?;
-        let stream = ManuallyDrop::new(Stream::new(ctx)?);
+        let stream = ManuallyDrop::new(self.baseline_stream()?);
         Ok(Baselines {
             rt: self,
             fence: ctx.fence_stream(&stream),
@@ -51,6 +68,42 @@ impl GpuRuntime {
             status,
             settled: None,
         })
+    }
+
+    /// An idle baseline stream, else a new one: beside a running scheduler, only while fewer
+    /// than [`OPEN_BESIDE_SCHEDULER`] were opened ([`Error::Busy`] past that).
+    fn baseline_stream(&self) -> Result<Stream> {
+        let mut streams = self.baseline_streams();
+        if let Some(stream) = streams.idle.pop() {
+            return Ok(stream);
+        }
+        if streams.opened >= OPEN_BESIDE_SCHEDULER && self.context().scheduler_may_run() {
+            return Err(Error::Busy(format!(
+                "{OPEN_BESIDE_SCHEDULER} lowered graphs or baseline launchers of this runtime \
+                 are alive beside a running scheduler: CUDA's stream creation beside a running \
+                 kernel stopped returning past about 33 streams, so no more are opened; drop \
+                 some, or stop the scheduler (Runtime::stop)"
+            )));
+        }
+        let stream = Stream::new(self.context())?;
+        streams.opened += 1;
+        Ok(stream)
+    }
+
+    fn baseline_streams(&self) -> std::sync::MutexGuard<'_, BaselineStreams> {
+        self.baseline_streams
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hands the idle baseline streams to the context to destroy once no kernel runs (a
+    /// runtime's drop, after its stop).
+    pub(crate) fn close_baseline_streams(&self) {
+        let idle = std::mem::take(&mut self.baseline_streams().idle);
+        for stream in idle {
+            self.context()
+                .destroy_when_idle(Box::new(move || drop(stream)));
+        }
     }
 
     /// An error while the scheduler runs on every SM: a kernel launched beside it would wait
@@ -231,13 +284,8 @@ impl Drop for Baselines<'_> {
         if self.settle() {
             // SAFETY: its work has ended and its fence is gone; taken once, here.
             let stream = unsafe { ManuallyDrop::take(&mut self.stream) };
-            // Destroyed once no kernel runs: beside a scheduler, once a CUDA graph had been
-            // instantiated, cuStreamCreate never returned on an H100 (copy_streams.rs), and
-            // cuGraphExecDestroy neither (driver::Graph); the stream's destroy is kept with
-            // the graph's.
-            self.rt
-                .context()
-                .destroy_when_idle(Box::new(move || drop(stream)));
+            // Reused by the next launchers (BaselineStreams says why not destroyed).
+            self.rt.baseline_streams().idle.push(stream);
         }
         // Else the context holds the stream now, with the fence that frees the status word
         // (dropped next) once the kernels end.

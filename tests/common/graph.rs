@@ -587,6 +587,44 @@ pub fn lowered_graphs_dropped_beside_a_capped_scheduler_go_at_its_stop(rt: &Runt
     rt.stop().unwrap();
 }
 
+/// Lowered graphs beside a scheduler capped to part of the SMs (`max_sms`), on a GPU: those alive
+/// at once get a bounded number of streams ([`Error::Busy`] past it, where CUDA's stream
+/// creation beside the running kernel would hang), and graphs prepared and dropped one after
+/// another reuse their streams, far past that bound.
+pub fn many_lowered_graphs_beside_a_capped_scheduler(rt: &Runtime) {
+    assert!(rt.info().sms_used < rt.info().sm_count);
+    let dag = random_dag(rt, 12, 5);
+    let check = |p: &mut grosr::graph::Prepared<'_>| {
+        dag.out.write(&vec![0u64; dag.expected.len()]).unwrap();
+        p.run(T).unwrap();
+        assert_eq!(dag.out.to_vec().unwrap(), dag.expected);
+    };
+    let mut alive = Vec::new();
+    let refused = loop {
+        match dag.graph.prepare(rt, Strategy::Fused) {
+            Ok(p) => alive.push(p),
+            Err(Error::Busy(m)) => break m,
+            Err(e) => panic!("{e}"),
+        }
+        assert!(
+            alive.len() <= 64,
+            "no bound on the streams opened beside the scheduler"
+        );
+    };
+    eprintln!("many: {} alive at once, then: {refused}", alive.len());
+    assert!(refused.contains("Runtime::stop"), "{refused}");
+    assert!(!alive.is_empty());
+    for p in &mut alive {
+        check(p);
+    }
+    drop(alive);
+    for _ in 0..100 {
+        check(&mut dag.graph.prepare(rt, Strategy::Fused).unwrap());
+    }
+    run_checked(rt, &dag, Strategy::Resident, 1);
+    rt.stop().unwrap();
+}
+
 /// Drops `value` on a thread of its own; ends the process (naming `what`) if the drop has not
 /// returned within `limit`: a drop that hangs would otherwise hang the test binary, and the
 /// thread cannot be abandoned (it borrows the runtime).

@@ -237,10 +237,10 @@ pub fn range_nodes_release_their_successors_after_every_item(rt: &Runtime) {
         .map(|v| v.wrapping_mul(want_total))
         .collect();
     for strategy in Strategy::ALL {
-        let mut p = g.prepare(rt, strategy).unwrap();
         if !strategy.is_resident() {
             rt.stop().unwrap();
         }
+        let mut p = g.prepare(rt, strategy).unwrap();
         for launch in 1..=3u32 {
             for b in [&out, &y] {
                 b.write(&vec![0; n as usize]).unwrap();

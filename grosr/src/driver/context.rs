@@ -229,6 +229,12 @@ impl Context {
         self.free_passed(&mut frees);
     }
 
+    /// Whether a scheduler's kernel may run in this context now (its fence is up, or it was
+    /// dropped running).
+    pub(crate) fn scheduler_may_run(&self) -> bool {
+        self.frees().scheduler_may_run()
+    }
+
     /// Runs `f` (with the context current) only while no scheduler kernel may run, holding the
     /// frees' lock so that none launches meanwhile (its fence goes up under that lock); else
     /// the error `busy` returns. For driver calls that wait for every kernel of the context:

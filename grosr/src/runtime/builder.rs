@@ -718,6 +718,7 @@ impl RuntimeBuilder {
             fault: OnceLock::new(),
             lifecycle: Mutex::new(()),
             cancelling: std::sync::Mutex::new(()),
+            baseline_streams: Default::default(),
             stream,
             kernels,
             memory: std::mem::ManuallyDrop::new(memory),

@@ -262,6 +262,7 @@ impl GpuRuntime {
 impl Drop for GpuRuntime {
     fn drop(&mut self) {
         let _ = self.stop();
+        self.close_baseline_streams();
         // Whether the kernel still runs decides, not how stop() went: after an explicit stop()
         // that timed out (a task that never returns), this stop() returns that fault at once,
         // and the kernel still uses the memory, so it must be leaked rather than freed. A faulted
