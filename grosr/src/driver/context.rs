@@ -27,6 +27,10 @@ struct Primary {
     frees: Mutex<Frees>,
     /// Whether `frees` holds memory waiting to be freed (checked without the lock).
     frees_waiting: AtomicBool,
+    /// Held across [`Context::while_no_scheduler`]'s work and a scheduler's fencing (before
+    /// `frees`), so that no scheduler launches meanwhile; not `frees` itself, which the work's
+    /// drops (a graph's, on an error) take.
+    no_scheduler: Mutex<()>,
 }
 
 // SAFETY: a CUcontext may be made current on any thread; Primary only holds handles and a lock.
@@ -115,6 +119,7 @@ impl Context {
             copy_streams: RwLock::new(Vec::new()),
             frees: Mutex::new(Frees::default()),
             frees_waiting: AtomicBool::new(false),
+            no_scheduler: Mutex::new(()),
         });
         live.push(Arc::downgrade(&p));
         Ok(Context(p))
@@ -195,7 +200,16 @@ impl Context {
     /// until [`unfence`](Self::unfence). Called before the scheduler launches: from then on
     /// [`destroy_when_idle`](Self::destroy_when_idle) keeps what it is given.
     pub(crate) fn fence(&self, id: u64, fence: Box<dyn JobFence>) {
+        // A scheduler's (ids below 2^63) waits for a `while_no_scheduler` in progress.
+        let _gate = (id >> 63 == 0).then(|| self.no_scheduler_gate());
         self.frees().fences.push((id, fence));
+    }
+
+    fn no_scheduler_gate(&self) -> MutexGuard<'_, ()> {
+        self.0
+            .no_scheduler
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Ends the waiting for scheduler `id`'s jobs (its kernel has exited: none runs any more)
@@ -235,25 +249,23 @@ impl Context {
         self.frees().scheduler_may_run()
     }
 
-    /// Runs `f` (with the context current) only while no scheduler kernel may run, holding the
-    /// frees' lock so that none launches meanwhile (its fence goes up under that lock); else
-    /// the error `busy` returns. For driver calls that wait for every kernel of the context:
-    /// `cuGraphInstantiate` of a lowered graph beside a scheduler capped by `max_sms` never
-    /// returned on an H100 (driver 580, benches/NOTES.md, "Audits"). `f` must not call back
-    /// into the context's frees.
+    /// Runs `f` (with the context current) only while no scheduler kernel may run, and lets none
+    /// launch meanwhile (a scheduler's [`fence`](Self::fence) goes up before its launch and
+    /// waits for `f`); else the error `busy` returns. For driver calls that wait for every
+    /// kernel of the context: `cuGraphInstantiate` of a lowered graph beside a scheduler capped
+    /// by `max_sms` never returned on an H100 (driver 580, benches/NOTES.md, "Audits"). `f` may
+    /// free and drop (the frees' lock is not held), but not start a scheduler.
     pub(crate) fn while_no_scheduler<R>(
         &self,
         busy: impl FnOnce() -> crate::error::Error,
         f: impl FnOnce() -> Result<R>,
     ) -> Result<R> {
-        let frees = self.frees();
-        if frees.scheduler_may_run() {
+        let _gate = self.no_scheduler_gate();
+        if self.scheduler_may_run() {
             return Err(busy());
         }
         self.bind()?;
-        let r = f();
-        drop(frees);
-        r
+        f()
     }
 
     /// Whether a kernel may run in the context: a scheduler (its fence is up, or it never
