@@ -33,22 +33,14 @@ pub struct Baselines<'rt> {
 /// How long dropping the launchers waits for kernels a timed-out sync left running.
 const SETTLE_WAIT: Duration = Duration::from_secs(10);
 
-/// A runtime's streams for baseline launchers. A stream is reused once its launchers drop,
-/// never destroyed before the runtime is: beside a running kernel, `cuStreamCreate` stopped
-/// returning after about 33 streams in a row and `cuStreamDestroy`'s kin wait for it
-/// (H100, driver 580; benches/NOTES.md, "Audits"), so streams are neither made without bound
-/// nor let go while a scheduler runs.
+/// A runtime's streams for baseline launchers, reused once their launchers drop and destroyed
+/// only with the runtime: beside a running kernel, `cuStreamCreate` stopped returning after
+/// about 33 streams in a row (H100, driver 580; benches/NOTES.md, "Audits"), so a stream is not
+/// made per launcher, and [`Stream::new`] refuses past a bound while a scheduler runs.
 #[derive(Default)]
 pub(crate) struct BaselineStreams {
     idle: Vec<Stream>,
-    /// Streams opened so far (idle, in use, or handed to the context with kernels left running).
-    opened: usize,
 }
-
-/// How many baseline streams a runtime opens while a scheduler runs in its context. A running
-/// runtime holds 13 of its own (the scheduler's and the copy candidates), and the 33rd to
-/// 40th stream opened beside a running kernel hung (the note above).
-const OPEN_BESIDE_SCHEDULER: usize = 16;
 
 impl GpuRuntime {
     /// Baseline launchers over this runtime's compiled module. Fails while the scheduler holds
@@ -70,24 +62,14 @@ impl GpuRuntime {
         })
     }
 
-    /// An idle baseline stream, else a new one: beside a running scheduler, only while fewer
-    /// than [`OPEN_BESIDE_SCHEDULER`] were opened ([`Error::Busy`] past that).
+    /// An idle baseline stream, else a new one (an [`Error::Busy`] where too many streams are
+    /// open beside a running scheduler: [`Stream::new`]).
     fn baseline_stream(&self) -> Result<Stream> {
-        let mut streams = self.baseline_streams();
-        if let Some(stream) = streams.idle.pop() {
-            return Ok(stream);
+        let idle = self.baseline_streams().idle.pop();
+        match idle {
+            Some(stream) => Ok(stream),
+            None => Stream::new(self.context()),
         }
-        if streams.opened >= OPEN_BESIDE_SCHEDULER && self.context().scheduler_may_run() {
-            return Err(Error::Busy(format!(
-                "{OPEN_BESIDE_SCHEDULER} lowered graphs or baseline launchers of this runtime \
-                 are alive beside a running scheduler: CUDA's stream creation beside a running \
-                 kernel stopped returning past about 33 streams, so no more are opened; drop \
-                 some, or stop the scheduler (Runtime::stop)"
-            )));
-        }
-        let stream = Stream::new(self.context())?;
-        streams.opened += 1;
-        Ok(stream)
     }
 
     fn baseline_streams(&self) -> std::sync::MutexGuard<'_, BaselineStreams> {
@@ -256,11 +238,16 @@ impl Baselines<'_> {
             return settled;
         }
         let ctx = self.rt.context();
-        // A faulted context runs no kernel any more (the wait's error): nothing to wait for.
-        let ended = !matches!(
+        // A faulted context runs no kernel any more (the query's error): nothing to wait for.
+        // Any other failure (the context not bound, the wait's timeout) may leave them running.
+        let ended = matches!(
             self.stream
                 .wait_sleeping(SETTLE_WAIT, "baseline kernels left running"),
-            Err(Error::Timeout(..))
+            Ok(())
+                | Err(Error::Cuda {
+                    call: "cuStreamQuery",
+                    ..
+                })
         );
         if ended {
             ctx.unfence(self.fence);

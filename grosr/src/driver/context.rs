@@ -1,6 +1,6 @@
 //! A shared handle to one GPU's primary context, which every driver object holds.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 
 use cudarc::driver::{result as cu, sys};
@@ -31,6 +31,8 @@ struct Primary {
     /// `frees`), so that no scheduler launches meanwhile; not `frees` itself, which the work's
     /// drops (a graph's, on an error) take.
     no_scheduler: Mutex<()>,
+    /// Streams grosr holds open in this context ([`Stream`]'s new and drop count them).
+    streams: AtomicUsize,
 }
 
 // SAFETY: a CUcontext may be made current on any thread; Primary only holds handles and a lock.
@@ -79,6 +81,13 @@ impl Frees {
     }
 }
 
+/// How many streams grosr opens in a context while a scheduler may run there. Beside a running
+/// kernel, `cuStreamCreate` stopped returning at the 33rd to 40th stream made in a row (a
+/// cooperative spin kernel on half an H100's SMs, driver 580; benches/NOTES.md, "Audits"). A
+/// running runtime holds 13 (its scheduler's and 12 copy candidates until its stop), so this
+/// leaves 15 for lowered graphs beside it.
+pub(crate) const STREAMS_BESIDE_SCHEDULER: usize = 28;
+
 /// How many kept destroys ([`Context::destroy_when_idle`]) are said once on stderr.
 const DEFERRED_WARNING: usize = 1024;
 
@@ -120,6 +129,7 @@ impl Context {
             frees: Mutex::new(Frees::default()),
             frees_waiting: AtomicBool::new(false),
             no_scheduler: Mutex::new(()),
+            streams: AtomicUsize::new(0),
         });
         live.push(Arc::downgrade(&p));
         Ok(Context(p))
@@ -261,11 +271,41 @@ impl Context {
         f: impl FnOnce() -> Result<R>,
     ) -> Result<R> {
         let _gate = self.no_scheduler_gate();
-        if self.scheduler_may_run() {
+        let busy_now = {
+            let frees = self.frees();
+            frees.scheduler_may_run() || !frees.orphans.is_empty()
+        };
+        if busy_now {
             return Err(busy());
         }
         self.bind()?;
         f()
+    }
+
+    /// Counts a stream about to be created ([`Stream::new`]) and says whether it may be: below
+    /// [`STREAMS_BESIDE_SCHEDULER`] open streams always; past it only while no scheduler may
+    /// run, and then `create` runs at the gate, so that none launches meanwhile. The count is
+    /// taken back if the creation is refused or fails.
+    pub(super) fn open_stream<R>(
+        &self,
+        create: impl FnOnce() -> Result<R>,
+        busy: impl FnOnce(usize) -> crate::error::Error,
+    ) -> Result<R> {
+        let open = self.0.streams.fetch_add(1, Ordering::Relaxed);
+        let made = if open < STREAMS_BESIDE_SCHEDULER {
+            create()
+        } else {
+            self.while_no_scheduler(|| busy(open), create)
+        };
+        if made.is_err() {
+            self.closed_stream();
+        }
+        made
+    }
+
+    /// Uncounts a stream ([`Stream`]'s drop).
+    pub(super) fn closed_stream(&self) {
+        self.0.streams.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Whether a kernel may run in the context: a scheduler (its fence is up, or it never

@@ -22,9 +22,22 @@ unsafe impl Sync for Stream {}
 
 impl Stream {
     /// Creates a stream in `ctx`.
+    ///
+    /// Beside a running scheduler, with 28 streams of grosr's open in the context already, an
+    /// [`Error::Busy`] instead: the driver's stream creation could hang there.
     pub fn new(ctx: &Context) -> Result<Stream> {
         ctx.bind()?;
-        let raw = cu::stream::create(cu::stream::StreamKind::NonBlocking).call("cuStreamCreate")?;
+        let raw = ctx.open_stream(
+            || cu::stream::create(cu::stream::StreamKind::NonBlocking).call("cuStreamCreate"),
+            |open| {
+                Error::Busy(format!(
+                    "grosr has {open} CUDA streams open beside a running scheduler, the most \
+                     it opens there (CUDA's stream creation beside a running kernel stopped \
+                     returning past about 33): drop lowered graphs (Prepared) or stop the \
+                     scheduler (Runtime::stop)"
+                ))
+            },
+        )?;
         Ok(Stream {
             raw,
             ctx: ctx.clone(),
@@ -142,6 +155,7 @@ impl Drop for Stream {
         let _ = self.ctx.bind();
         // SAFETY: destroyed once; pending work still completes (the driver defers the release).
         let _ = unsafe { cu::stream::destroy(self.raw) };
+        self.ctx.closed_stream();
     }
 }
 

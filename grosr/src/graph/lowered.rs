@@ -48,6 +48,10 @@ impl<'rt> Lowered<'rt> {
         plan: &Plan,
         strategy: Strategy,
     ) -> Result<Lowered<'rt>> {
+        // Refused before the launchers take a stream; checked again, at the gate, below.
+        if strategy.is_cuda_graph() && rt.context().scheduler_may_run() {
+            return Err(instantiate_beside_scheduler());
+        }
         let base = rt.baselines()?;
         let singles = || {
             plan.order
@@ -199,7 +203,6 @@ fn build_fused(rt: &GpuRuntime, plan: &Plan) -> Result<(Vec<BulkLaunch>, DeviceM
 /// How long a prepare waits for a CUDA graph's upload.
 const UPLOAD_WAIT: Duration = Duration::from_secs(10);
 
-/// A CUDA graph with one kernel node per task and the DAG's edges, instantiated and uploaded.
 /// The error for a CUDA-graph strategy prepared while a scheduler runs.
 pub(super) fn instantiate_beside_scheduler() -> Error {
     Error::Busy(
@@ -211,6 +214,7 @@ pub(super) fn instantiate_beside_scheduler() -> Error {
     )
 }
 
+/// A CUDA graph with one kernel node per task and the DAG's edges, instantiated and uploaded.
 fn build_graph(rt: &GpuRuntime, base: &Baselines<'_>, plan: &Plan, pdl: bool) -> Result<Graph> {
     let mut g = Graph::new(rt.context())?;
     let status = base.status_ptr();

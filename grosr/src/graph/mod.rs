@@ -345,9 +345,12 @@ impl TaskGraph {
     /// [`CudaGraph`](Strategy::CudaGraph) and [`CudaGraphPdl`](Strategy::CudaGraphPdl) are
     /// prepared with the scheduler stopped even then ([`Error::Busy`] otherwise: the driver's
     /// instantiation waits for the scheduler's kernel); they may run beside it after
-    /// [`Runtime::start`]. On the CPU backend every strategy runs the graph on the executor, under the same rule
-    /// (its workers stand for SMs); a lowered one runs while it is stopped, as a GPU's kernels
-    /// do.
+    /// [`Runtime::start`]. Each lowered `Prepared` holds a CUDA stream; beside a running
+    /// scheduler grosr opens at most 28 streams in the context (its own 13 included), and
+    /// `prepare` returns [`Error::Busy`] past that, where the driver's stream creation could
+    /// hang. On the CPU backend every strategy runs the graph on the executor, under the same
+    /// rule (its workers stand for SMs); a lowered one runs while it is stopped, as a GPU's
+    /// kernels do.
     pub fn prepare<'rt>(&self, rt: &'rt Runtime, strategy: Strategy) -> Result<Prepared<'rt>> {
         let plan = self.plan(rt)?;
         if let Some(cpu) = rt.cpu_engine() {
