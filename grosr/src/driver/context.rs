@@ -264,7 +264,8 @@ impl Context {
     /// waits for `f`); else the error `busy` returns. For driver calls that wait for every
     /// kernel of the context: `cuGraphInstantiate` of a lowered graph beside a scheduler capped
     /// by `max_sms` never returned on an H100 (driver 580, benches/NOTES.md, "Audits"). `f` may
-    /// free and drop (the frees' lock is not held), but not start a scheduler.
+    /// free and drop (the frees' lock is not held), but neither start a scheduler nor open a
+    /// stream past the bound (both wait at the gate `f` holds).
     pub(crate) fn while_no_scheduler<R>(
         &self,
         busy: impl FnOnce() -> crate::error::Error,
