@@ -23,6 +23,7 @@
 //! task a cancel skipped leaves no event.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 /// One task's run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -254,7 +255,7 @@ impl Trace {
 /// The host's calls, as either backend records them: a bounded list (past `capacity`, counted
 /// as dropped), each span named by its thread.
 pub(crate) struct HostLog {
-    spans: std::sync::Mutex<Vec<HostSpan>>,
+    spans: std::sync::Mutex<Vec<RecordedSpan>>,
     capacity: usize,
     dropped: std::sync::atomic::AtomicU64,
 }
@@ -283,13 +284,10 @@ impl HostLog {
         start_ns: u64,
         end_ns: u64,
     ) -> bool {
-        let thread = std::thread::current();
-        let thread = thread
-            .name()
-            .map_or_else(|| format!("{:?}", thread.id()), str::to_string);
+        let thread = THREAD_NAME.with(Arc::clone);
         let mut spans = self.spans.lock().unwrap_or_else(|e| e.into_inner());
         if spans.len() < self.capacity {
-            spans.push(HostSpan {
+            spans.push(RecordedSpan {
                 id,
                 what,
                 thread,
@@ -309,8 +307,42 @@ impl HostLog {
     pub(crate) fn take(&self) -> (Vec<HostSpan>, u64) {
         let spans = std::mem::take(&mut *self.spans.lock().unwrap_or_else(|e| e.into_inner()));
         let dropped = self.dropped.swap(0, std::sync::atomic::Ordering::Relaxed);
+        let spans = spans
+            .into_iter()
+            .map(|r| HostSpan {
+                id: r.id,
+                what: r.what,
+                thread: r.thread.to_string(),
+                job: r.job,
+                start_ns: r.start_ns,
+                end_ns: r.end_ns,
+            })
+            .collect();
         (spans, dropped)
     }
+}
+
+/// A [`HostSpan`] as recorded, its thread's name shared: a span is taken on every traced
+/// submit and wait, where naming the thread anew (a `String`, and `ThreadId`'s formatting for
+/// an unnamed thread) would cost an allocation each.
+struct RecordedSpan {
+    id: u64,
+    what: &'static str,
+    thread: Arc<str>,
+    job: u64,
+    start_ns: u64,
+    end_ns: u64,
+}
+
+thread_local! {
+    /// The calling thread's name for host spans (its id where it has none).
+    static THREAD_NAME: Arc<str> = {
+        let thread = std::thread::current();
+        thread
+            .name()
+            .map_or_else(|| format!("{:?}", thread.id()), str::to_string)
+            .into()
+    };
 }
 
 /// A metadata event naming a process or thread.
