@@ -284,7 +284,11 @@ impl HostLog {
         start_ns: u64,
         end_ns: u64,
     ) -> bool {
-        let thread = THREAD_NAME.with(Arc::clone);
+        // During the thread's exit (a traced wait in another thread-local's drop) the key may
+        // be gone: name the thread anew then.
+        let thread = THREAD_NAME
+            .try_with(Arc::clone)
+            .unwrap_or_else(|_| thread_name_now().into());
         let mut spans = self.spans.lock().unwrap_or_else(|e| e.into_inner());
         if spans.len() < self.capacity {
             spans.push(RecordedSpan {
@@ -335,14 +339,16 @@ struct RecordedSpan {
 }
 
 thread_local! {
-    /// The calling thread's name for host spans (its id where it has none).
-    static THREAD_NAME: Arc<str> = {
-        let thread = std::thread::current();
-        thread
-            .name()
-            .map_or_else(|| format!("{:?}", thread.id()), str::to_string)
-            .into()
-    };
+    /// The calling thread's name for host spans.
+    static THREAD_NAME: Arc<str> = thread_name_now().into();
+}
+
+/// The calling thread's name, or its id where it has none.
+fn thread_name_now() -> String {
+    let thread = std::thread::current();
+    thread
+        .name()
+        .map_or_else(|| format!("{:?}", thread.id()), str::to_string)
 }
 
 /// A metadata event naming a process or thread.

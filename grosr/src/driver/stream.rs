@@ -23,18 +23,20 @@ unsafe impl Sync for Stream {}
 impl Stream {
     /// Creates a stream in `ctx`.
     ///
-    /// Beside a running scheduler, with 28 streams of grosr's open in the context already, an
-    /// [`Error::Busy`] instead: the driver's stream creation could hang there.
+    /// With 28 streams of grosr's open in the context already, while a scheduler (or a lowered
+    /// kernel left running) may run, an [`Error::Busy`] instead: the driver's stream creation
+    /// could hang there.
     pub fn new(ctx: &Context) -> Result<Stream> {
         ctx.bind()?;
         let raw = ctx.open_stream(
             || cu::stream::create(cu::stream::StreamKind::NonBlocking).call("cuStreamCreate"),
             |open| {
                 Error::Busy(format!(
-                    "grosr has {open} CUDA streams open beside a running scheduler, the most \
-                     it opens there (CUDA's stream creation beside a running kernel stopped \
-                     returning past about 33): drop lowered graphs (Prepared) or stop the \
-                     scheduler (Runtime::stop)"
+                    "grosr has {open} CUDA streams open while a kernel that may never end runs \
+                     (a scheduler, or a lowered graph's kernel left running), the most it opens \
+                     then (CUDA's stream creation beside a running kernel stopped returning \
+                     past about 33): drop lowered graphs (Prepared), or stop the scheduler \
+                     (Runtime::stop)"
                 ))
             },
         )?;

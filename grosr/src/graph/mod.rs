@@ -345,10 +345,10 @@ impl TaskGraph {
     /// [`CudaGraph`](Strategy::CudaGraph) and [`CudaGraphPdl`](Strategy::CudaGraphPdl) are
     /// prepared with the scheduler stopped even then ([`Error::Busy`] otherwise: the driver's
     /// instantiation waits for the scheduler's kernel); they may run beside it after
-    /// [`Runtime::start`]. Each lowered `Prepared` holds a CUDA stream; beside a running
-    /// scheduler grosr opens at most 28 streams in the context (its own 13 included), and
-    /// `prepare` returns [`Error::Busy`] past that, where the driver's stream creation could
-    /// hang. On the CPU backend every strategy runs the graph on the executor, under the same
+    /// [`Runtime::start`]. Each lowered `Prepared` holds a CUDA stream (reused once it drops);
+    /// while the scheduler runs, grosr makes no new stream once 28 of its own are open in the
+    /// context (a running runtime's 13 included), and `prepare` returns [`Error::Busy`] instead,
+    /// where the driver's stream creation could hang. On the CPU backend every strategy runs the graph on the executor, under the same
     /// rule (its workers stand for SMs); a lowered one runs while it is stopped, as a GPU's
     /// kernels do.
     pub fn prepare<'rt>(&self, rt: &'rt Runtime, strategy: Strategy) -> Result<Prepared<'rt>> {

@@ -252,11 +252,11 @@ impl RuntimeBuilder {
     /// more than the GPU has counts as all, 0 is an [`Error::Config`] at build). The grid is
     /// `blocks per SM × max_sms` blocks; the hardware places them. Lowered graphs
     /// ([`Strategy`](crate::graph::Strategy) other than `Resident`) then run beside the
-    /// scheduler, but the CUDA graphs and streams of those dropped meanwhile are destroyed only
-    /// at its next stop (the driver's destroy would wait for the scheduler's kernel), the
-    /// CUDA-graph strategies are prepared while it is stopped (the driver's instantiation
-    /// would wait for it too), and about 15 lowered graphs may be alive beside it
-    /// ([`TaskGraph::prepare`](crate::graph::TaskGraph::prepare) says why).
+    /// scheduler, but the CUDA graphs of those dropped meanwhile are destroyed only at its next
+    /// stop (the driver's destroy would wait for the scheduler's kernel; their streams are
+    /// reused), the CUDA-graph strategies are prepared while it is stopped (the driver's
+    /// instantiation would wait for it too), and about 15 lowered graphs prepared beside it may
+    /// be alive at once ([`TaskGraph::prepare`](crate::graph::TaskGraph::prepare) says why).
     pub fn max_sms(mut self, sms: u32) -> Self {
         self.config.max_sms = Some(sms);
         self
