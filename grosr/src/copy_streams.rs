@@ -12,7 +12,7 @@
 //! allocation and free of device memory in the scheduler's context goes through one of them
 //! until the scheduler stops ([`enter`], [`leave`]; the driver's `Context` does the routing).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -35,6 +35,8 @@ pub(crate) struct CopyStreams {
     /// until the scheduler has stopped (see Drop).
     parked: Vec<Stream>,
     probe: Option<MappedMem>,
+    /// Set by [`abandon`](CopyStreamPool::abandon): a kernel that may never end still runs.
+    abandoned: AtomicBool,
 }
 
 impl CopyStreams {
@@ -54,6 +56,7 @@ impl CopyStreams {
             usable: Vec::new(),
             parked,
             probe: None,
+            abandoned: AtomicBool::new(false),
         })
     }
 
@@ -117,10 +120,28 @@ impl CopyStreamPool for CopyStreams {
             None => self.usable[first].lock().unwrap_or_else(|e| e.into_inner()),
         }
     }
+
+    fn abandon(&self) {
+        self.abandoned.store(true, Ordering::Relaxed);
+    }
 }
 
 impl Drop for CopyStreams {
     fn drop(&mut self) {
+        if self.abandoned.load(Ordering::Relaxed) {
+            // A kernel that may never end still runs: the probe's page-locked memory is leaked
+            // (cuMemFreeHost would wait for it; a probe copy behind it may still write there),
+            // and the streams go to the context's kept destroys, which run once no such kernel
+            // may (counted open until then, as they are). The last holder may drop the pool
+            // under the frees' lock (a free's copy): keep_streams takes a lock of its own.
+            std::mem::forget(self.probe.take());
+            let streams = std::mem::take(&mut self.usable)
+                .into_iter()
+                .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
+                .chain(std::mem::take(&mut self.parked));
+            self.ctx.keep_streams(streams);
+            return;
+        }
         // Dropped before any probe (a start that failed first: nothing to wait for) or after the
         // scheduler stopped, so parked probes can finish now. A probe that does not finish may
         // still write into its destination, so then the page-locked memory is leaked, not freed.

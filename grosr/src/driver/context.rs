@@ -33,6 +33,9 @@ struct Primary {
     no_scheduler: Mutex<()>,
     /// Streams grosr holds open in this context ([`Stream`]'s new and drop count them).
     streams: AtomicUsize,
+    /// Streams handed over by [`keep_streams`](Context::keep_streams), for the kept destroys.
+    /// A lock of its own, taken last: a drop that hands them over may run under `frees`.
+    kept_streams: Mutex<Vec<Stream>>,
 }
 
 // SAFETY: a CUcontext may be made current on any thread; Primary only holds handles and a lock.
@@ -44,6 +47,9 @@ unsafe impl Sync for Primary {}
 pub(crate) trait CopyStreamPool: Send + Sync {
     /// One of the streams, held alone until the guard drops.
     fn hold(&self) -> MutexGuard<'_, Stream>;
+    /// Marks the pool as dropped while a kernel that may never end still runs: its drop then
+    /// leaks what such a kernel holds up and keeps the streams' destroys for later.
+    fn abandon(&self);
 }
 
 /// A running scheduler's jobs, as device memory sees them: memory dropped while jobs submitted
@@ -129,6 +135,7 @@ impl Context {
             frees: Mutex::new(Frees::default()),
             frees_waiting: AtomicBool::new(false),
             no_scheduler: Mutex::new(()),
+            kept_streams: Mutex::new(Vec::new()),
             streams: AtomicUsize::new(0),
         });
         live.push(Arc::downgrade(&p));
@@ -309,6 +316,20 @@ impl Context {
         self.0.streams.fetch_sub(1, Ordering::Relaxed);
     }
 
+    /// Keeps `streams`, dropped while a kernel that may never end still runs, to be destroyed
+    /// with the kept destroys ([`destroy_when_idle`](Self::destroy_when_idle)) once none may:
+    /// at the next free, lowered run or stop that finds none. Takes only a lock of its own, so
+    /// that a drop under the frees' lock may call it.
+    pub(crate) fn keep_streams(&self, streams: impl IntoIterator<Item = Stream>) {
+        self.0
+            .kept_streams
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(streams);
+        // Relaxed, as the frees' own flag: a stale answer only defers them to a later call.
+        self.0.frees_waiting.store(true, Ordering::Relaxed);
+    }
+
     /// Whether a kernel may run in the context: a scheduler (its fence is up, or it never
     /// ended), a lowered graph's kernels left running (an orphaned stream), or work queued on a
     /// stream with a fence (the baselines'). Asks the driver for the last; false only if it
@@ -325,6 +346,16 @@ impl Context {
     /// Runs the kept destroys if no kernel may run. Under the frees' lock: a scheduler's fence
     /// goes up before its launch, so none launches until they have returned.
     fn run_deferred(&self, frees: &mut Frees) {
+        let kept = std::mem::take(
+            &mut *self
+                .0
+                .kept_streams
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        for stream in kept {
+            frees.deferred.push(Box::new(move || drop(stream)));
+        }
         if frees.deferred.is_empty() || self.bind().is_err() || Self::kernels_may_run(frees) {
             return;
         }

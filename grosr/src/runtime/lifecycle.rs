@@ -44,8 +44,11 @@ impl GpuRuntime {
         {
             Err(Error::Timeout(..)) => {
                 // The kernel still runs: freeing the copy streams' page-locked probe would wait
-                // for it (cuMemFreeHost synchronises the context), so they are leaked.
-                std::mem::forget(_copy_streams);
+                // for it (cuMemFreeHost synchronises the context), so it is leaked, and their
+                // streams' destroys are kept (CopyStreams' drop).
+                if let Some(pool) = &_copy_streams {
+                    pool.abandon();
+                }
                 let e = Error::DeviceFault(
                     "the scheduler did not exit within 10 s of stop (a task that never ends?)"
                         .into(),
@@ -64,7 +67,9 @@ impl GpuRuntime {
                 self.ctx.unfence(self.id);
                 if self.ctx.kernels_left_running() {
                     // A lowered graph's kernel left running would hold up the probe's free too.
-                    std::mem::forget(_copy_streams);
+                    if let Some(pool) = &_copy_streams {
+                        pool.abandon();
+                    }
                 }
                 // The next launch clears the device's counts: keep what this one ran.
                 self.keep_executed()
@@ -206,8 +211,10 @@ impl GpuRuntime {
                     drop(streams);
                 } else {
                     // A kernel still runs: freeing the probe's page-locked memory would wait for
-                    // it (cuMemFreeHost synchronises the context), so the streams are leaked.
-                    std::mem::forget(streams);
+                    // it (cuMemFreeHost synchronises the context), so it is leaked, and the
+                    // streams' destroys are kept (CopyStreams' drop).
+                    crate::driver::CopyStreamPool::abandon(&streams);
+                    drop(streams);
                 }
                 return Err(e);
             }
