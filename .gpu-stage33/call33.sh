@@ -3,7 +3,8 @@
 # `export OUT; bash .gpu-pack/call33.sh MODE`. Packs: main35 (main after session 32: the
 # CUDA-graph refusal beside a running scheduler, the context's stream bound, the host spans'
 # shared thread names; its cache is main34's, the generated code being the same), tws / twscs
-# (main35 + trace-ws.patch / trace-ws-cs.patch), split (main35 + fast-split.patch).
+# (main35 + trace-ws.patch / trace-ws-cs.patch), split (main35 + fast-split.patch), burst
+# (main35 + poll-burst.patch).
 set -u
 cd "$(dirname "$0")/.."
 for d in /usr/local/cuda/targets/x86_64-linux/lib /usr/local/cuda/lib64; do
@@ -51,5 +52,12 @@ case "${1:-}" in
     AB_OUT=/tmp/ab/sp timeout -k 3 ${ABT:-200} bash benches/device_ab.sh 2 \
       "main35:--optimize-compile split:--optimize-compile" "core" | tail -2
     python3 benches/ab_medians.py /tmp/ab/sp main35-optimizecompile,split-optimizecompile ;;
-  *) echo "modes: suites checks traceab split" ;;
+  burst) # issue 20: the poll burst (poll-burst.patch: one descriptor while idle, four after a
+    # find) against main on core / host_threads / head_of_line, then its suites
+    AB_OUT=/tmp/ab/bu timeout -k 3 ${ABT:-300} bash benches/device_ab.sh 2 "main35 burst" \
+      "core" "host_threads" "head_of_line" | tail -4
+    python3 benches/ab_medians.py /tmp/ab/bu main35,burst
+    tar czf "$OUT/ab-burst.tgz" -C /tmp/ab bu
+    for b in gpu_jobs gpu_submit gpu_core; do t burst $b 150; done ;;
+  *) echo "modes: suites checks traceab split burst" ;;
 esac
