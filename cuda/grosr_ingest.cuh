@@ -129,7 +129,8 @@ constexpr uint32_t INGEST_DRAIN_ROUNDS = 16;
 __device__ __noinline__ void drain_stack(const Params& p, WarpState* ws, Mailbox& mbox) {
     uint32_t rng = 1;
     for (uint32_t round = 0; round < INGEST_DRAIN_ROUNDS && ws->top > 0; ++round) {
-        uint32_t kind = NO_KIND, job = 0, node = 0, words[RECORD_WORDS];
+        uint32_t kind = NO_KIND, job = 0, node = 0;
+        alignas(16) uint32_t words[RECORD_WORDS];   // read_slot stores it as uint4s
         // The stack is non-empty, so take_work takes from it and never touches a queue.
         const uint32_t n = take_work(p, ws, kind, job, node, words, rng);
         process(p, ws, mbox, n, kind, job, node, words);

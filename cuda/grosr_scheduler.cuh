@@ -222,7 +222,8 @@ __device__ void scheduler(const Params& kernel_params) {
             }
             if (ingest(p, ws, mbox, head, next_queue)) { idle_ns = 0; continue; }
         } else {
-            uint32_t kind = NO_KIND, job = 0, node = 0, words[RECORD_WORDS];
+            uint32_t kind = NO_KIND, job = 0, node = 0;
+            alignas(16) uint32_t words[RECORD_WORDS];   // read_slot stores it as uint4s
 #ifdef GROSR_TRACE
             const bool from_stack = ws->top > 0;
             const unsigned long long t0 = globaltimer();
