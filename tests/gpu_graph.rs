@@ -102,17 +102,19 @@ fn cycles_and_unregistered_types_are_refused_before_anything_runs() {
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
 fn lowered_graphs_dropped_beside_a_capped_scheduler_go_at_its_stop() {
-    let sms = grosr::Gpu::open(0).unwrap().sm_count;
-    let rt = builder().max_sms(sms / 2).build().expect("runtime");
-    graph_tasks::lowered_graphs_dropped_beside_a_capped_scheduler_go_at_its_stop(&rt);
+    graph_tasks::lowered_graphs_dropped_beside_a_capped_scheduler_go_at_its_stop(&capped_runtime());
 }
 
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
 fn many_lowered_graphs_beside_a_capped_scheduler_reuse_a_bounded_set_of_streams() {
+    graph_tasks::many_lowered_graphs_beside_a_capped_scheduler(&capped_runtime());
+}
+
+/// A runtime whose scheduler holds half the SMs, leaving the rest to lowered graphs.
+fn capped_runtime() -> grosr::Runtime {
     let sms = grosr::Gpu::open(0).unwrap().sm_count;
-    let rt = builder().max_sms(sms / 2).build().expect("runtime");
-    graph_tasks::many_lowered_graphs_beside_a_capped_scheduler(&rt);
+    builder().max_sms(sms / 2).build().expect("runtime")
 }
 
 #[test]

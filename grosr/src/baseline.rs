@@ -33,15 +33,6 @@ pub struct Baselines<'rt> {
 /// How long dropping the launchers waits for kernels a timed-out sync left running.
 const SETTLE_WAIT: Duration = Duration::from_secs(10);
 
-/// A runtime's streams for baseline launchers, reused once their launchers drop and destroyed
-/// only with the runtime: beside a running kernel, `cuStreamCreate` stopped returning after
-/// about 33 streams in a row (H100, driver 580; benches/NOTES.md, "Audits"), so a stream is not
-/// made per launcher, and [`Stream::new`] refuses past a bound while a scheduler runs.
-#[derive(Default)]
-pub(crate) struct BaselineStreams {
-    idle: Vec<Stream>,
-}
-
 impl GpuRuntime {
     /// Baseline launchers over this runtime's compiled module. Fails while the scheduler holds
     /// every SM (stop it first, or build it with `max_sms` below the SM count). Not part of the
@@ -63,17 +54,20 @@ impl GpuRuntime {
     }
 
     /// An idle baseline stream, else a new one (an [`Error::Busy`] where too many streams are
-    /// open beside a running scheduler: [`Stream::new`]).
+    /// open beside a running scheduler: [`Stream::new`]). A launcher's stream is reused once it
+    /// drops and destroyed only with the runtime: beside a running kernel, `cuStreamCreate`
+    /// stopped returning after about 33 streams in a row (H100, driver 580; benches/NOTES.md,
+    /// "Audits"), so a stream is not made per launcher.
     fn baseline_stream(&self) -> Result<Stream> {
-        let idle = self.baseline_streams().idle.pop();
+        let idle = self.idle_baseline_streams().pop();
         match idle {
             Some(stream) => Ok(stream),
             None => Stream::new(self.context()),
         }
     }
 
-    fn baseline_streams(&self) -> std::sync::MutexGuard<'_, BaselineStreams> {
-        self.baseline_streams
+    fn idle_baseline_streams(&self) -> std::sync::MutexGuard<'_, Vec<Stream>> {
+        self.idle_baseline_streams
             .lock()
             .unwrap_or_else(|e| e.into_inner())
     }
@@ -81,7 +75,7 @@ impl GpuRuntime {
     /// Hands the idle baseline streams to the context to destroy once no kernel runs (a
     /// runtime's drop, after its stop).
     pub(crate) fn close_baseline_streams(&self) {
-        let idle = std::mem::take(&mut self.baseline_streams().idle);
+        let idle = std::mem::take(&mut *self.idle_baseline_streams());
         for stream in idle {
             self.context()
                 .destroy_when_idle(Box::new(move || drop(stream)));
@@ -271,8 +265,8 @@ impl Drop for Baselines<'_> {
         if self.settle() {
             // SAFETY: its work has ended and its fence is gone; taken once, here.
             let stream = unsafe { ManuallyDrop::take(&mut self.stream) };
-            // Reused by the next launchers (BaselineStreams says why not destroyed).
-            self.rt.baseline_streams().idle.push(stream);
+            // Reused by the next launchers (baseline_stream says why not destroyed).
+            self.rt.idle_baseline_streams().push(stream);
         }
         // Else the context holds the stream now, with the fence that frees the status word
         // (dropped next) once the kernels end.

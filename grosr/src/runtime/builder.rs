@@ -719,7 +719,7 @@ impl RuntimeBuilder {
             fault: OnceLock::new(),
             lifecycle: Mutex::new(()),
             cancelling: std::sync::Mutex::new(()),
-            baseline_streams: Default::default(),
+            idle_baseline_streams: Default::default(),
             stream,
             kernels,
             memory: std::mem::ManuallyDrop::new(memory),

@@ -377,8 +377,8 @@ pub(crate) struct GpuRuntime {
     /// job's ending meanwhile) land in the order they checked, so the older never overwrites
     /// the newer job's cancel word.
     cancelling: std::sync::Mutex<()>,
-    /// The baselines' streams (`crate::baseline`): reused, and counted while a scheduler runs.
-    pub(crate) baseline_streams: Mutex<crate::baseline::BaselineStreams>,
+    /// Baseline launchers' streams not in use (`crate::baseline`): reused, not destroyed.
+    pub(crate) idle_baseline_streams: Mutex<Vec<Stream>>,
     // Every driver object holds its context, so the context outlives them in any drop order.
     // Memory, heap and module are dropped in Drop once the kernel has exited, or leaked there
     // while it still runs (the module unloads when its last holder, it or `kernels`, goes).
