@@ -15,12 +15,11 @@
 //! per lane for lane tasks, which a round runs side by side), with its spawner as the origin;
 //! the host's submits, waits and graph runs are stamped on the GPU's clock (set against
 //! `%globaltimer` before each launch of the scheduler), and the take names the origins the GPU
-//! does not record: a submitted task's
-//! submit, a graph node's predecessor whose end released it (a root: its graph run). The
-//! queued-tasks counter is derived from the events there (a task counts from its origin's end
-//! until it starts), and heap use is the heap's whole slabs in use, sampled by the GPU whenever a
-//! slab leaves or rejoins its pool (the CPU backend counts the bytes of live allocations). A
-//! task a cancel skipped leaves no event.
+//! does not record: a submitted task's submit, a graph node's predecessor whose end released it
+//! (a root: its graph run). The queued-tasks counter is derived from the events there (a task
+//! counts from its origin's end until it starts), and heap use is the heap's whole slabs in use,
+//! sampled by the GPU whenever a slab leaves or rejoins its pool (the CPU backend counts the
+//! bytes of live allocations). A task a cancel skipped leaves no event.
 
 use std::fmt::Write as _;
 use std::sync::Arc;

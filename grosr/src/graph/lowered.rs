@@ -245,9 +245,9 @@ fn build_graph(rt: &GpuRuntime, base: &Baselines<'_>, plan: &Plan, pdl: bool) ->
     g.add_dependencies(&from, &to, kind)?;
     g.instantiate()?;
     // Uploaded here, where no scheduler runs (the caller checked), rather than at the first
-    // launch or at whatever driver call the driver chooses: a graph only
-    // instantiated while the scheduler was stopped left the next cuStreamCreate, made with the
-    // scheduler running again, blocked for good (H100; benches/NOTES.md, "Audits").
+    // launch or at whatever driver call the driver chooses: a graph only instantiated while the
+    // scheduler was stopped left the next cuStreamCreate, made with the scheduler running
+    // again, blocked for good (H100; benches/NOTES.md, "Audits").
     g.upload(base.stream())?;
     base.stream().wait(UPLOAD_WAIT, "the CUDA graph's upload")?;
     Ok(g)

@@ -348,9 +348,9 @@ impl TaskGraph {
     /// [`Runtime::start`]. Each lowered `Prepared` holds a CUDA stream (reused once it drops);
     /// while the scheduler runs, grosr makes no new stream once 28 of its own are open in the
     /// context (a running runtime's 13 included), and `prepare` returns [`Error::Busy`] instead,
-    /// where the driver's stream creation could hang. On the CPU backend every strategy runs the graph on the executor, under the same
-    /// rule (its workers stand for SMs); a lowered one runs while it is stopped, as a GPU's
-    /// kernels do.
+    /// where the driver's stream creation could hang. On the CPU backend every strategy runs
+    /// the graph on the executor, under the same rule (its workers stand for SMs); a lowered
+    /// one runs while it is stopped, as a GPU's kernels do.
     pub fn prepare<'rt>(&self, rt: &'rt Runtime, strategy: Strategy) -> Result<Prepared<'rt>> {
         let plan = self.plan(rt)?;
         if let Some(cpu) = rt.cpu_engine() {

@@ -188,9 +188,9 @@ pub enum Optimize {
     /// (no fast-compile level) or off glibc Linux (no exit hook for the thread) it is `Speed`.
     /// The thread competes with the program for the host's cores for as long as `Speed` takes
     /// (a minute or more for many task types); a process that ends sooner stores nothing, and
-    /// its next run starts on `Compile` again. A process that exits while the thread compiles ends at once
-    /// with its exit status, skipping the C exit handlers registered before the thread started
-    /// (NVRTC's among them, which would unload code the thread runs: a crash).
+    /// its next run starts on `Compile` again. A process that exits while the thread compiles
+    /// ends at once with its exit status, skipping the C exit handlers registered before the
+    /// thread started (NVRTC's among them, which would unload code the thread runs: a crash).
     #[default]
     Tiered,
 }
