@@ -185,7 +185,16 @@ __device__ void scheduler(const Params& kernel_params) {
     // Each ring goes on from the events of this warp's earlier launches (their counts are final:
     // a relaunch follows a stop, which waited for the kernel to end).
     ws->trace_seq[lane] = grosr_task_trace.counts[(blockIdx.x * WARPS_PER_BLOCK + warp) * WARP + lane];
-    if (lane == 0) ws->trace_rot = 0;
+    if (lane == 0) {
+        const uint32_t w = blockIdx.x * WARPS_PER_BLOCK + warp;
+        ws->trace_rot = 0;
+        ws->trace_id_warp = w << TRACE_SLOT_BITS;
+        ws->trace_where_sm = (sm_id() & 0xFFu) << 17;
+        ws->trace_mask = grosr_task_trace.lane_capacity - 1u;
+        ws->trace_shift = grosr_task_trace.lane_shift;
+        ws->trace_events = grosr_task_trace.events + (unsigned long long)w * grosr_task_trace.lane_capacity * WARP;
+        ws->trace_counts = grosr_task_trace.counts + w * WARP;
+    }
 #endif
     if (threadIdx.x == 0) { mbox.epoch = 0; mbox.busy = 0; blk_stop = 0; }
 #ifdef GROSR_TRACE

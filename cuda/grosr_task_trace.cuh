@@ -133,29 +133,28 @@ template <Gran G> struct TaskTraceScope {
         const bool records =
             G == GROSR_LANE || (G == GROSR_WARP ? lane_id() == r : threadIdx.x == r);
         if (records) {
-            const uint32_t w = blockIdx.x * WARPS_PER_BLOCK + threadIdx.x / WARP;
-            // Shared memory, this lane's own (see the rings above): plain accesses.
-            const uint32_t seq = c.ws->trace_seq[r];
-            c.ws->trace_seq[r] = seq + 1;
-            const uint32_t ring = w * WARP + r;
-            id = (w << TRACE_SLOT_BITS) | (r << TRACE_LANE_SHIFT) | ((seq & TRACE_SEQ_MASK) + 1);
+            // Shared memory, this lane's own (see the rings above): plain accesses. The warp's
+            // constants too (WarpState): no global load on a task's path.
+            WarpState* ws = c.ws;
+            uint32_t* const counts = ws->trace_counts;   // read before the stores below
+            const uint32_t seq = ws->trace_seq[r];
+            ws->trace_seq[r] = seq + 1;
+            id = ws->trace_id_warp | (r << TRACE_LANE_SHIFT) | ((seq & TRACE_SEQ_MASK) + 1);
             // The warp's rings interleaved by lane (slot s of lane r at s * 32 + r): a round's
             // lanes, whose counts go up together, write neighbouring events (rings laid end to
             // end cost spawn trees 27% against main's 20% traced, H100).
-            ev = grosr_task_trace.events +
-                 (((unsigned long long)w * grosr_task_trace.lane_capacity +
-                   (seq & (grosr_task_trace.lane_capacity - 1u))) * WARP + r);
+            ev = ws->trace_events + ((seq & ws->trace_mask) * WARP + r);
             // Lane tasks of a round run side by side on one warp: the lane tells them apart.
             const uint32_t where = (kind & 0xFFFu) | (G == GROSR_LANE ? r : 0u) << 12 |
-                                   (sm_id() & 0xFFu) << 17 |
-                                   (seq >> grosr_task_trace.lane_shift) << TRACE_GEN_SHIFT;
+                                   ws->trace_where_sm |
+                                   (seq >> ws->trace_shift) << TRACE_GEN_SHIFT;
             // Plain stores, unordered: the host reads the event and the count after the jobs
             // it traces ended (the jobs' completions, a system-scope release, order them before
             // the host's reads). A take while tasks run may read a slot half rewritten: its wrap
             // count drops most such events, not all (Runtime::trace says so).
             ev->start = globaltimer();
             *reinterpret_cast<uint4*>(&ev->id) = make_uint4(id, c.trace_origin, where, c.job);
-            grosr_task_trace.counts[ring] = seq + 1;
+            counts[r] = seq + 1;
         }
         if (G == GROSR_WARP) id = __shfl_sync(0xffffffffu, id, r);
         if (G == GROSR_BLOCK) {

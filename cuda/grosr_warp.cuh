@@ -3,6 +3,10 @@
 
 namespace grosr {
 
+#ifdef GROSR_TRACE_TASKS
+struct TaskEvent;                 // grosr_task_trace.cuh
+#endif
+
 // ---- Per-warp state in shared memory ---------------------------------------------------------------
 struct StackEntry { uint32_t kind, job, node, pad; alignas(16) uint32_t words[RECORD_WORDS]; };
 
@@ -27,6 +31,15 @@ struct WarpState {
     // lane whose ring the next warp task records into.
     uint32_t trace_seq[WARP];
     uint32_t trace_rot;
+    // The warp's constants of the timeline, set at the scheduler's start, so that a task's event
+    // takes shared loads only (from the module global: two dependent rounds of global loads
+    // and the block, warp and SM ids read again at every task).
+    uint32_t trace_id_warp;       // the warp's bits of an id: w << TRACE_SLOT_BITS
+    uint32_t trace_where_sm;      // the SM's bits of `where`: (SM & 0xFF) << 17
+    uint32_t trace_mask;          // lane_capacity - 1
+    uint32_t trace_shift;         // log2(lane_capacity)
+    TaskEvent* trace_events;      // the warp's rings: slot s of lane r at trace_events[s * 32 + r]
+    uint32_t* trace_counts;       // the warp's 32 counts
 #endif
 };
 
