@@ -70,11 +70,13 @@ impl std::fmt::Debug for Compiled {
     }
 }
 
-/// `Optimize::Compile`'s option: NVRTC's fast-compile level that keeps the most optimizations.
-/// On the 14-type module it cut the cold compile 228 -> 2.7 s (2-core box) and cost the hot paths
-/// two to three times (chain 0.22 -> 0.61 µs/hop, fan-out 8 5.2 -> 2.7 G tasks/s, H200;
-/// benches/NOTES.md, "Start-up and compile time").
-pub const FAST_COMPILE: &str = "--Ofast-compile=min";
+/// `Optimize::Compile`'s options. NVRTC's fast-compile level that keeps the most optimizations:
+/// on the 14-type module it cut the cold compile 228 -> 2.7 s (2-core box) and cost the hot paths
+/// two to three times (chain 0.22 -> 0.61 µs/hop, fan-out 8 5.2 -> 2.7 G tasks/s, H200). And
+/// NVRTC's parallel compile on every core: the quickstart's whole cold process 1.54 -> 1.08 s,
+/// the 14-type's 3.4 -> 2.2 s, with the same code (H100's 16-core host). `max` was 0.1 s faster
+/// still and ran a task 9x and the chain 33x slower (benches/NOTES.md, "Start-up and compile time").
+pub const FAST_COMPILE: &[&str] = &["--Ofast-compile=min", "--split-compile=0"];
 
 /// Compiles `source` for `sm_<arch>` (e.g. 90) with `extra` options (say
 /// `--Ofast-compile=min`), using the cache folder when one is usable.
@@ -159,10 +161,10 @@ fn lookup(cache: Option<&cache::Cache>, key: &str) -> Option<Vec<u8>> {
     }
 }
 
-/// The first NVRTC that knows [`FAST_COMPILE`]; older ones compile without it.
+/// The first NVRTC that knows [`FAST_COMPILE`]'s level; older ones compile without its options.
 const FAST_COMPILE_SINCE: (i32, i32) = (12, 8);
 
-/// Whether this NVRTC knows [`FAST_COMPILE`].
+/// Whether this NVRTC knows [`FAST_COMPILE`]'s level.
 pub(crate) fn fast_compile_known() -> Result<bool> {
     Ok(nvrtc_version()? >= FAST_COMPILE_SINCE)
 }
@@ -173,8 +175,8 @@ pub fn compile(source: &str, arch: u32) -> Result<Vec<u8>> {
 }
 
 /// [`compile`] with NVRTC options besides the usual ones (e.g. `-rdc=true`, which makes a
-/// relocatable CUBIN for the driver's linker). `--Ofast-compile=min` is left out where NVRTC is
-/// older than 12.8, which does not know it: the module compiles as `Optimize::Speed` would.
+/// relocatable CUBIN for the driver's linker). [`FAST_COMPILE`]'s options are left out where NVRTC
+/// is older than 12.8, which does not know its level: the module compiles as `Optimize::Speed` would.
 pub fn compile_with(source: &str, arch: u32, extra: &[&str]) -> Result<Vec<u8>> {
     let version = nvrtc_version()?;
     if version.0 >= 13 && arch < 75 {
@@ -199,7 +201,7 @@ pub fn compile_with(source: &str, arch: u32, extra: &[&str]) -> Result<Vec<u8>> 
     options.extend(
         extra
             .iter()
-            .filter(|o| fast_compile_known || **o != FAST_COMPILE)
+            .filter(|o| fast_compile_known || !FAST_COMPILE.contains(o))
             .map(|s| s.to_string()),
     );
     // GROSR_PTXAS_VERBOSE=1 prints each kernel's registers, shared memory and spills.
@@ -370,7 +372,7 @@ mod tests {
         assert_ne!(k, cache_key("b", 90, (13, 0), &[]));
         assert_ne!(k, cache_key("a", 80, (13, 0), &[]));
         assert_ne!(k, cache_key("a", 90, (12, 8), &[]));
-        assert_ne!(k, cache_key("a", 90, (13, 0), &[FAST_COMPILE]));
+        assert_ne!(k, cache_key("a", 90, (13, 0), FAST_COMPILE));
         assert_eq!(k, cache_key("a", 90, (13, 0), &[]));
     }
 
