@@ -104,8 +104,9 @@ __device__ __noinline__ void run_graph_range(const Params& p, WarpState* ws, Gra
 // state = job << 44 | units << 22 | next claimed unit. A claim returns the job and the total with
 // the unit, so a claim never reads a field a newer launch may have rewritten; a late claim that
 // lands on a reused entry claims a unit of that newer launch (its roots are counted too) or none.
-// `live` has a bit per entry with units left: set by the ingest warp (the only one that fills
-// entries, and only entries whose bit is clear), cleared by whoever claims an entry's last unit.
+// `live` has a bit per entry with units left: set by the ingest warp that fills the entry (there
+// is one per submission ring; each takes a clear bit with an atomic OR, so no two fill one entry),
+// cleared by whoever claims an entry's last unit.
 // A warp claims once per look at `live`, so claims past the last unit stay below one per warp.
 constexpr uint32_t BOARD_ENTRIES = 32;
 constexpr uint32_t BOARD_UNIT_BITS = 22, BOARD_JOB_SHIFT = 44;
@@ -143,17 +144,20 @@ __device__ __forceinline__ GraphUnits graph_units(const GraphDev* g) {
 __device__ bool board_offer(const Params& p, const GraphDev* g, uint32_t job, uint32_t roots) {
     const uint32_t units = graph_units(g).units;
     if (units >= BOARD_MAX_UNITS || job >= (1u << (64 - BOARD_JOB_SHIFT))) return false;
-    const uint32_t live = *(volatile uint32_t*)&grosr_board.live;
-    if (live == 0xffffffffu) return false;
-    const uint32_t e = __ffs(~live) - 1;
-    // Every root counted now, replacing the launch record's count: a claimed unit's run takes
-    // its roots' counts away, so the job cannot complete while a unit is unclaimed.
-    atomicAdd(&p.jobs[job].pending, (int32_t)roots - 1);
+    uint32_t live = *(volatile uint32_t*)&grosr_board.live, e;
     // The bit goes up before the state: a warp that sees it early claims from the old,
     // exhausted state (nothing). The other order could lose the bit's clearing: late claims
     // from the entry's previous launch may take every unit, the last one included, before the
     // bit is set, and a bit that stays up sends every idle warp's add to an exhausted entry.
-    atomicOr(&grosr_board.live, 1u << e);
+    // The OR's old value says whether another ring's ingest warp took the entry first.
+    do {
+        if (live == 0xffffffffu) return false;
+        e = __ffs(~live) - 1;
+        live = atomicOr(&grosr_board.live, 1u << e);
+    } while (live & (1u << e));
+    // Every root counted now, replacing the launch record's count: a claimed unit's run takes
+    // its roots' counts away, so the job cannot complete while a unit is unclaimed.
+    atomicAdd(&p.jobs[job].pending, (int32_t)roots - 1);
     // Release: the job's graph pointer, the count and the bit above come before any claim of
     // this state, so the claim of the last unit clears the bit after it was set.
     st_release_gpu_u64(&grosr_board.state[e], (uint64_t)job << BOARD_JOB_SHIFT | (uint64_t)units << BOARD_UNIT_BITS);

@@ -29,15 +29,21 @@ __device__ void load_record(uint32_t* words, const uint8_t* src, uint32_t size) 
 
 // A range of records the host submitted: split it so other warps can steal halves, then run it.
 // Ranges are accounting-neutral: the job's pending count already includes all their records.
-struct Range { uint32_t kind, begin, end, desc; uint64_t base; };
+// `desc` is the index of the descriptor that brought them, on submission ring `ring`.
+struct Range { uint32_t kind, begin, end, desc, ring, pad; uint64_t base; };
 
-__device__ void range_records_read(const Params& p, uint32_t desc, uint32_t n) {
+// Descriptor `desc`'s cell of ring `ring` in the per-ring arrays (descs, desc_done, desc_reads).
+__device__ __forceinline__ uint32_t desc_cell(const Params& p, uint32_t ring, uint64_t desc) {
+    return ring * p.desc_cap + (uint32_t)(desc & (p.desc_cap - 1));
+}
+
+__device__ void range_records_read(const Params& p, uint32_t ring, uint32_t desc, uint32_t n) {
     if (lane_id() != 0) return;
-    int32_t* reads = &p.desc_reads[desc & (p.desc_cap - 1)];
+    const uint32_t cell = desc_cell(p, ring, desc);
     // Relaxed atomic, then a system-scope release store: our loads of the mapped records have
     // completed (they were consumed into registers) before the host may reuse the arena space.
-    if (atomicSub(reads, (int32_t)n) == (int32_t)n)
-        st_release_sys_u32(&p.desc_done[desc & (p.desc_cap - 1)], desc + 1);
+    if (atomicSub(&p.desc_reads[cell], (int32_t)n) == (int32_t)n)
+        st_release_sys_u32(&p.desc_done[cell], desc + 1);
 }
 
 __device__ __noinline__ void run_range(const Params& p, WarpState* ws, Range r, uint32_t job) {
@@ -47,7 +53,7 @@ __device__ __noinline__ void run_range(const Params& p, WarpState* ws, Range r, 
         if (lane == 0) {
             fail_job(p, job, ERR_UNKNOWN_KIND, r.kind);
         }
-        range_records_read(p, r.desc, r.end - r.begin);
+        range_records_read(p, r.ring, r.desc, r.end - r.begin);
         if (lane == 0) job_add(p, job, -(int32_t)(r.end - r.begin));
         return;
     }
@@ -55,7 +61,7 @@ __device__ __noinline__ void run_range(const Params& p, WarpState* ws, Range r, 
     const uint32_t keep = gran == GROSR_LANE ? 8 * WARP : 4u;   // below this, run it here
     while (r.end - r.begin > keep) {
         uint32_t mid = r.begin + ((r.end - r.begin) / 2 + per - 1) / per * per;
-        Range right{r.kind, mid, r.end, r.desc, r.base};
+        Range right{r.kind, mid, r.end, r.desc, r.ring, 0u, r.base};
         alignas(16) uint32_t words[RECORD_WORDS] = {0};
         memcpy(words, &right, sizeof(Range));
         // One slot for the warp: pushed by lane 0 alone (mask 1), not once per lane.
@@ -76,7 +82,7 @@ __device__ __noinline__ void run_range(const Params& p, WarpState* ws, Range r, 
             run_lane_round(p, ws, has, r.kind, job, 0u, words);
             // After the round, not before: a lone task's completion then reaches the host one
             // system-scope release earlier; the records were in registers all along.
-            range_records_read(p, r.desc, n);
+            range_records_read(p, r.ring, r.desc, n);
             GROSR_STAMP(8);
         } else {
             load_record(words, base + (uint64_t)b * size, size);
@@ -88,7 +94,7 @@ __device__ __noinline__ void run_range(const Params& p, WarpState* ws, Range r, 
                 push_counted(p, home_queue(p), 1u, r.kind, job, 0u, words);
             }
             __syncwarp();
-            range_records_read(p, r.desc, 1);
+            range_records_read(p, r.ring, r.desc, 1);
         }
     }
 }
@@ -244,8 +250,8 @@ __device__ __noinline__ void ingest_graph(const Params& p, WarpState* ws, Mailbo
 __device__ __forceinline__ bool desc_whole(uint64_t cell, uint64_t head) {
     return __all_sync(0xffffffffu, (uint32_t)(cell >> 32) == (uint32_t)(head + 1));
 }
-__device__ bool poll_desc(const Params& p, uint64_t head, uint64_t& cell) {
-    const uint64_t* src = &p.descs[head & (p.desc_cap - 1)].cell[lane_id()];
+__device__ bool poll_desc(const Params& p, uint32_t ring, uint64_t head, uint64_t& cell) {
+    const uint64_t* src = &p.descs[desc_cell(p, ring, head)].cell[lane_id()];
     for (uint32_t poll = 0; poll < 2; ++poll) {
 #ifdef GROSR_TRACE
         const unsigned long long issued = globaltimer();
@@ -253,12 +259,12 @@ __device__ bool poll_desc(const Params& p, uint64_t head, uint64_t& cell) {
         cell = ld_relaxed_sys_u64(src);
         if (desc_whole(cell, head)) {
 #ifdef GROSR_TRACE
-            if (threadIdx.x == 0) grosr_trace[0] = issued;
+            if (blockIdx.x == 0 && threadIdx.x == 0) grosr_trace[0] = issued;
 #endif
             return true;
         }
 #ifdef GROSR_TRACE
-        if (threadIdx.x == 0) grosr_trace[10] = issued;   // the last poll that found nothing
+        if (blockIdx.x == 0 && threadIdx.x == 0) grosr_trace[10] = issued;   // the last empty poll
 #endif
     }
     return false;
@@ -350,14 +356,15 @@ __device__ __noinline__ void run_inline(const Params& p, WarpState* ws, uint32_t
     }
 }
 
-// Run by one warp (block 0, warp 0). Returns how many descriptors it took.
-__device__ __noinline__ uint32_t ingest(const Params& p, WarpState* ws, Mailbox& mbox, uint64_t& head,
-                           uint32_t& next_queue) {
+// Run by ring `ring`'s ingest warp (warp 0 of block `ring`), the ring's only reader. Returns how
+// many descriptors it took.
+__device__ __noinline__ uint32_t ingest(const Params& p, WarpState* ws, Mailbox& mbox, uint32_t ring,
+                                        uint64_t& head, uint32_t& next_queue) {
     const uint32_t lane = lane_id();
     uint32_t taken = 0;
     for (; taken < 32; ++taken) {
         uint64_t cell = 0;
-        if (!poll_desc(p, head, cell)) break;
+        if (!poll_desc(p, ring, head, cell)) break;
         GROSR_STAMP(1);
         const uint32_t word = (uint32_t)cell;
         const uint32_t kind = __shfl_sync(0xffffffffu, word, DESC_KIND);
@@ -376,7 +383,7 @@ __device__ __noinline__ uint32_t ingest(const Params& p, WarpState* ws, Mailbox&
             // records need none: they came in the cells themselves.
             if (!in_desc) fence_acq_rel_sys();
             p.jobs[job].seq = job_seq;
-            if (!in_desc) p.desc_reads[head & (p.desc_cap - 1)] = (int32_t)count;
+            if (!in_desc) p.desc_reads[desc_cell(p, ring, head)] = (int32_t)count;
             // Count the records before any of them can run (the push below publishes them, and
             // its release orders this add first; this warp's own later updates of the count
             // follow it in coherence order). A relaxed add with no result: it cannot complete
@@ -407,7 +414,7 @@ __device__ __noinline__ uint32_t ingest(const Params& p, WarpState* ws, Mailbox&
                 uint32_t lo = 0, hi = 0;
                 if (lane == 0) { lo = ld_relaxed_sys_u32((const void*)records); hi = ld_relaxed_sys_u32((const void*)(records + 4)); }
                 graph = (uint64_t)__shfl_sync(0xffffffffu, lo, 0) | (uint64_t)__shfl_sync(0xffffffffu, hi, 0) << 32;
-                range_records_read(p, (uint32_t)desc, 1);
+                range_records_read(p, ring, (uint32_t)desc, 1);
             }
             ingest_graph(p, ws, mbox, job, graph, root_tag, root_kind, root_words, next_queue);
         } else if (kind == KIND_GRAPH_SMALL && in_desc) {
@@ -418,7 +425,7 @@ __device__ __noinline__ uint32_t ingest(const Params& p, WarpState* ws, Mailbox&
             GROSR_STAMP(8);
             drain_stack(p, ws, mbox);
         } else {
-            Range r{kind, 0, count, (uint32_t)desc, records};
+            Range r{kind, 0, count, (uint32_t)desc, ring, 0u, records};
             const uint32_t gran = kind_gran(kind);
             if ((gran == GROSR_LANE && count <= WARP) || (gran == GROSR_WARP && count == 1)) {
                 // A small submission runs right here: no queue hop and no sleeping warp to wake.
@@ -431,7 +438,7 @@ __device__ __noinline__ uint32_t ingest(const Params& p, WarpState* ws, Mailbox&
                 // slot: lane 0 pushes it alone (mask 1).
                 if (lane == 0 && !push_any(p, next_queue, 1u, KIND_RANGE, job, 0u, words)) {
                     fail_job(p, job, ERR_QUEUE_OVERFLOW, kind);
-                    range_records_read(p, (uint32_t)desc, count);
+                    range_records_read(p, ring, (uint32_t)desc, count);
                     job_add(p, job, -(int32_t)count);
                 }
                 __syncwarp();
@@ -441,7 +448,7 @@ __device__ __noinline__ uint32_t ingest(const Params& p, WarpState* ws, Mailbox&
         // Relaxed (system scope): the host may now rewrite this descriptor. Our loads of its cells
         // are done (their values were used above); and a load that saw a later write would have
         // seen a later tag, so no reordering can hand us a mix.
-        if (lane == 0) st_relaxed_sys_u64(&p.host->desc_head, head);
+        if (lane == 0) st_relaxed_sys_u64(&p.desc_heads[ring].head, head);
         GROSR_STAMP(9);
     }
     return taken;

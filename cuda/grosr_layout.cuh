@@ -85,9 +85,12 @@ struct Completion {               // 16 bytes, mapped: one job slot's outcome
 
 struct HostCtl {                  // mapped host memory, one cache line per writer
     uint32_t stop;                uint32_t pad0[31];   // host writes 1: kernel exits
-    uint64_t desc_head;           uint32_t pad1[30];   // device: descriptors consumed
     uint32_t started_blocks;      uint32_t exited_blocks; uint32_t pad2[30];
     int32_t err_code;  uint32_t err_detail; uint32_t pad3[30];   // a stalled protocol
+};
+
+struct DescHead {                 // mapped host memory, one line per submission ring
+    uint64_t head;                uint32_t pad[30];    // device: the ring's descriptors consumed
 };
 
 struct GraphDev;
@@ -126,19 +129,20 @@ struct GraphDev {                 // device memory, 80 bytes
 
 struct Params {                   // passed by value to every kernel
     HostCtl* host;                // mapped
-    Desc* descs;                  // mapped, desc_cap entries
-    uint32_t* desc_done;          // mapped, desc_cap entries: index + 1 once its records were read
+    Desc* descs;                  // mapped, desc_cap entries per ring, ring after ring
+    uint32_t* desc_done;          // mapped, as descs: index + 1 once its records were read
     Completion* completions;      // mapped, job_slots entries
     DevJob* jobs;                 // device
-    int32_t* desc_reads;          // device, desc_cap entries: records of a descriptor not yet read
+    int32_t* desc_reads;          // device, as descs: records of a descriptor not yet read
     uint64_t* executed;           // device, one counter per kind
     Queue* queues;                // device, num_queues
     Slot* slots;                  // device, num_queues * queue_cap
     uint32_t* dev_stop;           // device: ingest copies the host's stop flag here
     int32_t* dev_err;             // device: first runtime error (CAS target)
-    uint64_t desc_start;          // descriptor index to start ingesting at (restart)
-    uint32_t num_queues, queue_cap, desc_cap, job_slots;
+    DescHead* desc_heads;         // mapped, one per ring: where its ingest warp starts and is
+    uint32_t num_queues, queue_cap, desc_cap, job_slots;   // desc_cap: per ring; job_slots: all
     uint32_t num_kinds, spin_limit;
+    uint32_t num_rings, pad;      // submission rings: ring r's ingest warp is block r's warp 0
 };
 
 }  // namespace grosr

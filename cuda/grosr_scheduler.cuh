@@ -163,13 +163,17 @@ __device__ void scheduler(const Params& kernel_params) {
     __shared__ uint32_t blk_stop;
     // The parameters, one copy per block. Everything below takes their address (Ctx::p, the
     // out-of-line paths), and the address of a kernel parameter makes the compiler copy it into
-    // every thread's local memory: 120 bytes a thread, 60 KB of each SM's L1, read on every hop.
+    // every thread's local memory: 128 bytes a thread, 64 KB of each SM's L1, read on every hop.
     __shared__ Params block_params;
     if (threadIdx.x == 0) block_params = kernel_params;
     const Params& p = block_params;              // read after the __syncthreads below
     const uint32_t lane = lane_id(), warp = threadIdx.x / WARP;
     WarpState* ws = &warp_states[warp];
-    const bool ingest_warp = blockIdx.x == 0 && warp == 0;
+    // Warp 0 of blocks 0..num_rings-1 ingest, each its own submission ring (ring = block); the
+    // host keeps num_rings at most the grid. Block 0's also watches the host's stop flag.
+    // (From the kernel's own parameter: the block's copy is read only after the barrier below.)
+    const bool ingest_warp = warp == 0 && blockIdx.x < kernel_params.num_rings;
+    const bool stop_watcher = warp == 0 && blockIdx.x == 0;
     if (lane == 0) {
         ws->top = 0;
         ws->deferred = 0;
@@ -202,7 +206,8 @@ __device__ void scheduler(const Params& kernel_params) {
 #endif
     __syncthreads();
     if (threadIdx.x == 0) atomicAdd((uint32_t*)&p.host->started_blocks, 1u);  // host waits for all
-    uint64_t head = p.desc_start;
+    // Relaxed: the host stored the ring's start before the launch, which orders it first.
+    uint64_t head = ingest_warp ? ld_relaxed_sys_u64(&p.desc_heads[blockIdx.x].head) : 0;
     uint32_t next_queue = 0, my_epoch = 0, idle_ns = 0, turns = 0;
     uint32_t rng = 0x9E3779B9u * (blockIdx.x * 64 + warp + 1);
     // Shared flags polled by every warp go through shared-memory atomics: cheap, and exact
@@ -223,13 +228,13 @@ __device__ void scheduler(const Params& kernel_params) {
             if (ws->top > 0) requeue_stack(p, ws);
             uint32_t stop = 0;
             // The host's flag is one PCIe read away: look at it every 64th turn only.
-            if (lane == 0 && turns % 64 == 0) stop = *(volatile uint32_t*)&p.host->stop;
+            if (stop_watcher && lane == 0 && turns % 64 == 0) stop = *(volatile uint32_t*)&p.host->stop;
             if (__shfl_sync(0xffffffffu, stop, 0)) {
                 if (lane == 0) *(volatile uint32_t*)p.dev_stop = 1;
                 set_stop();
                 continue;
             }
-            if (ingest(p, ws, mbox, head, next_queue)) { idle_ns = 0; continue; }
+            if (ingest(p, ws, mbox, blockIdx.x, head, next_queue)) { idle_ns = 0; continue; }
         } else {
             uint32_t kind = NO_KIND, job = 0, node = 0;
             alignas(16) uint32_t words[RECORD_WORDS];   // read_slot stores it as uint4s
@@ -255,8 +260,8 @@ __device__ void scheduler(const Params& kernel_params) {
                 continue;
             }
         }
-        // The ingest warp itself copies the host's stop flag to dev_stop (above): no need to read it.
-        if (!ingest_warp && *(volatile uint32_t*)p.dev_stop) { set_stop(); continue; }
+        // The stop watcher itself copies the host's stop flag to dev_stop (above): no need to read it.
+        if (!stop_watcher && *(volatile uint32_t*)p.dev_stop) { set_stop(); continue; }
         // Idle: back off so polling does not steal L2 bandwidth from busy warps.
         idle_ns = idle_ns ? umin(idle_ns * 2, (uint32_t)GROSR_IDLE_MAX_NS) : 32u;
         __nanosleep(ingest_warp ? 32u : idle_ns);

@@ -61,6 +61,10 @@ struct Args {
     /// Build the shared runtime `cancellable` (issue 22: what the cancel check costs).
     #[arg(long)]
     cancellable: bool,
+    /// Submission rings of the shared runtime and of head_of_line's and host_threads' runtimes
+    /// (`RuntimeBuilder::submit_rings`; default: the builder's).
+    #[arg(long)]
+    submit_rings: Option<u32>,
     /// The start-up section's child processes: one tiered start (module index, cache folder,
     /// a name that makes its source unique, wait for Speed: true/false), `startup::tiered_child`.
     #[arg(long, hide = true, num_args = 4)]
@@ -187,7 +191,7 @@ fn run(args: &Args) -> grosr_lab::Result<()> {
         } else {
             grosr::Optimize::Speed
         };
-        let rt = workloads::builder()
+        let rt = workloads::contention::with_rings(workloads::builder(), args.submit_rings)
             .optimize(optimize)
             .trace(args.trace_events)
             .cancellable(args.cancellable)
@@ -195,7 +199,7 @@ fn run(args: &Args) -> grosr_lab::Result<()> {
         info = rt.info().clone();
         println!("# grosr report\n");
         println!(
-            "GPU: {} (sm_{}, {} SMs); driver: CUDA {}.{}; NVRTC {}.{}; scheduler: {} blocks × 256 threads{}\n",
+            "GPU: {} (sm_{}, {} SMs); driver: CUDA {}.{}; NVRTC {}.{}; scheduler: {} blocks × 256 threads, {} submission rings{}\n",
             info.device,
             info.arch,
             info.sm_count,
@@ -204,6 +208,7 @@ fn run(args: &Args) -> grosr_lab::Result<()> {
             info.nvrtc_version.0,
             info.nvrtc_version.1,
             info.grid_blocks,
+            info.submit_rings,
             match (args.quick, info.optimize) {
                 (true, grosr::Optimize::Compile) => "; --quick; Optimize::Compile",
                 (false, grosr::Optimize::Compile) => "; Optimize::Compile",
@@ -238,8 +243,8 @@ fn run(args: &Args) -> grosr_lab::Result<()> {
         progress.start(s);
         let t = match s {
             "mixed_dag" => workloads::mixed_dag::report(args.quick)?,
-            "head_of_line" => workloads::contention::head_of_line(args.quick)?,
-            "host_threads" => workloads::contention::host_threads(args.quick)?,
+            "head_of_line" => workloads::contention::head_of_line(args.quick, args.submit_rings)?,
+            "host_threads" => workloads::contention::host_threads(args.quick, args.submit_rings)?,
             "alloc" => workloads::alloc::report(args.quick, &|l| progress.note(l))?,
             "bfs" => grosr_lab::bfs::report(args.quick)?,
             "startup" => {

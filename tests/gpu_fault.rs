@@ -74,7 +74,9 @@ fn fault_while_threads_wait() {
     let marks = DeviceBuffer::<u32>::zeroed(&gpu, 8192).unwrap();
     // A 4 KiB arena holds 16 jobs of 16 marks; a submit then waits for arena space.
     let rt = Arc::new(
+        // One submission ring, so that the Hold on its ingest warp fills it.
         common::builder()
+            .submit_rings(1)
             .arena_bytes(4096)
             .submit_timeout(Duration::from_millis(300))
             .build()

@@ -3,8 +3,9 @@
 //! start racing multi-chunk submits (D7), a buffer dropped while a job that writes it runs (F2),
 //! and a second runtime on the same GPU (refused: one per GPU per process); and cancellation on
 //! a runtime built cancellable (a spawn tree, a running body, warp and block tasks, a Resident
-//! graph launch, the refusal without it). Every wait is bounded; steps that could hang run
-//! on threads with deadlines (tests/common/stall.rs).
+//! graph launch, the refusal without it); and the submission rings (a short job beside a task
+//! that holds one ring's ingest warp, threads submitting over every ring at once). Every wait is
+//! bounded; steps that could hang run on threads with deadlines (tests/common/stall.rs).
 
 mod common;
 
@@ -21,7 +22,8 @@ use grosr::{DeviceBuffer, Error, Gpu};
 #[ignore = "needs an NVIDIA GPU"]
 fn a_job_looked_at_after_its_slot_was_reused_reports_its_own_outcome() {
     common::suite::a_job_looked_at_after_its_slot_was_reused_reports_its_own_outcome(
-        &common::builder().build().unwrap(),
+        // One submission ring: its slots are reused in submit order.
+        &common::builder().submit_rings(1).build().unwrap(),
     );
 }
 
@@ -133,7 +135,9 @@ fn a_split_job_that_fails_between_chunks_runs_what_it_published_and_frees_its_sl
     let gate = DeviceBuffer::<u32>::zeroed(&gpu, 1).unwrap();
     let ran = DeviceBuffer::<u32>::zeroed(&gpu, 1).unwrap();
     let flags = DeviceBuffer::<u32>::zeroed(&gpu, 1024 + SLOTS as usize).unwrap();
+    // One submission ring, whose ingest warp the Hold holds.
     let rt = common::builder()
+        .submit_rings(1)
         .arena_bytes(4096)
         .submit_timeout(Duration::from_millis(300))
         .build()
@@ -175,7 +179,8 @@ fn a_split_job_that_fails_between_chunks_runs_what_it_published_and_frees_its_sl
 #[ignore = "needs an NVIDIA GPU"]
 fn stop_and_start_racing_split_submits_never_run_a_record_twice_or_corrupt_one() {
     const THREADS: u32 = 4;
-    const PER_JOB: u32 = 4096; // 64 KiB of records: four chunks of a 64 KiB arena's quarter
+    // 64 KiB of records: 16 chunks of a quarter of a ring's 16 KiB (4 rings share 64 KiB).
+    const PER_JOB: u32 = 4096;
     const JOBS: u32 = 64; // completed jobs each submitter wants
     const ATTEMPTS: u32 = 512; // submits each may make (a job cut off takes a fresh range)
     let gpu = Gpu::open(0).unwrap();
@@ -257,6 +262,81 @@ fn stop_and_start_racing_split_submits_never_run_a_record_twice_or_corrupt_one()
         .wait_timeout(T)
         .unwrap();
     assert_eq!(after.to_vec().unwrap(), vec![1]);
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn a_short_job_runs_while_a_task_holds_an_ingest_warp() {
+    let gpu = Gpu::open(0).unwrap();
+    let gate = DeviceBuffer::<u32>::zeroed(&gpu, 1).unwrap();
+    let ran = DeviceBuffer::<u32>::zeroed(&gpu, 1).unwrap();
+    let flags = DeviceBuffer::<u32>::zeroed(&gpu, 64).unwrap();
+    let rt = common::builder().build().unwrap();
+    let rings = rt.info().submit_rings;
+    assert!(
+        rings >= 2,
+        "the default runtime has {rings} submission ring(s)"
+    );
+    // A lone lane task runs on its ring's ingest warp, which takes nothing else until it ends.
+    let held = rt
+        .submit(&[hold(gate.ptr(), ran.ptr(), Duration::from_secs(30))])
+        .unwrap();
+    // Later jobs from this thread and another find that ring busy and take another.
+    for i in 0..16 {
+        rt.submit(&marks(flags.ptr(), i, 1))
+            .unwrap()
+            .wait_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("short job {i} behind the hold: {e}"));
+    }
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let job = rt.submit(&marks(flags.ptr(), 16, 48)).unwrap();
+            job.wait_timeout(Duration::from_secs(10))
+                .expect("a job from another thread behind the hold");
+        });
+    });
+    assert_eq!(ran.to_vec().unwrap(), vec![0], "the hold ended early");
+    assert_eq!(flags.to_vec().unwrap(), vec![1; 64]);
+    gate.write(&[1]).unwrap();
+    held.wait_timeout(T).unwrap();
+    assert_eq!(ran.to_vec().unwrap(), vec![1]);
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn threads_submitting_at_once_over_every_ring_each_get_exactly_their_results() {
+    const THREADS: u32 = 8;
+    const JOBS: u32 = 400;
+    // Every third job carries 40 records (through its ring's arena slice), the others 1
+    // (inline): each ring's descriptors, slots and arena are in use at once.
+    let size = |j: u32| if j % 3 == 0 { 40 } else { 1 };
+    let per_thread: u32 = (0..JOBS).map(size).sum();
+    let gpu = Gpu::open(0).unwrap();
+    let flags = DeviceBuffer::<u32>::zeroed(&gpu, (THREADS * per_thread) as usize).unwrap();
+    let rt = common::builder().build().unwrap();
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let (rt, flags) = (&rt, &flags);
+            s.spawn(move || {
+                let mut first = t * per_thread;
+                for j in 0..JOBS {
+                    rt.submit(&marks(flags.ptr(), first, size(j)))
+                        .unwrap()
+                        .wait_timeout(T)
+                        .unwrap_or_else(|e| panic!("thread {t} job {j}: {e}"));
+                    first += size(j);
+                }
+            });
+        }
+    });
+    let f = flags.to_vec().unwrap();
+    let wrong: Vec<usize> = (0..f.len()).filter(|&i| f[i] != 1).collect();
+    assert!(
+        wrong.is_empty(),
+        "{} records ran other than once, first {:?}",
+        wrong.len(),
+        &wrong[..wrong.len().min(8)]
+    );
 }
 
 #[test]

@@ -79,7 +79,8 @@ fn setup(shape: Shape) -> Setup {
     let flag = DeviceBuffer::zeroed(&gpu, 1).unwrap();
     let ran = DeviceBuffer::zeroed(&gpu, 1).unwrap();
     let marks = DeviceBuffer::zeroed(&gpu, MARKS).unwrap();
-    let mut b = common::builder().submit_timeout(SHORT);
+    // One submission ring: the Hold on its ingest warp stops every submit behind it.
+    let mut b = common::builder().submit_rings(1).submit_timeout(SHORT);
     if let Some(bytes) = shape.arena {
         b = b.arena_bytes(bytes);
     }

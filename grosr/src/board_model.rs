@@ -1,8 +1,10 @@
 //! A loom model of the graph board (cuda/grosr_graph_launch.cuh, `board_offer` / `board_claim`;
 //! cuda/README.md, "Resident task graphs").
 //!
-//! The ingest warp offers a launch's roots on a board entry: it counts them, sets the entry's
-//! `live` bit, then stores the entry's state `job << 44 | units << 22 | 0` with release. Workers
+//! An ingest warp offers a launch's roots on a board entry: it takes the entry by setting its
+//! `live` bit (an atomic OR whose old value says whether another ring's ingest warp, or a
+//! launch still being claimed, holds it), counts the roots, then stores the entry's state
+//! `job << 44 | units << 22 | 0` with release. Workers
 //! that see a live bit claim a unit with one acq_rel add on the state; the claim of the last unit
 //! clears the bit, and only an entry whose bit is clear is offered again (else the launch is cut
 //! into ranges: here, the ingest thread runs it itself). One entry carries two launches in turn
@@ -11,7 +13,8 @@
 //! once, that a claim sees its job's graph (written before the offer), that each job's count
 //! reaches zero, and that the entry is free again at the end. Setting the bit *after* the state
 //! fails the last check: a late claim, whose look at `live` predates the new launch, can take
-//! its last unit before the bit is up, and the bit then stays up for good.
+//! its last unit before the bit is up, and the bit then stays up for good. A second model has
+//! two ingest threads (two submission rings) offer at once beside a worker.
 
 use loom::cell::UnsafeCell;
 use loom::sync::Arc;
@@ -48,25 +51,52 @@ fn run(b: &Board, job: usize, unit: u64) {
     b.pending[job].fetch_sub(1, Ordering::AcqRel);
 }
 
-/// The ingest warp's launch of `job`: offered on the entry if its bit is clear, else run here.
+/// An ingest warp's launch of `job`: offered on the entry if it takes its bit, else run here
+/// (on the GPU: another entry, or graph ranges).
 fn launch(b: &Board, job: usize) {
     // SAFETY (loom-checked): see `run`.
     b.graph[job].with_mut(|g| unsafe { *g = 100 + job as u32 });
     // The launch record's count, then every root's in its place.
     b.pending[job].fetch_add(UNITS[job] as i32, Ordering::Relaxed);
-    // The ingest warp's look at `live` (a relaxed load there). An RMW here: loom never let this
-    // plain load see the workers' clearing, so the entry was never offered twice. A stale look
-    // on the GPU only makes the ingest warp take another entry, or cut ranges.
-    if b.live.fetch_or(0, Ordering::Relaxed) & 1 != 0 {
+    // The bit goes up before the state, and only for the one offer that found it clear.
+    if b.live.fetch_or(1, Ordering::Relaxed) & 1 != 0 {
         (0..UNITS[job]).for_each(|u| run(b, job, u));
         return;
     }
-    b.live.fetch_or(1, Ordering::Relaxed);
     // The GPU's st.release.gpu. Modelled as a swap (the same single write): with a plain store,
     // loom 0.7 ran executions in which a concurrent add built on the value the store replaced.
     b.state.swap(
         (job as u64) << JOB_SHIFT | UNITS[job] << UNIT_BITS,
         Ordering::Release,
+    );
+}
+
+/// A fresh board.
+fn board() -> Arc<Board> {
+    Arc::new(Board {
+        live: AtomicU32::new(0),
+        state: AtomicU64::new(0),
+        pending: [AtomicI32::new(0), AtomicI32::new(0)],
+        graph: [UnsafeCell::new(0), UnsafeCell::new(0)],
+        ran: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU32::new(0))),
+    })
+}
+
+/// Claims what is left (every idle warp, on the GPU), then checks that every unit ran once,
+/// every job's count is zero and the entry is free.
+fn finish_and_check(b: &Board) {
+    while claim(b) {}
+    for job in 0..JOBS {
+        for unit in 0..UNITS[job] as usize {
+            let ran = b.ran[job][unit].load(Ordering::Relaxed);
+            assert_eq!(ran, 1, "job {job} unit {unit} ran {ran} times");
+        }
+        assert_eq!(b.pending[job].load(Ordering::Relaxed), 0);
+    }
+    assert_eq!(
+        b.live.load(Ordering::Relaxed) & 1,
+        0,
+        "the entry is free again"
     );
 }
 
@@ -92,13 +122,7 @@ fn loom_graph_board_offer_claim_reuse() {
     let mut model = loom::model::Builder::new();
     model.preemption_bound = Some(4);
     model.check(|| {
-        let b = Arc::new(Board {
-            live: AtomicU32::new(0),
-            state: AtomicU64::new(0),
-            pending: [AtomicI32::new(0), AtomicI32::new(0)],
-            graph: [UnsafeCell::new(0), UnsafeCell::new(0)],
-            ran: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU32::new(0))),
-        });
+        let b = board();
         // The first launch is on the board before the workers look: every claim of theirs can
         // meet it, and a late one the second launch.
         launch(&b, 0);
@@ -116,19 +140,31 @@ fn loom_graph_board_offer_claim_reuse() {
         for w in workers {
             w.join().unwrap();
         }
-        // What the workers left: claimed by the ingest thread (every idle warp, on the GPU).
-        while claim(&b) {}
-        for job in 0..JOBS {
-            for unit in 0..UNITS[job] as usize {
-                let ran = b.ran[job][unit].load(Ordering::Relaxed);
-                assert_eq!(ran, 1, "job {job} unit {unit} ran {ran} times");
-            }
-            assert_eq!(b.pending[job].load(Ordering::Relaxed), 0);
-        }
-        assert_eq!(
-            b.live.load(Ordering::Relaxed) & 1,
-            0,
-            "the entry is free again"
-        );
+        finish_and_check(&b);
+    });
+}
+
+#[test]
+fn loom_graph_board_two_rings_offer_at_once() {
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(3);
+    model.check(|| {
+        let b = board();
+        let other_ring = {
+            let b = b.clone();
+            loom::thread::spawn(move || launch(&b, 1))
+        };
+        let worker = {
+            let b = b.clone();
+            loom::thread::spawn(move || {
+                for _ in 0..CLAIMS {
+                    claim(&b);
+                }
+            })
+        };
+        launch(&b, 0);
+        other_ring.join().unwrap();
+        worker.join().unwrap();
+        finish_and_check(&b);
     });
 }

@@ -425,7 +425,7 @@ mod tests {
             "extern \"C\" __global__ void grosr_single_Twice(Twice task, int32_t* status)"
         ));
         assert!(src.contains("extern \"C\" __global__ void grosr_bulk_Twice(const Twice* tasks, uint32_t n, int32_t* status)"));
-        assert!(src.contains("static_assert(sizeof(grosr::Params) == 120"));
+        assert!(src.contains("static_assert(sizeof(grosr::Params) == 128"));
     }
 
     #[test]

@@ -56,14 +56,21 @@ pub(crate) struct Completion {
 pub(crate) struct HostCtl {
     pub stop: u32,
     pub pad0: [u32; 31],
-    pub desc_head: u64,
-    pub pad1: [u32; 30],
     pub started_blocks: u32,
     pub exited_blocks: u32,
     pub pad2: [u32; 30],
     pub err_code: i32,
     pub err_detail: u32,
     pub pad3: [u32; 30],
+}
+
+/// A submission ring's consumed descriptors (mapped), one 128-byte line per ring: written by
+/// the ring's ingest warp, read by the host. C: `grosr::DescHead`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct DescHead {
+    pub head: u64,
+    pub pad: [u32; 30],
 }
 
 /// One job slot's device state (only the GPU touches it). C: `grosr::DevJob`.
@@ -152,13 +159,15 @@ pub(crate) struct Params {
     pub slots: u64,
     pub dev_stop: u64,
     pub dev_err: u64,
-    pub desc_start: u64,
+    pub desc_heads: u64,
     pub num_queues: u32,
     pub queue_cap: u32,
     pub desc_cap: u32,
     pub job_slots: u32,
     pub num_kinds: u32,
     pub spin_limit: u32,
+    pub num_rings: u32,
+    pub pad: u32,
 }
 
 /// A shared struct as the generated `static_assert`s check it: its C name, its size and each
@@ -181,7 +190,7 @@ macro_rules! shared {
 }
 
 /// Every shared struct, for the generated `static_assert`s.
-pub(crate) fn shared_structs() -> [SharedStruct; 9] {
+pub(crate) fn shared_structs() -> [SharedStruct; 10] {
     [
         shared!(Desc, "grosr::Desc", cell),
         shared!(
@@ -197,8 +206,6 @@ pub(crate) fn shared_structs() -> [SharedStruct; 9] {
             "grosr::HostCtl",
             stop,
             pad0,
-            desc_head,
-            pad1,
             started_blocks,
             exited_blocks,
             pad2,
@@ -250,21 +257,24 @@ pub(crate) fn shared_structs() -> [SharedStruct; 9] {
             slots,
             dev_stop,
             dev_err,
-            desc_start,
+            desc_heads,
             num_queues,
             queue_cap,
             desc_cap,
             job_slots,
             num_kinds,
             spin_limit,
+            num_rings,
+            pad,
         ),
+        shared!(DescHead, "grosr::DescHead", head, pad),
     ]
 }
 
-const _: () = assert!(size_of::<HostCtl>() == 512);
-const _: () = assert!(offset_of!(HostCtl, desc_head) == 128);
-const _: () = assert!(offset_of!(HostCtl, started_blocks) == 256);
-const _: () = assert!(offset_of!(HostCtl, err_code) == 384);
+const _: () = assert!(size_of::<HostCtl>() == 384);
+const _: () = assert!(offset_of!(HostCtl, started_blocks) == 128);
+const _: () = assert!(offset_of!(HostCtl, err_code) == 256);
+const _: () = assert!(size_of::<DescHead>() == 128);
 const _: () = assert!(size_of::<Desc>() == 256);
 const _: () = assert!(size_of::<Completion>() == 16);
 const _: () = assert!(size_of::<DevJob>() == 32);

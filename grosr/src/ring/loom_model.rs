@@ -52,6 +52,7 @@ impl Shared {
             descs: &self.descs,
             desc_done: &self.desc_done,
             completions: &self.completions,
+            slot_base: 0,
         }
     }
 

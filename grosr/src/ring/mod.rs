@@ -180,14 +180,18 @@ const _: () = {
     assert!(offset_of!(CompletionCells, error_kind) == offset_of!(Completion, error_kind));
 };
 
-/// The mapped cells the protocol uses.
+/// The mapped cells the protocol uses: one submission ring's (a runtime has several, each with
+/// its own cells, slots and [`Submitter`], read by its own ingest warp).
 pub(crate) struct Ring<'a> {
-    /// Descriptors consumed by the GPU (`HostCtl::desc_head`).
+    /// Descriptors consumed by the GPU (`DescHead::head`).
     pub desc_head: &'a AtomicU64,
     pub descs: &'a [DescCells],
     /// Per descriptor: index + 1 once the GPU has read its records.
     pub desc_done: &'a [AtomicU32],
     pub completions: &'a [CompletionCells],
+    /// The device's index of this ring's first job slot: descriptors carry `slot_base + slot`
+    /// (the device's job and completion arrays hold every ring's slots, ring after ring).
+    pub slot_base: u32,
 }
 
 /// A job's identity: slot `id % job_slots`, completion sequence `id / job_slots + 1`, and the
@@ -257,7 +261,9 @@ pub(crate) fn publish(ring: &Ring, desc: u64, f: DescFields) {
     });
     let d = &ring.descs[(desc % ring.descs.len() as u64) as usize];
     let tag = ((desc + 1) as u32 as u64) << 32;
-    for (cell, word) in d.cell.iter().zip(f.words()) {
+    let mut words = f.words();
+    words[DESC_JOB_SLOT] += ring.slot_base;
+    for (cell, word) in d.cell.iter().zip(words) {
         // Release: orders the arena's records (and, on x86, the cells before it) first.
         cell.store(tag | word as u64, Ordering::Release);
     }

@@ -107,6 +107,11 @@ impl Producer {
         self.next_job
     }
 
+    /// Descriptor indices taken so far (the next one to hand out).
+    pub fn descs_taken(&self) -> u64 {
+        self.next_desc
+    }
+
     /// An error unless `job` belongs to the current epoch (no restart since it was taken).
     fn current(&self, job: JobTicket) -> Result<()> {
         if job.epoch == self.epoch {

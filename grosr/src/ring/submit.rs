@@ -107,6 +107,8 @@ pub(crate) struct Submitter {
     slots: Mutex<Slots>,
     /// `Producer::jobs_taken`, readable without the mutex (which a waiting submitter may hold).
     jobs_taken: AtomicU64,
+    /// `Producer::descs_taken`, likewise, for [`idle`](Self::idle).
+    descs_taken: AtomicU64,
 }
 
 /// How long a restart waits for submitters to finish copying what they reserved (a copy is at
@@ -126,6 +128,7 @@ impl Submitter {
             unsettled: AtomicBool::new(false),
             slots: Mutex::new(Slots::default()),
             jobs_taken: AtomicU64::new(0),
+            descs_taken: AtomicU64::new(0),
         }
     }
 
@@ -151,6 +154,8 @@ impl Submitter {
                         // Relaxed: raised under the mutex, which a restart holds while it
                         // reads the count.
                         self.copying.fetch_add(1, Ordering::Relaxed);
+                        // Relaxed: a hint for `idle` only.
+                        self.descs_taken.store(p.descs_taken(), Ordering::Relaxed);
                         return Ok(t);
                     }
                     Err(w) => w,
@@ -164,6 +169,14 @@ impl Submitter {
     fn published(&self) {
         // Release: a restart that reads the count lower sees the publish done.
         self.copying.fetch_sub(1, Ordering::Release);
+    }
+
+    /// Whether the GPU has consumed every descriptor this ring handed out: its ingest warp is
+    /// not running one of them (a task it runs itself, however long) nor behind on any. A hint
+    /// for picking a ring (stale by the time it is used), never a condition of the protocol.
+    pub fn idle(&self, ring: &Ring) -> bool {
+        // Relaxed: only a hint, as above.
+        ring.desc_head.load(Ordering::Relaxed) >= self.descs_taken.load(Ordering::Relaxed)
     }
 
     /// Job ids taken so far: every job submitted before this call has an id below it.

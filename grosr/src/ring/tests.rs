@@ -31,6 +31,7 @@ impl FakeShared {
             descs: &self.descs,
             desc_done: &self.desc_done,
             completions: &self.completions,
+            slot_base: 0,
         }
     }
 }
@@ -466,6 +467,34 @@ fn a_small_graph_launch_is_one_inline_record_that_counts_its_nodes() {
         (KIND_GRAPH_SMALL, 1, 2, 1)
     );
     assert_eq!(w[DESC_INLINE_FIRST..DESC_INLINE_FIRST + 4], graph);
+}
+
+#[test]
+fn a_rings_descriptors_carry_its_first_slot_on_the_device_plus_the_jobs_slot() {
+    let shared = FakeShared::new(4, 2);
+    let ring = Ring {
+        slot_base: 96,
+        ..shared.ring()
+    };
+    let producer = Submitter::new(256);
+    let arena = HostArena::new(64);
+    let mut w = Waiter::new(Duration::from_secs(1));
+    for (i, expected) in [(0u64, 96), (1, 97)] {
+        let records = Submission::Records {
+            kind: 5,
+            record_size: 4,
+            bytes: &[1, 2, 3, 4],
+        };
+        let job = producer
+            .submit(&ring, &arena, records, &mut w, &|| Ok(()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(job.slot as u64, i, "the ring's own slot");
+        let words = shared.descs[i as usize]
+            .read(i as u32 + 1)
+            .expect("published");
+        assert_eq!(words[DESC_JOB_SLOT], expected, "the device's slot");
+    }
 }
 
 #[test]

@@ -13,7 +13,6 @@ use crate::compile;
 use crate::driver::{Gpu, Module, Stream};
 use crate::error::{Error, Result};
 use crate::record::{CudaBody, Task};
-use crate::ring::Submitter;
 
 use super::memory::Memory;
 use super::occupancy::occupancy_preferring_l1;
@@ -72,6 +71,7 @@ pub(super) struct Config {
     pub(super) arena_bytes: usize,
     pub(super) desc_capacity: u32,
     pub(super) job_slots: u32,
+    pub(super) submit_rings: u32,
     pub(super) submit_timeout: Duration,
     pub(super) start_timeout: Duration,
     pub(super) spin_limit: u32,
@@ -97,6 +97,7 @@ impl Default for Config {
             arena_bytes: 64 << 20,
             desc_capacity: 4096,
             job_slots: 4096,
+            submit_rings: 4,
             submit_timeout: Duration::from_secs(60),
             start_timeout: Duration::from_secs(10),
             spin_limit: 1 << 24,
@@ -354,6 +355,17 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Submission rings on a GPU (default 4; 1, 2, 4, 8 or 16): each has its own ingest warp
+    /// (warp 0 of one of the first blocks, which then takes no queued work) and a share of the
+    /// descriptors, job slots and arena. A submit takes its thread's ring, or another if that
+    /// one's ingest warp is busy, so a short job is not held up behind a long task an ingest
+    /// warp runs, and many threads submit side by side. Fewer if the grid has fewer blocks;
+    /// [`RuntimeInfo::submit_rings`] says how many run. The CPU backend has no rings.
+    pub fn submit_rings(mut self, rings: u32) -> Self {
+        self.config.submit_rings = rings;
+        self
+    }
+
     /// Lets [`Job::cancel`](crate::Job::cancel) cancel this GPU runtime's jobs (default off):
     /// a task checks its job's cancel word before it starts, and before it spawns (two
     /// GPU-scope loads from one cache line, once per task context: a round's task and the chain
@@ -553,6 +565,12 @@ impl RuntimeBuilder {
         if c.max_sms == Some(0) {
             return Err(Error::Config("max_sms must be at least 1".into()));
         }
+        if !c.submit_rings.is_power_of_two() || c.submit_rings > super::rings::MAX_RINGS {
+            return Err(Error::Config(format!(
+                "submit_rings must be 1, 2, 4, 8 or 16, not {}",
+                c.submit_rings
+            )));
+        }
         c.tuning.validate()?;
         if let Some((name, _)) = self
             .defines
@@ -655,7 +673,9 @@ impl RuntimeBuilder {
             ));
         }
         let grid = blocks_per_sm * sms;
-        let memory = Memory::new(gpu.context()?, c, sms, self.tasks.len())?;
+        // A ring's ingest warp is warp 0 of block `ring`: no more rings than blocks.
+        let rings = c.submit_rings.min(1 << grid.ilog2());
+        let memory = Memory::new(gpu.context()?, c, sms, self.tasks.len(), rings)?;
         let stream = Stream::new(gpu.context()?)?;
         let heap = build_heap(&gpu, &module, &stream, c)?;
         let task_trace = match c.trace_events {
@@ -679,7 +699,8 @@ impl RuntimeBuilder {
             .enumerate()
             .map(|(k, t)| (t.type_id, k as u32))
             .collect();
-        let submitter = Arc::new(Submitter::new(c.arena_bytes as u64));
+        let (_, _, ring_arena) = super::memory::ring_shares(c, rings);
+        let rings_host = Arc::new(super::rings::Rings::new(rings, ring_arena));
         static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         let mut rt = GpuRuntime {
             info: RuntimeInfo {
@@ -707,13 +728,14 @@ impl RuntimeBuilder {
                 diagnostics: c.diagnostics,
                 cancellable: c.cancellable,
                 optimize: c.optimize,
+                submit_rings: rings,
             },
             executed_before: Mutex::new(vec![0; self.tasks.len()]),
             tasks: self.tasks,
             kinds,
             config: self.config,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            submitter,
+            rings: rings_host,
             running: AtomicBool::new(false),
             generation: StdAtomicU32::new(0),
             fault: OnceLock::new(),

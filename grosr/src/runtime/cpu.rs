@@ -173,5 +173,6 @@ pub(super) fn info(
         diagnostics: false,
         cancellable: true,
         optimize,
+        submit_rings: 0,
     }
 }

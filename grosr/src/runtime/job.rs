@@ -19,6 +19,8 @@ pub struct Job<'rt> {
 enum On<'rt> {
     Gpu {
         rt: &'rt GpuRuntime,
+        /// The submission ring it went through.
+        ring: usize,
         ticket: Option<JobTicket>,
         generation: u32,
     },
@@ -32,9 +34,13 @@ impl std::fmt::Debug for Job<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.on {
             On::Gpu {
-                ticket, generation, ..
+                ring,
+                ticket,
+                generation,
+                ..
             } => f
                 .debug_struct("Job")
+                .field("ring", ring)
                 .field("ticket", ticket)
                 .field("generation", generation)
                 .finish_non_exhaustive(),
@@ -44,11 +50,18 @@ impl std::fmt::Debug for Job<'_> {
 }
 
 impl<'rt> Job<'rt> {
-    /// A job on the GPU: `ticket` (none for an empty submission) of `rt`'s `generation`.
-    pub(super) fn gpu(rt: &'rt GpuRuntime, ticket: Option<JobTicket>, generation: u32) -> Job<'rt> {
+    /// A job on the GPU: `ticket` (none for an empty submission) on submission ring `ring` of
+    /// `rt`'s `generation`.
+    pub(super) fn gpu(
+        rt: &'rt GpuRuntime,
+        ring: usize,
+        ticket: Option<JobTicket>,
+        generation: u32,
+    ) -> Job<'rt> {
         Job {
             on: On::Gpu {
                 rt,
+                ring,
                 ticket,
                 generation,
             },
@@ -86,10 +99,12 @@ impl Job<'_> {
         }
     }
 
-    /// The job slot of a GPU job (none for an empty submission or on the CPU backend).
+    /// The device's job slot of a GPU job (none for an empty submission or on the CPU backend).
     pub(super) fn slot(&self) -> Option<u32> {
         match &self.on {
-            On::Gpu { ticket, .. } => ticket.map(|t| t.slot),
+            On::Gpu {
+                rt, ring, ticket, ..
+            } => ticket.map(|t| rt.memory.ring(*ring).slot_base + t.slot),
             On::Cpu { .. } => None,
         }
     }
@@ -111,18 +126,19 @@ impl Job<'_> {
     }
 
     fn wait_untraced(&self, timeout: Duration) -> Result<()> {
-        let (rt, ticket, generation) = match &self.on {
+        let (rt, r, ticket, generation) = match &self.on {
             On::Cpu { job, .. } => return job.wait_timeout(timeout.min(crate::MAX_TIMEOUT)),
             On::Gpu {
                 rt,
+                ring,
                 ticket,
                 generation,
-            } => (*rt, *ticket, *generation),
+            } => (*rt, *ring, *ticket, *generation),
         };
         let Some(ticket) = ticket else {
             return Ok(());
         };
-        let ring = rt.memory.ring();
+        let ring = rt.memory.ring(r);
         let health = || {
             if rt.generation.load(StdOrdering::Acquire) != generation {
                 return Err(Error::Stopped);
@@ -188,10 +204,11 @@ impl Job<'_> {
             }
             On::Gpu {
                 rt,
+                ring,
                 ticket,
                 generation,
             } => match ticket {
-                Some(t) => rt.cancel(*t, *generation),
+                Some(t) => rt.cancel(*ring, *t, *generation),
                 None => Ok(()), // an empty job is done
             },
         }
@@ -213,13 +230,17 @@ impl Job<'_> {
 
     /// A GPU job's outcome once it has finished; its own also after its slot was reused.
     fn outcome(&self) -> Option<Result<()>> {
-        let On::Gpu { rt, ticket, .. } = &self.on else {
+        let On::Gpu {
+            rt, ring, ticket, ..
+        } = &self.on
+        else {
             return None;
         };
         let Some(ticket) = *ticket else {
             return Some(Ok(()));
         };
-        Some(match rt.submitter.outcome(&rt.memory.ring(), ticket)? {
+        let submitter = rt.rings.submitter(*ring);
+        Some(match submitter.outcome(&rt.memory.ring(*ring), ticket)? {
             Outcome::Finished(0, _) => Ok(()),
             Outcome::Finished(ABANDONED, _) => Err(Error::Stopped),
             Outcome::Finished(code, kind) => {

@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use crate::copy_streams::{self, CopyStreams};
 use crate::error::{Error, Result};
-use crate::layout::{BLOCK_THREADS, HostCtl, Params};
+use crate::layout::{BLOCK_THREADS, HostCtl};
 use crate::ring::Waiter;
 use std::mem::offset_of;
 
 use super::GpuRuntime;
-use super::fence::RingFence;
+use super::rings::RingFence;
 
 impl GpuRuntime {
     /// Whether the module records a task timeline (`RuntimeBuilder::trace`).
@@ -106,7 +106,7 @@ impl GpuRuntime {
         let m = &self.memory;
         // Fresh device state: the init kernel below clears the device block and sets the slots'
         // sequences.
-        let next_desc = self.submitter.restart(&m.ring())?;
+        self.rings.restart(m)?;
         for field in [
             m.ctl_u32(offset_of!(HostCtl, stop)),
             m.ctl_u32(offset_of!(HostCtl, started_blocks)),
@@ -115,10 +115,7 @@ impl GpuRuntime {
         ] {
             field.store(0, StdOrdering::Release);
         }
-        let params = Params {
-            desc_start: next_desc,
-            ..m.params
-        };
+        let params = m.params;
         // The trace's clock, while the SMs are free (the clock kernel runs alone).
         if let Some(trace) = self.task_trace.as_ref() {
             trace.calibrate(&self.stream)?;
@@ -148,10 +145,7 @@ impl GpuRuntime {
         // no such destroy runs beside it.
         self.ctx.fence(
             self.id,
-            Box::new(RingFence::new(
-                self.submitter.clone(),
-                self.memory.ring().completions,
-            )),
+            Box::new(RingFence::new(self.rings.clone(), &self.memory)),
         );
         // SAFETY: as above; a cooperative launch guarantees every block is resident at once.
         let launched = unsafe {

@@ -5,7 +5,7 @@ use std::thread::JoinHandle;
 
 use crate::driver::{Context, DeviceMem, MappedMem};
 use crate::error::{Error, Result};
-use crate::layout::{Completion, Desc, DevJob, HostCtl, Params, Queue, Slot};
+use crate::layout::{Completion, Desc, DescHead, DevJob, HostCtl, Params, Queue, Slot};
 use crate::ring::{self, CompletionCells, DescCells, Ring};
 
 use super::builder::Config;
@@ -16,20 +16,43 @@ pub(super) struct Memory {
     pub(super) arena: Arena,
     pub(super) device: DeviceMem,
     pub(super) params: Params,
+    heads_off: usize,
     descs_off: usize,
     desc_done_off: usize,
     completions_off: usize,
     pub(super) executed_off: usize,
+    /// Job slots and arena bytes of each submission ring (`rings`).
+    ring_slots: u32,
+    ring_arena: u64,
+}
+
+/// How `rings` submission rings share `c`'s descriptors, job slots and arena: descriptors per
+/// ring (a power of two), job slots per ring, arena bytes per ring (whole `ARENA_ALIGN`s).
+pub(super) fn ring_shares(c: &Config, rings: u32) -> (u32, u32, u64) {
+    let descs = (c.desc_capacity / rings).max(1);
+    let descs = 1 << descs.ilog2();
+    let slots = (c.job_slots / rings).max(1);
+    let arena = (c.arena_bytes as u64 / u64::from(rings)) & !(ring::ARENA_ALIGN - 1);
+    (descs, slots, arena)
 }
 
 impl Memory {
-    pub(super) fn new(ctx: &Context, c: &Config, queues: u32, kinds: usize) -> Result<Memory> {
-        let (dc, js) = (c.desc_capacity as usize, c.job_slots as usize);
-        let descs_off = size_of::<HostCtl>();
+    /// The arrays for `rings` submission rings (each a [`ring_shares`] share of `c`'s sizes).
+    pub(super) fn new(
+        ctx: &Context,
+        c: &Config,
+        queues: u32,
+        kinds: usize,
+        rings: u32,
+    ) -> Result<Memory> {
+        let (ring_descs, ring_slots, ring_arena) = ring_shares(c, rings);
+        let (dc, js) = ((ring_descs * rings) as usize, (ring_slots * rings) as usize);
+        let heads_off = size_of::<HostCtl>();
+        let descs_off = heads_off + rings as usize * size_of::<DescHead>();
         let desc_done_off = descs_off + dc * size_of::<Desc>();
         let completions_off = (desc_done_off + dc * 4).next_multiple_of(16);
         let host = MappedMem::new(ctx, completions_off + js * size_of::<Completion>())?;
-        let arena = Arena::pin_aside(ctx, c.arena_bytes);
+        let arena = Arena::pin_aside(ctx, (ring_arena * u64::from(rings)) as usize);
         // Device block: jobs | desc_reads | executed | stop, err | queues | slots. The init kernel
         // zeroes everything from `jobs` (the block's start) to `slots` (its last array).
         let jobs_off = 0;
@@ -54,23 +77,28 @@ impl Memory {
             slots: d + slots_off as u64,
             dev_stop: d + flags_off as u64,
             dev_err: d + flags_off as u64 + 4,
-            desc_start: 0,
+            desc_heads: h + heads_off as u64,
             num_queues: queues,
             queue_cap: c.queue_capacity,
-            desc_cap: c.desc_capacity,
-            job_slots: c.job_slots,
+            desc_cap: ring_descs,
+            job_slots: js as u32,
             num_kinds: kinds as u32,
             spin_limit: c.spin_limit,
+            num_rings: rings,
+            pad: 0,
         };
         Ok(Memory {
             host,
             arena,
             device,
             params,
+            heads_off,
             descs_off,
             desc_done_off,
             completions_off,
             executed_off,
+            ring_slots,
+            ring_arena,
         })
     }
 
@@ -78,31 +106,43 @@ impl Memory {
         self.host.host() as *mut HostCtl
     }
 
-    /// The submission cells as atomics over the mapped memory.
-    pub(super) fn ring(&self) -> Ring<'_> {
+    /// Submission ring `r`'s cells as atomics over the mapped memory (`r` below `num_rings`).
+    pub(super) fn ring(&self, r: usize) -> Ring<'_> {
         let p = self.params;
+        assert!(r < p.num_rings as usize, "ring {r} of {}", p.num_rings);
+        let (descs, slots) = (p.desc_cap as usize, self.ring_slots as usize);
         let base = self.host.host();
-        // SAFETY: the offsets were laid out in `new` inside one live allocation; each array has
-        // the length given and the atomics' layout of the C structs (asserted in ring); the GPU
-        // accesses the same bytes only with the matching protocol.
+        // SAFETY: the offsets were laid out in `new` inside one live allocation, ring after
+        // ring (r is in range, asserted); each array has the length given and the atomics'
+        // layout of the C structs (asserted in ring); the GPU accesses the same bytes only
+        // with the matching protocol.
         unsafe {
             Ring {
-                desc_head: &*(std::ptr::addr_of_mut!((*self.ctl()).desc_head)
+                desc_head: &*(base.add(self.heads_off + r * size_of::<DescHead>())
                     as *const ring::AtomicU64),
                 descs: std::slice::from_raw_parts(
-                    base.add(self.descs_off) as *const DescCells,
-                    p.desc_cap as usize,
+                    (base.add(self.descs_off) as *const DescCells).add(r * descs),
+                    descs,
                 ),
                 desc_done: std::slice::from_raw_parts(
-                    base.add(self.desc_done_off) as *const ring::AtomicU32,
-                    p.desc_cap as usize,
+                    (base.add(self.desc_done_off) as *const ring::AtomicU32).add(r * descs),
+                    descs,
                 ),
                 completions: std::slice::from_raw_parts(
-                    base.add(self.completions_off) as *const CompletionCells,
-                    p.job_slots as usize,
+                    (base.add(self.completions_off) as *const CompletionCells).add(r * slots),
+                    slots,
                 ),
+                slot_base: (r * slots) as u32,
             }
         }
+    }
+
+    /// Submission ring `r`'s slice of the arena (once pinned: [`Arena::get`]).
+    pub(super) fn ring_arena(&self, r: usize) -> Result<ArenaSlice<'_>> {
+        Ok(ArenaSlice {
+            mem: self.arena.get()?,
+            base: r as u64 * self.ring_arena,
+        })
     }
 
     /// An atomic view of the 32-bit field of the control block at byte `offset`
@@ -175,6 +215,28 @@ impl Arena {
             Some(r) => r.as_ref().map_err(Clone::clone),
             None => Err(Error::Config("the arena was never pinned".into())),
         }
+    }
+}
+
+/// One submission ring's slice of the arena: the ring protocol's byte offsets are the slice's.
+pub(super) struct ArenaSlice<'a> {
+    mem: &'a MappedMem,
+    base: u64,
+}
+
+impl ring::Arena for ArenaSlice<'_> {
+    unsafe fn copy_in(&self, offset: u64, bytes: &[u8]) -> u64 {
+        let at = self.base + offset;
+        // SAFETY: the caller guarantees the range lies inside this ring's slice, which lies
+        // inside the mapping (`ring_shares`), and is its own.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                self.mem.host().add(at as usize),
+                bytes.len(),
+            );
+        }
+        self.mem.device() + at
     }
 }
 

@@ -7,11 +7,11 @@
 
 mod builder;
 pub(crate) mod cpu;
-mod fence;
 mod job;
 mod lifecycle;
 mod memory;
 mod occupancy;
+mod rings;
 mod sm_claim;
 mod startup;
 mod submit;
@@ -30,7 +30,6 @@ use crate::codegen::TaskInfo;
 use crate::driver::{Context, Function, Gpu, Module, Stream};
 use crate::error::{Error, Result};
 use crate::record::Task;
-use crate::ring::Submitter;
 
 use builder::Config;
 pub use builder::{Backend, Precompiled, RuntimeBuilder};
@@ -71,6 +70,9 @@ pub struct RuntimeInfo {
     /// What the module was compiled for ([`RuntimeBuilder::optimize`]), as asked: with NVRTC
     /// older than 12.8, `Compile` compiles as `Speed` would.
     pub optimize: Optimize,
+    /// Submission rings, each with its own ingest warp ([`RuntimeBuilder::submit_rings`]; 0 on
+    /// the CPU backend).
+    pub submit_rings: u32,
 }
 
 /// A persistent task scheduler running on one GPU, or on host threads ([`Backend::Cpu`]).
@@ -363,7 +365,8 @@ pub(crate) struct GpuRuntime {
     config: Config,
     /// This runtime among the context's schedulers (copy streams, fences).
     id: u64,
-    submitter: Arc<Submitter>,
+    /// The submission rings' host sides (`rings`).
+    rings: Arc<rings::Rings>,
     running: AtomicBool,
     generation: StdAtomicU32,
     fault: OnceLock<Error>,

@@ -3,7 +3,6 @@
 use std::sync::atomic::Ordering as StdOrdering;
 use std::time::Duration;
 
-use crate::driver::MappedMem;
 use crate::error::{Error, Result};
 use crate::layout::DevJob;
 use crate::record::Task;
@@ -92,17 +91,15 @@ impl GpuRuntime {
         self.state()?;
         let generation = self.generation.load(StdOrdering::Acquire);
         let health = || self.health();
-        let ring = self.memory.ring();
+        let r = self.rings.pick(&self.memory);
+        let (ring, submitter) = (self.memory.ring(r), self.rings.submitter(r));
         let ticket = if submission.travels_inline() {
-            let arena = NoArena;
-            self.submitter
-                .submit(&ring, &arena, submission, waiter, &health)?
+            submitter.submit(&ring, &NoArena, submission, waiter, &health)?
         } else {
-            let arena = self.memory.arena.get()?;
-            self.submitter
-                .submit(&ring, arena, submission, waiter, &health)?
+            let arena = self.memory.ring_arena(r)?;
+            submitter.submit(&ring, &arena, submission, waiter, &health)?
         };
-        Ok(Job::gpu(self, ticket, generation))
+        Ok(Job::gpu(self, r, ticket, generation))
     }
 }
 
@@ -118,18 +115,19 @@ impl GpuRuntime {
         ))
     }
 
-    /// `Job::cancel` of `job` (of this runtime's `generation`): copies the job's sequence number
-    /// into its slot's cancel word, which every task and spawn of a cancellable module checks
-    /// (cuda/grosr_jobs.cuh). A finished job, or one a stop has abandoned, is left alone.
-    pub(super) fn cancel(&self, job: JobTicket, generation: u32) -> Result<()> {
+    /// `Job::cancel` of `job` (on ring `r`, of this runtime's `generation`): copies the job's
+    /// sequence number into its slot's cancel word, which every task and spawn of a cancellable
+    /// module checks (cuda/grosr_jobs.cuh). A finished job, or one a stop has abandoned, is left
+    /// alone.
+    pub(super) fn cancel(&self, r: usize, job: JobTicket, generation: u32) -> Result<()> {
         self.can_cancel()?;
         let _one = self.cancelling.lock().unwrap_or_else(|e| e.into_inner());
-        if self.generation.load(StdOrdering::Acquire) != generation
-            || ring::finished(&self.memory.ring(), job)
-        {
+        let ring = self.memory.ring(r);
+        if self.generation.load(StdOrdering::Acquire) != generation || ring::finished(&ring, job) {
             return Ok(());
         }
-        let at = job.slot as usize * size_of::<DevJob>() + std::mem::offset_of!(DevJob, cancel);
+        let slot = (ring.slot_base + job.slot) as usize;
+        let at = slot * size_of::<DevJob>() + std::mem::offset_of!(DevJob, cancel);
         // The job block starts the device block (runtime/memory.rs). A synchronous copy, made
         // under the lock: a later cancel's word lands after this one. The device records the
         // outcome (complete_job: a cancelled job ends Cancelled even if no task was skipped).
@@ -144,19 +142,5 @@ struct NoArena;
 impl ring::Arena for NoArena {
     unsafe fn copy_in(&self, _: u64, _: &[u8]) -> u64 {
         unreachable!("a submission that travels inline copies nothing into the arena")
-    }
-}
-
-impl ring::Arena for MappedMem {
-    unsafe fn copy_in(&self, offset: u64, bytes: &[u8]) -> u64 {
-        // SAFETY: the caller guarantees the range lies inside this mapping and is its own.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                bytes.as_ptr(),
-                self.host().add(offset as usize),
-                bytes.len(),
-            );
-        }
-        self.device() + offset
     }
 }

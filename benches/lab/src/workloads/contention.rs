@@ -130,6 +130,14 @@ pub struct ThreadsTick {
     pub pad: u32,
 }
 
+/// `b` with `rings` submission rings (`None`: the builder's default).
+pub fn with_rings(b: RuntimeBuilder, rings: Option<u32>) -> RuntimeBuilder {
+    match rings {
+        Some(n) => b.submit_rings(n),
+        None => b,
+    }
+}
+
 /// A runtime builder with this module's tasks registered, after the environment's
 /// [`GROSR_DEFINES`](crate::env_defines).
 pub fn builder() -> RuntimeBuilder {
@@ -343,8 +351,8 @@ fn behind(rt: &Runtime, gran: Granularity, plan: Plan) -> Result<Behind> {
 /// Head-of-line blocking: a lone short job's submit → done latency, then the same short job
 /// submitted while one long task of each granularity (lane, warp, block) runs. Table
 /// `head_of_line`: median, p99 and max in µs per case, with the blocked and timed reps.
-pub fn head_of_line(quick: bool) -> Result<Vec<Table>> {
-    let rt = builder().build()?;
+pub fn head_of_line(quick: bool, rings: Option<u32>) -> Result<Vec<Table>> {
+    let rt = with_rings(builder(), rings).build()?;
     let plan = if quick {
         Plan {
             warmup: 2,
@@ -612,8 +620,8 @@ fn threads_label(n: usize) -> String {
 ///
 /// The threads share `&Runtime`: [`Runtime::submit`] takes `&self`, and `Runtime` is `Sync`
 /// (many threads may submit at once).
-pub fn host_threads(quick: bool) -> Result<Vec<Table>> {
-    let rt = builder().build()?;
+pub fn host_threads(quick: bool, rings: Option<u32>) -> Result<Vec<Table>> {
+    let rt = with_rings(builder(), rings).build()?;
     let (warmup, count) = if quick { (50, 2_000) } else { (200, 20_000) };
     let rounds = if quick { 4 } else { 32 };
     let targets = "Targets (issue 20): 8 threads ≥ 1 M jobs/s aggregate, submit→done p99 ≤ 20 µs; \
