@@ -191,7 +191,8 @@ __device__ __noinline__ void ingest_graph(const Params& p, WarpState* ws, Mailbo
     uint32_t roots = 0, weight = 0;
     GROSR_STAMP(12);
 #ifdef GROSR_TRACE
-    if (lane == 0) { grosr_trace[14] = ~0ull; grosr_trace[15] = 0; }   // published by the pushes below
+    // Ring 0's only, as every stamp (published by the pushes below).
+    if (lane == 0 && blockIdx.x == 0) { grosr_trace[14] = ~0ull; grosr_trace[15] = 0; }
 #endif
     if (root_tag != 0) {
         // Every node task of the job reads the graph from DevJob::graph (the other warps); the

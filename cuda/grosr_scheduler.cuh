@@ -208,7 +208,9 @@ __device__ void scheduler(const Params& kernel_params) {
     if (threadIdx.x == 0) atomicAdd((uint32_t*)&p.host->started_blocks, 1u);  // host waits for all
     // Relaxed: the host stored the ring's start before the launch, which orders it first.
     uint64_t head = ingest_warp ? ld_relaxed_sys_u64(&p.desc_heads[blockIdx.x].head) : 0;
-    uint32_t next_queue = 0, my_epoch = 0, idle_ns = 0, turns = 0;
+    // Each ring's ingest warp starts its round-robin of the queues at its own share of them.
+    uint32_t next_queue = ingest_warp ? blockIdx.x * p.num_queues / p.num_rings : 0;
+    uint32_t my_epoch = 0, idle_ns = 0, turns = 0;
     uint32_t rng = 0x9E3779B9u * (blockIdx.x * 64 + warp + 1);
     // Shared flags polled by every warp go through shared-memory atomics: cheap, and exact
     // about which write a read sees (a plain flag would be a data race, racecheck says).

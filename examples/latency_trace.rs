@@ -93,7 +93,11 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> grosr_lab::Result<()> {
-    let rt = workloads::builder().diagnostics(true).build()?;
+    // One submission ring: the stamps are ring 0's ingest warp's (cuda/grosr_trace.cuh).
+    let rt = workloads::builder()
+        .submit_rings(1)
+        .diagnostics(true)
+        .build()?;
     let reps = args.reps as usize;
     let warmup = reps / 10;
     if let Some(fanout) = args.spawn {

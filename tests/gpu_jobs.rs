@@ -57,9 +57,13 @@ fn a_running_body_sees_its_job_cancelled() {
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
 fn cancelled_warp_and_block_tasks_stop_and_the_slot_serves_the_next_jobs() {
-    common::suite::cancelled_warp_and_block_tasks_stop_and_the_slot_serves_the_next_jobs(
-        &cancellable(),
-    );
+    // One submission ring: JOB_SLOTS later jobs reuse every slot of it.
+    let rt = common::builder()
+        .cancellable(true)
+        .submit_rings(1)
+        .build()
+        .unwrap();
+    common::suite::cancelled_warp_and_block_tasks_stop_and_the_slot_serves_the_next_jobs(&rt);
 }
 
 /// A Resident graph launch past its time is cancelled: its running node sees `ctx.cancelled()`
@@ -178,7 +182,8 @@ fn a_split_job_that_fails_between_chunks_runs_what_it_published_and_frees_its_sl
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
 fn stop_and_start_racing_split_submits_never_run_a_record_twice_or_corrupt_one() {
-    const THREADS: u32 = 4;
+    // Twice the rings: threads share rings (and their arena slices) across the restarts.
+    const THREADS: u32 = 8;
     // 64 KiB of records: 16 chunks of a quarter of a ring's 16 KiB (4 rings share 64 KiB).
     const PER_JOB: u32 = 4096;
     const JOBS: u32 = 64; // completed jobs each submitter wants
@@ -271,7 +276,10 @@ fn a_short_job_runs_while_a_task_holds_an_ingest_warp() {
     let gate = DeviceBuffer::<u32>::zeroed(&gpu, 1).unwrap();
     let ran = DeviceBuffer::<u32>::zeroed(&gpu, 1).unwrap();
     let flags = DeviceBuffer::<u32>::zeroed(&gpu, 64).unwrap();
-    let rt = common::builder().build().unwrap();
+    let rt = common::builder().submit_rings(4).build().unwrap();
+    // (With two, a ring that still reads busy just after its last job would leave only home.)
+    let rings = rt.info().submit_rings;
+    assert_eq!(rings, 4, "a GPU of at least 4 scheduler blocks");
     let rings = rt.info().submit_rings;
     assert!(
         rings >= 2,

@@ -56,10 +56,11 @@ fn run(b: &Board, job: usize, unit: u64) {
 fn launch(b: &Board, job: usize) {
     // SAFETY (loom-checked): see `run`.
     b.graph[job].with_mut(|g| unsafe { *g = 100 + job as u32 });
+    // The bit goes up before the state, and only for the one offer that found it clear.
+    let taken = b.live.fetch_or(1, Ordering::Relaxed) & 1 == 0;
     // The launch record's count, then every root's in its place.
     b.pending[job].fetch_add(UNITS[job] as i32, Ordering::Relaxed);
-    // The bit goes up before the state, and only for the one offer that found it clear.
-    if b.live.fetch_or(1, Ordering::Relaxed) & 1 != 0 {
+    if !taken {
         (0..UNITS[job]).for_each(|u| run(b, job, u));
         return;
     }

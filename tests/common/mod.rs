@@ -197,7 +197,8 @@ pub struct Bomb {
 /// Holds whatever runs it until `*flag` is nonzero or `max_ns` have passed (the bound keeps a
 /// test whose release never arrives from holding the GPU for good), then traps if `*flag` is 2,
 /// else counts itself in `*ran`. A lone one submitted inline runs on the ingest warp, so while it
-/// holds, no descriptor after it is taken and the ring fills (tests/common/stall.rs).
+/// holds, no descriptor after it is taken from its ring, and with one submission ring
+/// (`submit_rings(1)`) the ring fills (tests/common/stall.rs).
 #[grosr::task(
     granularity = "lane",
     cuda = r#"

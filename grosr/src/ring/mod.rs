@@ -4,6 +4,10 @@
 //!
 //! # The cells, who writes them, with which ordering
 //!
+//! This is one submission ring's protocol; a runtime runs several side by side, each on its own
+//! cells and share of job slots (`runtime/rings.rs`), and a descriptor carries the device's
+//! slot, the ring's `slot_base` plus the ring's own.
+//!
 //! Mapped host memory holds a ring of descriptors, a done flag per descriptor, a completion slot
 //! per job and a byte arena for records ([`Ring`]; the arena is an [`Arena`]).
 //!

@@ -221,6 +221,8 @@ impl Submitter {
             Ok(mut p) => {
                 p.settle_orphans(ring, &mut self.slots());
                 let closes = p.take_closes(ring);
+                // Relaxed: a hint for `idle` only.
+                self.descs_taken.store(p.descs_taken(), Ordering::Relaxed);
                 self.unsettled.store(p.owes_settling(), Ordering::Relaxed);
                 // Relaxed: as in `reserve`.
                 self.copying

@@ -34,7 +34,7 @@ impl GpuRuntime {
         self.generation.fetch_add(1, StdOrdering::AcqRel);
         // Dropped at the end of this function, once the kernel has exited (or been waited for).
         let _copy_streams = copy_streams::leave(&self.ctx, self.id);
-        // Release: the GPU's ingest warp polls this flag (ld volatile) and tells every block.
+        // Release: block 0's ingest warp polls this flag (ld volatile) and tells every block.
         self.memory
             .ctl_u32(offset_of!(HostCtl, stop))
             .store(1, StdOrdering::Release);

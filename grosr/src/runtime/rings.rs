@@ -9,9 +9,13 @@
 //!
 //! - **The pick.** Each thread has a home ring (handed out round-robin as threads first submit).
 //!   A submit takes its home ring if it is idle ([`Submitter::idle`]: the GPU has consumed every
-//!   descriptor it handed out), else the first idle ring after it, else its home ring. A lone
-//!   thread's lone tasks thus keep one ring and its fast path; a short job behind a long task
-//!   that an ingest warp runs goes to another ring; threads spread.
+//!   descriptor it handed out), else the first idle ring after it, else its home ring. A short
+//!   job behind a long task that an ingest warp runs thus goes to another ring, and threads
+//!   spread. (A lone thread's next job may also move: a ring reads busy from its job's
+//!   completion until its ingest warp has stored the new head; any idle ring takes it as fast.)
+//! - **What a ring does not isolate:** a block task posted to a block whose warp 0 is an ingest
+//!   warp running a long task waits for it (a block task needs every warp of its block), as it
+//!   did for block 0 alone with one ring.
 //! - **A job stays on its ring**, from submit to outcome: its chunks, its split guard and its
 //!   close rely on the ring's descriptor order. Jobs have no order between them (a Resident
 //!   graph's next launch waits for the last one on the host), so rings need none either.
