@@ -30,8 +30,8 @@ struct Args {
     #[arg(long)]
     quick: bool,
     /// Only sections whose name contains one of these comma-separated words (sections: core,
-    /// pingpong, throughput, relu_softmax, mixed_dag, head_of_line, host_threads, alloc, bfs,
-    /// startup).
+    /// pingpong, throughput, relu_softmax, mixed_dag, head_of_line, host_threads, priority, alloc,
+    /// bfs, startup).
     #[arg(long)]
     only: Option<String>,
     /// relu_softmax: only these shapes, comma-separated ROWSxLEN (e.g. 5000x256).
@@ -76,10 +76,11 @@ const SHARED_RUNTIME: [&str; 4] = ["core", "pingpong", "throughput", "relu_softm
 
 /// The sections that build runtimes of their own (one scheduler per process at a time), run
 /// after the shared one is dropped, in this order.
-const OWN_RUNTIME: [&str; 6] = [
+const OWN_RUNTIME: [&str; 7] = [
     "mixed_dag",
     "head_of_line",
     "host_threads",
+    "priority",
     "alloc",
     "bfs",
     "startup",
@@ -245,6 +246,7 @@ fn run(args: &Args) -> grosr_lab::Result<()> {
             "mixed_dag" => workloads::mixed_dag::report(args.quick)?,
             "head_of_line" => workloads::contention::head_of_line(args.quick, args.submit_rings)?,
             "host_threads" => workloads::contention::host_threads(args.quick, args.submit_rings)?,
+            "priority" => workloads::contention::priority(args.quick, args.submit_rings)?,
             "alloc" => workloads::alloc::report(args.quick, &|l| progress.note(l))?,
             "bfs" => grosr_lab::bfs::report(args.quick)?,
             "startup" => {

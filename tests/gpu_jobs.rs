@@ -4,7 +4,8 @@
 //! and a second runtime on the same GPU (refused: one per GPU per process); and cancellation on
 //! a runtime built cancellable (a spawn tree, a running body, warp and block tasks, a Resident
 //! graph launch, the refusal without it); and the submission rings (a short job beside a task
-//! that holds one ring's ingest warp, threads submitting over every ring at once). Every wait is
+//! that holds one ring's ingest warp, a high-priority job while every normal ring is held,
+//! threads submitting over every ring at once). Every wait is
 //! bounded; steps that could hang run on threads with deadlines (tests/common/stall.rs).
 
 mod common;
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 use common::Mark;
 use common::stall::{Bounded, hold, marks};
 use common::suite::{JOB_SLOTS as SLOTS, T};
-use grosr::{DeviceBuffer, Error, Gpu};
+use grosr::{DeviceBuffer, Error, Gpu, Priority};
 
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
@@ -308,6 +309,43 @@ fn a_short_job_runs_while_a_task_holds_an_ingest_warp() {
     gate.write(&[1]).unwrap();
     held.wait_timeout(T).unwrap();
     assert_eq!(ran.to_vec().unwrap(), vec![1]);
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn a_high_priority_job_runs_while_every_normal_ring_is_held() {
+    let gpu = Gpu::open(0).unwrap();
+    let gate = DeviceBuffer::<u32>::zeroed(&gpu, 1).unwrap();
+    let ran = DeviceBuffer::<u32>::zeroed(&gpu, 1).unwrap();
+    let flags = DeviceBuffer::<u32>::zeroed(&gpu, 2).unwrap();
+    let rt = common::builder().submit_rings(4).build().unwrap();
+    assert_eq!(rt.info().submit_rings, 4);
+    // Three Holds: each finds the rings before it busy and takes the next normal one, whose
+    // ingest warp it then holds (the fourth ring is kept for high jobs).
+    let holds: Vec<_> = (0..3)
+        .map(|_| {
+            rt.submit(&[hold(gate.ptr(), ran.ptr(), Duration::from_secs(30))])
+                .unwrap()
+        })
+        .collect();
+    // A normal job now waits behind a Hold; a high one runs at once on the high ring.
+    let normal = rt.submit(&marks(flags.ptr(), 0, 1)).unwrap();
+    rt.submit_priority(&marks(flags.ptr(), 1, 1), Priority::High)
+        .unwrap()
+        .wait_timeout(Duration::from_secs(10))
+        .expect("the high job behind three held normal rings");
+    assert!(
+        !normal.is_done().unwrap(),
+        "a normal job ran while every normal ring's ingest warp was held"
+    );
+    assert_eq!(flags.to_vec().unwrap(), vec![0, 1]);
+    gate.write(&[1]).unwrap();
+    for h in &holds {
+        h.wait_timeout(T).unwrap();
+    }
+    normal.wait_timeout(T).unwrap();
+    assert_eq!(flags.to_vec().unwrap(), vec![1, 1]);
+    assert_eq!(ran.to_vec().unwrap(), vec![3]);
 }
 
 #[test]

@@ -86,8 +86,8 @@ pub use record::{DevicePtr, DeviceType, Granularity, MAX_RECORD_BYTES, Record, T
 pub use record::{CudaBody, Field};
 #[cfg(not(loom))]
 pub use runtime::{
-    Backend, CompileProgress, Job, Optimize, PROGRESS_AFTER, Precompiled, Runtime, RuntimeBuilder,
-    RuntimeInfo, Startup, Tuning,
+    Backend, CompileProgress, Job, Optimize, PROGRESS_AFTER, Precompiled, Priority, Runtime,
+    RuntimeBuilder, RuntimeInfo, Startup, Tuning,
 };
 pub use trace::Trace;
 

@@ -158,9 +158,12 @@ impl<'rt> ResidentGraph<'rt> {
             self.memory.write_at(self.remaining_off, &self.indeg)?;
             self.reset_needed = false;
         }
-        let job = self
-            .rt
-            .submit_with(self.launch.submission(), timeout, self.edges.as_ref())?;
+        let job = self.rt.submit_with(
+            self.launch.submission(),
+            timeout,
+            self.edges.as_ref(),
+            crate::Priority::Normal,
+        )?;
         match job.wait_timeout(timeout) {
             Ok(()) => Ok(()),
             Err(e @ Error::Timeout(..)) => {

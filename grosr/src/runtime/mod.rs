@@ -35,6 +35,7 @@ use builder::Config;
 pub use builder::{Backend, Precompiled, RuntimeBuilder};
 pub use job::Job;
 use memory::Memory;
+pub use rings::Priority;
 use sm_claim::SmClaim;
 pub use startup::{CompileProgress, PROGRESS_AFTER, Startup};
 pub use tuning::{Optimize, Tuning};
@@ -256,6 +257,39 @@ impl Runtime {
     pub fn submit<T: Task + 'static>(&self, records: &[T]) -> Result<Job<'_>> {
         match &self.engine {
             Engine::Gpu(g) => g.submit(records),
+            Engine::Cpu(c) => c.submit(self.kind_of::<T>()?, bytemuck::cast_slice(records)),
+        }
+    }
+
+    /// [`submit`](Runtime::submit) at `priority`. On a GPU with two or more submission rings
+    /// ([`RuntimeBuilder::submit_rings`]), the last ring is kept for [`Priority::High`] jobs:
+    /// normal jobs never use it, so a high job of one task (or up to 32 lane tasks, or one warp
+    /// task) runs at once on that ring's ingest warp, however busy the GPU is with normal work.
+    /// Larger high jobs, and what high tasks spawn beyond a few rounds, go through the queues
+    /// like any work. With one ring, and on the CPU backend, it is [`submit`](Runtime::submit).
+    ///
+    /// ```
+    /// use grosr::{DeviceBuffer, DevicePtr, Priority, Runtime};
+    ///
+    /// #[grosr::task(granularity = "lane", rust = |task, ctx| { ctx.write(task.out, 0u32, 1u32); })]
+    /// pub struct Urgent { pub out: DevicePtr<u32> }
+    ///
+    /// let rt = Runtime::builder()
+    /// #   .backend(grosr::Backend::Cpu) // doctests run on host threads: no GPU needed
+    ///     .task::<Urgent>()
+    ///     .build()?;
+    /// let out = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1)?;
+    /// rt.submit_priority(&[Urgent { out: out.ptr() }], Priority::High)?.wait()?;
+    /// assert_eq!(out.to_vec()?, vec![1]);
+    /// # Ok::<(), grosr::Error>(())
+    /// ```
+    pub fn submit_priority<T: Task + 'static>(
+        &self,
+        records: &[T],
+        priority: Priority,
+    ) -> Result<Job<'_>> {
+        match &self.engine {
+            Engine::Gpu(g) => g.submit_priority(records, priority),
             Engine::Cpu(c) => c.submit(self.kind_of::<T>()?, bytemuck::cast_slice(records)),
         }
     }

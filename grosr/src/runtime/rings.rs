@@ -13,9 +13,9 @@
 //!   job behind a long task that an ingest warp runs thus goes to another ring, and threads
 //!   spread. (A lone thread's next job may also move: a ring reads busy from its job's
 //!   completion until its ingest warp has stored the new head; any idle ring takes it as fast.)
-//! - **What a ring does not isolate:** a block task posted to a block whose warp 0 is an ingest
-//!   warp running a long task waits for it (a block task needs every warp of its block), as it
-//!   did for block 0 alone with one ring.
+//! - **Blocks that ingest run no block task** (while the grid has other blocks): a block task
+//!   needs every warp of its block, warp 0 included, so it would hold the ring meanwhile; the
+//!   block's workers pass block tasks to the next SM's queue instead.
 //! - **A job stays on its ring**, from submit to outcome: its chunks, its split guard and its
 //!   close rely on the ring's descriptor order. Jobs have no order between them (a Resident
 //!   graph's next launch waits for the last one on the host), so rings need none either.
@@ -24,6 +24,9 @@
 //!   protocol, unit tests and loom model are then those of one ring, unchanged; the price is
 //!   that one ring cannot borrow another's free slots or arena (the pick prefers idle rings).
 //! - **Restart** restarts every ring; the GPU's ingest warps read their rings' heads at launch.
+//! - **Priorities.** With two rings or more, the last is kept for [`Priority::High`] jobs: normal
+//!   jobs never take it, so a small high job runs on its ingest warp at once, whatever normal
+//!   work fills the GPU. A high job takes another idle ring only while the high one is busy.
 
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -35,6 +38,17 @@ use crate::error::Result;
 use crate::ring::{CompletionCells, Submitter};
 
 use super::memory::Memory;
+
+/// How urgently a job should start ([`Runtime::submit_priority`](crate::Runtime::submit_priority)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Priority {
+    /// Any ring but the high one.
+    #[default]
+    Normal,
+    /// The ring kept for high jobs (with two rings or more), else any idle one.
+    High,
+}
 
 /// The most submission rings a runtime takes ([`RuntimeBuilder::submit_rings`](crate::RuntimeBuilder::submit_rings)).
 pub(crate) const MAX_RINGS: u32 = 16;
@@ -84,11 +98,20 @@ impl Rings {
         &self.submitters[r]
     }
 
-    /// The ring a submit from this thread takes now (the module doc's "pick").
-    pub(super) fn pick(&self, memory: &Memory) -> usize {
-        pick(home(), self.submitters.len(), |r| {
-            self.submitters[r].idle(&memory.ring(r))
-        })
+    /// The ring a submit from this thread takes now at `priority` (the module doc's "pick").
+    pub(super) fn pick(&self, memory: &Memory, priority: Priority) -> usize {
+        let n = self.submitters.len();
+        let idle = |r: usize| self.submitters[r].idle(&memory.ring(r));
+        if n == 1 {
+            return 0;
+        }
+        // The last ring is the high one; normal jobs pick among the others.
+        let high = n - 1;
+        match priority {
+            Priority::High if idle(high) => high,
+            Priority::High => (0..high).find(|&r| idle(r)).unwrap_or(high),
+            _ => pick(home(), high, idle),
+        }
     }
 
     /// Makes every ring ready for a fresh kernel (`Submitter::restart`); each ring's head,

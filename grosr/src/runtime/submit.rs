@@ -8,13 +8,27 @@ use crate::layout::DevJob;
 use crate::record::Task;
 use crate::ring::{self, JobTicket, Submission, Waiter};
 
-use super::{GpuRuntime, Job};
+use super::{GpuRuntime, Job, Priority};
 
 impl GpuRuntime {
     /// Submits `records` as one job and returns at once; waits only while the ring is full
     /// (at most the builder's `submit_timeout`).
     pub fn submit<T: Task + 'static>(&self, records: &[T]) -> Result<Job<'_>> {
         self.submit_timeout(records, self.config.submit_timeout)
+    }
+
+    /// [`submit`](Runtime::submit) at `priority` (the ring it takes: `rings::Rings::pick`).
+    pub fn submit_priority<T: Task + 'static>(
+        &self,
+        records: &[T],
+        priority: Priority,
+    ) -> Result<Job<'_>> {
+        let submission = Submission::Records {
+            kind: self.kind_of::<T>()?,
+            record_size: size_of::<T>(),
+            bytes: bytemuck::cast_slice(records),
+        };
+        self.submit_with(submission, self.config.submit_timeout, None, priority)
     }
 
     /// [`submit`](Runtime::submit), waiting at most `timeout` for ring space (at most
@@ -30,7 +44,7 @@ impl GpuRuntime {
             record_size: size_of::<T>(),
             bytes: bytemuck::cast_slice(records),
         };
-        self.submit_with(submission, timeout, None)
+        self.submit_with(submission, timeout, None, Priority::Normal)
     }
 
     /// Submits raw records of kind `kind` (`record_size` bytes each). For tests of the GPU's
@@ -56,21 +70,27 @@ impl GpuRuntime {
             record_size,
             bytes,
         };
-        self.submit_with(submission, self.config.submit_timeout, None)
+        self.submit_with(
+            submission,
+            self.config.submit_timeout,
+            None,
+            Priority::Normal,
+        )
     }
 
-    /// Submits `submission` as one job (the ring module runs the protocol), waiting at most
-    /// `timeout`. On a traced runtime the submit is a host span, and `graph` (a Resident graph
-    /// launch's edges) lets the trace draw its nodes' predecessors.
+    /// Submits `submission` as one job at `priority` (the ring module runs the protocol),
+    /// waiting at most `timeout`. On a traced runtime the submit is a host span, and `graph` (a
+    /// Resident graph launch's edges) lets the trace draw its nodes' predecessors.
     pub(crate) fn submit_with(
         &self,
         submission: Submission,
         timeout: Duration,
         graph: Option<&std::sync::Arc<super::task_trace::GraphEdges>>,
+        priority: Priority,
     ) -> Result<Job<'_>> {
         let Some(trace) = self.task_trace.as_ref() else {
             let mut waiter = Waiter::new(timeout);
-            return self.submit_through(submission, &mut waiter);
+            return self.submit_through(submission, &mut waiter, priority);
         };
         let span = trace.host_start();
         let what = match submission {
@@ -78,20 +98,25 @@ impl GpuRuntime {
             Submission::Graph { .. } | Submission::SmallGraph { .. } => "graph run",
         };
         let mut waiter = Waiter::stamping(timeout);
-        let job = self.submit_through(submission, &mut waiter)?;
+        let job = self.submit_through(submission, &mut waiter, priority)?;
         if let (Some(slot), Some(owned)) = (job.slot(), waiter.owned()) {
             trace.submitted(span, what, slot, owned, graph);
         }
         Ok(job)
     }
 
-    fn submit_through(&self, submission: Submission, waiter: &mut Waiter) -> Result<Job<'_>> {
+    fn submit_through(
+        &self,
+        submission: Submission,
+        waiter: &mut Waiter,
+        priority: Priority,
+    ) -> Result<Job<'_>> {
         // No driver call on the fast path (a cuStreamQuery costs microseconds): a kernel that
         // died since the last check is noticed by the bounded waits and by Job::wait.
         self.state()?;
         let generation = self.generation.load(StdOrdering::Acquire);
         let health = || self.health();
-        let r = self.rings.pick(&self.memory);
+        let r = self.rings.pick(&self.memory, priority);
         let (ring, submitter) = (self.memory.ring(r), self.rings.submitter(r));
         let ticket = if submission.travels_inline() {
             submitter.submit(&ring, &NoArena, submission, waiter, &health)?

@@ -1,5 +1,6 @@
 //! Contention (issue 20): head-of-line blocking (how long a short job waits while a long task
-//! runs) and many host threads (submitting small jobs one at a time, and streaming slices).
+//! runs), many host threads (submitting small jobs one at a time, and streaming slices) and
+//! priorities (a short job's latency while background work saturates the GPU).
 //!
 //! Every wait is bounded: the long tasks stop by themselves after 250 ms if their release never
 //! arrives, and every host wait has a timeout. Every task's result is checked after its case: a
@@ -138,6 +139,35 @@ pub fn with_rings(b: RuntimeBuilder, rings: Option<u32>) -> RuntimeBuilder {
     }
 }
 
+/// Background work for [`priority`]: spins `spin_ns` on one thread, counts itself in
+/// `counts[index]`, and respawns itself `hops_left` more times (a chain that holds its lane for
+/// a while without any host traffic).
+#[grosr::task(
+    granularity = "lane",
+    cuda = r#"
+    const unsigned long long start = grosr::globaltimer();
+    while (grosr::globaltimer() - start < task.spin_ns) {}
+    atomicAdd(&task.counts[task.index], 1ull);
+    if (task.hops_left > 0u) {
+        PrioBusy next = task;
+        next.hops_left -= 1u;
+        grosr_spawn_PrioBusy(ctx, next);
+    }
+"#
+)]
+pub struct PrioBusy {
+    /// Per-stream run counts.
+    pub counts: DevicePtr<u64>,
+    /// How long it spins, in ns.
+    pub spin_ns: u32,
+    /// Which count.
+    pub index: u32,
+    /// How many more times it respawns.
+    pub hops_left: u32,
+    /// Keeps the record 24 bytes.
+    pub pad: u32,
+}
+
 /// A runtime builder with this module's tasks registered, after the environment's
 /// [`GROSR_DEFINES`](crate::env_defines).
 pub fn builder() -> RuntimeBuilder {
@@ -149,6 +179,7 @@ pub fn builder() -> RuntimeBuilder {
         .task::<HolShort>()
         .task::<ThreadsWork>()
         .task::<ThreadsTick>()
+        .task::<PrioBusy>()
 }
 
 /// The longest wait for any one job that should finish promptly.
@@ -675,4 +706,205 @@ pub fn host_threads(quick: bool, rings: Option<u32>) -> Result<Vec<Table>> {
     ));
     stream.notes.push(targets.into());
     Ok(vec![jobs, stream])
+}
+
+/// The background of [`priority`]: the bulk stream keeps [`BULK_IN_FLIGHT`] jobs in flight, each a
+/// chain of [`BULK_HOPS`] + 1 busy tasks on every lane of the scheduler (no host traffic while it
+/// runs); the lone streams submit one [`LONE_NS`] task a job, one job at a time (they keep the
+/// normal submission rings' ingest warps busy).
+const BULK_IN_FLIGHT: usize = 4;
+const BULK_HOPS: u32 = 49;
+const BULK_NS: u32 = 20_000;
+const LONE_THREADS: usize = 2;
+const LONE_NS: u32 = 1_000_000;
+
+/// The bulk stream until `stop`: returns the jobs it submitted.
+fn bulk_stream(
+    rt: &Runtime,
+    counts: DevicePtr<u64>,
+    lanes: usize,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Result<u64> {
+    use std::sync::atomic::Ordering;
+    let root = PrioBusy {
+        counts,
+        spin_ns: BULK_NS,
+        index: 0,
+        hops_left: BULK_HOPS,
+        pad: 0,
+    };
+    let roots = vec![root; lanes];
+    let mut jobs = std::collections::VecDeque::new();
+    let mut submitted = 0;
+    let result = (|| {
+        while !stop.load(Ordering::Relaxed) {
+            if jobs.len() == BULK_IN_FLIGHT {
+                let job: Job<'_> = jobs.pop_front().expect("in flight");
+                job.wait_timeout(WAIT)?;
+            }
+            jobs.push_back(rt.submit(&roots)?);
+            submitted += 1;
+        }
+        Ok(())
+    })();
+    // A failed stream stops the measurement (and the other streams) too.
+    stop.store(true, Ordering::Relaxed);
+    let waited: Result<()> = jobs
+        .into_iter()
+        .try_for_each(|j| j.wait_timeout(WAIT).map_err(Error::from));
+    result.and(waited).map(|()| submitted)
+}
+
+/// A lone stream until `stop`: returns the jobs it submitted.
+fn lone_stream(
+    rt: &Runtime,
+    counts: DevicePtr<u64>,
+    index: u32,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Result<u64> {
+    use std::sync::atomic::Ordering;
+    let task = [PrioBusy {
+        counts,
+        spin_ns: LONE_NS,
+        index,
+        hops_left: 0,
+        pad: 0,
+    }];
+    let mut submitted = 0;
+    let result = (|| {
+        while !stop.load(Ordering::Relaxed) {
+            rt.submit(&task)?.wait_timeout(WAIT)?;
+            submitted += 1;
+        }
+        Ok(())
+    })();
+    stop.store(true, Ordering::Relaxed);
+    result.map(|()| submitted)
+}
+
+/// One-task short jobs, normal and high priority in turn, submit → done: `reps` of each after
+/// `warmup`, flags from `first` (two per rep). Stops early (an error) if `stop` is raised.
+fn short_jobs(
+    rt: &Runtime,
+    flags: &DeviceBuffer<u32>,
+    first: usize,
+    (warmup, reps): (usize, usize),
+    stop: Option<&std::sync::atomic::AtomicBool>,
+) -> Result<(Vec<Duration>, Vec<Duration>)> {
+    use grosr::Priority;
+    let (mut normal, mut high) = (Vec::with_capacity(reps), Vec::with_capacity(reps));
+    for i in 0..warmup + reps {
+        if stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed)) {
+            return Err(Error::Invalid(
+                "priority: the background stopped before the short jobs were done".into(),
+            ));
+        }
+        for (k, priority) in [Priority::Normal, Priority::High].into_iter().enumerate() {
+            let task = [HolShort {
+                flags: flags.ptr(),
+                index: (first + 2 * i + k) as u32,
+                pad: 0,
+            }];
+            let t = Instant::now();
+            rt.submit_priority(&task, priority)?.wait_timeout(WAIT)?;
+            if i >= warmup {
+                if k == 0 { &mut normal } else { &mut high }.push(t.elapsed());
+            }
+        }
+    }
+    Ok((normal, high))
+}
+
+/// Priorities: a one-task short job's submit → done at normal and at high priority (in turn),
+/// idle and while the GPU is saturated: chains of busy tasks on every lane, and lone busy jobs on
+/// the normal rings' ingest warps. Table `priority`: median, p99, max in µs, and the
+/// background's occupancy of the lanes. Every short job's flag and every background task's run
+/// is checked.
+pub fn priority(quick: bool, rings: Option<u32>) -> Result<Vec<Table>> {
+    use std::sync::atomic::AtomicBool;
+    let rt = with_rings(builder(), rings).build()?;
+    let (warmup, reps) = if quick { (20, 300) } else { (100, 3_000) };
+    let per = 2 * (warmup + reps);
+    let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 2 * per)?;
+    let counts = DeviceBuffer::<u64>::zeroed(rt.gpu(), 1 + LONE_THREADS)?;
+    let lanes = (rt.info().grid_blocks * 256) as usize;
+    let (idle_normal, idle_high) = short_jobs(&rt, &flags, 0, (warmup, reps), None)?;
+    let stop = AtomicBool::new(false);
+    let start = Instant::now();
+    let (measured, bulk, lone, window) = std::thread::scope(|s| {
+        let (rt, stop, ptr) = (&rt, &stop, counts.ptr());
+        let bulk = s.spawn(move || bulk_stream(rt, ptr, lanes, stop));
+        let lone: Vec<_> = (0..LONE_THREADS)
+            .map(|t| s.spawn(move || lone_stream(rt, ptr, 1 + t as u32, stop)))
+            .collect();
+        // The background saturates the GPU before the short jobs go in.
+        std::thread::sleep(Duration::from_millis(20));
+        let measured = short_jobs(rt, &flags, per, (warmup, reps), Some(stop));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let window = start.elapsed();
+        let panicked = || Err(Error::Invalid("a background thread panicked".into()));
+        let bulk = bulk.join().unwrap_or_else(|_| panicked());
+        let lone: Vec<Result<u64>> = lone
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| panicked()))
+            .collect();
+        (measured, bulk, lone, window)
+    });
+    // The background's errors first: they are usually why a measurement failed.
+    let bulk = bulk?;
+    let lone = lone.into_iter().collect::<Result<Vec<u64>>>()?;
+    let (loaded_normal, loaded_high) = measured?;
+    check_set(&flags, 2 * per, "priority short jobs")?;
+    let got = counts.to_vec()?;
+    let want = std::iter::once(bulk * lanes as u64 * (u64::from(BULK_HOPS) + 1)).chain(lone);
+    for (i, (&got, want)) in got.iter().zip(want).enumerate() {
+        if got != want {
+            return Err(Error::Invalid(format!(
+                "priority background stream {i}: {got} tasks ran of {want}"
+            )));
+        }
+    }
+    // Lane time the bulk stream used over the measured window (it ran on past it while stopping,
+    // so this can exceed 1 a little).
+    let occupancy =
+        got[0] as f64 * f64::from(BULK_NS) * 1e-9 / (lanes as f64 * window.as_secs_f64());
+    let mut table = Table::new(
+        "priority",
+        "Priorities: a one-task short job's submit → done, idle and with the GPU saturated by \
+         background work",
+        "µs",
+        false,
+        &["median µs", "p99 µs", "max µs", "p99 / idle median"],
+    );
+    table.ratios = false;
+    let idle = Stats::of(idle_high.clone()).median;
+    for (label, samples) in [
+        ("idle, normal priority", idle_normal),
+        ("idle, high priority", idle_high),
+        ("loaded, normal priority", loaded_normal),
+        ("loaded, high priority", loaded_high),
+    ] {
+        let st = Stats::of(samples);
+        table.push(
+            label,
+            vec![
+                Some(us(st.median)),
+                Some(us(st.p99)),
+                Some(us(st.max)),
+                Some(st.p99.as_secs_f64() / idle.as_secs_f64()),
+            ],
+        );
+    }
+    table.notes.push(format!(
+        "{reps} timed jobs per row after {warmup}, normal and high in turn. Background: \
+         {BULK_IN_FLIGHT} jobs in flight, each a chain of {} busy lane tasks of {} µs on each of \
+         the {lanes} lanes (they held {:.0}% of the lanes' time), and {LONE_THREADS} threads \
+         submitting one-task jobs of {} ms one at a time. p99 / idle median: against the idle \
+         high-priority median. Target (issue 20): loaded, high priority p99 ≤ 3× its idle latency.",
+        BULK_HOPS + 1,
+        BULK_NS / 1000,
+        occupancy * 100.0,
+        LONE_NS / 1_000_000
+    ));
+    Ok(vec![table])
 }
