@@ -33,7 +33,7 @@ for r in $(seq 1 "$rounds"); do
     gi=$((gi+1)); group=${g%%|*}; extra=${g#*|}; [ "$extra" = "$g" ] && extra=
     for spec in $variants; do
       v=${spec%%:*} flags= tag=$v
-      if [ "$spec" != "$v" ]; then flags=${spec#*:}; tag=$v-$(echo "$flags" | tr -cd 'a-z'); flags=${flags//,/ }; fi
+      if [ "$spec" != "$v" ]; then flags=${spec#*:}; tag=$v-$(echo "$flags" | tr -cd 'a-z0-9'); flags=${flags//,/ }; fi
       s=$(date +%s) out=$ab/$tag-r$r-g$gi
       # shellcheck disable=SC2086 # extra and flags are word lists
       GROSR_CACHE_DIR=/tmp/v/$v/cache timeout -k 5 200 "/tmp/v/$v/report" --quick --no-torch \

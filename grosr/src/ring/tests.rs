@@ -498,6 +498,45 @@ fn a_rings_descriptors_carry_its_first_slot_on_the_device_plus_the_jobs_slot() {
 }
 
 #[test]
+fn a_ring_is_idle_once_its_descriptors_are_consumed_or_only_the_last_remains_finished() {
+    let shared = FakeShared::new(4, 4);
+    let ring = shared.ring();
+    let producer = Submitter::new(256);
+    let arena = HostArena::new(64);
+    let mut w = Waiter::new(Duration::from_secs(1));
+    assert!(producer.idle(&ring), "nothing handed out");
+    let one = |producer: &Submitter, w: &mut Waiter| {
+        let records = Submission::Records {
+            kind: 5,
+            record_size: 4,
+            bytes: &[1, 2, 3, 4],
+        };
+        producer
+            .submit(&ring, &arena, records, w, &|| Ok(()))
+            .unwrap()
+            .unwrap()
+    };
+    let first = one(&producer, &mut w);
+    assert!(!producer.idle(&ring), "its ingest warp has not taken it");
+    // The GPU ran it (its job is done) but has not yet stored the head: free for the next job.
+    let done = |job: JobTicket| {
+        shared.completions[job.slot as usize]
+            .done_seq
+            .store(job.seq, Ordering::Release)
+    };
+    done(first);
+    assert!(producer.idle(&ring));
+    let second = one(&producer, &mut w);
+    let _third = one(&producer, &mut w);
+    done(second);
+    assert!(!producer.idle(&ring), "two descriptors outstanding");
+    shared.desc_head.store(2, Ordering::Release);
+    assert!(!producer.idle(&ring), "the last one's job runs");
+    shared.desc_head.store(3, Ordering::Release);
+    assert!(producer.idle(&ring), "every descriptor consumed");
+}
+
+#[test]
 fn a_submit_that_times_out_on_its_slot_leaves_an_orphan_that_is_settled_later() {
     let shared = FakeShared::new(4, 1);
     let arena = HostArena::new(64);
