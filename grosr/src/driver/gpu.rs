@@ -31,6 +31,51 @@ enum Place {
     Host(std::sync::Arc<crate::cpu::HostMemory>),
 }
 
+/// A device whose facts are known ([`Gpu::probe`]) and whose context is not yet retained.
+pub(crate) struct Probed {
+    device: sys::CUdevice,
+    ordinal: usize,
+    name: String,
+    /// As [`Gpu::sm_count`].
+    pub sm_count: u32,
+    /// As [`Gpu::arch`].
+    pub arch: u32,
+    driver_version: i32,
+    smem_per_sm: u32,
+    smem_reserved_per_block: u32,
+}
+
+impl Probed {
+    /// Retains the device's primary context: the [`Gpu`].
+    pub(crate) fn open(self) -> Result<Gpu> {
+        let ctx = Context::primary(self.device, self.ordinal).map_err(|e| {
+            if is_sticky(e.0) {
+                Error::DeviceFault(format!(
+                    "{}: an earlier fault left this process's CUDA state unusable; CUDA recovers \
+                     from such faults only in a new process",
+                    result_name(e.0)
+                ))
+            } else {
+                Error::Cuda {
+                    call: "cuDevicePrimaryCtxRetain",
+                    code: CudaCode(e.0),
+                }
+            }
+        })?;
+        ctx.bind()?;
+        Ok(Gpu {
+            place: Place::Cuda(ctx),
+            ordinal: self.ordinal,
+            name: self.name,
+            sm_count: self.sm_count,
+            arch: self.arch,
+            driver_version: self.driver_version,
+            smem_per_sm: self.smem_per_sm,
+            smem_reserved_per_block: self.smem_reserved_per_block,
+        })
+    }
+}
+
 impl Gpu {
     /// The CPU backend's stand-in: host memory that its `threads` threads' tasks address.
     pub(crate) fn host(memory: std::sync::Arc<crate::cpu::HostMemory>, threads: usize) -> Gpu {
@@ -58,6 +103,12 @@ impl Gpu {
     /// [`Error::NoDriver`] without a driver: every other driver object is made from a `Gpu`'s
     /// context handle, so none of them can meet cudarc's panic for a missing library.
     pub fn open(ordinal: usize) -> Result<Gpu> {
+        Gpu::probe(ordinal)?.open()
+    }
+
+    /// [`open`](Gpu::open)'s first half: the driver and the device's facts, without the context
+    /// (whose creation, about 90 ms on an H100 host, a build runs beside NVRTC's compile).
+    pub(crate) fn probe(ordinal: usize) -> Result<Probed> {
         // SAFETY: only tries to dlopen libcuda under the names cudarc uses.
         if !unsafe { sys::is_culib_present() } {
             return Err(Error::NoDriver);
@@ -83,23 +134,8 @@ impl Gpu {
             )));
         }
         let device = cu::device::get(ordinal as i32).call("cuDeviceGet")?;
-        let ctx = Context::primary(device, ordinal).map_err(|e| {
-            if is_sticky(e.0) {
-                Error::DeviceFault(format!(
-                    "{}: an earlier fault left this process's CUDA state unusable; CUDA recovers \
-                     from such faults only in a new process",
-                    result_name(e.0)
-                ))
-            } else {
-                Error::Cuda {
-                    call: "cuDevicePrimaryCtxRetain",
-                    code: CudaCode(e.0),
-                }
-            }
-        })?;
-        ctx.bind()?;
         let attr = |a| {
-            // SAFETY: device is valid and a is a device attribute.
+            // SAFETY: device is valid and a is a device attribute (no context needed).
             unsafe { cu::device::get_attribute(device, a) }.call("cuDeviceGetAttribute")
         };
         use sys::CUdevice_attribute as A;
@@ -127,8 +163,8 @@ impl Gpu {
                 "of compute capability 7.0 or newer: {name} is {major}.{minor}"
             )));
         }
-        Ok(Gpu {
-            place: Place::Cuda(ctx),
+        Ok(Probed {
+            device,
             ordinal,
             name,
             sm_count,

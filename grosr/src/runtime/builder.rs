@@ -633,19 +633,42 @@ impl RuntimeBuilder {
 
     fn build_gpu(self) -> Result<GpuRuntime> {
         let c = &self.config;
-        let started = Instant::now();
-        let gpu = Gpu::open(c.device)?;
-        // Before anything goes into a ManuallyDrop field below (a `?` there would leak it).
-        let ctx = gpu.context()?.clone();
-        let context = started.elapsed();
-        let sms = c.max_sms.unwrap_or(gpu.sm_count).min(gpu.sm_count);
+        let probed = Gpu::probe(c.device)?;
+        let (arch, sm_count) = (probed.arch, probed.sm_count);
+        let sms = c.max_sms.unwrap_or(sm_count).min(sm_count);
         // Claim SMs before loading anything: loading a module beside a running scheduler of
         // this process is what the claim exists to avoid.
-        let claim = SmClaim::new(c.device, sms, gpu.sm_count)?;
+        let claim = SmClaim::new(c.device, sms, sm_count)?;
         compile::nvrtc_available()?;
         self.check_gpu_trace()?;
         let source = self.source();
-        let built = self.compile(&source, gpu.arch, c.optimize)?;
+        // The context (about 90 ms on an H100 host, a tenth of a cold quickstart's first
+        // process) is retained on a thread of its own while NVRTC compiles (or the cache is read).
+        let (opened, built) = std::thread::scope(|s| {
+            let opening = std::thread::Builder::new()
+                .name("grosr-context".into())
+                .spawn_scoped(s, || {
+                    let started = Instant::now();
+                    probed.open().map(|gpu| (gpu, started.elapsed()))
+                });
+            let built = self.compile(&source, arch, c.optimize);
+            let opened = match opening {
+                Ok(handle) => handle.join().unwrap_or_else(|_| {
+                    Err(Error::Config(
+                        "the thread opening the CUDA context panicked".into(),
+                    ))
+                }),
+                Err(e) => Err(Error::Config(format!(
+                    "no thread could open the CUDA context: {e}"
+                ))),
+            };
+            (opened, built)
+        });
+        // The GPU's error first: a compile error beside a broken context is the lesser news.
+        let (gpu, context) = opened?;
+        // Before anything goes into a ManuallyDrop field below (a `?` there would leak it).
+        let ctx = gpu.context()?.clone();
+        let built = built?;
         let compiled = &built.compiled;
         let loading = Instant::now();
         let module = Module::load(gpu.context()?, &compiled.cubin)?;

@@ -21,7 +21,8 @@ use crate::error::Result;
 #[derive(Clone, Copy, Debug, Default)]
 #[non_exhaustive]
 pub struct Startup {
-    /// Opening the GPU: CUDA's own context creation.
+    /// Opening the GPU: CUDA's own context creation, on a thread of its own beside the compile
+    /// (or the cache's read), so a build takes about the longer of the two, not their sum.
     pub context: Duration,
     /// Compiling the scheduler module with NVRTC, or looking it up when it was `cached`.
     pub compile: Duration,
