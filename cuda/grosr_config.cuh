@@ -27,6 +27,9 @@ constexpr uint32_t RECORD_WORDS = 12;            // 48-byte records (MAX_RECORD_
 constexpr uint32_t STACK_CAP = 32;               // slots in each warp's private stack
 static_assert(STACK_CAP >= WARP, "a warp's stack takes a whole round of spawns");
 constexpr uint32_t BLOCK_THREADS = 256;          // threads per scheduler block (block-task width)
+// With this many submission rings or more, the last is kept for high-priority jobs
+// (grosr/src/runtime/rings.rs), and its block runs no block task (process).
+constexpr uint32_t HIGH_RING_FROM = 3;
 constexpr uint32_t WARPS_PER_BLOCK = BLOCK_THREADS / WARP;
 constexpr uint32_t STOP_CHECK_PERIOD = 256;      // loop turns between reads of the stop flag
 // Tuning (the builder's Tuning settings define these; the defaults below otherwise).

@@ -97,13 +97,14 @@ __device__ void process(const Params& p, WarpState* ws, Mailbox& mbox, uint32_t 
     // Block tasks: post one to the block's mailbox, keep the others for later.
     bool block_task = has && gran == GROSR_BLOCK;
     const uint32_t blocks = __ballot_sync(0xffffffffu, block_task);
-    if (blocks && blockIdx.x < p.num_rings && p.num_rings < gridDim.x) {
-        // A block whose warp 0 ingests a submission ring runs no block task: every warp of the
-        // block runs one, so it would hold that ring (the high-priority one, say) meanwhile. They
-        // go to the next SM's queue; the grid has blocks that ingest nothing, whose SMs' queues
-        // (and thieves) take them within a few hops.
-        if (block_task) push_counted(p, (home_queue(p) + 1) % p.num_queues, __activemask(), kind, job, node, words);
-        __syncwarp();
+    if (blocks && p.num_rings >= HIGH_RING_FROM && blockIdx.x == p.num_rings - 1 && p.num_queues > 1) {
+        // The high-priority ring's block runs no block task: every warp of a block runs one,
+        // its ingest warp too, which would leave high jobs waiting meanwhile. They go to the
+        // next SM's queue, which other blocks serve (only this block is exempt); if every queue
+        // is full, back on the stack, to be tried again.
+        bool pushed = false;
+        if (block_task) pushed = push_any(p, (home_queue(p) + 1) % p.num_queues, blocks, kind, job, node, words);
+        requeue(p, ws, block_task && !pushed, kind, job, node, words);
         return;
     }
     if (blocks) {

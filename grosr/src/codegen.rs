@@ -300,6 +300,7 @@ fn layout_asserts() -> String {
         ("DESC_INLINE_FIRST", DESC_INLINE_FIRST),
         ("RECORD_WORDS", RECORD_WORDS),
         ("BLOCK_THREADS", BLOCK_THREADS as usize),
+        ("HIGH_RING_FROM", HIGH_RING_FROM as usize),
     ];
     for (c, word) in words {
         let _ = writeln!(

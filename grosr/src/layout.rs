@@ -17,6 +17,10 @@ pub(crate) const KIND_GRAPH_SMALL: u32 = 0xFFFF_FFF4;
 /// Threads per scheduler block.
 pub(crate) const BLOCK_THREADS: u32 = 256;
 
+/// With this many submission rings or more, the last is kept for high-priority jobs
+/// (`runtime/rings.rs`), and its block runs no block task (`process`).
+pub(crate) const HIGH_RING_FROM: u32 = 3;
+
 /// Cells in one descriptor.
 pub(crate) const DESC_CELLS: usize = 32;
 

@@ -45,23 +45,28 @@ pub(crate) struct Probed {
     smem_reserved_per_block: u32,
 }
 
+/// A driver call's failure; [`Error::DeviceFault`] when it is sticky (an earlier fault in this
+/// process), which no call of this process can get past.
+fn device_error(call: &'static str, code: sys::CUresult) -> Error {
+    if is_sticky(code) {
+        Error::DeviceFault(format!(
+            "{}: an earlier fault left this process's CUDA state unusable; CUDA recovers from \
+             such faults only in a new process",
+            result_name(code)
+        ))
+    } else {
+        Error::Cuda {
+            call,
+            code: CudaCode(code),
+        }
+    }
+}
+
 impl Probed {
     /// Retains the device's primary context: the [`Gpu`].
     pub(crate) fn open(self) -> Result<Gpu> {
-        let ctx = Context::primary(self.device, self.ordinal).map_err(|e| {
-            if is_sticky(e.0) {
-                Error::DeviceFault(format!(
-                    "{}: an earlier fault left this process's CUDA state unusable; CUDA recovers \
-                     from such faults only in a new process",
-                    result_name(e.0)
-                ))
-            } else {
-                Error::Cuda {
-                    call: "cuDevicePrimaryCtxRetain",
-                    code: CudaCode(e.0),
-                }
-            }
-        })?;
+        let ctx = Context::primary(self.device, self.ordinal)
+            .map_err(|e| device_error("cuDevicePrimaryCtxRetain", e.0))?;
         ctx.bind()?;
         Ok(Gpu {
             place: Place::Cuda(ctx),
@@ -136,7 +141,8 @@ impl Gpu {
         let device = cu::device::get(ordinal as i32).call("cuDeviceGet")?;
         let attr = |a| {
             // SAFETY: device is valid and a is a device attribute (no context needed).
-            unsafe { cu::device::get_attribute(device, a) }.call("cuDeviceGetAttribute")
+            unsafe { cu::device::get_attribute(device, a) }
+                .map_err(|e| device_error("cuDeviceGetAttribute", e.0))
         };
         use sys::CUdevice_attribute as A;
         let major = attr(A::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)?;

@@ -176,12 +176,14 @@ impl Submitter {
 
     /// Notes for [`idle`](Self::idle) that `p` has just handed out a descriptor of `job`.
     fn handed_out(&self, p: &Producer, job: JobTicket) {
-        // Relaxed: hints for `idle` only (a torn pair makes one pick worse, nothing else).
-        self.descs_taken.store(p.descs_taken(), Ordering::Relaxed);
+        // Relaxed: a hint for `idle` only; the release below publishes it.
         self.last_job.store(
             u64::from(job.slot) << 32 | u64::from(job.seq),
             Ordering::Relaxed,
         );
+        // Release: `idle` that reads this count reads the job above (or a later one), never
+        // an older job's, which may have finished while this one runs.
+        self.descs_taken.store(p.descs_taken(), Ordering::Release);
     }
 
     /// Whether the ring's ingest warp is free: the GPU has consumed every descriptor this ring
@@ -193,7 +195,8 @@ impl Submitter {
     pub fn idle(&self, ring: &Ring) -> bool {
         // Relaxed: only a hint, as above.
         let head = ring.desc_head.load(Ordering::Relaxed);
-        let taken = self.descs_taken.load(Ordering::Relaxed);
+        // Acquire: pairs with `handed_out`'s release (the last job is this count's or later).
+        let taken = self.descs_taken.load(Ordering::Acquire);
         if head >= taken {
             return true;
         }

@@ -359,8 +359,10 @@ impl RuntimeBuilder {
     /// (warp 0 of one of the first blocks, which then takes no queued work) and a share of the
     /// descriptors, job slots and arena. A submit takes its thread's ring, or another if that
     /// one's ingest warp is busy, so a short job is not held up behind a long task an ingest
-    /// warp runs, and many threads submit side by side. Fewer if the grid has fewer blocks;
-    /// [`RuntimeInfo::submit_rings`] says how many run. The CPU backend has no rings.
+    /// warp runs, and many threads submit side by side. With three or more, the last is kept
+    /// for [`Priority::High`](crate::Priority) jobs ([`Runtime::submit_priority`](crate::Runtime::submit_priority)).
+    /// Fewer if the grid has fewer blocks; [`RuntimeInfo::submit_rings`] says how many run. The
+    /// CPU backend has no rings.
     pub fn submit_rings(mut self, rings: u32) -> Self {
         self.config.submit_rings = rings;
         self
@@ -668,6 +670,9 @@ impl RuntimeBuilder {
         let (gpu, context) = opened?;
         // Before anything goes into a ManuallyDrop field below (a `?` there would leak it).
         let ctx = gpu.context()?.clone();
+        // Current on the calling thread too, as `Gpu::open` leaves it (for the caller's own
+        // CUDA calls after the build).
+        ctx.bind()?;
         let built = built?;
         let compiled = &built.compiled;
         let loading = Instant::now();

@@ -261,12 +261,13 @@ impl Runtime {
         }
     }
 
-    /// [`submit`](Runtime::submit) at `priority`. On a GPU with two or more submission rings
-    /// ([`RuntimeBuilder::submit_rings`]), the last ring is kept for [`Priority::High`] jobs:
-    /// normal jobs never use it, so a high job of one task (or up to 32 lane tasks, or one warp
-    /// task) runs at once on that ring's ingest warp, however busy the GPU is with normal work.
-    /// Larger high jobs, and what high tasks spawn beyond a few rounds, go through the queues
-    /// like any work. With one ring, and on the CPU backend, it is [`submit`](Runtime::submit).
+    /// [`submit`](Runtime::submit) at `priority`. On a GPU with three or more submission rings
+    /// ([`RuntimeBuilder::submit_rings`]; 4 by default), the last ring is kept for
+    /// [`Priority::High`] jobs: normal jobs never use it, and its block runs no block task, so a
+    /// high job of up to 32 lane tasks or one warp task runs at once on that ring's ingest
+    /// warp, however busy the GPU is with normal work. Larger high jobs, block tasks, and what
+    /// high tasks spawn beyond a few rounds go through the queues like any work. With fewer
+    /// rings, and on the CPU backend, it is [`submit`](Runtime::submit).
     ///
     /// ```
     /// use grosr::{DeviceBuffer, DevicePtr, Priority, Runtime};

@@ -24,9 +24,11 @@
 //!   protocol, unit tests and loom model are then those of one ring, unchanged; the price is
 //!   that one ring cannot borrow another's free slots or arena (the pick prefers idle rings).
 //! - **Restart** restarts every ring; the GPU's ingest warps read their rings' heads at launch.
-//! - **Priorities.** With two rings or more, the last is kept for [`Priority::High`] jobs: normal
-//!   jobs never take it, so a small high job runs on its ingest warp at once, whatever normal
-//!   work fills the GPU. A high job takes another idle ring only while the high one is busy.
+//! - **Priorities.** With three rings or more (`HIGH_RING_FROM`), the last is kept for
+//!   [`Priority::High`] jobs: normal jobs never take it, so a small high job runs on its ingest
+//!   warp at once, whatever normal work fills the GPU, and that ring's block runs no block task
+//!   (which would take its ingest warp too). A high job takes another idle ring only while the
+//!   high one is busy. With fewer rings, priorities change nothing.
 
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -46,7 +48,7 @@ pub enum Priority {
     /// Any ring but the high one.
     #[default]
     Normal,
-    /// The ring kept for high jobs (with two rings or more), else any idle one.
+    /// The ring kept for high jobs (with three rings or more), else any idle one.
     High,
 }
 
@@ -100,18 +102,9 @@ impl Rings {
 
     /// The ring a submit from this thread takes now at `priority` (the module doc's "pick").
     pub(super) fn pick(&self, memory: &Memory, priority: Priority) -> usize {
-        let n = self.submitters.len();
-        let idle = |r: usize| self.submitters[r].idle(&memory.ring(r));
-        if n == 1 {
-            return 0;
-        }
-        // The last ring is the high one; normal jobs pick among the others.
-        let high = n - 1;
-        match priority {
-            Priority::High if idle(high) => high,
-            Priority::High => (0..high).find(|&r| idle(r)).unwrap_or(high),
-            _ => pick(home(), high, idle),
-        }
+        pick_ring(home(), self.submitters.len(), priority, |r| {
+            self.submitters[r].idle(&memory.ring(r))
+        })
     }
 
     /// Makes every ring ready for a fresh kernel (`Submitter::restart`); each ring's head,
@@ -126,6 +119,25 @@ impl Rings {
     /// Every ring's `jobs_taken`, ring by ring.
     fn jobs_taken(&self) -> Vec<u64> {
         self.submitters.iter().map(Submitter::jobs_taken).collect()
+    }
+}
+
+/// Of `rings` rings, the one a job at `priority` from a thread whose home is `home` takes: with
+/// [`HIGH_RING_FROM`](crate::layout::HIGH_RING_FROM) rings or more, the last is kept for high
+/// jobs (the module doc's "pick").
+fn pick_ring(home: usize, rings: usize, priority: Priority, idle: impl Fn(usize) -> bool) -> usize {
+    if rings < crate::layout::HIGH_RING_FROM as usize {
+        // Too few to keep one apart: every job picks among all.
+        return pick(home, rings, idle);
+    }
+    let high = rings - 1;
+    match priority {
+        Priority::High if idle(high) => high,
+        Priority::High => {
+            let r = pick(home, high, &idle);
+            if idle(r) { r } else { high }
+        }
+        _ => pick(home, high, idle),
     }
 }
 
@@ -277,6 +289,34 @@ mod tests {
             .map(|_| std::thread::spawn(home).join().unwrap() % 4)
             .collect();
         assert!(homes.len() > 1, "eight threads, one home ring: {homes:?}");
+    }
+
+    #[test]
+    fn normal_jobs_never_take_the_high_ring_and_high_jobs_take_it_first() {
+        use Priority::{High, Normal};
+        for home in 0..8 {
+            assert_ne!(pick_ring(home, 4, Normal, |_| true), 3);
+            assert_ne!(
+                pick_ring(home, 4, Normal, |r| r == 3),
+                3,
+                "all normal busy: home"
+            );
+            assert_eq!(pick_ring(home, 4, High, |_| true), 3);
+            assert_eq!(
+                pick_ring(home, 4, High, |r| r == 1),
+                1,
+                "high busy: an idle one"
+            );
+            assert_eq!(
+                pick_ring(home, 4, High, |_| false),
+                3,
+                "all busy: the high one"
+            );
+        }
+        // Two rings: no ring kept apart.
+        assert_eq!(pick_ring(1, 2, Normal, |_| true), 1);
+        assert_eq!(pick_ring(1, 2, High, |r| r == 0), 0);
+        assert_eq!(pick_ring(0, 1, High, |_| false), 0);
     }
 
     /// Two rings' completion cells and jobs taken, standing in for the runtime's.

@@ -895,6 +895,12 @@ pub fn priority(quick: bool, rings: Option<u32>) -> Result<Vec<Table>> {
             ],
         );
     }
+    if rt.info().submit_rings < 3 {
+        table.notes.push(format!(
+            "{} submission ring(s): too few to keep one for high jobs, so both rows pick alike.",
+            rt.info().submit_rings
+        ));
+    }
     table.notes.push(format!(
         "{reps} timed jobs per row after {warmup}, normal and high in turn. Background: \
          {BULK_IN_FLIGHT} jobs in flight, each a chain of {} busy lane tasks of {} µs on each of \

@@ -158,7 +158,7 @@ pub fn cached_builds(modules: &[Module]) -> Result<Table> {
         }
     }
     cached.notes.push(
-        "build = CUDA context + beyond the context; beyond = lookup + load + memory + launch + the rest (checks, source)."
+        "beyond the context = build − CUDA context (the context is made on a thread of its own while the cache is read, so the lookup may overlap it): load + memory + launch + the rest (checks, source)."
             .into(),
     );
     cached.notes.push(
