@@ -193,7 +193,13 @@ fn stop_and_start_racing_split_submits_never_run_a_record_twice_or_corrupt_one()
     let flags = Arc::new(
         DeviceBuffer::<u32>::zeroed(&gpu, (THREADS * ATTEMPTS * PER_JOB) as usize).unwrap(),
     );
-    let rt = Arc::new(common::builder().arena_bytes(64 << 10).build().unwrap());
+    let rt = Arc::new(
+        common::builder()
+            .submit_rings(4)
+            .arena_bytes(64 << 10)
+            .build()
+            .unwrap(),
+    );
     let done = Arc::new(AtomicBool::new(false));
     let submitters: Vec<_> = (0..THREADS)
         .map(|t| {
