@@ -175,8 +175,9 @@ pub fn compile(source: &str, arch: u32) -> Result<Vec<u8>> {
 }
 
 /// [`compile`] with NVRTC options besides the usual ones (e.g. `-rdc=true`, which makes a
-/// relocatable CUBIN for the driver's linker). [`FAST_COMPILE`]'s options are left out where NVRTC
-/// is older than 12.8, which does not know its level: the module compiles as `Optimize::Speed` would.
+/// relocatable CUBIN for the driver's linker). The fast-compile options (`--Ofast-compile=min`,
+/// `--split-compile=0`) are left out where NVRTC is older than 12.8, which does not know the
+/// level: the module compiles as `Optimize::Speed` would.
 pub fn compile_with(source: &str, arch: u32, extra: &[&str]) -> Result<Vec<u8>> {
     let version = nvrtc_version()?;
     if version.0 >= 13 && arch < 75 {
