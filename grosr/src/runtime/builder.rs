@@ -727,8 +727,7 @@ impl RuntimeBuilder {
             .enumerate()
             .map(|(k, t)| (t.type_id, k as u32))
             .collect();
-        let (_, _, ring_arena) = super::memory::ring_shares(c, rings);
-        let rings_host = Arc::new(super::rings::Rings::new(rings, ring_arena));
+        let rings_host = Arc::new(super::rings::Rings::new(rings, memory.ring_arena_bytes()));
         static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         let mut rt = GpuRuntime {
             info: RuntimeInfo {

@@ -28,7 +28,7 @@ pub(super) struct Memory {
 
 /// How `rings` submission rings share `c`'s descriptors, job slots and arena: descriptors per
 /// ring (a power of two), job slots per ring, arena bytes per ring (whole `ARENA_ALIGN`s).
-pub(super) fn ring_shares(c: &Config, rings: u32) -> (u32, u32, u64) {
+fn ring_shares(c: &Config, rings: u32) -> (u32, u32, u64) {
     let descs = (c.desc_capacity / rings).max(1);
     let descs = 1 << descs.ilog2();
     let slots = (c.job_slots / rings).max(1);
@@ -135,6 +135,11 @@ impl Memory {
                 slot_base: (r * slots) as u32,
             }
         }
+    }
+
+    /// Bytes of the arena each submission ring has.
+    pub(super) fn ring_arena_bytes(&self) -> u64 {
+        self.ring_arena
     }
 
     /// Submission ring `r`'s slice of the arena (once pinned: [`Arena::get`]).

@@ -9,13 +9,9 @@
 //!
 //! - **The pick.** Each thread has a home ring (handed out round-robin as threads first submit).
 //!   A submit takes its home ring if it is idle ([`Submitter::idle`]: the GPU has consumed every
-//!   descriptor it handed out), else the first idle ring after it, else its home ring. A short
-//!   job behind a long task that an ingest warp runs thus goes to another ring, and threads
-//!   spread. (A lone thread's next job may also move: a ring reads busy from its job's
-//!   completion until its ingest warp has stored the new head; any idle ring takes it as fast.)
-//! - **Blocks that ingest run no block task** (while the grid has other blocks): a block task
-//!   needs every warp of its block, warp 0 included, so it would hold the ring meanwhile; the
-//!   block's workers pass block tasks to the next SM's queue instead.
+//!   descriptor it handed out, or all but the last, whose job has finished), else the first idle
+//!   ring after it, else its home ring. A short job behind a long task that an ingest warp runs
+//!   thus goes to another ring, threads spread, and a lone thread keeps its ring.
 //! - **A job stays on its ring**, from submit to outcome: its chunks, its split guard and its
 //!   close rely on the ring's descriptor order. Jobs have no order between them (a Resident
 //!   graph's next launch waits for the last one on the host), so rings need none either.
@@ -102,6 +98,9 @@ impl Rings {
 
     /// The ring a submit from this thread takes now at `priority` (the module doc's "pick").
     pub(super) fn pick(&self, memory: &Memory, priority: Priority) -> usize {
+        if self.submitters.len() == 1 {
+            return 0; // nothing to choose: no look at the GPU's cells on the submit path
+        }
         pick_ring(home(), self.submitters.len(), priority, |r| {
             self.submitters[r].idle(&memory.ring(r))
         })
@@ -133,10 +132,7 @@ fn pick_ring(home: usize, rings: usize, priority: Priority, idle: impl Fn(usize)
     let high = rings - 1;
     match priority {
         Priority::High if idle(high) => high,
-        Priority::High => {
-            let r = pick(home, high, &idle);
-            if idle(r) { r } else { high }
-        }
+        Priority::High => first_idle(home, high, idle).unwrap_or(high),
         _ => pick(home, high, idle),
     }
 }
@@ -144,11 +140,13 @@ fn pick_ring(home: usize, rings: usize, priority: Priority, idle: impl Fn(usize)
 /// Of `rings` rings, the one a thread whose home is `home` takes: home if `idle`, else the
 /// first idle one after it, else home.
 fn pick(home: usize, rings: usize, idle: impl Fn(usize) -> bool) -> usize {
+    first_idle(home, rings, idle).unwrap_or(home % rings)
+}
+
+/// Of `rings` rings, the first `idle` one from `home` on (each looked at once).
+fn first_idle(home: usize, rings: usize, idle: impl Fn(usize) -> bool) -> Option<usize> {
     let home = home % rings;
-    (0..rings)
-        .map(|i| (home + i) % rings)
-        .find(|&r| idle(r))
-        .unwrap_or(home)
+    (0..rings).map(|i| (home + i) % rings).find(|&r| idle(r))
 }
 
 /// The runtime's jobs as device memory sees them: the fence of one running scheduler over every
