@@ -139,7 +139,7 @@ struct Params {                   // passed by value to every kernel
     Slot* slots;                  // device, num_queues * queue_cap
     uint32_t* dev_stop;           // device: ingest copies the host's stop flag here
     int32_t* dev_err;             // device: first runtime error (CAS target)
-    DescHead* desc_heads;         // mapped, one per ring: where its ingest warp starts and is
+    DescHead* desc_heads;         // mapped, one per ring: its start at launch, then its progress
     uint32_t num_queues, queue_cap, desc_cap, job_slots;   // desc_cap: per ring; job_slots: all
     uint32_t num_kinds, spin_limit;
     uint32_t num_rings, pad;      // submission rings: ring r's ingest warp is block r's warp 0
