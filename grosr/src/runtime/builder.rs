@@ -97,7 +97,7 @@ impl Default for Config {
             arena_bytes: 64 << 20,
             desc_capacity: 4096,
             job_slots: 4096,
-            submit_rings: 4,
+            submit_rings: 8,
             submit_timeout: Duration::from_secs(60),
             start_timeout: Duration::from_secs(10),
             spin_limit: 1 << 24,
@@ -355,7 +355,7 @@ impl RuntimeBuilder {
         self
     }
 
-    /// Submission rings on a GPU (default 4; 1, 2, 4, 8 or 16): each has its own ingest warp
+    /// Submission rings on a GPU (default 8; 1, 2, 4, 8 or 16): each has its own ingest warp
     /// (warp 0 of one of the first blocks, which then takes no queued work) and a share of the
     /// descriptors, job slots and arena. A submit takes its thread's ring, or another if that
     /// one's ingest warp is busy, so a short job is not held up behind a long task an ingest

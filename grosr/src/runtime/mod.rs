@@ -262,7 +262,7 @@ impl Runtime {
     }
 
     /// [`submit`](Runtime::submit) at `priority`. On a GPU with three or more submission rings
-    /// ([`RuntimeBuilder::submit_rings`]; 4 by default), the last ring is kept for
+    /// ([`RuntimeBuilder::submit_rings`]; 8 by default), the last ring is kept for
     /// [`Priority::High`] jobs: normal jobs never use it, and its block runs no block task, so a
     /// high job of up to 32 lane tasks or one warp task runs at once on that ring's ingest
     /// warp, however busy the GPU is with normal work. Larger high jobs, block tasks, and what
