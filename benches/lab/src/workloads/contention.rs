@@ -192,6 +192,8 @@ const MAX_HOLD: Duration = Duration::from_millis(250);
 const SETTLE: Duration = Duration::from_millis(2);
 /// How long a short job behind a long task may take before the long task is released for it.
 const PATIENCE: Duration = Duration::from_millis(5);
+/// The pause before each of the sporadic lone jobs.
+const SPORADIC_GAP: Duration = Duration::from_millis(1);
 /// How long a long task may take to start (a queued block task waits for a block).
 const START_WAIT: Duration = Duration::from_secs(2);
 
@@ -261,8 +263,9 @@ struct Plan {
     budget: Duration,
 }
 
-/// A lone short job, submit → done, `reps` times after `warmup` untimed ones.
-fn lone(rt: &Runtime, warmup: usize, reps: usize) -> Result<Vec<Duration>> {
+/// A lone short job, submit → done, `reps` times after `warmup` untimed ones, each `gap` after
+/// the last one's done (zero: back to back).
+fn lone(rt: &Runtime, warmup: usize, reps: usize, gap: Duration) -> Result<Vec<Duration>> {
     let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), warmup + reps)?;
     let mut samples = Vec::with_capacity(reps);
     for i in 0..warmup + reps {
@@ -271,6 +274,9 @@ fn lone(rt: &Runtime, warmup: usize, reps: usize) -> Result<Vec<Duration>> {
             index: i as u32,
             pad: 0,
         }];
+        if !gap.is_zero() {
+            std::thread::sleep(gap);
+        }
         let t = Instant::now();
         rt.submit(&task)?.wait_timeout(WAIT)?;
         let took = t.elapsed();
@@ -423,8 +429,12 @@ pub fn head_of_line(quick: bool, rings: Option<u32>) -> Result<Vec<Table>> {
             ],
         );
     };
-    let alone = lone(&rt, lone_warmup, lone_reps)?;
+    let alone = lone(&rt, lone_warmup, lone_reps, Duration::ZERO)?;
     row(&mut table, "lone short job", alone, 0);
+    // A job now and then, as an event-driven caller submits: the GPU side has been idle for a
+    // while (an idle ring's ingest warp may poll less often then).
+    let sporadic = lone(&rt, 10, lone_reps / 5, SPORADIC_GAP)?;
+    row(&mut table, "lone short job, 1 ms apart", sporadic, 0);
     let mut ran_out = Vec::new();
     for gran in [Granularity::Lane, Granularity::Warp, Granularity::Block] {
         let b = behind(&rt, gran, plan)?;
