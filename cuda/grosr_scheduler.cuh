@@ -220,7 +220,7 @@ __device__ void scheduler(const Params& kernel_params) {
     uint64_t head = ingest_warp ? ld_relaxed_sys_u64(&p.desc_heads[blockIdx.x].head) : 0;
     // Each ring's ingest warp starts its round-robin of the queues at its own share of them.
     uint32_t next_queue = ingest_warp ? blockIdx.x * p.num_queues / p.num_rings : 0;
-    uint32_t my_epoch = 0, idle_ns = 0, turns = 0;
+    uint32_t my_epoch = 0, idle_ns = 0, turns = 0, cold_polls = 0;
     uint32_t rng = 0x9E3779B9u * (blockIdx.x * 64 + warp + 1);
     // Shared flags polled by every warp go through shared-memory atomics: cheap, and exact
     // about which write a read sees (a plain flag would be a data race, racecheck says).
@@ -246,7 +246,7 @@ __device__ void scheduler(const Params& kernel_params) {
                 set_stop();
                 continue;
             }
-            if (ingest(p, ws, mbox, blockIdx.x, head, next_queue)) { idle_ns = 0; continue; }
+            if (ingest(p, ws, mbox, blockIdx.x, head, next_queue)) { idle_ns = cold_polls = 0; continue; }
         } else {
             uint32_t kind = NO_KIND, job = 0, node = 0;
             alignas(16) uint32_t words[RECORD_WORDS];   // read_slot stores it as uint4s
@@ -276,7 +276,15 @@ __device__ void scheduler(const Params& kernel_params) {
         if (!stop_watcher && *(volatile uint32_t*)p.dev_stop) { set_stop(); continue; }
         // Idle: back off so polling does not steal L2 bandwidth from busy warps.
         idle_ns = idle_ns ? umin(idle_ns * 2, (uint32_t)GROSR_IDLE_MAX_NS) : 32u;
-        __nanosleep(ingest_warp ? 32u : idle_ns);
+        uint32_t sleep_ns = idle_ns;
+        if (ingest_warp) {
+            // A ring that found nothing for INGEST_COLD_POLLS calls in a row polls less often,
+            // leaving PCIe to the busy rings' polls and completions; the high ring always polls
+            // at once (a high job must not wait for a sleep).
+            const bool high = p.num_rings >= HIGH_RING_FROM && blockIdx.x == p.num_rings - 1;
+            sleep_ns = ++cold_polls > INGEST_COLD_POLLS && !high ? INGEST_COLD_SLEEP_NS : 32u;
+        }
+        __nanosleep(sleep_ns);
     }
     settle_owed(p, ws);
     __syncthreads();
