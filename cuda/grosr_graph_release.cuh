@@ -51,9 +51,10 @@ __device__ __forceinline__ bool last_predecessor(const GraphDev* g, uint32_t s) 
 
 // Called by every thread of a task (ctx.lane() / ctx.width() split the work) after the body ran
 // and its writes were ordered before this call (the callers' barriers): releases the successors
-// of node c.node - 1 whose last predecessor this was. The first one released (per lane task, or
-// per warp of a warp or block task) goes onto the warp's stack, so a chain stays on its warp
-// with no queue hop; the others go to a queue, where idle warps take them. On the stack, a
+// of node c.node - 1 whose last predecessor this was. The first one released (a lane task's
+// first lane-task successor; per warp, one warp or block successor) goes onto the warp's stack,
+// so a chain stays on its warp with no queue hop; the others go to a queue, where idle warps
+// take them. On the stack, a
 // node's successors ran one after another on its warp, since no other warp can take from a
 // stack: a DAG of 50-node levels took 58 µs a level (H200, issue 20's mixed DAG).
 __device__ void release_successors(Ctx& c) {
@@ -61,17 +62,33 @@ __device__ void release_successors(Ctx& c) {
     const uint32_t node = c.node - 1;
     const uint32_t first = g->succ_off[node], end = g->succ_off[node + 1];
     if (c.gran == GROSR_LANE) {
-        // One task per lane, each with its own successors: a lane keeps its first.
-        bool stacked_one = false;
-        for (uint32_t e = first; e < end; ++e) {
-            const uint32_t s = g->succ[e];
-            if (!last_predecessor(g, s)) continue;
-            if (stacked_one) {
-                spawn_node_queued(c.p, c.ws, c.job, c.uniform, g, s);
-            } else {
-                spawn_node(c, g, s);
-                stacked_one = true;
+        // One task per lane, each with its own successors. The calling lanes go through their
+        // edges together, one edge each per trip, so that what goes to a queue goes in one push
+        // per trip, not one per lane and edge (each push a chain of L2 atomics, about 2.5 µs).
+        // A lane keeps its first lane-task successor (they run side by side in the warp's next
+        // round), and the warp keeps one warp or block successor (those would run one after
+        // another on it while other warps idle). Issue 20's wide DAG: 260-268 → 173-183 µs
+        // (H100, benches/NOTES.md, "Mixed DAGs: where a level's time goes").
+        const uint32_t mask = __activemask();
+        const uint32_t n = end - first;
+        bool kept_lane = false, kept_other = false;
+        for (uint32_t i = 0; __any_sync(mask, i < n); ++i) {
+            uint32_t s = 0;
+            bool released = false, lane_kind = false;
+            if (i < n) {
+                s = g->succ[first + i];
+                released = last_predecessor(g, s);
+                if (released) lane_kind = kind_gran(node_kind(g->kinds[s])) == GROSR_LANE;
             }
+            const uint32_t others = __ballot_sync(mask, released && !lane_kind);
+            const bool keep = released && (lane_kind ? !kept_lane
+                                                     : !kept_other && lane_id() == (uint32_t)(__ffs(others) - 1));
+            kept_lane = kept_lane || (keep && lane_kind);
+            kept_other = kept_other || others != 0;
+            if (keep) spawn_node(c, g, s);
+            __syncwarp(mask);                    // the queued ones push together
+            if (released && !keep) spawn_node_queued(c.p, c.ws, c.job, c.uniform, g, s);
+            __syncwarp(mask);
         }
         return;
     }
