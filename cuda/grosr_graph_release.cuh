@@ -51,12 +51,12 @@ __device__ __forceinline__ bool last_predecessor(const GraphDev* g, uint32_t s) 
 
 // Called by every thread of a task (ctx.lane() / ctx.width() split the work) after the body ran
 // and its writes were ordered before this call (the callers' barriers): releases the successors
-// of node c.node - 1 whose last predecessor this was. The first one released (a lane task's
-// first lane-task successor; per warp, one warp or block successor) goes onto the warp's stack,
-// so a chain stays on its warp with no queue hop; the others go to a queue, where idle warps
-// take them. On the stack, a
-// node's successors ran one after another on its warp, since no other warp can take from a
-// stack: a DAG of 50-node levels took 58 µs a level (H200, issue 20's mixed DAG).
+// of node c.node - 1 whose last predecessor this was. Some go onto the warp's stack, so a chain
+// stays on its warp with no queue hop: a lane task's first lane-task successor and, per group of
+// lanes released together (normally the whole round), one warp or block successor; a warp or
+// block task's first successor of any kind, per warp. The others go to a queue, where idle
+// warps take them: no other warp can take from a stack, and all on the stack, a DAG's 50-node
+// levels ran one after another on its warps (58 µs a level, H200, issue 20's mixed DAG).
 __device__ void release_successors(Ctx& c) {
     const GraphDev* g = c.ws && c.ws->graph_job == c.job ? c.ws->graph : c.p->jobs[c.job].graph;
     const uint32_t node = c.node - 1;
@@ -66,8 +66,9 @@ __device__ void release_successors(Ctx& c) {
         // edges together, one edge each per trip, so that what goes to a queue goes in one push
         // per trip, not one per lane and edge (each push a chain of L2 atomics, about 2.5 µs).
         // A lane keeps its first lane-task successor (they run side by side in the warp's next
-        // round), and the warp keeps one warp or block successor (those would run one after
-        // another on it while other warps idle). Issue 20's wide DAG: 260-268 → 173-183 µs
+        // round), and the lanes keep one warp or block successor between them (those would run
+        // one after another on the warp while other warps idle). Lanes that arrive diverged
+        // release as separate groups, each keeping one and pushing its own. Issue 20's wide DAG: 260-268 → 173-183 µs
         // (H100, benches/NOTES.md, "Mixed DAGs: where a level's time goes").
         const uint32_t mask = __activemask();
         const uint32_t n = end - first;
