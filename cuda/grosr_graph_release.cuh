@@ -68,8 +68,9 @@ __device__ void release_successors(Ctx& c) {
         // A lane keeps its first lane-task successor (they run side by side in the warp's next
         // round), and the lanes keep one warp or block successor between them (those would run
         // one after another on the warp while other warps idle). Lanes that arrive diverged
-        // release as separate groups, each keeping one and pushing its own. Issue 20's wide DAG: 260-268 → 173-183 µs
-        // (H100, benches/NOTES.md, "Mixed DAGs: where a level's time goes").
+        // release as separate groups, each keeping one and pushing its own. Issue 20's wide
+        // DAG: 260-268 → 173-183 µs (H100, benches/NOTES.md, "Mixed DAGs: where a level's time
+        // goes").
         const uint32_t mask = __activemask();
         const uint32_t n = end - first;
         bool kept_lane = false, kept_other = false;
