@@ -139,35 +139,39 @@ pub fn with_rings(b: RuntimeBuilder, rings: Option<u32>) -> RuntimeBuilder {
     }
 }
 
-/// Background work for [`priority`]: spins `spin_ns` on one thread and respawns itself
-/// `hops_left` more times (a chain that holds its lane for a while without any host traffic);
-/// the chain's last task counts it in `counts[index]`. One count a chain, not a hop: every lane
-/// adding to one counter each hop is billions of same-address atomics a second.
+/// Background work for [`priority`]: spins `spin_ns` on one thread, then respawns itself until
+/// the host sets `*stop` or it has run `max_hops` times (a chain that holds its lane for as long
+/// as the measurement runs, with no host traffic); the chain's last task adds its hops to
+/// `counts[index]`. One add a chain, not a hop: every lane adding to one counter each hop is
+/// billions of same-address atomics a second. `max_hops` 1: one task.
 #[grosr::task(
     granularity = "lane",
     cuda = r#"
     const unsigned long long start = grosr::globaltimer();
     while (grosr::globaltimer() - start < task.spin_ns) {}
-    if (task.hops_left > 0u) {
+    // Volatile: the host's store to *stop is seen within a hop (a warp's lanes read it as one).
+    if (task.hops + 1u < task.max_hops && *(volatile const unsigned int*)task.stop == 0u) {
         PrioBusy next = task;
-        next.hops_left -= 1u;
+        next.hops += 1u;
         grosr_spawn_PrioBusy(ctx, next);
     } else {
-        atomicAdd(&task.counts[task.index], 1ull);
+        atomicAdd(&task.counts[task.index], (unsigned long long)task.hops + 1ull);
     }
 "#
 )]
 pub struct PrioBusy {
-    /// Per-stream run counts.
+    /// Per-stream hop counts.
     pub counts: DevicePtr<u64>,
+    /// Nonzero: chains end.
+    pub stop: DevicePtr<u32>,
     /// How long it spins, in ns.
     pub spin_ns: u32,
     /// Which count.
     pub index: u32,
-    /// How many more times it respawns.
-    pub hops_left: u32,
-    /// Keeps the record 24 bytes.
-    pub pad: u32,
+    /// Hops run before this one.
+    pub hops: u32,
+    /// The most hops a chain runs.
+    pub max_hops: u32,
 }
 
 /// A runtime builder with this module's tasks registered, after the environment's
@@ -720,74 +724,61 @@ pub fn host_threads(quick: bool, rings: Option<u32>) -> Result<Vec<Table>> {
     Ok(vec![jobs, stream])
 }
 
-/// The background of [`priority`]: the bulk stream keeps [`BULK_IN_FLIGHT`] jobs in flight, each
-/// of a [`BULK_SPLIT`]th of the scheduler's lanes' worth of chains of [`BULK_HOPS`] + 1 busy
-/// tasks (no host traffic while they run): 8 lanes' worth in all, as many small jobs, since a
-/// job's records start on one SM's queue and spread from there only as other SMs steal (8 jobs
-/// of every lane's chain held only 37-61% of the lanes: H100, session 35). The lone streams
-/// submit one [`LONE_NS`] task a job, one job at a time (they keep the normal submission rings'
-/// ingest warps busy).
-const BULK_SPLIT: usize = 16;
-const BULK_IN_FLIGHT: usize = 8 * BULK_SPLIT;
-const BULK_HOPS: u32 = 49;
+/// The background of [`priority`]: the bulk stream submits [`BULK_JOBS`] jobs that between them
+/// start a chain of [`BULK_NS`] busy tasks on every lane of the scheduler, which run until the
+/// measurement ends: every worker lane busy by construction, and the rest queued. (Streams of
+/// finite jobs left lanes idle, 21-65% busy on an H100 in sessions 34-35, however many were in
+/// flight: a job's chains start on one SM's queue, and a job ends with its slowest chain.)
+/// Many small jobs, since the ingest warps hand each job to the next SM's queue. The lone
+/// streams submit one [`LONE_NS`] task a job, one job at a time (they keep the normal
+/// submission rings' ingest warps busy).
+const BULK_JOBS: usize = 128;
 const BULK_NS: u32 = 20_000;
+/// A chain's bound, should the host's stop never arrive: 10 s of hops.
+const BULK_MAX_HOPS: u32 = (WAIT.as_nanos() / BULK_NS as u128) as u32;
 const LONE_THREADS: usize = 2;
 const LONE_NS: u32 = 1_000_000;
 
-/// The bulk stream until `stop`: returns the jobs it submitted.
+/// The bulk stream: its chains run until `stop`, then `stop_flag` ends them. Returns the chains
+/// it started.
 fn bulk_stream(
     rt: &Runtime,
     counts: DevicePtr<u64>,
+    stop_flag: &DeviceBuffer<u32>,
     lanes: usize,
     stop: &std::sync::atomic::AtomicBool,
 ) -> Result<u64> {
     use std::sync::atomic::Ordering;
     let root = PrioBusy {
         counts,
+        stop: stop_flag.ptr(),
         spin_ns: BULK_NS,
         index: 0,
-        hops_left: BULK_HOPS,
-        pad: 0,
+        hops: 0,
+        max_hops: BULK_MAX_HOPS,
     };
-    let roots = vec![root; lanes / BULK_SPLIT];
-    let mut jobs = std::collections::VecDeque::new();
-    let mut submitted = 0;
+    let roots = vec![root; lanes.div_ceil(BULK_JOBS)];
+    let mut jobs = Vec::with_capacity(BULK_JOBS);
     let result = (|| {
-        let mut progress = Instant::now();
+        for _ in 0..BULK_JOBS {
+            jobs.push(rt.submit(&roots)?);
+        }
         while !stop.load(Ordering::Relaxed) {
-            if jobs.len() < BULK_IN_FLIGHT {
-                jobs.push_back(rt.submit(&roots)?);
-                submitted += 1;
-                continue;
-            }
-            // Whichever job finishes first makes room: the scheduler's stacks run the newest
-            // chains first, so the oldest job is often the last to finish, and waiting for it
-            // in turn left the lanes idle for half the time (session 35: 37-57% occupancy).
-            match jobs
-                .iter()
-                .position(|j: &Job<'_>| j.is_done().unwrap_or(true))
-            {
-                Some(i) => {
-                    let job = jobs.remove(i).expect("in flight");
-                    job.wait_timeout(WAIT)?;
-                    progress = Instant::now();
-                }
-                None if progress.elapsed() > WAIT => {
-                    return Err(Error::Invalid(
-                        "priority: no background job finished in 10 s".into(),
-                    ));
-                }
-                None => std::thread::yield_now(),
-            }
+            std::thread::sleep(Duration::from_micros(200));
         }
         Ok(())
     })();
-    // A failed stream stops the measurement (and the other streams) too.
+    // A failed stream stops the measurement (and the other streams) too; the chains end either
+    // way.
     stop.store(true, Ordering::Relaxed);
+    let ended = stop_flag.write(&[1]).map_err(Error::from);
     let waited: Result<()> = jobs
-        .into_iter()
+        .iter()
         .try_for_each(|j| j.wait_timeout(WAIT).map_err(Error::from));
-    result.and(waited).map(|()| submitted)
+    result
+        .and(ended)
+        .and(waited)
+        .map(|()| (jobs.len() * roots.len()) as u64)
 }
 
 /// A lone stream until `stop`: returns the jobs it submitted.
@@ -800,10 +791,11 @@ fn lone_stream(
     use std::sync::atomic::Ordering;
     let task = [PrioBusy {
         counts,
+        stop: DevicePtr::null(),
         spin_ns: LONE_NS,
         index,
-        hops_left: 0,
-        pad: 0,
+        hops: 0,
+        max_hops: 1,
     }];
     let mut submitted = 0;
     let result = (|| {
@@ -862,13 +854,14 @@ pub fn priority(quick: bool, rings: Option<u32>) -> Result<Vec<Table>> {
     let per = 2 * (warmup + reps);
     let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 2 * per)?;
     let counts = DeviceBuffer::<u64>::zeroed(rt.gpu(), 1 + LONE_THREADS)?;
+    let stop_flag = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1)?;
     let lanes = (rt.info().grid_blocks * 256) as usize;
     let (idle_normal, idle_high) = short_jobs(&rt, &flags, 0, (warmup, reps), None)?;
     let stop = AtomicBool::new(false);
     let start = Instant::now();
     let (measured, bulk, lone, window) = std::thread::scope(|s| {
-        let (rt, stop, ptr) = (&rt, &stop, counts.ptr());
-        let bulk = s.spawn(move || bulk_stream(rt, ptr, lanes, stop));
+        let (rt, stop, ptr, stop_flag) = (&rt, &stop, counts.ptr(), &stop_flag);
+        let bulk = s.spawn(move || bulk_stream(rt, ptr, stop_flag, lanes, stop));
         let lone: Vec<_> = (0..LONE_THREADS)
             .map(|t| s.spawn(move || lone_stream(rt, ptr, 1 + t as u32, stop)))
             .collect();
@@ -891,18 +884,25 @@ pub fn priority(quick: bool, rings: Option<u32>) -> Result<Vec<Table>> {
     let (loaded_normal, loaded_high) = measured?;
     check_set(&flags, 2 * per, "priority short jobs")?;
     let got = counts.to_vec()?;
-    let want = std::iter::once(bulk * (lanes / BULK_SPLIT) as u64).chain(lone);
-    for (i, (&got, want)) in got.iter().zip(want).enumerate() {
+    // Every chain ended (its job completed) and counted at least its first hop; the lone
+    // streams' tasks each once.
+    if got[0] < bulk {
+        return Err(Error::Invalid(format!(
+            "priority background: {} hops counted for {bulk} chains",
+            got[0]
+        )));
+    }
+    for (i, (&got, want)) in got[1..].iter().zip(lone).enumerate() {
         if got != want {
             return Err(Error::Invalid(format!(
-                "priority background stream {i}: {got} chains ran of {want}"
+                "priority lone stream {i}: {got} tasks ran of {want}"
             )));
         }
     }
-    // Lane time the bulk stream used over the measured window (it ran on past it while stopping,
-    // so this can exceed 1 a little).
-    let occupancy = got[0] as f64 * f64::from((BULK_HOPS + 1) * BULK_NS) * 1e-9
-        / (lanes as f64 * window.as_secs_f64());
+    // Lane time the bulk chains used over the window from their submit to the stop (they ran a
+    // hop past it, so this can exceed 1 a little; their start is in it).
+    let occupancy =
+        got[0] as f64 * f64::from(BULK_NS) * 1e-9 / (lanes as f64 * window.as_secs_f64());
     let mut table = Table::new(
         "priority",
         "Priorities: a one-task short job's submit → done, idle and with the GPU saturated by \
@@ -937,14 +937,12 @@ pub fn priority(quick: bool, rings: Option<u32>) -> Result<Vec<Table>> {
         ));
     }
     table.notes.push(format!(
-        "{reps} timed jobs per row after {warmup}, normal and high in turn. Background: \
-         {BULK_IN_FLIGHT} jobs in flight, each of {} chains of {} busy lane tasks of {} µs (the \
-         {lanes} lanes' worth 8 times over; they held {:.0}% of the lanes' time), and \
-         {LONE_THREADS} threads \
-         submitting one-task jobs of {} ms one at a time. p99 / idle median: against the idle \
-         high-priority median. Target (issue 20): loaded, high priority p99 ≤ 3× its idle latency.",
-        lanes / BULK_SPLIT,
-        BULK_HOPS + 1,
+        "{reps} timed jobs per row after {warmup}, normal and high in turn. Background: {bulk} \
+         chains of busy lane tasks of {} µs, one for each of the {lanes} lanes, in \
+         {BULK_JOBS} jobs, running until the loaded rows are done (they held {:.0}% of the \
+         lanes' time from their submit on), and {LONE_THREADS} threads submitting one-task jobs \
+         of {} ms one at a time. p99 / idle median: against the idle high-priority median. \
+         Target (issue 20): loaded, high priority p99 ≤ 3× its idle latency.",
         BULK_NS / 1000,
         occupancy * 100.0,
         LONE_NS / 1_000_000
