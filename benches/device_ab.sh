@@ -11,7 +11,10 @@
 #
 # A spec's flags (commas for spaces) go to that run's report and name its results (main-traceevents).
 # JSON and log per run in $AB_OUT (default /tmp/ab) as TAG-rROUND-gGROUP.json; medians with
-# `python3 benches/ab_medians.py $AB_OUT TAG,TAG,...`. Each run stops after 200 s.
+# `python3 benches/ab_medians.py $AB_OUT TAG,TAG,...`. Each run stops after 200 s. Give each
+# invocation of one call its own AB_OUT: group numbers restart at 1, so a second invocation
+# overwrites the first's files for the same builds. The builds' test binaries:
+# benches/device_suites.sh.
 set -u
 cd "$(dirname "$0")/.."
 for d in /usr/local/cuda/targets/x86_64-linux/lib /usr/local/cuda/lib64; do
