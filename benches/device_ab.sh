@@ -17,19 +17,10 @@
 # benches/device_suites.sh.
 set -u
 cd "$(dirname "$0")/.."
-for d in /usr/local/cuda/targets/x86_64-linux/lib /usr/local/cuda/lib64; do
-  [ -e "$d/libnvrtc.so" ] && export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}" && break
-done
+. benches/device_env.sh
 rounds=$1 variants=$2; shift 2
 ab=${AB_OUT:-/tmp/ab}; mkdir -p /tmp/v "$ab"
-for spec in $variants; do
-  v=${spec%%:*}
-  if [ ! -d "/tmp/v/$v" ]; then
-    mkdir -p "/tmp/v/$v" && tar xzf ".gpu-pack/$v.tgz" -C "/tmp/v/$v" --strip-components=1 || exit 1
-    # The cache refuses a folder others may write.
-    chmod 700 "/tmp/v/$v/cache"
-  fi
-done
+for spec in $variants; do unpack_build "${spec%%:*}" || exit 1; done
 for r in $(seq 1 "$rounds"); do
   gi=0
   for g in "$@"; do

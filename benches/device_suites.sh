@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the GPU test binaries of staged builds in one device call: each `.gpu-pack/NAME.tgz`
 # (benches/stage_variant.sh with test names, then benches/device_pack.sh) is unpacked once per
-# machine to /tmp/v/NAME (as benches/device_ab.sh does), and each named binary runs its ignored
+# machine to /tmp/v/NAME (benches/device_env.sh), and each named binary runs its ignored
 # tests one at a time with the build's filled compile cache, under a time limit each.
 #
 #   bash benches/device_suites.sh NAME BINARY ...     e.g. main gpu_jobs gpu_core gpu_graph
@@ -11,14 +11,9 @@
 # any binary failed or ran out of time.
 set -u
 cd "$(dirname "$0")/.."
-for d in /usr/local/cuda/targets/x86_64-linux/lib /usr/local/cuda/lib64; do
-  [ -e "$d/libnvrtc.so" ] && export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}" && break
-done
+. benches/device_env.sh
 v=$1; shift
-if [ ! -d "/tmp/v/$v" ]; then
-  mkdir -p "/tmp/v/$v" && tar xzf ".gpu-pack/$v.tgz" -C "/tmp/v/$v" --strip-components=1 || exit 1
-  chmod 700 "/tmp/v/$v/cache"   # the cache refuses a folder others may write
-fi
+unpack_build "$v" || exit 1
 log=${OUT:-/tmp}/suites-$v.log
 failed=0
 for t in "$@"; do
