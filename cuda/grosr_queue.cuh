@@ -131,6 +131,12 @@ __device__ bool push_any(const Params& p, uint32_t q, uint32_t mask, uint32_t ki
 
 __device__ __forceinline__ uint32_t home_queue(const Params& p) { return sm_id() % p.num_queues; }
 
+// Whether this block ingests the high-priority ring: with HIGH_RING_FROM rings or more the last
+// is kept for Priority::High jobs (grosr/src/runtime/rings.rs), and ring r is block r's.
+__device__ __forceinline__ bool is_high_ring_block(const Params& p) {
+    return p.num_rings >= HIGH_RING_FROM && blockIdx.x == p.num_rings - 1;
+}
+
 // The queue for a warp's next queued spawns (the calling lanes, `mask`): each call goes one
 // queue further round from the SM's own, so a burst of children lands on every SM at once
 // instead of waiting on one SM's queue to be found by thieves.

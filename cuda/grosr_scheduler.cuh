@@ -97,7 +97,7 @@ __device__ void process(const Params& p, WarpState* ws, Mailbox& mbox, uint32_t 
     // Block tasks: post one to the block's mailbox, keep the others for later.
     bool block_task = has && gran == GROSR_BLOCK;
     const uint32_t blocks = __ballot_sync(0xffffffffu, block_task);
-    if (blocks && p.num_rings >= HIGH_RING_FROM && blockIdx.x == p.num_rings - 1 && p.num_queues > 1) {
+    if (blocks && is_high_ring_block(p) && p.num_queues > 1) {
         // The high-priority ring's block runs no block task: every warp of a block runs one,
         // its ingest warp too, which would leave high jobs waiting meanwhile. They go to the
         // next SM's queue, which other blocks serve (only this block is exempt); if every queue
@@ -281,7 +281,7 @@ __device__ void scheduler(const Params& kernel_params) {
             // A ring that found nothing for INGEST_COLD_POLLS calls in a row polls less often,
             // leaving PCIe to the busy rings' polls and completions; the high ring always polls
             // at once (a high job must not wait for a sleep).
-            const bool high = p.num_rings >= HIGH_RING_FROM && blockIdx.x == p.num_rings - 1;
+            const bool high = is_high_ring_block(p);
             sleep_ns = ++cold_polls > INGEST_COLD_POLLS && !high ? INGEST_COLD_SLEEP_NS : 32u;
         }
         __nanosleep(sleep_ns);
