@@ -41,9 +41,7 @@ __device__ void run_graph_roots(const Params& p, WarpState* ws, const GraphDev* 
             const uint32_t k = g->kinds[node];
             kind = node_kind(k);
             tag = node_tag(node, k);
-            const uint4* src = reinterpret_cast<const uint4*>(g->words + (uint64_t)node * RECORD_WORDS);
-            uint4* dst = reinterpret_cast<uint4*>(words);
-            dst[0] = src[0]; dst[1] = src[1]; dst[2] = src[2];
+            node_words(g, node, words);
         }
         // The round's account() subtracts the n roots it ran: count them there, not here.
         if (lane == 0 && !counted) ws->deferred += (int32_t)n;
@@ -54,9 +52,7 @@ __device__ void run_graph_roots(const Params& p, WarpState* ws, const GraphDev* 
     for (uint32_t b = lane_end; b < warp_end; ++b) {
         const uint32_t node = g->roots[b];
         alignas(16) uint32_t words[RECORD_WORDS];
-        const uint4* src = reinterpret_cast<const uint4*>(g->words + (uint64_t)node * RECORD_WORDS);
-        uint4* dst = reinterpret_cast<uint4*>(words);
-        dst[0] = src[0]; dst[1] = src[1]; dst[2] = src[2];
+        node_words(g, node, words);
         const uint32_t k = g->kinds[node];
         if (lane == 0 && !counted) ws->deferred += 1;
         __syncwarp();
@@ -65,7 +61,10 @@ __device__ void run_graph_roots(const Params& p, WarpState* ws, const GraphDev* 
     // Block roots: spawned (counted by the range's own account()).
     Ctx c{&p, ws, job, KIND_GRAPH_RANGE, GROSR_WARP, true, nullptr};
     for (uint32_t b = warp_end; b < end; b += WARP) {
-        if (b + lane < end) spawn_node(c, g, g->roots[b + lane]);
+        if (b + lane < end) {
+            const uint32_t node = g->roots[b + lane];
+            spawn_node(c, g, node, g->kinds[node]);
+        }
         __syncwarp();
     }
     GROSR_STAMP_MAX(15);

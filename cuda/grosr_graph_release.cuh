@@ -8,29 +8,30 @@ namespace grosr {
 // and the update that reaches zero spawns the successor (in the same job). Counters reset to
 // `indeg` as they reach zero, so the next launch finds them ready with no host work.
 
-// Node `node`'s kind and record, for a spawn.
-__device__ __forceinline__ uint32_t node_record(const GraphDev* g, uint32_t node, uint32_t* words) {
+// Node `node`'s record, for a spawn (its kind word, g->kinds[node], the caller has loaded).
+__device__ __forceinline__ void node_words(const GraphDev* g, uint32_t node, uint32_t* words) {
     const uint4* src = reinterpret_cast<const uint4*>(g->words + (uint64_t)node * RECORD_WORDS);
     uint4* dst = reinterpret_cast<uint4*>(words);
     dst[0] = src[0]; dst[1] = src[1]; dst[2] = src[2];
-    return g->kinds[node];
 }
 
-// Spawns node `node` of graph g (counted like any spawn: onto this warp's stack, else a queue).
-__device__ void spawn_node(Ctx& c, const GraphDev* g, uint32_t node) {
+// Spawns node `node` of graph g, whose kind word is k (counted like any spawn: onto this warp's
+// stack, else a queue).
+__device__ void spawn_node(Ctx& c, const GraphDev* g, uint32_t node, uint32_t k) {
     alignas(16) uint32_t words[RECORD_WORDS];
-    const uint32_t k = node_record(g, node, words);
+    node_words(g, node, words);
     spawn_words(c, node_kind(k), words, node_tag(node, k));
 }
 
-// Spawns node `node` of graph g to a queue, where any idle warp can take it (counted first, as a
-// spawn that finds the stack full). Out of line: one copy serves every release path; it takes
-// the context's fields, not the context, whose address would put it in local memory.
+// Spawns node `node` of graph g (kind word k) to a queue, where any idle warp can take it (counted
+// first, as a spawn that finds the stack full). Out of line: one copy serves every release path;
+// it takes the context's fields, not the context, whose address would put it in local memory.
 __device__ __noinline__ void spawn_node_queued(const Params* p, WarpState* ws, uint32_t job,
-                                               bool uniform, const GraphDev* g, uint32_t node) {
+                                               bool uniform, const GraphDev* g, uint32_t node,
+                                               uint32_t k) {
     const uint32_t mask = __activemask();
     alignas(16) uint32_t words[RECORD_WORDS];
-    const uint32_t k = node_record(g, node, words);
+    node_words(g, node, words);
     // Only the fields spawn_to_queue reads; graph nodes never run in a baseline kernel (p null).
     Ctx c{p, ws, job, 0u, GROSR_WARP, uniform, nullptr};
     const uint32_t same_job = uniform ? mask : __match_any_sync(mask, job);
@@ -49,53 +50,63 @@ __device__ __forceinline__ bool last_predecessor(const GraphDev* g, uint32_t s) 
     return true;
 }
 
-// Called by every thread of a task (ctx.lane() / ctx.width() split the work) after the body ran
-// and its writes were ordered before this call (the callers' barriers): releases the successors
-// of node c.node - 1 whose last predecessor this was. Some go onto the warp's stack, so a chain
-// stays on its warp with no queue hop: a lane task's first lane-task successor and, per group of
-// lanes released together (normally the whole round), one warp or block successor; a warp or
-// block task's first successor of any kind, per warp. The others go to a queue, where idle
-// warps take them: no other warp can take from a stack, and all on the stack, a DAG's 50-node
-// levels ran one after another on its warps (58 µs a level, H200, issue 20's mixed DAG).
+// The graph a finished node of job c.job belongs to.
+__device__ __forceinline__ const GraphDev* node_graph(const Ctx& c) {
+    return c.ws && c.ws->graph_job == c.job ? c.ws->graph : c.p->jobs[c.job].graph;
+}
+
+// Called by the lanes `group` of a lane round whose tasks were graph nodes (each lane's own
+// node c.node - 1), after their bodies ran: releases each node's successors whose last
+// predecessor it was. `group` is the round's ballot, taken while the warp was converged, so
+// lanes that come back from their bodies diverged still release as one group. The lanes go
+// through their edges together, one edge each per trip, so that what goes to a queue goes in
+// one push per trip, not one per lane and edge (each push a chain of L2 atomics, about 2.5 µs).
+// A lane keeps its first lane-task successor (they run side by side in the warp's next round),
+// and the group keeps one warp or block successor (those would run one after another on the
+// warp while other warps idle); the others go to a queue, where idle warps take them (no other
+// warp can take from a stack). Issue 20's wide DAG: 260-268 → 173-183 µs (H100,
+// benches/NOTES.md, "Mixed DAGs: where a level's time goes").
+__device__ void release_lane_successors(Ctx& c, uint32_t group) {
+    __syncwarp(group);                           // the group's lanes come back from their bodies
+    const GraphDev* g = node_graph(c);
+    const uint32_t node = c.node - 1;
+    const uint32_t first = g->succ_off[node];
+    const uint32_t n = g->succ_off[node + 1] - first;
+    bool kept_lane = false, kept_other = false;
+    for (uint32_t i = 0; __any_sync(group, i < n); ++i) {
+        uint32_t s = 0, k = 0;
+        bool released = false, lane_kind = false;
+        if (i < n) {
+            s = g->succ[first + i];
+            released = last_predecessor(g, s);
+            if (released) {
+                k = g->kinds[s];
+                lane_kind = kind_gran(node_kind(k)) == GROSR_LANE;
+            }
+        }
+        const uint32_t others = __ballot_sync(group, released && !lane_kind);
+        const bool keep = released && (lane_kind ? !kept_lane
+                                                 : !kept_other && lane_id() == (uint32_t)(__ffs(others) - 1));
+        kept_lane = kept_lane || (keep && lane_kind);
+        kept_other = kept_other || others != 0;
+        if (keep) spawn_node(c, g, s, k);
+        __syncwarp(group);                       // the queued ones push together
+        if (released && !keep) spawn_node_queued(c.p, c.ws, c.job, c.uniform, g, s, k);
+        __syncwarp(group);
+    }
+}
+
+// Called by every thread of a warp or block task after the body ran and its writes were ordered
+// before this call (the callers' barriers): releases the successors of node c.node - 1 whose
+// last predecessor this was. The task's threads split the edges; every lane of a warp makes the
+// same trips (a vote per trip), and the warp's lowest releasing lane keeps the warp's first on
+// its stack, so a chain stays on its warp with no queue hop; the others go to a queue. All on
+// the stack, a DAG's 50-node levels ran one after another on its warps (58 µs a level, H200,
+// issue 20's mixed DAG).
 __device__ void release_successors(Ctx& c) {
-    const GraphDev* g = c.ws && c.ws->graph_job == c.job ? c.ws->graph : c.p->jobs[c.job].graph;
+    const GraphDev* g = node_graph(c);
     const uint32_t node = c.node - 1;
     const uint32_t first = g->succ_off[node], end = g->succ_off[node + 1];
-    if (c.gran == GROSR_LANE) {
-        // One task per lane, each with its own successors. The calling lanes go through their
-        // edges together, one edge each per trip, so that what goes to a queue goes in one push
-        // per trip, not one per lane and edge (each push a chain of L2 atomics, about 2.5 µs).
-        // A lane keeps its first lane-task successor (they run side by side in the warp's next
-        // round), and the lanes keep one warp or block successor between them (those would run
-        // one after another on the warp while other warps idle). Lanes that arrive diverged
-        // release as separate groups, each keeping one and pushing its own. Issue 20's wide
-        // DAG: 260-268 → 173-183 µs (H100, benches/NOTES.md, "Mixed DAGs: where a level's time
-        // goes").
-        const uint32_t mask = __activemask();
-        const uint32_t n = end - first;
-        bool kept_lane = false, kept_other = false;
-        for (uint32_t i = 0; __any_sync(mask, i < n); ++i) {
-            uint32_t s = 0;
-            bool released = false, lane_kind = false;
-            if (i < n) {
-                s = g->succ[first + i];
-                released = last_predecessor(g, s);
-                if (released) lane_kind = kind_gran(node_kind(g->kinds[s])) == GROSR_LANE;
-            }
-            const uint32_t others = __ballot_sync(mask, released && !lane_kind);
-            const bool keep = released && (lane_kind ? !kept_lane
-                                                     : !kept_other && lane_id() == (uint32_t)(__ffs(others) - 1));
-            kept_lane = kept_lane || (keep && lane_kind);
-            kept_other = kept_other || others != 0;
-            if (keep) spawn_node(c, g, s);
-            __syncwarp(mask);                    // the queued ones push together
-            if (released && !keep) spawn_node_queued(c.p, c.ws, c.job, c.uniform, g, s);
-            __syncwarp(mask);
-        }
-        return;
-    }
-    // The task's threads split the edges; every lane of a warp makes the same trips (a vote per
-    // trip), and the warp's lowest releasing lane keeps the warp's first.
     bool stacked_one = false;
     for (uint32_t base = first; base < end; base += c.width()) {
         const uint32_t e = base + c.lane();
@@ -105,8 +116,9 @@ __device__ void release_successors(Ctx& c) {
         const bool keep = !stacked_one && who != 0 && lane_id() == (uint32_t)(__ffs(who) - 1);
         stacked_one = stacked_one || who != 0;
         if (released) {
-            if (keep) spawn_node(c, g, s);
-            else spawn_node_queued(c.p, c.ws, c.job, c.uniform, g, s);
+            const uint32_t k = g->kinds[s];
+            if (keep) spawn_node(c, g, s, k);
+            else spawn_node_queued(c.p, c.ws, c.job, c.uniform, g, s, k);
         }
     }
 }
