@@ -51,6 +51,8 @@ constexpr uint32_t BYPASS_HOPS = GROSR_BYPASS_HOPS;   // chained tasks a worker 
 // it, and a job 1 ms after the last is no slower for it (H100; NOTES, "Submission rings").
 constexpr uint32_t INGEST_COLD_POLLS = 64;
 constexpr uint32_t INGEST_COLD_SLEEP_NS = 2000;
+// A graph lane task's successor decrements issued at once (release_lane_successors).
+constexpr uint32_t RELEASE_BATCH = 4;
 // The same on the ingest warp, which must get back to the host's descriptors soon.
 constexpr uint32_t INGEST_BYPASS_HOPS = BYPASS_HOPS < 8 ? BYPASS_HOPS : 8;
 

@@ -59,8 +59,9 @@ __device__ __forceinline__ const GraphDev* node_graph(const Ctx& c) {
 // node c.node - 1), after their bodies ran: releases each node's successors whose last
 // predecessor it was. `group` is the round's ballot, taken while the warp was converged, so
 // lanes that come back from their bodies diverged still release as one group. The lanes go
-// through their edges together, one edge each per trip, so that what goes to a queue goes in
-// one push per trip, not one per lane and edge (each push a chain of L2 atomics, about 2.5 µs).
+// through their edges together, RELEASE_BATCH each per trip and then one spawn step per edge,
+// so that what goes to a queue goes in one push per step, not one per lane and edge (each push
+// a chain of L2 atomics, about 2.5 µs).
 // A lane keeps its first lane-task successor (they run side by side in the warp's next round),
 // and the group keeps one warp or block successor (those would run one after another on the
 // warp while other warps idle); the others go to a queue, where idle warps take them (no other
@@ -73,26 +74,45 @@ __device__ void release_lane_successors(Ctx& c, uint32_t group) {
     const uint32_t first = g->succ_off[node];
     const uint32_t n = g->succ_off[node + 1] - first;
     bool kept_lane = false, kept_other = false;
-    for (uint32_t i = 0; __any_sync(group, i < n); ++i) {
-        uint32_t s = 0, k = 0;
-        bool released = false, lane_kind = false;
-        if (i < n) {
-            s = g->succ[first + i];
-            released = last_predecessor(g, s);
-            if (released) {
-                k = g->kinds[s];
+    // One release fence for all of this lane's edges, then relaxed decrements, RELEASE_BATCH at
+    // once (each waits on nothing but the fence), then one acquire fence if any reached zero:
+    // the PTX model's release and acquire patterns. An acq_rel decrement a trip (last_predecessor)
+    // waited out a fence and a round trip per edge: deep DAG 593 → 551 µs, wide 164 → 152 (H100,
+    // benches/NOTES.md, "Mixed DAGs: where a level's time goes").
+    fence_acq_rel_gpu();
+    for (uint32_t base = 0; __any_sync(group, base < n); base += RELEASE_BATCH) {
+        uint32_t s[RELEASE_BATCH];
+        bool released[RELEASE_BATCH];
+#pragma unroll
+        for (uint32_t t = 0; t < RELEASE_BATCH; ++t) s[t] = base + t < n ? g->succ[first + base + t] : 0u;
+        bool any = false;
+#pragma unroll
+        for (uint32_t t = 0; t < RELEASE_BATCH; ++t) {
+            released[t] = base + t < n && atom_add_relaxed_gpu_s32((int32_t*)&g->remaining[s[t]], -1) == 1;
+            any = any || released[t];
+        }
+        // Acquire: every other predecessor's results before any released successor spawns.
+        if (any) fence_acq_rel_gpu();
+#pragma unroll
+        for (uint32_t t = 0; t < RELEASE_BATCH; ++t) {
+            uint32_t k = 0;
+            bool lane_kind = false;
+            if (released[t]) {
+                // Plain store: the next launch's decrements come after this job has completed.
+                g->remaining[s[t]] = g->indeg[s[t]];
+                k = g->kinds[s[t]];
                 lane_kind = kind_gran(node_kind(k)) == GROSR_LANE;
             }
+            const uint32_t others = __ballot_sync(group, released[t] && !lane_kind);
+            const bool keep = released[t] && (lane_kind ? !kept_lane
+                                                        : !kept_other && lane_id() == (uint32_t)(__ffs(others) - 1));
+            kept_lane = kept_lane || (keep && lane_kind);
+            kept_other = kept_other || others != 0;
+            if (keep) spawn_node(c, g, s[t], k);
+            __syncwarp(group);                   // the queued ones push together
+            if (released[t] && !keep) spawn_node_queued(c.p, c.ws, c.job, c.uniform, g, s[t], k);
+            __syncwarp(group);
         }
-        const uint32_t others = __ballot_sync(group, released && !lane_kind);
-        const bool keep = released && (lane_kind ? !kept_lane
-                                                 : !kept_other && lane_id() == (uint32_t)(__ffs(others) - 1));
-        kept_lane = kept_lane || (keep && lane_kind);
-        kept_other = kept_other || others != 0;
-        if (keep) spawn_node(c, g, s, k);
-        __syncwarp(group);                       // the queued ones push together
-        if (released && !keep) spawn_node_queued(c.p, c.ws, c.job, c.uniform, g, s, k);
-        __syncwarp(group);
     }
 }
 

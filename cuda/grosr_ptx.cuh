@@ -62,7 +62,16 @@ __device__ __forceinline__ void fence_acq_rel_sys() {
     asm volatile("fence.acq_rel.sys;" ::: "memory");
 }
 
+__device__ __forceinline__ void fence_acq_rel_gpu() {
+    asm volatile("fence.acq_rel.gpu;" ::: "memory");
+}
+
 // ---- Atomics (all at gpu scope; they return the old value) ----------------------------------------
+__device__ __forceinline__ int32_t atom_add_relaxed_gpu_s32(int32_t* p, int32_t v) {
+    int32_t old;
+    asm volatile("atom.relaxed.gpu.global.add.s32 %0, [%1], %2;" : "=r"(old) : "l"(p), "r"(v) : "memory");
+    return old;
+}
 __device__ __forceinline__ int32_t atom_add_acq_rel_gpu_s32(int32_t* p, int32_t v) {
     int32_t old;
     asm volatile("atom.acq_rel.gpu.global.add.s32 %0, [%1], %2;" : "=r"(old) : "l"(p), "r"(v) : "memory");
