@@ -141,32 +141,37 @@ pub fn with_rings(b: RuntimeBuilder, rings: Option<u32>) -> RuntimeBuilder {
 
 /// Background work for [`priority`]: spins `spin_ns` on one thread, then respawns itself until
 /// the host sets `*stop` or it has run `max_hops` times (a chain that holds its lane for as long
-/// as the measurement runs, with no host traffic); the chain's last task adds its hops to
-/// `counts[index]`. One add a chain, not a hop: every lane adding to one counter each hop is
-/// billions of same-address atomics a second. `max_hops` 1: one task.
+/// as the measurement runs, with no host traffic). A chain (`max_hops` > 1) stores its hops so
+/// far in its own `counts[index]` at every hop, a plain store to a word no other chain writes,
+/// so the host can read how many ran over any window; a lone task (`max_hops` 1) adds 1 to its
+/// stream's count.
 #[grosr::task(
     granularity = "lane",
     cuda = r#"
     const unsigned long long start = grosr::globaltimer();
     while (grosr::globaltimer() - start < task.spin_ns) {}
-    // Volatile: the host's store to *stop is seen within a hop (a warp's lanes read it as one).
-    if (task.hops + 1u < task.max_hops && *(volatile const unsigned int*)task.stop == 0u) {
-        PrioBusy next = task;
-        next.hops += 1u;
-        grosr_spawn_PrioBusy(ctx, next);
+    if (task.max_hops == 1u) {
+        atomicAdd(&task.counts[task.index], 1ull);
     } else {
-        atomicAdd(&task.counts[task.index], (unsigned long long)task.hops + 1ull);
+        // Plain: the host reads it while chains run, and a value one hop old is as good.
+        task.counts[task.index] = (unsigned long long)task.hops + 1ull;
+        // Volatile: the host's store to *stop is seen within a hop (a warp's lanes read it as one).
+        if (task.hops + 1u < task.max_hops && *(volatile const unsigned int*)task.stop == 0u) {
+            PrioBusy next = task;
+            next.hops += 1u;
+            grosr_spawn_PrioBusy(ctx, next);
+        }
     }
 "#
 )]
 pub struct PrioBusy {
-    /// Per-stream hop counts.
+    /// Hop counts: one per chain, then one per lone stream.
     pub counts: DevicePtr<u64>,
     /// Nonzero: chains end.
     pub stop: DevicePtr<u32>,
     /// How long it spins, in ns.
     pub spin_ns: u32,
-    /// Which count.
+    /// Which count: the chain's, or the lone stream's.
     pub index: u32,
     /// Hops run before this one.
     pub hops: u32,
@@ -757,10 +762,16 @@ fn bulk_stream(
         hops: 0,
         max_hops: BULK_MAX_HOPS,
     };
-    let roots = vec![root; lanes.div_ceil(BULK_JOBS)];
+    let per_job = lanes.div_ceil(BULK_JOBS);
     let mut jobs = Vec::with_capacity(BULK_JOBS);
     let result = (|| {
-        for _ in 0..BULK_JOBS {
+        for j in 0..BULK_JOBS {
+            let roots: Vec<PrioBusy> = (0..per_job)
+                .map(|i| PrioBusy {
+                    index: (j * per_job + i) as u32,
+                    ..root
+                })
+                .collect();
             jobs.push(rt.submit(&roots)?);
         }
         while !stop.load(Ordering::Relaxed) {
@@ -778,7 +789,7 @@ fn bulk_stream(
     result
         .and(ended)
         .and(waited)
-        .map(|()| (jobs.len() * roots.len()) as u64)
+        .map(|()| (jobs.len() * per_job) as u64)
 }
 
 /// A lone stream until `stop`: returns the jobs it submitted.
@@ -853,56 +864,69 @@ pub fn priority(quick: bool, rings: Option<u32>) -> Result<Vec<Table>> {
     let (warmup, reps) = if quick { (20, 300) } else { (100, 3_000) };
     let per = 2 * (warmup + reps);
     let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 2 * per)?;
-    let counts = DeviceBuffer::<u64>::zeroed(rt.gpu(), 1 + LONE_THREADS)?;
     let stop_flag = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1)?;
     let lanes = (rt.info().grid_blocks * 256) as usize;
+    let chains = lanes.div_ceil(BULK_JOBS) * BULK_JOBS;
+    let counts = DeviceBuffer::<u64>::zeroed(rt.gpu(), chains + LONE_THREADS)?;
     let (idle_normal, idle_high) = short_jobs(&rt, &flags, 0, (warmup, reps), None)?;
     let stop = AtomicBool::new(false);
-    let start = Instant::now();
-    let (measured, bulk, lone, window) = std::thread::scope(|s| {
+    // The chains' hops so far (each chain's own count), and how many chains have started.
+    let hops = |c: &[u64]| {
+        (
+            c[..chains].iter().sum::<u64>(),
+            c[..chains].iter().filter(|&&h| h > 0).count(),
+        )
+    };
+    let (measured, bulk, lone) = std::thread::scope(|s| {
         let (rt, stop, ptr, stop_flag) = (&rt, &stop, counts.ptr(), &stop_flag);
         let bulk = s.spawn(move || bulk_stream(rt, ptr, stop_flag, lanes, stop));
         let lone: Vec<_> = (0..LONE_THREADS)
-            .map(|t| s.spawn(move || lone_stream(rt, ptr, 1 + t as u32, stop)))
+            .map(|t| s.spawn(move || lone_stream(rt, ptr, (chains + t) as u32, stop)))
             .collect();
-        // The background saturates the GPU before the short jobs go in.
+        // The background saturates the GPU before the short jobs go in; its occupancy is what
+        // the chains ran between the first and the last short job.
         std::thread::sleep(Duration::from_millis(20));
-        let measured = short_jobs(rt, &flags, per, (warmup, reps), Some(stop));
+        let measured = (|| -> Result<_> {
+            let before = (Instant::now(), counts.to_vec()?);
+            let jobs = short_jobs(rt, &flags, per, (warmup, reps), Some(stop))?;
+            let after = (Instant::now(), counts.to_vec()?);
+            Ok((jobs, before, after))
+        })();
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let window = start.elapsed();
         let panicked = || Err(Error::Invalid("a background thread panicked".into()));
         let bulk = bulk.join().unwrap_or_else(|_| panicked());
         let lone: Vec<Result<u64>> = lone
             .into_iter()
             .map(|h| h.join().unwrap_or_else(|_| panicked()))
             .collect();
-        (measured, bulk, lone, window)
+        (measured, bulk, lone)
     });
     // The background's errors first: they are usually why a measurement failed.
     let bulk = bulk?;
     let lone = lone.into_iter().collect::<Result<Vec<u64>>>()?;
-    let (loaded_normal, loaded_high) = measured?;
+    let ((loaded_normal, loaded_high), before, after) = measured?;
     check_set(&flags, 2 * per, "priority short jobs")?;
     let got = counts.to_vec()?;
-    // Every chain ended (its job completed) and counted at least its first hop; the lone
+    // Every chain ended (its job completed) having run at least its first hop; the lone
     // streams' tasks each once.
-    if got[0] < bulk {
+    if let Some(i) = got[..chains].iter().position(|&h| h == 0) {
         return Err(Error::Invalid(format!(
-            "priority background: {} hops counted for {bulk} chains",
-            got[0]
+            "priority background: chain {i} of {bulk} never ran"
         )));
     }
-    for (i, (&got, want)) in got[1..].iter().zip(lone).enumerate() {
+    for (i, (&got, want)) in got[chains..].iter().zip(lone).enumerate() {
         if got != want {
             return Err(Error::Invalid(format!(
                 "priority lone stream {i}: {got} tasks ran of {want}"
             )));
         }
     }
-    // Lane time the bulk chains used over the window from their submit to the stop (they ran a
-    // hop past it, so this can exceed 1 a little; their start is in it).
+    // Lane time the chains used between the first and the last short job (a count read is up
+    // to a hop old at either end, 20 µs of a window of milliseconds).
+    let ((h0, started), (h1, _)) = (hops(&before.1), hops(&after.1));
+    let window = after.0 - before.0;
     let occupancy =
-        got[0] as f64 * f64::from(BULK_NS) * 1e-9 / (lanes as f64 * window.as_secs_f64());
+        (h1 - h0) as f64 * f64::from(BULK_NS) * 1e-9 / (lanes as f64 * window.as_secs_f64());
     let mut table = Table::new(
         "priority",
         "Priorities: a one-task short job's submit → done, idle and with the GPU saturated by \
@@ -939,8 +963,8 @@ pub fn priority(quick: bool, rings: Option<u32>) -> Result<Vec<Table>> {
     table.notes.push(format!(
         "{reps} timed jobs per row after {warmup}, normal and high in turn. Background: {bulk} \
          chains of busy lane tasks of {} µs, one for each of the {lanes} lanes, in \
-         {BULK_JOBS} jobs, running until the loaded rows are done (they held {:.0}% of the \
-         lanes' time from their submit on), and {LONE_THREADS} threads submitting one-task jobs \
+         {BULK_JOBS} jobs, running until the loaded rows are done ({started} had started \
+         when they began, and they held {:.0}% of the lanes' time while they ran), and {LONE_THREADS} threads submitting one-task jobs \
          of {} ms one at a time. p99 / idle median: against the idle high-priority median. \
          Target (issue 20): loaded, high priority p99 ≤ 3× its idle latency.",
         BULK_NS / 1000,
