@@ -55,12 +55,10 @@ __device__ __forceinline__ const GraphDev* node_graph(const Ctx& c) {
     return c.ws && c.ws->graph_job == c.job ? c.ws->graph : c.p->jobs[c.job].graph;
 }
 
-// Called by the lanes of a lane round whose tasks were graph nodes (each lane's own node
-// c.node - 1), after their bodies ran: releases each node's successors whose last predecessor it
-// was. The lanes that arrive together release as one group (lanes that come back from their
-// bodies diverged release as separate groups, each keeping its own and pushing its own). A
-// group taken as a ballot before the bodies instead cost the chain's hop 0.1396 → 0.146 µs
-// (H100, one call): the value live across the inlined bodies' loop. The lanes go
+// Called by the lanes `group` of a lane round whose tasks were graph nodes (each lane's own
+// node c.node - 1), after their bodies ran: releases each node's successors whose last
+// predecessor it was. `group` is the round's ballot, taken while the warp was converged, so
+// lanes that come back from their bodies diverged still release as one group. The lanes go
 // through their edges together, RELEASE_BATCH each per trip and then one spawn step per edge,
 // so that what goes to a queue goes in one push per step, not one per lane and edge (each push
 // a chain of L2 atomics, about 2.5 µs).
@@ -69,8 +67,8 @@ __device__ __forceinline__ const GraphDev* node_graph(const Ctx& c) {
 // warp while other warps idle); the others go to a queue, where idle warps take them (no other
 // warp can take from a stack). Issue 20's wide DAG: 260-268 → 173-183 µs (H100,
 // benches/NOTES.md, "Mixed DAGs: where a level's time goes").
-__device__ void release_lane_successors(Ctx& c) {
-    const uint32_t group = __activemask();
+__device__ void release_lane_successors(Ctx& c, uint32_t group) {
+    __syncwarp(group);                           // the group's lanes come back from their bodies
     const GraphDev* g = node_graph(c);
     const uint32_t node = c.node - 1;
     const uint32_t first = g->succ_off[node];

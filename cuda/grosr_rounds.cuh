@@ -85,6 +85,7 @@ __device__ void run_lane_round(const Params& p, WarpState* ws, bool has, uint32_
     const uint32_t first = __ffs(__ballot_sync(0xffffffffu, has)) - 1;
     const uint32_t job0 = __shfl_sync(0xffffffffu, job, first & 31);
     const bool uniform = __all_sync(0xffffffffu, !has || job == job0);
+    const uint32_t graph_lanes = __ballot_sync(0xffffffffu, has && GROSR_GRAPH_TAG(node));
     GROSR_SEQ(1);
     // Not needed for ordering (the votes above converged the warp), but without it ptxas
     // schedules the scheduler loop differently (see KIND_NOP); the difference is unmeasured.
@@ -98,7 +99,7 @@ __device__ void run_lane_round(const Params& p, WarpState* ws, bool has, uint32_
         GROSR_STAMP(5);
         GROSR_SEQ(2);
         // A lane task is one thread: its own writes precede its decrements in program order.
-        if (GROSR_GRAPH_TAG(node)) release_lane_successors(c);
+        if (GROSR_GRAPH_TAG(node)) release_lane_successors(c, graph_lanes);
         run_held(p, ws, c);
         GROSR_SEQ(3);
     }
