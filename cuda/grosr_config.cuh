@@ -46,15 +46,15 @@ constexpr uint32_t STOP_CHECK_PERIOD = 256;      // loop turns between reads of 
 #define GROSR_STEALS 4                           // random victims an idle warp tries per turn
 #endif
 constexpr uint32_t BYPASS_HOPS = GROSR_BYPASS_HOPS;   // chained tasks a worker runs in one go (run_held)
+// The same on the ingest warp, which must get back to the host's descriptors soon.
+constexpr uint32_t INGEST_BYPASS_HOPS = BYPASS_HOPS < 8 ? BYPASS_HOPS : 8;
 // An ingest warp whose ring found nothing this many times in a row (about 0.1 ms) sleeps this
 // long between polls: 8 rings' idle polls cost a lone job 5.42-5.59 µs against 5.25-5.34 with
 // it, and a job 1 ms after the last is no slower for it (H100; NOTES, "Submission rings").
 constexpr uint32_t INGEST_COLD_POLLS = 64;
 constexpr uint32_t INGEST_COLD_SLEEP_NS = 2000;
-// A graph lane task's successor decrements issued at once (release_lane_successors).
+// A graph lane task's successor decrements in flight at once (release_lane_successors).
 constexpr uint32_t RELEASE_BATCH = 4;
-// The same on the ingest warp, which must get back to the host's descriptors soon.
-constexpr uint32_t INGEST_BYPASS_HOPS = BYPASS_HOPS < 8 ? BYPASS_HOPS : 8;
 
 __device__ __forceinline__ uint32_t umin(uint32_t a, uint32_t b) { return a < b ? a : b; }
 __device__ __forceinline__ uint32_t umax(uint32_t a, uint32_t b) { return a > b ? a : b; }

@@ -8,7 +8,7 @@ namespace grosr {
 // and the update that reaches zero spawns the successor (in the same job). Counters reset to
 // `indeg` as they reach zero, so the next launch finds them ready with no host work.
 
-// Node `node`'s record, for a spawn (its kind word, g->kinds[node], the caller has loaded).
+// Node `node`'s record, for a spawn (the caller loads its kind word, g->kinds[node], itself).
 __device__ __forceinline__ void node_words(const GraphDev* g, uint32_t node, uint32_t* words) {
     const uint4* src = reinterpret_cast<const uint4*>(g->words + (uint64_t)node * RECORD_WORDS);
     uint4* dst = reinterpret_cast<uint4*>(words);
@@ -109,7 +109,9 @@ __device__ void release_lane_successors(Ctx& c, uint32_t group) {
             kept_lane = kept_lane || (keep && lane_kind);
             kept_other = kept_other || others != 0;
             if (keep) spawn_node(c, g, s[t], k);
-            __syncwarp(group);                   // the queued ones push together
+            // Converged before each spawn step: the spawn paths group lanes by __activemask(),
+            // so the queued ones push together and the next step's kept ones stack together.
+            __syncwarp(group);
             if (released[t] && !keep) spawn_node_queued(c.p, c.ws, c.job, c.uniform, g, s[t], k);
             __syncwarp(group);
         }

@@ -98,7 +98,8 @@ __device__ void run_lane_round(const Params& p, WarpState* ws, bool has, uint32_
         }
         GROSR_STAMP(5);
         GROSR_SEQ(2);
-        // A lane task is one thread: its own writes precede its decrements in program order.
+        // A lane task is one thread: its own writes precede, in program order, the release
+        // fence that release_lane_successors puts before its decrements.
         if (GROSR_GRAPH_TAG(node)) release_lane_successors(c, graph_lanes);
         run_held(p, ws, c);
         GROSR_SEQ(3);
