@@ -744,13 +744,13 @@ const BULK_MAX_HOPS: u32 = (WAIT.as_nanos() / BULK_NS as u128) as u32;
 const LONE_THREADS: usize = 2;
 const LONE_NS: u32 = 1_000_000;
 
-/// The bulk stream: its chains run until `stop`, then `stop_flag` ends them. Returns the chains
-/// it started.
+/// The bulk stream: [`BULK_JOBS`] jobs of `per_job` chains, chain i counting in `counts[i]`,
+/// which run until `stop`, then `stop_flag` ends them. Returns the chains it started.
 fn bulk_stream(
     rt: &Runtime,
     counts: DevicePtr<u64>,
     stop_flag: &DeviceBuffer<u32>,
-    lanes: usize,
+    per_job: usize,
     stop: &std::sync::atomic::AtomicBool,
 ) -> Result<u64> {
     use std::sync::atomic::Ordering;
@@ -762,7 +762,6 @@ fn bulk_stream(
         hops: 0,
         max_hops: BULK_MAX_HOPS,
     };
-    let per_job = lanes.div_ceil(BULK_JOBS);
     let mut jobs = Vec::with_capacity(BULK_JOBS);
     let result = (|| {
         for j in 0..BULK_JOBS {
@@ -866,20 +865,20 @@ pub fn priority(quick: bool, rings: Option<u32>) -> Result<Vec<Table>> {
     let flags = DeviceBuffer::<u32>::zeroed(rt.gpu(), 2 * per)?;
     let stop_flag = DeviceBuffer::<u32>::zeroed(rt.gpu(), 1)?;
     let lanes = (rt.info().grid_blocks * 256) as usize;
-    let chains = lanes.div_ceil(BULK_JOBS) * BULK_JOBS;
+    // One chain for each lane (a few more: whole jobs); their counts, then the lone streams'.
+    let per_job = lanes.div_ceil(BULK_JOBS);
+    let chains = per_job * BULK_JOBS;
     let counts = DeviceBuffer::<u64>::zeroed(rt.gpu(), chains + LONE_THREADS)?;
     let (idle_normal, idle_high) = short_jobs(&rt, &flags, 0, (warmup, reps), None)?;
     let stop = AtomicBool::new(false);
-    // The chains' hops so far (each chain's own count), and how many chains have started.
-    let hops = |c: &[u64]| {
-        (
-            c[..chains].iter().sum::<u64>(),
-            c[..chains].iter().filter(|&&h| h > 0).count(),
-        )
+    // From a read of the counts: the chains' hops so far, and how many chains have started.
+    let hops_and_started = |c: &[u64]| {
+        let c = &c[..chains];
+        (c.iter().sum::<u64>(), c.iter().filter(|&&h| h > 0).count())
     };
     let (measured, bulk, lone) = std::thread::scope(|s| {
         let (rt, stop, ptr, stop_flag) = (&rt, &stop, counts.ptr(), &stop_flag);
-        let bulk = s.spawn(move || bulk_stream(rt, ptr, stop_flag, lanes, stop));
+        let bulk = s.spawn(move || bulk_stream(rt, ptr, stop_flag, per_job, stop));
         let lone: Vec<_> = (0..LONE_THREADS)
             .map(|t| s.spawn(move || lone_stream(rt, ptr, (chains + t) as u32, stop)))
             .collect();
@@ -923,10 +922,10 @@ pub fn priority(quick: bool, rings: Option<u32>) -> Result<Vec<Table>> {
     }
     // Lane time the chains used between the first and the last short job (a count read is up
     // to a hop old at either end, 20 µs of a window of milliseconds).
-    let ((h0, started), (h1, _)) = (hops(&before.1), hops(&after.1));
-    let window = after.0 - before.0;
-    let occupancy =
-        (h1 - h0) as f64 * f64::from(BULK_NS) * 1e-9 / (lanes as f64 * window.as_secs_f64());
+    let ((t0, counts0), (t1, counts1)) = (before, after);
+    let ((h0, started), (h1, _)) = (hops_and_started(&counts0), hops_and_started(&counts1));
+    let occupancy = h1.saturating_sub(h0) as f64 * f64::from(BULK_NS) * 1e-9
+        / (lanes as f64 * (t1 - t0).as_secs_f64());
     let mut table = Table::new(
         "priority",
         "Priorities: a one-task short job's submit → done, idle and with the GPU saturated by \
@@ -962,7 +961,7 @@ pub fn priority(quick: bool, rings: Option<u32>) -> Result<Vec<Table>> {
     }
     table.notes.push(format!(
         "{reps} timed jobs per row after {warmup}, normal and high in turn. Background: {bulk} \
-         chains of busy lane tasks of {} µs, one for each of the {lanes} lanes, in \
+         chains of busy lane tasks of {} µs, at least one for each of the {lanes} lanes, in \
          {BULK_JOBS} jobs, running until the loaded rows are done ({started} had started \
          when they began, and they held {:.0}% of the lanes' time while they ran), and {LONE_THREADS} threads submitting one-task jobs \
          of {} ms one at a time. p99 / idle median: against the idle high-priority median. \
